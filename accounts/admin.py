@@ -1,0 +1,142 @@
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count
+
+from accounts import services, smtp
+from accounts.forms import AccessAwareLoginForm, SmtpAccountForm
+from accounts.models import SmtpAccount, User
+from accounts.owned_admin import OwnedModelAdmin
+
+admin.site.site_header = "Campaign Manager"
+admin.site.site_title = "Campaign Manager"
+admin.site.index_title = "Dashboard"
+admin.site.login_form = AccessAwareLoginForm
+
+
+class SuperuserOnlyAdminMixin:
+    """For the system's own models (users, schedules, task results): superusers only."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+
+class AwaitingApprovalFilter(admin.SimpleListFilter):
+    title = "approval"
+    parameter_name = "approval"
+
+    def lookups(self, request, model_admin):
+        return [("waiting", "Waiting for approval"), ("unconfirmed", "Address not confirmed"), ("approved", "Approved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "waiting":
+            return queryset.filter(approved_at__isnull=True, email_confirmed_at__isnull=False)
+        if self.value() == "unconfirmed":
+            return queryset.filter(email_confirmed_at__isnull=True)
+        if self.value() == "approved":
+            return queryset.filter(approved_at__isnull=False)
+        return queryset
+
+
+@admin.register(User)
+class UserAdmin(SuperuserOnlyAdminMixin, DjangoUserAdmin):
+    list_display = (
+        "username", "email", "organization", "timezone", "email_confirmed_at", "approved_at",
+        "access_expires_at", "is_active", "is_superuser",
+    )
+    list_filter = (AwaitingApprovalFilter, "is_active", "is_superuser", "groups")
+    search_fields = ("username", "email", "organization")
+    fieldsets = DjangoUserAdmin.fieldsets + (
+        ("Marketer", {"fields": ("timezone", "organization", "postal_address")}),
+        ("Access", {"fields": ("email_confirmed_at", "approved_at", "access_expires_at")}),
+    )
+    actions = ["approve_selected"]
+
+    @admin.action(description="Approve selected accounts")
+    def approve_selected(self, request, queryset):
+        count = services.approve(users=queryset)
+        self.message_user(request, f"{count} account(s) approved.", messages.SUCCESS)
+
+
+@admin.register(SmtpAccount)
+class SmtpAccountAdmin(OwnedModelAdmin):
+    form = SmtpAccountForm
+    list_display = (
+        "name", "from_email", "host", "port", "security", "max_per_minute", "max_per_hour", "max_per_day",
+        "batch_size", "state", "campaign_count", "last_test_result",
+    )
+    list_filter = ("security",)
+    search_fields = ("name", "host", "from_email", "username")
+    readonly_fields = ("paused_until", "pause_reason", "last_tested_at", "last_test_result")
+    actions = ["test_connection"]
+    fieldsets = (
+        (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
+        ("Server", {"fields": ("host", "port", "security", "username", "new_password", "clear_password")}),
+        ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size")}),
+        ("State", {"fields": ("paused_until", "pause_reason", "last_tested_at", "last_test_result")}),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        form_fields = set(self.get_form(request, obj).base_fields) | set(self.get_readonly_fields(request, obj))
+        return [
+            (title, {**opts, "fields": tuple(f for f in opts["fields"] if f in form_fields)})
+            for title, opts in self.fieldsets
+        ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(campaign_count=Count("campaigns"))
+
+    @admin.display(description="Campaigns", ordering="campaign_count")
+    def campaign_count(self, obj):
+        return obj.campaign_count
+
+    @admin.display(description="State")
+    def state(self, obj):
+        if obj.is_paused:
+            return f"Paused: {obj.pause_reason}"
+        return "Ready"
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        for account in queryset:
+            result = smtp.test_connection(account)
+            smtp.record_test_result(account=account, result=result)
+            level = messages.SUCCESS if result.ok else messages.ERROR
+            self.message_user(request, f"{account.name}: {result.message}", level)
+
+
+def _restrict_to_superusers(model_admin_class):
+    """Make an installed third-party admin superuser-only."""
+    return type(model_admin_class.__name__, (SuperuserOnlyAdminMixin, model_admin_class), {})
+
+
+def _lock_down_system_admins():
+    from django.contrib.auth.models import Group
+    from django_celery_beat import admin as beat_admin  # noqa: F401  (registers its admins)
+    from django_celery_results import admin as results_admin  # noqa: F401
+
+    from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
+    from django_celery_results.models import ChordCounter, GroupResult, TaskResult
+
+    for model in (
+        Group, PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule,
+        TaskResult, GroupResult, ChordCounter,
+    ):
+        if admin.site.is_registered(model):
+            model_admin = admin.site._registry[model]
+            admin.site.unregister(model)
+            admin.site.register(model, _restrict_to_superusers(type(model_admin)))
+
+
+_lock_down_system_admins()

@@ -1,0 +1,110 @@
+from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError
+
+from accounts.models import TIMEZONE_CHOICES, SmtpAccount, User
+
+
+class SmtpAccountForm(forms.ModelForm):
+    # Write-only: the stored password is never sent back to the browser.
+    new_password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to keep the stored password.",
+    )
+    clear_password = forms.BooleanField(label="Remove the stored password", required=False)
+
+    class Meta:
+        model = SmtpAccount
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.has_password:
+            self.fields["new_password"].help_text = "A password is stored. Leave blank to keep it."
+        else:
+            self.fields.pop("clear_password", None)
+
+    def save(self, commit=True):
+        account = super().save(commit=False)
+        raw = self.cleaned_data.get("new_password")
+        if raw:
+            account.set_password(raw)
+        elif self.cleaned_data.get("clear_password"):
+            account.set_password("")
+        if commit:
+            account.save()
+            self.save_m2m()
+        return account
+
+
+class AccessAwareLoginForm(AdminAuthenticationForm):
+    """The admin login form, telling a person with the right password why they cannot enter yet."""
+
+    def clean(self):
+        try:
+            return super().clean()
+        except ValidationError:
+            username = self.cleaned_data.get("username")
+            password = self.cleaned_data.get("password")
+            user = User.objects.filter(username=username).first() if username else None
+            if user is not None and password and user.check_password(password) and user.access_denied_reason():
+                raise ValidationError(user.access_denied_reason(), code="inactive") from None
+            raise
+
+
+class SignupForm(forms.Form):
+    username = forms.RegexField(
+        regex=r"^[\w.@+-]+\Z",
+        max_length=150,
+        help_text="Letters, digits and @/./+/-/_ only.",
+        error_messages={"invalid": "Use only letters, digits and @/./+/-/_."},
+    )
+    email = forms.EmailField()
+    organization = forms.CharField(max_length=200, required=False, help_text="Shown in your emails' footer.")
+    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES, initial=settings.DEFAULT_USER_TIMEZONE)
+    password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)
+    password2 = forms.CharField(label="Password again", strip=False, widget=forms.PasswordInput)
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError("This username is taken.")
+        return username
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip()
+        if User.objects.filter(email__iexact=email).exists():
+            raise ValidationError("An account with this address exists already. Reset its password instead.")
+        return email
+
+    def clean_organization(self):
+        value = self.cleaned_data["organization"]
+        if "\r" in value or "\n" in value:
+            raise ValidationError("Line breaks are not allowed here.")
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        p1, p2 = cleaned.get("password1"), cleaned.get("password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("password2", "The two passwords differ.")
+        elif p1:
+            candidate = User(username=cleaned.get("username", ""), email=cleaned.get("email", ""))
+            try:
+                password_validation.validate_password(p1, candidate)
+            except ValidationError as exc:
+                self.add_error("password1", exc)
+        return cleaned
+
+
+class ProfileForm(forms.ModelForm):
+    """What a marketer edits about themselves: never their permissions."""
+
+    class Meta:
+        model = User
+        fields = ["first_name", "last_name", "email", "timezone", "organization", "postal_address"]

@@ -1,0 +1,17 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts import crypto, services
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt every stored SMTP password with the newest key (the first of FIELD_ENCRYPTION_KEYS). "
+        "Put the new key first, keep the old ones after it, run this, then drop the old keys."
+    )
+
+    def handle(self, *args, **options):
+        try:
+            count = services.rotate_encryption_keys()
+        except crypto.DecryptionError as exc:
+            raise CommandError(f"{exc} Nothing was changed.") from exc
+        self.stdout.write(self.style.SUCCESS(f"Re-encrypted {count} secret(s) with the newest key."))

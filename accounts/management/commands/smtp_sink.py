@@ -1,0 +1,33 @@
+import signal
+import threading
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from accounts.sink import SinkHandler
+
+
+class Command(BaseCommand):
+    help = "A development SMTP server: stores every message it receives as an .eml file and prints one line each."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=1025)
+        parser.add_argument("--dir", default=str(settings.SMTP_SINK_DIR), help="Where the .eml files go.")
+
+    def handle(self, *args, host, port, dir, **options):
+        folder = Path(dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        handler = SinkHandler(folder, on_message=lambda line: self.stdout.write(line))
+        controller = Controller(handler, hostname=host, port=port)
+        controller.start()
+        self.stdout.write(f"SMTP sink listening on {host}:{port}, storing messages in {folder}")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        signal.signal(signal.SIGINT, lambda *a: stop.set())
+        try:
+            stop.wait()
+        finally:
+            controller.stop()

@@ -1,0 +1,116 @@
+import pytz
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts import crypto
+from accounts.validators import validate_no_header_breaks
+
+TIMEZONE_CHOICES = [(name, name) for name in pytz.common_timezones]
+MARKETERS_GROUP = "Marketers"
+
+
+class User(AbstractUser):
+    timezone = models.CharField(max_length=64, choices=TIMEZONE_CHOICES, default="Asia/Kolkata")
+    organization = models.CharField(max_length=200, blank=True, validators=[validate_no_header_breaks])
+    postal_address = models.TextField(blank=True, help_text="Shown in the footer of every campaign email.")
+    email_confirmed_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    access_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="After this moment the account can neither log in nor send."
+    )
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+    @property
+    def access_expired(self):
+        return self.access_expires_at is not None and self.access_expires_at <= timezone.now()
+
+    def access_denied_reason(self):
+        """Why this account may not log in or send, or '' when it may."""
+        if not self.is_active:
+            return "This account is deactivated."
+        if self.is_superuser:
+            return ""
+        if self.access_expired:
+            return "This account's access has expired. Ask an administrator to extend it."
+        if self.email_confirmed_at is None:
+            return "Confirm your email address first: follow the link we sent you."
+        if self.approved_at is None:
+            return "Your account is waiting for an administrator's approval."
+        return ""
+
+    @property
+    def has_access(self):
+        return self.access_denied_reason() == ""
+
+
+def users_with_access_q(prefix=""):
+    """A Q over users (or, with prefix, a relation to them) who may log in and send."""
+    p = prefix
+    now = timezone.now()
+    active = Q(**{f"{p}is_active": True})
+    not_expired = Q(**{f"{p}access_expires_at__isnull": True}) | Q(**{f"{p}access_expires_at__gt": now})
+    approved = Q(**{f"{p}approved_at__isnull": False, f"{p}email_confirmed_at__isnull": False})
+    return active & (Q(**{f"{p}is_superuser": True}) | (approved & not_expired))
+
+
+class SmtpAccount(models.Model):
+    class Security(models.TextChoices):
+        NONE = "none", "None (plain text)"
+        STARTTLS = "starttls", "STARTTLS"
+        SSL = "ssl", "SSL/TLS (implicit)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="smtp_accounts")
+    name = models.CharField(max_length=100, validators=[validate_no_header_breaks])
+    host = models.CharField(max_length=255, validators=[validate_no_header_breaks])
+    port = models.PositiveIntegerField(default=587, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    security = models.CharField(max_length=10, choices=Security.choices, default=Security.STARTTLS)
+    username = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])
+    # Fernet token (MultiFernet over FIELD_ENCRYPTION_KEYS); never the plain password.
+    password = models.TextField(blank=True, editable=False)
+    from_email = models.EmailField(validators=[validate_no_header_breaks])
+    from_name = models.CharField(max_length=200, blank=True, validators=[validate_no_header_breaks])
+    reply_to = models.EmailField(blank=True, validators=[validate_no_header_breaks])
+    # Conservative defaults: 15 a minute is the old tool's 4-second spacing.
+    max_per_minute = models.PositiveIntegerField(default=15, validators=[MinValueValidator(1)])
+    max_per_hour = models.PositiveIntegerField(default=500, validators=[MinValueValidator(1)])
+    max_per_day = models.PositiveIntegerField(default=2000, validators=[MinValueValidator(1)])
+    batch_size = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1), MaxValueValidator(500)])
+    # Adaptive slow-down after throttling: the effective per-minute rate is
+    # max_per_minute * throttle_factor (0 < factor <= 1).
+    throttle_factor = models.FloatField(default=1.0)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.TextField(blank=True)
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    last_test_result = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="smtpaccount_unique_name_per_owner"),
+        ]
+        verbose_name = "SMTP account"
+
+    def __str__(self):
+        return self.name
+
+    def set_password(self, raw_password):
+        self.password = crypto.encrypt(raw_password) if raw_password else ""
+
+    def get_password(self):
+        return crypto.decrypt(self.password) if self.password else ""
+
+    @property
+    def has_password(self):
+        return bool(self.password)
+
+    @property
+    def is_paused(self):
+        return self.paused_until is not None and self.paused_until > timezone.now()

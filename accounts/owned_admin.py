@@ -1,0 +1,123 @@
+"""The admin base every owned model uses, so each marketer sees only their own.
+
+Scoping happens in one place per concern:
+- `get_queryset` (lists, change, delete, history, actions, autocomplete all read it);
+- foreign-key and many-to-many choices, for forms and inlines;
+- list filters over relations show only related objects the marketer can see;
+- a missing or foreign object id answers 404 instead of the admin's redirect.
+Superusers see everything.
+"""
+
+from django.contrib import admin
+from django.contrib.admin.filters import RelatedOnlyFieldListFilter
+from django.core.exceptions import FieldDoesNotExist
+from django.http import Http404
+
+
+def owner_lookup(model):
+    """The ORM path from `model` to its owner, or None if it is not owned."""
+    path = getattr(model, "owner_path", None)
+    if path:
+        return path
+    try:
+        model._meta.get_field("owner")
+    except FieldDoesNotExist:
+        return None
+    return "owner"
+
+
+def scope_to_user(queryset, user):
+    if user.is_superuser:
+        return queryset
+    path = owner_lookup(queryset.model)
+    if path is None:
+        return queryset
+    return queryset.filter(**{path: user})
+
+
+class OwnerScopedFormFieldsMixin:
+    """Limit every relation choice (FK and M2M) to what the user owns."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        self._scope_choices(formfield, request)
+        return formfield
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_manytomany(db_field, request, **kwargs)
+        self._scope_choices(formfield, request)
+        return formfield
+
+    def _scope_choices(self, formfield, request):
+        if formfield is not None and hasattr(formfield, "queryset"):
+            formfield.queryset = scope_to_user(formfield.queryset, request.user)
+
+
+class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
+    owner_field = "owner"
+
+    def get_queryset(self, request):
+        return scope_to_user(super().get_queryset(request), request.user)
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not request.user.is_superuser and self._owns_directly():
+            exclude.append(self.owner_field)
+        return exclude
+
+    def get_list_filter(self, request):
+        return [self._scoped_filter(item) for item in super().get_list_filter(request)]
+
+    def _scoped_filter(self, item):
+        if isinstance(item, str):
+            try:
+                field = self.model._meta.get_field(item)
+            except FieldDoesNotExist:
+                return item
+            if field.is_relation:
+                # Only related objects present in the (scoped) changelist, never another owner's names.
+                return (item, RelatedOnlyFieldListFilter)
+        return item
+
+    def _owns_directly(self):
+        try:
+            self.model._meta.get_field(self.owner_field)
+        except FieldDoesNotExist:
+            return False
+        return True
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        if not self._owns_directly() or request.user.is_superuser:
+            return form_class
+        owner_field = self.owner_field
+
+        class OwnedForm(form_class):
+            # The owner is set before model validation, so per-owner unique
+            # constraints are checked on the form instead of failing in the database.
+            def _post_clean(self):
+                if getattr(self.instance, f"{owner_field}_id", None) is None:
+                    setattr(self.instance, owner_field, request.user)
+                super()._post_clean()
+
+            def _get_validation_exclusions(self):
+                exclude = super()._get_validation_exclusions()
+                exclude.discard(owner_field)
+                return exclude
+
+        OwnedForm.__name__ = form_class.__name__
+        return OwnedForm
+
+    def save_model(self, request, obj, form, change):
+        if self._owns_directly() and getattr(obj, f"{self.owner_field}_id", None) is None:
+            setattr(obj, self.owner_field, request.user)
+        super().save_model(request, obj, form, change)
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        # Another owner's object must be indistinguishable from a missing one.
+        raise Http404("No such object.")
+
+
+class OwnedInlineMixin(OwnerScopedFormFieldsMixin):
+    def get_queryset(self, request):
+        return scope_to_user(super().get_queryset(request), request.user)

@@ -1,0 +1,155 @@
+"""Writes for accounts: marketers, sign-up, approval, secrets."""
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import crypto
+from accounts.models import MARKETERS_GROUP, SmtpAccount, User
+
+log = logging.getLogger(__name__)
+
+CONFIRM_SALT = "accounts.confirm-email"
+
+
+class ConfirmationError(Exception):
+    pass
+
+
+def marketers_group():
+    # The migration creates it with its permissions; get_or_create only guards a hand-made database.
+    group, _ = Group.objects.get_or_create(name=MARKETERS_GROUP)
+    return group
+
+
+def make_marketer(*, user):
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.groups.add(marketers_group())
+
+
+@transaction.atomic
+def create_marketer(*, username, email, password, organization="", timezone_name=None):
+    """An approved, confirmed marketer who can log in at once (staff command and demo)."""
+    now = timezone.now()
+    user = User(
+        username=username,
+        email=email,
+        organization=organization,
+        timezone=timezone_name or settings.DEFAULT_USER_TIMEZONE,
+        email_confirmed_at=now,
+        approved_at=now,
+    )
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    make_marketer(user=user)
+    return user
+
+
+@transaction.atomic
+def register(*, username, email, password, organization="", timezone_name=None, request=None):
+    """Self-service sign-up: the account exists but cannot log in until confirmed and approved."""
+    user = User(
+        username=username,
+        email=email,
+        organization=organization,
+        timezone=timezone_name or settings.DEFAULT_USER_TIMEZONE,
+        is_staff=True,
+    )
+    user.set_password(password)
+    user.save()
+    user.groups.add(marketers_group())
+    transaction.on_commit(lambda: send_confirmation(user=user))
+    return user
+
+
+def confirmation_token(*, user):
+    # The address is signed in, so changing it invalidates links sent to the old one.
+    return signing.dumps({"u": user.pk, "e": user.email}, salt=CONFIRM_SALT)
+
+
+def confirmation_url(*, user):
+    return settings.SITE_URL + reverse("accounts:confirm", args=[confirmation_token(user=user)])
+
+
+def send_confirmation(*, user):
+    """System mail through Django's EMAIL_* settings, never a marketer's SMTP account."""
+    body = render_to_string(
+        "accounts/email/confirm.txt",
+        {"user": user, "url": confirmation_url(user=user), "hours": settings.SIGNUP_CONFIRM_MAX_AGE // 3600},
+    )
+    send_mail("Confirm your email address", body, None, [user.email])
+
+
+def confirm_email(*, token):
+    try:
+        data = signing.loads(token, salt=CONFIRM_SALT, max_age=settings.SIGNUP_CONFIRM_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise ConfirmationError("This confirmation link has expired. Sign up again or ask an administrator.") from exc
+    except signing.BadSignature as exc:
+        raise ConfirmationError("This confirmation link is not valid.") from exc
+    user = User.objects.filter(pk=data.get("u"), email=data.get("e")).first()
+    if user is None:
+        raise ConfirmationError("This confirmation link is not valid.")
+    if user.email_confirmed_at is None:
+        user.email_confirmed_at = timezone.now()
+        user.save(update_fields=["email_confirmed_at"])
+        _notify_superusers_of_pending(user=user)
+    return user
+
+
+def _notify_superusers_of_pending(*, user):
+    admins = list(User.objects.filter(is_superuser=True, is_active=True).exclude(email="").values_list("email", flat=True))
+    if admins:
+        url = settings.SITE_URL + reverse("admin:accounts_user_change", args=[user.pk])
+        send_mail(
+            f"New account waiting for approval: {user.username}",
+            f"{user.username} <{user.email}> confirmed their address and waits for approval:\n{url}\n",
+            None,
+            admins,
+            fail_silently=True,
+        )
+
+
+def approve(*, users):
+    """Approve accounts (an admin action); returns how many were newly approved."""
+    now = timezone.now()
+    approved = 0
+    for user in users:
+        if user.approved_at is not None:
+            continue
+        user.approved_at = now
+        user.save(update_fields=["approved_at"])
+        make_marketer(user=user)
+        approved += 1
+        if user.email:
+            send_mail(
+                "Your account is approved",
+                render_to_string("accounts/email/approved.txt", {"user": user, "url": settings.SITE_URL + "/admin/"}),
+                None,
+                [user.email],
+                fail_silently=True,
+            )
+    return approved
+
+
+def rotate_encryption_keys():
+    """Re-encrypt every stored secret with the newest key; returns the number of rows rewritten."""
+    rotated = 0
+    with transaction.atomic():
+        for account in SmtpAccount.objects.select_for_update().exclude(password="").only("pk", "password"):
+            try:
+                new_token = crypto.rotate(account.password)
+            except crypto.DecryptionError as exc:
+                raise crypto.DecryptionError(f"SMTP account {account.pk}: {exc}") from exc
+            SmtpAccount.objects.filter(pk=account.pk).update(password=new_token)
+            rotated += 1
+    return rotated

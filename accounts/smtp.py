@@ -1,0 +1,166 @@
+"""Connections to marketers' SMTP servers.
+
+Every connection goes through `open_connection`: the destination is checked
+(no private or loopback addresses, mail ports only, unless
+SMTP_ALLOW_PRIVATE_HOSTS) and the socket is connected to the very address that
+was checked, so DNS cannot be re-pointed between the check and the connect.
+TLS always verifies the certificate against the host name the account names.
+"""
+
+import ipaddress
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+
+class SmtpDestinationError(Exception):
+    """The account points somewhere the workers must not connect to."""
+
+
+@dataclass
+class TestResult:
+    ok: bool
+    message: str
+
+
+def tls_context():
+    context = ssl.create_default_context()
+    if settings.SMTP_CA_FILE:
+        context.load_verify_locations(cafile=settings.SMTP_CA_FILE)
+    return context
+
+
+def _is_public(address):
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve_destination(host, port):
+    """Return the address to connect to, or raise SmtpDestinationError."""
+    host = (host or "").strip()
+    if not host:
+        raise SmtpDestinationError("The SMTP host is empty.")
+    allow_private = settings.SMTP_ALLOW_PRIVATE_HOSTS
+    if not allow_private and port not in settings.SMTP_ALLOWED_PORTS:
+        allowed = ", ".join(str(p) for p in settings.SMTP_ALLOWED_PORTS)
+        raise SmtpDestinationError(f"Port {port} is not allowed for SMTP; use one of {allowed}.")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise SmtpDestinationError(f"Cannot resolve the SMTP host {host!r}: {exc.strerror or exc}.") from exc
+    addresses = []
+    for *_ignored, sockaddr in infos:
+        if sockaddr[0] not in addresses:
+            addresses.append(sockaddr[0])
+    if not allow_private:
+        # Every address must be public: a name that resolves to both is refused.
+        private = [a for a in addresses if not _is_public(a)]
+        if private:
+            raise SmtpDestinationError(
+                f"The SMTP host {host!r} resolves to a private, loopback or reserved address ({private[0]}); "
+                "this is not allowed."
+            )
+    return addresses[0]
+
+
+class _PinnedSocketMixin:
+    """Connect to a pre-checked IP while TLS still verifies the account's host name."""
+
+    pinned_address = None
+
+    def _get_socket(self, host, port, timeout):
+        return socket.create_connection((self.pinned_address or host, port), timeout, self.source_address)
+
+
+class PinnedSMTP(_PinnedSocketMixin, smtplib.SMTP):
+    pass
+
+
+class PinnedSMTPSSL(_PinnedSocketMixin, smtplib.SMTP_SSL):
+    def _get_socket(self, host, port, timeout):
+        sock = super()._get_socket(host, port, timeout)
+        return self.context.wrap_socket(sock, server_hostname=self._host)
+
+
+def open_connection(account, *, timeout=None, login=True):
+    """An SMTP connection for the account, TLS negotiated and logged in.
+
+    Returns (connection, last_reply) where last_reply is the server's (code, text)
+    for the final step. Raises SmtpDestinationError, OSError or smtplib errors.
+    """
+    timeout = timeout or settings.SMTP_TIMEOUT
+    address = resolve_destination(account.host, account.port)
+    context = tls_context()
+    if account.security == account.Security.SSL:
+        conn = PinnedSMTPSSL(timeout=timeout, context=context)
+    else:
+        conn = PinnedSMTP(timeout=timeout)
+    conn.pinned_address = address
+    try:
+        reply = conn.connect(account.host, account.port)
+        reply = conn.ehlo()
+        if account.security == account.Security.STARTTLS:
+            reply = conn.starttls(context=context)
+            reply = conn.ehlo()
+        if login and account.username:
+            reply = conn.login(account.username, account.get_password())
+    except BaseException:
+        _close_quietly(conn)
+        raise
+    return conn, reply
+
+
+def _close_quietly(conn):
+    try:
+        conn.quit()
+    except Exception:
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+
+def _format_reply(code, text):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {text}".strip()
+
+
+def test_connection(account):
+    """Connect, negotiate TLS, log in; report the server's exact answer."""
+    try:
+        conn, (code, text) = open_connection(account)
+    except SmtpDestinationError as exc:
+        return TestResult(False, str(exc))
+    except smtplib.SMTPResponseException as exc:
+        return TestResult(False, _format_reply(exc.smtp_code, exc.smtp_error))
+    except smtplib.SMTPNotSupportedError as exc:
+        return TestResult(False, f"The server does not support this: {exc}")
+    except ssl.SSLCertVerificationError as exc:
+        return TestResult(False, f"TLS certificate verification failed: {exc.verify_message or exc}")
+    except ssl.SSLError as exc:
+        return TestResult(False, f"TLS failed: {exc}")
+    except smtplib.SMTPServerDisconnected as exc:
+        return TestResult(False, f"The server closed the connection: {exc}")
+    except OSError as exc:
+        return TestResult(False, f"Cannot connect to {account.host}:{account.port}: {exc.strerror or exc}")
+    try:
+        if not account.username:
+            code, text = conn.noop()
+    finally:
+        _close_quietly(conn)
+    return TestResult(True, _format_reply(code, text))
+
+
+def record_test_result(*, account, result):
+    account.last_tested_at = timezone.now()
+    account.last_test_result = ("OK: " if result.ok else "Failed: ") + result.message
+    type(account).objects.filter(pk=account.pk).update(
+        last_tested_at=account.last_tested_at, last_test_result=account.last_test_result
+    )

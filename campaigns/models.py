@@ -1,0 +1,190 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from accounts.validators import validate_no_header_breaks
+
+
+class Contact(models.Model):
+    class Status(models.TextChoices):
+        SUBSCRIBED = "subscribed", "Subscribed"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts")
+    # Stored trimmed and lower-cased, so equality is case-insensitive everywhere.
+    email = models.EmailField(max_length=254)
+    name = models.CharField(max_length=200, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBSCRIBED)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), "owner", name="contact_unique_email_per_owner"),
+        ]
+        indexes = [models.Index(fields=["owner", "status"], name="contact_owner_status")]
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+    def save(self, *args, **kwargs):
+        self.email = normalize_email(self.email)
+        super().save(*args, **kwargs)
+
+
+def normalize_email(address):
+    return (address or "").strip().lower()
+
+
+class ContactList(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contact_lists")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    contacts = models.ManyToManyField(Contact, related_name="lists", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="contactlist_unique_name_per_owner")]
+
+    def __str__(self):
+        return self.name
+
+
+class EmailTemplate(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_templates")
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])
+    body_html = models.TextField(blank=True)
+    body_text = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="emailtemplate_unique_name_per_owner")]
+
+    def __str__(self):
+        return self.name
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"
+        SENDING = "sending", "Sending"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    smtp_account = models.ForeignKey(
+        "accounts.SmtpAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="campaigns"
+    )
+    lists = models.ManyToManyField(ContactList, related_name="campaigns", blank=True)
+    subject = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])
+    body_html = models.TextField(blank=True)
+    body_text = models.TextField(blank=True, help_text="Leave blank to derive the text part from the HTML.")
+    track_opens = models.BooleanField(default=True)
+    track_clicks = models.BooleanField(default=True)
+    # Written only by campaigns.services, never by admin forms.
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, editable=False)
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Entered in your own time zone.")
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "scheduled_at"], name="campaign_status_due"),
+            models.Index(fields=["owner", "status"], name="campaign_owner_status"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.smtp_account_id and self.owner_id and self.smtp_account.owner_id != self.owner_id:
+            raise ValidationError({"smtp_account": "This SMTP account belongs to someone else."})
+
+
+class Email(models.Model):
+    """One row per (campaign, recipient): the ledger the sending engine works from."""
+
+    owner_path = "campaign__owner"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        DEFERRED = "deferred", "Deferred (retrying)"
+        FAILED = "failed", "Failed"
+        # Not in the design's diagram: a campaign cancelled, a recipient removed
+        # or unsubscribed before sending. Final, like sent and failed.
+        CANCELLED = "cancelled", "Cancelled"
+
+    class FailureClass(models.TextChoices):
+        NONE = "", "—"
+        THROTTLED = "throttled", "Throttled out"
+        BOUNCED = "bounced", "Bounced"
+        REJECTED = "rejected", "Rejected"
+        ACCOUNT = "account", "Account problem"
+        UNKNOWN = "unknown", "Unknown"
+
+    FINAL_STATUSES = (Status.SENT, Status.FAILED, Status.CANCELLED)
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="emails")
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="emails")
+    to_email = models.EmailField(max_length=254)
+    to_name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    batch_id = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    smtp_response = models.TextField(blank=True)
+    failure_class = models.CharField(max_length=20, choices=FailureClass.choices, blank=True, default="")
+    first_opened_at = models.DateTimeField(null=True, blank=True)
+    open_count = models.PositiveIntegerField(default=0)
+    machine_open = models.BooleanField(default=False)
+    first_clicked_at = models.DateTimeField(null=True, blank=True)
+    click_count = models.PositiveIntegerField(default=0)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "to_email"], name="email_unique_recipient_per_campaign"),
+        ]
+        indexes = [
+            # Dispatcher: claim a campaign's pending rows oldest first.
+            models.Index(fields=["campaign", "id"], condition=Q(status="pending"), name="email_pending_claim"),
+            # Dispatcher: deferred rows that are due, queued rows whose lease expired.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="deferred"), name="email_deferred_due"),
+            models.Index(fields=["lease_expires_at"], condition=Q(status="queued"), name="email_queued_lease"),
+            models.Index(fields=["batch_id"], condition=Q(batch_id__isnull=False), name="email_batch"),
+            # Dashboards: per-campaign counts by status, daily sent and opened.
+            models.Index(fields=["campaign", "status"], name="email_campaign_status"),
+            models.Index(fields=["sent_at"], condition=Q(sent_at__isnull=False), name="email_sent_at"),
+            models.Index(
+                fields=["first_opened_at"], condition=Q(first_opened_at__isnull=False), name="email_opened_at"
+            ),
+        ]
+
+    def __str__(self):
+        return self.to_email

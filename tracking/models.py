@@ -1,0 +1,46 @@
+from django.db import models
+
+
+class Link(models.Model):
+    """A URL of a campaign's HTML, stored once at send time; clicks redirect only here."""
+
+    owner_path = "campaign__owner"
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="links")
+    url = models.URLField(max_length=2048)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "url"], name="link_unique_url_per_campaign")]
+
+    def __str__(self):
+        return self.url
+
+
+class Event(models.Model):
+    class Kind(models.TextChoices):
+        OPEN = "open", "Open"
+        CLICK = "click", "Click"
+        UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+
+    owner_path = "campaign__owner"
+
+    email = models.ForeignKey("campaigns.Email", on_delete=models.CASCADE, related_name="events")
+    # Denormalised from email.campaign so activity feeds filter by owner without a join chain.
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    at = models.DateTimeField(auto_now_add=True)
+    link = models.ForeignKey(Link, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    user_agent = models.CharField(max_length=500, blank=True)
+    is_machine = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [
+            models.Index(fields=["campaign", "kind", "at"], name="event_campaign_kind_at"),
+            models.Index(fields=["at"], name="event_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.email_id}"
