@@ -19,6 +19,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
+	$(BIN)/python manage.py setup_schedules
 	$(BIN)/python manage.py setup_demo
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
 

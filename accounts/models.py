@@ -84,6 +84,9 @@ class SmtpAccount(models.Model):
     # Adaptive slow-down after throttling: the effective per-minute rate is
     # max_per_minute * throttle_factor (0 < factor <= 1).
     throttle_factor = models.FloatField(default=1.0)
+    # The shared pacing clock: the earliest moment the next message may go out,
+    # reserved message by message by every worker, so sends are evenly spaced.
+    next_send_at = models.DateTimeField(null=True, blank=True, editable=False)
     paused_until = models.DateTimeField(null=True, blank=True)
     pause_reason = models.TextField(blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)

@@ -85,12 +85,8 @@ class CampaignAdmin(OwnedModelAdmin):
         ("Schedule", {"fields": ("scheduled_at", "status", "started_at", "completed_at", "email_link")}),
     )
 
-    def get_fieldsets(self, request, obj=None):
-        form_fields = set(self.get_form(request, obj).base_fields) | set(self.get_readonly_fields(request, obj))
-        return [
-            (title, {**opts, "fields": tuple(f for f in opts["fields"] if f in form_fields)})
-            for title, opts in self.fieldsets
-        ]
+    # Fields missing from a user's form (the owner, for marketers) are dropped from
+    # these fieldsets by OwnedModelAdmin.get_fieldsets.
 
     def get_queryset(self, request):
         return (

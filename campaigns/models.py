@@ -98,6 +98,7 @@ class Campaign(models.Model):
     # Written only by campaigns.services, never by admin forms.
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, editable=False)
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="Entered in your own time zone.")
+    status_reason = models.TextField(blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -163,6 +164,8 @@ class Email(models.Model):
     first_clicked_at = models.DateTimeField(null=True, blank=True)
     click_count = models.PositiveIntegerField(default=0)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # The connection dropped after DATA: the server may have delivered it already.
+    possible_duplicate = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -188,3 +191,17 @@ class Email(models.Model):
 
     def __str__(self):
         return self.to_email
+
+
+class DispatcherState(models.Model):
+    """A single row: the dispatcher's lock and the figures of its last tick."""
+
+    locked_by = models.CharField(max_length=64, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_tick_started_at = models.DateTimeField(null=True, blank=True)
+    last_tick_finished_at = models.DateTimeField(null=True, blank=True)
+    last_tick_duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_tick_claimed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "dispatcher state"

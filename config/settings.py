@@ -205,6 +205,19 @@ SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT", "30"))
 SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
 SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "sink"))
 
+# --- sending engine -------------------------------------------------------
+
+DISPATCH_INTERVAL_SECONDS = int(os.environ.get("DISPATCH_INTERVAL_SECONDS", "10"))
+# Throttled or transiently failed emails come back after these waits, then fail.
+EMAIL_RETRY_LADDER = [int(s) for s in env_list("EMAIL_RETRY_LADDER", "30,60,3600")]
+# A claimed batch belongs to its worker this long; after that its unsent rows return to pending.
+EMAIL_LEASE_SECONDS = int(os.environ.get("EMAIL_LEASE_SECONDS", "300"))
+# How long an account rests after a quota or authentication failure.
+ACCOUNT_PAUSE_SECONDS = int(os.environ.get("ACCOUNT_PAUSE_SECONDS", "3600"))
+# A sender waits at most this long for its next pacing slot; beyond it the batch is handed back.
+MAX_PACING_WAIT_SECONDS = float(os.environ.get("MAX_PACING_WAIT_SECONDS", "5"))
+MESSAGE_ID_DOMAIN = os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
+
 # --- Celery and cache -----------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -1,3 +1,4 @@
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -18,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--dir", default=str(settings.SMTP_SINK_DIR), help="Where the .eml files go.")
 
     def handle(self, *args, host, port, dir, **options):
+        # aiosmtpd logs every SMTP command at INFO; one line per message is what we want.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         folder = Path(dir)
         folder.mkdir(parents=True, exist_ok=True)
         handler = SinkHandler(folder, on_message=lambda line: self.stdout.write(line))

@@ -1,0 +1,163 @@
+"""The dispatcher tick: the five steps of the design, one tick at a time."""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from accounts.models import SmtpAccount, User, users_with_access_q
+from campaigns.delivery import ledger, rate_limit
+from campaigns.models import Campaign, DispatcherState
+
+log = logging.getLogger(__name__)
+DISPATCH_TASK_NAME = "Dispatch pending emails"
+LOCK_SECONDS = 120
+
+
+@dataclass
+class TickReport:
+    ran: bool = False
+    started: list = field(default_factory=list)
+    returned: int = 0
+    batches: list = field(default_factory=list)  # (account_id, batch_id, size)
+    completed: int = 0
+
+    @property
+    def claimed(self):
+        return sum(size for _, _, size in self.batches)
+
+
+def tick(*, now=None, enqueue=None):
+    """Run one tick. `enqueue(batch_id)` defaults to the send_batch Celery task, after commit."""
+    clock_now = now or timezone.now()
+    token = uuid.uuid4().hex
+    if not _acquire_lock(token=token, now=clock_now):
+        log.info("dispatcher: another tick is running; skipped")
+        return TickReport(ran=False)
+    started = time.monotonic()
+    report = TickReport(ran=True)
+    try:
+        report.started = start_due_campaigns(now=clock_now)
+        deferred, expired = ledger.return_due(now=clock_now)
+        report.returned = deferred + expired
+        report.batches = claim_batches(now=clock_now, window_seconds=dispatch_interval_seconds())
+        for _, batch_id, _ in report.batches:
+            _enqueue(batch_id, enqueue)
+        report.completed = ledger.complete_campaigns(now=clock_now)
+    finally:
+        _release_lock(token=token, started_at=clock_now, duration=time.monotonic() - started, claimed=report.claimed)
+    return report
+
+
+def _enqueue(batch_id, enqueue):
+    if enqueue is not None:
+        enqueue(batch_id)
+        return
+    from campaigns.tasks import send_batch
+
+    # If the broker is down the rows stay queued until their lease ends, then return to pending.
+    transaction.on_commit(lambda: send_batch.delay(str(batch_id)))
+
+
+# --- step 1: one tick at a time -----------------------------------------------------
+
+
+def _acquire_lock(*, token, now):
+    # The row exists from migration campaigns.0003; a conditional UPDATE is the lock.
+    return bool(
+        DispatcherState.objects.filter(pk=1)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+        .update(locked_by=token, locked_until=now + timedelta(seconds=LOCK_SECONDS), last_tick_started_at=now)
+    )
+
+
+def _release_lock(*, token, started_at, duration, claimed):
+    DispatcherState.objects.filter(pk=1, locked_by=token).update(
+        locked_by="",
+        locked_until=None,
+        last_tick_finished_at=started_at + timedelta(seconds=duration),
+        last_tick_duration_ms=int(duration * 1000),
+        last_tick_claimed=claimed,
+    )
+
+
+# --- step 2: start due campaigns ------------------------------------------------------
+
+
+def start_due_campaigns(*, now):
+    due = Campaign.objects.filter(
+        status=Campaign.Status.SCHEDULED, scheduled_at__lte=now, owner__in=User.objects.filter(users_with_access_q())
+    ).values_list("pk", flat=True)
+    started = []
+    for campaign_id in list(due):
+        if start_campaign(campaign_id=campaign_id, now=now):
+            started.append(campaign_id)
+    return started
+
+
+def start_campaign(*, campaign_id, now):
+    """scheduled -> sending, and its recipients materialised, in one transaction."""
+    with transaction.atomic():
+        moved = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SCHEDULED).update(
+            status=Campaign.Status.SENDING, started_at=now, status_reason="", updated_at=now
+        )
+        if not moved:
+            return False
+        created = ledger.materialise(campaign_id=campaign_id, now=now)
+    log.info("campaign %s started with %s recipient(s)", campaign_id, created)
+    return True
+
+
+# --- step 4: claim per account, accounts taking turns ----------------------------------
+
+
+def dispatch_interval_seconds():
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.filter(name=DISPATCH_TASK_NAME).select_related("interval").first()
+    if task is None or task.interval is None:
+        from django.conf import settings
+
+        return settings.DISPATCH_INTERVAL_SECONDS
+    return max(1, int(timedelta(**{task.interval.period: task.interval.every}).total_seconds()))
+
+
+def sendable_accounts(*, now):
+    sending = Campaign.objects.filter(smtp_account=OuterRef("pk"), status=Campaign.Status.SENDING)
+    return (
+        SmtpAccount.objects.filter(Exists(sending))
+        .filter(owner__in=User.objects.filter(users_with_access_q()))
+        .exclude(paused_until__gt=now)
+        .order_by("next_send_at", "pk")
+    )
+
+
+def claim_batches(*, now, window_seconds):
+    plans = []
+    for account in sendable_accounts(now=now):
+        campaign_ids = list(
+            Campaign.objects.filter(smtp_account=account, status=Campaign.Status.SENDING)
+            .order_by("started_at", "pk")
+            .values_list("pk", flat=True)
+        )
+        budget = rate_limit.allowance(account=account, now=now, window_seconds=window_seconds)
+        if budget > 0:
+            plans.append([account, campaign_ids, budget])
+    batches = []
+    # Round-robin: one batch per account per round, so a large campaign never starves another account.
+    while plans:
+        for plan in list(plans):
+            account, campaign_ids, budget = plan
+            size = min(budget, account.batch_size)
+            batch_id, claimed = ledger.claim(campaign_ids=campaign_ids, limit=size, now=now)
+            if claimed:
+                batches.append((account.pk, batch_id, claimed))
+                plan[2] -= claimed
+            if not claimed or claimed < size or plan[2] <= 0:
+                plans.remove(plan)
+    return batches

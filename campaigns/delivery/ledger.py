@@ -1,0 +1,217 @@
+"""Every transition of an Email row, and nothing else writes Email.status.
+
+Each transition is one conditional UPDATE on the status it expects (and, for a
+worker, on its batch id). Zero rows updated means someone else owns the row:
+that is logged and never overwritten.
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+
+from campaigns.models import Campaign, Contact, ContactList, Email
+
+log = logging.getLogger(__name__)
+S = Email.Status
+OPEN_STATUSES = (S.PENDING, S.QUEUED, S.DEFERRED)
+
+
+# --- materialising recipients -----------------------------------------------
+
+
+def materialise(*, campaign_id, now):
+    """Insert one pending Email per subscribed contact of the campaign's lists, in one statement.
+
+    Contacts are unique per owner and address, so a contact on several lists is
+    one row; ON CONFLICT keeps anyone already in the campaign (sent or not)
+    untouched, which also makes extending a running campaign safe.
+    """
+    email, contact = Email._meta.db_table, Contact._meta.db_table
+    membership = ContactList.contacts.through._meta.db_table
+    campaign_lists = Campaign.lists.through._meta.db_table
+    sql = f"""
+        INSERT INTO {email} (campaign_id, contact_id, to_email, to_name, status, attempts, message_id,
+                             smtp_response, failure_class, open_count, machine_open, click_count,
+                             possible_duplicate, created_at, updated_at)
+        SELECT %s, c.id, c.email, c.name, %s, 0, '', '', '', 0, %s, 0, %s, %s, %s
+        FROM {contact} c
+        WHERE c.owner_id = (SELECT owner_id FROM {Campaign._meta.db_table} WHERE id = %s)
+          AND c.status = %s
+          AND c.id IN (
+              SELECT m.contact_id FROM {membership} m
+              JOIN {ContactList._meta.db_table} l ON l.id = m.contactlist_id
+              WHERE m.contactlist_id IN (SELECT cl.contactlist_id FROM {campaign_lists} cl WHERE cl.campaign_id = %s)
+                AND l.owner_id = c.owner_id
+          )
+        ON CONFLICT (campaign_id, to_email) DO NOTHING
+    """
+    params = [campaign_id, S.PENDING, False, False, now, now, campaign_id, Contact.Status.SUBSCRIBED, campaign_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+# --- dispatcher transitions -------------------------------------------------
+
+
+def return_due(*, now):
+    """Due deferred rows and lease-expired queued rows go back to pending.
+
+    Rows of a cancelled campaign are cancelled instead, so none waits forever.
+    """
+    Email.objects.filter(campaign__status=Campaign.Status.CANCELLED).filter(
+        Q(status__in=[S.PENDING, S.DEFERRED]) | Q(status=S.QUEUED, lease_expires_at__lte=now)
+    ).update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now)
+    deferred = Email.objects.filter(status=S.DEFERRED, next_attempt_at__lte=now).update(
+        status=S.PENDING, next_attempt_at=None, updated_at=now
+    )
+    expired = Email.objects.filter(status=S.QUEUED, lease_expires_at__lte=now).update(
+        status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now
+    )
+    return deferred, expired
+
+
+def claim(*, campaign_ids, limit, now):
+    """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
+
+    SKIP LOCKED (PostgreSQL) lets two dispatchers claim side by side without
+    waiting on or taking each other's rows; the status condition on the UPDATE
+    guards databases without row locks (SQLite serialises writers instead).
+    """
+    if limit <= 0 or not campaign_ids:
+        return None, 0
+    batch_id = uuid.uuid4()
+    with transaction.atomic():
+        ids = list(
+            Email.objects.filter(status=S.PENDING, campaign_id__in=campaign_ids)
+            .order_by("id")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("id", flat=True)[:limit]
+        )
+        if not ids:
+            return None, 0
+        claimed = Email.objects.filter(id__in=ids, status=S.PENDING).update(
+            status=S.QUEUED,
+            batch_id=batch_id,
+            lease_expires_at=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS),
+            updated_at=now,
+        )
+    return batch_id, claimed
+
+
+def take_batch(*, batch_id, now):
+    """A worker takes a claimed batch under a token of its own.
+
+    A task delivered twice finds the batch already taken and sends nothing.
+    Returns the worker's token, or None.
+    """
+    token = uuid.uuid4()
+    taken = Email.objects.filter(batch_id=batch_id, status=S.QUEUED).update(
+        batch_id=token, lease_expires_at=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS), updated_at=now
+    )
+    return token if taken else None
+
+
+def renew_lease(*, token, now):
+    return Email.objects.filter(batch_id=token, status=S.QUEUED).update(
+        lease_expires_at=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
+    )
+
+
+def complete_campaigns(*, now):
+    """Sending campaigns with no open rows become completed."""
+    open_rows = Email.objects.filter(campaign=OuterRef("pk"), status__in=OPEN_STATUSES)
+    return (
+        Campaign.objects.filter(status=Campaign.Status.SENDING)
+        .filter(~Exists(open_rows))
+        .update(status=Campaign.Status.COMPLETED, completed_at=now, updated_at=now)
+    )
+
+
+# --- worker transitions (each guarded by the worker's token) -----------------
+
+
+def _owned(email_id, token):
+    return Email.objects.filter(id=email_id, status=S.QUEUED, batch_id=token)
+
+
+def _report(email_id, transition, updated):
+    if not updated:
+        log.warning("email %s: %s skipped, the row is no longer this worker's", email_id, transition)
+    return bool(updated)
+
+
+def set_message_id(*, email_id, token, message_id):
+    return _owned(email_id, token).filter(message_id="").update(message_id=message_id)
+
+
+def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False):
+    updated = _owned(email_id, token).update(
+        status=S.SENT, sent_at=now, smtp_code=code, smtp_response=text, failure_class="",
+        attempts=F("attempts") + 1, batch_id=None, lease_expires_at=None, next_attempt_at=None,
+        possible_duplicate=possible_duplicate, updated_at=now,
+    )
+    return _report(email_id, "sent", updated)
+
+
+def mark_failed(*, email_id, token, code, text, failure_class, now):
+    updated = _owned(email_id, token).update(
+        status=S.FAILED, smtp_code=code, smtp_response=text, failure_class=failure_class,
+        attempts=F("attempts") + 1, batch_id=None, lease_expires_at=None, next_attempt_at=None, updated_at=now,
+    )
+    return _report(email_id, "failed", updated)
+
+
+def defer(*, email_id, token, code, text, now, possible_duplicate=False):
+    """Retry by the ladder; past its last rung the email fails, throttled out."""
+    ladder = settings.EMAIL_RETRY_LADDER
+    email = _owned(email_id, token).only("attempts").first()
+    if email is None:
+        return _report(email_id, "deferred", 0)
+    if email.attempts >= len(ladder):
+        return mark_failed(
+            email_id=email_id, token=token, code=code, text=text, failure_class=Email.FailureClass.THROTTLED, now=now
+        )
+    wait = ladder[email.attempts]
+    extra = {"possible_duplicate": True} if possible_duplicate else {}
+    updated = _owned(email_id, token).update(
+        status=S.DEFERRED, smtp_code=code, smtp_response=text, attempts=F("attempts") + 1,
+        next_attempt_at=now + timedelta(seconds=wait), batch_id=None, lease_expires_at=None,
+        updated_at=now, **extra,
+    )
+    return _report(email_id, "deferred", updated)
+
+
+def release(*, token, now, email_ids=None):
+    """Hand unsent rows back to pending without spending an attempt."""
+    rows = Email.objects.filter(batch_id=token, status=S.QUEUED)
+    if email_ids is not None:
+        rows = rows.filter(id__in=email_ids)
+    return rows.update(status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now)
+
+
+def cancel_open(*, campaign_id, now, email_ids=None, contact_ids=None, include_queued=False):
+    """Cancel a campaign's unsent rows for good (queued rows only when asked: a worker may hold them)."""
+    statuses = [S.PENDING, S.DEFERRED] + ([S.QUEUED] if include_queued else [])
+    rows = Email.objects.filter(status__in=statuses)
+    if campaign_id is not None:
+        rows = rows.filter(campaign_id=campaign_id)
+    if email_ids is not None:
+        rows = rows.filter(id__in=email_ids)
+    if contact_ids is not None:
+        rows = rows.filter(contact_id__in=contact_ids)
+    return rows.update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now)
+
+
+def retry_failed(*, campaign_id, now, email_ids=None):
+    """Failed rows go back to pending with a fresh ladder, unless the contact is suppressed since."""
+    rows = Email.objects.filter(campaign_id=campaign_id, status=S.FAILED).exclude(
+        contact__status__in=[Contact.Status.UNSUBSCRIBED, Contact.Status.BOUNCED, Contact.Status.COMPLAINED]
+    )
+    if email_ids is not None:
+        rows = rows.filter(id__in=email_ids)
+    return rows.update(status=S.PENDING, attempts=0, failure_class="", next_attempt_at=None, updated_at=now)

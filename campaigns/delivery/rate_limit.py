@@ -1,0 +1,86 @@
+"""Per-account sending budgets and pacing, shared by every worker on every machine.
+
+Budgets live in the database: what an account may claim is its per-minute,
+per-hour and per-day limits less what it sent in those windows and what is
+in flight. Pacing is a clock on the SmtpAccount row (`next_send_at`) that
+each worker advances by one interval per message under a row lock, so sends
+are spread evenly across workers instead of each sleeping a fixed delay.
+"""
+
+import math
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.db.models.functions import Greatest, Least
+
+from accounts.models import SmtpAccount
+from campaigns.models import Email
+
+MIN_THROTTLE_FACTOR = 0.1
+SLOW_DOWN = 0.5  # halve the rate on every throttling answer
+SPEED_UP = 1.1  # and win it back by a tenth per clean batch
+
+
+def effective_per_minute(account):
+    return max(1.0, account.max_per_minute * account.throttle_factor)
+
+
+def send_interval(account):
+    return 60.0 / effective_per_minute(account)
+
+
+def allowance(*, account, now, window_seconds):
+    """How many emails the account may claim now, for the next `window_seconds`."""
+    counts = Email.objects.filter(campaign__smtp_account=account).filter(
+        Q(sent_at__gte=now - timedelta(days=1)) | Q(status=Email.Status.QUEUED)
+    ).aggregate(
+        minute=Count("id", filter=Q(sent_at__gte=now - timedelta(minutes=1))),
+        hour=Count("id", filter=Q(sent_at__gte=now - timedelta(hours=1))),
+        day=Count("id", filter=Q(sent_at__gte=now - timedelta(days=1))),
+        in_flight=Count("id", filter=Q(status=Email.Status.QUEUED)),
+    )
+    in_flight = counts["in_flight"]
+    paced = math.ceil(effective_per_minute(account) * window_seconds / 60.0)
+    return max(
+        0,
+        min(
+            paced - in_flight,
+            math.floor(effective_per_minute(account)) - counts["minute"] - in_flight,
+            account.max_per_hour - counts["hour"] - in_flight,
+            account.max_per_day - counts["day"] - in_flight,
+        ),
+    )
+
+
+def reserve_slot(*, account_id, now):
+    """Reserve the account's next send slot; returns (slot, interval_seconds)."""
+    with transaction.atomic():
+        account = (
+            SmtpAccount.objects.select_for_update()
+            .only("max_per_minute", "throttle_factor", "next_send_at")
+            .get(pk=account_id)
+        )
+        slot = max(now, account.next_send_at or now)
+        interval = send_interval(account)
+        SmtpAccount.objects.filter(pk=account_id).update(next_send_at=slot + timedelta(seconds=interval))
+    return slot, interval
+
+
+def give_back_slot(*, account_id, slot, interval):
+    """An unused reservation: pull the clock back if nobody reserved after it."""
+    SmtpAccount.objects.filter(pk=account_id, next_send_at=slot + timedelta(seconds=interval)).update(
+        next_send_at=slot
+    )
+
+
+def slow_down(*, account_id):
+    SmtpAccount.objects.filter(pk=account_id).update(
+        throttle_factor=Greatest(F("throttle_factor") * SLOW_DOWN, MIN_THROTTLE_FACTOR)
+    )
+
+
+def speed_up(*, account_id):
+    SmtpAccount.objects.filter(pk=account_id, throttle_factor__lt=1.0).update(
+        throttle_factor=Least(F("throttle_factor") * SPEED_UP, 1.0)
+    )

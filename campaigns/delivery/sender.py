@@ -1,0 +1,270 @@
+"""send_batch: one SMTP connection for a claimed batch, each result recorded as soon as it is known."""
+
+import logging
+import smtplib
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts import smtp
+from accounts.models import SmtpAccount, users_with_access_q
+from campaigns.delivery import ledger, message, rate_limit
+from campaigns.delivery.classifier import Verdict, classify
+from campaigns.models import Campaign, Contact, Email
+
+log = logging.getLogger(__name__)
+LEASE_RENEW_EVERY = 30  # seconds
+
+
+@dataclass
+class BatchReport:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    released: int = 0
+    connections: int = 0
+    notes: list = field(default_factory=list)
+
+
+def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep):
+    """Send a claimed batch. `clock` and `sleep` are injectable so tests drive time."""
+    report = BatchReport()
+    token = ledger.take_batch(batch_id=batch_id, now=clock())
+    if token is None:
+        report.notes.append("batch already taken or empty")
+        return report
+    emails = list(
+        Email.objects.filter(batch_id=token, status=Email.Status.QUEUED)
+        .select_related("campaign", "campaign__owner", "campaign__smtp_account", "contact")
+        .order_by("id")
+    )
+    if not emails:
+        return report
+    account = emails[0].campaign.smtp_account
+    refusal = _why_account_cannot_send(account=account, owner_id=emails[0].campaign.owner_id, now=clock())
+    if refusal:
+        report.released = ledger.release(token=token, now=clock())
+        report.notes.append(refusal)
+        return report
+    _BatchRun(account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report).run()
+    return report
+
+
+def _why_account_cannot_send(*, account, owner_id, now):
+    if account is None:
+        return "no SMTP account"
+    account.refresh_from_db()
+    if account.paused_until and account.paused_until > now:
+        return f"account paused: {account.pause_reason}"
+    from accounts.models import User
+
+    if not User.objects.filter(users_with_access_q(), pk=owner_id).exists():
+        return "owner has no access"
+    return ""
+
+
+class _BatchRun:
+    def __init__(self, *, account, emails, token, clock, sleep, report):
+        self.account, self.emails, self.token = account, emails, token
+        self.clock, self.sleep, self.report = clock, sleep, report
+        self.conn = None
+        self.in_data = False
+        self.throttled = False
+        self.last_renewal = clock()
+
+    def run(self):
+        try:
+            for index, email in enumerate(self.emails):
+                if not self._campaign_is_sending(email):
+                    self._release_rest(index, "campaign no longer sending")
+                    return
+                if not self._wait_for_slot():
+                    self._release_rest(index, "pacing wait too long; handed back")
+                    return
+                if not self._ensure_connection(index):
+                    return
+                if not self._send_one(email, index):
+                    return
+                self._renew_lease_if_due()
+        finally:
+            self._close()
+            if not self.throttled and self.report.sent:
+                rate_limit.speed_up(account_id=self.account.pk)
+
+    # --- steps ---------------------------------------------------------------
+
+    def _campaign_is_sending(self, email):
+        status = Campaign.objects.filter(pk=email.campaign_id).values_list("status", flat=True).first()
+        if status == Campaign.Status.CANCELLED:
+            ledger.cancel_open(campaign_id=email.campaign_id, now=self.clock(), include_queued=True)
+        return status == Campaign.Status.SENDING
+
+    def _wait_for_slot(self):
+        now = self.clock()
+        slot, interval = rate_limit.reserve_slot(account_id=self.account.pk, now=now)
+        wait = (slot - now).total_seconds()
+        if wait > settings.MAX_PACING_WAIT_SECONDS:
+            rate_limit.give_back_slot(account_id=self.account.pk, slot=slot, interval=interval)
+            return False
+        if wait > 0:
+            self.sleep(wait)
+        return True
+
+    def _ensure_connection(self, index):
+        if self.conn is not None:
+            return True
+        try:
+            self.conn, _ = smtp.open_connection(self.account)
+            self.report.connections += 1
+            return True
+        except smtplib.SMTPResponseException as exc:
+            verdict = classify(exc.smtp_code, exc.smtp_error)
+            text = _reply_text(exc.smtp_code, exc.smtp_error)
+            if verdict.verdict == Verdict.ACCOUNT or exc.smtp_code in (530, 534, 535):
+                self._pause_account(text)
+                self._release_rest(index, "account paused")
+            else:
+                self._defer_rest(index, exc.smtp_code, text)
+        except smtp.SmtpDestinationError as exc:
+            self._pause_account(str(exc))
+            self._release_rest(index, "account destination refused")
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            self._defer_rest(index, None, f"connection failed: {exc}")
+        return False
+
+    def _send_one(self, email, index, *, retried=False, maybe_delivered=False):
+        if not email.message_id:
+            email.message_id = message.new_message_id()
+            ledger.set_message_id(email_id=email.pk, token=self.token, message_id=email.message_id)
+        from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)
+        try:
+            code, text = self._transact(from_address, email.to_email, raw)
+        except (smtplib.SMTPServerDisconnected, socket.timeout, ConnectionError, ssl.SSLError) as exc:
+            # Lost during DATA, the server may or may not have taken it: a possible duplicate.
+            lost_in_data = self.in_data
+            self.in_data = False
+            self._close(quietly=True)
+            if retried:
+                ledger.defer(
+                    email_id=email.pk, token=self.token, code=None, text=f"connection lost: {exc}", now=self.clock(),
+                    possible_duplicate=lost_in_data,
+                )
+                self.report.deferred += 1
+                self._defer_rest(index + 1, None, "connection lost twice")
+                return False
+            log.info("connection lost while sending email %s; reconnecting once", email.pk)
+            if not self._ensure_connection(index):
+                return False
+            return self._send_one(email, index, retried=True, maybe_delivered=lost_in_data)
+        return self._record(email, index, code, text, possible_duplicate=maybe_delivered)
+
+    def _transact(self, from_address, to_address, raw):
+        """MAIL, one RCPT, DATA: returns the server's (code, text) for the step that decided."""
+        options = ["SMTPUTF8"] if not (from_address + to_address).isascii() and self.conn.has_extn("smtputf8") else []
+        code, resp = self.conn.mail(from_address, options)
+        if code != 250:
+            self._rset_quietly()
+            return code, _reply_text(code, resp)
+        code, resp = self.conn.rcpt(to_address)
+        if code not in (250, 251):
+            self._rset_quietly()
+            return code, _reply_text(code, resp)
+        self.in_data = True
+        try:
+            code, resp = self.conn.data(raw)
+        except smtplib.SMTPDataError as exc:
+            self._rset_quietly()
+            return exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error)
+        finally:
+            self.in_data = False
+        return code, _reply_text(code, resp)
+
+    def _rset_quietly(self):
+        try:
+            self.conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._close(quietly=True)
+
+    def _record(self, email, index, code, text, possible_duplicate=False):
+        verdict = classify(code, text)
+        now = self.clock()
+        if verdict.verdict == Verdict.SENT:
+            ledger.mark_sent(email_id=email.pk, token=self.token, code=code, text=text, now=now,
+                             possible_duplicate=possible_duplicate)
+            self.report.sent += 1
+            return True
+        if verdict.verdict in (Verdict.DEFERRED, Verdict.UNKNOWN):
+            ledger.defer(email_id=email.pk, token=self.token, code=code, text=text, now=now)
+            self.report.deferred += 1
+            self.throttled = True
+            rate_limit.slow_down(account_id=self.account.pk)
+            if code == 421:
+                # 421: the server is closing the channel; the rest waits for a later batch.
+                self._close(quietly=True)
+                self._release_rest(index + 1, "421 from server")
+                return False
+            return True
+        if verdict.verdict == Verdict.ACCOUNT:
+            # The account's problem: keep this email (no attempt spent) and stop.
+            self._pause_account(text)
+            self._release_rest(index, "account paused")
+            return False
+        failure_class = Email.FailureClass.BOUNCED if verdict.verdict == Verdict.BOUNCED else Email.FailureClass.REJECTED
+        ledger.mark_failed(email_id=email.pk, token=self.token, code=code, text=text, failure_class=failure_class, now=now)
+        self.report.failed += 1
+        if verdict.verdict == Verdict.BOUNCED and email.contact_id:
+            Contact.objects.filter(pk=email.contact_id, status=Contact.Status.SUBSCRIBED).update(
+                status=Contact.Status.BOUNCED, status_changed_at=now
+            )
+        return True
+
+    # --- batch-level outcomes ----------------------------------------------------
+
+    def _release_rest(self, index, why):
+        ids = [e.pk for e in self.emails[index:]]
+        self.report.released += ledger.release(token=self.token, now=self.clock(), email_ids=ids)
+        self.report.notes.append(why)
+
+    def _defer_rest(self, index, code, text):
+        now = self.clock()
+        for email in self.emails[index:]:
+            if ledger.defer(email_id=email.pk, token=self.token, code=code, text=text, now=now):
+                self.report.deferred += 1
+        self.throttled = True
+        self.report.notes.append(text)
+
+    def _pause_account(self, reason):
+        now = self.clock()
+        SmtpAccount.objects.filter(pk=self.account.pk).update(
+            paused_until=now + timedelta(seconds=settings.ACCOUNT_PAUSE_SECONDS), pause_reason=reason
+        )
+        log.warning("SMTP account %s paused: %s", self.account.pk, reason)
+
+    def _renew_lease_if_due(self):
+        now = self.clock()
+        if (now - self.last_renewal).total_seconds() >= LEASE_RENEW_EVERY:
+            ledger.renew_lease(token=self.token, now=now)
+            self.last_renewal = now
+
+    def _close(self, quietly=False):
+        if self.conn is None:
+            return
+        conn, self.conn = self.conn, None
+        try:
+            conn.quit()
+        except Exception:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+def _reply_text(code, text):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {text}".strip() if code else (text or "")

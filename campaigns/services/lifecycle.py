@@ -1,0 +1,179 @@
+"""Campaign lifecycle: schedule, send now, pause, resume, cancel, duplicate, retry, extend.
+
+Admin actions and manage.py commands call these; each status change is a
+conditional UPDATE on the status it expects.
+"""
+
+import zoneinfo
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns.delivery import dispatcher, ledger
+from campaigns.models import Campaign
+
+C = Campaign.Status
+
+
+class LifecycleError(Exception):
+    pass
+
+
+def problems_before_scheduling(*, campaign):
+    problems = []
+    if campaign.smtp_account_id is None:
+        problems.append("choose an SMTP account")
+    elif campaign.smtp_account.owner_id != campaign.owner_id:
+        problems.append("the SMTP account belongs to someone else")
+    if not campaign.subject.strip():
+        problems.append("write a subject")
+    if not (campaign.body_html or "").strip() and not (campaign.body_text or "").strip():
+        problems.append("write a body")
+    if not campaign.lists.exists():
+        problems.append("choose at least one contact list")
+    elif campaign.lists.exclude(owner_id=campaign.owner_id).exists():
+        problems.append("a chosen list belongs to someone else")
+    return problems
+
+
+def parse_local_time(*, text, user):
+    """'2026-12-01 10:00' in the user's own zone -> an aware UTC datetime."""
+    try:
+        naive = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
+    except ValueError as exc:
+        raise LifecycleError(f"{text!r} is not a time like 2026-12-01 10:00") from exc
+    return naive.replace(tzinfo=zoneinfo.ZoneInfo(user.timezone)).astimezone(zoneinfo.ZoneInfo("UTC"))
+
+
+def schedule(*, campaign, at=None, now=None):
+    """Schedule for `at` (aware) or, without it, send at the next tick."""
+    now = now or timezone.now()
+    problems = problems_before_scheduling(campaign=campaign)
+    if problems:
+        raise LifecycleError("Cannot schedule: " + "; ".join(problems) + ".")
+    when = at or now
+    moved = Campaign.objects.filter(pk=campaign.pk, status=C.DRAFT).update(
+        status=C.SCHEDULED, scheduled_at=when, status_reason="", updated_at=now
+    )
+    if not moved:
+        raise LifecycleError(f"Only a draft can be scheduled; this campaign is {_status_of(campaign)}.")
+    campaign.refresh_from_db()
+    return campaign
+
+
+def send_now(*, campaign, now=None):
+    """Schedule for now and start at once, so the recipients exist before this returns."""
+    now = now or timezone.now()
+    schedule(campaign=campaign, at=now, now=now)
+    dispatcher.start_campaign(campaign_id=campaign.pk, now=now)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def unschedule(*, campaign, now=None):
+    now = now or timezone.now()
+    if not Campaign.objects.filter(pk=campaign.pk, status=C.SCHEDULED).update(status=C.DRAFT, updated_at=now):
+        raise LifecycleError(f"Only a scheduled campaign can go back to draft; this one is {_status_of(campaign)}.")
+    campaign.refresh_from_db()
+    return campaign
+
+
+def pause(*, campaign, reason="", now=None):
+    """Stop claiming; rows already claimed finish their batch (the sender checks before each message)."""
+    now = now or timezone.now()
+    moved = Campaign.objects.filter(pk=campaign.pk, status__in=[C.SENDING, C.SCHEDULED]).update(
+        status=C.PAUSED, status_reason=reason, updated_at=now
+    )
+    if not moved:
+        raise LifecycleError(f"Only a sending or scheduled campaign can be paused; this one is {_status_of(campaign)}.")
+    campaign.refresh_from_db()
+    return campaign
+
+
+def resume(*, campaign, now=None):
+    """Continue where it stopped: unsent rows are claimed again, sent ones never."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if campaign.started_at is None:
+            moved = Campaign.objects.filter(pk=campaign.pk, status=C.PAUSED).update(
+                status=C.SCHEDULED, status_reason="", updated_at=now
+            )
+        else:
+            moved = Campaign.objects.filter(pk=campaign.pk, status=C.PAUSED).update(
+                status=C.SENDING, status_reason="", updated_at=now
+            )
+    if not moved:
+        raise LifecycleError(f"Only a paused campaign can be resumed; this one is {_status_of(campaign)}.")
+    campaign.refresh_from_db()
+    return campaign
+
+
+def cancel(*, campaign, now=None):
+    """Stop for good: unsent rows are cancelled; a batch in flight stops before its next message."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        moved = Campaign.objects.filter(pk=campaign.pk, status__in=[C.DRAFT, C.SCHEDULED, C.SENDING, C.PAUSED]).update(
+            status=C.CANCELLED, completed_at=now, updated_at=now
+        )
+        if not moved:
+            raise LifecycleError(f"This campaign is {_status_of(campaign)} and cannot be cancelled.")
+        ledger.cancel_open(campaign_id=campaign.pk, now=now)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def duplicate(*, campaign):
+    """A new draft with the same message, account and lists."""
+    with transaction.atomic():
+        copy = Campaign.objects.create(
+            owner=campaign.owner,
+            name=f"{campaign.name} (copy)",
+            smtp_account=campaign.smtp_account,
+            subject=campaign.subject,
+            body_html=campaign.body_html,
+            body_text=campaign.body_text,
+            track_opens=campaign.track_opens,
+            track_clicks=campaign.track_clicks,
+        )
+        copy.lists.set(campaign.lists.all())
+    return copy
+
+
+def retry_failed(*, campaign, email_ids=None, now=None):
+    """Failed emails (all, or those chosen) go back to pending; a finished campaign sends again."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        count = ledger.retry_failed(campaign_id=campaign.pk, now=now, email_ids=email_ids)
+        if count:
+            _reopen(campaign=campaign, now=now)
+    return count
+
+
+def remove_pending(*, campaign, email_ids, now=None):
+    """Take recipients out before they are sent (pending or deferred rows only)."""
+    now = now or timezone.now()
+    return ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)
+
+
+def extend_to_new_contacts(*, campaign, now=None):
+    """Add contacts that joined the campaign's lists since it started; nobody already in it is touched."""
+    now = now or timezone.now()
+    if campaign.status not in (C.SENDING, C.COMPLETED, C.PAUSED):
+        raise LifecycleError("Only a started campaign can be extended.")
+    with transaction.atomic():
+        added = ledger.materialise(campaign_id=campaign.pk, now=now)
+        if added:
+            _reopen(campaign=campaign, now=now)
+    return added
+
+
+def _reopen(*, campaign, now):
+    Campaign.objects.filter(pk=campaign.pk, status=C.COMPLETED).update(
+        status=C.SENDING, completed_at=None, updated_at=now
+    )
+
+
+def _status_of(campaign):
+    return Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first() or "gone"
+

@@ -1,0 +1,28 @@
+"""Celery tasks: thin wrappers that take ids and call the delivery module."""
+
+import logging
+
+from celery import shared_task
+
+from campaigns.delivery import dispatcher, sender
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="campaigns.dispatch", ignore_result=True)
+def dispatch():
+    report = dispatcher.tick()
+    if report.ran:
+        log.info(
+            "tick: started %s campaign(s), returned %s row(s), claimed %s in %s batch(es), completed %s",
+            len(report.started), report.returned, report.claimed, len(report.batches), report.completed,
+        )
+
+
+@shared_task(name="campaigns.send_batch", ignore_result=True)
+def send_batch(batch_id):
+    report = sender.send_batch(batch_id)
+    log.info(
+        "batch %s: sent %s, deferred %s, failed %s, released %s %s",
+        batch_id, report.sent, report.deferred, report.failed, report.released, "; ".join(report.notes),
+    )
