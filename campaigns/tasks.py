@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 @shared_task(name="campaigns.dispatch", ignore_result=True)
 def dispatch():
     report = dispatcher.tick()
-    if report.ran:
+    if report.ran and (report.started or report.returned or report.batches or report.completed):
         log.info(
             "tick: started %s campaign(s), returned %s row(s), claimed %s in %s batch(es), completed %s",
             len(report.started), report.returned, report.claimed, len(report.batches), report.completed,
