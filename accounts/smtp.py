@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from accounts import crypto
+
 
 class SmtpDestinationError(Exception):
     """The account points somewhere the workers must not connect to."""
@@ -74,6 +76,13 @@ class _PinnedSocketMixin:
 
     pinned_address = None
 
+    def connect(self, host="localhost", port=0, source_address=None):
+        # smtplib verifies TLS against self._host, which only __init__ sets; we connect
+        # after construction (to pin the address first), so without this the name is ""
+        # and STARTTLS/SSL fail with "check_hostname requires server_hostname".
+        self._host = host
+        return super().connect(host, port, source_address)
+
     def _get_socket(self, host, port, timeout):
         return socket.create_connection((self.pinned_address or host, port), timeout, self.source_address)
 
@@ -95,6 +104,9 @@ def open_connection(account, *, timeout=None, login=True):
     for the final step. Raises SmtpDestinationError, OSError or smtplib errors.
     """
     timeout = timeout or settings.SMTP_TIMEOUT
+    # Decrypted before connecting: a missing key (crypto.DecryptionError) is our
+    # configuration's fault, and the server should not see a half-done session for it.
+    password = account.get_password() if login and account.username else None
     address = resolve_destination(account.host, account.port)
     context = tls_context()
     if account.security == account.Security.SSL:
@@ -109,7 +121,7 @@ def open_connection(account, *, timeout=None, login=True):
             reply = conn.starttls(context=context)
             reply = conn.ehlo()
         if login and account.username:
-            reply = conn.login(account.username, account.get_password())
+            reply = conn.login(account.username, password)
     except BaseException:
         _close_quietly(conn)
         raise
@@ -138,6 +150,9 @@ def test_connection(account):
         conn, (code, text) = open_connection(account)
     except SmtpDestinationError as exc:
         return TestResult(False, str(exc))
+    except crypto.DecryptionError as exc:
+        # Reported like any failure; uncaught it made the admin action answer 500.
+        return TestResult(False, str(exc))
     except smtplib.SMTPResponseException as exc:
         return TestResult(False, _format_reply(exc.smtp_code, exc.smtp_error))
     except smtplib.SMTPNotSupportedError as exc:
@@ -148,14 +163,21 @@ def test_connection(account):
         return TestResult(False, f"TLS failed: {exc}")
     except smtplib.SMTPServerDisconnected as exc:
         return TestResult(False, f"The server closed the connection: {exc}")
+    except smtplib.SMTPException as exc:
+        # SMTPException subclasses OSError: without this, e.g. "No suitable authentication
+        # method found." was reported as "Cannot connect to ...", which it is not.
+        return TestResult(False, f"SMTP failed: {exc}")
     except OSError as exc:
         return TestResult(False, f"Cannot connect to {account.host}:{account.port}: {exc.strerror or exc}")
     try:
         if not account.username:
             code, text = conn.noop()
+    except OSError as exc:  # smtplib errors included
+        return TestResult(False, f"The server failed after connecting: {exc}")
     finally:
         _close_quietly(conn)
-    return TestResult(True, _format_reply(code, text))
+    # smtplib's noop() returns a 4xx/5xx answer instead of raising: that is no success.
+    return TestResult(200 <= code < 400, _format_reply(code, text))
 
 
 def record_test_result(*, account, result):
