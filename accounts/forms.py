@@ -108,3 +108,11 @@ class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "email", "timezone", "organization", "postal_address"]
+
+    def clean_email(self):
+        # The model does not make addresses unique; sign-up does, and so must the profile,
+        # or one account could take another's address (password reset and mail go by it).
+        email = self.cleaned_data["email"].strip()
+        if email and User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise ValidationError("Another account uses this address.")
+        return email

@@ -10,6 +10,8 @@ from accounts.models import User
 
 class Command(BaseCommand):
     help = "Create an approved marketer (staff, in the Marketers group) who can log in at once."
+    # call_command(..., stdin=...) passes the stream as an option; without this it is refused.
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
         parser.add_argument("username")
@@ -21,10 +23,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, username, email, organization, timezone, password_stdin, **options):
-        if User.objects.filter(username=username).exists():
+        # Case-insensitive, as sign-up checks it: "Alice" next to "alice" is one person twice.
+        if User.objects.filter(username__iexact=username).exists():
             raise CommandError(f"A user named {username!r} exists already.")
         if password_stdin:
-            password = sys.stdin.readline().rstrip("\r\n")
+            stdin = options.get("stdin") or sys.stdin
+            password = stdin.readline().rstrip("\r\n")
             if not password:
                 raise CommandError("No password on standard input.")
             generated = False

@@ -23,10 +23,10 @@ class Command(BaseCommand):
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         folder = Path(dir)
         folder.mkdir(parents=True, exist_ok=True)
-        handler = SinkHandler(folder, on_message=lambda line: self.stdout.write(line))
+        handler = SinkHandler(folder, on_message=self._say)
         controller = Controller(handler, hostname=host, port=port)
         controller.start()
-        self.stdout.write(f"SMTP sink listening on {host}:{port}, storing messages in {folder}")
+        self._say(f"SMTP sink listening on {host}:{port}, storing messages in {folder}")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
         signal.signal(signal.SIGINT, lambda *a: stop.set())
@@ -34,3 +34,9 @@ class Command(BaseCommand):
             stop.wait()
         finally:
             controller.stop()
+
+    def _say(self, line):
+        # Under honcho (Procfile) stdout is a pipe, which Python block-buffers:
+        # without a flush the lines would show up only when the buffer fills or the sink stops.
+        self.stdout.write(line)
+        self.stdout.flush()

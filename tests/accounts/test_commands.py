@@ -1,0 +1,254 @@
+"""The account management commands: create_marketer, setup_demo and the smtp_sink process."""
+
+import os
+import queue
+import re
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from email.message import EmailMessage
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from accounts.models import MARKETERS_GROUP, SmtpAccount, User
+from tests.conftest import free_port
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOGIN_URL = "/admin/login/"
+GOOD_PASSWORD = "saffron kettle 93 rivers"
+
+
+def log_in(client, username, password):
+    return client.post(LOGIN_URL, {"username": username, "password": password, "next": "/admin/"})
+
+
+def assert_is_working_marketer(client, username, password):
+    user = User.objects.get(username=username)
+    assert user.is_staff and not user.is_superuser and user.is_active
+    assert user.email_confirmed_at is not None and user.approved_at is not None
+    assert list(user.groups.values_list("name", flat=True)) == [MARKETERS_GROUP]
+    response = log_in(client, username, password)
+    assert response.status_code == 302, "the new marketer cannot log in"
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+    return user
+
+
+# --- create_marketer --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_create_marketer_reads_password_from_stdin(client):
+    out = StringIO()
+    call_command(
+        "create_marketer", "sunita", "--email", "sunita@example.in", "--organization", "Sunita Spices",
+        "--timezone", "Europe/London", "--password-stdin", stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=out,
+    )
+    assert "Created marketer sunita <sunita@example.in>" in out.getvalue()
+    assert GOOD_PASSWORD not in out.getvalue()
+    assert "Password:" not in out.getvalue()
+    user = assert_is_working_marketer(client, "sunita", GOOD_PASSWORD)
+    assert user.email == "sunita@example.in"
+    assert user.organization == "Sunita Spices"
+    assert user.timezone == "Europe/London"
+
+
+@pytest.mark.django_db
+def test_create_marketer_defaults_to_kolkata():
+    call_command(
+        "create_marketer", "sunita", "--email", "sunita@example.in", "--password-stdin",
+        stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=StringIO(),
+    )
+    assert User.objects.get(username="sunita").timezone == "Asia/Kolkata"
+
+
+@pytest.mark.django_db
+def test_create_marketer_with_empty_stdin_fails():
+    with pytest.raises(CommandError, match="No password"):
+        call_command(
+            "create_marketer", "sunita", "--email", "sunita@example.in", "--password-stdin",
+            stdin=StringIO(""), stdout=StringIO(),
+        )
+    assert not User.objects.filter(username="sunita").exists()
+
+
+@pytest.mark.django_db
+def test_create_marketer_prints_a_generated_password_that_works(client):
+    out = StringIO()
+    call_command("create_marketer", "sunita", "--email", "sunita@example.in", stdout=out)
+    match = re.search(r"^Password: (\S+)$", out.getvalue(), re.MULTILINE)
+    assert match, out.getvalue()
+    password = match.group(1)
+    assert len(password) >= 12
+    assert_is_working_marketer(client, "sunita", password)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("existing", ["sunita", "Sunita"])
+def test_create_marketer_refuses_a_duplicate_username(existing):
+    call_command(
+        "create_marketer", existing, "--email", "first@example.in", "--password-stdin",
+        stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=StringIO(),
+    )
+    with pytest.raises(CommandError, match="exists already"):
+        call_command(
+            "create_marketer", "sunita", "--email", "second@example.in", "--password-stdin",
+            stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=StringIO(),
+        )
+    assert User.objects.filter(username__iexact="sunita").count() == 1
+    assert User.objects.get(username__iexact="sunita").email == "first@example.in"
+
+
+@pytest.mark.django_db
+def test_create_marketer_refuses_an_unknown_timezone():
+    with pytest.raises(CommandError, match="timezone"):
+        call_command(
+            "create_marketer", "sunita", "--email", "sunita@example.in", "--timezone", "Mars/Base",
+            "--password-stdin", stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=StringIO(),
+        )
+    assert not User.objects.filter(username="sunita").exists()
+
+
+# --- setup_demo -------------------------------------------------------------------
+
+
+def demo_credentials(output):
+    username = re.search(r"username: (\S+)", output)
+    password = re.search(r"password: (\S+)", output)
+    assert username and password, output
+    return username.group(1), password.group(1)
+
+
+@pytest.mark.django_db
+def test_setup_demo_creates_marketer_and_sink_account(client):
+    out = StringIO()
+    call_command("setup_demo", stdout=out)
+    username, password = demo_credentials(out.getvalue())
+    user = assert_is_working_marketer(client, username, password)
+
+    account = SmtpAccount.objects.get(owner=user)
+    assert (account.host, account.port) == ("127.0.0.1", 1025)
+    assert account.security == SmtpAccount.Security.NONE
+    assert account.from_email == user.email
+    assert user.postal_address  # the footer needs one
+    assert user.contacts.count() > 0
+
+
+@pytest.mark.django_db
+def test_setup_demo_run_twice_keeps_one_account_and_prints_a_working_password(client):
+    call_command("setup_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("setup_demo", stdout=out)
+    username, password = demo_credentials(out.getvalue())
+    assert User.objects.filter(username=username).count() == 1
+    assert SmtpAccount.objects.filter(owner__username=username).count() == 1
+    assert_is_working_marketer(client, username, password)
+
+
+@pytest.mark.django_db
+@override_settings(PRODUCTION=True)
+def test_setup_demo_refuses_in_production():
+    with pytest.raises(CommandError, match="development only"):
+        call_command("setup_demo", stdout=StringIO())
+    assert not User.objects.exists()
+    assert not SmtpAccount.objects.exists()
+
+
+# --- smtp_sink, as the process Procfile runs -----------------------------------------
+
+
+class LineReader:
+    """Collects a process's output lines in a thread, so the test can wait on them with a deadline."""
+
+    def __init__(self, stream):
+        self.lines = queue.Queue()
+        self.seen = []
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream):
+        for line in iter(stream.readline, ""):
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, predicate, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching line within {timeout}s; seen: {self.seen}")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"the process closed its output; seen: {self.seen}")
+            self.seen.append(line)
+            if predicate(line):
+                return line
+
+
+def wait_until(condition, timeout, message):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def sink_env(tmp_path):
+    env = dict(os.environ)
+    # Under honcho the output is a pipe, not a terminal: do not rely on unbuffered mode.
+    env.pop("PYTHONUNBUFFERED", None)
+    env["VAR_DIR"] = str(tmp_path / "var")
+    env.pop("DJANGO_ENV", None)
+    return env
+
+
+def test_smtp_sink_process_stores_and_reports_each_message(tmp_path, sink_env):
+    port = free_port()
+    folder = tmp_path / "sink"
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "smtp_sink", "--port", str(port), "--dir", str(folder)],
+        cwd=PROJECT_ROOT,
+        env=sink_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        reader = LineReader(process.stdout)
+        reader.wait_for(lambda line: "listening" in line and str(port) in line, timeout=30)
+
+        message = EmailMessage()
+        message["From"] = "demo@example.com"
+        message["To"] = "asha.rao@example.com"
+        message["Subject"] = "Sink check"
+        message.set_content("Hello from the test.")
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            refused = smtp.send_message(message)
+        assert refused == {}
+
+        wait_until(lambda: list(folder.glob("*.eml")), timeout=10, message="no .eml file appeared")
+        [stored] = list(folder.glob("*.eml"))
+        assert b"Subject: Sink check" in stored.read_bytes()
+        assert b"Hello from the test." in stored.read_bytes()
+
+        line = reader.wait_for(lambda line: "Sink check" in line, timeout=10)
+        assert "demo@example.com -> asha.rao@example.com" in line
+        assert stored.name in line
+
+        process.terminate()  # SIGTERM, as honcho sends on shutdown
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        process.stdout.close()

@@ -1,0 +1,322 @@
+"""Self-service sign-up, email confirmation, approval, access expiry and password reset,
+driven through the real pages with Django's test client and Django's mail outbox."""
+
+import html
+import re
+import time
+from datetime import timedelta
+from unittest import mock
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.contrib.admin import helpers
+from django.core import signing
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import MARKETERS_GROUP, User
+from tests.factories import PASSWORD, MarketerFactory
+
+pytestmark = pytest.mark.django_db
+
+SIGNUP_URL = "/accounts/signup/"
+LOGIN_URL = "/admin/login/"
+NEW_PASSWORD = "plum orchard 47 lanterns"
+
+NOT_CONFIRMED = "Confirm your email address first"
+WAITING = "waiting for an administrator's approval"
+
+
+def text_of(response):
+    return html.unescape(response.content.decode())
+
+
+def signup_data(**overrides):
+    data = {
+        "username": "neha",
+        "email": "neha@example.in",
+        "organization": "Neha Textiles",
+        "timezone": "Asia/Kolkata",
+        "password1": NEW_PASSWORD,
+        "password2": NEW_PASSWORD,
+    }
+    data.update(overrides)
+    return data
+
+
+def log_in(client, username, password):
+    return client.post(LOGIN_URL, {"username": username, "password": password, "next": "/admin/"})
+
+
+def links_in(message):
+    return re.findall(r"https?://\S+", message.body)
+
+
+@pytest.fixture
+def sign_up(client, mailoutbox, django_capture_on_commit_callbacks):
+    """POST the sign-up form; the confirmation mail goes out on commit, as it would in production."""
+
+    def do(**overrides):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(SIGNUP_URL, signup_data(**overrides))
+
+    return do
+
+
+def confirmation_path(message):
+    [url] = [link for link in links_in(message) if "/accounts/confirm/" in link]
+    assert url.startswith(settings.SITE_URL + "/accounts/confirm/")
+    return urlsplit(url).path
+
+
+def test_full_signup_confirm_approve_login(client, sign_up, mailoutbox, superuser):
+    response = sign_up()
+    assert response.status_code == 200
+    assert "Check your inbox" in text_of(response)
+    user = User.objects.get(username="neha")
+    assert user.email_confirmed_at is None and user.approved_at is None
+
+    # Not confirmed: the right password is told why it cannot enter.
+    response = log_in(client, "neha", NEW_PASSWORD)
+    assert response.status_code == 200
+    assert NOT_CONFIRMED in text_of(response)
+    assert "_auth_user_id" not in client.session
+
+    # One confirmation mail, system mail through Django's EMAIL settings.
+    [message] = mailoutbox
+    assert message.to == ["neha@example.in"]
+    assert message.from_email == settings.DEFAULT_FROM_EMAIL
+    assert message.subject == "Confirm your email address"
+    path = confirmation_path(message)
+
+    response = client.get(path)
+    assert response.status_code == 200
+    assert "Address confirmed" in text_of(response)
+    user.refresh_from_db()
+    assert user.email_confirmed_at is not None
+    # The superuser hears about the account that waits.
+    assert any(m.to == [superuser.email] and "neha" in m.subject for m in mailoutbox[1:])
+
+    # Following the link again is harmless.
+    confirmed_at = user.email_confirmed_at
+    assert client.get(path).status_code == 200
+    user.refresh_from_db()
+    assert user.email_confirmed_at == confirmed_at
+
+    response = log_in(client, "neha", NEW_PASSWORD)
+    assert response.status_code == 200
+    assert WAITING in text_of(response)
+    assert "_auth_user_id" not in client.session
+
+    # A superuser approves with the User admin's action.
+    admin_client = Client()
+    assert log_in(admin_client, superuser.username, PASSWORD).status_code == 302
+    mailoutbox.clear()
+    response = admin_client.post(
+        "/admin/accounts/user/",
+        {"action": "approve_selected", helpers.ACTION_CHECKBOX_NAME: [str(user.pk)], "index": "0"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "1 account(s) approved." in text_of(response)
+    user.refresh_from_db()
+    assert user.approved_at is not None
+    [approved_mail] = mailoutbox
+    assert approved_mail.to == ["neha@example.in"]
+    assert approved_mail.from_email == settings.DEFAULT_FROM_EMAIL
+
+    response = log_in(client, "neha", NEW_PASSWORD)
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert client.session["_auth_user_id"] == str(user.pk)
+    assert client.get("/admin/").status_code == 200
+    assert user.is_staff
+    assert list(user.groups.values_list("name", flat=True)) == [MARKETERS_GROUP]
+
+
+def test_approve_action_is_superuser_only(client, sign_up, marketer):
+    sign_up()
+    user = User.objects.get(username="neha")
+    client.force_login(marketer)
+    response = client.post(
+        "/admin/accounts/user/",
+        {"action": "approve_selected", helpers.ACTION_CHECKBOX_NAME: [str(user.pk)], "index": "0"},
+    )
+    assert response.status_code == 403
+    user.refresh_from_db()
+    assert user.approved_at is None
+
+
+def test_altered_token_is_refused(client, sign_up, mailoutbox):
+    sign_up()
+    path = confirmation_path(mailoutbox[0])
+    token = path.rstrip("/").rsplit("/", 1)[1]
+    # Change one character of the signature.
+    altered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    response = client.get(f"/accounts/confirm/{altered}/")
+    assert response.status_code == 400
+    assert "This confirmation link is not valid." in text_of(response)
+    assert User.objects.get(username="neha").email_confirmed_at is None
+
+
+def test_token_for_another_address_is_refused(client, sign_up, mailoutbox):
+    sign_up()
+    path = confirmation_path(mailoutbox[0])
+    user = User.objects.get(username="neha")
+    # The address changed after the mail went out: the old link no longer confirms anything.
+    user.email = "other@example.in"
+    user.save(update_fields=["email"])
+    response = client.get(path)
+    assert response.status_code == 400
+    assert "not valid" in text_of(response)
+    user.refresh_from_db()
+    assert user.email_confirmed_at is None
+
+
+@override_settings(SIGNUP_CONFIRM_MAX_AGE=-1)
+def test_link_older_than_the_max_age_is_refused(client, sign_up, mailoutbox):
+    sign_up()
+    response = client.get(confirmation_path(mailoutbox[0]))
+    assert response.status_code == 400
+    assert "This confirmation link has expired." in text_of(response)
+    assert User.objects.get(username="neha").email_confirmed_at is None
+
+
+def test_link_signed_four_days_ago_is_refused_under_the_default_max_age(client, sign_up):
+    assert settings.SIGNUP_CONFIRM_MAX_AGE == 3 * 24 * 3600
+    sign_up()
+    user = User.objects.get(username="neha")
+    four_days_ago = time.time() - 4 * 24 * 3600
+    with mock.patch.object(signing.time, "time", return_value=four_days_ago):
+        old_token = services.confirmation_token(user=user)
+    response = client.get(f"/accounts/confirm/{old_token}/")
+    assert response.status_code == 400
+    assert "expired" in text_of(response)
+    # A fresh token for the same user still works: only age was the problem.
+    assert client.get(f"/accounts/confirm/{services.confirmation_token(user=user)}/").status_code == 200
+
+
+def test_signup_link_shown_on_login_page_when_enabled(client):
+    response = client.get(LOGIN_URL)
+    assert f'href="{SIGNUP_URL}"' in response.content.decode()
+    assert client.get(SIGNUP_URL).status_code == 200
+
+
+@override_settings(SIGNUP_ENABLED=False)
+def test_signup_disabled(client):
+    assert client.get(SIGNUP_URL).status_code == 404
+    assert client.post(SIGNUP_URL, signup_data()).status_code == 404
+    assert not User.objects.filter(username="neha").exists()
+    response = client.get(LOGIN_URL)
+    assert response.status_code == 200
+    assert SIGNUP_URL not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "overrides, field, message",
+    [
+        ({"username": "Alice"}, "username", "This username is taken."),
+        ({"email": "ALICE@example.com"}, "email", "An account with this address exists already."),
+        ({"password2": "something else entirely"}, "password2", "The two passwords differ."),
+        ({"password1": "password", "password2": "password"}, "password1", "too common"),
+    ],
+)
+def test_signup_form_errors(client, sign_up, mailoutbox, marketer, overrides, field, message):
+    assert marketer.username == "alice" and marketer.email == "alice@example.com"
+    before = User.objects.count()
+    response = sign_up(**overrides)
+    assert response.status_code == 200
+    errors = " ".join(response.context["form"].errors.get(field, []))
+    assert message in errors
+    assert message in text_of(response)
+    assert User.objects.count() == before
+    assert mailoutbox == []
+
+
+def test_expired_account_cannot_log_in(client):
+    MarketerFactory(username="olga", access_expires_at=timezone.now() - timedelta(minutes=1))
+    response = log_in(client, "olga", PASSWORD)
+    assert response.status_code == 200
+    assert "access has expired" in text_of(response)
+    assert "_auth_user_id" not in client.session
+
+
+def test_deactivated_account_cannot_log_in(client):
+    MarketerFactory(username="olga", is_active=False)
+    response = log_in(client, "olga", PASSWORD)
+    assert response.status_code == 200
+    assert "deactivated" in text_of(response)
+
+
+def test_wrong_password_tells_nothing_about_the_account(client):
+    MarketerFactory(username="olga", access_expires_at=timezone.now() - timedelta(minutes=1))
+    response = log_in(client, "olga", "not the password")
+    assert "expired" not in text_of(response)
+    assert "Please enter the correct username and password" in text_of(response)
+
+
+def test_account_with_future_expiry_logs_in(client):
+    MarketerFactory(username="olga", access_expires_at=timezone.now() + timedelta(days=1))
+    assert log_in(client, "olga", PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"access_expires_at": timezone.now() - timedelta(seconds=1)},
+        {"is_active": False},
+    ],
+    ids=["expires", "deactivated"],
+)
+def test_logged_in_session_ends_at_next_request(client, change):
+    user = MarketerFactory(username="olga")
+    assert log_in(client, "olga", PASSWORD).status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+    User.objects.filter(pk=user.pk).update(**change)
+
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(LOGIN_URL)
+    assert client.get("/accounts/profile/").status_code == 302
+
+
+def test_password_reset_by_mail(client, mailoutbox):
+    user = MarketerFactory(username="olga", email="olga@example.com")
+    login_page = client.get(LOGIN_URL).content.decode()
+    assert 'href="/admin/password_reset/"' in login_page
+
+    response = client.post("/admin/password_reset/", {"email": "OLGA@example.com"})
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/password_reset/done/"
+    [message] = mailoutbox
+    assert message.to == ["olga@example.com"]
+    assert message.from_email == settings.DEFAULT_FROM_EMAIL
+    [link] = [url for url in links_in(message) if "/reset/" in url]
+
+    response = client.get(urlsplit(link).path)
+    assert response.status_code == 302  # to the token-less set-password URL
+    set_password_url = response["Location"]
+    response = client.post(
+        set_password_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/reset/done/"
+
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert log_in(client, "olga", NEW_PASSWORD).status_code == 302
+
+    # The link works once.
+    client.logout()
+    response = client.get(urlsplit(link).path)
+    assert response.status_code == 200
+    assert "invalid" in text_of(response).lower()
+
+
+def test_password_reset_for_unknown_address_sends_nothing(client, mailoutbox):
+    response = client.post("/admin/password_reset/", {"email": "nobody@example.com"})
+    assert response.status_code == 302
+    assert mailoutbox == []

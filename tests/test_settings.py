@@ -1,0 +1,213 @@
+"""config/settings.py read from the environment, each case in a fresh Python process.
+
+Settings are evaluated once per process, so every case starts its own interpreter
+with a controlled environment; VAR_DIR points at a temporary folder so nothing
+is written in the repository's var/.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+from tests.conftest import need_service
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Everything settings.py reads; each case sets only what it means to.
+SETTINGS_VARIABLES = (
+    "DJANGO_ENV", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "SITE_URL", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL",
+    "DATABASE_POOL", "DATABASE_POOL_MAX", "SQLITE_PATH", "REDIS_URL", "FIELD_ENCRYPTION_KEYS", "SIGNUP_ENABLED",
+    "SIGNUP_CONFIRM_MAX_AGE", "STATIC_ROOT", "MEDIA_ROOT", "EMAIL_BACKEND", "SMTP_SINK_DIR",
+    "SMTP_ALLOW_PRIVATE_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "CELERY_TASK_ALWAYS_EAGER",
+    "VAR_DIR",
+)
+
+
+def clean_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    env["VAR_DIR"] = str(tmp_path / "var")
+    env.update(extra)
+    return env
+
+
+def run(args, env, timeout=120):
+    return subprocess.run(
+        [sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def run_python(code, env):
+    return run(["-c", textwrap.dedent(code)], env)
+
+
+def settings_as_json(env, expression):
+    """Evaluate `expression` (with `settings` set up) in a fresh process and return it."""
+    result = run_python(
+        f"""
+        import json, django
+        django.setup()
+        from django.conf import settings
+        print(json.dumps({expression}, default=str))
+        """,
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def production_env(tmp_path, **extra):
+    return clean_env(
+        tmp_path,
+        DJANGO_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        ALLOWED_HOSTS="mail.example.com",
+        **extra,
+    )
+
+
+# --- production refuses to start without its secrets ------------------------------
+
+
+def test_production_without_secret_key_does_not_start(tmp_path):
+    env = clean_env(tmp_path, DJANGO_ENV="production", FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    result = run(["manage.py", "check"], env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY" in result.stderr
+    assert "FIELD_ENCRYPTION_KEYS" not in result.stderr.splitlines()[-1]
+
+
+def test_production_without_encryption_keys_does_not_start(tmp_path):
+    env = clean_env(tmp_path, DJANGO_ENV="production", SECRET_KEY=secrets.token_urlsafe(64))
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert "FIELD_ENCRYPTION_KEYS" in result.stderr.splitlines()[-1]
+    # The development key file is never made for production.
+    assert not (tmp_path / "var" / "field_encryption.key").exists()
+
+
+def test_production_with_its_secrets_passes_the_deploy_check(tmp_path):
+    result = run(["manage.py", "check", "--deploy"], production_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNINGS" not in result.stdout + result.stderr
+
+
+def test_production_settings_are_hardened(tmp_path):
+    values = settings_as_json(
+        production_env(tmp_path),
+        "{k: getattr(settings, k) for k in ('DEBUG', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', "
+        "'SECURE_SSL_REDIRECT', 'SMTP_ALLOW_PRIVATE_HOSTS', 'ALLOWED_HOSTS')}",
+    )
+    assert values == {
+        "DEBUG": False,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_SSL_REDIRECT": True,
+        "SMTP_ALLOW_PRIVATE_HOSTS": False,
+        "ALLOWED_HOSTS": ["mail.example.com"],
+    }
+
+
+def test_development_defaults_run_without_any_environment(tmp_path):
+    values = settings_as_json(clean_env(tmp_path), "[settings.PRODUCTION, settings.DEBUG, settings.SMTP_ALLOW_PRIVATE_HOSTS]")
+    assert values == [False, True, True]
+    # The development encryption key lives in VAR_DIR, readable by its owner only.
+    key_file = tmp_path / "var" / "field_encryption.key"
+    assert key_file.exists()
+    assert key_file.stat().st_mode & 0o077 == 0
+
+
+# --- database -------------------------------------------------------------------
+
+
+def test_without_database_url_sqlite_runs_in_wal_mode(tmp_path):
+    env = clean_env(tmp_path)
+    result = run_python(
+        """
+        import django
+        django.setup()
+        from django.conf import settings
+        from django.db import connection
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            print(settings.DATABASES["default"]["ENGINE"])
+            print(settings.DATABASES["default"]["NAME"])
+            print(cursor.fetchone()[0])
+        """,
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    engine, name, journal_mode = result.stdout.strip().splitlines()[-3:]
+    assert engine == "django.db.backends.sqlite3"
+    assert Path(name) == tmp_path / "var" / "db.sqlite3"
+    assert journal_mode == "wal"
+    assert (tmp_path / "var" / "db.sqlite3").exists()
+
+
+def test_with_database_url_postgresql_uses_a_connection_pool(tmp_path):
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        need_service("PostgreSQL: set DATABASE_URL to a postgres:// URL to run this test")
+    result = run_python(
+        """
+        import json, django
+        django.setup()
+        from django.conf import settings
+        from django.db import connection
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            one = cursor.fetchone()[0]
+        db = settings.DATABASES["default"]
+        print(json.dumps({
+            "engine": db["ENGINE"], "pool": db["OPTIONS"].get("pool"), "conn_max_age": db["CONN_MAX_AGE"],
+            "has_pool": connection.pool is not None, "one": one,
+        }))
+        """,
+        clean_env(tmp_path, DATABASE_URL=url),
+    )
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert isinstance(values["pool"], dict) and values["pool"]["max_size"] >= 1
+    assert values["conn_max_age"] == 0  # Django refuses a pool with persistent connections
+    assert values["has_pool"] is True
+    assert values["one"] == 1
+
+
+# --- Celery broker ---------------------------------------------------------------
+
+
+CELERY_BROKER = """
+import json
+from config.celery import app
+print(json.dumps({"broker": app.conf.broker_url, "options": app.conf.broker_transport_options}))
+"""
+
+
+def test_without_redis_url_celery_uses_the_filesystem_broker_in_var_dir(tmp_path):
+    result = run_python(CELERY_BROKER, clean_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["broker"] == "filesystem://"
+    queue_dir = Path(values["options"]["data_folder_in"])
+    assert queue_dir.is_dir()
+    assert queue_dir.is_relative_to(tmp_path / "var")
+
+
+def test_with_redis_url_celery_uses_redis(tmp_path):
+    redis_url = "redis://127.0.0.1:6379/3"
+    result = run_python(CELERY_BROKER, clean_env(tmp_path, REDIS_URL=redis_url))
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["broker"] == redis_url
+    assert not (tmp_path / "var" / "broker").exists()
