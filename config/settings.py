@@ -30,7 +30,13 @@ def env_list(name, default=""):
 PRODUCTION = os.environ.get("DJANGO_ENV", "development").strip().lower() == "production"
 
 if PRODUCTION:
-    _missing = [name for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS") if not os.environ.get(name)]
+    # SITE_URL goes into every tracking and confirmation link, ALLOWED_HOSTS decides
+    # which requests are served: without them production would quietly misbehave.
+    _missing = [
+        name
+        for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "SITE_URL", "ALLOWED_HOSTS")
+        if not os.environ.get(name)
+    ]
     if _missing:
         raise ImproperlyConfigured(
             "DJANGO_ENV=production needs these environment variables set: " + ", ".join(_missing)

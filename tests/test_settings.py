@@ -69,6 +69,7 @@ def production_env(tmp_path, **extra):
         SECRET_KEY=secrets.token_urlsafe(64),
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         ALLOWED_HOSTS="mail.example.com",
+        SITE_URL="https://mail.example.com",
         **extra,
     )
 
@@ -83,6 +84,14 @@ def test_production_without_secret_key_does_not_start(tmp_path):
     assert "ImproperlyConfigured" in result.stderr
     assert "SECRET_KEY" in result.stderr
     assert "FIELD_ENCRYPTION_KEYS" not in result.stderr.splitlines()[-1]
+
+
+def test_production_without_site_url_or_allowed_hosts_does_not_start(tmp_path):
+    env = production_env(tmp_path)
+    del env["SITE_URL"], env["ALLOWED_HOSTS"]
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert "SITE_URL, ALLOWED_HOSTS" in result.stderr.splitlines()[-1]
 
 
 def test_production_without_encryption_keys_does_not_start(tmp_path):
