@@ -68,7 +68,10 @@ def _enqueue(batch_id, enqueue):
 
 
 def _acquire_lock(*, token, now):
-    # The row exists from migration campaigns.0003; a conditional UPDATE is the lock.
+    # The row comes from migration campaigns.0002; a conditional UPDATE is the lock.
+    # Should it be gone (a flushed database), recreate it rather than skip every tick for good.
+    if not DispatcherState.objects.filter(pk=1).exists():
+        DispatcherState.objects.get_or_create(pk=1)
     return bool(
         DispatcherState.objects.filter(pk=1)
         .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))

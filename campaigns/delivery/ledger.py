@@ -149,11 +149,19 @@ def set_message_id(*, email_id, token, message_id):
     return _owned(email_id, token).filter(message_id="").update(message_id=message_id)
 
 
+def flag_possible_duplicate(*, email_id, token):
+    """The connection was lost after DATA: the server may have taken the message."""
+    return _owned(email_id, token).update(possible_duplicate=True)
+
+
 def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False):
+    # Only ever set, never cleared: an earlier attempt lost after DATA (now deferred and
+    # retried) may have delivered a copy, whatever this attempt looked like.
+    extra = {"possible_duplicate": True} if possible_duplicate else {}
     updated = _owned(email_id, token).update(
         status=S.SENT, sent_at=now, smtp_code=code, smtp_response=text, failure_class="",
         attempts=F("attempts") + 1, batch_id=None, lease_expires_at=None, next_attempt_at=None,
-        possible_duplicate=possible_duplicate, updated_at=now,
+        updated_at=now, **extra,
     )
     return _report(email_id, "sent", updated)
 
@@ -205,6 +213,13 @@ def cancel_open(*, campaign_id, now, email_ids=None, contact_ids=None, include_q
     if contact_ids is not None:
         rows = rows.filter(contact_id__in=contact_ids)
     return rows.update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now)
+
+
+def cancel_batch(*, token, now):
+    """A worker that finds its campaign cancelled cancels the rows it holds, and only those."""
+    return Email.objects.filter(batch_id=token, status=S.QUEUED).update(
+        status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now
+    )
 
 
 def retry_failed(*, campaign_id, now, email_ids=None):

@@ -80,11 +80,13 @@ class _BatchRun:
     def run(self):
         try:
             for index, email in enumerate(self.emails):
-                if not self._campaign_is_sending(email):
-                    self._release_rest(index, "campaign no longer sending")
-                    return
                 if not self._wait_for_slot():
                     self._release_rest(index, "pacing wait too long; handed back")
+                    return
+                # Checked after the pacing wait, not before: the wait can last seconds, and a
+                # pause or cancel made during it must stop this very message, not the next one.
+                if not self._campaign_is_sending(email):
+                    self._release_rest(index, "campaign no longer sending")
                     return
                 if not self._ensure_connection(index):
                     return
@@ -101,7 +103,11 @@ class _BatchRun:
     def _campaign_is_sending(self, email):
         status = Campaign.objects.filter(pk=email.campaign_id).values_list("status", flat=True).first()
         if status == Campaign.Status.CANCELLED:
-            ledger.cancel_open(campaign_id=email.campaign_id, now=self.clock(), include_queued=True)
+            # Only this worker's own rows: cancelling the campaign's other queued rows took rows
+            # from workers in the middle of sending them, so a delivered message was recorded
+            # cancelled. Other workers stop at their next check; a dead worker's rows are
+            # cancelled by return_due when their lease ends.
+            ledger.cancel_batch(token=self.token, now=self.clock())
         return status == Campaign.Status.SENDING
 
     def _wait_for_slot(self):
@@ -149,6 +155,10 @@ class _BatchRun:
             lost_in_data = self.in_data
             self.in_data = False
             self._close(quietly=True)
+            if lost_in_data:
+                # Recorded at once, like every result: if the reconnect fails (the rest of the batch
+                # is then deferred) or this worker dies, the row must still say the server may have it.
+                ledger.flag_possible_duplicate(email_id=email.pk, token=self.token)
             if retried:
                 ledger.defer(
                     email_id=email.pk, token=self.token, code=None, text=f"connection lost: {exc}", now=self.clock(),
@@ -178,10 +188,12 @@ class _BatchRun:
         try:
             code, resp = self.conn.data(raw)
         except smtplib.SMTPDataError as exc:
+            self.in_data = False
             self._rset_quietly()
             return exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error)
-        finally:
-            self.in_data = False
+        # No `finally` here: on a lost connection in_data must stay True until _send_one has
+        # read it, or a loss after DATA is never counted as a possible duplicate.
+        self.in_data = False
         return code, _reply_text(code, resp)
 
     def _rset_quietly(self):

@@ -21,5 +21,7 @@ class Command(BaseCommand):
             task="campaigns.dispatch",
             interval=interval,
             description="Starts due campaigns, returns retries, claims batches within each account's limits.",
+            # A tick that waited in the queue longer than one interval is dropped: the next one does its work.
+            expire_seconds=settings.DISPATCH_INTERVAL_SECONDS,
         )
         self.stdout.write(self.style.SUCCESS(f"Dispatcher scheduled every {interval.every} seconds."))

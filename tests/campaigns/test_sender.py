@@ -1,0 +1,521 @@
+"""The batch sender against a real SMTP server (aiosmtpd) in the test process.
+
+A campaign is started with lifecycle.send_now; dispatcher ticks claim batches and
+hand them straight to sender.send_batch. Time is a Clock the test moves by hand
+(`now=` for the tick, `clock=` for the sender); pacing waits are recorded, never slept.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.delivery import sender
+from campaigns.models import Campaign, Contact, Email
+from campaigns.services import lifecycle
+from tests.smtp_server import RecordingHandler
+
+S = Email.Status
+OK = "250 2.0.0 OK: queued"  # what RecordingHandler answers to an accepted DATA
+
+
+# --- one connection per batch, the exact reply stored ------------------------------------------
+
+
+def test_one_connection_serves_a_whole_batch_and_each_email_keeps_the_servers_reply(engine):
+    addresses = [f"reader{i}@example.org" for i in range(6)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+
+    report = engine.tick()
+
+    assert report.ran and len(report.batches) == 1 and report.claimed == 6
+    assert engine.handler.connections == 1
+    assert engine.reports[0].connections == 1 and engine.reports[0].sent == 6
+    assert sorted(engine.handler.delivered_to()) == sorted(addresses)
+    for address, email in engine.emails(campaign).items():
+        assert email.status == S.SENT
+        assert email.smtp_code == 250
+        assert email.smtp_response == OK
+        assert email.sent_at == engine.clock()
+        assert email.attempts == 1
+        assert email.batch_id is None and email.lease_expires_at is None
+    # One RCPT per message, and the Message-ID stored is the one sent.
+    by_recipient = {m.rcpt_tos[0]: m for m in engine.handler.messages}
+    assert all(len(m.rcpt_tos) == 1 for m in engine.handler.messages)
+    email = engine.email(campaign, addresses[0])
+    assert by_recipient[addresses[0]].parsed()["Message-ID"] == email.message_id
+    # Pacing: every message after the first waited its turn (recorded, not slept).
+    assert len(engine.sleep.waits) == 5 and all(w > 0 for w in engine.sleep.waits)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+
+
+# --- each row of the classification table ends in the right state -------------------------------
+
+ROWS = [
+    # stage, code, text, status, failure_class, contact status
+    ("RCPT", 451, "4.7.0 Try again later", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
+    ("RCPT", 450, "4.2.1 Mailbox busy", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
+    ("RCPT", 452, "4.5.3 Too many recipients", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
+    ("DATA", 454, "4.7.0 Temporary authentication failure", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
+    ("DATA", 554, "4.4.2 Try again", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
+    ("RCPT", 550, "5.1.1 User unknown", S.FAILED, "bounced", Contact.Status.BOUNCED),
+    ("RCPT", 553, "5.1.3 Bad recipient address syntax", S.FAILED, "bounced", Contact.Status.BOUNCED),
+    ("DATA", 550, "5.2.1 Mailbox disabled", S.FAILED, "bounced", Contact.Status.BOUNCED),
+    ("DATA", 550, "5.7.1 Message rejected as spam", S.FAILED, "rejected", Contact.Status.SUBSCRIBED),
+    ("DATA", 552, "5.3.4 Message too big", S.FAILED, "rejected", Contact.Status.SUBSCRIBED),
+]
+
+
+@pytest.mark.parametrize(("stage", "code", "text", "status", "failure_class", "contact_status"), ROWS)
+def test_each_reply_ends_the_email_in_its_state(make_engine, stage, code, text, status, failure_class, contact_status):
+    target = "target@example.org"
+    replies = {target: (code, text)}
+    handler = RecordingHandler(
+        rcpt_replies=replies if stage == "RCPT" else {}, data_replies=replies if stage == "DATA" else {}
+    )
+    engine = make_engine(handler)
+    campaign = engine.campaign(engine.contact_list("before@example.org", target, "after@example.org"))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    email = engine.email(campaign, target)
+    assert email.status == status
+    assert email.failure_class == failure_class
+    assert email.smtp_code == code
+    assert email.smtp_response == f"{code} {text}"
+    assert email.sent_at is None
+    assert email.contact.status == contact_status
+    if status == S.DEFERRED:
+        assert email.next_attempt_at == engine.clock() + timedelta(seconds=30)
+    # The rest of the batch is unaffected and went over the same connection.
+    assert engine.statuses(campaign)["before@example.org"] == S.SENT
+    assert engine.statuses(campaign)["after@example.org"] == S.SENT
+    assert engine.handler.connections == 1
+    assert target not in engine.handler.delivered_to()
+
+
+# --- 451: the retry ladder, then failed ---------------------------------------------------------
+
+
+def test_a_throttled_email_climbs_the_ladder_then_fails_and_is_never_sent(engine):
+    slow = "slow@example.org"
+    engine.handler.rcpt_replies[slow] = (451, "4.7.0 Try again later")
+    campaign = engine.campaign(engine.contact_list("fine@example.org", slow))
+    engine.send_now(campaign)
+    start = engine.clock()
+
+    engine.tick()
+    email = engine.email(campaign, slow)
+    assert (email.status, email.attempts) == (S.DEFERRED, 1)
+    assert email.next_attempt_at == start + timedelta(seconds=30)
+    assert email.smtp_response == "451 4.7.0 Try again later"
+    engine.account.refresh_from_db()
+    assert engine.account.throttle_factor < 1.0
+
+    # Not due yet: nothing is claimed.
+    engine.clock.advance(seconds=29)
+    assert engine.tick().claimed == 0
+    assert engine.email(campaign, slow).status == S.DEFERRED
+
+    # Each later rung: 1 minute, then 1 hour.
+    for attempts, wait in ((2, 60), (3, 3600)):
+        engine.clock.advance(seconds=1 if attempts == 2 else 60)
+        assert engine.tick().claimed == 1
+        email = engine.email(campaign, slow)
+        assert (email.status, email.attempts) == (S.DEFERRED, attempts)
+        assert email.next_attempt_at == engine.clock() + timedelta(seconds=wait)
+        assert email.sent_at is None
+
+    engine.clock.advance(seconds=3600)
+    assert engine.tick().claimed == 1
+    email = engine.email(campaign, slow)
+    assert email.status == S.FAILED
+    assert email.failure_class == Email.FailureClass.THROTTLED
+    assert email.sent_at is None and email.next_attempt_at is None
+    assert email.smtp_response == "451 4.7.0 Try again later"
+    # Four RCPTs refused, never one message accepted for it.
+    assert [r[1] for r in engine.handler.refused] == [slow] * 4
+    assert slow not in engine.handler.delivered_to()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+    engine.account.refresh_from_db()
+    assert engine.account.throttle_factor == pytest.approx(0.1)  # halved four times, floored at 0.1
+
+
+# --- 550 5.1.1: bounced and suppressed -----------------------------------------------------------
+
+
+def test_an_unknown_address_fails_bounces_the_contact_and_is_left_out_of_the_next_campaign(engine):
+    gone = "gone@example.org"
+    engine.handler.rcpt_replies[gone] = (550, "5.1.1 <gone@example.org>: Recipient address rejected")
+    contacts = engine.contact_list("stays@example.org", gone)
+    first = engine.campaign(contacts)
+    engine.send_now(first)
+    engine.tick()
+
+    email = engine.email(first, gone)
+    assert email.status == S.FAILED
+    assert email.failure_class == Email.FailureClass.BOUNCED
+    assert email.smtp_response == "550 5.1.1 <gone@example.org>: Recipient address rejected"
+    contact = Contact.objects.get(owner=engine.owner, email=gone)
+    assert contact.status == Contact.Status.BOUNCED
+    assert contact.status_changed_at == engine.clock()
+
+    second = engine.campaign(contacts)
+    engine.send_now(second)
+    assert set(engine.emails(second)) == {"stays@example.org"}
+    engine.tick()
+    assert engine.handler.delivered_to().count("stays@example.org") == 2
+    assert gone not in engine.handler.delivered_to()
+
+
+# --- 550 5.4.5: the account's quota ----------------------------------------------------------------
+
+
+def test_an_account_quota_reply_pauses_the_account_keeps_the_email_and_sends_it_after_the_pause(
+    engine, marketer_client
+):
+    engine.handler.rcpt_replies["second@example.org"] = (550, "5.4.5 Daily user sending quota exceeded.")
+    campaign = engine.campaign(engine.contact_list("first@example.org", "second@example.org", "third@example.org"))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    engine.account.refresh_from_db()
+    assert engine.account.paused_until == engine.clock() + timedelta(hours=1)
+    assert engine.account.pause_reason == "550 5.4.5 Daily user sending quota exceeded."
+    assert engine.account.is_paused
+    # The owner sees why, in their list of SMTP accounts.
+    page = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist"))
+    assert "Paused: 550 5.4.5 Daily user sending quota exceeded." in page.content.decode()
+    statuses = engine.statuses(campaign)
+    assert statuses == {"first@example.org": S.SENT, "second@example.org": S.PENDING, "third@example.org": S.PENDING}
+    for address in ("second@example.org", "third@example.org"):
+        email = engine.email(campaign, address)
+        assert email.attempts == 0 and email.failure_class == "" and email.sent_at is None
+
+    # While paused, nothing is claimed; the quota resets at the provider meanwhile.
+    engine.clock.advance(minutes=30)
+    assert engine.tick().claimed == 0
+    engine.handler.rcpt_replies.clear()
+
+    engine.clock.advance(minutes=31)
+    assert engine.tick().claimed == 2
+    assert set(engine.statuses(campaign).values()) == {S.SENT}
+    assert sorted(engine.handler.delivered_to()) == ["first@example.org", "second@example.org", "third@example.org"]
+    assert engine.email(campaign, "second@example.org").attempts == 1
+
+
+def test_a_sending_quota_reply_at_data_also_pauses_the_account(make_engine):
+    engine = make_engine(RecordingHandler(data_replies={"a@example.org": (554, "5.2.0 Sending quota exceeded")}))
+    campaign = engine.campaign(engine.contact_list("a@example.org", "b@example.org"))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    engine.account.refresh_from_db()
+    assert engine.account.pause_reason == "554 5.2.0 Sending quota exceeded"
+    assert engine.statuses(campaign) == {"a@example.org": S.PENDING, "b@example.org": S.PENDING}
+    assert engine.handler.messages == []
+
+
+# --- 535 at login ---------------------------------------------------------------------------------
+
+
+def test_an_authentication_failure_at_login_pauses_the_account_and_keeps_every_email(make_engine):
+    handler = RecordingHandler(users={"alice@alice.example": "right-password"})
+    engine = make_engine(
+        handler, server_kwargs={"auth": True, "auth_require_tls": False},
+        username="alice@alice.example", raw_password="wrong-password",
+    )
+    campaign = engine.campaign(engine.contact_list("a@example.org", "b@example.org"))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    engine.account.refresh_from_db()
+    assert engine.account.paused_until == engine.clock() + timedelta(hours=1)
+    assert engine.account.pause_reason.startswith("535 ")
+    assert "5.7.8" in engine.account.pause_reason
+    assert handler.logins and not any(a.success for a in handler.logins)
+    for email in engine.emails(campaign).values():
+        assert (email.status, email.attempts, email.failure_class) == (S.PENDING, 0, "")
+    assert handler.messages == []
+
+    # The owner fixes the password; once the pause passes, everything goes out.
+    engine.account.set_password("right-password")
+    engine.account.save()
+    engine.clock.advance(hours=1, seconds=1)
+    engine.tick()
+    assert set(engine.statuses(campaign).values()) == {S.SENT}
+
+
+# --- 421: defer this one, hand the rest back -----------------------------------------------------
+
+
+def test_421_defers_the_email_and_hands_the_rest_of_the_batch_back_unspent(engine):
+    addresses = ["a@example.org", "b@example.org", "c@example.org", "d@example.org"]
+    engine.handler.rcpt_replies["b@example.org"] = (421, "4.7.0 Too many messages, closing connection")
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    emails = engine.emails(campaign)
+    assert emails["a@example.org"].status == S.SENT
+    assert (emails["b@example.org"].status, emails["b@example.org"].attempts) == (S.DEFERRED, 1)
+    assert emails["b@example.org"].smtp_response == "421 4.7.0 Too many messages, closing connection"
+    for address in ("c@example.org", "d@example.org"):
+        assert (emails[address].status, emails[address].attempts) == (S.PENDING, 0)
+        assert emails[address].batch_id is None and emails[address].smtp_code is None
+    assert engine.reports[0].released == 2
+    assert engine.handler.delivered_to() == ["a@example.org"]
+    engine.account.refresh_from_db()
+    assert engine.account.throttle_factor < 1.0
+
+    # The next tick takes the handed-back rows on a new connection.
+    engine.clock.advance(seconds=10)
+    engine.tick()
+    assert engine.handler.connections == 2
+    assert sorted(engine.handler.delivered_to()) == ["a@example.org", "c@example.org", "d@example.org"]
+
+
+# --- connection lost after DATA -------------------------------------------------------------------
+
+
+def test_a_connection_dropped_after_data_is_retried_once_and_marked_a_possible_duplicate(make_engine):
+    engine = make_engine(RecordingHandler(drop_after_data={"a@example.org": 1}))
+    campaign = engine.campaign(engine.contact_list("a@example.org", "b@example.org"))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    assert engine.handler.connections == 2
+    assert [m.rcpt_tos for m in engine.handler.dropped] == [["a@example.org"]]
+    assert sorted(engine.handler.delivered_to()) == ["a@example.org", "b@example.org"]
+    first, second = engine.email(campaign, "a@example.org"), engine.email(campaign, "b@example.org")
+    assert (first.status, first.possible_duplicate, first.attempts) == (S.SENT, True, 1)
+    assert first.smtp_response == OK
+    # The retry carried the same Message-ID, so the recipient's client can fold the two.
+    assert engine.handler.dropped[0].parsed()["Message-ID"] == first.message_id
+    assert engine.handler.messages[0].parsed()["Message-ID"] == first.message_id
+    assert (second.status, second.possible_duplicate) == (S.SENT, False)
+
+
+def test_a_connection_dropped_twice_defers_the_email_as_a_possible_duplicate(make_engine):
+    engine = make_engine(RecordingHandler(drop_after_data={"a@example.org": 2}))
+    campaign = engine.campaign(engine.contact_list("a@example.org"))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    email = engine.email(campaign, "a@example.org")
+    assert (email.status, email.possible_duplicate, email.attempts) == (S.DEFERRED, True, 1)
+    assert email.sent_at is None and email.smtp_code is None
+    assert email.next_attempt_at == engine.clock() + timedelta(seconds=30)
+
+    engine.clock.advance(seconds=30)
+    engine.tick()
+    email.refresh_from_db()
+    assert (email.status, email.possible_duplicate) == (S.SENT, True)
+    assert len(engine.handler.dropped) == 2 and engine.handler.delivered_to() == ["a@example.org"]
+
+
+def test_a_connection_lost_after_data_is_a_possible_duplicate_even_when_the_reconnect_fails(make_engine):
+    engine = make_engine(RecordingHandler(drop_after_data={"a@example.org": 1}, accept_connections=1))
+    campaign = engine.campaign(engine.contact_list("a@example.org", "b@example.org"))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    assert engine.handler.connections == 2  # the second was hung up on before the greeting
+    first, second = engine.email(campaign, "a@example.org"), engine.email(campaign, "b@example.org")
+    assert (first.status, first.possible_duplicate) == (S.DEFERRED, True)
+    assert (second.status, second.possible_duplicate) == (S.DEFERRED, False)
+    assert engine.handler.messages == []
+
+    engine.handler.accept_connections = None
+    engine.clock.advance(seconds=30)
+    engine.tick()
+    first.refresh_from_db()
+    assert (first.status, first.possible_duplicate) == (S.SENT, True)
+
+
+# --- pause and cancel mid-way ---------------------------------------------------------------------
+
+
+def test_cancel_mid_batch_leaves_the_unsent_rows_cancelled_and_never_sends_them(engine):
+    addresses = [f"r{i}@example.org" for i in range(5)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    # Cancelled while the sender waits its pacing turn before the third message.
+    engine.sleep.at(2, lambda: lifecycle.cancel(campaign=campaign, now=engine.clock()))
+
+    engine.tick()
+
+    assert engine.handler.delivered_to() == addresses[:2]
+    statuses = engine.statuses(campaign)
+    assert [statuses[a] for a in addresses] == [S.SENT, S.SENT, S.CANCELLED, S.CANCELLED, S.CANCELLED]
+    for address in addresses[2:]:
+        assert engine.email(campaign, address).attempts == 0
+
+    for _ in range(3):
+        engine.clock.advance(minutes=10)
+        assert engine.tick().claimed == 0
+    assert engine.handler.delivered_to() == addresses[:2]
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
+
+
+def test_cancel_between_batches_cancels_the_claimed_batches_too(make_engine):
+    engine = make_engine(batch_size=2)
+    addresses = [f"r{i}@example.org" for i in range(6)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    claimed = []
+
+    engine.tick(enqueue=claimed.append)
+    assert len(claimed) == 3
+    engine.send_batch(claimed[0])
+    lifecycle.cancel(campaign=campaign, now=engine.clock())
+    for batch_id in claimed[1:]:
+        engine.send_batch(batch_id)
+
+    assert engine.handler.delivered_to() == addresses[:2]
+    assert list(engine.statuses(campaign).values()).count(S.CANCELLED) == 4
+    engine.clock.advance(minutes=10)  # past any lease
+    assert engine.tick().claimed == 0
+    assert engine.handler.delivered_to() == addresses[:2]
+
+
+def test_a_message_delivered_while_another_worker_sees_the_cancel_is_still_recorded_sent(make_engine):
+    engine = make_engine(batch_size=2)
+    addresses = [f"r{i}@example.org" for i in range(4)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    claimed = []
+    engine.tick(enqueue=claimed.append)
+    first_batch, second_batch = claimed
+
+    def cancel_and_run_the_other_worker():
+        # Worker B's server has just accepted r2; before B records it, the owner cancels
+        # and worker A starts on its own batch and notices the cancel.
+        lifecycle.cancel(campaign=campaign, now=engine.clock())
+        engine.send_batch(first_batch)
+
+    fired = []
+
+    def clock():
+        if not fired and "r2@example.org" in engine.handler.delivered_to():
+            fired.append(True)
+            cancel_and_run_the_other_worker()
+        return engine.clock()
+
+    sender.send_batch(second_batch, clock=clock, sleep=engine.sleep)
+
+    assert fired and engine.handler.delivered_to() == ["r2@example.org"]
+    assert engine.statuses(campaign) == {
+        "r0@example.org": S.CANCELLED, "r1@example.org": S.CANCELLED,
+        "r2@example.org": S.SENT, "r3@example.org": S.CANCELLED,
+    }
+
+
+def test_pause_mid_batch_then_resume_sends_the_rest_without_resending_anyone(engine):
+    addresses = [f"r{i}@example.org" for i in range(5)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    engine.sleep.at(3, lambda: lifecycle.pause(campaign=campaign, now=engine.clock()))
+
+    engine.tick()
+
+    assert engine.handler.delivered_to() == addresses[:3]
+    statuses = engine.statuses(campaign)
+    assert [statuses[a] for a in addresses] == [S.SENT, S.SENT, S.SENT, S.PENDING, S.PENDING]
+    engine.clock.advance(seconds=10)
+    assert engine.tick().claimed == 0  # paused: nothing claimed
+
+    lifecycle.resume(campaign=campaign, now=engine.clock())
+    engine.clock.advance(seconds=10)
+    engine.tick()
+
+    assert sorted(engine.handler.delivered_to()) == addresses  # each exactly once
+    assert set(engine.statuses(campaign).values()) == {S.SENT}
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+
+
+# --- the owner's access ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lost_access", ["deactivated", "expired"])
+def test_a_campaign_of_an_owner_without_access_sends_nothing(engine, lost_access):
+    campaign = engine.campaign(engine.contact_list("a@example.org", "b@example.org"))
+    engine.send_now(campaign)
+    _take_access_away(engine.owner, lost_access)
+
+    report = engine.tick()
+
+    assert report.ran and report.claimed == 0
+    assert engine.handler.connections == 0 and engine.handler.messages == []
+    assert set(engine.statuses(campaign).values()) == {S.PENDING}
+
+
+@pytest.mark.parametrize("lost_access", ["deactivated", "expired"])
+def test_a_batch_claimed_before_the_owner_lost_access_is_handed_back_unsent(engine, lost_access):
+    campaign = engine.campaign(engine.contact_list("a@example.org", "b@example.org"))
+    engine.send_now(campaign)
+    claimed = []
+    engine.tick(enqueue=claimed.append)
+    _take_access_away(engine.owner, lost_access)
+
+    report = engine.send_batch(claimed[0])
+
+    assert report.sent == 0 and report.released == 2
+    assert engine.handler.connections == 0
+    assert set(engine.statuses(campaign).values()) == {S.PENDING}
+
+
+def _take_access_away(user, how):
+    if how == "deactivated":
+        user.is_active = False
+    else:
+        user.access_expires_at = timezone.now() - timedelta(minutes=1)
+    user.save()
+
+
+def test_a_scheduled_campaign_of_an_expired_owner_does_not_start(engine):
+    campaign = engine.campaign(engine.contact_list("a@example.org"))
+    lifecycle.schedule(campaign=campaign, at=engine.clock(), now=engine.clock())
+    _take_access_away(engine.owner, "expired")
+
+    report = engine.tick()
+
+    assert report.started == [] and report.claimed == 0
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SCHEDULED
+    assert not Email.objects.filter(campaign=campaign).exists()
+
+
+# --- a task delivered twice -----------------------------------------------------------------------
+
+
+def test_a_batch_task_delivered_twice_sends_each_email_once(engine):
+    addresses = [f"r{i}@example.org" for i in range(4)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    claimed = []
+    engine.tick(enqueue=claimed.append)
+    (batch_id,) = claimed
+
+    first = engine.send_batch(batch_id)
+    again = sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep)  # as the Celery task passes it
+
+    assert first.sent == 4
+    assert again.sent == 0 and again.connections == 0
+    assert sorted(engine.handler.delivered_to()) == addresses
+    assert engine.handler.connections == 1
+    assert all(e.attempts == 1 for e in engine.emails(campaign).values())
