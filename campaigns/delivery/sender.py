@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from accounts import smtp
+from accounts import crypto, smtp
 from accounts.models import SmtpAccount, users_with_access_q
 from campaigns.delivery import ledger, message, rate_limit
 from campaigns.delivery.classifier import Verdict, classify
@@ -136,6 +136,10 @@ class _BatchRun:
                 self._release_rest(index, "account paused")
             else:
                 self._defer_rest(index, exc.smtp_code, text)
+        except crypto.DecryptionError as exc:
+            # A key missing from FIELD_ENCRYPTION_KEYS: nothing can be sent until an operator fixes it.
+            self._pause_account(str(exc))
+            self._release_rest(index, "password cannot be decrypted")
         except smtp.SmtpDestinationError as exc:
             self._pause_account(str(exc))
             self._release_rest(index, "account destination refused")

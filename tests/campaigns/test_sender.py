@@ -254,6 +254,27 @@ def test_an_authentication_failure_at_login_pauses_the_account_and_keeps_every_e
     assert set(engine.statuses(campaign).values()) == {S.SENT}
 
 
+def test_a_password_no_key_decrypts_pauses_the_account_and_keeps_every_email(make_engine):
+    from cryptography.fernet import Fernet
+    from django.test import override_settings
+
+    handler = RecordingHandler(users={"alice@alice.example": "right-password"})
+    engine = make_engine(
+        handler, server_kwargs={"auth": True, "auth_require_tls": False},
+        username="alice@alice.example", raw_password="right-password",
+    )
+    campaign = engine.campaign(engine.contact_list("a@example.org"))
+    engine.send_now(campaign)
+
+    with override_settings(FIELD_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]):
+        engine.tick()
+
+    engine.account.refresh_from_db()
+    assert "cannot be decrypted" in engine.account.pause_reason
+    assert handler.logins == [] and handler.messages == []
+    assert [(e.status, e.attempts) for e in engine.emails(campaign).values()] == [(S.PENDING, 0)]
+
+
 # --- 421: defer this one, hand the rest back -----------------------------------------------------
 
 
