@@ -5,7 +5,7 @@ from django.db.models import Count
 from accounts import services, smtp
 from accounts.forms import AccessAwareLoginForm, SmtpAccountForm
 from accounts.models import SmtpAccount, User
-from accounts.owned_admin import OwnedModelAdmin
+from accounts.owned_admin import OwnedModelAdmin, without_fields
 
 admin.site.site_header = "Campaign Manager"
 admin.site.site_title = "Campaign Manager"
@@ -88,11 +88,12 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     )
 
     def get_fieldsets(self, request, obj=None):
-        form_fields = set(self.get_form(request, obj).base_fields) | set(self.get_readonly_fields(request, obj))
-        return [
-            (title, {**opts, "fields": tuple(f for f in opts["fields"] if f in form_fields)})
-            for title, opts in self.fieldsets
-        ]
+        # The base drops fields the form lacks (the owner, for marketers). The form
+        # itself removes clear_password when no password is stored, so drop it too.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.has_password:
+            return fieldsets
+        return without_fields(fieldsets, {"clear_password"})
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(campaign_count=Count("campaigns"))

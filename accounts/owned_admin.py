@@ -35,6 +35,42 @@ def scope_to_user(queryset, user):
     return queryset.filter(**{path: user})
 
 
+def without_fields(fieldsets, unwanted):
+    """`fieldsets` minus the field names in `unwanted` (rows and emptied fieldsets too)."""
+    result = []
+    for title, opts in fieldsets:
+        fields = []
+        for item in opts.get("fields", ()):
+            if isinstance(item, (list, tuple)):
+                item = tuple(name for name in item if name not in unwanted)
+                if item:
+                    fields.append(item)
+            elif item not in unwanted:
+                fields.append(item)
+        if fields:
+            result.append((title, {**opts, "fields": tuple(fields)}))
+    return result
+
+
+class OwnedRelatedOnlyFieldListFilter(RelatedOnlyFieldListFilter):
+    """Related objects present in the (scoped) changelist and visible to the user.
+
+    Presence alone is not enough: a row may point at another owner's object (a
+    superuser can put one marketer's contact into another's list), and that
+    object's name must not show up in the filter.
+    """
+
+    def field_choices(self, field, request, model_admin):
+        present = model_admin.get_queryset(request).distinct().values_list(f"{self.field_path}__pk", flat=True)
+        visible = scope_to_user(field.related_model._default_manager.all(), request.user)
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return field.get_choices(
+            include_blank=False,
+            limit_choices_to={"pk__in": visible.filter(pk__in=present).values("pk")},
+            ordering=ordering,
+        )
+
+
 class OwnerScopedFormFieldsMixin:
     """Limit every relation choice (FK and M2M) to what the user owns."""
 
@@ -65,6 +101,30 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
             exclude.append(self.owner_field)
         return exclude
 
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self.fieldsets:
+            return fieldsets  # derived from the form already
+        # Declared fieldsets name the owner, which a marketer's form lacks (see
+        # get_exclude); keep only what the form has. fields=None, as Django's own
+        # get_fields passes, keeps get_form from calling get_fieldsets again: the
+        # admins' former per-class version called get_form(request, obj) and
+        # recursed forever (RecursionError on every add and change page).
+        on_form = set(self.get_form(request, obj, fields=None).base_fields)
+        on_page = on_form | set(self.get_readonly_fields(request, obj))
+        declared = {
+            name
+            for _, opts in fieldsets
+            for item in opts.get("fields", ())
+            for name in (item if isinstance(item, (list, tuple)) else (item,))
+        }
+        return without_fields(fieldsets, declared - on_page)
+
+    def get_ordering(self, request):
+        # Admins here annotate counts, and Django drops Meta.ordering from GROUP BY
+        # queries: autocomplete then pages through unordered rows. Be explicit.
+        return super().get_ordering(request) or self.model._meta.ordering
+
     def get_list_filter(self, request):
         return [self._scoped_filter(item) for item in super().get_list_filter(request)]
 
@@ -76,7 +136,7 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
                 return item
             if field.is_relation:
                 # Only related objects present in the (scoped) changelist, never another owner's names.
-                return (item, RelatedOnlyFieldListFilter)
+                return (item, OwnedRelatedOnlyFieldListFilter)
         return item
 
     def _owns_directly(self):
@@ -112,6 +172,15 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
         if self._owns_directly() and getattr(obj, f"{self.owner_field}_id", None) is None:
             setattr(obj, self.owner_field, request.user)
         super().save_model(request, obj, form, change)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            # Raised here, before the views' permission checks: otherwise a read-only
+            # admin (emails, links, events) answers 403 on another owner's delete URL
+            # instead of the 404 DESIGN.md asks for.
+            raise Http404("No such object.")
+        return obj
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Another owner's object must be indistinguishable from a missing one.

@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.owned_admin import OwnedModelAdmin
+from accounts.owned_admin import OwnedModelAdmin, scope_to_user
 from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate
 
 
@@ -28,7 +28,10 @@ class ContactAdmin(OwnedModelAdmin):
     readonly_fields = ("status_changed_at", "created_at", "updated_at")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("lists")
+        # Only the user's own lists: a contact may sit in another owner's list (put
+        # there by a superuser), whose name must not show in the Lists column.
+        own_lists = scope_to_user(ContactList.objects.all(), request.user)
+        return super().get_queryset(request).prefetch_related(Prefetch("lists", queryset=own_lists))
 
     @admin.display(description="Lists")
     def list_names(self, obj):

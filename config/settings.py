@@ -170,7 +170,6 @@ STORAGES = {
 # Development serves static files straight from the apps (no collectstatic needed).
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = not PRODUCTION
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- system mail (confirmation, password reset) ---------------------------
 # Never a marketer's SMTP account: these settings are the operator's.
