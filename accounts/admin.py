@@ -82,7 +82,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     actions = ["test_connection"]
     fieldsets = (
         (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
-        ("Server", {"fields": ("host", "port", "security", "username", "new_password", "clear_password")}),
+        ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
         ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size")}),
         ("State", {"fields": ("paused_until", "pause_reason", "last_tested_at", "last_test_result")}),
     )

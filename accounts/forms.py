@@ -5,6 +5,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
 from accounts.models import TIMEZONE_CHOICES, SmtpAccount, User
+from accounts.presets import PRESET_FIELDS, PRESETS, preset_choices
 
 
 class SmtpAccountForm(forms.ModelForm):
@@ -17,6 +18,12 @@ class SmtpAccountForm(forms.ModelForm):
         help_text="Leave blank to keep the stored password.",
     )
     clear_password = forms.BooleanField(label="Remove the stored password", required=False)
+    preset = forms.ChoiceField(
+        label="Provider preset",
+        choices=preset_choices,
+        required=False,
+        help_text="Fills host, port, security and limits with the provider's published numbers on save.",
+    )
 
     class Meta:
         model = SmtpAccount
@@ -28,6 +35,16 @@ class SmtpAccountForm(forms.ModelForm):
             self.fields["new_password"].help_text = "A password is stored. Leave blank to keep it."
         else:
             self.fields.pop("clear_password", None)
+
+    def clean(self):
+        cleaned = super().clean()
+        preset = PRESETS.get(cleaned.get("preset") or "")
+        if preset:
+            for name in PRESET_FIELDS:
+                if name in self.fields:
+                    cleaned[name] = preset[name]
+                    self.errors.pop(name, None)
+        return cleaned
 
     def save(self, commit=True):
         account = super().save(commit=False)

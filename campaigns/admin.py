@@ -4,7 +4,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user
+from campaigns import admin_actions
 from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate
+from tracking.models import Event, Link
 
 
 class ReadOnlyAdminMixin:
@@ -81,12 +83,40 @@ class CampaignAdmin(OwnedModelAdmin):
     list_select_related = ("smtp_account",)
     search_fields = ("name", "subject")
     filter_horizontal = ("lists",)
-    readonly_fields = ("status", "started_at", "completed_at", "created_at", "updated_at", "email_link")
+    readonly_fields = (
+        "status", "status_reason", "started_at", "completed_at", "created_at", "updated_at", "email_link",
+    )
     fieldsets = (
         (None, {"fields": ("owner", "name", "smtp_account", "lists")}),
         ("Message", {"fields": ("subject", "body_html", "body_text", "track_opens", "track_clicks")}),
-        ("Schedule", {"fields": ("scheduled_at", "status", "started_at", "completed_at", "email_link")}),
+        (
+            "Schedule",
+            {"fields": ("scheduled_at", "status", "status_reason", "started_at", "completed_at", "email_link")},
+        ),
     )
+    actions = admin_actions.CAMPAIGN_ACTIONS
+    # Once a campaign leaves draft, what it sends is fixed: the lifecycle actions change it, not the form.
+    frozen_after_draft = ("owner", "smtp_account", "lists", "subject", "body_html", "body_text", "track_opens",
+                          "track_clicks", "scheduled_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != Campaign.Status.DRAFT:
+            readonly += [f for f in self.frozen_after_draft if f != "owner" or request.user.is_superuser]
+        return readonly
+
+    def has_delete_permission(self, request, obj=None):
+        # A campaign being sent cannot be deleted under its workers; pause or cancel it first.
+        if obj is not None and obj.status == Campaign.Status.SENDING:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request):
+        # Its emails, links and events go with it; they are read-only to the marketer on their own,
+        # which must not stop the campaign's owner from deleting it.
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        ledger_names = {m._meta.verbose_name for m in (Email, Link, Event)}
+        return deleted, model_count, {p for p in perms_needed if p not in ledger_names}, protected
 
     # Fields missing from a user's form (the owner, for marketers) are dropped from
     # these fieldsets by OwnedModelAdmin.get_fieldsets.
@@ -132,3 +162,4 @@ class EmailAdmin(ReadOnlyAdminMixin, OwnedModelAdmin):
     list_select_related = ("campaign",)
     search_fields = ("to_email",)
     show_full_result_count = False
+    actions = admin_actions.EMAIL_ACTIONS

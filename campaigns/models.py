@@ -27,7 +27,10 @@ class Contact(models.Model):
     class Meta:
         ordering = ["email"]
         constraints = [
-            models.UniqueConstraint(Lower("email"), "owner", name="contact_unique_email_per_owner"),
+            models.UniqueConstraint(
+                Lower("email"), "owner", name="contact_unique_email_per_owner",
+                violation_error_message="You have a contact with this address already.",
+            ),
         ]
         indexes = [models.Index(fields=["owner", "status"], name="contact_owner_status")]
 

@@ -486,15 +486,18 @@ def test_delete_selected_with_other_owners_ids_deletes_nothing(key, world, other
         assert list(confirm.context["queryset"]) == []
         assert confirm.context["deletable_objects"] == [[]]
         assert world.alice.markers[key] not in html(confirm)
+    elif confirm.status_code == 302:
+        # A read-only admin with actions of its own (emails): delete is not one of them.
+        assert "delete_selected" not in dict(other_client.get(admin_url(key, "changelist")).context["action_form"].fields["action"].choices)
     else:
-        # Read-only admins offer no actions: the POST just renders mallory's own changelist.
+        # Read-only admins without actions: the POST just renders mallory's own changelist.
         assert confirm.status_code == 200
         assert confirm.context["action_form"] is None
         assert list(confirm.context["cl"].result_list) == [world.mallory.objects[key]]
     assert exists(alice_obj)
 
     done = other_client.post(admin_url(key, "changelist"), {**data, "post": "yes"})
-    assert done.status_code == (302 if OWNED[key][3] else 200)
+    assert done.status_code in ((302,) if OWNED[key][3] else (200, 302))
     assert exists(alice_obj)
     assert exists(world.mallory.objects[key])
 
