@@ -11,7 +11,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import CharField, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 
 from campaigns.models import Campaign, Contact, ContactList, Email
 
@@ -114,6 +115,14 @@ def take_batch(*, batch_id, now):
         batch_id=token, lease_expires_at=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS), updated_at=now
     )
     return token if taken else None
+
+
+def assign_message_ids(*, token, domain):
+    """Give each row of the batch that has none a Message-ID; a retry keeps the one it has."""
+    unique = uuid.uuid4().hex[:16]
+    return Email.objects.filter(batch_id=token, status=S.QUEUED, message_id="").update(
+        message_id=Concat(Value("<"), Cast("id", CharField()), Value(f".{unique}@{domain}>"), output_field=CharField())
+    )
 
 
 def renew_lease(*, token, now):

@@ -19,6 +19,7 @@ from campaigns.models import Campaign, Contact, Email
 
 log = logging.getLogger(__name__)
 LEASE_RENEW_EVERY = 30  # seconds
+STATUS_CHECK_SECONDS = 0.5
 
 
 @dataclass
@@ -38,6 +39,8 @@ def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep):
     if token is None:
         report.notes.append("batch already taken or empty")
         return report
+    # Message-IDs for the whole batch in one statement, stored before anything is sent.
+    ledger.assign_message_ids(token=token, domain=settings.MESSAGE_ID_DOMAIN or "localhost")
     emails = list(
         Email.objects.filter(batch_id=token, status=Email.Status.QUEUED)
         .select_related("campaign", "campaign__owner", "campaign__smtp_account", "contact")
@@ -76,16 +79,20 @@ class _BatchRun:
         self.in_data = False
         self.throttled = False
         self.last_renewal = clock()
+        self.slots, self.interval = [], 0.0
+        self.waited = False
+        self.last_status_check = float("-inf")
 
     def run(self):
         try:
             for index, email in enumerate(self.emails):
-                if not self._wait_for_slot():
+                if not self._wait_for_slot(len(self.emails) - index):
                     self._release_rest(index, "pacing wait too long; handed back")
                     return
                 # Checked after the pacing wait, not before: the wait can last seconds, and a
                 # pause or cancel made during it must stop this very message, not the next one.
-                if not self._campaign_is_sending(email):
+                if self._status_check_due() and not self._campaign_is_sending(email):
+                    self._give_back_slots()
                     self._release_rest(index, "campaign no longer sending")
                     return
                 if not self._ensure_connection(index):
@@ -94,6 +101,7 @@ class _BatchRun:
                     return
                 self._renew_lease_if_due()
         finally:
+            self._give_back_slots()
             self._close()
             if not self.throttled and self.report.sent:
                 rate_limit.speed_up(account_id=self.account.pk)
@@ -101,6 +109,7 @@ class _BatchRun:
     # --- steps ---------------------------------------------------------------
 
     def _campaign_is_sending(self, email):
+        self.last_status_check = time.monotonic()
         status = Campaign.objects.filter(pk=email.campaign_id).values_list("status", flat=True).first()
         if status == Campaign.Status.CANCELLED:
             # Only this worker's own rows: cancelling the campaign's other queued rows took rows
@@ -110,16 +119,32 @@ class _BatchRun:
             ledger.cancel_batch(token=self.token, now=self.clock())
         return status == Campaign.Status.SENDING
 
-    def _wait_for_slot(self):
+    def _wait_for_slot(self, remaining):
+        """Wait for this message's pacing slot; False when the wait would be too long."""
         now = self.clock()
-        slot, interval = rate_limit.reserve_slot(account_id=self.account.pk, now=now)
+        if not self.slots:
+            self.slots, self.interval = rate_limit.reserve_slots(
+                account_id=self.account.pk, now=now, wanted=remaining
+            )
+        slot = self.slots[0]
         wait = (slot - now).total_seconds()
         if wait > settings.MAX_PACING_WAIT_SECONDS:
-            rate_limit.give_back_slot(account_id=self.account.pk, slot=slot, interval=interval)
+            self._give_back_slots()
             return False
-        if wait > 0:
+        self.slots.pop(0)
+        self.waited = wait > 0
+        if self.waited:
             self.sleep(wait)
         return True
+
+    def _give_back_slots(self):
+        rate_limit.give_back_slots(account_id=self.account.pk, unused=self.slots, interval=self.interval)
+        self.slots = []
+
+    def _status_check_due(self):
+        # After any pacing wait (a pause or cancel made during it must stop this very
+        # message), and otherwise at most every STATUS_CHECK_SECONDS of sending.
+        return self.waited or time.monotonic() - self.last_status_check >= STATUS_CHECK_SECONDS
 
     def _ensure_connection(self, index):
         if self.conn is not None:
