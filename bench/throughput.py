@@ -1,0 +1,236 @@
+"""Throughput of the full sending path against a plain smtplib loop, in the same run.
+
+Needs PostgreSQL (DATABASE_URL), Redis (REDIS_URL) and Postfix's smtp-sink
+(Debian package `postfix`). It creates and drops its own database.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/14 \
+        .venv/bin/python bench/throughput.py --messages 20000
+
+Prints the reference rate (2 processes, smtplib, reused connections, comparable
+messages), the full path's rate (dispatcher ticks, Celery over Redis, 2 worker
+processes, PostgreSQL) and their ratio. With --rate-limit 600 it also runs an
+account limited to 600 a minute for --limit-seconds and reports the achieved
+rate and the busiest 60-second window.
+"""
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+SINK_PORT = 2526
+
+
+def database_url_for(name):
+    parts = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def recreate_database(name):
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def start_sink():
+    binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not os.path.exists(binary):
+        sys.exit("smtp-sink not found: apt-get install postfix")
+    proc = subprocess.Popen([binary, "-u", "root", f"127.0.0.1:{SINK_PORT}", "256"], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            smtplib.SMTP("127.0.0.1", SINK_PORT, timeout=1).quit()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("smtp-sink did not start")
+
+
+# --- reference: plain smtplib -------------------------------------------------------
+
+
+def _reference_worker(count, batch):
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.mail import EmailMultiAlternatives
+
+    sent = 0
+    while sent < count:
+        conn = smtplib.SMTP("127.0.0.1", SINK_PORT)
+        conn.ehlo()
+        for _ in range(min(batch, count - sent)):
+            message = EmailMultiAlternatives(
+                subject=f"Hello Contact {sent}",
+                body=f"Hello Contact {sent}, news from us.",
+                from_email="Bench <bench@example.com>",
+                to=[f"Contact {sent} <contact{sent}@example.org>"],
+            )
+            message.attach_alternative(f"<p>Hello Contact {sent}, news from us.</p>", "text/html")
+            conn.sendmail("bench@example.com", [f"contact{sent}@example.org"], message.message().as_bytes())
+            sent += 1
+        conn.quit()
+
+
+def reference_rate(messages, processes=2, batch=50):
+    per = messages // processes
+    procs = [multiprocessing.Process(target=_reference_worker, args=(per, batch)) for _ in range(processes)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return per * processes / (time.perf_counter() - start)
+
+
+# --- the full path ---------------------------------------------------------------------
+
+
+def setup_django(db_name):
+    os.environ["DATABASE_URL"] = database_url_for(db_name)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def make_campaign(messages, max_per_minute, name):
+    from accounts.models import SmtpAccount
+    from accounts.services import create_marketer
+    from campaigns.models import Campaign, Contact, ContactList
+
+    owner = create_marketer(username=f"bench-{name}", email=f"{name}@example.com", password="x-bench-password-1")
+    account = SmtpAccount.objects.create(
+        owner=owner, name=name, host="127.0.0.1", port=SINK_PORT, security="none", from_email="bench@example.com",
+        from_name="Bench", max_per_minute=max_per_minute, max_per_hour=10**9, max_per_day=10**9, batch_size=50,
+    )
+    contacts = Contact.objects.bulk_create(
+        Contact(owner=owner, email=f"contact{i}@example.org", name=f"Contact {i}") for i in range(messages)
+    )
+    contact_list = ContactList.objects.create(owner=owner, name="bench")
+    contact_list.contacts.add(*contacts)
+    campaign = Campaign.objects.create(
+        owner=owner, name=name, smtp_account=account, subject="Hello {{ name }}",
+        body_html="<p>Hello {{ name }}, news from us.</p>", track_opens=False, track_clicks=False,
+    )
+    campaign.lists.add(contact_list)
+    return campaign
+
+
+def start_workers(env, log_path, concurrency=2):
+    return subprocess.Popen(
+        [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "--concurrency", str(concurrency),
+         "--pool", "prefork", "-l", "WARNING"],
+        cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def run_campaign(campaign, tick_seconds, timeout):
+    """Tick like beat would (every tick_seconds) until the campaign completes."""
+    from campaigns.delivery import dispatcher
+    from campaigns.models import Campaign
+    from campaigns.services import lifecycle
+
+    start = time.perf_counter()
+    lifecycle.send_now(campaign=campaign)
+    while time.perf_counter() - start < timeout:
+        dispatcher.tick()
+        if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.COMPLETED).exists():
+            return time.perf_counter() - start
+        time.sleep(tick_seconds)
+    raise SystemExit(f"campaign {campaign.pk} did not complete within {timeout} s")
+
+
+def busiest_window(campaign, seconds=60):
+    from campaigns.models import Email
+
+    times = sorted(Email.objects.filter(campaign=campaign, status="sent").values_list("sent_at", flat=True))
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while (t - times[j]).total_seconds() >= seconds:
+            j += 1
+        best = max(best, i - j + 1)
+    return best, len(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--rate-limit", type=int, default=600)
+    parser.add_argument("--limit-seconds", type=int, default=180)
+    parser.add_argument("--skip-limit", action="store_true")
+    args = parser.parse_args()
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if not os.environ.get(name):
+            sys.exit(f"{name} must be set")
+
+    db_name = "bench_throughput"
+    recreate_database(db_name)
+    sink = start_sink()
+    var_dir = tempfile.mkdtemp()
+    os.environ["VAR_DIR"] = var_dir
+    os.environ["SMTP_ALLOW_PRIVATE_HOSTS"] = "1"
+    setup_django(db_name)
+    from django.conf import settings
+
+    env = {**os.environ, "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS)}
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    workers = start_workers(env, Path(var_dir) / "worker.log")
+    try:
+        ref = reference_rate(args.messages)
+        print(f"reference (smtplib, 2 processes): {args.messages} messages at {ref:,.0f}/s")
+        campaign = make_campaign(args.messages, max_per_minute=10**8, name="unlimited")
+        elapsed = run_campaign(campaign, tick_seconds=1, timeout=1800)
+        full = args.messages / elapsed
+        print(f"full path (dispatch, Celery/Redis, 2 workers, PostgreSQL): {args.messages} messages at {full:,.0f}/s")
+        print(f"ratio full/reference: {full / ref:.2f} (goal >= 0.8)")
+        if not args.skip_limit:
+            limit = args.rate_limit
+            limited = make_campaign(limit * args.limit_seconds // 60 * 3, max_per_minute=limit, name="limited")
+            from campaigns.delivery import dispatcher
+            from campaigns.models import Email
+            from campaigns.services import lifecycle
+
+            lifecycle.send_now(campaign=limited)
+            start = time.perf_counter()
+            while time.perf_counter() - start < args.limit_seconds:
+                dispatcher.tick()
+                time.sleep(1)
+            sent = Email.objects.filter(campaign=limited, status="sent").count()
+            achieved = sent / (args.limit_seconds / 60)
+            window, _ = busiest_window(limited)
+            print(
+                f"limited to {limit}/min over {args.limit_seconds} s: achieved {achieved:.1f}/min "
+                f"({(achieved - limit) / limit * 100:+.1f}%), busiest 60 s window {window}"
+            )
+            lifecycle.cancel(campaign=limited)
+    finally:
+        os.killpg(workers.pid, signal.SIGTERM)
+        workers.wait(timeout=30)
+        sink.terminate()
+        from django.db import connections
+
+        connections.close_all()
+
+
+if __name__ == "__main__":
+    main()
