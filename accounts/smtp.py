@@ -116,6 +116,10 @@ def open_connection(account, *, timeout=None, login=True):
     conn.pinned_address = address
     try:
         reply = conn.connect(account.host, account.port)
+        if reply[0] != 220:
+            # A 421 or 554 greeting is the server's answer; keep its text instead of
+            # failing later at EHLO with a vaguer error.
+            raise smtplib.SMTPConnectError(*reply)
         reply = conn.ehlo()
         if account.security == account.Security.STARTTLS:
             reply = conn.starttls(context=context)

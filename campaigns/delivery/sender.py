@@ -110,7 +110,14 @@ class _BatchRun:
 
     def _campaign_is_sending(self, email):
         self.last_status_check = time.monotonic()
-        status = Campaign.objects.filter(pk=email.campaign_id).values_list("status", flat=True).first()
+        status, paused_until = (
+            Campaign.objects.filter(pk=email.campaign_id)
+            .values_list("status", "smtp_account__paused_until")
+            .first()
+        ) or (None, None)
+        if paused_until and paused_until > self.clock():
+            # Another batch of this account hit a quota or login failure: stop here too.
+            return False
         if status == Campaign.Status.CANCELLED:
             # Only this worker's own rows: cancelling the campaign's other queued rows took rows
             # from workers in the middle of sending them, so a delivered message was recorded

@@ -325,3 +325,24 @@ def test_a_server_that_hangs_up_is_reported(marketer):
 
     assert result == smtp.TestResult(False, "The server closed the connection: Connection unexpectedly closed")
 
+
+
+def test_a_421_greeting_is_reported_with_the_servers_own_words(db, settings):
+    import socketserver
+    import threading
+
+    class Busy(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"421 4.3.2 Too busy, come back later\r\n")
+
+    settings.SMTP_ALLOW_PRIVATE_HOSTS = True
+    server = socketserver.TCPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        account = SmtpAccountFactory(host="127.0.0.1", port=server.server_address[1], security="none", username="")
+        result = smtp.test_connection(account)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not result.ok
+    assert result.message == "421 4.3.2 Too busy, come back later"

@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import SmtpAccount
 from campaigns.delivery import sender
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import lifecycle
@@ -540,3 +541,23 @@ def test_a_batch_task_delivered_twice_sends_each_email_once(engine):
     assert sorted(engine.handler.delivered_to()) == addresses
     assert engine.handler.connections == 1
     assert all(e.attempts == 1 for e in engine.emails(campaign).values())
+
+
+def test_a_batch_stops_when_another_batch_pauses_its_account(engine):
+    addresses = [f"r{i}@example.org" for i in range(4)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+
+    def quota_hit_elsewhere():
+        SmtpAccount.objects.filter(pk=engine.account.pk).update(
+            paused_until=engine.clock() + timedelta(hours=1), pause_reason="550 5.4.5 quota (other batch)"
+        )
+
+    engine.sleep.at(1, quota_hit_elsewhere)  # during the pacing wait before the second message
+    engine.tick()
+
+    assert engine.handler.delivered_to() == addresses[:1]
+    statuses = engine.statuses(campaign)
+    assert [statuses[a] for a in addresses] == [S.SENT, S.PENDING, S.PENDING, S.PENDING]
+    assert all(engine.email(campaign, a).attempts == 0 for a in addresses[1:])
+
