@@ -16,6 +16,7 @@ flight per killed worker's connection).
 
 import argparse
 import collections
+import logging
 import os
 import random
 import signal
@@ -120,6 +121,7 @@ def main():
     import redis
 
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     handler = FlakyHandler(throttle_rate=0.05, drop_rate=0.01)
     controller = Controller(handler, hostname="127.0.0.1", port=PORT)
     controller.start()
