@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from django.contrib import admin, messages
 
+from campaigns.models import Campaign
 from campaigns.services import lifecycle
 
 
@@ -63,10 +64,26 @@ def duplicate(modeladmin, request, queryset):
     modeladmin.message_user(request, f"{queryset.count()} campaign(s) duplicated.", messages.SUCCESS)
 
 
+def _may_retry(modeladmin, request, campaign):
+    # A cancelled campaign sends nothing more: the dispatcher's next tick cancels every row it
+    # has open, so a retried row would lose its failure record (status, class, attempts) and
+    # never be sent, while the message said it would be.
+    if campaign.status == Campaign.Status.CANCELLED:
+        modeladmin.message_user(
+            request, f"{campaign.name}: a cancelled campaign sends nothing more; duplicate it to send again.",
+            messages.ERROR,
+        )
+        return False
+    return True
+
+
 @admin.action(description="Retry all failed emails of selected")
 def retry_failed(modeladmin, request, queryset):
-    total = sum(lifecycle.retry_failed(campaign=campaign) for campaign in queryset)
-    modeladmin.message_user(request, f"{total} failed email(s) will be sent again.", messages.SUCCESS)
+    retried = [
+        lifecycle.retry_failed(campaign=campaign) for campaign in queryset if _may_retry(modeladmin, request, campaign)
+    ]
+    if retried:
+        modeladmin.message_user(request, f"{sum(retried)} failed email(s) will be sent again.", messages.SUCCESS)
 
 
 @admin.action(description="Extend selected to contacts added to their lists since")
@@ -92,10 +109,13 @@ def _by_campaign(queryset):
 
 @admin.action(description="Retry selected failed emails")
 def retry_selected_emails(modeladmin, request, queryset):
-    total = sum(
-        lifecycle.retry_failed(campaign=campaign, email_ids=ids) for campaign, ids in _by_campaign(queryset).items()
-    )
-    modeladmin.message_user(request, f"{total} failed email(s) will be sent again.", messages.SUCCESS)
+    retried = [
+        lifecycle.retry_failed(campaign=campaign, email_ids=ids)
+        for campaign, ids in _by_campaign(queryset).items()
+        if _may_retry(modeladmin, request, campaign)
+    ]
+    if retried:
+        modeladmin.message_user(request, f"{sum(retried)} failed email(s) will be sent again.", messages.SUCCESS)
 
 
 @admin.action(description="Remove selected pending recipients")
