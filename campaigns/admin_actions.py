@@ -8,7 +8,6 @@ from collections import defaultdict
 
 from django.contrib import admin, messages
 
-from campaigns.models import Campaign
 from campaigns.services import lifecycle
 
 
@@ -64,40 +63,43 @@ def duplicate(modeladmin, request, queryset):
     modeladmin.message_user(request, f"{queryset.count()} campaign(s) duplicated.", messages.SUCCESS)
 
 
-def _may_retry(modeladmin, request, campaign):
-    # A cancelled campaign sends nothing more: the dispatcher's next tick cancels every row it
-    # has open, so a retried row would lose its failure record (status, class, attempts) and
-    # never be sent, while the message said it would be.
-    if campaign.status == Campaign.Status.CANCELLED:
-        modeladmin.message_user(
-            request, f"{campaign.name}: a cancelled campaign sends nothing more; duplicate it to send again.",
-            messages.ERROR,
-        )
-        return False
-    return True
+def _retry(modeladmin, request, pairs):
+    """pairs: (campaign, email_ids or None); one message for what was retried, one per refusal."""
+    retried, done = 0, 0
+    for campaign, email_ids in pairs:
+        try:
+            retried += lifecycle.retry_failed(campaign=campaign, email_ids=email_ids)
+            done += 1
+        except lifecycle.LifecycleError as exc:
+            modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
+    if done:
+        modeladmin.message_user(request, f"{retried} failed email(s) will be sent again.", messages.SUCCESS)
 
 
 @admin.action(description="Retry all failed emails of selected")
 def retry_failed(modeladmin, request, queryset):
-    retried = [
-        lifecycle.retry_failed(campaign=campaign) for campaign in queryset if _may_retry(modeladmin, request, campaign)
-    ]
-    if retried:
-        modeladmin.message_user(request, f"{sum(retried)} failed email(s) will be sent again.", messages.SUCCESS)
+    _retry(modeladmin, request, [(campaign, None) for campaign in queryset])
 
 
 @admin.action(description="Extend selected to contacts added to their lists since")
 def extend(modeladmin, request, queryset):
-    total = 0
+    total, done = 0, 0
     for campaign in queryset:
         try:
             total += lifecycle.extend_to_new_contacts(campaign=campaign)
+            done += 1
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
-    modeladmin.message_user(request, f"{total} new recipient(s) added.", messages.SUCCESS)
+    if done:
+        modeladmin.message_user(request, f"{total} new recipient(s) added.", messages.SUCCESS)
 
 
-CAMPAIGN_ACTIONS = [schedule, send_now, pause, resume, cancel, duplicate, retry_failed, extend]
+@admin.action(description="Back to draft (unschedule selected)")
+def unschedule(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, lifecycle.unschedule, "back to draft")
+
+
+CAMPAIGN_ACTIONS = [schedule, unschedule, send_now, pause, resume, cancel, duplicate, retry_failed, extend]
 
 
 def _by_campaign(queryset):
@@ -109,13 +111,7 @@ def _by_campaign(queryset):
 
 @admin.action(description="Retry selected failed emails")
 def retry_selected_emails(modeladmin, request, queryset):
-    retried = [
-        lifecycle.retry_failed(campaign=campaign, email_ids=ids)
-        for campaign, ids in _by_campaign(queryset).items()
-        if _may_retry(modeladmin, request, campaign)
-    ]
-    if retried:
-        modeladmin.message_user(request, f"{sum(retried)} failed email(s) will be sent again.", messages.SUCCESS)
+    _retry(modeladmin, request, list(_by_campaign(queryset).items()))
 
 
 @admin.action(description="Remove selected pending recipients")

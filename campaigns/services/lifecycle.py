@@ -144,6 +144,10 @@ def retry_failed(*, campaign, email_ids=None, now=None):
     """Failed emails (all, or those chosen) go back to pending; a finished campaign sends again."""
     now = now or timezone.now()
     with transaction.atomic():
+        # Locked so a cancel cannot land between this check and the rows' return to pending.
+        status = Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("status", flat=True).first()
+        if status == C.CANCELLED:
+            raise LifecycleError("a cancelled campaign sends nothing more; duplicate it to send again.")
         count = ledger.retry_failed(campaign_id=campaign.pk, now=now, email_ids=email_ids)
         if count:
             _reopen(campaign=campaign, now=now)

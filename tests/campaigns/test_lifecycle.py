@@ -329,3 +329,27 @@ def test_extend_to_new_contacts_adds_only_those_added_since_and_never_resends(en
 def test_extend_refuses_a_campaign_that_never_started(complete_draft):
     with pytest.raises(lifecycle.LifecycleError, match="Only a started campaign can be extended"):
         lifecycle.extend_to_new_contacts(campaign=complete_draft)
+
+
+def test_retry_failed_refuses_a_cancelled_campaign_and_keeps_its_failure_record(db):
+    campaign = CampaignFactory()
+    email = campaign.emails.create(
+        to_email="x@example.org", status=Email.Status.FAILED, attempts=4, failure_class="throttled"
+    )
+    lifecycle.cancel(campaign=campaign)
+
+    with pytest.raises(lifecycle.LifecycleError, match="cancelled campaign"):
+        lifecycle.retry_failed(campaign=campaign)
+
+    email.refresh_from_db()
+    assert (email.status, email.attempts, email.failure_class) == (Email.Status.FAILED, 4, "throttled")
+
+
+def test_unschedule_returns_a_scheduled_campaign_to_draft_and_nothing_else(db):
+    contact_list = ContactListFactory()
+    campaign = CampaignFactory(owner=contact_list.owner, lists=[contact_list])
+    lifecycle.schedule(campaign=campaign, at=timezone.now() + datetime.timedelta(days=1))
+
+    assert lifecycle.unschedule(campaign=campaign).status == Campaign.Status.DRAFT
+    with pytest.raises(lifecycle.LifecycleError, match="Only a scheduled campaign"):
+        lifecycle.unschedule(campaign=campaign)
