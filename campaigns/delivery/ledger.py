@@ -125,6 +125,17 @@ def assign_message_ids(*, token, domain):
     )
 
 
+def rebatch(*, token, email_ids, now, hold_seconds):
+    """Move a worker's unsent rows to a new batch due later; returns its id, or None."""
+    batch_id = uuid.uuid4()
+    moved = Email.objects.filter(batch_id=token, status=S.QUEUED, id__in=email_ids).update(
+        batch_id=batch_id,
+        lease_expires_at=now + timedelta(seconds=hold_seconds + settings.EMAIL_LEASE_SECONDS),
+        updated_at=now,
+    )
+    return batch_id if moved else None
+
+
 def renew_lease(*, token, now):
     return Email.objects.filter(batch_id=token, status=S.QUEUED).update(
         lease_expires_at=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)

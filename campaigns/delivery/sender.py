@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from accounts import crypto, smtp
@@ -32,8 +33,9 @@ class BatchReport:
     notes: list = field(default_factory=list)
 
 
-def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep):
-    """Send a claimed batch. `clock` and `sleep` are injectable so tests drive time."""
+def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later=None):
+    """Send a claimed batch. `clock`, `sleep` and `continue_later(batch_id, delay)` are
+    injectable so tests drive time; by default a continuation is a delayed send_batch task."""
     report = BatchReport()
     token = ledger.take_batch(batch_id=batch_id, now=clock())
     if token is None:
@@ -54,8 +56,19 @@ def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep):
         report.released = ledger.release(token=token, now=clock())
         report.notes.append(refusal)
         return report
-    _BatchRun(account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report).run()
+    _BatchRun(
+        account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
+        continue_later=continue_later or _enqueue_continuation,
+    ).run()
     return report
+
+
+def _enqueue_continuation(batch_id, delay):
+    from campaigns.tasks import send_batch as send_batch_task
+
+    # A countdown of one pacing interval, far under the broker's visibility timeout;
+    # if the task is lost, the rows' lease brings them back to pending.
+    transaction.on_commit(lambda: send_batch_task.apply_async((str(batch_id),), countdown=delay))
 
 
 def _why_account_cannot_send(*, account, owner_id, now):
@@ -72,9 +85,10 @@ def _why_account_cannot_send(*, account, owner_id, now):
 
 
 class _BatchRun:
-    def __init__(self, *, account, emails, token, clock, sleep, report):
+    def __init__(self, *, account, emails, token, clock, sleep, report, continue_later):
         self.account, self.emails, self.token = account, emails, token
         self.clock, self.sleep, self.report = clock, sleep, report
+        self.continue_later = continue_later
         self.conn = None
         self.in_data = False
         self.throttled = False
@@ -86,8 +100,9 @@ class _BatchRun:
     def run(self):
         try:
             for index, email in enumerate(self.emails):
-                if not self._wait_for_slot(len(self.emails) - index):
-                    self._release_rest(index, "pacing wait too long; handed back")
+                too_long = self._wait_for_slot(len(self.emails) - index)
+                if too_long:
+                    self._continue_later(index, too_long)
                     return
                 # Checked after the pacing wait, not before: the wait can last seconds, and a
                 # pause or cancel made during it must stop this very message, not the next one.
@@ -127,7 +142,7 @@ class _BatchRun:
         return status == Campaign.Status.SENDING
 
     def _wait_for_slot(self, remaining):
-        """Wait for this message's pacing slot; False when the wait would be too long."""
+        """Wait for this message's pacing slot; returns 0, or the wait in seconds when too long."""
         now = self.clock()
         if not self.slots:
             self.slots, self.interval = rate_limit.reserve_slots(
@@ -137,12 +152,25 @@ class _BatchRun:
         wait = (slot - now).total_seconds()
         if wait > settings.MAX_PACING_WAIT_SECONDS:
             self._give_back_slots()
-            return False
+            return wait
         self.slots.pop(0)
         self.waited = wait > 0
         if self.waited:
             self.sleep(wait)
-        return True
+        return 0
+
+    def _continue_later(self, index, wait):
+        """Free the worker instead of sleeping through a long pacing wait.
+
+        The unsent rows stay claimed under a new batch id, their lease stretched
+        over the wait, and a send_batch for them is due when the slot comes; other
+        accounts' batches use the worker meanwhile.
+        """
+        ids = [e.pk for e in self.emails[index:]]
+        batch_id = ledger.rebatch(token=self.token, email_ids=ids, now=self.clock(), hold_seconds=wait)
+        if batch_id is not None:
+            self.continue_later(batch_id, wait)
+            self.report.notes.append(f"continues in {wait:.1f} s")
 
     def _give_back_slots(self):
         rate_limit.give_back_slots(account_id=self.account.pk, unused=self.slots, interval=self.interval)

@@ -561,3 +561,36 @@ def test_a_batch_stops_when_another_batch_pauses_its_account(engine):
     assert [statuses[a] for a in addresses] == [S.SENT, S.PENDING, S.PENDING, S.PENDING]
     assert all(engine.email(campaign, a).attempts == 0 for a in addresses[1:])
 
+
+
+def test_a_long_pacing_wait_frees_the_worker_and_the_batch_continues_when_its_slot_comes(make_engine):
+    from campaigns.delivery import sender as sender_module
+
+    engine = make_engine(max_per_minute=15)  # a slot every 4 s
+    addresses = ["a@example.org", "b@example.org", "c@example.org"]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    continuations = []
+
+    def run(batch_id):
+        sender_module.send_batch(
+            batch_id, clock=engine.clock, sleep=engine.sleep,
+            continue_later=lambda next_id, delay: continuations.append((next_id, delay)),
+        )
+
+    engine.tick(enqueue=run)
+    assert engine.handler.delivered_to() == addresses[:1]
+    assert engine.sleep.waits == []  # the worker never slept through the 4 s
+    next_id, delay = continuations[-1]
+    assert delay == pytest.approx(4.0)
+    # The rest stay claimed (no other worker or tick takes them), unspent.
+    rest = [engine.email(campaign, a) for a in addresses[1:]]
+    assert {(e.status, e.batch_id, e.attempts) for e in rest} == {(S.QUEUED, next_id, 0)}
+    assert engine.tick().claimed == 0
+
+    for _ in addresses[1:]:
+        engine.clock.advance(seconds=4)
+        run(continuations[-1][0])
+    assert engine.handler.delivered_to() == addresses
+    assert set(engine.statuses(campaign).values()) == {S.SENT}
+    assert engine.sleep.waits == []
