@@ -224,8 +224,12 @@ EMAIL_RETRY_LADDER = [int(s) for s in env_list("EMAIL_RETRY_LADDER", "30,60,3600
 EMAIL_LEASE_SECONDS = int(os.environ.get("EMAIL_LEASE_SECONDS", "300"))
 # How long an account rests after a quota or authentication failure.
 ACCOUNT_PAUSE_SECONDS = int(os.environ.get("ACCOUNT_PAUSE_SECONDS", "3600"))
-# A sender waits at most this long for its next pacing slot; beyond it the batch is handed back.
-MAX_PACING_WAIT_SECONDS = float(os.environ.get("MAX_PACING_WAIT_SECONDS", "5"))
+# A sender sleeps at most this long for its next pacing slot; a longer wait frees the
+# worker and the rest of the batch continues in a task due when the slot comes.
+MAX_PACING_WAIT_SECONDS = float(os.environ.get("MAX_PACING_WAIT_SECONDS", "1"))
+# Per-message results wait for PostgreSQL's disk flush only when this is on; see
+# campaigns.delivery.ledger.result_commits for the trade.
+EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", False)
 MESSAGE_ID_DOMAIN = os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
 
 # --- Celery and cache -----------------------------------------------------

@@ -7,6 +7,7 @@ that is logged and never overwritten.
 
 import logging
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -153,6 +154,29 @@ def complete_campaigns(*, now):
 
 
 # --- worker transitions (each guarded by the worker's token) -----------------
+
+
+@contextmanager
+def result_commits():
+    """Per-message results commit without waiting for the disk flush (PostgreSQL), unless
+    EMAIL_RESULTS_SYNCHRONOUS_COMMIT is set.
+
+    A killed worker loses nothing by this: its commits are already in the server. Only a
+    crash of PostgreSQL itself can lose the last fraction of a second of results (three
+    times wal_writer_delay at most), whose messages are then sent again after their lease:
+    duplicates bounded like a killed worker's, for one disk flush less per message (here
+    4 ms against 0.3 ms).
+    """
+    if connection.vendor != "postgresql" or settings.EMAIL_RESULTS_SYNCHRONOUS_COMMIT:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO DEFAULT")
 
 
 def _owned(email_id, token):

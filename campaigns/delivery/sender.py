@@ -56,10 +56,11 @@ def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later
         report.released = ledger.release(token=token, now=clock())
         report.notes.append(refusal)
         return report
-    _BatchRun(
-        account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
-        continue_later=continue_later or _enqueue_continuation,
-    ).run()
+    with ledger.result_commits():
+        _BatchRun(
+            account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
+            continue_later=continue_later or _enqueue_continuation,
+        ).run()
     return report
 
 
