@@ -3,7 +3,7 @@
 Needs PostgreSQL (DATABASE_URL), Redis (REDIS_URL) and Postfix's smtp-sink
 (Debian package `postfix`). It creates and drops its own database.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/14 \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/12 \
         .venv/bin/python bench/throughput.py --messages 20000
 
 Prints the reference rate (2 processes, smtplib, reused connections, comparable
