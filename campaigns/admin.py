@@ -4,8 +4,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user
-from campaigns import admin_actions
-from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate
+from campaigns import admin_actions, export_actions
+from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
+from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, ImportJob
 from tracking.models import Event, Link
 
 
@@ -25,6 +26,9 @@ class ReadOnlyAdminMixin:
 @admin.register(Contact)
 class ContactAdmin(OwnedModelAdmin):
     list_display = ("email", "name", "status", "list_names", "created_at")
+    # Adds "Import contacts" (the ImportJob admin's upload form) to the object tools.
+    change_list_template = "admin/campaigns/contact_change_list_import.html"
+    actions = export_actions.CONTACT_EXPORT_ACTIONS
     list_filter = ("status", "lists", "created_at")
     search_fields = ("email", "name")
     readonly_fields = ("status_changed_at", "created_at", "updated_at")
@@ -45,6 +49,7 @@ class ContactListAdmin(OwnedModelAdmin):
     list_display = ("name", "contact_count", "subscribed_count", "created_at")
     search_fields = ("name", "description")
     autocomplete_fields = ("contacts",)
+    actions = export_actions.LIST_EXPORT_ACTIONS
 
     def get_queryset(self, request):
         return (
@@ -68,13 +73,13 @@ class ContactListAdmin(OwnedModelAdmin):
 
 
 @admin.register(EmailTemplate)
-class EmailTemplateAdmin(OwnedModelAdmin):
+class EmailTemplateAdmin(EmailTemplateComposeMixin, OwnedModelAdmin):
     list_display = ("name", "subject", "updated_at")
     search_fields = ("name", "subject")
 
 
 @admin.register(Campaign)
-class CampaignAdmin(OwnedModelAdmin):
+class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     list_display = (
         "name", "status", "smtp_account", "scheduled_at", "recipient_count", "sent_count", "failed_count",
         "started_at", "completed_at",
@@ -94,7 +99,7 @@ class CampaignAdmin(OwnedModelAdmin):
             {"fields": ("scheduled_at", "status", "status_reason", "started_at", "completed_at", "email_link")},
         ),
     )
-    actions = admin_actions.CAMPAIGN_ACTIONS
+    actions = admin_actions.CAMPAIGN_ACTIONS + export_actions.CAMPAIGN_EXPORT_ACTIONS + CAMPAIGN_COMPOSE_ACTIONS
     # Once a campaign leaves draft, what it sends is fixed: the lifecycle actions change it, not the form.
     frozen_after_draft = ("owner", "smtp_account", "lists", "subject", "body_html", "body_text", "track_opens",
                           "track_clicks", "scheduled_at")
@@ -163,3 +168,152 @@ class EmailAdmin(ReadOnlyAdminMixin, OwnedModelAdmin):
     search_fields = ("to_email",)
     show_full_result_count = False
     actions = admin_actions.EMAIL_ACTIONS
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(OwnedModelAdmin):
+    """Contact imports: the upload form (add), the preview and confirm, the progress page (change), the report.
+
+    Every view reaches its job through get_object, which is owner-scoped: another
+    owner's job answers 404. The work is done by campaigns.imports.jobs.
+    """
+
+    list_display = ("original_name", "list_name", "status", "progress", "created_count", "updated_count",
+                    "merged_count", "suppressed_count", "rejected_count", "created_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("original_name",)
+    list_select_related = ("contact_list",)
+
+    @admin.display(description="List")
+    def list_name(self, obj):
+        return obj.list_name
+
+    @admin.display(description="Progress")
+    def progress(self, obj):
+        return f"{obj.processed_rows}/{obj.total_rows} ({obj.percent}%)"
+
+    def get_urls(self):
+        from django.urls import path
+
+        wrap = self.admin_site.admin_view
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}"
+        return [
+            path("<path:object_id>/preview/", wrap(self.preview_view), name=f"{name}_preview"),
+            path("<path:object_id>/status/", wrap(self.status_view), name=f"{name}_status"),
+            path("<path:object_id>/report/", wrap(self.report_view), name=f"{name}_report"),
+        ] + super().get_urls()
+
+    def _job(self, request, object_id):
+        from django.contrib.admin.utils import unquote
+        from django.core.exceptions import PermissionDenied
+
+        job = self.get_object(request, unquote(object_id))  # 404 for another owner's job
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        return job
+
+    def _render(self, request, template, job=None, **context):
+        from django.template.response import TemplateResponse
+
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "job": job,
+            "title": context.pop("title", "Import contacts"), "has_view_permission": True, "original": job,
+            **context,
+        }
+        return TemplateResponse(request, template, context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        from campaigns.imports import jobs
+        from campaigns.imports.forms import ImportUploadForm
+
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportUploadForm(request.POST or None, request.FILES or None, owner=request.user)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = jobs.create_job(
+                    owner=request.user, uploaded_file=form.cleaned_data["file"],
+                    contact_list=form.cleaned_data["contact_list"], new_list_name=form.cleaned_data["new_list_name"],
+                    encoding=form.cleaned_data["encoding"],
+                )
+            except jobs.ImportRefused as exc:
+                form.add_error("file", str(exc))
+            else:
+                return redirect("admin:campaigns_importjob_preview", job.pk)
+        return self._render(request, "admin/campaigns/importjob/import_form.html", form=form,
+                            title="Import contacts", media=self.media + form.media)
+
+    def preview_view(self, request, object_id):
+        from django.contrib import messages
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        from campaigns.imports import jobs
+
+        job = self._job(request, object_id)
+        if request.method == "POST":
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            if "cancel" in request.POST:
+                jobs.cancel(job=job)
+                self.message_user(request, "Import cancelled; nothing was written.", messages.INFO)
+                return redirect("admin:campaigns_contact_changelist")
+            if jobs.confirm(job=job):
+                if job.status == ImportJob.Status.DONE:
+                    self.message_user(request, f"Imported {job.original_name}.", messages.SUCCESS)
+                else:
+                    self.message_user(request, "The import runs in the background: you may leave this page.",
+                                      messages.INFO)
+            return redirect("admin:campaigns_importjob_change", job.pk)
+        if job.status != ImportJob.Status.PREVIEWED:
+            return redirect("admin:campaigns_importjob_change", job.pk)
+        return self._render(
+            request, "admin/campaigns/importjob/import_preview.html", job=job,
+            title=f"Preview: {job.original_name}", background=jobs.runs_in_background(job),
+            counts=job.preview.get("counts", {}), rejected_shown=job.rejected_rows[:200],
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from django.shortcuts import redirect
+
+        job = self._job(request, object_id)
+        if job.status == ImportJob.Status.PREVIEWED:
+            return redirect("admin:campaigns_importjob_preview", job.pk)
+        from campaigns.imports import jobs
+
+        return self._render(request, "admin/campaigns/importjob/import_job.html", job=job,
+                            title=f"Import: {job.original_name}", rejected_shown=job.rejected_rows[:200],
+                            job_counts=jobs.status_payload(job)["counts"])
+
+    def status_view(self, request, object_id):
+        from django.http import JsonResponse
+
+        from campaigns.imports import jobs
+
+        job = self._job(request, object_id)
+        response = JsonResponse(jobs.status_payload(job))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def report_view(self, request, object_id):
+        from campaigns import exports
+        from campaigns.imports import jobs
+
+        job = self._job(request, object_id)
+        file_format = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
+        headers, rows = jobs.rejected_report_rows(job)
+        return exports.download(headers=headers, rows=rows, file_format=file_format,
+                                name=f"rejected-rows-{job.original_name.rsplit('.', 1)[0]}")
+
+    def delete_model(self, request, obj):
+        obj.file.delete(save=False)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            job.file.delete(save=False)
+        super().delete_queryset(request, queryset)

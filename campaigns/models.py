@@ -1,3 +1,6 @@
+import uuid
+from pathlib import Path
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -5,6 +8,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from accounts.validators import validate_no_header_breaks
+from campaigns.imports.addresses import ContactEmailField, normalize_address as normalize_contact_address
 
 
 class Contact(models.Model):
@@ -16,7 +20,8 @@ class Contact(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts")
     # Stored trimmed and lower-cased, so equality is case-insensitive everywhere.
-    email = models.EmailField(max_length=254)
+    # Accepts internationalised addresses (zoë.müller@example.de); the rule is in campaigns.imports.addresses.
+    email = ContactEmailField(max_length=254)
     name = models.CharField(max_length=200, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBSCRIBED)
@@ -43,7 +48,7 @@ class Contact(models.Model):
 
 
 def normalize_email(address):
-    return (address or "").strip().lower()
+    return normalize_contact_address(address)
 
 
 class ContactList(models.Model):
@@ -208,3 +213,66 @@ class DispatcherState(models.Model):
 
     class Meta:
         verbose_name = "dispatcher state"
+
+
+def import_upload_path(job, filename):
+    return f"imports/{job.owner_id}/{uuid.uuid4().hex}/{Path(filename).name[-100:]}"
+
+
+class ImportJob(models.Model):
+    """One uploaded contact file: its preview (dry run), then its import, progress and report."""
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", "Previewed (waiting for confirmation)"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Importing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
+    contact_list = models.ForeignKey(
+        ContactList, on_delete=models.SET_NULL, null=True, blank=True, related_name="import_jobs"
+    )
+    # A list to create on confirmation (nothing is written before it).
+    new_list_name = models.CharField(max_length=200, blank=True)
+    file = models.FileField(upload_to=import_upload_path, max_length=500)
+    original_name = models.CharField(max_length=255)
+    encoding = models.CharField(max_length=32, blank=True, help_text="Chosen on the form; blank: detected.")
+    file_description = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREVIEWED)
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    merged_count = models.PositiveIntegerField(default=0)
+    suppressed_count = models.PositiveIntegerField(default=0)
+    rejected_count = models.PositiveIntegerField(default=0)
+    blank_count = models.PositiveIntegerField(default=0)
+    # The dry run's figures, columns and first rows, as shown on the preview page.
+    preview = models.JSONField(default=dict, blank=True)
+    # [{"row": 5, "address": "not-an-email", "reason": "..."}], every rejected row.
+    rejected_rows = models.JSONField(default=list, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="importjob_owner_created")]
+
+    def __str__(self):
+        return f"{self.original_name} ({self.get_status_display().lower()})"
+
+    @property
+    def list_name(self):
+        return self.contact_list.name if self.contact_list_id else self.new_list_name
+
+    @property
+    def percent(self):
+        if self.status == self.Status.DONE:
+            return 100
+        return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0

@@ -26,3 +26,12 @@ def send_batch(batch_id):
         "batch %s: sent %s, deferred %s, failed %s, released %s %s",
         batch_id, report.sent, report.deferred, report.failed, report.released, "; ".join(report.notes),
     )
+
+
+@shared_task(name="campaigns.import_contacts", ignore_result=True)
+def import_contacts(job_id):
+    from campaigns.imports import jobs
+
+    result = jobs.run(job_id=job_id)
+    if result is not None:
+        log.info("import job %s: %s in %s row(s)", job_id, result.counts, result.processed_rows)

@@ -232,6 +232,25 @@ MAX_PACING_WAIT_SECONDS = float(os.environ.get("MAX_PACING_WAIT_SECONDS", "1"))
 EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", False)
 MESSAGE_ID_DOMAIN = os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
 
+# --- contact imports ------------------------------------------------------
+
+# Larger uploads are refused before they are read (the upload itself streams to a temporary file).
+IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
+# Imports of more rows than this run in a Celery task with a progress bar; smaller ones in the request.
+IMPORT_SYNC_MAX_ROWS = int(os.environ.get("IMPORT_SYNC_MAX_ROWS", "2000"))
+# Rows read, checked and written per set-based step (and per progress update).
+IMPORT_CHUNK_SIZE = int(os.environ.get("IMPORT_CHUNK_SIZE", "5000"))
+# django-import-export's own escaping only drops a leading "="; campaigns.exports escapes every export.
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
+
+# --- tracking and unsubscribe --------------------------------------------
+
+# The mailto: of every List-Unsubscribe header; its subject carries the unsubscribe token.
+# Route this mailbox to something that POSTs the token's URL (see README "Tracking").
+UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{MESSAGE_ID_DOMAIN}"
+# An open this soon after sending is a scanner at delivery, not a reader.
+TRACKING_MACHINE_OPEN_SECONDS = int(os.environ.get("TRACKING_MACHINE_OPEN_SECONDS", "5"))
+
 # --- Celery and cache -----------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -240,13 +259,15 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Broadcasts (worker control) default to ./control in the working directory.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -279,7 +300,18 @@ CKEDITOR_5_CONFIGS = {
                 "undo", "redo",
             ],
         },
-        "htmlSupport": {"allow": [{"name": {"pattern": ".*"}, "attributes": True, "classes": True, "styles": True}]},
+        # The widget's JS turns "/.../" strings into RegExps; an object here matched nothing, so the editor
+        # dropped every class, style and layout attribute of pasted email HTML. What is saved is
+        # sanitised by campaigns.html (nh3) anyway.
+        "htmlSupport": {"allow": [{"name": "/.*/", "attributes": True, "classes": True, "styles": True}]},
+        "heading": {
+            "options": [
+                {"model": "paragraph", "title": "Paragraph", "class": "ck-heading_paragraph"},
+                {"model": "heading1", "view": "h1", "title": "Heading 1", "class": "ck-heading_heading1"},
+                {"model": "heading2", "view": "h2", "title": "Heading 2", "class": "ck-heading_heading2"},
+                {"model": "heading3", "view": "h3", "title": "Heading 3", "class": "ck-heading_heading3"},
+            ],
+        },
     },
 }
 CKEDITOR_5_FILE_UPLOAD_PERMISSION = "staff"

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from campaigns import editor
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Password reset with Django's own views, linked from the admin login page.
@@ -11,6 +13,8 @@ urlpatterns = [
     path("reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("accounts/", include("accounts.urls")),
-    path("ckeditor5/", include("django_ckeditor_5.urls")),
+    # The editor's image upload is switched off (campaigns.editor): images are linked by URL.
+    path("ckeditor5/image_upload/", editor.image_upload_disabled, name="ck_editor_5_upload_file"),
+    path("t/", include("tracking.urls")),
     path("admin/", admin.site.urls),
 ]

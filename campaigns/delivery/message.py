@@ -1,53 +1,298 @@
-"""Builds the MIME message of one Email at send time (the body is never stored per row)."""
+"""The MIME builder: the one place a campaign message is put together (the body is never stored per row).
+
+A message is multipart/alternative: a text part (body_text, or derived from the
+HTML) and the HTML part with its CSS inlined. Headers: From (the SMTP account's
+name and address), Reply-To, To, Subject, Date, Message-ID (stored on the Email
+row before sending, so a retry reuses it), List-Unsubscribe (HTTPS and mailto)
+and List-Unsubscribe-Post (RFC 8058 one-click).
+
+Both parts get a footer with the unsubscribe link and the owner's organization
+and postal address, unless the body already places {{ unsubscribe_url }} itself.
+With tracking on, http(s) links become signed click URLs (Link rows, once per
+campaign and URL) and a 1x1 pixel carries a signed open token.
+"""
 
 import re
-from email.utils import formataddr, make_msgid
+from collections import OrderedDict
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import EmailPolicy
+from email.utils import format_datetime, make_msgid
+from html import escape, unescape
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template import Context, Engine
-from django.utils.html import strip_tags
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import linebreaks
 
-# No loaders and no extra libraries: a campaign template reaches the recipient's
-# variables and nothing else.
-_ENGINE = Engine(loaders=[], libraries={}, debug=False, autoescape=True)
+from campaigns import html as html_hygiene
+from campaigns import personalize
+from tracking import services as tracking_services
+from tracking import tokens
+
+TEST_PREFIX = "[TEST] "
+_HREF = re.compile(r'(<a\b[^>]*?\shref=")([^"]*)(")', re.IGNORECASE)
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+_LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
 def new_message_id():
     return make_msgid(domain=settings.MESSAGE_ID_DOMAIN or "localhost")
 
 
-def recipient_context(email):
-    contact = email.contact
-    attributes = dict(contact.attributes or {}) if contact is not None else {}
-    return {**attributes, "name": email.to_name, "email": email.to_email}
+@dataclass
+class Rendered:
+    subject: str
+    html: str
+    text: str
 
 
-def render(template_source, context, *, autoescape=True):
-    template = _ENGINE.from_string(template_source or "")
-    return template.render(Context(context, autoescape=autoescape))
+# --- URLs -------------------------------------------------------------------------------------
 
 
-def html_to_text(html):
-    text = re.sub(r"<a\s[^>]*href=[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", r"\2 (\1)", html, flags=re.I | re.S)
-    text = re.sub(r"<(br|/p|/div|/h[1-6]|/li|/tr)\b[^>]*>", "\n", text, flags=re.I)
-    return re.sub(r"\n{3,}", "\n\n", strip_tags(text)).strip()
+def absolute(path):
+    return settings.SITE_URL + path
+
+
+def unsubscribe_url(email_id):
+    return absolute(reverse("tracking:unsubscribe", args=[tokens.unsubscribe_token(email_id)]))
+
+
+def preview_unsubscribe_url():
+    """Where the unsubscribe link of a preview or test points: a page that changes nothing."""
+    return absolute(reverse("tracking:unsubscribe", args=["preview"]))
+
+
+def unsubscribe_mailto_address():
+    return getattr(settings, "UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{settings.MESSAGE_ID_DOMAIN or 'localhost'}"
+
+
+def unsubscribe_mailto(email_id):
+    # The subject carries the unsubscribe token: whoever routes this mailbox posts it to the HTTPS URL.
+    return f"mailto:{unsubscribe_mailto_address()}?subject=unsubscribe%20{tokens.unsubscribe_token(email_id)}"
+
+
+def open_pixel_url(email_id):
+    return absolute(reverse("tracking:open", args=[tokens.open_token(email_id)]))
+
+
+def click_url(email_id, link_id):
+    return absolute(reverse("tracking:click", args=[tokens.click_token(email_id, link_id)]))
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def variables_for(*, name, email, attributes, unsubscribe):
+    return personalize.recipient_variables(
+        name=_one_line(name), email=email, attributes=attributes, unsubscribe_url=unsubscribe
+    )
+
+
+def render(*, campaign, variables, subject_prefix=""):
+    """Subject, HTML (footer added, CSS inlined) and text of a campaign for one recipient, untracked."""
+    subject = subject_prefix + _one_line(personalize.render(campaign.subject, variables, html=False)).strip()
+    url = variables[personalize.UNSUBSCRIBE_VARIABLE]
+    owner = campaign.owner
+    if (campaign.body_html or "").strip():
+        html = personalize.render(campaign.body_html, variables, html=True)
+    else:
+        html = linebreaks(personalize.render(campaign.body_text, variables, html=True))
+    if not personalize.places_unsubscribe_link(campaign.body_html or campaign.body_text):
+        html = _before_body_end(html, footer_html(owner=owner, campaign=campaign, url=url))
+    html = html_hygiene.inline_css(html)
+    if (campaign.body_text or "").strip():
+        text = personalize.render(campaign.body_text, variables, html=False).strip()
+        if not personalize.places_unsubscribe_link(campaign.body_text):
+            text += "\n\n" + footer_text(owner=owner, campaign=campaign, url=url)
+    else:
+        text = html_hygiene.to_text(html)
+    return Rendered(subject=subject, html=html, text=text)
+
+
+def footer_html(*, owner, campaign, url):
+    organization = escape(tracking_services.organization_of(campaign))
+    address = "<br>".join(escape(line.strip()) for line in (owner.postal_address or "").splitlines() if line.strip())
+    return (
+        '<div style="margin:32px 0 0;padding:16px 0 0;border-top:1px solid #dddddd;font-family:Arial,Helvetica,'
+        'sans-serif;font-size:12px;line-height:18px;color:#777777">'
+        f'<p style="margin:0 0 8px">You receive this email from {organization}.'
+        + (f"<br>{address}" if address else "")
+        + "</p>"
+        f'<p style="margin:0"><a href="{escape(url)}" style="color:#777777">Unsubscribe</a></p>'
+        "</div>"
+    )
+
+
+def footer_text(*, owner, campaign, url):
+    organization = tracking_services.organization_of(campaign)
+    address = ", ".join(line.strip() for line in (owner.postal_address or "").splitlines() if line.strip())
+    lines = ["--", f"You receive this email from {organization}."]
+    if address:
+        lines.append(address)
+    lines.append(f"Unsubscribe: {url}")
+    return "\n".join(lines)
+
+
+def _before_body_end(html, fragment):
+    ends = list(_BODY_END.finditer(html))
+    if ends:
+        at = ends[-1].start()
+        return html[:at] + fragment + html[at:]
+    return html + fragment
+
+
+def _one_line(value):
+    return _LINE_BREAKS.sub(" ", value or "")
+
+
+# --- tracking ---------------------------------------------------------------------------------
+
+# {(campaign id, created_at): {url: link id}}: a batch looks its links up once, not per message.
+_LINK_CACHE = OrderedDict()
+_LINK_CACHE_SIZE = 64
+
+
+def _link_ids(campaign, urls):
+    key = (campaign.pk, campaign.created_at)
+    known = _LINK_CACHE.get(key)
+    if known is None:
+        known = _LINK_CACHE[key] = {}
+        while len(_LINK_CACHE) > _LINK_CACHE_SIZE:
+            _LINK_CACHE.popitem(last=False)
+    _LINK_CACHE.move_to_end(key)
+    missing = set(urls) - known.keys()
+    if missing:
+        known.update(tracking_services.store_links(campaign_id=campaign.pk, urls=missing))
+    return known
+
+
+def track_links(html, *, campaign, email_id, keep):
+    """Every http(s) href becomes a signed click URL; mailto:, anchors and `keep` (unsubscribe) stay as they are."""
+    wanted = []
+    for match in _HREF.finditer(html):
+        url = unescape(match.group(2)).strip()
+        if _trackable(url, keep):
+            wanted.append(url)
+    if not wanted:
+        return html
+    ids = _link_ids(campaign, wanted)
+
+    def replace(match):
+        url = unescape(match.group(2)).strip()
+        if not _trackable(url, keep) or url not in ids:
+            return match.group(0)
+        return match.group(1) + escape(click_url(email_id, ids[url])) + match.group(3)
+
+    return _HREF.sub(replace, html)
+
+
+def _trackable(url, keep):
+    if not url.lower().startswith(("http://", "https://")) or url in keep:
+        return False
+    return not url.startswith(settings.SITE_URL + "/t/")
+
+
+def add_open_pixel(html, *, email_id):
+    pixel = (
+        f'<img src="{escape(open_pixel_url(email_id))}" width="1" height="1" alt="" '
+        'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">'
+    )
+    return _before_body_end(html, pixel)
+
+
+# --- messages ---------------------------------------------------------------------------------
 
 
 def build(*, email, campaign, account):
-    """Return (from_address, raw_bytes) ready for SMTP."""
-    context = recipient_context(email)
-    subject = render(campaign.subject, context, autoescape=False).replace("\r", " ").replace("\n", " ")
-    html = render(campaign.body_html, context)
-    text = render(campaign.body_text, context, autoescape=False) if campaign.body_text else html_to_text(html)
-    headers = {"Message-ID": email.message_id}
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=text,
-        from_email=formataddr((account.from_name, account.from_email)),
-        to=[formataddr((email.to_name, email.to_email))],
-        reply_to=[account.reply_to] if account.reply_to else None,
-        headers=headers,
+    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP."""
+    unsubscribe = unsubscribe_url(email.pk)
+    contact = email.contact
+    variables = variables_for(
+        name=email.to_name, email=email.to_email, attributes=contact.attributes if contact else {},
+        unsubscribe=unsubscribe,
     )
-    message.attach_alternative(html, "text/html")
-    return account.from_email, message.message().as_bytes(linesep="\r\n")
+    rendered = render(campaign=campaign, variables=variables)
+    html = rendered.html
+    if campaign.track_clicks:
+        html = track_links(html, campaign=campaign, email_id=email.pk, keep={unsubscribe})
+    if campaign.track_opens:
+        html = add_open_pixel(html, email_id=email.pk)
+    raw = _mime(
+        account=account, to_name=email.to_name, to_email=email.to_email, subject=rendered.subject,
+        text=rendered.text, html=html, message_id=email.message_id or new_message_id(),
+        list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk)}>",
+    )
+    return account.from_email, raw
+
+
+def build_test(*, campaign, account, to_email, name, email, attributes):
+    """A test to `to_email`, rendered as for the recipient (name, email, attributes) it shows.
+
+    Subject marked [TEST], nothing tracked, an unsubscribe link that changes nothing.
+    """
+    unsubscribe = preview_unsubscribe_url()
+    variables = variables_for(name=name, email=email, attributes=attributes, unsubscribe=unsubscribe)
+    rendered = render(campaign=campaign, variables=variables, subject_prefix=TEST_PREFIX)
+    raw = _mime(
+        account=account, to_name="", to_email=to_email, subject=rendered.subject, text=rendered.text,
+        html=rendered.html, message_id=new_message_id(), list_unsubscribe=f"<{unsubscribe}>",
+    )
+    return account.from_email, raw
+
+
+def preview(*, campaign, name, email, attributes):
+    """What a recipient would see, untracked; the unsubscribe link points at a page that changes nothing."""
+    variables = variables_for(name=name, email=email, attributes=attributes, unsubscribe=preview_unsubscribe_url())
+    return render(campaign=campaign, variables=variables)
+
+
+class _MessagePolicy(EmailPolicy):
+    """RFC 5322 output with CRLF; List-Unsubscribe and Message-ID folded only between their entries.
+
+    The standard folder turns an ASCII token longer than a line (a long unsubscribe URL)
+    into an RFC 2047 encoded word, which no mail provider would recognise as a URL.
+    """
+
+    _VERBATIM = ("list-unsubscribe", "message-id")
+
+    def fold(self, name, value):
+        if name.lower() in self._VERBATIM:
+            return self._verbatim(name, value)
+        return super().fold(name, value)
+
+    def fold_binary(self, name, value):
+        if name.lower() in self._VERBATIM:
+            return self._verbatim(name, value).encode("ascii")
+        return super().fold_binary(name, value)
+
+    def _verbatim(self, name, value):
+        entries = [entry.strip() for entry in str(value).split(",")]
+        return f"{name}: " + ("," + self.linesep + " ").join(entries) + self.linesep
+
+
+_POLICY = _MessagePolicy(linesep="\r\n")
+_POLICY_UTF8 = _POLICY.clone(utf8=True)
+
+
+def _address(name, address):
+    return Address(display_name=_one_line(name), addr_spec=address)
+
+
+def _mime(*, account, to_name, to_email, subject, text, html, message_id, list_unsubscribe):
+    """The message as bytes: multipart/alternative, text then HTML, both quoted-printable."""
+    international = not (account.from_email + to_email).isascii()
+    message = EmailMessage(policy=_POLICY_UTF8 if international else _POLICY)
+    message["From"] = _address(account.from_name, account.from_email)
+    message["To"] = _address(to_name, to_email)
+    if account.reply_to:
+        message["Reply-To"] = account.reply_to
+    message["Subject"] = _one_line(subject)
+    message["Date"] = format_datetime(timezone.now())
+    message["Message-ID"] = message_id
+    message["List-Unsubscribe"] = list_unsubscribe
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return message.as_bytes()

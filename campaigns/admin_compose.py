@@ -1,0 +1,139 @@
+"""Composing in the admin: the editor forms, preview and test send, templates <-> campaigns.
+
+Mixed into CampaignAdmin and EmailTemplateAdmin (campaigns/admin.py). Every view
+reaches its campaign through the owner-scoped get_object: another owner's
+campaign answers 404. Each view calls one service.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from campaigns import personalize
+from campaigns.forms import CampaignAdminForm, EmailTemplateAdminForm, TestSendForm
+from campaigns.selectors import personalization
+from campaigns.services import previews, templates
+
+PREVIEW_CONTACT_CHOICES = 200
+
+
+def missing_variables_warning(campaign):
+    missing = personalization.variables_no_recipient_has(campaign=campaign)
+    if not missing:
+        return ""
+    names = ", ".join("{{ %s }}" % name for name in missing)
+    return (
+        f"No recipient of the chosen lists has {names}: it renders empty (or its default) for everyone. "
+        "Check the spelling against your contact columns before scheduling."
+    )
+
+
+class CampaignComposeMixin:
+    form = CampaignAdminForm
+    change_form_template = "admin/campaigns/campaign/change_form.html"
+
+    def get_urls(self):
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}"
+        return [
+            path("<path:object_id>/preview/", self.admin_site.admin_view(self.preview_view), name=f"{name}_preview"),
+        ] + super().get_urls()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        warning = missing_variables_warning(form.instance)
+        if warning:
+            self.message_user(request, warning, messages.WARNING)
+
+    def preview_view(self, request, object_id):
+        campaign = self.get_object(request, unquote(object_id))
+        if not self.has_view_or_change_permission(request, campaign):
+            raise PermissionDenied
+        recipients = personalization.recipients(campaign=campaign)
+        contact_id = request.POST.get("contact") or request.GET.get("contact")
+        contact = recipients.filter(pk=contact_id).first() if str(contact_id or "").isdigit() else None
+        if contact is None:
+            contact = recipients.first()
+        preview_url = reverse("admin:campaigns_campaign_preview", args=[campaign.pk])
+        if contact is not None:
+            preview_url += f"?contact={contact.pk}"
+
+        form = TestSendForm(initial={"addresses": request.user.email, "contact": contact.pk if contact else None})
+        if request.method == "POST":
+            if not self.has_change_permission(request, campaign):
+                raise PermissionDenied
+            form = TestSendForm(request.POST)
+            if form.is_valid():
+                self._send_test(request, campaign, contact, form.cleaned_data["addresses"])
+                return HttpResponseRedirect(preview_url)
+
+        rendered, error = None, ""
+        try:
+            rendered = previews.preview(campaign=campaign, contact=contact)
+        except personalize.PersonalizationError as exc:
+            error = "; ".join(exc.messages)
+        account = campaign.smtp_account
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": campaign,
+            "title": f"Preview of {campaign.name}",
+            "subtitle": campaign.name,
+            "rendered": rendered,
+            "error": error,
+            "contact": contact,
+            "recipients": recipients[:PREVIEW_CONTACT_CHOICES],
+            "sender": f"{account.from_name} <{account.from_email}>" if account else "",
+            "form": form,
+            "can_send_test": self.has_change_permission(request, campaign) and account is not None,
+            "missing_variables": missing_variables_warning(campaign),
+            "preview_url": preview_url,
+        }
+        return TemplateResponse(request, "admin/campaigns/campaign/preview.html", context)
+
+    def _send_test(self, request, campaign, contact, addresses):
+        try:
+            result = previews.send_test(campaign=campaign, addresses=addresses, contact=contact)
+        except previews.TestSendError as exc:
+            self.message_user(request, f"Test not sent: {exc}", messages.ERROR)
+            return
+        if result.sent:
+            self.message_user(request, f"Test sent to {', '.join(result.sent)}.", messages.SUCCESS)
+        for address, reason in result.refused:
+            self.message_user(request, f"Test to {address} refused: {reason}", messages.ERROR)
+
+
+@admin.action(description="Save selected as templates")
+def save_as_template(modeladmin, request, queryset):
+    made = [templates.template_from_campaign(campaign=campaign) for campaign in queryset.select_related("owner")]
+    if len(made) == 1:
+        url = reverse("admin:campaigns_emailtemplate_change", args=[made[0].pk])
+        modeladmin.message_user(request, format_html('Saved as template <a href="{}">{}</a>.', url, made[0].name),
+                                messages.SUCCESS)
+    elif made:
+        modeladmin.message_user(request, f"{len(made)} templates saved.", messages.SUCCESS)
+
+
+@admin.action(description="New campaign from selected template")
+def new_campaign_from_template(modeladmin, request, queryset):
+    made = [
+        templates.campaign_from_template(template=template, owner=template.owner)
+        for template in queryset.select_related("owner")
+    ]
+    if len(made) == 1:
+        modeladmin.message_user(request, f"Draft campaign {made[0].name} created from the template.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[made[0].pk]))
+    modeladmin.message_user(request, f"{len(made)} draft campaigns created.", messages.SUCCESS)
+    return None
+
+
+CAMPAIGN_COMPOSE_ACTIONS = [save_as_template]
+
+
+class EmailTemplateComposeMixin:
+    form = EmailTemplateAdminForm
+    actions = [new_campaign_from_template]

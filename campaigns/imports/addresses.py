@@ -1,0 +1,99 @@
+"""What a contact address is.
+
+Rule: an address is `local@domain`, at most 254 characters, trimmed, NFC-normalised
+and lower-cased. The domain must have a dot (no `x@localhost` in a mailing list) and pass Django's EmailValidator (international
+domains are checked in their punycode form). The local part must pass the same
+validator once every non-ASCII letter, mark or digit in it is stood in for by an
+ASCII letter: letters of any script are accepted (RFC 6531, SMTPUTF8, which our
+sender negotiates), punctuation follows the ASCII rules. So `zoë.müller@example.de`
+and `李雷@example.cn` are accepted, `=HYPERLINK(...)@example.com` is not.
+"""
+
+import functools
+import re
+import unicodedata
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
+from django.db import models
+
+MAX_LENGTH = 254
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+_django_validator = EmailValidator()
+# Characters that spreadsheets and CRMs leave around addresses.
+_STRIP = " \t\r\n\u00a0\u200b\u200c\u200d\ufeff"
+
+
+def normalize_address(raw):
+    """Trimmed, NFC, lower-cased: the form in which addresses are stored and compared."""
+    return unicodedata.normalize("NFC", str(raw or "").strip(_STRIP)).lower()
+
+
+# Django's own rule for the local part, compiled once (its validator's lazy regex is slow per call).
+_LOCAL_RE = re.compile(_django_validator.user_regex.pattern, _django_validator.user_regex.flags)
+
+
+@functools.lru_cache(maxsize=8192)
+def _domain_ok(domain):
+    """Domains repeat across a file: check each once, with Django's validator."""
+    try:
+        _django_validator(f"a@{domain}")
+    except ValidationError:
+        return False
+    return True
+
+
+def _ascii_stand_in(local):
+    if local.isascii():
+        return local
+    out = []
+    for char in local:
+        if char.isascii():
+            out.append(char)
+        elif unicodedata.category(char)[0] in "LMN":
+            out.append("a")
+        else:
+            return None
+    return "".join(out)
+
+
+def address_problem(address):
+    """Why `address` (already normalised) is not a usable address, or None if it is."""
+    if not address:
+        return "no address"
+    if address.startswith("="):
+        return "not an address: it looks like a spreadsheet formula"
+    if len(address) > MAX_LENGTH:
+        return f"address longer than {MAX_LENGTH} characters"
+    if address.count("@") != 1:
+        return "not a valid address: it needs exactly one @"
+    local, domain = address.split("@")
+    stand_in = _ascii_stand_in(local)
+    if not local or not domain or stand_in is None:
+        return "not a valid address"
+    if "." not in domain.strip("."):
+        return "not a valid address: the domain has no dot"
+    if not _LOCAL_RE.match(stand_in) or not _domain_ok(domain):
+        return "not a valid address"
+    return None
+
+
+def validate_contact_email(value):
+    problem = address_problem(normalize_address(value))
+    if problem:
+        raise ValidationError(f"Enter a valid email address ({problem}).", code="invalid")
+
+
+class ContactEmailFormField(forms.EmailField):
+    default_validators = [validate_contact_email]
+
+
+class ContactEmailField(models.EmailField):
+    """An EmailField that accepts internationalised local parts (see the module's rule)."""
+
+    default_validators = [validate_contact_email]
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": ContactEmailFormField, **kwargs})

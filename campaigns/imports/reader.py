@@ -1,0 +1,211 @@
+"""Bytes to rows: CSV (encoding and delimiter detected) and XLSX (first sheet, cells as text).
+
+Rows are streamed: nothing holds the whole file in memory. Row numbers are the
+ones a spreadsheet shows, the header being row 1.
+"""
+
+import codecs
+import csv
+import datetime
+import decimal
+from dataclasses import dataclass
+from pathlib import Path
+
+ENCODING_CHOICES = [
+    ("", "Detect automatically"),
+    ("utf-8", "UTF-8"),
+    ("windows-1252", "Windows-1252 (Western European, Excel on Windows)"),
+    ("iso-8859-1", "ISO-8859-1 (Latin-1)"),
+    ("iso-8859-15", "ISO-8859-15 (Latin-9)"),
+    ("utf-16", "UTF-16"),
+]
+DELIMITERS = (",", ";", "\t", "|")
+CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
+XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
+_SNIFF_BYTES = 64 * 1024
+_READ_BYTES = 1024 * 1024
+
+# A single CSV field may be long (a pasted note), never unbounded.
+csv.field_size_limit(1024 * 1024)
+
+
+class FileRefused(Exception):
+    """The file cannot be imported at all; the message says why, for the marketer."""
+
+
+@dataclass
+class Table:
+    """One file opened for reading: its headers and a fresh iterator of (row number, cells)."""
+
+    path: Path
+    file_format: str  # "csv" or "xlsx"
+    headers: list
+    encoding: str = ""
+    delimiter: str = ""
+
+    def rows(self):
+        if self.file_format == "csv":
+            yield from _csv_rows(self.path, self.encoding, self.delimiter, skip_header=True)
+        else:
+            yield from _xlsx_rows(self.path, skip_header=True)
+
+    @property
+    def description(self):
+        if self.file_format == "xlsx":
+            return "Excel workbook (first sheet)"
+        names = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+        encoding = {"utf-8-sig": "UTF-8 with byte-order mark", "utf-8": "UTF-8"}.get(self.encoding, self.encoding)
+        return f"CSV, {encoding}, {names.get(self.delimiter, repr(self.delimiter))}-separated"
+
+
+def open_table(path, *, filename="", encoding=""):
+    """Open `path` (named `filename` by its uploader) and read its header row."""
+    path = Path(path)
+    file_format = detect_format(path, filename or path.name)
+    if file_format == "xlsx":
+        headers = next((cells for _, cells in _xlsx_rows(path, skip_header=False)), None)
+        if headers is None:
+            raise FileRefused("The first sheet of this workbook is empty.")
+        return Table(path=path, file_format="xlsx", headers=headers)
+    encoding = encoding or detect_encoding(path)
+    _check_decodes(path, encoding)
+    delimiter = detect_delimiter(path, encoding)
+    headers = next((cells for _, cells in _csv_rows(path, encoding, delimiter, skip_header=False)), None)
+    if headers is None:
+        raise FileRefused("The file is empty.")
+    return Table(path=path, file_format="csv", headers=headers, encoding=encoding, delimiter=delimiter)
+
+
+def detect_format(path, filename):
+    suffix = Path(filename).suffix.lower()
+    with open(path, "rb") as fh:
+        magic = fh.read(8)
+    if suffix in XLSX_EXTENSIONS or magic.startswith(b"PK\x03\x04"):
+        if not magic.startswith(b"PK\x03\x04"):
+            raise FileRefused("This file is named .xlsx but is not an Excel workbook.")
+        return "xlsx"
+    if suffix == ".xls" or magic.startswith(b"\xd0\xcf\x11\xe0"):
+        raise FileRefused("Old Excel files (.xls) are not supported: save the sheet as .xlsx or CSV.")
+    if suffix and suffix not in CSV_EXTENSIONS:
+        raise FileRefused(f"Files of type {suffix} are not supported: upload a CSV or an .xlsx workbook.")
+    return "csv"
+
+
+def detect_encoding(path):
+    """UTF-8 (with or without BOM) or UTF-16 by its BOM; else Windows-1252 if UTF-8 does not fit."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+        if head.startswith(codecs.BOM_UTF8):
+            return "utf-8-sig"
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return "utf-16"
+        fh.seek(0)
+        # The whole file, in chunks: a legacy character may sit on the last row.
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := fh.read(_READ_BYTES):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "windows-1252"
+    return "utf-8"
+
+
+def _check_decodes(path, encoding):
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+    except LookupError:
+        raise FileRefused(f"Unknown encoding {encoding!r}.") from None
+    offset = 0
+    with open(path, "rb") as fh:
+        try:
+            while chunk := fh.read(_READ_BYTES):
+                decoder.decode(chunk)
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise FileRefused(
+                f"The file is not valid {encoding} (byte {offset + exc.start + 1}): choose its encoding on the form."
+            ) from None
+
+
+def detect_delimiter(path, encoding):
+    """The separator that splits the header line into the most columns (comma on a tie)."""
+    with open(path, encoding=encoding, newline="") as fh:
+        sample = fh.read(_SNIFF_BYTES)
+    first_line = next((line for line in sample.splitlines() if line.strip()), "")
+    counts = {d: _split_count(first_line, d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 1 else ","
+
+
+def _split_count(line, delimiter):
+    try:
+        return len(next(csv.reader([line], delimiter=delimiter)))
+    except (csv.Error, StopIteration):
+        return 0
+
+
+def _csv_rows(path, encoding, delimiter, *, skip_header):
+    # utf-8-sig also reads files without a BOM, and drops a BOM the detector did not see.
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"
+    with open(path, encoding=encoding, newline="") as fh:
+        for number, cells in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
+            if number == 1 and skip_header:
+                continue
+            yield number, cells
+
+
+def _xlsx_rows(path, *, skip_header):
+    import openpyxl
+
+    try:
+        # data_only=False: a formula cell gives its formula, never the value cached by
+        # whatever program saved the file last (which may be anything).
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    except Exception as exc:  # openpyxl raises many kinds on a damaged file
+        raise FileRefused(f"This workbook cannot be read ({exc.__class__.__name__}).") from None
+    try:
+        sheet = workbook.worksheets[0]
+        # Read-only sheets yield every row from the first, gaps as empty rows: numbers stay true.
+        for number, row in enumerate(sheet.iter_rows(), start=1):
+            cells = [xlsx_cell_text(cell) for cell in row]
+            if number == 1 and skip_header:
+                continue
+            yield number, cells
+    finally:
+        workbook.close()
+
+
+def xlsx_cell_text(cell):
+    """A cell as the text a person sees, typed values kept sensible, formulas as their text."""
+    value = cell.value
+    if value is None:
+        return ""
+    if cell.data_type == "f" or (isinstance(value, str) and value.startswith("=")):
+        # Never evaluated nor trusted: kept as text, quoted the way Excel shows text.
+        text = getattr(value, "text", value)  # an ArrayFormula keeps its formula in .text
+        return "'" + str(text)
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, datetime.datetime):
+        if value.time() == datetime.time(0, 0):
+            return value.date().isoformat()
+        return value.isoformat(sep=" ", timespec="seconds" if value.microsecond == 0 else "auto")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, (int, decimal.Decimal)):
+        return str(value)
+    return str(value)
+
+
+def count_rows(table):
+    """Data rows in the file (blank ones included): one quick pass, for progress bars."""
+    return sum(1 for _ in table.rows())

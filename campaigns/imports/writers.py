@@ -1,0 +1,147 @@
+"""Set-based writes of one chunk of an import: find, create, update, put on the list.
+
+PostgreSQL: the chunk's rows go in with COPY into a session-local temporary table,
+then one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id, one UPDATE ... FROM
+and one INSERT into the list's membership table. Other databases (SQLite): the ORM's
+bulk_create / bulk_update in batches. Every statement is filtered by the owner.
+"""
+
+import json
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models.functions import Lower
+
+from campaigns.imports.addresses import normalize_address
+
+
+@dataclass
+class Existing:
+    pk: int
+    status: str
+    name: str
+    attributes: dict
+
+
+def existing_contacts(*, owner, addresses):
+    """{address: Existing} for the owner's contacts among `addresses` (normalised)."""
+    from campaigns.models import Contact
+
+    if not addresses:
+        return {}
+    if connection.vendor == "postgresql":
+        # = ANY(array): one parameter instead of thousands, probing the unique index (lower(email), owner).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, email, status, name, attributes FROM {Contact._meta.db_table} "
+                "WHERE lower(email) = ANY(%s) AND owner_id = %s",
+                [list(addresses), owner.pk],
+            )
+            rows = cursor.fetchall()
+        return {
+            normalize_address(email): Existing(pk, status, name, _json(attrs))
+            for pk, email, status, name, attrs in rows
+        }
+    # Lower("email") matches the unique index (lower(email), owner): one index probe per address.
+    rows = (
+        Contact.objects.filter(owner=owner)
+        .alias(email_lower=Lower("email"))
+        .filter(email_lower__in=addresses)
+        .values_list("pk", "email", "status", "name", "attributes")
+    )
+    return {normalize_address(email): Existing(pk, status, name, attrs or {}) for pk, email, status, name, attrs in rows}
+
+
+def _json(value):
+    if isinstance(value, (bytes, str)):
+        return json.loads(value) if value else {}
+    return value or {}
+
+
+def write_chunk(*, owner, contact_list, to_create, to_update, on_list, now):
+    """to_create: [(address, name, attributes)]; to_update: [(pk, name, attributes)]; on_list: [pk]."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # No wait for this transaction's WAL flush: the job's final status update is a synchronous
+            # commit after every chunk, so once it is durable every chunk before it is too.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            created = _pg_write(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
+                                on_list=on_list, now=now)
+        else:
+            created = _orm_write(owner=owner, contact_list=contact_list, to_create=to_create,
+                                 to_update=to_update, on_list=on_list, now=now)
+    return created
+
+
+def _orm_write(*, owner, contact_list, to_create, to_update, on_list, now):
+    from campaigns.models import Contact
+
+    on_list = list(on_list)
+    if to_create:
+        Contact.objects.bulk_create(
+            [Contact(owner=owner, email=a, name=n, attributes=attrs, status=Contact.Status.SUBSCRIBED)
+             for a, n, attrs in to_create],
+            batch_size=1000, ignore_conflicts=True,
+        )
+        # ignore_conflicts leaves pks unset (and skips rows a concurrent import made): fetch them.
+        found = existing_contacts(owner=owner, addresses=[a for a, _, _ in to_create])
+        on_list.extend(e.pk for e in found.values())
+    if to_update:
+        objs = [Contact(pk=pk, name=n, attributes=attrs, updated_at=now) for pk, n, attrs in to_update]
+        Contact.objects.bulk_update(objs, ["name", "attributes", "updated_at"], batch_size=500)
+    Through = Contact.lists.through
+    Through.objects.bulk_create([Through(contactlist_id=contact_list.pk, contact_id=pk) for pk in on_list],
+                                batch_size=1000, ignore_conflicts=True)
+    return len(to_create)
+
+
+def _pg_write(*, owner, contact_list, to_create, to_update, on_list, now):
+    from campaigns.models import Contact
+
+    contact_table = Contact._meta.db_table
+    through = Contact.lists.through._meta
+    list_column = through.get_field("contactlist").column
+    contact_column = through.get_field("contact").column
+    on_list = list(on_list)
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor  # the psycopg cursor, for COPY
+        if to_create:
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS import_new_contacts "
+                           "(email text, name text, attributes jsonb)")
+            cursor.execute("TRUNCATE import_new_contacts")
+            with cursor.copy("COPY import_new_contacts (email, name, attributes) FROM STDIN") as copy:
+                for address, name, attributes in to_create:
+                    copy.write_row((address, name, json.dumps(attributes, ensure_ascii=False)))
+            cursor.execute(
+                f"INSERT INTO {contact_table} (owner_id, email, name, attributes, status, created_at, updated_at) "
+                "SELECT %s, email, name, attributes, %s, %s, %s FROM import_new_contacts "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                [owner.pk, Contact.Status.SUBSCRIBED, now, now],
+            )
+            inserted = [row[0] for row in cursor.fetchall()]
+            on_list.extend(inserted)
+            if len(inserted) < len(to_create):
+                # A concurrent import created some of them first: they are this owner's all the same.
+                found = existing_contacts(owner=owner, addresses=[a for a, _, _ in to_create])
+                on_list.extend(e.pk for e in found.values())
+        if to_update:
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS import_updated_contacts "
+                           "(id bigint, name text, attributes jsonb)")
+            cursor.execute("TRUNCATE import_updated_contacts")
+            with cursor.copy("COPY import_updated_contacts (id, name, attributes) FROM STDIN") as copy:
+                for pk, name, attributes in to_update:
+                    copy.write_row((pk, name, json.dumps(attributes, ensure_ascii=False)))
+            cursor.execute(
+                f"UPDATE {contact_table} AS c SET name = u.name, attributes = u.attributes, updated_at = %s "
+                "FROM import_updated_contacts AS u WHERE c.id = u.id AND c.owner_id = %s",
+                [now, owner.pk],
+            )
+        if on_list:
+            # The ids come from the owner-filtered lookup and insert above.
+            cursor.execute(
+                f"INSERT INTO {through.db_table} ({list_column}, {contact_column}) "
+                "SELECT %s, unnest(%s::bigint[]) ON CONFLICT DO NOTHING",
+                [contact_list.pk, sorted(set(on_list))],
+            )
+    return len(to_create)

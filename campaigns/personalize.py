@@ -1,0 +1,196 @@
+"""Personal variables in subjects and bodies: a sandboxed Django template engine.
+
+A campaign template reaches the recipient's variables and nothing else:
+
+- no loaders and no libraries, so nothing can include, extend or load another
+  template or tag library;
+- the only tags are the harmless ones below (no include, load, extends, debug,
+  ssi, url, csrf_token, now, templatetag, widthratio, cycle, for, autoescape...);
+- the only filters are the text filters below (no `safe`, so a value can never
+  switch HTML escaping off);
+- variables are plain strings and numbers, and `validate` refuses dotted lookups
+  (`{{ settings.SECRET_KEY }}`, `{{ name.upper }}`), so no attribute of any
+  object is ever reached.
+
+`validate` runs when a subject or body is saved, so a syntax error shows on the
+admin form and never surfaces at send time.
+"""
+
+import functools
+import re
+
+from django import template
+from django.core.exceptions import ValidationError
+from django.template import Context, Engine
+from django.template import defaultfilters, defaulttags
+from django.template.base import FilterExpression, Lexer, Node, TokenType, Variable, VariableNode
+
+UNSUBSCRIBE_VARIABLE = "unsubscribe_url"
+STANDARD_VARIABLES = ("name", "email", UNSUBSCRIBE_VARIABLE)
+
+ALLOWED_TAGS = ("if", "with", "firstof", "comment", "spaceless", "verbatim")
+ALLOWED_FILTERS = (
+    "default", "default_if_none", "upper", "lower", "title", "capfirst", "truncatechars", "truncatewords",
+    "length", "cut", "slice", "first", "last", "linebreaksbr", "linebreaks", "urlencode", "yesno",
+    "floatformat", "add", "escape", "force_escape", "striptags", "wordcount", "ljust", "rjust", "center",
+)
+
+# The whole vocabulary of the sandboxed engine.
+register = template.Library()
+for _tag in ALLOWED_TAGS:
+    register.tag(_tag, defaulttags.register.tags[_tag])
+for _filter in ALLOWED_FILTERS:
+    register.filters[_filter] = defaultfilters.register.filters[_filter]
+
+_BLOCK_TAG = re.compile(r"{%-?\s*(\w+)")
+_END_TAGS = {"else", "elif", "endif", "endwith", "endcomment", "endspaceless", "endverbatim"}
+_VARIABLE_NAME = re.compile(r"[^0-9A-Za-z_]+")
+
+
+@functools.cache
+def engine():
+    sandboxed = Engine(
+        dirs=[], app_dirs=False, loaders=[], libraries={}, debug=False, autoescape=True, string_if_invalid="",
+    )
+    # Engine always prepends Django's default tags and filters to `builtins`; replace them outright.
+    sandboxed.builtins = []
+    sandboxed.template_builtins = [register]
+    return sandboxed
+
+
+class PersonalizationError(ValidationError):
+    pass
+
+
+def compile_template(source):
+    """The compiled template, or PersonalizationError with a message for the form."""
+    source = source or ""
+    for match in _BLOCK_TAG.finditer(source):
+        tag = match.group(1)
+        if tag not in ALLOWED_TAGS and tag not in _END_TAGS:
+            raise PersonalizationError(
+                f"The {{% {tag} %}} tag is not allowed here. Personal variables ({{{{ name }}}}, {{{{ email }}}}, "
+                f"your contact columns) and {{% if %}} are.",
+                code="forbidden_tag",
+            )
+    for token in Lexer(source).tokenize():
+        if token.token_type == TokenType.TEXT and ("{{" in token.contents or "{%" in token.contents):
+            opened = "{{" if "{{" in token.contents else "{%"
+            raise PersonalizationError(
+                f"Template error on line {token.lineno}: {opened} is never closed "
+                f"({'}}' if opened == '{{' else '%}'} missing).",
+                code="syntax",
+            )
+    try:
+        compiled = engine().from_string(source)
+    except template.TemplateSyntaxError as exc:
+        raise PersonalizationError(f"Template error: {exc}", code="syntax") from exc
+    for expression in _filter_expressions(compiled):
+        for variable in _variables_of(expression):
+            if len(variable.lookups) > 1:
+                raise PersonalizationError(
+                    f"{{{{ {variable.var} }}}} is not allowed: use a variable by its name only, "
+                    "like {{ name }} or {{ City }}.",
+                    code="dotted_lookup",
+                )
+    return compiled
+
+
+def validate(source):
+    """Raise PersonalizationError if `source` is not a valid sandboxed template."""
+    compile_template(source)
+
+
+def variables_used(source):
+    """The variable names a template reads (the template must be valid)."""
+    names = set()
+    for expression in _filter_expressions(compile_template(source)):
+        for variable in _variables_of(expression):
+            names.add(variable.lookups[0])
+    return names
+
+
+def places_unsubscribe_link(source):
+    try:
+        return UNSUBSCRIBE_VARIABLE in variables_used(source)
+    except PersonalizationError:
+        return False
+
+
+def recipient_variables(*, name, email, attributes, unsubscribe_url=""):
+    """Variables of one recipient: every attribute as a string, then name, email and the unsubscribe URL."""
+    variables = {}
+    for key, value in (attributes or {}).items():
+        key = str(key)
+        value = _plain(value)
+        variables[key] = value
+        # A column "First Name" cannot be written as a variable; {{ First_Name }} can.
+        identifier = _VARIABLE_NAME.sub("_", key).strip("_")
+        if identifier and identifier != key:
+            variables.setdefault(identifier, value)
+    variables.update({"name": name or "", "email": email or "", UNSUBSCRIBE_VARIABLE: unsubscribe_url or ""})
+    return variables
+
+
+def render(source, variables, *, html):
+    """Render with HTML escaping of every value when `html`; raises PersonalizationError."""
+    compiled = compile_template(source)
+    return compiled.render(Context(variables, autoescape=html))
+
+
+def attribute_identifiers(keys):
+    """The variable names a set of attribute keys provides (see recipient_variables)."""
+    names = set()
+    for key in keys:
+        names.add(str(key))
+        identifier = _VARIABLE_NAME.sub("_", str(key)).strip("_")
+        if identifier:
+            names.add(identifier)
+    return names
+
+
+def _plain(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return value
+    return str(value)
+
+
+def _filter_expressions(compiled):
+    seen = set()
+    for node in compiled.nodelist.get_nodes_by_type(Node):
+        if isinstance(node, VariableNode):
+            yield node.filter_expression
+            continue
+        yield from _expressions_in(vars(node), seen, depth=0)
+
+
+def _expressions_in(value, seen, depth):
+    if depth > 8 or id(value) in seen:
+        return
+    if isinstance(value, FilterExpression):
+        seen.add(id(value))
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _expressions_in(item, seen, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _expressions_in(item, seen, depth + 1)
+    elif isinstance(value, Node) or not hasattr(value, "__dict__"):
+        return  # child nodes are visited by get_nodes_by_type
+    elif type(value).__module__ in ("django.template.smartif", "django.template.defaulttags"):
+        seen.add(id(value))
+        yield from _expressions_in(vars(value), seen, depth + 1)
+
+
+def _variables_of(expression):
+    if isinstance(expression.var, Variable) and expression.var.lookups:
+        yield expression.var
+    for _func, args in expression.filters:
+        for is_variable, arg in args:
+            if is_variable and isinstance(arg, Variable) and arg.lookups:
+                yield arg

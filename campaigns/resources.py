@@ -1,0 +1,106 @@
+"""Export column definitions (django-import-export resources).
+
+Contacts are imported by campaigns.imports (set-based, owner-scoped, with a
+preview), not by import-export's per-row machinery; these resources define what
+the exports contain. Values are plain text or numbers; campaigns.exports escapes
+formula-like cells when it writes CSV or XLSX.
+"""
+
+from django.db.models import Prefetch
+from django.utils import timezone
+from import_export import fields, resources
+
+from campaigns.models import Email
+
+
+def iso(value):
+    if not value:
+        return ""
+    return timezone.localtime(value).isoformat(timespec="seconds")
+
+
+class ContactExportResource(resources.Resource):
+    """Contacts with their lists (only the exporting user's) and one column per attribute."""
+
+    email = fields.Field(column_name="Email", attribute="email")
+    name = fields.Field(column_name="Name", attribute="name")
+    status = fields.Field(column_name="Status", attribute="status")
+    lists = fields.Field(column_name="Lists")
+    created_at = fields.Field(column_name="Created")
+
+    def __init__(self, *, visible_lists, **kwargs):
+        super().__init__(**kwargs)
+        self.visible_lists = visible_lists
+        self.attribute_keys = []
+
+    def dehydrate_lists(self, contact):
+        return ", ".join(sorted(cl.name for cl in contact.lists.all()))
+
+    def dehydrate_created_at(self, contact):
+        return iso(contact.created_at)
+
+    def export_contacts(self, queryset):
+        # The admin queryset may prefetch lists already: replace that with the user-visible ones.
+        queryset = queryset.prefetch_related(None).prefetch_related(Prefetch("lists", queryset=self.visible_lists))
+        contacts = list(queryset)
+        keys = []
+        for contact in contacts:
+            for key in contact.attributes or {}:
+                if key not in keys:
+                    keys.append(key)
+        dataset = self.export(queryset=contacts)
+        headers = list(dataset.headers) + keys
+        rows = [list(row) + [str((c.attributes or {}).get(k, "")) for k in keys] for row, c in zip(dataset, contacts)]
+        return headers, rows
+
+
+class CampaignResultResource(resources.Resource):
+    """One row per recipient of a campaign: what happened to its email."""
+
+    campaign = fields.Field(column_name="campaign", attribute="campaign__name")
+    address = fields.Field(column_name="address", attribute="to_email")
+    name = fields.Field(column_name="name", attribute="to_name")
+    status = fields.Field(column_name="status", attribute="status")
+    attempts = fields.Field(column_name="attempts", attribute="attempts")
+    sent_at = fields.Field(column_name="sent_at")
+    smtp_code = fields.Field(column_name="smtp_code")
+    smtp_response = fields.Field(column_name="smtp_response", attribute="smtp_response")
+    first_opened_at = fields.Field(column_name="first_opened_at")
+    open_count = fields.Field(column_name="open_count", attribute="open_count")
+    first_clicked_at = fields.Field(column_name="first_clicked_at")
+    click_count = fields.Field(column_name="click_count", attribute="click_count")
+    unsubscribed_at = fields.Field(column_name="unsubscribed_at")
+
+    class Meta:
+        fields = ("campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
+                  "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at")
+
+    def dehydrate_sent_at(self, email):
+        return iso(email.sent_at)
+
+    def dehydrate_first_opened_at(self, email):
+        return iso(email.first_opened_at)
+
+    def dehydrate_first_clicked_at(self, email):
+        return iso(email.first_clicked_at)
+
+    def dehydrate_unsubscribed_at(self, email):
+        return iso(email.unsubscribed_at)
+
+    def dehydrate_smtp_code(self, email):
+        return email.smtp_code if email.smtp_code is not None else ""
+
+    def results(self, *, campaigns):
+        """(headers, rows) for the recipients of `campaigns` (an owner-scoped queryset)."""
+        emails = Email.objects.filter(campaign__in=campaigns).select_related("campaign").order_by("campaign_id", "id")
+        dataset = self.export(queryset=emails)
+        return list(dataset.headers), [list(row) for row in dataset]
+
+    def result_dicts(self, *, campaigns):
+        headers, rows = self.results(campaigns=campaigns)
+        return [dict(zip(headers, row)) for row in rows]
+
+
+def contact_rows(*, contacts, user_lists):
+    return ContactExportResource(visible_lists=user_lists).export_contacts(contacts)
+

@@ -1,0 +1,136 @@
+"""Exports: contacts and campaign results to CSV and XLSX, formula-like cells escaped, owner-scoped."""
+
+import csv
+import io
+import json
+
+import openpyxl
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.exports import escape_cell
+from campaigns.models import Email
+from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
+
+pytestmark = pytest.mark.django_db
+
+HYPERLINK = '=HYPERLINK("http://evil.example","click")'
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def csv_rows(response):
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+def xlsx_rows(response):
+    assert response["Content-Type"].startswith("application/vnd.openxmlformats")
+    workbook = openpyxl.load_workbook(io.BytesIO(response.content))
+    sheet = workbook.worksheets[0]
+    # data_type "f" would be a formula a spreadsheet runs; none may be.
+    assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+    return [[cell.value for cell in row] for row in sheet.iter_rows()]
+
+
+def action(client, model, name, ids):
+    return client.post(reverse(f"admin:campaigns_{model}_changelist"),
+                       {"action": name, "_selected_action": [str(i) for i in ids]})
+
+
+@pytest.mark.parametrize("value,escaped", [
+    (HYPERLINK, "'" + HYPERLINK), ("+1+2", "'+1+2"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("plain", "plain"), ("", ""), (None, ""), (42, 42),
+])
+def test_escape_cell(value, escaped):
+    assert escape_cell(value) == escaped
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_contact_export_escapes_formulas(fmt, marketer, marketer_client):
+    contact = ContactFactory(owner=marketer, email="x@example.com", name=HYPERLINK,
+                             attributes={"Note": "+SUM(1,2)", "City": "Pune"})
+    ContactListFactory(owner=marketer, name="Mine", contacts=[contact])
+    response = action(marketer_client, "contact", f"export_contacts_{fmt}", [contact.pk])
+    rows = csv_rows(response) if fmt == "csv" else xlsx_rows(response)
+    # Attribute columns follow the fixed ones (in the database's key order: jsonb sorts them).
+    assert rows[0][:5] == ["Email", "Name", "Status", "Lists", "Created"]
+    assert sorted(rows[0][5:]) == ["City", "Note"]
+    assert rows[1][:4] == ["x@example.com", "'" + HYPERLINK, "subscribed", "Mine"]
+    assert dict(zip(rows[0][5:], rows[1][5:])) == {"Note": "'+SUM(1,2)", "City": "Pune"}
+
+
+def test_contact_export_shows_only_own_lists_and_contacts(marketer, other_marketer, marketer_client, other_client):
+    mine = ContactFactory(owner=marketer, email="mine@example.com")
+    theirs = ContactFactory(owner=other_marketer, email="theirs@example.com")
+    ContactListFactory(owner=marketer, name="Alice secret list", contacts=[mine])
+    # A superuser may have put mallory's contact into alice's list: its name must not leak to mallory.
+    ContactListFactory(owner=marketer, name="Alice other list", contacts=[theirs])
+    ContactListFactory(owner=other_marketer, name="Mallory list", contacts=[theirs])
+    rows = csv_rows(action(other_client, "contact", "export_contacts_csv", [mine.pk, theirs.pk]))
+    assert [r[0] for r in rows[1:]] == ["theirs@example.com"]
+    assert rows[1][3] == "Mallory list"
+
+
+def test_list_export(marketer, other_marketer, marketer_client):
+    a, b = ContactFactory(owner=marketer, email="a@example.com"), ContactFactory(owner=marketer, email="b@example.com")
+    own = ContactListFactory(owner=marketer, contacts=[a, b])
+    other = ContactListFactory(owner=other_marketer, contacts=[ContactFactory(owner=other_marketer)])
+    rows = csv_rows(action(marketer_client, "contactlist", "export_list_contacts_csv", [own.pk, other.pk]))
+    assert [r[0] for r in rows[1:]] == ["a@example.com", "b@example.com"]
+
+
+@pytest.fixture
+def results(marketer):
+    campaign = CampaignFactory(owner=marketer, name="Spring")
+    sent_at = timezone.now()
+    EmailFactory(campaign=campaign, to_email="ok@example.com", status=Email.Status.SENT, sent_at=sent_at,
+                 smtp_code=250, smtp_response="2.0.0 OK queued", first_opened_at=sent_at, open_count=2,
+                 click_count=1, first_clicked_at=sent_at)
+    EmailFactory(campaign=campaign, to_email="evil@example.com", to_name=HYPERLINK, status=Email.Status.FAILED,
+                 smtp_code=550, smtp_response="=5.1.1 user unknown", unsubscribed_at=sent_at)
+    return campaign
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_campaign_results_export_escapes(fmt, results, marketer_client):
+    response = action(marketer_client, "campaign", f"export_results_{fmt}", [results.pk])
+    rows = csv_rows(response) if fmt == "csv" else xlsx_rows(response)
+    assert rows[0] == ["campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
+                       "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at"]
+    ok, evil = rows[1], rows[2]
+    assert ok[1] == "ok@example.com" and ok[3] == "sent" and str(ok[6]) == "250" and ok[7] == "2.0.0 OK queued"
+    assert ok[5] and ok[8] and str(ok[9]) == "2" and str(ok[11]) == "1"
+    assert evil[2] == "'" + HYPERLINK
+    assert evil[7] == "'=5.1.1 user unknown"
+    assert evil[12]
+
+
+def test_another_owners_campaign_results_cannot_be_exported(results, other_client):
+    response = action(other_client, "campaign", "export_results_csv", [results.pk])
+    # No such campaign among mallory's: the admin answers with its changelist, not a file.
+    assert not response.get("Content-Disposition")
+
+
+def test_campaign_report_command(results):
+    out = io.StringIO()
+    call_command("campaign_report", str(results.pk), stdout=out)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0][:3] == ["campaign", "address", "name"]
+    assert {r[1] for r in rows[1:]} == {"ok@example.com", "evil@example.com"}
+    assert next(r for r in rows if r[1] == "evil@example.com")[2] == "'" + HYPERLINK
+
+    out = io.StringIO()
+    call_command("campaign_report", str(results.pk), "--format", "json", stdout=out)
+    data = json.loads(out.getvalue())
+    assert [d["address"] for d in data] == ["ok@example.com", "evil@example.com"]
+    assert data[1]["name"] == HYPERLINK  # JSON is data, not a spreadsheet: unescaped
+    assert data[0]["smtp_code"] == 250
+
+    with pytest.raises(CommandError):
+        call_command("campaign_report", "999999")

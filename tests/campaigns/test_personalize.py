@@ -1,0 +1,192 @@
+"""Personal variables: the sandboxed engine, and the admin forms that check templates on save."""
+
+import pytest
+from django.conf import settings
+
+from campaigns import personalize
+from campaigns.models import Campaign, EmailTemplate
+from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
+
+
+def variables(**attributes):
+    return personalize.recipient_variables(
+        name="Asha", email="asha@example.in", attributes=attributes, unsubscribe_url="https://x.example/u/"
+    )
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+def test_name_email_attributes_and_defaults_render():
+    rendered = personalize.render(
+        'Hi {{ name }} ({{ email }}) in {{ City }}, {{ Zip|default:"no zip" }}; {{ First_Name }}',
+        variables(City="Pune", **{"First Name": "Asha"}),
+        html=False,
+    )
+    assert rendered == "Hi Asha (asha@example.in) in Pune, no zip; Asha"
+    assert personalize.render('Hello {{ name|default:"there" }}', {"name": ""}, html=False) == "Hello there"
+
+
+def test_values_are_escaped_in_html_and_not_in_text():
+    source = "<p>{{ City }}</p>"
+    evil = variables(City="<script>alert(document.cookie)</script>")
+    assert personalize.render(source, evil, html=True) == "<p>&lt;script&gt;alert(document.cookie)&lt;/script&gt;</p>"
+    assert personalize.render(source, evil, html=False) == "<p><script>alert(document.cookie)</script></p>"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{% include "admin/base.html" %}',
+        '{% extends "admin/base.html" %}',
+        "{% load static %}{% static 'x' %}",
+        "{% load log %}",
+        "{% debug %}",
+        "{% ssi '/etc/passwd' %}",
+        "{% url 'admin:index' %}",
+        "{% csrf_token %}",
+        '{% now "Y" %}',
+        "{% templatetag openblock %}",
+        "{% widthratio 1 2 3 %}",
+        "{% autoescape off %}{{ City }}{% endautoescape %}",
+        "{% for c in name %}{{ c }}{% endfor %}",
+        "{{ settings.SECRET_KEY }}",
+        "{{ name.upper }}",
+        "{{ name.__class__ }}",
+        "{{ email.0 }}",
+        "{% if settings.DEBUG %}x{% endif %}",
+        "{{ name|default:settings.SECRET_KEY }}",
+        "{% with s=settings.SECRET_KEY %}{{ s }}{% endwith %}",
+        "{% firstof settings.SECRET_KEY name %}",
+        "{{ City|safe }}",
+        "{{ City|escapejs }}",
+        "{{ name|pprint }}",
+        "{{ unclosed",
+        "{% if %}",
+    ],
+)
+def test_forbidden_or_broken_templates_are_refused_before_saving(source):
+    with pytest.raises(personalize.PersonalizationError):
+        personalize.validate(source)
+
+
+def test_nothing_secret_is_reachable_even_when_rendering_unvalidated_lookups():
+    # A lookup that is not a recipient variable renders empty, and objects are never in the context.
+    assert personalize.render("[{{ settings }}][{{ SECRET_KEY }}][{{ request }}]", variables(), html=True) == "[][][]"
+    assert settings.SECRET_KEY not in personalize.render("{{ name }}{{ email }}", variables(), html=True)
+
+
+def test_variables_used_and_unsubscribe_placement():
+    assert personalize.variables_used('{{ a }}{% if b %}{{ c|default:d }}{% endif %}') == {"a", "b", "c", "d"}
+    assert personalize.places_unsubscribe_link('<a href="{{ unsubscribe_url }}">x</a>')
+    assert not personalize.places_unsubscribe_link("<p>{{ name }}</p>")
+
+
+# --- the admin forms ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def account(marketer):
+    return SmtpAccountFactory(owner=marketer)
+
+
+def campaign_post(account, **overrides):
+    data = {
+        "name": "Spring",
+        "smtp_account": account.pk,
+        "subject": "Hello {{ name }}",
+        "body_html": "<p>Hello {{ name }}</p>",
+        "body_text": "",
+        "track_opens": "on",
+        "track_clicks": "on",
+        "scheduled_at_0": "",
+        "scheduled_at_1": "",
+        "_save": "Save",
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("subject", "Hi {% include 'x.html' %}", "{% include %} tag is not allowed"),
+        ("body_html", "<p>{% load static %}</p>", "{% load %} tag is not allowed"),
+        ("body_text", "{% debug %}", "{% debug %} tag is not allowed"),
+        ("body_html", "<p>{{ settings.SECRET_KEY }}</p>", "is not allowed: use a variable by its name only"),
+        ("subject", "Hi {{ name", "Template error"),
+        ("subject", "Hello\r\nBcc: victim@example.org", "Line breaks are not allowed here."),
+    ],
+)
+def test_the_campaign_form_shows_template_and_header_errors_on_save(marketer_client, account, field, value, message):
+    response = marketer_client.post("/admin/campaigns/campaign/add/", campaign_post(account, **{field: value}))
+    assert response.status_code == 200, "the form is shown again"
+    assert message in response.content.decode().replace("&#x27;", "'").replace("&quot;", '"')
+    assert not Campaign.objects.exists()
+
+
+def test_the_template_form_checks_templates_too(marketer_client):
+    response = marketer_client.post(
+        "/admin/campaigns/emailtemplate/add/",
+        {"name": "T", "subject": "{% now 'Y' %}", "body_html": "<p>x</p>", "body_text": ""},
+    )
+    assert response.status_code == 200 and "{% now %} tag is not allowed" in response.content.decode()
+    assert not EmailTemplate.objects.exists()
+
+
+def test_saved_html_is_sanitised_keeping_email_layout(marketer_client, account, marketer):
+    body = (
+        '<style>p.x { color: red; }</style>'
+        '<table width="600" cellpadding="0" style="border:0"><tr><td bgcolor="#eeeeee" style="padding:8px" '
+        'onclick="steal()"><p class="x">Hi {{ name|default:"there" }}</p>'
+        '<a href="javascript:alert(1)">bad</a> <a href="https://ok.example/" target="_blank">ok</a>'
+        '<img src="https://img.example/logo.png" onerror="steal()" alt="Logo" width="120"></td></tr></table>'
+        "<script>steal()</script><iframe src='https://evil.example'></iframe>"
+    )
+    response = marketer_client.post("/admin/campaigns/campaign/add/", campaign_post(account, body_html=body))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    saved = Campaign.objects.get(owner=marketer).body_html
+    for gone in ("<script", "steal()", "javascript:", "onclick", "onerror", "<iframe"):
+        assert gone not in saved
+    for kept in ('<table width="600" cellpadding="0" style="border:0">', 'bgcolor="#eeeeee"', 'style="padding:8px"',
+                 "<style>p.x { color: red; }</style>", 'href="https://ok.example/"',
+                 'src="https://img.example/logo.png"', '{{ name|default:"there" }}'):
+        assert kept in saved
+
+
+def test_a_variable_no_recipient_has_is_flagged_on_save(marketer_client, account, marketer):
+    contacts = [ContactFactory(owner=marketer, attributes={"City": "Pune"}), ContactFactory(owner=marketer, attributes={})]
+    contact_list = ContactListFactory(owner=marketer, contacts=contacts)
+    response = marketer_client.post(
+        "/admin/campaigns/campaign/add/",
+        campaign_post(account, lists=[contact_list.pk], body_html="<p>{{ City }} {{ Ctiy }} {{ unsubscribe_url }}</p>"),
+        follow=True,
+    )
+    messages = [str(m) for m in response.context["messages"]]
+    warnings = [m for m in messages if "No recipient of the chosen lists has" in m]
+    assert len(warnings) == 1 and "{{ Ctiy }}" in warnings[0] and "{{ City }}" not in warnings[0]
+
+
+def test_no_warning_when_every_variable_is_known(marketer_client, account, marketer):
+    contact_list = ContactListFactory(owner=marketer, contacts=[ContactFactory(owner=marketer, attributes={"City": "X"})])
+    response = marketer_client.post(
+        "/admin/campaigns/campaign/add/",
+        campaign_post(account, lists=[contact_list.pk], body_html="<p>{{ City }} {{ name }} {{ email }}</p>"),
+        follow=True,
+    )
+    assert not [m for m in response.context["messages"] if "No recipient" in str(m)]
+
+
+def test_the_editor_widget_is_on_campaign_and_template_forms(marketer_client):
+    for url in ("/admin/campaigns/campaign/add/", "/admin/campaigns/emailtemplate/add/"):
+        body = marketer_client.get(url).content.decode()
+        assert "django_ckeditor_5" in body and 'data-upload-url="/ckeditor5/image_upload/"' in body
+
+
+def test_editor_image_uploads_are_switched_off(marketer_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = marketer_client.post(
+        "/ckeditor5/image_upload/", {"upload": SimpleUploadedFile("a.png", b"\x89PNG\r\n", content_type="image/png")}
+    )
+    assert response.status_code == 403 and "switched off" in response.json()["error"]["message"]

@@ -1,0 +1,166 @@
+"""Writes of the tracking endpoints: opens, clicks, unsubscribes, and the Link rows clicks redirect to.
+
+Semantics of the counters on campaigns.Email:
+- first_opened_at / open_count: opens by a reader (machine opens left out, so the
+  open rate counts people); machine_open: at least one machine open was seen
+  (Apple MPP, an image proxy, a scanner, or an open within seconds of sending).
+- first_clicked_at / click_count: clicks by a reader; a reader's click counts as
+  the first open when none was recorded.
+Every open, click and unsubscribe is also an Event (is_machine set), never with an IP address.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import Case, F, PositiveIntegerField, Q, Value, When
+
+from campaigns.delivery import ledger
+from campaigns.models import Contact, Email
+from tracking import machine_opens
+from tracking.models import Event, Link
+
+USER_AGENT_MAX = Event._meta.get_field("user_agent").max_length
+URL_MAX = Link._meta.get_field("url").max_length
+
+
+def _recent_q(now):
+    return Q(sent_at__gt=now - timedelta(seconds=machine_opens.machine_open_seconds()))
+
+
+def record_open(*, email_id, user_agent, now):
+    """Two statements, whatever happens: the Event (read from the Email row itself) and the counters.
+
+    Nothing is written for an Email that no longer exists (its campaign deleted).
+    """
+    user_agent = (user_agent or "")[:USER_AGENT_MAX]
+    by_agent = machine_opens.is_machine_user_agent(user_agent)
+    cutoff = now - timedelta(seconds=machine_opens.machine_open_seconds())
+    ops = connection.ops
+    email_table, event_table = Email._meta.db_table, Event._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {event_table} (email_id, campaign_id, kind, at, link_id, user_agent, is_machine)
+            SELECT id, campaign_id, %s, %s, NULL, %s,
+                   CASE WHEN %s OR (sent_at IS NOT NULL AND sent_at > %s) THEN %s ELSE %s END
+            FROM {email_table} WHERE id = %s
+            """,
+            [
+                Event.Kind.OPEN, ops.adapt_datetimefield_value(now), user_agent, by_agent,
+                ops.adapt_datetimefield_value(cutoff), True, False, email_id,
+            ],
+        )
+    rows = Email.objects.filter(pk=email_id)
+    if by_agent:
+        return rows.update(machine_open=True)
+    machine = _recent_q(now)
+    return rows.update(
+        machine_open=Case(When(machine, then=Value(True)), default=F("machine_open")),
+        open_count=Case(When(machine, then=F("open_count")), default=F("open_count") + 1),
+        first_opened_at=Case(
+            When(Q(first_opened_at__isnull=True) & ~machine, then=Value(now)), default=F("first_opened_at")
+        ),
+    )
+
+
+def record_click(*, email_id, link_id, user_agent, now):
+    """The URL to redirect to, or None when the link is not a stored Link of the email's campaign."""
+    row = (
+        Email.objects.filter(pk=email_id, campaign__links__pk=link_id)
+        .values_list("campaign_id", "sent_at", "campaign__links__url")
+        .first()
+    )
+    if row is None:
+        return None
+    campaign_id, sent_at, url = row
+    user_agent = (user_agent or "")[:USER_AGENT_MAX]
+    is_machine = machine_opens.is_machine_user_agent(user_agent) or (
+        sent_at is not None and sent_at > now - timedelta(seconds=machine_opens.machine_open_seconds())
+    )
+    Event.objects.create(
+        email_id=email_id, campaign_id=campaign_id, kind=Event.Kind.CLICK, link_id=link_id, user_agent=user_agent,
+        is_machine=is_machine,
+    )
+    if not is_machine:
+        Email.objects.filter(pk=email_id).update(
+            click_count=F("click_count") + 1,
+            first_clicked_at=Case(When(first_clicked_at__isnull=True, then=Value(now)), default=F("first_clicked_at")),
+            # A reader who clicks has opened it, even with images blocked.
+            first_opened_at=Case(When(first_opened_at__isnull=True, then=Value(now)), default=F("first_opened_at")),
+            open_count=Case(
+                When(open_count=0, then=Value(1)), default=F("open_count"), output_field=PositiveIntegerField()
+            ),
+        )
+    return url
+
+
+@dataclass
+class Recipient:
+    """What the public unsubscribe pages show: the sender's name, never the address."""
+
+    email_id: int
+    organization: str
+    already_unsubscribed: bool
+
+
+def recipient_for_unsubscribe(*, email_id):
+    """Read only (GET must change nothing). None for an Email that no longer exists."""
+    email = (
+        Email.objects.filter(pk=email_id)
+        .select_related("campaign__owner", "campaign__smtp_account", "contact")
+        .first()
+    )
+    if email is None:
+        return None
+    return Recipient(
+        email_id=email.pk,
+        organization=organization_of(email.campaign),
+        already_unsubscribed=email.unsubscribed_at is not None
+        or (email.contact is not None and email.contact.status == Contact.Status.UNSUBSCRIBED),
+    )
+
+
+def organization_of(campaign):
+    owner = campaign.owner
+    account = campaign.smtp_account
+    return owner.organization or (account.from_name if account else "") or owner.get_full_name() or owner.username
+
+
+def unsubscribe(*, email_id, user_agent, now):
+    """Unsubscribe the recipient of this Email, at once and idempotently.
+
+    The contact becomes unsubscribed (a bounced or complained one stays so: still
+    suppressed), the Email records unsubscribed_at, one Event is stored, and the
+    contact's unsent emails in every campaign of the owner are cancelled.
+    Returns the Recipient, or None when the Email no longer exists.
+    """
+    with transaction.atomic():
+        email = Email.objects.filter(pk=email_id).select_related("campaign__owner", "campaign__smtp_account").first()
+        if email is None:
+            return None
+        first_time = Email.objects.filter(pk=email_id, unsubscribed_at__isnull=True).update(unsubscribed_at=now)
+        if first_time:
+            Event.objects.create(
+                email_id=email_id, campaign_id=email.campaign_id, kind=Event.Kind.UNSUBSCRIBE,
+                user_agent=(user_agent or "")[:USER_AGENT_MAX],
+            )
+        if email.contact_id is not None:
+            Contact.objects.filter(pk=email.contact_id, status=Contact.Status.SUBSCRIBED).update(
+                status=Contact.Status.UNSUBSCRIBED, status_changed_at=now
+            )
+            ledger.cancel_open(campaign_id=None, contact_ids=[email.contact_id], now=now)
+    return Recipient(email_id=email_id, organization=organization_of(email.campaign), already_unsubscribed=True)
+
+
+def store_links(*, campaign_id, urls):
+    """{url: link id} for these URLs of a campaign, creating the missing Link rows (at most three queries)."""
+    urls = {u for u in urls if u and len(u) <= URL_MAX}
+    if not urls:
+        return {}
+    found = dict(Link.objects.filter(campaign_id=campaign_id, url__in=urls).values_list("url", "id"))
+    missing = urls - found.keys()
+    if missing:
+        Link.objects.bulk_create([Link(campaign_id=campaign_id, url=u) for u in missing], ignore_conflicts=True)
+        found.update(Link.objects.filter(campaign_id=campaign_id, url__in=missing).values_list("url", "id"))
+    return found
