@@ -127,12 +127,13 @@ def open_connection(account, *, timeout=None, login=True):
         if login and account.username:
             reply = conn.login(account.username, password)
     except BaseException:
-        _close_quietly(conn)
+        close_quietly(conn)
         raise
     return conn, reply
 
 
-def _close_quietly(conn):
+def close_quietly(conn):
+    """QUIT politely, or just drop the socket; never raise (the answer no longer matters)."""
     try:
         conn.quit()
     except Exception:
@@ -142,10 +143,11 @@ def _close_quietly(conn):
             pass
 
 
-def _format_reply(code, text):
+def format_reply(code, text):
+    """The server's answer as one line: '250 2.0.0 Ok' (the text alone when there is no code)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return f"{code} {text}".strip()
+    return f"{code} {text}".strip() if code else (text or "")
 
 
 def test_connection(account):
@@ -158,7 +160,7 @@ def test_connection(account):
         # Reported like any failure; uncaught it made the admin action answer 500.
         return TestResult(False, str(exc))
     except smtplib.SMTPResponseException as exc:
-        return TestResult(False, _format_reply(exc.smtp_code, exc.smtp_error))
+        return TestResult(False, format_reply(exc.smtp_code, exc.smtp_error))
     except smtplib.SMTPNotSupportedError as exc:
         return TestResult(False, f"The server does not support this: {exc}")
     except ssl.SSLCertVerificationError as exc:
@@ -179,9 +181,9 @@ def test_connection(account):
     except OSError as exc:  # smtplib errors included
         return TestResult(False, f"The server failed after connecting: {exc}")
     finally:
-        _close_quietly(conn)
+        close_quietly(conn)
     # smtplib's noop() returns a 4xx/5xx answer instead of raising: that is no success.
-    return TestResult(200 <= code < 400, _format_reply(code, text))
+    return TestResult(200 <= code < 400, format_reply(code, text))
 
 
 def record_test_result(*, account, result):

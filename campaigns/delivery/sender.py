@@ -191,7 +191,7 @@ class _BatchRun:
             return True
         except smtplib.SMTPResponseException as exc:
             verdict = classify(exc.smtp_code, exc.smtp_error)
-            text = _reply_text(exc.smtp_code, exc.smtp_error)
+            text = smtp.format_reply(exc.smtp_code, exc.smtp_error)
             if verdict.verdict == Verdict.ACCOUNT or exc.smtp_code in (530, 534, 535):
                 self._pause_account(text)
                 self._release_rest(index, "account paused")
@@ -244,22 +244,22 @@ class _BatchRun:
         code, resp = self.conn.mail(from_address, options)
         if code != 250:
             self._rset_quietly()
-            return code, _reply_text(code, resp)
+            return code, smtp.format_reply(code, resp)
         code, resp = self.conn.rcpt(to_address)
         if code not in (250, 251):
             self._rset_quietly()
-            return code, _reply_text(code, resp)
+            return code, smtp.format_reply(code, resp)
         self.in_data = True
         try:
             code, resp = self.conn.data(raw)
         except smtplib.SMTPDataError as exc:
             self.in_data = False
             self._rset_quietly()
-            return exc.smtp_code, _reply_text(exc.smtp_code, exc.smtp_error)
+            return exc.smtp_code, smtp.format_reply(exc.smtp_code, exc.smtp_error)
         # No `finally` here: on a lost connection in_data must stay True until _send_one has
         # read it, or a loss after DATA is never counted as a possible duplicate.
         self.in_data = False
-        return code, _reply_text(code, resp)
+        return code, smtp.format_reply(code, resp)
 
     def _rset_quietly(self):
         try:
@@ -329,19 +329,6 @@ class _BatchRun:
             self.last_renewal = now
 
     def _close(self, quietly=False):
-        if self.conn is None:
-            return
-        conn, self.conn = self.conn, None
-        try:
-            conn.quit()
-        except Exception:
-            try:
-                conn.close()
-            except Exception:
-                pass
-
-
-def _reply_text(code, text):
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return f"{code} {text}".strip() if code else (text or "")
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            smtp.close_quietly(conn)
