@@ -1,7 +1,6 @@
 """The sample files (copied from ../shared/samples), imported row by row through the admin:
 upload, preview (nothing written), confirm (exactly what the preview showed)."""
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -221,17 +220,3 @@ def test_rejected_report_downloads_with_row_numbers(marketer, marketer_client):
         # The report itself escapes the formula.
         '10,"\'=HYPERLINK(""http://evil.example"",""x"")@example.com",not an address: it looks like a spreadsheet formula',
     ]
-
-
-def test_sample_files_are_the_shared_ones():
-    shared = Path(__file__).resolve().parents[3] / "shared" / "samples"
-    if not shared.exists():
-        pytest.skip("../shared/samples is not next to this checkout")
-    for name in ("contacts_sample.csv", "contacts_semicolon.csv", "contacts_sample.xlsx"):
-        assert (SAMPLES / name).read_bytes() == (shared / name).read_bytes()
-
-
-def test_sample_copy_is_usable_outside_shared(tmp_path):
-    # The tests only ever read tests/campaigns/samples.
-    shutil.copy(SAMPLES / "contacts_sample.csv", tmp_path / "x.csv")
-    assert (tmp_path / "x.csv").stat().st_size > 0

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from campaigns.delivery import message
 from campaigns.models import Email
-from tests.factories import CampaignFactory, EmailFactory, LinkFactory
+from tests.factories import CampaignFactory, LinkFactory
 from tests.tracking.conftest import READER_UA
 from tracking import tokens
 from tracking.models import Event

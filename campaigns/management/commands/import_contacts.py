@@ -1,7 +1,6 @@
 """manage.py import_contacts --owner USERNAME --list NAME FILE: the admin's import, from a shell."""
 
 import csv
-import sys
 import time
 from pathlib import Path
 
