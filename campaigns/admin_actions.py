@@ -8,7 +8,17 @@ from collections import defaultdict
 
 from django.contrib import admin, messages
 
+from campaigns.selectors import personalization
 from campaigns.services import lifecycle
+
+
+def _warn_missing_variables(modeladmin, request, campaign):
+    missing = personalization.variables_no_recipient_has(campaign=campaign)
+    if missing:
+        names = ", ".join("{{ %s }}" % name for name in missing)
+        modeladmin.message_user(
+            request, f"{campaign.name}: no recipient has {names}; it renders empty (or its default).", messages.WARNING
+        )
 
 
 def _each(modeladmin, request, queryset, service, done, **kwargs):
@@ -17,6 +27,8 @@ def _each(modeladmin, request, queryset, service, done, **kwargs):
         try:
             service(campaign=campaign, **kwargs)
             ok += 1
+            if service in (lifecycle.send_now, lifecycle.schedule):
+                _warn_missing_variables(modeladmin, request, campaign)
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
     if ok:
@@ -30,6 +42,7 @@ def schedule(modeladmin, request, queryset):
         try:
             lifecycle.schedule(campaign=campaign, at=campaign.scheduled_at)
             ok += 1
+            _warn_missing_variables(modeladmin, request, campaign)
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
     if ok:

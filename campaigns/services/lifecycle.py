@@ -10,6 +10,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from campaigns import personalize
 from campaigns.delivery import dispatcher, ledger
 from campaigns.models import Campaign
 
@@ -30,6 +31,12 @@ def problems_before_scheduling(*, campaign):
         problems.append("write a subject")
     if not (campaign.body_html or "").strip() and not (campaign.body_text or "").strip():
         problems.append("write a body")
+    for label, source in (("subject", campaign.subject), ("HTML body", campaign.body_html), ("text body", campaign.body_text)):
+        try:
+            personalize.validate(source or "")
+        except personalize.PersonalizationError as exc:
+            # Checked on save too; an older draft must still fail here, never at send time.
+            problems.append(f"fix the {label}: {' '.join(exc.messages)}")
     if not campaign.lists.exists():
         problems.append("choose at least one contact list")
     elif campaign.lists.exclude(owner_id=campaign.owner_id).exists():

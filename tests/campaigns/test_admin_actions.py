@@ -795,3 +795,22 @@ def test_another_marketers_campaign_delete_page_is_404(other_client, ready_draft
     assert other_client.get(delete_url(ready_draft)).status_code == 404
     assert other_client.post(delete_url(ready_draft), {"post": "yes"}).status_code == 404
     assert Campaign.objects.filter(pk=ready_draft.pk).exists()
+
+
+def test_send_now_warns_about_a_variable_no_recipient_has(db, marketer, marketer_client):
+    from django.contrib.messages import get_messages
+
+    from tests.factories import CampaignFactory, ContactFactory, ContactListFactory
+
+    contact = ContactFactory(owner=marketer, attributes={"City": "Pune"})
+    contact_list = ContactListFactory(owner=marketer, contacts=[contact])
+    campaign = CampaignFactory(owner=marketer, lists=[contact_list], body_html="<p>{{ name }} in {{ City }}, {{ Plan }}</p>")
+
+    response = marketer_client.post(
+        "/admin/campaigns/campaign/", {"action": "send_now", "_selected_action": [campaign.pk]}, follow=True
+    )
+    texts = [str(m) for m in get_messages(response.wsgi_request)] or [
+        str(m) for m in response.context["messages"]
+    ]
+    assert any("no recipient has {{ Plan }}" in t for t in texts), texts
+    assert not any("{{ City }}" in t for t in texts)

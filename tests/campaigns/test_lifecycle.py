@@ -353,3 +353,13 @@ def test_unschedule_returns_a_scheduled_campaign_to_draft_and_nothing_else(db):
     assert lifecycle.unschedule(campaign=campaign).status == Campaign.Status.DRAFT
     with pytest.raises(lifecycle.LifecycleError, match="Only a scheduled campaign"):
         lifecycle.unschedule(campaign=campaign)
+
+
+def test_a_draft_whose_template_is_broken_cannot_be_scheduled(db):
+    contact_list = ContactListFactory()
+    campaign = CampaignFactory(owner=contact_list.owner, lists=[contact_list], body_html="<p>Hi {% load static %}</p>")
+
+    with pytest.raises(lifecycle.LifecycleError, match="fix the HTML body"):
+        lifecycle.schedule(campaign=campaign)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
