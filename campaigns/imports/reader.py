@@ -151,10 +151,13 @@ def _csv_rows(path, encoding, delimiter, *, skip_header):
     if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
         encoding = "utf-8-sig"
     with open(path, encoding=encoding, newline="") as fh:
-        for number, cells in enumerate(csv.reader(fh, delimiter=delimiter), start=1):
-            if number == 1 and skip_header:
-                continue
-            yield number, cells
+        reader = csv.reader(fh, delimiter=delimiter)
+        start = 1
+        if skip_header:
+            # Skipped once here rather than tested on every row.
+            next(reader, None)
+            start = 2
+        yield from enumerate(reader, start=start)
 
 
 def _xlsx_rows(path, *, skip_header):

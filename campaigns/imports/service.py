@@ -67,16 +67,29 @@ class ImportResult:
         return self.processed_rows
 
 
-@dataclass
+@dataclass(slots=True)
 class _Record:
     """One address of a chunk: the rows naming it, merged in file order."""
 
     address: str
     first_row: int
     new_in_file: bool  # False: an earlier chunk had it already
-    name: str = ""
-    attributes: dict = field(default_factory=dict)
-    rows: list = field(default_factory=list)  # RowOutcome, outcome set once classified
+    name: str
+    attributes: dict
+    row_count: int = 1
+
+
+@dataclass
+class _Chunk:
+    """Up to chunk_size rows, read and merged per address; written (or previewed) together."""
+
+    records: dict = field(default_factory=dict)  # address -> _Record
+    rejected: list = field(default_factory=list)  # [{"row", "address", "reason"}]
+    # (RowOutcome, its _Record or None if rejected): only the rows the result keeps
+    # (the preview's first ones); every other row is only counted, through its record.
+    kept: list = field(default_factory=list)
+    rows: int = 0
+    blank_rows: int = 0
 
 
 def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry_run, progress=None,
@@ -101,18 +114,10 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
     result = ImportResult(dry_run=dry_run, file_description=table.description, columns=columns.describe())
     seen = {}  # address -> outcome of its first row (CREATED / UPDATED / SUPPRESSED)
 
-    chunk = []
-    for number, cells in table.rows():
-        chunk.append((number, cells))
-        if len(chunk) >= chunk_size:
-            _process_chunk(chunk, columns=columns, owner=owner, contact_list=contact_list, dry_run=dry_run,
-                           seen=seen, result=result, keep_outcomes=keep_outcomes)
-            chunk = []
-            if progress:
-                progress(result.processed_rows)
-    if chunk:
-        _process_chunk(chunk, columns=columns, owner=owner, contact_list=contact_list, dry_run=dry_run,
-                       seen=seen, result=result, keep_outcomes=keep_outcomes)
+    for chunk in _read_chunks(table.rows(), columns=columns, seen=seen, chunk_size=chunk_size,
+                              keep_outcomes=keep_outcomes):
+        _process_chunk(chunk, owner=owner, contact_list=contact_list, dry_run=dry_run, seen=seen, result=result,
+                       keep_outcomes=keep_outcomes)
         if progress:
             progress(result.processed_rows)
     return result
@@ -125,50 +130,84 @@ def count_file_rows(*, path, filename="", encoding=""):
     return count_rows(table)
 
 
-def _cell(cells, index):
-    if index is None or index >= len(cells):
-        return ""
-    return str(cells[index]).strip(" \t\r\n\u00a0\ufeff")
+_CELL_STRIP = " \t\r\n\u00a0\ufeff"
 
 
-def _process_chunk(chunk, *, columns, owner, contact_list, dry_run, seen, result, keep_outcomes):
-    records = {}
-    rejected = []
-    row_outcomes = []
-    for number, cells in chunk:
-        result.processed_rows += 1
-        if not any(str(c).strip() for c in cells):
-            result.blank_rows += 1
-            continue
-        raw_address = _cell(cells, columns.address)
-        address = normalize_address(raw_address)
-        if columns.name is not None:
-            name = _cell(cells, columns.name)
+def _read_chunks(rows, *, columns, seen, chunk_size, keep_outcomes):
+    """Read `rows` into _Chunk objects of `chunk_size` rows (blank ones included).
+
+    This is the per-row hot loop of an import, so it is written for speed: column indexes in
+    locals, no per-cell helper calls, and rows consumed as they are read
+    (a chunk holds one record per address, not every row's cells: far less for the garbage
+    collector to walk). A generator, so `seen` is up to date with every chunk written before
+    the next one is read.
+    """
+    address_index, name_index = columns.address, columns.name
+    first_index, last_index = columns.first_name, columns.last_name
+    attribute_columns = columns.attributes
+    # Rows shorter than the header read as if padded with empty cells.
+    width = 1 + max(i for i in (address_index, name_index, first_index, last_index,
+                                *(index for index, _ in attribute_columns)) if i is not None)
+    kept_so_far = 0  # RowOutcome objects kept in earlier chunks
+    chunk = _Chunk()
+    for number, cells in rows:
+        chunk.rows += 1
+        if len(cells) < width:
+            cells = cells + [""] * (width - len(cells))
+        # Both readers give text cells (CSV as read, XLSX through xlsx_cell_text).
+        raw_address = cells[address_index].strip(_CELL_STRIP)
+        # A non-blank address cell settles it; otherwise look at every cell (the common case skips this).
+        if not raw_address.strip() and not any(c.strip() for c in cells):
+            chunk.blank_rows += 1
         else:
-            name = " ".join(p for p in (_cell(cells, columns.first_name), _cell(cells, columns.last_name)) if p)
-        problem = address_problem(address)
-        if problem is None and len(name) > MAX_NAME:
-            problem = f"name longer than {MAX_NAME} characters"
-        attributes = {}
-        for index, key in columns.attributes:
-            value = _cell(cells, index)
-            if value:
-                attributes[key] = value[:MAX_ATTRIBUTE_VALUE]
-        outcome = RowOutcome(row=number, address=address or raw_address, outcome="", name=name)
-        row_outcomes.append(outcome)
-        if problem:
-            outcome.outcome, outcome.reason = REJECTED, problem
-            outcome.address = raw_address
-            rejected.append({"row": number, "address": raw_address, "reason": problem})
-            continue
-        record = records.get(address)
-        if record is None:
-            record = records[address] = _Record(address=address, first_row=number, new_in_file=address not in seen)
+            _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns,
+                      seen=seen, keep=len(chunk.kept) < keep_outcomes - kept_so_far)
+        if chunk.rows >= chunk_size:
+            kept_so_far += len(chunk.kept)
+            yield chunk
+            chunk = _Chunk()
+    if chunk.rows:
+        yield chunk
+
+
+def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *,
+              seen, keep):
+    address = normalize_address(raw_address)
+    if name_index is not None:
+        name = cells[name_index].strip(_CELL_STRIP)
+    else:
+        first = cells[first_index].strip(_CELL_STRIP) if first_index is not None else ""
+        last = cells[last_index].strip(_CELL_STRIP) if last_index is not None else ""
+        name = f"{first} {last}" if first and last else first or last
+    problem = address_problem(address)
+    if problem is None and len(name) > MAX_NAME:
+        problem = f"name longer than {MAX_NAME} characters"
+    if problem:
+        chunk.rejected.append({"row": number, "address": raw_address, "reason": problem})
+        if keep:
+            outcome = RowOutcome(row=number, address=raw_address, outcome=REJECTED, reason=problem, name=name)
+            chunk.kept.append((outcome, None))
+        return
+    attributes = {key: value[:MAX_ATTRIBUTE_VALUE] for index, key in attribute_columns
+                  if (value := cells[index].strip(_CELL_STRIP))}
+    record = chunk.records.get(address)
+    if record is None:
+        # The row's own attributes dict becomes the record's: no copy for the (usual) single row.
+        record = chunk.records[address] = _Record(address=address, first_row=number, new_in_file=address not in seen,
+                                                  name=name, attributes=attributes)
+    else:
         if name:
             record.name = name
         record.attributes.update(attributes)
-        record.rows.append(outcome)
+        record.row_count += 1
+    if keep:
+        chunk.kept.append((RowOutcome(row=number, address=address, outcome="", name=name), record))
 
+
+def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes):
+    records = chunk.records
+    counts = dict.fromkeys(OUTCOMES, 0)
+    counts[REJECTED] = len(chunk.rejected)
     existing = writers.existing_contacts(owner=owner, addresses=list(records))
     from campaigns.models import Contact
 
@@ -186,15 +225,13 @@ def _process_chunk(chunk, *, columns, owner, contact_list, dry_run, seen, result
         else:
             first = None  # its first row was in an earlier chunk
         earlier = seen[address]
-        for i, outcome in enumerate(record.rows):
-            if earlier == SUPPRESSED:
-                outcome.outcome = SUPPRESSED
-                outcome.reason = "unsubscribed, bounced or complained: kept as it is, not added to the list"
-            elif i == 0 and first is not None:
-                outcome.outcome = first
-            else:
-                outcome.outcome = MERGED
-                outcome.reason = "same address as an earlier row"
+        if earlier == SUPPRESSED:
+            counts[SUPPRESSED] += record.row_count
+        elif first is not None:
+            counts[first] += 1
+            counts[MERGED] += record.row_count - 1
+        else:
+            counts[MERGED] += record.row_count
         if dry_run or earlier == SUPPRESSED:
             continue
         if contact is None:
@@ -210,9 +247,22 @@ def _process_chunk(chunk, *, columns, owner, contact_list, dry_run, seen, result
         writers.write_chunk(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
                             on_list=on_list, now=timezone.now())
 
-    for outcome in row_outcomes:
-        result.counts[outcome.outcome] += 1
+    # The kept rows' outcomes, by the same rule as the counts above.
+    for outcome, record in chunk.kept:
+        if record is not None:
+            earlier = seen[record.address]
+            if earlier == SUPPRESSED:
+                outcome.outcome = SUPPRESSED
+                outcome.reason = "unsubscribed, bounced or complained: kept as it is, not added to the list"
+            elif record.new_in_file and outcome.row == record.first_row:
+                outcome.outcome = earlier
+            else:
+                outcome.outcome = MERGED
+                outcome.reason = "same address as an earlier row"
         if len(result.outcomes) < keep_outcomes:
             result.outcomes.append(outcome)
-    result.rejected.extend(rejected)
-
+    for outcome, count in counts.items():
+        result.counts[outcome] += count
+    result.rejected.extend(chunk.rejected)
+    result.processed_rows += chunk.rows
+    result.blank_rows += chunk.blank_rows
