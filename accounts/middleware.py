@@ -25,3 +25,24 @@ class UserTimezoneMiddleware:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+class ContentSecurityPolicyMiddleware:
+    """Every page may load scripts, styles, frames and data from our own origin only.
+
+    `settings.CONTENT_SECURITY_POLICY` is the header; a view that needs more (the
+    campaign preview shows an email's remote images in its sandboxed iframe, which
+    inherits this policy) sets its own header, which is kept.
+    """
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.policy = settings.CONTENT_SECURITY_POLICY
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
+        return response

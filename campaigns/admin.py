@@ -82,7 +82,7 @@ class EmailTemplateAdmin(EmailTemplateComposeMixin, OwnedModelAdmin):
 class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     list_display = (
         "name", "status", "smtp_account", "scheduled_at", "recipient_count", "sent_count", "failed_count",
-        "started_at", "completed_at",
+        "started_at", "completed_at", "analytics_link",
     )
     list_filter = ("status", "smtp_account", "lists", "created_at")
     list_select_related = ("smtp_account",)
@@ -148,6 +148,10 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     @admin.display(description="Failed", ordering="failed_count")
     def failed_count(self, obj):
         return obj.failed_count
+
+    @admin.display(description="Analytics")
+    def analytics_link(self, obj):
+        return format_html('<a href="{}">Analytics</a>', reverse("campaign_analytics", args=[obj.pk]))
 
     @admin.display(description="Recipients")
     def email_link(self, obj):

@@ -5,6 +5,7 @@ reaches its campaign through the owner-scoped get_object: another owner's
 campaign answers 404. Each view calls one service.
 """
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -93,7 +94,10 @@ class CampaignComposeMixin:
             "missing_variables": missing_variables_warning(campaign),
             "preview_url": preview_url,
         }
-        return TemplateResponse(request, "admin/campaigns/campaign/preview.html", context)
+        response = TemplateResponse(request, "admin/campaigns/campaign/preview.html", context)
+        # The iframe's srcdoc inherits this page's policy: let the email's remote images show.
+        response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY_PREVIEW
+        return response
 
     def _send_test(self, request, campaign, contact, addresses):
         try:

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from campaigns import editor
+from campaigns import editor, views as campaign_views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
@@ -16,5 +16,15 @@ urlpatterns = [
     # The editor's image upload is switched off (campaigns.editor): images are linked by URL.
     path("ckeditor5/image_upload/", editor.image_upload_disabled, name="ck_editor_5_upload_file"),
     path("t/", include("tracking.urls")),
+    # The dashboard's and analytics pages' data (staff only, owner-scoped), ahead of the admin's catch-all.
+    path("admin/dashboard/data/", admin.site.admin_view(campaign_views.dashboard_data), name="dashboard_data"),
+    path(
+        "admin/campaigns/campaign/<int:campaign_id>/analytics/",
+        admin.site.admin_view(campaign_views.campaign_analytics), name="campaign_analytics",
+    ),
+    path(
+        "admin/campaigns/campaign/<int:campaign_id>/analytics/data/",
+        admin.site.admin_view(campaign_views.campaign_analytics_data), name="campaign_analytics_data",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,133 @@
+"""One campaign's analytics, in a fixed number of queries whatever its size.
+
+The caller passes a campaign it already reached through the owner-scoped queryset
+(`campaign_for`), so another owner's campaign never gets this far (404).
+"""
+
+from django.db.models import Count, Q
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.owned_admin import scope_to_user
+from campaigns.delivery.rate_limit import effective_per_minute
+from campaigns.models import Campaign, Email
+from campaigns.selectors.dashboard import rate
+from tracking.models import Event
+
+S = Email.Status
+F = Email.FailureClass
+RECIPIENTS_PER_PAGE = 25
+TOP_LINKS = 10
+
+
+def campaign_for(*, user, campaign_id):
+    campaign = (
+        scope_to_user(Campaign.objects.all(), user).select_related("smtp_account").filter(pk=campaign_id).first()
+    )
+    if campaign is None:
+        raise Http404("No such campaign.")
+    return campaign
+
+
+def analytics(*, campaign, page=1, search=""):
+    c = (
+        Email.objects.filter(campaign=campaign).order_by().aggregate(
+            total=Count("id"),
+            sent=Count("id", filter=Q(status=S.SENT)),
+            pending=Count("id", filter=Q(status=S.PENDING)),
+            queued=Count("id", filter=Q(status=S.QUEUED)),
+            deferred=Count("id", filter=Q(status=S.DEFERRED)),
+            failed=Count("id", filter=Q(status=S.FAILED)),
+            cancelled=Count("id", filter=Q(status=S.CANCELLED)),
+            failed_throttled=Count("id", filter=Q(status=S.FAILED, failure_class=F.THROTTLED)),
+            failed_bounced=Count("id", filter=Q(status=S.FAILED, failure_class=F.BOUNCED)),
+            failed_rejected=Count("id", filter=Q(status=S.FAILED, failure_class=F.REJECTED)),
+            opened=Count("id", filter=Q(first_opened_at__isnull=False)),
+            machine_only=Count("id", filter=Q(machine_open=True, first_opened_at__isnull=True)),
+            clicked=Count("id", filter=Q(click_count__gt=0)),
+            unsubscribed=Count("id", filter=Q(unsubscribed_at__isnull=False)),
+        )
+    )
+    unsent = c["pending"] + c["queued"] + c["deferred"]
+    final = c["sent"] + c["failed"] + c["cancelled"]
+    account = campaign.smtp_account
+    per_minute = effective_per_minute(account) if account else None
+    eta_seconds = round(unsent / per_minute * 60) if per_minute and unsent else 0
+
+    top_links = [
+        {"url": row["link__url"], "clicks": row["clicks"]}
+        for row in Event.objects.filter(campaign=campaign, kind=Event.Kind.CLICK, link__isnull=False)
+        .values("link__url").order_by().annotate(clicks=Count("id")).order_by("-clicks", "link__url")[:TOP_LINKS]
+    ]
+    return {
+        "campaign": {
+            "id": campaign.pk, "name": campaign.name, "status": campaign.status,
+            "status_display": campaign.get_status_display(), "status_reason": campaign.status_reason,
+        },
+        "counts": {
+            "total": c["total"], "sent": c["sent"], "failed": c["failed"], "pending": unsent,
+            "pending_only": c["pending"], "queued": c["queued"], "deferred": c["deferred"],
+            "cancelled": c["cancelled"],
+        },
+        "breakdown": {
+            "sent": c["sent"], "deferred": c["deferred"], "failed_throttled": c["failed_throttled"],
+            "failed_bounced": c["failed_bounced"], "failed_rejected": c["failed_rejected"],
+            "failed_other": c["failed"] - c["failed_throttled"] - c["failed_bounced"] - c["failed_rejected"],
+            "opened": c["opened"], "clicked": c["clicked"], "unsubscribed": c["unsubscribed"],
+        },
+        "rates": {
+            "open_rate": rate(c["opened"], c["sent"]),
+            "click_rate": rate(c["clicked"], c["sent"]),
+            "machine_opens": c["machine_only"],
+            "machine_open_rate": rate(c["machine_only"], c["sent"]),
+        },
+        "progress": {
+            "done": final, "total": c["total"], "percent": rate(final, c["total"]) if c["total"] else 0.0,
+            "per_minute": round(per_minute, 1) if per_minute else None,
+            "account_paused": bool(account and account.is_paused),
+            "eta_seconds": eta_seconds,
+        },
+        "top_links": top_links,
+        "recipients": recipients(campaign=campaign, page=page, search=search, total=c["total"]),
+    }
+
+
+def recipients(*, campaign, page, search, total):
+    rows = Email.objects.filter(campaign=campaign)
+    search = (search or "").strip()
+    if search:
+        rows = rows.filter(to_email__icontains=search)
+        count = rows.count()
+    else:
+        count = total
+    pages = max(1, -(-count // RECIPIENTS_PER_PAGE))
+    page = min(max(1, page), pages)
+    start = (page - 1) * RECIPIENTS_PER_PAGE
+    items = rows.order_by("id").values(
+        "id", "to_email", "status", "smtp_code", "smtp_response", "sent_at", "first_opened_at", "machine_open",
+        "click_count",
+    )[start:start + RECIPIENTS_PER_PAGE]
+    labels = dict(S.choices)
+    return {
+        "page": page, "pages": pages, "count": count, "search": search,
+        "rows": [
+            {
+                "to_email": r["to_email"], "status": r["status"], "status_display": labels.get(r["status"], r["status"]),
+                "smtp": smtp_answer(r["smtp_code"], r["smtp_response"]),
+                "sent_at": r["sent_at"].isoformat() if r["sent_at"] else None,
+                # In the active zone: the user's own, set by accounts.middleware.
+                "sent_display": timezone.localtime(r["sent_at"]).strftime("%d %b %H:%M:%S") if r["sent_at"] else "",
+                "opened": r["first_opened_at"] is not None, "machine_open": r["machine_open"],
+                "clicks": r["click_count"],
+            }
+            for r in items
+        ],
+    }
+
+
+def smtp_answer(code, response):
+    """The server's answer as one line: the code once, then its text."""
+    response = (response or "").strip()
+    if code and not response.startswith(str(code)):
+        return f"{code} {response}".strip()
+    return response

@@ -1,0 +1,116 @@
+// A campaign's analytics page: polls its JSON every 2 s while the tab is visible and redraws the
+// doughnut, the breakdown bars, the progress bar, the rates, top links and the recipient table.
+(function () {
+  "use strict";
+  var root = document.getElementById("campaign-analytics");
+  if (!root) { return; }
+  var url = root.dataset.url;
+  var interval = parseInt(root.dataset.interval, 10) || 2000;
+  var timer = null, inFlight = false, page = 1, query = "", pages = 1;
+  var statusChart = null, breakdownChart = null;
+
+  function el(id) { return document.getElementById(id); }
+  function text(id, value) { var node = el(id); if (node) { node.textContent = value; } }
+  function fmt(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString(); }
+  function cell(value, cls) { var td = document.createElement("td"); td.textContent = value; if (cls) { td.className = cls; } return td; }
+  function duration(seconds) {
+    if (!seconds) { return ""; }
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    return h ? h + " h " + m + " min" : (m ? m + " min " + s + " s" : s + " s");
+  }
+
+  function chartOf(existing, canvasId, config) {
+    if (!window.Chart) { return null; }
+    if (existing) { existing.data.datasets[0].data = config.data.datasets[0].data; existing.update("none"); return existing; }
+    return new window.Chart(el(canvasId), config);
+  }
+
+  function draw(d) {
+    var c = d.counts, b = d.breakdown, p = d.progress, r = d.rates;
+    text("campaign-status", d.campaign.status_display);
+    text("campaign-reason", d.campaign.status_reason);
+    text("count-sent", fmt(c.sent)); text("count-failed", fmt(c.failed)); text("count-pending", fmt(c.pending));
+    text("rate-open", r.open_rate + "%"); text("rate-click", r.click_rate + "%");
+    text("rate-machine", fmt(r.machine_opens) + " (" + r.machine_open_rate + "%)");
+    var bar = el("progress-bar");
+    bar.max = p.total || 1; bar.value = p.done;
+    text("progress-text", fmt(p.done) + " of " + fmt(p.total) + " done (" + p.percent + "%)");
+    var eta = "";
+    if (p.account_paused) { eta = "the SMTP account is paused"; }
+    else if (p.eta_seconds) { eta = "about " + duration(p.eta_seconds) + " left at " + p.per_minute + "/min"; }
+    text("progress-eta", eta);
+
+    statusChart = chartOf(statusChart, "status-chart", {
+      type: "doughnut",
+      data: { labels: ["Sent", "Failed", "Pending"], datasets: [{
+        data: [c.sent, c.failed, c.pending], backgroundColor: ["#66bb6a", "#ef5350", "#bdbdbd"] }] },
+      options: { animation: false, responsive: true, maintainAspectRatio: false }
+    });
+    breakdownChart = chartOf(breakdownChart, "breakdown-chart", {
+      type: "bar",
+      data: {
+        labels: ["Sent", "Deferred (retrying)", "Throttled out", "Bounced", "Rejected", "Opened", "Clicked", "Unsubscribed"],
+        datasets: [{ label: "Emails", data: [b.sent, b.deferred, b.failed_throttled, b.failed_bounced, b.failed_rejected,
+                                             b.opened, b.clicked, b.unsubscribed],
+                     backgroundColor: ["#66bb6a", "#ffa726", "#ef6c00", "#ef5350", "#b71c1c", "#42a5f5", "#5c6bc0", "#8e24aa"] }]
+      },
+      options: { animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: false } },
+                 scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
+    });
+
+    var links = el("top-links");
+    links.replaceChildren();
+    if (!d.top_links.length) { var none = document.createElement("tr"); none.appendChild(cell("No clicks yet.")).colSpan = 2; links.appendChild(none); }
+    d.top_links.forEach(function (l) {
+      var tr = document.createElement("tr");
+      tr.appendChild(cell(l.url, "smtp-answer"));
+      tr.appendChild(cell(fmt(l.clicks), "num"));
+      links.appendChild(tr);
+    });
+
+    var rec = d.recipients;
+    page = rec.page; pages = rec.pages;
+    var rows = el("recipient-rows");
+    rows.replaceChildren();
+    if (!rec.rows.length) { var empty = document.createElement("tr"); empty.appendChild(cell("No recipients.")).colSpan = 6; rows.appendChild(empty); }
+    rec.rows.forEach(function (row) {
+      var tr = document.createElement("tr");
+      tr.appendChild(cell(row.to_email));
+      tr.appendChild(cell(row.status_display));
+      tr.appendChild(cell(row.sent_display));
+      var smtp = cell(row.smtp, "smtp-answer"); smtp.title = row.smtp; tr.appendChild(smtp);
+      tr.appendChild(cell(row.opened ? "yes" : (row.machine_open ? "machine only" : "")));
+      tr.appendChild(cell(fmt(row.clicks), "num"));
+      rows.appendChild(tr);
+    });
+    text("page-info", "Page " + rec.page + " of " + rec.pages + " (" + fmt(rec.count) + " recipients)");
+    el("page-prev").disabled = rec.page <= 1;
+    el("page-next").disabled = rec.page >= rec.pages;
+    text("dash-updated", new Date().toLocaleTimeString());
+    root.dataset.loaded = "1";
+  }
+
+  function poll() {
+    if (timer) { window.clearTimeout(timer); timer = null; }
+    if (document.hidden || inFlight) { return; }
+    inFlight = true;
+    var q = url + "?page=" + page + (query ? "&q=" + encodeURIComponent(query) : "");
+    fetch(q, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
+      .then(draw)
+      .catch(function () { /* keep what is shown; try again */ })
+      .then(function () { inFlight = false; schedule(); });
+  }
+  function schedule() { if (!timer && !document.hidden) { timer = window.setTimeout(poll, interval); } }
+
+  el("recipient-search").addEventListener("submit", function (e) {
+    e.preventDefault(); query = el("recipient-q").value.trim(); page = 1; poll();
+  });
+  el("page-prev").addEventListener("click", function () { if (page > 1) { page -= 1; poll(); } });
+  el("page-next").addEventListener("click", function () { if (page < pages) { page += 1; poll(); } });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { if (timer) { window.clearTimeout(timer); timer = null; } }
+    else if (!timer && !inFlight) { poll(); }
+  });
+  poll();
+})();
