@@ -21,13 +21,14 @@ def _warn_missing_variables(modeladmin, request, campaign):
         )
 
 
-def _each(modeladmin, request, queryset, service, done, **kwargs):
+def _each(modeladmin, request, queryset, service, done, *, warn_variables=False, **kwargs):
+    """Run a lifecycle service on each campaign: one error message per refusal, one summary."""
     ok = 0
     for campaign in queryset.select_related("smtp_account", "owner"):
         try:
             service(campaign=campaign, **kwargs)
             ok += 1
-            if service in (lifecycle.send_now, lifecycle.schedule):
+            if warn_variables:
                 _warn_missing_variables(modeladmin, request, campaign)
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
@@ -35,23 +36,18 @@ def _each(modeladmin, request, queryset, service, done, **kwargs):
         modeladmin.message_user(request, f"{ok} campaign(s) {done}.", messages.SUCCESS)
 
 
+def _schedule_at_its_time(*, campaign):
+    return lifecycle.schedule(campaign=campaign, at=campaign.scheduled_at)
+
+
 @admin.action(description="Schedule selected drafts at their scheduled time (now if blank)")
 def schedule(modeladmin, request, queryset):
-    ok = 0
-    for campaign in queryset.select_related("smtp_account", "owner"):
-        try:
-            lifecycle.schedule(campaign=campaign, at=campaign.scheduled_at)
-            ok += 1
-            _warn_missing_variables(modeladmin, request, campaign)
-        except lifecycle.LifecycleError as exc:
-            modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
-    if ok:
-        modeladmin.message_user(request, f"{ok} campaign(s) scheduled.", messages.SUCCESS)
+    _each(modeladmin, request, queryset, _schedule_at_its_time, "scheduled", warn_variables=True)
 
 
 @admin.action(description="Send selected now")
 def send_now(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, lifecycle.send_now, "started")
+    _each(modeladmin, request, queryset, lifecycle.send_now, "started", warn_variables=True)
 
 
 @admin.action(description="Pause selected")
