@@ -7,7 +7,9 @@ was checked, so DNS cannot be re-pointed between the check and the connect.
 TLS always verifies the certificate against the host name the account names.
 """
 
+import functools
 import ipaddress
+import os
 import smtplib
 import socket
 import ssl
@@ -30,10 +32,25 @@ class TestResult:
 
 
 def tls_context():
+    ca_file = settings.SMTP_CA_FILE
+    return _tls_context(ca_file, _modified(ca_file))
+
+
+# Loading the system's CA store takes ~30 ms: once per process (and CA file version), not per
+# connection. A context only holds configuration, so connections can share it.
+@functools.lru_cache(maxsize=8)
+def _tls_context(ca_file, _version):
     context = ssl.create_default_context()
-    if settings.SMTP_CA_FILE:
-        context.load_verify_locations(cafile=settings.SMTP_CA_FILE)
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
     return context
+
+
+def _modified(path):
+    try:
+        return os.stat(path).st_mtime_ns if path else None
+    except OSError:
+        return None
 
 
 def _is_public(address):

@@ -64,7 +64,13 @@ class PersonalizationError(ValidationError):
 
 def compile_template(source):
     """The compiled template, or PersonalizationError with a message for the form."""
-    source = source or ""
+    return _compiled(source or "")
+
+
+# Compiled once per process and source: the sender renders the same subject and body for
+# every recipient, and a compiled Template holds no per-render state (no {% cycle %} here).
+@functools.lru_cache(maxsize=256)
+def _compiled(source):
     for match in _BLOCK_TAG.finditer(source):
         tag = match.group(1)
         if tag not in ALLOWED_TAGS and tag not in _END_TAGS:
@@ -103,11 +109,16 @@ def validate(source):
 
 def variables_used(source):
     """The variable names a template reads (the template must be valid)."""
+    return _variables_used(source or "")
+
+
+@functools.lru_cache(maxsize=256)
+def _variables_used(source):
     names = set()
     for expression in _filter_expressions(compile_template(source)):
         for variable in _variables_of(expression):
             names.add(variable.lookups[0])
-    return names
+    return frozenset(names)
 
 
 def places_unsubscribe_link(source):

@@ -232,7 +232,7 @@ ACCOUNT_PAUSE_SECONDS = int(os.environ.get("ACCOUNT_PAUSE_SECONDS", "3600"))
 # worker and the rest of the batch continues in a task due when the slot comes.
 MAX_PACING_WAIT_SECONDS = float(os.environ.get("MAX_PACING_WAIT_SECONDS", "1"))
 # Per-message results wait for PostgreSQL's disk flush only when this is on; see
-# campaigns.delivery.ledger.result_commits for the trade.
+# campaigns.delivery.ledger.ledger_commits for the trade.
 EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", False)
 MESSAGE_ID_DOMAIN = os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
 

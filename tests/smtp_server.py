@@ -157,6 +157,7 @@ class RecordingHandler:
     """aiosmtpd handler: answers per recipient with configured codes and records what it saw.
 
     rcpt_replies: address -> (code, text) answered to RCPT TO instead of 250 (address compared lower-cased).
+    pipelining: offer PIPELINING, so the sender writes MAIL, RCPT and DATA at once.
     data_replies: address -> (code, text) answered to DATA for a message whose recipients include it.
     users: login -> password the server accepts (only used when the server offers AUTH).
     drop_after_data: address -> how many times to take a message for it and then close the
@@ -170,6 +171,8 @@ class RecordingHandler:
     users: dict = field(default_factory=dict)
     drop_after_data: dict = field(default_factory=dict)
     accept_connections: int | None = None
+    # Offer PIPELINING in the EHLO answer (RFC 2920); aiosmtpd reads commands in order either way.
+    pipelining: bool = False
     noop_reply: str = "250 OK"
     messages: list = field(default_factory=list)  # ReceivedMessage, accepted ones only
     refused: list = field(default_factory=list)  # (stage, address, code, text)
@@ -177,6 +180,7 @@ class RecordingHandler:
     # AuthAttempt rows. Not named auth_*: aiosmtpd offers every handler attribute auth_X as a mechanism X.
     logins: list = field(default_factory=list)
     connections: int = 0  # TCP connections accepted (TLS handshake or not), hung up ones included
+    pipelined_rcpts: int = 0  # RCPT commands that arrived with the DATA command behind them
 
     def __post_init__(self):
         self._changed = threading.Condition()
@@ -211,10 +215,19 @@ class RecordingHandler:
                 self._changed.wait(remaining)
 
     # aiosmtpd hooks
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname  # this hook's duty once a handler defines it
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_NOOP(self, server, session, envelope, arg):
         return self.noop_reply
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # Was DATA already written behind this RCPT (a pipelined client)? aiosmtpd buffers it unread.
+        if b"DATA\r\n" in bytes(getattr(server._reader, "_buffer", b"")):
+            self._record(lambda: setattr(self, "pipelined_rcpts", self.pipelined_rcpts + 1))
         reply = self.rcpt_replies.get(address.lower())
         if reply is not None:
             code, text = reply

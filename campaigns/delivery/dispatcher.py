@@ -42,13 +42,14 @@ def tick(*, now=None, enqueue=None):
     started = time.monotonic()
     report = TickReport(ran=True)
     try:
-        report.started = start_due_campaigns(now=clock_now)
-        deferred, expired = ledger.return_due(now=clock_now)
-        report.returned = deferred + expired
-        report.batches = claim_batches(now=clock_now, window_seconds=dispatch_interval_seconds())
-        for _, batch_id, _ in report.batches:
-            _enqueue(batch_id, enqueue)
-        report.completed = ledger.complete_campaigns(now=clock_now)
+        with ledger.ledger_commits():
+            report.started = start_due_campaigns(now=clock_now)
+            deferred, expired = ledger.return_due(now=clock_now)
+            report.returned = deferred + expired
+            report.batches = claim_batches(now=clock_now, window_seconds=dispatch_interval_seconds())
+            for _, batch_id, _ in report.batches:
+                _enqueue(batch_id, enqueue)
+            report.completed = ledger.complete_campaigns(now=clock_now)
     finally:
         _release_lock(token=token, started_at=clock_now, duration=time.monotonic() - started, claimed=report.claimed)
     return report
@@ -150,17 +151,26 @@ def claim_batches(*, now, window_seconds):
         )
         budget = rate_limit.allowance(account=account, now=now, window_seconds=window_seconds)
         if budget > 0:
-            plans.append([account, campaign_ids, budget])
+            plans.append(_ClaimPlan(account=account, campaign_ids=campaign_ids, budget=budget))
     batches = []
     # Round-robin: one batch per account per round, so a large campaign never starves another account.
     while plans:
         for plan in list(plans):
-            account, campaign_ids, budget = plan
-            size = min(budget, account.batch_size)
-            batch_id, claimed = ledger.claim(campaign_ids=campaign_ids, limit=size, now=now)
+            size = min(plan.budget, plan.account.batch_size)
+            batch_id, claimed, plan.after_id = ledger.claim(
+                campaign_ids=plan.campaign_ids, limit=size, now=now, after_id=plan.after_id
+            )
             if claimed:
-                batches.append((account.pk, batch_id, claimed))
-                plan[2] -= claimed
-            if not claimed or claimed < size or plan[2] <= 0:
+                batches.append((plan.account.pk, batch_id, claimed))
+                plan.budget -= claimed
+            if not claimed or claimed < size or plan.budget <= 0:
                 plans.remove(plan)
     return batches
+
+
+@dataclass
+class _ClaimPlan:
+    account: SmtpAccount
+    campaign_ids: list
+    budget: int
+    after_id: int = 0  # where this account's next claim of the tick starts

@@ -77,32 +77,36 @@ def return_due(*, now):
     return deferred, expired
 
 
-def claim(*, campaign_ids, limit, now):
+def claim(*, campaign_ids, limit, now, after_id=0):
     """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
 
-    SKIP LOCKED (PostgreSQL) lets two dispatchers claim side by side without
-    waiting on or taking each other's rows; the status condition on the UPDATE
-    guards databases without row locks (SQLite serialises writers instead).
+    Returns (batch_id, count, last_id). SKIP LOCKED (PostgreSQL) lets two dispatchers claim
+    side by side without waiting on or taking each other's rows; the status condition on the
+    UPDATE guards databases without row locks (SQLite serialises writers instead). A tick
+    claiming several batches passes the last id it claimed as `after_id`: each claim then
+    starts where the previous one ended instead of stepping again over every row claimed
+    before it in this tick (still in the index until vacuum), which made a tick claiming
+    20,000 rows take seconds.
     """
     if limit <= 0 or not campaign_ids:
-        return None, 0
+        return None, 0, after_id
     batch_id = uuid.uuid4()
     with transaction.atomic():
         ids = list(
-            Email.objects.filter(status=S.PENDING, campaign_id__in=campaign_ids)
+            Email.objects.filter(status=S.PENDING, campaign_id__in=campaign_ids, id__gt=after_id)
             .order_by("id")
             .select_for_update(skip_locked=True, of=("self",))
             .values_list("id", flat=True)[:limit]
         )
         if not ids:
-            return None, 0
+            return None, 0, after_id
         claimed = Email.objects.filter(id__in=ids, status=S.PENDING).update(
             status=S.QUEUED,
             batch_id=batch_id,
             lease_expires_at=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS),
             updated_at=now,
         )
-    return batch_id, claimed
+    return batch_id, claimed, ids[-1]
 
 
 def take_batch(*, batch_id, now):
@@ -153,19 +157,18 @@ def complete_campaigns(*, now):
     )
 
 
-# --- worker transitions (each guarded by the worker's token) -----------------
-
-
 @contextmanager
-def result_commits():
-    """Per-message results commit without waiting for the disk flush (PostgreSQL), unless
-    EMAIL_RESULTS_SYNCHRONOUS_COMMIT is set.
+def ledger_commits():
+    """The sending engine's own commits (a dispatcher tick, a worker's batch) skip the wait
+    for the disk flush on PostgreSQL, unless EMAIL_RESULTS_SYNCHRONOUS_COMMIT is set.
 
-    A killed worker loses nothing by this: its commits are already in the server. Only a
-    crash of PostgreSQL itself can lose the last fraction of a second of results (three
-    times wal_writer_delay at most), whose messages are then sent again after their lease:
-    duplicates bounded like a killed worker's, for one disk flush less per message (here
-    4 ms against 0.3 ms).
+    A killed worker or dispatcher loses nothing by this: its commits are already in the
+    server. Only a crash of PostgreSQL itself can lose the last fraction of a second of
+    commits (three times wal_writer_delay at most), and each is safe to lose: a lost claim
+    or start leaves the rows pending (the enqueued batch then finds nothing to take), a lost
+    result sends that message again after its lease, a duplicate bounded like a killed
+    worker's. The gain is one disk flush less per commit (here 4-7 ms against 0.3 ms): a
+    tick claiming 400 batches spent 3 s flushing.
     """
     if connection.vendor != "postgresql" or settings.EMAIL_RESULTS_SYNCHRONOUS_COMMIT:
         yield
@@ -177,6 +180,9 @@ def result_commits():
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO DEFAULT")
+
+
+# --- worker transitions (each guarded by the worker's token) -----------------
 
 
 def _owned(email_id, token):
@@ -198,15 +204,29 @@ def flag_possible_duplicate(*, email_id, token):
     return _owned(email_id, token).update(possible_duplicate=True)
 
 
+_MARK_SENT = f"""
+    UPDATE {Email._meta.db_table}
+    SET status = %s, sent_at = %s, updated_at = %s, smtp_code = %s, smtp_response = %s, failure_class = '',
+        attempts = attempts + 1, batch_id = NULL, lease_expires_at = NULL, next_attempt_at = NULL,
+        possible_duplicate = (possible_duplicate OR %s)
+    WHERE id = %s AND status = %s AND batch_id = %s
+"""
+
+
 def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False):
-    # Only ever set, never cleared: an earlier attempt lost after DATA (now deferred and
-    # retried) may have delivered a copy, whatever this attempt looked like.
-    extra = {"possible_duplicate": True} if possible_duplicate else {}
-    updated = _owned(email_id, token).update(
-        status=S.SENT, sent_at=now, smtp_code=code, smtp_response=text, failure_class="",
-        attempts=F("attempts") + 1, batch_id=None, lease_expires_at=None, next_attempt_at=None,
-        updated_at=now, **extra,
-    )
+    """queued -> sent. The one transition made once per message, so it is plain SQL: the ORM
+    took longer to compile this UPDATE than PostgreSQL took to run it."""
+    # possible_duplicate is only ever set, never cleared: an earlier attempt lost after DATA
+    # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
+    ops = connection.ops
+    moment = ops.adapt_datetimefield_value(now)
+    params = [
+        S.SENT, moment, moment, code, text, bool(possible_duplicate), email_id, S.QUEUED,
+        Email._meta.get_field("batch_id").get_db_prep_value(token, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_SENT, params)
+        updated = cursor.rowcount
     return _report(email_id, "sent", updated)
 
 

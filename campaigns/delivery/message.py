@@ -12,13 +12,16 @@ With tracking on, http(s) links become signed click URLs (Link rows, once per
 campaign and URL) and a 1x1 pixel carries a signed open token.
 """
 
+import binascii
 import re
+import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import EmailPolicy
-from email.utils import format_datetime, make_msgid
+from email.header import Header
+from email.utils import format_datetime, formataddr, make_msgid
 from html import escape, unescape
 
 from django.conf import settings
@@ -281,9 +284,66 @@ def _address(name, address):
 
 
 def _mime(*, account, to_name, to_email, subject, text, html, message_id, list_unsubscribe):
-    """The message as bytes: multipart/alternative, text then HTML, both quoted-printable."""
-    international = not (account.from_email + to_email).isascii()
-    message = EmailMessage(policy=_POLICY_UTF8 if international else _POLICY)
+    """The message as bytes: multipart/alternative, text then HTML, both quoted-printable.
+
+    ASCII addresses (nearly every message) are assembled directly: the email package's
+    EmailMessage took ~1.5 ms a message, most of the sender's time. International
+    addresses, which need SMTPUTF8 headers, still go through the email package.
+    """
+    if not (account.from_email + to_email).isascii():
+        return _mime_international(
+            account=account, to_name=to_name, to_email=to_email, subject=subject, text=text, html=html,
+            message_id=message_id, list_unsubscribe=list_unsubscribe,
+        )
+    boundary = f"=_{secrets.token_hex(16)}"
+    headers = [
+        f"From: {_encoded_address(account.from_name, account.from_email)}",
+        f"To: {_encoded_address(to_name, to_email)}",
+    ]
+    if account.reply_to:
+        headers.append(f"Reply-To: {_one_line(account.reply_to)}")
+    headers += [
+        _encoded_header("Subject", _one_line(subject)),
+        f"Date: {format_datetime(timezone.now())}",
+        f"Message-ID: {_one_line(message_id)}",
+        _POLICY._verbatim("List-Unsubscribe", _one_line(list_unsubscribe)).rstrip("\r\n"),
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    ]
+    lines = headers + ["", _part(boundary, "plain", text), _part(boundary, "html", html), f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("ascii")
+
+
+def _encoded_address(name, address):
+    name = _one_line(name).strip()
+    if not name:
+        return address
+    if name.isascii():
+        return formataddr((name, address))  # quotes a name with specials like , or "
+    return Header(name, "utf-8", header_name="From").encode(linesep="\r\n") + f" <{address}>"
+
+
+def _encoded_header(name, value):
+    """An RFC 2047 header (plain when ASCII), folded at 78 columns with CRLF."""
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n")
+
+
+def _part(boundary, subtype, content):
+    lines = content.replace("\r\n", "\n").replace("\r", "\n")
+    if not lines.endswith("\n"):
+        lines += "\n"
+    body = binascii.b2a_qp(lines.encode("utf-8")).decode("ascii").replace("\n", "\r\n")
+    return (
+        f"--{boundary}\r\n"
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body
+    )
+
+
+def _mime_international(*, account, to_name, to_email, subject, text, html, message_id, list_unsubscribe):
+    message = EmailMessage(policy=_POLICY_UTF8)
     message["From"] = _address(account.from_name, account.from_email)
     message["To"] = _address(to_name, to_email)
     if account.reply_to:

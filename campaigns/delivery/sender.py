@@ -1,6 +1,7 @@
 """send_batch: one SMTP connection for a claimed batch, each result recorded as soon as it is known."""
 
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -21,6 +22,7 @@ from campaigns.models import Campaign, Contact, Email
 log = logging.getLogger(__name__)
 LEASE_RENEW_EVERY = 30  # seconds
 STATUS_CHECK_SECONDS = 0.5
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 @dataclass
@@ -36,6 +38,11 @@ class BatchReport:
 def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later=None):
     """Send a claimed batch. `clock`, `sleep` and `continue_later(batch_id, delay)` are
     injectable so tests drive time; by default a continuation is a delayed send_batch task."""
+    with ledger.ledger_commits():
+        return _send_batch(batch_id, clock=clock, sleep=sleep, continue_later=continue_later)
+
+
+def _send_batch(batch_id, *, clock, sleep, continue_later):
     report = BatchReport()
     token = ledger.take_batch(batch_id=batch_id, now=clock())
     if token is None:
@@ -56,12 +63,19 @@ def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later
         report.released = ledger.release(token=token, now=clock())
         report.notes.append(refusal)
         return report
-    with ledger.result_commits():
-        _BatchRun(
-            account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
-            continue_later=continue_later or _enqueue_continuation,
-        ).run()
+    _BatchRun(
+        account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
+        continue_later=continue_later or _enqueue_continuation,
+    ).run()
     return report
+
+
+def _data_content(raw):
+    """The message as sent after DATA's 354: leading dots doubled, ended by CRLF "." CRLF."""
+    content = _LEADING_DOT.sub(b"..", raw)
+    if not content.endswith(b"\r\n"):
+        content += b"\r\n"
+    return content + b".\r\n"
 
 
 def _enqueue_continuation(batch_id, delay):
@@ -240,7 +254,14 @@ class _BatchRun:
 
     def _transact(self, from_address, to_address, raw):
         """MAIL, one RCPT, DATA: returns the server's (code, text) for the step that decided."""
-        options = ["SMTPUTF8"] if not (from_address + to_address).isascii() and self.conn.has_extn("smtputf8") else []
+        if not (from_address + to_address).isascii():
+            options = ["SMTPUTF8"] if self.conn.has_extn("smtputf8") else []
+            return self._transact_stepwise(from_address, to_address, raw, options)
+        if self.conn.has_extn("pipelining"):
+            return self._transact_pipelined(from_address, to_address, raw)
+        return self._transact_stepwise(from_address, to_address, raw, [])
+
+    def _transact_stepwise(self, from_address, to_address, raw, options):
         code, resp = self.conn.mail(from_address, options)
         if code != 250:
             self._rset_quietly()
@@ -258,6 +279,41 @@ class _BatchRun:
             return exc.smtp_code, smtp.format_reply(exc.smtp_code, exc.smtp_error)
         # No `finally` here: on a lost connection in_data must stay True until _send_one has
         # read it, or a loss after DATA is never counted as a possible duplicate.
+        self.in_data = False
+        return code, smtp.format_reply(code, resp)
+
+    def _transact_pipelined(self, from_address, to_address, raw):
+        """MAIL, RCPT and DATA in one write, their three answers read after (RFC 2920).
+
+        Every provider we send to offers PIPELINING: one round trip to the server per
+        message instead of three before the content, which over a real network is most of
+        a message's time. Each answer is still read and decides as in the stepwise dialogue.
+        """
+        conn = self.conn
+        conn.send(f"MAIL FROM:{smtplib.quoteaddr(from_address)}\r\nRCPT TO:{smtplib.quoteaddr(to_address)}\r\nDATA\r\n")
+        mail = conn.getreply()
+        if mail[0] == 421:
+            return mail[0], smtp.format_reply(*mail)  # closing the channel: no further answers come
+        rcpt = conn.getreply()
+        if rcpt[0] == 421:
+            return rcpt[0], smtp.format_reply(*rcpt)
+        data = conn.getreply()
+        if data[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+            # A server that opens DATA although it refused the envelope gets an empty,
+            # recipient-less message it must refuse; the envelope's answer is the verdict.
+            conn.send(".\r\n")
+            conn.getreply()
+        for code, resp in (mail, rcpt):
+            if code not in (250, 251):
+                self._rset_quietly()
+                return code, smtp.format_reply(code, resp)
+        if data[0] != 354:
+            self._rset_quietly()
+            return data[0], smtp.format_reply(*data)
+        self.in_data = True
+        conn.send(_data_content(raw))
+        code, resp = conn.getreply()
+        # As in the stepwise dialogue, in_data stays True if the connection was lost above.
         self.in_data = False
         return code, smtp.format_reply(code, resp)
 

@@ -104,12 +104,18 @@ def allow_local_smtp(settings):
     settings.DISPATCH_INTERVAL_SECONDS = 10
 
 
-@pytest.fixture
-def make_engine(db, allow_local_smtp, smtp_server_factory, marketer):
-    """make_engine(handler=None, server_kwargs=None, **account_fields) -> Engine."""
+@pytest.fixture(params=["stepwise", "pipelined"])
+def make_engine(request, db, allow_local_smtp, smtp_server_factory, marketer):
+    """make_engine(handler=None, server_kwargs=None, **account_fields) -> Engine.
+
+    Every engine test runs twice: against a server without PIPELINING (MAIL, RCPT, DATA
+    each answered before the next is sent) and one offering it (all three written at once).
+    """
 
     def make(handler=None, *, server_kwargs=None, owner=None, **account_fields):
-        server = smtp_server_factory(handler or RecordingHandler(), **(server_kwargs or {}))
+        handler = handler or RecordingHandler()
+        handler.pipelining = request.param == "pipelined"
+        server = smtp_server_factory(handler, **(server_kwargs or {}))
         owner = owner or marketer
         values = {
             "host": server.host,

@@ -76,7 +76,7 @@ def test_two_threads_claiming_the_same_rows_never_claim_an_email_twice(require_p
 
     def worker(index):
         for _ in range(MAX_ROUNDS):
-            batch_id, count = ledger.claim(campaign_ids=[campaign.pk], limit=25, now=now)
+            batch_id, count, _ = ledger.claim(campaign_ids=[campaign.pk], limit=25, now=now)
             if count:
                 ids = list(Email.objects.filter(batch_id=batch_id).values_list("id", flat=True))
                 assert len(ids) == count
@@ -120,7 +120,7 @@ def test_a_claim_skips_rows_another_transaction_has_locked_instead_of_waiting(re
         with connection.cursor() as cursor:
             # Blocking on the holder's locks would fail this claim instead of hanging the test.
             cursor.execute("SET lock_timeout = '2s'")
-        batch_id, count = ledger.claim(campaign_ids=[campaign.pk], limit=50, now=timezone.now())
+        batch_id, count, _ = ledger.claim(campaign_ids=[campaign.pk], limit=50, now=timezone.now())
     finally:
         finish.set()
         thread.join(timeout=30)

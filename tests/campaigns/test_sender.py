@@ -51,6 +51,8 @@ def test_one_connection_serves_a_whole_batch_and_each_email_keeps_the_servers_re
     assert len(engine.sleep.waits) == 5 and all(w > 0 for w in engine.sleep.waits)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED
+    # A server offering PIPELINING gets MAIL, RCPT and DATA in one write; others get them one by one.
+    assert engine.handler.pipelined_rcpts == (6 if engine.handler.pipelining else 0)
 
 
 # --- each row of the classification table ends in the right state -------------------------------

@@ -12,12 +12,12 @@ def synchronous_commit():
 def test_results_skip_the_disk_flush_inside_a_batch_and_only_there(db, require_postgres, settings):
     settings.EMAIL_RESULTS_SYNCHRONOUS_COMMIT = False
     before = synchronous_commit()
-    with ledger.result_commits():
+    with ledger.ledger_commits():
         assert synchronous_commit() == "off"
     assert synchronous_commit() == before == "on"
 
 
 def test_operators_can_keep_every_result_flushed(db, require_postgres, settings):
     settings.EMAIL_RESULTS_SYNCHRONOUS_COMMIT = True
-    with ledger.result_commits():
+    with ledger.ledger_commits():
         assert synchronous_commit() == "on"
