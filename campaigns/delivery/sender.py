@@ -44,17 +44,11 @@ def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later
 
 def _send_batch(batch_id, *, clock, sleep, continue_later):
     report = BatchReport()
-    token = ledger.take_batch(batch_id=batch_id, now=clock())
+    token = ledger.take_batch(batch_id=batch_id, now=clock(), domain=settings.MESSAGE_ID_DOMAIN or "localhost")
     if token is None:
         report.notes.append("batch already taken or empty")
         return report
-    # Message-IDs for the whole batch in one statement, stored before anything is sent.
-    ledger.assign_message_ids(token=token, domain=settings.MESSAGE_ID_DOMAIN or "localhost")
-    emails = list(
-        Email.objects.filter(batch_id=token, status=Email.Status.QUEUED)
-        .select_related("campaign", "campaign__owner", "campaign__smtp_account", "contact")
-        .order_by("id")
-    )
+    emails = _batch_emails(token)
     if not emails:
         return report
     account = emails[0].campaign.smtp_account
@@ -86,10 +80,22 @@ def _enqueue_continuation(batch_id, delay):
     transaction.on_commit(lambda: send_batch_task.apply_async((str(batch_id),), countdown=delay))
 
 
+def _batch_emails(token):
+    """The batch's rows with their contacts, sharing one instance of each campaign (with its
+    owner and account) instead of building them again for every row."""
+    emails = list(
+        Email.objects.filter(batch_id=token, status=Email.Status.QUEUED).select_related("contact").order_by("id")
+    )
+    campaigns = Campaign.objects.select_related("owner", "smtp_account").in_bulk({e.campaign_id for e in emails})
+    for email in emails:
+        email.campaign = campaigns[email.campaign_id]
+    return emails
+
+
 def _why_account_cannot_send(*, account, owner_id, now):
+    # The account was read with the batch, after the batch was taken: its pause is current.
     if account is None:
         return "no SMTP account"
-    account.refresh_from_db()
     if account.paused_until and account.paused_until > now:
         return f"account paused: {account.pause_reason}"
     from accounts.models import User
