@@ -137,7 +137,7 @@ def make_campaign(messages, max_per_minute, name):
 def start_workers(env, log_path, concurrency=2):
     return subprocess.Popen(
         [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "--concurrency", str(concurrency),
-         "--pool", "prefork", "-l", "WARNING"],
+         "--pool", "prefork", "-l", os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING")],
         cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
 

@@ -58,8 +58,9 @@ def absolute(path):
     return settings.SITE_URL + path
 
 
-def unsubscribe_url(email_id):
-    return absolute(reverse("tracking:unsubscribe", args=[tokens.unsubscribe_token(email_id)]))
+def unsubscribe_url(email_id, token=None):
+    token = token or tokens.unsubscribe_token(email_id)
+    return absolute(reverse("tracking:unsubscribe", args=[token]))
 
 
 def preview_unsubscribe_url():
@@ -71,9 +72,10 @@ def unsubscribe_mailto_address():
     return getattr(settings, "UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{settings.MESSAGE_ID_DOMAIN or 'localhost'}"
 
 
-def unsubscribe_mailto(email_id):
+def unsubscribe_mailto(email_id, token=None):
     # The subject carries the unsubscribe token: whoever routes this mailbox posts it to the HTTPS URL.
-    return f"mailto:{unsubscribe_mailto_address()}?subject=unsubscribe%20{tokens.unsubscribe_token(email_id)}"
+    token = token or tokens.unsubscribe_token(email_id)
+    return f"mailto:{unsubscribe_mailto_address()}?subject=unsubscribe%20{token}"
 
 
 def open_pixel_url(email_id):
@@ -210,7 +212,8 @@ def add_open_pixel(html, *, email_id):
 
 def build(*, email, campaign, account):
     """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP."""
-    unsubscribe = unsubscribe_url(email.pk)
+    token = tokens.unsubscribe_token(email.pk)  # signed once for the link and the mailto
+    unsubscribe = unsubscribe_url(email.pk, token)
     contact = email.contact
     variables = variables_for(
         name=email.to_name, email=email.to_email, attributes=contact.attributes if contact else {},
@@ -225,7 +228,7 @@ def build(*, email, campaign, account):
     raw = _mime(
         account=account, to_name=email.to_name, to_email=email.to_email, subject=rendered.subject,
         text=rendered.text, html=html, message_id=email.message_id or new_message_id(),
-        list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk)}>",
+        list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
     )
     return account.from_email, raw
 

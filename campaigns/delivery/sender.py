@@ -11,10 +11,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts import crypto, smtp
-from accounts.models import SmtpAccount, users_with_access_q
+from accounts.models import SmtpAccount, User, users_with_access_q
 from campaigns.delivery import ledger, message, rate_limit
 from campaigns.delivery.classifier import Verdict, classify
 from campaigns.models import Campaign, Contact, Email
@@ -52,7 +53,7 @@ def _send_batch(batch_id, *, clock, sleep, continue_later):
     if not emails:
         return report
     account = emails[0].campaign.smtp_account
-    refusal = _why_account_cannot_send(account=account, owner_id=emails[0].campaign.owner_id, now=clock())
+    refusal = _why_account_cannot_send(account=account, campaign=emails[0].campaign, now=clock())
     if refusal:
         report.released = ledger.release(token=token, now=clock())
         report.notes.append(refusal)
@@ -86,21 +87,24 @@ def _batch_emails(token):
     emails = list(
         Email.objects.filter(batch_id=token, status=Email.Status.QUEUED).select_related("contact").order_by("id")
     )
-    campaigns = Campaign.objects.select_related("owner", "smtp_account").in_bulk({e.campaign_id for e in emails})
+    owner_may_send = Exists(User.objects.filter(users_with_access_q(), pk=OuterRef("owner_id")))
+    campaigns = (
+        Campaign.objects.select_related("owner", "smtp_account")
+        .annotate(owner_may_send=owner_may_send)
+        .in_bulk({e.campaign_id for e in emails})
+    )
     for email in emails:
         email.campaign = campaigns[email.campaign_id]
     return emails
 
 
-def _why_account_cannot_send(*, account, owner_id, now):
-    # The account was read with the batch, after the batch was taken: its pause is current.
+def _why_account_cannot_send(*, account, campaign, now):
+    # The account and the owner's access were read with the batch, after it was taken: current.
     if account is None:
         return "no SMTP account"
     if account.paused_until and account.paused_until > now:
         return f"account paused: {account.pause_reason}"
-    from accounts.models import User
-
-    if not User.objects.filter(users_with_access_q(), pk=owner_id).exists():
+    if not campaign.owner_may_send:
         return "owner has no access"
     return ""
 
@@ -139,7 +143,7 @@ class _BatchRun:
         finally:
             self._give_back_slots()
             self._close()
-            if not self.throttled and self.report.sent:
+            if not self.throttled and self.report.sent and self.account.throttle_factor < 1.0:
                 rate_limit.speed_up(account_id=self.account.pk)
 
     # --- steps ---------------------------------------------------------------
