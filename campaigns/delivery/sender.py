@@ -84,8 +84,12 @@ def _enqueue_continuation(batch_id, delay):
 def _batch_emails(token):
     """The batch's rows with their contacts, sharing one instance of each campaign (with its
     owner and account) instead of building them again for every row."""
+    # Only what sending reads: building 50 full rows and contacts took an eighth of a batch's time.
     emails = list(
-        Email.objects.filter(batch_id=token, status=Email.Status.QUEUED).select_related("contact").order_by("id")
+        Email.objects.filter(batch_id=token, status=Email.Status.QUEUED)
+        .select_related("contact")
+        .only("id", "campaign_id", "contact_id", "to_email", "to_name", "message_id", "contact__attributes")
+        .order_by("id")
     )
     owner_may_send = Exists(User.objects.filter(users_with_access_q(), pk=OuterRef("owner_id")))
     campaigns = (
