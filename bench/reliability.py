@@ -44,6 +44,12 @@ class FlakyHandler:
         self.dropped = 0
         self.lock = threading.Lock()
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # Offer PIPELINING like the providers do, so the sender's pipelined dialogue is the one tested.
+        session.host_name = hostname
+        responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.random.random() < self.drop_rate:
             # Hang up mid-transaction, before any message was accepted.
