@@ -1,23 +1,27 @@
-"""What the dashboard (the admin index) shows, in a fixed number of aggregate queries.
+"""What the dashboard (the admin index) shows, in a fixed number of queries.
 
 Every figure is scoped to the user through `scope_to_user` (a superuser sees every
 marketer). The number of statements does not depend on how many campaigns or emails
-there are: counts are conditional aggregates grouped by campaign or by day, never a
-query per campaign or per row.
+there are. Counts come from the tallies the database triggers keep exact in the same
+transaction as every Email write (campaigns.tallies), never from counting Email rows:
+per (campaign, status) and per (campaign, UTC hour in quarters) for the 7-day timeline.
+Only the latest failures read Email rows, newest first from an index.
 """
 
+import math
 import zoneinfo
 from types import SimpleNamespace
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db.models import Case, IntegerField, Sum, Value, When
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
 from accounts.owned_admin import scope_to_user
 from campaigns.delivery.rate_limit import effective_per_minute
-from campaigns.models import Campaign, DispatcherState, Email
+from campaigns.models import Campaign, CampaignHourTally, CampaignTally, DispatcherState, Email
+from campaigns.tallies import HOUR_FIGURES, HOUR_METRICS
 from tracking.models import Event
 
 S = Email.Status
@@ -43,42 +47,87 @@ def rate(part, whole):
     return round(100.0 * part / whole, 1) if whole else 0.0
 
 
-def campaign_counts(*, emails):
-    """Per campaign: emails per status, reader opens, machine-only opens.
+def campaign_counts(*, campaign_ids=None):
+    """Per campaign: emails per status, reader opens, machine-only opens, from the tallies.
 
-    Grouped by (campaign, status), the key of the covering index email_campaign_status_cover,
-    counting campaign_id (no column outside that index): PostgreSQL can answer from the index alone.
+    campaign_ids None: every campaign (a superuser).
     """
+    tallies = CampaignTally.objects.all() if campaign_ids is None else CampaignTally.objects.filter(
+        campaign_id__in=campaign_ids
+    )
     counts = {}
-    for row in emails.values("campaign_id", "status").order_by().annotate(
-        n=Count("*"),
-        opened=Count("campaign_id", filter=Q(first_opened_at__isnull=False)),
-        machine_only=Count("campaign_id", filter=Q(machine_open=True, first_opened_at__isnull=True)),
+    for campaign_id, status, n, opened, machine_only in tallies.values_list(
+        "campaign_id", "status", "n", "opened", "machine_only"
     ):
-        c = counts.setdefault(row["campaign_id"], {
+        c = counts.setdefault(campaign_id, {
             "sent": 0, "failed": 0, "unsent": 0, "queued": 0, "deferred": 0, "opened": 0, "machine_only": 0,
         })
-        status = row["status"]
         if status in (S.SENT, S.FAILED, S.QUEUED, S.DEFERRED):
-            c[status] += row["n"]
+            c[status] += n
         if status in UNSENT_STATUSES:
-            c["unsent"] += row["n"]
-        c["opened"] += row["opened"]
-        c["machine_only"] += row["machine_only"]
+            c["unsent"] += n
+        c["opened"] += opened
+        c["machine_only"] += machine_only
     return counts
 
 
-def failed_today(*, emails, today_start):
-    """Failures recorded today (sends and first opens of today come from the timeline's last day)."""
-    return emails.filter(status=S.FAILED, updated_at__gte=today_start).order_by().aggregate(
-        n=Count("campaign_id")
-    )["n"]
+def hour_and_quarter(moment):
+    """The UTC hour (since the epoch) and quarter hour (0-3) of a moment, as the tallies key them."""
+    seconds = math.floor(moment.timestamp())
+    return seconds // 3600, seconds % 3600 // 900
+
+
+def week_figures(*, campaign_ids, midnights):
+    """Sent (and opened of those) per (day, campaign), reader opens per day, failures of the last day.
+
+    From CampaignHourTally, in one statement whatever the number of campaigns. Each row is one UTC
+    hour in quarters; the viewer's midnights fall on quarter hours, so an hour belongs to one local
+    day except an hour holding a midnight, whose quarters are split between two days (`split`: the
+    first quarter of the later day). Days are indexes into `midnights`; the last runs on.
+    """
+    bounds = [hour_and_quarter(m) for m in midnights]
+    # An hour is in day i from the first hour whose quarter 0 is on or after midnight i.
+    first_whole_hour = [hour + (1 if quarter else 0) for hour, quarter in bounds]
+    day = Case(
+        *[When(hour__gte=first_whole_hour[i], then=Value(i)) for i in reversed(range(len(midnights)))],
+        default=Value(-1), output_field=IntegerField(),
+    )
+    split_hours = [When(hour=hour, then=Value(quarter)) for hour, quarter in bounds if quarter]
+    split = Case(*split_hours, default=Value(0), output_field=IntegerField()) if split_hours else Value(0)
+    hours = CampaignHourTally.objects.filter(hour__gte=bounds[0][0])
+    if campaign_ids is not None:
+        hours = hours.filter(campaign_id__in=campaign_ids)
+    rows = (
+        hours.annotate(day=day, split=split).values("campaign_id", "day", "split").order_by()
+        .annotate(**{f"total_{f}": Sum(f) for f in HOUR_FIGURES})
+        .values_list("campaign_id", "day", "split", *[f"total_{f}" for f in HOUR_FIGURES])
+    )
+    last = len(midnights) - 1
+    figures = {}  # (day, campaign_id) -> [sent, sent_opened, opened, failed]
+    for campaign_id, index, split_at, *quarters in rows:
+        for m in range(len(HOUR_METRICS)):
+            values = quarters[4 * m:4 * m + 4]
+            for target, part in ((index, values[:split_at]), (index + 1, values[split_at:])) if split_at else (
+                (index, values),
+            ):
+                if 0 <= target <= last:
+                    figures.setdefault((target, campaign_id), [0] * len(HOUR_METRICS))[m] += sum(part)
+    sent_by_day, opened = [], [0] * len(midnights)
+    failed_last_day = 0
+    for (index, campaign_id), (sent, sent_opened, opened_n, failed) in sorted(figures.items()):
+        if sent:
+            sent_by_day.append({"day": midnights[index].date(), "campaign_id": campaign_id, "sent": sent,
+                                "opened": sent_opened})
+        opened[index] += opened_n
+        if index == last:
+            failed_last_day += failed
+    opened_by_day = [{"day": midnights[i].date(), "opened": n} for i, n in enumerate(opened)]
+    return sent_by_day, opened_by_day, failed_last_day
 
 
 def dashboard(*, user, now=None):
     now = now or timezone.now()
     tz = user_zone(user)
-    today_start = start_of_day(now=now, tz=tz)
     week_start = start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1)
 
     campaigns = list(
@@ -86,44 +135,19 @@ def dashboard(*, user, now=None):
             "id", "name", "status", "status_reason", "started_at", "completed_at", "updated_at", "owner__username",
         )
     )
-    # The user's campaign ids as a literal list: PostgreSQL then reads each campaign's rows from
-    # the covering indexes (a join on the owner made it scan the whole table).
-    emails = Email.objects.all() if user.is_superuser else Email.objects.filter(
-        campaign_id__in=[c["id"] for c in campaigns]
-    )
-    counts = campaign_counts(emails=emails)
+    # The user's campaign ids as a literal list (None: a superuser's every campaign), so each
+    # statement reads those campaigns' rows from its index rather than joining on the owner.
+    campaign_ids = None if user.is_superuser else [c["id"] for c in campaigns]
+    emails = Email.objects.all() if campaign_ids is None else Email.objects.filter(campaign_id__in=campaign_ids)
+    counts = campaign_counts(campaign_ids=campaign_ids)
 
-    # The user's local midnights of the last 7 days (DST-safe: each computed in the zone). A row's
-    # day is found by comparing with them, cheaper per row than converting it to local time.
+    # The user's local midnights of the last 7 days (DST-safe: each computed in the zone).
     midnights = [start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1 - i) for i in range(TIMELINE_DAYS)]
-
-    def day_of(field):
-        return Case(
-            *[When(**{f"{field}__gte": midnights[i]}, then=Value(i)) for i in reversed(range(TIMELINE_DAYS))],
-            default=Value(0), output_field=IntegerField(),
-        )
-
-    # Sent per (day, campaign) with how many of those were opened by a reader; counting indexed
-    # columns only, so both timeline queries read their partial index alone.
-    sent_by_day = list(
-        emails.filter(status=S.SENT, sent_at__gte=week_start)
-        .annotate(day_index=day_of("sent_at"))
-        .values("day_index", "campaign_id").order_by()
-        .annotate(sent=Count("campaign_id"), opened=Count("campaign_id", filter=Q(first_opened_at__isnull=False)))
-    )
-    opened_by_day = list(
-        emails.filter(first_opened_at__gte=week_start)
-        .annotate(day_index=day_of("first_opened_at"))
-        .values("day_index").order_by().annotate(opened=Count("campaign_id"))
-    )
-    for row in sent_by_day + opened_by_day:
-        row["day"] = midnights[row["day_index"]].date()
+    sent_by_day, opened_by_day, failed_today = week_figures(campaign_ids=campaign_ids, midnights=midnights)
     accounts = list(scope_to_user(SmtpAccount.objects.all(), user).values(
         "id", "name", "paused_until", "pause_reason", "max_per_minute", "throttle_factor", "updated_at",
     ))
-    events = Event.objects.all() if user.is_superuser else Event.objects.filter(
-        campaign_id__in=[c["id"] for c in campaigns]
-    )
+    events = Event.objects.all() if campaign_ids is None else Event.objects.filter(campaign_id__in=campaign_ids)
     unsubscribes = list(
         events.filter(kind=Event.Kind.UNSUBSCRIBE)
         .order_by("-at").values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
@@ -141,7 +165,7 @@ def dashboard(*, user, now=None):
     today = (now.astimezone(tz).date())
     totals["sent_today"] = sum(row["sent"] for row in sent_by_day if row["day"] == today)
     totals["opened_today"] = sum(row["opened"] for row in opened_by_day if row["day"] == today)
-    totals["failed_today"] = failed_today(emails=emails, today_start=today_start)
+    totals["failed_today"] = failed_today
 
     result = {
         "generated_at": now.isoformat(),
@@ -286,8 +310,10 @@ def system_health():
         "last_tick_started_at", "last_tick_finished_at", "last_tick_duration_ms", "last_tick_claimed",
     ).first() or {}
     per_status = {status: 0 for status in S.values}
-    for row in Email.objects.values("status").order_by().annotate(n=Count("id")):
-        per_status[row["status"]] = row["n"]
+    for status, n in CampaignTally.objects.values_list("status").order_by().annotate(total=Sum("n")).values_list(
+        "status", "total"
+    ):
+        per_status[status] = n
     return {
         "last_tick_at": state.get("last_tick_finished_at").isoformat() if state.get("last_tick_finished_at") else None,
         "last_tick_duration_ms": state.get("last_tick_duration_ms"),
