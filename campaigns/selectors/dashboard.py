@@ -14,7 +14,8 @@ from types import SimpleNamespace
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Case, IntegerField, Sum, Value, When
+from django.db import connection
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
@@ -48,27 +49,20 @@ def rate(part, whole):
 
 
 def campaign_counts(*, campaign_ids=None):
-    """Per campaign: emails per status, reader opens, machine-only opens, from the tallies.
-
-    campaign_ids None: every campaign (a superuser).
-    """
+    """Per campaign: emails per status, reader opens, machine-only opens, from the tallies (one row
+    per campaign comes back). campaign_ids None: every campaign (a superuser)."""
     tallies = CampaignTally.objects.all() if campaign_ids is None else CampaignTally.objects.filter(
         campaign_id__in=campaign_ids
     )
-    counts = {}
-    for campaign_id, status, n, opened, machine_only in tallies.values_list(
-        "campaign_id", "status", "n", "opened", "machine_only"
-    ):
-        c = counts.setdefault(campaign_id, {
-            "sent": 0, "failed": 0, "unsent": 0, "queued": 0, "deferred": 0, "opened": 0, "machine_only": 0,
-        })
-        if status in (S.SENT, S.FAILED, S.QUEUED, S.DEFERRED):
-            c[status] += n
-        if status in UNSENT_STATUSES:
-            c["unsent"] += n
-        c["opened"] += opened
-        c["machine_only"] += machine_only
-    return counts
+    return {
+        row.pop("campaign_id"): row
+        for row in tallies.values("campaign_id").order_by().annotate(
+            **{status: Sum("n", filter=Q(status=status), default=0) for status in (S.SENT, S.FAILED, S.QUEUED,
+                                                                                 S.DEFERRED)},
+            unsent=Sum("n", filter=Q(status__in=UNSENT_STATUSES), default=0),
+            opened=Sum("opened"), machine_only=Sum("machine_only"),
+        )
+    }
 
 
 def hour_and_quarter(moment):
@@ -80,38 +74,72 @@ def hour_and_quarter(moment):
 def week_figures(*, campaign_ids, midnights):
     """Sent (and opened of those) per (day, campaign), reader opens per day, failures of the last day.
 
-    From CampaignHourTally, in one statement whatever the number of campaigns. Each row is one UTC
-    hour in quarters; the viewer's midnights fall on quarter hours, so an hour belongs to one local
-    day except an hour holding a midnight, whose quarters are split between two days (`split`: the
-    first quarter of the later day). Days are indexes into `midnights`; the last runs on.
+    From CampaignHourTally, in one statement whatever the number of campaigns, reading each of the
+    week's hour rows once. Each row is one UTC hour in quarters; the viewer's midnights fall on
+    quarter hours, so an hour belongs to one local day, except an hour holding a midnight (not on
+    the hour, as at +05:30), whose quarters from the midnight on are moved to the next day. Days are
+    indexes into `midnights`; the last day runs on.
     """
     bounds = [hour_and_quarter(m) for m in midnights]
-    # An hour is in day i from the first hour whose quarter 0 is on or after midnight i.
-    first_whole_hour = [hour + (1 if quarter else 0) for hour, quarter in bounds]
-    day = Case(
-        *[When(hour__gte=first_whole_hour[i], then=Value(i)) for i in reversed(range(len(midnights)))],
-        default=Value(-1), output_field=IntegerField(),
-    )
-    split_hours = [When(hour=hour, then=Value(quarter)) for hour, quarter in bounds if quarter]
-    split = Case(*split_hours, default=Value(0), output_field=IntegerField()) if split_hours else Value(0)
-    hours = CampaignHourTally.objects.filter(hour__gte=bounds[0][0])
+    # Day i starts with the first hour whose quarter 0 is on or after midnight i.
+    starts = [int(hour) + (1 if quarter else 0) for hour, quarter in bounds]
+    split = {int(hour): int(quarter) for hour, quarter in bounds if quarter}  # hour -> first quarter moved
+    first_hour = int(bounds[0][0])
+    n = len(HOUR_METRICS)
+
+    def quarters(metric, wanted):
+        return " + ".join(f"{metric}{q}" for q in wanted)
+
+    if all(later - earlier == 24 for earlier, later in zip(starts, starts[1:])) and len(set(split.values())) <= 1:
+        # No clock change this week: arithmetic, cheaper per row than comparing with every midnight, and
+        # every split hour splits at the same quarter, so per metric its total and the part kept.
+        moved_at = next(iter(split.values()), 0)
+        day = f"CASE WHEN hour >= {starts[-1]} THEN {len(starts) - 1} ELSE (hour - {starts[0] - 24}) / 24 - 1 END"
+        moved_from = (f"CASE WHEN hour < {starts[-1]} AND (hour - {first_hour}) %% 24 = 0 THEN {moved_at} ELSE 0 END"
+                      if split else "0")
+        sums = [quarters(m, range(4)) for m in HOUR_METRICS] + [quarters(m, range(moved_at)) for m in
+                                                                  HOUR_METRICS if moved_at]
+
+        def parts(values, moved):
+            if not moved:
+                return values[:n], None
+            kept = values[n:]
+            return kept, [total - k for total, k in zip(values[:n], kept)]
+    else:
+        day = "CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(starts)))) \
+            + " ELSE -1 END"
+        moved_from = ("CASE hour " + " ".join(f"WHEN {hour} THEN {q}" for hour, q in split.items()) + " ELSE 0 END"
+                      if split else "0")
+        sums = list(HOUR_FIGURES)
+
+        def parts(values, moved):
+            by_metric = [values[4 * m:4 * m + 4] for m in range(n)]
+            return [sum(q[:moved or 4]) for q in by_metric], [sum(q[moved:]) for q in by_metric] if moved else None
+
+    scope, params = "", []
     if campaign_ids is not None:
-        hours = hours.filter(campaign_id__in=campaign_ids)
-    rows = (
-        hours.annotate(day=day, split=split).values("campaign_id", "day", "split").order_by()
-        .annotate(**{f"total_{f}": Sum(f) for f in HOUR_FIGURES})
-        .values_list("campaign_id", "day", "split", *[f"total_{f}" for f in HOUR_FIGURES])
+        if not campaign_ids:
+            return [], [{"day": m.date(), "opened": 0} for m in midnights], 0
+        scope, params = f" AND campaign_id IN ({', '.join(['%s'] * len(campaign_ids))})", list(campaign_ids)
+    # Plain sums (the cheapest per row: the hour rows are many) grouped by (campaign, day, first quarter
+    # moved); the few split hours are divided here.
+    sql = (
+        f"SELECT campaign_id, day, moved_from, {', '.join(f'SUM({x})' for x in sums)} FROM ("
+        f"SELECT campaign_id, {day} AS day, {moved_from} AS moved_from, {', '.join(HOUR_FIGURES)} "
+        f"FROM {CampaignHourTally._meta.db_table} WHERE hour >= {first_hour}{scope}) AS hours "
+        f"GROUP BY campaign_id, day, moved_from"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     last = len(midnights) - 1
     figures = {}  # (day, campaign_id) -> [sent, sent_opened, opened, failed]
-    for campaign_id, index, split_at, *quarters in rows:
-        for m in range(len(HOUR_METRICS)):
-            values = quarters[4 * m:4 * m + 4]
-            for target, part in ((index, values[:split_at]), (index + 1, values[split_at:])) if split_at else (
-                (index, values),
-            ):
-                if 0 <= target <= last:
-                    figures.setdefault((target, campaign_id), [0] * len(HOUR_METRICS))[m] += sum(part)
+    for campaign_id, index, moved, *values in rows:
+        for target, part in zip((index, index + 1), parts(values, moved)):
+            if part is not None and 0 <= target <= last:
+                totals = figures.setdefault((target, campaign_id), [0] * n)
+                for m in range(n):
+                    totals[m] += part[m]
     sent_by_day, opened = [], [0] * len(midnights)
     failed_last_day = 0
     for (index, campaign_id), (sent, sent_opened, opened_n, failed) in sorted(figures.items()):

@@ -317,3 +317,29 @@ def test_an_hour_holding_the_viewers_midnight_is_split_at_the_quarter_hour(marke
     assert data["cards"]["sent"] == {"total": 8, "today": 5}
     assert data["cards"]["opened"] == {"total": 4, "today": 4}
     assert data["cards"]["failed"] == {"total": 2, "today": 1}
+
+
+def test_a_week_across_a_clock_change_keeps_every_day_exact(marketer):
+    """St John's went from -02:30 to -03:30 on 1 November 2026: that day has 25 hours, and the
+    midnights either side of it fall at 02:30 and 03:30 UTC."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from campaigns.selectors.dashboard import dashboard
+
+    tz = ZoneInfo("America/St_Johns")
+    marketer.timezone = "America/St_Johns"
+    marketer.save(update_fields=["timezone"])
+    campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
+    specs = []
+    for day in (31, 1, 2):  # midnights of 31 October (-02:30), 1 and 2 November (-03:30 from 1 Nov 02:00)
+        month = 10 if day == 31 else 11
+        midnight = datetime(2026, month, day, 0, 0, tzinfo=tz)
+        specs += [(1, {"status": S.SENT, "sent_at": midnight - timedelta(minutes=1)}),
+                  (2, {"status": S.SENT, "sent_at": midnight + timedelta(minutes=1)})]
+    specs.append((4, {"status": S.SENT, "sent_at": datetime(2026, 11, 1, 23, 59, tzinfo=tz)}))  # the 25th hour's day
+    add_emails(campaign, specs)
+    data = dashboard(user=marketer, now=datetime(2026, 11, 3, 12, 0, tzinfo=tz))
+    days = {day["date"]: day["sent"] for day in data["timeline"]}
+    assert days == {"2026-10-28": 0, "2026-10-29": 0, "2026-10-30": 1, "2026-10-31": 3, "2026-11-01": 7,
+                    "2026-11-02": 2, "2026-11-03": 0}
