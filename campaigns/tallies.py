@@ -83,7 +83,7 @@ def _signed(sign, expr):
     return sign if expr == "1" else f"{sign} * CAST(({expr}) AS INTEGER)"
 
 
-def _tally_rows(dialect, *, r, source, sign):
+def _tally_rows(*, r, source, sign):
     terms = ", ".join(f"{_signed(sign, TALLY_TERMS[f].format(r=r))} AS {f}" for f in TALLY_FIGURES)
     return f"SELECT {r}.campaign_id AS campaign_id, {r}.status AS status, {r}.failure_class AS failure_class, " \
            f"{terms} {source}"
@@ -121,7 +121,7 @@ def _upsert(table, key, figures, inner, *, pivot=False):
 
 def _changes(dialect, sides, *, where=""):
     """The two upserts for rows seen through `sides`: [(r, source, sign)]."""
-    tally = " UNION ALL ".join(_tally_rows(dialect, r=r, source=f"{source}{where and ' WHERE ' + where}",
+    tally = " UNION ALL ".join(_tally_rows(r=r, source=f"{source}{where and ' WHERE ' + where}",
                                            sign=sign) for r, source, sign in sides)
     hours = " UNION ALL ".join(_hour_rows(dialect, r=r, source=source, sign=sign,
                                           where=where and f" AND {where}") for r, source, sign in sides)

@@ -15,7 +15,6 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
@@ -48,8 +47,8 @@ def rate(part, whole):
     return round(100.0 * part / whole, 1) if whole else 0.0
 
 
-COUNTED_STATUSES = {"sent": (S.SENT,), "failed": (S.FAILED,), "queued": (S.QUEUED,), "deferred": (S.DEFERRED,),
-                    "unsent": UNSENT_STATUSES}
+# Each status on its own (the cards, top campaigns, the superuser's emails per status) and the unsent together.
+COUNTED_STATUSES = {**{status: (status,) for status in S.values}, "unsent": UNSENT_STATUSES}
 
 
 def _in_campaigns(campaign_ids):
@@ -105,38 +104,47 @@ def week_figures(*, campaign_ids, midnights):
     starts = [int(hour) + (1 if quarter else 0) for hour, quarter in bounds]
     split = {int(hour): int(quarter) for hour, quarter in bounds if quarter}  # hour -> first quarter moved
     first_hour = int(bounds[0][0])
+    if campaign_ids == []:
+        return [], [{"day": m.date(), "opened": 0} for m in midnights], 0
+    scope, params = _in_campaigns(campaign_ids)
+
+    def quarters(metric, wanted):
+        return " + ".join(f"{metric}{q}" for q in wanted)
+
     if all(later - earlier == 24 for earlier, later in zip(starts, starts[1:])) and len(set(split.values())) <= 1:
-        # No clock change this week: arithmetic, cheaper per row than comparing with every midnight.
+        # No clock change this week: the day by arithmetic, cheaper per row than comparing with every
+        # midnight, and every split hour splits at the same quarter: per metric, its total and the part
+        # before the midnight are all the sums needed.
+        at = next(iter(split.values()), 0)
         day = f"CASE WHEN hour >= {starts[-1]} THEN {len(starts) - 1} ELSE (hour - {starts[0] - 24}) / 24 - 1 END"
-        moved_from = (f"CASE WHEN hour < {starts[-1]} AND (hour - {first_hour}) %% 24 = 0 "
-                      f"THEN {next(iter(split.values()))} ELSE 0 END" if split else "0")
+        moved_from = (f"CASE WHEN hour < {starts[-1]} AND (hour - {first_hour}) %% 24 = 0 THEN {at} ELSE 0 END"
+                      if split else "0")
+        sums = {f"t_{m}": quarters(m, range(4)) for m in HOUR_METRICS}
+        sums.update({f"h_{m}": quarters(m, range(at)) for m in HOUR_METRICS if at})
+        kept = {m: f"CASE WHEN moved_from = 0 THEN t_{m} ELSE h_{m} END" if at else f"t_{m}" for m in HOUR_METRICS}
+        moved = {m: f"t_{m} - h_{m}" for m in HOUR_METRICS} if at else None
     else:
         day = "CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(starts)))) \
             + " ELSE -1 END"
         moved_from = ("CASE hour " + " ".join(f"WHEN {hour} THEN {q}" for hour, q in split.items()) + " ELSE 0 END"
                       if split else "0")
-    if campaign_ids == []:
-        return [], [{"day": m.date(), "opened": 0} for m in midnights], 0
-    scope, params = _in_campaigns(campaign_ids)
-
-    def kept(metric):  # what of a group's hours stays in its day
-        return (f"CASE moved_from WHEN 0 THEN {metric}0 + {metric}1 + {metric}2 + {metric}3 WHEN 1 THEN {metric}0 "
-                f"WHEN 2 THEN {metric}0 + {metric}1 ELSE {metric}0 + {metric}1 + {metric}2 END")
-
-    def moved(metric):  # what moves to the next day
-        return f"{metric}0 + {metric}1 + {metric}2 + {metric}3 - ({kept(metric)})"
+        sums = {f: f for f in HOUR_FIGURES}
+        kept = {m: f"CASE moved_from WHEN 0 THEN {quarters(m, range(4))} "
+                   + " ".join(f"WHEN {q} THEN {quarters(m, range(q))}" for q in (1, 2, 3)) + " END" for m in HOUR_METRICS}
+        moved = {m: f"{quarters(m, range(4))} - ({kept[m]})" for m in HOUR_METRICS} if split else None
 
     # The hour rows are many: plain sums per (campaign, day, first quarter moved), the cheapest per
     # row; then the few groups of split hours give their later quarters to the next day.
+    days = f"SELECT campaign_id, day, {', '.join(f'{kept[m]} AS {m}' for m in HOUR_METRICS)} FROM hours"
+    if moved:
+        days += (f" UNION ALL SELECT campaign_id, day + 1, {', '.join(moved[m] for m in HOUR_METRICS)} "
+                 f"FROM hours WHERE moved_from > 0")
     sql = (
-        f"WITH hours AS (SELECT campaign_id, day, moved_from, {', '.join(f'SUM({f}) AS {f}' for f in HOUR_FIGURES)} "
+        f"WITH hours AS (SELECT campaign_id, day, moved_from, {', '.join(f'SUM({x}) AS {a}' for a, x in sums.items())} "
         f"FROM (SELECT campaign_id, {day} AS day, {moved_from} AS moved_from, {', '.join(HOUR_FIGURES)} "
         f"FROM {CampaignHourTally._meta.db_table} WHERE hour >= {first_hour}{scope}) AS rows "
         f"GROUP BY campaign_id, day, moved_from) "
-        f"SELECT campaign_id, day, {', '.join(f'CAST(SUM({m}) AS BIGINT)' for m in HOUR_METRICS)} FROM ("
-        f"SELECT campaign_id, day, {', '.join(f'{kept(m)} AS {m}' for m in HOUR_METRICS)} FROM hours "
-        f"UNION ALL SELECT campaign_id, day + 1, {', '.join(f'{moved(m)}' for m in HOUR_METRICS)} "
-        f"FROM hours WHERE moved_from > 0) AS days "
+        f"SELECT campaign_id, day, {', '.join(f'CAST(SUM({m}) AS BIGINT)' for m in HOUR_METRICS)} FROM ({days}) AS days "
         f"WHERE day BETWEEN 0 AND {len(midnights) - 1} GROUP BY campaign_id, day"
     )
     with connection.cursor() as cursor:
@@ -227,7 +235,10 @@ def dashboard(*, user, now=None):
         ],
     }
     if user.is_superuser:
-        result["system"] = system_health()
+        # Every campaign's tallies: their sum is every email.
+        result["system"] = system_health(
+            per_status={status: sum(c[status] for c in counts.values()) for status in S.values}
+        )
     return result
 
 
@@ -336,15 +347,10 @@ def queue_length():
         return None
 
 
-def system_health():
+def system_health(*, per_status):
     state = DispatcherState.objects.order_by("pk").values(
         "last_tick_started_at", "last_tick_finished_at", "last_tick_duration_ms", "last_tick_claimed",
     ).first() or {}
-    per_status = {status: 0 for status in S.values}
-    for status, n in CampaignTally.objects.values_list("status").order_by().annotate(total=Sum("n")).values_list(
-        "status", "total"
-    ):
-        per_status[status] = n
     return {
         "last_tick_at": state.get("last_tick_finished_at").isoformat() if state.get("last_tick_finished_at") else None,
         "last_tick_duration_ms": state.get("last_tick_duration_ms"),
