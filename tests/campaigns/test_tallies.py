@@ -143,8 +143,14 @@ def test_every_kind_of_write_keeps_the_tallies_exact(engine, clock):
     assert Email.objects.get(campaign=other, contact=e[0].contact).status == S.CANCELLED
     assert_tallies_exact("unsubscribe (and the contact's unsent emails cancelled)")
 
-    assert lifecycle.retry_failed(campaign=campaign, now=now) == 2  # (the ledger alone bounces no contact)
-    assert_tallies_exact("retry failed")
+    Email.objects.filter(pk=e[2].pk).update(updated_at=now)
+    assert_tallies_exact("a failed email touched later (its failure moves to that hour)")
+    Email.objects.filter(pk=e[0].pk).update(possible_duplicate=True)
+    assert_tallies_exact("a sent email's uncounted column")
+    assert lifecycle.retry_failed(campaign=campaign, email_ids=[e[3].pk], now=now) == 1
+    assert_tallies_exact("retry one failed email")
+    assert lifecycle.retry_failed(campaign=campaign, now=now) == 1  # (the ledger alone bounces no contact)
+    assert_tallies_exact("retry the other failed email")
 
     contacts.contacts.add(ContactFactory(owner=engine.owner, email="late@example.org"))
     assert lifecycle.extend_to_new_contacts(campaign=campaign, now=now) == 1
