@@ -140,6 +140,11 @@ def _campaign_exists(r):
 TRIGGERS = ("insert", "update", "delete")
 
 
+def _forget_campaigns(condition):
+    """A deleted campaign's tallies go with it (the trigger on the campaign table)."""
+    return "".join(f"    DELETE FROM {table} WHERE {condition};\n" for table in (TALLY, HOURS))
+
+
 def _tally_add(key, values):
     """PL/pgSQL adding `values` (expressions) to the CampaignTally row of `key`: an UPDATE, an
     upsert the first time."""
@@ -241,20 +246,12 @@ def _postgresql_install():
         ]
     statements += [
         f"CREATE OR REPLACE FUNCTION {CAMPAIGN}_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        f"BEGIN\n    DELETE FROM {TALLY} WHERE campaign_id IN (SELECT id FROM old_rows);\n"
-        f"    DELETE FROM {HOURS} WHERE campaign_id IN (SELECT id FROM old_rows);\n    RETURN NULL;\nEND $$",
+        f"BEGIN\n{_forget_campaigns('campaign_id IN (SELECT id FROM old_rows)')}    RETURN NULL;\nEND $$",
         f"DROP TRIGGER IF EXISTS {CAMPAIGN}_tally_delete ON {CAMPAIGN}",
         f"CREATE TRIGGER {CAMPAIGN}_tally_delete AFTER DELETE ON {CAMPAIGN} REFERENCING OLD TABLE AS old_rows "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {CAMPAIGN}_tally_delete()",
     ]
     return statements
-
-
-def _postgresql_uninstall():
-    return [f"DROP TRIGGER IF EXISTS {EMAIL}_tally_{op} ON {EMAIL}" for op in TRIGGERS] + [
-        f"DROP FUNCTION IF EXISTS {EMAIL}_tally_{op}()" for op in TRIGGERS
-    ] + [f"DROP TRIGGER IF EXISTS {CAMPAIGN}_tally_delete ON {CAMPAIGN}",
-         f"DROP FUNCTION IF EXISTS {CAMPAIGN}_tally_delete()"]
 
 
 def _sqlite_install():
@@ -278,15 +275,9 @@ def _sqlite_install():
     statements += [
         f"DROP TRIGGER IF EXISTS {CAMPAIGN}_tally_delete",
         f"CREATE TRIGGER {CAMPAIGN}_tally_delete AFTER DELETE ON {CAMPAIGN} FOR EACH ROW\nBEGIN\n"
-        f"    DELETE FROM {TALLY} WHERE campaign_id = OLD.id;\n    DELETE FROM {HOURS} WHERE campaign_id = OLD.id;\nEND",
+        f"{_forget_campaigns('campaign_id = OLD.id')}END",
     ]
     return statements
-
-
-def _sqlite_uninstall():
-    return [f"DROP TRIGGER IF EXISTS {EMAIL}_tally_{op}" for op in TRIGGERS] + [
-        f"DROP TRIGGER IF EXISTS {CAMPAIGN}_tally_delete"
-    ]
 
 
 def install_statements(vendor):
@@ -294,7 +285,12 @@ def install_statements(vendor):
 
 
 def uninstall_statements(vendor):
-    return {"postgresql": _postgresql_uninstall, "sqlite": _sqlite_uninstall}[vendor]()
+    triggers = [(EMAIL, f"{EMAIL}_tally_{op}") for op in TRIGGERS] + [(CAMPAIGN, f"{CAMPAIGN}_tally_delete")]
+    on = (lambda table: f" ON {table}") if vendor == "postgresql" else (lambda table: "")
+    statements = [f"DROP TRIGGER IF EXISTS {name}{on(table)}" for table, name in triggers]
+    if vendor == "postgresql":  # (each PostgreSQL trigger runs a function of its name)
+        statements += [f"DROP FUNCTION IF EXISTS {name}()" for _, name in triggers]
+    return statements
 
 
 def recount_statements(vendor):
