@@ -204,6 +204,8 @@ class Email(models.Model):
             # The analytics page's recipient table (a campaign's rows in id order) and the latest failures.
             models.Index(fields=["campaign", "id"], name="email_campaign_id_order"),
             models.Index(fields=["campaign", "updated_at"], condition=Q(status="failed"), name="email_failed_latest"),
+            # The superuser's latest failures across every campaign.
+            models.Index(fields=["updated_at"], condition=Q(status="failed"), name="email_failed_latest_all"),
             models.Index(fields=["sent_at"], condition=Q(sent_at__isnull=False), name="email_sent_at"),
             models.Index(
                 fields=["first_opened_at"], condition=Q(first_opened_at__isnull=False), name="email_opened_at"
@@ -212,6 +214,69 @@ class Email(models.Model):
 
     def __str__(self):
         return self.to_email
+
+
+class CampaignTally(models.Model):
+    """Emails of a campaign per (status, failure class), with what happened to them.
+
+    Written only by database triggers on campaigns_email (campaigns.tallies), in the same
+    transaction as the Email rows they count, so they are exact at every instant. Rebuilt by
+    `manage.py recount_tallies`. The campaign key has no database constraint: the triggers
+    remove a deleted campaign's tallies themselves.
+    """
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, related_name="tallies"
+    )
+    status = models.CharField(max_length=20, choices=Email.Status.choices)
+    failure_class = models.CharField(max_length=20, choices=Email.FailureClass.choices, blank=True)
+    n = models.BigIntegerField(default=0)
+    opened = models.BigIntegerField(default=0, help_text="first_opened_at set (a reader's open)")
+    machine_only = models.BigIntegerField(default=0, help_text="a machine open and no reader's open")
+    clicked = models.BigIntegerField(default=0, help_text="click_count > 0")
+    unsubscribed = models.BigIntegerField(default=0, help_text="unsubscribed_at set")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "status", "failure_class"], name="campaigntally_key"),
+        ]
+
+
+class CampaignHourTally(models.Model):
+    """A campaign's emails per UTC hour, in four quarter-hour columns per figure.
+
+    Quarter hours make every viewer's local day exact (offsets such as +05:30 and +05:45 fall on
+    them) while one row per hour keeps a week of a campaign to 168 rows. The figures: `sent*`, sent
+    emails by sent_at; `sent_opened*`, those of them a reader opened; `opened*`, reader opens by
+    first_opened_at; `failed*`, failed emails by updated_at (when the failure was recorded).
+    Written only by the triggers, like CampaignTally.
+    """
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, related_name="hour_tallies"
+    )
+    hour = models.IntegerField(help_text="hours since 1970-01-01 00:00 UTC")
+    sent0 = models.IntegerField(default=0)
+    sent1 = models.IntegerField(default=0)
+    sent2 = models.IntegerField(default=0)
+    sent3 = models.IntegerField(default=0)
+    sent_opened0 = models.IntegerField(default=0)
+    sent_opened1 = models.IntegerField(default=0)
+    sent_opened2 = models.IntegerField(default=0)
+    sent_opened3 = models.IntegerField(default=0)
+    opened0 = models.IntegerField(default=0)
+    opened1 = models.IntegerField(default=0)
+    opened2 = models.IntegerField(default=0)
+    opened3 = models.IntegerField(default=0)
+    failed0 = models.IntegerField(default=0)
+    failed1 = models.IntegerField(default=0)
+    failed2 = models.IntegerField(default=0)
+    failed3 = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "hour"], name="campaignhourtally_key")]
+        # The superuser's week: every campaign's rows from an hour on.
+        indexes = [models.Index(fields=["hour"], name="campaignhourtally_hour")]
 
 
 class DispatcherState(models.Model):

@@ -40,6 +40,8 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["campaign", "kind", "at"], name="event_campaign_kind_at"),
             models.Index(fields=["at"], name="event_at"),
+            # The superuser's latest unsubscribes across every campaign.
+            models.Index(fields=["kind", "at"], name="event_kind_at"),
         ]
 
     def __str__(self):

@@ -1,23 +1,27 @@
-"""What the dashboard (the admin index) shows, in a fixed number of aggregate queries.
+"""What the dashboard (the admin index) shows, in a fixed number of queries.
 
 Every figure is scoped to the user through `scope_to_user` (a superuser sees every
 marketer). The number of statements does not depend on how many campaigns or emails
-there are: counts are conditional aggregates grouped by campaign or by day, never a
-query per campaign or per row.
+there are. Counts come from the tallies the database triggers keep exact in the same
+transaction as every Email write (campaigns.tallies), never from counting Email rows:
+per (campaign, status) and per (campaign, UTC hour in quarters) for the 7-day timeline.
+Only the latest failures read Email rows, newest first from an index.
 """
 
+import math
 import zoneinfo
 from types import SimpleNamespace
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, IntegerField, Q, Value, When
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
 from accounts.owned_admin import scope_to_user
 from campaigns.delivery.rate_limit import effective_per_minute
-from campaigns.models import Campaign, DispatcherState, Email
+from campaigns.models import Campaign, CampaignHourTally, CampaignTally, DispatcherState, Email
+from campaigns.tallies import HOUR_FIGURES, HOUR_METRICS
 from tracking.models import Event
 
 S = Email.Status
@@ -43,42 +47,126 @@ def rate(part, whole):
     return round(100.0 * part / whole, 1) if whole else 0.0
 
 
-def campaign_counts(*, emails):
-    """Per campaign: emails per status, reader opens, machine-only opens.
+# Each status on its own (the cards, top campaigns, the superuser's emails per status) and the unsent together.
+COUNTED_STATUSES = {**{status: (status,) for status in S.values}, "unsent": UNSENT_STATUSES}
 
-    Grouped by (campaign, status), the key of the covering index email_campaign_status_cover,
-    counting campaign_id (no column outside that index): PostgreSQL can answer from the index alone.
+
+def _in_campaigns(campaign_ids):
+    """A SQL condition on campaign_id and its parameters (no condition for None: every campaign)."""
+    if campaign_ids is None:
+        return "", []
+    return f" AND campaign_id IN ({', '.join(['%s'] * len(campaign_ids))})", list(campaign_ids)
+
+
+def campaign_counts(*, campaign_ids=None):
+    """Per campaign: emails per status, reader opens, machine-only opens, from the tallies (one row
+    per campaign comes back). campaign_ids None: every campaign (a superuser).
+
+    Plain SQL: built by the ORM, these six conditional sums cost more Python than the query takes.
     """
-    counts = {}
-    for row in emails.values("campaign_id", "status").order_by().annotate(
-        n=Count("*"),
-        opened=Count("campaign_id", filter=Q(first_opened_at__isnull=False)),
-        machine_only=Count("campaign_id", filter=Q(machine_open=True, first_opened_at__isnull=True)),
-    ):
-        c = counts.setdefault(row["campaign_id"], {
-            "sent": 0, "failed": 0, "unsent": 0, "queued": 0, "deferred": 0, "opened": 0, "machine_only": 0,
-        })
-        status = row["status"]
-        if status in (S.SENT, S.FAILED, S.QUEUED, S.DEFERRED):
-            c[status] += row["n"]
-        if status in UNSENT_STATUSES:
-            c["unsent"] += row["n"]
-        c["opened"] += row["opened"]
-        c["machine_only"] += row["machine_only"]
-    return counts
+    if campaign_ids == []:
+        return {}
+    scope, params = _in_campaigns(campaign_ids)
+    # (A sum of bigints is a numeric in PostgreSQL: cast back to an integer.)
+    sums = ", ".join(
+        f"CAST(SUM({expr}) AS BIGINT)" for expr in [
+            f"CASE WHEN status IN ({', '.join(repr(str(s)) for s in statuses)}) THEN n ELSE 0 END"
+            for statuses in COUNTED_STATUSES.values()
+        ] + ["opened", "machine_only"]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT campaign_id, {sums} FROM {CampaignTally._meta.db_table} "
+            f"WHERE 1 = 1{scope} GROUP BY campaign_id",
+            params,
+        )
+        keys = (*COUNTED_STATUSES, "opened", "machine_only")
+        return {row[0]: dict(zip(keys, row[1:])) for row in cursor.fetchall()}
 
 
-def failed_today(*, emails, today_start):
-    """Failures recorded today (sends and first opens of today come from the timeline's last day)."""
-    return emails.filter(status=S.FAILED, updated_at__gte=today_start).order_by().aggregate(
-        n=Count("campaign_id")
-    )["n"]
+def hour_and_quarter(moment):
+    """The UTC hour (since the epoch) and quarter hour (0-3) of a moment, as the tallies key them."""
+    seconds = math.floor(moment.timestamp())
+    return seconds // 3600, seconds % 3600 // 900
+
+
+def week_figures(*, campaign_ids, midnights):
+    """Sent (and opened of those) per (day, campaign), reader opens per day, failures of the last day.
+
+    From CampaignHourTally, in one statement whatever the number of campaigns, reading each of the
+    week's hour rows once. Each row is one UTC hour in quarters; the viewer's midnights fall on
+    quarter hours, so an hour belongs to one local day, except an hour holding a midnight (not on
+    the hour, as at +05:30), whose quarters from the midnight on are moved to the next day. Days are
+    indexes into `midnights`; the last day runs on.
+    """
+    bounds = [hour_and_quarter(m) for m in midnights]
+    # Day i starts with the first hour whose quarter 0 is on or after midnight i.
+    starts = [int(hour) + (1 if quarter else 0) for hour, quarter in bounds]
+    split = {int(hour): int(quarter) for hour, quarter in bounds if quarter}  # hour -> first quarter moved
+    first_hour = int(bounds[0][0])
+    if campaign_ids == []:
+        return [], [{"day": m.date(), "opened": 0} for m in midnights], 0
+    scope, params = _in_campaigns(campaign_ids)
+
+    def quarters(metric, wanted):
+        return " + ".join(f"{metric}{q}" for q in wanted)
+
+    if all(later - earlier == 24 for earlier, later in zip(starts, starts[1:])) and len(set(split.values())) <= 1:
+        # No clock change this week: the day by arithmetic, cheaper per row than comparing with every
+        # midnight, and every split hour splits at the same quarter: per metric, its total and the part
+        # before the midnight are all the sums needed.
+        at = next(iter(split.values()), 0)
+        day = f"CASE WHEN hour >= {starts[-1]} THEN {len(starts) - 1} ELSE (hour - {starts[0] - 24}) / 24 - 1 END"
+        moved_from = (f"CASE WHEN hour < {starts[-1]} AND (hour - {first_hour}) %% 24 = 0 THEN {at} ELSE 0 END"
+                      if split else "0")
+        sums = {f"t_{m}": quarters(m, range(4)) for m in HOUR_METRICS}
+        sums.update({f"h_{m}": quarters(m, range(at)) for m in HOUR_METRICS if at})
+        kept = {m: f"CASE WHEN moved_from = 0 THEN t_{m} ELSE h_{m} END" if at else f"t_{m}" for m in HOUR_METRICS}
+        moved = {m: f"t_{m} - h_{m}" for m in HOUR_METRICS} if at else None
+    else:
+        day = "CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(starts)))) \
+            + " ELSE -1 END"
+        moved_from = ("CASE hour " + " ".join(f"WHEN {hour} THEN {q}" for hour, q in split.items()) + " ELSE 0 END"
+                      if split else "0")
+        sums = {f: f for f in HOUR_FIGURES}
+        kept = {m: f"CASE moved_from WHEN 0 THEN {quarters(m, range(4))} "
+                   + " ".join(f"WHEN {q} THEN {quarters(m, range(q))}" for q in (1, 2, 3)) + " END" for m in HOUR_METRICS}
+        moved = {m: f"{quarters(m, range(4))} - ({kept[m]})" for m in HOUR_METRICS} if split else None
+
+    # The hour rows are many: plain sums per (campaign, day, first quarter moved), the cheapest per
+    # row; then the few groups of split hours give their later quarters to the next day.
+    days = f"SELECT campaign_id, day, {', '.join(f'{kept[m]} AS {m}' for m in HOUR_METRICS)} FROM hours"
+    if moved:
+        days += (f" UNION ALL SELECT campaign_id, day + 1, {', '.join(moved[m] for m in HOUR_METRICS)} "
+                 f"FROM hours WHERE moved_from > 0")
+    sql = (
+        f"WITH hours AS (SELECT campaign_id, day, moved_from, {', '.join(f'SUM({x}) AS {a}' for a, x in sums.items())} "
+        f"FROM (SELECT campaign_id, {day} AS day, {moved_from} AS moved_from, {', '.join(HOUR_FIGURES)} "
+        f"FROM {CampaignHourTally._meta.db_table} WHERE hour >= {first_hour}{scope}) AS rows "
+        f"GROUP BY campaign_id, day, moved_from) "
+        f"SELECT campaign_id, day, {', '.join(f'CAST(SUM({m}) AS BIGINT)' for m in HOUR_METRICS)} FROM ({days}) AS days "
+        f"WHERE day BETWEEN 0 AND {len(midnights) - 1} GROUP BY campaign_id, day"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    last = len(midnights) - 1
+    sent_by_day, opened = [], [0] * len(midnights)
+    failed_last_day = 0
+    for campaign_id, index, sent, sent_opened, opened_n, failed in sorted(rows):
+        if sent:
+            sent_by_day.append({"day": midnights[index].date(), "campaign_id": campaign_id, "sent": sent,
+                                "opened": sent_opened})
+        opened[index] += opened_n
+        if index == last:
+            failed_last_day += failed
+    opened_by_day = [{"day": midnights[i].date(), "opened": n} for i, n in enumerate(opened)]
+    return sent_by_day, opened_by_day, failed_last_day
 
 
 def dashboard(*, user, now=None):
     now = now or timezone.now()
     tz = user_zone(user)
-    today_start = start_of_day(now=now, tz=tz)
     week_start = start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1)
 
     campaigns = list(
@@ -86,44 +174,19 @@ def dashboard(*, user, now=None):
             "id", "name", "status", "status_reason", "started_at", "completed_at", "updated_at", "owner__username",
         )
     )
-    # The user's campaign ids as a literal list: PostgreSQL then reads each campaign's rows from
-    # the covering indexes (a join on the owner made it scan the whole table).
-    emails = Email.objects.all() if user.is_superuser else Email.objects.filter(
-        campaign_id__in=[c["id"] for c in campaigns]
-    )
-    counts = campaign_counts(emails=emails)
+    # The user's campaign ids as a literal list (None: a superuser's every campaign), so each
+    # statement reads those campaigns' rows from its index rather than joining on the owner.
+    campaign_ids = None if user.is_superuser else [c["id"] for c in campaigns]
+    emails = Email.objects.all() if campaign_ids is None else Email.objects.filter(campaign_id__in=campaign_ids)
+    counts = campaign_counts(campaign_ids=campaign_ids)
 
-    # The user's local midnights of the last 7 days (DST-safe: each computed in the zone). A row's
-    # day is found by comparing with them, cheaper per row than converting it to local time.
+    # The user's local midnights of the last 7 days (DST-safe: each computed in the zone).
     midnights = [start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1 - i) for i in range(TIMELINE_DAYS)]
-
-    def day_of(field):
-        return Case(
-            *[When(**{f"{field}__gte": midnights[i]}, then=Value(i)) for i in reversed(range(TIMELINE_DAYS))],
-            default=Value(0), output_field=IntegerField(),
-        )
-
-    # Sent per (day, campaign) with how many of those were opened by a reader; counting indexed
-    # columns only, so both timeline queries read their partial index alone.
-    sent_by_day = list(
-        emails.filter(status=S.SENT, sent_at__gte=week_start)
-        .annotate(day_index=day_of("sent_at"))
-        .values("day_index", "campaign_id").order_by()
-        .annotate(sent=Count("campaign_id"), opened=Count("campaign_id", filter=Q(first_opened_at__isnull=False)))
-    )
-    opened_by_day = list(
-        emails.filter(first_opened_at__gte=week_start)
-        .annotate(day_index=day_of("first_opened_at"))
-        .values("day_index").order_by().annotate(opened=Count("campaign_id"))
-    )
-    for row in sent_by_day + opened_by_day:
-        row["day"] = midnights[row["day_index"]].date()
+    sent_by_day, opened_by_day, failed_today = week_figures(campaign_ids=campaign_ids, midnights=midnights)
     accounts = list(scope_to_user(SmtpAccount.objects.all(), user).values(
         "id", "name", "paused_until", "pause_reason", "max_per_minute", "throttle_factor", "updated_at",
     ))
-    events = Event.objects.all() if user.is_superuser else Event.objects.filter(
-        campaign_id__in=[c["id"] for c in campaigns]
-    )
+    events = Event.objects.all() if campaign_ids is None else Event.objects.filter(campaign_id__in=campaign_ids)
     unsubscribes = list(
         events.filter(kind=Event.Kind.UNSUBSCRIBE)
         .order_by("-at").values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
@@ -141,7 +204,7 @@ def dashboard(*, user, now=None):
     today = (now.astimezone(tz).date())
     totals["sent_today"] = sum(row["sent"] for row in sent_by_day if row["day"] == today)
     totals["opened_today"] = sum(row["opened"] for row in opened_by_day if row["day"] == today)
-    totals["failed_today"] = failed_today(emails=emails, today_start=today_start)
+    totals["failed_today"] = failed_today
 
     result = {
         "generated_at": now.isoformat(),
@@ -172,7 +235,10 @@ def dashboard(*, user, now=None):
         ],
     }
     if user.is_superuser:
-        result["system"] = system_health()
+        # Every campaign's tallies: their sum is every email.
+        result["system"] = system_health(
+            per_status={status: sum(c[status] for c in counts.values()) for status in S.values}
+        )
     return result
 
 
@@ -281,13 +347,10 @@ def queue_length():
         return None
 
 
-def system_health():
+def system_health(*, per_status):
     state = DispatcherState.objects.order_by("pk").values(
         "last_tick_started_at", "last_tick_finished_at", "last_tick_duration_ms", "last_tick_claimed",
     ).first() or {}
-    per_status = {status: 0 for status in S.values}
-    for row in Email.objects.values("status").order_by().annotate(n=Count("id")):
-        per_status[row["status"]] = row["n"]
     return {
         "last_tick_at": state.get("last_tick_finished_at").isoformat() if state.get("last_tick_finished_at") else None,
         "last_tick_duration_ms": state.get("last_tick_duration_ms"),

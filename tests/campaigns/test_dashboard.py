@@ -278,3 +278,69 @@ def test_timeline_days_are_the_marketers_own_days(marketer):
     assert sum(sent for sent, _ in days.values()) == 3
     assert data["cards"]["sent"] == {"total": 4, "today": 2}
     assert data["cards"]["opened"] == {"total": 2, "today": 2}
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kathmandu", "Asia/Kolkata", "America/St_Johns", "Europe/Berlin", "UTC"])
+def test_an_hour_holding_the_viewers_midnight_is_split_at_the_quarter_hour(marketer, zone):
+    """Kathmandu's midnight is 18:15 UTC, Kolkata's 18:30, St John's 03:30: rows of that one UTC hour,
+    a minute either side of it, land on different days; failures recorded today are today's. (Berlin's
+    and UTC's midnights begin an hour: nothing to split.)"""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from campaigns.selectors.dashboard import dashboard
+
+    tz = ZoneInfo(zone)
+    marketer.timezone = zone
+    marketer.save(update_fields=["timezone"])
+    midnight = datetime(2026, 11, 28, 0, 0, tzinfo=tz)
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=tz)
+    campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
+    before, after = midnight - timedelta(minutes=1), midnight + timedelta(minutes=1)
+    add_emails(campaign, [
+        (1, {"status": S.SENT, "sent_at": before, "first_opened_at": after}),
+        (3, {"status": S.SENT, "sent_at": after, "first_opened_at": after}),
+        (2, {"status": S.SENT, "sent_at": after}),
+        (1, {"status": S.SENT, "sent_at": before}),
+        (1, {"status": S.SENT, "sent_at": midnight - timedelta(days=7, minutes=1)}),  # before the 7 days
+    ])
+    failed = add_emails(campaign, [(2, {"status": S.FAILED, "failure_class": F.BOUNCED})])
+    Email.objects.filter(pk=failed[0].pk).update(updated_at=before)
+    Email.objects.filter(pk=failed[1].pk).update(updated_at=after)
+    data = dashboard(user=marketer, now=now)
+    days = {day["date"]: (day["sent"], day["opened"]) for day in data["timeline"]}
+    assert days["2026-11-27"] == (2, 0) and days["2026-11-28"] == (5, 4)
+    assert sum(sent for sent, _ in days.values()) == 7
+    today = data["timeline"][-1]["campaigns"]
+    assert today == [{"id": campaign.pk, "name": campaign.name, "sent": 5, "open_rate": 60.0}]
+    yesterday = data["timeline"][-2]["campaigns"]
+    assert yesterday == [{"id": campaign.pk, "name": campaign.name, "sent": 2, "open_rate": 50.0}]
+    assert data["cards"]["sent"] == {"total": 8, "today": 5}
+    assert data["cards"]["opened"] == {"total": 4, "today": 4}
+    assert data["cards"]["failed"] == {"total": 2, "today": 1}
+
+
+def test_a_week_across_a_clock_change_keeps_every_day_exact(marketer):
+    """St John's went from -02:30 to -03:30 on 1 November 2026: that day has 25 hours, and the
+    midnights either side of it fall at 02:30 and 03:30 UTC."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from campaigns.selectors.dashboard import dashboard
+
+    tz = ZoneInfo("America/St_Johns")
+    marketer.timezone = "America/St_Johns"
+    marketer.save(update_fields=["timezone"])
+    campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
+    specs = []
+    for day in (31, 1, 2):  # midnights of 31 October (-02:30), 1 and 2 November (-03:30 from 1 Nov 02:00)
+        month = 10 if day == 31 else 11
+        midnight = datetime(2026, month, day, 0, 0, tzinfo=tz)
+        specs += [(1, {"status": S.SENT, "sent_at": midnight - timedelta(minutes=1)}),
+                  (2, {"status": S.SENT, "sent_at": midnight + timedelta(minutes=1)})]
+    specs.append((4, {"status": S.SENT, "sent_at": datetime(2026, 11, 1, 23, 59, tzinfo=tz)}))  # the 25th hour's day
+    add_emails(campaign, specs)
+    data = dashboard(user=marketer, now=datetime(2026, 11, 3, 12, 0, tzinfo=tz))
+    days = {day["date"]: day["sent"] for day in data["timeline"]}
+    assert days == {"2026-10-28": 0, "2026-10-29": 0, "2026-10-30": 1, "2026-10-31": 3, "2026-11-01": 7,
+                    "2026-11-02": 2, "2026-11-03": 0}
