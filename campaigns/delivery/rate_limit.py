@@ -32,15 +32,15 @@ def send_interval(account):
 
 def allowance(*, account, now, window_seconds):
     """How many emails the account may claim now, for the next `window_seconds`."""
-    counts = Email.objects.filter(campaign__smtp_account=account).filter(
-        Q(sent_at__gte=now - timedelta(days=1)) | Q(status=Email.Status.QUEUED)
+    # Sent rows by the (campaign, sent_at) index of sent rows; in flight by the index of queued rows.
+    counts = Email.objects.filter(
+        campaign__smtp_account=account, status=Email.Status.SENT, sent_at__gte=now - timedelta(days=1)
     ).aggregate(
-        minute=Count("id", filter=Q(sent_at__gte=now - timedelta(minutes=1))),
-        hour=Count("id", filter=Q(sent_at__gte=now - timedelta(hours=1))),
-        day=Count("id", filter=Q(sent_at__gte=now - timedelta(days=1))),
-        in_flight=Count("id", filter=Q(status=Email.Status.QUEUED)),
+        minute=Count("campaign_id", filter=Q(sent_at__gte=now - timedelta(minutes=1))),
+        hour=Count("campaign_id", filter=Q(sent_at__gte=now - timedelta(hours=1))),
+        day=Count("campaign_id"),
     )
-    in_flight = counts["in_flight"]
+    in_flight = Email.objects.filter(campaign__smtp_account=account, status=Email.Status.QUEUED).count()
     paced = math.ceil(effective_per_minute(account) * window_seconds / 60.0)
     return max(
         0,
