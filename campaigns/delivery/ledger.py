@@ -6,6 +6,7 @@ that is logged and never overwritten.
 """
 
 import logging
+import select
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -234,14 +235,98 @@ _MARK_SENT = f"""
 """
 
 
-def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False):
-    """queued -> sent: the one transition made once per message, so it is a prepared statement."""
+def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False, wait=True):
+    """queued -> sent: the one transition made once per message, so it is a prepared statement.
+
+    With wait=False (PostgreSQL) the statement is written to the server and the answer is read
+    later, by `settle`: the sender builds the next message meanwhile. The UPDATE is in the
+    server the moment this returns, so a worker killed now loses nothing; the sender settles
+    before it sends the next message's content, so still at most one delivered message is
+    unrecorded at any instant. Any other statement on the connection settles first too (see
+    `settling`). Returns True when the row was this worker's (with wait=False: assumed until
+    settled, which logs a row that was not).
+    """
     # possible_duplicate is only ever set, never cleared: an earlier attempt lost after DATA
     # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
-    updated = _execute_prepared(
-        _MARK_SENT, [S.SENT, now, now, code, text, bool(possible_duplicate), email_id, S.QUEUED, token]
-    )
-    return _report(email_id, "sent", updated)
+    params = [S.SENT, now, now, code, text, bool(possible_duplicate), email_id, S.QUEUED, token]
+    if not wait and connection.vendor == "postgresql":
+        _send_prepared("campaigns_mark_sent", _MARK_SENT, params, email_id=email_id, transition="sent")
+        return True
+    return _report(email_id, "sent", _execute_prepared(_MARK_SENT, params))
+
+
+# --- statements answered later (PostgreSQL) -----------------------------------------------------
+
+
+def _send_prepared(name, sql, params, *, email_id, transition):
+    settle()
+    connection.ensure_connection()
+    raw = connection.connection
+    prepared = getattr(raw, "_campaigns_prepared", None)
+    if prepared is None:
+        prepared = raw._campaigns_prepared = set()
+    pgconn = raw.pgconn
+    if name not in prepared:
+        numbered = sql
+        for number in range(1, sql.count("%s") + 1):
+            numbered = numbered.replace("%s", f"${number}", 1)
+        pgconn.send_prepare(name.encode(), numbered.encode())
+        _results(pgconn)
+        prepared.add(name)
+    pgconn.send_query_prepared(name.encode(), [_text_param(value) for value in params])
+    while pgconn.flush():  # non-blocking connection: write it all before going on
+        select.select([], [pgconn.socket], [])
+    connection._campaigns_pending = (email_id, transition)
+
+
+def settle():
+    """Read the answer of a statement sent with wait=False, if one is outstanding."""
+    pending = getattr(connection, "_campaigns_pending", None)
+    if pending is None:
+        return
+    connection._campaigns_pending = None
+    email_id, transition = pending
+    results = _results(connection.connection.pgconn)
+    _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
+
+
+@contextmanager
+def settling():
+    """While a batch runs, every statement on the connection first settles the outstanding one."""
+    def settle_first(execute, sql, params, many, context):
+        settle()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(settle_first):
+        try:
+            yield
+        finally:
+            settle()
+
+
+def _results(pgconn):
+    import psycopg
+    from psycopg import pq
+
+    results = []
+    while (result := pgconn.get_result()) is not None:
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            message = (result.error_message or b"").decode("utf-8", "replace")
+            while pgconn.get_result() is not None:
+                pass
+            raise psycopg.DatabaseError(message)
+        results.append(result)
+    return results
+
+
+def _text_param(value):
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    if isinstance(value, datetime):
+        return value.isoformat().encode()
+    return str(value).encode()
 
 
 def _execute_prepared(sql, params):
@@ -254,6 +339,7 @@ def _execute_prepared(sql, params):
     if connection.vendor == "postgresql":
         import psycopg
 
+        settle()
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(sql, params, prepare=True)

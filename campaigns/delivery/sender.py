@@ -39,7 +39,7 @@ class BatchReport:
 def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later=None):
     """Send a claimed batch. `clock`, `sleep` and `continue_later(batch_id, delay)` are
     injectable so tests drive time; by default a continuation is a delayed send_batch task."""
-    with ledger.ledger_commits():
+    with ledger.ledger_commits(), ledger.settling():
         return _send_batch(batch_id, clock=clock, sleep=sleep, continue_later=continue_later)
 
 
@@ -284,6 +284,7 @@ class _BatchRun:
         if code not in (250, 251):
             self._rset_quietly()
             return code, smtp.format_reply(code, resp)
+        ledger.settle()  # the previous message's result is recorded before this one is delivered
         self.in_data = True
         try:
             code, resp = self.conn.data(raw)
@@ -324,6 +325,7 @@ class _BatchRun:
         if data[0] != 354:
             self._rset_quietly()
             return data[0], smtp.format_reply(*data)
+        ledger.settle()  # the previous message's result is recorded before this one is delivered
         self.in_data = True
         conn.send(_data_content(raw))
         code, resp = conn.getreply()
@@ -341,8 +343,9 @@ class _BatchRun:
         verdict = classify(code, text)
         now = self.clock()
         if verdict.verdict == Verdict.SENT:
+            # Answered later: the next message is built meanwhile (see ledger.mark_sent).
             ledger.mark_sent(email_id=email.pk, token=self.token, code=code, text=text, now=now,
-                             possible_duplicate=possible_duplicate)
+                             possible_duplicate=possible_duplicate, wait=False)
             self.report.sent += 1
             return True
         if verdict.verdict in (Verdict.DEFERRED, Verdict.UNKNOWN):

@@ -596,3 +596,45 @@ def test_a_long_pacing_wait_frees_the_worker_and_the_batch_continues_when_its_sl
     assert engine.handler.delivered_to() == addresses
     assert set(engine.statuses(campaign).values()) == {S.SENT}
     assert engine.sleep.waits == []
+
+
+# --- each result is recorded before the next message goes out ----------------------------------
+
+
+class _LedgerWatchingHandler(RecordingHandler):
+    """At each DATA, reads in its own database connection how many of the campaign's rows are sent."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.sent_rows_seen_at_data = []
+
+    async def handle_DATA(self, server, session, envelope):
+        from asgiref.sync import sync_to_async
+        from django.db import connection
+
+        def sent_rows():
+            try:
+                return Email.objects.filter(status=S.SENT).count()
+            finally:
+                connection.close()
+
+        self.sent_rows_seen_at_data.append(await sync_to_async(sent_rows, thread_sensitive=False)())
+        return await super().handle_DATA(server, session, envelope)
+
+
+# serialized_rollback: the Marketers group and the lock row come from data migrations.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_each_result_is_committed_before_the_next_message_is_delivered(make_engine, require_postgres):
+    # The sender writes a result without waiting for its answer and builds the next message
+    # meanwhile; the answer is read before the next message's content is sent. Seen from another
+    # connection, message n is delivered only once the n-1 before it are recorded sent.
+    handler = _LedgerWatchingHandler()
+    engine = make_engine(handler)
+    addresses = [f"r{i}@example.org" for i in range(5)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    assert handler.sent_rows_seen_at_data == [0, 1, 2, 3, 4]
+    assert all(e.status == S.SENT for e in engine.emails(campaign).values())
