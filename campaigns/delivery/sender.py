@@ -174,6 +174,9 @@ class _BatchRun:
         """Wait for this message's pacing slot; returns 0, or the wait in seconds when too long."""
         now = self.clock()
         if not self.slots:
+            # The reservation is a transaction of its own, and BEGIN does not pass through the
+            # statement wrapper that settles an outstanding result: settle it here.
+            ledger.settle()
             self.slots, self.interval = rate_limit.reserve_slots(
                 account_id=self.account.pk, now=now, wanted=remaining
             )

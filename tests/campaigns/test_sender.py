@@ -638,3 +638,24 @@ def test_each_result_is_committed_before_the_next_message_is_delivered(make_engi
 
     assert handler.sent_rows_seen_at_data == [0, 1, 2, 3, 4]
     assert all(e.status == S.SENT for e in engine.emails(campaign).values())
+
+
+# Outside a test transaction, as in a worker: there the reservation's transaction really begins.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_pacing_slots_reserved_in_the_middle_of_a_batch_after_a_result_still_send_the_batch(
+    make_engine, settings
+):
+    # 120 a minute: slots are reserved two at a time (a second's worth), so a new reservation,
+    # in its own transaction, follows a result whose answer is still to be read. (Waits are
+    # recorded, not slept, and the test's clock stands still: allow them all in this batch.)
+    settings.MAX_PACING_WAIT_SECONDS = 3600
+    engine = make_engine(max_per_minute=120)
+    addresses = [f"r{i}@example.org" for i in range(6)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    assert sorted(engine.handler.delivered_to()) == addresses
+    assert all(e.status == S.SENT for e in engine.emails(campaign).values())
+    assert engine.reports[0].sent == 6 and engine.reports[0].connections == 1
