@@ -329,6 +329,8 @@ def _encoded_address(name, address):
 
 def _encoded_header(name, value):
     """An RFC 2047 header (plain when ASCII), folded at 78 columns with CRLF."""
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}"  # nothing to encode or fold (the usual subject)
     charset = "us-ascii" if value.isascii() else "utf-8"
     return f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n")
 
