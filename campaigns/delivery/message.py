@@ -312,7 +312,7 @@ def _mime(*, account, to_name, to_email, subject, text, html, message_id, list_u
         _POLICY._verbatim("List-Unsubscribe", _one_line(list_unsubscribe)).rstrip("\r\n"),
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
         "MIME-Version: 1.0",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',  # folded: 82 columns in one line
     ]
     lines = headers + ["", _part(boundary, "plain", text), _part(boundary, "html", html), f"--{boundary}--", ""]
     return "\r\n".join(lines).encode("ascii")

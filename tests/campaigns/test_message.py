@@ -88,6 +88,31 @@ def test_structure_and_every_header_for_non_ascii_name_and_subject(campaign):
     assert b"jose%40example.org" not in raw and "jose@example.org" not in https_url + mailto
 
 
+@pytest.mark.parametrize(
+    ("subject", "name"),
+    [
+        ("News for {{ name }}", "Jo Smith"),  # short ASCII: written as it is
+        ("A long plain subject " * 6 + "for {{ name }}", "Jo Smith"),  # ASCII over a line: folded
+        ("Short", 'Smith, Jo "JJ"'),  # a name with specials: quoted
+    ],
+)
+def test_ascii_subjects_and_names_come_back_exactly_with_no_line_over_78(campaign, subject, name):
+    campaign.subject = subject
+    campaign.save()
+    email_row = make_email(campaign, name=name, email="jo@example.org")
+    _, raw, parsed = build(email_row)
+    assert str(parsed["Subject"]) == subject.replace("{{ name }}", name)
+    assert parseaddr(str(parsed["To"])) == (name, "jo@example.org")
+    # Every physical header line within 78 columns, but List-Unsubscribe's: it is folded only
+    # between its URLs, which may be longer than a line.
+    long_lines, name = [], b""
+    for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        name = name if line[:1] in (b" ", b"\t") else line.split(b":", 1)[0]
+        if len(line) > 78 and name != b"List-Unsubscribe":
+            long_lines.append(line)
+    assert long_lines == []
+
+
 def test_header_breaks_in_a_contact_name_never_reach_the_headers(campaign):
     email_row = make_email(campaign, name="Eve\r\nBcc: victim@example.org")
     _, raw, parsed = build(email_row)
