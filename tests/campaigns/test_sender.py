@@ -5,6 +5,8 @@ hand them straight to sender.send_batch. Time is a Clock the test moves by hand
 (`now=` for the tick, `clock=` for the sender); pacing waits are recorded, never slept.
 """
 
+import socket
+import threading
 from datetime import timedelta
 
 import pytest
@@ -12,9 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
-from campaigns.delivery import sender
+from campaigns.delivery import dispatcher, sender
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import lifecycle
+from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler
 
 S = Email.Status
@@ -659,3 +662,87 @@ def test_pacing_slots_reserved_in_the_middle_of_a_batch_after_a_result_still_sen
     assert sorted(engine.handler.delivered_to()) == addresses
     assert all(e.status == S.SENT for e in engine.emails(campaign).values())
     assert engine.reports[0].sent == 6 and engine.reports[0].connections == 1
+
+
+# --- a server that opens DATA although it refused the recipient ---------------------------------
+
+
+class _LaxPipeliningServer(threading.Thread):
+    """A plain-socket SMTP server that breaks RFC 2920: it answers 354 to DATA after refusing the
+    only recipient (aiosmtpd cannot be made to). It records every line it receives."""
+
+    def __init__(self, refused):
+        super().__init__(daemon=True)
+        self.refused = refused
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lines, self.delivered = [], []
+
+    def run(self):
+        conn, _ = self.listener.accept()
+        with conn, conn.makefile("rb") as incoming:
+            conn.sendall(b"220 lax.example ESMTP\r\n")
+            recipient, in_data, body = None, False, []
+            for raw in incoming:
+                line = raw.rstrip(b"\r\n").decode()
+                self.lines.append(line)
+                if in_data:
+                    if line == ".":
+                        in_data = False
+                        if recipient is None:
+                            conn.sendall(b"554 5.5.1 No valid recipients\r\n")
+                        else:
+                            self.delivered.append((recipient, body))
+                            conn.sendall(b"250 2.0.0 OK\r\n")
+                        recipient, body = None, []
+                    else:
+                        body.append(line)
+                    continue
+                verb = line.split(":")[0].split(" ")[0].upper()
+                if verb == "EHLO":
+                    conn.sendall(b"250-lax.example\r\n250 PIPELINING\r\n")
+                elif verb == "RCPT":
+                    address = line.split("<", 1)[1].rstrip(">")
+                    if address in self.refused:
+                        conn.sendall(b"550 5.1.1 User unknown\r\n")
+                    else:
+                        recipient = address
+                        conn.sendall(b"250 2.1.5 OK\r\n")
+                elif verb == "DATA":
+                    in_data = True
+                    conn.sendall(b"354 go ahead\r\n")
+                elif verb == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:  # MAIL, RSET, NOOP
+                    conn.sendall(b"250 OK\r\n")
+
+
+def test_a_server_opening_data_after_refusing_the_recipient_gets_no_content_and_the_batch_goes_on(
+    allow_local_smtp, marketer
+):
+    server = _LaxPipeliningServer(refused={"gone@example.org"})
+    server.start()
+    account = SmtpAccountFactory(
+        owner=marketer, host="127.0.0.1", port=server.port, security="none", username="",
+        from_email="news@alice.example", max_per_minute=6000, max_per_hour=100000, max_per_day=1000000,
+    )
+    contacts = [ContactFactory(owner=marketer, email=a) for a in ("gone@example.org", "here@example.org")]
+    campaign = CampaignFactory(owner=marketer, smtp_account=account,
+                               lists=[ContactListFactory(owner=marketer, contacts=contacts)])
+    lifecycle.send_now(campaign=campaign)
+    claimed = []
+    dispatcher.tick(enqueue=claimed.append)
+
+    (report,) = [sender.send_batch(batch_id, sleep=lambda seconds: None) for batch_id in claimed]
+    server.join(timeout=5)
+
+    rows = {e.to_email: e for e in Email.objects.filter(campaign=campaign)}
+    assert (rows["gone@example.org"].status, rows["gone@example.org"].smtp_code) == (S.FAILED, 550)
+    assert rows["gone@example.org"].smtp_response == "550 5.1.1 User unknown"
+    assert rows["here@example.org"].status == S.SENT
+    assert [recipient for recipient, _ in server.delivered] == ["here@example.org"]
+    # The refused message's DATA got a lone "." and the envelope was reset: none of its content went out.
+    first_dot = server.lines.index(".")
+    assert server.lines[first_dot - 1] == "DATA" and server.lines[first_dot + 1].upper() == "RSET"
+    assert report.sent == 1 and report.failed == 1 and report.connections == 1
