@@ -96,6 +96,40 @@ def reference_rate(messages, processes=2, batch=50):
     return per * processes / (time.perf_counter() - start)
 
 
+# --- where the CPU goes ---------------------------------------------------------------
+
+
+def cpu_by_program():
+    """CPU seconds (user + system) of every live process, summed by program name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = "celery worker" if any(b"celery" in part for part in cmdline[:2]) else comm
+        if comm.startswith("postgres") or comm == "postmaster":
+            name = "postgres"
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
+def print_cpu(label, before, after, messages):
+    spent = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    spent = {name: s for name, s in spent.items() if s > 0.05}
+    total = sum(spent.values())
+    parts = ", ".join(f"{name} {s / messages * 1e6:,.0f}" for name, s in sorted(spent.items(), key=lambda i: -i[1]))
+    print(f"  CPU per message, {label}: {total / messages * 1e6:,.0f} us ({parts})")
+
+
 # --- the full path ---------------------------------------------------------------------
 
 
@@ -177,6 +211,7 @@ def main():
     parser.add_argument("--limit-seconds", type=int, default=180)
     parser.add_argument("--skip-limit", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="print CPU time per message by program")
     args = parser.parse_args()
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not os.environ.get(name):
@@ -200,12 +235,22 @@ def main():
     workers = start_workers(env, Path(var_dir) / "worker.log")
     try:
         if not args.skip_throughput:
+            before, children = cpu_by_program(), os.times()
             ref = reference_rate(args.messages)
+            after = cpu_by_program()
+            after["reference processes"] = (os.times().children_user + os.times().children_system
+                                            - children.children_user - children.children_system)
             print(f"reference (smtplib, 2 processes): {args.messages} messages at {ref:,.0f}/s")
+            if args.cpu:
+                print_cpu("reference", before, after, args.messages)
             campaign = make_campaign(args.messages, max_per_minute=10**8, name="unlimited")
+            before = cpu_by_program()
             elapsed = run_campaign(campaign, tick_seconds=1, timeout=1800)
+            after = cpu_by_program()
             full = args.messages / elapsed
             print(f"full path (dispatch, Celery/Redis, 2 workers, PostgreSQL): {args.messages} messages at {full:,.0f}/s")
+            if args.cpu:
+                print_cpu("full path", before, after, args.messages)
             print(f"ratio full/reference: {full / ref:.2f} (goal >= 0.8)")
         if not args.skip_limit:
             limit = args.rate_limit

@@ -178,6 +178,11 @@ class Email(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    @property
+    def contact_attributes(self):
+        """The contact's columns the message's personal variables read ({} without a contact)."""
+        return self.contact.attributes if self.contact_id else {}
+
     class Meta:
         ordering = ["id"]
         constraints = [

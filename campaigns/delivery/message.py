@@ -211,13 +211,14 @@ def add_open_pixel(html, *, email_id):
 
 
 def build(*, email, campaign, account):
-    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP."""
+    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP.
+
+    `email` is an Email or the sender's lighter Recipient: pk, to_email, to_name, message_id
+    and contact_attributes are what is read."""
     token = tokens.unsubscribe_token(email.pk)  # signed once for the link and the mailto
     unsubscribe = unsubscribe_url(email.pk, token)
-    contact = email.contact
     variables = variables_for(
-        name=email.to_name, email=email.to_email, attributes=contact.attributes if contact else {},
-        unsubscribe=unsubscribe,
+        name=email.to_name, email=email.to_email, attributes=email.contact_attributes, unsubscribe=unsubscribe,
     )
     rendered = render(campaign=campaign, variables=variables)
     html = rendered.html

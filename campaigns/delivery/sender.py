@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -89,16 +89,33 @@ def _enqueue_continuation(batch_id, delay):
     transaction.on_commit(lambda: send_batch_task.apply_async((str(batch_id),), countdown=delay))
 
 
+@dataclass
+class Recipient:
+    """What sending reads of a batch's Email row and its contact (see message.build)."""
+
+    pk: int
+    campaign_id: int
+    contact_id: int | None
+    to_email: str
+    to_name: str
+    message_id: str
+    contact_attributes: dict
+    campaign: Campaign = None
+
+
 def _batch_emails(token):
-    """The batch's rows with their contacts, sharing one instance of each campaign (with its
-    owner and account) instead of building them again for every row."""
-    # Only what sending reads: building 50 full rows and contacts took an eighth of a batch's time.
-    emails = list(
-        Email.objects.filter(batch_id=token, status=Email.Status.QUEUED)
-        .select_related("contact")
-        .only("id", "campaign_id", "contact_id", "to_email", "to_name", "message_id", "contact__attributes")
-        .order_by("id")
-    )
+    """The batch's rows with their contacts' attributes, sharing one instance of each campaign
+    (with its owner and account) instead of building them again for every row."""
+    # Plain tuples in one statement: building 50 Email and Contact instances through the ORM
+    # was a fifth of a worker's time.
+    attributes = Contact._meta.get_field("attributes")
+    with connection.cursor() as cursor:
+        cursor.execute(_BATCH_ROWS, [_batch_param(token), Email.Status.QUEUED])
+        emails = [
+            Recipient(pk, campaign_id, contact_id, to_email, to_name, message_id,
+                      attributes.from_db_value(raw, None, connection) or {} if contact_id else {})
+            for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in cursor.fetchall()
+        ]
     owner_may_send = Exists(User.objects.filter(users_with_access_q(), pk=OuterRef("owner_id")))
     campaigns = (
         Campaign.objects.select_related("owner", "smtp_account")
@@ -108,6 +125,17 @@ def _batch_emails(token):
     for email in emails:
         email.campaign = campaigns[email.campaign_id]
     return emails
+
+
+_BATCH_ROWS = f"""
+    SELECT e.id, e.campaign_id, e.contact_id, e.to_email, e.to_name, e.message_id, c.attributes
+    FROM {Email._meta.db_table} e LEFT JOIN {Contact._meta.db_table} c ON c.id = e.contact_id
+    WHERE e.batch_id = %s AND e.status = %s ORDER BY e.id
+"""
+
+
+def _batch_param(token):
+    return Email._meta.get_field("batch_id").get_db_prep_value(token, connection)
 
 
 def _why_account_cannot_send(*, account, campaign, now):

@@ -58,6 +58,32 @@ def test_one_connection_serves_a_whole_batch_and_each_email_keeps_the_servers_re
     assert engine.handler.pipelined_rcpts == (6 if engine.handler.pipelining else 0)
 
 
+def test_each_message_is_personalised_from_its_own_contact_even_one_deleted_since_the_claim(engine):
+    """The sender reads rows and contacts' columns in one plain statement: the right columns go to
+    the right recipient, and a contact deleted after the claim still gets its message, unpersonalised."""
+    pune = ContactFactory(owner=engine.owner, email="pune@example.org", name="Asha", attributes={"City": "Pune"})
+    goa = ContactFactory(owner=engine.owner, email="goa@example.org", name="Ravi", attributes={"City": "Goa"})
+    gone = ContactFactory(owner=engine.owner, email="gone@example.org", name="Mira", attributes={"City": "Agra"})
+    campaign = engine.campaign(
+        ContactListFactory(owner=engine.owner, contacts=[pune, goa, gone]),
+        subject="For {{ name }} in {{ City|default:'your town' }}", body_html="<p>Weather in {{ City }}</p>",
+    )
+    engine.send_now(campaign)
+
+    def delete_then_send(batch_id):
+        gone.delete()  # Email.contact is SET_NULL: the row stays, without a contact
+        return engine.send_batch(batch_id)
+
+    engine.tick(enqueue=delete_then_send)
+
+    subjects = {m.rcpt_tos[0]: m.parsed()["Subject"] for m in engine.handler.messages}
+    assert subjects == {
+        "pune@example.org": "For Asha in Pune", "goa@example.org": "For Ravi in Goa",
+        "gone@example.org": "For Mira in your town",
+    }
+    assert engine.statuses(campaign) == dict.fromkeys(subjects, S.SENT)
+
+
 # --- each row of the classification table ends in the right state -------------------------------
 
 ROWS = [
