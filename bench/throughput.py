@@ -117,7 +117,9 @@ def cpu_by_program():
         fields = stat[stat.rindex(")") + 2 :].split()
         name = "celery worker" if any(b"celery" in part for part in cmdline[:2]) else comm
         if comm.startswith("postgres") or comm == "postmaster":
-            name = "postgres"
+            # "postgres: autovacuum worker", "postgres: walwriter", "postgres: <user> <db> <client>"
+            words = [w for w in b" ".join(cmdline).decode(errors="replace").split() if not w.endswith(":")]
+            name = "postgres backends" if len(words) > 2 and "(" in words[2] else "postgres " + " ".join(words[:2])
         totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return totals
 

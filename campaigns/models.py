@@ -273,6 +273,17 @@ class CampaignHourTally(models.Model):
         indexes = [models.Index(fields=["hour"], name="campaignhourtally_hour")]
 
 
+class BatchTake(models.Model):
+    """A claimed batch taken by a worker (campaigns.delivery.ledger.take_batch).
+
+    One small row instead of rewriting the batch's Email rows: the second delivery of a
+    send_batch task finds the row there and sends nothing.
+    """
+
+    batch_id = models.UUIDField(primary_key=True)
+    taken_at = models.DateTimeField(db_index=True)
+
+
 class DispatcherState(models.Model):
     """A single row: the dispatcher's lock and the figures of its last tick."""
 

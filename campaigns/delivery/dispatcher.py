@@ -46,6 +46,7 @@ def tick(*, now=None, enqueue=None):
             report.started = start_due_campaigns(now=clock_now)
             deferred, expired = ledger.return_due(now=clock_now)
             report.returned = deferred + expired
+            ledger.forget_takes(now=clock_now)
             report.batches = claim_batches(now=clock_now, window_seconds=dispatch_interval_seconds())
             for _, batch_id, _ in report.batches:
                 _enqueue(batch_id, enqueue)

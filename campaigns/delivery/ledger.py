@@ -13,10 +13,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Case, CharField, Exists, F, OuterRef, Q, Value, When
-from django.db.models.functions import Cast, Concat
+from django.db.models import Exists, F, OuterRef, Q
 
-from campaigns.models import Campaign, CampaignTally, Contact, ContactList, Email
+from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
 
 log = logging.getLogger(__name__)
 S = Email.Status
@@ -91,7 +90,8 @@ def return_due(*, now):
 def claim(*, campaign_ids, limit, now, after_id=0):
     """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
 
-    Returns (batch_id, count, last_id). One statement: SKIP LOCKED (PostgreSQL) lets two
+    Each row without a Message-ID gets one here, stored before anything is sent; a retry
+    keeps the one it has. Returns (batch_id, count, last_id). One statement: SKIP LOCKED (PostgreSQL) lets two
     dispatchers claim side by side without waiting on or taking each other's rows; SQLite
     serialises writers instead. A tick claiming several batches passes the last id it
     claimed as `after_id`, so each claim starts where the previous one ended instead of
@@ -110,14 +110,16 @@ def claim(*, campaign_ids, limit, now, after_id=0):
             WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
             ORDER BY id LIMIT %s {lock}
         )
-        UPDATE {Email._meta.db_table} SET status = %s, batch_id = %s, lease_expires_at = %s, updated_at = %s
+        UPDATE {Email._meta.db_table} SET status = %s, batch_id = %s, lease_expires_at = %s, updated_at = %s,
+            message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
         WHERE status = %s AND id IN (SELECT id FROM picked)
         RETURNING id
     """
+    message_id_end = f".{uuid.uuid4().hex[:16]}@{settings.MESSAGE_ID_DOMAIN or 'localhost'}>"
     params = [
         S.PENDING, *campaign_ids, after_id, limit,
         S.QUEUED, _adapt(batch_id), _adapt(now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)), _adapt(now),
-        S.PENDING,
+        message_id_end, S.PENDING,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -127,25 +129,27 @@ def claim(*, campaign_ids, limit, now, after_id=0):
     return batch_id, len(ids), max(ids)
 
 
-def take_batch(*, batch_id, now, domain):
-    """A worker takes a claimed batch under a token of its own, in one statement.
+def take_batch(*, batch_id, now):
+    """A worker takes a claimed batch: one row inserted, the batch's Email rows untouched.
 
-    A task delivered twice finds the batch already taken and sends nothing. Each row
-    without a Message-ID gets one here, stored before anything is sent; a retry keeps
-    the one it has. Returns the worker's token, or None.
+    A send_batch task delivered twice finds the batch already taken and sends nothing.
+    Returns whether this worker took it. The worker's transitions are then guarded by the
+    batch id itself: a row returned to pending (lease expired) or claimed again has another.
     """
-    token = uuid.uuid4()
-    unique = uuid.uuid4().hex[:16]
-    new_message_id = Concat(
-        Value("<"), Cast("id", CharField()), Value(f".{unique}@{domain}>"), output_field=CharField()
-    )
-    taken = Email.objects.filter(batch_id=batch_id, status=S.QUEUED).update(
-        batch_id=token,
-        lease_expires_at=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS),
-        updated_at=now,
-        message_id=Case(When(message_id="", then=new_message_id), default=F("message_id")),
-    )
-    return token if taken else None
+    sql = f"""
+        INSERT INTO {BatchTake._meta.db_table} (batch_id, taken_at) VALUES (%s, %s)
+        ON CONFLICT (batch_id) DO NOTHING
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_adapt(batch_id), _adapt(now)])
+        return cursor.rowcount == 1
+
+
+def forget_takes(*, now):
+    """Takes older than a day go: by then no worker holds their batch (its rows were sent,
+    returned at the end of their lease, or moved to a continuation batch), so a late second
+    delivery of the task finds no row still queued under that id and sends nothing either."""
+    return BatchTake.objects.filter(taken_at__lt=now - timedelta(days=1)).delete()[0]
 
 
 def rebatch(*, token, email_ids, now, hold_seconds):
@@ -160,9 +164,14 @@ def rebatch(*, token, email_ids, now, hold_seconds):
 
 
 def renew_lease(*, token, now):
-    return Email.objects.filter(batch_id=token, status=S.QUEUED).update(
-        lease_expires_at=now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
-    )
+    """A fresh lease for the batch's queued rows; returns the ids of the rows renewed (those
+    still the worker's: a row returned to pending meanwhile is not, and must not be sent)."""
+    sql = f"""
+        UPDATE {Email._meta.db_table} SET lease_expires_at = %s WHERE batch_id = %s AND status = %s RETURNING id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_adapt(now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)), _adapt(token), S.QUEUED])
+        return {row[0] for row in cursor.fetchall()}
 
 
 def complete_campaigns(*, now):

@@ -7,15 +7,17 @@ hand them straight to sender.send_batch. Time is a Clock the test moves by hand
 
 import socket
 import threading
+import uuid
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
-from campaigns.delivery import dispatcher, sender
-from campaigns.models import Campaign, Contact, Email
+from campaigns.delivery import dispatcher, ledger, sender
+from campaigns.models import BatchTake, Campaign, Contact, Email
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler
@@ -572,6 +574,83 @@ def test_a_batch_task_delivered_twice_sends_each_email_once(engine):
     assert sorted(engine.handler.delivered_to()) == addresses
     assert engine.handler.connections == 1
     assert all(e.attempts == 1 for e in engine.emails(campaign).values())
+
+
+def test_a_second_delivery_arriving_while_the_first_is_sending_sends_nothing(engine):
+    addresses = [f"r{i}@example.org" for i in range(4)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    claimed = []
+    engine.tick(enqueue=claimed.append)
+    (batch_id,) = claimed
+    again = []
+    # During the pacing wait before the second message: the broker hands the task out again.
+    engine.sleep.at(1, lambda: again.append(sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep)))
+
+    first = engine.send_batch(batch_id)
+
+    assert first.sent == 4
+    assert again[0].sent == 0 and again[0].connections == 0 and again[0].notes == ["batch already taken"]
+    assert sorted(engine.handler.delivered_to()) == addresses
+
+
+def test_a_batch_taken_late_renews_its_lease_and_sends_only_the_rows_still_its_own(engine, monkeypatch):
+    """The lease is set at the claim. A batch that waited in the queue for more than half of it
+    renews it before sending, and sends only the rows it renewed: one whose lease ran out and that a
+    dispatcher returned to pending between the worker's read and its renewal is left to whoever has it now."""
+    addresses = [f"r{i}@example.org" for i in range(3)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    claimed = []
+    engine.tick(enqueue=claimed.append)
+    (batch_id,) = claimed
+    engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS * 0.75)
+    renewals = []
+    renew = ledger.renew_lease
+
+    def returned_meanwhile_then_renew(**kwargs):
+        renewals.append(kwargs["now"])
+        Email.objects.filter(campaign=campaign, to_email=addresses[0]).update(
+            status=S.PENDING, batch_id=None, lease_expires_at=None
+        )
+        return renew(**kwargs)
+
+    monkeypatch.setattr(ledger, "renew_lease", returned_meanwhile_then_renew)
+    report = engine.send_batch(batch_id)
+
+    assert renewals == [engine.clock()]
+    assert report.sent == 2 and sorted(engine.handler.delivered_to()) == addresses[1:]
+    assert engine.statuses(campaign) == {addresses[0]: S.PENDING, addresses[1]: S.SENT, addresses[2]: S.SENT}
+
+
+def test_a_batch_taken_early_sends_on_the_claims_lease_without_rewriting_its_rows(engine):
+    addresses = [f"r{i}@example.org" for i in range(3)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    claimed = []
+    engine.tick(enqueue=claimed.append)
+    (batch_id,) = claimed
+    claimed_rows = {e.to_email: (e.batch_id, e.lease_expires_at, e.message_id) for e in engine.emails(campaign).values()}
+    engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS * 0.25)
+
+    assert ledger.take_batch(batch_id=batch_id, now=engine.clock()) is True
+    assert ledger.take_batch(batch_id=batch_id, now=engine.clock()) is False
+    # Taking wrote one BatchTake row; the rows still carry the claim's batch id, lease and Message-ID.
+    assert BatchTake.objects.filter(batch_id=batch_id).count() == 1
+    now_rows = {e.to_email: (e.batch_id, e.lease_expires_at, e.message_id) for e in engine.emails(campaign).values()}
+    assert now_rows == claimed_rows
+    assert all(message_id.startswith("<") and message_id.endswith(">") for _, _, message_id in claimed_rows.values())
+    assert len({message_id for _, _, message_id in claimed_rows.values()}) == 3
+    report = engine.send_batch(batch_id)  # taken already (above): as a second delivery, nothing
+    assert report.sent == 0 and engine.handler.delivered_to() == []
+
+
+def test_takes_are_forgotten_after_a_day(engine):
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    assert ledger.take_batch(batch_id=old, now=engine.clock() - timedelta(days=1, seconds=1))
+    assert ledger.take_batch(batch_id=recent, now=engine.clock() - timedelta(hours=23))
+    engine.tick()
+    assert set(BatchTake.objects.values_list("batch_id", flat=True)) == {recent}
 
 
 def test_a_batch_stops_when_another_batch_pauses_its_account(engine):

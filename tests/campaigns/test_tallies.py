@@ -97,8 +97,9 @@ def test_every_kind_of_write_keeps_the_tallies_exact(engine, clock):
     batch_id, claimed, _ = ledger.claim(campaign_ids=[campaign.pk], limit=5, now=clock)
     assert claimed == 5
     assert_tallies_exact("claim")
-    token = ledger.take_batch(batch_id=batch_id, now=clock, domain="example.org")
-    assert_tallies_exact("take batch, message ids (nothing counted changes)")
+    assert ledger.take_batch(batch_id=batch_id, now=clock)
+    token = batch_id
+    assert_tallies_exact("take batch (nothing counted changes)")
 
     e = list(Email.objects.filter(batch_id=token).order_by("id"))
     ledger.mark_sent(email_id=e[0].pk, token=token, code=250, text="2.0.0 OK", now=clock)
@@ -115,8 +116,8 @@ def test_every_kind_of_write_keeps_the_tallies_exact(engine, clock):
     assert_tallies_exact("deferred")
 
     batch_id, _, _ = ledger.claim(campaign_ids=[campaign.pk], limit=2, now=clock)
-    second = ledger.take_batch(batch_id=batch_id, now=clock, domain="example.org")
-    ledger.release(token=second, now=clock)
+    assert ledger.take_batch(batch_id=batch_id, now=clock)
+    ledger.release(token=batch_id, now=clock)
     assert_tallies_exact("batch released to pending")
     batch_id, _, _ = ledger.claim(campaign_ids=[campaign.pk], limit=1, now=clock)
     deferred, expired = ledger.return_due(now=clock + timedelta(hours=2))
