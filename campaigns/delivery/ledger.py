@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.db.models import Exists, F, OuterRef, Q
 
 from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email

@@ -13,11 +13,10 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts import crypto, smtp
-from accounts.models import SmtpAccount, User, users_with_access_q
+from accounts.models import SmtpAccount
 from campaigns.delivery import ledger, message, rate_limit
 from campaigns.delivery.classifier import Verdict, classify
 from campaigns.models import Campaign, Contact, Email
@@ -56,8 +55,17 @@ def _send_batch(batch_id, *, clock, sleep, continue_later):
     if not emails:
         report.notes.append("nothing left in the batch")
         return report
-    account = emails[0].campaign.smtp_account
-    refusal = _why_account_cannot_send(account=account, campaign=emails[0].campaign, now=clock())
+    campaign = emails[0].campaign
+    if campaign.status != Campaign.Status.SENDING:
+        # Read with the batch, after it was taken: paused or cancelled since the claim.
+        if campaign.status == Campaign.Status.CANCELLED:
+            report.released = ledger.cancel_batch(token=token, now=clock())
+        else:
+            report.released = ledger.release(token=token, now=clock())
+        report.notes.append("campaign no longer sending")
+        return report
+    account = campaign.smtp_account
+    refusal = _why_account_cannot_send(account=account, campaign=campaign, now=clock())
     if refusal:
         report.released = ledger.release(token=token, now=clock())
         report.notes.append(refusal)
@@ -127,12 +135,7 @@ def _batch_emails(token, *, now):
     if any(_lease_is_short(lease, now) for *_, lease in rows):
         renewed = ledger.renew_lease(token=token, now=now)
         emails = [e for e in emails if e.pk in renewed]
-    owner_may_send = Exists(User.objects.filter(users_with_access_q(), pk=OuterRef("owner_id")))
-    campaigns = (
-        Campaign.objects.select_related("owner", "smtp_account")
-        .annotate(owner_may_send=owner_may_send)
-        .in_bulk({e.campaign_id for e in emails})
-    )
+    campaigns = Campaign.objects.select_related("owner", "smtp_account").in_bulk({e.campaign_id for e in emails})
     for email in emails:
         email.campaign = campaigns[email.campaign_id]
     return emails
@@ -165,7 +168,7 @@ def _why_account_cannot_send(*, account, campaign, now):
         return "no SMTP account"
     if account.paused_until and account.paused_until > now:
         return f"account paused: {account.pause_reason}"
-    if not campaign.owner_may_send:
+    if not campaign.owner.has_access:
         return "owner has no access"
     return ""
 
@@ -181,7 +184,7 @@ class _BatchRun:
         self.last_renewal = clock()
         self.slots, self.interval = [], 0.0
         self.waited = False
-        self.last_status_check = float("-inf")
+        self.last_status_check = time.monotonic()  # the campaign was read with the batch, just now
 
     def run(self):
         try:

@@ -5,7 +5,7 @@ from django.conf import settings
 
 from campaigns import personalize
 from campaigns.models import Campaign, EmailTemplate
-from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
+from tests.factories import ContactFactory, ContactListFactory, SmtpAccountFactory
 
 
 def variables(**attributes):

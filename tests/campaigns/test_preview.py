@@ -1,14 +1,12 @@
 """Preview for a chosen contact, test sends through the campaign's account, templates <-> campaigns."""
 
-import email
-import email.policy
 import html
 
 import pytest
 from django.test import Client
 
 from campaigns.models import Campaign, Email, EmailTemplate
-from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailTemplateFactory, PASSWORD
+from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailTemplateFactory
 from tracking.models import Event, Link
 
 BODY = '<p>Hello {{ name }} from {{ City }}</p><p><a href="https://shop.example.com/">Shop</a></p>'

@@ -447,6 +447,24 @@ def test_cancel_between_batches_cancels_the_claimed_batches_too(make_engine):
     assert engine.handler.delivered_to() == addresses[:2]
 
 
+def test_a_batch_whose_campaign_was_paused_after_the_claim_hands_its_rows_back_unspent(engine):
+    addresses = [f"r{i}@example.org" for i in range(3)]
+    campaign = engine.campaign(engine.contact_list(*addresses))
+    engine.send_now(campaign)
+    claimed = []
+    engine.tick(enqueue=claimed.append)
+    lifecycle.pause(campaign=campaign, now=engine.clock())
+
+    report = engine.send_batch(claimed[0])
+
+    assert report.sent == 0 and report.connections == 0 and report.notes == ["campaign no longer sending"]
+    assert engine.handler.delivered_to() == []
+    assert {(e.status, e.attempts, e.batch_id) for e in engine.emails(campaign).values()} == {(S.PENDING, 0, None)}
+    lifecycle.resume(campaign=Campaign.objects.get(pk=campaign.pk), now=engine.clock())
+    engine.tick()
+    assert sorted(engine.handler.delivered_to()) == addresses
+
+
 def test_a_message_delivered_while_another_worker_sees_the_cancel_is_still_recorded_sent(make_engine):
     engine = make_engine(batch_size=2)
     addresses = [f"r{i}@example.org" for i in range(4)]
