@@ -236,3 +236,20 @@ def test_the_batch_sender_delivers_this_message_and_a_retry_reuses_the_stored_me
     engine.tick()
     retried = [m for m in engine.handler.messages if m.rcpt_tos == ["later@example.org"]][0].parsed()
     assert retried["Message-ID"] == first_id == engine.email(campaign, "later@example.org").message_id
+
+
+@pytest.mark.parametrize("name", ["tracking:unsubscribe", "tracking:open", "tracking:click"])
+@pytest.mark.parametrize("prefix", ["/", "/mail/"])
+def test_tracking_urls_are_what_reverse_writes_for_every_site_url_and_script_prefix(settings, name, prefix):
+    from django.urls import reverse, set_script_prefix
+
+    for site_url in ("https://mail.example.com", "https://other.example.net:8443"):
+        settings.SITE_URL = site_url
+        set_script_prefix(prefix)
+        try:
+            for token in (tokens.unsubscribe_token(123), tokens.click_token(5, 77), "preview"):
+                assert message.tracking_url(name, token) == site_url + reverse(name, args=[token])
+            # A token that would need quoting is not assembled by hand.
+            assert message.tracking_url(name, "a b+ç") == site_url + reverse(name, args=["a b+ç"])
+        finally:
+            set_script_prefix("/")
