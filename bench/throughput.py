@@ -180,16 +180,23 @@ def start_workers(env, log_path, concurrency=2):
 
 def run_campaign(campaign, tick_seconds, timeout):
     """Tick like beat would (every tick_seconds) until the campaign completes."""
+    from django.db.models import Max, Min
+    from django.utils import timezone
+
     from campaigns.delivery import dispatcher
-    from campaigns.models import Campaign
+    from campaigns.models import Campaign, Email
     from campaigns.services import lifecycle
 
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), timezone.now()
     lifecycle.send_now(campaign=campaign)
     while time.perf_counter() - start < timeout:
         dispatcher.tick()
         if Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.COMPLETED).exists():
-            return time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            first, last = Email.objects.filter(campaign=campaign).aggregate(Min("sent_at"), Max("sent_at")).values()
+            print(f"  first message accepted {(first - started_at).total_seconds():.2f} s after 'send now', "
+                  f"the last at {(last - started_at).total_seconds():.2f} s, completion seen at {elapsed:.2f} s")
+            return elapsed
         time.sleep(tick_seconds)
     raise SystemExit(f"campaign {campaign.pk} did not complete within {timeout} s")
 

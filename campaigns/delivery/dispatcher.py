@@ -47,9 +47,12 @@ def tick(*, now=None, enqueue=None):
             deferred, expired = ledger.return_due(now=clock_now)
             report.returned = deferred + expired
             ledger.forget_takes(now=clock_now)
-            report.batches = claim_batches(now=clock_now, window_seconds=dispatch_interval_seconds())
-            for _, batch_id, _ in report.batches:
-                _enqueue(batch_id, enqueue)
+            # Each batch is handed to the workers as soon as it is claimed: a tick claiming a
+            # large campaign's 400 batches took 0.8 s, and no worker started before its end.
+            report.batches = claim_batches(
+                now=clock_now, window_seconds=dispatch_interval_seconds(),
+                on_claimed=lambda batch_id: _enqueue(batch_id, enqueue),
+            )
             report.completed = ledger.complete_campaigns(now=clock_now)
     finally:
         _release_lock(token=token, started_at=clock_now, duration=time.monotonic() - started, claimed=report.claimed)
@@ -142,7 +145,7 @@ def sendable_accounts(*, now):
     )
 
 
-def claim_batches(*, now, window_seconds):
+def claim_batches(*, now, window_seconds, on_claimed=lambda batch_id: None):
     plans = []
     for account in sendable_accounts(now=now):
         campaign_ids = list(
@@ -164,6 +167,7 @@ def claim_batches(*, now, window_seconds):
             if claimed:
                 batches.append((plan.account.pk, batch_id, claimed))
                 plan.budget -= claimed
+                on_claimed(batch_id)
             if not claimed or claimed < size or plan.budget <= 0:
                 plans.remove(plan)
     return batches

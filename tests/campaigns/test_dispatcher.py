@@ -397,6 +397,21 @@ def test_the_lock_is_released_when_a_tick_fails(marketer):
     assert dispatcher.tick(now=now + timedelta(seconds=1), enqueue=[].append).ran
 
 
+def test_each_batch_goes_to_the_workers_as_soon_as_it_is_claimed(marketer):
+    """A large campaign's first batch is sending while the tick still claims the rest."""
+    now = timezone.now()
+    campaign = sending_campaign(marketer, size=12, now=now, batch_size=5)
+    queued_when_enqueued = []
+
+    def enqueue(batch_id):
+        queued_when_enqueued.append(Email.objects.filter(campaign=campaign, status=Email.Status.QUEUED).count())
+
+    report = dispatcher.tick(now=now, enqueue=enqueue)
+
+    assert [size for _, _, size in report.batches] == [5, 5, 2]
+    assert queued_when_enqueued == [5, 10, 12]
+
+
 def test_the_dispatch_command_runs_one_tick(marketer):
     sending_campaign(marketer, size=0)
     out = _Sink()
