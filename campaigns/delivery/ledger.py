@@ -5,6 +5,7 @@ worker, on its batch id). Zero rows updated means someone else owns the row:
 that is logged and never overwritten.
 """
 
+import functools
 import logging
 import select
 import uuid
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Exists, F, OuterRef, Q
 
 from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
@@ -276,9 +277,10 @@ def _send_prepared(name, sql, params, *, email_id, transition):
     Prepared once per connection: planning the UPDATE against the table's indexes took
     longer (0.36 ms) than running it, and the ORM's compiling longer still.
     """
-    settle()
-    connection.ensure_connection()
-    raw = connection.connection
+    db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy is a context-local lookup
+    settle(db)
+    db.ensure_connection()
+    raw = db.connection
     prepared = getattr(raw, "_campaigns_prepared", None)
     if prepared is None:
         prepared = raw._campaigns_prepared = set()
@@ -293,19 +295,20 @@ def _send_prepared(name, sql, params, *, email_id, transition):
     pgconn.send_query_prepared(name.encode(), [_text_param(value) for value in params])
     while pgconn.flush():  # non-blocking connection: write it all before going on
         select.select([], [pgconn.socket], [])
-    connection._campaigns_pending = (email_id, transition)
+    db._campaigns_pending = (email_id, transition)
 
 
-def settle():
+def settle(db=None):
     """Read the answer of a statement sent with wait=False, if one is outstanding.
 
     Returns whether that statement changed its row (None when nothing was outstanding)."""
-    pending = getattr(connection, "_campaigns_pending", None)
+    db = db or connections[DEFAULT_DB_ALIAS]
+    pending = getattr(db, "_campaigns_pending", None)
     if pending is None:
         return None
-    connection._campaigns_pending = None
+    db._campaigns_pending = None
     email_id, transition = pending
-    results = _results(connection.connection.pgconn)
+    results = _results(db.connection.pgconn)
     return _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
 
 
@@ -324,17 +327,22 @@ def settling():
 
 
 def _results(pgconn):
-    from psycopg import pq
-
     results = []
     while (result := pgconn.get_result()) is not None:
-        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        if result.status not in _answered():
             message = (result.error_message or b"").decode("utf-8", "replace")
             while pgconn.get_result() is not None:
                 pass
             raise DatabaseError(message)  # Django's, as the ORM's statements raise
         results.append(result)
     return results
+
+
+@functools.cache
+def _answered():
+    from psycopg import pq  # PostgreSQL only
+
+    return (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 
 
 def _text_param(value):
