@@ -160,6 +160,14 @@ def close_quietly(conn):
             pass
 
 
+def drop(conn):
+    """Close the socket without a word (the server is in the middle of a message); never raise."""
+    try:
+        conn.close()
+    except Exception:
+        pass
+
+
 def format_reply(code, text):
     """The server's answer as one line: '250 2.0.0 Ok' (the text alone when there is no code)."""
     if isinstance(text, bytes):

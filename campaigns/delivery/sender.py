@@ -24,6 +24,7 @@ from campaigns.models import Campaign, Contact, Email
 log = logging.getLogger(__name__)
 LEASE_RENEW_EVERY = 30  # seconds
 STATUS_CHECK_SECONDS = 0.5
+ENVELOPE_AHEAD_SECONDS = 0.05  # the next envelope goes with this content when its slot is this close
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\]+")
 
@@ -82,6 +83,10 @@ def _angle_address(address):
     if _PLAIN_ADDRESS.fullmatch(address):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
+
+
+def _envelope(from_address, to_address):
+    return f"MAIL FROM:{_angle_address(from_address)}\r\nRCPT TO:{_angle_address(to_address)}\r\nDATA\r\n"
 
 
 def _data_content(raw):
@@ -180,6 +185,7 @@ class _BatchRun:
         self.continue_later = continue_later
         self.conn = None
         self.in_data = False
+        self.pending_envelope = None  # (from, to) of the next message, written behind this content
         self.throttled = False
         self.last_renewal = clock()
         self.slots, self.interval = [], 0.0
@@ -305,7 +311,7 @@ class _BatchRun:
             ledger.set_message_id(email_id=email.pk, token=self.token, message_id=email.message_id)
         from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)
         try:
-            code, text = self._transact(from_address, email.to_email, raw)
+            code, text = self._transact(from_address, email.to_email, raw, next_envelope=self._next_envelope(index))
         except (smtplib.SMTPServerDisconnected, socket.timeout, ConnectionError, ssl.SSLError) as exc:
             # Lost during DATA, the server may or may not have taken it: a possible duplicate.
             lost_in_data = self.in_data
@@ -329,14 +335,30 @@ class _BatchRun:
             return self._send_one(email, index, retried=True, maybe_delivered=lost_in_data)
         return self._record(email, index, code, text, possible_duplicate=maybe_delivered)
 
-    def _transact(self, from_address, to_address, raw):
+    def _transact(self, from_address, to_address, raw, next_envelope=None):
         """MAIL, one RCPT, DATA: returns the server's (code, text) for the step that decided."""
-        if not (from_address + to_address).isascii():
-            options = ["SMTPUTF8"] if self.conn.has_extn("smtputf8") else []
-            return self._transact_stepwise(from_address, to_address, raw, options)
-        if self.conn.has_extn("pipelining"):
-            return self._transact_pipelined(from_address, to_address, raw)
-        return self._transact_stepwise(from_address, to_address, raw, [])
+        if self._pipelines(from_address, to_address):
+            return self._transact_pipelined(from_address, to_address, raw, next_envelope)
+        options = ["SMTPUTF8"] if not (from_address + to_address).isascii() and self.conn.has_extn("smtputf8") else []
+        return self._transact_stepwise(from_address, to_address, raw, options)
+
+    def _pipelines(self, from_address, to_address):
+        return (from_address + to_address).isascii() and self.conn.has_extn("pipelining")
+
+    def _next_envelope(self, index):
+        """The next message's (from, to), to go out right behind this message's content, or None.
+
+        Only when the next message may go almost at once (its pacing slot, already reserved, is
+        due within ENVELOPE_AHEAD_SECONDS; its content still waits for the slot) and takes the
+        pipelined dialogue: once its DATA is written the next content must follow, and a batch
+        stopping before it drops the connection instead (the server discards a message without
+        its final dot)."""
+        if index + 1 >= len(self.emails) or not self.slots:
+            return None
+        if (self.slots[0] - self.clock()).total_seconds() > ENVELOPE_AHEAD_SECONDS:
+            return None
+        envelope = (self.account.from_email, self.emails[index + 1].to_email)
+        return envelope if self._pipelines(*envelope) else None
 
     def _transact_stepwise(self, from_address, to_address, raw, options):
         code, resp = self.conn.mail(from_address, options)
@@ -360,15 +382,22 @@ class _BatchRun:
         self.in_data = False
         return code, smtp.format_reply(code, resp)
 
-    def _transact_pipelined(self, from_address, to_address, raw):
+    def _transact_pipelined(self, from_address, to_address, raw, next_envelope=None):
         """MAIL, RCPT and DATA in one write, their three answers read after (RFC 2920).
 
         Every provider we send to offers PIPELINING: one round trip to the server per
         message instead of three before the content, which over a real network is most of
         a message's time. Each answer is still read and decides as in the stepwise dialogue.
+        The next message's MAIL, RCPT and DATA go in the same write as this content (RFC 2920
+        lets the content open a group), so the server answers both together: one round trip
+        a message, not two.
         """
         conn = self.conn
-        conn.send(f"MAIL FROM:{_angle_address(from_address)}\r\nRCPT TO:{_angle_address(to_address)}\r\nDATA\r\n")
+        if self.pending_envelope is None:
+            conn.send(_envelope(from_address, to_address))
+        elif self.pending_envelope != (from_address, to_address):
+            raise RuntimeError(f"the envelope written ahead was for {self.pending_envelope}, not {to_address}")
+        self.pending_envelope = None
         mail = conn.getreply()
         if mail[0] == 421:
             return mail[0], smtp.format_reply(*mail)  # closing the channel: no further answers come
@@ -390,7 +419,11 @@ class _BatchRun:
             return data[0], smtp.format_reply(*data)
         ledger.settle()  # the previous message's result is recorded before this one is delivered
         self.in_data = True
-        conn.send(_data_content(raw))
+        content = _data_content(raw)
+        if next_envelope is not None:
+            content += _envelope(*next_envelope).encode("ascii")
+            self.pending_envelope = next_envelope
+        conn.send(content)
         code, resp = conn.getreply()
         # As in the stepwise dialogue, in_data stays True if the connection was lost above.
         self.in_data = False
@@ -467,4 +500,10 @@ class _BatchRun:
     def _close(self, quietly=False):
         if self.conn is not None:
             conn, self.conn = self.conn, None
-            smtp.close_quietly(conn)
+            if self.pending_envelope is not None or self.in_data:
+                # The server waits for a message's content: a QUIT would be read as content and
+                # never answered. Dropping the connection makes it discard the unfinished message.
+                smtp.drop(conn)
+            else:
+                smtp.close_quietly(conn)
+        self.pending_envelope = None
