@@ -92,8 +92,8 @@ def claim(*, campaign_ids, limit, now, after_id=0):
     """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
 
     Each row without a Message-ID gets one here, stored before anything is sent; a retry
-    keeps the one it has. Returns (batch_id, count, last_id). One statement: SKIP LOCKED (PostgreSQL) lets two
-    dispatchers claim side by side without waiting on or taking each other's rows; SQLite
+    keeps the one it has. Returns (batch_id, count, last_id). One statement: SKIP LOCKED
+    (PostgreSQL) lets two dispatchers claim side by side without waiting on or taking each other's rows; SQLite
     serialises writers instead. A tick claiming several batches passes the last id it
     claimed as `after_id`, so each claim starts where the previous one ended instead of
     stepping again over the rows claimed before it (still in the index until vacuum).
@@ -101,10 +101,29 @@ def claim(*, campaign_ids, limit, now, after_id=0):
     if limit <= 0 or not campaign_ids:
         return None, 0, after_id
     batch_id = uuid.uuid4()
+    sql, params = claim_statement(campaign_ids=campaign_ids, limit=limit, now=now, after_id=after_id, batch_id=batch_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return None, 0, after_id
+    return batch_id, len(ids), max(ids)
+
+
+def claim_statement(*, campaign_ids, limit, now, after_id, batch_id):
     lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     placeholders = ", ".join(["%s"] * len(campaign_ids))
     # MATERIALIZED: the rows are picked once. As a plain `id IN (SELECT ... LIMIT n)` PostgreSQL
     # may run the subquery again while updating, and a claim of 10 took 30 rows.
+    # PostgreSQL then updates the picked rows by primary key alone: they are locked and pending
+    # (FOR UPDATE rechecks the condition on the row it locks), and a status condition here let
+    # the planner, with statistics taken before a new campaign's rows existed ("one pending
+    # row"), join the picked ids against a scan of every pending row: each claim of 50 read all
+    # 20,000. SQLite runs the statement under its single writer lock.
+    if connection.vendor == "postgresql":
+        which, which_params = "id = ANY(ARRAY(SELECT id FROM picked))", []
+    else:
+        which, which_params = "status = %s AND id IN (SELECT id FROM picked)", [S.PENDING]
     sql = f"""
         WITH picked AS MATERIALIZED (
             SELECT id FROM {Email._meta.db_table}
@@ -113,21 +132,16 @@ def claim(*, campaign_ids, limit, now, after_id=0):
         )
         UPDATE {Email._meta.db_table} SET status = %s, batch_id = %s, lease_expires_at = %s, updated_at = %s,
             message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
-        WHERE status = %s AND id IN (SELECT id FROM picked)
+        WHERE {which}
         RETURNING id
     """
     message_id_end = f".{uuid.uuid4().hex[:16]}@{settings.MESSAGE_ID_DOMAIN or 'localhost'}>"
     params = [
         S.PENDING, *campaign_ids, after_id, limit,
         S.QUEUED, _adapt(batch_id), _adapt(now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)), _adapt(now),
-        message_id_end, S.PENDING,
+        message_id_end, *which_params,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = [row[0] for row in cursor.fetchall()]
-    if not ids:
-        return None, 0, after_id
-    return batch_id, len(ids), max(ids)
+    return sql, params
 
 
 def take_batch(*, batch_id, now):
