@@ -231,6 +231,9 @@ ACCOUNT_PAUSE_SECONDS = int(os.environ.get("ACCOUNT_PAUSE_SECONDS", "3600"))
 # A sender sleeps at most this long for its next pacing slot; a longer wait frees the
 # worker and the rest of the batch continues in a task due when the slot comes.
 MAX_PACING_WAIT_SECONDS = float(os.environ.get("MAX_PACING_WAIT_SECONDS", "1"))
+# With PIPELINING, the next message's MAIL, RCPT and DATA go behind a content when the next slot
+# is this close (seconds); 0 turns it off (one more round trip a message).
+SMTP_ENVELOPE_AHEAD_SECONDS = float(os.environ.get("SMTP_ENVELOPE_AHEAD_SECONDS", "0.05"))
 # Per-message results wait for PostgreSQL's disk flush only when this is on; see
 # campaigns.delivery.ledger.ledger_commits for the trade.
 EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", False)

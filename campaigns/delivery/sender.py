@@ -24,7 +24,6 @@ from campaigns.models import Campaign, Contact, Email
 log = logging.getLogger(__name__)
 LEASE_RENEW_EVERY = 30  # seconds
 STATUS_CHECK_SECONDS = 0.5
-ENVELOPE_AHEAD_SECONDS = 0.05  # the next envelope goes with this content when its slot is this close
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\]+")
 
@@ -349,13 +348,14 @@ class _BatchRun:
         """The next message's (from, to), to go out right behind this message's content, or None.
 
         Only when the next message may go almost at once (its pacing slot, already reserved, is
-        due within ENVELOPE_AHEAD_SECONDS; its content still waits for the slot) and takes the
+        due within SMTP_ENVELOPE_AHEAD_SECONDS; its content still waits for the slot) and takes the
         pipelined dialogue: once its DATA is written the next content must follow, and a batch
         stopping before it drops the connection instead (the server discards a message without
         its final dot)."""
-        if index + 1 >= len(self.emails) or not self.slots:
+        ahead = settings.SMTP_ENVELOPE_AHEAD_SECONDS
+        if ahead <= 0 or index + 1 >= len(self.emails) or not self.slots:
             return None
-        if (self.slots[0] - self.clock()).total_seconds() > ENVELOPE_AHEAD_SECONDS:
+        if (self.slots[0] - self.clock()).total_seconds() > ahead:
             return None
         envelope = (self.account.from_email, self.emails[index + 1].to_email)
         return envelope if self._pipelines(*envelope) else None

@@ -1014,6 +1014,17 @@ def test_a_paced_account_sends_no_envelope_ahead_of_a_slot_far_away(allow_local_
     assert server.delivered == addresses and server.ahead == [False, False]
 
 
+def test_the_envelope_ahead_can_be_turned_off(allow_local_smtp, marketer, settings):
+    settings.SMTP_ENVELOPE_AHEAD_SECONDS = 0
+    server = _AheadServer()
+    server.start()
+    addresses = ["a@example.org", "b@example.org"]
+    _ahead_campaign(marketer, server.port, addresses)
+    dispatcher.tick(enqueue=lambda batch_id: sender.send_batch(batch_id, sleep=lambda seconds: None))
+
+    assert server.delivered == addresses and server.ahead == [False, False]
+
+
 def test_a_batch_stopping_with_an_envelope_ahead_drops_the_connection_and_the_next_message_is_never_sent(
     allow_local_smtp, marketer
 ):
