@@ -189,18 +189,17 @@ def renew_lease(*, token, now):
         return {row[0] for row in cursor.fetchall()}
 
 
-def complete_campaigns(*, now):
-    """Sending campaigns with no open rows become completed.
+def complete_campaigns(*, now, campaign_ids=None):
+    """Sending campaigns with no open rows become completed (all of them, or these).
 
     Read from the tallies (exact: kept by triggers in the same transaction as the rows), so no
     index of the Email table by (campaign, status) has to be written at every status change.
     """
     open_rows = CampaignTally.objects.filter(campaign=OuterRef("pk"), status__in=OPEN_STATUSES, n__gt=0)
-    return (
-        Campaign.objects.filter(status=Campaign.Status.SENDING)
-        .filter(~Exists(open_rows))
-        .update(status=Campaign.Status.COMPLETED, completed_at=now, updated_at=now)
-    )
+    campaigns = Campaign.objects.filter(status=Campaign.Status.SENDING)
+    if campaign_ids is not None:
+        campaigns = campaigns.filter(pk__in=campaign_ids)
+    return campaigns.filter(~Exists(open_rows)).update(status=Campaign.Status.COMPLETED, completed_at=now, updated_at=now)
 
 
 @contextmanager

@@ -74,6 +74,8 @@ def _send_batch(batch_id, *, clock, sleep, continue_later):
         account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
         continue_later=continue_later or _enqueue_continuation,
     ).run()
+    # The batch that sends a campaign's last rows completes it now, not at the next tick (10 s on).
+    ledger.complete_campaigns(now=clock(), campaign_ids={e.campaign_id for e in emails})
     return report
 
 

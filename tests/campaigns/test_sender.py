@@ -594,6 +594,24 @@ def test_a_batch_task_delivered_twice_sends_each_email_once(engine):
     assert all(e.attempts == 1 for e in engine.emails(campaign).values())
 
 
+def test_the_batch_sending_a_campaigns_last_rows_completes_it_without_waiting_for_a_tick(make_engine):
+    engine = make_engine(batch_size=2)
+    campaign = engine.campaign(engine.contact_list(*[f"r{i}@example.org" for i in range(3)]))
+    engine.send_now(campaign)
+    claimed = []
+    engine.tick(enqueue=claimed.append)
+    assert len(claimed) == 2
+
+    engine.send_batch(claimed[0])
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENDING  # one row still queued in the other batch
+
+    engine.clock.advance(seconds=3)
+    engine.send_batch(claimed[1])
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.completed_at) == (Campaign.Status.COMPLETED, engine.clock())
+
+
 def test_a_second_delivery_arriving_while_the_first_is_sending_sends_nothing(engine):
     addresses = [f"r{i}@example.org" for i in range(4)]
     campaign = engine.campaign(engine.contact_list(*addresses))
