@@ -73,6 +73,14 @@ class Engine:
     def send_now(self, campaign):
         return lifecycle.send_now(campaign=campaign, now=self.clock())
 
+    def claimed_campaign(self, addresses, **fields):
+        """A campaign to these addresses, started and claimed by one tick; returns it and its batch ids."""
+        campaign = self.campaign(self.contact_list(*addresses), **fields)
+        self.send_now(campaign)
+        claimed = []
+        self.tick(enqueue=claimed.append)
+        return campaign, claimed
+
     def send_batch(self, batch_id):
         report = sender.send_batch(batch_id, clock=self.clock, sleep=self.sleep)
         self.reports.append(report)

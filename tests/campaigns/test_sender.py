@@ -578,11 +578,7 @@ def test_a_scheduled_campaign_of_an_expired_owner_does_not_start(engine):
 
 def test_a_batch_task_delivered_twice_sends_each_email_once(engine):
     addresses = [f"r{i}@example.org" for i in range(4)]
-    campaign = engine.campaign(engine.contact_list(*addresses))
-    engine.send_now(campaign)
-    claimed = []
-    engine.tick(enqueue=claimed.append)
-    (batch_id,) = claimed
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
 
     first = engine.send_batch(batch_id)
     again = sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep)  # as the Celery task passes it
@@ -596,10 +592,7 @@ def test_a_batch_task_delivered_twice_sends_each_email_once(engine):
 
 def test_the_batch_sending_a_campaigns_last_rows_completes_it_without_waiting_for_a_tick(make_engine):
     engine = make_engine(batch_size=2)
-    campaign = engine.campaign(engine.contact_list(*[f"r{i}@example.org" for i in range(3)]))
-    engine.send_now(campaign)
-    claimed = []
-    engine.tick(enqueue=claimed.append)
+    campaign, claimed = engine.claimed_campaign([f"r{i}@example.org" for i in range(3)])
     assert len(claimed) == 2
 
     engine.send_batch(claimed[0])
@@ -614,11 +607,7 @@ def test_the_batch_sending_a_campaigns_last_rows_completes_it_without_waiting_fo
 
 def test_a_second_delivery_arriving_while_the_first_is_sending_sends_nothing(engine):
     addresses = [f"r{i}@example.org" for i in range(4)]
-    campaign = engine.campaign(engine.contact_list(*addresses))
-    engine.send_now(campaign)
-    claimed = []
-    engine.tick(enqueue=claimed.append)
-    (batch_id,) = claimed
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
     again = []
     # During the pacing wait before the second message: the broker hands the task out again.
     engine.sleep.at(1, lambda: again.append(sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep)))
@@ -635,11 +624,7 @@ def test_a_batch_taken_late_renews_its_lease_and_sends_only_the_rows_still_its_o
     renews it before sending, and sends only the rows it renewed: one whose lease ran out and that a
     dispatcher returned to pending between the worker's read and its renewal is left to whoever has it now."""
     addresses = [f"r{i}@example.org" for i in range(3)]
-    campaign = engine.campaign(engine.contact_list(*addresses))
-    engine.send_now(campaign)
-    claimed = []
-    engine.tick(enqueue=claimed.append)
-    (batch_id,) = claimed
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
     engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS * 0.75)
     renewals = []
     renew = ledger.renew_lease
@@ -661,11 +646,7 @@ def test_a_batch_taken_late_renews_its_lease_and_sends_only_the_rows_still_its_o
 
 def test_a_batch_taken_early_sends_on_the_claims_lease_without_rewriting_its_rows(engine):
     addresses = [f"r{i}@example.org" for i in range(3)]
-    campaign = engine.campaign(engine.contact_list(*addresses))
-    engine.send_now(campaign)
-    claimed = []
-    engine.tick(enqueue=claimed.append)
-    (batch_id,) = claimed
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
     claimed_rows = {e.to_email: (e.batch_id, e.lease_expires_at, e.message_id) for e in engine.emails(campaign).values()}
     engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS * 0.25)
 
