@@ -103,7 +103,9 @@ def reference_rate(messages, processes=2, batch=50):
 
 
 def cpu_by_program():
-    """CPU seconds (user + system) of every live process, summed by program name."""
+    """CPU seconds (user + system) of every live process, summed by program name. (A process that
+    ends during a round is left out: the figures are a floor, PostgreSQL's when a worker renews
+    its connections.)"""
     tick = os.sysconf("SC_CLK_TCK")
     totals = {}
     for pid in os.listdir("/proc"):
