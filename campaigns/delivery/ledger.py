@@ -11,10 +11,12 @@ import select
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
 
 from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
 
@@ -165,6 +167,38 @@ def forget_takes(*, now):
     returned at the end of their lease, or moved to a continuation batch), so a late second
     delivery of the task finds no row still queued under that id and sends nothing either."""
     return BatchTake.objects.filter(taken_at__lt=now - timedelta(days=1)).delete()[0]
+
+
+def batch_rows(*, token, now):
+    """What sending reads of a taken batch's queued rows, in id order: (id, campaign_id,
+    contact_id, to_email, to_name, message_id, the contact's attributes as stored).
+
+    The lease was set at the claim. A batch that waited in the queue past half of it renews it
+    first (renewals then come every LEASE_RENEW_EVERY seconds of sending) and keeps only the rows
+    it renewed: one whose lease ran out may be back to pending, and another worker's, already.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_BATCH_ROWS, [_adapt(token), S.QUEUED])
+        rows = cursor.fetchall()
+    if any(_lease_is_short(row[-1], now) for row in rows):
+        renewed = renew_lease(token=token, now=now)
+        rows = [row for row in rows if row[0] in renewed]
+    return [row[:-1] for row in rows]
+
+
+_BATCH_ROWS = f"""
+    SELECT e.id, e.campaign_id, e.contact_id, e.to_email, e.to_name, e.message_id, c.attributes, e.lease_expires_at
+    FROM {Email._meta.db_table} e LEFT JOIN {Contact._meta.db_table} c ON c.id = e.contact_id
+    WHERE e.batch_id = %s AND e.status = %s ORDER BY e.id
+"""
+
+
+def _lease_is_short(lease, now):
+    if isinstance(lease, str):
+        lease = Email._meta.get_field("lease_expires_at").to_python(lease)
+    if lease is not None and timezone.is_naive(lease):  # SQLite: UTC, as Django stores it
+        lease = timezone.make_aware(lease, dt_timezone.utc)
+    return lease is None or lease < now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS / 2)
 
 
 def rebatch(*, token, email_ids, now, hold_seconds):

@@ -9,7 +9,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -122,50 +121,19 @@ class Recipient:
 
 def _batch_emails(token, *, now):
     """The batch's rows with their contacts' attributes, sharing one instance of each campaign
-    (with its owner and account) instead of building them again for every row.
-
-    The lease was set at the claim; a batch that waited long in the queue renews it first, and
-    keeps only the rows it renewed (one whose lease ran out may be back to pending already).
-    """
-    # Plain tuples in one statement: building 50 Email and Contact instances through the ORM
+    (with its owner and account) instead of building them again for every row."""
+    # Plain tuples (ledger.batch_rows): building 50 Email and Contact instances through the ORM
     # was a fifth of a worker's time.
     attributes = Contact._meta.get_field("attributes")
-    with connection.cursor() as cursor:
-        cursor.execute(_BATCH_ROWS, [_batch_param(token), Email.Status.QUEUED])
-        rows = cursor.fetchall()
     emails = [
         Recipient(pk, campaign_id, contact_id, to_email, to_name, message_id,
                   attributes.from_db_value(raw, None, connection) or {} if contact_id else {})
-        for pk, campaign_id, contact_id, to_email, to_name, message_id, raw, _ in rows
+        for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in ledger.batch_rows(token=token, now=now)
     ]
-    if any(_lease_is_short(lease, now) for *_, lease in rows):
-        renewed = ledger.renew_lease(token=token, now=now)
-        emails = [e for e in emails if e.pk in renewed]
     campaigns = Campaign.objects.select_related("owner", "smtp_account").in_bulk({e.campaign_id for e in emails})
     for email in emails:
         email.campaign = campaigns[email.campaign_id]
     return emails
-
-
-_BATCH_ROWS = f"""
-    SELECT e.id, e.campaign_id, e.contact_id, e.to_email, e.to_name, e.message_id, c.attributes, e.lease_expires_at
-    FROM {Email._meta.db_table} e LEFT JOIN {Contact._meta.db_table} c ON c.id = e.contact_id
-    WHERE e.batch_id = %s AND e.status = %s ORDER BY e.id
-"""
-
-
-def _lease_is_short(lease, now):
-    """Less than half a lease left: renewals come every LEASE_RENEW_EVERY seconds of sending,
-    so the rows must not run out before the first one."""
-    if isinstance(lease, str):
-        lease = Email._meta.get_field("lease_expires_at").to_python(lease)
-    if lease is not None and timezone.is_naive(lease):  # SQLite: UTC, as Django stores it
-        lease = lease.replace(tzinfo=dt_timezone.utc)
-    return lease is None or lease < now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS / 2)
-
-
-def _batch_param(token):
-    return Email._meta.get_field("batch_id").get_db_prep_value(token, connection)
 
 
 def _why_account_cannot_send(*, account, campaign, now):

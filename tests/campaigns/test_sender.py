@@ -672,7 +672,7 @@ def test_a_batch_is_read_through_its_own_index_whatever_the_statistics_say(engin
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE campaigns_email")  # 30 pending rows, none queued
         cursor.execute("SET LOCAL enable_seqscan = off")  # a table this small is read whole: compare indexes
-        cursor.execute("EXPLAIN " + sender._BATCH_ROWS, [str(uuid.uuid4()), S.QUEUED])
+        cursor.execute("EXPLAIN " + ledger._BATCH_ROWS, [str(uuid.uuid4()), S.QUEUED])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Index Scan using email_batch_queued on campaigns_email" in plan, plan
 
