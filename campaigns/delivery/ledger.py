@@ -305,10 +305,10 @@ def flag_possible_duplicate(*, email_id, token):
 
 _MARK_SENT = f"""
     UPDATE {Email._meta.db_table}
-    SET status = %s, sent_at = %s, updated_at = %s, smtp_code = %s, smtp_response = %s, failure_class = '',
+    SET status = '{S.SENT}', sent_at = %s, updated_at = %s, smtp_code = %s, smtp_response = %s, failure_class = '',
         attempts = attempts + 1, batch_id = NULL, lease_expires_at = NULL, next_attempt_at = NULL,
         possible_duplicate = (possible_duplicate OR %s)
-    WHERE id = %s AND status = %s AND batch_id = %s
+    WHERE id = %s AND status = '{S.QUEUED}' AND batch_id = %s
 """
 
 
@@ -325,12 +325,15 @@ def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False, wai
     """
     # possible_duplicate is only ever set, never cleared: an earlier attempt lost after DATA
     # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
-    params = [S.SENT, now, now, code, text, bool(possible_duplicate), email_id, S.QUEUED, token]
     if connection.vendor != "postgresql":
-        adapted = [db_value(value) for value in params]
+        params = [now, now, code, text, bool(possible_duplicate), email_id, token]
         with connection.cursor() as cursor:
-            cursor.execute(_MARK_SENT, adapted)
+            cursor.execute(_MARK_SENT, [db_value(value) for value in params])
             return _report(email_id, "sent", cursor.rowcount)
+    # Written as PostgreSQL reads text parameters, here rather than value by value (~1 us each).
+    at = now.isoformat().encode()
+    params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id,
+              str(token).encode()]
     _send_prepared("campaigns_mark_sent", _MARK_SENT, params, email_id=email_id, transition="sent")
     return settle() if wait else True
 
@@ -341,7 +344,7 @@ def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False, wai
 def _send_prepared(name, sql, params, *, email_id, transition):
     """Write a statement made for every message to the server without reading its answer.
 
-    Prepared once per connection: planning the UPDATE against the table's indexes took
+    `params` are as PostgreSQL reads text parameters: bytes, or None for NULL. Prepared once per connection: planning the UPDATE against the table's indexes took
     longer (0.36 ms) than running it, and the ORM's compiling longer still.
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy is a context-local lookup
@@ -359,7 +362,7 @@ def _send_prepared(name, sql, params, *, email_id, transition):
         pgconn.send_prepare(name.encode(), numbered.encode())
         _results(pgconn)
         prepared.add(name)
-    pgconn.send_query_prepared(name.encode(), [_text_param(value) for value in params])
+    pgconn.send_query_prepared(name.encode(), params)
     while pgconn.flush():  # non-blocking connection: write it all before going on
         select.select([], [pgconn.socket], [])
     db._campaigns_pending = (email_id, transition)
@@ -410,16 +413,6 @@ def _answered():
     from psycopg import pq  # PostgreSQL only
 
     return (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
-
-
-def _text_param(value):
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return b"t" if value else b"f"
-    if isinstance(value, datetime):
-        return value.isoformat().encode()
-    return str(value).encode()
 
 
 def db_value(value):
