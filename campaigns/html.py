@@ -127,7 +127,8 @@ class _Text:
             self.out.append(_SPACES.sub(" ", data))
 
     def result(self):
-        lines = [_LINE_SPACES.sub(" ", line).strip() for line in "".join(self.out).split("\n")]
+        # (One pass over the whole text: the spaces pattern never spans a line end.)
+        lines = [line.strip() for line in _LINE_SPACES.sub(" ", "".join(self.out)).split("\n")]
         return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 

@@ -18,12 +18,13 @@ admin form and never surfaces at send time.
 
 import functools
 import re
+from html import escape as html_escape
 
 from django import template
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine
 from django.template import defaultfilters, defaulttags
-from django.template.base import FilterExpression, Lexer, Node, TokenType, Variable, VariableNode
+from django.template.base import FilterExpression, Lexer, Node, TextNode, TokenType, Variable, VariableNode
 
 UNSUBSCRIBE_VARIABLE = "unsubscribe_url"
 STANDARD_VARIABLES = ("name", "email", UNSUBSCRIBE_VARIABLE)
@@ -146,7 +147,46 @@ def recipient_variables(*, name, email, attributes, unsubscribe_url=""):
 def render(source, variables, *, html):
     """Render with HTML escaping of every value when `html`; raises PersonalizationError."""
     compiled = compile_template(source)
+    pieces = _plain_pieces(source)
+    if pieces is not None and all(type(variables.get(name, "")) is str for name in pieces[1::2]):
+        return _render_plain(pieces, variables, html=html)
     return compiled.render(Context(variables, autoescape=html))
+
+
+def _render_plain(pieces, variables, *, html):
+    """What Django renders for text and bare {{ variable }}s with string values (escaped, or as
+    they are), a missing one as "" (string_if_invalid): ~2 us instead of Django's ~15 us a
+    template, made twice for every message sent."""
+    out = list(pieces)
+    for i in range(1, len(out), 2):
+        value = variables.get(out[i], "")
+        out[i] = html_escape(value) if html else value
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_pieces(source):
+    """[text, name, text, name, ..., text] when the template is only text and bare {{ variable }}s
+    (no tag, no filter: most subjects and bodies), else None. The source must be valid."""
+    pieces = [""]
+    for node in compile_template(source).nodelist:
+        if isinstance(node, TextNode):
+            pieces[-1] += node.s
+        elif isinstance(node, VariableNode) and not node.filter_expression.filters and _bare_name(node):
+            pieces += [_bare_name(node), ""]
+        else:
+            return None
+    return pieces
+
+
+def _bare_name(node):
+    """The variable's name when it is read from the recipient's variables alone: not a literal,
+    not dotted, not one of the names a Context answers itself (True, False, None)."""
+    variable = node.filter_expression.var
+    if not isinstance(variable, Variable) or not variable.lookups or len(variable.lookups) != 1:
+        return None
+    name = variable.lookups[0]
+    return None if name in ("True", "False", "None") else name
 
 
 def attribute_identifiers(keys):

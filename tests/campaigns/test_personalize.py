@@ -190,3 +190,35 @@ def test_editor_image_uploads_are_switched_off(marketer_client):
         "/ckeditor5/image_upload/", {"upload": SimpleUploadedFile("a.png", b"\x89PNG\r\n", content_type="image/png")}
     )
     assert response.status_code == 403 and "switched off" in response.json()["error"]["message"]
+
+
+PLAIN_SOURCES = [
+    "", "Hello", "Hello {{ name }}", "{{name}}{{ email }}", "<p>Hi {{ name }} &amp; {{ City }}</p>",
+    "{{ unsubscribe_url }} and {{ missing }}", "{{ True }} {{ None }} {{ False }}", "{{ 'literal' }} {{ 5 }}",
+    "{{ name|upper }}", "{% if City %}{{ City }}{% endif %}", "{# note #}{{ name }}", "{{ First_Name }}!",
+]
+PLAIN_VALUES = [
+    {"name": "Ann", "email": "ann@example.com", "City": "Pune", "First_Name": "Ann", "unsubscribe_url": "https://x/u/1"},
+    {"name": "<b>O'Brien & \"Co\"</b>", "email": "a@b.c", "City": "  two  spaces\nline ", "unsubscribe_url": ""},
+    {"name": "Zoë 名前", "City": 42, "True": "shadow", "email": ""},
+    {"name": 3.5, "City": "", "First_Name": None},
+]
+
+
+@pytest.mark.parametrize("source", PLAIN_SOURCES)
+@pytest.mark.parametrize("values", PLAIN_VALUES)
+@pytest.mark.parametrize("html", [True, False])
+def test_plain_templates_render_as_django_renders_them(source, values, html):
+    # render() skips Django's engine for text and bare {{ variable }}s with string values; it must
+    # write exactly what the engine writes, escaping included, and leave the rest to the engine.
+    from django.template import Context
+
+    variables = {key: value for key, value in values.items() if value is not None}
+    expected = personalize.compile_template(source).render(Context(variables, autoescape=html))
+    assert personalize.render(source, variables, html=html) == expected
+
+
+def test_only_text_and_bare_variables_take_the_plain_path():
+    assert personalize._plain_pieces("Hi {{ name }}, {{ City }}") == ["Hi ", "name", ", ", "City", ""]
+    for source in ("{{ name|upper }}", "{% if name %}x{% endif %}", "{{ True }}", "{{ 'x' }}"):
+        assert personalize._plain_pieces(source) is None
