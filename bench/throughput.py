@@ -194,6 +194,21 @@ def start_workers(env, log_path, concurrency=2):
     )
 
 
+def wait_until_ready(workers, timeout=60):
+    """Until the worker answers a ping, then a second more: a worker still starting up (imports,
+    forks, connecting) burned CPU during the first reference run and flattered the first ratio."""
+    from config.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if workers.poll() is not None:
+            sys.exit("the Celery worker exited while starting")
+        if app.control.ping(timeout=1):
+            time.sleep(1)
+            return
+    sys.exit(f"the Celery worker did not answer within {timeout} s")
+
+
 def run_campaign(campaign, tick_seconds, timeout):
     """Tick like beat would (every tick_seconds) until the campaign completes; returns the seconds
     from 'send now' to the campaign's completed_at (whoever completed it: the last batch, or a tick)."""
@@ -300,6 +315,7 @@ def main():
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     workers = start_workers(env, Path(var_dir) / "worker.log")
     try:
+        wait_until_ready(workers)
         if not args.skip_throughput:
             ratios = [throughput_round(args, number) for number in range(1, args.rounds + 1)]
             if len(ratios) > 1:

@@ -158,7 +158,7 @@ class _Unusual(Exception):
 
 
 _MARKUP = re.compile(
-    r"<(?:!--.*?-->|![^>]*>|\?[^>]*>|(/?)([a-zA-Z][^\s/>]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>)", re.S
+    r"<(?:!--.*?-->|![^>]*>|\?[^>]*>|(/?)([a-zA-Z][^\s/>]*)((?:[^>\"']++|\"[^\"]*\"|'[^']*')*+)>)", re.S
 )
 _MARKUP_START = re.compile(r"<[a-zA-Z/!?]")
 # Inside a start tag as a serializer writes it: unquoted names, values quoted or bare.
