@@ -194,16 +194,20 @@ def start_workers(env, log_path, concurrency=2):
     )
 
 
-def wait_until_ready(workers, timeout=60):
+def wait_until_ready(workers, env, timeout=60):
     """Until the worker answers a ping, then a second more: a worker still starting up (imports,
-    forks, connecting) burned CPU during the first reference run and flattered the first ratio."""
-    from config.celery import app
-
+    forks, connecting) burned CPU during the first reference run and flattered the first ratio.
+    (Asked from a subprocess: a broker connection left in this process hangs the forked
+    reference processes.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if workers.poll() is not None:
             sys.exit("the Celery worker exited while starting")
-        if app.control.ping(timeout=1):
+        ping = subprocess.run(
+            [str(ROOT / ".venv/bin/celery"), "-A", "config", "inspect", "ping", "--timeout", "1"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        if ping.returncode == 0:
             time.sleep(1)
             return
     sys.exit(f"the Celery worker did not answer within {timeout} s")
@@ -315,7 +319,7 @@ def main():
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     workers = start_workers(env, Path(var_dir) / "worker.log")
     try:
-        wait_until_ready(workers)
+        wait_until_ready(workers, env)
         if not args.skip_throughput:
             ratios = [throughput_round(args, number) for number in range(1, args.rounds + 1)]
             if len(ratios) > 1:
