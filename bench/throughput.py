@@ -298,7 +298,8 @@ def full_path_run(args, label, campaign):
     elapsed = run_campaign(campaign, tick_seconds=1, timeout=1800)
     after = cpu_by_program()
     full = args.messages / elapsed
-    print(f"{label}full path (dispatch, Celery/Redis, 2 workers, PostgreSQL): {args.messages} messages at {full:,.0f}/s")
+    print(f"{label}full path (dispatch, Celery/Redis, 2 workers, PostgreSQL): "
+          f"{args.messages} messages at {full:,.0f}/s")
     if args.cpu:
         print_cpu("full path", before, after, args.messages)
     return full

@@ -225,7 +225,8 @@ def renew_lease(*, token, now):
         UPDATE {Email._meta.db_table} SET lease_expires_at = %s WHERE batch_id = %s AND status = %s RETURNING id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [db_value(now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)), db_value(token), S.QUEUED])
+        lease = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
+        cursor.execute(sql, [db_value(lease), db_value(token), S.QUEUED])
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -344,8 +345,9 @@ def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False, wai
 def _send_prepared(name, sql, params, *, email_id, transition):
     """Write a statement made for every message to the server without reading its answer.
 
-    `params` are as PostgreSQL reads text parameters: bytes, or None for NULL. Prepared once per connection: planning the UPDATE against the table's indexes took
-    longer (0.36 ms) than running it, and the ORM's compiling longer still.
+    `params` are as PostgreSQL reads text parameters: bytes, or None for NULL. Prepared once per
+    connection: planning the UPDATE against the table's indexes took longer (0.36 ms) than running
+    it, and the ORM's compiling longer still.
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy is a context-local lookup
     settle(db)

@@ -198,7 +198,8 @@ PLAIN_SOURCES = [
     "{{ name|upper }}", "{% if City %}{{ City }}{% endif %}", "{# note #}{{ name }}", "{{ First_Name }}!",
 ]
 PLAIN_VALUES = [
-    {"name": "Ann", "email": "ann@example.com", "City": "Pune", "First_Name": "Ann", "unsubscribe_url": "https://x/u/1"},
+    {"name": "Ann", "email": "ann@example.com", "City": "Pune", "First_Name": "Ann",
+     "unsubscribe_url": "https://x/u/1"},
     {"name": "<b>O'Brien & \"Co\"</b>", "email": "a@b.c", "City": "  two  spaces\nline ", "unsubscribe_url": ""},
     {"name": "Zoë 名前", "City": 42, "True": "shadow", "email": ""},
     {"name": 3.5, "City": "", "First_Name": None},
