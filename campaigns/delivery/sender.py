@@ -91,7 +91,9 @@ def _envelope(from_address, to_address):
 
 def _data_content(raw):
     """The message as sent after DATA's 354: leading dots doubled, ended by CRLF "." CRLF."""
-    content = _LEADING_DOT.sub(b"..", raw)
+    # The pattern only where a line starts with a dot (rare): scanning every message with it
+    # took ~10 us, finding none.
+    content = _LEADING_DOT.sub(b"..", raw) if raw.startswith(b".") or b"\n." in raw else raw
     if not content.endswith(b"\r\n"):
         content += b"\r\n"
     return content + b".\r\n"

@@ -1065,3 +1065,17 @@ def test_a_421_after_a_content_with_an_envelope_ahead_defers_that_one_and_hands_
     # c's envelope went out behind b's content, but c was never delivered: back to pending, unspent.
     assert server.ahead[-1] is True and server.delivered == ["a@example.org", "b@example.org"]
     assert (rows["c@example.org"].status, rows["c@example.org"].attempts) == (S.PENDING, 0)
+
+
+@pytest.mark.parametrize(
+    "raw, sent",
+    [
+        (b"Subject: x\r\n\r\nno dots here\r\n", b"Subject: x\r\n\r\nno dots here\r\n.\r\n"),
+        (b".starts\r\n.second\r\nmid.dle\r\n..two", b"..starts\r\n..second\r\nmid.dle\r\n...two\r\n.\r\n"),
+        (b"a\r\n.\r\nb\r\n", b"a\r\n..\r\nb\r\n.\r\n"),
+    ],
+)
+def test_lines_starting_with_a_dot_are_doubled_and_the_content_ends_with_a_lone_dot(raw, sent):
+    # RFC 5321 4.5.2: a line of content that starts with "." gets one more, or the server would
+    # read a lone "." as the end of the message.
+    assert sender._data_content(raw) == sent
