@@ -11,6 +11,7 @@ Content edits go through the admin, whose save sets `updated_at`; every other wr
 to a batch is one of the columns compared here.
 """
 
+import threading
 from collections import OrderedDict
 
 from django.db import connection
@@ -20,6 +21,7 @@ from campaigns.models import Campaign
 
 _SIZE = 64
 _loaded = OrderedDict()  # campaign id -> (state, Campaign with owner and smtp_account)
+_lock = threading.Lock()  # a worker has one thread; tasks run eagerly in a threaded web server do not
 
 _CAMPAIGN_COLUMNS = ("status", "updated_at", "owner_id", "smtp_account_id")
 _ACCOUNT_COLUMNS = ("updated_at", "paused_until", "pause_reason", "throttle_factor", "max_per_minute", "password")
@@ -52,25 +54,28 @@ def campaign_for_batch(campaign_id):
     if state is None:
         forget(campaign_id)
         return None
-    loaded = _loaded.get(campaign_id)
-    if loaded is not None and loaded[0] == state:
-        _loaded.move_to_end(campaign_id)
-        return loaded[1]
+    with _lock:
+        loaded = _loaded.get(campaign_id)
+        if loaded is not None and loaded[0] == state:
+            _loaded.move_to_end(campaign_id)
+            return loaded[1]
     campaign = Campaign.objects.select_related("owner", "smtp_account").filter(pk=campaign_id).first()
     if campaign is None:
         forget(campaign_id)
         return None
-    # The state read before the load: a change made in between makes the next batch load again.
-    _loaded[campaign_id] = (state, campaign)
-    _loaded.move_to_end(campaign_id)
-    while len(_loaded) > _SIZE:
-        _loaded.popitem(last=False)
+    with _lock:
+        # The state read before the load: a change made in between makes the next batch load again.
+        _loaded[campaign_id] = (state, campaign)
+        _loaded.move_to_end(campaign_id)
+        while len(_loaded) > _SIZE:
+            _loaded.popitem(last=False)
     return campaign
 
 
 def forget(campaign_id=None):
     """Drop one campaign, or all of them (tests that change rows behind the admin's back)."""
-    if campaign_id is None:
-        _loaded.clear()
-    else:
-        _loaded.pop(campaign_id, None)
+    with _lock:
+        if campaign_id is None:
+            _loaded.clear()
+        else:
+            _loaded.pop(campaign_id, None)
