@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
 
@@ -201,7 +202,7 @@ def _lease_is_short(lease, now):
 def read_datetime(value):
     """A datetime column as plain SQL returns it: aware on PostgreSQL, UTC text on SQLite."""
     if isinstance(value, str):
-        value = Email._meta.get_field("lease_expires_at").to_python(value)
+        value = parse_datetime(value)
     if value is not None and timezone.is_naive(value):  # SQLite: UTC, as Django stores it
         value = timezone.make_aware(value, dt_timezone.utc)
     return value

@@ -31,10 +31,6 @@ def _effective(max_per_minute, throttle_factor):
     return max(1.0, max_per_minute * throttle_factor)
 
 
-def send_interval(account):
-    return 60.0 / effective_per_minute(account)
-
-
 def allowance(*, account, now, window_seconds):
     """How many emails the account may claim now, for the next `window_seconds`."""
     # Sent rows by the (campaign, sent_at) index of sent rows; in flight by the index of queued rows.
