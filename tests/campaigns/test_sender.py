@@ -1079,3 +1079,19 @@ def test_lines_starting_with_a_dot_are_doubled_and_the_content_ends_with_a_lone_
     # RFC 5321 4.5.2: a line of content that starts with "." gets one more, or the server would
     # read a lone "." as the end of the message.
     assert sender._data_content(raw) == sent
+
+
+def test_a_body_with_lines_starting_with_a_dot_arrives_whole(engine):
+    # Quoted-printable leaves ".hidden" as it is; without dot-stuffing the server would take a
+    # lone "." line as the end of the message and the next line as a command.
+    body = "Dear reader,\n.hidden line\n..two dots\n.\nthe end"
+    campaign = engine.campaign(engine.contact_list("a@example.org", "b@example.org"), body_text=body)
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    assert sorted(engine.handler.delivered_to()) == ["a@example.org", "b@example.org"]
+    for received in engine.handler.messages:
+        text = received.parsed().get_body(preferencelist=("plain",)).get_content()
+        assert text.replace("\r\n", "\n").startswith(body)
+    assert set(engine.statuses(campaign).values()) == {S.SENT}
