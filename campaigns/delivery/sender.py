@@ -160,6 +160,7 @@ class _BatchRun:
         self.pending_envelope = None  # (from, to) of the next message, written behind this content
         self.throttled = False
         self.last_renewal = clock()
+        self.held = None  # the ids the last lease renewal answered for; None: every row read with the batch
         self.slots, self.interval = [], 0.0
         self.waited = False
         self.last_status_check = time.monotonic()  # the campaign was read with the batch, just now
@@ -177,11 +178,16 @@ class _BatchRun:
                     self._give_back_slots()
                     self._release_rest(index, "campaign no longer sending")
                     return
+                if not self._still_holds(email):
+                    if not any(e.pk in self.held for e in self.emails[index + 1:]):
+                        self._give_back_slots()
+                        self.report.notes.append("lease lost: the rest belongs to another worker")
+                        return
+                    continue
                 if not self._ensure_connection(index):
                     return
                 if not self._send_one(email, index):
                     return
-                self._renew_lease_if_due()
         finally:
             self._give_back_slots()
             self._close()
@@ -328,6 +334,8 @@ class _BatchRun:
         ahead = settings.SMTP_ENVELOPE_AHEAD_SECONDS
         if ahead <= 0 or index + 1 >= len(self.emails) or not self.slots:
             return None
+        if self.held is not None and self.emails[index + 1].pk not in self.held:
+            return None
         if (self.slots[0] - self.clock()).total_seconds() > ahead:
             return None
         envelope = (self.account.from_email, self.emails[index + 1].to_email)
@@ -464,11 +472,23 @@ class _BatchRun:
         )
         log.warning("SMTP account %s paused: %s", self.account.pk, reason)
 
-    def _renew_lease_if_due(self):
+    def _still_holds(self, email):
+        """Whether this row is still this worker's, renewing the batch's lease first when due.
+
+        Asked right before each message goes out: a worker that stalled past its lease (a long
+        wait, a stopped process, a paused VM) may find its rows returned to pending and claimed by
+        another worker. The renewal is the fence: a row it does not renew is never sent from here.
+        """
         now = self.clock()
         if (now - self.last_renewal).total_seconds() >= LEASE_RENEW_EVERY:
-            ledger.renew_lease(token=self.token, now=now)
+            self.held = ledger.renew_lease(token=self.token, now=now)
             self.last_renewal = now
+        if self.held is None or email.pk in self.held:
+            return True
+        log.warning("batch %s: email %s is no longer this worker's (lease lost); not sent", self.token, email.pk)
+        if self.pending_envelope is not None:
+            self._close()  # its envelope was written ahead: drop the connection, never complete it
+        return False
 
     def _close(self, quietly=False):
         if self.conn is not None:

@@ -644,6 +644,55 @@ def test_a_batch_taken_late_renews_its_lease_and_sends_only_the_rows_still_its_o
     assert engine.statuses(campaign) == {addresses[0]: S.PENDING, addresses[1]: S.SENT, addresses[2]: S.SENT}
 
 
+def test_a_worker_past_its_lease_stops_at_once_and_the_rows_are_sent_once_by_their_new_owner(engine):
+    """A worker that outlived its lease (a long stall between two messages: here the pacing wait
+    before the second one lasts past the lease, and a dispatcher tick meanwhile returns its rows to
+    pending and claims them again for another worker) must send nothing more: each of those rows
+    belongs to the new batch, and sending it here too would deliver it twice."""
+    addresses = [f"r{i}@example.org" for i in range(4)]
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
+    reclaimed = []
+
+    def stall_past_the_lease():
+        engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS + 1)
+        engine.tick(enqueue=reclaimed.append)
+
+    engine.sleep.at(1, stall_past_the_lease)
+    report = engine.send_batch(batch_id)
+
+    assert engine.handler.delivered_to() == addresses[:1]
+    assert report.sent == 1
+    assert len(reclaimed) == 1
+    assert {e.to_email: e.batch_id for e in engine.emails(campaign).values() if e.status == S.QUEUED} == {
+        a: reclaimed[0] for a in addresses[1:]
+    }
+
+    engine.send_batch(reclaimed[0])
+
+    assert sorted(engine.handler.delivered_to()) == addresses  # each exactly once
+    assert set(engine.statuses(campaign).values()) == {S.SENT}
+
+
+def test_a_worker_whose_renewal_finds_some_rows_gone_skips_exactly_those(engine, monkeypatch):
+    """The renewal's answer decides: a row it did not renew (no longer this worker's) is never sent,
+    and the rows it renewed still are."""
+    addresses = [f"r{i}@example.org" for i in range(4)]
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
+
+    def lose_one_row_then_renewal_is_due():
+        Email.objects.filter(campaign=campaign, to_email=addresses[2]).update(
+            status=S.PENDING, batch_id=None, lease_expires_at=None
+        )
+        engine.clock.advance(seconds=sender.LEASE_RENEW_EVERY + 1)
+
+    engine.sleep.at(1, lose_one_row_then_renewal_is_due)
+    report = engine.send_batch(batch_id)
+
+    assert sorted(engine.handler.delivered_to()) == [addresses[0], addresses[1], addresses[3]]
+    assert report.sent == 3
+    assert engine.statuses(campaign)[addresses[2]] == S.PENDING
+
+
 def test_a_batch_taken_early_sends_on_the_claims_lease_without_rewriting_its_rows(engine):
     addresses = [f"r{i}@example.org" for i in range(3)]
     campaign, (batch_id,) = engine.claimed_campaign(addresses)
