@@ -175,31 +175,38 @@ def format_reply(code, text):
     return f"{code} {text}".strip() if code else (text or "")
 
 
+OPEN_ERRORS = (SmtpDestinationError, crypto.DecryptionError, OSError)  # smtplib's and ssl's errors are OSErrors
+
+
+def describe_open_failure(exc, account):
+    """What an error raised by open_connection means, in words for the account's owner: the one
+    mapping shared by the connection test, test sends and the sender's account notes."""
+    if isinstance(exc, (SmtpDestinationError, crypto.DecryptionError)):
+        return str(exc)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return format_reply(exc.smtp_code, exc.smtp_error)  # the server's exact answer
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"The server does not support this: {exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {exc.verify_message or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return f"The server closed the connection: {exc}"
+    if isinstance(exc, smtplib.SMTPException):
+        # SMTPException subclasses OSError: e.g. "No suitable authentication method found."
+        # is no failure to connect.
+        return f"SMTP failed: {exc}"
+    return f"Cannot connect to {account.host}:{account.port}: {getattr(exc, 'strerror', None) or exc}"
+
+
 def test_connection(account):
     """Connect, negotiate TLS, log in; report the server's exact answer."""
     try:
         conn, (code, text) = open_connection(account)
-    except SmtpDestinationError as exc:
-        return TestResult(False, str(exc))
-    except crypto.DecryptionError as exc:
-        # Reported like any failure; uncaught it made the admin action answer 500.
-        return TestResult(False, str(exc))
-    except smtplib.SMTPResponseException as exc:
-        return TestResult(False, format_reply(exc.smtp_code, exc.smtp_error))
-    except smtplib.SMTPNotSupportedError as exc:
-        return TestResult(False, f"The server does not support this: {exc}")
-    except ssl.SSLCertVerificationError as exc:
-        return TestResult(False, f"TLS certificate verification failed: {exc.verify_message or exc}")
-    except ssl.SSLError as exc:
-        return TestResult(False, f"TLS failed: {exc}")
-    except smtplib.SMTPServerDisconnected as exc:
-        return TestResult(False, f"The server closed the connection: {exc}")
-    except smtplib.SMTPException as exc:
-        # SMTPException subclasses OSError: without this, e.g. "No suitable authentication
-        # method found." was reported as "Cannot connect to ...", which it is not.
-        return TestResult(False, f"SMTP failed: {exc}")
-    except OSError as exc:
-        return TestResult(False, f"Cannot connect to {account.host}:{account.port}: {exc.strerror or exc}")
+    except OPEN_ERRORS as exc:
+        # A decryption error reported like any failure; uncaught it made the admin action answer 500.
+        return TestResult(False, describe_open_failure(exc, account))
     try:
         if not account.username:
             code, text = conn.noop()

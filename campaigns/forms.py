@@ -3,6 +3,7 @@
 from django import forms
 
 from campaigns import editor, html, personalize
+from campaigns.imports.addresses import normalize_address, validate_contact_email
 from campaigns.models import Campaign, EmailTemplate
 
 
@@ -71,8 +72,14 @@ class TestSendForm(forms.Form):
         for item in (part.strip() for part in raw.split(",")):
             if not item:
                 continue
-            forms.EmailField().clean(item)
-            if item.lower() not in (a.lower() for a in addresses):
+            # The rule every contact address passes (imports, the contact form): what can be a
+            # recipient can receive a test.
+            item = normalize_address(item)
+            try:
+                validate_contact_email(item)
+            except forms.ValidationError as exc:
+                raise forms.ValidationError(f"“{item}”: {exc.messages[0]}") from exc
+            if item not in addresses:
                 addresses.append(item)
         if not addresses:
             raise forms.ValidationError("Enter at least one address.")

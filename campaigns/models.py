@@ -149,6 +149,7 @@ class Email(models.Model):
         REJECTED = "rejected", "Rejected"
         ACCOUNT = "account", "Account problem"
         UNKNOWN = "unknown", "Unknown"
+        ERROR = "error", "Error while sending"
 
     FINAL_STATUSES = (Status.SENT, Status.FAILED, Status.CANCELLED)
 

@@ -224,6 +224,9 @@ SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "sink"))
 DISPATCH_INTERVAL_SECONDS = int(os.environ.get("DISPATCH_INTERVAL_SECONDS", "10"))
 # Throttled or transiently failed emails come back after these waits, then fail.
 EMAIL_RETRY_LADDER = [int(s) for s in env_list("EMAIL_RETRY_LADDER", "30,60,3600")]
+# An unexpected error on one email (a bug, a malformed address) is retried this many times in all,
+# then the email fails with the error's text; the rest of its batch goes on.
+EMAIL_ERROR_ATTEMPTS = int(os.environ.get("EMAIL_ERROR_ATTEMPTS", "3"))
 # A claimed batch belongs to its worker this long; after that its unsent rows return to pending.
 EMAIL_LEASE_SECONDS = int(os.environ.get("EMAIL_LEASE_SECONDS", "300"))
 # How long an account rests after a quota or authentication failure.

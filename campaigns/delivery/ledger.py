@@ -455,6 +455,27 @@ def defer(*, email_id, token, code, text, now, possible_duplicate=False):
     return _report(email_id, "deferred", updated)
 
 
+def record_error(*, email_id, token, text, now):
+    """An unexpected error on this row: deferred by the ladder until it has been tried
+    EMAIL_ERROR_ATTEMPTS times, then failed (failure class `error`). Returns the status written,
+    or None when the row was no longer this worker's."""
+    email = _owned(email_id, token).only("attempts").first()
+    if email is None:
+        _report(email_id, "error", 0)
+        return None
+    if email.attempts + 1 >= settings.EMAIL_ERROR_ATTEMPTS:
+        updated = mark_failed(email_id=email_id, token=token, code=None, text=text,
+                              failure_class=Email.FailureClass.ERROR, now=now)
+        return S.FAILED if updated else None
+    ladder = settings.EMAIL_RETRY_LADDER
+    updated = _owned(email_id, token).update(
+        status=S.DEFERRED, smtp_code=None, smtp_response=text, attempts=F("attempts") + 1,
+        next_attempt_at=now + timedelta(seconds=ladder[min(email.attempts, len(ladder) - 1)]), batch_id=None,
+        lease_expires_at=None, updated_at=now,
+    )
+    return S.DEFERRED if _report(email_id, "deferred after an error", updated) else None
+
+
 def release(*, token, now, email_ids=None):
     """Hand unsent rows back to pending without spending an attempt."""
     rows = Email.objects.filter(batch_id=token, status=S.QUEUED)

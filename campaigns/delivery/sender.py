@@ -1,7 +1,6 @@
 """send_batch: one SMTP connection for a claimed batch, each result recorded as soon as it is known."""
 
 import logging
-import re
 import smtplib
 import socket
 import ssl
@@ -11,20 +10,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from accounts import crypto, smtp
 from accounts.models import SmtpAccount
 from campaigns.delivery import campaign_cache, ledger, message, rate_limit
 from campaigns.delivery.classifier import Verdict, classify
+from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, Contact, Email
 
 log = logging.getLogger(__name__)
+S = Email.Status
 LEASE_RENEW_EVERY = 30  # seconds
 STATUS_CHECK_SECONDS = 0.5
-_LEADING_DOT = re.compile(rb"(?m)^\.")
-_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\]+")
 
 
 @dataclass
@@ -76,27 +75,6 @@ def _send_batch(batch_id, *, clock, sleep, continue_later):
     # The batch that sends a campaign's last rows completes it now, not at the next tick (10 s on).
     ledger.complete_campaigns(now=clock(), campaign_ids={e.campaign_id for e in emails})
     return report
-
-
-def _angle_address(address):
-    """<address> for MAIL and RCPT; smtplib's quoteaddr parses every address again (~30 us)."""
-    if _PLAIN_ADDRESS.fullmatch(address):
-        return f"<{address}>"
-    return smtplib.quoteaddr(address)
-
-
-def _envelope(from_address, to_address):
-    return f"MAIL FROM:{_angle_address(from_address)}\r\nRCPT TO:{_angle_address(to_address)}\r\nDATA\r\n"
-
-
-def _data_content(raw):
-    """The message as sent after DATA's 354: leading dots doubled, ended by CRLF "." CRLF."""
-    # The pattern only where a line starts with a dot (rare): scanning every message with it
-    # took ~10 us, finding none.
-    content = _LEADING_DOT.sub(b"..", raw) if raw.startswith(b".") or b"\n." in raw else raw
-    if not content.endswith(b"\r\n"):
-        content += b"\r\n"
-    return content + b".\r\n"
 
 
 def _enqueue_continuation(batch_id, delay):
@@ -155,9 +133,8 @@ class _BatchRun:
         self.account, self.emails, self.token = account, emails, token
         self.clock, self.sleep, self.report = clock, sleep, report
         self.continue_later = continue_later
-        self.conn = None
-        self.in_data = False
-        self.pending_envelope = None  # (from, to) of the next message, written behind this content
+        # The previous message's result is recorded before the next content goes out.
+        self.smtp = SmtpSession(account, before_content=ledger.settle)
         self.throttled = False
         self.last_renewal = clock()
         self.held = None  # the ids the last lease renewal answered for; None: every row read with the batch
@@ -190,7 +167,8 @@ class _BatchRun:
                     return
         finally:
             self._give_back_slots()
-            self._close()
+            self.smtp.close()
+            self.report.connections = self.smtp.opened
             if not self.throttled and self.report.sent and self.account.throttle_factor < 1.0:
                 rate_limit.speed_up(account_id=self.account.pk)
 
@@ -258,43 +236,53 @@ class _BatchRun:
         return self.waited or time.monotonic() - self.last_status_check >= STATUS_CHECK_SECONDS
 
     def _ensure_connection(self, index):
-        if self.conn is not None:
+        if self.smtp.connected:
             return True
         try:
-            self.conn, _ = smtp.open_connection(self.account)
-            self.report.connections += 1
+            self.smtp.open()
             return True
-        except smtplib.SMTPResponseException as exc:
-            verdict = classify(exc.smtp_code, exc.smtp_error)
-            text = smtp.format_reply(exc.smtp_code, exc.smtp_error)
-            if verdict.verdict == Verdict.ACCOUNT or exc.smtp_code in (530, 534, 535):
-                self._pause_account(text)
-                self._release_rest(index, "account paused")
-            else:
-                self._defer_rest(index, exc.smtp_code, text)
-        except crypto.DecryptionError as exc:
-            # A key missing from FIELD_ENCRYPTION_KEYS: nothing can be sent until an operator fixes it.
-            self._pause_account(str(exc))
-            self._release_rest(index, "password cannot be decrypted")
-        except smtp.SmtpDestinationError as exc:
-            self._pause_account(str(exc))
-            self._release_rest(index, "account destination refused")
-        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-            self._defer_rest(index, None, f"connection failed: {exc}")
+        except smtp.OPEN_ERRORS as exc:
+            self._connection_failed(index, exc)
         return False
+
+    def _connection_failed(self, index, exc):
+        text = smtp.describe_open_failure(exc, self.account)
+        if isinstance(exc, (crypto.DecryptionError, smtp.SmtpDestinationError)):
+            # Our configuration or the account's destination: nothing can be sent until it is fixed.
+            self._pause_account(text)
+            self._release_rest(index, "account cannot connect")
+        elif isinstance(exc, smtplib.SMTPResponseException) and (
+            classify(exc.smtp_code, exc.smtp_error).verdict == Verdict.ACCOUNT or exc.smtp_code in (530, 534, 535)
+        ):
+            self._pause_account(text)
+            self._release_rest(index, "account paused")
+        elif isinstance(exc, smtplib.SMTPResponseException):
+            self._defer_rest(index, exc.smtp_code, text)
+        else:
+            self._defer_rest(index, None, f"connection failed: {text}")
 
     def _send_one(self, email, index, *, retried=False, maybe_delivered=False):
         if not email.message_id:
             email.message_id = message.new_message_id()
             ledger.set_message_id(email_id=email.pk, token=self.token, message_id=email.message_id)
-        from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)
         try:
-            code, text = self._transact(from_address, email.to_email, raw, next_envelope=self._next_envelope(index))
+            from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)
+        except DatabaseError:
+            raise  # the database's trouble, not this row's: the batch stops, its lease brings the rows back
+        except Exception as exc:  # noqa: BLE001 - one recipient's bug must not stall the others
+            return self._record_error(email, exc)
+        to_address = message.transport_address(email.to_email)
+        try:
+            code, text = self.smtp.transact(from_address, to_address, raw, next_envelope=self._next_envelope(index))
+        except SmtpUtf8Unsupported as exc:
+            now = self.clock()
+            ledger.mark_failed(email_id=email.pk, token=self.token, code=None, text=str(exc),
+                               failure_class=Email.FailureClass.REJECTED, now=now)
+            self.report.failed += 1
+            return True
         except (smtplib.SMTPServerDisconnected, socket.timeout, ConnectionError, ssl.SSLError) as exc:
             # Lost during DATA, the server may or may not have taken it: a possible duplicate.
-            lost_in_data = self.in_data
-            self.in_data = False
-            self._close(quietly=True)
+            lost_in_data = self.smtp.lost()
             if lost_in_data:
                 # Recorded at once, like every result: if the reconnect fails (the rest of the batch
                 # is then deferred) or this worker dies, the row must still say the server may have it.
@@ -311,17 +299,29 @@ class _BatchRun:
             if not self._ensure_connection(index):
                 return False
             return self._send_one(email, index, retried=True, maybe_delivered=lost_in_data)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            # Where the dialogue stands is unknown: drop the connection (the next message opens another).
+            if self.smtp.lost():
+                ledger.flag_possible_duplicate(email_id=email.pk, token=self.token)
+            return self._record_error(email, exc)
         return self._record(email, index, code, text, possible_duplicate=maybe_delivered)
 
-    def _transact(self, from_address, to_address, raw, next_envelope=None):
-        """MAIL, one RCPT, DATA: returns the server's (code, text) for the step that decided."""
-        if self._pipelines(from_address, to_address):
-            return self._transact_pipelined(from_address, to_address, raw, next_envelope)
-        options = ["SMTPUTF8"] if not (from_address + to_address).isascii() and self.conn.has_extn("smtputf8") else []
-        return self._transact_stepwise(from_address, to_address, raw, options)
-
-    def _pipelines(self, from_address, to_address):
-        return (from_address + to_address).isascii() and self.conn.has_extn("pipelining")
+    def _record_error(self, email, exc):
+        """An unexpected error building or sending this one message: the row is retried a bounded
+        number of times (EMAIL_ERROR_ATTEMPTS, counted in attempts), then fails with the error's
+        text; the rest of the batch goes on either way."""
+        log.exception("batch %s: email %s could not be sent", self.token, email.pk)
+        if self.smtp.pending_envelope is not None:
+            self.smtp.close()  # the server waits for this message's content, which will never come
+        text = f"error while sending: {type(exc).__name__}: {exc}"[:1000]
+        outcome = ledger.record_error(email_id=email.pk, token=self.token, text=text, now=self.clock())
+        if outcome == S.FAILED:
+            self.report.failed += 1
+        elif outcome == S.DEFERRED:
+            self.report.deferred += 1
+        return True
 
     def _next_envelope(self, index):
         """The next message's (from, to), to go out right behind this message's content, or None.
@@ -339,82 +339,7 @@ class _BatchRun:
         if (self.slots[0] - self.clock()).total_seconds() > ahead:
             return None
         envelope = (self.account.from_email, self.emails[index + 1].to_email)
-        return envelope if self._pipelines(*envelope) else None
-
-    def _transact_stepwise(self, from_address, to_address, raw, options):
-        code, resp = self.conn.mail(from_address, options)
-        if code != 250:
-            self._rset_quietly()
-            return code, smtp.format_reply(code, resp)
-        code, resp = self.conn.rcpt(to_address)
-        if code not in (250, 251):
-            self._rset_quietly()
-            return code, smtp.format_reply(code, resp)
-        ledger.settle()  # the previous message's result is recorded before this one is delivered
-        self.in_data = True
-        try:
-            code, resp = self.conn.data(raw)
-        except smtplib.SMTPDataError as exc:
-            self.in_data = False
-            self._rset_quietly()
-            return exc.smtp_code, smtp.format_reply(exc.smtp_code, exc.smtp_error)
-        # No `finally` here: on a lost connection in_data must stay True until _send_one has
-        # read it, or a loss after DATA is never counted as a possible duplicate.
-        self.in_data = False
-        return code, smtp.format_reply(code, resp)
-
-    def _transact_pipelined(self, from_address, to_address, raw, next_envelope=None):
-        """MAIL, RCPT and DATA in one write, their three answers read after (RFC 2920).
-
-        Every provider we send to offers PIPELINING: one round trip to the server per
-        message instead of three before the content, which over a real network is most of
-        a message's time. Each answer is still read and decides as in the stepwise dialogue.
-        The next message's MAIL, RCPT and DATA go in the same write as this content (RFC 2920
-        lets the content open a group), so the server answers both together: one round trip
-        a message, not two.
-        """
-        conn = self.conn
-        if self.pending_envelope is None:
-            conn.send(_envelope(from_address, to_address))
-        elif self.pending_envelope != (from_address, to_address):
-            raise RuntimeError(f"the envelope written ahead was for {self.pending_envelope}, not {to_address}")
-        self.pending_envelope = None
-        mail = conn.getreply()
-        if mail[0] == 421:
-            return mail[0], smtp.format_reply(*mail)  # closing the channel: no further answers come
-        rcpt = conn.getreply()
-        if rcpt[0] == 421:
-            return rcpt[0], smtp.format_reply(*rcpt)
-        data = conn.getreply()
-        if data[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
-            # A server that opens DATA although it refused the envelope gets an empty,
-            # recipient-less message it must refuse; the envelope's answer is the verdict.
-            conn.send(".\r\n")
-            conn.getreply()
-        for code, resp in (mail, rcpt):
-            if code not in (250, 251):
-                self._rset_quietly()
-                return code, smtp.format_reply(code, resp)
-        if data[0] != 354:
-            self._rset_quietly()
-            return data[0], smtp.format_reply(*data)
-        ledger.settle()  # the previous message's result is recorded before this one is delivered
-        self.in_data = True
-        content = _data_content(raw)
-        if next_envelope is not None:
-            content += _envelope(*next_envelope).encode("ascii")
-            self.pending_envelope = next_envelope
-        conn.send(content)
-        code, resp = conn.getreply()
-        # As in the stepwise dialogue, in_data stays True if the connection was lost above.
-        self.in_data = False
-        return code, smtp.format_reply(code, resp)
-
-    def _rset_quietly(self):
-        try:
-            self.conn.rset()
-        except (smtplib.SMTPException, OSError):
-            self._close(quietly=True)
+        return envelope if self.smtp.pipelines(*envelope) else None
 
     def _record(self, email, index, code, text, possible_duplicate=False):
         verdict = classify(code, text)
@@ -432,7 +357,7 @@ class _BatchRun:
             rate_limit.slow_down(account_id=self.account.pk)
             if code == 421:
                 # 421: the server is closing the channel; the rest waits for a later batch.
-                self._close(quietly=True)
+                self.smtp.close()
                 self._release_rest(index + 1, "421 from server")
                 return False
             return True
@@ -486,17 +411,6 @@ class _BatchRun:
         if self.held is None or email.pk in self.held:
             return True
         log.warning("batch %s: email %s is no longer this worker's (lease lost); not sent", self.token, email.pk)
-        if self.pending_envelope is not None:
-            self._close()  # its envelope was written ahead: drop the connection, never complete it
+        if self.smtp.pending_envelope is not None:
+            self.smtp.close()  # its envelope was written ahead: drop the connection, never complete it
         return False
-
-    def _close(self, quietly=False):
-        if self.conn is not None:
-            conn, self.conn = self.conn, None
-            if self.pending_envelope is not None or self.in_data:
-                # The server waits for a message's content: a QUIT would be read as content and
-                # never answered. Dropping the connection makes it discard the unfinished message.
-                smtp.drop(conn)
-            else:
-                smtp.close_quietly(conn)
-        self.pending_envelope = None

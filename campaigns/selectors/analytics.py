@@ -30,7 +30,7 @@ def campaign_for(*, user, campaign_id):
 
 
 FIGURES = ("total", "sent", "pending", "queued", "deferred", "failed", "cancelled", "failed_throttled",
-           "failed_bounced", "failed_rejected", "opened", "machine_only", "clicked", "unsubscribed")
+           "failed_bounced", "failed_rejected", "failed_error", "opened", "machine_only", "clicked", "unsubscribed")
 
 
 def campaign_figures(*, campaign):
@@ -43,7 +43,7 @@ def campaign_figures(*, campaign):
         c["total"] += n
         if status in c:
             c[status] += n
-        if status == S.FAILED and failure_class in (F.THROTTLED, F.BOUNCED, F.REJECTED):
+        if status == S.FAILED and failure_class in (F.THROTTLED, F.BOUNCED, F.REJECTED, F.ERROR):
             c[f"failed_{failure_class}"] += n
         c["opened"] += opened
         c["machine_only"] += machine_only
@@ -78,7 +78,9 @@ def analytics(*, campaign, page=1, search=""):
         "breakdown": {
             "sent": c["sent"], "deferred": c["deferred"], "failed_throttled": c["failed_throttled"],
             "failed_bounced": c["failed_bounced"], "failed_rejected": c["failed_rejected"],
-            "failed_other": c["failed"] - c["failed_throttled"] - c["failed_bounced"] - c["failed_rejected"],
+            "failed_error": c["failed_error"],
+            "failed_other": c["failed"] - c["failed_throttled"] - c["failed_bounced"] - c["failed_rejected"]
+            - c["failed_error"],
             "opened": c["opened"], "clicked": c["clicked"], "unsubscribed": c["unsubscribed"],
         },
         "rates": {

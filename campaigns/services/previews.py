@@ -1,12 +1,11 @@
 """Preview and test sends of a campaign: rendered for a chosen contact, never recorded as Email rows."""
 
-import smtplib
-import ssl
 from dataclasses import dataclass
 
-from accounts import crypto, smtp
+from accounts import smtp
 from campaigns import personalize
 from campaigns.delivery import message
+from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 
 SAMPLE_NAME = "Sample Recipient"
 SAMPLE_EMAIL = "recipient@example.com"
@@ -51,39 +50,29 @@ def send_test(*, campaign, addresses, contact=None):
         ]
     except personalize.PersonalizationError as exc:
         raise TestSendError("; ".join(exc.messages)) from exc
+    session = SmtpSession(account)
     try:
-        conn, _reply = smtp.open_connection(account)
-    except smtp.SmtpDestinationError as exc:
-        raise TestSendError(str(exc)) from exc
-    except crypto.DecryptionError as exc:
-        raise TestSendError(f"The SMTP password cannot be decrypted: {exc}") from exc
-    except smtplib.SMTPResponseException as exc:
-        raise TestSendError(f"The SMTP server answered {exc.smtp_code} {_text(exc.smtp_error)}") from exc
-    except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
-        raise TestSendError(f"Could not connect to the SMTP server: {exc}") from exc
+        session.open()
+    except smtp.OPEN_ERRORS as exc:
+        raise TestSendError(f"Could not send through the SMTP server: {smtp.describe_open_failure(exc, account)}") from exc
     result = TestSendResult(sent=[], refused=[])
     try:
         for address, (envelope_from, raw) in raws:
+            if not session.connected:
+                session.open()  # the server closed the connection after a refusal (421)
             try:
-                refused = conn.sendmail(envelope_from, [address], raw)
-            except smtplib.SMTPRecipientsRefused as exc:
-                code, text = exc.recipients.get(address, (None, b""))
-                result.refused.append((address, f"{code} {_text(text)}".strip()))
+                code, text = session.transact(envelope_from, message.transport_address(address), raw)
+            except SmtpUtf8Unsupported as exc:
+                result.refused.append((address, str(exc)))
                 continue
-            except smtplib.SMTPResponseException as exc:
-                result.refused.append((address, f"{exc.smtp_code} {_text(exc.smtp_error)}"))
-                continue
-            if refused:
-                result.refused.append((address, str(refused)))
-            else:
+            if 200 <= code < 300:
                 result.sent.append(address)
+            else:
+                result.refused.append((address, text))
+                if code == 421:
+                    session.close()
+    except smtp.OPEN_ERRORS as exc:
+        raise TestSendError(f"The SMTP connection failed: {smtp.describe_open_failure(exc, account)}") from exc
     finally:
-        try:
-            conn.quit()
-        except (smtplib.SMTPException, OSError):
-            conn.close()
+        session.close()
     return result
-
-
-def _text(value):
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

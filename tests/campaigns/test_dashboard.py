@@ -74,7 +74,7 @@ def test_analytics_figures_are_exact(marketer_client, known_campaign):
     }
     assert data["breakdown"] == {
         "sent": 6, "deferred": 2, "failed_throttled": 1, "failed_bounced": 2, "failed_rejected": 1,
-        "failed_other": 0, "opened": 3, "clicked": 1, "unsubscribed": 2,
+        "failed_error": 0, "failed_other": 0, "opened": 3, "clicked": 1, "unsubscribed": 2,
     }
     # 3 human opens of 6 sent; the machine-only open is shown apart.
     assert data["rates"] == {"open_rate": 50.0, "click_rate": 16.7, "machine_opens": 1, "machine_open_rate": 16.7}

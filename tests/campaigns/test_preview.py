@@ -92,7 +92,7 @@ def test_a_test_send_needs_the_csrf_token(marketer, setup):
 def test_bad_test_addresses_are_refused_on_the_form(marketer_client, setup):
     engine, campaign, _, _ = setup
     response = marketer_client.post(preview_url(campaign), {"addresses": "me@example.com, not an address"})
-    assert response.status_code == 200 and "Enter a valid email address." in response.content.decode()
+    assert response.status_code == 200 and "“not an address”: Enter a valid email address" in response.content.decode()
     assert engine.handler.messages == []
 
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
-from campaigns.delivery import dispatcher, ledger, sender
+from campaigns.delivery import dispatcher, ledger, sender, smtp_session
 from campaigns.models import BatchTake, Campaign, Contact, Email
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
@@ -1127,7 +1127,7 @@ def test_a_421_after_a_content_with_an_envelope_ahead_defers_that_one_and_hands_
 def test_lines_starting_with_a_dot_are_doubled_and_the_content_ends_with_a_lone_dot(raw, sent):
     # RFC 5321 4.5.2: a line of content that starts with "." gets one more, or the server would
     # read a lone "." as the end of the message.
-    assert sender._data_content(raw) == sent
+    assert smtp_session.data_content(raw) == sent
 
 
 def test_a_body_with_lines_starting_with_a_dot_arrives_whole(engine):

@@ -1,0 +1,171 @@
+"""The SMTP dialogue of one connection: envelope, content, pipelining, the envelope written ahead,
+reset and close. It decides nothing about the emails: it returns each server answer, and the
+sender (or a test send) records it.
+
+One recipient per message, so every refusal is the recipient's own. With PIPELINING (RFC 2920,
+offered by every provider) MAIL, RCPT and DATA go out in one write, and the next message's three
+can follow the content in the same write: one round trip a message. Internationalised addresses
+(RFC 6531) go out with SMTPUTF8 when the server offers it; when it does not, the message cannot be
+sent and `transact` says so without a word to the server.
+"""
+
+import re
+import smtplib
+from collections.abc import Callable
+
+from accounts import smtp
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\]+")
+NO_SMTPUTF8 = "the server does not support SMTPUTF8 (RFC 6531), needed for this internationalised address"
+
+
+class SmtpUtf8Unsupported(Exception):
+    """The message needs SMTPUTF8 and the server does not offer it: nothing was written for it."""
+
+
+def angle_address(address: str) -> str:
+    """<address> for MAIL and RCPT; smtplib's quoteaddr parses every address again (~30 us)."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
+def envelope_commands(from_address: str, to_address: str) -> str:
+    return f"MAIL FROM:{angle_address(from_address)}\r\nRCPT TO:{angle_address(to_address)}\r\nDATA\r\n"
+
+
+def data_content(raw: bytes) -> bytes:
+    """The message as sent after DATA's 354: leading dots doubled, ended by CRLF "." CRLF."""
+    # The pattern runs only where a line starts with a dot (rare).
+    content = _LEADING_DOT.sub(b"..", raw) if raw.startswith(b".") or b"\n." in raw else raw
+    if not content.endswith(b"\r\n"):
+        content += b"\r\n"
+    return content + b".\r\n"
+
+
+class SmtpSession:
+    """One connection to an account's server, opened on first use.
+
+    `before_content` runs right before a message's content is written: the sender settles the
+    previous message's result there, so at most one delivered message is ever unrecorded.
+    """
+
+    def __init__(self, account, *, before_content: Callable[[], object] = lambda: None):
+        self.account = account
+        self.before_content = before_content
+        self.conn = None
+        self.in_data = False  # a content was written and its answer not read: a loss now may be a delivery
+        self.pending_envelope = None  # (from, to) of the next message, written behind the last content
+        self.opened = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None
+
+    def open(self):
+        """Connect, TLS, log in. Raises what accounts.smtp.open_connection raises."""
+        self.conn, _reply = smtp.open_connection(self.account)
+        self.opened += 1
+
+    def pipelines(self, from_address: str, to_address: str) -> bool:
+        return (from_address + to_address).isascii() and self.conn.has_extn("pipelining")
+
+    def transact(self, from_address: str, to_address: str, raw: bytes, next_envelope=None) -> tuple[int, str]:
+        """MAIL, one RCPT, DATA: the server's (code, text) for the step that decided.
+
+        Raises SmtpUtf8Unsupported (nothing written), or the connection's errors (lost, timed out).
+        `next_envelope` (from, to): written behind this content when the dialogue pipelines."""
+        if self.pipelines(from_address, to_address):
+            return self._pipelined(from_address, to_address, raw, next_envelope)
+        options = []
+        if not (from_address + to_address).isascii():
+            if not self.conn.has_extn("smtputf8"):
+                raise SmtpUtf8Unsupported(NO_SMTPUTF8)
+            options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if self.conn.has_extn("8bitmime") else [])
+        return self._stepwise(from_address, to_address, raw, options)
+
+    def _stepwise(self, from_address, to_address, raw, options):
+        code, resp = self.conn.mail(from_address, options)
+        if code != 250:
+            self.reset()
+            return code, smtp.format_reply(code, resp)
+        code, resp = self.conn.rcpt(to_address)
+        if code not in (250, 251):
+            self.reset()
+            return code, smtp.format_reply(code, resp)
+        self.before_content()
+        self.in_data = True
+        try:
+            code, resp = self.conn.data(raw)
+        except smtplib.SMTPDataError as exc:
+            self.in_data = False
+            self.reset()
+            return exc.smtp_code, smtp.format_reply(exc.smtp_code, exc.smtp_error)
+        # No `finally`: on a lost connection in_data stays True, so the loss counts as a possible delivery.
+        self.in_data = False
+        return code, smtp.format_reply(code, resp)
+
+    def _pipelined(self, from_address, to_address, raw, next_envelope):
+        """MAIL, RCPT and DATA in one write, their three answers read after; the next message's
+        three may open the group of this content (RFC 2920), so both are answered together."""
+        conn = self.conn
+        if self.pending_envelope is None:
+            conn.send(envelope_commands(from_address, to_address))
+        elif self.pending_envelope != (from_address, to_address):
+            raise RuntimeError(f"the envelope written ahead was for {self.pending_envelope}, not {to_address}")
+        self.pending_envelope = None
+        mail = conn.getreply()
+        if mail[0] == 421:
+            return mail[0], smtp.format_reply(*mail)  # closing the channel: no further answers come
+        rcpt = conn.getreply()
+        if rcpt[0] == 421:
+            return rcpt[0], smtp.format_reply(*rcpt)
+        data = conn.getreply()
+        if data[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+            # A server that opens DATA although it refused the envelope gets an empty,
+            # recipient-less message it must refuse; the envelope's answer is the verdict.
+            conn.send(".\r\n")
+            conn.getreply()
+        for code, resp in (mail, rcpt):
+            if code not in (250, 251):
+                self.reset()
+                return code, smtp.format_reply(code, resp)
+        if data[0] != 354:
+            self.reset()
+            return data[0], smtp.format_reply(*data)
+        self.before_content()
+        self.in_data = True
+        content = data_content(raw)
+        if next_envelope is not None:
+            content += envelope_commands(*next_envelope).encode("ascii")
+            self.pending_envelope = next_envelope
+        conn.send(content)
+        code, resp = conn.getreply()
+        self.in_data = False  # as stepwise: stays True if the connection was lost above
+        return code, smtp.format_reply(code, resp)
+
+    def reset(self):
+        """RSET after a refusal; a connection that fails it is closed."""
+        try:
+            self.conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def lost(self) -> bool:
+        """The connection failed: close it, and say whether a content may have been delivered."""
+        maybe_delivered, self.in_data = self.in_data, False
+        self.close()
+        return maybe_delivered
+
+    def close(self):
+        if self.conn is not None:
+            conn, self.conn = self.conn, None
+            if self.pending_envelope is not None or self.in_data:
+                # The server waits for a message's content: a QUIT would be read as content and
+                # never answered. Dropping the connection makes it discard the unfinished message.
+                smtp.drop(conn)
+            else:
+                smtp.close_quietly(conn)
+        self.pending_envelope = None
+        self.in_data = False
