@@ -15,6 +15,7 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
@@ -193,7 +194,7 @@ def dashboard(*, user, now=None):
     )
     failures = list(
         emails.filter(status=S.FAILED).order_by("-updated_at")
-        .values("updated_at", "campaign_id", "to_email", "failure_class", "smtp_code")[:ACTIVITY_ITEMS]
+        .values("updated_at", "campaign_id", "to_email", "failure_class", "smtp_code", "smtp_response")[:ACTIVITY_ITEMS]
     )
 
     names = {c["id"]: c["name"] for c in campaigns}
@@ -288,6 +289,7 @@ FAILURE_WORDS = {
     Email.FailureClass.THROTTLED: "throttled out",
     Email.FailureClass.REJECTED: "rejected",
     Email.FailureClass.ACCOUNT: "failed (account problem)",
+    Email.FailureClass.ERROR: "failed with an error",
 }
 
 
@@ -316,6 +318,8 @@ def activity(*, campaigns, accounts, unsubscribes, failures, names, now, tz):
     for f in failures:
         word = FAILURE_WORDS.get(f["failure_class"], "failed")
         code = f" ({f['smtp_code']})" if f["smtp_code"] else ""
+        if f["failure_class"] == Email.FailureClass.ERROR:
+            code = f": {f['smtp_response']}"  # no server answered: the error itself says what went wrong
         items.append((f["updated_at"], "bounce" if f["failure_class"] == Email.FailureClass.BOUNCED else "failed",
                        f"{f['to_email']} {word}{code} ({names.get(f['campaign_id'], '?')})", f["campaign_id"]))
     items.sort(key=lambda item: item[0], reverse=True)
@@ -357,4 +361,8 @@ def system_health(*, per_status):
         "last_tick_claimed": state.get("last_tick_claimed", 0),
         "queue_length": queue_length(),
         "emails_per_status": per_status,
+        # Emails that failed on an unexpected error (a bug, an address no server here can take):
+        # each is in the activity log with its text.
+        "send_errors": CampaignTally.objects.filter(status=S.FAILED, failure_class=Email.FailureClass.ERROR)
+        .aggregate(n=Sum("n"))["n"] or 0,
     }

@@ -129,6 +129,8 @@
     text("health-duration", s.last_tick_duration_ms === null ? "–" : s.last_tick_duration_ms + " ms");
     text("health-claimed", fmt(s.last_tick_claimed));
     text("health-queue", s.queue_length === null ? "unknown" : fmt(s.queue_length));
+    text("health-errors", s.send_errors ? fmt(s.send_errors) + " (see Activity)" : "none");
+    el("health-errors").classList.toggle("dash-alert", s.send_errors > 0);
     var body = el("health-statuses");
     body.replaceChildren();
     Object.keys(s.emails_per_status).forEach(function (k) {

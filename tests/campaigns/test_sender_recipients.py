@@ -8,7 +8,7 @@ from django.conf import settings
 
 from campaigns.delivery import message
 from campaigns.models import Campaign, Contact, Email
-from campaigns.selectors import analytics
+from campaigns.selectors import analytics, dashboard
 from campaigns.services import previews
 from tests.smtp_server import RecordingHandler
 
@@ -61,7 +61,7 @@ def test_without_smtputf8_each_internationalised_address_fails_on_its_own_and_th
 
 
 def test_an_unexpected_error_on_one_message_fails_that_row_after_bounded_attempts_and_the_batch_goes_on(
-    engine, monkeypatch
+    engine, monkeypatch, superuser
 ):
     """A bug met by one recipient (here: building its message raises) used to crash the batch, whose
     rows then came back after every lease, forever, attempts 0, the campaign 'sending' for good."""
@@ -95,6 +95,13 @@ def test_an_unexpected_error_on_one_message_fails_that_row_after_bounded_attempt
     assert campaign.status == Campaign.Status.COMPLETED
     # Shown where the marketer looks: the campaign's analytics counts it, with the error's text.
     assert analytics.analytics(campaign=campaign)["breakdown"]["failed_error"] == 1
+    # ... the owner's activity log, with the error's text, and the superuser's health panel.
+    owners_view = dashboard.dashboard(user=engine.owner, now=engine.clock())
+    assert any(item["kind"] == "failed" and item["text"].startswith(
+        f"{poison} failed with an error: error while sending: ValueError: cannot render this one"
+    ) for item in owners_view["activity"])
+    assert "system" not in owners_view
+    assert dashboard.dashboard(user=superuser, now=engine.clock())["system"]["send_errors"] == 1
 
 
 def test_a_test_send_accepts_every_address_import_accepts(make_engine):
