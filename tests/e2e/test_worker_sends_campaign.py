@@ -310,3 +310,40 @@ def test_worker_and_beat_send_every_recipient_exactly_once(
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED
     assert campaign.started_at is not None and campaign.completed_at is not None
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.parametrize("smtputf8", [True, False], ids=["smtputf8", "no-smtputf8"])
+def test_a_worker_sends_internationalised_addresses_and_no_recipient_stalls_the_campaign(
+    smtputf8, smtp_server_factory, celery_cluster, settings
+):
+    """The issue's own recipients: a batch with zoë.müller@example.de and 李雷@example.cn beside ASCII
+    ones made the worker raise on every attempt, and the campaign stayed 'sending' forever."""
+    settings.DISPATCH_INTERVAL_SECONDS = 1
+    handler = RecordingHandler()
+    server = smtp_server_factory(handler, enable_SMTPUTF8=smtputf8)
+    owner = MarketerFactory(username="e2e-international")
+    account = SmtpAccountFactory(owner=owner, host="127.0.0.1", port=server.port, security="none", username="",
+                                 max_per_minute=100_000, max_per_hour=100_000, max_per_day=100_000)
+    international = ["zoë.müller@example.de", "李雷@example.cn"]
+    plain = ["asha@example.org", "ravi@example.org", "mira@example.org"]
+    contacts = [ContactFactory(owner=owner, email=address) for address in [plain[0], *international, *plain[1:]]]
+    campaign = CampaignFactory(owner=owner, smtp_account=account, lists=[ContactListFactory(owner=owner, contacts=contacts)])
+    call_command("setup_schedules", stdout=io.StringIO())
+    lifecycle.send_now(campaign=campaign, now=timezone.now())
+
+    celery_cluster.start()
+    celery_cluster.wait_for(
+        lambda: campaign_status(campaign.pk) == Campaign.Status.COMPLETED, timeout=DEADLINE_SECONDS,
+        describe=lambda: f"campaign {campaign_status(campaign.pk)}, emails {email_status_counts(campaign.pk)}",
+    )
+    celery_cluster.stop()
+
+    rows = {row.to_email: row for row in Email.objects.filter(campaign=campaign)}
+    expected = plain + (international if smtputf8 else [])
+    assert sorted(handler.delivered_to()) == sorted(expected)
+    assert all(rows[address].status == Email.Status.SENT for address in expected)
+    if not smtputf8:
+        for address in international:
+            assert rows[address].status == Email.Status.FAILED and rows[address].attempts == 1
+            assert "does not support SMTPUTF8" in rows[address].smtp_response
