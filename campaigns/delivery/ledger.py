@@ -497,6 +497,32 @@ def cancel_open(*, campaign_id, now, email_ids=None, contact_ids=None, include_q
     return rows.update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now)
 
 
+def take_back_waiting_batches(*, campaign_id, now):
+    """The campaign's claimed batches that no worker has taken yet are taken here, and their rows
+    go back to pending at once (a pause or cancel then holds nothing for the lease's length).
+
+    Taking them is what makes this safe: the BatchTake row is inserted under the same unique key a
+    worker's take uses, so a worker taking one of these batches at the same instant either waits
+    for this transaction and then finds it taken (and sends nothing), or took it first and keeps it
+    (it stops at its next status check, as before). Returns the number of rows handed back.
+    """
+    sql = f"""
+        INSERT INTO {BatchTake._meta.db_table} (batch_id, taken_at)
+        SELECT DISTINCT batch_id, %s FROM {Email._meta.db_table}
+        WHERE campaign_id = %s AND status = %s AND batch_id IS NOT NULL
+        ON CONFLICT (batch_id) DO NOTHING
+        RETURNING batch_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [db_value(now), campaign_id, S.QUEUED])
+        taken = [row[0] for row in cursor.fetchall()]
+    if not taken:
+        return 0
+    return Email.objects.filter(campaign_id=campaign_id, status=S.QUEUED, batch_id__in=taken).update(
+        status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now
+    )
+
+
 def cancel_batch(*, token, now):
     """A worker that finds its campaign cancelled cancels the rows it holds, and only those."""
     return Email.objects.filter(batch_id=token, status=S.QUEUED).update(

@@ -87,13 +87,18 @@ def unschedule(*, campaign, now=None):
 
 
 def pause(*, campaign, reason="", now=None):
-    """Stop claiming; rows already claimed finish their batch (the sender checks before each message)."""
+    """Stop claiming. Claimed batches no worker has taken yet come back at once; a batch being sent
+    stops before its next message (the sender checks) and hands its rows back."""
     now = now or timezone.now()
-    moved = Campaign.objects.filter(pk=campaign.pk, status__in=[C.SENDING, C.SCHEDULED]).update(
-        status=C.PAUSED, status_reason=reason, updated_at=now
-    )
-    if not moved:
-        raise LifecycleError(f"Only a sending or scheduled campaign can be paused; this one is {_status_of(campaign)}.")
+    with transaction.atomic():
+        moved = Campaign.objects.filter(pk=campaign.pk, status__in=[C.SENDING, C.SCHEDULED]).update(
+            status=C.PAUSED, status_reason=reason, updated_at=now
+        )
+        if not moved:
+            raise LifecycleError(
+                f"Only a sending or scheduled campaign can be paused; this one is {_status_of(campaign)}."
+            )
+        ledger.take_back_waiting_batches(campaign_id=campaign.pk, now=now)
     campaign.refresh_from_db()
     return campaign
 
@@ -125,6 +130,7 @@ def cancel(*, campaign, now=None):
         )
         if not moved:
             raise LifecycleError(f"This campaign is {_status_of(campaign)} and cannot be cancelled.")
+        ledger.take_back_waiting_batches(campaign_id=campaign.pk, now=now)
         ledger.cancel_open(campaign_id=campaign.pk, now=now)
     campaign.refresh_from_db()
     return campaign

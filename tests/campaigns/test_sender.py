@@ -457,7 +457,8 @@ def test_a_batch_whose_campaign_was_paused_after_the_claim_hands_its_rows_back_u
 
     report = engine.send_batch(claimed[0])
 
-    assert report.sent == 0 and report.connections == 0 and report.notes == ["campaign no longer sending"]
+    # The pause took the waiting batch back itself (see test_a_pause_or_cancel_takes_back_...).
+    assert report.sent == 0 and report.connections == 0 and report.notes == ["batch already taken"]
     assert engine.handler.delivered_to() == []
     assert {(e.status, e.attempts, e.batch_id) for e in engine.emails(campaign).values()} == {(S.PENDING, 0, None)}
     lifecycle.resume(campaign=Campaign.objects.get(pk=campaign.pk), now=engine.clock())
@@ -1144,3 +1145,34 @@ def test_a_body_with_lines_starting_with_a_dot_arrives_whole(engine):
         text = received.parsed().get_body(preferencelist=("plain",)).get_content()
         assert text.replace("\r\n", "\n").startswith(body)
     assert set(engine.statuses(campaign).values()) == {S.SENT}
+
+
+@pytest.mark.parametrize("stop", ["pause", "cancel"])
+def test_a_pause_or_cancel_takes_back_at_once_the_batches_no_worker_has_taken(engine, stop):
+    """Claimed batches still waiting in the queue used to hold their rows 'queued' until a worker took
+    them, or for the whole lease with no worker running. Now they come back at once, and the task
+    that arrives later finds its batch taken and sends nothing."""
+    addresses = [f"r{i}@example.org" for i in range(4)]
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
+
+    getattr(lifecycle, stop)(campaign=campaign, now=engine.clock())
+
+    expected = S.PENDING if stop == "pause" else S.CANCELLED
+    rows = engine.emails(campaign).values()
+    assert {(e.status, e.batch_id, e.lease_expires_at) for e in rows} == {(expected, None, None)}
+    late = engine.send_batch(batch_id)
+    assert late.notes == ["batch already taken"] and engine.handler.messages == []
+    if stop == "pause":
+        lifecycle.resume(campaign=campaign, now=engine.clock())
+        engine.tick()
+        assert sorted(engine.handler.delivered_to()) == addresses
+
+
+def test_a_batch_a_worker_took_before_the_pause_is_left_to_that_worker(engine):
+    addresses = [f"r{i}@example.org" for i in range(3)]
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
+    assert ledger.take_batch(batch_id=batch_id, now=engine.clock())
+
+    lifecycle.pause(campaign=campaign, now=engine.clock())
+
+    assert {e.status for e in engine.emails(campaign).values()} == {S.QUEUED}  # the worker's, until it stops
