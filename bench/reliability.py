@@ -138,6 +138,7 @@ def main():
     workers.start(0)
     workers.start(1)
 
+    from campaigns import tasks
     from campaigns.delivery import dispatcher
     from campaigns.models import Campaign, Email
     from campaigns.services import lifecycle
@@ -148,7 +149,7 @@ def main():
     victim = 0
     try:
         while time.monotonic() - start < args.timeout:
-            dispatcher.tick()
+            dispatcher.tick(enqueue=tasks.enqueue_batch)
             done = Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.COMPLETED).exists()
             if done and workers.kills >= args.min_kills:
                 break

@@ -219,6 +219,7 @@ def run_campaign(campaign, tick_seconds, timeout):
     from django.db.models import Max, Min
     from django.utils import timezone
 
+    from campaigns import tasks
     from campaigns.delivery import dispatcher
     from campaigns.models import Campaign, Email
     from campaigns.services import lifecycle
@@ -226,7 +227,7 @@ def run_campaign(campaign, tick_seconds, timeout):
     start, started_at = time.perf_counter(), timezone.now()
     lifecycle.send_now(campaign=campaign)
     while time.perf_counter() - start < timeout:
-        dispatcher.tick()
+        dispatcher.tick(enqueue=tasks.enqueue_batch)
         completed_at = (
             Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.COMPLETED)
             .values_list("completed_at", flat=True).first()
@@ -346,6 +347,7 @@ def main():
         if not args.skip_limit:
             limit = args.rate_limit
             limited = make_campaign(limit * args.limit_seconds // 60 * 3, max_per_minute=limit, name="limited")
+            from campaigns import tasks
             from campaigns.delivery import dispatcher
             from campaigns.models import Email
             from campaigns.services import lifecycle
@@ -353,7 +355,7 @@ def main():
             lifecycle.send_now(campaign=limited)
             start = time.perf_counter()
             while time.perf_counter() - start < args.limit_seconds:
-                dispatcher.tick()
+                dispatcher.tick(enqueue=tasks.enqueue_batch)
                 time.sleep(1)
             sent = Email.objects.filter(campaign=limited, status="sent").count()
             achieved = sent / (args.limit_seconds / 60)

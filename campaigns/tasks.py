@@ -3,15 +3,29 @@
 import logging
 
 from celery import shared_task
+from django.conf import settings
+from django.db import transaction
 
 from campaigns.delivery import dispatcher, sender
 
 log = logging.getLogger(__name__)
 
 
+def enqueue_batch(batch_id):
+    # After the claim commits. If the broker is down the rows stay queued until their lease ends,
+    # then return to pending.
+    transaction.on_commit(lambda: send_batch.delay(str(batch_id)))
+
+
+def enqueue_continuation(batch_id, delay):
+    # A countdown of one pacing interval, far under the broker's visibility timeout; if the task
+    # is lost, the rows' lease brings them back to pending.
+    transaction.on_commit(lambda: send_batch.apply_async((str(batch_id),), countdown=delay))
+
+
 @shared_task(name="campaigns.dispatch", ignore_result=True)
 def dispatch():
-    report = dispatcher.tick()
+    report = dispatcher.tick(enqueue=enqueue_batch)
     if report.ran and (report.started or report.returned or report.batches or report.completed):
         log.info(
             "tick: started %s campaign(s), returned %s row(s), claimed %s in %s batch(es), completed %s",
@@ -19,9 +33,14 @@ def dispatch():
         )
 
 
-@shared_task(name="campaigns.send_batch", ignore_result=True)
+# A batch renews its lease while it sends, so the lease does not bound it; these limits do, at the
+# lease's length: a batch still running then (a server answering each command at the last second of
+# SMTP_TIMEOUT) stops at its soft limit and hands its unsent rows back, and one that ignores it is
+# killed a little later, its rows coming back at the end of their lease.
+@shared_task(name="campaigns.send_batch", ignore_result=True,
+             soft_time_limit=settings.EMAIL_LEASE_SECONDS, time_limit=settings.EMAIL_LEASE_SECONDS + 30)
 def send_batch(batch_id):
-    report = sender.send_batch(batch_id)
+    report = sender.send_batch(batch_id, continue_later=enqueue_continuation)
     log.info(
         "batch %s: sent %s, deferred %s, failed %s, released %s %s",
         batch_id, report.sent, report.deferred, report.failed, report.released, "; ".join(report.notes),

@@ -32,8 +32,9 @@ class TickReport:
         return sum(size for _, _, size in self.batches)
 
 
-def tick(*, now=None, enqueue=None):
-    """Run one tick. `enqueue(batch_id)` defaults to the send_batch Celery task, after commit."""
+def tick(*, enqueue, now=None):
+    """Run one tick; `enqueue(batch_id)` hands each claimed batch to the workers (campaigns.tasks
+    passes its send_batch task, tests a function of their own: the engine never imports the tasks)."""
     clock_now = now or timezone.now()
     token = uuid.uuid4().hex
     if not _acquire_lock(token=token, now=clock_now):
@@ -51,22 +52,12 @@ def tick(*, now=None, enqueue=None):
             # large campaign's 400 batches took 0.8 s, and no worker started before its end.
             report.batches = claim_batches(
                 now=clock_now, window_seconds=dispatch_interval_seconds(),
-                on_claimed=lambda batch_id: _enqueue(batch_id, enqueue),
+                on_claimed=enqueue,
             )
             report.completed = ledger.complete_campaigns(now=clock_now)
     finally:
         _release_lock(token=token, started_at=clock_now, duration=time.monotonic() - started, claimed=report.claimed)
     return report
-
-
-def _enqueue(batch_id, enqueue):
-    if enqueue is not None:
-        enqueue(batch_id)
-        return
-    from campaigns.tasks import send_batch
-
-    # If the broker is down the rows stay queued until their lease ends, then return to pending.
-    transaction.on_commit(lambda: send_batch.delay(str(batch_id)))
 
 
 # --- step 1: one tick at a time -----------------------------------------------------

@@ -9,8 +9,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from accounts import crypto, smtp
@@ -22,6 +23,8 @@ from campaigns.models import Campaign, Contact, Email
 
 log = logging.getLogger(__name__)
 S = Email.Status
+# Errors that are not one row's: they stop the batch (its lease brings the rows back), never fail a row.
+NOT_THE_ROWS_FAULT = (DatabaseError, SoftTimeLimitExceeded)
 LEASE_RENEW_EVERY = 30  # seconds
 STATUS_CHECK_SECONDS = 0.5
 
@@ -37,8 +40,11 @@ class BatchReport:
 
 
 def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later=None):
-    """Send a claimed batch. `clock`, `sleep` and `continue_later(batch_id, delay)` are
-    injectable so tests drive time; by default a continuation is a delayed send_batch task."""
+    """Send a claimed batch. `clock` and `sleep` are injectable so tests drive time.
+
+    `continue_later(batch_id, delay)` schedules the rest of a batch whose next pacing slot is far
+    (campaigns.tasks passes a delayed send_batch task: the engine never imports the tasks); without
+    one, that rest goes back to pending for a later tick."""
     with ledger.ledger_commits(), ledger.settling():
         return _send_batch(batch_id, clock=clock, sleep=sleep, continue_later=continue_later)
 
@@ -70,19 +76,11 @@ def _send_batch(batch_id, *, clock, sleep, continue_later):
         return report
     _BatchRun(
         account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
-        continue_later=continue_later or _enqueue_continuation,
+        continue_later=continue_later,
     ).run()
     # The batch that sends a campaign's last rows completes it now, not at the next tick (10 s on).
     ledger.complete_campaigns(now=clock(), campaign_ids={e.campaign_id for e in emails})
     return report
-
-
-def _enqueue_continuation(batch_id, delay):
-    from campaigns.tasks import send_batch as send_batch_task
-
-    # A countdown of one pacing interval, far under the broker's visibility timeout;
-    # if the task is lost, the rows' lease brings them back to pending.
-    transaction.on_commit(lambda: send_batch_task.apply_async((str(batch_id),), countdown=delay))
 
 
 @dataclass
@@ -143,6 +141,7 @@ class _BatchRun:
         self.last_status_check = time.monotonic()  # the campaign was read with the batch, just now
 
     def run(self):
+        index = 0
         try:
             for index, email in enumerate(self.emails):
                 too_long = self._wait_for_slot(len(self.emails) - index)
@@ -165,6 +164,13 @@ class _BatchRun:
                     return
                 if not self._send_one(email, index):
                     return
+        except SoftTimeLimitExceeded:
+            # The task ran for the lease's length: hand back what is unsent. A message whose content
+            # was written keeps its row for the lease (the server may have it), flagged.
+            if self.smtp.lost():
+                ledger.flag_possible_duplicate(email_id=self.emails[index].pk, token=self.token)
+                index += 1
+            self._release_rest(index, "stopped at the task's time limit")
         finally:
             self._give_back_slots()
             self.smtp.close()
@@ -220,6 +226,9 @@ class _BatchRun:
         over the wait, and a send_batch for them is due when the slot comes; other
         accounts' batches use the worker meanwhile.
         """
+        if self.continue_later is None:
+            self._release_rest(index, f"next slot in {wait:.1f} s: handed back")
+            return
         ids = [e.pk for e in self.emails[index:]]
         batch_id = ledger.rebatch(token=self.token, email_ids=ids, now=self.clock(), hold_seconds=wait)
         if batch_id is not None:
@@ -267,8 +276,8 @@ class _BatchRun:
             ledger.set_message_id(email_id=email.pk, token=self.token, message_id=email.message_id)
         try:
             from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)
-        except DatabaseError:
-            raise  # the database's trouble, not this row's: the batch stops, its lease brings the rows back
+        except NOT_THE_ROWS_FAULT:
+            raise
         except Exception as exc:  # noqa: BLE001 - one recipient's bug must not stall the others
             return self._record_error(email, exc)
         to_address = message.transport_address(email.to_email)
@@ -299,7 +308,7 @@ class _BatchRun:
             if not self._ensure_connection(index):
                 return False
             return self._send_one(email, index, retried=True, maybe_delivered=lost_in_data)
-        except DatabaseError:
+        except NOT_THE_ROWS_FAULT:
             raise
         except Exception as exc:  # noqa: BLE001
             # Where the dialogue stands is unknown: drop the connection (the next message opens another).

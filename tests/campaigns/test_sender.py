@@ -1176,3 +1176,36 @@ def test_a_batch_a_worker_took_before_the_pause_is_left_to_that_worker(engine):
     lifecycle.pause(campaign=campaign, now=engine.clock())
 
     assert {e.status for e in engine.emails(campaign).values()} == {S.QUEUED}  # the worker's, until it stops
+
+
+def test_a_batch_stopped_at_its_tasks_soft_time_limit_hands_its_unsent_rows_back_unspent(engine):
+    """Celery raises SoftTimeLimitExceeded inside the task (here during a pacing wait): that is no
+    row's fault, so nothing is failed or deferred; the unsent rows go back to pending at once."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    addresses = [f"r{i}@example.org" for i in range(4)]
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
+
+    def time_is_up():
+        raise SoftTimeLimitExceeded()
+
+    engine.sleep.at(2, time_is_up)
+    report = engine.send_batch(batch_id)
+
+    assert engine.handler.delivered_to() == addresses[:2]
+    assert report.released == 2 and "stopped at the task's time limit" in report.notes
+    assert {a: (e.status, e.attempts) for a, e in engine.emails(campaign).items()} == {
+        addresses[0]: (S.SENT, 1), addresses[1]: (S.SENT, 1), addresses[2]: (S.PENDING, 0), addresses[3]: (S.PENDING, 0),
+    }
+
+
+def test_without_a_way_to_continue_later_a_far_slot_hands_the_rest_back(make_engine, settings):
+    settings.MAX_PACING_WAIT_SECONDS = 0.5
+    engine = make_engine(max_per_minute=60)  # a slot every second, more than the 0.5 s a sender sleeps
+    addresses = [f"r{i}@example.org" for i in range(3)]
+    campaign, (batch_id,) = engine.claimed_campaign(addresses)
+
+    report = engine.send_batch(batch_id)
+
+    assert report.sent == 1 and report.released == 2
+    assert sorted(e.status for e in engine.emails(campaign).values()) == [S.PENDING, S.PENDING, S.SENT]

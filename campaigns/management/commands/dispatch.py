@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from campaigns import tasks
 from campaigns.delivery import dispatcher
 
 
@@ -7,7 +8,7 @@ class Command(BaseCommand):
     help = "Run one dispatcher tick by hand (batches go to the Celery workers)."
 
     def handle(self, *args, **options):
-        report = dispatcher.tick()
+        report = dispatcher.tick(enqueue=tasks.enqueue_batch)
         if not report.ran:
             self.stdout.write("Another tick is running; nothing done.")
             return
