@@ -234,6 +234,33 @@ def test_schedule_without_a_time_schedules_for_now(marketer_client, ready_draft)
     assert before <= ready_draft.scheduled_at <= timezone.now()
 
 
+def test_schedule_refuses_a_scheduled_time_in_the_past_and_keeps_the_draft(marketer_client, ready_draft):
+    # Saved on the form with a typo in the year; the action must not send it at once.
+    ready_draft.scheduled_at = datetime.datetime(2020, 1, 1, 4, 30, tzinfo=UTC)
+    ready_draft.save()
+    before = snapshot(ready_draft)
+
+    _, shown = act(marketer_client, CAMPAIGNS, "schedule", ready_draft)
+
+    assert errors(shown) == [
+        "Alice autumn: Cannot schedule: 2020-01-01 10:00 Asia/Kolkata is in the past; choose a later time, "
+        "or use Send now to send at once."
+    ]
+    assert successes(shown) == []
+    assert snapshot(ready_draft) == before
+    dispatcher.tick(enqueue=lambda batch_id: None)
+    assert not Email.objects.filter(campaign=ready_draft).exists()
+
+
+def test_schedule_of_a_campaign_started_long_ago_says_it_is_not_a_draft(marketer_client, ready_draft):
+    started(ready_draft)
+    Campaign.objects.filter(pk=ready_draft.pk).update(scheduled_at=timezone.now() - datetime.timedelta(hours=2))
+
+    _, shown = act(marketer_client, CAMPAIGNS, "schedule", ready_draft)
+
+    assert errors(shown) == ["Alice autumn: Only a draft can be scheduled; this campaign is sending."]
+
+
 def test_schedule_refuses_an_incomplete_draft_and_a_campaign_already_started(marketer_client, marketer, ready_draft):
     no_list = CampaignFactory(owner=marketer, name="No list")
     started(ready_draft)
