@@ -7,8 +7,9 @@ can only ever act on their own campaigns.
 from collections import defaultdict
 
 from django.contrib import admin, messages
+from django.utils import timezone
 
-from campaigns.selectors import personalization
+from campaigns.selectors import audience, personalization
 from campaigns.services import lifecycle
 
 
@@ -21,15 +22,29 @@ def _warn_missing_variables(modeladmin, request, campaign):
         )
 
 
-def _each(modeladmin, request, queryset, service, done, *, warn_variables=False, **kwargs):
-    """Run a lifecycle service on each campaign: one error message per refusal, one summary."""
+def _confirm_schedule(modeladmin, request, campaign):
+    when = timezone.localtime(campaign.scheduled_at)
+    count = audience.audience_count(campaign=campaign)
+    modeladmin.message_user(
+        request,
+        f"{campaign.name}: scheduled for {when:%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()}), "
+        f"to {count} recipient(s) on its lists now.",
+        messages.INFO,
+    )
+
+
+def _each(modeladmin, request, queryset, service, done, *, reports=(), **kwargs):
+    """Run a lifecycle service on each campaign: one error message per refusal, one summary.
+
+    `reports` are told about each campaign the service accepted, as it returned it.
+    """
     ok = 0
     for campaign in queryset.select_related("smtp_account", "owner"):
         try:
-            service(campaign=campaign, **kwargs)
+            campaign = service(campaign=campaign, **kwargs)
             ok += 1
-            if warn_variables:
-                _warn_missing_variables(modeladmin, request, campaign)
+            for report in reports:
+                report(modeladmin, request, campaign)
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
     if ok:
@@ -42,12 +57,13 @@ def _schedule_at_its_time(*, campaign):
 
 @admin.action(description="Schedule selected drafts at their scheduled time (now if blank)")
 def schedule(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, _schedule_at_its_time, "scheduled", warn_variables=True)
+    _each(modeladmin, request, queryset, _schedule_at_its_time, "scheduled",
+          reports=(_confirm_schedule, _warn_missing_variables))
 
 
 @admin.action(description="Send selected now")
 def send_now(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, lifecycle.send_now, "started", warn_variables=True)
+    _each(modeladmin, request, queryset, lifecycle.send_now, "started", reports=(_warn_missing_variables,))
 
 
 @admin.action(description="Pause selected")

@@ -4,20 +4,12 @@ from django.db import connection
 
 from campaigns import personalize
 from campaigns.models import Contact
+from campaigns.selectors import audience
 
 
 def recipients(*, campaign):
-    """Subscribed contacts of the campaign's lists (the owner's own lists and contacts only)."""
-    return (
-        Contact.objects.filter(
-            owner_id=campaign.owner_id,
-            status=Contact.Status.SUBSCRIBED,
-            lists__campaigns=campaign,
-            lists__owner_id=campaign.owner_id,
-        )
-        .distinct()
-        .order_by("email")
-    )
+    """Subscribed contacts of the campaign's lists (the owner's own lists and contacts only), by address."""
+    return audience.recipients(campaign=campaign).order_by("email")
 
 
 def attribute_keys(*, campaign):
