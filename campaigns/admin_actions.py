@@ -9,17 +9,14 @@ from collections import defaultdict
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from campaigns.selectors import audience, personalization
+from campaigns import admin_compose
+from campaigns.selectors import audience
 from campaigns.services import lifecycle
 
 
 def _warn_missing_variables(modeladmin, request, campaign):
-    missing = personalization.variables_no_recipient_has(campaign=campaign)
-    if missing:
-        names = ", ".join("{{ %s }}" % name for name in missing)
-        modeladmin.message_user(
-            request, f"{campaign.name}: no recipient has {names}; it renders empty (or its default).", messages.WARNING
-        )
+    for warning in admin_compose.missing_variable_warnings(campaign):
+        modeladmin.message_user(request, f"{campaign.name}: {warning}", messages.WARNING)
 
 
 def _confirm_schedule(modeladmin, request, campaign):

@@ -839,5 +839,5 @@ def test_send_now_warns_about_a_variable_no_recipient_has(db, marketer, marketer
     texts = [str(m) for m in get_messages(response.wsgi_request)] or [
         str(m) for m in response.context["messages"]
     ]
-    assert any("no recipient has {{ Plan }}" in t for t in texts), texts
+    assert any("No recipient of the chosen lists has {{ Plan }}" in t for t in texts), texts
     assert not any("{{ City }}" in t for t in texts)
