@@ -138,10 +138,18 @@ def retry_selected_emails(modeladmin, request, queryset):
 
 @admin.action(description="Remove selected pending recipients")
 def remove_selected_pending(modeladmin, request, queryset):
-    total = sum(
-        lifecycle.remove_pending(campaign=campaign, email_ids=ids) for campaign, ids in _by_campaign(queryset).items()
-    )
-    modeladmin.message_user(request, f"{total} pending recipient(s) removed.", messages.SUCCESS)
+    removed, in_flight = 0, 0
+    for campaign, ids in _by_campaign(queryset).items():
+        campaign_removed, campaign_in_flight = lifecycle.remove_pending(campaign=campaign, email_ids=ids)
+        removed, in_flight = removed + campaign_removed, in_flight + campaign_in_flight
+    modeladmin.message_user(request, f"{removed} pending recipient(s) removed.", messages.SUCCESS)
+    if in_flight:
+        modeladmin.message_user(
+            request,
+            f"{in_flight} selected recipient(s) are in flight: a worker holds their batch, so they were not removed "
+            "and go out with it. Any that come back unsent (deferred) can be removed then.",
+            messages.WARNING,
+        )
 
 
 EMAIL_ACTIONS = [retry_selected_emails, remove_selected_pending]

@@ -173,9 +173,16 @@ def retry_failed(*, campaign, email_ids=None, now=None):
 
 
 def remove_pending(*, campaign, email_ids, now=None):
-    """Take recipients out before they are sent (pending or deferred rows only)."""
+    """Take recipients out before they are sent (pending or deferred rows only): (removed, in flight).
+
+    Queued rows stay with the worker holding their batch, which may be sending one this very
+    moment (cancelled under it, a delivered message would read cancelled); they are counted so
+    the owner learns they go out with that batch.
+    """
     now = now or timezone.now()
-    return ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)
+    removed = ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)
+    in_flight = campaign.emails.filter(id__in=email_ids, status=ledger.S.QUEUED).count()
+    return removed, in_flight
 
 
 def extend_to_new_contacts(*, campaign, now=None):

@@ -568,6 +568,28 @@ def test_remove_selected_pending_cancels_the_chosen_pending_rows_and_leaves_sent
     assert running.status == C.SENDING
 
 
+def test_remove_selected_pending_says_how_many_are_in_flight_and_were_left_to_their_batch(marketer_client, engine):
+    campaign, claimed = engine.claimed_campaign(["q1@example.org", "q2@example.org"])  # queued, held by a worker
+    campaign.lists.first().contacts.add(*[ContactFactory(owner=engine.owner, email=f"p{n}@example.org")
+                                          for n in (1, 2)])
+    lifecycle.extend_to_new_contacts(campaign=campaign, now=engine.clock())  # pending
+    emails = engine.emails(campaign)
+
+    _, shown = act(marketer_client, EMAILS, "remove_selected_pending", *emails.values())
+
+    assert successes(shown) == ["2 pending recipient(s) removed."]
+    assert [text for level, text in shown if level == "warning"] == [
+        "2 selected recipient(s) are in flight: a worker holds their batch, so they were not removed and go out "
+        "with it. Any that come back unsent (deferred) can be removed then."
+    ]
+    assert engine.statuses(campaign) == {"q1@example.org": S.QUEUED, "q2@example.org": S.QUEUED,
+                                         "p1@example.org": S.CANCELLED, "p2@example.org": S.CANCELLED}
+    # What the message says: the batch sends its rows, and nothing removed goes out after it.
+    engine.send_batch(claimed[0])
+    engine.tick()
+    assert sorted(engine.handler.delivered_to()) == ["q1@example.org", "q2@example.org"]
+
+
 # --- scoping -----------------------------------------------------------------------------------------
 
 

@@ -317,7 +317,7 @@ def test_remove_pending_cancels_the_chosen_pending_rows_and_they_are_never_sent(
     engine.send_now(campaign)
     chosen = [engine.email(campaign, "b@example.org").pk, engine.email(campaign, "d@example.org").pk]
 
-    assert lifecycle.remove_pending(campaign=campaign, email_ids=chosen, now=engine.clock()) == 2
+    assert lifecycle.remove_pending(campaign=campaign, email_ids=chosen, now=engine.clock()) == (2, 0)
     engine.tick()
 
     assert engine.statuses(campaign) == {
@@ -325,8 +325,23 @@ def test_remove_pending_cancels_the_chosen_pending_rows_and_they_are_never_sent(
     }
     assert sorted(engine.handler.delivered_to()) == ["a@example.org", "c@example.org"]
     # A sent row is not "removed": it stays sent.
-    assert lifecycle.remove_pending(campaign=campaign, email_ids=[engine.email(campaign, "a@example.org").pk]) == 0
+    assert lifecycle.remove_pending(campaign=campaign, email_ids=[engine.email(campaign, "a@example.org").pk]) == (0, 0)
     assert engine.statuses(campaign)["a@example.org"] == S.SENT
+
+
+def test_remove_pending_leaves_queued_rows_to_their_worker_and_counts_them(engine):
+    campaign, claimed = engine.claimed_campaign(["a@example.org", "b@example.org"])
+    campaign.lists.first().contacts.add(ContactFactory(owner=engine.owner, email="c@example.org"))
+    lifecycle.extend_to_new_contacts(campaign=campaign, now=engine.clock())
+    chosen = [engine.email(campaign, address).pk for address in ("a@example.org", "c@example.org")]
+
+    assert lifecycle.remove_pending(campaign=campaign, email_ids=chosen, now=engine.clock()) == (1, 1)
+
+    assert engine.statuses(campaign) == {"a@example.org": S.QUEUED, "b@example.org": S.QUEUED,
+                                         "c@example.org": S.CANCELLED}
+    engine.send_batch(claimed[0])
+    engine.tick()
+    assert sorted(engine.handler.delivered_to()) == ["a@example.org", "b@example.org"]
 
 
 def test_remove_pending_only_touches_its_own_campaign(engine):
