@@ -7,6 +7,7 @@ from accounts.owned_admin import OwnedModelAdmin, scope_to_user
 from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
 from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, ImportJob
+from campaigns.selectors import audience
 from tracking.models import Event, Link
 
 
@@ -157,6 +158,11 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     def email_link(self, obj):
         if obj.pk is None:
             return "—"
+        if obj.started_at is None and obj.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED,
+                                                     Campaign.Status.PAUSED):
+            # No email rows before the start: show who would get it, as the start will count them.
+            count = audience.audience_count(campaign=obj)
+            return f"Would go to {count} recipient(s): the subscribed contacts of its lists, each address once."
         url = reverse("admin:campaigns_email_changelist") + f"?campaign__id__exact={obj.pk}"
         return format_html('<a href="{}">{} recipient(s)</a>', url, obj.emails.count())
 

@@ -7,29 +7,41 @@ can only ever act on their own campaigns.
 from collections import defaultdict
 
 from django.contrib import admin, messages
+from django.utils import timezone
 
-from campaigns.selectors import personalization
+from campaigns import admin_compose
+from campaigns.selectors import audience
 from campaigns.services import lifecycle
 
 
 def _warn_missing_variables(modeladmin, request, campaign):
-    missing = personalization.variables_no_recipient_has(campaign=campaign)
-    if missing:
-        names = ", ".join("{{ %s }}" % name for name in missing)
-        modeladmin.message_user(
-            request, f"{campaign.name}: no recipient has {names}; it renders empty (or its default).", messages.WARNING
-        )
+    for warning in admin_compose.missing_variable_warnings(campaign):
+        modeladmin.message_user(request, f"{campaign.name}: {warning}", messages.WARNING)
 
 
-def _each(modeladmin, request, queryset, service, done, *, warn_variables=False, **kwargs):
-    """Run a lifecycle service on each campaign: one error message per refusal, one summary."""
+def _confirm_schedule(modeladmin, request, campaign):
+    when = timezone.localtime(campaign.scheduled_at)
+    count = audience.audience_count(campaign=campaign)
+    modeladmin.message_user(
+        request,
+        f"{campaign.name}: scheduled for {when:%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()}), "
+        f"to {count} recipient(s) on its lists now.",
+        messages.INFO,
+    )
+
+
+def _each(modeladmin, request, queryset, service, done, *, reports=(), **kwargs):
+    """Run a lifecycle service on each campaign: one error message per refusal, one summary.
+
+    `reports` are told about each campaign the service accepted, as it returned it.
+    """
     ok = 0
     for campaign in queryset.select_related("smtp_account", "owner"):
         try:
-            service(campaign=campaign, **kwargs)
+            campaign = service(campaign=campaign, **kwargs)
             ok += 1
-            if warn_variables:
-                _warn_missing_variables(modeladmin, request, campaign)
+            for report in reports:
+                report(modeladmin, request, campaign)
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
     if ok:
@@ -42,12 +54,13 @@ def _schedule_at_its_time(*, campaign):
 
 @admin.action(description="Schedule selected drafts at their scheduled time (now if blank)")
 def schedule(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, _schedule_at_its_time, "scheduled", warn_variables=True)
+    _each(modeladmin, request, queryset, _schedule_at_its_time, "scheduled",
+          reports=(_confirm_schedule, _warn_missing_variables))
 
 
 @admin.action(description="Send selected now")
 def send_now(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, lifecycle.send_now, "started", warn_variables=True)
+    _each(modeladmin, request, queryset, lifecycle.send_now, "started", reports=(_warn_missing_variables,))
 
 
 @admin.action(description="Pause selected")
@@ -125,10 +138,18 @@ def retry_selected_emails(modeladmin, request, queryset):
 
 @admin.action(description="Remove selected pending recipients")
 def remove_selected_pending(modeladmin, request, queryset):
-    total = sum(
-        lifecycle.remove_pending(campaign=campaign, email_ids=ids) for campaign, ids in _by_campaign(queryset).items()
-    )
-    modeladmin.message_user(request, f"{total} pending recipient(s) removed.", messages.SUCCESS)
+    removed, in_flight = 0, 0
+    for campaign, ids in _by_campaign(queryset).items():
+        campaign_removed, campaign_in_flight = lifecycle.remove_pending(campaign=campaign, email_ids=ids)
+        removed, in_flight = removed + campaign_removed, in_flight + campaign_in_flight
+    modeladmin.message_user(request, f"{removed} pending recipient(s) removed.", messages.SUCCESS)
+    if in_flight:
+        modeladmin.message_user(
+            request,
+            f"{in_flight} selected recipient(s) are in flight: a worker holds their batch, so they were not removed "
+            "and go out with it. Any that come back unsent (deferred) can be removed then.",
+            messages.WARNING,
+        )
 
 
 EMAIL_ACTIONS = [retry_selected_emails, remove_selected_pending]

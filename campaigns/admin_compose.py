@@ -22,15 +22,22 @@ from campaigns.services import previews, templates
 PREVIEW_CONTACT_CHOICES = 200
 
 
-def missing_variables_warning(campaign):
-    missing = personalization.variables_no_recipient_has(campaign=campaign)
-    if not missing:
-        return ""
-    names = ", ".join("{{ %s }}" % name for name in missing)
-    return (
-        f"No recipient of the chosen lists has {names}: it renders empty (or its default) for everyone. "
-        "Check the spelling against your contact columns before scheduling."
-    )
+def missing_variable_warnings(campaign):
+    """One warning for the variables no recipient has, one per variable some recipients lack."""
+    coverage = personalization.variable_coverage(campaign=campaign)
+    warnings = []
+    if coverage.unknown:
+        names = ", ".join("{{ %s }}" % name for name in coverage.unknown)
+        warnings.append(
+            f"No recipient of the chosen lists has {names}: it renders empty (or its default) for everyone. "
+            "Check the spelling against your contact columns before scheduling."
+        )
+    for gap in coverage.gaps:
+        warnings.append(
+            f"{{{{ {gap.name} }}}} is empty or missing for {gap.lacking} of {gap.recipients} recipients: "
+            f'they get nothing in its place. Give it a fallback, like {{{{ {gap.name}|default:"there" }}}}.'
+        )
+    return warnings
 
 
 class CampaignComposeMixin:
@@ -46,8 +53,7 @@ class CampaignComposeMixin:
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        warning = missing_variables_warning(form.instance)
-        if warning:
+        for warning in missing_variable_warnings(form.instance):
             self.message_user(request, warning, messages.WARNING)
 
     def preview_view(self, request, object_id):
@@ -91,7 +97,7 @@ class CampaignComposeMixin:
             "sender": f"{account.from_name} <{account.from_email}>" if account else "",
             "form": form,
             "can_send_test": self.has_change_permission(request, campaign) and account is not None,
-            "missing_variables": missing_variables_warning(campaign),
+            "missing_variables": missing_variable_warnings(campaign),
             "preview_url": preview_url,
         }
         response = TemplateResponse(request, "admin/campaigns/campaign/preview.html", context)

@@ -122,6 +122,56 @@ def _variables_used(source):
     return frozenset(names)
 
 
+# Filters that put something in place of an empty value.
+FALLBACK_FILTERS = ("default", "yesno")
+
+
+def variables_without_fallback(source):
+    """The variables a template prints bare: a recipient without a value gets nothing in their place.
+
+    Not counted: one printed with a fallback ({{ City|default:"there" }}), one printed only inside
+    {% if City %}, and one only tested. The template must be valid.
+    """
+    return _variables_without_fallback(source or "")
+
+
+@functools.lru_cache(maxsize=256)
+def _variables_without_fallback(source):
+    return frozenset(_printed_bare(compile_template(source).nodelist, guarded=frozenset()))
+
+
+def _printed_bare(nodelist, *, guarded):
+    for node in nodelist:
+        if isinstance(node, VariableNode):
+            name = _bare_name(node)
+            applied = {getattr(func, "__name__", "") for func, _args in node.filter_expression.filters}
+            if name and name not in guarded and not applied & set(FALLBACK_FILTERS):
+                yield name
+        elif isinstance(node, defaulttags.IfNode):
+            for condition, branch in node.conditions_nodelists:
+                yield from _printed_bare(branch, guarded=guarded | _names_tested_true(condition))
+        elif isinstance(node, defaulttags.WithNode):
+            # Its names are the template's own, not the recipient's.
+            yield from (name for name in _printed_bare(node.nodelist, guarded=guarded)
+                        if name not in node.extra_context)
+        elif not isinstance(node, defaulttags.FirstOfNode):  # firstof is a fallback itself
+            for attribute in node.child_nodelists:
+                yield from _printed_bare(getattr(node, attribute, None) or [], guarded=guarded)
+
+
+def _names_tested_true(condition):
+    """Variables that hold a value wherever `condition` is true ({% if City %}, {% if City and Town %})."""
+    if condition is None:
+        return frozenset()
+    if getattr(condition, "id", None) == "literal":
+        variable = condition.value.var
+        if isinstance(variable, Variable) and variable.lookups:
+            return frozenset([variable.lookups[0]])
+    if getattr(condition, "id", None) == "and":
+        return _names_tested_true(condition.first) | _names_tested_true(condition.second)
+    return frozenset()
+
+
 def places_unsubscribe_link(source):
     try:
         return UNSUBSCRIBE_VARIABLE in variables_used(source)

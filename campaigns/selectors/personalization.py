@@ -1,23 +1,20 @@
 """Reads for personalisation: which variables the recipients of a campaign can fill."""
 
+from dataclasses import dataclass
+
 from django.db import connection
+from django.db.models import Count, Q, TextField, Value
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Coalesce, Trim
 
 from campaigns import personalize
 from campaigns.models import Contact
+from campaigns.selectors import audience
 
 
 def recipients(*, campaign):
-    """Subscribed contacts of the campaign's lists (the owner's own lists and contacts only)."""
-    return (
-        Contact.objects.filter(
-            owner_id=campaign.owner_id,
-            status=Contact.Status.SUBSCRIBED,
-            lists__campaigns=campaign,
-            lists__owner_id=campaign.owner_id,
-        )
-        .distinct()
-        .order_by("email")
-    )
+    """Subscribed contacts of the campaign's lists (the owner's own lists and contacts only), by address."""
+    return audience.recipients(campaign=campaign).order_by("email")
 
 
 def attribute_keys(*, campaign):
@@ -39,15 +36,72 @@ def attribute_keys(*, campaign):
         return {row[0] for row in cursor.fetchall()}
 
 
-def variables_no_recipient_has(*, campaign):
-    """Variables the subject or bodies use that no recipient of the chosen lists can fill (sorted)."""
-    used = set()
+@dataclass(frozen=True)
+class VariableGap:
+    name: str
+    lacking: int  # recipients for whom it is empty or missing
+    recipients: int
+
+
+@dataclass(frozen=True)
+class VariableCoverage:
+    unknown: list  # names no recipient has (a misspelling, most often), sorted
+    gaps: list  # a VariableGap for each other variable printed without a fallback that some recipients lack
+
+
+def variable_coverage(*, campaign):
+    """What the recipients give the variables the subject and bodies use, in two queries at most."""
+    used, bare = set(), set()
     for source in (campaign.subject, campaign.body_html, campaign.body_text):
         try:
             used |= personalize.variables_used(source or "")
+            bare |= personalize.variables_without_fallback(source or "")
         except personalize.PersonalizationError:
             continue
-    used -= set(personalize.STANDARD_VARIABLES)
-    if not used:
+    attributes = used - set(personalize.STANDARD_VARIABLES)
+    bare -= {"email", personalize.UNSUBSCRIBE_VARIABLE}  # never empty
+    if not attributes and not bare:
+        return VariableCoverage(unknown=[], gaps=[])
+    keys = attribute_keys(campaign=campaign) if attributes else set()
+    unknown = sorted(attributes - personalize.attribute_identifiers(keys))
+    gaps = _gaps(campaign=campaign, names=sorted(bare - set(unknown)), keys=keys)
+    return VariableCoverage(unknown=unknown, gaps=gaps)
+
+
+def variables_no_recipient_has(*, campaign):
+    """Variables the subject or bodies use that no recipient of the chosen lists can fill (sorted)."""
+    return variable_coverage(campaign=campaign).unknown
+
+
+def _gaps(*, campaign, names, keys):
+    """Counted in SQL over the contacts' attributes, one pass over the recipients for every name."""
+    if not names:
         return []
-    return sorted(used - personalize.attribute_identifiers(attribute_keys(campaign=campaign)))
+    values, lacking = {}, {}
+    for i, name in enumerate(names):
+        if name == "name":
+            values[f"name_{i}"] = Trim("name")
+            lacks = Q(**{f"name_{i}": ""})
+        else:
+            # A column "First Name" gives {{ First_Name }} too: any key providing the name may fill it.
+            lacks = Q()
+            for j, key in enumerate(sorted(k for k in keys if name in personalize.attribute_identifiers([k]))):
+                alias = f"value_{i}_{j}"
+                values[alias], values[f"{alias}_text"] = KeyTransform(key, "attributes"), _trimmed_text(key)
+                lacks &= _empty(alias)
+        lacking[f"lacking_{i}"] = Count("id", filter=lacks)
+    counts = audience.recipients(campaign=campaign).annotate(**values).aggregate(total=Count("id"), **lacking)
+    gaps = [
+        VariableGap(name=name, lacking=counts[f"lacking_{i}"], recipients=counts["total"])
+        for i, name in enumerate(names)
+    ]
+    return [gap for gap in gaps if gap.lacking]
+
+
+def _trimmed_text(key):
+    return Trim(Coalesce(KeyTextTransform(key, "attributes"), Value(""), output_field=TextField()))
+
+
+def _empty(alias):
+    """Missing, JSON null (which SQLite's text of it spells 'null') or blank: the message prints nothing."""
+    return Q(**{f"{alias}__isnull": True}) | Q(**{alias: None}) | Q(**{f"{alias}_text": ""})

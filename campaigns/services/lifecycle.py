@@ -5,7 +5,7 @@ conditional UPDATE on the status it expects.
 """
 
 import zoneinfo
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,6 +15,8 @@ from campaigns.delivery import dispatcher, ledger
 from campaigns.models import Campaign
 
 C = Campaign.Status
+# A time typed for "now" is a little behind by the time the action runs.
+PAST_SCHEDULE_GRACE = timedelta(minutes=1)
 
 
 class LifecycleError(Exception):
@@ -56,7 +58,7 @@ def parse_local_time(*, text, user):
 def schedule(*, campaign, at=None, now=None):
     """Schedule for `at` (aware) or, without it, send at the next tick."""
     now = now or timezone.now()
-    problems = problems_before_scheduling(campaign=campaign)
+    problems = problems_before_scheduling(campaign=campaign) + _problems_with_time(campaign=campaign, at=at, now=now)
     if problems:
         raise LifecycleError("Cannot schedule: " + "; ".join(problems) + ".")
     when = at or now
@@ -67,6 +69,15 @@ def schedule(*, campaign, at=None, now=None):
         raise LifecycleError(f"Only a draft can be scheduled; this campaign is {_status_of(campaign)}.")
     campaign.refresh_from_db()
     return campaign
+
+
+def _problems_with_time(*, campaign, at, now):
+    # A started campaign's time is past by nature; "only a draft can be scheduled" is its answer.
+    if at is None or campaign.status != C.DRAFT or at >= now - PAST_SCHEDULE_GRACE:
+        return []
+    zone = campaign.owner.timezone
+    local = timezone.localtime(at, timezone=zoneinfo.ZoneInfo(zone))
+    return [f"{local:%Y-%m-%d %H:%M} {zone} is in the past; choose a later time, or use Send now to send at once"]
 
 
 def send_now(*, campaign, now=None):
@@ -168,9 +179,16 @@ def retry_failed(*, campaign, email_ids=None, now=None):
 
 
 def remove_pending(*, campaign, email_ids, now=None):
-    """Take recipients out before they are sent (pending or deferred rows only)."""
+    """Take recipients out before they are sent (pending or deferred rows only): (removed, in flight).
+
+    Queued rows stay with the worker holding their batch, which may be sending one this very
+    moment (cancelled under it, a delivered message would read cancelled); they are counted so
+    the owner learns they go out with that batch.
+    """
     now = now or timezone.now()
-    return ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)
+    removed = ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)
+    in_flight = campaign.emails.filter(id__in=email_ids, status=ledger.S.QUEUED).count()
+    return removed, in_flight
 
 
 def extend_to_new_contacts(*, campaign, now=None):

@@ -234,6 +234,33 @@ def test_schedule_without_a_time_schedules_for_now(marketer_client, ready_draft)
     assert before <= ready_draft.scheduled_at <= timezone.now()
 
 
+def test_schedule_refuses_a_scheduled_time_in_the_past_and_keeps_the_draft(marketer_client, ready_draft):
+    # Saved on the form with a typo in the year; the action must not send it at once.
+    ready_draft.scheduled_at = datetime.datetime(2020, 1, 1, 4, 30, tzinfo=UTC)
+    ready_draft.save()
+    before = snapshot(ready_draft)
+
+    _, shown = act(marketer_client, CAMPAIGNS, "schedule", ready_draft)
+
+    assert errors(shown) == [
+        "Alice autumn: Cannot schedule: 2020-01-01 10:00 Asia/Kolkata is in the past; choose a later time, "
+        "or use Send now to send at once."
+    ]
+    assert successes(shown) == []
+    assert snapshot(ready_draft) == before
+    dispatcher.tick(enqueue=lambda batch_id: None)
+    assert not Email.objects.filter(campaign=ready_draft).exists()
+
+
+def test_schedule_of_a_campaign_started_long_ago_says_it_is_not_a_draft(marketer_client, ready_draft):
+    started(ready_draft)
+    Campaign.objects.filter(pk=ready_draft.pk).update(scheduled_at=timezone.now() - datetime.timedelta(hours=2))
+
+    _, shown = act(marketer_client, CAMPAIGNS, "schedule", ready_draft)
+
+    assert errors(shown) == ["Alice autumn: Only a draft can be scheduled; this campaign is sending."]
+
+
 def test_schedule_refuses_an_incomplete_draft_and_a_campaign_already_started(marketer_client, marketer, ready_draft):
     no_list = CampaignFactory(owner=marketer, name="No list")
     started(ready_draft)
@@ -541,6 +568,28 @@ def test_remove_selected_pending_cancels_the_chosen_pending_rows_and_leaves_sent
     assert running.status == C.SENDING
 
 
+def test_remove_selected_pending_says_how_many_are_in_flight_and_were_left_to_their_batch(marketer_client, engine):
+    campaign, claimed = engine.claimed_campaign(["q1@example.org", "q2@example.org"])  # queued, held by a worker
+    campaign.lists.first().contacts.add(*[ContactFactory(owner=engine.owner, email=f"p{n}@example.org")
+                                          for n in (1, 2)])
+    lifecycle.extend_to_new_contacts(campaign=campaign, now=engine.clock())  # pending
+    emails = engine.emails(campaign)
+
+    _, shown = act(marketer_client, EMAILS, "remove_selected_pending", *emails.values())
+
+    assert successes(shown) == ["2 pending recipient(s) removed."]
+    assert [text for level, text in shown if level == "warning"] == [
+        "2 selected recipient(s) are in flight: a worker holds their batch, so they were not removed and go out "
+        "with it. Any that come back unsent (deferred) can be removed then."
+    ]
+    assert engine.statuses(campaign) == {"q1@example.org": S.QUEUED, "q2@example.org": S.QUEUED,
+                                         "p1@example.org": S.CANCELLED, "p2@example.org": S.CANCELLED}
+    # What the message says: the batch sends its rows, and nothing removed goes out after it.
+    engine.send_batch(claimed[0])
+    engine.tick()
+    assert sorted(engine.handler.delivered_to()) == ["q1@example.org", "q2@example.org"]
+
+
 # --- scoping -----------------------------------------------------------------------------------------
 
 
@@ -812,5 +861,5 @@ def test_send_now_warns_about_a_variable_no_recipient_has(db, marketer, marketer
     texts = [str(m) for m in get_messages(response.wsgi_request)] or [
         str(m) for m in response.context["messages"]
     ]
-    assert any("no recipient has {{ Plan }}" in t for t in texts), texts
+    assert any("No recipient of the chosen lists has {{ Plan }}" in t for t in texts), texts
     assert not any("{{ City }}" in t for t in texts)

@@ -97,18 +97,50 @@ def test_only_a_draft_can_be_scheduled(complete_draft):
         lifecycle.schedule(campaign=complete_draft)
 
 
+def test_schedule_refuses_a_time_in_the_past_beyond_a_minute_of_grace(complete_draft):
+    now = timezone.now()
+    typo = datetime.datetime(2020, 1, 1, 4, 30, tzinfo=UTC)  # 10:00 in Kolkata
+
+    with pytest.raises(lifecycle.LifecycleError) as refused:
+        lifecycle.schedule(campaign=complete_draft, at=typo, now=now)
+    with pytest.raises(lifecycle.LifecycleError, match="is in the past"):
+        lifecycle.schedule(campaign=complete_draft, at=now - datetime.timedelta(seconds=61), now=now)
+
+    assert str(refused.value) == (
+        "Cannot schedule: 2020-01-01 10:00 Asia/Kolkata is in the past; choose a later time, "
+        "or use Send now to send at once."
+    )
+    complete_draft.refresh_from_db()
+    assert (complete_draft.status, complete_draft.scheduled_at) == (C.DRAFT, None)
+
+    # A time typed for "now" that is a few seconds behind is still scheduled.
+    lifecycle.schedule(campaign=complete_draft, at=now - datetime.timedelta(seconds=59), now=now)
+    complete_draft.refresh_from_db()
+    assert complete_draft.status == C.SCHEDULED
+
+
+def test_schedule_names_a_past_time_with_the_other_problems(marketer):
+    campaign = CampaignFactory(owner=marketer, subject="")
+
+    with pytest.raises(lifecycle.LifecycleError) as refused:
+        lifecycle.schedule(campaign=campaign, at=timezone.now() - datetime.timedelta(days=1))
+
+    assert str(refused.value).startswith("Cannot schedule: write a subject; choose at least one contact list; ")
+    assert "is in the past" in str(refused.value)
+
+
 # --- send_campaign --at in the owner's zone -------------------------------------------------------
 
 
 def test_send_campaign_at_a_local_time_stores_utc_for_an_ist_owner(complete_draft):
     assert complete_draft.owner.timezone == "Asia/Kolkata"
 
-    out = command("send_campaign", complete_draft.pk, at="2026-12-01 10:00")
+    out = command("send_campaign", complete_draft.pk, at="2030-12-01 10:00")
 
     complete_draft.refresh_from_db()
     assert complete_draft.status == C.SCHEDULED
-    assert complete_draft.scheduled_at == datetime.datetime(2026, 12, 1, 4, 30, tzinfo=UTC)
-    assert "2026-12-01 10:00 Asia/Kolkata (2026-12-01 04:30 UTC)" in out
+    assert complete_draft.scheduled_at == datetime.datetime(2030, 12, 1, 4, 30, tzinfo=UTC)
+    assert "2030-12-01 10:00 Asia/Kolkata (2030-12-01 04:30 UTC)" in out
     assert not Email.objects.filter(campaign=complete_draft).exists()  # nothing materialised before it is due
 
 
@@ -117,10 +149,10 @@ def test_send_campaign_at_follows_each_owners_zone(db):
     contact_list = ContactListFactory(owner=owner, contacts=[ContactFactory(owner=owner)])
     campaign = CampaignFactory(owner=owner, lists=[contact_list])
 
-    command("send_campaign", campaign.pk, at="2026-12-01 10:00")
+    command("send_campaign", campaign.pk, at="2030-12-01 10:00")
 
     campaign.refresh_from_db()
-    assert campaign.scheduled_at == datetime.datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+    assert campaign.scheduled_at == datetime.datetime(2030, 12, 1, 15, 0, tzinfo=UTC)
 
 
 def test_send_campaign_refuses_a_malformed_time(complete_draft):
@@ -128,6 +160,19 @@ def test_send_campaign_refuses_a_malformed_time(complete_draft):
         command("send_campaign", complete_draft.pk, at="1 Dec 10am")
     complete_draft.refresh_from_db()
     assert complete_draft.status == C.DRAFT
+
+
+def test_send_campaign_refuses_a_past_time_and_schedules_nothing(complete_draft):
+    with pytest.raises(CommandError) as refused:
+        command("send_campaign", complete_draft.pk, at="2020-01-01 10:00")
+
+    assert str(refused.value) == (
+        "Cannot schedule: 2020-01-01 10:00 Asia/Kolkata is in the past; choose a later time, "
+        "or use Send now to send at once."
+    )
+    complete_draft.refresh_from_db()
+    assert (complete_draft.status, complete_draft.scheduled_at) == (C.DRAFT, None)
+    assert not Email.objects.filter(campaign=complete_draft).exists()
 
 
 def test_send_campaign_without_at_materialises_at_once(complete_draft):
@@ -174,14 +219,14 @@ def test_pause_resume_and_cancel_commands(complete_draft):
 
 
 def test_a_paused_scheduled_campaign_resumes_as_scheduled(complete_draft):
-    command("send_campaign", complete_draft.pk, at="2026-12-01 10:00")
+    command("send_campaign", complete_draft.pk, at="2030-12-01 10:00")
     command("pause_campaign", complete_draft.pk)
 
     command("resume_campaign", complete_draft.pk)
 
     complete_draft.refresh_from_db()
     assert complete_draft.status == C.SCHEDULED
-    assert complete_draft.scheduled_at == datetime.datetime(2026, 12, 1, 4, 30, tzinfo=UTC)
+    assert complete_draft.scheduled_at == datetime.datetime(2030, 12, 1, 4, 30, tzinfo=UTC)
 
 
 # --- duplicate ------------------------------------------------------------------------------------
@@ -272,7 +317,7 @@ def test_remove_pending_cancels_the_chosen_pending_rows_and_they_are_never_sent(
     engine.send_now(campaign)
     chosen = [engine.email(campaign, "b@example.org").pk, engine.email(campaign, "d@example.org").pk]
 
-    assert lifecycle.remove_pending(campaign=campaign, email_ids=chosen, now=engine.clock()) == 2
+    assert lifecycle.remove_pending(campaign=campaign, email_ids=chosen, now=engine.clock()) == (2, 0)
     engine.tick()
 
     assert engine.statuses(campaign) == {
@@ -280,8 +325,23 @@ def test_remove_pending_cancels_the_chosen_pending_rows_and_they_are_never_sent(
     }
     assert sorted(engine.handler.delivered_to()) == ["a@example.org", "c@example.org"]
     # A sent row is not "removed": it stays sent.
-    assert lifecycle.remove_pending(campaign=campaign, email_ids=[engine.email(campaign, "a@example.org").pk]) == 0
+    assert lifecycle.remove_pending(campaign=campaign, email_ids=[engine.email(campaign, "a@example.org").pk]) == (0, 0)
     assert engine.statuses(campaign)["a@example.org"] == S.SENT
+
+
+def test_remove_pending_leaves_queued_rows_to_their_worker_and_counts_them(engine):
+    campaign, claimed = engine.claimed_campaign(["a@example.org", "b@example.org"])
+    campaign.lists.first().contacts.add(ContactFactory(owner=engine.owner, email="c@example.org"))
+    lifecycle.extend_to_new_contacts(campaign=campaign, now=engine.clock())
+    chosen = [engine.email(campaign, address).pk for address in ("a@example.org", "c@example.org")]
+
+    assert lifecycle.remove_pending(campaign=campaign, email_ids=chosen, now=engine.clock()) == (1, 1)
+
+    assert engine.statuses(campaign) == {"a@example.org": S.QUEUED, "b@example.org": S.QUEUED,
+                                         "c@example.org": S.CANCELLED}
+    engine.send_batch(claimed[0])
+    engine.tick()
+    assert sorted(engine.handler.delivered_to()) == ["a@example.org", "b@example.org"]
 
 
 def test_remove_pending_only_touches_its_own_campaign(engine):

@@ -223,3 +223,22 @@ def test_only_text_and_bare_variables_take_the_plain_path():
     assert personalize._plain_pieces("Hi {{ name }}, {{ City }}") == ["Hi ", "name", ", ", "City", ""]
     for source in ("{{ name|upper }}", "{% if name %}x{% endif %}", "{{ True }}", "{{ 'x' }}"):
         assert personalize._plain_pieces(source) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "bare"),
+    [
+        ("new for {{ City }} in Pune", {"City"}),
+        ('new for {{ City|default:"there" }} in Pune', set()),
+        ('{{ City|upper|default:"there" }} {{ Plan|yesno:"paid,free" }}', set()),
+        ("{{ City|upper }} {{ Zip|default_if_none:'-' }}", {"City", "Zip"}),
+        ("{% if City %}in {{ City }}{% else %}near {{ Town }}{% endif %}", {"Town"}),
+        ("{% if City and Town %}{{ City }}, {{ Town }}{% endif %}{% if City or Zip %}{{ Zip }}{% endif %}", {"Zip"}),
+        ("{% if City %}yes{% endif %}", set()),
+        ('{% firstof City "there" %} {% spaceless %}<b>{{ Plan }}</b>{% endspaceless %}', {"Plan"}),
+        ("{% with place=City %}{{ place }} {{ Zip }}{% endwith %}", {"Zip"}),
+        ("Hi {{ name }} <{{ email }}> {{ 'text' }} {{ True }}", {"name", "email"}),
+    ],
+)
+def test_variables_printed_without_a_fallback(source, bare):
+    assert personalize.variables_without_fallback(source) == bare
