@@ -26,7 +26,7 @@ def _each(modeladmin, request, queryset, service, done, *, warn_variables=False,
     ok = 0
     for campaign in queryset.select_related("smtp_account", "owner"):
         try:
-            service(campaign=campaign, **kwargs)
+            service(campaign=campaign, acting_user=request.user, **kwargs)
             ok += 1
             if warn_variables:
                 _warn_missing_variables(modeladmin, request, campaign)
@@ -36,8 +36,8 @@ def _each(modeladmin, request, queryset, service, done, *, warn_variables=False,
         modeladmin.message_user(request, f"{ok} campaign(s) {done}.", messages.SUCCESS)
 
 
-def _schedule_at_its_time(*, campaign):
-    return lifecycle.schedule(campaign=campaign, at=campaign.scheduled_at)
+def _schedule_at_its_time(*, campaign, acting_user):
+    return lifecycle.schedule(campaign=campaign, at=campaign.scheduled_at, acting_user=acting_user)
 
 
 @admin.action(description="Schedule selected drafts at their scheduled time (now if blank)")
@@ -77,7 +77,7 @@ def _retry(modeladmin, request, pairs):
     retried, done = 0, 0
     for campaign, email_ids in pairs:
         try:
-            retried += lifecycle.retry_failed(campaign=campaign, email_ids=email_ids)
+            retried += lifecycle.retry_failed(campaign=campaign, email_ids=email_ids, acting_user=request.user)
             done += 1
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
@@ -95,7 +95,7 @@ def extend(modeladmin, request, queryset):
     total, done = 0, 0
     for campaign in queryset:
         try:
-            total += lifecycle.extend_to_new_contacts(campaign=campaign)
+            total += lifecycle.extend_to_new_contacts(campaign=campaign, acting_user=request.user)
             done += 1
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
