@@ -29,10 +29,11 @@ class ContactAdmin(OwnedModelAdmin):
     list_display = ("email", "name", "status", "list_names", "created_at")
     # Adds "Import contacts" (the ImportJob admin's upload form) to the object tools.
     change_list_template = "admin/campaigns/contact_change_list_import.html"
-    actions = export_actions.CONTACT_EXPORT_ACTIONS
+    actions = admin_actions.CONTACT_ACTIONS + export_actions.CONTACT_EXPORT_ACTIONS
     list_filter = ("status", "lists", "created_at")
     search_fields = ("email", "name")
-    readonly_fields = ("status_changed_at", "created_at", "updated_at")
+    # The status is written by campaigns.services.contacts only (the action here, bounces, unsubscribes).
+    readonly_fields = ("status", "status_changed_at", "created_at", "updated_at")
 
     def get_queryset(self, request):
         # Only the user's own lists: a contact may sit in another owner's list (put

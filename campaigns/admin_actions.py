@@ -1,4 +1,4 @@
-"""Admin actions for campaigns and their emails: each one calls a lifecycle service.
+"""Admin actions for campaigns, their emails and contacts: each one calls a service.
 
 Querysets reaching an action come from the owner-scoped admin, so a marketer
 can only ever act on their own campaigns.
@@ -7,9 +7,11 @@ can only ever act on their own campaigns.
 from collections import defaultdict
 
 from django.contrib import admin, messages
+from django.utils import timezone
 
+from campaigns.models import Contact
 from campaigns.selectors import personalization
-from campaigns.services import lifecycle
+from campaigns.services import contacts, lifecycle
 
 
 def _warn_missing_variables(modeladmin, request, campaign):
@@ -132,3 +134,14 @@ def remove_selected_pending(modeladmin, request, queryset):
 
 
 EMAIL_ACTIONS = [retry_selected_emails, remove_selected_pending]
+
+
+@admin.action(description="Unsubscribe selected contacts (their unsent emails are cancelled)")
+def unsubscribe_contacts(modeladmin, request, queryset):
+    changed = contacts.suppress(
+        contact_ids=queryset.values_list("pk", flat=True), status=Contact.Status.UNSUBSCRIBED, now=timezone.now()
+    )
+    modeladmin.message_user(request, f"{changed} contact(s) unsubscribed.", messages.SUCCESS)
+
+
+CONTACT_ACTIONS = [unsubscribe_contacts]

@@ -445,9 +445,9 @@ class _BatchRun:
         ledger.mark_failed(email_id=email.pk, token=self.token, code=code, text=text, failure_class=failure_class, now=now)
         self.report.failed += 1
         if verdict.verdict == Verdict.BOUNCED and email.contact_id:
-            Contact.objects.filter(pk=email.contact_id, status=Contact.Status.SUBSCRIBED).update(
-                status=Contact.Status.BOUNCED, status_changed_at=now
-            )
+            from campaigns.services import contacts
+
+            contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.BOUNCED, now=now)
         return True
 
     # --- batch-level outcomes ----------------------------------------------------
@@ -466,11 +466,9 @@ class _BatchRun:
         self.report.notes.append(text)
 
     def _pause_account(self, reason):
-        now = self.clock()
-        SmtpAccount.objects.filter(pk=self.account.pk).update(
-            paused_until=now + timedelta(seconds=settings.ACCOUNT_PAUSE_SECONDS), pause_reason=reason
-        )
-        log.warning("SMTP account %s paused: %s", self.account.pk, reason)
+        from accounts import services as account_services
+
+        account_services.pause_account(account_id=self.account.pk, reason=reason, now=self.clock())
 
     def _still_holds(self, email):
         """Whether this row is still this worker's, renewing the batch's lease first when due.
