@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
+from django.utils import timezone
 
 from accounts import services, smtp
 from accounts.forms import AccessAwareLoginForm, SmtpAccountForm
@@ -79,7 +80,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     list_filter = ("security",)
     search_fields = ("name", "host", "from_email", "username")
     readonly_fields = ("paused_until", "pause_reason", "last_tested_at", "last_test_result")
-    actions = ["test_connection"]
+    actions = ["test_connection", "resume_sending"]
     fieldsets = (
         (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
@@ -115,6 +116,12 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             smtp.record_test_result(account=account, result=result)
             level = messages.SUCCESS if result.ok else messages.ERROR
             self.message_user(request, f"{account.name}: {result.message}", level)
+
+    @admin.action(description="Resume sending now (end the pause)")
+    def resume_sending(self, request, queryset):
+        now = timezone.now()
+        resumed = sum(services.resume_account(account_id=account.pk, now=now) for account in queryset)
+        self.message_user(request, f"{resumed} paused account(s) may send again.", messages.SUCCESS)
 
 
 def _restrict_to_superusers(model_admin_class):

@@ -1,6 +1,7 @@
-"""Writes for accounts: marketers, sign-up, approval, secrets."""
+"""Writes for accounts: marketers, sign-up, approval, secrets, SMTP account pauses."""
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -153,3 +154,26 @@ def rotate_encryption_keys():
             SmtpAccount.objects.filter(pk=account.pk).update(password=new_token)
             rotated += 1
     return rotated
+
+
+def pause_account(*, account_id, reason, now, seconds=None):
+    """Stop an SMTP account sending until now + seconds (ACCOUNT_PAUSE_SECONDS by default); returns the end.
+
+    The sending engine pauses an account on quota and authentication failures, a password it
+    cannot decrypt and a refused destination: the dispatcher claims nothing for it meanwhile, and
+    the reason shows on the account and the dashboard. A new pause replaces the one running.
+    """
+    until = now + timedelta(seconds=settings.ACCOUNT_PAUSE_SECONDS if seconds is None else seconds)
+    SmtpAccount.objects.filter(pk=account_id).update(paused_until=until, pause_reason=reason, updated_at=now)
+    log.warning("SMTP account %s paused until %s: %s", account_id, until.isoformat(), reason)
+    return until
+
+
+def resume_account(*, account_id, now):
+    """Let a paused account send again at once (its owner fixed the cause); returns whether it was paused."""
+    resumed = SmtpAccount.objects.filter(pk=account_id, paused_until__gt=now).update(
+        paused_until=None, pause_reason="", updated_at=now
+    )
+    if resumed:
+        log.info("SMTP account %s resumed", account_id)
+    return bool(resumed)

@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.db.models import Count, Prefetch, Q
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user
 from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
-from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, ImportJob
+from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, ImportJob
 from campaigns.selectors import audience
 from tracking.models import Event, Link
 
@@ -29,10 +30,11 @@ class ContactAdmin(OwnedModelAdmin):
     list_display = ("email", "name", "status", "list_names", "created_at")
     # Adds "Import contacts" (the ImportJob admin's upload form) to the object tools.
     change_list_template = "admin/campaigns/contact_change_list_import.html"
-    actions = export_actions.CONTACT_EXPORT_ACTIONS
+    actions = admin_actions.CONTACT_ACTIONS + export_actions.CONTACT_EXPORT_ACTIONS
     list_filter = ("status", "lists", "created_at")
     search_fields = ("email", "name")
-    readonly_fields = ("status_changed_at", "created_at", "updated_at")
+    # The status is written by campaigns.services.contacts only (the action here, bounces, unsubscribes).
+    readonly_fields = ("status", "status_changed_at", "created_at", "updated_at")
 
     def get_queryset(self, request):
         # Only the user's own lists: a contact may sit in another owner's list (put
@@ -79,6 +81,9 @@ class EmailTemplateAdmin(EmailTemplateComposeMixin, OwnedModelAdmin):
     search_fields = ("name", "subject")
 
 
+HISTORY_ROWS = 100
+
+
 @admin.register(Campaign)
 class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     list_display = (
@@ -90,7 +95,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     search_fields = ("name", "subject")
     filter_horizontal = ("lists",)
     readonly_fields = (
-        "status", "status_reason", "started_at", "completed_at", "created_at", "updated_at", "email_link",
+        "status", "status_reason", "started_at", "completed_at", "created_at", "updated_at", "email_link", "history",
     )
     fieldsets = (
         (None, {"fields": ("owner", "name", "smtp_account", "lists")}),
@@ -99,6 +104,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
             "Schedule",
             {"fields": ("scheduled_at", "status", "status_reason", "started_at", "completed_at", "email_link")},
         ),
+        ("History", {"fields": ("history",)}),
     )
     actions = admin_actions.CAMPAIGN_ACTIONS + export_actions.CAMPAIGN_EXPORT_ACTIONS + CAMPAIGN_COMPOSE_ACTIONS
     # Once a campaign leaves draft, what it sends is fixed: the lifecycle actions change it, not the form.
@@ -118,10 +124,10 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_deleted_objects(self, objs, request):
-        # Its emails, links and events go with it; they are read-only to the marketer on their own,
+        # Its emails, links, events and history go with it; they are read-only to the marketer on their own,
         # which must not stop the campaign's owner from deleting it.
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        ledger_names = {m._meta.verbose_name for m in (Email, Link, Event)}
+        ledger_names = {m._meta.verbose_name for m in (Email, Link, Event, CampaignEvent)}
         return deleted, model_count, {p for p in perms_needed if p not in ledger_names}, protected
 
     # Fields missing from a user's form (the owner, for marketers) are dropped from
@@ -165,6 +171,18 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
             return f"Would go to {count} recipient(s): the subscribed contacts of its lists, each address once."
         url = reverse("admin:campaigns_email_changelist") + f"?campaign__id__exact={obj.pk}"
         return format_html('<a href="{}">{} recipient(s)</a>', url, obj.emails.count())
+
+    @admin.display(description="Status changes")
+    def history(self, obj):
+        events = obj.status_events.select_related("acting_user")[:HISTORY_ROWS] if obj.pk else []
+        rows = format_html_join("", "<tr><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td></tr>", (
+            (f"{timezone.localtime(e.at):%Y-%m-%d %H:%M:%S}", e.get_from_status_display(), e.get_to_status_display(),
+             e.acting_user.username if e.acting_user else "the system", e.reason)
+            for e in events
+        ))
+        if not rows:
+            return "—"
+        return format_html("<table><tr><th>When</th><th>Status</th><th>By</th><th>Why</th></tr>{}</table>", rows)
 
 
 @admin.register(Email)

@@ -1,4 +1,4 @@
-"""Admin actions for campaigns and their emails: each one calls a lifecycle service.
+"""Admin actions for campaigns, their emails and contacts: each one calls a service.
 
 Querysets reaching an action come from the owner-scoped admin, so a marketer
 can only ever act on their own campaigns.
@@ -10,8 +10,9 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from campaigns import admin_compose
+from campaigns.models import Contact
 from campaigns.selectors import audience
-from campaigns.services import lifecycle
+from campaigns.services import contacts, lifecycle
 
 
 def _warn_missing_variables(modeladmin, request, campaign):
@@ -38,7 +39,7 @@ def _each(modeladmin, request, queryset, service, done, *, reports=(), **kwargs)
     ok = 0
     for campaign in queryset.select_related("smtp_account", "owner"):
         try:
-            campaign = service(campaign=campaign, **kwargs)
+            campaign = service(campaign=campaign, acting_user=request.user, **kwargs)
             ok += 1
             for report in reports:
                 report(modeladmin, request, campaign)
@@ -48,8 +49,8 @@ def _each(modeladmin, request, queryset, service, done, *, reports=(), **kwargs)
         modeladmin.message_user(request, f"{ok} campaign(s) {done}.", messages.SUCCESS)
 
 
-def _schedule_at_its_time(*, campaign):
-    return lifecycle.schedule(campaign=campaign, at=campaign.scheduled_at)
+def _schedule_at_its_time(*, campaign, acting_user):
+    return lifecycle.schedule(campaign=campaign, at=campaign.scheduled_at, acting_user=acting_user)
 
 
 @admin.action(description="Schedule selected drafts at their scheduled time (now if blank)")
@@ -90,7 +91,7 @@ def _retry(modeladmin, request, pairs):
     retried, done = 0, 0
     for campaign, email_ids in pairs:
         try:
-            retried += lifecycle.retry_failed(campaign=campaign, email_ids=email_ids)
+            retried += lifecycle.retry_failed(campaign=campaign, email_ids=email_ids, acting_user=request.user)
             done += 1
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
@@ -108,7 +109,7 @@ def extend(modeladmin, request, queryset):
     total, done = 0, 0
     for campaign in queryset:
         try:
-            total += lifecycle.extend_to_new_contacts(campaign=campaign)
+            total += lifecycle.extend_to_new_contacts(campaign=campaign, acting_user=request.user)
             done += 1
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
@@ -153,3 +154,14 @@ def remove_selected_pending(modeladmin, request, queryset):
 
 
 EMAIL_ACTIONS = [retry_selected_emails, remove_selected_pending]
+
+
+@admin.action(description="Unsubscribe selected contacts (their unsent emails are cancelled)")
+def unsubscribe_contacts(modeladmin, request, queryset):
+    changed = contacts.suppress(
+        contact_ids=queryset.values_list("pk", flat=True), status=Contact.Status.UNSUBSCRIBED, now=timezone.now()
+    )
+    modeladmin.message_user(request, f"{changed} contact(s) unsubscribed.", messages.SUCCESS)
+
+
+CONTACT_ACTIONS = [unsubscribe_contacts]

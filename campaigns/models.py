@@ -18,6 +18,10 @@ class Contact(models.Model):
         BOUNCED = "bounced", "Bounced"
         COMPLAINED = "complained", "Complained"
 
+    # The one definition of suppressed: every status but subscribed (a test keeps it so). Nothing
+    # is sent to these contacts, no import resubscribes them, no retry brings their emails back.
+    SUPPRESSED_STATUSES = (Status.UNSUBSCRIBED, Status.BOUNCED, Status.COMPLAINED)
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts")
     # Stored trimmed and lower-cased, so equality is case-insensitive everywhere.
     # Accepts internationalised addresses (zoë.müller@example.de); the rule is in campaigns.imports.addresses.
@@ -125,6 +129,38 @@ class Campaign(models.Model):
     def clean(self):
         if self.smtp_account_id and self.owner_id and self.smtp_account.owner_id != self.owner_id:
             raise ValidationError({"smtp_account": "This SMTP account belongs to someone else."})
+
+
+class CampaignEvent(models.Model):
+    """One change of a campaign's status, written with it by campaigns.services.lifecycle.
+
+    The campaign's history (the dashboard's activity feed reads it): who or what moved it
+    (acting_user None: the system, the dispatcher or a worker), from which status, and why.
+    """
+
+    owner_path = "campaign__owner"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="status_events")
+    at = models.DateTimeField()
+    from_status = models.CharField(max_length=20, choices=Campaign.Status.choices)
+    to_status = models.CharField(max_length=20, choices=Campaign.Status.choices)
+    acting_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Blank: the system.",
+    )
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # A marketer's feed: the latest events of their campaigns.
+            models.Index(fields=["campaign", "at"], name="campaignevent_campaign_at"),
+            # The superuser's feed across every campaign.
+            models.Index(fields=["at"], name="campaignevent_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.from_status} -> {self.to_status}"
 
 
 class Email(models.Model):

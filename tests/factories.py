@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from accounts.models import MARKETERS_GROUP, SmtpAccount, User
-from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate
+from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate
 from tracking.models import Event, Link
 
 PASSWORD = "correct horse battery staple"
@@ -121,6 +121,16 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     def lists(obj, create, extracted, **kwargs):
         if create and extracted:
             obj.lists.add(*extracted)
+
+
+class CampaignEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CampaignEvent
+
+    campaign = factory.SubFactory(CampaignFactory)
+    at = factory.LazyFunction(timezone.now)
+    from_status = Campaign.Status.SCHEDULED
+    to_status = Campaign.Status.SENDING
 
 
 class EmailFactory(factory.django.DjangoModelFactory):

@@ -15,8 +15,8 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.db.models import Case, F, PositiveIntegerField, Q, Value, When
 
-from campaigns.delivery import ledger
 from campaigns.models import Contact, Email
+from campaigns.services import contacts
 from tracking import machine_opens
 from tracking.models import Event, Link
 
@@ -146,10 +146,7 @@ def unsubscribe(*, email_id, user_agent, now):
                 user_agent=(user_agent or "")[:USER_AGENT_MAX],
             )
         if email.contact_id is not None:
-            Contact.objects.filter(pk=email.contact_id, status=Contact.Status.SUBSCRIBED).update(
-                status=Contact.Status.UNSUBSCRIBED, status_changed_at=now
-            )
-            ledger.cancel_open(campaign_id=None, contact_ids=[email.contact_id], now=now)
+            contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.UNSUBSCRIBED, now=now)
     return Recipient(email_id=email_id, organization=organization_of(email.campaign), already_unsubscribed=True)
 
 

@@ -6,13 +6,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import SmtpAccount, User, users_with_access_q
 from campaigns.delivery import ledger, rate_limit
 from campaigns.models import Campaign, DispatcherState
+from campaigns.services import lifecycle
 
 log = logging.getLogger(__name__)
 DISPATCH_TASK_NAME = "Dispatch pending emails"
@@ -54,7 +54,7 @@ def tick(*, enqueue, now=None):
                 now=clock_now, window_seconds=dispatch_interval_seconds(),
                 on_claimed=enqueue,
             )
-            report.completed = ledger.complete_campaigns(now=clock_now)
+            report.completed = lifecycle.complete_finished(now=clock_now)
     finally:
         _release_lock(token=token, started_at=clock_now, duration=time.monotonic() - started, claimed=report.claimed)
     return report
@@ -92,24 +92,7 @@ def start_due_campaigns(*, now):
     due = Campaign.objects.filter(
         status=Campaign.Status.SCHEDULED, scheduled_at__lte=now, owner__in=User.objects.filter(users_with_access_q())
     ).values_list("pk", flat=True)
-    started = []
-    for campaign_id in list(due):
-        if start_campaign(campaign_id=campaign_id, now=now):
-            started.append(campaign_id)
-    return started
-
-
-def start_campaign(*, campaign_id, now):
-    """scheduled -> sending, and its recipients materialised, in one transaction."""
-    with transaction.atomic():
-        moved = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SCHEDULED).update(
-            status=Campaign.Status.SENDING, started_at=now, status_reason="", updated_at=now
-        )
-        if not moved:
-            return False
-        created = ledger.materialise(campaign_id=campaign_id, now=now)
-    log.info("campaign %s started with %s recipient(s)", campaign_id, created)
-    return True
+    return [campaign_id for campaign_id in list(due) if lifecycle.start(campaign_id=campaign_id, now=now) is not None]
 
 
 # --- step 4: claim per account, accounts taking turns ----------------------------------

@@ -19,7 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
+from campaigns.models import BatchTake, Campaign, Contact, ContactList, Email
 
 log = logging.getLogger(__name__)
 S = Email.Status
@@ -62,6 +62,8 @@ def materialise_statement(*, campaign_id, now):
           )
         ON CONFLICT (campaign_id, to_email) DO NOTHING
     """
+    # Subscribed contacts only: every other status is suppressed (Contact.SUPPRESSED_STATUSES), and an
+    # equality keeps the (owner, status) index usable.
     # The subquery names the owner by the campaign, not by the outer contact row: correlated
     # with c.owner_id, PostgreSQL ran it once per contact, and a 20,000-contact start took 40 s.
     params = [
@@ -229,33 +231,6 @@ def renew_lease(*, token, now):
         lease = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
         cursor.execute(sql, [db_value(lease), db_value(token), S.QUEUED])
         return {row[0] for row in cursor.fetchall()}
-
-
-def complete_campaigns(*, now, campaign_ids=None):
-    """Sending campaigns with no open rows become completed (all of them, or these).
-
-    Read from the tallies (exact: kept by triggers in the same transaction as the rows), so no
-    index of the Email table by (campaign, status) has to be written at every status change.
-    Plain SQL: every batch runs it, and the ORM's compiling of it cost more (1.5 ms) than the
-    statement itself.
-    """
-    which, ids = "", []
-    if campaign_ids is not None:
-        if not campaign_ids:
-            return 0
-        ids = sorted(campaign_ids)
-        which = f"AND id IN ({', '.join(['%s'] * len(ids))})"
-    sql = f"""
-        UPDATE {Campaign._meta.db_table} SET status = %s, completed_at = %s, updated_at = %s
-        WHERE status = %s {which} AND NOT EXISTS (
-            SELECT 1 FROM {CampaignTally._meta.db_table} t
-            WHERE t.campaign_id = {Campaign._meta.db_table}.id AND t.status IN (%s, %s, %s) AND t.n > 0
-        )
-    """
-    params = [Campaign.Status.COMPLETED, db_value(now), db_value(now), Campaign.Status.SENDING, *ids, *OPEN_STATUSES]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
 
 
 @contextmanager
@@ -533,7 +508,7 @@ def cancel_batch(*, token, now):
 def retry_failed(*, campaign_id, now, email_ids=None):
     """Failed rows go back to pending with a fresh ladder, unless the contact is suppressed since."""
     rows = Email.objects.filter(campaign_id=campaign_id, status=S.FAILED).exclude(
-        contact__status__in=[Contact.Status.UNSUBSCRIBED, Contact.Status.BOUNCED, Contact.Status.COMPLAINED]
+        contact__status__in=Contact.SUPPRESSED_STATUSES
     )
     if email_ids is not None:
         rows = rows.filter(id__in=email_ids)

@@ -7,7 +7,6 @@ import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -15,11 +14,12 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from accounts import crypto, smtp
-from accounts.models import SmtpAccount
+from accounts import services as account_services
 from campaigns.delivery import campaign_cache, ledger, message, rate_limit
 from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, Contact, Email
+from campaigns.services import contacts, lifecycle
 
 log = logging.getLogger(__name__)
 S = Email.Status
@@ -79,7 +79,7 @@ def _send_batch(batch_id, *, clock, sleep, continue_later):
         continue_later=continue_later,
     ).run()
     # The batch that sends a campaign's last rows completes it now, not at the next tick (10 s on).
-    ledger.complete_campaigns(now=clock(), campaign_ids={e.campaign_id for e in emails})
+    lifecycle.complete_finished(now=clock(), campaign_ids={e.campaign_id for e in emails})
     return report
 
 
@@ -379,9 +379,8 @@ class _BatchRun:
         ledger.mark_failed(email_id=email.pk, token=self.token, code=code, text=text, failure_class=failure_class, now=now)
         self.report.failed += 1
         if verdict.verdict == Verdict.BOUNCED and email.contact_id:
-            Contact.objects.filter(pk=email.contact_id, status=Contact.Status.SUBSCRIBED).update(
-                status=Contact.Status.BOUNCED, status_changed_at=now
-            )
+
+            contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.BOUNCED, now=now)
         return True
 
     # --- batch-level outcomes ----------------------------------------------------
@@ -400,11 +399,7 @@ class _BatchRun:
         self.report.notes.append(text)
 
     def _pause_account(self, reason):
-        now = self.clock()
-        SmtpAccount.objects.filter(pk=self.account.pk).update(
-            paused_until=now + timedelta(seconds=settings.ACCOUNT_PAUSE_SECONDS), pause_reason=reason
-        )
-        log.warning("SMTP account %s paused: %s", self.account.pk, reason)
+        account_services.pause_account(account_id=self.account.pk, reason=reason, now=self.clock())
 
     def _still_holds(self, email):
         """Whether this row is still this worker's, renewing the batch's lease first when due.

@@ -217,7 +217,7 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
         if record.new_in_file:
             if contact is None:
                 first = CREATED
-            elif contact.status != Contact.Status.SUBSCRIBED:
+            elif contact.status in Contact.SUPPRESSED_STATUSES:
                 first = SUPPRESSED
             else:
                 first = UPDATED

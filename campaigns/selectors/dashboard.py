@@ -15,17 +15,18 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
 from accounts.owned_admin import scope_to_user
 from campaigns.delivery.rate_limit import effective_per_minute
-from campaigns.models import Campaign, CampaignHourTally, CampaignTally, DispatcherState, Email
+from campaigns.models import Campaign, CampaignEvent, CampaignHourTally, CampaignTally, DispatcherState, Email
 from campaigns.tallies import HOUR_FIGURES, HOUR_METRICS
 from tracking.models import Event
 
 S = Email.Status
+C = Campaign.Status
 UNSENT_STATUSES = (S.PENDING, S.QUEUED, S.DEFERRED)
 TIMELINE_DAYS = 7
 TOP_CAMPAIGNS = 5
@@ -172,7 +173,7 @@ def dashboard(*, user, now=None):
 
     campaigns = list(
         scope_to_user(Campaign.objects.all(), user).values(
-            "id", "name", "status", "status_reason", "started_at", "completed_at", "updated_at", "owner__username",
+            "id", "name", "status", "owner__username",
         )
     )
     # The user's campaign ids as a literal list (None: a superuser's every campaign), so each
@@ -191,6 +192,12 @@ def dashboard(*, user, now=None):
     unsubscribes = list(
         events.filter(kind=Event.Kind.UNSUBSCRIBE)
         .order_by("-at").values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
+    )
+    status_events = CampaignEvent.objects.all() if campaign_ids is None else CampaignEvent.objects.filter(
+        campaign_id__in=campaign_ids)
+    status_changes = list(
+        status_events.filter(FEED_TRANSITIONS).order_by("-at", "-id")
+        .values("at", "campaign_id", "from_status", "to_status", "reason", "acting_user__username")[:ACTIVITY_ITEMS]
     )
     failures = list(
         emails.filter(status=S.FAILED).order_by("-updated_at")
@@ -222,10 +229,10 @@ def dashboard(*, user, now=None):
         "top_campaigns": top_campaigns(campaigns=campaigns, counts=counts),
         "timeline": timeline(sent_by_day=sent_by_day, opened_by_day=opened_by_day, names=names,
                              week_start=week_start, tz=tz),
-        "activity": activity(campaigns=campaigns, accounts=accounts, unsubscribes=unsubscribes,
+        "activity": activity(status_changes=status_changes, accounts=accounts, unsubscribes=unsubscribes,
                              failures=failures, names=names, now=now, tz=tz),
         "sending": [
-            {"id": c["id"], "name": c["name"]} for c in campaigns if c["status"] == Campaign.Status.SENDING
+            {"id": c["id"], "name": c["name"]} for c in campaigns if c["status"] == C.SENDING
         ],
         "paused_accounts": [
             {
@@ -293,15 +300,35 @@ FAILURE_WORDS = {
 }
 
 
-def activity(*, campaigns, accounts, unsubscribes, failures, names, now, tz):
+# The campaign changes the feed shows: started, paused, resumed (or sending again), completed,
+# cancelled; scheduling and going back to draft are left out.
+FEED_TRANSITIONS = Q(to_status__in=[C.SENDING, C.PAUSED, C.COMPLETED, C.CANCELLED]) | Q(from_status=C.PAUSED)
+
+
+def status_change_item(change, names):
+    """(kind, text) of a CampaignEvent in the feed."""
+    before, after, reason = change["from_status"], change["to_status"], change["reason"]
+    if after == C.SENDING and before == C.SCHEDULED:
+        kind, text = "started", "started sending"
+    elif before == C.PAUSED:
+        kind, text = "resumed", "resumed"
+    elif after == C.SENDING:
+        kind, text = "resumed", "sending again"  # a completed campaign retried or extended
+    else:
+        kind, text = str(after), {C.PAUSED: "paused", C.COMPLETED: "completed", C.CANCELLED: "cancelled"}[after]
+    who = change["acting_user__username"]
+    if who:
+        text += f" by {who}"
+    if reason and kind in ("paused", "cancelled", "resumed"):
+        text += f": {reason}"
+    return kind, f"Campaign “{names.get(change['campaign_id'], '?')}” {text}"
+
+
+def activity(*, status_changes, accounts, unsubscribes, failures, names, now, tz):
     items = []
-    for c in campaigns:
-        if c["started_at"]:
-            items.append((c["started_at"], "started", f"Campaign “{c['name']}” started sending", c["id"]))
-        if c["completed_at"] and c["status"] == Campaign.Status.COMPLETED:
-            items.append((c["completed_at"], "completed", f"Campaign “{c['name']}” completed", c["id"]))
-        if c["status"] == Campaign.Status.PAUSED and c["status_reason"]:
-            items.append((c["updated_at"], "paused", f"Campaign “{c['name']}” paused: {c['status_reason']}", c["id"]))
+    for change in status_changes:
+        kind, text = status_change_item(change, names)
+        items.append((change["at"], kind, text, change["campaign_id"]))
     for a in accounts:
         if a["paused_until"] and a["paused_until"] > now:
             items.append((a["updated_at"], "paused",

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import Campaign, Email
-from tests.factories import CampaignFactory, EventFactory, LinkFactory, SmtpAccountFactory
+from tests.factories import CampaignEventFactory, CampaignFactory, EventFactory, LinkFactory, SmtpAccountFactory
 from tracking.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -39,6 +39,7 @@ def known_campaign(marketer):
     account = SmtpAccountFactory(owner=marketer, max_per_minute=120)
     campaign = CampaignFactory(owner=marketer, smtp_account=account, name="Known", status=Campaign.Status.SENDING,
                                started_at=now - timedelta(minutes=5))
+    CampaignEventFactory(campaign=campaign, at=campaign.started_at)  # scheduled -> sending, by the system
     sent = dict(status=S.SENT, sent_at=now - timedelta(minutes=1), smtp_code=250, smtp_response="2.0.0 OK")
     rows = add_emails(campaign, [
         (2, {**sent, "first_opened_at": now, "open_count": 1}),  # human opens
@@ -167,6 +168,9 @@ def make_campaigns(owner, n):
     for i in range(n):
         campaign = CampaignFactory(owner=owner, smtp_account=account, status=Campaign.Status.COMPLETED,
                                    started_at=now - timedelta(days=i % 7, hours=1), completed_at=now - timedelta(days=i % 7))
+        CampaignEventFactory(campaign=campaign, at=campaign.started_at, acting_user=owner)
+        CampaignEventFactory(campaign=campaign, at=campaign.completed_at, from_status=Campaign.Status.SENDING,
+                             to_status=Campaign.Status.COMPLETED)
         rows = add_emails(campaign, [
             (2, {"status": S.SENT, "sent_at": now - timedelta(days=i % 7), "first_opened_at": now}),
             (1, {"status": S.FAILED, "failure_class": F.BOUNCED}),

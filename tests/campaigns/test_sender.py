@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import SmtpAccount
 from campaigns.delivery import dispatcher, ledger, sender, smtp_session
 from campaigns.models import BatchTake, Campaign, Contact, Email
+from campaigns.selectors.dashboard import dashboard
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler
@@ -207,6 +208,20 @@ def test_an_unknown_address_fails_bounces_the_contact_and_is_left_out_of_the_nex
     assert gone not in engine.handler.delivered_to()
 
 
+def test_a_bounce_cancels_the_contacts_unsent_emails_in_its_other_campaigns(engine):
+    gone = "gone@example.org"
+    engine.handler.rcpt_replies[gone] = (550, "5.1.1 <gone@example.org>: Recipient address rejected")
+    contacts = engine.contact_list(gone)
+    later = engine.campaign(contacts)
+    engine.send_now(later)
+    lifecycle.pause(campaign=later, reason="held back")  # its row for the address waits, pending
+    first = engine.campaign(contacts)
+    engine.send_now(first)
+    engine.tick()
+    assert engine.statuses(first) == {gone: S.FAILED}
+    assert engine.statuses(later) == {gone: S.CANCELLED}
+
+
 # --- 550 5.4.5: the account's quota ----------------------------------------------------------------
 
 
@@ -258,6 +273,17 @@ def test_a_sending_quota_reply_at_data_also_pauses_the_account(make_engine):
 
 
 # --- 535 at login ---------------------------------------------------------------------------------
+
+
+def test_an_account_pause_is_dated_when_it_happens_on_the_dashboard(engine, marketer):
+    engine.handler.rcpt_replies["first@example.org"] = (550, "5.4.5 Daily user sending quota exceeded.")
+    engine.send_now(engine.campaign(engine.contact_list("first@example.org")))
+    engine.clock.advance(hours=2)
+    engine.tick()
+    engine.account.refresh_from_db()
+    assert engine.account.updated_at == engine.clock()
+    paused = [item for item in dashboard(user=marketer, now=engine.clock())["activity"] if item["kind"] == "paused"]
+    assert [item["at"] for item in paused] == [engine.clock().isoformat()]
 
 
 def test_an_authentication_failure_at_login_pauses_the_account_and_keeps_every_email(make_engine):

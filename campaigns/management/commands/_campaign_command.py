@@ -17,8 +17,10 @@ class CampaignCommand(BaseCommand):
         return campaign
 
     def run_service(self, service, campaign, **kwargs):
+        # A shell has no user: the system acted, and the event names the command.
+        command = self.__module__.rsplit(".", 1)[-1]
         try:
-            campaign = service(campaign=campaign, **kwargs)
+            campaign = service(campaign=campaign, acting_user=None, reason=f"manage.py {command}", **kwargs)
         except lifecycle.LifecycleError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"Campaign {campaign.pk} ({campaign.name}) is now {campaign.status}."))

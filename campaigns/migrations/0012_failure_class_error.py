@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0009_batch_index_on_queued'),
+        ('campaigns', '0011_backfill_campaign_events'),
     ]
 
     operations = [

@@ -1,0 +1,30 @@
+"""The writes of Contact.status: suppression, for a bounce, an unsubscribe or a complaint.
+
+Suppressed (Contact.SUPPRESSED_STATUSES) is for good: the contact receives nothing more (its
+unsent emails in every campaign are cancelled), no import resubscribes it, no retry sends to it.
+A contact keeps the first reason it was suppressed for (an unsubscribe after a bounce stays bounced).
+"""
+
+from django.db import transaction
+
+from campaigns.delivery import ledger
+from campaigns.models import Contact
+
+
+def suppress(*, contact_ids, status, now):
+    """Suppress these contacts for `status` (bounced, unsubscribed or complained); returns how many changed.
+
+    Their pending and deferred emails are cancelled even when they were suppressed already; rows a
+    worker holds (queued) are left to it.
+    """
+    if status not in Contact.SUPPRESSED_STATUSES:
+        raise ValueError(f"{status!r} is not a suppressed status")
+    contact_ids = list(contact_ids)
+    if not contact_ids:
+        return 0
+    with transaction.atomic():
+        changed = Contact.objects.filter(pk__in=contact_ids, status=Contact.Status.SUBSCRIBED).update(
+            status=status, status_changed_at=now, updated_at=now
+        )
+        ledger.cancel_open(campaign_id=None, contact_ids=contact_ids, now=now)
+    return changed
