@@ -2,7 +2,7 @@
 
 from django import forms
 
-from campaigns import editor, html, personalize
+from campaigns import editor, html_hygiene, personalize
 from campaigns.models import Campaign, EmailTemplate
 
 
@@ -17,7 +17,7 @@ class PersonalizedMessageForm(forms.ModelForm):
 
     def clean_body_html(self):
         # Sanitised first, then checked: what is stored is exactly what was validated.
-        self.cleaned_data["body_html"] = html.sanitize(self.cleaned_data.get("body_html") or "")
+        self.cleaned_data["body_html"] = html_hygiene.sanitize(self.cleaned_data.get("body_html") or "")
         return self._checked("body_html")
 
     def clean_body_text(self):
