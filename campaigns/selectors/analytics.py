@@ -94,11 +94,13 @@ def analytics(*, campaign, page=1, search=""):
             "eta_seconds": eta_seconds,
         },
         "top_links": top_links,
-        "recipients": recipients(campaign=campaign, page=page, search=search, total=c["total"]),
+        "recipients": recipients_page(campaign=campaign, page=page, search=search, total=c["total"]),
     }
 
 
-def recipients(*, campaign, page, search, total):
+def recipients_page(*, campaign, page, search, total):
+    """One page of the recipient table: the campaign's email rows, searched by address (`total`: the
+    campaign's count from its tallies, used when nothing is searched)."""
     rows = Email.objects.filter(campaign=campaign)
     search = (search or "").strip()
     if search:

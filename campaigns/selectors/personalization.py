@@ -6,7 +6,7 @@ from campaigns import personalize
 from campaigns.models import Contact
 
 
-def recipients(*, campaign):
+def subscribed_contacts(*, campaign):
     """Subscribed contacts of the campaign's lists (the owner's own lists and contacts only)."""
     return (
         Contact.objects.filter(
@@ -22,7 +22,7 @@ def recipients(*, campaign):
 
 def attribute_keys(*, campaign):
     """Every attribute key any recipient of the campaign has, in one query."""
-    ids_sql, params = recipients(campaign=campaign).order_by().values("id").query.sql_with_params()
+    ids_sql, params = subscribed_contacts(campaign=campaign).order_by().values("id").query.sql_with_params()
     table = Contact._meta.db_table
     if connection.vendor == "postgresql":
         sql = (
