@@ -1,12 +1,13 @@
 """Reads for personalisation: which variables the recipients of a campaign can fill."""
 
 from django.db import connection
+from django.db.models import QuerySet
 
 from campaigns import personalize
-from campaigns.models import Contact
+from campaigns.models import Campaign, Contact
 
 
-def subscribed_contacts(*, campaign):
+def subscribed_contacts(*, campaign: Campaign) -> QuerySet[Contact]:
     """Subscribed contacts of the campaign's lists (the owner's own lists and contacts only)."""
     return (
         Contact.objects.filter(
@@ -20,7 +21,7 @@ def subscribed_contacts(*, campaign):
     )
 
 
-def attribute_keys(*, campaign):
+def attribute_keys(*, campaign: Campaign) -> set[str]:
     """Every attribute key any recipient of the campaign has, in one query."""
     ids_sql, params = subscribed_contacts(campaign=campaign).order_by().values("id").query.sql_with_params()
     table = Contact._meta.db_table
@@ -39,7 +40,7 @@ def attribute_keys(*, campaign):
         return {row[0] for row in cursor.fetchall()}
 
 
-def variables_no_recipient_has(*, campaign):
+def variables_no_recipient_has(*, campaign: Campaign) -> list[str]:
     """Variables the subject or bodies use that no recipient of the chosen lists can fill (sorted)."""
     used = set()
     for source in (campaign.subject, campaign.body_html, campaign.body_text):
