@@ -63,7 +63,9 @@ def current_trigger_sql():
     return {m.group(1): sql for m, sql in zip(triggers, tallies.install_statements("sqlite")) if m}
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: like every test here that commits, so the Marketers group and the lock row (data
+# migrations) come back after the flush, for this test and the next.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_migrating_past_the_tallies_with_emails_there_counts_them_and_installs_todays_triggers():
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes()
