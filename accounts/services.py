@@ -1,6 +1,7 @@
 """Writes for accounts: marketers, sign-up, approval, secrets, SMTP account pauses."""
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -8,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.core import signing
 from django.core.mail import send_mail
 from django.db import transaction
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -24,20 +26,22 @@ class ConfirmationError(Exception):
     pass
 
 
-def marketers_group():
+def marketers_group() -> Group:
     # The migration creates it with its permissions; get_or_create only guards a hand-made database.
     group, _ = Group.objects.get_or_create(name=MARKETERS_GROUP)
     return group
 
 
-def make_marketer(*, user):
+def make_marketer(*, user: User) -> None:
     user.is_staff = True
     user.save(update_fields=["is_staff"])
     user.groups.add(marketers_group())
 
 
 @transaction.atomic
-def create_marketer(*, username, email, password, organization="", timezone_name=None):
+def create_marketer(
+    *, username: str, email: str, password: str, organization: str = "", timezone_name: str | None = None
+) -> User:
     """An approved, confirmed marketer who can log in at once (staff command and demo)."""
     now = timezone.now()
     user = User(
@@ -56,7 +60,10 @@ def create_marketer(*, username, email, password, organization="", timezone_name
 
 
 @transaction.atomic
-def register(*, username, email, password, organization="", timezone_name=None, request=None):
+def register(
+    *, username: str, email: str, password: str, organization: str = "", timezone_name: str | None = None,
+    request: HttpRequest | None = None,
+) -> User:
     """Self-service sign-up: the account exists but cannot log in until confirmed and approved."""
     user = User(
         username=username,
@@ -72,16 +79,16 @@ def register(*, username, email, password, organization="", timezone_name=None, 
     return user
 
 
-def confirmation_token(*, user):
+def confirmation_token(*, user: User) -> str:
     # The address is signed in, so changing it invalidates links sent to the old one.
     return signing.dumps({"u": user.pk, "e": user.email}, salt=CONFIRM_SALT)
 
 
-def confirmation_url(*, user):
+def confirmation_url(*, user: User) -> str:
     return settings.SITE_URL + reverse("accounts:confirm", args=[confirmation_token(user=user)])
 
 
-def send_confirmation(*, user):
+def send_confirmation(*, user: User) -> None:
     """System mail through Django's EMAIL_* settings, never a marketer's SMTP account."""
     body = render_to_string(
         "accounts/email/confirm.txt",
@@ -90,7 +97,7 @@ def send_confirmation(*, user):
     send_mail("Confirm your email address", body, None, [user.email])
 
 
-def confirm_email(*, token):
+def confirm_email(*, token: str) -> User:
     try:
         data = signing.loads(token, salt=CONFIRM_SALT, max_age=settings.SIGNUP_CONFIRM_MAX_AGE)
     except signing.SignatureExpired as exc:
@@ -120,7 +127,7 @@ def _notify_superusers_of_pending(*, user):
         )
 
 
-def approve(*, users):
+def approve(*, users: Iterable[User]) -> int:
     """Approve accounts (an admin action); returns how many were newly approved."""
     now = timezone.now()
     approved = 0
@@ -142,7 +149,7 @@ def approve(*, users):
     return approved
 
 
-def rotate_encryption_keys():
+def rotate_encryption_keys() -> int:
     """Re-encrypt every stored secret with the newest key; returns the number of rows rewritten."""
     rotated = 0
     with transaction.atomic():

@@ -8,7 +8,7 @@ from accounts.owned_admin import OwnedModelAdmin, scope_to_user
 from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
 from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, ImportJob
-from campaigns.selectors import audience
+from campaigns.selectors import audience, campaign_list
 from tracking.models import Event, Link
 
 
@@ -134,15 +134,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     # these fieldsets by OwnedModelAdmin.get_fieldsets.
 
     def get_queryset(self, request):
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                recipient_count=Count("emails"),
-                sent_count=Count("emails", filter=Q(emails__status=Email.Status.SENT)),
-                failed_count=Count("emails", filter=Q(emails__status=Email.Status.FAILED)),
-            )
-        )
+        return campaign_list.with_email_counts(campaigns=super().get_queryset(request))
 
     @admin.display(description="Recipients", ordering="recipient_count")
     def recipient_count(self, obj):
@@ -170,7 +162,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
             count = audience.audience_count(campaign=obj)
             return f"Would go to {count} recipient(s): the subscribed contacts of its lists, each address once."
         url = reverse("admin:campaigns_email_changelist") + f"?campaign__id__exact={obj.pk}"
-        return format_html('<a href="{}">{} recipient(s)</a>', url, obj.emails.count())
+        return format_html('<a href="{}">{} recipient(s)</a>', url, obj.recipient_count)
 
     @admin.display(description="Status changes")
     def history(self, obj):

@@ -60,11 +60,11 @@ class CampaignComposeMixin:
         campaign = self.get_object(request, unquote(object_id))
         if not self.has_view_or_change_permission(request, campaign):
             raise PermissionDenied
-        recipients = personalization.recipients(campaign=campaign)
+        contacts = personalization.subscribed_contacts(campaign=campaign)
         contact_id = request.POST.get("contact") or request.GET.get("contact")
-        contact = recipients.filter(pk=contact_id).first() if str(contact_id or "").isdigit() else None
+        contact = contacts.filter(pk=contact_id).first() if str(contact_id or "").isdigit() else None
         if contact is None:
-            contact = recipients.first()
+            contact = contacts.first()
         preview_url = reverse("admin:campaigns_campaign_preview", args=[campaign.pk])
         if contact is not None:
             preview_url += f"?contact={contact.pk}"
@@ -93,7 +93,7 @@ class CampaignComposeMixin:
             "rendered": rendered,
             "error": error,
             "contact": contact,
-            "recipients": recipients[:PREVIEW_CONTACT_CHOICES],
+            "recipients": contacts[:PREVIEW_CONTACT_CHOICES],
             "sender": f"{account.from_name} <{account.from_email}>" if account else "",
             "form": form,
             "can_send_test": self.has_change_permission(request, campaign) and account is not None,

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from campaigns import editor, html, personalize
+from campaigns import editor, html_hygiene, personalize
 from campaigns.imports.addresses import normalize_address, validate_contact_email
 from campaigns.models import Campaign, EmailTemplate
 
@@ -18,7 +18,7 @@ class PersonalizedMessageForm(forms.ModelForm):
 
     def clean_body_html(self):
         # Sanitised first, then checked: what is stored is exactly what was validated.
-        self.cleaned_data["body_html"] = html.sanitize(self.cleaned_data.get("body_html") or "")
+        self.cleaned_data["body_html"] = html_hygiene.sanitize(self.cleaned_data.get("body_html") or "")
         return self._checked("body_html")
 
     def clean_body_text(self):

@@ -12,8 +12,10 @@ round trip.
 - SQLite: row-level triggers doing the same for OLD and NEW.
 
 The same contribution queries, with the Email table as source, rebuild the tallies from scratch
-(`recount`, `manage.py recount_tallies`). Migration 0006 installs the triggers and fills the
-tallies; a change to what is counted needs a new migration that calls `install` again.
+(`recount`, `manage.py recount_tallies`, which also installs the triggers as written here). Migration
+0006 installs the triggers and fills the tallies; each migration carries a frozen copy of the SQL it
+runs (never this module), so a change here needs a new migration holding the new `install_statements`
+(tests/campaigns/test_migrations.py compares what a fresh migrate installs with this module).
 
 SQLite caveat: Django rebuilds a SQLite table to alter it (new table, copy, drop), which drops its
 triggers; after such a migration of campaigns_email, `recount_tallies` puts them back.

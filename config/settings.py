@@ -312,7 +312,7 @@ CKEDITOR_5_CONFIGS = {
         },
         # The widget's JS turns "/.../" strings into RegExps; an object here matched nothing, so the editor
         # dropped every class, style and layout attribute of pasted email HTML. What is saved is
-        # sanitised by campaigns.html (nh3) anyway.
+        # sanitised by campaigns.html_hygiene (nh3) anyway.
         "htmlSupport": {"allow": [{"name": "/.*/", "attributes": True, "classes": True, "styles": True}]},
         "heading": {
             "options": [

@@ -9,13 +9,14 @@ Semantics of the counters on campaigns.Email:
 Every open, click and unsubscribe is also an Event (is_machine set), never with an IP address.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Case, F, PositiveIntegerField, Q, Value, When
 
-from campaigns.models import Contact, Email
+from campaigns.models import Campaign, Contact, Email
 from campaigns.services import contacts
 from tracking import machine_opens
 from tracking.models import Event, Link
@@ -28,7 +29,7 @@ def _recent_q(now):
     return Q(sent_at__gt=now - timedelta(seconds=machine_opens.machine_open_seconds()))
 
 
-def record_open(*, email_id, user_agent, now):
+def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
     """Two statements, whatever happens: the Event (read from the Email row itself) and the counters.
 
     Nothing is written for an Email that no longer exists (its campaign deleted).
@@ -64,7 +65,7 @@ def record_open(*, email_id, user_agent, now):
     )
 
 
-def record_click(*, email_id, link_id, user_agent, now):
+def record_click(*, email_id: int, link_id: int, user_agent: str | None, now: datetime) -> str | None:
     """The URL to redirect to, or None when the link is not a stored Link of the email's campaign."""
     row = (
         Email.objects.filter(pk=email_id, campaign__links__pk=link_id)
@@ -104,7 +105,7 @@ class Recipient:
     already_unsubscribed: bool
 
 
-def recipient_for_unsubscribe(*, email_id):
+def recipient_for_unsubscribe(*, email_id: int) -> Recipient | None:
     """Read only (GET must change nothing). None for an Email that no longer exists."""
     email = (
         Email.objects.filter(pk=email_id)
@@ -121,13 +122,13 @@ def recipient_for_unsubscribe(*, email_id):
     )
 
 
-def organization_of(campaign):
+def organization_of(campaign: Campaign) -> str:
     owner = campaign.owner
     account = campaign.smtp_account
     return owner.organization or (account.from_name if account else "") or owner.get_full_name() or owner.username
 
 
-def unsubscribe(*, email_id, user_agent, now):
+def unsubscribe(*, email_id: int, user_agent: str | None, now: datetime) -> Recipient | None:
     """Unsubscribe the recipient of this Email, at once and idempotently.
 
     The contact becomes unsubscribed (a bounced or complained one stays so: still
@@ -150,7 +151,7 @@ def unsubscribe(*, email_id, user_agent, now):
     return Recipient(email_id=email_id, organization=organization_of(email.campaign), already_unsubscribed=True)
 
 
-def store_links(*, campaign_id, urls):
+def store_links(*, campaign_id: int, urls: Iterable[str]) -> dict[str, int]:
     """{url: link id} for these URLs of a campaign, creating the missing Link rows (at most three queries)."""
     urls = {u for u in urls if u and len(u) <= URL_MAX}
     if not urls:

@@ -28,7 +28,7 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.html import linebreaks
 
-from campaigns import html as html_hygiene
+from campaigns import html_hygiene
 from campaigns import personalize
 from tracking import services as tracking_services
 from tracking import tokens

@@ -8,6 +8,7 @@ from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.owned_admin import scope_to_user
 from campaigns.delivery.rate_limit import effective_per_minute
 from campaigns.models import Campaign, CampaignTally, Email
@@ -20,7 +21,7 @@ RECIPIENTS_PER_PAGE = 25
 TOP_LINKS = 10
 
 
-def campaign_for(*, user, campaign_id):
+def campaign_for(*, user: User, campaign_id: int | str) -> Campaign:
     campaign = (
         scope_to_user(Campaign.objects.all(), user).select_related("smtp_account").filter(pk=campaign_id).first()
     )
@@ -33,7 +34,7 @@ FIGURES = ("total", "sent", "pending", "queued", "deferred", "failed", "cancelle
            "failed_bounced", "failed_rejected", "failed_error", "opened", "machine_only", "clicked", "unsubscribed")
 
 
-def campaign_figures(*, campaign):
+def campaign_figures(*, campaign: Campaign) -> dict[str, int]:
     """The campaign's counts by status, failure class and what happened, from its tallies
     (a few rows, whatever the campaign's size)."""
     c = dict.fromkeys(FIGURES, 0)
@@ -52,7 +53,7 @@ def campaign_figures(*, campaign):
     return c
 
 
-def analytics(*, campaign, page=1, search=""):
+def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
     c = campaign_figures(campaign=campaign)
     unsent = c["pending"] + c["queued"] + c["deferred"]
     final = c["sent"] + c["failed"] + c["cancelled"]
@@ -96,11 +97,13 @@ def analytics(*, campaign, page=1, search=""):
             "eta_seconds": eta_seconds,
         },
         "top_links": top_links,
-        "recipients": recipients(campaign=campaign, page=page, search=search, total=c["total"]),
+        "recipients": recipients_page(campaign=campaign, page=page, search=search, total=c["total"]),
     }
 
 
-def recipients(*, campaign, page, search, total):
+def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -> dict:
+    """One page of the recipient table: the campaign's email rows, searched by address (`total`: the
+    campaign's count from its tallies, used when nothing is searched)."""
     rows = Email.objects.filter(campaign=campaign)
     search = (search or "").strip()
     if search:
@@ -133,7 +136,7 @@ def recipients(*, campaign, page, search, total):
     }
 
 
-def smtp_answer(code, response):
+def smtp_answer(code: int | None, response: str | None) -> str:
     """The server's answer as one line: the code once, then its text."""
     response = (response or "").strip()
     if code and not response.startswith(str(code)):

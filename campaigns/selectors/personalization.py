@@ -3,23 +3,23 @@
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Count, Q, TextField, Value
+from django.db.models import Count, Q, QuerySet, TextField, Value
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce, Trim
 
 from campaigns import personalize
-from campaigns.models import Contact
+from campaigns.models import Campaign, Contact
 from campaigns.selectors import audience
 
 
-def recipients(*, campaign):
+def subscribed_contacts(*, campaign: Campaign) -> QuerySet[Contact]:
     """Subscribed contacts of the campaign's lists (the owner's own lists and contacts only), by address."""
     return audience.recipients(campaign=campaign).order_by("email")
 
 
-def attribute_keys(*, campaign):
+def attribute_keys(*, campaign: Campaign) -> set[str]:
     """Every attribute key any recipient of the campaign has, in one query."""
-    ids_sql, params = recipients(campaign=campaign).order_by().values("id").query.sql_with_params()
+    ids_sql, params = subscribed_contacts(campaign=campaign).order_by().values("id").query.sql_with_params()
     table = Contact._meta.db_table
     if connection.vendor == "postgresql":
         sql = (
@@ -49,7 +49,7 @@ class VariableCoverage:
     gaps: list  # a VariableGap for each other variable printed without a fallback that some recipients lack
 
 
-def variable_coverage(*, campaign):
+def variable_coverage(*, campaign: Campaign) -> VariableCoverage:
     """What the recipients give the variables the subject and bodies use, in two queries at most."""
     used, bare = set(), set()
     for source in (campaign.subject, campaign.body_html, campaign.body_text):
@@ -66,11 +66,6 @@ def variable_coverage(*, campaign):
     unknown = sorted(attributes - personalize.attribute_identifiers(keys))
     gaps = _gaps(campaign=campaign, names=sorted(bare - set(unknown)), keys=keys)
     return VariableCoverage(unknown=unknown, gaps=gaps)
-
-
-def variables_no_recipient_has(*, campaign):
-    """Variables the subject or bodies use that no recipient of the chosen lists can fill (sorted)."""
-    return variable_coverage(campaign=campaign).unknown
 
 
 def _gaps(*, campaign, names, keys):

@@ -1,11 +1,13 @@
 """Preview and test sends of a campaign: rendered for a chosen contact, never recorded as Email rows."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from accounts import smtp
 from campaigns import personalize
 from campaigns.delivery import message
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
+from campaigns.models import Campaign, Contact
 
 SAMPLE_NAME = "Sample Recipient"
 SAMPLE_EMAIL = "recipient@example.com"
@@ -21,7 +23,7 @@ def _who(contact):
     return contact.name, contact.email, dict(contact.attributes or {})
 
 
-def preview(*, campaign, contact=None):
+def preview(*, campaign: Campaign, contact: Contact | None = None) -> message.Rendered:
     """message.Rendered for the contact (or a sample recipient); raises PersonalizationError."""
     name, email, attributes = _who(contact)
     return message.preview(campaign=campaign, name=name, email=email, attributes=attributes)
@@ -29,11 +31,11 @@ def preview(*, campaign, contact=None):
 
 @dataclass
 class TestSendResult:
-    sent: list
-    refused: list  # (address, reason)
+    sent: list[str]
+    refused: list[tuple[str, str]]  # (address, reason)
 
 
-def send_test(*, campaign, addresses, contact=None):
+def send_test(*, campaign: Campaign, addresses: Iterable[str], contact: Contact | None = None) -> TestSendResult:
     """Send the campaign, rendered with the contact's variables, to `addresses` through its SMTP account.
 
     Subject marked [TEST], nothing tracked, nothing counted: no Email row is written.

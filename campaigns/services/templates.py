@@ -2,10 +2,11 @@
 
 from django.db import transaction
 
+from accounts.models import User
 from campaigns.models import Campaign, EmailTemplate
 
 
-def campaign_from_template(*, template, owner):
+def campaign_from_template(*, template: EmailTemplate, owner: User) -> Campaign:
     """A new draft of `owner` with the template's subject and bodies (no account or lists yet)."""
     return Campaign.objects.create(
         owner=owner,
@@ -16,7 +17,7 @@ def campaign_from_template(*, template, owner):
     )
 
 
-def template_from_campaign(*, campaign):
+def template_from_campaign(*, campaign: Campaign) -> EmailTemplate:
     """A template of the campaign's owner with its subject and bodies, under a name not taken yet."""
     with transaction.atomic():
         return EmailTemplate.objects.create(

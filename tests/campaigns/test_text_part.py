@@ -1,4 +1,4 @@
-"""The text part derived from a campaign's HTML (campaigns.html.to_text).
+"""The text part derived from a campaign's HTML (campaigns.html_hygiene.to_text).
 
 A scanner reads what the CSS inliner serializes; anything it is not sure of goes to HTMLParser
 with the same rules. Both must give the same text for every input.
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from campaigns import html as hygiene
+from campaigns import html_hygiene
 
 NEWSLETTER = """<html><head><title>Ignored</title><style>p.lead { color: #c00; } @media (max-width: 600px) { td { display: block } }</style></head>
 <body><h1>Diwali offers</h1><p class="lead">Hello Asha &amp; family,&nbsp;here is <b>our</b> news.</p>
@@ -36,8 +36,8 @@ Bye"""
 
 
 def test_the_text_part_keeps_paragraphs_lists_links_and_alt_texts_and_drops_head_style_and_script():
-    assert hygiene.to_text(hygiene.inline_css(NEWSLETTER)) == EXPECTED
-    assert hygiene._scan(hygiene.inline_css(NEWSLETTER)) == EXPECTED  # read by the scanner, not the fallback
+    assert html_hygiene.to_text(html_hygiene.inline_css(NEWSLETTER)) == EXPECTED
+    assert html_hygiene._scan(html_hygiene.inline_css(NEWSLETTER)) == EXPECTED  # read by the scanner, not the fallback
 
 
 PIECES = [
@@ -59,13 +59,13 @@ def test_the_scanner_and_htmlparser_give_the_same_text_for_any_markup(seed):
     scanned = 0
     for _ in range(1500):
         raw = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
-        serialized = hygiene.inline_css(raw)
+        serialized = html_hygiene.inline_css(raw)
         for html in (raw, serialized):
-            assert hygiene.to_text(html) == hygiene._parse(html), html
+            assert html_hygiene.to_text(html) == html_hygiene._parse(html), html
         try:
-            hygiene._scan(serialized)
+            html_hygiene._scan(serialized)
             scanned += 1
-        except hygiene._Unusual:
+        except html_hygiene._Unusual:
             pass
     # What the inliner writes is what the scanner reads: it hardly ever falls back.
     assert scanned >= 1450
