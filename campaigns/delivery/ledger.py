@@ -9,6 +9,7 @@ import functools
 import logging
 import select
 import uuid
+import weakref
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -289,89 +290,97 @@ _MARK_SENT = f"""
 """
 
 
-def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False, wait=True):
-    """queued -> sent: the one transition made once per message, so it is a prepared statement.
-
-    With wait=False (PostgreSQL) the statement is written to the server and the answer is read
-    later, by `settle`: the sender builds the next message meanwhile. The UPDATE is in the
-    server the moment this returns, so a worker killed now loses nothing; the sender settles
-    before it sends the next message's content, so still at most one delivered message is
-    unrecorded at any instant. Any other statement on the connection settles first too (see
-    `settling`). Returns True when the row was this worker's (with wait=False: assumed until
-    settled, which logs a row that was not).
-    """
+def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False):
+    """queued -> sent, answered at once. A batch writes its results through a ResultWriter instead."""
     # possible_duplicate is only ever set, never cleared: an earlier attempt lost after DATA
     # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
-    if connection.vendor != "postgresql":
-        params = [now, now, code, text, bool(possible_duplicate), email_id, token]
-        with connection.cursor() as cursor:
-            cursor.execute(_MARK_SENT, [db_value(value) for value in params])
-            return _report(email_id, "sent", cursor.rowcount)
-    # Written as PostgreSQL reads text parameters, here rather than value by value (~1 us each).
-    at = now.isoformat().encode()
-    params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id,
-              str(token).encode()]
-    _send_prepared("campaigns_mark_sent", _MARK_SENT, params, email_id=email_id, transition="sent")
-    return settle() if wait else True
+    params = [now, now, code, text, bool(possible_duplicate), email_id, token]
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_SENT, [db_value(value) for value in params])
+        return _report(email_id, "sent", cursor.rowcount)
 
 
-# --- statements prepared once per connection, answered later (PostgreSQL) ----------------------
+# Prepared statements live in a server session: the names prepared on each psycopg connection,
+# kept here rather than as attributes on psycopg's or Django's objects.
+_prepared_on = weakref.WeakKeyDictionary()
 
 
-def _send_prepared(name, sql, params, *, email_id, transition):
-    """Write a statement made for every message to the server without reading its answer.
+class ResultWriter:
+    """A batch's per-message results, written without waiting for the database's answer.
 
-    `params` are as PostgreSQL reads text parameters: bytes, or None for NULL. Prepared once per
-    connection: planning the UPDATE against the table's indexes took longer (0.36 ms) than running
-    it, and the ORM's compiling longer still.
+    The sender's one per-batch object below the ORM (PostgreSQL; on SQLite each result is written
+    at once). `mark_sent` writes a prepared UPDATE to the server and returns: the sender builds
+    the next message meanwhile. The UPDATE is in the server the moment it returns, so a worker
+    killed then loses nothing. Its answer is read by `settle`, which the sender calls before the
+    next message's content goes out (so at most one delivered message is ever unrecorded), and
+    which runs first, while the writer is open, before any other statement on the connection.
+    A transaction opened while an answer is outstanding fails loudly in psycopg ("can't change
+    autocommit"); nothing in a batch opens one on PostgreSQL (see rate_limit.reserve_slots).
+
+    Prepared once per connection: planning the UPDATE took longer than running it, and the ORM's
+    compiling longer still (figures in BENCHMARKS.md).
     """
-    db = connections[DEFAULT_DB_ALIAS]  # once: each attribute of the `connection` proxy is a context-local lookup
-    settle(db)
-    db.ensure_connection()
-    raw = db.connection
-    prepared = getattr(raw, "_campaigns_prepared", None)
-    if prepared is None:
-        prepared = raw._campaigns_prepared = set()
-    pgconn = raw.pgconn
-    if name not in prepared:
-        numbered = sql
-        for number in range(1, sql.count("%s") + 1):
-            numbered = numbered.replace("%s", f"${number}", 1)
-        pgconn.send_prepare(name.encode(), numbered.encode())
-        _results(pgconn)
-        prepared.add(name)
-    pgconn.send_query_prepared(name.encode(), params)
-    while pgconn.flush():  # non-blocking connection: write it all before going on
-        select.select([], [pgconn.socket], [])
-    db._campaigns_pending = (email_id, transition)
 
+    def __init__(self):
+        self._db = connections[DEFAULT_DB_ALIAS]
+        self._pending = None  # (email_id, transition) whose answer is still to be read
+        self._wrapping = None
 
-def settle(db=None):
-    """Read the answer of a statement sent with wait=False, if one is outstanding.
+    def __enter__(self):
+        self._wrapping = self._db.execute_wrapper(self._settle_first)
+        self._wrapping.__enter__()
+        return self
 
-    Returns whether that statement changed its row (None when nothing was outstanding)."""
-    db = db or connections[DEFAULT_DB_ALIAS]
-    pending = getattr(db, "_campaigns_pending", None)
-    if pending is None:
-        return None
-    db._campaigns_pending = None
-    email_id, transition = pending
-    results = _results(db.connection.pgconn)
-    return _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
+    def __exit__(self, *exc_info):
+        try:
+            self.settle()
+        finally:
+            self._wrapping.__exit__(*exc_info)
 
-
-@contextmanager
-def settling():
-    """While a batch runs, every statement on the connection first settles the outstanding one."""
-    def settle_first(execute, sql, params, many, context):
-        settle()
+    def _settle_first(self, execute, sql, params, many, context):
+        self.settle()
         return execute(sql, params, many, context)
 
-    with connection.execute_wrapper(settle_first):
-        try:
-            yield
-        finally:
-            settle()
+    def mark_sent(self, *, email_id, token, code, text, now, possible_duplicate=False):
+        """queued -> sent, its answer read by `settle`. Returns True (assumed until settled, which
+        logs a row that was no longer this worker's)."""
+        if self._db.vendor != "postgresql":
+            return mark_sent(email_id=email_id, token=token, code=code, text=text, now=now,
+                             possible_duplicate=possible_duplicate)
+        # Written as PostgreSQL reads text parameters, here rather than value by value.
+        at = now.isoformat().encode()
+        params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id,
+                  str(token).encode()]
+        self._send_prepared("campaigns_mark_sent", _MARK_SENT, params)
+        self._pending = (email_id, "sent")
+        return True
+
+    def settle(self):
+        """Read the outstanding answer, if any: whether that statement changed its row (None when
+        nothing was outstanding). Raises DatabaseError when the server refused the statement."""
+        if self._pending is None:
+            return None
+        email_id, transition = self._pending
+        self._pending = None
+        results = _results(self._db.connection.pgconn)
+        return _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
+
+    def _send_prepared(self, name, sql, params):
+        self.settle()
+        self._db.ensure_connection()
+        raw = self._db.connection
+        prepared = _prepared_on.setdefault(raw, set())
+        pgconn = raw.pgconn
+        if name not in prepared:
+            numbered = sql
+            for number in range(1, sql.count("%s") + 1):
+                numbered = numbered.replace("%s", f"${number}", 1)
+            pgconn.send_prepare(name.encode(), numbered.encode())
+            _results(pgconn)
+            prepared.add(name)
+        pgconn.send_query_prepared(name.encode(), params)
+        while pgconn.flush():  # a non-blocking connection: write it all before going on
+            select.select([], [pgconn.socket], [])
 
 
 def _results(pgconn):

@@ -45,11 +45,11 @@ def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later
     `continue_later(batch_id, delay)` schedules the rest of a batch whose next pacing slot is far
     (campaigns.tasks passes a delayed send_batch task: the engine never imports the tasks); without
     one, that rest goes back to pending for a later tick."""
-    with ledger.ledger_commits(), ledger.settling():
-        return _send_batch(batch_id, clock=clock, sleep=sleep, continue_later=continue_later)
+    with ledger.ledger_commits(), ledger.ResultWriter() as results:
+        return _send_batch(batch_id, clock=clock, sleep=sleep, continue_later=continue_later, results=results)
 
 
-def _send_batch(batch_id, *, clock, sleep, continue_later):
+def _send_batch(batch_id, *, clock, sleep, continue_later, results):
     report = BatchReport()
     token = uuid.UUID(str(batch_id))  # the worker's transitions are guarded by the batch id
     if not ledger.take_batch(batch_id=token, now=clock()):
@@ -76,7 +76,7 @@ def _send_batch(batch_id, *, clock, sleep, continue_later):
         return report
     _BatchRun(
         account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
-        continue_later=continue_later,
+        continue_later=continue_later, results=results,
     ).run()
     # The batch that sends a campaign's last rows completes it now, not at the next tick (10 s on).
     lifecycle.complete_finished(now=clock(), campaign_ids={e.campaign_id for e in emails})
@@ -127,12 +127,13 @@ def _why_account_cannot_send(*, account, campaign, now):
 
 
 class _BatchRun:
-    def __init__(self, *, account, emails, token, clock, sleep, report, continue_later):
+    def __init__(self, *, account, emails, token, clock, sleep, report, continue_later, results):
         self.account, self.emails, self.token = account, emails, token
         self.clock, self.sleep, self.report = clock, sleep, report
         self.continue_later = continue_later
+        self.results = results
         # The previous message's result is recorded before the next content goes out.
-        self.smtp = SmtpSession(account, before_content=ledger.settle)
+        self.smtp = SmtpSession(account, before_content=results.settle)
         self.throttled = False
         self.last_renewal = clock()
         self.held = None  # the ids the last lease renewal answered for; None: every row read with the batch
@@ -202,9 +203,6 @@ class _BatchRun:
         """Wait for this message's pacing slot; returns 0, or the wait in seconds when too long."""
         now = self.clock()
         if not self.slots:
-            # The reservation is a transaction of its own, and BEGIN does not pass through the
-            # statement wrapper that settles an outstanding result: settle it here.
-            ledger.settle()
             self.slots, self.interval = rate_limit.reserve_slots(
                 account_id=self.account.pk, now=now, wanted=remaining
             )
@@ -354,9 +352,9 @@ class _BatchRun:
         verdict = classify(code, text)
         now = self.clock()
         if verdict.verdict == Verdict.SENT:
-            # Answered later: the next message is built meanwhile (see ledger.mark_sent).
-            ledger.mark_sent(email_id=email.pk, token=self.token, code=code, text=text, now=now,
-                             possible_duplicate=possible_duplicate, wait=False)
+            # Answered later: the next message is built meanwhile (see ledger.ResultWriter).
+            self.results.mark_sent(email_id=email.pk, token=self.token, code=code, text=text, now=now,
+                                   possible_duplicate=possible_duplicate)
             self.report.sent += 1
             return True
         if verdict.verdict in (Verdict.DEFERRED, Verdict.UNKNOWN):
