@@ -26,14 +26,6 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under STRICT_SERVICES=1: {report.longrepr}"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_campaign_cache():
-    """Each test starts with no campaign loaded by the sender (ids repeat across SQLite tests)."""
-    from campaigns.delivery import campaign_cache
-
-    campaign_cache.forget()
-
-
 def is_postgres():
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 

@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from accounts import crypto, smtp
 from accounts import services as account_services
-from campaigns.delivery import campaign_cache, ledger, message, rate_limit
+from campaigns.delivery import ledger, message, rate_limit
+from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, Contact, Email
@@ -99,7 +100,7 @@ class Recipient:
 
 def _batch_emails(token, *, now):
     """The batch's rows with their contacts' attributes, sharing one instance of each campaign
-    (with its owner and account, see campaign_cache) instead of building them again for every row."""
+    (with its owner and account, read fresh: see campaign_loader) instead of building them for every row."""
     # Plain tuples (ledger.batch_rows): building 50 Email and Contact instances through the ORM
     # was a fifth of a worker's time.
     attributes = Contact._meta.get_field("attributes")
@@ -108,9 +109,9 @@ def _batch_emails(token, *, now):
                   attributes.from_db_value(raw, None, connection) or {} if contact_id else {})
         for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in ledger.batch_rows(token=token, now=now)
     ]
-    campaigns = {pk: campaign_cache.campaign_for_batch(pk) for pk in {e.campaign_id for e in emails}}
+    campaigns = campaigns_with_owner_and_account(e.campaign_id for e in emails)
     for email in emails:
-        email.campaign = campaigns[email.campaign_id]
+        email.campaign = campaigns.get(email.campaign_id)
     # (A campaign deleted since the read took its rows with it.)
     return [email for email in emails if email.campaign is not None]
 

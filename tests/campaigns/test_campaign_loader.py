@@ -1,5 +1,5 @@
-"""campaign_cache: a worker process reuses the campaign, owner and account it loaded for earlier
-batches only while nothing that matters to sending has changed."""
+"""campaign_loader: every batch reads its campaigns, owners and accounts fresh, in one statement,
+built exactly as the ORM builds them; whatever changed reaches the next batch."""
 
 from datetime import timedelta
 
@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
-from campaigns.delivery import campaign_cache
+from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.models import Campaign, Email
 
 S = Email.Status
@@ -67,27 +67,32 @@ def test_a_change_made_without_saving_through_the_admin_still_stops_the_next_bat
     assert engine.handler.delivered_to() == FIRST
 
 
-def test_an_unchanged_campaign_is_read_with_one_statement(make_engine):
+def test_the_batchs_campaigns_are_read_with_one_statement_and_built_as_the_orm_builds_them(make_engine):
     engine = make_engine()
-    campaign = engine.campaign(engine.contact_list("a@example.org"))
-    loaded = campaign_cache.campaign_for_batch(campaign.pk)
+    first = engine.campaign(engine.contact_list("a@example.org"), subject="One")
+    second = engine.campaign(engine.contact_list("b@example.org"), subject="Two")
+    Campaign.objects.filter(pk=second.pk).update(smtp_account=None)
 
     with CaptureQueriesContext(connection) as queries:
-        again = campaign_cache.campaign_for_batch(campaign.pk)
+        loaded = campaigns_with_owner_and_account([first.pk, second.pk, first.pk])
 
-    assert again is loaded and len(queries) == 1
-    assert again.owner.pk == engine.owner.pk and again.smtp_account.pk == engine.account.pk
-    SmtpAccount.objects.filter(pk=engine.account.pk).update(throttle_factor=0.5)
-    reloaded = campaign_cache.campaign_for_batch(campaign.pk)
-    assert reloaded is not loaded and reloaded.smtp_account.throttle_factor == 0.5
+    assert len(queries) == 1 and set(loaded) == {first.pk, second.pk}
+    for pk, campaign in loaded.items():
+        orm = Campaign.objects.select_related("owner", "smtp_account").get(pk=pk)
+        for model_instance, orm_instance in [(campaign, orm), (campaign.owner, orm.owner)] + (
+            [(campaign.smtp_account, orm.smtp_account)] if orm.smtp_account else []
+        ):
+            for field in type(orm_instance)._meta.concrete_fields:
+                assert getattr(model_instance, field.attname) == getattr(orm_instance, field.attname), field.name
+    assert loaded[second.pk].smtp_account is None
+    assert loaded[first.pk].smtp_account.get_password() == engine.account.get_password()  # decrypted as stored
+    assert loaded[first.pk].owner.has_access
 
 
-def test_a_deleted_campaign_is_forgotten(make_engine):
+def test_a_deleted_campaign_is_absent(make_engine):
     engine = make_engine()
     campaign = engine.campaign(engine.contact_list("a@example.org"))
-    campaign_cache.campaign_for_batch(campaign.pk)
     pk = campaign.pk
     campaign.delete()
 
-    assert campaign_cache.campaign_for_batch(pk) is None
-    assert pk not in campaign_cache._loaded
+    assert campaigns_with_owner_and_account([pk]) == {}
