@@ -143,11 +143,20 @@ def render(*, campaign, variables, subject_prefix=""):
     html = html_hygiene.inline_css(html)
     if (campaign.body_text or "").strip():
         text = personalize.render(campaign.body_text, variables, html=False).strip()
-        if not personalize.places_unsubscribe_link(campaign.body_text):
-            text += "\n\n" + footer_text(owner=owner, campaign=campaign, url=url)
+        places_link = personalize.places_unsubscribe_link(campaign.body_text)
     else:
-        text = html_hygiene.to_text(html)
+        # The HTML body's text, derived once per body rather than from every message's HTML.
+        text = html_hygiene.tidy_text(personalize.render(text_template_of(campaign.body_html), variables, html=False))
+        places_link = personalize.places_unsubscribe_link(campaign.body_html)
+    if not places_link:
+        text += "\n\n" + footer_text(owner=owner, campaign=campaign, url=url)
     return Rendered(subject=subject, html=html, text=text)
+
+
+@functools.lru_cache(maxsize=64)
+def text_template_of(body_html):
+    """The text part's template of an HTML body: its variables and tags kept, to be rendered."""
+    return html_hygiene.to_text(body_html)
 
 
 def footer_html(*, owner, campaign, url):

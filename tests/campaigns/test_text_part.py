@@ -1,14 +1,10 @@
-"""The text part derived from a campaign's HTML (campaigns.html_hygiene.to_text).
+"""The text part derived from a campaign's HTML (campaigns.html_hygiene.to_text): derived once per
+body, from the body as written, then rendered for each recipient (message.render)."""
 
-A scanner reads what the CSS inliner serializes; anything it is not sure of goes to HTMLParser
-with the same rules. Both must give the same text for every input.
-"""
+from types import SimpleNamespace
 
-import random
-
-import pytest
-
-from campaigns import html_hygiene
+from campaigns import html_hygiene, personalize
+from campaigns.delivery import message
 
 NEWSLETTER = """<html><head><title>Ignored</title><style>p.lead { color: #c00; } @media (max-width: 600px) { td { display: block } }</style></head>
 <body><h1>Diwali offers</h1><p class="lead">Hello Asha &amp; family,&nbsp;here is <b>our</b> news.</p>
@@ -37,35 +33,25 @@ Bye"""
 
 def test_the_text_part_keeps_paragraphs_lists_links_and_alt_texts_and_drops_head_style_and_script():
     assert html_hygiene.to_text(html_hygiene.inline_css(NEWSLETTER)) == EXPECTED
-    assert html_hygiene._scan(html_hygiene.inline_css(NEWSLETTER)) == EXPECTED  # read by the scanner, not the fallback
 
 
-PIECES = [
-    "<p>", "</p>", '<a href="https://x.example/a?b=1&amp;c=2">', "<a href='mailto:x@y.example'>", "</a>", "<br>", "<br/>",
-    "<li>", "<ul>", "</ul>", "<td>", "<th>", "<table>", "</table>", "<style>p{color:red}</style>", "<head>", "</head>",
-    "<title>T</title>", '<img alt="A &amp; B" src=x>', "<img alt='q'>", "<!-- c -->", "<!DOCTYPE html>", "&amp;", "&nbsp;",
-    "&lt;", " ", "\n", "\t", "text", "Zoë", "<div>", "</div>", "<h1>", "</h1>", "<blockquote>", "<script>if(a<b){}</script>",
-    "< not a tag", "<3", '<a href="https://x.example/">https://x.example/</a>', '<A HREF="HTTP://UP.example">',
-    '<span class="x > y">', "</span>", "<a>", "<hr/>", "<pre>", "</pre>", "&#169;", "&copy", "<p/>", "<b>", "</b>",
-    "<img alt>", "<a href>", "</head >", "<a href=x.html>", "<a href=https://bare.example/x/>", "<STYLE>b{}</STYLE>",
-    "<br / >", '<img alt="x > y">', "<img ALT=&quot;>", "&#x41;", '<a href="https://a.example" href="https://b.example">',
-    "<img alt=one alt=two>", '<span title=\'a"b\'>', "<div\nclass=\"y\">", '"quoted"', "'single'", "=",
-]
+def test_the_text_of_an_html_body_is_derived_once_and_rendered_for_each_recipient():
+    body = (
+        '<h1>Hello {{ name|default:"there" }}</h1>{% if City %}<p>News for {{ City }} &amp; around</p>{% endif %}'
+        '<p><a href="https://shop.example/?c={{ City }}">Shop</a> or '
+        '<a href="{{ unsubscribe_url }}">leave</a></p>'
+    )
+    campaign = SimpleNamespace(subject="S", body_html=body, body_text="", owner=SimpleNamespace(postal_address=""))
+    message.text_template_of.cache_clear()
 
+    def text_for(name, attributes):
+        variables = personalize.recipient_variables(name=name, email="a@example.org", attributes=attributes,
+                                                    unsubscribe_url="https://t.example/u/TOKEN/")
+        return message.render(campaign=campaign, variables=variables).text
 
-@pytest.mark.parametrize("seed", range(4))
-def test_the_scanner_and_htmlparser_give_the_same_text_for_any_markup(seed):
-    rng = random.Random(seed)
-    scanned = 0
-    for _ in range(1500):
-        raw = "".join(rng.choice(PIECES) for _ in range(rng.randint(1, 30)))
-        serialized = html_hygiene.inline_css(raw)
-        for html in (raw, serialized):
-            assert html_hygiene.to_text(html) == html_hygiene._parse(html), html
-        try:
-            html_hygiene._scan(serialized)
-            scanned += 1
-        except html_hygiene._Unusual:
-            pass
-    # What the inliner writes is what the scanner reads: it hardly ever falls back.
-    assert scanned >= 1450
+    assert text_for("Asha", {"City": "Pune <3"}) == (
+        "Hello Asha\n\nNews for Pune <3 & around\n\n"
+        "Shop (https://shop.example/?c=Pune <3) or leave (https://t.example/u/TOKEN/)"
+    )
+    assert text_for("", {}) == "Hello there\n\nShop (https://shop.example/?c=) or leave (https://t.example/u/TOKEN/)"
+    assert message.text_template_of.cache_info().misses == 1  # derived once for both recipients
