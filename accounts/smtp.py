@@ -36,7 +36,7 @@ def tls_context():
     return _tls_context(ca_file, _modified(ca_file))
 
 
-# Loading the system's CA store takes ~30 ms: once per process (and CA file version), not per
+# Loading the system's CA store is slow: once per process (and CA file version), not per
 # connection. A context only holds configuration, so connections can share it.
 @functools.lru_cache(maxsize=8)
 def _tls_context(ca_file, _version):

@@ -205,8 +205,8 @@ def render(source, variables, *, html):
 
 def _render_plain(pieces, variables, *, html):
     """What Django renders for text and bare {{ variable }}s with string values (escaped, or as
-    they are), a missing one as "" (string_if_invalid): ~2 us instead of Django's ~15 us a
-    template, made twice for every message sent."""
+    they are), a missing one as "" (string_if_invalid), at a seventh of the engine's cost: made
+    twice for every message sent."""
     out = list(pieces)
     for i in range(1, len(out), 2):
         value = variables.get(out[i], "")

@@ -244,7 +244,7 @@ def ledger_commits():
     commits (three times wal_writer_delay at most), and each is safe to lose: a lost claim
     or start leaves the rows pending (the enqueued batch then finds nothing to take), a lost
     result sends that message again after its lease, a duplicate bounded like a killed
-    worker's. The gain is one disk flush less per commit (here 4-7 ms against 0.3 ms): a
+    worker's. The gain is one disk flush less per commit (figures in BENCHMARKS.md): a
     tick claiming 400 batches spent 3 s flushing.
     """
     if connection.vendor != "postgresql" or settings.EMAIL_RESULTS_SYNCHRONOUS_COMMIT:

@@ -75,8 +75,8 @@ _URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
 def tracking_url(name, token):
     """The absolute URL of a tracking view for `token`, as reverse() would write it.
 
-    Made for every message (and every link of it): reverse() resolves the pattern each time
-    (~17 us), so the URL around a placeholder is worked out once per view and script prefix.
+    Made for every message (and every link of it): reverse() resolves the pattern each time,
+    so the URL around a placeholder is worked out once per view and script prefix.
     A signed token (base64 and digits) needs no quoting; anything else goes through reverse().
     """
     if not _URL_SAFE_TOKEN.fullmatch(token):
@@ -256,7 +256,7 @@ def add_open_pixel(html, *, email_id):
 def build(*, email, campaign, account):
     """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP.
 
-    `email` is an Email or the sender's lighter Recipient: pk, to_email, to_name, message_id
+    `email` is an Email or the sender's lighter BatchRow: pk, to_email, to_name, message_id
     and contact_attributes are what is read."""
     token = tokens.unsubscribe_token(email.pk)  # signed once for the link and the mailto
     unsubscribe = unsubscribe_url(email.pk, token)
@@ -328,8 +328,8 @@ _POLICY = _MessagePolicy(linesep="\r\n")
 def _mime(*, account, to_name, to_email, subject, text, html, message_id, list_unsubscribe):
     """The message as bytes: multipart/alternative, text then HTML, both quoted-printable.
 
-    Assembled directly: the email package's EmailMessage took ~1.5 ms a message, most of the
-    sender's time. An internationalised address (a non-ASCII local part) is written in UTF-8 in
+    Assembled directly: the email package's EmailMessage cost most of the sender's time. An
+    internationalised address (a non-ASCII local part) is written in UTF-8 in
     From or To (RFC 6532), which only a server offering SMTPUTF8 accepts; every other header and
     both parts stay ASCII (RFC 2047 words, quoted-printable).
     """
@@ -359,7 +359,7 @@ _DATE = {"second": None, "header": ""}
 
 
 def _date_now():
-    """The Date header for now: formatted once a second, not once a message (~15 us)."""
+    """The Date header for now: formatted once a second, not once a message."""
     now = timezone.now().replace(microsecond=0)
     if _DATE["second"] != now:
         _DATE.update(second=now, header=format_datetime(now))

@@ -60,7 +60,7 @@ def reserve_slots(*, account_id, now, wanted):
     Returns (slots, interval_seconds). Reserving a block per round trip instead of
     one slot per message keeps the shared clock's cost small at high rates, while
     slots stay evenly spaced across every worker. Plain SQL: every batch reserves, and
-    compiling the ORM's two statements cost a worker more (1.2 ms) than running them.
+    compiling the ORM's statements cost a worker more than running them.
     """
     if connection.vendor == "postgresql":
         return _reserve_slots_in_one_statement(account_id=account_id, now=now, wanted=wanted)

@@ -85,7 +85,7 @@ def _send_batch(batch_id, *, clock, sleep, continue_later, results):
 
 
 @dataclass
-class Recipient:
+class BatchRow:
     """What sending reads of a batch's Email row and its contact (see message.build)."""
 
     pk: int
@@ -105,7 +105,7 @@ def _batch_emails(token, *, now):
     # was a fifth of a worker's time.
     attributes = Contact._meta.get_field("attributes")
     emails = [
-        Recipient(pk, campaign_id, contact_id, to_email, to_name, message_id,
+        BatchRow(pk, campaign_id, contact_id, to_email, to_name, message_id,
                   attributes.from_db_value(raw, None, connection) or {} if contact_id else {})
         for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in ledger.batch_rows(token=token, now=now)
     ]

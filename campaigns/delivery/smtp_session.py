@@ -25,7 +25,7 @@ class SmtpUtf8Unsupported(Exception):
 
 
 def angle_address(address: str) -> str:
-    """<address> for MAIL and RCPT; smtplib's quoteaddr parses every address again (~30 us)."""
+    """<address> for MAIL and RCPT; smtplib's quoteaddr parses every address again."""
     if _PLAIN_ADDRESS.fullmatch(address):
         return f"<{address}>"
     return smtplib.quoteaddr(address)

@@ -176,7 +176,7 @@ def complete_finished(*, now, campaign_ids=None):
 
     Read from the tallies (exact: kept by triggers in the same transaction as the rows), so no
     index of the Email table by (campaign, status) has to be written at every status change.
-    Plain SQL: every batch runs it, and the ORM's compiling of it cost more (1.5 ms) than the
+    Plain SQL: every batch runs it, and the ORM's compiling of it cost more than the
     statement itself. On PostgreSQL the completion and its events are one statement (an UPDATE
     ... RETURNING id feeding the INSERT), so the common case, nothing completed, costs what the
     UPDATE alone did: no transaction to open around it.
