@@ -81,9 +81,12 @@ def analytics(*, campaign, page=1, search=""):
             "failed_other": c["failed"] - c["failed_throttled"] - c["failed_bounced"] - c["failed_rejected"],
             "opened": c["opened"], "clicked": c["clicked"], "unsubscribed": c["unsubscribed"],
         },
+        "bars": delivery_bars(c),
         "rates": {
             "open_rate": rate(c["opened"], c["sent"]),
             "click_rate": rate(c["clicked"], c["sent"]),
+            "unsubscribed": c["unsubscribed"],
+            "unsubscribe_rate": rate(c["unsubscribed"], c["sent"]),
             "machine_opens": c["machine_only"],
             "machine_open_rate": rate(c["machine_only"], c["sent"]),
         },
@@ -96,6 +99,29 @@ def analytics(*, campaign, page=1, search=""):
         "top_links": top_links,
         "recipients": recipients(campaign=campaign, page=page, search=search, total=c["total"]),
     }
+
+
+# (key, label, base): each figure gets its own bar, as a share of its own base, so 3 failures beside
+# 20,000 sent still show (a shared axis would draw them as nothing).
+BARS = (
+    ("sent", "Sent", "total"), ("deferred", "Deferred (retrying)", "total"),
+    ("failed_throttled", "Throttled out", "total"), ("failed_bounced", "Bounced", "total"),
+    ("failed_rejected", "Rejected", "total"), ("failed_other", "Failed otherwise", "total"),
+    ("opened", "Opened", "sent"), ("clicked", "Clicked", "sent"), ("unsubscribed", "Unsubscribed", "sent"),
+)
+BASE_LABELS = {"total": "of all recipients", "sent": "of sent"}
+
+
+def delivery_bars(c):
+    failed_other = c["failed"] - c["failed_throttled"] - c["failed_bounced"] - c["failed_rejected"]
+    figures = {**c, "failed_other": failed_other}
+    return [
+        {
+            "key": key, "label": label, "count": figures[key], "of": figures[base], "of_label": BASE_LABELS[base],
+            "percent": rate(figures[key], figures[base]),
+        }
+        for key, label, base in BARS
+    ]
 
 
 def recipients(*, campaign, page, search, total):
@@ -111,7 +137,7 @@ def recipients(*, campaign, page, search, total):
     start = (page - 1) * RECIPIENTS_PER_PAGE
     items = rows.order_by("id").values(
         "id", "to_email", "status", "smtp_code", "smtp_response", "sent_at", "first_opened_at", "machine_open",
-        "click_count",
+        "click_count", "unsubscribed_at",
     )[start:start + RECIPIENTS_PER_PAGE]
     labels = dict(S.choices)
     return {
@@ -125,6 +151,10 @@ def recipients(*, campaign, page, search, total):
                 "sent_display": timezone.localtime(r["sent_at"]).strftime("%d %b %H:%M:%S") if r["sent_at"] else "",
                 "opened": r["first_opened_at"] is not None, "machine_open": r["machine_open"],
                 "clicks": r["click_count"],
+                "unsubscribed": r["unsubscribed_at"] is not None,
+                "unsubscribed_display": (
+                    timezone.localtime(r["unsubscribed_at"]).strftime("%d %b %H:%M") if r["unsubscribed_at"] else ""
+                ),
             }
             for r in items
         ],

@@ -77,7 +77,16 @@ def test_analytics_figures_are_exact(marketer_client, known_campaign):
         "failed_other": 0, "opened": 3, "clicked": 1, "unsubscribed": 2,
     }
     # 3 human opens of 6 sent; the machine-only open is shown apart.
-    assert data["rates"] == {"open_rate": 50.0, "click_rate": 16.7, "machine_opens": 1, "machine_open_rate": 16.7}
+    assert data["rates"] == {
+        "open_rate": 50.0, "click_rate": 16.7, "machine_opens": 1, "machine_open_rate": 16.7,
+        "unsubscribed": 2, "unsubscribe_rate": 33.3,
+    }
+    bars = {bar["key"]: (bar["count"], bar["of"], bar["percent"]) for bar in data["bars"]}
+    assert bars == {
+        "sent": (6, 15, 40.0), "deferred": (2, 15, 13.3), "failed_throttled": (1, 15, 6.7),
+        "failed_bounced": (2, 15, 13.3), "failed_rejected": (1, 15, 6.7), "failed_other": (0, 15, 0.0),
+        "opened": (3, 6, 50.0), "clicked": (1, 6, 16.7), "unsubscribed": (2, 6, 33.3),
+    }
     assert data["progress"]["done"] == 11 and data["progress"]["total"] == 15
     assert data["progress"]["percent"] == 73.3
     assert data["progress"]["per_minute"] == 120.0
@@ -89,6 +98,9 @@ def test_analytics_figures_are_exact(marketer_client, known_campaign):
     assert recipients["count"] == 15 and recipients["pages"] == 1 and len(recipients["rows"]) == 15
     bounced = [r for r in recipients["rows"] if r["status"] == "failed" and "5.1.1" in r["smtp"]]
     assert len(bounced) == 2 and bounced[0]["smtp"] == "550 5.1.1 no such user"
+    unsubscribed = [r for r in recipients["rows"] if r["unsubscribed"]]
+    assert len(unsubscribed) == 2 and all(r["unsubscribed_display"] for r in unsubscribed)
+    assert all(r["unsubscribed_display"] == "" for r in recipients["rows"] if not r["unsubscribed"])
 
 
 def test_analytics_recipient_search_and_pages(marketer_client, known_campaign):
@@ -227,7 +239,8 @@ def test_pages_render_with_their_scripts_and_a_strict_policy(marketer_client, kn
     assert "default-src 'self'" in index["Content-Security-Policy"]
     page = marketer_client.get(reverse("campaign_analytics", args=[known_campaign.pk]))
     assert page.status_code == 200
-    assert b"js/analytics.js" in page.content and b'id="breakdown-chart"' in page.content
+    assert b'id="count-unsubscribed"' in page.content
+    assert b"js/analytics.js" in page.content and b'id="breakdown-rows"' in page.content
     assert b"<script>" not in page.content and b"<script>" not in index.content
     change = marketer_client.get(reverse("admin:campaigns_campaign_change", args=[known_campaign.pk]))
     assert reverse("campaign_analytics", args=[known_campaign.pk]).encode() in change.content
