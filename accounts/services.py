@@ -3,8 +3,10 @@
 import logging
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -47,8 +49,13 @@ def create_marketer(*, username, email, password, organization="", timezone_name
         email_confirmed_at=now,
         approved_at=now,
     )
-    user.set_password(password)
     user.full_clean(exclude=["password"])
+    # The same validators as sign-up, told about the user so a password like the username is refused.
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    user.set_password(password)
     user.save()
     make_marketer(user=user)
     return user
