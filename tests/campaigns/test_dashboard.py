@@ -357,3 +357,40 @@ def test_a_week_across_a_clock_change_keeps_every_day_exact(marketer):
     days = {day["date"]: day["sent"] for day in data["timeline"]}
     assert days == {"2026-10-28": 0, "2026-10-29": 0, "2026-10-30": 1, "2026-10-31": 3, "2026-11-01": 7,
                     "2026-11-02": 2, "2026-11-03": 0}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_cards_and_chart_are_read_in_one_snapshot_while_an_email_is_sent_between_their_reads(
+    require_postgres, marketer, monkeypatch
+):
+    import threading
+
+    from django.db import connections
+
+    from campaigns.selectors import dashboard as dashboard_selectors
+
+    campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
+    add_emails(campaign, [(2, {"status": S.SENT, "sent_at": timezone.now()})])
+    read_week = dashboard_selectors.week_figures
+
+    def send_one_more_from_another_connection():
+        try:
+            add_emails(campaign, [(1, {"status": S.SENT, "sent_at": timezone.now()})])
+        finally:
+            connections.close_all()
+
+    def week_figures_after_a_concurrent_send(**kwargs):
+        # The cards' tallies are read; another worker commits a sent email before the chart's are.
+        writer = threading.Thread(target=send_one_more_from_another_connection)
+        writer.start()
+        writer.join()
+        return read_week(**kwargs)
+
+    monkeypatch.setattr(dashboard_selectors, "week_figures", week_figures_after_a_concurrent_send)
+    data = dashboard_selectors.dashboard(user=marketer)
+    assert data["cards"]["sent"]["total"] == sum(day["sent"] for day in data["timeline"]) == 2
+    assert data["cards"]["sent"]["today"] == 2
+    monkeypatch.setattr(dashboard_selectors, "week_figures", read_week)
+    data = dashboard_selectors.dashboard(user=marketer)
+    assert data["cards"]["sent"]["total"] == sum(day["sent"] for day in data["timeline"]) == 3
