@@ -5,8 +5,10 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest
@@ -52,8 +54,13 @@ def create_marketer(
         email_confirmed_at=now,
         approved_at=now,
     )
-    user.set_password(password)
     user.full_clean(exclude=["password"])
+    # The same validators as sign-up, told about the user so a password like the username is refused.
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    user.set_password(password)
     user.save()
     make_marketer(user=user)
     return user

@@ -97,8 +97,22 @@ class CampaignResultResource(resources.Resource):
         return list(dataset.headers), [list(row) for row in dataset]
 
     def result_dicts(self, *, campaigns):
-        headers, rows = self.results(campaigns=campaigns)
-        return [dict(zip(headers, row)) for row in rows]
+        """The same columns as JSON values: counts and codes as numbers, a missing date or code as null (the
+        spreadsheet export renders every cell as text)."""
+        emails = Email.objects.filter(campaign__in=campaigns).order_by("campaign_id", "id").values(
+            "campaign__name", "to_email", "to_name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
+            "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at",
+        )
+        return [
+            {
+                "campaign": e["campaign__name"], "address": e["to_email"], "name": e["to_name"], "status": e["status"],
+                "attempts": e["attempts"], "sent_at": iso(e["sent_at"]) or None, "smtp_code": e["smtp_code"],
+                "smtp_response": e["smtp_response"], "first_opened_at": iso(e["first_opened_at"]) or None,
+                "open_count": e["open_count"], "first_clicked_at": iso(e["first_clicked_at"]) or None,
+                "click_count": e["click_count"], "unsubscribed_at": iso(e["unsubscribed_at"]) or None,
+            }
+            for e in emails
+        ]
 
 
 def contact_rows(*, contacts, user_lists):

@@ -30,6 +30,7 @@ def campaign_for(*, user: User, campaign_id: int | str) -> Campaign:
     return campaign
 
 
+SHOWN_FAILURES = (F.THROTTLED, F.BOUNCED, F.REJECTED, F.ERROR)  # each its own figure; the rest "failed otherwise"
 FIGURES = ("total", "sent", "pending", "queued", "deferred", "failed", "cancelled", "failed_throttled",
            "failed_bounced", "failed_rejected", "failed_error", "opened", "machine_only", "clicked", "unsubscribed")
 
@@ -44,12 +45,13 @@ def campaign_figures(*, campaign: Campaign) -> dict[str, int]:
         c["total"] += n
         if status in c:
             c[status] += n
-        if status == S.FAILED and failure_class in (F.THROTTLED, F.BOUNCED, F.REJECTED, F.ERROR):
+        if status == S.FAILED and failure_class in SHOWN_FAILURES:
             c[f"failed_{failure_class}"] += n
         c["opened"] += opened
         c["machine_only"] += machine_only
         c["clicked"] += clicked
         c["unsubscribed"] += unsubscribed
+    c["failed_other"] = c["failed"] - sum(c[f"failed_{failure_class}"] for failure_class in SHOWN_FAILURES)
     return c
 
 
@@ -79,14 +81,15 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
         "breakdown": {
             "sent": c["sent"], "deferred": c["deferred"], "failed_throttled": c["failed_throttled"],
             "failed_bounced": c["failed_bounced"], "failed_rejected": c["failed_rejected"],
-            "failed_error": c["failed_error"],
-            "failed_other": c["failed"] - c["failed_throttled"] - c["failed_bounced"] - c["failed_rejected"]
-            - c["failed_error"],
+            "failed_error": c["failed_error"], "failed_other": c["failed_other"],
             "opened": c["opened"], "clicked": c["clicked"], "unsubscribed": c["unsubscribed"],
         },
+        "bars": delivery_bars(c),
         "rates": {
             "open_rate": rate(c["opened"], c["sent"]),
             "click_rate": rate(c["clicked"], c["sent"]),
+            "unsubscribed": c["unsubscribed"],
+            "unsubscribe_rate": rate(c["unsubscribed"], c["sent"]),
             "machine_opens": c["machine_only"],
             "machine_open_rate": rate(c["machine_only"], c["sent"]),
         },
@@ -99,6 +102,28 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
         "top_links": top_links,
         "recipients": recipients_page(campaign=campaign, page=page, search=search, total=c["total"]),
     }
+
+
+# (key, label, base): each figure gets its own bar, as a share of its own base, so 3 failures beside
+# 20,000 sent still show (a shared axis would draw them as nothing).
+BARS = (
+    ("sent", "Sent", "total"), ("deferred", "Deferred (retrying)", "total"),
+    ("failed_throttled", "Throttled out", "total"), ("failed_bounced", "Bounced", "total"),
+    ("failed_rejected", "Rejected", "total"), ("failed_error", "Failed on an error", "total"),
+    ("failed_other", "Failed otherwise", "total"),
+    ("opened", "Opened", "sent"), ("clicked", "Clicked", "sent"), ("unsubscribed", "Unsubscribed", "sent"),
+)
+BASE_LABELS = {"total": "of all recipients", "sent": "of sent"}
+
+
+def delivery_bars(c: dict) -> list[dict]:
+    return [
+        {
+            "key": key, "label": label, "count": c[key], "of": c[base], "of_label": BASE_LABELS[base],
+            "percent": rate(c[key], c[base]),
+        }
+        for key, label, base in BARS
+    ]
 
 
 def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -> dict:
@@ -116,7 +141,7 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
     start = (page - 1) * RECIPIENTS_PER_PAGE
     items = rows.order_by("id").values(
         "id", "to_email", "status", "smtp_code", "smtp_response", "sent_at", "first_opened_at", "machine_open",
-        "click_count",
+        "click_count", "unsubscribed_at",
     )[start:start + RECIPIENTS_PER_PAGE]
     labels = dict(S.choices)
     return {
@@ -130,6 +155,10 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
                 "sent_display": timezone.localtime(r["sent_at"]).strftime("%d %b %H:%M:%S") if r["sent_at"] else "",
                 "opened": r["first_opened_at"] is not None, "machine_open": r["machine_open"],
                 "clicks": r["click_count"],
+                "unsubscribed": r["unsubscribed_at"] is not None,
+                "unsubscribed_display": (
+                    timezone.localtime(r["unsubscribed_at"]).strftime("%d %b %H:%M") if r["unsubscribed_at"] else ""
+                ),
             }
             for r in items
         ],

@@ -9,12 +9,13 @@ Only the latest failures read Email rows, newest first from an index.
 """
 
 import math
+from contextlib import contextmanager
 import zoneinfo
 from types import SimpleNamespace
 from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
@@ -166,7 +167,26 @@ def week_figures(*, campaign_ids, midnights):
     return sent_by_day, opened_by_day, failed_last_day
 
 
+@contextmanager
+def one_snapshot():
+    """A transaction whose every read sees the same committed state, so the cards (from the status tallies)
+    and the chart (from the hour tallies) never differ by an email committed between their reads. PostgreSQL
+    reads committed per statement by default: REPEATABLE READ, set as the transaction's first statement. SQLite
+    (WAL) reads one snapshot per transaction already. Inside an open transaction, that one's isolation holds."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
 def dashboard(*, user, now=None):
+    with one_snapshot():
+        return _dashboard(user=user, now=now)
+
+
+def _dashboard(*, user, now=None):
     now = now or timezone.now()
     tz = user_zone(user)
     week_start = start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1)

@@ -1,5 +1,6 @@
 // A campaign's analytics page: polls its JSON every 2 s while the tab is visible and redraws the
-// doughnut, the breakdown bars, the progress bar, the rates, top links and the recipient table.
+// doughnut, the breakdown (one rate bar per figure, so 3 failures beside 20,000 sent still show),
+// the progress bar, the rates, top links and the recipient table.
 (function () {
   "use strict";
   var root = document.getElementById("campaign-analytics");
@@ -7,12 +8,18 @@
   var url = root.dataset.url;
   var interval = parseInt(root.dataset.interval, 10) || 2000;
   var timer = null, inFlight = false, page = 1, query = "", pages = 1;
-  var statusChart = null, breakdownChart = null;
+  var statusChart = null;
 
   function el(id) { return document.getElementById(id); }
   function text(id, value) { var node = el(id); if (node) { node.textContent = value; } }
   function fmt(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString(); }
   function cell(value, cls) { var td = document.createElement("td"); td.textContent = value; if (cls) { td.className = cls; } return td; }
+  // A rate that rounds to 0 % or 100 % while it is neither reads "< 0.1%" or "> 99.9%".
+  function percent(count, value, of) {
+    if (count && value < 0.1) { return "< 0.1%"; }
+    if (of !== undefined && count < of && value > 99.9) { return "> 99.9%"; }
+    return value + "%";
+  }
   function duration(seconds) {
     if (!seconds) { return ""; }
     var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
@@ -21,17 +28,23 @@
 
   function chartOf(existing, canvasId, config) {
     if (!window.Chart) { return null; }
-    if (existing) { existing.data.datasets[0].data = config.data.datasets[0].data; existing.update("none"); return existing; }
+    if (existing) {
+      existing.data.labels = config.data.labels;
+      existing.data.datasets[0].data = config.data.datasets[0].data;
+      existing.update("none");
+      return existing;
+    }
     return new window.Chart(el(canvasId), config);
   }
 
   function draw(d) {
-    var c = d.counts, b = d.breakdown, p = d.progress, r = d.rates;
+    var c = d.counts, p = d.progress, r = d.rates;
     text("campaign-status", d.campaign.status_display);
     text("campaign-reason", d.campaign.status_reason);
     text("count-sent", fmt(c.sent)); text("count-failed", fmt(c.failed)); text("count-pending", fmt(c.pending));
     text("rate-open", r.open_rate + "%"); text("rate-click", r.click_rate + "%");
     text("rate-machine", fmt(r.machine_opens) + " (" + r.machine_open_rate + "%)");
+    text("count-unsubscribed", fmt(r.unsubscribed)); text("rate-unsubscribe", percent(r.unsubscribed, r.unsubscribe_rate));
     var bar = el("progress-bar");
     bar.max = p.total || 1; bar.value = p.done;
     text("progress-text", fmt(p.done) + " of " + fmt(p.total) + " done (" + p.percent + "%)");
@@ -42,21 +55,12 @@
 
     statusChart = chartOf(statusChart, "status-chart", {
       type: "doughnut",
-      data: { labels: ["Sent", "Failed", "Pending"], datasets: [{
+      // The legend carries the numbers: a slice of 3 beside 20,000 is too thin to see.
+      data: { labels: ["Sent " + fmt(c.sent), "Failed " + fmt(c.failed), "Pending " + fmt(c.pending)], datasets: [{
         data: [c.sent, c.failed, c.pending], backgroundColor: ["#66bb6a", "#ef5350", "#bdbdbd"] }] },
       options: { animation: false, responsive: true, maintainAspectRatio: false }
     });
-    breakdownChart = chartOf(breakdownChart, "breakdown-chart", {
-      type: "bar",
-      data: {
-        labels: ["Sent", "Deferred (retrying)", "Throttled out", "Bounced", "Rejected", "Opened", "Clicked", "Unsubscribed"],
-        datasets: [{ label: "Emails", data: [b.sent, b.deferred, b.failed_throttled, b.failed_bounced, b.failed_rejected,
-                                             b.opened, b.clicked, b.unsubscribed],
-                     backgroundColor: ["#66bb6a", "#ffa726", "#ef6c00", "#ef5350", "#b71c1c", "#42a5f5", "#5c6bc0", "#8e24aa"] }]
-      },
-      options: { animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: false } },
-                 scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
-    });
+    drawBars(d.bars);
 
     var links = el("top-links");
     links.replaceChildren();
@@ -72,15 +76,18 @@
     page = rec.page; pages = rec.pages;
     var rows = el("recipient-rows");
     rows.replaceChildren();
-    if (!rec.rows.length) { var empty = document.createElement("tr"); empty.appendChild(cell("No recipients.")).colSpan = 6; rows.appendChild(empty); }
+    if (!rec.rows.length) { var empty = document.createElement("tr"); empty.appendChild(cell("No recipients.")).colSpan = 7; rows.appendChild(empty); }
     rec.rows.forEach(function (row) {
       var tr = document.createElement("tr");
+      if (row.unsubscribed) { tr.className = "unsubscribed"; }
       tr.appendChild(cell(row.to_email));
       tr.appendChild(cell(row.status_display));
       tr.appendChild(cell(row.sent_display));
       var smtp = cell(row.smtp, "smtp-answer"); smtp.title = row.smtp; tr.appendChild(smtp);
       tr.appendChild(cell(row.opened ? "yes" : (row.machine_open ? "machine only" : "")));
       tr.appendChild(cell(fmt(row.clicks), "num"));
+      var unsub = cell(row.unsubscribed ? "unsubscribed " + row.unsubscribed_display : "", row.unsubscribed ? "unsub-mark" : "");
+      tr.appendChild(unsub);
       rows.appendChild(tr);
     });
     text("page-info", "Page " + rec.page + " of " + rec.pages + " (" + fmt(rec.count) + " recipients)");
@@ -88,6 +95,25 @@
     el("page-next").disabled = rec.page >= rec.pages;
     text("dash-updated", new Date().toLocaleTimeString());
     root.dataset.loaded = "1";
+  }
+
+  function drawBars(bars) {
+    var body = el("breakdown-rows");
+    body.replaceChildren();
+    bars.forEach(function (b) {
+      var tr = document.createElement("tr");
+      tr.dataset.figure = b.key;
+      tr.appendChild(cell(b.label));
+      tr.appendChild(cell(fmt(b.count), "num"));
+      tr.appendChild(cell(percent(b.count, b.percent, b.of), "num"));
+      var track = document.createElement("div"), fill = document.createElement("div");
+      track.className = "rate-bar"; track.title = fmt(b.count) + " " + b.of_label + " (" + fmt(b.of) + ")";
+      fill.className = "rate-bar-fill bar-" + b.key + (b.count ? " nonzero" : "");
+      fill.style.width = Math.min(100, b.percent) + "%";
+      track.appendChild(fill);
+      var td = cell("", "bar-cell"); td.appendChild(track); tr.appendChild(td);
+      body.appendChild(tr);
+    });
   }
 
   function poll() {

@@ -252,3 +252,37 @@ def test_smtp_sink_process_stores_and_reports_each_message(tmp_path, sink_env):
             process.kill()
             process.wait(timeout=10)
         process.stdout.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("password, message", [
+    ("short", "This password is too short. It must contain at least 8 characters."),
+    ("password123", "This password is too common."),
+    ("83749202938", "This password is entirely numeric."),
+    ("sunita-kapoor", "The password is too similar to the username."),
+])
+def test_create_marketer_refuses_a_password_the_sign_up_validators_refuse(password, message):
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "create_marketer", "sunita-kapoor", "--email", "sunita@example.in", "--password-stdin",
+            stdin=StringIO(password + "\n"), stdout=StringIO(),
+        )
+    assert f"password: {message}" in str(raised.value)
+    assert not User.objects.filter(username="sunita-kapoor").exists()
+
+
+# Transactional: the command line closes every connection when it ends, which a test's atomic block forbids.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_create_marketer_with_a_weak_password_exits_non_zero_with_the_messages(monkeypatch, capsys):
+    from django.core.management import execute_from_command_line
+
+    monkeypatch.setattr(sys, "stdin", StringIO("12345678\n"))
+    with pytest.raises(SystemExit) as exited:
+        execute_from_command_line(
+            ["manage.py", "create_marketer", "sunita", "--email", "sunita@example.in", "--password-stdin"]
+        )
+    assert exited.value.code == 1
+    captured = capsys.readouterr()
+    assert "This password is too common." in captured.err and "This password is entirely numeric." in captured.err
+    assert "Created" not in captured.out
+    assert not User.objects.filter(username="sunita").exists()

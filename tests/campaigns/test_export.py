@@ -134,3 +134,25 @@ def test_campaign_report_command(results):
 
     with pytest.raises(CommandError):
         call_command("campaign_report", "999999")
+
+
+def test_campaign_report_json_has_numbers_as_numbers_and_null_for_what_is_missing(results):
+    out = io.StringIO()
+    call_command("campaign_report", str(results.pk), "--format", "json", stdout=out)
+    ok, evil = json.loads(out.getvalue())
+    assert list(ok) == ["campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
+                        "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at"]
+    assert (ok["attempts"], ok["smtp_code"], ok["open_count"], ok["click_count"]) == (0, 250, 2, 1)
+    assert isinstance(ok["sent_at"], str) and isinstance(ok["first_opened_at"], str) and ok["unsubscribed_at"] is None
+    assert (evil["open_count"], evil["click_count"], evil["smtp_code"]) == (0, 0, 550)
+    assert evil["sent_at"] is None and evil["first_opened_at"] is None and evil["first_clicked_at"] is None
+    assert isinstance(evil["unsubscribed_at"], str)
+
+
+def test_campaign_report_json_gives_null_for_a_missing_smtp_code(marketer):
+    campaign = CampaignFactory(owner=marketer)
+    EmailFactory(campaign=campaign, to_email="later@example.com", status=Email.Status.PENDING)
+    out = io.StringIO()
+    call_command("campaign_report", str(campaign.pk), "--format", "json", stdout=out)
+    [row] = json.loads(out.getvalue())
+    assert row["smtp_code"] is None and row["attempts"] == 0 and row["status"] == "pending"

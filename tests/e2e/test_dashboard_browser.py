@@ -152,7 +152,7 @@ def test_dashboard_and_analytics_update_live_while_a_worker_sends(
     page.goto(f"{origin}/admin/campaigns/campaign/{campaign.pk}/analytics/")
     page.wait_for_selector("#campaign-analytics[data-loaded='1']", timeout=15_000)
     page.wait_for_function(CANVAS_IS_DRAWN, arg="status-chart", timeout=10_000)
-    page.wait_for_function(CANVAS_IS_DRAWN, arg="breakdown-chart", timeout=10_000)
+    page.wait_for_selector("#breakdown-rows tr[data-figure='sent']", timeout=10_000)
     sent_before = number(page.inner_text("#count-sent"))
     progress_before = float(page.get_attribute("#progress-bar", "value") or 0)
     navigations = []

@@ -40,7 +40,11 @@ class Command(BaseCommand):
                 username=username, email=email, password=password, organization=organization, timezone_name=timezone
             )
         except ValidationError as exc:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+            raise CommandError(
+                "Nothing was created:\n" + "\n".join(
+                    f"  {field}: {message}" for field, messages in exc.message_dict.items() for message in messages
+                )
+            ) from exc
         self.stdout.write(self.style.SUCCESS(f"Created marketer {user.username} <{user.email}>."))
         if generated:
             self.stdout.write(f"Password: {password}")
