@@ -173,7 +173,7 @@ def forget_takes(*, now):
     return BatchTake.objects.filter(taken_at__lt=now - timedelta(days=1)).delete()[0]
 
 
-def batch_rows(*, token, now):
+def batch_rows(*, batch_id, now):
     """What sending reads of a taken batch's queued rows, in id order: (id, campaign_id,
     contact_id, to_email, to_name, message_id, the contact's attributes as stored).
 
@@ -182,10 +182,10 @@ def batch_rows(*, token, now):
     it renewed: one whose lease ran out may be back to pending, and another worker's, already.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_BATCH_ROWS, [db_value(token), S.QUEUED])
+        cursor.execute(_BATCH_ROWS, [db_value(batch_id), S.QUEUED])
         rows = cursor.fetchall()
     if any(_lease_is_short(row[-1], now) for row in rows):
-        renewed = renew_lease(token=token, now=now)
+        renewed = renew_lease(batch_id=batch_id, now=now)
         rows = [row for row in rows if row[0] in renewed]
     return [row[:-1] for row in rows]
 
@@ -211,18 +211,18 @@ def read_datetime(value):
     return value
 
 
-def rebatch(*, token, email_ids, now, hold_seconds):
+def rebatch(*, batch_id, email_ids, now, hold_seconds):
     """Move a worker's unsent rows to a new batch due later; returns its id, or None."""
-    batch_id = uuid.uuid4()
-    moved = Email.objects.filter(batch_id=token, status=S.QUEUED, id__in=email_ids).update(
-        batch_id=batch_id,
+    continuation = uuid.uuid4()
+    moved = Email.objects.filter(batch_id=batch_id, status=S.QUEUED, id__in=email_ids).update(
+        batch_id=continuation,
         lease_expires_at=now + timedelta(seconds=hold_seconds + settings.EMAIL_LEASE_SECONDS),
         updated_at=now,
     )
-    return batch_id if moved else None
+    return continuation if moved else None
 
 
-def renew_lease(*, token, now):
+def renew_lease(*, batch_id, now):
     """A fresh lease for the batch's queued rows; returns the ids of the rows renewed (those
     still the worker's: a row returned to pending meanwhile is not, and must not be sent)."""
     sql = f"""
@@ -230,7 +230,7 @@ def renew_lease(*, token, now):
     """
     with connection.cursor() as cursor:
         lease = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
-        cursor.execute(sql, [db_value(lease), db_value(token), S.QUEUED])
+        cursor.execute(sql, [db_value(lease), db_value(batch_id), S.QUEUED])
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -259,11 +259,11 @@ def ledger_commits():
             cursor.execute("SET synchronous_commit TO DEFAULT")
 
 
-# --- worker transitions (each guarded by the worker's token) -----------------
+# --- worker transitions (each guarded by the worker's batch id) --------------
 
 
-def _owned(email_id, token):
-    return Email.objects.filter(id=email_id, status=S.QUEUED, batch_id=token)
+def _owned(email_id, batch_id):
+    return Email.objects.filter(id=email_id, status=S.QUEUED, batch_id=batch_id)
 
 
 def _report(email_id, transition, updated):
@@ -272,13 +272,13 @@ def _report(email_id, transition, updated):
     return bool(updated)
 
 
-def set_message_id(*, email_id, token, message_id):
-    return _owned(email_id, token).filter(message_id="").update(message_id=message_id)
+def set_message_id(*, email_id, batch_id, message_id):
+    return _owned(email_id, batch_id).filter(message_id="").update(message_id=message_id)
 
 
-def flag_possible_duplicate(*, email_id, token):
+def flag_possible_duplicate(*, email_id, batch_id):
     """The connection was lost after DATA: the server may have taken the message."""
-    return _owned(email_id, token).update(possible_duplicate=True)
+    return _owned(email_id, batch_id).update(possible_duplicate=True)
 
 
 _MARK_SENT = f"""
@@ -290,11 +290,11 @@ _MARK_SENT = f"""
 """
 
 
-def mark_sent(*, email_id, token, code, text, now, possible_duplicate=False):
+def mark_sent(*, email_id, batch_id, code, text, now, possible_duplicate=False):
     """queued -> sent, answered at once. A batch writes its results through a ResultWriter instead."""
     # possible_duplicate is only ever set, never cleared: an earlier attempt lost after DATA
     # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
-    params = [now, now, code, text, bool(possible_duplicate), email_id, token]
+    params = [now, now, code, text, bool(possible_duplicate), email_id, batch_id]
     with connection.cursor() as cursor:
         cursor.execute(_MARK_SENT, [db_value(value) for value in params])
         return _report(email_id, "sent", cursor.rowcount)
@@ -341,16 +341,16 @@ class ResultWriter:
         self.settle()
         return execute(sql, params, many, context)
 
-    def mark_sent(self, *, email_id, token, code, text, now, possible_duplicate=False):
+    def mark_sent(self, *, email_id, batch_id, code, text, now, possible_duplicate=False):
         """queued -> sent, its answer read by `settle`. Returns True (assumed until settled, which
         logs a row that was no longer this worker's)."""
         if self._db.vendor != "postgresql":
-            return mark_sent(email_id=email_id, token=token, code=code, text=text, now=now,
+            return mark_sent(email_id=email_id, batch_id=batch_id, code=code, text=text, now=now,
                              possible_duplicate=possible_duplicate)
         # Written as PostgreSQL reads text parameters, here rather than value by value.
         at = now.isoformat().encode()
         params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id,
-                  str(token).encode()]
+                  str(batch_id).encode()]
         self._send_prepared("campaigns_mark_sent", _MARK_SENT, params)
         self._pending = (email_id, "sent")
         return True
@@ -411,27 +411,28 @@ def db_value(value):
     return value
 
 
-def mark_failed(*, email_id, token, code, text, failure_class, now):
-    updated = _owned(email_id, token).update(
+def mark_failed(*, email_id, batch_id, code, text, failure_class, now):
+    updated = _owned(email_id, batch_id).update(
         status=S.FAILED, smtp_code=code, smtp_response=text, failure_class=failure_class,
         attempts=F("attempts") + 1, batch_id=None, lease_expires_at=None, next_attempt_at=None, updated_at=now,
     )
     return _report(email_id, "failed", updated)
 
 
-def defer(*, email_id, token, code, text, now, possible_duplicate=False):
+def defer(*, email_id, batch_id, code, text, now, possible_duplicate=False):
     """Retry by the ladder; past its last rung the email fails, throttled out."""
     ladder = settings.EMAIL_RETRY_LADDER
-    email = _owned(email_id, token).only("attempts").first()
+    email = _owned(email_id, batch_id).only("attempts").first()
     if email is None:
         return _report(email_id, "deferred", 0)
     if email.attempts >= len(ladder):
         return mark_failed(
-            email_id=email_id, token=token, code=code, text=text, failure_class=Email.FailureClass.THROTTLED, now=now
+            email_id=email_id, batch_id=batch_id, code=code, text=text, failure_class=Email.FailureClass.THROTTLED,
+            now=now,
         )
     wait = ladder[email.attempts]
     extra = {"possible_duplicate": True} if possible_duplicate else {}
-    updated = _owned(email_id, token).update(
+    updated = _owned(email_id, batch_id).update(
         status=S.DEFERRED, smtp_code=code, smtp_response=text, attempts=F("attempts") + 1,
         next_attempt_at=now + timedelta(seconds=wait), batch_id=None, lease_expires_at=None,
         updated_at=now, **extra,
@@ -439,20 +440,20 @@ def defer(*, email_id, token, code, text, now, possible_duplicate=False):
     return _report(email_id, "deferred", updated)
 
 
-def record_error(*, email_id, token, text, now):
+def record_error(*, email_id, batch_id, text, now):
     """An unexpected error on this row: deferred by the ladder until it has been tried
     EMAIL_ERROR_ATTEMPTS times, then failed (failure class `error`). Returns the status written,
     or None when the row was no longer this worker's."""
-    email = _owned(email_id, token).only("attempts").first()
+    email = _owned(email_id, batch_id).only("attempts").first()
     if email is None:
         _report(email_id, "error", 0)
         return None
     if email.attempts + 1 >= settings.EMAIL_ERROR_ATTEMPTS:
-        updated = mark_failed(email_id=email_id, token=token, code=None, text=text,
+        updated = mark_failed(email_id=email_id, batch_id=batch_id, code=None, text=text,
                               failure_class=Email.FailureClass.ERROR, now=now)
         return S.FAILED if updated else None
     ladder = settings.EMAIL_RETRY_LADDER
-    updated = _owned(email_id, token).update(
+    updated = _owned(email_id, batch_id).update(
         status=S.DEFERRED, smtp_code=None, smtp_response=text, attempts=F("attempts") + 1,
         next_attempt_at=now + timedelta(seconds=ladder[min(email.attempts, len(ladder) - 1)]), batch_id=None,
         lease_expires_at=None, updated_at=now,
@@ -460,9 +461,9 @@ def record_error(*, email_id, token, text, now):
     return S.DEFERRED if _report(email_id, "deferred after an error", updated) else None
 
 
-def release(*, token, now, email_ids=None):
+def release(*, batch_id, now, email_ids=None):
     """Hand unsent rows back to pending without spending an attempt."""
-    rows = Email.objects.filter(batch_id=token, status=S.QUEUED)
+    rows = Email.objects.filter(batch_id=batch_id, status=S.QUEUED)
     if email_ids is not None:
         rows = rows.filter(id__in=email_ids)
     return rows.update(status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now)
@@ -507,9 +508,9 @@ def take_back_waiting_batches(*, campaign_id, now):
     )
 
 
-def cancel_batch(*, token, now):
+def cancel_batch(*, batch_id, now):
     """A worker that finds its campaign cancelled cancels the rows it holds, and only those."""
-    return Email.objects.filter(batch_id=token, status=S.QUEUED).update(
+    return Email.objects.filter(batch_id=batch_id, status=S.QUEUED).update(
         status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now
     )
 

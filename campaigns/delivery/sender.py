@@ -52,11 +52,11 @@ def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later
 
 def _send_batch(batch_id, *, clock, sleep, continue_later, results):
     report = BatchReport()
-    token = uuid.UUID(str(batch_id))  # the worker's transitions are guarded by the batch id
-    if not ledger.take_batch(batch_id=token, now=clock()):
+    batch_id = uuid.UUID(str(batch_id))  # the worker's transitions are guarded by the batch id
+    if not ledger.take_batch(batch_id=batch_id, now=clock()):
         report.notes.append("batch already taken")
         return report
-    emails = _batch_emails(token, now=clock())
+    emails = _batch_emails(batch_id, now=clock())
     if not emails:
         report.notes.append("nothing left in the batch")
         return report
@@ -64,19 +64,19 @@ def _send_batch(batch_id, *, clock, sleep, continue_later, results):
     if campaign.status != Campaign.Status.SENDING:
         # Read with the batch, after it was taken: paused or cancelled since the claim.
         if campaign.status == Campaign.Status.CANCELLED:
-            report.released = ledger.cancel_batch(token=token, now=clock())
+            report.released = ledger.cancel_batch(batch_id=batch_id, now=clock())
         else:
-            report.released = ledger.release(token=token, now=clock())
+            report.released = ledger.release(batch_id=batch_id, now=clock())
         report.notes.append("campaign no longer sending")
         return report
     account = campaign.smtp_account
     refusal = _why_account_cannot_send(account=account, campaign=campaign, now=clock())
     if refusal:
-        report.released = ledger.release(token=token, now=clock())
+        report.released = ledger.release(batch_id=batch_id, now=clock())
         report.notes.append(refusal)
         return report
     _BatchRun(
-        account=account, emails=emails, token=token, clock=clock, sleep=sleep, report=report,
+        account=account, emails=emails, batch_id=batch_id, clock=clock, sleep=sleep, report=report,
         continue_later=continue_later, results=results,
     ).run()
     # The batch that sends a campaign's last rows completes it now, not at the next tick (10 s on).
@@ -98,7 +98,7 @@ class BatchRow:
     campaign: Campaign = None
 
 
-def _batch_emails(token, *, now):
+def _batch_emails(batch_id, *, now):
     """The batch's rows with their contacts' attributes, sharing one instance of each campaign
     (with its owner and account, read fresh: see campaign_loader) instead of building them for every row."""
     # Plain tuples (ledger.batch_rows): building 50 Email and Contact instances through the ORM
@@ -106,8 +106,9 @@ def _batch_emails(token, *, now):
     attributes = Contact._meta.get_field("attributes")
     emails = [
         BatchRow(pk, campaign_id, contact_id, to_email, to_name, message_id,
-                  attributes.from_db_value(raw, None, connection) or {} if contact_id else {})
-        for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in ledger.batch_rows(token=token, now=now)
+                 attributes.from_db_value(raw, None, connection) or {} if contact_id else {})
+        for pk, campaign_id, contact_id, to_email, to_name, message_id, raw
+        in ledger.batch_rows(batch_id=batch_id, now=now)
     ]
     campaigns = campaigns_with_owner_and_account(e.campaign_id for e in emails)
     for email in emails:
@@ -128,8 +129,8 @@ def _why_account_cannot_send(*, account, campaign, now):
 
 
 class _BatchRun:
-    def __init__(self, *, account, emails, token, clock, sleep, report, continue_later, results):
-        self.account, self.emails, self.token = account, emails, token
+    def __init__(self, *, account, emails, batch_id, clock, sleep, report, continue_later, results):
+        self.account, self.emails, self.batch_id = account, emails, batch_id
         self.clock, self.sleep, self.report = clock, sleep, report
         self.continue_later = continue_later
         self.results = results
@@ -170,7 +171,7 @@ class _BatchRun:
             # The task ran for the lease's length: hand back what is unsent. A message whose content
             # was written keeps its row for the lease (the server may have it), flagged.
             if self.smtp.lost():
-                ledger.flag_possible_duplicate(email_id=self.emails[index].pk, token=self.token)
+                ledger.flag_possible_duplicate(email_id=self.emails[index].pk, batch_id=self.batch_id)
                 index += 1
             self._release_rest(index, "stopped at the task's time limit")
         finally:
@@ -197,7 +198,7 @@ class _BatchRun:
             # from workers in the middle of sending them, so a delivered message was recorded
             # cancelled. Other workers stop at their next check; a dead worker's rows are
             # cancelled by return_due when their lease ends.
-            ledger.cancel_batch(token=self.token, now=self.clock())
+            ledger.cancel_batch(batch_id=self.batch_id, now=self.clock())
         return status == Campaign.Status.SENDING
 
     def _wait_for_slot(self, remaining):
@@ -229,7 +230,7 @@ class _BatchRun:
             self._release_rest(index, f"next slot in {wait:.1f} s: handed back")
             return
         ids = [e.pk for e in self.emails[index:]]
-        batch_id = ledger.rebatch(token=self.token, email_ids=ids, now=self.clock(), hold_seconds=wait)
+        batch_id = ledger.rebatch(batch_id=self.batch_id, email_ids=ids, now=self.clock(), hold_seconds=wait)
         if batch_id is not None:
             self.continue_later(batch_id, wait)
             self.report.notes.append(f"continues in {wait:.1f} s")
@@ -272,7 +273,7 @@ class _BatchRun:
     def _send_one(self, email, index, *, retried=False, maybe_delivered=False):
         if not email.message_id:
             email.message_id = message.new_message_id()
-            ledger.set_message_id(email_id=email.pk, token=self.token, message_id=email.message_id)
+            ledger.set_message_id(email_id=email.pk, batch_id=self.batch_id, message_id=email.message_id)
         try:
             from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)
         except NOT_THE_ROWS_FAULT:
@@ -284,7 +285,7 @@ class _BatchRun:
             code, text = self.smtp.transact(from_address, to_address, raw, next_envelope=self._next_envelope(index))
         except SmtpUtf8Unsupported as exc:
             now = self.clock()
-            ledger.mark_failed(email_id=email.pk, token=self.token, code=None, text=str(exc),
+            ledger.mark_failed(email_id=email.pk, batch_id=self.batch_id, code=None, text=str(exc),
                                failure_class=Email.FailureClass.REJECTED, now=now)
             self.report.failed += 1
             return True
@@ -294,11 +295,11 @@ class _BatchRun:
             if lost_in_data:
                 # Recorded at once, like every result: if the reconnect fails (the rest of the batch
                 # is then deferred) or this worker dies, the row must still say the server may have it.
-                ledger.flag_possible_duplicate(email_id=email.pk, token=self.token)
+                ledger.flag_possible_duplicate(email_id=email.pk, batch_id=self.batch_id)
             if retried:
                 ledger.defer(
-                    email_id=email.pk, token=self.token, code=None, text=f"connection lost: {exc}", now=self.clock(),
-                    possible_duplicate=lost_in_data,
+                    email_id=email.pk, batch_id=self.batch_id, code=None, text=f"connection lost: {exc}",
+                    now=self.clock(), possible_duplicate=lost_in_data,
                 )
                 self.report.deferred += 1
                 self._defer_rest(index + 1, None, "connection lost twice")
@@ -312,7 +313,7 @@ class _BatchRun:
         except Exception as exc:  # noqa: BLE001
             # Where the dialogue stands is unknown: drop the connection (the next message opens another).
             if self.smtp.lost():
-                ledger.flag_possible_duplicate(email_id=email.pk, token=self.token)
+                ledger.flag_possible_duplicate(email_id=email.pk, batch_id=self.batch_id)
             return self._record_error(email, exc)
         return self._record(email, index, code, text, possible_duplicate=maybe_delivered)
 
@@ -320,11 +321,11 @@ class _BatchRun:
         """An unexpected error building or sending this one message: the row is retried a bounded
         number of times (EMAIL_ERROR_ATTEMPTS, counted in attempts), then fails with the error's
         text; the rest of the batch goes on either way."""
-        log.exception("batch %s: email %s could not be sent", self.token, email.pk)
+        log.exception("batch %s: email %s could not be sent", self.batch_id, email.pk)
         if self.smtp.pending_envelope is not None:
             self.smtp.close()  # the server waits for this message's content, which will never come
         text = f"error while sending: {type(exc).__name__}: {exc}"[:1000]
-        outcome = ledger.record_error(email_id=email.pk, token=self.token, text=text, now=self.clock())
+        outcome = ledger.record_error(email_id=email.pk, batch_id=self.batch_id, text=text, now=self.clock())
         if outcome == S.FAILED:
             self.report.failed += 1
         elif outcome == S.DEFERRED:
@@ -354,12 +355,12 @@ class _BatchRun:
         now = self.clock()
         if verdict.verdict == Verdict.SENT:
             # Answered later: the next message is built meanwhile (see ledger.ResultWriter).
-            self.results.mark_sent(email_id=email.pk, token=self.token, code=code, text=text, now=now,
+            self.results.mark_sent(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now,
                                    possible_duplicate=possible_duplicate)
             self.report.sent += 1
             return True
         if verdict.verdict in (Verdict.DEFERRED, Verdict.UNKNOWN):
-            ledger.defer(email_id=email.pk, token=self.token, code=code, text=text, now=now)
+            ledger.defer(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now)
             self.report.deferred += 1
             self.throttled = True
             rate_limit.slow_down(account_id=self.account.pk)
@@ -374,8 +375,10 @@ class _BatchRun:
             self._pause_account(text)
             self._release_rest(index, "account paused")
             return False
-        failure_class = Email.FailureClass.BOUNCED if verdict.verdict == Verdict.BOUNCED else Email.FailureClass.REJECTED
-        ledger.mark_failed(email_id=email.pk, token=self.token, code=code, text=text, failure_class=failure_class, now=now)
+        bounced = verdict.verdict == Verdict.BOUNCED
+        failure_class = Email.FailureClass.BOUNCED if bounced else Email.FailureClass.REJECTED
+        ledger.mark_failed(email_id=email.pk, batch_id=self.batch_id, code=code, text=text,
+                           failure_class=failure_class, now=now)
         self.report.failed += 1
         if verdict.verdict == Verdict.BOUNCED and email.contact_id:
 
@@ -386,13 +389,13 @@ class _BatchRun:
 
     def _release_rest(self, index, why):
         ids = [e.pk for e in self.emails[index:]]
-        self.report.released += ledger.release(token=self.token, now=self.clock(), email_ids=ids)
+        self.report.released += ledger.release(batch_id=self.batch_id, now=self.clock(), email_ids=ids)
         self.report.notes.append(why)
 
     def _defer_rest(self, index, code, text):
         now = self.clock()
         for email in self.emails[index:]:
-            if ledger.defer(email_id=email.pk, token=self.token, code=code, text=text, now=now):
+            if ledger.defer(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now):
                 self.report.deferred += 1
         self.throttled = True
         self.report.notes.append(text)
@@ -409,11 +412,11 @@ class _BatchRun:
         """
         now = self.clock()
         if (now - self.last_renewal).total_seconds() >= LEASE_RENEW_EVERY:
-            self.held = ledger.renew_lease(token=self.token, now=now)
+            self.held = ledger.renew_lease(batch_id=self.batch_id, now=now)
             self.last_renewal = now
         if self.held is None or email.pk in self.held:
             return True
-        log.warning("batch %s: email %s is no longer this worker's (lease lost); not sent", self.token, email.pk)
+        log.warning("batch %s: email %s is no longer this worker's (lease lost); not sent", self.batch_id, email.pk)
         if self.smtp.pending_envelope is not None:
             self.smtp.close()  # its envelope was written ahead: drop the connection, never complete it
         return False

@@ -28,8 +28,8 @@ def test_a_result_is_recorded_once_and_a_row_no_longer_owned_is_left_alone(queue
     email, token = queued
     now = timezone.now()
 
-    assert ledger.mark_sent(email_id=email.pk, token=token, code=250, text="250 2.0.0 OK", now=now) is True
-    assert ledger.mark_sent(email_id=email.pk, token=token, code=250, text="250 again", now=now) is False
+    assert ledger.mark_sent(email_id=email.pk, batch_id=token, code=250, text="250 2.0.0 OK", now=now) is True
+    assert ledger.mark_sent(email_id=email.pk, batch_id=token, code=250, text="250 again", now=now) is False
 
     email.refresh_from_db()
     assert (email.status, email.smtp_response, email.attempts, email.batch_id) == (S.SENT, "250 2.0.0 OK", 1, None)
@@ -40,13 +40,13 @@ def test_a_result_is_recorded_once_and_a_row_no_longer_owned_is_left_alone(queue
 def test_an_answer_read_later_is_settled_before_any_other_statement(queued, require_postgres):
     email, token = queued
     with ledger.ResultWriter() as results:
-        results.mark_sent(email_id=email.pk, token=token, code=250, text="250 OK", now=timezone.now())
+        results.mark_sent(email_id=email.pk, batch_id=token, code=250, text="250 OK", now=timezone.now())
         # The ORM's next statement on this connection reads the outstanding answer first.
         assert Email.objects.get(pk=email.pk).status == S.SENT
         assert results.settle() is None
 
         other = EmailFactory(status=S.SENT, campaign=email.campaign)
-        results.mark_sent(email_id=other.pk, token=token, code=250, text="250 OK", now=timezone.now())
+        results.mark_sent(email_id=other.pk, batch_id=token, code=250, text="250 OK", now=timezone.now())
         assert results.settle() is False  # not queued under this token: logged, not overwritten
     other.refresh_from_db()
     assert other.smtp_response == ""
@@ -56,7 +56,7 @@ def test_an_answer_read_later_is_settled_before_any_other_statement(queued, requ
 def test_the_writer_settles_what_is_outstanding_when_it_closes(queued, require_postgres):
     email, token = queued
     with ledger.ResultWriter() as results:
-        results.mark_sent(email_id=email.pk, token=token, code=250, text="250 OK", now=timezone.now())
+        results.mark_sent(email_id=email.pk, batch_id=token, code=250, text="250 OK", now=timezone.now())
     assert results.settle() is None
     email.refresh_from_db()
     assert email.status == S.SENT
@@ -73,7 +73,7 @@ def test_a_slot_reservation_while_an_answer_is_outstanding_needs_no_settling_by_
     account = SmtpAccountFactory(owner=email.campaign.owner, max_per_minute=600)
     now = timezone.now()
     with ledger.ResultWriter() as results:
-        results.mark_sent(email_id=email.pk, token=token, code=250, text="250 OK", now=now)
+        results.mark_sent(email_id=email.pk, batch_id=token, code=250, text="250 OK", now=now)
         slots, interval = rate_limit.reserve_slots(account_id=account.pk, now=now, wanted=50)
         assert results.settle() is None  # settled by the reservation's statement
     assert interval == 0.1 and len(slots) == 10 and slots[0] == now
@@ -88,7 +88,7 @@ def test_a_statement_the_server_refuses_raises_when_settled_and_the_connection_g
     email, token = queued
     results = ledger.ResultWriter()
     # smtp_code is a smallint: the server refuses the value, which only the answer tells.
-    results.mark_sent(email_id=email.pk, token=token, code=99999, text="odd", now=timezone.now())
+    results.mark_sent(email_id=email.pk, batch_id=token, code=99999, text="odd", now=timezone.now())
     with pytest.raises(DatabaseError, match="smallint"):
         results.settle()
     with connection.cursor() as cursor:

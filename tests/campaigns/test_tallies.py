@@ -102,22 +102,22 @@ def test_every_kind_of_write_keeps_the_tallies_exact(engine, clock):
     assert_tallies_exact("take batch (nothing counted changes)")
 
     e = list(Email.objects.filter(batch_id=token).order_by("id"))
-    ledger.mark_sent(email_id=e[0].pk, token=token, code=250, text="2.0.0 OK", now=clock)
+    ledger.mark_sent(email_id=e[0].pk, batch_id=token, code=250, text="2.0.0 OK", now=clock)
     assert_tallies_exact("sent")
-    ledger.mark_sent(email_id=e[1].pk, token=token, code=250, text="2.0.0 OK", now=clock + timedelta(minutes=3))
+    ledger.mark_sent(email_id=e[1].pk, batch_id=token, code=250, text="2.0.0 OK", now=clock + timedelta(minutes=3))
     assert_tallies_exact("sent in the next quarter hour")
-    ledger.mark_failed(email_id=e[2].pk, token=token, code=550, text="5.1.1 unknown", failure_class=F.BOUNCED,
+    ledger.mark_failed(email_id=e[2].pk, batch_id=token, code=550, text="5.1.1 unknown", failure_class=F.BOUNCED,
                        now=clock + timedelta(minutes=50))
     assert_tallies_exact("failed, bounced (next hour)")
-    ledger.mark_failed(email_id=e[3].pk, token=token, code=554, text="5.7.1 rejected", failure_class=F.REJECTED,
+    ledger.mark_failed(email_id=e[3].pk, batch_id=token, code=554, text="5.7.1 rejected", failure_class=F.REJECTED,
                        now=clock)
     assert_tallies_exact("failed, rejected")
-    ledger.defer(email_id=e[4].pk, token=token, code=451, text="4.7.0 later", now=clock)
+    ledger.defer(email_id=e[4].pk, batch_id=token, code=451, text="4.7.0 later", now=clock)
     assert_tallies_exact("deferred")
 
     batch_id, _, _ = ledger.claim(campaign_ids=[campaign.pk], limit=2, now=clock)
     assert ledger.take_batch(batch_id=batch_id, now=clock)
-    ledger.release(token=batch_id, now=clock)
+    ledger.release(batch_id=batch_id, now=clock)
     assert_tallies_exact("batch released to pending")
     batch_id, _, _ = ledger.claim(campaign_ids=[campaign.pk], limit=1, now=clock)
     deferred, expired = ledger.return_due(now=clock + timedelta(hours=2))
