@@ -96,7 +96,7 @@ class SmtpAccount(models.Model):
     backoff_until = models.DateTimeField(null=True, blank=True, editable=False)
     unreachable_since = models.DateTimeField(null=True, blank=True, editable=False)
     last_connection_error = models.TextField(blank=True, editable=False)
-    last_connection_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_connection_error_at = models.DateTimeField("last connection error at", null=True, blank=True, editable=False)
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_result = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -10,9 +10,11 @@ import logging
 import socket
 import socketserver
 import threading
+import zoneinfo
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 
 from accounts.models import SmtpAccount
 from campaigns.models import Email
@@ -246,3 +248,48 @@ def test_an_outage_is_logged_once_per_failed_try_not_per_email_or_batch(make_eng
     engine.tick()
     assert len(backoff_logs(caplog)) == 2 and account_state(engine).backoff_seconds == 60
     assert rows(engine, campaign) == {a: (S.PENDING, 0, None) for a in addresses}
+
+
+# --- shown on the dashboard banner and the account page ----------------------------------------
+
+
+def test_the_dashboard_banner_lists_an_unreachable_account_with_its_error_and_next_try(marketer_client, engine):
+    campaign = engine.campaign(engine.contact_list("a@example.org"))
+    engine.server.stop()
+    engine.send_now(campaign)
+    engine.tick()
+    account = account_state(engine)
+
+    data = marketer_client.get(reverse("dashboard_data")).json()
+
+    tz = zoneinfo.ZoneInfo(engine.owner.timezone)
+    assert data["paused_accounts"] == [{
+        "kind": "unreachable", "name": account.name, "reason": unreachable_message(account),
+        "since": account.unreachable_since.isoformat(),
+        "since_display": account.unreachable_since.astimezone(tz).strftime("%d %b %H:%M"),
+        # The clock of the test is the real time here: the rest's end is still ahead.
+        "next_try": account.backoff_until.isoformat(),
+        "next_try_display": account.backoff_until.astimezone(tz).strftime("%d %b %H:%M"),
+    }]
+
+    # Once a connection works, the account leaves the banner.
+    engine.server.start(port=account.port)
+    engine.clock.advance(seconds=30)
+    engine.tick()
+    assert marketer_client.get(reverse("dashboard_data")).json()["paused_accounts"] == []
+
+
+def test_the_account_page_shows_the_outage_read_only(marketer_client, engine):
+    campaign = engine.campaign(engine.contact_list("a@example.org"))
+    engine.server.stop()
+    engine.send_now(campaign)
+    engine.tick()
+
+    page = marketer_client.get(reverse("admin:accounts_smtpaccount_change", args=[engine.account.pk]))
+    listing = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist"))
+
+    html = page.content.decode()
+    assert "Cannot reach the server since" in html and "Its emails wait unspent." in html
+    assert unreachable_message(engine.account) in html
+    assert 'name="backoff_until"' not in html and 'name="last_connection_error"' not in html  # not editable
+    assert "Cannot reach the server; next try at" in listing.content.decode()
