@@ -115,17 +115,16 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         if obj.is_paused:
             return f"Paused: {obj.pause_reason}"
         if obj.is_unreachable:
-            return f"Cannot reach the server; next try at {_local(obj.backoff_until)}"
+            return f"Cannot reach the server; next try at {_local(_next_try(obj))}"
         return "Ready"
 
     @admin.display(description="Connection")
     def connection(self, obj):
         if obj is None or not obj.is_unreachable:
             return "Reaches its server again" if obj and obj.last_connection_error else "No connection problem recorded"
-        next_try = max(obj.backoff_until or timezone.now(), timezone.now())
         return (
-            f"Cannot reach the server since {_local(obj.unreachable_since)}; next try at {_local(next_try)} "
-            f"(waits {obj.backoff_seconds} s after this failure, doubling up to "
+            f"Cannot reach the server since {_local(obj.unreachable_since)}; next try at {_local(_next_try(obj))} "
+            f"({obj.backoff_seconds} s after the last failed try; the wait doubles with each, up to "
             f"{settings.ACCOUNT_BACKOFF_MAX_SECONDS // 60} min). Its emails wait unspent."
         )
 
@@ -142,6 +141,11 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         now = timezone.now()
         resumed = sum(services.resume_account(account_id=account.pk, now=now) for account in queryset)
         self.message_user(request, f"{resumed} paused account(s) may send again.", messages.SUCCESS)
+
+
+def _next_try(account):
+    # A rest already over: the next dispatcher tick tries.
+    return max(account.backoff_until or timezone.now(), timezone.now())
 
 
 def _local(moment):
