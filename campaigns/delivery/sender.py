@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts import crypto, smtp
 from accounts import services as account_services
+from accounts.models import SmtpAccount
 from campaigns.delivery import campaign_cache, ledger, message, rate_limit
 from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
@@ -259,12 +260,22 @@ class _BatchRun:
         `maybe_delivered`: the message at `index` was lost after its content (a reconnect to retry it)."""
         if self.smtp.connected:
             return True
+        # Read now, not with the batch: another batch of the account may have found its server
+        # unreachable since this one was claimed (the campaign cache keeps the account as loaded).
+        resting_until, unreachable_since = (
+            SmtpAccount.objects.filter(pk=self.account.pk).values_list("backoff_until", "unreachable_since").first()
+            or (None, None)
+        )
+        if resting_until and resting_until > self.clock():
+            self._server_unreachable(index, None, maybe_delivered=maybe_delivered)
+            return False
         try:
             self.smtp.open()
         except smtp.OPEN_ERRORS as exc:
             self._connection_failed(index, exc, maybe_delivered=maybe_delivered)
             return False
-        account_services.clear_backoff(account_id=self.account.pk)
+        if unreachable_since:
+            account_services.clear_backoff(account_id=self.account.pk)
         return True
 
     def _connection_failed(self, index, exc, *, maybe_delivered=False):
@@ -286,18 +297,21 @@ class _BatchRun:
             self._defer_rest(index, None, f"connection failed: {text}")
 
     def _server_unreachable(self, index, text, *, maybe_delivered):
-        """No server answered: no email's fault, so none spends an attempt; the account rests instead
-        (doubling with each failed try) and its emails go out once the server is back."""
+        """No server answered (`text`: the error), or the account rests after such a failure (`text`
+        None): no email's fault, so none spends an attempt; the account rests instead (doubling with
+        each failed try) and its emails go out once the server is back."""
+        why = f"server unreachable: {text}" if text else "account resting: its server could not be reached"
         if maybe_delivered:
             # The message lost after its content keeps the rule for such a loss: one more try,
             # spent, so a server that takes content and then crashes cannot loop it forever.
             email = self.emails[index]
-            if ledger.defer(email_id=email.pk, token=self.token, code=None, text=f"connection lost: {text}",
+            if ledger.defer(email_id=email.pk, token=self.token, code=None, text=f"connection lost; {why}",
                             now=self.clock(), possible_duplicate=True):
                 self.report.deferred += 1
             index += 1
-        account_services.back_off_account(account_id=self.account.pk, error=text, now=self.clock())
-        self._release_rest(index, f"server unreachable: {text}")
+        if text:
+            account_services.back_off_account(account_id=self.account.pk, error=text, now=self.clock())
+        self._release_rest(index, why)
 
     def _send_one(self, email, index, *, retried=False, maybe_delivered=False):
         if not email.message_id:

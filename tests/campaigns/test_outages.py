@@ -235,9 +235,14 @@ def test_an_outage_is_logged_once_per_failed_try_not_per_email_or_batch(make_eng
 
     engine.tick()
 
-    # Three batches of two tried and were refused; the first one's failure started the rest, the
-    # other two found it running: one warning, naming the account's error, none per email.
+    # Three batches of two were claimed; the first was refused and started the rest, the other two
+    # found it running and handed their rows back untried: one warning, naming the error, none per email.
     assert len(engine.ticks[-1].batches) == 3
+    assert [r.notes for r in engine.reports] == [
+        [f"server unreachable: {unreachable_message(engine.account)}"],
+        ["account resting: its server could not be reached"],
+        ["account resting: its server could not be reached"],
+    ]
     assert [r.levelno for r in backoff_logs(caplog)] == [logging.WARNING]
     assert unreachable_message(engine.account) in backoff_logs(caplog)[0].getMessage()
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
