@@ -203,7 +203,7 @@ def test_a_421_greeting_still_defers_by_the_ladder_without_backing_the_account_o
     assert (account.backoff_seconds, account.backoff_until, account.unreachable_since) == (0, None, None)
 
 
-def test_a_4xx_reply_to_the_login_still_defers_the_rows(make_engine, tls_files, settings):
+def test_a_refused_login_still_pauses_the_account_without_a_backoff(make_engine, tls_files, settings):
     settings.SMTP_CA_FILE = str(tls_files.ca_file)
     handler = RecordingHandler(users={"alice": "right"})
     engine = make_engine(handler, server_kwargs={"tls": tls_files, "auth": True}, security="starttls",
