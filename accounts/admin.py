@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
@@ -79,13 +80,19 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     )
     list_filter = ("security",)
     search_fields = ("name", "host", "from_email", "username")
-    readonly_fields = ("paused_until", "pause_reason", "last_tested_at", "last_test_result")
+    readonly_fields = (
+        "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
+        "last_tested_at", "last_test_result",
+    )
     actions = ["test_connection", "resume_sending"]
     fieldsets = (
         (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
         ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size")}),
-        ("State", {"fields": ("paused_until", "pause_reason", "last_tested_at", "last_test_result")}),
+        ("State", {"fields": (
+            "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
+            "last_tested_at", "last_test_result",
+        )}),
     )
 
     def get_fieldsets(self, request, obj=None):
@@ -107,7 +114,19 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     def state(self, obj):
         if obj.is_paused:
             return f"Paused: {obj.pause_reason}"
+        if obj.is_unreachable:
+            return f"Cannot reach the server; next try at {_local(_next_try(obj))}"
         return "Ready"
+
+    @admin.display(description="Connection")
+    def connection(self, obj):
+        if obj is None or not obj.is_unreachable:
+            return "Reaches its server again" if obj and obj.last_connection_error else "No connection problem recorded"
+        return (
+            f"Cannot reach the server since {_local(obj.unreachable_since)}; next try at {_local(_next_try(obj))} "
+            f"({obj.backoff_seconds} s after the last failed try; the wait doubles with each, up to "
+            f"{settings.ACCOUNT_BACKOFF_MAX_SECONDS // 60} min). Its emails wait unspent."
+        )
 
     @admin.action(description="Test connection")
     def test_connection(self, request, queryset):
@@ -122,6 +141,15 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         now = timezone.now()
         resumed = sum(services.resume_account(account_id=account.pk, now=now) for account in queryset)
         self.message_user(request, f"{resumed} paused account(s) may send again.", messages.SUCCESS)
+
+
+def _next_try(account):
+    # A rest already over: the next dispatcher tick tries.
+    return max(account.backoff_until or timezone.now(), timezone.now())
+
+
+def _local(moment):
+    return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "now"
 
 
 def _restrict_to_superusers(model_admin_class):

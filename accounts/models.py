@@ -89,6 +89,14 @@ class SmtpAccount(models.Model):
     next_send_at = models.DateTimeField(null=True, blank=True, editable=False)
     paused_until = models.DateTimeField(null=True, blank=True)
     pause_reason = models.TextField(blank=True)
+    # Connection-level failures (refused, TLS handshake, timeout, dropped before MAIL): the
+    # account rests backoff_seconds (doubling per failure, see services.back_off_account) until
+    # backoff_until; unreachable_since is the first failure of the running outage.
+    backoff_seconds = models.PositiveIntegerField(default=0, editable=False)
+    backoff_until = models.DateTimeField(null=True, blank=True, editable=False)
+    unreachable_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_connection_error = models.TextField(blank=True, editable=False)
+    last_connection_error_at = models.DateTimeField("last connection error at", null=True, blank=True, editable=False)
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_result = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -117,3 +125,7 @@ class SmtpAccount(models.Model):
     @property
     def is_paused(self):
         return self.paused_until is not None and self.paused_until > timezone.now()
+
+    @property
+    def is_unreachable(self):
+        return self.unreachable_since is not None

@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import password_validation
@@ -191,3 +191,48 @@ def resume_account(*, account_id, now):
     if resumed:
         log.info("SMTP account %s resumed", account_id)
     return bool(resumed)
+
+
+def back_off_account(*, account_id: int, error: str, now: datetime) -> datetime | None:
+    """The account's server cannot be reached (refused, TLS handshake, timeout, dropped before
+    MAIL): rest ACCOUNT_BACKOFF_BASE_SECONDS, doubling with each failed try up to
+    ACCOUNT_BACKOFF_MAX_SECONDS. Returns the end of the rest, or None when the account already
+    rests (another batch of it failed first: one outage step is counted, and logged, once).
+
+    The dispatcher claims nothing for the account meanwhile; the emails wait unspent.
+    """
+    with transaction.atomic():
+        account = (
+            SmtpAccount.objects.select_for_update()
+            .filter(pk=account_id)
+            .only("backoff_seconds", "backoff_until", "unreachable_since")
+            .first()
+        )
+        if account is None or (account.backoff_until and account.backoff_until > now):
+            return None
+        seconds = next_backoff_seconds(previous=account.backoff_seconds)
+        until = now + timedelta(seconds=seconds)
+        SmtpAccount.objects.filter(pk=account_id).update(
+            backoff_seconds=seconds, backoff_until=until, unreachable_since=account.unreachable_since or now,
+            last_connection_error=error, last_connection_error_at=now,
+        )
+    log.warning("SMTP account %s cannot reach its server (%s); next try in %d s at %s",
+                account_id, error, seconds, until.isoformat())
+    return until
+
+
+def next_backoff_seconds(*, previous: int) -> int:
+    base, cap = settings.ACCOUNT_BACKOFF_BASE_SECONDS, settings.ACCOUNT_BACKOFF_MAX_SECONDS
+    return min(cap, max(base, previous * 2))
+
+
+def clear_backoff(*, account_id: int) -> bool:
+    """The account's server answered again: end the outage; returns whether there was one.
+
+    The last error and its time stay on the account as its history."""
+    cleared = SmtpAccount.objects.filter(pk=account_id, unreachable_since__isnull=False).update(
+        backoff_seconds=0, backoff_until=None, unreachable_since=None
+    )
+    if cleared:
+        log.info("SMTP account %s reaches its server again", account_id)
+    return bool(cleared)

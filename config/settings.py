@@ -231,6 +231,9 @@ EMAIL_ERROR_ATTEMPTS = int(os.environ.get("EMAIL_ERROR_ATTEMPTS", "3"))
 EMAIL_LEASE_SECONDS = int(os.environ.get("EMAIL_LEASE_SECONDS", "300"))
 # How long an account rests after a quota or authentication failure.
 ACCOUNT_PAUSE_SECONDS = int(os.environ.get("ACCOUNT_PAUSE_SECONDS", "3600"))
+# An account whose server cannot be reached rests this long, doubling with each failed try up to the cap.
+ACCOUNT_BACKOFF_BASE_SECONDS = int(os.environ.get("ACCOUNT_BACKOFF_BASE_SECONDS", "30"))
+ACCOUNT_BACKOFF_MAX_SECONDS = int(os.environ.get("ACCOUNT_BACKOFF_MAX_SECONDS", "1800"))
 # A sender sleeps at most this long for its next pacing slot; a longer wait frees the
 # worker and the rest of the batch continues in a task due when the slot comes.
 MAX_PACING_WAIT_SECONDS = float(os.environ.get("MAX_PACING_WAIT_SECONDS", "1"))

@@ -326,19 +326,20 @@ class SmtpServer:
         self._hostname = hostname
         self.controller = None
 
-    def start(self):
+    def start(self, port=None):
+        """Listen on a free port, or on `port` (a server back after an outage, where it was)."""
         last_error = None
-        for _attempt in range(5):  # a free port can be taken between probe and bind
-            port = free_port()
+        for _attempt in range(1 if port else 5):  # a free port can be taken between probe and bind
+            listen_port = port or free_port()
             controller = _CountingController(
-                self.handler, hostname=self.host, port=port, server_hostname=self._hostname, **self._kwargs
+                self.handler, hostname=self.host, port=listen_port, server_hostname=self._hostname, **self._kwargs
             )
             try:
                 controller.start()
             except OSError as exc:
                 last_error = exc
                 continue
-            self.controller, self.port = controller, port
+            self.controller, self.port = controller, listen_port
             # Controller.start() opened one probe connection and waited until its
             # protocol object was built, so the count is exactly 1 here.
             with self.handler._changed:

@@ -115,6 +115,7 @@ def sendable_accounts(*, now):
         SmtpAccount.objects.filter(Exists(sending))
         .filter(owner__in=User.objects.filter(users_with_access_q()))
         .exclude(paused_until__gt=now)
+        .exclude(backoff_until__gt=now)  # its server could not be reached: the emails wait unspent
         .order_by("next_send_at", "pk")
     )
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts import crypto, smtp
 from accounts import services as account_services
+from accounts.models import SmtpAccount
 from campaigns.delivery import ledger, message, rate_limit
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.delivery.classifier import Verdict, classify
@@ -28,6 +29,15 @@ S = Email.Status
 NOT_THE_ROWS_FAULT = (DatabaseError, SoftTimeLimitExceeded)
 LEASE_RENEW_EVERY = 30  # seconds
 STATUS_CHECK_SECONDS = 0.5
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether an error opening a connection means no server answered: refused, reset, TLS handshake,
+    timeout before any reply, or a connection dropped before MAIL. Not a server's reply (4xx, 5xx)
+    nor an SMTP feature missing (no AUTH method), which keep the reply rules."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
 
 
 @dataclass
@@ -244,17 +254,31 @@ class _BatchRun:
         # message), and otherwise at most every STATUS_CHECK_SECONDS of sending.
         return self.waited or time.monotonic() - self.last_status_check >= STATUS_CHECK_SECONDS
 
-    def _ensure_connection(self, index):
+    def _ensure_connection(self, index, *, maybe_delivered=False):
+        """Open the connection if none is open; False when it cannot be (the batch then stops).
+
+        `maybe_delivered`: the message at `index` was lost after its content (a reconnect to retry it)."""
         if self.smtp.connected:
             return True
+        # Read now, not with the batch: another batch of the account may have found its server
+        # unreachable since this one was claimed (the campaign cache keeps the account as loaded).
+        resting_until, unreachable_since = (
+            SmtpAccount.objects.filter(pk=self.account.pk).values_list("backoff_until", "unreachable_since").first()
+            or (None, None)
+        )
+        if resting_until and resting_until > self.clock():
+            self._server_unreachable(index, None, maybe_delivered=maybe_delivered)
+            return False
         try:
             self.smtp.open()
-            return True
         except smtp.OPEN_ERRORS as exc:
-            self._connection_failed(index, exc)
-        return False
+            self._connection_failed(index, exc, maybe_delivered=maybe_delivered)
+            return False
+        if unreachable_since:
+            account_services.clear_backoff(account_id=self.account.pk)
+        return True
 
-    def _connection_failed(self, index, exc):
+    def _connection_failed(self, index, exc, *, maybe_delivered=False):
         text = smtp.describe_open_failure(exc, self.account)
         if isinstance(exc, (crypto.DecryptionError, smtp.SmtpDestinationError)):
             # Our configuration or the account's destination: nothing can be sent until it is fixed.
@@ -267,8 +291,27 @@ class _BatchRun:
             self._release_rest(index, "account paused")
         elif isinstance(exc, smtplib.SMTPResponseException):
             self._defer_rest(index, exc.smtp_code, text)
+        elif is_unreachable(exc):
+            self._server_unreachable(index, text, maybe_delivered=maybe_delivered)
         else:
             self._defer_rest(index, None, f"connection failed: {text}")
+
+    def _server_unreachable(self, index, text, *, maybe_delivered):
+        """No server answered (`text`: the error), or the account rests after such a failure (`text`
+        None): no email's fault, so none spends an attempt; the account rests instead (doubling with
+        each failed try) and its emails go out once the server is back."""
+        why = f"server unreachable: {text}" if text else "account resting: its server could not be reached"
+        if maybe_delivered:
+            # The message lost after its content keeps the rule for such a loss: one more try,
+            # spent, so a server that takes content and then crashes cannot loop it forever.
+            email = self.emails[index]
+            if ledger.defer(email_id=email.pk, batch_id=self.batch_id, code=None, text=f"connection lost; {why}",
+                            now=self.clock(), possible_duplicate=True):
+                self.report.deferred += 1
+            index += 1
+        if text:
+            account_services.back_off_account(account_id=self.account.pk, error=text, now=self.clock())
+        self._release_rest(index, why)
 
     def _send_one(self, email, index, *, retried=False, maybe_delivered=False):
         if not email.message_id:
@@ -305,7 +348,7 @@ class _BatchRun:
                 self._defer_rest(index + 1, None, "connection lost twice")
                 return False
             log.info("connection lost while sending email %s; reconnecting once", email.pk)
-            if not self._ensure_connection(index):
+            if not self._ensure_connection(index, maybe_delivered=lost_in_data):
                 return False
             return self._send_one(email, index, retried=True, maybe_delivered=lost_in_data)
         except NOT_THE_ROWS_FAULT:

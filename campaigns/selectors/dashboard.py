@@ -12,7 +12,7 @@ import math
 from contextlib import contextmanager
 import zoneinfo
 from types import SimpleNamespace
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -207,6 +207,7 @@ def _dashboard(*, user, now=None):
     sent_by_day, opened_by_day, failed_today = week_figures(campaign_ids=campaign_ids, midnights=midnights)
     accounts = list(scope_to_user(SmtpAccount.objects.all(), user).values(
         "id", "name", "paused_until", "pause_reason", "max_per_minute", "throttle_factor", "updated_at",
+        "unreachable_since", "backoff_until", "last_connection_error",
     ))
     events = Event.objects.all() if campaign_ids is None else Event.objects.filter(campaign_id__in=campaign_ids)
     unsubscribes = list(
@@ -254,13 +255,7 @@ def _dashboard(*, user, now=None):
         "sending": [
             {"id": c["id"], "name": c["name"]} for c in campaigns if c["status"] == C.SENDING
         ],
-        "paused_accounts": [
-            {
-                "name": a["name"], "reason": a["pause_reason"], "until": a["paused_until"].isoformat(),
-                "until_display": local_text(a["paused_until"], tz),
-            }
-            for a in accounts if a["paused_until"] and a["paused_until"] > now
-        ],
+        "paused_accounts": paused_accounts(accounts=accounts, now=now, tz=tz),
     }
     if user.is_superuser:
         # Every campaign's tallies: their sum is every email.
@@ -305,6 +300,29 @@ def timeline(*, sent_by_day, opened_by_day, names, week_start, tz):
          "campaigns": sorted(figures["campaigns"], key=lambda c: -c["sent"])}
         for day, figures in sorted(days.items())
     ]
+
+
+def paused_accounts(*, accounts: list[dict], now: datetime, tz: tzinfo) -> list[dict]:
+    """The banner's accounts that cannot send now: paused (kind "paused") or whose server could not
+    be reached (kind "unreachable", resting until the next try; see accounts.services.back_off_account)."""
+    items = [
+        {
+            "kind": "paused", "name": a["name"], "reason": a["pause_reason"], "until": a["paused_until"].isoformat(),
+            "until_display": local_text(a["paused_until"], tz),
+        }
+        for a in accounts if a["paused_until"] and a["paused_until"] > now
+    ]
+    for a in accounts:
+        if a["unreachable_since"] is None:
+            continue
+        # A rest already over: the next tick tries again.
+        next_try = max(a["backoff_until"] or now, now)
+        items.append({
+            "kind": "unreachable", "name": a["name"], "reason": a["last_connection_error"],
+            "since": a["unreachable_since"].isoformat(), "since_display": local_text(a["unreachable_since"], tz),
+            "next_try": next_try.isoformat(), "next_try_display": local_text(next_try, tz),
+        })
+    return items
 
 
 def local_text(moment, tz):

@@ -117,7 +117,14 @@
     banner.replaceChildren();
     accounts.forEach(function (a) {
       var p = document.createElement("p");
-      p.textContent = "SMTP account “" + a.name + "” is paused until " + a.until_display + ": " + (a.reason || "no reason given") + ". Its campaigns resume by themselves then.";
+      if (a.kind === "unreachable") {
+        p.textContent = "SMTP account “" + a.name + "” cannot reach the server since " + a.since_display + ": " +
+          (a.reason || "no error recorded") + "; next try at " + a.next_try_display +
+          ". No email is lost or spent meanwhile.";
+      } else {
+        p.textContent = "SMTP account “" + a.name + "” is paused until " + a.until_display + ": " +
+          (a.reason || "no reason given") + ". Its campaigns resume by themselves then.";
+      }
       banner.appendChild(p);
     });
     banner.hidden = accounts.length === 0;

@@ -51,3 +51,29 @@ def test_the_admin_action_resumes_the_marketers_own_paused_accounts_only(markete
     theirs.refresh_from_db()
     assert mine.paused_until is None and not mine.is_paused
     assert theirs.paused_until == until
+
+
+def test_a_backoff_doubles_per_failed_try_to_its_cap_and_a_working_connection_clears_it(marketer, settings):
+    settings.ACCOUNT_BACKOFF_BASE_SECONDS, settings.ACCOUNT_BACKOFF_MAX_SECONDS = 30, 1800
+    account = SmtpAccountFactory(owner=marketer)
+    CampaignFactory(owner=marketer, smtp_account=account, status=Campaign.Status.SENDING)
+    start = now = timezone.now()
+    rests = []
+    for _ in range(8):
+        until = services.back_off_account(account_id=account.pk, error="Connection refused", now=now)
+        rests.append(int((until - now).total_seconds()))
+        # A second batch failing within the rest counts nothing more.
+        assert services.back_off_account(account_id=account.pk, error="again", now=now) is None
+        assert list(dispatcher.sendable_accounts(now=now)) == []
+        now = until
+    assert rests == [30, 60, 120, 240, 480, 960, 1800, 1800]
+    account.refresh_from_db()
+    assert (account.unreachable_since, account.last_connection_error) == (start, "Connection refused")
+    assert list(dispatcher.sendable_accounts(now=now)) == [account]
+
+    assert services.clear_backoff(account_id=account.pk) is True
+    assert services.clear_backoff(account_id=account.pk) is False
+    account.refresh_from_db()
+    assert (account.backoff_seconds, account.backoff_until, account.unreachable_since) == (0, None, None)
+    # The next outage starts again from the base.
+    assert services.back_off_account(account_id=account.pk, error="x", now=now) == now + timedelta(seconds=30)

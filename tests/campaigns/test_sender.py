@@ -415,9 +415,12 @@ def test_a_connection_lost_after_data_is_a_possible_duplicate_even_when_the_reco
 
     assert engine.handler.connections == 2  # the second was hung up on before the greeting
     first, second = engine.email(campaign, "a@example.org"), engine.email(campaign, "b@example.org")
-    assert (first.status, first.possible_duplicate) == (S.DEFERRED, True)
-    assert (second.status, second.possible_duplicate) == (S.DEFERRED, False)
+    # The lost message keeps the rule for a loss after DATA (one more try, spent); the failed
+    # reconnect is an outage, no email's fault: the rest goes back unspent and the account rests.
+    assert (first.status, first.possible_duplicate, first.attempts) == (S.DEFERRED, True, 1)
+    assert (second.status, second.possible_duplicate, second.attempts) == (S.PENDING, False, 0)
     assert engine.handler.messages == []
+    assert SmtpAccount.objects.get(pk=engine.account.pk).backoff_until == engine.clock() + timedelta(seconds=30)
 
     engine.handler.accept_connections = None
     engine.clock.advance(seconds=30)
