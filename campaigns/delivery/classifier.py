@@ -32,12 +32,12 @@ class Classification:
         return self.verdict == Verdict.DEFERRED
 
 
-def enhanced_code(text):
+def enhanced_code(text: str) -> str:
     match = ENHANCED_CODE.search(text or "")
     return ".".join(match.groups()) if match else ""
 
 
-def classify(code, text):
+def classify(code: int | None, text: str | bytes) -> Classification:
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else (text or "")
     enhanced = enhanced_code(text)
     lowered = text.lower()

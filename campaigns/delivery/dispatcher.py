@@ -3,8 +3,9 @@
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -32,7 +33,7 @@ class TickReport:
         return sum(size for _, _, size in self.batches)
 
 
-def tick(*, enqueue, now=None):
+def tick(*, enqueue: Callable[[uuid.UUID], object], now: datetime | None = None) -> TickReport:
     """Run one tick; `enqueue(batch_id)` hands each claimed batch to the workers (campaigns.tasks
     passes its send_batch task, tests a function of their own: the engine never imports the tasks)."""
     clock_now = now or timezone.now()
@@ -88,7 +89,7 @@ def _release_lock(*, token, started_at, duration, claimed):
 # --- step 2: start due campaigns ------------------------------------------------------
 
 
-def start_due_campaigns(*, now):
+def start_due_campaigns(*, now: datetime) -> list[int]:
     due = Campaign.objects.filter(
         status=Campaign.Status.SCHEDULED, scheduled_at__lte=now, owner__in=User.objects.filter(users_with_access_q())
     ).values_list("pk", flat=True)
@@ -98,7 +99,7 @@ def start_due_campaigns(*, now):
 # --- step 4: claim per account, accounts taking turns ----------------------------------
 
 
-def dispatch_interval_seconds():
+def dispatch_interval_seconds() -> int:
     from django_celery_beat.models import PeriodicTask
 
     task = PeriodicTask.objects.filter(name=DISPATCH_TASK_NAME).select_related("interval").first()
@@ -109,7 +110,7 @@ def dispatch_interval_seconds():
     return max(1, int(timedelta(**{task.interval.period: task.interval.every}).total_seconds()))
 
 
-def sendable_accounts(*, now):
+def sendable_accounts(*, now: datetime):
     sending = Campaign.objects.filter(smtp_account=OuterRef("pk"), status=Campaign.Status.SENDING)
     return (
         SmtpAccount.objects.filter(Exists(sending))
@@ -120,7 +121,8 @@ def sendable_accounts(*, now):
     )
 
 
-def claim_batches(*, now, window_seconds, on_claimed=lambda batch_id: None):
+def claim_batches(*, now: datetime, window_seconds: float,
+                  on_claimed: Callable[[uuid.UUID], object] = lambda batch_id: None) -> list[tuple]:
     plans = []
     for account in sendable_accounts(now=now):
         campaign_ids = list(

@@ -30,7 +30,7 @@ OPEN_STATUSES = (S.PENDING, S.QUEUED, S.DEFERRED)
 # --- materialising recipients -----------------------------------------------
 
 
-def materialise(*, campaign_id, now):
+def materialise(*, campaign_id: int, now: datetime) -> int:
     """Insert one pending Email per subscribed contact of the campaign's lists, in one statement.
 
     Contacts are unique per owner and address, so a contact on several lists is
@@ -43,7 +43,7 @@ def materialise(*, campaign_id, now):
         return cursor.rowcount
 
 
-def materialise_statement(*, campaign_id, now):
+def materialise_statement(*, campaign_id: int, now: datetime) -> tuple[str, list]:
     email, contact = Email._meta.db_table, Contact._meta.db_table
     membership = ContactList.contacts.through._meta.db_table
     campaign_lists = Campaign.lists.through._meta.db_table
@@ -77,7 +77,7 @@ def materialise_statement(*, campaign_id, now):
 # --- dispatcher transitions -------------------------------------------------
 
 
-def return_due(*, now):
+def return_due(*, now: datetime) -> tuple[int, int]:
     """Due deferred rows and lease-expired queued rows go back to pending.
 
     Rows of a cancelled campaign are cancelled instead, so none waits forever.
@@ -94,7 +94,7 @@ def return_due(*, now):
     return deferred, expired
 
 
-def claim(*, campaign_ids, limit, now, after_id=0):
+def claim(*, campaign_ids: list[int], limit: int, now: datetime, after_id: int = 0) -> tuple:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
 
     Each row without a Message-ID gets one here, stored before anything is sent; a retry
@@ -150,7 +150,7 @@ def claim_statement(*, campaign_ids, limit, now, after_id, batch_id):
     return sql, params
 
 
-def take_batch(*, batch_id, now):
+def take_batch(*, batch_id: uuid.UUID, now: datetime) -> bool:
     """A worker takes a claimed batch: one row inserted, the batch's Email rows untouched.
 
     A send_batch task delivered twice finds the batch already taken and sends nothing.
@@ -166,14 +166,14 @@ def take_batch(*, batch_id, now):
         return cursor.rowcount == 1
 
 
-def forget_takes(*, now):
+def forget_takes(*, now: datetime) -> int:
     """Takes older than a day go: by then no worker holds their batch (its rows were sent,
     returned at the end of their lease, or moved to a continuation batch), so a late second
     delivery of the task finds no row still queued under that id and sends nothing either."""
     return BatchTake.objects.filter(taken_at__lt=now - timedelta(days=1)).delete()[0]
 
 
-def batch_rows(*, batch_id, now):
+def batch_rows(*, batch_id: uuid.UUID, now: datetime) -> list[tuple]:
     """What sending reads of a taken batch's queued rows, in id order: (id, campaign_id,
     contact_id, to_email, to_name, message_id, the contact's attributes as stored).
 
@@ -211,7 +211,7 @@ def read_datetime(value):
     return value
 
 
-def rebatch(*, batch_id, email_ids, now, hold_seconds):
+def rebatch(*, batch_id: uuid.UUID, email_ids: list[int], now: datetime, hold_seconds: float) -> uuid.UUID | None:
     """Move a worker's unsent rows to a new batch due later; returns its id, or None."""
     continuation = uuid.uuid4()
     moved = Email.objects.filter(batch_id=batch_id, status=S.QUEUED, id__in=email_ids).update(
@@ -222,7 +222,7 @@ def rebatch(*, batch_id, email_ids, now, hold_seconds):
     return continuation if moved else None
 
 
-def renew_lease(*, batch_id, now):
+def renew_lease(*, batch_id: uuid.UUID, now: datetime) -> set[int]:
     """A fresh lease for the batch's queued rows; returns the ids of the rows renewed (those
     still the worker's: a row returned to pending meanwhile is not, and must not be sent)."""
     sql = f"""
@@ -272,11 +272,11 @@ def _report(email_id, transition, updated):
     return bool(updated)
 
 
-def set_message_id(*, email_id, batch_id, message_id):
+def set_message_id(*, email_id: int, batch_id: uuid.UUID, message_id: str) -> int:
     return _owned(email_id, batch_id).filter(message_id="").update(message_id=message_id)
 
 
-def flag_possible_duplicate(*, email_id, batch_id):
+def flag_possible_duplicate(*, email_id: int, batch_id: uuid.UUID) -> int:
     """The connection was lost after DATA: the server may have taken the message."""
     return _owned(email_id, batch_id).update(possible_duplicate=True)
 
@@ -290,7 +290,8 @@ _MARK_SENT = f"""
 """
 
 
-def mark_sent(*, email_id, batch_id, code, text, now, possible_duplicate=False):
+def mark_sent(*, email_id: int, batch_id: uuid.UUID, code: int, text: str, now: datetime,
+              possible_duplicate: bool = False) -> bool:
     """queued -> sent, answered at once. A batch writes its results through a ResultWriter instead."""
     # possible_duplicate is only ever set, never cleared: an earlier attempt lost after DATA
     # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
@@ -411,7 +412,8 @@ def db_value(value):
     return value
 
 
-def mark_failed(*, email_id, batch_id, code, text, failure_class, now):
+def mark_failed(*, email_id: int, batch_id: uuid.UUID, code: int | None, text: str, failure_class: str,
+                now: datetime) -> bool:
     updated = _owned(email_id, batch_id).update(
         status=S.FAILED, smtp_code=code, smtp_response=text, failure_class=failure_class,
         attempts=F("attempts") + 1, batch_id=None, lease_expires_at=None, next_attempt_at=None, updated_at=now,
@@ -419,7 +421,8 @@ def mark_failed(*, email_id, batch_id, code, text, failure_class, now):
     return _report(email_id, "failed", updated)
 
 
-def defer(*, email_id, batch_id, code, text, now, possible_duplicate=False):
+def defer(*, email_id: int, batch_id: uuid.UUID, code: int | None, text: str, now: datetime,
+          possible_duplicate: bool = False) -> bool:
     """Retry by the ladder; past its last rung the email fails, throttled out."""
     ladder = settings.EMAIL_RETRY_LADDER
     email = _owned(email_id, batch_id).only("attempts").first()
@@ -440,7 +443,7 @@ def defer(*, email_id, batch_id, code, text, now, possible_duplicate=False):
     return _report(email_id, "deferred", updated)
 
 
-def record_error(*, email_id, batch_id, text, now):
+def record_error(*, email_id: int, batch_id: uuid.UUID, text: str, now: datetime) -> str | None:
     """An unexpected error on this row: deferred by the ladder until it has been tried
     EMAIL_ERROR_ATTEMPTS times, then failed (failure class `error`). Returns the status written,
     or None when the row was no longer this worker's."""
@@ -461,7 +464,7 @@ def record_error(*, email_id, batch_id, text, now):
     return S.DEFERRED if _report(email_id, "deferred after an error", updated) else None
 
 
-def release(*, batch_id, now, email_ids=None):
+def release(*, batch_id: uuid.UUID, now: datetime, email_ids: list[int] | None = None) -> int:
     """Hand unsent rows back to pending without spending an attempt."""
     rows = Email.objects.filter(batch_id=batch_id, status=S.QUEUED)
     if email_ids is not None:
@@ -482,7 +485,7 @@ def cancel_open(*, campaign_id, now, email_ids=None, contact_ids=None, include_q
     return rows.update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now)
 
 
-def take_back_waiting_batches(*, campaign_id, now):
+def take_back_waiting_batches(*, campaign_id: int, now: datetime) -> int:
     """The campaign's claimed batches that no worker has taken yet are taken here, and their rows
     go back to pending at once (a pause or cancel then holds nothing for the lease's length).
 
@@ -508,14 +511,14 @@ def take_back_waiting_batches(*, campaign_id, now):
     )
 
 
-def cancel_batch(*, batch_id, now):
+def cancel_batch(*, batch_id: uuid.UUID, now: datetime) -> int:
     """A worker that finds its campaign cancelled cancels the rows it holds, and only those."""
     return Email.objects.filter(batch_id=batch_id, status=S.QUEUED).update(
         status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now
     )
 
 
-def retry_failed(*, campaign_id, now, email_ids=None):
+def retry_failed(*, campaign_id: int, now: datetime, email_ids: list[int] | None = None) -> int:
     """Failed rows go back to pending with a fresh ladder, unless the contact is suppressed since."""
     rows = Email.objects.filter(campaign_id=campaign_id, status=S.FAILED).exclude(
         contact__status__in=Contact.SUPPRESSED_STATUSES

@@ -39,7 +39,7 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
-def transport_address(address):
+def transport_address(address: str) -> str:
     """The address as it goes on the wire: an internationalised domain in its ASCII (IDNA) form,
     so an ASCII local part at `bücher.example` needs no SMTPUTF8; a non-ASCII local part stays as it
     is (only SMTPUTF8 can carry it). Raises UnicodeError for a domain IDNA cannot encode."""
@@ -51,7 +51,7 @@ def transport_address(address):
     return f"{local}@{domain}"
 
 
-def new_message_id():
+def new_message_id() -> str:
     return make_msgid(domain=settings.MESSAGE_ID_DOMAIN or "localhost")
 
 
@@ -129,7 +129,7 @@ def variables_for(*, name, email, attributes, unsubscribe):
     )
 
 
-def render(*, campaign, variables, subject_prefix=""):
+def render(*, campaign, variables: dict, subject_prefix: str = "") -> Rendered:
     """Subject, HTML (footer added, CSS inlined) and text of a campaign for one recipient, untracked."""
     subject = subject_prefix + _one_line(personalize.render(campaign.subject, variables, html=False)).strip()
     url = variables[personalize.UNSUBSCRIBE_VARIABLE]
@@ -154,7 +154,7 @@ def render(*, campaign, variables, subject_prefix=""):
 
 
 @functools.lru_cache(maxsize=64)
-def text_template_of(body_html):
+def text_template_of(body_html: str) -> str:
     """The text part's template of an HTML body: its variables and tags kept, to be rendered."""
     return html_hygiene.to_text(body_html)
 
@@ -253,7 +253,7 @@ def add_open_pixel(html, *, email_id):
 # --- messages ---------------------------------------------------------------------------------
 
 
-def build(*, email, campaign, account):
+def build(*, email, campaign, account) -> tuple[str, bytes]:
     """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP.
 
     `email` is an Email or the sender's lighter BatchRow: pk, to_email, to_name, message_id
@@ -277,7 +277,7 @@ def build(*, email, campaign, account):
     return transport_address(account.from_email), raw
 
 
-def build_test(*, campaign, account, to_email, name, email, attributes):
+def build_test(*, campaign, account, to_email: str, name: str, email: str, attributes: dict) -> tuple[str, bytes]:
     """A test to `to_email`, rendered as for the recipient (name, email, attributes) it shows.
 
     Subject marked [TEST], nothing tracked, an unsubscribe link that changes nothing.
@@ -292,7 +292,7 @@ def build_test(*, campaign, account, to_email, name, email, attributes):
     return transport_address(account.from_email), raw
 
 
-def preview(*, campaign, name, email, attributes):
+def preview(*, campaign, name: str, email: str, attributes: dict) -> Rendered:
     """What a recipient would see, untracked; the unsubscribe link points at a page that changes nothing."""
     variables = variables_for(name=name, email=email, attributes=attributes, unsubscribe=preview_unsubscribe_url())
     return render(campaign=campaign, variables=variables)

@@ -8,7 +8,7 @@ are spread evenly across workers instead of each sleeping a fixed delay.
 """
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
@@ -23,7 +23,7 @@ SLOW_DOWN = 0.5  # halve the rate on every throttling answer
 SPEED_UP = 1.1  # and win it back by a tenth per clean batch
 
 
-def effective_per_minute(account):
+def effective_per_minute(account) -> float:
     return _effective(account.max_per_minute, account.throttle_factor)
 
 
@@ -31,7 +31,7 @@ def _effective(max_per_minute, throttle_factor):
     return max(1.0, max_per_minute * throttle_factor)
 
 
-def allowance(*, account, now, window_seconds):
+def allowance(*, account, now: datetime, window_seconds: float) -> int:
     """How many emails the account may claim now, for the next `window_seconds`."""
     # Sent rows by the (campaign, sent_at) index of sent rows; in flight by the index of queued rows.
     counts = Email.objects.filter(
@@ -54,7 +54,7 @@ def allowance(*, account, now, window_seconds):
     )
 
 
-def reserve_slots(*, account_id, now, wanted):
+def reserve_slots(*, account_id: int, now: datetime, wanted: int) -> tuple[list[datetime], float]:
     """Reserve up to about one second's worth of the account's next send slots.
 
     Returns (slots, interval_seconds). Reserving a block per round trip instead of
@@ -110,7 +110,7 @@ def _reserve_slots_in_one_statement(*, account_id, now, wanted):
     return [first + timedelta(seconds=interval * i) for i in range(count)], interval
 
 
-def give_back_slots(*, account_id, unused, interval):
+def give_back_slots(*, account_id: int, unused: list[datetime], interval: float) -> None:
     """Unused reservations: pull the clock back if nobody reserved after them."""
     if not unused:
         return
@@ -119,13 +119,13 @@ def give_back_slots(*, account_id, unused, interval):
     )
 
 
-def slow_down(*, account_id):
+def slow_down(*, account_id: int) -> None:
     SmtpAccount.objects.filter(pk=account_id).update(
         throttle_factor=Greatest(F("throttle_factor") * SLOW_DOWN, MIN_THROTTLE_FACTOR)
     )
 
 
-def speed_up(*, account_id):
+def speed_up(*, account_id: int) -> None:
     SmtpAccount.objects.filter(pk=account_id, throttle_factor__lt=1.0).update(
         throttle_factor=Least(F("throttle_factor") * SPEED_UP, 1.0)
     )

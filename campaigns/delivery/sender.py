@@ -6,7 +6,9 @@ import socket
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -50,7 +52,9 @@ class BatchReport:
     notes: list = field(default_factory=list)
 
 
-def send_batch(batch_id, *, clock=timezone.now, sleep=time.sleep, continue_later=None):
+def send_batch(batch_id: str | uuid.UUID, *, clock: Callable[[], datetime] = timezone.now,
+               sleep: Callable[[float], object] = time.sleep,
+               continue_later: Callable[[uuid.UUID, float], object] | None = None) -> BatchReport:
     """Send a claimed batch. `clock` and `sleep` are injectable so tests drive time.
 
     `continue_later(batch_id, delay)` schedules the rest of a batch whose next pacing slot is far
