@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts.owned_admin import OwnedModelAdmin, scope_to_user
+from accounts.owned_admin import OwnedModelAdmin, scope_to_user, without_fields
 from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
 from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, ImportJob
@@ -96,9 +96,10 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     filter_horizontal = ("lists",)
     readonly_fields = (
         "status", "status_reason", "started_at", "completed_at", "created_at", "updated_at", "email_link", "history",
+        "source_campaign",
     )
     fieldsets = (
-        (None, {"fields": ("owner", "name", "smtp_account", "lists")}),
+        (None, {"fields": ("owner", "name", "smtp_account", "lists", "source_campaign")}),
         ("Message", {"fields": ("subject", "body_html", "body_text", "track_opens", "track_clicks")}),
         (
             "Schedule",
@@ -116,6 +117,13 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
         if obj is not None and obj.status != Campaign.Status.DRAFT:
             readonly += [f for f in self.frozen_after_draft if f != "owner" or request.user.is_superuser]
         return readonly
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not obj.source_rule:
+            return without_fields(fieldsets, {"source_campaign"})
+        # A resend goes to its source's non-openers (campaigns.selectors.audience), never to lists.
+        return without_fields(fieldsets, {"lists"})
 
     def has_delete_permission(self, request, obj=None):
         # A campaign being sent cannot be deleted under its workers; pause or cancel it first.
@@ -160,7 +168,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
                                                      Campaign.Status.PAUSED):
             # No email rows before the start: show who would get it, as the start will count them.
             count = audience.audience_count(campaign=obj)
-            return f"Would go to {count} recipient(s): the subscribed contacts of its lists, each address once."
+            return f"Would go to {count} recipient(s): {audience.describe_audience(campaign=obj)}."
         url = reverse("admin:campaigns_email_changelist") + f"?campaign__id__exact={obj.pk}"
         return format_html('<a href="{}">{} recipient(s)</a>', url, obj.recipient_count)
 

@@ -96,12 +96,22 @@ class Campaign(models.Model):
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class SourceRule(models.TextChoices):
+        NONE = "", "—"
+        NOT_OPENED = "not_opened", "Received it and did not open it"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
     smtp_account = models.ForeignKey(
         "accounts.SmtpAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="campaigns"
     )
     lists = models.ManyToManyField(ContactList, related_name="campaigns", blank=True)
+    # A resend: its audience is the source campaign's recipients picked by source_rule, as they are at
+    # its start (ledger.materialise_statement), instead of its lists. Set by lifecycle.resend_to_non_openers.
+    source_campaign = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="resends"
+    )
+    source_rule = models.CharField(max_length=20, choices=SourceRule.choices, blank=True, default="", editable=False)
     subject = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])
     body_html = models.TextField(blank=True)
     body_text = models.TextField(blank=True, help_text="Leave blank to derive the text part from the HTML.")
