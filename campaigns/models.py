@@ -410,3 +410,26 @@ class ImportJob(models.Model):
         if self.status == self.Status.DONE:
             return 100
         return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0
+
+
+class SuppressedHash(models.Model):
+    """An erased contact's address, kept only as a keyed hash, so it is never mailed or imported again.
+
+    Written by campaigns.services.privacy.erase_contact for a contact that had unsubscribed,
+    bounced or complained; read by imports (such a row is skipped) and by new contacts (created
+    suppressed). The hash is an HMAC of the normalised address keyed from SECRET_KEY
+    (campaigns.selectors.privacy.address_hash): it cannot be turned back into the address, only matched.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="suppressed_hashes")
+    address_hash = models.CharField(max_length=64)
+    reason = models.CharField(max_length=20, choices=[(s.value, s.label) for s in Contact.SUPPRESSED_STATUSES])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "address_hash"], name="suppressedhash_unique_per_owner"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_reason_display()} (erased)"
