@@ -14,11 +14,24 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='campaign',
             name='source_campaign',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resends', to='campaigns.campaign'),
+            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resends', to='campaigns.campaign'),
         ),
-        migrations.AddField(
-            model_name='campaign',
-            name='source_rule',
-            field=models.CharField(blank=True, choices=[('', '—'), ('not_opened', 'Received it and did not open it')], default='', editable=False, max_length=20),
+        # Added with plain SQL: Django adds a NOT NULL column to a SQLite table by rebuilding the table,
+        # which drops the tally trigger on it and breaks those on campaigns_email that name it
+        # (campaigns/tallies.py). ADD COLUMN with a constant default needs no rebuild, on either database.
+        migrations.SeparateDatabaseAndState(
+            database_operations=[
+                migrations.RunSQL(
+                    "ALTER TABLE campaigns_campaign ADD COLUMN source_rule varchar(20) DEFAULT '' NOT NULL",
+                    "ALTER TABLE campaigns_campaign DROP COLUMN source_rule",
+                ),
+            ],
+            state_operations=[
+                migrations.AddField(
+                    model_name='campaign',
+                    name='source_rule',
+                    field=models.CharField(blank=True, choices=[('', '—'), ('not_opened', 'Received it and did not open it')], default='', editable=False, max_length=20),
+                ),
+            ],
         ),
     ]
