@@ -113,7 +113,7 @@ class Campaign(models.Model):
     # Deleting a source sets this to NULL through the ORM; a stale id would only match no email row.
     source_campaign = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="resends",
-        db_constraint=False, db_index=False,
+        db_constraint=False, db_index=False, verbose_name="resend of",
     )
     source_rule = models.CharField(max_length=20, choices=SourceRule.choices, blank=True, default="", editable=False)
     subject = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='campaign',
             name='source_campaign',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resends', to='campaigns.campaign'),
+            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resends', to='campaigns.campaign', verbose_name='resend of'),
         ),
         # Added with plain SQL: Django adds a NOT NULL column to a SQLite table by rebuilding the table,
         # which drops the tally trigger on it and breaks those on campaigns_email that name it
