@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from campaigns import exports
 from campaigns.delivery import ledger
-from campaigns.models import Contact, Email, SuppressedHash
+from campaigns.imports.addresses import normalize_address
+from campaigns.models import Contact, Email, ImportJob, SuppressedHash
 from campaigns.selectors import privacy
 from tracking.models import Event
 
@@ -65,8 +66,18 @@ def erase_contact(*, contact: Contact, now=None) -> Erasure:
             to_email=Concat(Value("erased-"), Cast("id", CharField()), Value(f"@{ERASED_DOMAIN}")),
             to_name="", contact=None, smtp_response="",
         )
+        _scrub_import_previews(owner_id=contact.owner_id, address=contact.email)
         contact.delete()
     return Erasure(emails_anonymised=anonymised, events_deleted=events_deleted, suppressed_as=suppressed_as)
+
+
+def _scrub_import_previews(*, owner_id, address):
+    # An import's preview page keeps the file's first rows, addresses and names included.
+    for job in ImportJob.objects.filter(owner_id=owner_id).only("pk", "preview").iterator():
+        rows = (job.preview or {}).get("rows") or []
+        kept = [row for row in rows if normalize_address(row.get("address", "")) != address]
+        if len(kept) != len(rows):
+            ImportJob.objects.filter(pk=job.pk).update(preview={**job.preview, "rows": kept})
 
 
 def describe_erasure(erasure: Erasure) -> str:

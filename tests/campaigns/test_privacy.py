@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from campaigns.delivery import ledger
 from campaigns.imports import service as imports
-from campaigns.models import Campaign, CampaignHourTally, CampaignTally, Contact, Email, SuppressedHash
+from campaigns.models import Campaign, CampaignHourTally, CampaignTally, Contact, Email, ImportJob, SuppressedHash
 from campaigns.selectors import privacy as privacy_selectors
 from campaigns.services import privacy
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory, EventFactory, LinkFactory
@@ -150,6 +150,25 @@ def test_erasing_cancels_the_contacts_unsent_emails(ann, marketer):
 
     pending.refresh_from_db()
     assert pending.status == S.CANCELLED and pending.to_email == f"erased-{pending.pk}@invalid"
+
+
+def test_erasing_removes_the_contacts_rows_from_import_previews(ann, marketer, other_marketer):
+    def preview(*addresses):
+        return {"counts": {"created": len(addresses)}, "rows": [{"row": n, "address": a, "name": a.split("@")[0]}
+                                                                  for n, a in enumerate(addresses, start=2)]}
+
+    job = ImportJob.objects.create(owner=marketer, file="imports/x.csv", original_name="x.csv",
+                                   preview=preview("ANN@example.org", "bob@example.org"))
+    others = ImportJob.objects.create(owner=other_marketer, file="imports/y.csv", original_name="y.csv",
+                                      preview=preview("ann@example.org"))
+
+    privacy.erase_contact(contact=ann)
+
+    job.refresh_from_db()
+    others.refresh_from_db()
+    assert [row["address"] for row in job.preview["rows"]] == ["bob@example.org"]
+    assert job.preview["counts"] == {"created": 2}
+    assert [row["address"] for row in others.preview["rows"]] == ["ann@example.org"]
 
 
 def test_erasing_a_suppressed_contact_keeps_only_a_keyed_hash_of_its_address(ann, marketer):
