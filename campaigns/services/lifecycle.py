@@ -228,7 +228,7 @@ def complete_finished(*, now, campaign_ids=None):
 
 
 def duplicate(*, campaign):
-    """A new draft with the same message, account and lists."""
+    """A new draft with the same message, account and audience (its lists, or the resend's source and rule)."""
     with transaction.atomic():
         copy = Campaign.objects.create(
             owner=campaign.owner,
@@ -239,6 +239,8 @@ def duplicate(*, campaign):
             body_text=campaign.body_text,
             track_opens=campaign.track_opens,
             track_clicks=campaign.track_clicks,
+            source_campaign=campaign.source_campaign,
+            source_rule=campaign.source_rule,
         )
         copy.lists.set(campaign.lists.all())
     return copy

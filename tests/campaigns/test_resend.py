@@ -110,6 +110,13 @@ def test_only_a_completed_campaign_can_be_resent(marketer, status):
     assert Campaign.objects.count() == 1
 
 
+def test_a_duplicated_resend_goes_to_the_same_audience(finished):
+    copy = lifecycle.duplicate(campaign=lifecycle.resend_to_non_openers(campaign=finished))
+
+    assert (copy.source_campaign, copy.source_rule) == (finished, Campaign.SourceRule.NOT_OPENED)
+    assert audience.audience_count(campaign=copy) == 2
+
+
 def test_a_resend_whose_source_was_deleted_cannot_be_scheduled(finished):
     resend = lifecycle.resend_to_non_openers(campaign=finished)
     finished.delete()
