@@ -1,14 +1,21 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q
-from django.urls import reverse
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts.owned_admin import OwnedModelAdmin, scope_to_user
+from accounts.owned_admin import OwnedModelAdmin, scope_to_user, without_fields
 from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
 from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, ImportJob
 from campaigns.selectors import audience, campaign_list
+from campaigns.selectors import privacy as privacy_selectors
+from campaigns.services import contacts, privacy
 from tracking.models import Event, Link
 
 
@@ -30,6 +37,8 @@ class ContactAdmin(OwnedModelAdmin):
     list_display = ("email", "name", "status", "list_names", "created_at")
     # Adds "Import contacts" (the ImportJob admin's upload form) to the object tools.
     change_list_template = "admin/campaigns/contact_change_list_import.html"
+    # Adds the privacy request buttons (export, erase) to the object tools.
+    change_form_template = "admin/campaigns/contact/change_form.html"
     actions = admin_actions.CONTACT_ACTIONS + export_actions.CONTACT_EXPORT_ACTIONS
     list_filter = ("status", "lists", "created_at")
     search_fields = ("email", "name")
@@ -45,6 +54,54 @@ class ContactAdmin(OwnedModelAdmin):
     @admin.display(description="Lists")
     def list_names(self, obj):
         return ", ".join(contact_list.name for contact_list in obj.lists.all())
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            contacts.suppress_if_erased(contact=obj, now=timezone.now())
+        super().save_model(request, obj, form, change)
+
+    # --- privacy requests: export everything held about one contact, or erase it ---
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/privacy/export.<str:file_format>", view(self.privacy_export_view),
+                 name="campaigns_contact_privacy_export"),
+            path("<path:object_id>/privacy/erase/", view(self.privacy_erase_view),
+                 name="campaigns_contact_privacy_erase"),
+        ] + super().get_urls()
+
+    def _own_contact(self, request, object_id):
+        contact = self.get_object(request, unquote(object_id))
+        if contact is None:
+            raise Http404("No such contact.")
+        return contact
+
+    def privacy_export_view(self, request, object_id, file_format):
+        contact = self._own_contact(request, object_id)
+        if not self.has_view_permission(request, contact):
+            raise PermissionDenied
+        exporters = {"json": (privacy.export_json, "application/json"), "csv": (privacy.export_csv, "text/csv")}
+        if file_format not in exporters:
+            raise Http404("Export as json or csv.")
+        export, content_type = exporters[file_format]
+        response = HttpResponse(export(contact=contact), content_type=f"{content_type}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="contact-{contact.pk}-personal-data.{file_format}"'
+        return response
+
+    def privacy_erase_view(self, request, object_id):
+        contact = self._own_contact(request, object_id)
+        if not self.has_delete_permission(request, contact):
+            raise PermissionDenied
+        if request.method == "POST":
+            erasure = privacy.erase_contact(contact=contact)
+            self.message_user(request, privacy.describe_erasure(erasure), messages.SUCCESS)
+            return redirect("admin:campaigns_contact_changelist")
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "original": contact,
+            "title": "Erase this contact?", "email_count": privacy_selectors.emails_of(contact=contact).count(),
+        }
+        return TemplateResponse(request, "admin/campaigns/contact/privacy_erase.html", context)
 
 
 @admin.register(ContactList)
@@ -96,9 +153,10 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     filter_horizontal = ("lists",)
     readonly_fields = (
         "status", "status_reason", "started_at", "completed_at", "created_at", "updated_at", "email_link", "history",
+        "source_campaign",
     )
     fieldsets = (
-        (None, {"fields": ("owner", "name", "smtp_account", "lists")}),
+        (None, {"fields": ("owner", "name", "smtp_account", "lists", "source_campaign")}),
         ("Message", {"fields": ("subject", "body_html", "body_text", "track_opens", "track_clicks")}),
         (
             "Schedule",
@@ -116,6 +174,13 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
         if obj is not None and obj.status != Campaign.Status.DRAFT:
             readonly += [f for f in self.frozen_after_draft if f != "owner" or request.user.is_superuser]
         return readonly
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not obj.source_rule:
+            return without_fields(fieldsets, {"source_campaign"})
+        # A resend goes to its source's non-openers (campaigns.selectors.audience), never to lists.
+        return without_fields(fieldsets, {"lists"})
 
     def has_delete_permission(self, request, obj=None):
         # A campaign being sent cannot be deleted under its workers; pause or cancel it first.
@@ -160,7 +225,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
                                                      Campaign.Status.PAUSED):
             # No email rows before the start: show who would get it, as the start will count them.
             count = audience.audience_count(campaign=obj)
-            return f"Would go to {count} recipient(s): the subscribed contacts of its lists, each address once."
+            return f"Would go to {count} recipient(s): {audience.describe_audience(campaign=obj)}."
         url = reverse("admin:campaigns_email_changelist") + f"?campaign__id__exact={obj.pk}"
         return format_html('<a href="{}">{} recipient(s)</a>', url, obj.recipient_count)
 

@@ -7,6 +7,8 @@ can only ever act on their own campaigns.
 from collections import defaultdict
 
 from django.contrib import admin, messages
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import admin_compose
@@ -86,6 +88,26 @@ def duplicate(modeladmin, request, queryset):
     modeladmin.message_user(request, f"{queryset.count()} campaign(s) duplicated.", messages.SUCCESS)
 
 
+@admin.action(description="Resend selected completed campaigns to their non-openers (new drafts)")
+def resend_to_non_openers(modeladmin, request, queryset):
+    created = []
+    for campaign in queryset:
+        try:
+            created.append(lifecycle.resend_to_non_openers(campaign=campaign))
+        except lifecycle.LifecycleError as exc:
+            modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
+    for draft in created:
+        count = audience.audience_count(campaign=draft)
+        modeladmin.message_user(
+            request, f"{draft.name}: a new draft, to {count} contact(s) who have not opened the first one so far. "
+                     "Change its subject if you like, then schedule it.", messages.SUCCESS,
+        )
+    if len(created) == 1:
+        # Straight to the new draft: the subject is usually what changes before it goes out.
+        return redirect(reverse("admin:campaigns_campaign_change", args=[created[0].pk]))
+    return None
+
+
 def _retry(modeladmin, request, pairs):
     """pairs: (campaign, email_ids or None); one message for what was retried, one per refusal."""
     retried, done = 0, 0
@@ -122,7 +144,9 @@ def unschedule(modeladmin, request, queryset):
     _each(modeladmin, request, queryset, lifecycle.unschedule, "back to draft")
 
 
-CAMPAIGN_ACTIONS = [schedule, unschedule, send_now, pause, resume, cancel, duplicate, retry_failed, extend]
+CAMPAIGN_ACTIONS = [
+    schedule, unschedule, send_now, pause, resume, cancel, duplicate, resend_to_non_openers, retry_failed, extend,
+]
 
 
 def _by_campaign(queryset):

@@ -96,12 +96,26 @@ class Campaign(models.Model):
         COMPLETED = "completed", "Completed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class SourceRule(models.TextChoices):
+        NONE = "", "—"
+        NOT_OPENED = "not_opened", "Received it and did not open it"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
     smtp_account = models.ForeignKey(
         "accounts.SmtpAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="campaigns"
     )
     lists = models.ManyToManyField(ContactList, related_name="campaigns", blank=True)
+    # A resend: its audience is the source campaign's recipients picked by source_rule, as they are at
+    # its start (ledger.materialise_statement), instead of its lists. Set by lifecycle.resend_to_non_openers.
+    # No database constraint nor index, like CampaignTally's key: SQLite could then neither add nor drop the
+    # column in place, and rebuilding campaigns_campaign breaks the tally triggers naming it (campaigns/tallies.py).
+    # Deleting a source sets this to NULL through the ORM; a stale id would only match no email row.
+    source_campaign = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="resends",
+        db_constraint=False, db_index=False, verbose_name="resend of",
+    )
+    source_rule = models.CharField(max_length=20, choices=SourceRule.choices, blank=True, default="", editable=False)
     subject = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])
     body_html = models.TextField(blank=True)
     body_text = models.TextField(blank=True, help_text="Leave blank to derive the text part from the HTML.")
@@ -400,3 +414,26 @@ class ImportJob(models.Model):
         if self.status == self.Status.DONE:
             return 100
         return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0
+
+
+class SuppressedHash(models.Model):
+    """An erased contact's address, kept only as a keyed hash, so it is never mailed or imported again.
+
+    Written by campaigns.services.privacy.erase_contact for a contact that had unsubscribed,
+    bounced or complained; read by imports (such a row is skipped) and by new contacts (created
+    suppressed). The hash is an HMAC of the normalised address keyed from SECRET_KEY
+    (campaigns.selectors.privacy.address_hash): it cannot be turned back into the address, only matched.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="suppressed_hashes")
+    address_hash = models.CharField(max_length=64)
+    reason = models.CharField(max_length=20, choices=[(s.value, s.label) for s in Contact.SUPPRESSED_STATUSES])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "address_hash"], name="suppressedhash_unique_per_owner"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_reason_display()} (erased)"

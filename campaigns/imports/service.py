@@ -13,6 +13,8 @@ What becomes of a row (its `outcome`):
 - merged: the address appeared earlier in the file (any case); merged into that row;
 - suppressed: the owner's contact is unsubscribed, bounced or complained: the
   contact is left exactly as it is and kept off the list (never resubscribed);
+  or the owner erased the contact at its request while it was suppressed (its
+  address's hash is a SuppressedHash): the row is skipped, nothing is created;
 - rejected: no usable address; reported with the row number and the reason.
 Blank rows are counted and otherwise ignored.
 """
@@ -32,6 +34,13 @@ log = logging.getLogger(__name__)
 
 CREATED, UPDATED, MERGED, SUPPRESSED, REJECTED = "created", "updated", "merged", "suppressed", "rejected"
 OUTCOMES = (CREATED, UPDATED, MERGED, SUPPRESSED, REJECTED)
+# Not an outcome of its own: what `seen` holds for an erased address, counted and shown as suppressed.
+ERASED = "erased"
+SKIPPED = (SUPPRESSED, ERASED)
+SKIP_REASONS = {
+    SUPPRESSED: "unsubscribed, bounced or complained: kept as it is, not added to the list",
+    ERASED: "erased at the contact's request: not added again",
+}
 MAX_NAME = 200
 MAX_ATTRIBUTE_VALUE = 2000
 
@@ -112,7 +121,7 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
     table = open_table(path, filename=filename, encoding=encoding)
     columns = map_columns(table.headers)
     result = ImportResult(dry_run=dry_run, file_description=table.description, columns=columns.describe())
-    seen = {}  # address -> outcome of its first row (CREATED / UPDATED / SUPPRESSED)
+    seen = {}  # address -> outcome of its first row (CREATED / UPDATED / SUPPRESSED / ERASED)
 
     for chunk in _read_chunks(table.rows(), columns=columns, seen=seen, chunk_size=chunk_size,
                               keep_outcomes=keep_outcomes):
@@ -208,14 +217,21 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
     records = chunk.records
     counts = dict.fromkeys(OUTCOMES, 0)
     counts[REJECTED] = len(chunk.rejected)
+    from campaigns.selectors import privacy
+
     existing = writers.existing_contacts(owner=owner, addresses=list(records))
+    erased = privacy.erased_addresses(
+        owner=owner, addresses=[a for a, r in records.items() if r.new_in_file and a not in existing]
+    )
     from campaigns.models import Contact
 
     to_create, to_update, on_list = [], [], []
     for address, record in records.items():
         contact = existing.get(address)
         if record.new_in_file:
-            if contact is None:
+            if address in erased:
+                first = ERASED
+            elif contact is None:
                 first = CREATED
             elif contact.status in Contact.SUPPRESSED_STATUSES:
                 first = SUPPRESSED
@@ -225,14 +241,14 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
         else:
             first = None  # its first row was in an earlier chunk
         earlier = seen[address]
-        if earlier == SUPPRESSED:
+        if earlier in SKIPPED:
             counts[SUPPRESSED] += record.row_count
         elif first is not None:
             counts[first] += 1
             counts[MERGED] += record.row_count - 1
         else:
             counts[MERGED] += record.row_count
-        if dry_run or earlier == SUPPRESSED:
+        if dry_run or earlier in SKIPPED:
             continue
         if contact is None:
             to_create.append((address, record.name, record.attributes))
@@ -251,9 +267,9 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
     for outcome, record in chunk.kept:
         if record is not None:
             earlier = seen[record.address]
-            if earlier == SUPPRESSED:
+            if earlier in SKIPPED:
                 outcome.outcome = SUPPRESSED
-                outcome.reason = "unsubscribed, bounced or complained: kept as it is, not added to the list"
+                outcome.reason = SKIP_REASONS[earlier]
             elif record.new_in_file and outcome.row == record.first_row:
                 outcome.outcome = earlier
             else:

@@ -1,24 +1,48 @@
 """Who a campaign would go to before it starts.
 
 The same rule as ledger.materialise_statement, read-only: the owner's own subscribed
-contacts on the campaign's own lists, each address once.
+contacts on the campaign's own lists, each address once; for a resend, the owner's own
+subscribed contacts its source campaign was sent to and who did not open it.
 """
 
-from campaigns.models import Contact, ContactList
+from django.db.models import QuerySet
+
+from campaigns.models import Campaign, Contact, ContactList, Email
 
 
-def recipients(*, campaign):
+def recipients(*, campaign: Campaign) -> QuerySet:
     """The contacts a start would materialise now (unordered)."""
-    on_its_lists = ContactList.contacts.through.objects.filter(
-        contactlist__campaigns=campaign, contactlist__owner_id=campaign.owner_id
-    ).values("contact_id")
     return Contact.objects.filter(
-        owner_id=campaign.owner_id, status=Contact.Status.SUBSCRIBED, id__in=on_its_lists
+        owner_id=campaign.owner_id, status=Contact.Status.SUBSCRIBED, id__in=_audience_contact_ids(campaign)
     )
 
 
-def audience_count(*, campaign):
+def _audience_contact_ids(campaign):
+    if campaign.source_campaign_id is not None:
+        return non_opener_contact_ids(campaign=campaign)
+    return ContactList.contacts.through.objects.filter(
+        contactlist__campaigns=campaign, contactlist__owner_id=campaign.owner_id
+    ).values("contact_id")
+
+
+def non_opener_contact_ids(*, campaign: Campaign) -> QuerySet:
+    """Contacts the resend's source was sent to who never opened it (a machine open is no open)."""
+    if campaign.source_rule != Campaign.SourceRule.NOT_OPENED:
+        return Email.objects.none().values("contact_id")
+    return Email.objects.filter(
+        campaign_id=campaign.source_campaign_id, status=Email.Status.SENT, first_opened_at__isnull=True
+    ).values("contact_id")
+
+
+def audience_count(*, campaign: Campaign) -> int:
     """How many emails a start would create now: one per distinct address (its ON CONFLICT key)."""
     if campaign.pk is None:
         return 0
     return recipients(campaign=campaign).values("email").distinct().count()
+
+
+def describe_audience(*, campaign: Campaign) -> str:
+    """Who the start will pick, in the owner's words (the draft's page)."""
+    if campaign.source_campaign_id is not None:
+        return f"the contacts who received “{campaign.source_campaign.name}” and did not open it, still subscribed"
+    return "the subscribed contacts of its lists, each address once"

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from campaigns.delivery import ledger
 from campaigns.models import Contact
+from campaigns.selectors import privacy
 
 
 def suppress(*, contact_ids, status, now):
@@ -28,3 +29,10 @@ def suppress(*, contact_ids, status, now):
         )
         ledger.cancel_open(campaign_id=None, contact_ids=contact_ids, now=now)
     return changed
+
+
+def suppress_if_erased(*, contact: Contact, now) -> None:
+    """A new contact whose address was erased while suppressed starts suppressed as it was (set before saving)."""
+    reason = privacy.erased_reason(owner=contact.owner, address=contact.email)
+    if reason:
+        contact.status, contact.status_changed_at = reason, now

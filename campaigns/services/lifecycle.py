@@ -47,11 +47,23 @@ def problems_before_scheduling(*, campaign):
         except personalize.PersonalizationError as exc:
             # Checked on save too; an older draft must still fail here, never at send time.
             problems.append(f"fix the {label}: {' '.join(exc.messages)}")
-    if not campaign.lists.exists():
-        problems.append("choose at least one contact list")
-    elif campaign.lists.exclude(owner_id=campaign.owner_id).exists():
-        problems.append("a chosen list belongs to someone else")
+    problems += _problems_with_audience(campaign=campaign)
     return problems
+
+
+def _problems_with_audience(*, campaign):
+    if campaign.source_rule:
+        # A resend's audience is its source campaign's recipients, not lists.
+        if campaign.source_campaign_id is None:
+            return ["the campaign it resends was deleted; duplicate this one and choose lists instead"]
+        if campaign.source_campaign.owner_id != campaign.owner_id:
+            return ["the campaign it resends belongs to someone else"]
+        return []
+    if not campaign.lists.exists():
+        return ["choose at least one contact list"]
+    if campaign.lists.exclude(owner_id=campaign.owner_id).exists():
+        return ["a chosen list belongs to someone else"]
+    return []
 
 
 def parse_local_time(*, text, user):
@@ -216,7 +228,7 @@ def complete_finished(*, now, campaign_ids=None):
 
 
 def duplicate(*, campaign):
-    """A new draft with the same message, account and lists."""
+    """A new draft with the same message, account and audience (its lists, or the resend's source and rule)."""
     with transaction.atomic():
         copy = Campaign.objects.create(
             owner=campaign.owner,
@@ -227,9 +239,38 @@ def duplicate(*, campaign):
             body_text=campaign.body_text,
             track_opens=campaign.track_opens,
             track_clicks=campaign.track_clicks,
+            source_campaign=campaign.source_campaign,
+            source_rule=campaign.source_rule,
         )
         copy.lists.set(campaign.lists.all())
     return copy
+
+
+RESEND_SUFFIX = " (resend to non-openers)"
+
+
+def resend_to_non_openers(*, campaign: Campaign) -> Campaign:
+    """A new draft with the same message, account and tracking, to those the campaign reached who did not open it.
+
+    Who they are is decided at the new campaign's start (ledger.materialise_statement): its contacts
+    still subscribed then, whose email of this campaign was sent and has no reader's open.
+    """
+    if campaign.status != C.COMPLETED:
+        raise LifecycleError(
+            f"Only a completed campaign can be resent to its non-openers; this one is {_status_of(campaign)}."
+        )
+    return Campaign.objects.create(
+        owner=campaign.owner,
+        name=campaign.name[:Campaign._meta.get_field("name").max_length - len(RESEND_SUFFIX)] + RESEND_SUFFIX,
+        smtp_account=campaign.smtp_account,
+        subject=campaign.subject,
+        body_html=campaign.body_html,
+        body_text=campaign.body_text,
+        track_opens=campaign.track_opens,
+        track_clicks=campaign.track_clicks,
+        source_campaign=campaign,
+        source_rule=Campaign.SourceRule.NOT_OPENED,
+    )
 
 
 def retry_failed(*, campaign, email_ids=None, now=None, acting_user=None):

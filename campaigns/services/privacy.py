@@ -1,0 +1,89 @@
+"""Privacy requests (GDPR): export everything held about a contact, or erase it.
+
+Erasing keeps the campaigns' figures exact: the contact's Email rows are not deleted (the tallies
+count rows by status, campaigns.tallies) but anonymised in place, status and counters untouched, so
+no trigger moves a count. Its tracking events are deleted, the contact with its list memberships too.
+An address that had unsubscribed, bounced or complained leaves a keyed hash (SuppressedHash), so no
+later import or new contact mails it again.
+"""
+
+import json
+from dataclasses import dataclass
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.db.models import CharField, Q, Value
+from django.db.models.functions import Cast, Concat
+from django.utils import timezone
+
+from campaigns import exports
+from campaigns.delivery import ledger
+from campaigns.imports.addresses import normalize_address
+from campaigns.models import Contact, Email, ImportJob, SuppressedHash
+from campaigns.selectors import privacy
+from tracking.models import Event
+
+ERASED_DOMAIN = "invalid"  # RFC 2606: never routable, so a placeholder can never be mailed
+
+
+@dataclass
+class Erasure:
+    emails_anonymised: int
+    events_deleted: int
+    suppressed_as: str  # "" when the contact was subscribed: nothing is remembered of it
+
+
+def export_json(*, contact: Contact) -> bytes:
+    record = privacy.contact_record(contact=contact)
+    return json.dumps(record, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def export_csv(*, contact: Contact) -> bytes:
+    rows = privacy.contact_record_rows(record=privacy.contact_record(contact=contact))
+    return exports.render_csv(privacy.RECORD_HEADERS, rows)
+
+
+def erase_contact(*, contact: Contact, now=None) -> Erasure:
+    """Delete the contact and its events, anonymise its email rows, remember a suppressed address's hash."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        suppressed_as = contact.status if contact.status in Contact.SUPPRESSED_STATUSES else ""
+        if suppressed_as:
+            SuppressedHash.objects.get_or_create(
+                owner_id=contact.owner_id, address_hash=privacy.address_hash(contact.email),
+                defaults={"reason": suppressed_as},
+            )
+        # Nothing unsent goes out to it any more (a batch a worker holds may still send its one message).
+        ledger.cancel_open(campaign_id=None, contact_ids=[contact.pk], now=now)
+        # Its rows in any campaign (a superuser may have put it into someone else's), and the owner's rows
+        # still holding its address from before (a contact deleted and made again).
+        emails = Email.objects.filter(Q(contact=contact) | Q(pk__in=privacy.emails_of(contact=contact).values("pk")))
+        events_deleted, _ = Event.objects.filter(email__in=emails).delete()
+        # Status, timestamps and counters stay: the tallies and hour tallies read nothing else.
+        # The placeholder carries only the row's own id: unique per campaign, and nothing of the address.
+        anonymised = emails.update(
+            to_email=Concat(Value("erased-"), Cast("id", CharField()), Value(f"@{ERASED_DOMAIN}")),
+            to_name="", contact=None, smtp_response="",
+        )
+        _scrub_import_previews(owner_id=contact.owner_id, address=contact.email)
+        contact.delete()
+    return Erasure(emails_anonymised=anonymised, events_deleted=events_deleted, suppressed_as=suppressed_as)
+
+
+def _scrub_import_previews(*, owner_id, address):
+    # An import's preview page keeps the file's first rows, addresses and names included.
+    for job in ImportJob.objects.filter(owner_id=owner_id).only("pk", "preview").iterator():
+        rows = (job.preview or {}).get("rows") or []
+        kept = [row for row in rows if normalize_address(row.get("address", "")) != address]
+        if len(kept) != len(rows):
+            ImportJob.objects.filter(pk=job.pk).update(preview={**job.preview, "rows": kept})
+
+
+def describe_erasure(erasure: Erasure) -> str:
+    text = (f"The contact was erased: {erasure.emails_anonymised} email record(s) anonymised (the campaigns' "
+            f"figures are unchanged), {erasure.events_deleted} tracking event(s) deleted.")
+    if erasure.suppressed_as:
+        text += (f" Its address, {erasure.suppressed_as}, is kept as a hash only, so it is never mailed or "
+                 "imported again.")
+    return text
