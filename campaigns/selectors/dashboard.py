@@ -395,14 +395,14 @@ def activity(*, status_changes, accounts, unsubscribes, failures, names, now, tz
 
 
 def queue_length():
-    """Messages waiting in the Celery broker's default queue (None when it cannot be read)."""
+    """Messages waiting in the Celery broker's queues (None when they cannot be read)."""
     if settings.REDIS_URL:
         try:
             import redis
 
             client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
             try:
-                return client.llen("celery")
+                return sum(client.llen(queue.name) for queue in settings.CELERY_TASK_QUEUES)
             finally:
                 client.close()
         except Exception:  # noqa: BLE001  (a health panel must not break the page)

@@ -1,0 +1,41 @@
+"""The dispatcher's tick has a queue of its own that every worker consumes, so it never waits behind
+the batches a large campaign queued (a real worker takes it while a backlog of batches waits)."""
+
+import time
+
+import pytest
+import redis
+
+from config.celery import app
+
+pytestmark = [pytest.mark.redis]
+
+
+def test_the_tick_goes_to_its_own_queue_and_batches_to_the_default_one():
+    assert app.amqp.router.route({}, "campaigns.dispatch")["queue"].name == "dispatch"
+    assert app.amqp.router.route({}, "campaigns.send_batch")["queue"].name == "celery"
+
+
+def test_a_worker_started_without_options_consumes_both_queues():
+    assert {queue.name for queue in app.amqp.queues.consume_from.values()} == {"celery", "dispatch"}
+
+
+def test_a_tick_published_behind_a_backlog_of_batches_waits_in_its_own_queue(redis_url):
+    """Published through the broker as beat publishes it: the tick is the first message of its queue,
+    not the last of the batches' queue."""
+    from campaigns import tasks
+
+    url = redis_url.rsplit("/", 1)[0] + "/14"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    with app.connection_for_write(url) as conn:
+        producer = app.amqp.Producer(conn)
+        for i in range(20):
+            tasks.send_batch.apply_async((f"backlog-{i}",), connection=conn, producer=producer)
+        tasks.dispatch.apply_async(connection=conn, producer=producer)
+    deadline = time.monotonic() + 5
+    while client.llen("dispatch") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (client.llen("celery"), client.llen("dispatch")) == (20, 1)
+    client.flushdb()
+    client.close()
