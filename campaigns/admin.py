@@ -370,8 +370,9 @@ class SubscriptionFormAdmin(OwnedModelAdmin):
         if obj is None or obj.pk is None:
             return "Shown once the form is saved."
         return format_html(
-            '<textarea readonly rows="14" cols="90" class="vLargeTextField" id="embed-snippet">{}</textarea>'
-            '<div class="help">Paste this plain HTML form into any page; it needs no JavaScript. '
-            "Submissions, errors and the confirmation show on the hosted page.</div>",
+            '<textarea readonly rows="16" cols="100" wrap="off" id="embed-snippet" '
+            'style="font-family: monospace; font-size: 12px; width: 100%">{}</textarea>'
+            "<p>Paste this plain HTML form into any page; it needs no JavaScript. "
+            "Submissions, errors and the confirmation show on the hosted page.</p>",
             embed.snippet_html(form=obj),
         )

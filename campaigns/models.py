@@ -442,10 +442,11 @@ class SubscriptionForm(models.Model):
     )
     smtp_account = models.ForeignKey(
         "accounts.SmtpAccount", on_delete=models.PROTECT, related_name="subscription_forms",
+        verbose_name="SMTP account",
         help_text="Sends the confirmation emails (single opt-in forms too: a suppressed contact confirms by email).",
     )
     double_opt_in = models.BooleanField(
-        default=True,
+        "Double opt-in", default=True,
         help_text="Subscribe only once the address is confirmed by email. Turn off only for people who consented "
                   "elsewhere already.",
     )

@@ -20,7 +20,7 @@ class PublicSubscribeForm(forms.Form):
     name = forms.CharField(label="Name", max_length=200, required=False)
 
     def __init__(self, *args, subscription_form: SubscriptionForm, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, label_suffix="", **kwargs)
         self.subscription_form = subscription_form
         for attribute in subscription_form.attributes_asked:
             self.fields[attribute_field_name(attribute)] = forms.CharField(label=attribute, max_length=200,

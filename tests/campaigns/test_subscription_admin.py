@@ -1,6 +1,7 @@
 """The subscription form's admin: owner-scoped choices, the hosted URL and the snippet, clear errors."""
 
 import html
+import re
 
 import pytest
 from django.urls import reverse
@@ -62,7 +63,8 @@ def test_saving_stores_the_attributes_and_the_change_page_shows_the_hosted_url_a
 
     page = marketer_client.get(reverse("admin:campaigns_subscriptionform_change", args=[form.pk])).content.decode()
     assert embed.hosted_url(form=form) in page
-    snippet = html.unescape(page.split('id="embed-snippet">', 1)[1].split("</textarea>", 1)[0])
+    textarea = re.search(r'<textarea [^>]*id="embed-snippet"[^>]*>(.*?)</textarea>', page, re.S)
+    snippet = html.unescape(textarea.group(1))
     assert snippet == embed.snippet_html(form=form)
     assert tokens.post_token(form_id=form.pk) in snippet and 'name="attr_Company"' in snippet
     assert 'value="City, Company"' in page  # shown as typed
