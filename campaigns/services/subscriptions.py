@@ -8,6 +8,7 @@ told so and may ask for the confirmation email, the only way back (contacts.resu
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -80,7 +81,7 @@ def subscribe_request(
             request.save()
             _subscribe(request=request, now=now)
         return Submission(outcome=Submission.SUBSCRIBED, email=address)
-    return _mail_confirmation(request=request, was_suppressed=suppressed)
+    return _mail_confirmation(request=request, was_suppressed=suppressed, now=now)
 
 
 def confirm(*, token: str, now) -> Confirmation:
@@ -108,9 +109,14 @@ def confirm(*, token: str, now) -> Confirmation:
     return Confirmation(request=request, contact=contact, resubscribed=resubscribed, already_confirmed=False)
 
 
-def _mail_confirmation(*, request, was_suppressed):
+def _mail_confirmation(*, request, was_suppressed, now):
+    interval = settings.SUBSCRIPTION_MAIL_INTERVAL
     key = _mailed_key(owner_id=request.form.owner_id, address=request.email)
-    if not cache.add(key, 1, timeout=settings.SUBSCRIPTION_MAIL_INTERVAL):
+    # The cache's add decides between simultaneous submissions; the rows still hold if the cache was emptied.
+    mailed_lately = SubscriptionRequest.objects.filter(
+        form__owner_id=request.form.owner_id, email=request.email, created_at__gt=now - timedelta(seconds=interval),
+    ).exists()
+    if mailed_lately or not cache.add(key, 1, timeout=interval):
         # Mailed within the hour already: the form must not make us mail anyone over and over.
         return Submission(outcome=Submission.CHECK_INBOX, email=request.email, was_suppressed=was_suppressed,
                           already_mailed=True)

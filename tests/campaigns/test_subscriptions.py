@@ -3,6 +3,7 @@ signed links, the bots' limits and the suppressed contacts that only an email co
 
 import re
 import time
+from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -243,6 +244,18 @@ def test_an_address_is_mailed_at_most_once_an_hour_per_owner(form, server, other
     assert "within the last hour" not in third.content.decode()
     server.handler.wait_for(lambda h: len(h.messages) == 2)
     assert server.handler.delivered_to() == ["asha@example.in", "asha@example.in"]
+
+
+def test_the_once_an_hour_rule_holds_when_the_cache_was_emptied(form, server):
+    submit(Client(REMOTE_ADDR="203.0.113.1"), form)
+    server.handler.wait_for(lambda h: len(h.messages) == 1)
+    cache.clear()  # a restarted or flushed Redis
+    again = submit(Client(REMOTE_ADDR="203.0.113.2"), form)
+    assert "within the last hour" in again.content.decode()
+    SubscriptionRequest.objects.update(created_at=timezone.now() - timedelta(hours=1, minutes=1))
+    cache.clear()  # the cache entry would have expired with the hour
+    assert "within the last hour" not in submit(Client(REMOTE_ADDR="203.0.113.3"), form).content.decode()
+    server.handler.wait_for(lambda h: len(h.messages) == 2)
 
 
 def test_a_bad_address_is_a_clear_error_and_keeps_what_was_typed(visitor, form, server):
