@@ -37,8 +37,9 @@ class Contact(models.Model):
     consent_form = models.ForeignKey(
         "SubscriptionForm", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    consent_text = models.TextField(blank=True)
-    consent_ip_hash = models.CharField(max_length=64, blank=True)
+    # Database defaults too: the import writes contacts with one INSERT that names only its own columns.
+    consent_text = models.TextField(blank=True, default="", db_default="")
+    consent_ip_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -43,12 +43,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='contact',
             name='consent_ip_hash',
-            field=models.CharField(blank=True, max_length=64),
+            field=models.CharField(blank=True, db_default='', default='', max_length=64),
         ),
         migrations.AddField(
             model_name='contact',
             name='consent_text',
-            field=models.TextField(blank=True),
+            field=models.TextField(blank=True, db_default='', default=''),
         ),
         migrations.CreateModel(
             name='SubscriptionForm',
