@@ -26,9 +26,23 @@ pytestmark = [pytest.mark.browser]
 LINK = re.compile(r"https?://\S+/s/confirm/[^/\s]+/")
 
 
+@pytest.fixture
+def fresh_connection_pool():
+    """The dashboard test before this one ends every other connection to the test database (its
+    end_live_server_connections), and a connection it ended was still this thread's when this test began
+    (seen: its backend gone from pg_stat_activity, the first query "terminating connection due to
+    administrator command"). Requested last, after the database and live server are set up: start from a
+    new connection and pool."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql" and connection.pool is not None:
+        connection.close()
+        connection.close_pool()
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_visitor_subscribes_through_the_hosted_page_and_the_emailed_link(
-    smtp_server_factory, live_server, chromium, settings
+    smtp_server_factory, live_server, chromium, settings, fresh_connection_pool
 ):
     settings.SMTP_ALLOW_PRIVATE_HOSTS = True
     settings.SMTP_CA_FILE = ""
