@@ -483,6 +483,8 @@ class SubscriptionRequest(models.Model):
     consent_text = models.TextField(help_text="The form's wording when it was submitted.")
     ip_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField()
+    # When its confirmation email went out (blank: single opt-in, nothing mailed): at most one an hour per address.
+    mailed_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 

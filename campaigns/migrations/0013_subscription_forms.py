@@ -84,6 +84,7 @@ class Migration(migrations.Migration):
                 ('consent_text', models.TextField(help_text="The form's wording when it was submitted.")),
                 ('ip_hash', models.CharField(blank=True, max_length=64)),
                 ('created_at', models.DateTimeField()),
+                ('mailed_at', models.DateTimeField(blank=True, null=True)),
                 ('confirmed_at', models.DateTimeField(blank=True, null=True)),
                 ('contact', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='campaigns.contact')),
                 ('form', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='requests', to='campaigns.subscriptionform')),

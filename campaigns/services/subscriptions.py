@@ -114,12 +114,13 @@ def _mail_confirmation(*, request, was_suppressed, now):
     key = _mailed_key(owner_id=request.form.owner_id, address=request.email)
     # The cache's add decides between simultaneous submissions; the rows still hold if the cache was emptied.
     mailed_lately = SubscriptionRequest.objects.filter(
-        form__owner_id=request.form.owner_id, email=request.email, created_at__gt=now - timedelta(seconds=interval),
+        form__owner_id=request.form.owner_id, email=request.email, mailed_at__gt=now - timedelta(seconds=interval),
     ).exists()
     if mailed_lately or not cache.add(key, 1, timeout=interval):
         # Mailed within the hour already: the form must not make us mail anyone over and over.
         return Submission(outcome=Submission.CHECK_INBOX, email=request.email, was_suppressed=was_suppressed,
                           already_mailed=True)
+    request.mailed_at = now
     request.save()
     try:
         confirmation_mail.send(request=request)

@@ -252,7 +252,7 @@ def test_the_once_an_hour_rule_holds_when_the_cache_was_emptied(form, server):
     cache.clear()  # a restarted or flushed Redis
     again = submit(Client(REMOTE_ADDR="203.0.113.2"), form)
     assert "within the last hour" in again.content.decode()
-    SubscriptionRequest.objects.update(created_at=timezone.now() - timedelta(hours=1, minutes=1))
+    SubscriptionRequest.objects.update(mailed_at=timezone.now() - timedelta(hours=1, minutes=1))
     cache.clear()  # the cache entry would have expired with the hour
     assert "within the last hour" not in submit(Client(REMOTE_ADDR="203.0.113.3"), form).content.decode()
     server.handler.wait_for(lambda h: len(h.messages) == 2)
@@ -330,7 +330,7 @@ def test_single_opt_in_never_resubscribes_a_suppressed_contact_silently(visitor,
     assert Contact.objects.get(pk=contact.pk).status == Contact.Status.UNSUBSCRIBED
     assert not form.contact_list.contacts.exists() and server.handler.messages == []
 
-    # The page's button: the same submission, asking for the email.
+    # The page's button: the same submission, asking for the email (none went out: the hour's rule lets it).
     fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', body))
     assert fields["email"] == "asha@example.in" and fields["confirm_by_email"] == "on"
     asked = visitor.post(page_path(form), fields)
@@ -338,6 +338,19 @@ def test_single_opt_in_never_resubscribes_a_suppressed_contact_silently(visitor,
     server.handler.wait_for(lambda h: len(h.messages) == 1)
     visitor.post(path_of(confirmation_link(server.handler.messages[0])))
     assert Contact.objects.get(pk=contact.pk).status == Contact.Status.SUBSCRIBED
+
+
+def test_a_single_opt_in_subscription_mailed_no_one_so_the_hour_rule_does_not_hold_back_a_later_link(
+    visitor, form, server
+):
+    form.double_opt_in = False
+    form.save()
+    submit(visitor, form)
+    contact = Contact.objects.get(email="asha@example.in")
+    contacts.suppress(contact_ids=[contact.pk], status=Contact.Status.UNSUBSCRIBED, now=timezone.now())
+    asked = submit(visitor, form, confirm_by_email="on")
+    assert "within the last hour" not in asked.content.decode()
+    server.handler.wait_for(lambda h: len(h.messages) == 1)
 
 
 def test_resubscribe_refuses_a_request_that_was_not_confirmed(form):
