@@ -12,10 +12,14 @@ from django.utils.html import format_html, format_html_join
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user, without_fields
 from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
-from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, ImportJob
+from campaigns.forms import SubscriptionFormAdminForm
+from campaigns.models import (
+    Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, ImportJob, SubscriptionForm,
+)
 from campaigns.selectors import audience, campaign_list
 from campaigns.selectors import privacy as privacy_selectors
 from campaigns.services import contacts, privacy
+from campaigns.subscriptions import embed
 from tracking.models import Event, Link
 
 
@@ -43,7 +47,8 @@ class ContactAdmin(OwnedModelAdmin):
     list_filter = ("status", "lists", "created_at")
     search_fields = ("email", "name")
     # The status is written by campaigns.services.contacts only (the action here, bounces, unsubscribes).
-    readonly_fields = ("status", "status_changed_at", "created_at", "updated_at")
+    readonly_fields = ("status", "status_changed_at", "consent_at", "consent_form", "consent_text", "consent_ip_hash",
+                       "created_at", "updated_at")
 
     def get_queryset(self, request):
         # Only the user's own lists: a contact may sit in another owner's list (put
@@ -402,3 +407,37 @@ class ImportJobAdmin(OwnedModelAdmin):
         for job in queryset:
             job.file.delete(save=False)
         super().delete_queryset(request, queryset)
+
+
+@admin.register(SubscriptionForm)
+class SubscriptionFormAdmin(OwnedModelAdmin):
+    form = SubscriptionFormAdminForm
+    list_display = ("title", "contact_list", "double_opt_in", "enabled", "hosted_page")
+    list_filter = ("enabled", "double_opt_in", "contact_list")
+    list_select_related = ("contact_list",)
+    search_fields = ("title",)
+    readonly_fields = ("hosted_page", "embed_snippet", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("owner", "title", "contact_list", "smtp_account", "enabled")}),
+        ("What it asks", {"fields": ("attributes_asked", "consent_text", "double_opt_in")}),
+        ("Publish", {"fields": ("hosted_page", "embed_snippet")}),
+    )
+
+    @admin.display(description="Hosted page")
+    def hosted_page(self, obj):
+        if obj is None or obj.pk is None:
+            return "Shown once the form is saved."
+        url = embed.hosted_url(form=obj)
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
+
+    @admin.display(description="Embeddable HTML")
+    def embed_snippet(self, obj):
+        if obj is None or obj.pk is None:
+            return "Shown once the form is saved."
+        return format_html(
+            '<textarea readonly rows="16" cols="100" wrap="off" id="embed-snippet" '
+            'style="font-family: monospace; font-size: 12px; width: 100%">{}</textarea>'
+            "<p>Paste this plain HTML form into any page; it needs no JavaScript. "
+            "Submissions, errors and the confirmation show on the hosted page.</p>",
+            embed.snippet_html(form=obj),
+        )

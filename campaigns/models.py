@@ -1,3 +1,4 @@
+import re
 import uuid
 from pathlib import Path
 
@@ -30,6 +31,15 @@ class Contact(models.Model):
     attributes = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBSCRIBED)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Consent, recorded when a subscription form's confirmation (or single opt-in) subscribes the contact:
+    # when, from which form, the wording agreed to (copied: the form may change later), the IP hashed.
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_form = models.ForeignKey(
+        "SubscriptionForm", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Database defaults too: the import writes contacts with one INSERT that names only its own columns.
+    consent_text = models.TextField(blank=True, default="", db_default="")
+    consent_ip_hash = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -437,3 +447,87 @@ class SuppressedHash(models.Model):
 
     def __str__(self):
         return f"{self.get_reason_display()} (erased)"
+
+
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ -]{0,49}")
+
+
+def validate_attribute_names(value):
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValidationError("A list of attribute names.")
+    for name in value:
+        if not ATTRIBUTE_NAME.fullmatch(name):
+            raise ValidationError(
+                f"“{name}” is not an attribute name: letters, digits, spaces, - and _, starting with a letter."
+            )
+        if name.lower() in ("email", "name"):
+            raise ValidationError(f"“{name}” is asked on every form already.")
+
+
+class SubscriptionForm(models.Model):
+    """A public sign-up form for one contact list: a hosted page and an embeddable snippet."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscription_forms")
+    contact_list = models.ForeignKey(ContactList, on_delete=models.CASCADE, related_name="subscription_forms")
+    title = models.CharField(max_length=200)
+    consent_text = models.TextField(
+        "Consent wording",
+        help_text="Shown above the button and recorded on every contact who subscribes through this form.",
+    )
+    attributes_asked = models.JSONField(
+        "Attributes asked", default=list, blank=True, validators=[validate_attribute_names],
+        help_text="Contact attributes the form asks for besides email and name, e.g. City, Company.",
+    )
+    smtp_account = models.ForeignKey(
+        "accounts.SmtpAccount", on_delete=models.PROTECT, related_name="subscription_forms",
+        verbose_name="SMTP account",
+        help_text="Sends the confirmation emails (single opt-in forms too: a suppressed contact confirms by email).",
+    )
+    double_opt_in = models.BooleanField(
+        "Double opt-in", default=True,
+        help_text="Subscribe only once the address is confirmed by email. Turn off only for people who consented "
+                  "elsewhere already.",
+    )
+    enabled = models.BooleanField(default=True, help_text="A disabled form takes no submissions.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self):
+        return self.title
+
+    def clean(self):
+        errors = {}
+        if self.contact_list_id and self.owner_id and self.contact_list.owner_id != self.owner_id:
+            errors["contact_list"] = "This list belongs to someone else."
+        if self.smtp_account_id and self.owner_id and self.smtp_account.owner_id != self.owner_id:
+            errors["smtp_account"] = "This SMTP account belongs to someone else."
+        if errors:
+            raise ValidationError(errors)
+
+
+class SubscriptionRequest(models.Model):
+    """A submission waiting for its address to be confirmed: nothing is on the list until then."""
+
+    owner_path = "form__owner"
+
+    form = models.ForeignKey(SubscriptionForm, on_delete=models.CASCADE, related_name="requests")
+    email = ContactEmailField(max_length=254)
+    name = models.CharField(max_length=200, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    consent_text = models.TextField(help_text="The form's wording when it was submitted.")
+    ip_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField()
+    # When its confirmation email went out (blank: single opt-in, nothing mailed): at most one an hour per address.
+    mailed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["form", "email"], name="subscriptionrequest_address")]
+
+    def __str__(self):
+        return self.email

@@ -372,3 +372,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Public subscription forms (campaigns.subscriptions): how long a confirmation link works, how many
+# submissions an IP address and a list take per hour, and how often one address may be mailed.
+SUBSCRIPTION_CONFIRM_MAX_AGE = int(os.environ.get("SUBSCRIPTION_CONFIRM_MAX_AGE", str(2 * 24 * 3600)))
+SUBSCRIBE_LIMIT_PER_IP = int(os.environ.get("SUBSCRIBE_LIMIT_PER_IP", "10"))
+SUBSCRIBE_LIMIT_PER_LIST = int(os.environ.get("SUBSCRIBE_LIMIT_PER_LIST", "200"))
+SUBSCRIBE_RATE_WINDOW = 3600
+SUBSCRIPTION_MAIL_INTERVAL = 3600

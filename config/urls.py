@@ -16,6 +16,7 @@ urlpatterns = [
     # The editor's image upload is switched off (campaigns.editor): images are linked by URL.
     path("ckeditor5/image_upload/", editor.image_upload_disabled, name="ck_editor_5_upload_file"),
     path("t/", include("tracking.urls")),
+    path("s/", include("campaigns.subscriptions.urls")),
     # The dashboard's and analytics pages' data (staff only, owner-scoped), ahead of the admin's catch-all.
     path("admin/dashboard/data/", admin.site.admin_view(campaign_views.dashboard_data), name="dashboard_data"),
     path(

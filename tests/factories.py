@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from accounts.models import MARKETERS_GROUP, SmtpAccount, User
-from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate
+from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, SubscriptionForm
 from tracking.models import Event, Link
 
 PASSWORD = "correct horse battery staple"
@@ -131,6 +131,18 @@ class CampaignEventFactory(factory.django.DjangoModelFactory):
     at = factory.LazyFunction(timezone.now)
     from_status = Campaign.Status.SCHEDULED
     to_status = Campaign.Status.SENDING
+
+
+class SubscriptionFormFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SubscriptionForm
+
+    owner = factory.SubFactory(MarketerFactory)
+    contact_list = factory.SubFactory(ContactListFactory, owner=factory.SelfAttribute("..owner"))
+    smtp_account = factory.SubFactory(SmtpAccountFactory, owner=factory.SelfAttribute("..owner"))
+    title = factory.Sequence(lambda n: f"Newsletter sign-up {n}")
+    consent_text = "I agree to receive the monthly newsletter and can unsubscribe at any time."
+    attributes_asked = factory.LazyFunction(lambda: ["City"])
 
 
 class EmailFactory(factory.django.DjangoModelFactory):

@@ -1,7 +1,8 @@
-"""The writes of Contact.status: suppression, for a bounce, an unsubscribe or a complaint.
+"""The writes of Contact.status: suppression, for a bounce, an unsubscribe or a complaint, and the one way back.
 
 Suppressed (Contact.SUPPRESSED_STATUSES) is for good: the contact receives nothing more (its
-unsent emails in every campaign are cancelled), no import resubscribes it, no retry sends to it.
+unsent emails in every campaign are cancelled), no import resubscribes it, no retry sends to it,
+unless the person confirms their address again through a subscription form's email (`resubscribe`).
 A contact keeps the first reason it was suppressed for (an unsubscribe after a bounce stays bounced).
 """
 
@@ -36,3 +37,19 @@ def suppress_if_erased(*, contact: Contact, now) -> None:
     reason = privacy.erased_reason(owner=contact.owner, address=contact.email)
     if reason:
         contact.status, contact.status_changed_at = reason, now
+
+
+def resubscribe(*, subscription_request, now) -> bool:
+    """Subscribe a suppressed contact again, the one way back: its owner's address confirmed by email.
+
+    Only a confirmed SubscriptionRequest opens it (campaigns.services.subscriptions.confirm), so no
+    import, form submission or admin edit resubscribes anyone silently. Returns whether it changed.
+    """
+    if subscription_request.confirmed_at is None or subscription_request.contact_id is None:
+        raise ValueError("only a confirmed subscription request resubscribes a contact")
+    return bool(
+        Contact.objects.filter(
+            pk=subscription_request.contact_id, owner_id=subscription_request.form.owner_id,
+            status__in=Contact.SUPPRESSED_STATUSES,
+        ).update(status=Contact.Status.SUBSCRIBED, status_changed_at=now, updated_at=now)
+    )

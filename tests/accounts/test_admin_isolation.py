@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import SmtpAccount, User
-from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate
+from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, SubscriptionForm
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -30,6 +30,7 @@ from tests.factories import (
     EventFactory,
     LinkFactory,
     SmtpAccountFactory,
+    SubscriptionFormFactory,
 )
 from tracking.models import Event, Link
 
@@ -45,6 +46,7 @@ OWNED = {
     "email": ("campaigns", "email", Email, False),
     "link": ("tracking", "link", Link, False),
     "event": ("tracking", "event", Event, False),
+    "subscriptionform": ("campaigns", "subscriptionform", SubscriptionForm, True),
 }
 ALL_OWNED = list(OWNED)
 WRITABLE = [key for key, spec in OWNED.items() if spec[3]]
@@ -76,16 +78,19 @@ def build_world(owner, title, slug):
     email = EmailFactory(campaign=campaign, contact=contact)
     link = LinkFactory(campaign=campaign, url=f"https://{slug}-corp.example/spring-offer")
     event = EventFactory(email=email, kind=Event.Kind.CLICK, link=link)
+    subscription_form = SubscriptionFormFactory(
+        owner=owner, contact_list=contact_list, smtp_account=smtp, title=f"{title} Signup Form",
+    )
     objects = {
         "smtpaccount": smtp, "contact": contact, "contactlist": contact_list, "emailtemplate": template,
-        "campaign": campaign, "email": email, "link": link, "event": event,
+        "campaign": campaign, "email": email, "link": link, "event": event, "subscriptionform": subscription_form,
     }
     # What each changelist row shows of the object (the event row shows its email's
     # address), which is also what the changelist search box finds it by.
     markers = {
         "smtpaccount": smtp.name, "contact": contact.email, "contactlist": contact_list.name,
         "emailtemplate": template.name, "campaign": campaign.name, "email": email.to_email, "link": link.url,
-        "event": email.to_email,
+        "event": email.to_email, "subscriptionform": subscription_form.title,
     }
     return SimpleNamespace(owner=owner, objects=objects, markers=markers, search_terms=markers, **objects)
 
@@ -505,7 +510,9 @@ def test_delete_selected_with_other_owners_ids_deletes_nothing(key, world, other
 @pytest.mark.parametrize("key", ["contact", "contactlist", "emailtemplate", "campaign", "smtpaccount"])
 def test_delete_selected_across_all_deletes_only_own_objects(key, world, other_client, other_marketer):
     if key == "smtpaccount":
-        Campaign.objects.filter(owner=other_marketer).delete()  # campaigns protect their SMTP account
+        # Campaigns and subscription forms protect their SMTP account.
+        Campaign.objects.filter(owner=other_marketer).delete()
+        SubscriptionForm.objects.filter(owner=other_marketer).delete()
     if key == "campaign":
         # Deleting a campaign deletes its ledger rows, which marketers may not delete (read-only admins).
         Email.objects.filter(campaign__owner=other_marketer).delete()
@@ -546,6 +553,9 @@ ADD_DATA = {
     "contactlist": {"name": "Fresh List", "description": ""},
     "emailtemplate": {"name": "Fresh Template", "subject": "Hi", "body_html": "<p>Hi</p>", "body_text": ""},
     "campaign": campaign_post_data(name="Fresh Campaign"),
+    # Its list and SMTP account: the marketer's own, filled in by add_data().
+    "subscriptionform": {"title": "Fresh Signup", "consent_text": "Yes please.", "attributes_asked": "City",
+                         "double_opt_in": "on", "enabled": "on"},
 }
 LOOKUP = {
     "smtpaccount": {"name": "Fresh Relay"},
@@ -553,7 +563,15 @@ LOOKUP = {
     "contactlist": {"name": "Fresh List"},
     "emailtemplate": {"name": "Fresh Template"},
     "campaign": {"name": "Fresh Campaign"},
+    "subscriptionform": {"title": "Fresh Signup"},
 }
+
+
+def add_data(key, world_of_owner):
+    data = dict(ADD_DATA[key])
+    if key == "subscriptionform":
+        data.update(contact_list=world_of_owner.contactlist.pk, smtp_account=world_of_owner.smtpaccount.pk)
+    return data
 
 
 @pytest.mark.parametrize("key", WRITABLE)
@@ -567,7 +585,7 @@ def test_add_form_has_no_owner_field_for_marketers(key, marketer_client):
 def test_add_sets_owner_to_logged_in_marketer(key, world, marketer, other_marketer, marketer_client):
     model = OWNED[key][2]
     # A forged owner in the POST is ignored: the field is not on the form.
-    response = marketer_client.post(admin_url(key, "add"), {**ADD_DATA[key], "owner": other_marketer.pk})
+    response = marketer_client.post(admin_url(key, "add"), {**add_data(key, world.alice), "owner": other_marketer.pk})
     assert response.status_code == 302, response.context["adminform"].form.errors
     created = model._default_manager.get(**LOOKUP[key])
     assert created.owner == marketer
@@ -770,6 +788,8 @@ def make_rich(key, owner):
         return account
     if key == "emailtemplate":
         return EmailTemplateFactory(owner=owner)
+    if key == "subscriptionform":
+        return SubscriptionFormFactory(owner=owner)
     campaign = CampaignFactory(owner=owner)
     if key == "email":
         return EmailFactory(campaign=campaign)

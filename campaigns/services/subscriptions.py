@@ -1,0 +1,206 @@
+"""Writes of the public subscription forms: a submission, and the confirmation that subscribes.
+
+A submission to a double opt-in form records a SubscriptionRequest and mails its confirmation link;
+nothing is on the list until the link is opened. A single opt-in form (for people who consented
+elsewhere) subscribes at once, except a contact who unsubscribed, bounced or complained: they are
+told so and may ask for the confirmation email, the only way back (contacts.resubscribe).
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils.crypto import salted_hmac
+
+from campaigns.imports.addresses import normalize_address, validate_contact_email
+from campaigns.models import Contact, SubscriptionForm, SubscriptionRequest
+from campaigns.services import contacts
+from campaigns.subscriptions import confirmation_mail, tokens
+
+log = logging.getLogger(__name__)
+
+ATTRIBUTE_MAX_LENGTH = 200
+
+
+class SubscriptionError(Exception):
+    """Said on the page as it is; the submission's values stay on the form."""
+
+
+class RateLimited(SubscriptionError):
+    pass
+
+
+@dataclass
+class Submission:
+    CHECK_INBOX = "check_inbox"  # a confirmation email is on its way (or was sent within the hour)
+    SUBSCRIBED = "subscribed"  # single opt-in: on the list now
+    SUPPRESSED = "suppressed"  # single opt-in, but the contact is suppressed: confirm by email to come back
+
+    outcome: str
+    email: str = ""
+    was_suppressed: bool = False
+    already_mailed: bool = False
+
+
+@dataclass
+class Confirmation:
+    request: SubscriptionRequest
+    contact: Contact
+    resubscribed: bool
+    already_confirmed: bool
+
+
+def subscribe_request(
+    *, form: SubscriptionForm, email: str, name: str, attributes: dict, honeypot: str, ip: str, now,
+    confirm_by_email: bool = False,
+) -> Submission:
+    """Handle one submission of `form`. Raises ValidationError (the address), SubscriptionError (closed,
+    rate limited, the confirmation could not be sent)."""
+    if not form.enabled:
+        raise SubscriptionError("This form no longer takes sign-ups.")
+    if honeypot:
+        # A bot filled the field people never see: answer as for anyone, do nothing.
+        return Submission(outcome=Submission.CHECK_INBOX)
+    ip_hash = tokens.hash_ip(ip)
+    _count_against_limits(form=form, ip_hash=ip_hash)
+    address = normalize_address(email)
+    validate_contact_email(address)
+    contact = Contact.objects.filter(owner_id=form.owner_id, email=address).only("status").first()
+    suppressed = contact is not None and contact.status in Contact.SUPPRESSED_STATUSES
+    request = SubscriptionRequest(
+        form=form, email=address, name=name.strip()[:200], attributes=_picked_attributes(form, attributes),
+        consent_text=form.consent_text, ip_hash=ip_hash, created_at=now,
+    )
+    if not form.double_opt_in and not confirm_by_email:
+        if suppressed:
+            return Submission(outcome=Submission.SUPPRESSED, email=address, was_suppressed=True)
+        with transaction.atomic():
+            request.save()
+            _subscribe(request=request, now=now)
+        return Submission(outcome=Submission.SUBSCRIBED, email=address)
+    return _mail_confirmation(request=request, was_suppressed=suppressed, now=now)
+
+
+def confirm(*, token: str, now) -> Confirmation:
+    """Open a confirmation link: subscribe its address to the form's list; the same link again changes nothing.
+
+    Raises SubscriptionError for a forged, expired or unknown link."""
+    try:
+        request_id, address = tokens.read_confirm_token(token)
+    except tokens.ConfirmationExpired as exc:
+        raise SubscriptionError("This confirmation link has expired. Please sign up again.") from exc
+    except tokens.ConfirmationInvalid as exc:
+        raise SubscriptionError("This confirmation link is not valid.") from exc
+    with transaction.atomic():
+        request = (
+            SubscriptionRequest.objects.select_for_update(of=("self",))
+            .select_related("form__contact_list", "form__owner")
+            .filter(pk=request_id, email=address)
+            .first()
+        )
+        if request is None:
+            raise SubscriptionError("This confirmation link is not valid.")
+        if request.confirmed_at is not None:
+            return Confirmation(request=request, contact=request.contact, resubscribed=False, already_confirmed=True)
+        contact, resubscribed = _subscribe(request=request, now=now)
+    return Confirmation(request=request, contact=contact, resubscribed=resubscribed, already_confirmed=False)
+
+
+def _mail_confirmation(*, request, was_suppressed, now):
+    interval = settings.SUBSCRIPTION_MAIL_INTERVAL
+    key = _mailed_key(owner_id=request.form.owner_id, address=request.email)
+    # The cache's add decides between simultaneous submissions; the rows still hold if the cache was emptied.
+    mailed_lately = SubscriptionRequest.objects.filter(
+        form__owner_id=request.form.owner_id, email=request.email, mailed_at__gt=now - timedelta(seconds=interval),
+    ).exists()
+    if mailed_lately or not cache.add(key, 1, timeout=interval):
+        # Mailed within the hour already: the form must not make us mail anyone over and over.
+        return Submission(outcome=Submission.CHECK_INBOX, email=request.email, was_suppressed=was_suppressed,
+                          already_mailed=True)
+    request.mailed_at = now
+    request.save()
+    try:
+        confirmation_mail.send(request=request)
+    except confirmation_mail.ConfirmationNotSent as exc:
+        log.warning("confirmation of subscription request %s not sent: %s", request.pk, exc)
+        request.delete()
+        cache.delete(key)  # nothing went out: a retry may mail at once
+        raise SubscriptionError(
+            "We could not send the confirmation email just now. Please try again in a few minutes."
+        ) from exc
+    return Submission(outcome=Submission.CHECK_INBOX, email=request.email, was_suppressed=was_suppressed)
+
+
+def _subscribe(*, request, now):
+    """The contact for the request's address, on the list, subscribed, its consent recorded."""
+    form = request.form
+    contact = _contact_for(owner_id=form.owner_id, address=request.email)
+    if request.name and not contact.name:
+        contact.name = request.name
+    contact.attributes = {**(contact.attributes or {}), **request.attributes}
+    contact.consent_at = now
+    contact.consent_form = form
+    contact.consent_text = request.consent_text
+    contact.consent_ip_hash = request.ip_hash
+    contact.save(update_fields=["name", "attributes", "consent_at", "consent_form", "consent_text",
+                                "consent_ip_hash", "updated_at"])
+    request.contact = contact
+    request.confirmed_at = now
+    request.save(update_fields=["contact", "confirmed_at"])
+    resubscribed = contact.status in Contact.SUPPRESSED_STATUSES and contacts.resubscribe(
+        subscription_request=request, now=now
+    )
+    if resubscribed:
+        contact.refresh_from_db(fields=["status", "status_changed_at"])
+    form.contact_list.contacts.add(contact)
+    return contact, resubscribed
+
+
+def _contact_for(*, owner_id, address):
+    contact = Contact.objects.filter(owner_id=owner_id, email=address).first()
+    if contact is not None:
+        return contact
+    try:
+        with transaction.atomic():
+            return Contact.objects.create(owner_id=owner_id, email=address)
+    except IntegrityError:
+        # Created meanwhile (an import, a second confirmation in flight): use that one.
+        return Contact.objects.get(owner_id=owner_id, email=address)
+
+
+def _picked_attributes(form, attributes):
+    """Only the attributes the form asks for, trimmed; blank answers left out."""
+    picked = {}
+    for field_name in form.attributes_asked:
+        value = str(attributes.get(field_name, "") or "").strip()[:ATTRIBUTE_MAX_LENGTH]
+        if value:
+            picked[field_name] = value
+    return picked
+
+
+def _count_against_limits(*, form, ip_hash):
+    window = settings.SUBSCRIBE_RATE_WINDOW
+    if ip_hash and _over(f"subscribe:ip:{ip_hash}", settings.SUBSCRIBE_LIMIT_PER_IP, window):
+        raise RateLimited("Too many sign-ups from your network in the last hour. Please try again later.")
+    if _over(f"subscribe:list:{form.contact_list_id}", settings.SUBSCRIBE_LIMIT_PER_LIST, window):
+        raise RateLimited("This form is taking too many sign-ups right now. Please try again later.")
+
+
+def _over(key, limit, window):
+    """Count one hit in a fixed window (the cache's atomic add and incr); True once past `limit`."""
+    cache.add(key, 0, timeout=window)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window)
+        count = 1
+    return count > limit
+
+
+def _mailed_key(*, owner_id, address):
+    # Per owner: one marketer's form must not reveal that another's mailed this address.
+    digest = salted_hmac("campaigns.subscriptions.mailed", address, algorithm="sha256").hexdigest()
+    return f"subscribe:mailed:{owner_id}:{digest}"
