@@ -4,8 +4,10 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from campaigns import editor, views as campaign_views
+from config import views as site_views
 
 urlpatterns = [
+    path("favicon.ico", site_views.favicon, name="favicon"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Password reset with Django's own views, linked from the admin login page.
     path("admin/password_reset/", auth_views.PasswordResetView.as_view(), name="admin_password_reset"),
