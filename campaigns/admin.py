@@ -117,6 +117,14 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
             readonly += [f for f in self.frozen_after_draft if f != "owner" or request.user.is_superuser]
         return readonly
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "scheduled_at" and field is not None:
+            # The zone the middleware activated for this user, by name: Django's own note beside the input
+            # ("hours behind server time") is hidden by static/css/admin.css, as no server time is involved.
+            field.help_text = f"Entered in your own time zone: {timezone.get_current_timezone_name()}."
+        return field
+
     def has_delete_permission(self, request, obj=None):
         # A campaign being sent cannot be deleted under its workers; pause or cancel it first.
         if obj is not None and obj.status == Campaign.Status.SENDING:
