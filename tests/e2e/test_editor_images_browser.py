@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from campaigns.models import Campaign
 from campaigns.services import images
-from tests.e2e.test_admin_layout_browser import log_in
+from tests.e2e.test_layout_browser import log_in
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
     ARTIFACTS, chromium, end_live_server_connections,
 )

@@ -1,4 +1,5 @@
-"""The admin's own pages in Chromium at a laptop's width (1366 px): wide changelists stay inside the page.
+"""The admin's own pages in Chromium at a laptop's width (1366 px): wide changelists stay inside the page, and the
+schedule field in a browser set to another time zone.
 
 Served by pytest-django's live server under the strict Content-Security-Policy. Screenshots go to
 test-artifacts/.
