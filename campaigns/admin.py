@@ -187,6 +187,14 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
         # A resend goes to its source's non-openers (campaigns.selectors.audience), never to lists.
         return without_fields(fieldsets, {"lists"})
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "scheduled_at" and field is not None:
+            # The zone the middleware activated for this user, by name: Django's own note beside the input
+            # ("hours behind server time") is hidden by static/css/admin.css, as no server time is involved.
+            field.help_text = f"Entered in your own time zone: {timezone.get_current_timezone_name()}."
+        return field
+
     def has_delete_permission(self, request, obj=None):
         # A campaign being sent cannot be deleted under its workers; pause or cancel it first.
         if obj is not None and obj.status == Campaign.Status.SENDING:

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from campaigns import personalize
+from campaigns.editor import EditorPageMixin
 from campaigns.forms import CampaignAdminForm, EmailTemplateAdminForm, TestSendForm
 from campaigns.selectors import personalization
 from campaigns.services import previews, templates
@@ -40,7 +41,7 @@ def missing_variable_warnings(campaign):
     return warnings
 
 
-class CampaignComposeMixin:
+class CampaignComposeMixin(EditorPageMixin):
     form = CampaignAdminForm
     change_form_template = "admin/campaigns/campaign/change_form.html"
 
@@ -144,6 +145,6 @@ def new_campaign_from_template(modeladmin, request, queryset):
 CAMPAIGN_COMPOSE_ACTIONS = [save_as_template]
 
 
-class EmailTemplateComposeMixin:
+class EmailTemplateComposeMixin(EditorPageMixin):
     form = EmailTemplateAdminForm
     actions = [new_campaign_from_template]

@@ -316,7 +316,7 @@ CKEDITOR_5_CONFIGS = {
         "toolbar": {
             "items": [
                 "heading", "|", "bold", "italic", "underline", "link", "bulletedList",
-                "numberedList", "blockQuote", "insertTable", "|", "sourceEditing",
+                "numberedList", "blockQuote", "insertTable", "insertImage", "|", "sourceEditing",
                 "undo", "redo",
             ],
         },
@@ -324,6 +324,13 @@ CKEDITOR_5_CONFIGS = {
         # dropped every class, style and layout attribute of pasted email HTML. What is saved is
         # sanitised by campaigns.html_hygiene (nh3) anyway.
         "htmlSupport": {"allow": [{"name": "/.*/", "attributes": True, "classes": True, "styles": True}]},
+        # "Insert image" offers both: upload (campaigns.editor.image_upload) and insert by URL.
+        "image": {
+            "insert": {"integrations": ["upload", "url"]},
+            # The file chooser's choice; the server checks the content (campaigns.services.images).
+            "upload": {"types": ["png", "jpeg", "gif", "webp"]},
+            "toolbar": ["imageTextAlternative", "|", "imageStyle:inline", "imageStyle:block", "|", "linkImage"],
+        },
         "heading": {
             "options": [
                 {"model": "paragraph", "title": "Paragraph", "class": "ck-heading_paragraph"},
@@ -335,6 +342,9 @@ CKEDITOR_5_CONFIGS = {
     },
 }
 CKEDITOR_5_FILE_UPLOAD_PERMISSION = "staff"
+# What django-ckeditor-5's file uploader offers (its image chooser reads CKEDITOR_5_CONFIGS' image.upload.types).
+CKEDITOR_5_UPLOAD_FILE_TYPES = ["png", "jpeg", "gif", "webp"]
+IMAGE_UPLOAD_MAX_BYTES = int(os.environ.get("IMAGE_UPLOAD_MAX_BYTES", str(5 * 1024 * 1024)))
 
 # --- security -------------------------------------------------------------
 
@@ -353,6 +363,8 @@ CONTENT_SECURITY_POLICY = os.environ.get("CONTENT_SECURITY_POLICY") or (
 CONTENT_SECURITY_POLICY_PREVIEW = CONTENT_SECURITY_POLICY.replace(
     "img-src 'self' data:", "img-src 'self' data: https:"
 )
+# The campaign and template add/change pages: the body's images show in the editor as they will in the mail.
+CONTENT_SECURITY_POLICY_EDITOR = CONTENT_SECURITY_POLICY_PREVIEW
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

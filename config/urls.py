@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from campaigns import editor, views as campaign_views
+from config import views as site_views
 
 urlpatterns = [
+    path("favicon.ico", site_views.favicon, name="favicon"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Password reset with Django's own views, linked from the admin login page.
     path("admin/password_reset/", auth_views.PasswordResetView.as_view(), name="admin_password_reset"),
@@ -13,8 +15,13 @@ urlpatterns = [
     path("reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("accounts/", include("accounts.urls")),
-    # The editor's image upload is switched off (campaigns.editor): images are linked by URL.
-    path("ckeditor5/image_upload/", editor.image_upload_disabled, name="ck_editor_5_upload_file"),
+    # The editor's image upload (our view, under the URL name django-ckeditor-5's widget posts to), and the
+    # uploaded images, public for recipients' mail clients; a name is 22 random URL-safe characters.
+    path("ckeditor5/image_upload/", editor.image_upload, name="ck_editor_5_upload_file"),
+    re_path(
+        r"^media/images/(?P<owner_id>[0-9]+)/(?P<filename>[A-Za-z0-9_-]{22}\.(?:png|jpg|gif|webp))$",
+        editor.public_image, name="public_image",
+    ),
     path("t/", include("tracking.urls")),
     path("s/", include("campaigns.subscriptions.urls")),
     # The dashboard's and analytics pages' data (staff only, owner-scoped), ahead of the admin's catch-all.

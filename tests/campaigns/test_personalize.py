@@ -183,15 +183,6 @@ def test_the_editor_widget_is_on_campaign_and_template_forms(marketer_client):
         assert "django_ckeditor_5" in body and 'data-upload-url="/ckeditor5/image_upload/"' in body
 
 
-def test_editor_image_uploads_are_switched_off(marketer_client):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    response = marketer_client.post(
-        "/ckeditor5/image_upload/", {"upload": SimpleUploadedFile("a.png", b"\x89PNG\r\n", content_type="image/png")}
-    )
-    assert response.status_code == 403 and "switched off" in response.json()["error"]["message"]
-
-
 PLAIN_SOURCES = [
     "", "Hello", "Hello {{ name }}", "{{name}}{{ email }}", "<p>Hi {{ name }} &amp; {{ City }}</p>",
     "{{ unsubscribe_url }} and {{ missing }}", "{{ True }} {{ None }} {{ False }}", "{{ 'literal' }} {{ 5 }}",
