@@ -230,20 +230,19 @@ def complete_finished(*, now, campaign_ids=None):
 def duplicate(*, campaign):
     """A new draft with the same message, account and audience (its lists, or the resend's source and rule)."""
     with transaction.atomic():
-        copy = Campaign.objects.create(
-            owner=campaign.owner,
-            name=f"{campaign.name} (copy)",
-            smtp_account=campaign.smtp_account,
-            subject=campaign.subject,
-            body_html=campaign.body_html,
-            body_text=campaign.body_text,
-            track_opens=campaign.track_opens,
-            track_clicks=campaign.track_clicks,
-            source_campaign=campaign.source_campaign,
-            source_rule=campaign.source_rule,
-        )
+        copy = _draft_with_the_message_of(campaign, name=f"{campaign.name} (copy)",
+                                          source_campaign=campaign.source_campaign, source_rule=campaign.source_rule)
         copy.lists.set(campaign.lists.all())
     return copy
+
+
+def _draft_with_the_message_of(campaign, **fields):
+    """A new draft with the campaign's owner, account, subject, bodies and tracking, and `fields`."""
+    return Campaign.objects.create(
+        owner=campaign.owner, smtp_account=campaign.smtp_account, subject=campaign.subject,
+        body_html=campaign.body_html, body_text=campaign.body_text, track_opens=campaign.track_opens,
+        track_clicks=campaign.track_clicks, **fields,
+    )
 
 
 RESEND_SUFFIX = " (resend to non-openers)"
@@ -259,17 +258,10 @@ def resend_to_non_openers(*, campaign: Campaign) -> Campaign:
         raise LifecycleError(
             f"Only a completed campaign can be resent to its non-openers; this one is {_status_of(campaign)}."
         )
-    return Campaign.objects.create(
-        owner=campaign.owner,
+    return _draft_with_the_message_of(
+        campaign,
         name=campaign.name[:Campaign._meta.get_field("name").max_length - len(RESEND_SUFFIX)] + RESEND_SUFFIX,
-        smtp_account=campaign.smtp_account,
-        subject=campaign.subject,
-        body_html=campaign.body_html,
-        body_text=campaign.body_text,
-        track_opens=campaign.track_opens,
-        track_clicks=campaign.track_clicks,
-        source_campaign=campaign,
-        source_rule=Campaign.SourceRule.NOT_OPENED,
+        source_campaign=campaign, source_rule=Campaign.SourceRule.NOT_OPENED,
     )
 
 
