@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from config.celery import app
+from tests.e2e.test_worker_sends_campaign import redis_url_with_db
 
 pytestmark = [pytest.mark.redis]
 
@@ -25,7 +26,7 @@ def test_a_tick_published_behind_a_backlog_of_batches_waits_in_its_own_queue(red
     not the last of the batches' queue."""
     from campaigns import tasks
 
-    url = redis_url.rsplit("/", 1)[0] + "/14"
+    url = redis_url_with_db(redis_url, 11)  # a database of its own, flushed (the browser tests use 14, e2e 15)
     client = redis.Redis.from_url(url)
     client.flushdb()
     with app.connection_for_write(url) as conn:
