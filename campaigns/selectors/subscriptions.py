@@ -16,15 +16,23 @@ def open_form(*, page_token: str) -> SubscriptionForm | None:
     return SubscriptionForm.objects.select_related("owner", "contact_list").filter(pk=form_id, enabled=True).first()
 
 
-def request_to_confirm(*, token: str) -> SubscriptionRequest:
-    """The request a confirmation link names; raises LinkNotValid (forged, expired, unknown)."""
+NOT_VALID = "This confirmation link is not valid."
+
+
+def confirmation_link(*, token: str) -> tuple[int, str]:
+    """The (request id, address) a confirmation link signs; raises LinkNotValid (forged, expired)."""
     try:
-        request_id, address = tokens.read_confirm_token(token)
+        return tokens.read_confirm_token(token)
     except tokens.ConfirmationExpired as exc:
         raise LinkNotValid("This confirmation link has expired. Please sign up again.") from exc
     except tokens.ConfirmationInvalid as exc:
-        raise LinkNotValid("This confirmation link is not valid.") from exc
+        raise LinkNotValid(NOT_VALID) from exc
+
+
+def request_to_confirm(*, token: str) -> SubscriptionRequest:
+    """The request a confirmation link names; raises LinkNotValid (forged, expired, unknown)."""
+    request_id, address = confirmation_link(token=token)
     request = SubscriptionRequest.objects.select_related("form__owner").filter(pk=request_id, email=address).first()
     if request is None:
-        raise LinkNotValid("This confirmation link is not valid.")
+        raise LinkNotValid(NOT_VALID)
     return request

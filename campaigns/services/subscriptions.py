@@ -17,6 +17,7 @@ from django.utils.crypto import salted_hmac
 
 from campaigns.imports.addresses import normalize_address, validate_contact_email
 from campaigns.models import Contact, SubscriptionForm, SubscriptionRequest
+from campaigns.selectors import subscriptions as selectors
 from campaigns.services import contacts
 from campaigns.subscriptions import confirmation_mail, tokens
 
@@ -89,11 +90,9 @@ def confirm(*, token: str, now) -> Confirmation:
 
     Raises SubscriptionError for a forged, expired or unknown link."""
     try:
-        request_id, address = tokens.read_confirm_token(token)
-    except tokens.ConfirmationExpired as exc:
-        raise SubscriptionError("This confirmation link has expired. Please sign up again.") from exc
-    except tokens.ConfirmationInvalid as exc:
-        raise SubscriptionError("This confirmation link is not valid.") from exc
+        request_id, address = selectors.confirmation_link(token=token)
+    except selectors.LinkNotValid as exc:
+        raise SubscriptionError(str(exc)) from exc
     with transaction.atomic():
         request = (
             SubscriptionRequest.objects.select_for_update(of=("self",))
@@ -102,7 +101,7 @@ def confirm(*, token: str, now) -> Confirmation:
             .first()
         )
         if request is None:
-            raise SubscriptionError("This confirmation link is not valid.")
+            raise SubscriptionError(selectors.NOT_VALID)
         if request.confirmed_at is not None:
             return Confirmation(request=request, contact=request.contact, resubscribed=False, already_confirmed=True)
         contact, resubscribed = _subscribe(request=request, now=now)
