@@ -200,6 +200,15 @@ def describe_open_failure(exc, account):
     return f"Cannot connect to {account.host}:{account.port}: {getattr(exc, 'strerror', None) or exc}"
 
 
+def no_server_answered(exc: BaseException) -> bool:
+    """Whether an error opening a connection means no server answered: refused, reset, TLS handshake,
+    timeout before any reply, or a connection dropped before MAIL. Not a server's reply (4xx, 5xx)
+    nor an SMTP feature missing (no AUTH method), which keep the reply rules."""
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
+
+
 def test_connection(account):
     """Connect, negotiate TLS, log in; report the server's exact answer."""
     try:

@@ -33,15 +33,6 @@ LEASE_RENEW_EVERY = 30  # seconds
 STATUS_CHECK_SECONDS = 0.5
 
 
-def is_unreachable(exc: BaseException) -> bool:
-    """Whether an error opening a connection means no server answered: refused, reset, TLS handshake,
-    timeout before any reply, or a connection dropped before MAIL. Not a server's reply (4xx, 5xx)
-    nor an SMTP feature missing (no AUTH method), which keep the reply rules."""
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return True
-    return isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
-
-
 @dataclass
 class BatchReport:
     sent: int = 0
@@ -265,7 +256,7 @@ class _BatchRun:
         if self.smtp.connected:
             return True
         # Read now, not with the batch: another batch of the account may have found its server
-        # unreachable since this one was claimed (the campaign cache keeps the account as loaded).
+        # unreachable since this one read the account (a reconnect comes later in a batch).
         resting_until, unreachable_since = (
             SmtpAccount.objects.filter(pk=self.account.pk).values_list("backoff_until", "unreachable_since").first()
             or (None, None)
@@ -295,7 +286,7 @@ class _BatchRun:
             self._release_rest(index, "account paused")
         elif isinstance(exc, smtplib.SMTPResponseException):
             self._defer_rest(index, exc.smtp_code, text)
-        elif is_unreachable(exc):
+        elif smtp.no_server_answered(exc):
             self._server_unreachable(index, text, maybe_delivered=maybe_delivered)
         else:
             self._defer_rest(index, None, f"connection failed: {text}")
