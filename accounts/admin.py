@@ -8,6 +8,7 @@ from accounts import services, smtp
 from accounts.forms import AccessAwareLoginForm, SmtpAccountForm
 from accounts.models import SmtpAccount, User
 from accounts.owned_admin import OwnedModelAdmin, without_fields
+from campaigns.delivery import adaptive_rate
 
 admin.site.site_header = "Campaign Manager"
 admin.site.site_title = "Campaign Manager"
@@ -81,14 +82,14 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     list_filter = ("security",)
     search_fields = ("name", "host", "from_email", "username")
     readonly_fields = (
-        "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
+        "sending_rate", "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
         "last_tested_at", "last_test_result",
     )
-    actions = ["test_connection", "resume_sending"]
+    actions = ["test_connection", "resume_sending", "forget_learned_rate"]
     fieldsets = (
         (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
-        ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size")}),
+        ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size", "sending_rate")}),
         ("State", {"fields": (
             "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
             "last_tested_at", "last_test_result",
@@ -116,7 +117,19 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             return f"Paused: {obj.pause_reason}"
         if obj.is_unreachable:
             return f"Cannot reach the server; next try at {_local(_next_try(obj))}"
+        if obj.learned_per_minute is not None:
+            return f"Ready, at {adaptive_rate.effective_per_minute(obj):.0f}/min learned from its server"
         return "Ready"
+
+    @admin.display(description="Sending rate")
+    def sending_rate(self, obj):
+        if obj is None or obj.learned_per_minute is None:
+            note = f" {obj.rate_note}" if obj and obj.rate_note else ""
+            return f"The configured maximum: its server has not throttled it.{note}"
+        return (
+            f"{adaptive_rate.effective_per_minute(obj):.0f}/min, learned from its server "
+            f"(configured maximum {obj.max_per_minute}/min; since {_local(obj.rate_changed_at)}). {obj.rate_note}"
+        )
 
     @admin.display(description="Connection")
     def connection(self, obj):
@@ -141,6 +154,14 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         now = timezone.now()
         resumed = sum(services.resume_account(account_id=account.pk, now=now) for account in queryset)
         self.message_user(request, f"{resumed} paused account(s) may send again.", messages.SUCCESS)
+
+
+    @admin.action(description="Forget the learned rate (try the configured maximum again)")
+    def forget_learned_rate(self, request, queryset):
+        for account in queryset:
+            adaptive_rate.forget_learned_rate(account_id=account.pk)
+        self.message_user(request, f"{queryset.count()} account(s) back at their configured maximum.",
+                          messages.SUCCESS)
 
 
 def _next_try(account):

@@ -81,9 +81,12 @@ class SmtpAccount(models.Model):
     max_per_hour = models.PositiveIntegerField(default=500, validators=[MinValueValidator(1)])
     max_per_day = models.PositiveIntegerField(default=2000, validators=[MinValueValidator(1)])
     batch_size = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1), MaxValueValidator(500)])
-    # Adaptive slow-down after throttling: the effective per-minute rate is
-    # max_per_minute * throttle_factor (0 < factor <= 1).
-    throttle_factor = models.FloatField(default=1.0)
+    # What the provider really allows, learned from its throttling replies (campaigns.delivery.
+    # adaptive_rate): sending runs at min(max_per_minute, learned_per_minute); None: at the maximum.
+    learned_per_minute = models.FloatField(null=True, blank=True, editable=False)
+    rate_note = models.TextField("why this rate", blank=True, editable=False)
+    rate_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_throttled_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The shared pacing clock: the earliest moment the next message may go out,
     # reserved message by message by every worker, so sends are evenly spaced.
     next_send_at = models.DateTimeField(null=True, blank=True, editable=False)

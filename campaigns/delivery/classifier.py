@@ -9,6 +9,12 @@ from dataclasses import dataclass
 from enum import Enum
 
 ENHANCED_CODE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# Providers' own words for "slow down" (Postfix: "too much mail from"; Gmail: "rate limited";
+# Outlook: "too many", "throttl"; others: "quota", "try again later").
+RATE_WORDS = re.compile(
+    r"too much mail|too many (messages|mails?|connections|requests|sessions)|rate.?limit|throttl|quota"
+    r"|slow down|try again later|exceeded"
+)
 
 
 class Verdict(str, Enum):
@@ -30,6 +36,15 @@ class Classification:
     @property
     def throttled(self):
         return self.verdict == Verdict.DEFERRED
+
+    @property
+    def rate_limited(self):
+        """A temporary refusal that says the account sends too fast (the rate it sends at is the
+        cause), not one about this recipient or a passing fault: only these slow the account."""
+        lowered = self.text.lower()
+        if self.verdict != Verdict.DEFERRED or "greylist" in lowered or "graylist" in lowered:
+            return False  # greylisting delays one sender/recipient pair, whatever the rate
+        return self.code in (421, 454) or self.enhanced.startswith("4.7.") or bool(RATE_WORDS.search(lowered))
 
 
 def enhanced_code(text: str) -> str:

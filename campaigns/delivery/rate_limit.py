@@ -11,24 +11,12 @@ import math
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
-from django.db.models.functions import Greatest, Least
+from django.db.models import Count, Q
 
 from accounts.models import SmtpAccount
 from campaigns.delivery import ledger
+from campaigns.delivery.adaptive_rate import current_rate, effective_per_minute
 from campaigns.models import Email
-
-MIN_THROTTLE_FACTOR = 0.1
-SLOW_DOWN = 0.5  # halve the rate on every throttling answer
-SPEED_UP = 1.1  # and win it back by a tenth per clean batch
-
-
-def effective_per_minute(account) -> float:
-    return _effective(account.max_per_minute, account.throttle_factor)
-
-
-def _effective(max_per_minute, throttle_factor):
-    return max(1.0, max_per_minute * throttle_factor)
 
 
 def allowance(*, account, now: datetime, window_seconds: float) -> int:
@@ -66,14 +54,14 @@ def reserve_slots(*, account_id: int, now: datetime, wanted: int) -> tuple[list[
         return _reserve_slots_in_one_statement(account_id=account_id, now=now, wanted=wanted)
     table = SmtpAccount._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:  # SQLite: one writer at a time anyway
-        cursor.execute(f"SELECT max_per_minute, throttle_factor, next_send_at FROM {table} WHERE id = %s",
+        cursor.execute(f"SELECT max_per_minute, learned_per_minute, next_send_at FROM {table} WHERE id = %s",
                        [account_id])
         row = cursor.fetchone()
         if row is None:
             raise SmtpAccount.DoesNotExist(f"SMTP account {account_id} is gone")
-        max_per_minute, throttle_factor, next_send_at = row
+        max_per_minute, learned_per_minute, next_send_at = row
         first = max(now, ledger.read_datetime(next_send_at) or now)
-        interval = 60.0 / _effective(max_per_minute, throttle_factor)
+        interval = 60.0 / current_rate(max_per_minute, learned_per_minute)
         count = max(1, min(wanted, math.floor(1.0 / interval)))
         slots = [first + timedelta(seconds=interval * i) for i in range(count)]
         cursor.execute(f"UPDATE {table} SET next_send_at = %s WHERE id = %s",
@@ -88,7 +76,7 @@ def reserve_slots(*, account_id: int, now: datetime, wanted: int) -> tuple[list[
 _RESERVE = f"""
     WITH account AS (
         SELECT id, GREATEST(%s::timestamptz, COALESCE(next_send_at, %s::timestamptz)) AS first,
-               60.0 / GREATEST(1.0, max_per_minute * throttle_factor) AS step
+               60.0 / GREATEST(1.0, LEAST(max_per_minute, COALESCE(learned_per_minute, max_per_minute))) AS step
         FROM {SmtpAccount._meta.db_table} WHERE id = %s FOR UPDATE
     ), reserved AS (
         SELECT id, first, step, GREATEST(1, LEAST(%s, FLOOR(1.0 / step)))::integer AS count FROM account
@@ -116,16 +104,4 @@ def give_back_slots(*, account_id: int, unused: list[datetime], interval: float)
         return
     SmtpAccount.objects.filter(pk=account_id, next_send_at=unused[-1] + timedelta(seconds=interval)).update(
         next_send_at=unused[0]
-    )
-
-
-def slow_down(*, account_id: int) -> None:
-    SmtpAccount.objects.filter(pk=account_id).update(
-        throttle_factor=Greatest(F("throttle_factor") * SLOW_DOWN, MIN_THROTTLE_FACTOR)
-    )
-
-
-def speed_up(*, account_id: int) -> None:
-    SmtpAccount.objects.filter(pk=account_id, throttle_factor__lt=1.0).update(
-        throttle_factor=Least(F("throttle_factor") * SPEED_UP, 1.0)
     )

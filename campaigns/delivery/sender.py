@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts import crypto, smtp
 from accounts import services as account_services
 from accounts.models import SmtpAccount
-from campaigns.delivery import ledger, message, rate_limit
+from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
@@ -183,8 +183,8 @@ class _BatchRun:
             self._give_back_slots()
             self.smtp.close()
             self.report.connections = self.smtp.opened
-            if not self.throttled and self.report.sent and self.account.throttle_factor < 1.0:
-                rate_limit.speed_up(account_id=self.account.pk)
+            if not self.throttled and self.report.sent and self.account.learned_per_minute is not None:
+                adaptive_rate.after_clean_batch(account_id=self.account.pk, now=self.clock())
 
     # --- steps ---------------------------------------------------------------
 
@@ -286,6 +286,8 @@ class _BatchRun:
             self._release_rest(index, "account paused")
         elif isinstance(exc, smtplib.SMTPResponseException):
             self._defer_rest(index, exc.smtp_code, text)
+            if classify(exc.smtp_code, exc.smtp_error).rate_limited:  # e.g. 421 "too many connections"
+                self._throttled(exc.smtp_code, text)
         elif smtp.no_server_answered(exc):
             self._server_unreachable(index, text, maybe_delivered=maybe_delivered)
         else:
@@ -400,8 +402,8 @@ class _BatchRun:
         if verdict.verdict in (Verdict.DEFERRED, Verdict.UNKNOWN):
             ledger.defer(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now)
             self.report.deferred += 1
-            self.throttled = True
-            rate_limit.slow_down(account_id=self.account.pk)
+            if verdict.rate_limited:
+                self._throttled(code, text)
             if code == 421:
                 # 421: the server is closing the channel; the rest waits for a later batch.
                 self.smtp.close()
@@ -423,6 +425,14 @@ class _BatchRun:
             contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.BOUNCED, now=now)
         return True
 
+    def _throttled(self, code, text):
+        """The server says the account sends too fast: what it accepted sets the account's rate
+        (adaptive_rate), and this worker's reserved slots, taken at the old rate, go back first,
+        so the next message waits for the paused clock instead of being refused too."""
+        self.throttled = True
+        self._give_back_slots()
+        adaptive_rate.on_throttled(account_id=self.account.pk, code=code, text=text, now=self.clock())
+
     # --- batch-level outcomes ----------------------------------------------------
 
     def _release_rest(self, index, why):
@@ -435,7 +445,6 @@ class _BatchRun:
         for email in self.emails[index:]:
             if ledger.defer(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now):
                 self.report.deferred += 1
-        self.throttled = True
         self.report.notes.append(text)
 
     def _pause_account(self, reason):

@@ -206,7 +206,8 @@ def _dashboard(*, user, now=None):
     midnights = [start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1 - i) for i in range(TIMELINE_DAYS)]
     sent_by_day, opened_by_day, failed_today = week_figures(campaign_ids=campaign_ids, midnights=midnights)
     accounts = list(scope_to_user(SmtpAccount.objects.all(), user).values(
-        "id", "name", "paused_until", "pause_reason", "max_per_minute", "throttle_factor", "updated_at",
+        "id", "name", "paused_until", "pause_reason", "max_per_minute", "learned_per_minute", "rate_note",
+        "rate_changed_at", "updated_at",
         "unreachable_since", "backoff_until", "last_connection_error",
     ))
     events = Event.objects.all() if campaign_ids is None else Event.objects.filter(campaign_id__in=campaign_ids)
@@ -372,11 +373,11 @@ def activity(*, status_changes, accounts, unsubscribes, failures, names, now, tz
             items.append((a["updated_at"], "paused",
                           f"SMTP account “{a['name']}” paused by the system until "
                           f"{local_text(a['paused_until'], tz)}: {a['pause_reason'] or 'no reason given'}", None))
-        if a["throttle_factor"] < 1.0:
+        if a["learned_per_minute"] is not None:
             per_minute = effective_per_minute(SimpleNamespace(**a))
-            items.append((a["updated_at"], "throttled",
-                          f"SMTP account “{a['name']}” slowed to {per_minute:.0f}/min after throttling "
-                          f"(limit {a['max_per_minute']}/min)", None))
+            items.append((a["rate_changed_at"] or a["updated_at"], "throttled",
+                          f"SMTP account “{a['name']}” sends at {per_minute:.0f}/min, the rate learned from its "
+                          f"server (configured {a['max_per_minute']}/min). {a['rate_note']}".strip(), None))
     for u in unsubscribes:
         items.append((u["at"], "unsubscribe",
                       f"{u['email__to_email']} unsubscribed ({names.get(u['campaign_id'], '?')})", u["campaign_id"]))

@@ -144,12 +144,14 @@ def test_dashboard_cards_top_campaigns_and_timeline(marketer_client, known_campa
 def test_dashboard_shows_paused_accounts_and_throttling(marketer_client, marketer):
     until = timezone.now() + timedelta(minutes=30)
     SmtpAccountFactory(owner=marketer, name="Main", paused_until=until, pause_reason="550 5.4.5 Daily quota exceeded")
-    SmtpAccountFactory(owner=marketer, name="Slow", max_per_minute=60, throttle_factor=0.5)
+    SmtpAccountFactory(owner=marketer, name="Slow", max_per_minute=60, learned_per_minute=30,
+                       rate_note="Throttled (“450 4.7.1 Error: too much mail”): sending at 30/min.")
     data = marketer_client.get(reverse("dashboard_data")).json()
     assert [(a["name"], a["reason"]) for a in data["paused_accounts"]] == [("Main", "550 5.4.5 Daily quota exceeded")]
     texts = [item["text"] for item in data["activity"]]
     assert any("“Main” paused by the system" in t and "Daily quota" in t for t in texts)
-    assert any("“Slow” slowed to 30/min" in t for t in texts)
+    assert any("“Slow” sends at 30/min, the rate learned from its server (configured 60/min)" in t
+               and "too much mail" in t for t in texts)
     assert data["sending"] == []
 
 

@@ -85,22 +85,23 @@ def test_each_message_is_personalised_from_its_own_contact_even_one_deleted_sinc
 # --- each row of the classification table ends in the right state -------------------------------
 
 ROWS = [
-    # stage, code, text, status, failure_class, contact status
-    ("RCPT", 451, "4.7.0 Try again later", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
-    ("RCPT", 450, "4.2.1 Mailbox busy", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
-    ("RCPT", 452, "4.5.3 Too many recipients", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
-    ("DATA", 454, "4.7.0 Temporary authentication failure", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
-    ("DATA", 554, "4.4.2 Try again", S.DEFERRED, "", Contact.Status.SUBSCRIBED),
-    ("RCPT", 550, "5.1.1 User unknown", S.FAILED, "bounced", Contact.Status.BOUNCED),
-    ("RCPT", 553, "5.1.3 Bad recipient address syntax", S.FAILED, "bounced", Contact.Status.BOUNCED),
-    ("DATA", 550, "5.2.1 Mailbox disabled", S.FAILED, "bounced", Contact.Status.BOUNCED),
-    ("DATA", 550, "5.7.1 Message rejected as spam", S.FAILED, "rejected", Contact.Status.SUBSCRIBED),
-    ("DATA", 552, "5.3.4 Message too big", S.FAILED, "rejected", Contact.Status.SUBSCRIBED),
+    # stage, code, text, status, failure_class, contact status, whether the reply throttles the account
+    ("RCPT", 451, "4.7.0 Try again later", S.DEFERRED, "", Contact.Status.SUBSCRIBED, True),
+    ("RCPT", 450, "4.2.1 Mailbox busy", S.DEFERRED, "", Contact.Status.SUBSCRIBED, False),
+    ("RCPT", 452, "4.5.3 Too many recipients", S.DEFERRED, "", Contact.Status.SUBSCRIBED, False),
+    ("DATA", 454, "4.7.0 Temporary authentication failure", S.DEFERRED, "", Contact.Status.SUBSCRIBED, True),
+    ("DATA", 554, "4.4.2 Try again", S.DEFERRED, "", Contact.Status.SUBSCRIBED, False),
+    ("RCPT", 550, "5.1.1 User unknown", S.FAILED, "bounced", Contact.Status.BOUNCED, False),
+    ("RCPT", 553, "5.1.3 Bad recipient address syntax", S.FAILED, "bounced", Contact.Status.BOUNCED, False),
+    ("DATA", 550, "5.2.1 Mailbox disabled", S.FAILED, "bounced", Contact.Status.BOUNCED, False),
+    ("DATA", 550, "5.7.1 Message rejected as spam", S.FAILED, "rejected", Contact.Status.SUBSCRIBED, False),
+    ("DATA", 552, "5.3.4 Message too big", S.FAILED, "rejected", Contact.Status.SUBSCRIBED, False),
 ]
 
 
-@pytest.mark.parametrize(("stage", "code", "text", "status", "failure_class", "contact_status"), ROWS)
-def test_each_reply_ends_the_email_in_its_state(make_engine, stage, code, text, status, failure_class, contact_status):
+@pytest.mark.parametrize(("stage", "code", "text", "status", "failure_class", "contact_status", "throttles"), ROWS)
+def test_each_reply_ends_the_email_in_its_state(make_engine, stage, code, text, status, failure_class, contact_status,
+                                                throttles):
     target = "target@example.org"
     replies = {target: (code, text)}
     handler = RecordingHandler(
@@ -121,10 +122,19 @@ def test_each_reply_ends_the_email_in_its_state(make_engine, stage, code, text, 
     assert email.contact.status == contact_status
     if status == S.DEFERRED:
         assert email.next_attempt_at == engine.clock() + timedelta(seconds=30)
-    # The rest of the batch is unaffected and went over the same connection.
     assert engine.statuses(campaign)["before@example.org"] == S.SENT
-    assert engine.statuses(campaign)["after@example.org"] == S.SENT
-    assert engine.handler.connections == 1
+    engine.account.refresh_from_db()
+    if throttles:
+        # The server says the account sends too fast: the account waits (adaptive_rate's pause) and
+        # the rest of the batch is handed back unspent for a later tick, not refused in turn.
+        assert engine.account.learned_per_minute == 3000
+        assert engine.email(campaign, "after@example.org").status == S.PENDING
+        assert engine.email(campaign, "after@example.org").attempts == 0
+    else:
+        # The rest of the batch is unaffected and went over the same connection.
+        assert engine.account.learned_per_minute is None
+        assert engine.statuses(campaign)["after@example.org"] == S.SENT
+        assert engine.handler.connections == 1
     assert target not in engine.handler.delivered_to()
 
 
@@ -144,7 +154,9 @@ def test_a_throttled_email_climbs_the_ladder_then_fails_and_is_never_sent(engine
     assert email.next_attempt_at == start + timedelta(seconds=30)
     assert email.smtp_response == "451 4.7.0 Try again later"
     engine.account.refresh_from_db()
-    assert engine.account.throttle_factor < 1.0
+    # One accepted in the minute before: too few to estimate the server's limit from, so halved.
+    assert engine.account.learned_per_minute == 3000
+    assert "accepted only 1 in the minute before refusing" in engine.account.rate_note
 
     # Not due yet: nothing is claimed.
     engine.clock.advance(seconds=29)
@@ -173,7 +185,9 @@ def test_a_throttled_email_climbs_the_ladder_then_fails_and_is_never_sent(engine
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.COMPLETED
     engine.account.refresh_from_db()
-    assert engine.account.throttle_factor == pytest.approx(0.1)  # halved four times, floored at 0.1
+    # Refusals 30 s apart are one episode; those a minute and an hour later, with nothing accepted
+    # in the minute before, are new ones: halved three times in all.
+    assert engine.account.learned_per_minute == 750
 
 
 # --- 550 5.1.1: bounced and suppressed -----------------------------------------------------------
@@ -351,7 +365,7 @@ def test_421_defers_the_email_and_hands_the_rest_of_the_batch_back_unspent(engin
     assert engine.reports[0].released == 2
     assert engine.handler.delivered_to() == ["a@example.org"]
     engine.account.refresh_from_db()
-    assert engine.account.throttle_factor < 1.0
+    assert engine.account.learned_per_minute == 3000  # 421 is a throttle: the account slows
 
     # The next tick takes the handed-back rows on a new connection.
     engine.clock.advance(seconds=10)
