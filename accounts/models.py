@@ -84,6 +84,8 @@ class SmtpAccount(models.Model):
     # What the provider really allows, learned from its throttling replies (campaigns.delivery.
     # adaptive_rate): sending runs at min(max_per_minute, learned_per_minute); None: at the maximum.
     learned_per_minute = models.FloatField(null=True, blank=True, editable=False)
+    # What the server accepted in the minute before its last refusal: probing stays under it.
+    observed_limit_per_minute = models.PositiveIntegerField(null=True, blank=True, editable=False)
     rate_note = models.TextField("why this rate", blank=True, editable=False)
     rate_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_throttled_at = models.DateTimeField(null=True, blank=True, editable=False)

@@ -278,6 +278,55 @@ class RecordingHandler:
         return AuthResult(success=success, handled=False, auth_data=auth_data)
 
 
+@dataclass
+class RateLimitingHandler(RecordingHandler):
+    """A RecordingHandler that limits messages per client like Postfix's anvil
+    (smtpd_client_message_rate_limit with anvil_rate_time_unit): every MAIL FROM counts, refused
+    ones too; a window opens at the first MAIL after the previous one ended; past `limit` in it,
+    MAIL is answered "450 4.7.1 Error: too much mail from <ip>", Postfix's own words.
+
+    clock: the time the windows follow (the test's Clock, so tests drive it; default: real time).
+    accepted_at: the clock's time of every MAIL accepted, for checking any 60 s window.
+    """
+
+    limit: int = 60
+    window_seconds: float = 60.0
+    clock: object = None
+    accepted_at: list = field(default_factory=list)
+    refused_mail: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._window_start = None
+        self._in_window = 0
+
+    def _now(self):
+        return self.clock() if self.clock is not None else datetime.datetime.now(datetime.timezone.utc)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        now = self._now()
+        if self._window_start is None or (now - self._window_start).total_seconds() >= self.window_seconds:
+            self._window_start, self._in_window = now, 0
+        self._in_window += 1
+        if self._in_window > self.limit:
+            self._record(lambda: setattr(self, "refused_mail", self.refused_mail + 1))
+            return f"450 4.7.1 Error: too much mail from {session.peer[0]}"
+        self._record(lambda: self.accepted_at.append(now))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    def busiest_window(self, seconds=60):
+        """The most MAILs accepted in any `seconds` window."""
+        times = sorted(self.accepted_at)
+        busiest, first = 0, 0
+        for last, at in enumerate(times):
+            while (at - times[first]).total_seconds() >= seconds:
+                first += 1
+            busiest = max(busiest, last - first + 1)
+        return busiest
+
+
 # --- the server ---------------------------------------------------------------------------
 
 

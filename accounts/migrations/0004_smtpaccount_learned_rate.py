@@ -24,6 +24,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="smtpaccount",
+            name="observed_limit_per_minute",
+            field=models.PositiveIntegerField(blank=True, editable=False, null=True),
+        ),
+        migrations.AddField(
+            model_name="smtpaccount",
             name="rate_note",
             field=models.TextField(blank=True, editable=False, verbose_name="why this rate"),
         ),

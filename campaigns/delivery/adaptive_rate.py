@@ -3,11 +3,12 @@
 Providers rarely publish their limits, so marketers set optimistic ones. When a server throttles
 (421, 454, a 4.7.x reply, "too much mail"), what it accepted in the minute before the first refusal
 is its limit as it counts it: the account drops to just under that (PROVIDER_MARGIN) instead of
-halving, which overshot and crawled back (a 600/min Postfix limit averaged 357/min). Refusals that
-follow within THROTTLE_EPISODE_SECONDS are the same closed window, not news: they only pause the
-account's pacing clock (THROTTLE_PAUSE_SECONDS), so a closed window costs a few deferred emails, not
-a burst. After PROBE_AFTER_SECONDS without throttling the rate creeps up by PROBE_STEP, never above
-the configured maximum, so a raised limit is found again.
+halving, which overshot and crawled back (a 600/min Postfix limit averaged 357/min), and its pacing
+clock waits until its last minute holds fewer than the new rate (resume_at): by then a server
+counting per minute has reopened, so a closed window costs one deferred email, not a burst. Refusals
+within THROTTLE_EPISODE_SECONDS of the first are that same closed window, not news: they only pause.
+After PROBE_AFTER_SECONDS without throttling the rate creeps up by PROBE_STEP, under the limit the
+server was seen to accept (see probe_rate), never above the configured maximum.
 
 Every write is one conditional UPDATE: no transaction, so none waits for the sender's pipelined
 results (see ledger.ResultWriter), and two workers refused at once start one episode, not two.
@@ -17,7 +18,7 @@ import logging
 import math
 from datetime import datetime, timedelta
 
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from accounts.models import SmtpAccount
@@ -30,6 +31,7 @@ THROTTLE_EPISODE_SECONDS = 60  # refusals within this of an episode's first are 
 THROTTLE_PAUSE_SECONDS = 5  # each refusal holds the account's next message back this long
 PROBE_AFTER_SECONDS = 60  # a minute without throttling before trying a little faster
 PROBE_STEP = 1.02
+PROBE_PAST_LIMIT_SECONDS = 30 * 60  # this long without a refusal before probing past the observed limit
 MIN_SAMPLE = 5  # fewer accepted than this in the minute: no estimate, halve instead
 WINDOW = timedelta(seconds=60)
 
@@ -62,23 +64,29 @@ def estimate_limit(*, accepted: int, current: float) -> tuple[float, str]:
 
 def on_throttled(*, account_id: int, code: int | None, text: str, now: datetime) -> float | None:
     """A throttling reply. Starts an episode (a learned rate) unless one is running; always pauses
-    the account's pacing clock. Returns the new learned rate, or None within an episode."""
-    _pause_pacing(account_id=account_id, now=now)
+    the account's pacing clock (see resume_at). Returns the new learned rate, or None within an episode."""
     account = (
         SmtpAccount.objects.filter(pk=account_id)
         .values("max_per_minute", "learned_per_minute", "last_throttled_at").first()
     )
-    if account is None or _within_episode(account["last_throttled_at"], now):
+    if account is None:
         return None
     current = current_rate(account["max_per_minute"], account["learned_per_minute"])
-    rate, how = estimate_limit(accepted=accepted_in_last_minute(account_id=account_id, now=now), current=current)
+    if _within_episode(account["last_throttled_at"], now):
+        _pause_pacing(account_id=account_id, until=resume_at(account_id=account_id, now=now, rate=current))
+        return None
+    accepted = accepted_in_last_minute(account_id=account_id, now=now)
+    rate, how = estimate_limit(accepted=accepted, current=current)
+    observed = accepted if accepted >= MIN_SAMPLE else None
+    _pause_pacing(account_id=account_id, until=resume_at(account_id=account_id, now=now, rate=rate))
     reply = (text or "").strip()
     if code and not reply.startswith(str(code)):
         reply = f"{code} {reply}".strip()
     reply = reply[:300]
     note = f"Throttled (“{reply}”): {how}; sending at {rate:.0f}/min."
     started = SmtpAccount.objects.filter(pk=account_id, last_throttled_at=account["last_throttled_at"]).update(
-        learned_per_minute=rate, rate_note=note, rate_changed_at=now, last_throttled_at=now,
+        learned_per_minute=rate, observed_limit_per_minute=observed, rate_note=note, rate_changed_at=now,
+        last_throttled_at=now,
     )
     if not started:
         return None  # another worker's refusal started this episode a moment ago
@@ -91,36 +99,79 @@ def _within_episode(last_throttled_at, now):
     return last_throttled_at is not None and now - last_throttled_at < timedelta(seconds=THROTTLE_EPISODE_SECONDS)
 
 
-def _pause_pacing(*, account_id, now):
-    pause_until = now + timedelta(seconds=THROTTLE_PAUSE_SECONDS)
+def resume_at(*, account_id: int, now: datetime, rate: float) -> datetime:
+    """When the account may send again after a refusal: once what it sent in the last minute has
+    fallen under `rate` (so no minute of its sending ever exceeds the rate it learned: a server
+    counting per minute has reopened by then), and at least THROTTLE_PAUSE_SECONDS on."""
+    pause = now + timedelta(seconds=THROTTLE_PAUSE_SECONDS)
+    over = accepted_in_last_minute(account_id=account_id, now=now) - math.floor(rate)
+    if over < 0:
+        return pause
+    # The over+1-th oldest of the minute: once it is a minute old, fewer than `rate` remain in it.
+    oldest = (
+        Email.objects.filter(campaign__smtp_account_id=account_id, status=Email.Status.SENT,
+                             sent_at__gt=now - WINDOW, sent_at__lte=now)
+        .order_by("sent_at").values_list("sent_at", flat=True)[over:over + 1]
+    )
+    return max([pause, *(at + WINDOW for at in oldest)])
+
+
+def _pause_pacing(*, account_id, until):
     SmtpAccount.objects.filter(pk=account_id).update(
-        next_send_at=Greatest(Coalesce(F("next_send_at"), Value(pause_until)), Value(pause_until))
+        next_send_at=Greatest(Coalesce(F("next_send_at"), Value(until)), Value(until))
     )
 
 
 def after_clean_batch(*, account_id: int, now: datetime) -> bool:
     """A batch sent without throttling: after PROBE_AFTER_SECONDS of that, a little faster (back to
     the configured maximum once the probe reaches it). Returns whether the rate moved."""
-    settled = now - timedelta(seconds=PROBE_AFTER_SECONDS)
-    faster = F("learned_per_minute") * PROBE_STEP
-    return bool(
+    account = (
         SmtpAccount.objects.filter(pk=account_id, learned_per_minute__isnull=False)
-        .filter(Q(rate_changed_at__isnull=True) | Q(rate_changed_at__lte=settled))
-        .filter(Q(last_throttled_at__isnull=True) | Q(last_throttled_at__lte=settled))
-        .update(
-            learned_per_minute=Case(When(max_per_minute__lte=faster, then=None), default=faster),
-            rate_note=Case(
-                When(max_per_minute__lte=faster, then=Value("No throttling since: back at the configured maximum.")),
-                default=Value("No throttling for a minute: probing a little faster."),
-            ),
+        .values("max_per_minute", "learned_per_minute", "observed_limit_per_minute", "rate_changed_at",
+                "last_throttled_at").first()
+    )
+    if account is None or not _settled(account, now):
+        return False
+    rate = probe_rate(
+        learned=account["learned_per_minute"], observed=account["observed_limit_per_minute"],
+        clean_seconds=(now - account["last_throttled_at"]).total_seconds() if account["last_throttled_at"] else None,
+    )
+    if rate is None:
+        return False
+    at_maximum = rate >= account["max_per_minute"]
+    # Conditional on the values read: of two batches ending at once, one probes.
+    return bool(
+        SmtpAccount.objects.filter(
+            pk=account_id, learned_per_minute=account["learned_per_minute"], rate_changed_at=account["rate_changed_at"]
+        ).update(
+            learned_per_minute=None if at_maximum else rate,
+            rate_note="No throttling since: back at the configured maximum." if at_maximum
+            else f"No throttling for a minute: probing a little faster, {rate:.0f}/min.",
             rate_changed_at=now,
         )
     )
 
 
+def _settled(account, now):
+    settled = now - timedelta(seconds=PROBE_AFTER_SECONDS)
+    return all(account[key] is None or account[key] <= settled for key in ("rate_changed_at", "last_throttled_at"))
+
+
+def probe_rate(*, learned: float, observed: int | None, clean_seconds: float | None) -> float | None:
+    """The next rate up from `learned`, or None to stay. It stays under what the server was seen to
+    accept (`observed`) until PROBE_PAST_LIMIT_SECONDS went by without a refusal: a server counting in
+    fixed windows lets a little more through, and no minute should exceed its limit for it. After that
+    long, its limit may have been raised, and the probe goes on past it, gently."""
+    faster = learned * PROBE_STEP
+    if observed is not None and (clean_seconds is None or clean_seconds < PROBE_PAST_LIMIT_SECONDS):
+        faster = min(faster, observed - 1)
+    return faster if faster > learned else None
+
+
 def forget_learned_rate(*, account_id: int) -> None:
     """The marketer changed the account's limits: start again from the configured maximum."""
     SmtpAccount.objects.filter(pk=account_id).update(
-        learned_per_minute=None, rate_note="", rate_changed_at=None, last_throttled_at=None,
+        learned_per_minute=None, observed_limit_per_minute=None, rate_note="", rate_changed_at=None,
+        last_throttled_at=None,
     )
 

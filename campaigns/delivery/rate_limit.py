@@ -22,10 +22,14 @@ from campaigns.models import Email
 def allowance(*, account, now: datetime, window_seconds: float) -> int:
     """How many emails the account may claim now, for the next `window_seconds`."""
     # Sent rows by the (campaign, sent_at) index of sent rows; in flight by the index of queued rows.
+    # The minute that matters is the one ending when this claim has been sent, `window_seconds` on:
+    # what was sent before its start no longer counts. Counting the whole last minute held a paced
+    # account to 85 % of its rate (a tick then claimed less than a window's worth, and idled).
+    minute_start = now - timedelta(seconds=max(0.0, 60.0 - window_seconds))
     counts = Email.objects.filter(
         campaign__smtp_account=account, status=Email.Status.SENT, sent_at__gte=now - timedelta(days=1)
     ).aggregate(
-        minute=Count("campaign_id", filter=Q(sent_at__gte=now - timedelta(minutes=1))),
+        minute=Count("campaign_id", filter=Q(sent_at__gt=minute_start)),
         hour=Count("campaign_id", filter=Q(sent_at__gte=now - timedelta(hours=1))),
         day=Count("campaign_id"),
     )
