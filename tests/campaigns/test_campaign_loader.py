@@ -64,7 +64,7 @@ def test_a_change_made_without_saving_through_the_admin_still_stops_the_next_bat
 
     assert report.sent == 0 and report.released == 2
     assert {address: engine.email(campaign, address).status for address in SECOND} == dict.fromkeys(SECOND, S.PENDING)
-    assert engine.handler.delivered_to() == FIRST
+    assert sorted(engine.handler.delivered_to()) == FIRST  # (rows are sent in id order, not address order)
 
 
 def test_the_batchs_campaigns_are_read_with_one_statement_and_built_as_the_orm_builds_them(make_engine):
