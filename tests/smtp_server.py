@@ -291,6 +291,9 @@ class RateLimitingHandler(RecordingHandler):
 
     limit: int = 60
     window_seconds: float = 60.0
+    # sliding: count the MAILs accepted in the last window_seconds instead (a stricter server than
+    # anvil: no burst at a window's turn), refused ones not counted.
+    sliding: bool = False
     clock: object = None
     accepted_at: list = field(default_factory=list)
     refused_mail: int = 0
@@ -305,7 +308,10 @@ class RateLimitingHandler(RecordingHandler):
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         now = self._now()
-        if self._window_start is None or (now - self._window_start).total_seconds() >= self.window_seconds:
+        if self.sliding:
+            recent = sum(1 for at in self.accepted_at[-self.limit:] if (now - at).total_seconds() < self.window_seconds)
+            self._in_window = recent
+        elif self._window_start is None or (now - self._window_start).total_seconds() >= self.window_seconds:
             self._window_start, self._in_window = now, 0
         self._in_window += 1
         if self._in_window > self.limit:
