@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns import admin_compose
+from campaigns import admin_compose, tasks
 from campaigns.models import Contact
 from campaigns.selectors import audience
 from campaigns.services import contacts, lifecycle
@@ -63,7 +63,8 @@ def schedule(modeladmin, request, queryset):
 
 @admin.action(description="Send selected now")
 def send_now(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, lifecycle.send_now, "started", reports=(_warn_missing_variables,))
+    _each(modeladmin, request, queryset, lifecycle.send_now, "started", reports=(_warn_missing_variables,),
+          dispatch_now=tasks.dispatch_now)
 
 
 @admin.action(description="Pause selected")
@@ -73,7 +74,7 @@ def pause(modeladmin, request, queryset):
 
 @admin.action(description="Resume selected")
 def resume(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, lifecycle.resume, "resumed")
+    _each(modeladmin, request, queryset, lifecycle.resume, "resumed", dispatch_now=tasks.dispatch_now)
 
 
 @admin.action(description="Cancel selected (unsent emails are dropped for good)")

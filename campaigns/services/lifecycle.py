@@ -98,11 +98,16 @@ def _problems_with_time(*, campaign, at, now):
     return [f"{local:%Y-%m-%d %H:%M} {zone} is in the past; choose a later time, or use Send now to send at once"]
 
 
-def send_now(*, campaign, now=None, acting_user=None, reason=""):
-    """Schedule for now and start at once, so the recipients exist before this returns."""
+def send_now(*, campaign, now=None, acting_user=None, reason="", dispatch_now=None):
+    """Schedule for now and start at once, so the recipients exist before this returns.
+
+    `dispatch_now()` asks for a tick at once (campaigns.tasks.dispatch_now; this module imports no
+    task), so the first batch is claimed now rather than at the next interval."""
     now = now or timezone.now()
     schedule(campaign=campaign, at=now, now=now, acting_user=acting_user, reason=reason)
     start(campaign_id=campaign.pk, now=now, acting_user=acting_user, reason=reason)
+    if dispatch_now is not None:
+        dispatch_now()
     campaign.refresh_from_db()
     return campaign
 
@@ -151,10 +156,11 @@ def pause(*, campaign, reason="", now=None, acting_user=None):
     return campaign
 
 
-def resume(*, campaign, now=None, acting_user=None, reason=""):
+def resume(*, campaign, now=None, acting_user=None, reason="", dispatch_now=None):
     """Continue where it stopped: unsent rows are claimed again, sent ones never.
 
-    A campaign paused before it started is scheduled again (the dispatcher starts it when due)."""
+    A campaign paused before it started is scheduled again (the dispatcher starts it when due).
+    `dispatch_now()`, as for send_now, asks for a tick at once."""
     now = now or timezone.now()
     with transaction.atomic():
         started = Campaign.objects.filter(pk=campaign.pk).values_list("started_at", flat=True).first()
@@ -162,6 +168,8 @@ def resume(*, campaign, now=None, acting_user=None, reason=""):
                       now=now, acting_user=acting_user, reason=reason, status_reason="")
     if not moved:
         raise LifecycleError(f"Only a paused campaign can be resumed; this one is {_status_of(campaign)}.")
+    if dispatch_now is not None:
+        dispatch_now()
     campaign.refresh_from_db()
     return campaign
 

@@ -3,6 +3,7 @@ import zoneinfo
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from campaigns import tasks
 from campaigns.management.commands._campaign_command import CampaignCommand
 from campaigns.services import lifecycle
 
@@ -17,7 +18,7 @@ class Command(CampaignCommand):
     def handle(self, *args, campaign_id, at, **options):
         campaign = self.get_campaign(campaign_id)
         if not at:
-            campaign = self.run_service(lifecycle.send_now, campaign)
+            campaign = self.run_service(lifecycle.send_now, campaign, dispatch_now=tasks.dispatch_now)
             self.stdout.write(f"{campaign.emails.count()} recipient(s) queued for sending.")
             return
         try:
