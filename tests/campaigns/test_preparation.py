@@ -245,3 +245,20 @@ def test_cancel_of_a_large_campaign_cancels_its_unsent_rows_in_chunks_and_sends_
     assert engine.handler.delivered_to() == []
     campaign.refresh_from_db()
     assert campaign.status == C.CANCELLED
+
+
+def test_the_commands_say_how_far_the_preparation_is(engine, small_chunks):
+    import io
+
+    from django.core.management import call_command
+
+    campaign = engine.campaign(engine.contact_list(*addresses(7)))
+    out = io.StringIO()
+    call_command("send_campaign", str(campaign.pk), stdout=out)
+    assert "Sending while preparing recipients (3 of 7)" in out.getvalue()
+
+    out = io.StringIO()
+    lifecycle.pause(campaign=campaign)  # a tick writes recipients but sends nothing
+    call_command("dispatch", stdout=out)
+    assert "wrote 3 recipient(s)" in out.getvalue()
+    assert f"Campaign {campaign.pk} ({campaign.name}): preparing recipients (6 of 7)." in out.getvalue()
