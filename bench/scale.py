@@ -62,6 +62,8 @@ GOALS = {
     "rate_ratio": ("A: rate second half / first tenth", ">= 0.95"),
     "dashboard_p95_ms": ("dashboard JSON p95 during send, ms", "< 50 ms"),
     "analytics_p95_ms": ("analytics JSON p95 during send, ms", "< 50 ms"),
+    "dashboard_idle_p95_ms": ("dashboard JSON p95, idle after A, ms", "(reference)"),
+    "analytics_idle_p95_ms": ("analytics JSON p95, idle after A, ms", "(reference)"),
     "old_rows_seconds": ("old rows written by SQL (4 x size), s", "(setup)"),
     "email_rows": ("email rows in the table at B's start", "5 x size"),
     "b_start_seconds": ("B: scheduled -> first message accepted, s", "within 10% of A"),
@@ -361,6 +363,12 @@ def one_size(args, size):
         result["dashboard_p95_ms"] = p95(seen["json"]["dashboard"])
         result["analytics_p95_ms"] = p95(seen["json"]["analytics"])
         result["json_samples"] = len(seen["json"]["dashboard"])
+        # The same endpoints with nothing sending: what the data costs, apart from the machine being busy.
+        idle = JsonWatch(owner, a.pk)
+        for _ in range(40):
+            idle.sample()
+        result["dashboard_idle_p95_ms"] = p95(idle.times["dashboard"])
+        result["analytics_idle_p95_ms"] = p95(idle.times["analytics"])
         result["progress_seen"] = seen["progress_seen"][:1] + seen["progress_seen"][-1:]
         print(f"[{size:,}] A: {json.dumps({k: v for k, v in result.items() if k not in ('size',)}, default=str)}",
               flush=True)
