@@ -262,3 +262,18 @@ def test_the_commands_say_how_far_the_preparation_is(engine, small_chunks):
     call_command("dispatch", stdout=out)
     assert "wrote 3 recipient(s)" in out.getvalue()
     assert f"Campaign {campaign.pk} ({campaign.name}): preparing recipients (6 of 7)." in out.getvalue()
+
+
+def test_the_extend_action_says_the_rest_is_being_written(engine, small_chunks, marketer_client):
+    readers = engine.contact_list(*addresses(4))
+    campaign = engine.campaign(readers)
+    engine.send_now(campaign)
+    tick_until_completed(engine, campaign)
+    readers.contacts.add(*[ContactFactory(owner=engine.owner, email=a) for a in addresses(2, prefix="late")])
+
+    response = marketer_client.post(reverse("admin:campaigns_campaign_changelist"),
+                                    {"action": "extend", "_selected_action": [campaign.pk]}, follow=True)
+    shown = [m.message for m in response.context["messages"]]
+    assert shown == ["0 new recipient(s) added so far; the rest of 1 campaign(s) is being written."]
+    tick_until_completed(engine, campaign)
+    assert campaign.emails.count() == 6
