@@ -149,23 +149,24 @@ HISTORY_ROWS = 100
 @admin.register(Campaign)
 class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     list_display = (
-        "name", "status", "smtp_account", "scheduled_at", "recipient_count", "sent_count", "failed_count",
-        "started_at", "completed_at", "analytics_link",
+        "name", "status_and_preparation", "smtp_account", "scheduled_at", "recipient_count", "sent_count",
+        "failed_count", "started_at", "completed_at", "analytics_link",
     )
     list_filter = ("status", "smtp_account", "lists", "created_at")
     list_select_related = ("smtp_account",)
     search_fields = ("name", "subject")
     filter_horizontal = ("lists",)
     readonly_fields = (
-        "status", "status_reason", "started_at", "completed_at", "created_at", "updated_at", "email_link", "history",
-        "source_campaign",
+        "status", "status_reason", "preparation", "started_at", "completed_at", "created_at", "updated_at",
+        "email_link", "history", "source_campaign",
     )
     fieldsets = (
         (None, {"fields": ("owner", "name", "smtp_account", "lists", "source_campaign")}),
         ("Message", {"fields": ("subject", "body_html", "body_text", "track_opens", "track_clicks")}),
         (
             "Schedule",
-            {"fields": ("scheduled_at", "status", "status_reason", "started_at", "completed_at", "email_link")},
+            {"fields": ("scheduled_at", "status", "preparation", "status_reason", "started_at", "completed_at",
+                        "email_link")},
         ),
         ("History", {"fields": ("history",)}),
     )
@@ -182,6 +183,8 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not obj.is_preparing:
+            fieldsets = without_fields(fieldsets, {"preparation"})
         if obj is None or not obj.source_rule:
             return without_fields(fieldsets, {"source_campaign"})
         # A resend goes to its source's non-openers (campaigns.selectors.audience), never to lists.
@@ -213,6 +216,16 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
 
     def get_queryset(self, request):
         return campaign_list.with_email_counts(campaigns=super().get_queryset(request))
+
+    @admin.display(description="Status", ordering="status")
+    def status_and_preparation(self, obj):
+        preparing = audience.describe_preparation(audience.preparation_progress(campaign=obj))
+        return f"{obj.get_status_display()}: {preparing}" if preparing else obj.get_status_display()
+
+    @admin.display(description="Recipients being written")
+    def preparation(self, obj):
+        # A large campaign's recipients are written in chunks while it sends (lifecycle.prepare_recipients).
+        return audience.describe_preparation(audience.preparation_progress(campaign=obj)) or "—"
 
     @admin.display(description="Recipients", ordering="recipient_count")
     def recipient_count(self, obj):

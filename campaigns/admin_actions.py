@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import admin_compose, tasks
-from campaigns.models import Contact
+from campaigns.models import Campaign, Contact
 from campaigns.selectors import audience
 from campaigns.services import contacts, lifecycle
 
@@ -129,15 +129,18 @@ def retry_failed(modeladmin, request, queryset):
 
 @admin.action(description="Extend selected to contacts added to their lists since")
 def extend(modeladmin, request, queryset):
-    total, done = 0, 0
+    total, done, preparing = 0, 0, 0
     for campaign in queryset:
         try:
             total += lifecycle.extend_to_new_contacts(campaign=campaign, acting_user=request.user)
             done += 1
+            preparing += Campaign.objects.filter(pk=campaign.pk, recipients_cursor__isnull=False).exists()
         except lifecycle.LifecycleError as exc:
             modeladmin.message_user(request, f"{campaign.name}: {exc}", messages.ERROR)
     if done:
-        modeladmin.message_user(request, f"{total} new recipient(s) added.", messages.SUCCESS)
+        # A large list is gone through in chunks: the dispatcher adds the rest while it sends.
+        rest = f" so far; the rest of {preparing} campaign(s) is being written" if preparing else ""
+        modeladmin.message_user(request, f"{total} new recipient(s) added{rest}.", messages.SUCCESS)
 
 
 @admin.action(description="Back to draft (unschedule selected)")

@@ -137,6 +137,11 @@ class Campaign(models.Model):
     status_reason = models.TextField(blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # While its recipients are being written (campaigns.services.lifecycle.prepare_recipients), in
+    # chunks that each commit: the last contact id covered so far. None when none are being written.
+    recipients_cursor = models.BigIntegerField(null=True, blank=True, editable=False)
+    # How many recipients the preparation expects (counted when it began), for "n of N".
+    recipients_expected = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -149,6 +154,10 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_preparing(self):
+        return self.recipients_cursor is not None
 
     def clean(self):
         if self.smtp_account_id and self.owner_id and self.smtp_account.owner_id != self.owner_id:

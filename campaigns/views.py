@@ -10,6 +10,7 @@ from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
 from campaigns.selectors import analytics as analytics_selectors
+from campaigns.selectors import audience
 from campaigns.selectors import dashboard as dashboard_selectors
 
 
@@ -36,6 +37,7 @@ def campaign_analytics(request, campaign_id):
         **admin.site.each_context(request),
         "title": f"Analytics: {campaign.name}",
         "campaign": campaign,
+        "preparing": audience.describe_preparation(audience.preparation_progress(campaign=campaign)),
         "opts": campaign._meta,
         "original": campaign,
     }

@@ -223,6 +223,10 @@ SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "sink"))
 # --- sending engine -------------------------------------------------------
 
 DISPATCH_INTERVAL_SECONDS = int(os.environ.get("DISPATCH_INTERVAL_SECONDS", "10"))
+# A campaign's recipients are written in chunks of this many contacts, each chunk one short
+# transaction; a start, an extend and each dispatcher tick write chunks for this long at most.
+RECIPIENTS_CHUNK_SIZE = int(os.environ.get("RECIPIENTS_CHUNK_SIZE", "10000"))
+RECIPIENTS_PREPARE_SECONDS = float(os.environ.get("RECIPIENTS_PREPARE_SECONDS", "2"))
 # Throttled or transiently failed emails come back after these waits, then fail.
 EMAIL_RETRY_LADDER = [int(s) for s in env_list("EMAIL_RETRY_LADDER", "30,60,3600")]
 # An unexpected error on one email (a bug, a malformed address) is retried this many times in all,

@@ -28,6 +28,7 @@ TICK_AGAIN_SECONDS = 1.0
 class TickReport:
     ran: bool = False
     started: list = field(default_factory=list)
+    prepared: int = 0  # recipients written for campaigns being prepared
     returned: int = 0
     batches: list = field(default_factory=list)  # (account_id, batch_id, size)
     completed: int = 0
@@ -53,6 +54,9 @@ def tick(*, enqueue: Callable[[uuid.UUID], object], now: datetime | None = None)
     try:
         with ledger.ledger_commits():
             report.started = start_due_campaigns(now=clock_now)
+            # A large audience is written in chunks over several ticks, each tick for a bounded time,
+            # so the claims below (of every account) and the next tick are never held up for long.
+            report.prepared = lifecycle.continue_preparing(now=clock_now)
             deferred, expired = ledger.return_due(now=clock_now)
             report.returned = deferred + expired
             ledger.forget_takes(now=clock_now)
@@ -100,7 +104,9 @@ def start_due_campaigns(*, now: datetime) -> list[int]:
     due = Campaign.objects.filter(
         status=Campaign.Status.SCHEDULED, scheduled_at__lte=now, owner__in=User.objects.filter(users_with_access_q())
     ).values_list("pk", flat=True)
-    return [campaign_id for campaign_id in list(due) if lifecycle.start(campaign_id=campaign_id, now=now) is not None]
+    # One chunk each here; continue_preparing then shares the tick's preparation time among them all.
+    return [campaign_id for campaign_id in list(due)
+            if lifecycle.start(campaign_id=campaign_id, now=now, prepare_seconds=0) is not None]
 
 
 # --- step 4: claim per account, accounts taking turns ----------------------------------

@@ -8,6 +8,7 @@ that is logged and never overwritten.
 import functools
 import logging
 import select
+import time
 import uuid
 import weakref
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from campaigns.models import BatchTake, Campaign, Contact, ContactList, Email
+from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
 
 log = logging.getLogger(__name__)
 S = Email.Status
@@ -35,7 +36,8 @@ def materialise(*, campaign_id: int, now: datetime) -> int:
 
     Contacts are unique per owner and address, so a contact on several lists is
     one row; ON CONFLICT keeps anyone already in the campaign (sent or not)
-    untouched, which also makes extending a running campaign safe.
+    untouched, which also makes extending a running campaign safe. A large audience is
+    written in chunks instead (materialise_chunk), each its own transaction.
     """
     sql, params = materialise_statement(campaign_id=campaign_id, now=now)
     with connection.cursor() as cursor:
@@ -43,11 +45,47 @@ def materialise(*, campaign_id: int, now: datetime) -> int:
         return cursor.rowcount
 
 
-def materialise_statement(*, campaign_id: int, now: datetime) -> tuple[str, list]:
+def materialise_chunk(*, campaign_id: int, after_contact_id: int, size: int, now: datetime) -> tuple[int, int | None]:
+    """The recipients among the owner's next `size` subscribed contacts after `after_contact_id`,
+    in contact-id order. Returns (rows created, the last contact id covered), that id None when
+    this chunk reached the owner's last contact (nothing is left to write).
+
+    The chunk is a range of contact ids, not of rows created: rows skipped by ON CONFLICT and
+    contacts off the campaign's lists still move the cursor, so each contact is looked at once
+    and the next chunk starts right after this one, whoever runs it.
+    """
+    through = _nth_contact_after(campaign_id=campaign_id, after_contact_id=after_contact_id, n=size)
+    sql, params = materialise_statement(campaign_id=campaign_id, now=now, after_contact_id=after_contact_id,
+                                        through_contact_id=through)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount, through
+
+
+def _nth_contact_after(*, campaign_id, after_contact_id, n):
+    """The id of the owner's n-th subscribed contact after `after_contact_id`, or None when
+    there are fewer (the chunk then runs to the end)."""
+    sql = f"""
+        SELECT c.id FROM {Contact._meta.db_table} c
+        WHERE c.owner_id = (SELECT owner_id FROM {Campaign._meta.db_table} WHERE id = %s)
+          AND c.status = %s AND c.id > %s
+        ORDER BY c.id LIMIT 1 OFFSET %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [campaign_id, Contact.Status.SUBSCRIBED, after_contact_id, n - 1])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: int = 0,
+                          through_contact_id: int | None = None) -> tuple[str, list]:
     email, contact = Email._meta.db_table, Contact._meta.db_table
     membership = ContactList.contacts.through._meta.db_table
     campaign_lists = Campaign.lists.through._meta.db_table
     campaign = Campaign._meta.db_table
+    def contact_range(column):
+        return f"{column} > %s" + (f" AND {column} <= %s" if through_contact_id is not None else "")
+
     sql = f"""
         INSERT INTO {email} (campaign_id, contact_id, to_email, to_name, status, attempts, message_id,
                              smtp_response, failure_class, open_count, machine_open, click_count,
@@ -56,7 +94,7 @@ def materialise_statement(*, campaign_id: int, now: datetime) -> tuple[str, list
         FROM {contact} c
         WHERE c.owner_id = (SELECT owner_id FROM {campaign} WHERE id = %s)
           AND c.status = %s
-          AND c.id IN (
+          AND c.id IN (SELECT audience.contact_id FROM (
               SELECT m.contact_id FROM {membership} m
               JOIN {campaign_lists} cl ON cl.contactlist_id = m.contactlist_id AND cl.campaign_id = %s
               JOIN {ContactList._meta.db_table} l ON l.id = m.contactlist_id
@@ -66,7 +104,8 @@ def materialise_statement(*, campaign_id: int, now: datetime) -> tuple[str, list
               SELECT e.contact_id FROM {email} e
               WHERE e.campaign_id = (SELECT source_campaign_id FROM {campaign} WHERE id = %s AND source_rule = %s)
                 AND e.status = %s AND e.first_opened_at IS NULL
-          )
+          ) AS audience WHERE {contact_range("audience.contact_id")})
+          AND {contact_range("c.id")}
         ON CONFLICT (campaign_id, to_email) DO NOTHING
     """
     # Subscribed contacts only: every other status is suppressed (Contact.SUPPRESSED_STATUSES), and an
@@ -82,6 +121,12 @@ def materialise_statement(*, campaign_id: int, now: datetime) -> tuple[str, list
         campaign_id, S.PENDING, False, False, now, now, campaign_id, Contact.Status.SUBSCRIBED, campaign_id,
         campaign_id, campaign_id, campaign_id, Campaign.SourceRule.NOT_OPENED, S.SENT,
     ]
+    # A chunk of the preparation (materialise_chunk) is a range of contact ids; the whole audience is 0..end.
+    # The range is on the audience too: PostgreSQL pushes it into each branch (an index range scan of the
+    # list memberships), where the outer range alone left it hashing every member of the lists per chunk,
+    # a cost that grew with the list (a million members hashed for each chunk of 10,000).
+    bounds = [after_contact_id] + ([through_contact_id] if through_contact_id is not None else [])
+    params += bounds + bounds
     return sql, params
 
 
@@ -91,11 +136,13 @@ def materialise_statement(*, campaign_id: int, now: datetime) -> tuple[str, list
 def return_due(*, now: datetime) -> tuple[int, int]:
     """Due deferred rows and lease-expired queued rows go back to pending.
 
-    Rows of a cancelled campaign are cancelled instead, so none waits forever.
+    Rows of a cancelled campaign are cancelled instead, so none waits forever: lease-expired queued
+    ones here, unsent ones a chunk at a time (cancel_unsent_of_cancelled).
     """
-    Email.objects.filter(campaign__status=Campaign.Status.CANCELLED).filter(
-        Q(status__in=[S.PENDING, S.DEFERRED]) | Q(status=S.QUEUED, lease_expires_at__lte=now)
-    ).update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now)
+    Email.objects.filter(campaign__status=Campaign.Status.CANCELLED, status=S.QUEUED, lease_expires_at__lte=now).update(
+        status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now
+    )
+    cancel_unsent_of_cancelled(now=now)
     deferred = Email.objects.filter(status=S.DEFERRED, next_attempt_at__lte=now).update(
         status=S.PENDING, next_attempt_at=None, updated_at=now
     )
@@ -494,6 +541,65 @@ def cancel_open(*, campaign_id, now, email_ids=None, contact_ids=None, include_q
     if contact_ids is not None:
         rows = rows.filter(contact_id__in=contact_ids)
     return rows.update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now)
+
+
+def cancel_unsent_chunk(*, campaign_id: int, now: datetime, limit: int) -> int:
+    """Up to `limit` of the campaign's pending and deferred rows cancelled, oldest first; returns how many.
+
+    A cancelled million-recipient campaign's unsent rows go a chunk at a time, each chunk a short
+    statement: one UPDATE of them all held its transaction (the admin's request) for over a minute.
+    Nothing of a cancelled campaign is claimed meanwhile (claims read sending campaigns only).
+    """
+    # As in claim_statement: on PostgreSQL the chunk's rows are picked and locked once, then updated by
+    # primary key alone (FOR UPDATE rechecks their status as it locks them; a row a claim holds is
+    # skipped and goes by its lease). As `id IN (SELECT ... LIMIT n) AND status = ...`, with statistics
+    # taken before the campaign's rows existed ("one pending row"), the planner ran the subquery once
+    # per pending row (30,000 rows: minutes), or scanned every pending row of every campaign per chunk.
+    # SQLite (one writer at a time) runs the plain IN (SELECT ... LIMIT n) once; its driver counts the rows
+    # of a statement starting with UPDATE only, not WITH.
+    pick = f"SELECT id FROM {Email._meta.db_table} WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s"
+    if connection.vendor == "postgresql":
+        template = f"""
+            WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED)
+            UPDATE {Email._meta.db_table} SET status = %s, batch_id = NULL, lease_expires_at = NULL, updated_at = %s
+            WHERE id = ANY(ARRAY(SELECT id FROM picked))
+        """
+    else:
+        template = f"""
+            UPDATE {Email._meta.db_table} SET status = %s, batch_id = NULL, lease_expires_at = NULL, updated_at = %s
+            WHERE id IN ({pick}) AND status = %s
+        """
+    cancelled = 0
+    for status in (S.PENDING, S.DEFERRED):  # one status each: the partial index of pending rows serves the first
+        if cancelled >= limit:
+            break
+        picked, changed = [campaign_id, status, limit - cancelled], [S.CANCELLED, db_value(now)]
+        params = picked + changed if connection.vendor == "postgresql" else changed + picked + [status]
+        with connection.cursor() as cursor:
+            cursor.execute(template, params)
+            cancelled += cursor.rowcount
+    return cancelled
+
+
+def cancel_unsent_of_cancelled(*, now: datetime, seconds: float | None = None) -> int:
+    """Chunks of the unsent rows of cancelled campaigns, found by their tallies, cancelled until none
+    is left or `seconds` (RECIPIENTS_PREPARE_SECONDS) have passed, one chunk at least. Returns how many."""
+    seconds = settings.RECIPIENTS_PREPARE_SECONDS if seconds is None else seconds
+    deadline = time.monotonic() + seconds
+    campaign_ids = list(
+        CampaignTally.objects.filter(campaign__status=Campaign.Status.CANCELLED, status__in=[S.PENDING, S.DEFERRED],
+                                     n__gt=0).values_list("campaign_id", flat=True).distinct()
+    )
+    cancelled = 0
+    for campaign_id in campaign_ids:
+        while True:
+            done = cancel_unsent_chunk(campaign_id=campaign_id, now=now, limit=settings.RECIPIENTS_CHUNK_SIZE)
+            cancelled += done
+            if not done or time.monotonic() >= deadline:
+                break
+        if time.monotonic() >= deadline:
+            break
+    return cancelled
 
 
 def take_back_waiting_batches(*, campaign_id: int, now: datetime) -> int:

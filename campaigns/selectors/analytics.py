@@ -12,6 +12,7 @@ from accounts.models import User
 from accounts.owned_admin import scope_to_user
 from campaigns.delivery.rate_limit import effective_per_minute
 from campaigns.models import Campaign, CampaignTally, Email
+from campaigns.selectors import audience
 from campaigns.selectors.dashboard import rate
 from tracking.models import Event
 
@@ -93,6 +94,7 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
             "machine_opens": c["machine_only"],
             "machine_open_rate": rate(c["machine_only"], c["sent"]),
         },
+        "preparing": _preparing(campaign),
         "progress": {
             "done": final, "total": c["total"], "percent": rate(final, c["total"]) if c["total"] else 0.0,
             "per_minute": round(per_minute, 1) if per_minute else None,
@@ -102,6 +104,16 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
         "top_links": top_links,
         "recipients": recipients_page(campaign=campaign, page=page, search=search, total=c["total"]),
     }
+
+
+def _preparing(campaign):
+    """{"written": n, "expected": N, "text": "preparing recipients (n of N)"} while a large campaign's
+    recipients are being written, else None."""
+    progress = audience.preparation_progress(campaign=campaign)
+    if progress is None:
+        return None
+    return {"written": progress[0], "expected": progress[1],
+            "text": audience.describe_preparation(progress)}
 
 
 # (key, label, base): each figure gets its own bar, as a share of its own base, so 3 failures beside

@@ -5,9 +5,9 @@ contacts on the campaign's own lists, each address once; for a resend, the owner
 subscribed contacts its source campaign was sent to and who did not open it.
 """
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
-from campaigns.models import Campaign, Contact, ContactList, Email
+from campaigns.models import Campaign, CampaignTally, Contact, ContactList, Email
 
 
 def recipients(*, campaign: Campaign) -> QuerySet:
@@ -46,3 +46,21 @@ def describe_audience(*, campaign: Campaign) -> str:
     if campaign.source_campaign_id is not None:
         return f"the contacts who received “{campaign.source_campaign.name}” and did not open it, still subscribed"
     return "the subscribed contacts of its lists, each address once"
+
+
+def preparation_progress(*, campaign: Campaign) -> tuple[int, int] | None:
+    """(written, expected) while the campaign's recipients are being written in chunks, else None.
+
+    Written is read from its tallies (exact, a handful of rows); expected was counted when the
+    preparation began, and is never shown below what is written already."""
+    if campaign.recipients_cursor is None:
+        return None
+    written = CampaignTally.objects.filter(campaign_id=campaign.pk).aggregate(n=Sum("n"))["n"] or 0
+    return written, max(written, campaign.recipients_expected or 0)
+
+
+def describe_preparation(progress: tuple[int, int] | None) -> str:
+    """ "preparing recipients (n of N)" for preparation_progress's answer, or "" for None."""
+    if progress is None:
+        return ""
+    return f"preparing recipients ({progress[0]:,} of {progress[1]:,})"

@@ -10,15 +10,18 @@ module, which uses delivery.ledger for the Email rows; ledger imports no service
 """
 
 import logging
+import time
 import zoneinfo
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns import personalize
 from campaigns.delivery import ledger
 from campaigns.models import Campaign, CampaignEvent, CampaignTally
+from campaigns.selectors import audience
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,8 @@ def _problems_with_time(*, campaign, at, now):
 
 
 def send_now(*, campaign, now=None, acting_user=None, reason="", dispatch_now=None):
-    """Schedule for now and start at once, so the recipients exist before this returns.
+    """Schedule for now and start at once. A small audience is written before this returns; a
+    large one's first chunks are, and the dispatcher's ticks write the rest while it sends.
 
     `dispatch_now()` asks for a tick at once (campaigns.tasks.dispatch_now; this module imports no
     task), so the first batch is claimed now rather than at the next interval."""
@@ -112,22 +116,91 @@ def send_now(*, campaign, now=None, acting_user=None, reason="", dispatch_now=No
     return campaign
 
 
-def start(*, campaign_id, now, acting_user=None, reason=""):
-    """scheduled -> sending, and its recipients materialised, in one transaction.
+def start(*, campaign_id, now, acting_user=None, reason="", prepare_seconds=None):
+    """scheduled -> sending with its recipients' preparation begun, in one short transaction; then
+    the first chunks of recipients (prepare_recipients, for `prepare_seconds` at most).
 
-    Returns the number of recipients, or None when the campaign was not scheduled (started
-    by someone else meanwhile, paused, cancelled). The dispatcher starts due campaigns here.
+    Returns the number of recipients written so far, or None when the campaign was not scheduled
+    (started by someone else meanwhile, paused, cancelled). The dispatcher starts due campaigns here,
+    and its ticks write the rest of a large audience (continue_preparing) while it sends: one
+    statement for a million contacts held its transaction, and the tick, for minutes.
     """
+    campaign = Campaign.objects.filter(pk=campaign_id, status=C.SCHEDULED).first()
+    if campaign is None:
+        return None
+    # Counted before the transaction, for "preparing recipients (n of N)"; an estimate, as contacts
+    # may join or leave the lists while the recipients are written.
+    expected = audience.recipients(campaign=campaign).count()
     with transaction.atomic():
         moved = Campaign.objects.filter(pk=campaign_id, status=C.SCHEDULED).update(
-            status=C.SENDING, started_at=now, status_reason="", updated_at=now
+            status=C.SENDING, started_at=now, status_reason="", updated_at=now,
+            recipients_cursor=0, recipients_expected=expected,
         )
         if not moved:
             return None
         _record_events(campaign_ids=[campaign_id], from_status=C.SCHEDULED, to_status=C.SENDING, now=now,
                        acting_user=acting_user, reason=reason)
-        created = ledger.materialise(campaign_id=campaign_id, now=now)
-    log.info("campaign %s started with %s recipient(s)", campaign_id, created)
+    created = prepare_recipients(campaign_id=campaign_id, now=now, seconds=prepare_seconds)
+    log.info("campaign %s started with %s recipient(s) so far", campaign_id, created)
+    return created
+
+
+def prepare_recipients(*, campaign_id, now, seconds=None):
+    """Write the campaign's next chunks of recipients, in contact-id order, until all are written
+    or `seconds` (RECIPIENTS_PREPARE_SECONDS) have passed; one chunk at least. Returns the rows created.
+
+    Each chunk is one transaction: its rows and the campaign's cursor commit together, under the
+    campaign row's lock. A process killed mid-chunk loses that chunk's rows and its cursor alike, and
+    whoever continues starts from the cursor; two preparing at once take turns on the lock, each
+    reading the cursor the other left. Nobody is missed or written twice.
+    """
+    seconds = settings.RECIPIENTS_PREPARE_SECONDS if seconds is None else seconds
+    deadline = time.monotonic() + seconds
+    created = 0
+    while True:
+        written, finished = _prepare_chunk(campaign_id=campaign_id, now=now)
+        created += written
+        if finished or time.monotonic() >= deadline:
+            return created
+
+
+def _prepare_chunk(*, campaign_id, now):
+    """One chunk of recipients and the cursor after it: (rows created, whether preparation is over)."""
+    with transaction.atomic():
+        row = Campaign.objects.select_for_update().filter(pk=campaign_id).values_list(
+            "status", "recipients_cursor").first()
+        if row is None or row[1] is None:
+            return 0, True
+        status, cursor = row
+        created, through = ledger.materialise_chunk(
+            campaign_id=campaign_id, after_contact_id=cursor, size=settings.RECIPIENTS_CHUNK_SIZE, now=now
+        )
+        Campaign.objects.filter(pk=campaign_id).update(recipients_cursor=through)
+        if created and status == C.COMPLETED:  # extended after it completed: it sends again
+            _reopen(campaign=Campaign(pk=campaign_id), now=now, acting_user=None,
+                    reason="extended to new contacts")
+    return created, through is None
+
+
+def continue_preparing(*, now, seconds=None):
+    """The dispatcher's share of the preparation: chunks of every campaign still being prepared,
+    oldest start first, one chunk each in turn (each at least one per tick), until all are written
+    or `seconds` (RECIPIENTS_PREPARE_SECONDS) have passed. Returns the rows created."""
+    seconds = settings.RECIPIENTS_PREPARE_SECONDS if seconds is None else seconds
+    deadline = time.monotonic() + seconds
+    created = 0
+    preparing = list(Campaign.objects.filter(recipients_cursor__isnull=False).order_by("started_at", "pk")
+                     .values_list("pk", flat=True))
+    first_round = True
+    while preparing and (first_round or time.monotonic() < deadline):
+        for campaign_id in list(preparing):
+            if not first_round and time.monotonic() >= deadline:
+                break
+            written, finished = _prepare_chunk(campaign_id=campaign_id, now=now)
+            created += written
+            if finished:
+                preparing.remove(campaign_id)
+        first_round = False
     return created
 
 
@@ -175,15 +248,22 @@ def resume(*, campaign, now=None, acting_user=None, reason="", dispatch_now=None
 
 
 def cancel(*, campaign, now=None, acting_user=None, reason=""):
-    """Stop for good: unsent rows are cancelled; a batch in flight stops before its next message."""
+    """Stop for good: unsent rows are cancelled; a batch in flight stops before its next message.
+
+    Nothing is sent once this returns (claims read sending campaigns only). A large campaign's unsent
+    rows are cancelled in chunks: the first here, for RECIPIENTS_PREPARE_SECONDS at most, the rest by
+    the dispatcher's ticks (ledger.cancel_unsent_of_cancelled). Its preparation, if any, stops."""
     now = now or timezone.now()
     with transaction.atomic():
         moved = _move(campaign_id=campaign.pk, allowed=(C.DRAFT, C.SCHEDULED, C.SENDING, C.PAUSED), to=C.CANCELLED,
-                      now=now, acting_user=acting_user, reason=reason, completed_at=now)
+                      now=now, acting_user=acting_user, reason=reason, completed_at=now, recipients_cursor=None)
         if not moved:
             raise LifecycleError(f"This campaign is {_status_of(campaign)} and cannot be cancelled.")
         ledger.take_back_waiting_batches(campaign_id=campaign.pk, now=now)
-        ledger.cancel_open(campaign_id=campaign.pk, now=now)
+    deadline = time.monotonic() + settings.RECIPIENTS_PREPARE_SECONDS
+    while ledger.cancel_unsent_chunk(campaign_id=campaign.pk, now=now, limit=settings.RECIPIENTS_CHUNK_SIZE):
+        if time.monotonic() >= deadline:
+            break
     campaign.refresh_from_db()
     return campaign
 
@@ -193,6 +273,7 @@ COMPLETED_REASON = "no unsent emails left"
 
 def complete_finished(*, now, campaign_ids=None):
     """Sending campaigns with no open rows become completed (all of them, or these); returns how many.
+    Never one whose recipients are still being written (recipients_cursor set): it has more to come.
 
     Read from the tallies (exact: kept by triggers in the same transaction as the rows), so no
     index of the Email table by (campaign, status) has to be written at every status change.
@@ -210,7 +291,7 @@ def complete_finished(*, now, campaign_ids=None):
     table = Campaign._meta.db_table
     update = f"""
         UPDATE {table} SET status = %s, completed_at = %s, updated_at = %s
-        WHERE status = %s {which} AND NOT EXISTS (
+        WHERE status = %s {which} AND recipients_cursor IS NULL AND NOT EXISTS (
             SELECT 1 FROM {CampaignTally._meta.db_table} t
             WHERE t.campaign_id = {table}.id AND t.status IN (%s, %s, %s) AND t.n > 0
         )
@@ -301,16 +382,22 @@ def remove_pending(*, campaign, email_ids, now=None):
 
 
 def extend_to_new_contacts(*, campaign, now=None, acting_user=None):
-    """Add contacts that joined the campaign's lists since it started; nobody already in it is touched."""
+    """Add contacts that joined the campaign's lists since it started; nobody already in it is touched.
+
+    Written as a start's recipients are, in chunks from the first contact (ON CONFLICT skips those
+    already in it): the first chunks here, the rest by the dispatcher's ticks. Returns the rows
+    added here. A completed campaign given new rows sends again."""
     now = now or timezone.now()
     if campaign.status not in (C.SENDING, C.COMPLETED, C.PAUSED):
         raise LifecycleError("Only a started campaign can be extended.")
+    expected = audience.recipients(campaign=campaign).count()
     with transaction.atomic():
-        added = ledger.materialise(campaign_id=campaign.pk, now=now)
-        if added:
-            _reopen(campaign=campaign, now=now, acting_user=acting_user,
-                    reason=f"extended to {added} new contact(s)")
-    return added
+        Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("pk").first()
+        # Already being prepared: that preparation reaches the new contacts too (they come later in id order).
+        Campaign.objects.filter(pk=campaign.pk, recipients_cursor__isnull=True).update(
+            recipients_cursor=0, recipients_expected=expected
+        )
+    return prepare_recipients(campaign_id=campaign.pk, now=now)
 
 
 def _reopen(*, campaign, now, acting_user, reason):

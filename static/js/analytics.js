@@ -40,6 +40,7 @@
   function draw(d) {
     var c = d.counts, p = d.progress, r = d.rates;
     text("campaign-status", d.campaign.status_display);
+    text("campaign-preparing", d.preparing ? d.preparing.text : "");
     text("campaign-reason", d.campaign.status_reason);
     text("count-sent", fmt(c.sent)); text("count-failed", fmt(c.failed)); text("count-pending", fmt(c.pending));
     text("rate-open", r.open_rate + "%"); text("rate-click", r.click_rate + "%");

@@ -2,6 +2,8 @@ from django.core.management.base import BaseCommand
 
 from campaigns import tasks
 from campaigns.delivery import dispatcher
+from campaigns.models import Campaign
+from campaigns.selectors import audience
 
 
 class Command(BaseCommand):
@@ -13,6 +15,10 @@ class Command(BaseCommand):
             self.stdout.write("Another tick is running; nothing done.")
             return
         self.stdout.write(
-            f"Started {len(report.started)} campaign(s), returned {report.returned} row(s) to pending, "
-            f"claimed {report.claimed} email(s) in {len(report.batches)} batch(es), completed {report.completed}."
+            f"Started {len(report.started)} campaign(s), wrote {report.prepared} recipient(s), returned "
+            f"{report.returned} row(s) to pending, claimed {report.claimed} email(s) in {len(report.batches)} "
+            f"batch(es), completed {report.completed}."
         )
+        for campaign in Campaign.objects.filter(recipients_cursor__isnull=False).order_by("pk"):
+            progress = audience.describe_preparation(audience.preparation_progress(campaign=campaign))
+            self.stdout.write(f"Campaign {campaign.pk} ({campaign.name}): {progress}.")

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from campaigns import tasks
 from campaigns.management.commands._campaign_command import CampaignCommand
+from campaigns.selectors import audience
 from campaigns.services import lifecycle
 
 
@@ -19,7 +20,12 @@ class Command(CampaignCommand):
         campaign = self.get_campaign(campaign_id)
         if not at:
             campaign = self.run_service(lifecycle.send_now, campaign, dispatch_now=tasks.dispatch_now)
-            self.stdout.write(f"{campaign.emails.count()} recipient(s) queued for sending.")
+            preparing = audience.describe_preparation(audience.preparation_progress(campaign=campaign))
+            if preparing:
+                # A large audience: the first chunks are written, the dispatcher's ticks write the rest.
+                self.stdout.write(f"Sending while {preparing}; `manage.py dispatch` shows how far it is.")
+            else:
+                self.stdout.write(f"{campaign.emails.count()} recipient(s) queued for sending.")
             return
         try:
             when = lifecycle.parse_local_time(text=at, user=campaign.owner)
