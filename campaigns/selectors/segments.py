@@ -36,20 +36,25 @@ DATE_REGEX = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 
 def contacts_matching(*, segment: Segment, now: datetime | None = None) -> QuerySet[Contact]:
     """The owner's contacts the segment matches, whatever their status (unordered)."""
+    conditions = list(segment.conditions.all())
     return contacts_matching_conditions(
-        owner_id=segment.owner_id, match=segment.match, conditions=list(segment.conditions.all()), now=now,
+        owner_id=segment.owner_id, match=segment.match, conditions=conditions, now=now,
+        # The owner's zone only where a date needs it (with the owner selected, no query).
+        zone_name=segment.owner.timezone if _needs_zone(conditions) else None,
     )
 
 
 def contacts_matching_conditions(
     *, owner_id: int, match: str, conditions: list[SegmentCondition], now: datetime | None = None,
+    zone_name: str | None = None,
 ) -> QuerySet[Contact]:
     """The same for conditions not saved yet (the live count of the form being edited).
 
-    No condition matches every contact. `now` fixes "the last N days" (the start passes its own time).
+    No condition matches every contact. `now` fixes "the last N days" (the start passes its own time);
+    a date added is a day in the owner's time zone (`zone_name`, read from the owner if not given).
     """
     now = now or timezone.now()
-    zone = _owner_zone(owner_id) if any(c.field == F.CREATED for c in conditions) else None
+    zone = _zone(zone_name or _owner_zone_name(owner_id)) if _needs_zone(conditions) else None
     aliases, filters = {}, []
     for i, condition in enumerate(conditions):
         filters.append(_condition_filter(condition, name=f"segment_value_{i}", aliases=aliases, owner_id=owner_id,
@@ -66,7 +71,7 @@ def campaign_segments(*, campaign_id: int) -> list[Segment]:
         return []
     return list(
         Segment.objects.filter(campaigns=campaign_id, owner_id=campaign["owner_id"])
-        .prefetch_related("conditions").order_by("id")
+        .select_related("owner").prefetch_related("conditions").order_by("id")
     )
 
 
@@ -217,8 +222,15 @@ _COMPILERS = {
 }
 
 
-def _owner_zone(owner_id):
-    name = User.objects.filter(pk=owner_id).values_list("timezone", flat=True).first()
+def _needs_zone(conditions):
+    return any(c.field == F.CREATED and c.operator != O.IN_LAST_DAYS for c in conditions)
+
+
+def _owner_zone_name(owner_id):
+    return User.objects.filter(pk=owner_id).values_list("timezone", flat=True).first()
+
+
+def _zone(name):
     try:
         return zoneinfo.ZoneInfo(name or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -146,7 +146,7 @@ def test_send_now_starts_a_ready_draft_with_its_recipients_materialised(marketer
         ("smtp_account", "choose an SMTP account"),
         ("subject", "write a subject"),
         ("body", "write a body"),
-        ("lists", "choose at least one contact list"),
+        ("lists", "choose at least one contact list or segment"),
     ],
 )
 def test_send_now_on_an_incomplete_draft_names_what_is_missing_and_changes_nothing(

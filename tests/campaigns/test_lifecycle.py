@@ -42,7 +42,7 @@ def complete_draft(marketer):
         ("smtp_account", "choose an SMTP account"),
         ("subject", "write a subject"),
         ("body", "write a body"),
-        ("lists", "choose at least one contact list"),
+        ("lists", "choose at least one contact list or segment"),
     ],
 )
 def test_schedule_refuses_an_incomplete_campaign_with_a_clear_message(complete_draft, missing, message):
