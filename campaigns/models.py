@@ -635,12 +635,12 @@ class SegmentCondition(models.Model):
         DATE_BEFORE = "date_before", "before (date)"
         DATE_ON = "date_on", "on (date)"
         DATE_AFTER = "date_after", "after (date)"
-        IN_LAST_DAYS = "in_last_days", "in the last N days"
+        IN_LAST_DAYS = "in_last_days", "in the last … days"
         OPENED = "opened", "opened"
         CLICKED = "clicked", "clicked"
         NOT_OPENED = "not_opened", "received and did not open"
-        OPENED_IN_LAST_DAYS = "opened_in_last_days", "opened one in the last N days"
-        NOT_OPENED_IN_LAST_DAYS = "not_opened_in_last_days", "opened none in the last N days"
+        OPENED_IN_LAST_DAYS = "opened_in_last_days", "opened one in the last … days"
+        NOT_OPENED_IN_LAST_DAYS = "not_opened_in_last_days", "opened none in the last … days"
 
     F, O = Field, Operator
     OPERATORS = {
@@ -677,26 +677,24 @@ class SegmentCondition(models.Model):
         ordering = ["id"]
 
     def __str__(self):
-        operator = self.get_operator_display()
-        if self.operator in self.DAYS_OPERATORS:
-            return f"{self.subject()} {operator.replace(' N ', f' {self.value} ')}"
-        return " ".join(part for part in (self.subject(), operator, self.target()) if part)
-
-    def subject(self):
-        if self.field == self.Field.ATTRIBUTE:
-            return self.attribute
-        return self.get_field_display()
-
-    def target(self):
-        if self.field == self.Field.STATUS:
-            return self.get_contact_status_display()
-        if self.field == self.Field.LIST:
-            return str(self.contact_list) if self.contact_list_id else ""
-        if self.field == self.Field.CAMPAIGN:
-            return str(self.campaign) if self.campaign_id else ""
-        if self.operator in (self.Operator.IS_EMPTY, self.Operator.IS_NOT_EMPTY):
-            return ""
-        return f"“{self.value}”" if self.operator in self.TEXT_OPERATORS else self.value
+        """The condition in words: "City equals “Pune”", "opened “Diwali offers”", "is on the list “VIPs”"."""
+        F, O = self.Field, self.Operator
+        # The select's hints ("(number)", "(date)") are not needed in a sentence.
+        operator = re.sub(r" \((number|date)\)$", "", self.get_operator_display()).replace("…", self.value)
+        if self.field == F.STATUS:
+            return f"Status {operator} {self.get_contact_status_display()}"
+        if self.field == F.LIST:
+            return f"{'is not' if self.operator == O.NOT_ON_LIST else 'is'} on the list “{self.contact_list}”"
+        if self.field == F.CAMPAIGN:
+            return f"{operator} “{self.campaign}”"
+        if self.field == F.ACTIVITY:
+            return operator.replace(" one ", " a campaign ").replace(" none ", " no campaign ")
+        if self.field == F.CREATED:
+            return f"Date added {operator}" + ("" if self.operator in self.DAYS_OPERATORS else f" {self.value}")
+        if self.operator in (O.IS_EMPTY, O.IS_NOT_EMPTY):
+            return f"{self.attribute} {operator}"
+        value = f"“{self.value}”" if self.operator in self.TEXT_OPERATORS else self.value
+        return f"{self.attribute} {operator} {value}"
 
     def clean(self):
         errors = {}

@@ -61,7 +61,7 @@ def test_a_segment_and_its_conditions_round_trip(marketer_client, marketer, cont
     segment = Segment.objects.get(name="Pune readers")
     assert segment.owner == marketer
     assert [str(c) for c in segment.conditions.all()] == [
-        "City equals “Pune”", "List is not on VIPs", "Any campaign opened none in the last 30 days"]
+        "City equals “Pune”", "is not on the list “VIPs”", "opened no campaign in the last 30 days"]
 
     change = reverse("admin:campaigns_segment_change", args=[segment.pk])
     page = marketer_client.get(change).content.decode()
@@ -78,7 +78,7 @@ def test_a_segment_and_its_conditions_round_trip(marketer_client, marketer, cont
     segment.refresh_from_db()
     assert segment.match == "any"
     assert [str(c) for c in segment.conditions.all()] == [
-        "City contains “un”", "Any campaign opened none in the last 30 days"]
+        "City contains “un”", "opened no campaign in the last 30 days"]
 
 
 def test_the_form_says_what_is_wrong_with_a_condition(marketer_client, other_marketer):

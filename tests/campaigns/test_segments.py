@@ -260,7 +260,16 @@ def test_conditions_read_as_words(marketer):
         {"field": F.ACTIVITY, "operator": O.OPENED_IN_LAST_DAYS, "value": "30"},
     ])
     assert segments.describe(segment=segment) == (
-        "City equals “Pune” or List is on VIPs or Any campaign opened one in the last 30 days")
+        "City equals “Pune” or is on the list “VIPs” or opened a campaign in the last 30 days")
+    spring = CampaignFactory(owner=marketer, name="Spring")
+    assert [str(SegmentCondition(**values)) for values in [
+        {"field": F.STATUS, "operator": O.IS_NOT, "contact_status": "bounced"},
+        {"field": F.CAMPAIGN, "operator": O.NOT_OPENED, "campaign": spring},
+        {"field": F.CREATED, "operator": O.DATE_BEFORE, "value": "2026-01-01"},
+        {"field": F.CREATED, "operator": O.IN_LAST_DAYS, "value": "7"},
+        attribute("Age", O.NUMBER_GTE, "18"), attribute("Plan", O.IS_EMPTY),
+    ]] == ["Status is not Bounced", "received and did not open “Spring”", "Date added before 2026-01-01",
+           "Date added in the last 7 days", "Age ≥ 18", "Plan is empty"]
 
 
 # --- campaigns to segments ------------------------------------------------------------------------
