@@ -118,7 +118,8 @@ def _condition_filter(condition, *, name, aliases, owner_id, now, zone):
         return _COMPILERS[condition.field](condition, name=name, aliases=aliases, owner_id=owner_id, now=now,
                                            zone=zone)
     except (KeyError, ValidationError, ValueError):
-        return Q(pk__in=[])
+        # Not pk__in=[]: that compiles to no SQL at all (EmptyResultSet), and the start embeds this SQL.
+        return Q(pk__isnull=True)
 
 
 def _status(condition, **_):

@@ -189,6 +189,16 @@ def test_a_stored_value_that_no_longer_reads_matches_nobody(people, marketer):
     assert matched(marketer, {"field": F.CREATED, "operator": O.DATE_ON, "value": "31/01/2026"}) == set()
 
 
+def test_a_campaign_to_a_segment_whose_value_no_longer_reads_starts_and_sends_it_to_no_one(people, marketer):
+    broken = SegmentFactory(owner=marketer, conditions=[attribute("Age", O.NUMBER_LT, "many")])
+    campaign = CampaignFactory(owner=marketer, segments=[broken], lists=[ContactListFactory(
+        owner=marketer, contacts=[people["pune"]])])
+
+    assert audience.audience_count(campaign=campaign) == 1
+    assert ledger.materialise(campaign_id=campaign.pk, now=NOW) == 1
+    assert segments.match_counts(segments=[broken]) == {broken.pk: (0, 0)}
+
+
 def test_numbers_and_dates_stored_as_anything_never_break_the_query(marketer):
     odd = ["", "1e5", "--3", "٣", "12abc", "2026-13-45", "9999-99-99", "NaN", "Infinity", " ", "0x10", "1,5"]
     for n, value in enumerate(odd):
