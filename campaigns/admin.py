@@ -1,22 +1,26 @@
+import json
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, Q
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from accounts.owned_admin import OwnedModelAdmin, scope_to_user, without_fields
+from accounts.models import User
+from accounts.owned_admin import OwnedInlineMixin, OwnedModelAdmin, scope_to_user, without_fields
 from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
-from campaigns.forms import SubscriptionFormAdminForm
+from campaigns.forms import SegmentConditionForm, SubscriptionFormAdminForm, segment_form_rules
 from campaigns.models import (
-    Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, ImportJob, SubscriptionForm,
+    Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, ImportJob, Segment, SegmentCondition,
+    SubscriptionForm,
 )
-from campaigns.selectors import audience, campaign_list
+from campaigns.selectors import audience, campaign_list, segments
 from campaigns.selectors import privacy as privacy_selectors
 from campaigns.services import contacts, privacy
 from campaigns.subscriptions import embed
@@ -155,13 +159,13 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     list_filter = ("status", "smtp_account", "lists", "created_at")
     list_select_related = ("smtp_account",)
     search_fields = ("name", "subject")
-    filter_horizontal = ("lists",)
+    filter_horizontal = ("lists", "segments")
     readonly_fields = (
         "status", "status_reason", "preparation", "started_at", "completed_at", "created_at", "updated_at",
         "email_link", "history", "source_campaign",
     )
     fieldsets = (
-        (None, {"fields": ("owner", "name", "smtp_account", "lists", "source_campaign")}),
+        (None, {"fields": ("owner", "name", "smtp_account", "lists", "segments", "source_campaign")}),
         ("Message", {"fields": ("subject", "body_html", "body_text", "track_opens", "track_clicks")}),
         (
             "Schedule",
@@ -172,8 +176,8 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     )
     actions = admin_actions.CAMPAIGN_ACTIONS + export_actions.CAMPAIGN_EXPORT_ACTIONS + CAMPAIGN_COMPOSE_ACTIONS
     # Once a campaign leaves draft, what it sends is fixed: the lifecycle actions change it, not the form.
-    frozen_after_draft = ("owner", "smtp_account", "lists", "subject", "body_html", "body_text", "track_opens",
-                          "track_clicks", "scheduled_at")
+    frozen_after_draft = ("owner", "smtp_account", "lists", "segments", "subject", "body_html", "body_text",
+                          "track_opens", "track_clicks", "scheduled_at")
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
@@ -187,8 +191,8 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
             fieldsets = without_fields(fieldsets, {"preparation"})
         if obj is None or not obj.source_rule:
             return without_fields(fieldsets, {"source_campaign"})
-        # A resend goes to its source's non-openers (campaigns.selectors.audience), never to lists.
-        return without_fields(fieldsets, {"lists"})
+        # A resend goes to its source's non-openers (campaigns.selectors.audience), never to lists or segments.
+        return without_fields(fieldsets, {"lists", "segments"})
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -462,3 +466,113 @@ class SubscriptionFormAdmin(OwnedModelAdmin):
             "Submissions, errors and the confirmation show on the hosted page.</p>",
             embed.snippet_html(form=obj),
         )
+
+
+class SegmentConditionInline(OwnedInlineMixin, admin.TabularInline):
+    model = SegmentCondition
+    form = SegmentConditionForm
+    template = "admin/campaigns/segment/condition_inline.html"
+    verbose_name = "condition"
+    verbose_name_plural = "Conditions"
+    min_num = 1
+    extra = 0
+
+
+@admin.register(Segment)
+class SegmentAdmin(OwnedModelAdmin):
+    """A saved filter over contacts. Its conditions are an inline; the form's count of matching contacts is
+    live (count_view, called by static/js/segment_form.js as the conditions change)."""
+
+    inlines = (SegmentConditionInline,)
+    change_form_template = "admin/campaigns/segment/change_form.html"
+    list_display = ("name", "conditions_in_words", "matching_count", "subscribed_count", "updated_at")
+    search_fields = ("name", "description")
+    fieldsets = ((None, {"fields": ("owner", "name", "description", "match")}),)
+    radio_fields = {"match": admin.HORIZONTAL}
+    # Each row's counts are computed over the contacts: 25 per page keeps a page quick at a million contacts.
+    list_per_page = 25
+
+    class Media:
+        js = ("js/segment_form.js",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner").prefetch_related(
+            "conditions__contact_list", "conditions__campaign",
+        )
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        # One statement counts the whole page (selectors.segments.match_counts), not one per row.
+        counts = segments.match_counts(segments=list(changelist.result_list))
+        for segment in changelist.result_list:
+            segment.matching, segment.subscribed = counts.get(segment.pk, (0, 0))
+        return changelist
+
+    @admin.display(description="Conditions")
+    def conditions_in_words(self, obj):
+        return segments.describe(segment=obj)
+
+    @admin.display(description="Contacts")
+    def matching_count(self, obj):
+        return obj.matching
+
+    @admin.display(description="Subscribed")
+    def subscribed_count(self, obj):
+        return obj.subscribed
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("count/", view(self.count_view), name="campaigns_segment_count"),
+            path("<path:object_id>/count/", view(self.count_view), name="campaigns_segment_count"),
+        ] + super().get_urls()
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        args = [obj.pk] if obj is not None and obj.pk else []
+        context.update(
+            count_url=reverse("admin:campaigns_segment_count", args=args),
+            segment_rules=json.dumps(segment_form_rules()),
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def count_view(self, request, object_id=None):
+        """POST the segment's form as it is being edited: {"matching", "subscribed"} or {"errors"}, as JSON.
+
+        CSRF-protected like every admin view; another owner's segment answers 404 (get_object), and the
+        conditions' list and campaign choices are the user's own, as on the form.
+        """
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        segment = self.get_object(request, unquote(object_id)) if object_id else None
+        if segment is None:
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            segment = Segment(owner=self._owner_for_new_segment(request))
+        elif not self.has_view_or_change_permission(request, segment):
+            raise PermissionDenied
+        match = request.POST.get("match")
+        segment.match = match if match in Segment.Match.values else Segment.Match.ALL
+        formsets, _ = self._create_formsets(request, segment, change=segment.pk is not None)
+        conditions, errors = [], []
+        for formset in formsets:
+            for number, form in enumerate(formset.forms, start=1):
+                if not form.has_changed() and form.instance.pk is None:
+                    continue  # a blank row added and left empty
+                if not form.is_valid():
+                    errors += [f"Condition {number}: {message}" for message in _form_messages(form)]
+                elif not form.cleaned_data.get("DELETE"):
+                    conditions.append(form.instance)
+        # admin_view marks the answer no-store already (never_cache).
+        if errors:
+            return JsonResponse({"errors": errors})
+        return JsonResponse(segments.count(owner_id=segment.owner_id, match=segment.match, conditions=conditions))
+
+    def _owner_for_new_segment(self, request):
+        if request.user.is_superuser and str(request.POST.get("owner", "")).isdigit():
+            return User.objects.filter(pk=request.POST["owner"]).first() or request.user
+        return request.user
+
+
+def _form_messages(form):
+    return [message for field_errors in form.errors.values() for message in field_errors]
+

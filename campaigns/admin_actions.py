@@ -28,7 +28,7 @@ def _confirm_schedule(modeladmin, request, campaign):
     modeladmin.message_user(
         request,
         f"{campaign.name}: scheduled for {when:%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()}), "
-        f"to {count} recipient(s) on its lists now.",
+        f"to {count} recipient(s) as of now.",
         messages.INFO,
     )
 
@@ -127,7 +127,7 @@ def retry_failed(modeladmin, request, queryset):
     _retry(modeladmin, request, [(campaign, None) for campaign in queryset])
 
 
-@admin.action(description="Extend selected to contacts added to their lists since")
+@admin.action(description="Extend selected to contacts added to their lists or segments since")
 def extend(modeladmin, request, queryset):
     total, done, preparing = 0, 0, 0
     for campaign in queryset:

@@ -1,10 +1,11 @@
 """Admin forms of campaigns and templates: the editor widget, sanitised HTML, templates checked on save."""
 
 from django import forms
+from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 
 from campaigns import editor, html_hygiene, personalize
 from campaigns.imports.addresses import normalize_address, validate_contact_email
-from campaigns.models import Campaign, EmailTemplate
+from campaigns.models import Campaign, EmailTemplate, SegmentCondition
 
 
 class PersonalizedMessageForm(forms.ModelForm):
@@ -110,3 +111,49 @@ class SubscriptionFormAdminForm(forms.ModelForm):
         label="Attributes asked", required=False,
         help_text="Contact attributes the form asks for besides email and name, comma-separated, e.g. City, Company.",
     )
+
+
+class SegmentConditionForm(forms.ModelForm):
+    """One condition row of a segment's inline: what the live count and the form's script read too."""
+
+    class Meta:
+        model = SegmentCondition
+        fields = ("field", "attribute", "operator", "value", "contact_status", "contact_list", "campaign")
+        labels = {"field": "Contacts whose", "operator": "", "value": "Compared with"}
+        widgets = {
+            "attribute": forms.TextInput(attrs={"size": 14, "placeholder": "attribute, e.g. City"}),
+            "value": forms.TextInput(attrs={"size": 18}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("contact_list", "campaign"):
+            # Plain selects: the admin's add/change icons beside them would open other models' pages in a popup.
+            widget = self.fields[name].widget
+            if isinstance(widget, RelatedFieldWidgetWrapper):
+                self.fields[name].widget = widget.widget
+
+    def _update_errors(self, errors):
+        # A choice refused by the field ("Select a valid choice") is not also "Choose the list." from the model.
+        if hasattr(errors, "error_dict"):
+            errors.error_dict = {k: v for k, v in errors.error_dict.items() if k not in self._errors}
+            if not errors.error_dict:
+                return
+        super()._update_errors(errors)
+
+
+def segment_form_rules():
+    """For static/js/segment_form.js: which operators suit each field, and what each compares with."""
+    C = SegmentCondition
+    compares_with = {C.Field.STATUS: "contact_status", C.Field.LIST: "contact_list", C.Field.CAMPAIGN: "campaign"}
+    return {
+        "operators": {field: list(operators) for field, operators in C.OPERATORS.items()},
+        "compares_with": compares_with,
+        "without_value": [C.Operator.IS_EMPTY, C.Operator.IS_NOT_EMPTY],
+        "placeholders": {
+            **{op: "a number, e.g. 40" for op in C.NUMBER_OPERATORS},
+            **{op: "a date: 2026-12-31" for op in C.DATE_OPERATORS},
+            **{op: "days, e.g. 30" for op in C.DAYS_OPERATORS},
+            **{op: "text" for op in C.TEXT_OPERATORS},
+        },
+    }

@@ -116,6 +116,8 @@ class Campaign(models.Model):
         "accounts.SmtpAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="campaigns"
     )
     lists = models.ManyToManyField(ContactList, related_name="campaigns", blank=True)
+    # Lists and segments together: a contact in both, or in several, gets one email (ledger.materialise_statement).
+    segments = models.ManyToManyField("Segment", related_name="campaigns", blank=True)
     # A resend: its audience is the source campaign's recipients picked by source_rule, as they are at
     # its start (ledger.materialise_statement), instead of its lists. Set by lifecycle.resend_to_non_openers.
     # No database constraint nor index, like CampaignTally's key: SQLite could then neither add nor drop the
@@ -278,6 +280,11 @@ class Email(models.Model):
             models.Index(fields=["campaign", "updated_at"], condition=Q(status="failed"), name="email_failed_latest"),
             # The superuser's latest failures across every campaign.
             models.Index(fields=["updated_at"], condition=Q(status="failed"), name="email_failed_latest_all"),
+            # Segments' engagement conditions ("opened any campaign in the last 30 days"): a contact's reader
+            # opens, probed per contact or read whole, index-only. Only opened rows are in it, and a row enters
+            # it once, at its first open.
+            models.Index(fields=["contact", "first_opened_at"], condition=Q(first_opened_at__isnull=False),
+                         name="email_contact_opened"),
         ]
 
     def __str__(self):
@@ -540,3 +547,206 @@ class SubscriptionRequest(models.Model):
 
     def __str__(self):
         return self.email
+
+
+class Segment(models.Model):
+    """A saved, owner-scoped filter over contacts: usable wherever a list is (Campaign.segments).
+
+    Its conditions are rows (SegmentCondition) the admin edits as an inline; campaigns.selectors.segments
+    compiles them into a Contact queryset, which counts, previews and the start's one INSERT ... SELECT share.
+    """
+
+    class Match(models.TextChoices):
+        ALL = "all", "all of the conditions"
+        ANY = "any", "any of the conditions"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    match = models.CharField("Contacts who match", max_length=3, choices=Match.choices, default=Match.ALL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="segment_unique_name_per_owner")]
+
+    def __str__(self):
+        return self.name
+
+
+NUMBER_PATTERN = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
+DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_DAYS = 36500
+
+
+def parse_number(text):
+    """A number as the marketer types it (12, -3.5), or ValidationError."""
+    if not NUMBER_PATTERN.fullmatch(text or ""):
+        raise ValidationError(f"“{text}” is not a number (write it like 12 or 3.5).")
+    return float(text)
+
+
+def parse_date(text):
+    """A date written YYYY-MM-DD (as the import stores Excel dates), or ValidationError."""
+    from datetime import date
+
+    text = (text or "").strip()
+    try:
+        if not DATE_PATTERN.fullmatch(text):
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"“{text}” is not a date: write it like 2026-12-31.") from None
+
+
+def parse_days(text):
+    text = (text or "").strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+        raise ValidationError(f"“{text}” is not a number of days (a whole number from 1 to {MAX_DAYS}).")
+    return int(text)
+
+
+class SegmentCondition(models.Model):
+    """One condition of a segment: a field, an operator, and what it compares with.
+
+    Which operators suit which field, and what each needs (an attribute name, a typed value, a
+    status, a list, a campaign), is OPERATORS and NEEDS below; clean() checks a row against them
+    and that its list or campaign is the segment owner's.
+    """
+
+    owner_path = "segment__owner"
+
+    class Field(models.TextChoices):
+        STATUS = "status", "Status"
+        LIST = "list", "List"
+        ATTRIBUTE = "attribute", "Attribute"
+        CAMPAIGN = "campaign", "Campaign"
+        ACTIVITY = "activity", "Any campaign"
+        CREATED = "created", "Date added"
+
+    class Operator(models.TextChoices):
+        IS = "is", "is"
+        IS_NOT = "is_not", "is not"
+        ON_LIST = "on_list", "is on"
+        NOT_ON_LIST = "not_on_list", "is not on"
+        EQUALS = "equals", "equals"
+        NOT_EQUALS = "not_equals", "does not equal"
+        CONTAINS = "contains", "contains"
+        NOT_CONTAINS = "not_contains", "does not contain"
+        IS_EMPTY = "is_empty", "is empty"
+        IS_NOT_EMPTY = "is_not_empty", "is not empty"
+        NUMBER_EQUALS = "number_eq", "= (number)"
+        NUMBER_LT = "number_lt", "< (number)"
+        NUMBER_LTE = "number_lte", "≤ (number)"
+        NUMBER_GT = "number_gt", "> (number)"
+        NUMBER_GTE = "number_gte", "≥ (number)"
+        DATE_BEFORE = "date_before", "before (date)"
+        DATE_ON = "date_on", "on (date)"
+        DATE_AFTER = "date_after", "after (date)"
+        IN_LAST_DAYS = "in_last_days", "in the last … days"
+        OPENED = "opened", "opened"
+        CLICKED = "clicked", "clicked"
+        NOT_OPENED = "not_opened", "received and did not open"
+        OPENED_IN_LAST_DAYS = "opened_in_last_days", "opened one in the last … days"
+        NOT_OPENED_IN_LAST_DAYS = "not_opened_in_last_days", "opened none in the last … days"
+
+    F, O = Field, Operator
+    OPERATORS = {
+        F.STATUS: (O.IS, O.IS_NOT),
+        F.LIST: (O.ON_LIST, O.NOT_ON_LIST),
+        F.ATTRIBUTE: (
+            O.EQUALS, O.NOT_EQUALS, O.CONTAINS, O.NOT_CONTAINS, O.IS_EMPTY, O.IS_NOT_EMPTY,
+            O.NUMBER_EQUALS, O.NUMBER_LT, O.NUMBER_LTE, O.NUMBER_GT, O.NUMBER_GTE,
+            O.DATE_BEFORE, O.DATE_ON, O.DATE_AFTER,
+        ),
+        F.CAMPAIGN: (O.OPENED, O.CLICKED, O.NOT_OPENED),
+        F.ACTIVITY: (O.OPENED_IN_LAST_DAYS, O.NOT_OPENED_IN_LAST_DAYS),
+        F.CREATED: (O.DATE_BEFORE, O.DATE_ON, O.DATE_AFTER, O.IN_LAST_DAYS),
+    }
+    # What the value of each operator is: parsed by these on save, so compiling never meets a bad one.
+    NUMBER_OPERATORS = (O.NUMBER_EQUALS, O.NUMBER_LT, O.NUMBER_LTE, O.NUMBER_GT, O.NUMBER_GTE)
+    DATE_OPERATORS = (O.DATE_BEFORE, O.DATE_ON, O.DATE_AFTER)
+    DAYS_OPERATORS = (O.IN_LAST_DAYS, O.OPENED_IN_LAST_DAYS, O.NOT_OPENED_IN_LAST_DAYS)
+    TEXT_OPERATORS = (O.EQUALS, O.NOT_EQUALS, O.CONTAINS, O.NOT_CONTAINS)
+    del F, O
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="conditions")
+    field = models.CharField(max_length=20, choices=Field.choices)
+    attribute = models.CharField(max_length=100, blank=True, help_text="For an attribute: its column, e.g. City.")
+    operator = models.CharField(max_length=30, choices=Operator.choices)
+    value = models.CharField(max_length=200, blank=True)
+    contact_status = models.CharField("status", max_length=20, choices=Contact.Status.choices, blank=True)
+    # PROTECT: deleting a list or campaign a segment names would silently change who the segment is.
+    contact_list = models.ForeignKey(ContactList, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                     verbose_name="list")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        """The condition in words: "City equals “Pune”", "opened “Diwali offers”", "is on the list “VIPs”"."""
+        F, O = self.Field, self.Operator
+        # The select's hints ("(number)", "(date)") are not needed in a sentence.
+        operator = re.sub(r" \((number|date)\)$", "", self.get_operator_display()).replace("…", self.value)
+        if self.field == F.STATUS:
+            return f"Status {operator} {self.get_contact_status_display()}"
+        if self.field == F.LIST:
+            return f"{'is not' if self.operator == O.NOT_ON_LIST else 'is'} on the list “{self.contact_list}”"
+        if self.field == F.CAMPAIGN:
+            return f"{operator} “{self.campaign}”"
+        if self.field == F.ACTIVITY:
+            return operator.replace(" one ", " a campaign ").replace(" none ", " no campaign ")
+        if self.field == F.CREATED:
+            return f"Date added {operator}" + ("" if self.operator in self.DAYS_OPERATORS else f" {self.value}")
+        if self.operator in (O.IS_EMPTY, O.IS_NOT_EMPTY):
+            return f"{self.attribute} {operator}"
+        value = f"“{self.value}”" if self.operator in self.TEXT_OPERATORS else self.value
+        return f"{self.attribute} {operator} {value}"
+
+    def clean(self):
+        errors = {}
+        if self.field and self.operator and self.operator not in self.OPERATORS.get(self.field, ()):
+            errors["operator"] = (
+                f"“{self.get_operator_display()}” does not apply to {self.get_field_display().lower()}; choose one of: "
+                + ", ".join(self.Operator(o).label for o in self.OPERATORS.get(self.field, ())) + "."
+            )
+        errors.update(self._problems_with_the_value())
+        if errors:
+            raise ValidationError(errors)
+
+    def _problems_with_the_value(self):
+        owner_id = self._segment_owner_id()
+        if self.field == self.Field.STATUS and not self.contact_status:
+            return {"contact_status": "Choose the status."}
+        if self.field == self.Field.LIST:
+            if not self.contact_list_id:
+                return {"contact_list": "Choose the list."}
+            if owner_id and self.contact_list.owner_id != owner_id:
+                return {"contact_list": "This list belongs to someone else."}
+        if self.field == self.Field.CAMPAIGN:
+            if not self.campaign_id:
+                return {"campaign": "Choose the campaign."}
+            if owner_id and self.campaign.owner_id != owner_id:
+                return {"campaign": "This campaign belongs to someone else."}
+        if self.field == self.Field.ATTRIBUTE and not self.attribute.strip():
+            return {"attribute": "Name the attribute, e.g. City."}
+        try:
+            if self.operator in self.NUMBER_OPERATORS:
+                parse_number(self.value)
+            elif self.operator in self.DATE_OPERATORS:
+                parse_date(self.value)
+            elif self.operator in self.DAYS_OPERATORS:
+                parse_days(self.value)
+            elif self.operator in self.TEXT_OPERATORS and self.value == "":
+                return {"value": "Type the text to compare with."}
+        except ValidationError as exc:
+            return {"value": exc.messages[0]}
+        return {}
+
+    def _segment_owner_id(self):
+        try:
+            return self.segment.owner_id
+        except Segment.DoesNotExist:
+            return None

@@ -5,7 +5,9 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from accounts.models import MARKETERS_GROUP, SmtpAccount, User
-from campaigns.models import Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, SubscriptionForm
+from campaigns.models import (
+    Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, Segment, SegmentCondition, SubscriptionForm,
+)
 from tracking.models import Event, Link
 
 PASSWORD = "correct horse battery staple"
@@ -121,6 +123,28 @@ class CampaignFactory(factory.django.DjangoModelFactory):
     def lists(obj, create, extracted, **kwargs):
         if create and extracted:
             obj.lists.add(*extracted)
+
+    @factory.post_generation
+    def segments(obj, create, extracted, **kwargs):
+        if create and extracted:
+            obj.segments.add(*extracted)
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    """A segment; `conditions=[dict(field=..., operator=..., ...), ...]` adds its condition rows."""
+
+    class Meta:
+        model = Segment
+        skip_postgeneration_save = True
+
+    owner = factory.SubFactory(MarketerFactory)
+    name = factory.Sequence(lambda n: f"Segment {n}")
+
+    @factory.post_generation
+    def conditions(obj, create, extracted, **kwargs):
+        if create and extracted:
+            for values in extracted:
+                SegmentCondition.objects.create(segment=obj, **values)
 
 
 class CampaignEventFactory(factory.django.DjangoModelFactory):

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
+from campaigns.selectors import segments
 
 log = logging.getLogger(__name__)
 S = Email.Status
@@ -32,7 +33,7 @@ OPEN_STATUSES = (S.PENDING, S.QUEUED, S.DEFERRED)
 
 
 def materialise(*, campaign_id: int, now: datetime) -> int:
-    """Insert one pending Email per subscribed contact of the campaign's lists, in one statement.
+    """Insert one pending Email per subscribed contact of the campaign's lists and segments, in one statement.
 
     Contacts are unique per owner and address, so a contact on several lists is
     one row; ON CONFLICT keeps anyone already in the campaign (sent or not)
@@ -86,6 +87,7 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     def contact_range(column):
         return f"{column} > %s" + (f" AND {column} <= %s" if through_contact_id is not None else "")
 
+    segment_branches, segment_params = _segment_branches(campaign_id=campaign_id, now=now)
     sql = f"""
         INSERT INTO {email} (campaign_id, contact_id, to_email, to_name, status, attempts, message_id,
                              smtp_response, failure_class, open_count, machine_open, click_count,
@@ -103,7 +105,7 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
               UNION ALL
               SELECT e.contact_id FROM {email} e
               WHERE e.campaign_id = (SELECT source_campaign_id FROM {campaign} WHERE id = %s AND source_rule = %s)
-                AND e.status = %s AND e.first_opened_at IS NULL
+                AND e.status = %s AND e.first_opened_at IS NULL{segment_branches}
           ) AS audience WHERE {contact_range("audience.contact_id")})
           AND {contact_range("c.id")}
         ON CONFLICT (campaign_id, to_email) DO NOTHING
@@ -119,7 +121,7 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     # source of someone else's from reaching anyone but the campaign owner's contacts.
     params = [
         campaign_id, S.PENDING, False, False, now, now, campaign_id, Contact.Status.SUBSCRIBED, campaign_id,
-        campaign_id, campaign_id, campaign_id, Campaign.SourceRule.NOT_OPENED, S.SENT,
+        campaign_id, campaign_id, campaign_id, Campaign.SourceRule.NOT_OPENED, S.SENT, *segment_params,
     ]
     # A chunk of the preparation (materialise_chunk) is a range of contact ids; the whole audience is 0..end.
     # The range is on the audience too: PostgreSQL pushes it into each branch (an index range scan of the
@@ -127,6 +129,18 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     # a cost that grew with the list (a million members hashed for each chunk of 10,000).
     bounds = [after_contact_id] + ([through_contact_id] if through_contact_id is not None else [])
     params += bounds + bounds
+    return sql, params
+
+
+def _segment_branches(*, campaign_id, now):
+    """One more UNION ALL branch of contact ids per segment of the campaign: the segment's own queryset
+    (campaigns.selectors.segments, the one definition of who a segment is) as SQL, so the start stays
+    one set-based statement. A resend has none (its source decides), nor does a campaign without segments."""
+    sql, params = "", []
+    for ids in segments.campaign_segment_contact_ids(campaign_id=campaign_id, now=now):
+        branch_sql, branch_params = ids.query.sql_with_params()
+        sql += f"\n              UNION ALL\n              SELECT s.id FROM ({branch_sql}) s"
+        params += branch_params
     return sql, params
 
 

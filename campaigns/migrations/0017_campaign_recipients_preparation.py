@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0015_subscription_forms"),
+        ("campaigns", "0016_segments"),
     ]
 
     operations = [

@@ -1,28 +1,32 @@
 """Who a campaign would go to before it starts.
 
 The same rule as ledger.materialise_statement, read-only: the owner's own subscribed
-contacts on the campaign's own lists, each address once; for a resend, the owner's own
-subscribed contacts its source campaign was sent to and who did not open it.
+contacts on the campaign's own lists or matching its own segments, each address once; for a
+resend, the owner's own subscribed contacts its source campaign was sent to and who did not open it.
 """
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from campaigns.models import Campaign, CampaignTally, Contact, ContactList, Email
+from campaigns.selectors import segments
 
 
 def recipients(*, campaign: Campaign) -> QuerySet:
     """The contacts a start would materialise now (unordered)."""
     return Contact.objects.filter(
-        owner_id=campaign.owner_id, status=Contact.Status.SUBSCRIBED, id__in=_audience_contact_ids(campaign)
+        _in_audience(campaign), owner_id=campaign.owner_id, status=Contact.Status.SUBSCRIBED,
     )
 
 
-def _audience_contact_ids(campaign):
+def _in_audience(campaign):
     if campaign.source_campaign_id is not None:
-        return non_opener_contact_ids(campaign=campaign)
-    return ContactList.contacts.through.objects.filter(
+        return Q(id__in=non_opener_contact_ids(campaign=campaign))
+    on_lists = ContactList.contacts.through.objects.filter(
         contactlist__campaigns=campaign, contactlist__owner_id=campaign.owner_id
     ).values("contact_id")
+    # A contact on a list and in a segment, or in two segments, is one contact row: counted once.
+    in_segments = [Q(id__in=ids) for ids in segments.campaign_segment_contact_ids(campaign_id=campaign.pk)]
+    return Q(id__in=on_lists) | Q(*in_segments, _connector=Q.OR)
 
 
 def non_opener_contact_ids(*, campaign: Campaign) -> QuerySet:
@@ -45,7 +49,7 @@ def describe_audience(*, campaign: Campaign) -> str:
     """Who the start will pick, in the owner's words (the draft's page)."""
     if campaign.source_campaign_id is not None:
         return f"the contacts who received “{campaign.source_campaign.name}” and did not open it, still subscribed"
-    return "the subscribed contacts of its lists, each address once"
+    return "the subscribed contacts of its lists and segments, each address once"
 
 
 def preparation_progress(*, campaign: Campaign) -> tuple[int, int] | None:

@@ -62,11 +62,14 @@ def _problems_with_audience(*, campaign):
         if campaign.source_campaign.owner_id != campaign.owner_id:
             return ["the campaign it resends belongs to someone else"]
         return []
-    if not campaign.lists.exists():
-        return ["choose at least one contact list"]
+    if not campaign.lists.exists() and not campaign.segments.exists():
+        return ["choose at least one contact list or segment"]
+    problems = []
     if campaign.lists.exclude(owner_id=campaign.owner_id).exists():
-        return ["a chosen list belongs to someone else"]
-    return []
+        problems.append("a chosen list belongs to someone else")
+    if campaign.segments.exclude(owner_id=campaign.owner_id).exists():
+        problems.append("a chosen segment belongs to someone else")
+    return problems
 
 
 def parse_local_time(*, text, user):
@@ -317,11 +320,13 @@ def complete_finished(*, now, campaign_ids=None):
 
 
 def duplicate(*, campaign):
-    """A new draft with the same message, account and audience (its lists, or the resend's source and rule)."""
+    """A new draft with the same message, account and audience (its lists and segments, or the resend's source
+    and rule)."""
     with transaction.atomic():
         copy = _draft_with_the_message_of(campaign, name=f"{campaign.name} (copy)",
                                           source_campaign=campaign.source_campaign, source_rule=campaign.source_rule)
         copy.lists.set(campaign.lists.all())
+        copy.segments.set(campaign.segments.all())
     return copy
 
 

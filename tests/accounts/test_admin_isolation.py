@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import SmtpAccount, User
-from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, SubscriptionForm
+from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, Segment, SubscriptionForm
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -29,6 +29,7 @@ from tests.factories import (
     EmailTemplateFactory,
     EventFactory,
     LinkFactory,
+    SegmentFactory,
     SmtpAccountFactory,
     SubscriptionFormFactory,
 )
@@ -47,6 +48,7 @@ OWNED = {
     "link": ("tracking", "link", Link, False),
     "event": ("tracking", "event", Event, False),
     "subscriptionform": ("campaigns", "subscriptionform", SubscriptionForm, True),
+    "segment": ("campaigns", "segment", Segment, True),
 }
 ALL_OWNED = list(OWNED)
 WRITABLE = [key for key, spec in OWNED.items() if spec[3]]
@@ -81,16 +83,21 @@ def build_world(owner, title, slug):
     subscription_form = SubscriptionFormFactory(
         owner=owner, contact_list=contact_list, smtp_account=smtp, title=f"{title} Signup Form",
     )
+    segment = SegmentFactory(owner=owner, name=f"{title} Loyal Segment", conditions=[
+        {"field": "list", "operator": "on_list", "contact_list": contact_list},
+        {"field": "campaign", "operator": "opened", "campaign": campaign},
+    ])
     objects = {
         "smtpaccount": smtp, "contact": contact, "contactlist": contact_list, "emailtemplate": template,
         "campaign": campaign, "email": email, "link": link, "event": event, "subscriptionform": subscription_form,
+        "segment": segment,
     }
     # What each changelist row shows of the object (the event row shows its email's
     # address), which is also what the changelist search box finds it by.
     markers = {
         "smtpaccount": smtp.name, "contact": contact.email, "contactlist": contact_list.name,
         "emailtemplate": template.name, "campaign": campaign.name, "email": email.to_email, "link": link.url,
-        "event": email.to_email, "subscriptionform": subscription_form.title,
+        "event": email.to_email, "subscriptionform": subscription_form.title, "segment": segment.name,
     }
     return SimpleNamespace(owner=owner, objects=objects, markers=markers, search_terms=markers, **objects)
 
@@ -509,6 +516,9 @@ def test_delete_selected_with_other_owners_ids_deletes_nothing(key, world, other
 
 @pytest.mark.parametrize("key", ["contact", "contactlist", "emailtemplate", "campaign", "smtpaccount"])
 def test_delete_selected_across_all_deletes_only_own_objects(key, world, other_client, other_marketer):
+    if key in ("contactlist", "campaign", "smtpaccount"):
+        # A segment's conditions protect the lists and campaigns they name.
+        Segment.objects.filter(owner=other_marketer).delete()
     if key == "smtpaccount":
         # Campaigns and subscription forms protect their SMTP account.
         Campaign.objects.filter(owner=other_marketer).delete()
@@ -556,6 +566,10 @@ ADD_DATA = {
     # Its list and SMTP account: the marketer's own, filled in by add_data().
     "subscriptionform": {"title": "Fresh Signup", "consent_text": "Yes please.", "attributes_asked": "City",
                          "double_opt_in": "on", "enabled": "on"},
+    "segment": {"name": "Fresh Segment", "description": "", "match": "all", "conditions-TOTAL_FORMS": "1",
+                "conditions-INITIAL_FORMS": "0", "conditions-MIN_NUM_FORMS": "1", "conditions-MAX_NUM_FORMS": "1000",
+                "conditions-0-field": "attribute", "conditions-0-attribute": "City", "conditions-0-operator": "equals",
+                "conditions-0-value": "Pune"},
 }
 LOOKUP = {
     "smtpaccount": {"name": "Fresh Relay"},
@@ -564,6 +578,7 @@ LOOKUP = {
     "emailtemplate": {"name": "Fresh Template"},
     "campaign": {"name": "Fresh Campaign"},
     "subscriptionform": {"title": "Fresh Signup"},
+    "segment": {"name": "Fresh Segment"},
 }
 
 
@@ -597,6 +612,7 @@ CLASHES = {
     "contact": ("email", "VIP@Alice-Corp.example"),  # addresses are unique case-insensitively
     "contactlist": ("name", "Alice Newsletter List"),
     "emailtemplate": ("name", "Alice Welcome Template"),
+    "segment": ("name", "Alice Loyal Segment"),
 }
 
 
@@ -631,6 +647,7 @@ def test_renaming_into_a_clash_is_a_form_error(key, world, marketer, marketer_cl
         "contact": lambda: ContactFactory(owner=marketer, email="second@alice-corp.example"),
         "contactlist": lambda: ContactListFactory(owner=marketer, name="Second List"),
         "emailtemplate": lambda: EmailTemplateFactory(owner=marketer, name="Second Template"),
+        "segment": lambda: SegmentFactory(owner=marketer, name="Second Segment"),
     }[key]()
     response = marketer_client.post(admin_url(key, "change", other.pk), {**ADD_DATA[key], field: value})
     assert form_of(response).errors
@@ -790,6 +807,14 @@ def make_rich(key, owner):
         return EmailTemplateFactory(owner=owner)
     if key == "subscriptionform":
         return SubscriptionFormFactory(owner=owner)
+    if key == "segment":
+        contact_list, campaign = ContactListFactory(owner=owner), CampaignFactory(owner=owner)
+        return SegmentFactory(owner=owner, conditions=[
+            {"field": "list", "operator": "on_list", "contact_list": contact_list},
+            {"field": "campaign", "operator": "clicked", "campaign": campaign},
+            {"field": "created", "operator": "date_after", "value": "2026-01-01"},
+            {"field": "activity", "operator": "opened_in_last_days", "value": "30"},
+        ])
     campaign = CampaignFactory(owner=owner)
     if key == "email":
         return EmailFactory(campaign=campaign)

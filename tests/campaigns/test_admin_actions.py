@@ -146,7 +146,7 @@ def test_send_now_starts_a_ready_draft_with_its_recipients_materialised(marketer
         ("smtp_account", "choose an SMTP account"),
         ("subject", "write a subject"),
         ("body", "write a body"),
-        ("lists", "choose at least one contact list"),
+        ("lists", "choose at least one contact list or segment"),
     ],
 )
 def test_send_now_on_an_incomplete_draft_names_what_is_missing_and_changes_nothing(
@@ -180,7 +180,7 @@ def test_send_now_on_a_draft_missing_everything_lists_every_problem(marketer_cli
 
     assert errors(shown) == [
         "Empty: Cannot schedule: choose an SMTP account; write a subject; write a body; "
-        "choose at least one contact list."
+        "choose at least one contact list or segment."
     ]
     empty.refresh_from_db()
     assert empty.status == C.DRAFT
@@ -269,7 +269,7 @@ def test_schedule_refuses_an_incomplete_draft_and_a_campaign_already_started(mar
 
     assert sorted(errors(shown)) == [
         "Alice autumn: Only a draft can be scheduled; this campaign is sending.",
-        "No list: Cannot schedule: choose at least one contact list.",
+        "No list: Cannot schedule: choose at least one contact list or segment.",
     ]
     assert successes(shown) == []
     no_list.refresh_from_db(), ready_draft.refresh_from_db()

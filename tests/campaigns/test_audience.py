@@ -82,7 +82,7 @@ def test_the_schedule_action_confirms_the_time_and_the_audience(marketer_client,
     )
 
     shown = [str(m) for m in response.context["messages"]]
-    confirmation = "Alice spring: scheduled for 2030-12-01 10:00 (America/New_York), to 7 recipient(s) on its lists now."
+    confirmation = "Alice spring: scheduled for 2030-12-01 10:00 (America/New_York), to 7 recipient(s) as of now."
     assert confirmation in shown
     assert "1 campaign(s) scheduled." in shown
 

@@ -42,7 +42,7 @@ def complete_draft(marketer):
         ("smtp_account", "choose an SMTP account"),
         ("subject", "write a subject"),
         ("body", "write a body"),
-        ("lists", "choose at least one contact list"),
+        ("lists", "choose at least one contact list or segment"),
     ],
 )
 def test_schedule_refuses_an_incomplete_campaign_with_a_clear_message(complete_draft, missing, message):
@@ -77,7 +77,7 @@ def test_schedule_lists_every_problem_at_once(marketer):
         lifecycle.schedule(campaign=campaign)
 
     assert str(refused.value) == (
-        "Cannot schedule: choose an SMTP account; write a subject; write a body; choose at least one contact list."
+        "Cannot schedule: choose an SMTP account; write a subject; write a body; choose at least one contact list or segment."
     )
 
 
@@ -125,7 +125,7 @@ def test_schedule_names_a_past_time_with_the_other_problems(marketer):
     with pytest.raises(lifecycle.LifecycleError) as refused:
         lifecycle.schedule(campaign=campaign, at=timezone.now() - datetime.timedelta(days=1))
 
-    assert str(refused.value).startswith("Cannot schedule: write a subject; choose at least one contact list; ")
+    assert str(refused.value).startswith("Cannot schedule: write a subject; choose at least one contact list or segment; ")
     assert "is in the past" in str(refused.value)
 
 
