@@ -39,8 +39,6 @@ def dispatch_now():
 @shared_task(name="campaigns.dispatch", ignore_result=True)
 def dispatch():
     report = dispatcher.tick(enqueue=enqueue_batch)
-    if report.tick_again_in is not None:
-        dispatch.apply_async(countdown=report.tick_again_in)
     if report.ran and (report.started or report.returned or report.batches or report.completed):
         log.info(
             "tick: started %s campaign(s), returned %s row(s), claimed %s in %s batch(es), completed %s",
@@ -56,6 +54,8 @@ def dispatch():
              soft_time_limit=settings.EMAIL_LEASE_SECONDS, time_limit=settings.EMAIL_LEASE_SECONDS + 30)
 def send_batch(batch_id):
     report = sender.send_batch(batch_id, continue_later=enqueue_continuation)
+    if report.account_id is not None and dispatcher.queue_running_dry(account_id=report.account_id):
+        dispatch.delay()  # the lock keeps a tick from running twice at once
     log.info(
         "batch %s: sent %s, deferred %s, failed %s, released %s %s",
         batch_id, report.sent, report.deferred, report.failed, report.released, "; ".join(report.notes),

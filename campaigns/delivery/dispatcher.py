@@ -18,10 +18,6 @@ from campaigns.services import lifecycle
 log = logging.getLogger(__name__)
 DISPATCH_TASK_NAME = "Dispatch pending emails"
 LOCK_SECONDS = 120
-# A fresh campaign starts with its fair share's floor (ten batches, 0.3 s of work at full speed);
-# a second later its rate is measured and the next claim is a full interval's worth, so the workers
-# idle for about a second once instead of until the next interval (up to 10 s of a large campaign).
-TICK_AGAIN_SECONDS = 1.0
 
 
 @dataclass
@@ -32,9 +28,6 @@ class TickReport:
     returned: int = 0
     batches: list = field(default_factory=list)  # (account_id, batch_id, size)
     completed: int = 0
-    # Seconds after which another tick should run (None: the next interval will do): an account's
-    # workers ran dry, so its rate is measured again soon (rate_limit.Allowance.ran_dry).
-    tick_again_in: float | None = None
 
     @property
     def claimed(self):
@@ -64,7 +57,7 @@ def tick(*, enqueue: Callable[[uuid.UUID], object], now: datetime | None = None)
             # large campaign's 400 batches took 0.8 s, and no worker started before its end.
             report.batches = claim_batches(
                 now=clock_now, window_seconds=dispatch_interval_seconds(),
-                on_claimed=enqueue, on_ran_dry=lambda: setattr(report, "tick_again_in", TICK_AGAIN_SECONDS),
+                on_claimed=enqueue,
             )
             report.completed = lifecycle.complete_finished(now=clock_now)
     finally:
@@ -135,8 +128,7 @@ def sendable_accounts(*, now: datetime):
 
 
 def claim_batches(*, now: datetime, window_seconds: float,
-                  on_claimed: Callable[[uuid.UUID], object] = lambda batch_id: None,
-                  on_ran_dry: Callable[[], object] = lambda: None) -> list[tuple]:
+                  on_claimed: Callable[[uuid.UUID], object] = lambda batch_id: None) -> list[tuple]:
     """Claim what each sendable account may send (rate_limit.allowance: its limits, and its fair
     share of the workers), in batches, one batch per account per round."""
     plans = []
@@ -147,9 +139,8 @@ def claim_batches(*, now: datetime, window_seconds: float,
             .values_list("pk", flat=True)
         )
         budget = rate_limit.allowance(account=account, now=now, window_seconds=window_seconds)
-        if budget.rows > 0:
-            plans.append(_ClaimPlan(account=account, campaign_ids=campaign_ids, budget=budget.rows,
-                                    ran_dry=budget.ran_dry))
+        if budget > 0:
+            plans.append(_ClaimPlan(account=account, campaign_ids=campaign_ids, budget=budget))
     batches = []
     # Round-robin: one batch per account per round, so a large campaign never starves another account
     # in a tick; the fair share keeps it from starving the others across ticks, in the workers' queue.
@@ -163,8 +154,6 @@ def claim_batches(*, now: datetime, window_seconds: float,
                 batches.append((plan.account.pk, batch_id, claimed))
                 plan.budget -= claimed
                 on_claimed(batch_id)
-                if plan.ran_dry:
-                    on_ran_dry()
             if not claimed or claimed < size or plan.budget <= 0:
                 plans.remove(plan)
     return batches
@@ -175,5 +164,19 @@ class _ClaimPlan:
     account: SmtpAccount
     campaign_ids: list
     budget: int
-    ran_dry: bool = False
     after_id: int = 0  # where this account's next claim of the tick starts
+
+
+def queue_running_dry(*, account_id: int) -> bool:
+    """Whether a tick is due now for this account, asked by the worker that finished one of its
+    batches: its fair share, not its pacing, bounds what it may hold, and fewer than
+    rate_limit.LOW_WATER_BATCHES of its batches are left. Left to beat's next tick, its workers
+    would idle until then (up to an interval: a fresh campaign's floor lasts 0.3 s). One small read
+    a batch: the account's row, and the queued rows counted up to the low-water mark."""
+    account = SmtpAccount.objects.filter(pk=account_id).only("max_per_minute", "throttle_factor", "batch_size").first()
+    if account is None:
+        return False
+    low_water = rate_limit.LOW_WATER_BATCHES * account.batch_size
+    if rate_limit.queued_rows(account_id=account_id).values("id")[:low_water].count() >= low_water:
+        return False
+    return rate_limit.fair_share_applies(account=account, window_seconds=dispatch_interval_seconds())

@@ -10,7 +10,6 @@ across workers instead of each sleeping a fixed delay.
 """
 
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -31,52 +30,60 @@ from campaigns.models import CampaignHourTally, Email
 # before; for one whose limit is far above what the workers achieve ("unlimited"), it is the rate it
 # achieved lately, measured from its sent rows.
 #
-# HEADROOM: a tick tops the account up to 1.25 intervals of its rate, so when the next tick comes,
-# a quarter of an interval (2.5 s at 10 s) is still queued: the workers never run dry while a tick
-# is a little late (beat's jitter, the tick waiting for a free worker process, the tick's own
-# claiming of some hundred batches, ~0.5 s), which is what keeps a large campaign's throughput. More
-# headroom is longer waits for the others (1.25 intervals behind a full queue is 12.5 s at 10 s).
-FAIR_SHARE_HEADROOM = 1.25
+# HEADROOM: a tick tops the account up to 1.1 intervals of its rate, so when beat's next tick
+# comes a tenth of an interval (1 s at 10 s) is still queued and the workers go on without a pause
+# while it claims. Should they run low all the same (the account sent faster than measured: a fresh
+# campaign past its floor, a machine that got faster), the worker that sees fewer than
+# LOW_WATER_BATCHES of its batches left asks for a tick at once (dispatcher.queue_running_dry), so
+# the headroom need not cover a late or slow tick. More headroom is longer waits for the others:
+# 1.1 intervals behind a full queue is 11 s at 10 s (bench/fairness.py; 1.25 measured 14.3 s on a
+# loaded machine, near the goal of 15).
+FAIR_SHARE_HEADROOM = 1.1
 # FLOOR: a fresh campaign, whose rate nobody measured yet, starts with ten batches: every worker
 # process of a typical deployment takes one at once, and ten batches of someone else's (0.3 s of
-# work at the full path's ~1,600 a second) delay no one. The tick after it measures the rate.
+# work at the full path's ~1,600 a second) delay no one. The tick that its last batches ask for
+# measures the rate.
 FAIR_SHARE_FLOOR_BATCHES = 10
+# Fewer queued batches than this (the ones being sent included): the account's workers are about
+# to idle, and a tick is due now. Two: the worker processes of a small deployment.
+LOW_WATER_BATCHES = 2
 # A rate measured over less than a second of sending is noise (two rows a millisecond apart are not
 # 2,000 a second): the span is counted as one second at least, so the first measurement of a fresh
 # campaign is a floor too, the next ones the real rate.
 MIN_MEASURED_SPAN_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class Allowance:
-    rows: int  # what the account may claim now
-    # Nothing of the account is in flight and its fair share, not a limit, is what bounds it: its
-    # workers ran dry (a fresh campaign, or one that sent faster than measured), so a tick soon
-    # measures its rate again rather than leave them idle until the next interval.
-    ran_dry: bool = False
-
-
-def allowance(*, account, now: datetime, window_seconds: float) -> Allowance:
+def allowance(*, account, now: datetime, window_seconds: float) -> int:
     """How many emails the account may claim now, for the next `window_seconds`: within its
     per-minute, per-hour and per-day limits and pacing, and within its fair share of the workers."""
     in_flight = _in_flight(account)
-    paced = math.ceil(effective_per_minute(account) * window_seconds / 60.0)
-    fair = paced
-    if paced > FAIR_SHARE_FLOOR_BATCHES * account.batch_size:  # else the floor is above the pacing anyway
-        fair = min(paced, fair_share_cap(account=account, now=now, window_seconds=window_seconds))
-    wanted = min(paced, fair) - in_flight
+    wanted = _paced(account, window_seconds)
+    if fair_share_applies(account=account, window_seconds=window_seconds):
+        wanted = min(wanted, fair_share_cap(account=account, now=now, window_seconds=window_seconds))
+    wanted -= in_flight
     if wanted <= 0:
-        return Allowance(rows=0)
-    rows = max(0, min(wanted, _left_within_limits(account=account, now=now, in_flight=in_flight, wanted=wanted,
+        return 0
+    return max(0, min(wanted, _left_within_limits(account=account, now=now, in_flight=in_flight, wanted=wanted,
                                                   window_seconds=window_seconds)))
-    return Allowance(rows=rows, ran_dry=in_flight == 0 and fair < paced and rows == wanted)
+
+
+def fair_share_applies(*, account, window_seconds: float) -> bool:
+    """Whether the fair share can bound the account: its pacing allows more than the floor (an
+    account paced below it is bound by its pacing, as before the fair share)."""
+    return _paced(account, window_seconds) > FAIR_SHARE_FLOOR_BATCHES * account.batch_size
+
+
+def _paced(account, window_seconds):
+    return math.ceil(effective_per_minute(account) * window_seconds / 60.0)
 
 
 def fair_share_cap(*, account, now: datetime, window_seconds: float) -> int:
-    """The most rows the account may hold queued: HEADROOM intervals of its measured rate, the
-    floor at least."""
+    """The most rows the account may hold queued: FAIR_SHARE_HEADROOM intervals of its measured
+    rate, the floor at least."""
     rate = measured_rate(account=account, now=now, window_seconds=window_seconds)
-    return max(FAIR_SHARE_FLOOR_BATCHES * account.batch_size, math.ceil(FAIR_SHARE_HEADROOM * rate * window_seconds))
+    # Rounded before ceil: 1.1 x 1,000 is 1,100.0000000000002 in floating point, not a row more.
+    share = math.ceil(round(FAIR_SHARE_HEADROOM * rate * window_seconds, 6))
+    return max(FAIR_SHARE_FLOOR_BATCHES * account.batch_size, share)
 
 
 def measured_rate(*, account, now: datetime, window_seconds: float) -> float:
@@ -95,7 +102,11 @@ def measured_rate(*, account, now: datetime, window_seconds: float) -> float:
 
 def _in_flight(account):
     # On the index of queued rows; the fair share bounds how many there are.
-    return Email.objects.filter(campaign__smtp_account=account, status=Email.Status.QUEUED).count()
+    return queued_rows(account_id=account.pk).count()
+
+
+def queued_rows(*, account_id: int):
+    return Email.objects.filter(campaign__smtp_account_id=account_id, status=Email.Status.QUEUED)
 
 
 LIMIT_WINDOWS = (("minute", timedelta(minutes=1)), ("hour", timedelta(hours=1)), ("day", timedelta(days=1)))

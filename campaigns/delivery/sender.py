@@ -41,6 +41,7 @@ class BatchReport:
     released: int = 0
     connections: int = 0
     notes: list = field(default_factory=list)
+    account_id: int | None = None  # the account that sent it (None: it was not sent)
 
 
 def send_batch(batch_id: str | uuid.UUID, *, clock: Callable[[], datetime] = timezone.now,
@@ -80,6 +81,7 @@ def _send_batch(batch_id, *, clock, sleep, continue_later, results):
         report.released = ledger.release(batch_id=batch_id, now=clock())
         report.notes.append(refusal)
         return report
+    report.account_id = account.pk
     _BatchRun(
         account=account, emails=emails, batch_id=batch_id, clock=clock, sleep=sleep, report=report,
         continue_later=continue_later, results=results,

@@ -62,25 +62,22 @@ def test_two_marketers_race_bob_goes_in_the_first_round_and_alice_holds_her_fair
     first = dispatcher.tick(now=t, enqueue=[].append)
     assert bob.smtp_account_id in [account for account, _, _ in first.batches[:2]]
     assert (queued(alice), queued(bob)) == (500, 10)
-    assert first.tick_again_in == dispatcher.TICK_AGAIN_SECONDS  # their workers ran dry: measure soon
 
-    # Alice's 500 sent over 5 s: 100 a second, so 1.25 intervals of it are 1,250 rows.
+    # Alice's 500 sent over 5 s: 100 a second, so 1.1 intervals of it are 1,100 rows.
     send_queued(alice, first=t + timedelta(seconds=1), last=t + timedelta(seconds=6))
     send_queued(bob, first=t + timedelta(seconds=1), last=t + timedelta(seconds=1))
     second = dispatcher.tick(now=t + timedelta(seconds=6), enqueue=[].append)
-    assert (second.claimed, queued(alice)) == (1250, 1250)
-    assert second.tick_again_in == dispatcher.TICK_AGAIN_SECONDS  # she had nothing in flight
+    assert (second.claimed, queued(alice)) == (1100, 1100)
 
-    # 1,000 of them sent over 8 s in the last interval: 125 a second, a cap of 1,563 (1,562.5 up);
-    # 250 still in flight, so 1,313 more. Not dry: the next interval's tick will do.
+    # 1,000 of them sent over 8 s in the last interval: 125 a second, a cap of 1,375; 100 still in
+    # flight, so 1,275 more.
     send_queued(alice, first=t + timedelta(seconds=7), last=t + timedelta(seconds=15), count=1000)
     third = dispatcher.tick(now=t + timedelta(seconds=16.5), enqueue=[].append)
-    assert (third.claimed, queued(alice)) == (1313, 1563)
-    assert third.tick_again_in is None
+    assert (third.claimed, queued(alice)) == (1275, 1375)
     # Nothing lost, nothing claimed twice: every row is in exactly one state.
     assert Email.objects.filter(campaign=alice).count() == 4000
     assert Email.objects.filter(campaign=alice, status=S.SENT).count() == 1500
-    assert Email.objects.filter(campaign=alice, status=S.PENDING).count() == 4000 - 1500 - 1563
+    assert Email.objects.filter(campaign=alice, status=S.PENDING).count() == 4000 - 1500 - 1375
 
 
 def test_a_fresh_campaign_starts_with_the_floor_of_ten_batches_of_its_account(marketer):
@@ -92,8 +89,7 @@ def test_a_fresh_campaign_starts_with_the_floor_of_ten_batches_of_its_account(ma
     assert [size for _, _, size in report.batches] == [20] * 10
     assert queued(campaign) == 200
     # Until something is sent, the floor is all it holds; a second tick claims nothing.
-    again = dispatcher.tick(now=t + timedelta(seconds=1), enqueue=[].append)
-    assert (again.claimed, again.tick_again_in) == (0, None)
+    assert dispatcher.tick(now=t + timedelta(seconds=1), enqueue=[].append).claimed == 0
 
 
 def test_a_burst_shorter_than_a_second_counts_as_one_second(marketer):
@@ -104,7 +100,7 @@ def test_a_burst_shorter_than_a_second_counts_as_one_second(marketer):
 
     dispatcher.tick(now=t + timedelta(seconds=1), enqueue=[].append)
 
-    assert queued(campaign) == 6250  # 500 a second (not 5,000) x 1.25 x 10 s
+    assert queued(campaign) == 5500  # 500 a second (not 5,000) x 1.1 x 10 s
 
 
 def test_a_rate_limited_account_is_paced_as_before(marketer):
@@ -113,23 +109,22 @@ def test_a_rate_limited_account_is_paced_as_before(marketer):
 
     report = dispatcher.tick(now=t, enqueue=[].append)
 
-    assert (report.claimed, report.tick_again_in) == (100, None)  # 600 a minute, for a 10 s window
+    assert report.claimed == 100  # 600 a minute, for a 10 s window
     # However fast it went, its pacing bounds it, not what it sent.
     send_queued(campaign, first=t + timedelta(seconds=1), last=t + timedelta(seconds=2))
     assert dispatcher.tick(now=t + timedelta(seconds=10), enqueue=[].append).claimed == 100
 
 
 def test_a_fast_account_with_a_limit_keeps_its_limit_below_its_fair_share(marketer):
-    # 12,000 a minute is 2,000 an interval; it sent 500 a second lately, a fair share of 6,250.
+    # 12,000 a minute is 2,000 an interval; it sent 500 a second lately, a fair share of 5,500.
     t = timezone.now()
     campaign = sending(marketer, 3000, now=t, max_per_minute=12000)
     assert dispatcher.tick(now=t, enqueue=[].append).claimed == 500  # fresh: the floor, under its pacing
     send_queued(campaign, first=t + timedelta(seconds=1), last=t + timedelta(seconds=1.5))
 
-    report = dispatcher.tick(now=t + timedelta(seconds=2), enqueue=[].append)
+    dispatcher.tick(now=t + timedelta(seconds=2), enqueue=[].append)
 
     assert queued(campaign) == 2000  # its pacing, nothing in flight
-    assert report.tick_again_in is None  # its limit bounds it: no tick is due sooner
 
 
 def test_an_unlimited_account_counts_no_day_of_sent_rows(marketer):
@@ -144,7 +139,7 @@ def test_an_unlimited_account_counts_no_day_of_sent_rows(marketer):
     with CaptureQueriesContext(connection) as queries:
         budget = rate_limit.allowance(account=account, now=t, window_seconds=WINDOW)
 
-    assert budget.rows == 500
+    assert budget == 500
     assert len(queries) == 3  # in flight, the measured rate, the tallies' bounds
 
 
@@ -156,7 +151,44 @@ def test_a_limit_the_tallies_say_is_near_is_counted_exactly(marketer):
     for age in (timedelta(hours=2), timedelta(hours=23), timedelta(hours=24, minutes=1)):
         EmailFactory(campaign=done, status=S.SENT, sent_at=t - age)
 
-    assert rate_limit.allowance(account=account, now=t, window_seconds=WINDOW).rows == 298
+    assert rate_limit.allowance(account=account, now=t, window_seconds=WINDOW) == 298
+
+
+# --- a tick at once when an account's workers run low -------------------------------------------
+
+
+def test_a_tick_is_due_when_fewer_than_two_batches_of_a_fast_account_are_left(marketer):
+    t = timezone.now()
+    campaign = sending(marketer, 1000, now=t)
+    account_id = campaign.smtp_account_id
+    dispatcher.tick(now=t, enqueue=[].append)
+    assert not dispatcher.queue_running_dry(account_id=account_id)  # ten batches queued
+
+    send_queued(campaign, first=t, last=t + timedelta(seconds=1), count=500 - 99)
+
+    assert dispatcher.queue_running_dry(account_id=account_id)  # 99 rows: under two batches of 50
+    assert not dispatcher.queue_running_dry(account_id=account_id + 1000)  # no such account
+
+
+def test_a_rate_limited_account_waits_for_the_next_tick_whatever_is_left(marketer):
+    t = timezone.now()
+    campaign = sending(marketer, 300, now=t, max_per_minute=600)
+    dispatcher.tick(now=t, enqueue=[].append)
+    send_queued(campaign, first=t, last=t + timedelta(seconds=1))
+
+    assert not dispatcher.queue_running_dry(account_id=campaign.smtp_account_id)  # paced as before
+
+
+def test_the_worker_that_sends_a_fast_accounts_last_queued_batch_publishes_a_tick(broker, make_engine):
+    from campaigns import tasks
+
+    engine = make_engine(**UNLIMITED)
+    campaign, batch_ids = engine.claimed_campaign(["ann@example.org", "bob@example.org"])
+
+    tasks.send_batch(str(batch_ids[0]))  # the task's own code, in this process
+
+    assert set(engine.statuses(campaign).values()) == {S.SENT}
+    assert published_ticks() == ["campaigns.dispatch"]
 
 
 # --- a tick at once on send now and resume -------------------------------------------------------
