@@ -212,6 +212,13 @@ def give_back_slots(*, account_id: int, unused: list[datetime], interval: float)
     """Unused reservations: pull the clock back if nobody reserved after them."""
     if not unused:
         return
-    SmtpAccount.objects.filter(pk=account_id, next_send_at=unused[-1] + timedelta(seconds=interval)).update(
-        next_send_at=unused[0]
-    )
+    # "Nobody reserved after them": the clock still where this reservation left it. Compared within a
+    # tolerance, not for equality: the clock was computed by the database (first + step * count) and
+    # the end here by Python (first + step * i + step), a microsecond apart often enough. An equality
+    # missed those, every missed give-back left the clock a second ahead, and after a throttling pause
+    # (every batch then finds its slot too far and gives it back) the clock ran ahead of every send.
+    end = unused[-1] + timedelta(seconds=interval)
+    tolerance = timedelta(seconds=min(0.001, interval / 2))
+    SmtpAccount.objects.filter(
+        pk=account_id, next_send_at__gte=end - tolerance, next_send_at__lte=end + tolerance
+    ).update(next_send_at=unused[0])
