@@ -173,7 +173,7 @@ def queue_running_dry(*, account_id: int) -> bool:
     rate_limit.LOW_WATER_BATCHES of its batches are left. Left to beat's next tick, its workers
     would idle until then (up to an interval: a fresh campaign's floor lasts 0.3 s). One small read
     a batch: the account's row, and the queued rows counted up to the low-water mark."""
-    account = SmtpAccount.objects.filter(pk=account_id).only("max_per_minute", "throttle_factor", "batch_size").first()
+    account = SmtpAccount.objects.filter(pk=account_id).only("max_per_minute", "learned_per_minute", "batch_size").first()
     if account is None:
         return False
     low_water = rate_limit.LOW_WATER_BATCHES * account.batch_size
