@@ -1,5 +1,6 @@
 import re
 import uuid
+from datetime import date
 from pathlib import Path
 
 from django.conf import settings
@@ -589,8 +590,6 @@ def parse_number(text):
 
 def parse_date(text):
     """A date written YYYY-MM-DD (as the import stores Excel dates), or ValidationError."""
-    from datetime import date
-
     text = (text or "").strip()
     try:
         if not DATE_PATTERN.fullmatch(text):
@@ -610,9 +609,9 @@ def parse_days(text):
 class SegmentCondition(models.Model):
     """One condition of a segment: a field, an operator, and what it compares with.
 
-    Which operators suit which field, and what each needs (an attribute name, a typed value, a
-    status, a list, a campaign), is OPERATORS and NEEDS below; clean() checks a row against them
-    and that its list or campaign is the segment owner's.
+    Which operators suit which field is OPERATORS; what each compares with (a typed number, date,
+    number of days or text; a status, a list, a campaign) follows from the field and the operator
+    groups below. clean() checks a row against them, and that its list or campaign is the segment owner's.
     """
 
     owner_path = "segment__owner"

@@ -18,6 +18,7 @@ from operator import and_, or_
 
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import F as F_
 from django.db.models import Case, Count, Exists, FloatField, OuterRef, Q, QuerySet, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Left, Trim
@@ -25,7 +26,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from campaigns.models import (
-    Campaign, Contact, ContactList, Email, Segment, SegmentCondition, parse_date, parse_days, parse_number,
+    Contact, ContactList, Email, Segment, SegmentCondition, parse_date, parse_days, parse_number,
 )
 
 F, O = SegmentCondition.Field, SegmentCondition.Operator
@@ -66,11 +67,11 @@ def contacts_matching_conditions(
 
 def campaign_segments(*, campaign_id: int) -> list[Segment]:
     """The campaign's segments that are its owner's (a resend has none: its source decides), with their conditions."""
-    campaign = Campaign.objects.filter(pk=campaign_id).values("owner_id", "source_campaign_id").first()
-    if campaign is None or campaign["source_campaign_id"] is not None:
-        return []
+    # One read (plus the conditions' when there are segments): the owner's check and the resend's rule are
+    # conditions on the same campaign row.
     return list(
-        Segment.objects.filter(campaigns=campaign_id, owner_id=campaign["owner_id"])
+        Segment.objects.filter(campaigns__id=campaign_id, campaigns__owner_id=F_("owner_id"),
+                               campaigns__source_campaign_id__isnull=True)
         .select_related("owner").prefetch_related("conditions").order_by("id")
     )
 

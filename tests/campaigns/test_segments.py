@@ -263,6 +263,22 @@ def test_another_owners_list_or_campaign_is_refused(marketer, other_marketer):
         "campaign": ["This campaign belongs to someone else."]}
 
 
+def test_a_list_or_campaign_a_segment_names_cannot_be_deleted(marketer):
+    from django.db.models import ProtectedError
+
+    vips, spring = ContactListFactory(owner=marketer), CampaignFactory(owner=marketer)
+    SegmentFactory(owner=marketer, conditions=[{"field": F.LIST, "operator": O.ON_LIST, "contact_list": vips},
+                                               {"field": F.CAMPAIGN, "operator": O.OPENED, "campaign": spring}])
+    with pytest.raises(ProtectedError):
+        vips.delete()
+    with pytest.raises(ProtectedError):
+        spring.delete()
+
+    Segment.objects.all().delete()
+    vips.delete()
+    spring.delete()
+
+
 def test_conditions_read_as_words(marketer):
     vips = ContactListFactory(owner=marketer, name="VIPs")
     segment = SegmentFactory(owner=marketer, match=Segment.Match.ANY, conditions=[
