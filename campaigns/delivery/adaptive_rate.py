@@ -22,7 +22,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from accounts.models import SmtpAccount
-from campaigns.models import Email
+from campaigns.selectors.sending import sent_by_account
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,7 @@ def current_rate(max_per_minute, learned_per_minute) -> float:
 
 
 def accepted_in_last_minute(*, account_id: int, now: datetime) -> int:
-    # The partial (campaign, sent_at) index of sent rows answers this from one minute's rows.
-    return Email.objects.filter(
-        campaign__smtp_account_id=account_id, status=Email.Status.SENT, sent_at__gt=now - WINDOW, sent_at__lte=now
-    ).count()
+    return sent_by_account(account_id=account_id, after=now - WINDOW, until=now).count()
 
 
 def estimate_limit(*, accepted: int, current: float) -> tuple[float, str]:
@@ -109,8 +106,7 @@ def resume_at(*, account_id: int, now: datetime, rate: float) -> datetime:
         return pause
     # The over+1-th oldest of the minute: once it is a minute old, fewer than `rate` remain in it.
     oldest = (
-        Email.objects.filter(campaign__smtp_account_id=account_id, status=Email.Status.SENT,
-                             sent_at__gt=now - WINDOW, sent_at__lte=now)
+        sent_by_account(account_id=account_id, after=now - WINDOW, until=now)
         .order_by("sent_at").values_list("sent_at", flat=True)[over:over + 1]
     )
     return max([pause, *(at + WINDOW for at in oldest)])

@@ -19,6 +19,7 @@ from accounts.models import SmtpAccount
 from campaigns.delivery import ledger
 from campaigns.delivery.adaptive_rate import current_rate, effective_per_minute
 from campaigns.models import CampaignHourTally, Email
+from campaigns.selectors.sending import sent_by_account
 
 
 # --- what an account may claim now: its limits, and its fair share of the workers ---------------
@@ -91,9 +92,9 @@ def measured_rate(*, account, now: datetime, window_seconds: float) -> float:
     first to the last of them): a campaign that had only ten batches to send and sent them in 0.3 s
     sends 1,600 a second, not 500 in ten seconds. Read on the (campaign, sent_at) index of sent rows,
     one interval of them (a fair share's worth: bounded by the cap itself)."""
-    sent = Email.objects.filter(
-        campaign__smtp_account=account, status=Email.Status.SENT, sent_at__gte=now - timedelta(seconds=window_seconds)
-    ).aggregate(count=Count("campaign_id"), first=Min("sent_at"), last=Max("sent_at"))
+    sent = sent_by_account(account_id=account.pk, after=now - timedelta(seconds=window_seconds)).aggregate(
+        count=Count("campaign_id"), first=Min("sent_at"), last=Max("sent_at")
+    )
     if not sent["count"]:
         return 0.0
     span = (sent["last"] - sent["first"]).total_seconds()
@@ -132,9 +133,9 @@ def _left_within_limits(*, account, now, in_flight, wanted, window_seconds):
     if not close:
         return wanted
     widest = max(span for _, span in close)
-    counts = Email.objects.filter(
-        campaign__smtp_account=account, status=Email.Status.SENT, sent_at__gte=now - widest
-    ).aggregate(**{name: Count("campaign_id", filter=Q(sent_at__gt=now - span)) for name, span in close})
+    counts = sent_by_account(account_id=account.pk, after=now - widest).aggregate(
+        **{name: Count("campaign_id", filter=Q(sent_at__gt=now - span)) for name, span in close}
+    )
     return min(limits[name] - counts[name] - in_flight for name, _ in close)
 
 

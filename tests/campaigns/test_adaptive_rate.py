@@ -157,3 +157,21 @@ def test_the_account_page_shows_the_learned_rate_and_why(marketer_client, market
     assert "too much mail from 10.0.0.1" in page
     listing = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist")).content.decode()
     assert "Ready, at 570/min learned from its server" in listing
+
+
+def test_forgetting_the_learned_rate_sends_at_the_configured_maximum_again_for_own_accounts_only(
+    marketer_client, marketer, other_marketer
+):
+    learned = dict(max_per_minute=1200, learned_per_minute=570, observed_limit_per_minute=600,
+                   rate_note="Throttled: sending at 570/min.")
+    mine = SmtpAccountFactory(owner=marketer, **learned)
+    theirs = SmtpAccountFactory(owner=other_marketer, **learned)
+    response = marketer_client.post(reverse("admin:accounts_smtpaccount_changelist"),
+                                    {"action": "forget_learned_rate", "_selected_action": [mine.pk, theirs.pk]},
+                                    follow=True)
+    assert "1 account(s) back at their configured maximum." in response.content.decode()
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.learned_per_minute, mine.observed_limit_per_minute, mine.rate_note) == (None, None, "")
+    assert adaptive_rate.effective_per_minute(mine) == 1200
+    assert (theirs.learned_per_minute, theirs.observed_limit_per_minute) == (570, 600)
