@@ -70,10 +70,13 @@ def test_materialise_is_one_insert_that_deduplicates_and_leaves_out_suppressed_a
     with CaptureQueriesContext(connection) as queries:
         created = ledger.materialise(campaign_id=campaign.pk, now=now)
 
-    # The campaign's segments are read first (none here): their SQL would join the insert's.
-    assert len(queries.captured_queries) == 2
-    assert "campaigns_segment" in queries.captured_queries[0]["sql"]
-    assert queries.captured_queries[1]["sql"].lstrip().upper().startswith("INSERT")
+    # Whether it is a resend, then its segments (none here; their SQL would join the insert's) are read
+    # first: only the audience that applies is in the statement. (A chunk of a start knows the first.)
+    assert len(queries.captured_queries) == 3
+    assert "source_campaign_id" in queries.captured_queries[0]["sql"]
+    assert "campaigns_segment" in queries.captured_queries[1]["sql"]
+    assert queries.captured_queries[2]["sql"].lstrip().upper().startswith("INSERT")
+    assert "first_opened_at" not in queries.captured_queries[2]["sql"]  # no resend branch
     assert created == 4
     rows = {e.to_email: e for e in Email.objects.filter(campaign=campaign)}
     assert set(rows) == {"a@example.org", "b@example.org", "shared@example.org", "c@example.org"}
@@ -114,8 +117,34 @@ def test_a_claim_updates_its_rows_through_the_primary_key_whatever_the_statistic
 def test_materialise_with_the_num_queries_fixture(marketer, django_assert_num_queries):
     contacts = [ContactFactory(owner=marketer) for _ in range(5)]
     campaign = CampaignFactory(owner=marketer, lists=[ContactListFactory(owner=marketer, contacts=contacts)])
-    with django_assert_num_queries(2):  # the campaign's segments (none), then the insert
+    with django_assert_num_queries(3):  # whether it is a resend, its segments (none), then the insert
         assert ledger.materialise(campaign_id=campaign.pk, now=timezone.now()) == 5
+
+
+def test_a_start_to_lists_reads_no_email_row_and_a_resend_no_list(marketer, require_postgres):
+    """With both audiences in the statement and an InitPlan switching one off, the resend branch was
+    planned before the switch was known: where the email table held one campaign's rows (statistics:
+    `campaign_id = ?` is every row), a sequential scan of the whole table in every chunk of every start."""
+    source = sending_campaign(marketer, size=30)
+    ledger.materialise(campaign_id=source.pk, now=timezone.now())
+    Email.objects.filter(campaign=source).update(status=S.SENT)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE campaigns_email")
+    to_lists = CampaignFactory(owner=marketer, lists=list(source.lists.all()))
+    resend = CampaignFactory(owner=marketer, source_campaign=source, source_rule=Campaign.SourceRule.NOT_OPENED)
+
+    def plan(campaign):
+        sql, params = ledger.materialise_statement(campaign_id=campaign.pk, now=timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN " + sql, params)
+            return "\n".join(row[0] for row in cursor.fetchall())
+
+    lists_plan, resend_plan = plan(to_lists), plan(resend)
+    # The insert's own target is named in the plan's first line; no read of campaigns_email follows.
+    assert "on campaigns_email" not in lists_plan.split("\n", 1)[1], lists_plan
+    assert "campaigns_contactlist_contacts" in lists_plan and "campaigns_contactlist_contacts" not in resend_plan
+    assert ledger.materialise(campaign_id=to_lists.pk, now=timezone.now()) == 30
+    assert ledger.materialise(campaign_id=resend.pk, now=timezone.now()) == 30
 
 
 def test_materialise_runs_no_subquery_per_contact(marketer, require_postgres):
