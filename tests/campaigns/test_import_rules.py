@@ -298,6 +298,17 @@ def test_import_contacts_command(tmp_path, marketer, other_marketer):
     assert Contact.objects.get(owner=other_marketer).name == "Other"
 
 
+def test_the_command_imports_a_file_over_the_upload_limit(settings, tmp_path, marketer):
+    """The limit keeps uploads off the web server; a staff member's file on disk is streamed whatever
+    its size (a million contacts is 45 MB of CSV, over the 20 MB limit)."""
+    settings.IMPORT_MAX_UPLOAD_BYTES = 100
+    path = write(tmp_path, "big.csv", "email\n" + "".join(f"person{i}@example.com\n" for i in range(50)))
+    assert path.stat().st_size > settings.IMPORT_MAX_UPLOAD_BYTES
+    call_command("import_contacts", str(path), "--owner", "alice", "--list", "Big", stdout=io.StringIO(),
+                 stderr=io.StringIO())
+    assert ContactList.objects.get(owner=marketer, name="Big").contacts.count() == 50
+
+
 def test_import_contacts_command_errors(tmp_path, marketer):
     with pytest.raises(CommandError, match="No user"):
         call_command("import_contacts", str(write(tmp_path, "a.csv", "email\n")), "--owner", "nobody", "--list", "L")
