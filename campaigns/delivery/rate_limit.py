@@ -107,7 +107,10 @@ def _in_flight(account):
 
 
 def queued_rows(*, account_id: int):
-    return Email.objects.filter(campaign__smtp_account_id=account_id, status=Email.Status.QUEUED)
+    # Unordered: Email's default ordering (id) turned "the first 100 queued rows" into a walk of the
+    # primary key past every row sent before them, filtered (62 ms a batch at 110,000 sent, growing:
+    # the send rate fell by a third over a campaign of 300,000). On the index of queued rows instead.
+    return Email.objects.filter(campaign__smtp_account_id=account_id, status=Email.Status.QUEUED).order_by()
 
 
 LIMIT_WINDOWS = (("minute", timedelta(minutes=1)), ("hour", timedelta(hours=1)), ("day", timedelta(days=1)))
