@@ -1,5 +1,6 @@
-"""The SMTP account's page in Chromium after its server throttled it: the learned rate and why,
-where a marketer looks (docs/screenshots/admin-smtp-account-learned-rate.png)."""
+"""The SMTP account's page and the dashboard in Chromium after its server throttled it: the learned
+rate and why, where a marketer looks (docs/screenshots/admin-smtp-account-learned-rate.png and
+dashboard-learned-rate.png)."""
 
 import pytest
 from django.db import close_old_connections
@@ -33,4 +34,9 @@ def test_the_account_page_shows_the_learned_rate(live_server, chromium):  # noqa
     page.screenshot(path=str(ARTIFACTS / "admin-smtp-account-learned-rate.png"), full_page=True)
     page.goto(f"{live_server.url}/admin/accounts/smtpaccount/")
     assert "Ready, at 570/min learned from its server" in page.content()
+    page.goto(f"{live_server.url}/admin/")
+    line = page.get_by_text("SMTP account “Provider” sends at 570/min, the rate learned from its server")
+    line.wait_for()  # the dashboard's activity, filled by its first poll
+    assert "(configured 1200/min). Throttled (“450 4.7.1 Error: too much mail from 10.0.0.7”)" in line.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "dashboard-learned-rate.png"), full_page=True)
     page.close()
