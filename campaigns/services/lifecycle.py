@@ -133,7 +133,7 @@ def start(*, campaign_id, now, acting_user=None, reason="", prepare_seconds=None
         return None
     # Counted before the transaction, for "preparing recipients (n of N)"; an estimate, as contacts
     # may join or leave the lists while the recipients are written.
-    expected = audience.recipients(campaign=campaign).count()
+    expected = audience.audience_count(campaign=campaign)
     with transaction.atomic():
         moved = Campaign.objects.filter(pk=campaign_id, status=C.SCHEDULED).update(
             status=C.SENDING, started_at=now, status_reason="", updated_at=now,
@@ -396,7 +396,7 @@ def extend_to_new_contacts(*, campaign, now=None, acting_user=None):
     now = now or timezone.now()
     if campaign.status not in (C.SENDING, C.COMPLETED, C.PAUSED):
         raise LifecycleError("Only a started campaign can be extended.")
-    expected = audience.recipients(campaign=campaign).count()
+    expected = audience.audience_count(campaign=campaign)
     with transaction.atomic():
         Campaign.objects.select_for_update().filter(pk=campaign.pk).values_list("pk").first()
         # Already being prepared: that preparation reaches the new contacts too (they come later in id order).
