@@ -197,57 +197,105 @@ def return_due(*, now: datetime) -> tuple[int, int]:
 
 def claim(*, campaign_ids: list[int], limit: int, now: datetime, after_id: int = 0) -> tuple:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
+    Returns (batch_id, count, last_id); see claim_batches."""
+    batches, last_id = claim_batches(campaign_ids=campaign_ids, limit=limit, batch_size=limit, now=now,
+                                     after_id=after_id)
+    if not batches:
+        return None, 0, after_id
+    (batch_id, count), = batches
+    return batch_id, count, last_id
+
+
+# Batches a claim statement writes at most on PostgreSQL: each row finds its batch by its place among
+# the picked ids, a search of the array, so a statement's cost grows with the square of its rows.
+CLAIM_BATCHES_PER_STATEMENT = 10
+
+
+def batches_per_statement() -> int:
+    """How many batches one claim statement may write here (SQLite: one)."""
+    return CLAIM_BATCHES_PER_STATEMENT if connection.vendor == "postgresql" else 1
+
+
+def claim_batches(*, campaign_ids: list[int], limit: int, batch_size: int, now: datetime,
+                  after_id: int = 0) -> tuple[list[tuple[uuid.UUID, int]], int]:
+    """Claim up to `limit` pending rows of these campaigns, oldest first, as batches of `batch_size`
+    (the last one smaller), in id order, in one statement. Returns ([(batch_id, count)], last_id).
+    `limit` is at most batches_per_statement() batches.
 
     Each row without a Message-ID gets one here, stored before anything is sent; a retry
-    keeps the one it has. Returns (batch_id, count, last_id). One statement: SKIP LOCKED
-    (PostgreSQL) lets two dispatchers claim side by side without waiting on or taking each other's rows; SQLite
-    serialises writers instead. A tick claiming several batches passes the last id it
-    claimed as `after_id`, so each claim starts where the previous one ended instead of
-    stepping again over the rows claimed before it (still in the index until vacuum).
+    keeps the one it has. SKIP LOCKED (PostgreSQL) lets two dispatchers claim side by side without
+    waiting on or taking each other's rows; SQLite serialises writers instead. A tick claiming a fast
+    account's thirty batches one statement each paid for thirty statements (planning, round trips,
+    index descents: a fifth of the tick); on PostgreSQL a statement now claims up to ten. A tick
+    claiming more passes the last id it claimed as `after_id`, so each claim starts where the previous
+    one ended instead of stepping again over the rows claimed before it (still in the index until vacuum).
     """
     if limit <= 0 or not campaign_ids:
-        return None, 0, after_id
-    batch_id = uuid.uuid4()
-    sql, params = claim_statement(campaign_ids=campaign_ids, limit=limit, now=now, after_id=after_id, batch_id=batch_id)
+        return [], after_id
+    if limit > batch_size * batches_per_statement():
+        raise ValueError(f"a claim statement writes at most {batches_per_statement()} batch(es) of {batch_size}")
+    batch_ids = [uuid.uuid4() for _ in range(-(-limit // batch_size))]
+    sql, params = claim_statement(campaign_ids=campaign_ids, limit=limit, now=now, after_id=after_id,
+                                  batch_ids=batch_ids, batch_size=batch_size)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = [row[0] for row in cursor.fetchall()]
     if not ids:
-        return None, 0, after_id
-    return batch_id, len(ids), max(ids)
+        return [], after_id
+    # The statement split the rows in id order, batch_size to a batch: so many in each, in that order.
+    batches = [(batch_id, min(batch_size, len(ids) - i * batch_size))
+               for i, batch_id in enumerate(batch_ids) if len(ids) > i * batch_size]
+    return batches, max(ids)
 
 
-def claim_statement(*, campaign_ids, limit, now, after_id, batch_id):
+def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size):
     lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     placeholders = ", ".join(["%s"] * len(campaign_ids))
+    table = Email._meta.db_table
     # MATERIALIZED: the rows are picked once. As a plain `id IN (SELECT ... LIMIT n)` PostgreSQL
     # may run the subquery again while updating, and a claim of 10 took 30 rows.
     # PostgreSQL then updates the picked rows by primary key alone: they are locked and pending
     # (FOR UPDATE rechecks the condition on the row it locks), and a status condition here let
     # the planner, with statistics taken before a new campaign's rows existed ("one pending
     # row"), join the picked ids against a scan of every pending row: each claim of 50 read all
-    # 20,000. SQLite runs the statement under its single writer lock.
+    # 20,000. The picked ids, sorted, are one array (an InitPlan, computed once): each row's batch is
+    # its place in it, batch_size to a batch. SQLite runs the statement, one batch, under its single
+    # writer lock.
     if connection.vendor == "postgresql":
-        which, which_params = "id = ANY(ARRAY(SELECT id FROM picked))", []
+        sql = f"""
+            WITH picked AS MATERIALIZED (
+                SELECT id FROM {table}
+                WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
+                ORDER BY id LIMIT %s {lock}
+            )
+            UPDATE {table} SET status = %s,
+                batch_id = (%s::uuid[])[(array_position(ARRAY(SELECT id FROM picked ORDER BY id), id) - 1) / %s + 1],
+                lease_expires_at = %s, updated_at = %s,
+                message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
+            WHERE id = ANY(ARRAY(SELECT id FROM picked))
+            RETURNING id
+        """
+        batch_params = [list(batch_ids), batch_size]
     else:
-        which, which_params = "status = %s AND id IN (SELECT id FROM picked)", [S.PENDING]
-    sql = f"""
-        WITH picked AS MATERIALIZED (
-            SELECT id FROM {Email._meta.db_table}
-            WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
-            ORDER BY id LIMIT %s {lock}
-        )
-        UPDATE {Email._meta.db_table} SET status = %s, batch_id = %s, lease_expires_at = %s, updated_at = %s,
-            message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
-        WHERE {which}
-        RETURNING id
-    """
+        (batch_id,) = batch_ids
+        sql = f"""
+            WITH picked AS MATERIALIZED (
+                SELECT id FROM {table}
+                WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
+                ORDER BY id LIMIT %s
+            )
+            UPDATE {table} SET status = %s, batch_id = %s, lease_expires_at = %s, updated_at = %s,
+                message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
+            WHERE status = %s AND id IN (SELECT id FROM picked)
+            RETURNING id
+        """
+        batch_params = [db_value(batch_id)]
     message_id_end = f".{uuid.uuid4().hex[:16]}@{settings.MESSAGE_ID_DOMAIN or 'localhost'}>"
-    params = [
-        S.PENDING, *campaign_ids, after_id, limit,
-        S.QUEUED, db_value(batch_id), db_value(now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)), db_value(now),
-        message_id_end, *which_params,
-    ]
+    lease = db_value(now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS))
+    params = [S.PENDING, *campaign_ids, after_id, limit, S.QUEUED, *batch_params, lease, db_value(now),
+              message_id_end]
+    if connection.vendor != "postgresql":
+        params.append(S.PENDING)
     return sql, params
 
 
