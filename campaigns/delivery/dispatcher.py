@@ -152,7 +152,7 @@ def claim_batches(*, now: datetime, window_seconds: float,
         for plan in list(plans):
             turn = plan.account.batch_size * (1 if first_round else ledger.batches_per_statement())
             wanted = min(plan.budget, turn)
-            claimed_batches, plan.after_id = ledger.claim_batches(
+            claimed_batches, plan.after_id = ledger.claim_as_batches(
                 campaign_ids=plan.campaign_ids, limit=wanted, batch_size=plan.account.batch_size, now=now,
                 after_id=plan.after_id,
             )

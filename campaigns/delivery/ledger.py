@@ -46,20 +46,18 @@ def materialise(*, campaign_id: int, now: datetime) -> int:
         return cursor.rowcount
 
 
-def materialise_chunk(*, campaign_id: int, after_contact_id: int, size: int, now: datetime,
-                      resend: bool | None = None) -> tuple[int, int | None]:
+def materialise_chunk(*, campaign_id: int, after_contact_id: int, size: int, now: datetime) -> tuple[int, int | None]:
     """The recipients among the owner's next `size` subscribed contacts after `after_contact_id`,
     in contact-id order. Returns (rows created, the last contact id covered), that id None when
     this chunk reached the owner's last contact (nothing is left to write).
 
     The chunk is a range of contact ids, not of rows created: rows skipped by ON CONFLICT and
     contacts off the campaign's lists still move the cursor, so each contact is looked at once
-    and the next chunk starts right after this one, whoever runs it. `resend`: whether the campaign
-    is a resend, when the caller read it already (see materialise_statement).
+    and the next chunk starts right after this one, whoever runs it.
     """
     through = _nth_contact_after(campaign_id=campaign_id, after_contact_id=after_contact_id, n=size)
     sql, params = materialise_statement(campaign_id=campaign_id, now=now, after_contact_id=after_contact_id,
-                                        through_contact_id=through, resend=resend)
+                                        through_contact_id=through)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount, through
@@ -80,22 +78,17 @@ def _nth_contact_after(*, campaign_id, after_contact_id, n):
     return row[0] if row else None
 
 
-def is_resend(*, campaign_id: int) -> bool:
-    return Campaign.objects.filter(pk=campaign_id, source_campaign__isnull=False).exists()
-
-
 def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: int = 0,
-                          through_contact_id: int | None = None, resend: bool | None = None) -> tuple[str, list]:
+                          through_contact_id: int | None = None) -> tuple[str, list]:
     """The INSERT ... SELECT of the campaign's recipients (those in the contact-id range, when given).
 
-    Its audience is the campaign's lists and segments or, for a resend (`resend`; read here when not
-    given), its source's recipients by its rule: only the branch that applies is in the statement. Both
+    Its audience is the campaign's lists and segments or, for a resend, its source's recipients by its
+    rule: only the branch that applies is in the statement (one read of the campaign row first). Both
     branches with an InitPlan switching one off cost a scan of the whole email table per chunk: planned
     before the switch is known, the resend branch's `campaign_id = (subquery)` was a sequential scan
     wherever the table held few campaigns (0.6 s at a million rows, in every chunk of every start).
     """
-    if resend is None:
-        resend = is_resend(campaign_id=campaign_id)
+    resend = Campaign.objects.filter(pk=campaign_id, source_campaign__isnull=False).exists()
     email, contact = Email._meta.db_table, Contact._meta.db_table
     campaign = Campaign._meta.db_table
 
@@ -197,8 +190,8 @@ def return_due(*, now: datetime) -> tuple[int, int]:
 
 def claim(*, campaign_ids: list[int], limit: int, now: datetime, after_id: int = 0) -> tuple:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
-    Returns (batch_id, count, last_id); see claim_batches."""
-    batches, last_id = claim_batches(campaign_ids=campaign_ids, limit=limit, batch_size=limit, now=now,
+    Returns (batch_id, count, last_id); see claim_as_batches."""
+    batches, last_id = claim_as_batches(campaign_ids=campaign_ids, limit=limit, batch_size=limit, now=now,
                                      after_id=after_id)
     if not batches:
         return None, 0, after_id
@@ -216,7 +209,7 @@ def batches_per_statement() -> int:
     return CLAIM_BATCHES_PER_STATEMENT if connection.vendor == "postgresql" else 1
 
 
-def claim_batches(*, campaign_ids: list[int], limit: int, batch_size: int, now: datetime,
+def claim_as_batches(*, campaign_ids: list[int], limit: int, batch_size: int, now: datetime,
                   after_id: int = 0) -> tuple[list[tuple[uuid.UUID, int]], int]:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as batches of `batch_size`
     (the last one smaller), in id order, in one statement. Returns ([(batch_id, count)], last_id).
@@ -262,40 +255,28 @@ def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size
     # its place in it, batch_size to a batch. SQLite runs the statement, one batch, under its single
     # writer lock.
     if connection.vendor == "postgresql":
-        sql = f"""
-            WITH picked AS MATERIALIZED (
-                SELECT id FROM {table}
-                WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
-                ORDER BY id LIMIT %s {lock}
-            )
-            UPDATE {table} SET status = %s,
-                batch_id = (%s::uuid[])[(array_position(ARRAY(SELECT id FROM picked ORDER BY id), id) - 1) / %s + 1],
-                lease_expires_at = %s, updated_at = %s,
-                message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
-            WHERE id = ANY(ARRAY(SELECT id FROM picked))
-            RETURNING id
-        """
+        batch = "(%s::uuid[])[(array_position(ARRAY(SELECT id FROM picked ORDER BY id), id) - 1) / %s + 1]"
         batch_params = [list(batch_ids), batch_size]
+        which, which_params = "id = ANY(ARRAY(SELECT id FROM picked))", []
     else:
         (batch_id,) = batch_ids
-        sql = f"""
-            WITH picked AS MATERIALIZED (
-                SELECT id FROM {table}
-                WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
-                ORDER BY id LIMIT %s
-            )
-            UPDATE {table} SET status = %s, batch_id = %s, lease_expires_at = %s, updated_at = %s,
-                message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
-            WHERE status = %s AND id IN (SELECT id FROM picked)
-            RETURNING id
-        """
-        batch_params = [db_value(batch_id)]
+        batch, batch_params = "%s", [db_value(batch_id)]
+        which, which_params = "status = %s AND id IN (SELECT id FROM picked)", [S.PENDING]
+    sql = f"""
+        WITH picked AS MATERIALIZED (
+            SELECT id FROM {table}
+            WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
+            ORDER BY id LIMIT %s {lock}
+        )
+        UPDATE {table} SET status = %s, batch_id = {batch}, lease_expires_at = %s, updated_at = %s,
+            message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
+        WHERE {which}
+        RETURNING id
+    """
     message_id_end = f".{uuid.uuid4().hex[:16]}@{settings.MESSAGE_ID_DOMAIN or 'localhost'}>"
     lease = db_value(now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS))
     params = [S.PENDING, *campaign_ids, after_id, limit, S.QUEUED, *batch_params, lease, db_value(now),
-              message_id_end]
-    if connection.vendor != "postgresql":
-        params.append(S.PENDING)
+              message_id_end, *which_params]
     return sql, params
 
 

@@ -171,13 +171,12 @@ def _prepare_chunk(*, campaign_id, now):
     """One chunk of recipients and the cursor after it: (rows created, whether preparation is over)."""
     with transaction.atomic():
         row = Campaign.objects.select_for_update().filter(pk=campaign_id).values_list(
-            "status", "recipients_cursor", "source_campaign_id").first()
+            "status", "recipients_cursor").first()
         if row is None or row[1] is None:
             return 0, True
-        status, cursor, source_campaign_id = row
+        status, cursor = row
         created, through = ledger.materialise_chunk(
-            campaign_id=campaign_id, after_contact_id=cursor, size=settings.RECIPIENTS_CHUNK_SIZE, now=now,
-            resend=source_campaign_id is not None,
+            campaign_id=campaign_id, after_contact_id=cursor, size=settings.RECIPIENTS_CHUNK_SIZE, now=now
         )
         Campaign.objects.filter(pk=campaign_id).update(recipients_cursor=through)
         if created and status == C.COMPLETED:  # extended after it completed: it sends again

@@ -310,7 +310,7 @@ def test_a_claim_statement_splits_its_rows_into_batches_in_id_order(marketer, re
     campaign = sending_campaign(marketer, size=23, now=now)
     pending = list(Email.objects.filter(campaign=campaign).order_by("id").values_list("id", flat=True))
     with CaptureQueriesContext(connection) as queries:
-        batches, last_id = ledger.claim_batches(campaign_ids=[campaign.pk], limit=23, batch_size=5, now=now)
+        batches, last_id = ledger.claim_as_batches(campaign_ids=[campaign.pk], limit=23, batch_size=5, now=now)
 
     assert len(queries.captured_queries) == 1
     assert [count for _, count in batches] == [5, 5, 5, 5, 3]
@@ -495,7 +495,7 @@ def test_a_claim_statement_writes_at_most_its_batches(marketer):
     campaign = sending_campaign(marketer, size=5)
     too_many = 5 * ledger.batches_per_statement() + 1
     with pytest.raises(ValueError):
-        ledger.claim_batches(campaign_ids=[campaign.pk], limit=too_many, batch_size=5, now=timezone.now())
+        ledger.claim_as_batches(campaign_ids=[campaign.pk], limit=too_many, batch_size=5, now=timezone.now())
 
 
 def test_the_dispatch_command_runs_one_tick(marketer):
