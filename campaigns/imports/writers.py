@@ -34,11 +34,17 @@ def existing_contacts(*, owner, addresses):
     if not addresses:
         return {}
     if connection.vendor == "postgresql":
-        # = ANY(array): one parameter instead of thousands, probing the unique index (lower(email), owner).
+        # One array parameter instead of thousands, and one probe of the unique index (lower(email),
+        # owner) per address, whatever the planner believes: a LATERAL subquery can only be run per
+        # address. The plain `lower(email) = ANY(%s)` let the planner read all the owner's contacts
+        # instead (a sequential scan, or the owner index without statistics), so every chunk cost in
+        # proportion to the contacts before it: 300-440 ms a chunk of 5,000 at a million, 12 ms so.
         with connection.cursor() as cursor:
             cursor.execute(
+                "SELECT c.id, c.email, c.status, c.name, c.attributes FROM unnest(%s::text[]) AS a(address) "
+                "CROSS JOIN LATERAL ("
                 f"SELECT id, email, status, name, attributes FROM {Contact._meta.db_table} "
-                "WHERE lower(email) = ANY(%s) AND owner_id = %s",
+                "WHERE lower(email) = a.address AND owner_id = %s LIMIT 1) AS c",
                 [list(addresses), owner.pk],
             )
             rows = cursor.fetchall()
