@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 CREATED, UPDATED, MERGED, SUPPRESSED, REJECTED = "created", "updated", "merged", "suppressed", "rejected"
 OUTCOMES = (CREATED, UPDATED, MERGED, SUPPRESSED, REJECTED)
-# Not an outcome of its own: what `seen` holds for an erased address, counted and shown as suppressed.
+# Not an outcome of its own: the first outcome of an erased address, counted and shown as suppressed.
 ERASED = "erased"
 SKIPPED = (SUPPRESSED, ERASED)
 SKIP_REASONS = {
@@ -82,10 +82,11 @@ class _Record:
 
     address: str
     first_row: int
-    new_in_file: bool  # False: an earlier chunk had it already
     name: str
     attributes: dict
     row_count: int = 1
+    new_in_file: bool = True  # False: an earlier chunk had it already
+    first_outcome: str = ""  # of the address's first row in the file (CREATED / UPDATED / SUPPRESSED / ERASED)
 
 
 @dataclass
@@ -121,14 +122,15 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
     table = open_table(path, filename=filename, encoding=encoding)
     columns = map_columns(table.headers)
     result = ImportResult(dry_run=dry_run, file_description=table.description, columns=columns.describe())
-    seen = {}  # address -> outcome of its first row (CREATED / UPDATED / SUPPRESSED / ERASED)
-
-    for chunk in _read_chunks(table.rows(), columns=columns, seen=seen, chunk_size=chunk_size,
-                              keep_outcomes=keep_outcomes):
-        _process_chunk(chunk, owner=owner, contact_list=contact_list, dry_run=dry_run, seen=seen, result=result,
-                       keep_outcomes=keep_outcomes)
-        if progress:
-            progress(result.processed_rows)
+    # Every address of the file with the outcome of its first row, so that a repeat in a later chunk
+    # is merged into it: in the database (PostgreSQL), so memory does not grow with the file.
+    with writers.seen_addresses() as seen:
+        for chunk in _read_chunks(table.rows(), columns=columns, chunk_size=chunk_size,
+                                  keep_outcomes=keep_outcomes):
+            _process_chunk(chunk, owner=owner, contact_list=contact_list, dry_run=dry_run, seen=seen,
+                           result=result, keep_outcomes=keep_outcomes)
+            if progress:
+                progress(result.processed_rows)
     return result
 
 
@@ -142,14 +144,13 @@ def count_file_rows(*, path, filename="", encoding=""):
 _CELL_STRIP = " \t\r\n\u00a0\ufeff"
 
 
-def _read_chunks(rows, *, columns, seen, chunk_size, keep_outcomes):
+def _read_chunks(rows, *, columns, chunk_size, keep_outcomes):
     """Read `rows` into _Chunk objects of `chunk_size` rows (blank ones included).
 
     This is the per-row hot loop of an import, so it is written for speed: column indexes in
     locals, no per-cell helper calls, and rows consumed as they are read
     (a chunk holds one record per address, not every row's cells: far less for the garbage
-    collector to walk). A generator, so `seen` is up to date with every chunk written before
-    the next one is read.
+    collector to walk). A generator: a chunk is written before the next one is read.
     """
     address_index, name_index = columns.address, columns.name
     first_index, last_index = columns.first_name, columns.last_name
@@ -170,7 +171,7 @@ def _read_chunks(rows, *, columns, seen, chunk_size, keep_outcomes):
             chunk.blank_rows += 1
         else:
             _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns,
-                      seen=seen, keep=len(chunk.kept) < keep_outcomes - kept_so_far)
+                      keep=len(chunk.kept) < keep_outcomes - kept_so_far)
         if chunk.rows >= chunk_size:
             kept_so_far += len(chunk.kept)
             yield chunk
@@ -180,7 +181,7 @@ def _read_chunks(rows, *, columns, seen, chunk_size, keep_outcomes):
 
 
 def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *,
-              seen, keep):
+              keep):
     address = normalize_address(raw_address)
     if name_index is not None:
         name = cells[name_index].strip(_CELL_STRIP)
@@ -202,8 +203,8 @@ def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_i
     record = chunk.records.get(address)
     if record is None:
         # The row's own attributes dict becomes the record's: no copy for the (usual) single row.
-        record = chunk.records[address] = _Record(address=address, first_row=number, new_in_file=address not in seen,
-                                                  name=name, attributes=attributes)
+        record = chunk.records[address] = _Record(address=address, first_row=number, name=name,
+                                                  attributes=attributes)
     else:
         if name:
             record.name = name
@@ -219,6 +220,10 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
     counts[REJECTED] = len(chunk.rejected)
     from campaigns.selectors import privacy
 
+    earlier_chunks = seen.first_outcomes(list(records))
+    for address, first_outcome in earlier_chunks.items():
+        records[address].new_in_file = False
+        records[address].first_outcome = first_outcome
     existing = writers.existing_contacts(owner=owner, addresses=list(records))
     erased = privacy.erased_addresses(
         owner=owner, addresses=[a for a, r in records.items() if r.new_in_file and a not in existing]
@@ -226,6 +231,7 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
     from campaigns.models import Contact
 
     to_create, to_update, on_list = [], [], []
+    new_in_file = {}  # address -> its first outcome, for the addresses this chunk brings to the file
     for address, record in records.items():
         contact = existing.get(address)
         if record.new_in_file:
@@ -237,10 +243,10 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
                 first = SUPPRESSED
             else:
                 first = UPDATED
-            seen[address] = first
+            record.first_outcome = new_in_file[address] = first
         else:
             first = None  # its first row was in an earlier chunk
-        earlier = seen[address]
+        earlier = record.first_outcome
         if earlier in SKIPPED:
             counts[SUPPRESSED] += record.row_count
         elif first is not None:
@@ -259,6 +265,7 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
             to_update.append((contact.pk, name, attributes))
         on_list.append(contact.pk)
 
+    seen.remember(new_in_file)
     if not dry_run and (to_create or to_update or on_list):
         writers.write_chunk(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
                             on_list=on_list, now=timezone.now())
@@ -266,7 +273,7 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
     # The kept rows' outcomes, by the same rule as the counts above.
     for outcome, record in chunk.kept:
         if record is not None:
-            earlier = seen[record.address]
+            earlier = record.first_outcome
             if earlier in SKIPPED:
                 outcome.outcome = SUPPRESSED
                 outcome.reason = SKIP_REASONS[earlier]

@@ -240,6 +240,59 @@ def test_duplicates_across_chunks_are_merged(tmp_path, marketer):
     assert target.contacts.count() == 25
 
 
+def test_every_first_outcome_holds_for_its_repeats_in_later_chunks(tmp_path, marketer):
+    from campaigns.services.privacy import erase_contact
+
+    ContactFactory(owner=marketer, email="old@example.com", name="Old", attributes={"plan": "a"})
+    ContactFactory(owner=marketer, email="gone@example.com", status=Contact.Status.UNSUBSCRIBED)
+    erase_contact(contact=ContactFactory(owner=marketer, email="erased@example.com",
+                                         status=Contact.Status.BOUNCED))
+    first = ["new@example.com,New,x", "old@example.com,,y", "gone@example.com,Back,z", "erased@example.com,E,w"]
+    filler = [f"f{i}@example.com,F{i}," for i in range(4)]
+    repeats = ["NEW@example.com,New Again,", "Old@Example.com,Older,", "GONE@example.com,,", "Erased@example.com,,"]
+    path = write(tmp_path, "x.csv", "email,name,plan\n" + "\n".join(first + filler + repeats) + "\n")
+    target = ContactListFactory(owner=marketer)
+
+    dry = service.import_file(owner=marketer, path=path, dry_run=True, chunk_size=4, keep_outcomes=20)
+    result = run_import(marketer, path, target, chunk_size=4)
+
+    expected = {"created": 5, "updated": 1, "merged": 2, "suppressed": 4, "rejected": 0}
+    assert dry.counts == result.counts == expected
+    later = {o.address: o.outcome for o in result.outcomes if o.row > 9}
+    assert later == {"new@example.com": "merged", "old@example.com": "merged", "gone@example.com": "suppressed",
+                     "erased@example.com": "suppressed"}
+    assert [o.outcome for o in dry.outcomes] == [o.outcome for o in result.outcomes]
+    assert Contact.objects.get(email="new@example.com").name == "New Again"
+    old = Contact.objects.get(email="old@example.com")
+    assert (old.name, old.attributes) == ("Older", {"plan": "y"})
+    assert Contact.objects.get(email="gone@example.com").status == Contact.Status.UNSUBSCRIBED
+    assert not Contact.objects.filter(email="erased@example.com").exists()
+    assert set(target.contacts.values_list("email", flat=True)) == {
+        "new@example.com", "old@example.com", *(f"f{i}@example.com" for i in range(4))}
+
+
+def test_each_import_starts_with_no_address_seen(tmp_path, marketer):
+    # The addresses read are kept per import (on PostgreSQL in a table of the session): a second
+    # import on the same connection, even after one that failed half-way, merges nothing into the first's.
+    path = write(tmp_path, "x.csv", "email\n" + "".join(f"s{i}@example.com\n" for i in range(6)))
+    broken = write(tmp_path, "broken.csv", "email\n" + "".join(f"s{i}@example.com\n" for i in range(6)))
+    target = ContactListFactory(owner=marketer)
+
+    def fail_on_second_chunk(done):
+        if done > 3:
+            raise RuntimeError("stopped half-way")
+
+    with pytest.raises(RuntimeError):
+        service.import_file(owner=marketer, path=broken, dry_run=True, chunk_size=3, progress=fail_on_second_chunk)
+    for _ in range(2):
+        dry = service.import_file(owner=marketer, path=path, dry_run=True, chunk_size=3)
+        assert dry.counts["created"] == 6 and dry.counts["merged"] == 0
+    result = run_import(marketer, path, target, chunk_size=3)
+    assert result.counts["created"] == 6
+    again = run_import(marketer, path, target, chunk_size=3)
+    assert again.counts["updated"] == 6 and again.counts["merged"] == 0
+
+
 def test_large_import_goes_to_the_task_with_progress(settings, tmp_path, marketer, marketer_client):
     settings.IMPORT_SYNC_MAX_ROWS = 10
     settings.IMPORT_CHUNK_SIZE = 10
