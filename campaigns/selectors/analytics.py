@@ -141,7 +141,11 @@ def delivery_bars(c: dict) -> list[dict]:
 def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -> dict:
     """One page of the recipient table: the campaign's email rows, searched by address (`total`: the
     campaign's count from its tallies, used when nothing is searched)."""
-    rows = Email.objects.filter(campaign=campaign)
+    # A range of one campaign, ordered by (campaign, id): the page comes from the index (campaign, id),
+    # in order. With `campaign_id = pk` PostgreSQL may walk the primary key instead, filtering, as if the
+    # campaign's rows were spread evenly through the table: the first page of a campaign whose rows
+    # come after 5,000,000 older ones took 1.5 s (0.1 ms so).
+    rows = Email.objects.filter(campaign_id__gte=campaign.pk, campaign_id__lte=campaign.pk)
     search = (search or "").strip()
     if search:
         rows = rows.filter(to_email__icontains=search)
@@ -151,7 +155,7 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
     pages = max(1, -(-count // RECIPIENTS_PER_PAGE))
     page = min(max(1, page), pages)
     start = (page - 1) * RECIPIENTS_PER_PAGE
-    items = rows.order_by("id").values(
+    items = rows.order_by("campaign_id", "id").values(
         "id", "to_email", "status", "smtp_code", "smtp_response", "sent_at", "first_opened_at", "machine_open",
         "click_count", "unsubscribed_at",
     )[start:start + RECIPIENTS_PER_PAGE]
