@@ -15,7 +15,8 @@ For each size, in a process of its own (a fresh Django, database and pair of wor
    recipients were all written, each tick's time, the longest open transaction and the longest
    lock wait seen in pg_stat_activity (sampled every 0.5 s), the other marketer's first message,
    the send rate of the first tenth and of the second half of the messages, and the dashboard's
-   and analytics page's JSON (fetched through Django's test Client every 2 s while it sends, as the pages poll);
+   and analytics page's JSON (fetched through Django's test Client every 2 s while it sends, as the pages
+   poll, from a process of its own, as a web server is; with each request's SQL time apart);
 3. 4 x size old sent rows written by SQL (not sent; INSERT ... SELECT from the contacts), so the
    email table holds 5 x size rows; then campaign B to the same list, measured as A over its first
    tenth, and cancelled there: the time cancel() took and anything accepted after it returned.
@@ -23,7 +24,7 @@ Prints a table per step and size with the ratio to the smallest size, and each g
 
 PostgreSQL here runs with autovacuum off; the bench runs `VACUUM ANALYZE` where autovacuum would
 have (after the import, after the old rows) and, with --vacuum-every S, on the email table every
-S seconds while sending (0: never).
+S seconds while sending (0: never), paced with autovacuum's default cost delay and limit.
 """
 
 import argparse
@@ -65,6 +66,8 @@ GOALS = {
     "rate_ratio": ("A: rate second half / first tenth", ">= 0.95"),
     "dashboard_p95_ms": ("dashboard JSON p95 during send, ms", "< 50 ms"),
     "analytics_p95_ms": ("analytics JSON p95 during send, ms", "< 50 ms"),
+    "dashboard_sql_p95_ms": ("dashboard JSON p95, its SQL only, ms", "(info)"),
+    "analytics_sql_p95_ms": ("analytics JSON p95, its SQL only, ms", "(info)"),
     "dashboard_idle_p95_ms": ("dashboard JSON p95, idle after A, ms", "(reference)"),
     "analytics_idle_p95_ms": ("analytics JSON p95, idle after A, ms", "(reference)"),
     "old_rows_seconds": ("old rows written by SQL (4 x size), s", "(setup)"),
@@ -75,6 +78,8 @@ GOALS = {
     "b_rate_vs_a": ("B / A rate over the first tenth", "0.9 - 1.1"),
     "b_dashboard_p95_ms": ("B: dashboard JSON p95, ms", "< 50 ms"),
     "b_analytics_p95_ms": ("B: analytics JSON p95, ms", "< 50 ms"),
+    "b_dashboard_sql_p95_ms": ("B: dashboard JSON p95, its SQL only, ms", "(info)"),
+    "b_analytics_sql_p95_ms": ("B: analytics JSON p95, its SQL only, ms", "(info)"),
     "cancel_seconds": ("cancel B mid-send, s", "< 5 s"),
     "sent_after_cancel": ("B: accepted after cancel returned", "0"),
     "unsent_cancelled_seconds": ("B: every unsent row cancelled after, s", "(info)"),
@@ -159,34 +164,98 @@ class TransactionWatch:
 
 
 class JsonWatch:
-    """The dashboard's and a campaign's analytics JSON, as the pages poll them, timed."""
+    """The dashboard's and a campaign's analytics JSON, as the pages poll them (every 2 s), timed.
 
-    def __init__(self, owner, campaign_id):
-        from django.test import Client
-        from django.urls import reverse
+    From a process of its own, as a web server is: in this process every request waited for the
+    GIL behind the dispatcher's ticks, and the wait was counted as the endpoints' time. Each request's
+    SQL time is kept beside its total, to tell the database's part from the machine's load.
+    """
 
-        self.client = Client()
-        self.client.force_login(owner)
-        self.urls = {"dashboard": reverse("dashboard_data"),
-                     "analytics": reverse("campaign_analytics_data", args=[campaign_id])}
-        self.times = {name: [] for name in self.urls}
-        self.last_analytics = None
+    def __init__(self, owner, campaign_id, env, *, every=2.0, samples=0):
+        self.out = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--watch-json", f"{owner.pk},{campaign_id},{every},{samples}",
+             "--json", str(self.out)], env=env,
+        )
 
-    def sample(self):
-        for name, url in self.urls.items():
-            started = time.perf_counter()
-            response = self.client.get(url)
-            self.times[name].append((time.perf_counter() - started) * 1000)
-            assert response.status_code == 200, response.status_code
-            if name == "analytics":
-                self.last_analytics = response.json()
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=60)
+        return self.read()
+
+    def wait(self):
+        self.proc.wait()
+        return self.read()
+
+    def read(self):
+        lines = [json.loads(line) for line in self.out.read_text().splitlines() if line.strip()]
+        return {
+            "times": {name: [line[name] for line in lines] for name in ("dashboard", "analytics")},
+            "sql": {name: [line[f"{name}_sql"] for line in lines] for name in ("dashboard", "analytics")},
+            "progress_seen": [line["preparing"] for line in lines if line["preparing"]],
+        }
+
+
+def watch_json(spec, out):
+    """The child of JsonWatch: fetch both endpoints every `every` s (`samples` times, 0: until stopped)."""
+    import signal
+
+    owner_id, campaign_id, every, samples = spec.split(",")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+
+    from accounts.models import User
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    client = Client()
+    client.force_login(User.objects.get(pk=owner_id))
+    urls = {"dashboard": reverse("dashboard_data"), "analytics": reverse("campaign_analytics_data", args=[campaign_id])}
+    sql_seconds = [0.0]
+
+    def timed_sql(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            sql_seconds[0] += time.perf_counter() - started
+
+    taken = 0
+    with open(out, "w") as fh, connection.execute_wrapper(timed_sql):
+        while not int(samples) or taken < int(samples):
+            started_round = time.perf_counter()
+            line = {}
+            for name, url in urls.items():
+                sql_seconds[0] = 0.0
+                started = time.perf_counter()
+                response = client.get(url)
+                line[name] = (time.perf_counter() - started) * 1000
+                line[f"{name}_sql"] = sql_seconds[0] * 1000
+                assert response.status_code == 200, response.status_code
+                if name == "analytics":
+                    line["preparing"] = response.json().get("preparing")
+            fh.write(json.dumps(line) + "\n")
+            fh.flush()
+            taken += 1
+            time.sleep(max(0.0, float(every) - (time.perf_counter() - started_round)))
 
 
 class Vacuum:
+    """Autovacuum's work, where it is off: VACUUM ANALYZE of the email table, paced as autovacuum paces
+    itself (its default cost delay and limit; a plain VACUUM runs unpaced and took a core from the
+    send at 5,000,000 rows)."""
+
     def __init__(self, url):
         import psycopg
 
         self.conn = psycopg.connect(url, autocommit=True)
+        self.conn.execute("SET vacuum_cost_delay = '2ms'")
+        self.conn.execute("SET vacuum_cost_limit = 200")
 
     def sample(self):
         self.conn.execute("VACUUM ANALYZE campaigns_email")
@@ -249,7 +318,7 @@ def rate_between(campaign_id, first_rank, last_rank):
     return (last_rank - first_rank) / max((b - a).total_seconds(), 1e-6)
 
 
-def send(campaigns, *, stop_when, watch_url, json_campaign, vacuum_every, timeout):
+def send(campaigns, *, stop_when, watch_url, json_campaign, vacuum_every, timeout, env):
     """Schedule `campaigns` now and tick once a second until stop_when() is true. Returns a dict of
     what was seen: scheduled_at, tick times (preparing or not), prepared_at, transaction and JSON watches."""
     from django.utils import timezone
@@ -261,9 +330,7 @@ def send(campaigns, *, stop_when, watch_url, json_campaign, vacuum_every, timeou
 
     main = campaigns[0]
     transactions = TransactionWatch(watch_url)
-    json_watch = JsonWatch(main.owner, json_campaign.pk)
-    # The pages poll their JSON every 2 s (data-interval); one such reader here.
-    samplers = [Sampler(0.5, transactions.sample), Sampler(2, json_watch.sample)]
+    samplers = [Sampler(0.5, transactions.sample)]
     if vacuum_every:
         samplers.append(Sampler(vacuum_every, Vacuum(watch_url).sample))
     scheduled_at = timezone.now()
@@ -271,8 +338,10 @@ def send(campaigns, *, stop_when, watch_url, json_campaign, vacuum_every, timeou
         lifecycle.schedule(campaign=campaign, at=scheduled_at)
     for sampler in samplers:
         sampler.start()
+    # The pages poll their JSON every 2 s (data-interval); one such reader here.
+    json_watch = JsonWatch(main.owner, json_campaign.pk, env)
     ticks_preparing, ticks_prepared, prepared_at, started = [], [], None, time.perf_counter()
-    progress_seen, batches_claimed = [], []
+    batches_claimed = []
     try:
         while time.perf_counter() - started < timeout:
             tick_started = time.perf_counter()
@@ -284,21 +353,20 @@ def send(campaigns, *, stop_when, watch_url, json_campaign, vacuum_every, timeou
             (ticks_preparing if preparing or prepared_at is None else ticks_prepared).append(elapsed_ms)
             if not preparing and prepared_at is None:
                 prepared_at = timezone.now()
-            if json_watch.last_analytics and json_watch.last_analytics.get("preparing"):
-                progress_seen.append(json_watch.last_analytics["preparing"])
             if stop_when():
                 break
             time.sleep(max(0.0, 1 - (time.perf_counter() - tick_started)))
         else:
             raise SystemExit(f"not done within {timeout} s")
     finally:
+        watched = json_watch.stop()
         for sampler in samplers:
             sampler.stop()
         transactions.conn.close()
     return {
         "scheduled_at": scheduled_at, "prepared_at": prepared_at, "ticks_preparing": ticks_preparing,
-        "ticks_prepared": ticks_prepared, "transactions": transactions, "json": json_watch.times,
-        "progress_seen": progress_seen, "batches_claimed": batches_claimed,
+        "ticks_prepared": ticks_prepared, "transactions": transactions, "json": watched["times"],
+        "json_sql": watched["sql"], "progress_seen": watched["progress_seen"], "batches_claimed": batches_claimed,
     }
 
 
@@ -359,7 +427,7 @@ def one_size(args, size):
             return Campaign.objects.filter(pk=a.pk, status=Campaign.Status.COMPLETED).exists()
 
         seen = send([a, other], stop_when=a_done, watch_url=watch_url, json_campaign=a,
-                    vacuum_every=args.vacuum_every, timeout=args.timeout)
+                    vacuum_every=args.vacuum_every, timeout=args.timeout, env=env)
         scheduled_at = seen["scheduled_at"]
         first = sent_at_rank(a.pk, 0)
         result["start_seconds"] = (first - scheduled_at).total_seconds()
@@ -384,13 +452,13 @@ def one_size(args, size):
         result["rate_ratio"] = result["rate_second_half"] / result["rate_first_tenth"]
         result["dashboard_p95_ms"] = p95(seen["json"]["dashboard"])
         result["analytics_p95_ms"] = p95(seen["json"]["analytics"])
+        result["dashboard_sql_p95_ms"] = p95(seen["json_sql"]["dashboard"])
+        result["analytics_sql_p95_ms"] = p95(seen["json_sql"]["analytics"])
         result["json_samples"] = len(seen["json"]["dashboard"])
         # The same endpoints with nothing sending: what the data costs, apart from the machine being busy.
-        idle = JsonWatch(owner, a.pk)
-        for _ in range(40):
-            idle.sample()
-        result["dashboard_idle_p95_ms"] = p95(idle.times["dashboard"])
-        result["analytics_idle_p95_ms"] = p95(idle.times["analytics"])
+        idle = JsonWatch(owner, a.pk, env, every=0, samples=40).wait()
+        result["dashboard_idle_p95_ms"] = p95(idle["times"]["dashboard"])
+        result["analytics_idle_p95_ms"] = p95(idle["times"]["analytics"])
         result["progress_seen"] = seen["progress_seen"][:1] + seen["progress_seen"][-1:]
         print(f"[{size:,}] A: {json.dumps({k: v for k, v in result.items() if k not in ('size',)}, default=str)}",
               flush=True)
@@ -410,7 +478,7 @@ def one_size(args, size):
             return Email.objects.filter(campaign=b, status="sent").count() >= tenth
 
         seen = send([b], stop_when=b_tenth_sent, watch_url=watch_url, json_campaign=b,
-                    vacuum_every=args.vacuum_every, timeout=args.timeout)
+                    vacuum_every=args.vacuum_every, timeout=args.timeout, env=env)
         started = time.perf_counter()
         lifecycle.cancel(campaign=b, reason="bench: cancel mid-send")
         result["cancel_seconds"] = time.perf_counter() - started
@@ -422,6 +490,8 @@ def one_size(args, size):
         result["b_rate_vs_a"] = result["b_rate_first_tenth"] / result["rate_first_tenth"]
         result["b_dashboard_p95_ms"] = p95(seen["json"]["dashboard"])
         result["b_analytics_p95_ms"] = p95(seen["json"]["analytics"])
+        result["b_dashboard_sql_p95_ms"] = p95(seen["json_sql"]["dashboard"])
+        result["b_analytics_sql_p95_ms"] = p95(seen["json_sql"]["analytics"])
         result["b_longest_transaction_s"] = seen["transactions"].longest_transaction
         # Ticks go on (they finish cancelling the unsent rows); wait for every row to be final.
         from campaigns import tasks
@@ -512,7 +582,11 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep each size's database")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
+    parser.add_argument("--watch-json", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.watch_json:
+        watch_json(args.watch_json, args.json)
+        return
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not os.environ.get(name):
             sys.exit(f"{name} must be set")
