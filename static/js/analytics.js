@@ -91,7 +91,7 @@
       tr.appendChild(unsub);
       rows.appendChild(tr);
     });
-    text("page-info", "Page " + rec.page + " of " + rec.pages + " (" + fmt(rec.count) + " recipients)");
+    text("page-info", "Page " + fmt(rec.page) + " of " + fmt(rec.pages) + " (" + fmt(rec.count) + " recipients)");
     el("page-prev").disabled = rec.page <= 1;
     el("page-next").disabled = rec.page >= rec.pages;
     text("dash-updated", new Date().toLocaleTimeString());
