@@ -58,11 +58,16 @@ def campaign_figures(*, campaign: Campaign) -> dict[str, int]:
 
 def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
     c = campaign_figures(campaign=campaign)
+    preparing = _preparing(campaign)
+    # Recipients still to be written count as still to send: the bar and its estimate are of the whole
+    # audience, not of the part written so far ("0 of 1,200 done" beside "1,200 of 1,000,000").
+    to_write = preparing["expected"] - preparing["written"] if preparing else 0
     unsent = c["pending"] + c["queued"] + c["deferred"]
     final = c["sent"] + c["failed"] + c["cancelled"]
+    audience_size = c["total"] + to_write
     account = campaign.smtp_account
     per_minute = effective_per_minute(account) if account else None
-    eta_seconds = round(unsent / per_minute * 60) if per_minute and unsent else 0
+    eta_seconds = round((unsent + to_write) / per_minute * 60) if per_minute and unsent + to_write else 0
 
     top_links = [
         {"url": row["link__url"], "clicks": row["clicks"]}
@@ -94,9 +99,9 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
             "machine_opens": c["machine_only"],
             "machine_open_rate": rate(c["machine_only"], c["sent"]),
         },
-        "preparing": _preparing(campaign),
+        "preparing": preparing,
         "progress": {
-            "done": final, "total": c["total"], "percent": rate(final, c["total"]) if c["total"] else 0.0,
+            "done": final, "total": audience_size, "percent": rate(final, audience_size) if audience_size else 0.0,
             "per_minute": round(per_minute, 1) if per_minute else None,
             "account_paused": bool(account and account.is_paused),
             "eta_seconds": eta_seconds,

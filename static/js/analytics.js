@@ -23,7 +23,7 @@
   function duration(seconds) {
     if (!seconds) { return ""; }
     var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-    return h ? h + " h " + m + " min" : (m ? m + " min " + s + " s" : s + " s");
+    return h ? fmt(h) + " h " + m + " min" : (m ? m + " min " + s + " s" : s + " s");
   }
 
   function chartOf(existing, canvasId, config) {
@@ -51,7 +51,7 @@
     text("progress-text", fmt(p.done) + " of " + fmt(p.total) + " done (" + p.percent + "%)");
     var eta = "";
     if (p.account_paused) { eta = "the SMTP account is paused"; }
-    else if (p.eta_seconds) { eta = "about " + duration(p.eta_seconds) + " left at " + p.per_minute + "/min"; }
+    else if (p.eta_seconds) { eta = "about " + duration(p.eta_seconds) + " left at " + fmt(p.per_minute) + "/min"; }
     text("progress-eta", eta);
 
     statusChart = chartOf(statusChart, "status-chart", {

@@ -190,8 +190,11 @@ def test_the_pages_and_the_analytics_json_show_the_preparation(engine, small_chu
     engine.send_now(campaign)
     text = "preparing recipients (3 of 10)"
 
+    type(campaign.smtp_account).objects.filter(pk=campaign.smtp_account_id).update(max_per_minute=60)
     data = marketer_client.get(reverse("campaign_analytics_data", args=[campaign.pk])).json()
     assert data["preparing"] == {"written": 3, "expected": 10, "text": text}
+    # The progress bar is of the whole audience, its estimate too: 10 to send at 60/min, not the 3 written.
+    assert (data["progress"]["done"], data["progress"]["total"], data["progress"]["eta_seconds"]) == (0, 10, 10)
     assert text in marketer_client.get(reverse("campaign_analytics", args=[campaign.pk])).content.decode()
     assert text in marketer_client.get(reverse("admin:campaigns_campaign_changelist")).content.decode()
     assert text in marketer_client.get(reverse("admin:campaigns_campaign_change", args=[campaign.pk])).content.decode()

@@ -51,6 +51,8 @@ def test_a_campaign_being_prepared_says_how_far_it_is(live_server, chromium):  #
     preparing.wait_for()
     page.wait_for_function("document.getElementById('campaign-preparing').textContent.includes('preparing')")
     assert preparing.inner_text() == PREPARING
+    # The bar is of the whole audience, not of the part written so far.
+    assert page.locator("#progress-text").inner_text() == f"0 of {EXPECTED:,} done (0%)"
     page.screenshot(path=str(ARTIFACTS / "campaign-preparing-analytics.png"), full_page=True)
 
     # A campaign of ten million: every card's figure still fits its card (1,000,000 in the card's
