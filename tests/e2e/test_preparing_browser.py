@@ -52,6 +52,8 @@ def test_a_campaign_being_prepared_says_how_far_it_is(live_server, chromium):  #
     page.wait_for_function("document.getElementById('campaign-preparing').textContent.includes('preparing')")
     assert preparing.inner_text() == PREPARING
     # The bar is of the whole audience, not of the part written so far.
+    # (The preparing line is in the page as served; the bar is drawn by the first poll.)
+    page.wait_for_function("document.getElementById('progress-text').textContent.includes(' done ')")
     assert page.locator("#progress-text").inner_text() == f"0 of {EXPECTED:,} done (0%)"
     page.screenshot(path=str(ARTIFACTS / "campaign-preparing-analytics.png"), full_page=True)
 
