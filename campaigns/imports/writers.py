@@ -36,9 +36,10 @@ def existing_contacts(*, owner, addresses):
     if connection.vendor == "postgresql":
         # One array parameter instead of thousands, and one probe of the unique index (lower(email),
         # owner) per address, whatever the planner believes: a LATERAL subquery with a LIMIT can only
-        # be run per address (without one the planner may make it a join). The plain `lower(email) = ANY(%s)` let the planner read all the owner's contacts
-        # instead (a sequential scan, or the owner index without statistics), so every chunk cost in
-        # proportion to the contacts before it: 300-440 ms a chunk of 5,000 at a million, 12 ms so.
+        # be run per address (without one the planner may make it a join). The plain
+        # `lower(email) = ANY(%s)` let the planner read all the owner's contacts instead (a sequential
+        # scan, or the owner index without statistics), so every chunk cost in proportion to the
+        # contacts before it: 300-440 ms a chunk of 5,000 at a million, 12 ms so.
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT c.id, c.email, c.status, c.name, c.attributes FROM unnest(%s::text[]) AS a(address) "
