@@ -3,8 +3,8 @@
 Rows are read in chunks. Per chunk: one query finds which of the chunk's addresses earlier
 chunks had (writers.seen_addresses), one finds the owner's existing contacts among them, one
 INSERT creates the new ones, one bulk UPDATE merges into the existing ones, one INSERT puts
-them all on the list. Every query is filtered by the importing owner: a file can name any address or id it likes,
-it only ever reaches that owner's contacts and lists.
+them all on the list. Every query is filtered by the importing owner: a file can name any
+address or id it likes, it only ever reaches that owner's contacts and lists.
 
 What becomes of a row (its `outcome`):
 - created: a new contact, subscribed, put on the list;
