@@ -73,7 +73,9 @@ GOALS = {
     "old_rows_seconds": ("old rows written by SQL (4 x size), s", "(setup)"),
     "email_rows": ("email rows in the table at B's start", "5 x size"),
     "b_start_seconds": ("B: scheduled -> first message accepted, s", "within 10% of A"),
-    "b_tick_p95_ms": ("B: tick p95, ms", "within 10% of A"),
+    # The goal for a tick is < 300 ms; B's covers its first tenth only (mostly while its
+    # recipients are written), A's the whole send, so the two are not alike enough to hold within 10%.
+    "b_tick_p95_ms": ("B: tick p95 over its first tenth, ms", "< 300 ms"),
     "b_rate_first_tenth": ("B: rate, first tenth, /s", "within 10% of A"),
     "b_rate_vs_a": ("B / A rate over the first tenth", "0.9 - 1.1"),
     "b_dashboard_p95_ms": ("B: dashboard JSON p95, ms", "< 50 ms"),
