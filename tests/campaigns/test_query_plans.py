@@ -1,0 +1,82 @@
+"""PostgreSQL's plans for the statements whose cost grew with the tables at a million rows
+(BENCHMARKS.md, "A million recipients end to end"): each is run under EXPLAIN ANALYZE on a table
+made the way that showed the trap, with fresh statistics, and must read what it needs, not the table."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from campaigns.imports import writers
+from campaigns.models import Contact
+from campaigns.selectors.analytics import recipients_page
+from tests.factories import CampaignFactory
+
+pytestmark = [pytest.mark.postgres]
+
+
+def plan_nodes(sql):
+    """Every node of the statement's executed plan (EXPLAIN ANALYZE, JSON)."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+        (raw,) = cursor.fetchone()
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    nodes, todo = [], [plan]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        todo.extend(node.get("Plans", []))
+    return nodes
+
+
+def the_query(queries, containing):
+    (sql,) = [q["sql"] for q in queries if containing in q["sql"]]
+    return sql
+
+
+def analyze():
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE campaigns_email")
+        cursor.execute("ANALYZE campaigns_contact")
+
+
+def test_a_recipient_page_reads_its_campaign_from_the_campaign_index(require_postgres, marketer):
+    # A campaign whose rows all come after those of campaigns that sent at the same time (their rows
+    # interleaved, as concurrent campaigns' are), a fifth of the table: with `campaign_id = pk ORDER BY id`
+    # the planner walked the primary key from the start, filtering out every older row.
+    older = [CampaignFactory(owner=marketer) for _ in range(4)]
+    new = CampaignFactory(owner=marketer)
+    insert = (
+        "INSERT INTO campaigns_email (campaign_id, to_email, to_name, status, attempts, message_id, smtp_response, "
+        "failure_class, open_count, machine_open, click_count, possible_duplicate, created_at, updated_at) "
+        "SELECT (%s::bigint[])[1 + (i / 100) %% %s], 'r' || i || '@example.org', '', 'pending', 0, '', '', '', 0, "
+        "false, 0, false, now(), now() FROM generate_series(1, %s) AS i"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(insert, [[c.pk for c in older], len(older), 40_000])
+        cursor.execute(insert, [[new.pk], 1, 10_000])
+    analyze()
+
+    with CaptureQueriesContext(connection) as queries:
+        page = recipients_page(campaign=new, page=1, search="", total=10_000)
+    assert [row["to_email"] for row in page["rows"][:2]] == ["r1@example.org", "r2@example.org"]
+    nodes = plan_nodes(the_query(queries, "LIMIT 25"))
+    assert sum(node.get("Rows Removed by Filter", 0) for node in nodes) == 0
+    assert any(node.get("Index Name") == "email_campaign_id_order" for node in nodes)
+
+
+def test_the_import_probes_each_address_instead_of_reading_the_owners_contacts(require_postgres, marketer):
+    # With statistics of 20,000 contacts, `lower(email) = ANY(5,000 addresses)` was a scan of them all.
+    Contact.objects.bulk_create(Contact(owner=marketer, email=f"c{i}@example.org") for i in range(20_000))
+    analyze()
+    addresses = [f"c{i}@example.org" for i in range(0, 20_000, 4)] + [f"new{i}@example.org" for i in range(100)]
+
+    with CaptureQueriesContext(connection) as queries:
+        found = writers.existing_contacts(owner=marketer, addresses=addresses)
+    assert len(found) == 5_000
+    nodes = plan_nodes(the_query(queries, "campaigns_contact"))
+    assert not [node for node in nodes if node.get("Relation Name") == "campaigns_contact"
+                and node["Node Type"] not in ("Index Scan", "Index Only Scan")]
+    assert {node.get("Index Name") for node in nodes if node.get("Relation Name") == "campaigns_contact"} == {
+        "contact_unique_email_per_owner"}
