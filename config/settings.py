@@ -49,6 +49,9 @@ DEBUG = env_bool("DEBUG", default=not PRODUCTION and not os.environ.get("SECRET_
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", SITE_URL)
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated):
+# rate limits and login lockouts count the client it names (accounts.client_address).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
