@@ -1,8 +1,11 @@
+from axes.helpers import get_cool_off, get_failure_limit
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.timesince import timeuntil
 from django.views.decorators.http import require_http_methods
 
 from accounts import services
@@ -45,3 +48,16 @@ def profile(request):
         return redirect("accounts:profile")
     context = {**admin.site.each_context(request), "form": form, "title": "My profile"}
     return render(request, "accounts/profile.html", context)
+
+
+def login_locked_out(request, original_response, credentials):
+    """What a locked-out login gets (django-axes' AXES_LOCKOUT_CALLABLE): how long to wait.
+
+    The attempt that got here was itself a failure and restarted the cool-off, so the wait is the
+    whole cool-off from now."""
+    cool_off = get_cool_off(request)
+    now = timezone.now()
+    context = {"failure_limit": get_failure_limit(request, credentials), "wait": timeuntil(now + cool_off, now)}
+    response = render(request, "accounts/locked_out.html", context, status=429)
+    response["Retry-After"] = str(int(cool_off.total_seconds()))
+    return response
