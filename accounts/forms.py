@@ -90,17 +90,11 @@ class SignupForm(forms.Form):
     password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)
     password2 = forms.CharField(label="Password again", strip=False, widget=forms.PasswordInput)
 
-    def clean_username(self):
-        username = self.cleaned_data["username"]
-        if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError("This username is taken.")
-        return username
+    # Whether the username or the address is taken is not checked here: the page would tell anyone
+    # which exist. services.sign_up tells the address's owner by email instead.
 
     def clean_email(self):
-        email = self.cleaned_data["email"].strip()
-        if User.objects.filter(email__iexact=email).exists():
-            raise ValidationError("An account with this address exists already. Reset its password instead.")
-        return email
+        return self.cleaned_data["email"].strip()
 
     def clean_organization(self):
         value = self.cleaned_data["organization"]

@@ -171,6 +171,14 @@ AXES_RESET_ON_SUCCESS = False
 
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", True)
 SIGNUP_CONFIRM_MAX_AGE = int(os.environ.get("SIGNUP_CONFIRM_MAX_AGE", str(3 * 24 * 3600)))
+# The anonymous account forms mail whatever address is typed: per hour, how many submissions one client
+# (accounts.client_address.rate_limit_key) and one address may make, so they cannot be used to mail
+# someone over and over, nor to try usernames and addresses in bulk. Counted in Django's cache.
+SIGNUP_LIMIT_PER_IP = int(os.environ.get("SIGNUP_LIMIT_PER_IP", "10"))
+SIGNUP_LIMIT_PER_ADDRESS = int(os.environ.get("SIGNUP_LIMIT_PER_ADDRESS", "3"))
+PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", "10"))
+PASSWORD_RESET_LIMIT_PER_ADDRESS = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_ADDRESS", "3"))
+ACCOUNT_FORMS_RATE_WINDOW = 3600
 DEFAULT_USER_TIMEZONE = "Asia/Kolkata"
 
 # --- i18n / time ----------------------------------------------------------
