@@ -81,6 +81,7 @@ def sign_up(
     Raises RateLimited (per client, per address) before anything is done.
     """
     rate_limits.count_sign_up(client_key=client_key, email=email)
+    remove_expired_sign_ups(now=now)
     # Hashed whatever the outcome, so the reply's time does not tell the outcomes apart either.
     encoded_password = make_password(password)
     owner = User.objects.filter(email__iexact=email).order_by("pk").first()
@@ -120,6 +121,23 @@ def register(
     user.save()
     user.groups.add(marketers_group())
     return user
+
+
+def remove_expired_sign_ups(*, now: datetime) -> int:
+    """Delete the sign-ups whose confirmation link expired unused, freeing their usernames and
+    addresses; returns how many. Only accounts nobody ever vouched for go: never confirmed, never
+    approved, never logged in, not superusers (such an account cannot log in, and never could)."""
+    _, deleted = User.objects.filter(
+        email_confirmed_at__isnull=True,
+        approved_at__isnull=True,
+        last_login__isnull=True,
+        is_superuser=False,
+        date_joined__lt=now - timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE),
+    ).delete()
+    removed = deleted.get(User._meta.label, 0)
+    if removed:
+        log.info("removed %d sign-up(s) left unconfirmed past SIGNUP_CONFIRM_MAX_AGE", removed)
+    return removed
 
 
 def confirmation_token(*, user: User) -> str:

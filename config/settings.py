@@ -170,6 +170,8 @@ AXES_DISABLE_ACCESS_LOG = True
 AXES_RESET_ON_SUCCESS = False
 
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", True)
+# How long a sign-up's confirmation link works; an account still unconfirmed then is removed at the
+# next sign-up, which frees its username and address.
 SIGNUP_CONFIRM_MAX_AGE = int(os.environ.get("SIGNUP_CONFIRM_MAX_AGE", str(3 * 24 * 3600)))
 # The anonymous account forms mail whatever address is typed: per hour, how many submissions one client
 # (accounts.client_address.rate_limit_key) and one address may make, so they cannot be used to mail

@@ -440,6 +440,51 @@ def test_mail_to_one_address_is_limited_the_same_whether_it_has_an_account(sign_
     assert len(mailoutbox) == settings.SIGNUP_LIMIT_PER_ADDRESS
 
 
+# --- an unconfirmed sign-up expires and frees its username and address -------------------------------
+
+
+def test_a_new_sign_up_after_the_confirmation_expired_takes_the_username_and_address(sign_up, mailoutbox):
+    sign_up(username="neha", email="neha@example.in")
+    old = User.objects.get(username="neha")
+    old_link = confirmation_path(mailoutbox[0])
+    expired_at = timezone.now() - timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE + 1)
+    User.objects.filter(pk=old.pk).update(date_joined=expired_at)
+    mailoutbox.clear()
+
+    response = sign_up(username="neha", email="neha@example.in", organization="Neha Fabrics")
+
+    assert response.status_code == 200
+    new = User.objects.get(username="neha")
+    assert new.pk != old.pk and new.organization == "Neha Fabrics"
+    assert not User.objects.filter(pk=old.pk).exists()
+    [message] = mailoutbox
+    assert message.subject == "Confirm your email address"
+    # The new link confirms the new account; the old one confirms nothing.
+    assert confirmation_path(message) != old_link
+    assert Client().get(old_link).status_code == 400
+    assert Client().get(confirmation_path(message)).status_code == 200
+
+
+def test_expired_sign_ups_are_removed_and_nothing_else(superuser):
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE + 1)
+    recently = now - timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE - 60)
+    unconfirmed = {"email_confirmed_at": None, "approved_at": None}
+    expired = MarketerFactory(username="expired", date_joined=long_ago, **unconfirmed)
+    kept = [
+        MarketerFactory(username="recent", date_joined=recently, **unconfirmed),
+        MarketerFactory(username="confirmed", date_joined=long_ago, approved_at=None),
+        MarketerFactory(username="approved-by-hand", date_joined=long_ago, email_confirmed_at=None),
+        MarketerFactory(username="logged-in", date_joined=long_ago, last_login=long_ago, **unconfirmed),
+    ]
+    User.objects.filter(pk=superuser.pk).update(date_joined=long_ago)
+
+    assert services.remove_expired_sign_ups(now=now) == 1
+
+    assert not User.objects.filter(pk=expired.pk).exists()
+    assert set(User.objects.values_list("username", flat=True)) == {u.username for u in kept} | {"root"}
+
+
 # --- password reset rate limits ---------------------------------------------------------------------
 
 
