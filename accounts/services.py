@@ -28,6 +28,10 @@ class ConfirmationError(Exception):
     pass
 
 
+class UsernameTaken(Exception):
+    pass
+
+
 def marketers_group() -> Group:
     # The migration creates it with its permissions; get_or_create only guards a hand-made database.
     group, _ = Group.objects.get_or_create(name=MARKETERS_GROUP)
@@ -78,7 +82,8 @@ def sign_up(
     - the username is taken: a note asking for another one, nothing created.
 
     So the page tells nobody which usernames or addresses exist; only the address's owner learns it.
-    Raises RateLimited (per client, per address) before anything is done.
+    Sign-ups whose confirmation link expired unused are removed first, freeing their usernames and
+    addresses. Raises RateLimited (per client, per address) before anything is done.
     """
     rate_limits.count_sign_up(client_key=client_key, email=email)
     remove_expired_sign_ups(now=now)
@@ -100,10 +105,6 @@ def sign_up(
         transaction.on_commit(lambda: send_username_taken(email=email, username=username))
         return
     transaction.on_commit(lambda: send_confirmation(user=user))
-
-
-class UsernameTaken(Exception):
-    pass
 
 
 def register(
