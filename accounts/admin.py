@@ -179,6 +179,8 @@ def _restrict_to_superusers(model_admin_class):
 
 
 def _lock_down_system_admins():
+    from axes import admin as axes_admin  # noqa: F401  (registers its admins)
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from django.contrib.auth.models import Group
     from django_celery_beat import admin as beat_admin  # noqa: F401  (registers its admins)
     from django_celery_results import admin as results_admin  # noqa: F401
@@ -188,7 +190,7 @@ def _lock_down_system_admins():
 
     for model in (
         Group, PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule,
-        TaskResult, GroupResult, ChordCounter,
+        TaskResult, GroupResult, ChordCounter, AccessAttempt, AccessLog, AccessFailureLog,
     ):
         if admin.site.is_registered(model):
             model_admin = admin.site._registry[model]

@@ -51,10 +51,27 @@ def rate_limit_key(request) -> str:
     """The client as a rate limit counts it: an IPv4 address, or an IPv6 address's /64 (one
     subscriber line usually holds a whole /64, so counting single IPv6 addresses counts nothing)."""
     address = client_ip(request)
+    bucket = _bucket(address)
+    return str(bucket) if bucket is not None else (address or "unknown")
+
+
+def lockout_address(request) -> str | None:
+    """The client as login lockouts count it (django-axes' AXES_CLIENT_IP_CALLABLE): the bucket of
+    rate_limit_key written as one address, an IPv6 /64 as its first address, since axes stores an
+    address field. None when the request names no usable address."""
+    bucket = _bucket(client_ip(request))
+    if bucket is None:
+        return None
+    return str(bucket.network_address) if isinstance(bucket, ipaddress.IPv6Network) else str(bucket)
+
+
+def _bucket(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Network | None:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return address or "unknown"
-    if ip.version == 6 and ip.ipv4_mapped is None:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip.ipv4_mapped or ip)
+        return None
+    if ip.version == 4:
+        return ip
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ipaddress.ip_network(f"{ip}/64", strict=False)

@@ -4,6 +4,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError
 
+from accounts.backends import LOGIN_DENIED_REASON
 from accounts.models import TIMEZONE_CHOICES, SmtpAccount, User
 from accounts.presets import PRESET_FIELDS, PRESETS, preset_choices
 
@@ -60,17 +61,19 @@ class SmtpAccountForm(forms.ModelForm):
 
 
 class AccessAwareLoginForm(AdminAuthenticationForm):
-    """The admin login form, telling a person with the right password why they cannot enter yet."""
+    """The admin login form, telling a person with the right password why they cannot enter yet.
+
+    The backend found that out while checking the password (accounts.backends): the form must not
+    check it again, or a real username would cost two password hashes and an unknown one one.
+    """
 
     def clean(self):
         try:
             return super().clean()
         except ValidationError:
-            username = self.cleaned_data.get("username")
-            password = self.cleaned_data.get("password")
-            user = User.objects.filter(username=username).first() if username else None
-            if user is not None and password and user.check_password(password) and user.access_denied_reason():
-                raise ValidationError(user.access_denied_reason(), code="inactive") from None
+            reason = getattr(self.request, LOGIN_DENIED_REASON, "")
+            if reason:
+                raise ValidationError(reason, code="inactive") from None
             raise
 
 
@@ -87,17 +90,11 @@ class SignupForm(forms.Form):
     password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)
     password2 = forms.CharField(label="Password again", strip=False, widget=forms.PasswordInput)
 
-    def clean_username(self):
-        username = self.cleaned_data["username"]
-        if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError("This username is taken.")
-        return username
+    # Whether the username or the address is taken is not checked here: the page would tell anyone
+    # which exist. services.sign_up tells the address's owner by email instead.
 
     def clean_email(self):
-        email = self.cleaned_data["email"].strip()
-        if User.objects.filter(email__iexact=email).exists():
-            raise ValidationError("An account with this address exists already. Reset its password instead.")
-        return email
+        return self.cleaned_data["email"].strip()
 
     def clean_organization(self):
         value = self.cleaned_data["organization"]

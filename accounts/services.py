@@ -6,17 +6,17 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import password_validation
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
-from django.http import HttpRequest
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import crypto
+from accounts import crypto, rate_limits
 from accounts.models import MARKETERS_GROUP, SmtpAccount, User
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,10 @@ CONFIRM_SALT = "accounts.confirm-email"
 
 
 class ConfirmationError(Exception):
+    pass
+
+
+class UsernameTaken(Exception):
     pass
 
 
@@ -66,24 +70,75 @@ def create_marketer(
     return user
 
 
-@transaction.atomic
-def register(
+def sign_up(
     *, username: str, email: str, password: str, organization: str = "", timezone_name: str | None = None,
-    request: HttpRequest | None = None,
+    client_key: str, now: datetime,
+) -> None:
+    """A sign-up from the public form. Whatever is taken, the person is told the same ("check your
+    inbox") and the address typed gets one email:
+
+    - username and address free: the new account, and its confirmation link;
+    - an account has the address already: a note to its owner, nothing created;
+    - the username is taken: a note asking for another one, nothing created.
+
+    So the page tells nobody which usernames or addresses exist; only the address's owner learns it.
+    Sign-ups whose confirmation link expired unused are removed first, freeing their usernames and
+    addresses. Raises RateLimited (per client, per address) before anything is done.
+    """
+    rate_limits.count_sign_up(client_key=client_key, email=email)
+    remove_expired_sign_ups(now=now)
+    # Hashed whatever the outcome, so the reply's time does not tell the outcomes apart either.
+    encoded_password = make_password(password)
+    owner = User.objects.filter(email__iexact=email).order_by("pk").first()
+    if owner is not None:
+        transaction.on_commit(lambda: send_address_taken(user=owner))
+        return
+    try:
+        with transaction.atomic():
+            if User.objects.filter(username__iexact=username).exists():
+                raise UsernameTaken
+            user = register(
+                username=username, email=email, encoded_password=encoded_password, organization=organization,
+                timezone_name=timezone_name,
+            )
+    except (UsernameTaken, IntegrityError):  # IntegrityError: the same username signed up at the same moment
+        transaction.on_commit(lambda: send_username_taken(email=email, username=username))
+        return
+    transaction.on_commit(lambda: send_confirmation(user=user))
+
+
+def register(
+    *, username: str, email: str, encoded_password: str, organization: str = "", timezone_name: str | None = None,
 ) -> User:
-    """Self-service sign-up: the account exists but cannot log in until confirmed and approved."""
+    """Self-service sign-up's account: it exists but cannot log in until confirmed and approved."""
     user = User(
         username=username,
         email=email,
+        password=encoded_password,
         organization=organization,
         timezone=timezone_name or settings.DEFAULT_USER_TIMEZONE,
         is_staff=True,
     )
-    user.set_password(password)
     user.save()
     user.groups.add(marketers_group())
-    transaction.on_commit(lambda: send_confirmation(user=user))
     return user
+
+
+def remove_expired_sign_ups(*, now: datetime) -> int:
+    """Delete the sign-ups whose confirmation link expired unused, freeing their usernames and
+    addresses; returns how many. Only accounts nobody ever vouched for go: never confirmed, never
+    approved, never logged in, not superusers (such an account cannot log in, and never could)."""
+    _, deleted = User.objects.filter(
+        email_confirmed_at__isnull=True,
+        approved_at__isnull=True,
+        last_login__isnull=True,
+        is_superuser=False,
+        date_joined__lt=now - timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE),
+    ).delete()
+    removed = deleted.get(User._meta.label, 0)
+    if removed:
+        log.info("removed %d sign-up(s) left unconfirmed past SIGNUP_CONFIRM_MAX_AGE", removed)
+    return removed
 
 
 def confirmation_token(*, user: User) -> str:
@@ -102,6 +157,28 @@ def send_confirmation(*, user: User) -> None:
         {"user": user, "url": confirmation_url(user=user), "hours": settings.SIGNUP_CONFIRM_MAX_AGE // 3600},
     )
     send_mail("Confirm your email address", body, None, [user.email])
+
+
+def send_address_taken(*, user: User) -> None:
+    """Someone signed up with the address of an existing account: tell its owner, and how to get in."""
+    body = render_to_string(
+        "accounts/email/signup_address_taken.txt",
+        {
+            "user": user,
+            "login_url": settings.SITE_URL + reverse("admin:login"),
+            "reset_url": settings.SITE_URL + reverse("admin_password_reset"),
+            "confirm_until": user.date_joined + timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE),
+        },
+    )
+    send_mail("You already have an account", body, None, [user.email])
+
+
+def send_username_taken(*, email: str, username: str) -> None:
+    body = render_to_string(
+        "accounts/email/signup_username_taken.txt",
+        {"username": username, "signup_url": settings.SITE_URL + reverse("accounts:signup")},
+    )
+    send_mail("Choose another username", body, None, [email])
 
 
 def confirm_email(*, token: str) -> User:

@@ -6,6 +6,7 @@ mode, kombu's filesystem broker and a development secret key. Production
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "django_celery_results",
     "import_export",
     "django_ckeditor_5",
+    "axes",
     "accounts",
     "campaigns",
     "tracking",
@@ -80,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes requires: it turns a login refused for a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -136,7 +140,9 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 # --- auth -----------------------------------------------------------------
 
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["accounts.backends.AccessControlledBackend"]
+# Axes' standalone backend first: it refuses a locked-out username or client before any password is
+# checked, and (unlike AxesBackend) holds no sessions, so get_user() stays AccessControlledBackend's.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.backends.AccessControlledBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -146,8 +152,35 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "admin:index"
 
+# Login lockouts (django-axes, failures kept in the database so every web process sees them): failed
+# logins count per username and per client (accounts.client_address: the address behind
+# TRUSTED_PROXIES, an IPv6 client's whole /64). LOGIN_FAILURE_LIMIT failures lock that username
+# everywhere, and that client for every username, until LOGIN_LOCKOUT_MINUTES pass without another
+# failure. The username lock is what stops a guesser who changes addresses; its price is that a
+# stranger can keep a username locked, which `manage.py axes_reset_username NAME` lifts.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "accounts.client_address.lockout_address"
+AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
+# Lockouts need the failures only; a row for every successful login would be a log of addresses.
+AXES_DISABLE_ACCESS_LOG = True
+# A success must not wipe failures: one marketer logging in from an address would otherwise clear
+# what that address ran up against another marketer's username.
+AXES_RESET_ON_SUCCESS = False
+
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", True)
+# How long a sign-up's confirmation link works; an account still unconfirmed then is removed at the
+# next sign-up, which frees its username and address.
 SIGNUP_CONFIRM_MAX_AGE = int(os.environ.get("SIGNUP_CONFIRM_MAX_AGE", str(3 * 24 * 3600)))
+# The anonymous account forms mail whatever address is typed: per hour, how many submissions one client
+# (accounts.client_address.rate_limit_key) and one address may make, so they cannot be used to mail
+# someone over and over, nor to try usernames and addresses in bulk. Counted in Django's cache.
+SIGNUP_LIMIT_PER_IP = int(os.environ.get("SIGNUP_LIMIT_PER_IP", "10"))
+SIGNUP_LIMIT_PER_ADDRESS = int(os.environ.get("SIGNUP_LIMIT_PER_ADDRESS", "3"))
+PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", "10"))
+PASSWORD_RESET_LIMIT_PER_ADDRESS = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_ADDRESS", "3"))
+ACCOUNT_FORMS_RATE_WINDOW = 3600
 DEFAULT_USER_TIMEZONE = "Asia/Kolkata"
 
 # --- i18n / time ----------------------------------------------------------

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
+from accounts import views as account_views
 from campaigns import editor, views as campaign_views
 from config import views as site_views
 
@@ -10,7 +11,7 @@ urlpatterns = [
     path("favicon.ico", site_views.favicon, name="favicon"),
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Password reset with Django's own views, linked from the admin login page.
-    path("admin/password_reset/", auth_views.PasswordResetView.as_view(), name="admin_password_reset"),
+    path("admin/password_reset/", account_views.PasswordResetView.as_view(), name="admin_password_reset"),
     path("admin/password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path("reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
     path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),

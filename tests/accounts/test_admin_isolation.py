@@ -703,6 +703,7 @@ def test_superuser_cannot_attach_one_owners_smtp_account_to_anothers_campaign(wo
 
 @pytest.fixture
 def system_objects(marketer):
+    from axes.models import AccessAttempt
     from django.contrib.auth.models import Group
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
     from django_celery_results.models import TaskResult
@@ -713,7 +714,12 @@ def system_objects(marketer):
     )
     result = TaskResult.objects.create(task_id="result-0001", task_name="campaigns.tasks.dispatch", status="SUCCESS")
     group = Group.objects.get(name="Marketers")
+    attempt = AccessAttempt.objects.create(
+        username=marketer.username, ip_address="203.0.113.5", user_agent="curl", get_data="", post_data="",
+        http_accept="*/*", path_info="/admin/login/", failures_since_start=3,
+    )
     return {
+        "axes.accessattempt": attempt,
         "django_celery_beat.periodictask": task,
         "django_celery_beat.intervalschedule": interval,
         "django_celery_results.taskresult": result,
@@ -723,6 +729,7 @@ def system_objects(marketer):
 
 
 SYSTEM_MODELS = [
+    "axes.accessattempt",
     "django_celery_beat.periodictask",
     "django_celery_beat.intervalschedule",
     "django_celery_results.taskresult",

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 from django.contrib.admin import helpers
 from django.core import signing
+from django.core.cache import cache
 from django.test import Client, override_settings
 from django.utils import timezone
 
@@ -54,13 +55,21 @@ def links_in(message):
     return re.findall(r"https?://\S+", message.body)
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    # The sign-up and password reset limits live in the cache, shared by every test of a run.
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def sign_up(client, mailoutbox, django_capture_on_commit_callbacks):
     """POST the sign-up form; the confirmation mail goes out on commit, as it would in production."""
 
-    def do(**overrides):
+    def do(remote_addr="127.0.0.1", **overrides):
         with django_capture_on_commit_callbacks(execute=True):
-            return client.post(SIGNUP_URL, signup_data(**overrides))
+            return client.post(SIGNUP_URL, signup_data(**overrides), REMOTE_ADDR=remote_addr)
 
     return do
 
@@ -217,8 +226,6 @@ def test_signup_disabled(client):
 @pytest.mark.parametrize(
     "overrides, field, message",
     [
-        ({"username": "Alice"}, "username", "This username is taken."),
-        ({"email": "ALICE@example.com"}, "email", "An account with this address exists already."),
         ({"password2": "something else entirely"}, "password2", "The two passwords differ."),
         ({"password1": "password", "password2": "password"}, "password1", "too common"),
     ],
@@ -320,3 +327,198 @@ def test_password_reset_for_unknown_address_sends_nothing(client, mailoutbox):
     response = client.post("/admin/password_reset/", {"email": "nobody@example.com"})
     assert response.status_code == 302
     assert mailoutbox == []
+
+
+# --- sign-up replies tell nobody which usernames and addresses exist ---------------------------------
+
+
+def page_without(response, email):
+    return response.content.decode().replace(email, "EMAIL")
+
+
+def test_a_taken_username_gets_the_same_page_and_the_address_hears_why(sign_up, mailoutbox, marketer):
+    fresh = sign_up(username="neha", email="neha@example.in")
+    mailoutbox.clear()
+    before = User.objects.count()
+
+    response = sign_up(username="Alice", email="ravi@example.in")
+
+    assert response.status_code == 200
+    assert page_without(response, "ravi@example.in") == page_without(fresh, "neha@example.in")
+    assert "taken" not in text_of(response)
+    assert User.objects.count() == before
+    [message] = mailoutbox
+    assert message.to == ["ravi@example.in"]
+    assert message.subject == "Choose another username"
+    assert '"Alice"' in message.body and "is taken" in message.body
+    assert settings.SITE_URL + SIGNUP_URL in message.body
+    assert "/accounts/confirm/" not in message.body
+
+
+def test_a_taken_address_gets_the_same_page_and_its_owner_is_told(sign_up, mailoutbox, marketer):
+    fresh = sign_up(username="neha", email="neha@example.in")
+    mailoutbox.clear()
+    before = User.objects.count()
+
+    response = sign_up(username="newname", email="ALICE@example.com")
+
+    assert response.status_code == 200
+    assert page_without(response, "ALICE@example.com") == page_without(fresh, "neha@example.in")
+    assert "exists" not in text_of(response)
+    assert User.objects.count() == before
+    assert not User.objects.filter(username="newname").exists()
+    [message] = mailoutbox
+    assert message.to == ["alice@example.com"]
+    assert message.subject == "You already have an account"
+    assert "its username is alice" in message.body
+    assert settings.SITE_URL + "/admin/password_reset/" in message.body
+    assert "/accounts/confirm/" not in message.body
+
+
+def test_an_address_whose_account_is_unconfirmed_is_told_until_when_its_link_works(sign_up, mailoutbox):
+    sign_up(username="neha", email="neha@example.in")
+    mailoutbox.clear()
+    response = sign_up(username="neha2", email="neha@example.in", remote_addr="198.51.100.7")
+    assert "Check your inbox" in text_of(response)
+    [message] = mailoutbox
+    assert "not confirmed yet" in message.body and "works until" in message.body
+    assert User.objects.filter(email="neha@example.in").count() == 1
+
+
+@override_settings(PASSWORD_HASHERS=["tests.accounts.test_login.CountingHasher"])
+def test_every_sign_up_outcome_hashes_the_password_once(sign_up, marketer):
+    from tests.accounts.test_login import hashes_of
+
+    counts = {
+        "free": hashes_of(lambda: sign_up(username="neha", email="neha@example.in")),
+        "username taken": hashes_of(lambda: sign_up(username="alice", email="ravi@example.in")),
+        "address taken": hashes_of(lambda: sign_up(username="ravi", email="alice@example.com")),
+    }
+    assert counts == {"free": 1, "username taken": 1, "address taken": 1}
+
+
+# --- sign-up rate limits ----------------------------------------------------------------------------
+
+
+def test_sign_ups_from_one_client_are_limited(sign_up, mailoutbox):
+    assert settings.SIGNUP_LIMIT_PER_IP == 10
+    for n in range(settings.SIGNUP_LIMIT_PER_IP):
+        assert sign_up(username=f"user{n}", email=f"user{n}@example.in", remote_addr="203.0.113.5").status_code == 200
+    mailoutbox.clear()
+
+    response = sign_up(username="one-more", email="one-more@example.in", remote_addr="203.0.113.5")
+
+    assert response.status_code == 429
+    assert "Too many sign-ups from your network" in text_of(response)
+    assert 'value="one-more"' in response.content.decode()  # what was typed stays
+    assert not User.objects.filter(username="one-more").exists()
+    assert mailoutbox == []
+    # Another client is not concerned.
+    assert sign_up(username="one-more", email="one-more@example.in", remote_addr="198.51.100.7").status_code == 200
+    assert User.objects.filter(username="one-more").exists()
+
+
+def test_sign_ups_from_one_ipv6_64_count_together(sign_up):
+    for n in range(settings.SIGNUP_LIMIT_PER_IP):
+        sign_up(username=f"user{n}", email=f"user{n}@example.in", remote_addr=f"2001:db8:1:2::{n + 1:x}")
+    response = sign_up(username="one-more", email="one-more@example.in", remote_addr="2001:db8:1:2:ffff::1")
+    assert response.status_code == 429
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["address has an account", "address is free"])
+def test_mail_to_one_address_is_limited_the_same_whether_it_has_an_account(sign_up, mailoutbox, existing):
+    assert settings.SIGNUP_LIMIT_PER_ADDRESS == 3
+    if existing:
+        MarketerFactory(username="ravi", email="ravi@example.in")
+    for n in range(settings.SIGNUP_LIMIT_PER_ADDRESS):
+        response = sign_up(username=f"ravi{n}", email="ravi@example.in", remote_addr=f"198.51.100.{n + 1}")
+        assert response.status_code == 200
+    assert len(mailoutbox) == settings.SIGNUP_LIMIT_PER_ADDRESS
+    response = sign_up(username="ravi9", email="RAVI@example.in", remote_addr="192.0.2.1")
+    assert response.status_code == 429
+    assert "We have sent this address several emails in the last hour" in text_of(response)
+    assert len(mailoutbox) == settings.SIGNUP_LIMIT_PER_ADDRESS
+
+
+# --- an unconfirmed sign-up expires and frees its username and address -------------------------------
+
+
+def test_a_new_sign_up_after_the_confirmation_expired_takes_the_username_and_address(sign_up, mailoutbox):
+    sign_up(username="neha", email="neha@example.in")
+    old = User.objects.get(username="neha")
+    old_link = confirmation_path(mailoutbox[0])
+    expired_at = timezone.now() - timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE + 1)
+    User.objects.filter(pk=old.pk).update(date_joined=expired_at)
+    mailoutbox.clear()
+
+    response = sign_up(username="neha", email="neha@example.in", organization="Neha Fabrics")
+
+    assert response.status_code == 200
+    new = User.objects.get(username="neha")
+    assert new.pk != old.pk and new.organization == "Neha Fabrics"
+    assert not User.objects.filter(pk=old.pk).exists()
+    [message] = mailoutbox
+    assert message.subject == "Confirm your email address"
+    # The new link confirms the new account; the old one confirms nothing.
+    assert confirmation_path(message) != old_link
+    assert Client().get(old_link).status_code == 400
+    assert Client().get(confirmation_path(message)).status_code == 200
+
+
+def test_expired_sign_ups_are_removed_and_nothing_else(superuser):
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE + 1)
+    recently = now - timedelta(seconds=settings.SIGNUP_CONFIRM_MAX_AGE - 60)
+    unconfirmed = {"email_confirmed_at": None, "approved_at": None}
+    expired = MarketerFactory(username="expired", date_joined=long_ago, **unconfirmed)
+    kept = [
+        MarketerFactory(username="recent", date_joined=recently, **unconfirmed),
+        MarketerFactory(username="confirmed", date_joined=long_ago, approved_at=None),
+        MarketerFactory(username="approved-by-hand", date_joined=long_ago, email_confirmed_at=None),
+        MarketerFactory(username="logged-in", date_joined=long_ago, last_login=long_ago, **unconfirmed),
+    ]
+    User.objects.filter(pk=superuser.pk).update(date_joined=long_ago)
+
+    assert services.remove_expired_sign_ups(now=now) == 1
+
+    assert not User.objects.filter(pk=expired.pk).exists()
+    assert set(User.objects.values_list("username", flat=True)) == {u.username for u in kept} | {"root"}
+
+
+# --- password reset rate limits ---------------------------------------------------------------------
+
+
+def reset(client, email, remote_addr="127.0.0.1"):
+    return client.post("/admin/password_reset/", {"email": email}, REMOTE_ADDR=remote_addr)
+
+
+def test_password_resets_from_one_client_are_limited(client, mailoutbox):
+    MarketerFactory(username="olga", email="olga@example.com")
+    assert settings.PASSWORD_RESET_LIMIT_PER_IP == 10
+    for n in range(settings.PASSWORD_RESET_LIMIT_PER_IP):
+        assert reset(client, f"someone{n}@example.com", "203.0.113.5").status_code == 302
+
+    response = reset(client, "olga@example.com", "203.0.113.5")
+
+    assert response.status_code == 429
+    assert "Too many password reset requests from your network" in text_of(response)
+    assert 'value="olga@example.com"' in response.content.decode()
+    assert mailoutbox == []
+    assert reset(client, "olga@example.com", "198.51.100.7").status_code == 302
+    assert len(mailoutbox) == 1
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["address has an account", "address is free"])
+def test_password_resets_for_one_address_are_limited_whether_it_has_an_account(client, mailoutbox, existing):
+    if existing:
+        MarketerFactory(username="olga", email="olga@example.com")
+    assert settings.PASSWORD_RESET_LIMIT_PER_ADDRESS == 3
+    for n in range(settings.PASSWORD_RESET_LIMIT_PER_ADDRESS):
+        assert reset(client, "olga@example.com", f"198.51.100.{n + 1}").status_code == 302
+    assert len(mailoutbox) == (settings.PASSWORD_RESET_LIMIT_PER_ADDRESS if existing else 0)
+
+    response = reset(client, "OLGA@example.com", "192.0.2.1")
+
+    assert response.status_code == 429
+    assert "Too many password reset requests for this address" in text_of(response)
+    assert len(mailoutbox) == (settings.PASSWORD_RESET_LIMIT_PER_ADDRESS if existing else 0)
