@@ -33,9 +33,11 @@ PRODUCTION = os.environ.get("DJANGO_ENV", "development").strip().lower() == "pro
 if PRODUCTION:
     # SITE_URL goes into every tracking and confirmation link, ALLOWED_HOSTS decides
     # which requests are served: without them production would quietly misbehave.
+    # REDIS_URL holds the cache the rate limits count in: without it each process would
+    # count on its own, in local memory, and every web worker would multiply the limits.
     _missing = [
         name
-        for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "SITE_URL", "ALLOWED_HOSTS")
+        for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "SITE_URL", "ALLOWED_HOSTS", "REDIS_URL")
         if not os.environ.get(name)
     ]
     if _missing:
