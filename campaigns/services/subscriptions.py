@@ -55,18 +55,20 @@ class Confirmation:
 
 
 def subscribe_request(
-    *, form: SubscriptionForm, email: str, name: str, attributes: dict, honeypot: str, ip: str, now,
-    confirm_by_email: bool = False,
+    *, form: SubscriptionForm, email: str, name: str, attributes: dict, honeypot: str, ip: str, client_key: str,
+    now, confirm_by_email: bool = False,
 ) -> Submission:
-    """Handle one submission of `form`. Raises ValidationError (the address), SubscriptionError (closed,
+    """Handle one submission of `form` from the client at `ip`, whose submissions count under `client_key`
+    (accounts.client_address.rate_limit_key). Raises ValidationError (the address), SubscriptionError (closed,
     rate limited, the confirmation could not be sent)."""
     if not form.enabled:
         raise SubscriptionError("This form no longer takes sign-ups.")
     if honeypot:
-        # A bot filled the field people never see: answer as for anyone, do nothing.
+        # A bot filled the field people never see: answer as for anyone, do nothing, count nothing (so
+        # that it uses up no real visitor's budget behind the same address).
         return Submission(outcome=Submission.CHECK_INBOX)
     ip_hash = tokens.hash_ip(ip)
-    _count_against_limits(form=form, ip_hash=ip_hash)
+    _count_against_limits(form=form, client_key=client_key)
     address = normalize_address(email)
     validate_contact_email(address)
     contact = Contact.objects.filter(owner_id=form.owner_id, email=address).only("status").first()
@@ -180,9 +182,12 @@ def _picked_attributes(form, attributes):
     return picked
 
 
-def _count_against_limits(*, form, ip_hash):
+def _count_against_limits(*, form, client_key):
     window = settings.SUBSCRIBE_RATE_WINDOW
-    if ip_hash and _over(f"subscribe:ip:{ip_hash}", settings.SUBSCRIBE_LIMIT_PER_IP, window):
+    # Per form: a client busy on one marketer's form is not held back on another's. Hashed: no address is
+    # kept, not even in the cache.
+    client_bucket = f"subscribe:client:{form.pk}:{tokens.hash_ip(client_key)}"
+    if _over(client_bucket, settings.SUBSCRIBE_LIMIT_PER_IP, window):
         raise RateLimited("Too many sign-ups from your network in the last hour. Please try again later.")
     if _over(f"subscribe:list:{form.contact_list_id}", settings.SUBSCRIBE_LIMIT_PER_LIST, window):
         raise RateLimited("This form is taking too many sign-ups right now. Please try again later.")

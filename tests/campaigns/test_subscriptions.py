@@ -218,6 +218,72 @@ def test_one_ip_address_is_rate_limited(visitor, form, server, settings):
     server.handler.wait_for(lambda h: len(h.messages) == 3)
 
 
+PROXY_IP = "10.0.0.7"
+
+
+@pytest.fixture
+def behind_proxy(settings):
+    settings.TRUSTED_PROXIES = [PROXY_IP]
+
+
+def through_proxy(visitor_ip):
+    """A visitor as the app sees it behind the reverse proxy: the proxy's address, the visitor's in the header."""
+    return Client(REMOTE_ADDR=PROXY_IP, HTTP_X_FORWARDED_FOR=visitor_ip)
+
+
+def test_behind_a_trusted_proxy_each_visitor_has_a_budget_of_their_own(behind_proxy, form, server, settings):
+    settings.SUBSCRIBE_LIMIT_PER_IP = 10
+    for n in range(11):
+        response = submit(through_proxy(f"198.51.100.{n + 1}"), form, email=f"person{n}@example.org")
+        assert response.status_code == 200, n
+    # The consent records the visitor's address (hashed), not the proxy's.
+    assert SubscriptionRequest.objects.get(email="person0@example.org").ip_hash == tokens.hash_ip("198.51.100.1")
+
+
+def test_behind_a_trusted_proxy_one_visitor_over_the_limit_is_refused(behind_proxy, form, server, settings):
+    settings.SUBSCRIBE_LIMIT_PER_IP = 2
+    for n in range(2):
+        assert submit(through_proxy(VISITOR_IP), form, email=f"person{n}@example.org").status_code == 200
+    assert submit(through_proxy(VISITOR_IP), form, email="person2@example.org").status_code == 429
+    assert submit(through_proxy("203.0.113.9"), form, email="person2@example.org").status_code == 200
+
+
+def test_a_client_not_behind_a_trusted_proxy_cannot_pick_its_bucket_by_header(behind_proxy, form, server, settings):
+    settings.SUBSCRIBE_LIMIT_PER_IP = 2
+    for n in range(3):
+        client = Client(REMOTE_ADDR=VISITOR_IP, HTTP_X_FORWARDED_FOR=f"203.0.113.{n + 1}")
+        response = submit(client, form, email=f"person{n}@example.org")
+    assert response.status_code == 429
+    assert SubscriptionRequest.objects.count() == 2
+
+
+def test_ipv6_addresses_of_one_64_share_a_bucket(behind_proxy, form, server, settings):
+    settings.SUBSCRIBE_LIMIT_PER_IP = 1
+    assert submit(through_proxy("2001:db8:1:2::1"), form, email="a@example.org").status_code == 200
+    assert submit(through_proxy("2001:db8:1:2:ffff::9"), form, email="b@example.org").status_code == 429
+    assert submit(through_proxy("2001:db8:1:3::1"), form, email="b@example.org").status_code == 200
+
+
+def test_the_limit_counts_per_form(form, server, settings, other_marketer):
+    settings.SUBSCRIBE_LIMIT_PER_IP = 1
+    account = SmtpAccountFactory(owner=other_marketer, host=server.host, port=server.port, security="none",
+                                 username="")
+    theirs = SubscriptionFormFactory(owner=other_marketer, smtp_account=account)
+    assert submit(Client(REMOTE_ADDR=VISITOR_IP), form, email="a@example.org").status_code == 200
+    assert submit(Client(REMOTE_ADDR=VISITOR_IP), form, email="b@example.org").status_code == 429
+    # A busy visitor (or a busy network) on one marketer's form does not close another's.
+    assert submit(Client(REMOTE_ADDR=VISITOR_IP), theirs, email="b@example.org").status_code == 200
+
+
+def test_honeypot_submissions_use_up_no_budget(form, server, settings):
+    settings.SUBSCRIBE_LIMIT_PER_IP = 2
+    for _ in range(5):
+        assert submit(Client(REMOTE_ADDR=VISITOR_IP), form, website="http://spam.example/").status_code == 200
+    for n in range(2):
+        assert submit(Client(REMOTE_ADDR=VISITOR_IP), form, email=f"person{n}@example.org").status_code == 200
+    assert SubscriptionRequest.objects.count() == 2
+
+
 def test_one_list_is_rate_limited_across_addresses(form, server, settings):
     settings.SUBSCRIBE_LIMIT_PER_LIST = 2
     for n in range(2):
@@ -375,7 +441,7 @@ def test_the_service_refuses_a_bad_address_itself(form):
 
     with pytest.raises(ValidationError):
         subscriptions.subscribe_request(form=form, email="=HYPERLINK(1)@example.com", name="", attributes={},
-                                        honeypot="", ip=VISITOR_IP, now=timezone.now())
+                                        honeypot="", ip=VISITOR_IP, client_key=VISITOR_IP, now=timezone.now())
 
 
 class _FormFields(HTMLParser):
