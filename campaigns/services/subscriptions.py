@@ -1,7 +1,8 @@
 """Writes of the public subscription forms: a submission, and the confirmation that subscribes.
 
-A submission to a double opt-in form records a SubscriptionRequest and mails its confirmation link;
-nothing is on the list until the link is opened. A single opt-in form (for people who consented
+A submission to a double opt-in form records a SubscriptionRequest and mails its confirmation link
+from a Celery task (the page does not wait for the SMTP server); nothing is on the list until the link
+is opened. A single opt-in form (for people who consented
 elsewhere) subscribes at once, except a contact who unsubscribed, bounced or complained: they are
 told so and may ask for the confirmation email, the only way back (contacts.resubscribe).
 """
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from campaigns.imports.addresses import normalize_address, validate_contact_email
 from campaigns.models import Contact, SubscriptionForm, SubscriptionRequest
@@ -123,16 +125,41 @@ def _mail_confirmation(*, request, was_suppressed, now):
                           already_mailed=True)
     request.mailed_at = now
     request.save()
+    transaction.on_commit(lambda: _queue_confirmation(request=request))
+    return Submission(outcome=Submission.CHECK_INBOX, email=request.email, was_suppressed=was_suppressed)
+
+
+def send_confirmation(*, request_id) -> None:
+    """Mail the confirmation link of a recorded request (the task's work). A link the server refused or
+    could not take is logged for the operator and the request forgotten, so that a retry may mail at once."""
+    request = (
+        SubscriptionRequest.objects.select_related("form__owner", "form__smtp_account")
+        .filter(pk=request_id, confirmed_at__isnull=True)
+        .first()
+    )
+    if request is None:  # its form was deleted meanwhile
+        return
     try:
         confirmation_mail.send(request=request)
     except confirmation_mail.ConfirmationNotSent as exc:
         log.warning("confirmation of subscription request %s not sent: %s", request.pk, exc)
-        request.delete()
-        cache.delete(key)  # nothing went out: a retry may mail at once
-        raise SubscriptionError(
-            "We could not send the confirmation email just now. Please try again in a few minutes."
-        ) from exc
-    return Submission(outcome=Submission.CHECK_INBOX, email=request.email, was_suppressed=was_suppressed)
+        _forget_mailing(request=request)
+
+
+def _queue_confirmation(*, request):
+    from campaigns.tasks import send_subscription_confirmation
+
+    try:
+        send_subscription_confirmation.delay(request.pk)
+    except BrokerUnavailable:
+        log.exception("confirmation of subscription request %s not queued: the broker did not answer", request.pk)
+        _forget_mailing(request=request)
+
+
+def _forget_mailing(*, request):
+    """Nothing went out: the request goes, and the address may be mailed again at once."""
+    request.delete()
+    cache.delete(_mailed_key(owner_id=request.form.owner_id, address=request.email))
 
 
 def _subscribe(*, request, now):
