@@ -16,10 +16,10 @@ from campaigns.services import subscriptions
 from campaigns.services.subscriptions import Submission
 from campaigns.subscriptions.forms import HONEYPOT_FIELD, PublicSubscribeForm
 
+# One page per kind of form, the same for every address, whatever its state.
 OUTCOME_TEMPLATES = {
     Submission.CHECK_INBOX: "subscriptions/check_inbox.html",
-    Submission.SUBSCRIBED: "subscriptions/subscribed.html",
-    Submission.SUPPRESSED: "subscriptions/suppressed.html",
+    Submission.THANKS: "subscriptions/thanks.html",
 }
 
 
@@ -62,8 +62,7 @@ def subscribe_page(request, token):
             submission = subscriptions.subscribe_request(
                 form=subscription_form, email=form.cleaned_data["email"], name=form.cleaned_data["name"],
                 attributes=form.attributes, honeypot=form.cleaned_data[HONEYPOT_FIELD],
-                ip=client_ip(request), client_key=rate_limit_key(request),
-                confirm_by_email=form.cleaned_data["confirm_by_email"], now=timezone.now(),
+                ip=client_ip(request), client_key=rate_limit_key(request), now=timezone.now(),
             )
         except ValidationError as exc:
             form.add_error("email", exc)
@@ -74,7 +73,6 @@ def subscribe_page(request, token):
             form.add_error(None, str(exc))
             status = 503
         else:
-            context["submission"] = submission
             context["email"] = submission.email
             return _private(render(request, OUTCOME_TEMPLATES[submission.outcome], context))
     elif request.method == "POST":
