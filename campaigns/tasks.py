@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import transaction
 
 from campaigns.delivery import dispatcher, sender
+from campaigns.services import subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +70,9 @@ def import_contacts(job_id):
     result = jobs.run(job_id=job_id)
     if result is not None:
         log.info("import job %s: %s in %s row(s)", job_id, result.counts, result.processed_rows)
+
+
+# Out of the web request: a slow SMTP server must not hold the public form's page.
+@shared_task(name="campaigns.send_subscription_confirmation", ignore_result=True)
+def send_subscription_confirmation(request_id):
+    subscriptions.send_confirmation(request_id=request_id)

@@ -34,9 +34,11 @@ PRODUCTION = os.environ.get("DJANGO_ENV", "development").strip().lower() == "pro
 if PRODUCTION:
     # SITE_URL goes into every tracking and confirmation link, ALLOWED_HOSTS decides
     # which requests are served: without them production would quietly misbehave.
+    # REDIS_URL holds the cache the rate limits count in: without it each process would
+    # count on its own, in local memory, and every web worker would multiply the limits.
     _missing = [
         name
-        for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "SITE_URL", "ALLOWED_HOSTS")
+        for name in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "SITE_URL", "ALLOWED_HOSTS", "REDIS_URL")
         if not os.environ.get(name)
     ]
     if _missing:
@@ -341,9 +343,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # The dispatcher's tick has a queue of its own, which every worker consumes beside the batches' queue
 # (the default: a worker consumes every queue named here), so a tick is taken by the next worker
 # that finishes a batch instead of waiting behind every batch a large campaign queued before it.
+# The subscription forms' confirmation emails have one too, for the same reason: someone is waiting for it.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"))
-CELERY_TASK_ROUTES = {"campaigns.dispatch": {"queue": "dispatch"}}
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"), Queue("confirmations"))
+CELERY_TASK_ROUTES = {
+    "campaigns.dispatch": {"queue": "dispatch"},
+    "campaigns.send_subscription_confirmation": {"queue": "confirmations"},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_WORKER_PREFETCH_MULTIPLIER", "1"))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)

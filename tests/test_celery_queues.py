@@ -1,5 +1,6 @@
 """The dispatcher's tick has a queue of its own that every worker consumes, so it never waits behind
-the batches a large campaign queued (a real worker takes it while a backlog of batches waits)."""
+the batches a large campaign queued (a real worker takes it while a backlog of batches waits); so have
+the subscription forms' confirmation emails."""
 
 import time
 
@@ -17,8 +18,12 @@ def test_the_tick_goes_to_its_own_queue_and_batches_to_the_default_one():
     assert app.amqp.router.route({}, "campaigns.send_batch")["queue"].name == "celery"
 
 
-def test_a_worker_started_without_options_consumes_both_queues():
-    assert {queue.name for queue in app.amqp.queues.consume_from.values()} == {"celery", "dispatch"}
+def test_a_subscription_forms_confirmation_email_does_not_wait_behind_the_batches():
+    assert app.amqp.router.route({}, "campaigns.send_subscription_confirmation")["queue"].name == "confirmations"
+
+
+def test_a_worker_started_without_options_consumes_every_queue():
+    assert {queue.name for queue in app.amqp.queues.consume_from.values()} == {"celery", "dispatch", "confirmations"}
 
 
 def test_a_tick_published_behind_a_backlog_of_batches_waits_in_its_own_queue(redis_url):

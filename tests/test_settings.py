@@ -70,6 +70,7 @@ def production_env(tmp_path, **extra):
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         ALLOWED_HOSTS="mail.example.com",
         SITE_URL="https://mail.example.com",
+        REDIS_URL="redis://127.0.0.1:6379/3",
         **extra,
     )
 
@@ -92,6 +93,16 @@ def test_production_without_site_url_or_allowed_hosts_does_not_start(tmp_path):
     result = run_python("import django; django.setup()", env)
     assert result.returncode != 0
     assert "SITE_URL, ALLOWED_HOSTS" in result.stderr.splitlines()[-1]
+
+
+def test_production_without_redis_url_does_not_start(tmp_path):
+    # The rate limits of the public forms count in the cache: per process without Redis.
+    env = production_env(tmp_path)
+    del env["REDIS_URL"]
+    result = run(["manage.py", "check"], env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert result.stderr.splitlines()[-1].endswith("needs these environment variables set: REDIS_URL")
 
 
 def test_production_without_encryption_keys_does_not_start(tmp_path):

@@ -1,9 +1,14 @@
 """Writes of the public subscription forms: a submission, and the confirmation that subscribes.
 
-A submission to a double opt-in form records a SubscriptionRequest and mails its confirmation link;
-nothing is on the list until the link is opened. A single opt-in form (for people who consented
-elsewhere) subscribes at once, except a contact who unsubscribed, bounced or complained: they are
-told so and may ask for the confirmation email, the only way back (contacts.resubscribe).
+A submission to a double opt-in form records a SubscriptionRequest and mails its confirmation link
+from a Celery task (the page does not wait for the SMTP server); nothing is on the list until the link
+is opened. A single opt-in form (for people who consented elsewhere) subscribes a new address at once;
+an address among the owner's contacts already goes the double opt-in way, since a stranger may not
+change a contact's name, attributes, lists or consent, nor bring back one who unsubscribed, bounced or
+complained (contacts.resubscribe: only a confirmed request does).
+
+Whatever the address's state, a valid submission gets the same answer: the page tells no stranger
+whether an address is a contact, suppressed, or was mailed lately.
 """
 
 import logging
@@ -14,6 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from campaigns.imports.addresses import normalize_address, validate_contact_email
 from campaigns.models import Contact, SubscriptionForm, SubscriptionRequest
@@ -36,14 +42,13 @@ class RateLimited(SubscriptionError):
 
 @dataclass
 class Submission:
-    CHECK_INBOX = "check_inbox"  # a confirmation email is on its way (or was sent within the hour)
-    SUBSCRIBED = "subscribed"  # single opt-in: on the list now
-    SUPPRESSED = "suppressed"  # single opt-in, but the contact is suppressed: confirm by email to come back
+    """The answer to a valid submission: it depends on the form alone, never on the address's state."""
+
+    CHECK_INBOX = "check_inbox"  # double opt-in: a confirmation email is on its way, if the address takes mail
+    THANKS = "thanks"  # single opt-in: a new address is on the list now, a known one is mailed a link
 
     outcome: str
-    email: str = ""
-    was_suppressed: bool = False
-    already_mailed: bool = False
+    email: str
 
 
 @dataclass
@@ -55,34 +60,29 @@ class Confirmation:
 
 
 def subscribe_request(
-    *, form: SubscriptionForm, email: str, name: str, attributes: dict, honeypot: str, ip: str, now,
-    confirm_by_email: bool = False,
+    *, form: SubscriptionForm, email: str, name: str, attributes: dict, honeypot: str, ip: str, client_key: str,
+    now,
 ) -> Submission:
-    """Handle one submission of `form`. Raises ValidationError (the address), SubscriptionError (closed,
-    rate limited, the confirmation could not be sent)."""
+    """Handle one submission of `form` from the client at `ip`, whose submissions count under `client_key`
+    (accounts.client_address.rate_limit_key). Raises ValidationError (the address), SubscriptionError (closed,
+    rate limited)."""
     if not form.enabled:
         raise SubscriptionError("This form no longer takes sign-ups.")
-    if honeypot:
-        # A bot filled the field people never see: answer as for anyone, do nothing.
-        return Submission(outcome=Submission.CHECK_INBOX)
-    ip_hash = tokens.hash_ip(ip)
-    _count_against_limits(form=form, ip_hash=ip_hash)
     address = normalize_address(email)
+    answer = Submission(outcome=Submission.CHECK_INBOX if form.double_opt_in else Submission.THANKS, email=address)
+    if honeypot:
+        # A bot filled the field people never see: answer as for anyone, do nothing, count nothing (so
+        # that it uses up no real visitor's budget behind the same address).
+        return answer
+    _count_against_limits(form=form, client_key=client_key)
     validate_contact_email(address)
-    contact = Contact.objects.filter(owner_id=form.owner_id, email=address).only("status").first()
-    suppressed = contact is not None and contact.status in Contact.SUPPRESSED_STATUSES
     request = SubscriptionRequest(
         form=form, email=address, name=name.strip()[:200], attributes=_picked_attributes(form, attributes),
-        consent_text=form.consent_text, ip_hash=ip_hash, created_at=now,
+        consent_text=form.consent_text, ip_hash=tokens.hash_ip(ip), created_at=now,
     )
-    if not form.double_opt_in and not confirm_by_email:
-        if suppressed:
-            return Submission(outcome=Submission.SUPPRESSED, email=address, was_suppressed=True)
-        with transaction.atomic():
-            request.save()
-            _subscribe(request=request, now=now)
-        return Submission(outcome=Submission.SUBSCRIBED, email=address)
-    return _mail_confirmation(request=request, was_suppressed=suppressed, now=now)
+    if form.double_opt_in or not _subscribed_as_new_contact(request=request, now=now):
+        _mail_confirmation(request=request, now=now)
+    return answer
 
 
 def confirm(*, token: str, now) -> Confirmation:
@@ -108,7 +108,31 @@ def confirm(*, token: str, now) -> Confirmation:
     return Confirmation(request=request, contact=contact, resubscribed=resubscribed, already_confirmed=False)
 
 
-def _mail_confirmation(*, request, was_suppressed, now):
+def _subscribed_as_new_contact(*, request, now) -> bool:
+    """Single opt-in: create the address's contact and subscribe it. False, with nothing written, when the
+    owner has a contact with this address already: changing it takes the address's own confirmation."""
+    with transaction.atomic():
+        contact = _new_contact(owner_id=request.form.owner_id, address=request.email)
+        if contact is None:
+            return False
+        request.save()
+        _subscribe(request=request, now=now, contact=contact)
+    return True
+
+
+def _new_contact(*, owner_id, address):
+    """A contact created for `address`, or None if the owner has one (the unique constraint decides a race)."""
+    if Contact.objects.filter(owner_id=owner_id, email=address).exists():
+        return None
+    try:
+        with transaction.atomic():
+            return Contact.objects.create(owner_id=owner_id, email=address)
+    except IntegrityError:
+        return None
+
+
+def _mail_confirmation(*, request, now):
+    """Record the request and queue its email, unless this address was mailed within the hour (for this owner)."""
     interval = settings.SUBSCRIPTION_MAIL_INTERVAL
     key = _mailed_key(owner_id=request.form.owner_id, address=request.email)
     # The cache's add decides between simultaneous submissions; the rows still hold if the cache was emptied.
@@ -117,26 +141,49 @@ def _mail_confirmation(*, request, was_suppressed, now):
     ).exists()
     if mailed_lately or not cache.add(key, 1, timeout=interval):
         # Mailed within the hour already: the form must not make us mail anyone over and over.
-        return Submission(outcome=Submission.CHECK_INBOX, email=request.email, was_suppressed=was_suppressed,
-                          already_mailed=True)
+        return
     request.mailed_at = now
     request.save()
+    transaction.on_commit(lambda: _queue_confirmation(request=request))
+
+
+def send_confirmation(*, request_id) -> None:
+    """Mail the confirmation link of a recorded request (the task's work). A link the server refused or
+    could not take is logged for the operator and the request forgotten, so that a retry may mail at once."""
+    request = (
+        SubscriptionRequest.objects.select_related("form__owner", "form__smtp_account")
+        .filter(pk=request_id, confirmed_at__isnull=True)
+        .first()
+    )
+    if request is None:  # gone meanwhile (its form deleted) or confirmed already (a task delivered twice)
+        return
     try:
         confirmation_mail.send(request=request)
     except confirmation_mail.ConfirmationNotSent as exc:
         log.warning("confirmation of subscription request %s not sent: %s", request.pk, exc)
-        request.delete()
-        cache.delete(key)  # nothing went out: a retry may mail at once
-        raise SubscriptionError(
-            "We could not send the confirmation email just now. Please try again in a few minutes."
-        ) from exc
-    return Submission(outcome=Submission.CHECK_INBOX, email=request.email, was_suppressed=was_suppressed)
+        _forget_mailing(request=request)
 
 
-def _subscribe(*, request, now):
+def _queue_confirmation(*, request):
+    from campaigns.tasks import send_subscription_confirmation
+
+    try:
+        send_subscription_confirmation.delay(request.pk)
+    except BrokerUnavailable:
+        log.exception("confirmation of subscription request %s not queued: the broker did not answer", request.pk)
+        _forget_mailing(request=request)
+
+
+def _forget_mailing(*, request):
+    """Nothing went out: the request goes, and the address may be mailed again at once."""
+    request.delete()
+    cache.delete(_mailed_key(owner_id=request.form.owner_id, address=request.email))
+
+
+def _subscribe(*, request, now, contact=None):
     """The contact for the request's address, on the list, subscribed, its consent recorded."""
     form = request.form
-    contact = _contact_for(owner_id=form.owner_id, address=request.email)
+    contact = contact or _contact_for(owner_id=form.owner_id, address=request.email)
     if request.name and not contact.name:
         contact.name = request.name
     contact.attributes = {**(contact.attributes or {}), **request.attributes}
@@ -180,9 +227,12 @@ def _picked_attributes(form, attributes):
     return picked
 
 
-def _count_against_limits(*, form, ip_hash):
+def _count_against_limits(*, form, client_key):
     window = settings.SUBSCRIBE_RATE_WINDOW
-    if ip_hash and _over(f"subscribe:ip:{ip_hash}", settings.SUBSCRIBE_LIMIT_PER_IP, window):
+    # Per form: a client busy on one marketer's form is not held back on another's. Hashed: no address is
+    # kept, not even in the cache.
+    client_bucket = f"subscribe:client:{form.pk}:{tokens.hash_ip(client_key)}"
+    if _over(client_bucket, settings.SUBSCRIBE_LIMIT_PER_IP, window):
         raise RateLimited("Too many sign-ups from your network in the last hour. Please try again later.")
     if _over(f"subscribe:list:{form.contact_list_id}", settings.SUBSCRIBE_LIMIT_PER_LIST, window):
         raise RateLimited("This form is taking too many sign-ups right now. Please try again later.")

@@ -27,7 +27,6 @@ class PublicSubscribeForm(forms.Form):
                                                                            required=False)
         self.fields[HONEYPOT_FIELD] = forms.CharField(required=False, label="Leave this field empty")
         self.fields[TOKEN_FIELD] = forms.CharField(widget=forms.HiddenInput)
-        self.fields["confirm_by_email"] = forms.BooleanField(required=False, widget=forms.HiddenInput)
         self.initial.setdefault(TOKEN_FIELD, tokens.post_token(form_id=subscription_form.pk))
 
     def clean_form_token(self):
@@ -36,7 +35,7 @@ class PublicSubscribeForm(forms.Form):
         return self.cleaned_data[TOKEN_FIELD]
 
     def visible_fields_in_order(self):
-        return [self[name] for name in self.fields if name not in (HONEYPOT_FIELD, TOKEN_FIELD, "confirm_by_email")]
+        return [self[name] for name in self.fields if name not in (HONEYPOT_FIELD, TOKEN_FIELD)]
 
     @property
     def attributes(self) -> dict:

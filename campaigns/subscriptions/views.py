@@ -1,6 +1,7 @@
 """The public pages of the subscription forms: the hosted form (which embedded snippets post to) and the
 confirmation link. Each view reads its signed token and calls one service. No IP address is stored:
-the service keeps only a keyed hash of it."""
+the service keeps only a keyed hash of it. The client's address is read behind TRUSTED_PROXIES
+(accounts.client_address), never from a header a client could write itself."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -9,15 +10,16 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from accounts.client_address import client_ip, rate_limit_key
 from campaigns.selectors import subscriptions as selectors
 from campaigns.services import subscriptions
 from campaigns.services.subscriptions import Submission
 from campaigns.subscriptions.forms import HONEYPOT_FIELD, PublicSubscribeForm
 
+# One page per kind of form, the same for every address, whatever its state.
 OUTCOME_TEMPLATES = {
     Submission.CHECK_INBOX: "subscriptions/check_inbox.html",
-    Submission.SUBSCRIBED: "subscriptions/subscribed.html",
-    Submission.SUPPRESSED: "subscriptions/suppressed.html",
+    Submission.THANKS: "subscriptions/thanks.html",
 }
 
 
@@ -60,8 +62,7 @@ def subscribe_page(request, token):
             submission = subscriptions.subscribe_request(
                 form=subscription_form, email=form.cleaned_data["email"], name=form.cleaned_data["name"],
                 attributes=form.attributes, honeypot=form.cleaned_data[HONEYPOT_FIELD],
-                ip=request.META.get("REMOTE_ADDR", ""), confirm_by_email=form.cleaned_data["confirm_by_email"],
-                now=timezone.now(),
+                ip=client_ip(request), client_key=rate_limit_key(request), now=timezone.now(),
             )
         except ValidationError as exc:
             form.add_error("email", exc)
@@ -72,7 +73,6 @@ def subscribe_page(request, token):
             form.add_error(None, str(exc))
             status = 503
         else:
-            context["submission"] = submission
             context["email"] = submission.email
             return _private(render(request, OUTCOME_TEMPLATES[submission.outcome], context))
     elif request.method == "POST":
