@@ -47,7 +47,7 @@ def create_job(*, owner, uploaded_file, contact_list=None, new_list_name="", enc
     try:
         result = service.import_file(
             owner=owner, path=job.file.path, filename=job.original_name, encoding=encoding, dry_run=True,
-            keep_outcomes=PREVIEW_ROWS,
+            keep_outcomes=PREVIEW_ROWS, max_rows=settings.IMPORT_MAX_ROWS,
         )
     except FileRefused as exc:
         job.file.delete(save=False)
@@ -129,7 +129,7 @@ def run(*, job_id):
             raise FileRefused("The list of this import is gone.")
         result = service.import_file(
             owner=job.owner, path=job.file.path, filename=job.original_name, encoding=job.encoding,
-            contact_list=job.contact_list, dry_run=False, progress=progress,
+            contact_list=job.contact_list, dry_run=False, progress=progress, max_rows=settings.IMPORT_MAX_ROWS,
         )
     except Exception as exc:
         log.exception("import job %s failed", job_id)

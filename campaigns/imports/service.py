@@ -103,11 +103,12 @@ class _Chunk:
 
 
 def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry_run, progress=None,
-                chunk_size=None, keep_outcomes=0):
+                chunk_size=None, keep_outcomes=0, max_rows=None):
     """Import the contacts in `path` for `owner` into `contact_list` (None in a dry run only).
 
     `progress(processed_rows)` is called after each chunk. Raises FileRefused when
-    the file as a whole cannot be imported (nothing is written then).
+    the file as a whole cannot be imported (nothing is written then), or when it has more than
+    `max_rows` data rows (a real import reaches that only after its dry run passed, on the same file).
     """
     from campaigns.models import ContactList
 
@@ -119,7 +120,7 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
             raise PermissionError("the list belongs to someone else")
         assert isinstance(contact_list, ContactList)
     chunk_size = chunk_size or settings.IMPORT_CHUNK_SIZE
-    table = open_table(path, filename=filename, encoding=encoding)
+    table = open_table(path, filename=filename, encoding=encoding, max_rows=max_rows)
     columns = map_columns(table.headers)
     result = ImportResult(dry_run=dry_run, file_description=table.description, columns=columns.describe())
     # Every address of the file with the outcome of its first row, so that a repeat in a later chunk
