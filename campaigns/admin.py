@@ -389,7 +389,7 @@ class ImportJobAdmin(OwnedModelAdmin):
         return self._render(
             request, "admin/campaigns/importjob/import_preview.html", job=job,
             title=f"Preview: {job.original_name}", background=jobs.runs_in_background(job),
-            counts=job.preview.get("counts", {}), rejected_shown=job.rejected_rows[:200],
+            counts=job.preview.get("counts", {}),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -401,7 +401,7 @@ class ImportJobAdmin(OwnedModelAdmin):
         from campaigns.imports import jobs
 
         return self._render(request, "admin/campaigns/importjob/import_job.html", job=job,
-                            title=f"Import: {job.original_name}", rejected_shown=job.rejected_rows[:200],
+                            title=f"Import: {job.original_name}",
                             job_counts=jobs.status_payload(job)["counts"])
 
     def status_view(self, request, object_id):

@@ -418,7 +418,8 @@ class ImportJob(models.Model):
     blank_count = models.PositiveIntegerField(default=0)
     # The dry run's figures, columns and first rows, as shown on the preview page.
     preview = models.JSONField(default=dict, blank=True)
-    # [{"row": 5, "address": "not-an-email", "reason": "..."}], every rejected row.
+    # [{"row": 5, "address": "not-an-email", "reason": "..."}]: the first rejected rows
+    # (campaigns.imports.service.REJECTED_SAMPLE); rejected_count (preview: preview["counts"]) counts them all.
     rejected_rows = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -435,6 +436,13 @@ class ImportJob(models.Model):
     @property
     def list_name(self):
         return self.contact_list.name if self.contact_list_id else self.new_list_name
+
+    @property
+    def rejected_total(self):
+        """Every rejected row, counted (rejected_rows keeps the first few): the import's once done, else the preview's."""
+        if self.status == self.Status.DONE:
+            return self.rejected_count
+        return (self.preview or {}).get("counts", {}).get("rejected", 0)
 
     @property
     def percent(self):

@@ -411,3 +411,37 @@ def test_import_job_delete_selected_with_others_ids_deletes_nothing(two_jobs, ot
     data = {"action": "delete_selected", "_selected_action": [alice_job.pk], "index": "0", "post": "yes"}
     other_client.post(reverse("admin:campaigns_importjob_changelist"), data)
     assert ImportJob.objects.filter(pk=alice_job.pk).exists()
+
+
+# --- rejected rows: a sample and a count ----------------------------------------------------
+
+
+def test_only_a_sample_of_rejected_rows_is_kept_and_all_are_counted(settings, marketer, marketer_client):
+    settings.IMPORT_CHUNK_SIZE = 40
+    target = ContactListFactory(owner=marketer)
+    data = "email\n" + "".join(f"broken-{i}\n" for i in range(150)) + "fine@example.com\n"
+    marketer_client.post(reverse("admin:campaigns_importjob_add"),
+                         {"file": SimpleUploadedFile("bad.csv", data.encode()), "contact_list": target.pk})
+    job = ImportJob.objects.get()
+    assert job.preview["counts"]["rejected"] == 150
+    assert [r["row"] for r in job.rejected_rows] == list(range(2, 2 + service.REJECTED_SAMPLE))
+    page = marketer_client.get(reverse("admin:campaigns_importjob_preview", args=[job.pk])).content.decode()
+    assert f"150 rows were rejected; the first {service.REJECTED_SAMPLE} are shown" in page
+
+    jobs.confirm(job=job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.rejected_count == 150
+    assert len(job.rejected_rows) == service.REJECTED_SAMPLE
+    page = marketer_client.get(reverse("admin:campaigns_importjob_change", args=[job.pk])).content.decode()
+    assert f"150 rows were rejected; the first {service.REJECTED_SAMPLE} are shown" in page
+    report = marketer_client.get(reverse("admin:campaigns_importjob_report", args=[job.pk]))
+    assert len(report.content.decode().splitlines()) == 1 + service.REJECTED_SAMPLE
+
+
+def test_the_command_report_still_holds_every_rejected_row(tmp_path, marketer):
+    path = tmp_path / "bad.csv"
+    path.write_text("email\n" + "".join(f"broken-{i}\n" for i in range(150)))
+    report = tmp_path / "rejected.csv"
+    call_command("import_contacts", "--owner", marketer.username, "--list", "L", str(path), "--report", str(report),
+                 stdout=io.StringIO())
+    assert len(report.read_text().splitlines()) == 151

@@ -16,6 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from campaigns.imports import service
 from campaigns.models import Contact, ImportJob
 from tests.e2e.test_worker_sends_campaign import CELERY, CeleryCluster, CeleryProcess
 from tests.factories import ContactFactory, ContactListFactory
@@ -119,6 +120,7 @@ def test_large_import_runs_in_the_worker_with_progress(import_worker, settings, 
     assert Contact.objects.get(email="row7@example.com").status == Contact.Status.UNSUBSCRIBED
     assert Contact.objects.get(email="row1@example.com").name == "Duplicate"
     job.refresh_from_db()
-    assert len(job.rejected_rows) == invalid and job.rejected_rows[0]["row"] == 2
+    assert job.rejected_total == invalid and job.rejected_rows[0]["row"] == 2
+    assert len(job.rejected_rows) == service.REJECTED_SAMPLE
     page = client.get(reverse("admin:campaigns_importjob_change", args=[job.pk])).content.decode()
     assert "Download the report" in page
