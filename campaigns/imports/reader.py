@@ -96,6 +96,13 @@ def open_table(path, *, filename="", encoding="", max_rows=None):
                  delimiter=delimiter, max_rows=max_rows)
 
 
+def check_file(path, *, filename=""):
+    """What can be told of the file without reading its rows: its type and, for a workbook, its parts' sizes."""
+    path = Path(path)
+    if detect_format(path, filename or path.name) == "xlsx":
+        check_xlsx_archive(path)
+
+
 def _header_cells(cells, *, trim):
     """The header row, refused if its last named column is beyond MAX_COLUMNS.
 

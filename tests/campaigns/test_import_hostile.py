@@ -11,10 +11,12 @@ import zipfile
 import openpyxl
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
 from campaigns.imports import jobs, service
 from campaigns.imports.reader import MAX_COLUMNS, FileRefused, open_table
 from campaigns.models import Contact, ImportJob
+from tests.campaigns.import_helpers import read_uploads
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +61,12 @@ def with_dimension(data, ref):
 def read_all(path, **kwargs):
     table = open_table(path, **kwargs)
     return table.headers, list(table.rows())
+
+
+def zip_bomb():
+    """A valid workbook whose sheet holds 30 MB of whitespace: about 30 KB packed."""
+    padding = b" " * (30 << 20)
+    return rewrite_member(small_sheet(), SHEET, lambda xml: xml.replace(b"<sheetData>", b"<sheetData>" + padding))
 
 
 def small_sheet():
@@ -120,8 +128,7 @@ def test_a_header_wider_than_the_column_cap_is_refused(tmp_path, file_format):
 
 
 def test_a_zip_bomb_member_is_refused_before_it_is_unpacked(tmp_path):
-    # 30 MB of whitespace inside the sheet's XML: valid, and about 30 KB packed.
-    data = rewrite_member(small_sheet(), SHEET, lambda xml: xml.replace(b"<sheetData>", b"<sheetData>" + b" " * (30 << 20)))
+    data = zip_bomb()
     assert len(data) < 200_000
     path = tmp_path / "bomb.xlsx"
     path.write_bytes(data)
@@ -164,11 +171,24 @@ def test_a_file_that_is_not_a_zip_is_refused(tmp_path):
 def test_an_upload_over_the_row_cap_is_refused_and_nothing_is_kept(settings, marketer, media_root):
     settings.IMPORT_MAX_ROWS = 3
     data = "email\n" + "".join(f"p{i}@example.com\n" for i in range(4))
+    job = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("four.csv", data.encode()))
 
-    with pytest.raises(jobs.ImportRefused, match="more than 3 rows"):
-        jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("four.csv", data.encode()))
+    read_uploads()
 
-    assert not ImportJob.objects.exists() and not Contact.objects.exists()
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED and "more than 3 rows" in job.notes
+    assert not Contact.objects.exists()
+    assert not [p for p in media_root.rglob("*") if p.is_file()]
+
+
+def test_a_zip_bomb_upload_is_refused_in_the_request_and_nothing_is_kept(marketer, marketer_client, media_root):
+    data = zip_bomb()
+
+    response = marketer_client.post(reverse("admin:campaigns_importjob_add"),
+                                    {"file": SimpleUploadedFile("bomb.xlsx", data), "new_list_name": "L"})
+
+    assert response.status_code == 200 and "zip bomb" in response.content.decode()
+    assert not ImportJob.objects.exists()
     assert not [p for p in media_root.rglob("*") if p.is_file()]
 
 
