@@ -66,18 +66,32 @@ def erase_contact(*, contact: Contact, now=None) -> Erasure:
             to_email=Concat(Value("erased-"), Cast("id", CharField()), Value(f"@{ERASED_DOMAIN}")),
             to_name="", contact=None, smtp_response="",
         )
-        _scrub_import_previews(owner_id=contact.owner_id, address=contact.email)
+        _scrub_import_jobs(owner_id=contact.owner_id, address=contact.email)
         contact.delete()
     return Erasure(emails_anonymised=anonymised, events_deleted=events_deleted, suppressed_as=suppressed_as)
 
 
-def _scrub_import_previews(*, owner_id, address):
-    # An import's preview page keeps the file's first rows, addresses and names included.
-    for job in ImportJob.objects.filter(owner_id=owner_id).only("pk", "preview").iterator():
+def _scrub_import_jobs(*, owner_id, address):
+    """Drop every row naming the address from the owner's import jobs: the preview's first rows and the sample
+    of rejected rows keep the file's text, addresses and names included (their counts stay)."""
+    for job in ImportJob.objects.filter(owner_id=owner_id).only("pk", "preview", "rejected_rows").iterator():
         rows = (job.preview or {}).get("rows") or []
-        kept = [row for row in rows if normalize_address(row.get("address", "")) != address]
-        if len(kept) != len(rows):
-            ImportJob.objects.filter(pk=job.pk).update(preview={**job.preview, "rows": kept})
+        kept_rows = [row for row in rows if not _names_address(row, address)]
+        rejected = job.rejected_rows or []
+        kept_rejected = [row for row in rejected if not _names_address(row, address)]
+        changes = {}
+        if len(kept_rows) != len(rows):
+            changes["preview"] = {**job.preview, "rows": kept_rows}
+        if len(kept_rejected) != len(rejected):
+            changes["rejected_rows"] = kept_rejected
+        if changes:
+            ImportJob.objects.filter(pk=job.pk).update(**changes)
+
+
+def _names_address(row, address):
+    # A rejected row holds its cell as written ("Ann <ann@example.org>", "ann@example.org; bob@..."), so
+    # containment, not equality: a row that merely contains it (joann@...) goes too, a sample loses one row.
+    return address in normalize_address(row.get("address", ""))
 
 
 def describe_erasure(erasure: Erasure) -> str:

@@ -276,3 +276,34 @@ def test_the_command_says_what_it_cannot_find(ann, other_marketer):
     # Mallory's contact of that address is hers: erasing it leaves Alice's Ann alone.
     call_command("contact_privacy", "erase", "ann@example.org", "--owner", "mallory", stdout=io.StringIO())
     assert Contact.objects.filter(pk=ann.pk).exists()
+
+
+def test_erasing_removes_the_address_from_every_rejected_row_sample(ann, marketer, other_marketer, tmp_path,
+                                                                     media_root):
+    from campaigns.imports import jobs
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.campaigns.import_helpers import read_uploads
+
+    long_name = "x" * 300
+    data = ("email,name\n"
+            f"Ann <ANN@example.org>,Ann\n"
+            f"ann@example.org,{long_name}\n"
+            "ann@example.org; bob@example.org,Both\n"
+            "not-an-address,Someone\n")
+    job = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("ann.csv", data.encode()),
+                          new_list_name="L")
+    theirs = ImportJob.objects.create(owner=other_marketer, original_name="y.csv",
+                                      rejected_rows=[{"row": 2, "address": "ann@example.org,", "reason": "r"}])
+    read_uploads()
+    job.refresh_from_db()
+    assert job.preview["counts"]["rejected"] == 4 and len(job.rejected_rows) == 4
+
+    privacy.erase_contact(contact=ann)
+
+    job.refresh_from_db()
+    assert job.rejected_rows == [{"row": 5, "address": "not-an-address", "reason": job.rejected_rows[0]["reason"]}]
+    assert "ann@example.org" not in json.dumps([job.preview, job.rejected_rows]).lower()
+    assert job.rejected_total == 4  # the count stays
+    theirs.refresh_from_db()
+    assert theirs.rejected_rows[0]["address"] == "ann@example.org,"  # another owner's: not this erasure's
