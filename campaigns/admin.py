@@ -384,24 +384,27 @@ class ImportJobAdmin(OwnedModelAdmin):
                     self.message_user(request, "The import runs in the background: you may leave this page.",
                                       messages.INFO)
             return redirect("admin:campaigns_importjob_change", job.pk)
+        if job.status in ImportJob.READING_STATUSES:
+            return self._render(request, "admin/campaigns/importjob/import_reading.html", job=job,
+                                title=f"Reading {job.original_name}")
         if job.status != ImportJob.Status.PREVIEWED:
             return redirect("admin:campaigns_importjob_change", job.pk)
         return self._render(
             request, "admin/campaigns/importjob/import_preview.html", job=job,
             title=f"Preview: {job.original_name}", background=jobs.runs_in_background(job),
-            counts=job.preview.get("counts", {}), rejected_shown=job.rejected_rows[:200],
+            counts=job.preview.get("counts", {}),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         from django.shortcuts import redirect
 
         job = self._job(request, object_id)
-        if job.status == ImportJob.Status.PREVIEWED:
+        if job.status in (*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED):
             return redirect("admin:campaigns_importjob_preview", job.pk)
         from campaigns.imports import jobs
 
         return self._render(request, "admin/campaigns/importjob/import_job.html", job=job,
-                            title=f"Import: {job.original_name}", rejected_shown=job.rejected_rows[:200],
+                            title=f"Import: {job.original_name}",
                             job_counts=jobs.status_payload(job)["counts"])
 
     def status_view(self, request, object_id):
@@ -425,12 +428,16 @@ class ImportJobAdmin(OwnedModelAdmin):
                                 name=f"rejected-rows-{job.original_name.rsplit('.', 1)[0]}")
 
     def delete_model(self, request, obj):
-        obj.file.delete(save=False)
+        from campaigns.imports import jobs
+
+        jobs.delete_upload(job_id=obj.pk)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        for job in queryset:
-            job.file.delete(save=False)
+        from campaigns.imports import jobs
+
+        for job_id in queryset.values_list("pk", flat=True):
+            jobs.delete_upload(job_id=job_id)
         super().delete_queryset(request, queryset)
 
 

@@ -385,9 +385,15 @@ def import_upload_path(job, filename):
 
 
 class ImportJob(models.Model):
-    """One uploaded contact file: its preview (dry run), then its import, progress and report."""
+    """One uploaded contact file: its preview (dry run, in a worker), then its import, progress and report.
+
+    The uploaded file is kept only while the job may still read it: deleted when the job ends (done,
+    failed, cancelled) or, never confirmed, after IMPORT_UNCONFIRMED_FILE_HOURS (`file` is blank then).
+    """
 
     class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded (waiting to be read)"
+        READING = "reading", "Reading the file"
         PREVIEWED = "previewed", "Previewed (waiting for confirmation)"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Importing"
@@ -396,6 +402,8 @@ class ImportJob(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    READING_STATUSES = (Status.UPLOADED, Status.READING)
+    ENDED_STATUSES = (Status.DONE, Status.FAILED, Status.CANCELLED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
     contact_list = models.ForeignKey(
@@ -403,11 +411,11 @@ class ImportJob(models.Model):
     )
     # A list to create on confirmation (nothing is written before it).
     new_list_name = models.CharField(max_length=200, blank=True)
-    file = models.FileField(upload_to=import_upload_path, max_length=500)
+    file = models.FileField(upload_to=import_upload_path, max_length=500, blank=True)
     original_name = models.CharField(max_length=255)
     encoding = models.CharField(max_length=32, blank=True, help_text="Chosen on the form; blank: detected.")
     file_description = models.CharField(max_length=200, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREVIEWED)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADED)
     total_rows = models.PositiveIntegerField(default=0)
     processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
@@ -418,7 +426,8 @@ class ImportJob(models.Model):
     blank_count = models.PositiveIntegerField(default=0)
     # The dry run's figures, columns and first rows, as shown on the preview page.
     preview = models.JSONField(default=dict, blank=True)
-    # [{"row": 5, "address": "not-an-email", "reason": "..."}], every rejected row.
+    # [{"row": 5, "address": "not-an-email", "reason": "..."}]: the first rejected rows
+    # (campaigns.imports.service.REJECTED_SAMPLE); rejected_count (preview: preview["counts"]) counts them all.
     rejected_rows = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -435,6 +444,13 @@ class ImportJob(models.Model):
     @property
     def list_name(self):
         return self.contact_list.name if self.contact_list_id else self.new_list_name
+
+    @property
+    def rejected_total(self):
+        """Every rejected row, counted (rejected_rows keeps the first few): the import's once done, else the preview's."""
+        if self.status == self.Status.DONE:
+            return self.rejected_count
+        return (self.preview or {}).get("counts", {}).get("rejected", 0)
 
     @property
     def percent(self):

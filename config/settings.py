@@ -296,6 +296,18 @@ IMPORT_MAX_UPLOAD_BYTES = int(os.environ.get("IMPORT_MAX_UPLOAD_BYTES", str(20 *
 IMPORT_SYNC_MAX_ROWS = int(os.environ.get("IMPORT_SYNC_MAX_ROWS", "2000"))
 # Rows read, checked and written per set-based step (and per progress update).
 IMPORT_CHUNK_SIZE = int(os.environ.get("IMPORT_CHUNK_SIZE", "5000"))
+# An uploaded file of more data rows is refused (manage.py import_contacts has no limit): the bound
+# on a preview's and an import's work, whatever the file declares.
+IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "1000000"))
+# The preview (a dry run of the whole file) runs in a Celery task stopped after this many seconds:
+# a file that takes longer is refused, and no web worker ever spends its time on one.
+IMPORT_PREVIEW_TIME_LIMIT_SECONDS = int(os.environ.get("IMPORT_PREVIEW_TIME_LIMIT_SECONDS", "300"))
+# An uploaded file never confirmed is deleted after this many hours (the job is cancelled): uploads
+# hold personal data, kept no longer than the import needs them. Checked every 5 minutes (setup_schedules).
+IMPORT_UNCONFIRMED_FILE_HOURS = float(os.environ.get("IMPORT_UNCONFIRMED_FILE_HOURS", "24"))
+# An .xlsx is a zip: one whose members would unpack to more than this is refused before it is read
+# (a few compressed kilobytes can unpack to gigabytes).
+IMPORT_XLSX_MAX_UNPACKED_BYTES = int(os.environ.get("IMPORT_XLSX_MAX_UNPACKED_BYTES", str(300 * 1024 * 1024)))
 # django-import-export's own escaping only drops a leading "="; campaigns.exports escapes every export.
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 

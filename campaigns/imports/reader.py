@@ -8,8 +8,11 @@ import codecs
 import csv
 import datetime
 import decimal
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from django.conf import settings
 
 ENCODING_CHOICES = [
     ("", "Detect automatically"),
@@ -24,6 +27,13 @@ CSV_EXTENSIONS = {".csv", ".txt", ".tsv"}
 XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
 _SNIFF_BYTES = 64 * 1024
 _READ_BYTES = 1024 * 1024
+# More columns than any contact file needs; a file declaring more is refused, and no row is read wider.
+MAX_COLUMNS = 200
+# XML compresses well, a zip bomb far better: a large member unpacking to more than this many times its
+# packed size is refused. Small members cannot hold a bomb and are not judged.
+XLSX_MAX_RATIO = 100
+_XLSX_RATIO_FROM_BYTES = 1024 * 1024
+XLSX_MAX_MEMBERS = 10_000
 
 # A single CSV field may be long (a pasted note), never unbounded.
 csv.field_size_limit(1024 * 1024)
@@ -35,19 +45,25 @@ class FileRefused(Exception):
 
 @dataclass
 class Table:
-    """One file opened for reading: its headers and a fresh iterator of (row number, cells)."""
+    """One file opened for reading: its headers and a fresh iterator of (row number, cells).
+
+    `max_rows`: more data rows than this raise FileRefused when the reading reaches them (None: no limit).
+    """
 
     path: Path
     file_format: str  # "csv" or "xlsx"
     headers: list
     encoding: str = ""
     delimiter: str = ""
+    max_rows: int | None = None
 
     def rows(self):
         if self.file_format == "csv":
-            yield from _csv_rows(self.path, self.encoding, self.delimiter, skip_header=True)
+            rows = _csv_rows(self.path, self.encoding, self.delimiter, skip_header=True)
         else:
-            yield from _xlsx_rows(self.path, skip_header=True)
+            # No cell right of the header is read: the import has no column for it.
+            rows = _xlsx_rows(self.path, skip_header=True, width=max(len(self.headers), 1))
+        yield from _bounded(rows, self.max_rows)
 
     @property
     def description(self):
@@ -58,22 +74,87 @@ class Table:
         return f"CSV, {encoding}, {names.get(self.delimiter, repr(self.delimiter))}-separated"
 
 
-def open_table(path, *, filename="", encoding=""):
+def open_table(path, *, filename="", encoding="", max_rows=None):
     """Open `path` (named `filename` by its uploader) and read its header row."""
     path = Path(path)
     file_format = detect_format(path, filename or path.name)
     if file_format == "xlsx":
-        headers = next((cells for _, cells in _xlsx_rows(path, skip_header=False)), None)
+        check_xlsx_archive(path)
+        # One column more than allowed is read, to tell a file that has too many.
+        headers = next((cells for _, cells in _xlsx_rows(path, skip_header=False, width=MAX_COLUMNS + 1)), None)
         if headers is None:
             raise FileRefused("The first sheet of this workbook is empty.")
-        return Table(path=path, file_format="xlsx", headers=headers)
+        return Table(path=path, file_format="xlsx", headers=_header_cells(headers, trim=True),
+                     max_rows=max_rows)
     encoding = encoding or detect_encoding(path)
     _check_decodes(path, encoding)
     delimiter = detect_delimiter(path, encoding)
     headers = next((cells for _, cells in _csv_rows(path, encoding, delimiter, skip_header=False)), None)
     if headers is None:
         raise FileRefused("The file is empty.")
-    return Table(path=path, file_format="csv", headers=headers, encoding=encoding, delimiter=delimiter)
+    return Table(path=path, file_format="csv", headers=_header_cells(headers, trim=False), encoding=encoding,
+                 delimiter=delimiter, max_rows=max_rows)
+
+
+def check_file(path, *, filename=""):
+    """What can be told of the file without reading its rows: its type and, for a workbook, its parts' sizes."""
+    path = Path(path)
+    if detect_format(path, filename or path.name) == "xlsx":
+        check_xlsx_archive(path)
+
+
+def _header_cells(cells, *, trim):
+    """The header row, refused if its last named column is beyond MAX_COLUMNS.
+
+    `trim`: without its empty cells on the right (an XLSX header is read padded to MAX_COLUMNS + 1);
+    else up to MAX_COLUMNS cells (a CSV column without a header is an attribute, "Column N").
+    """
+    width = len(cells)
+    while width and not cells[width - 1].strip():
+        width -= 1
+    if width > MAX_COLUMNS:
+        raise FileRefused(f"The file has more than {MAX_COLUMNS} columns: keep only the columns to import.")
+    return cells[:width] if trim else cells[:MAX_COLUMNS]
+
+
+def _bounded(rows, max_rows):
+    if max_rows is None:
+        yield from rows
+        return
+    last = max_rows + 1  # the header is row 1
+    for number, cells in rows:
+        if number > last:
+            raise FileRefused(f"The file has more than {max_rows:,} rows: split it into smaller files.")
+        yield number, cells
+
+
+def check_xlsx_archive(path):
+    """Refuse a workbook whose zip would unpack to too much, before any of it is unpacked.
+
+    zipfile never gives more bytes of a member than its header declares (reading past them fails
+    its check), so the declared sizes bound what openpyxl can unpack.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError):
+        raise FileRefused("This workbook cannot be read: it is not a valid .xlsx file.") from None
+    if len(members) > XLSX_MAX_MEMBERS:
+        raise FileRefused(f"This workbook holds more than {XLSX_MAX_MEMBERS:,} parts: it is not a contact sheet.")
+    limit = settings.IMPORT_XLSX_MAX_UNPACKED_BYTES
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > limit:
+        raise FileRefused(
+            f"This workbook unpacks to {unpacked / 2**20:,.0f} MB; the limit is {limit / 2**20:,.0f} MB. "
+            "Save it as CSV or split it into smaller files."
+        )
+    for member in members:
+        if member.file_size > _XLSX_RATIO_FROM_BYTES and member.file_size > XLSX_MAX_RATIO * max(
+            member.compress_size, 1
+        ):
+            raise FileRefused(
+                "This workbook is compressed far more than a spreadsheet can be (a zip bomb?): it is not read."
+            )
 
 
 def detect_format(path, filename):
@@ -160,9 +241,11 @@ def _csv_rows(path, encoding, delimiter, *, skip_header):
         yield from enumerate(reader, start=start)
 
 
-def _xlsx_rows(path, *, skip_header):
+def _xlsx_rows(path, *, skip_header, width):
+    """The first sheet's rows, each at most `width` cells (callers check the archive first)."""
     import openpyxl
 
+    # openpyxl parses with defusedxml when it is installed (it is, requirements.txt): no entity expansion.
     try:
         # data_only=False: a formula cell gives its formula, never the value cached by
         # whatever program saved the file last (which may be anything).
@@ -171,12 +254,27 @@ def _xlsx_rows(path, *, skip_header):
         raise FileRefused(f"This workbook cannot be read ({exc.__class__.__name__}).") from None
     try:
         sheet = workbook.worksheets[0]
+        # The sheet's declared size is whatever the file says (A1:XFD1048576 would pad every row to
+        # 16,384 cells and add a million empty rows): forgotten, rows are as long as their cells.
+        sheet.reset_dimensions()
         # Read-only sheets yield every row from the first, gaps as empty rows: numbers stay true.
-        for number, row in enumerate(sheet.iter_rows(), start=1):
-            cells = [xlsx_cell_text(cell) for cell in row]
+        # max_col: no row is ever built wider, whatever column its last cell names.
+        gap = None
+        for number, row in enumerate(sheet.iter_rows(max_col=width), start=1):
             if number == 1 and skip_header:
                 continue
+            if row is gap or not row:
+                # openpyxl gives one shared empty tuple for every missing row: nothing to convert.
+                yield number, []
+                continue
+            cells = [xlsx_cell_text(cell) for cell in row]
+            if not any(cells):
+                gap = row
             yield number, cells
+    except FileRefused:
+        raise
+    except Exception as exc:  # the sheet's XML is parsed as it is read: damaged, or entities (defusedxml)
+        raise FileRefused(f"This workbook cannot be read ({exc.__class__.__name__}).") from None
     finally:
         workbook.close()
 

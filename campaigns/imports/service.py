@@ -20,6 +20,7 @@ Blank rows are counted and otherwise ignored.
 """
 
 import logging
+import sys
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -42,6 +43,9 @@ SKIP_REASONS = {
     ERASED: "erased at the contact's request: not added again",
 }
 MAX_NAME = 200
+# Rejected rows kept with their reasons (the rest only counted): enough to see what is wrong with a file,
+# and no unbounded copy of what a file held.
+REJECTED_SAMPLE = 100
 MAX_ATTRIBUTE_VALUE = 2000
 
 __all__ = ["FileRefused", "ImportResult", "RowOutcome", "import_file"]
@@ -68,7 +72,7 @@ class ImportResult:
     counts: dict = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     blank_rows: int = 0
     processed_rows: int = 0
-    rejected: list = field(default_factory=list)  # [{"row", "address", "reason"}]
+    rejected: list = field(default_factory=list)  # the first REJECTED_SAMPLE [{"row", "address", "reason"}]
     outcomes: list = field(default_factory=list)  # the first `keep_outcomes` RowOutcome
 
     @property
@@ -94,7 +98,8 @@ class _Chunk:
     """Up to chunk_size rows, read and merged per address; written (or previewed) together."""
 
     records: dict = field(default_factory=dict)  # address -> _Record
-    rejected: list = field(default_factory=list)  # [{"row", "address", "reason"}]
+    rejected: list = field(default_factory=list)  # the first REJECTED_SAMPLE [{"row", "address", "reason"}]
+    rejected_count: int = 0
     # (RowOutcome, its _Record or None if rejected): only the rows the result keeps
     # (the preview's first ones); every other row is only counted, through its record.
     kept: list = field(default_factory=list)
@@ -103,11 +108,13 @@ class _Chunk:
 
 
 def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry_run, progress=None,
-                chunk_size=None, keep_outcomes=0):
+                chunk_size=None, keep_outcomes=0, max_rows=None, keep_rejected=REJECTED_SAMPLE):
     """Import the contacts in `path` for `owner` into `contact_list` (None in a dry run only).
 
     `progress(processed_rows)` is called after each chunk. Raises FileRefused when
-    the file as a whole cannot be imported (nothing is written then).
+    the file as a whole cannot be imported (nothing is written then), or when it has more than
+    `max_rows` data rows (a real import reaches that only after its dry run passed, on the same file).
+    The result keeps the first `keep_rejected` rejected rows (None: all), and counts them all.
     """
     from campaigns.models import ContactList
 
@@ -119,16 +126,18 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
             raise PermissionError("the list belongs to someone else")
         assert isinstance(contact_list, ContactList)
     chunk_size = chunk_size or settings.IMPORT_CHUNK_SIZE
-    table = open_table(path, filename=filename, encoding=encoding)
+    if keep_rejected is None:
+        keep_rejected = sys.maxsize
+    table = open_table(path, filename=filename, encoding=encoding, max_rows=max_rows)
     columns = map_columns(table.headers)
     result = ImportResult(dry_run=dry_run, file_description=table.description, columns=columns.describe())
     # Every address of the file with the outcome of its first row, so that a repeat in a later chunk
     # is merged into it: in the database (PostgreSQL), so memory does not grow with the file.
     with writers.seen_addresses() as seen:
         for chunk in _read_chunks(table.rows(), columns=columns, chunk_size=chunk_size,
-                                  keep_outcomes=keep_outcomes):
+                                  keep_outcomes=keep_outcomes, keep_rejected=keep_rejected):
             _process_chunk(chunk, owner=owner, contact_list=contact_list, dry_run=dry_run, seen=seen,
-                           result=result, keep_outcomes=keep_outcomes)
+                           result=result, keep_outcomes=keep_outcomes, keep_rejected=keep_rejected)
             if progress:
                 progress(result.processed_rows)
     return result
@@ -144,7 +153,7 @@ def count_file_rows(*, path, filename="", encoding=""):
 _CELL_STRIP = " \t\r\n\u00a0\ufeff"
 
 
-def _read_chunks(rows, *, columns, chunk_size, keep_outcomes):
+def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
     """Read `rows` into _Chunk objects of `chunk_size` rows (blank ones included).
 
     This is the per-row hot loop of an import, so it is written for speed: column indexes in
@@ -171,7 +180,7 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes):
             chunk.blank_rows += 1
         else:
             _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns,
-                      keep=len(chunk.kept) < keep_outcomes - kept_so_far)
+                      keep=len(chunk.kept) < keep_outcomes - kept_so_far, keep_rejected=keep_rejected)
         if chunk.rows >= chunk_size:
             kept_so_far += len(chunk.kept)
             yield chunk
@@ -181,7 +190,7 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes):
 
 
 def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *,
-              keep):
+              keep, keep_rejected):
     address = normalize_address(raw_address)
     if name_index is not None:
         name = cells[name_index].strip(_CELL_STRIP)
@@ -193,7 +202,9 @@ def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_i
     if problem is None and len(name) > MAX_NAME:
         problem = f"name longer than {MAX_NAME} characters"
     if problem:
-        chunk.rejected.append({"row": number, "address": raw_address, "reason": problem})
+        chunk.rejected_count += 1
+        if len(chunk.rejected) < keep_rejected:
+            chunk.rejected.append({"row": number, "address": raw_address, "reason": problem})
         if keep:
             outcome = RowOutcome(row=number, address=raw_address, outcome=REJECTED, reason=problem, name=name)
             chunk.kept.append((outcome, None))
@@ -214,10 +225,10 @@ def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_i
         chunk.kept.append((RowOutcome(row=number, address=address, outcome="", name=name), record))
 
 
-def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes):
+def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes, keep_rejected):
     records = chunk.records
     counts = dict.fromkeys(OUTCOMES, 0)
-    counts[REJECTED] = len(chunk.rejected)
+    counts[REJECTED] = chunk.rejected_count
     from campaigns.selectors import privacy
 
     earlier_chunks = seen.first_outcomes(list(records))
@@ -286,6 +297,6 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
             result.outcomes.append(outcome)
     for outcome, count in counts.items():
         result.counts[outcome] += count
-    result.rejected.extend(chunk.rejected)
+    result.rejected.extend(chunk.rejected[:keep_rejected - len(result.rejected)])
     result.processed_rows += chunk.rows
     result.blank_rows += chunk.blank_rows

@@ -8,6 +8,7 @@ later import or new contact mails it again.
 """
 
 import json
+import re
 from dataclasses import dataclass
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -23,6 +24,7 @@ from campaigns.models import Contact, Email, ImportJob, SuppressedHash
 from campaigns.selectors import privacy
 from tracking.models import Event
 
+ERASED_TEXT = "(erased)"  # in place of an erased address inside a longer text
 ERASED_DOMAIN = "invalid"  # RFC 2606: never routable, so a placeholder can never be mailed
 
 
@@ -66,18 +68,44 @@ def erase_contact(*, contact: Contact, now=None) -> Erasure:
             to_email=Concat(Value("erased-"), Cast("id", CharField()), Value(f"@{ERASED_DOMAIN}")),
             to_name="", contact=None, smtp_response="",
         )
-        _scrub_import_previews(owner_id=contact.owner_id, address=contact.email)
+        _scrub_import_jobs(owner_id=contact.owner_id, address=contact.email)
         contact.delete()
     return Erasure(emails_anonymised=anonymised, events_deleted=events_deleted, suppressed_as=suppressed_as)
 
 
-def _scrub_import_previews(*, owner_id, address):
-    # An import's preview page keeps the file's first rows, addresses and names included.
-    for job in ImportJob.objects.filter(owner_id=owner_id).only("pk", "preview").iterator():
-        rows = (job.preview or {}).get("rows") or []
-        kept = [row for row in rows if normalize_address(row.get("address", "")) != address]
-        if len(kept) != len(rows):
-            ImportJob.objects.filter(pk=job.pk).update(preview={**job.preview, "rows": kept})
+def _scrub_import_jobs(*, owner_id, address):
+    """Take the address out of the owner's import jobs, which keep some of a file's text: the preview's first
+    rows and the sample of rejected rows (a row naming it is dropped; the counts stay), and the column
+    headers and refusal notes (a headerless file's first row is its header), where it is replaced."""
+    jobs = ImportJob.objects.filter(owner_id=owner_id).only("pk", "preview", "rejected_rows", "notes")
+    for job in jobs.iterator():
+        changes = {}
+        preview = job.preview or {}
+        rows = preview.get("rows") or []
+        kept_rows = [row for row in rows if not _names_address(row, address)]
+        columns = preview.get("columns") or []  # [[header, meaning]], as JSON stores them
+        scrubbed_columns = [[_without_address(text, address) for text in column] for column in columns]
+        if kept_rows != rows or scrubbed_columns != columns:
+            changes["preview"] = {**preview, "rows": kept_rows, "columns": scrubbed_columns}
+        rejected = job.rejected_rows or []
+        kept_rejected = [row for row in rejected if not _names_address(row, address)]
+        if kept_rejected != rejected:
+            changes["rejected_rows"] = kept_rejected
+        notes = _without_address(job.notes, address)
+        if notes != job.notes:
+            changes["notes"] = notes
+        if changes:
+            ImportJob.objects.filter(pk=job.pk).update(**changes)
+
+
+def _names_address(row, address):
+    # A rejected row holds its cell as written ("Ann <ann@example.org>", "ann@example.org; bob@..."), so
+    # containment, not equality: a row that merely contains it (joann@...) goes too, a sample loses one row.
+    return address in normalize_address(row.get("address", ""))
+
+
+def _without_address(text, address):
+    return re.sub(re.escape(address), ERASED_TEXT, text or "", flags=re.IGNORECASE)
 
 
 def describe_erasure(erasure: Erasure) -> str:

@@ -1,5 +1,6 @@
 // Polls an import job's status (a JSON endpoint scoped to its owner) and moves the progress bar;
-// when the job ends, reloads the page for the final report.
+// when the job leaves the statuses the page waits through (data-waiting: the file being read, or
+// imported), reloads the page for the preview or the final report.
 (function () {
   "use strict";
   var box = document.getElementById("import-progress");
@@ -8,12 +9,17 @@
   var text = document.getElementById("progress-text");
   var status = document.getElementById("job-status");
   var url = box.dataset.statusUrl;
+  var waiting = (box.dataset.waiting || "queued running").split(" ");
   var delay = 1000;
 
   function show(job) {
-    bar.max = job.total_rows || 1;
-    bar.value = job.processed_rows;
-    text.textContent = job.processed_rows + " of " + job.total_rows + " rows (" + job.percent + "%)";
+    if (bar) {
+      bar.max = job.total_rows || 1;
+      bar.value = job.processed_rows;
+    }
+    if (text) {
+      text.textContent = job.processed_rows + " of " + job.total_rows + " rows (" + job.percent + "%)";
+    }
     status.textContent = job.status_display;
     Object.keys(job.counts).forEach(function (key) {
       var cell = document.getElementById("count-" + key);
@@ -29,7 +35,7 @@
       })
       .then(function (job) {
         show(job);
-        if (job.finished) { window.location.reload(); return; }
+        if (waiting.indexOf(job.status) < 0) { window.location.reload(); return; }
         delay = 1000;
         window.setTimeout(poll, delay);
       })

@@ -14,6 +14,7 @@ from campaigns.imports.addresses import address_problem, normalize_address
 from campaigns.imports.columns import map_columns
 from campaigns.imports.reader import FileRefused
 from campaigns.models import Contact, ContactList, ImportJob
+from tests.campaigns.import_helpers import read_uploads
 from tests.factories import ContactFactory, ContactListFactory
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +52,7 @@ def test_second_marketer_importing_first_ones_addresses_gets_own_contacts(
     upload = SimpleUploadedFile("x.csv", data.encode(), content_type="text/csv")
     response = other_client.post(reverse("admin:campaigns_importjob_add"),
                                  {"file": upload, "contact_list": mallory_list.pk})
+    read_uploads()
     job = ImportJob.objects.get()
     assert response.status_code == 302 and job.owner == other_marketer
     assert job.preview["counts"]["created"] == 2  # alice's contact is not "existing" for mallory
@@ -90,6 +92,7 @@ def test_another_owners_job_answers_404(view, marketer, marketer_client, other_c
     upload = SimpleUploadedFile("alice.csv", b"email\nalice@example.com\n")
     marketer_client.post(reverse("admin:campaigns_importjob_add"),
                          {"file": upload, "contact_list": ContactList.objects.get().pk})
+    read_uploads()
     job = ImportJob.objects.get()
     url = reverse(f"admin:campaigns_importjob_{view}", args=[job.pk])
     assert other_client.get(url).status_code == 404
@@ -161,10 +164,13 @@ def test_file_without_address_column_is_refused_naming_its_columns(marketer, mar
     upload = SimpleUploadedFile("x.csv", b"Name,Phone\nAsha,+91 98\n")
     response = marketer_client.post(reverse("admin:campaigns_importjob_add"),
                                     {"file": upload, "contact_list": ContactList.objects.get().pk})
-    page = response.content.decode()
-    assert response.status_code == 200
+    assert response.status_code == 302
+    read_uploads()
+    job = ImportJob.objects.get()
+    assert job.status == ImportJob.Status.FAILED and not job.file
+    page = marketer_client.get(response["Location"], follow=True).content.decode()
     assert "No address column found. Columns in the file: “Name”, “Phone”." in page.replace("&quot;", '"')
-    assert not ImportJob.objects.exists()
+    assert "Nothing was imported" in page and not Contact.objects.exists()
 
 
 def test_file_over_the_size_limit_is_refused(settings, marketer, marketer_client):
@@ -300,6 +306,7 @@ def test_large_import_goes_to_the_task_with_progress(settings, tmp_path, markete
     data = "email\n" + "".join(f"bulk{i}@example.com\n" for i in range(35))
     marketer_client.post(reverse("admin:campaigns_importjob_add"),
                          {"file": SimpleUploadedFile("big.csv", data.encode()), "contact_list": target.pk})
+    read_uploads()
     job = ImportJob.objects.get()
     queued = []
     assert jobs.confirm(job=job, enqueue=queued.append)
@@ -325,6 +332,7 @@ def test_a_failed_import_says_why(tmp_path, marketer):
     target = ContactListFactory(owner=marketer)
     job = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("x.csv", b"email\na@example.com\n"),
                           contact_list=target)
+    read_uploads()
     job.file.delete(save=False)
     jobs.confirm(job=job)
     assert job.status == ImportJob.Status.FAILED
@@ -381,6 +389,7 @@ def two_jobs(marketer, other_marketer):
     for owner, name in ((marketer, "alice-file.csv"), (other_marketer, "mallory-file.csv")):
         job = jobs.create_job(owner=owner, uploaded_file=SimpleUploadedFile(name, b"email\nz@example.com\n"),
                               contact_list=ContactListFactory(owner=owner))
+        read_uploads()
         jobs.confirm(job=job)
         made[owner.username] = job
     return made
@@ -411,3 +420,38 @@ def test_import_job_delete_selected_with_others_ids_deletes_nothing(two_jobs, ot
     data = {"action": "delete_selected", "_selected_action": [alice_job.pk], "index": "0", "post": "yes"}
     other_client.post(reverse("admin:campaigns_importjob_changelist"), data)
     assert ImportJob.objects.filter(pk=alice_job.pk).exists()
+
+
+# --- rejected rows: a sample and a count ----------------------------------------------------
+
+
+def test_only_a_sample_of_rejected_rows_is_kept_and_all_are_counted(settings, marketer, marketer_client):
+    settings.IMPORT_CHUNK_SIZE = 40
+    target = ContactListFactory(owner=marketer)
+    data = "email\n" + "".join(f"broken-{i}\n" for i in range(150)) + "fine@example.com\n"
+    marketer_client.post(reverse("admin:campaigns_importjob_add"),
+                         {"file": SimpleUploadedFile("bad.csv", data.encode()), "contact_list": target.pk})
+    read_uploads()
+    job = ImportJob.objects.get()
+    assert job.preview["counts"]["rejected"] == 150
+    assert [r["row"] for r in job.rejected_rows] == list(range(2, 2 + service.REJECTED_SAMPLE))
+    page = marketer_client.get(reverse("admin:campaigns_importjob_preview", args=[job.pk])).content.decode()
+    assert f"150 rows were rejected; the first {service.REJECTED_SAMPLE} are shown" in page
+
+    jobs.confirm(job=job)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.DONE and job.rejected_count == 150
+    assert len(job.rejected_rows) == service.REJECTED_SAMPLE
+    page = marketer_client.get(reverse("admin:campaigns_importjob_change", args=[job.pk])).content.decode()
+    assert f"150 rows were rejected; the first {service.REJECTED_SAMPLE} are shown" in page
+    report = marketer_client.get(reverse("admin:campaigns_importjob_report", args=[job.pk]))
+    assert len(report.content.decode().splitlines()) == 1 + service.REJECTED_SAMPLE
+
+
+def test_the_command_report_still_holds_every_rejected_row(tmp_path, marketer):
+    path = tmp_path / "bad.csv"
+    path.write_text("email\n" + "".join(f"broken-{i}\n" for i in range(150)))
+    report = tmp_path / "rejected.csv"
+    call_command("import_contacts", "--owner", marketer.username, "--list", "L", str(path), "--report", str(report),
+                 stdout=io.StringIO())
+    assert len(report.read_text().splitlines()) == 151

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from campaigns.imports import service
 from campaigns.models import Contact, ContactList, ImportJob
+from tests.campaigns.import_helpers import read_uploads
 from tests.factories import ContactFactory, ContactListFactory
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -35,8 +36,11 @@ def snapshot():
 
 
 def upload(client, name, **fields):
+    """Upload through the admin, then read the file as the preview task does in a worker."""
     with open(SAMPLES / name, "rb") as fh:
-        return client.post(reverse("admin:campaigns_importjob_add"), {"file": fh, **fields})
+        response = client.post(reverse("admin:campaigns_importjob_add"), {"file": fh, **fields})
+    read_uploads()
+    return response
 
 
 def outcomes(job):

@@ -276,3 +276,58 @@ def test_the_command_says_what_it_cannot_find(ann, other_marketer):
     # Mallory's contact of that address is hers: erasing it leaves Alice's Ann alone.
     call_command("contact_privacy", "erase", "ann@example.org", "--owner", "mallory", stdout=io.StringIO())
     assert Contact.objects.filter(pk=ann.pk).exists()
+
+
+def test_erasing_removes_the_address_from_every_rejected_row_sample(ann, marketer, other_marketer, tmp_path,
+                                                                     media_root):
+    from campaigns.imports import jobs
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.campaigns.import_helpers import read_uploads
+
+    long_name = "x" * 300
+    data = ("email,name\n"
+            f"Ann <ANN@example.org>,Ann\n"
+            f"ann@example.org,{long_name}\n"
+            "ann@example.org; bob@example.org,Both\n"
+            "not-an-address,Someone\n")
+    job = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("ann.csv", data.encode()),
+                          new_list_name="L")
+    theirs = ImportJob.objects.create(owner=other_marketer, original_name="y.csv",
+                                      rejected_rows=[{"row": 2, "address": "ann@example.org,", "reason": "r"}])
+    read_uploads()
+    job.refresh_from_db()
+    assert job.preview["counts"]["rejected"] == 4 and len(job.rejected_rows) == 4
+
+    privacy.erase_contact(contact=ann)
+
+    job.refresh_from_db()
+    assert job.rejected_rows == [{"row": 5, "address": "not-an-address", "reason": job.rejected_rows[0]["reason"]}]
+    assert "ann@example.org" not in json.dumps([job.preview, job.rejected_rows]).lower()
+    assert job.rejected_total == 4  # the count stays
+    theirs.refresh_from_db()
+    assert theirs.rejected_rows[0]["address"] == "ann@example.org,"  # another owner's: not this erasure's
+
+
+def test_erasing_replaces_the_address_in_import_headers_and_refusal_notes(ann, marketer, tmp_path, media_root):
+    from campaigns.imports import jobs
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.campaigns.import_helpers import read_uploads
+
+    # A file without its header row: its first row is read as the header.
+    refused = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("a.csv", b"ANN@example.org,Ann\n"),
+                              new_list_name="L")
+    headers = jobs.create_job(owner=marketer, new_list_name="L",
+                              uploaded_file=SimpleUploadedFile("b.csv", b"email,ann@example.org\nx@example.org,1\n"))
+    read_uploads()
+    refused.refresh_from_db(), headers.refresh_from_db()
+    assert "ANN@example.org" in refused.notes and "ann@example.org" in json.dumps(headers.preview["columns"])
+
+    privacy.erase_contact(contact=ann)
+
+    refused.refresh_from_db(), headers.refresh_from_db()
+    assert refused.notes == ("No address column found. Columns in the file: “(erased)”, “Ann”. "
+                             "Name the column with the addresses Email, E-mail or Email Address.")
+    assert headers.preview["columns"] == [["email", "address"], ["(erased)", "attribute “(erased)”"]]
+    assert [row["address"] for row in headers.preview["rows"]] == ["x@example.org"]

@@ -1,10 +1,10 @@
 """End to end: a large contact import runs in a real Celery worker while the admin polls its progress.
 
-The file is uploaded and previewed through the admin, confirmed, and the
-`campaigns.import_contacts` task runs in a `celery -A config worker` subprocess
-against this test's PostgreSQL database and the Redis broker REDIS_URL names. The
-test polls the job's JSON status endpoint, as the progress bar does, and sees
-the processed count move before the report completes.
+The file is uploaded through the admin and previewed by the `campaigns.preview_import` task,
+confirmed, and the `campaigns.import_contacts` task runs, both in a `celery -A config worker`
+subprocess against this test's PostgreSQL database and the Redis broker REDIS_URL names. The
+test polls the job's JSON status endpoint, as the pages do, and sees the preview become ready,
+then the processed count move before the report completes.
 
 Select with `-m e2e`; needs DATABASE_URL (PostgreSQL) and REDIS_URL.
 """
@@ -16,6 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from campaigns.imports import service
 from campaigns.models import Contact, ImportJob
 from tests.e2e.test_worker_sends_campaign import CELERY, CeleryCluster, CeleryProcess
 from tests.factories import ContactFactory, ContactListFactory
@@ -81,21 +82,30 @@ def test_large_import_runs_in_the_worker_with_progress(import_worker, settings, 
             lines.append(f"Row{i}@Example.com,Person {i},plan{i % 3}")
     lines.append("row1@example.com,Duplicate,")
     data = ("\n".join(lines) + "\n").encode()
+    import_worker.start(IMPORT_CHUNK_SIZE=str(CHUNK), MEDIA_ROOT=str(settings.MEDIA_ROOT))
     response = client.post(reverse("admin:campaigns_importjob_add"),
                            {"file": SimpleUploadedFile("big.csv", data), "contact_list": target.pk})
     assert response.status_code == 302
     job = ImportJob.objects.get()
+    assert job.status == ImportJob.Status.UPLOADED  # the request read no row: the worker reads the file
+    status_url = reverse("admin:campaigns_importjob_status", args=[job.pk])
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while (status := json.loads(client.get(status_url).content)["status"]) in ("uploaded", "reading"):
+        import_worker.check_alive()
+        if time.monotonic() > deadline:
+            pytest.fail(f"preview not ready within {DEADLINE_SECONDS}s: {status}")
+        time.sleep(0.1)
+    job.refresh_from_db()
     invalid = ROWS // 20
     expected = {"created": ROWS - invalid - 1, "updated": 0, "merged": 1, "suppressed": 1, "rejected": invalid}
+    assert job.status == ImportJob.Status.PREVIEWED, job.notes
     assert job.preview["counts"] == expected
 
-    import_worker.start(IMPORT_CHUNK_SIZE=str(CHUNK), MEDIA_ROOT=str(settings.MEDIA_ROOT))
     response = client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"confirm": "1"})
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.status == ImportJob.Status.QUEUED
 
-    status_url = reverse("admin:campaigns_importjob_status", args=[job.pk])
     seen = []
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
@@ -119,6 +129,8 @@ def test_large_import_runs_in_the_worker_with_progress(import_worker, settings, 
     assert Contact.objects.get(email="row7@example.com").status == Contact.Status.UNSUBSCRIBED
     assert Contact.objects.get(email="row1@example.com").name == "Duplicate"
     job.refresh_from_db()
-    assert len(job.rejected_rows) == invalid and job.rejected_rows[0]["row"] == 2
+    assert job.rejected_total == invalid and job.rejected_rows[0]["row"] == 2
+    assert len(job.rejected_rows) == service.REJECTED_SAMPLE
+    assert not job.file  # the uploaded file went with the import's end
     page = client.get(reverse("admin:campaigns_importjob_change", args=[job.pk])).content.decode()
     assert "Download the report" in page

@@ -75,6 +75,8 @@ class Command(BaseCommand):
             started = time.monotonic()
             result = service.import_file(
                 owner=user, path=path, encoding=encoding, contact_list=contact_list, dry_run=dry_run, progress=bar,
+                # The report file is the operator's own: every rejected row goes into it.
+                keep_rejected=None if report else service.REJECTED_SAMPLE,
             )
             elapsed = time.monotonic() - started
             if bar:
@@ -94,7 +96,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Rejected rows written to {report}.")
         elif result.rejected:
             shown = result.rejected[:20]
-            self.stdout.write("Rejected rows:" + ("" if len(shown) == len(result.rejected) else
-                                                  f" (first {len(shown)}; --report FILE for all)"))
+            self.stdout.write("Rejected rows:" + ("" if len(shown) == result.counts[service.REJECTED] else
+                                                  f" (first {len(shown)} of {result.counts[service.REJECTED]}; "
+                                                  "--report FILE for all)"))
             for r in shown:
                 self.stdout.write(f"  row {r['row']}: {r['address']!r}: {r['reason']}")
