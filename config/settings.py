@@ -275,6 +275,9 @@ IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{MESSAGE_ID_DOMAIN}"
 # An open this soon after sending is a scanner at delivery, not a reader.
 TRACKING_MACHINE_OPEN_SECONDS = int(os.environ.get("TRACKING_MACHINE_OPEN_SECONDS", "5"))
+# An open or click repeated this soon (the same email, and link) records nothing, so one URL
+# requested over and over cannot write rows without end; it still answers.
+TRACKING_REPEAT_SECONDS = int(os.environ.get("TRACKING_REPEAT_SECONDS", "60"))
 
 # --- Celery and cache -----------------------------------------------------
 
