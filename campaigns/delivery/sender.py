@@ -365,11 +365,12 @@ class _BatchRun:
     def _fail_unbuildable(self, email, exc):
         """A message its template cannot make for this recipient (a subject or body past its size
         limit): failed at once with the reason, since building it again would fail the same way."""
-        log.warning("batch %s: email %s not built: %s", self.batch_id, email.pk, exc.message)
+        reason = "; ".join(exc.messages)
+        log.warning("batch %s: email %s not built: %s", self.batch_id, email.pk, reason)
         if self.smtp.pending_envelope is not None:
             self.smtp.close()  # the server waits for this message's content, which will never come
         if ledger.mark_failed(email_id=email.pk, batch_id=self.batch_id, code=None,
-                              text=f"not built: {exc.message}"[:1000], failure_class=Email.FailureClass.ERROR,
+                              text=f"not built: {reason}"[:1000], failure_class=Email.FailureClass.ERROR,
                               now=self.clock()):
             self.report.failed += 1
         return True
