@@ -104,6 +104,13 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             return fieldsets
         return without_fields(fieldsets, {"clear_password"})
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Only the form's columns: workers write the engine's fields of this row meanwhile.
+            obj.save(update_fields=form.model_fields_written())
+        else:
+            super().save_model(request, obj, form, change)
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(campaign_count=Count("campaigns"))
 

@@ -49,15 +49,25 @@ class SmtpAccountForm(forms.ModelForm):
 
     def save(self, commit=True):
         account = super().save(commit=False)
-        raw = self.cleaned_data.get("new_password")
-        if raw:
-            account.set_password(raw)
-        elif self.cleaned_data.get("clear_password"):
-            account.set_password("")
+        if self._password_written():
+            account.set_password(self.cleaned_data.get("new_password") or "")
         if commit:
             account.save()
             self.save_m2m()
         return account
+
+    def _password_written(self):
+        return bool(self.cleaned_data.get("new_password") or self.cleaned_data.get("clear_password"))
+
+    def model_fields_written(self):
+        """The columns this form sets (its own, the password when typed or cleared, updated_at):
+        all a change saves, so the sending engine's fields (the pacing clock, the learned rate,
+        pauses, backoff), written meanwhile by workers, are never put back as the form read them."""
+        columns = {field.name for field in SmtpAccount._meta.concrete_fields if not field.primary_key}
+        written = [name for name in self.fields if name in columns]
+        if self._password_written():
+            written.append("password")
+        return [*written, "updated_at"]
 
 
 class AccessAwareLoginForm(AdminAuthenticationForm):

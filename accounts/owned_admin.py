@@ -10,7 +10,9 @@ Superusers see everything.
 
 from django.contrib import admin
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
-from django.core.exceptions import FieldDoesNotExist
+from django.contrib.admin.views.autocomplete import AutocompleteJsonView
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db.models import ForeignObjectRel
 from django.http import Http404
 
 
@@ -190,3 +192,19 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
 class OwnedInlineMixin(OwnerScopedFormFieldsMixin):
     def get_queryset(self, request):
         return scope_to_user(super().get_queryset(request), request.user)
+
+
+class FormFieldAutocompleteJsonView(AutocompleteJsonView):
+    """The admin's autocomplete, answering only for a relation a form can hold: a foreign key or
+    many-to-many field of the source model.
+
+    Django looks the source field up by name, reverse relations included (a contact's `lists`, its
+    `emails`), then fails on them with an AttributeError: a 500. They are refused as every other
+    unsuitable source is (403). The results are the remote admin's `get_queryset`, so the caller's own.
+    """
+
+    def process_request(self, request):
+        term, model_admin, source_field, to_field_name = super().process_request(request)
+        if isinstance(source_field, ForeignObjectRel):
+            raise PermissionDenied
+        return term, model_admin, source_field, to_field_name

@@ -14,6 +14,13 @@ A campaign template reaches the recipient's variables and nothing else:
 
 `validate` runs when a subject or body is saved, so a syntax error shows on the
 admin form and never surfaces at send time.
+
+Size: every marketer's messages are rendered in the same workers, so no template may
+grow without bound. `validate` caps the filters that take a size (ljust, rjust and
+center a width, floatformat a number of decimal places); no filter may return more
+than the body's limit; and `render` counts what it writes as it goes, raising
+RenderedTooLarge once a subject or body passes its limit (RENDERED_SUBJECT_MAX_CHARS,
+RENDERED_BODY_MAX_CHARS), before the rest is built.
 """
 
 import functools
@@ -21,10 +28,12 @@ import re
 from html import escape as html_escape
 
 from django import template
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine
 from django.template import defaultfilters, defaulttags
-from django.template.base import FilterExpression, Lexer, Node, TextNode, TokenType, Variable, VariableNode
+from django.template.base import FilterExpression, Lexer, Node, NodeList, TextNode, TokenType, Variable, VariableNode
+from django.utils.safestring import SafeString
 
 UNSUBSCRIBE_VARIABLE = "unsubscribe_url"
 STANDARD_VARIABLES = ("name", "email", UNSUBSCRIBE_VARIABLE)
@@ -36,12 +45,45 @@ ALLOWED_FILTERS = (
     "floatformat", "add", "escape", "force_escape", "striptags", "wordcount", "ljust", "rjust", "center",
 )
 
+# Filters whose output grows with an argument, and the largest argument each takes.
+WIDTH_FILTERS = ("ljust", "rjust", "center")
+MAX_FILTER_WIDTH = 1000  # characters: a column of a plain-text layout, never more
+MAX_DECIMAL_PLACES = 20  # floatformat's argument
+
+
+class PersonalizationError(ValidationError):
+    pass
+
+
+class RenderedTooLarge(PersonalizationError):
+    """A subject or body longer than its limit for this recipient."""
+
+
+def _capped(filter_function):
+    """The filter, refusing a result longer than a whole body may be: no chain of filters
+    ({% with a=x|add:x %}{% with b=a|add:a %}...) can build a value larger than that."""
+
+    @functools.wraps(filter_function)
+    def capped(value, *args, **kwargs):
+        result = filter_function(value, *args, **kwargs)
+        limit = settings.RENDERED_BODY_MAX_CHARS
+        if isinstance(result, str) and len(result) > limit:
+            raise RenderedTooLarge(
+                f"The {filter_function.__name__} filter made a value longer than {limit:,} characters "
+                "(the limit of a whole body) for this recipient.",
+                code="too_large",
+            )
+        return result
+
+    return capped
+
+
 # The whole vocabulary of the sandboxed engine.
 register = template.Library()
 for _tag in ALLOWED_TAGS:
     register.tag(_tag, defaulttags.register.tags[_tag])
 for _filter in ALLOWED_FILTERS:
-    register.filters[_filter] = defaultfilters.register.filters[_filter]
+    register.filters[_filter] = _capped(defaultfilters.register.filters[_filter])
 
 _BLOCK_TAG = re.compile(r"{%-?\s*(\w+)")
 _END_TAGS = {"else", "elif", "endif", "endwith", "endcomment", "endspaceless", "endverbatim"}
@@ -57,10 +99,6 @@ def engine():
     sandboxed.builtins = []
     sandboxed.template_builtins = [register]
     return sandboxed
-
-
-class PersonalizationError(ValidationError):
-    pass
 
 
 def compile_template(source):
@@ -100,7 +138,108 @@ def _compiled(source):
                     "like {{ name }} or {{ City }}.",
                     code="dotted_lookup",
                 )
+        _check_size_arguments(expression)
+    _count_what_renders(compiled)
     return compiled
+
+
+def _check_size_arguments(expression):
+    for func, args in expression.filters:
+        name = getattr(func, "__name__", "")
+        if name in WIDTH_FILTERS:
+            width = _literal_integer(args, name, what=f"a width of at most {MAX_FILTER_WIDTH:,} characters")
+            if width is not None and width > MAX_FILTER_WIDTH:
+                raise PersonalizationError(
+                    f"The {name} filter takes a width of at most {MAX_FILTER_WIDTH:,} characters; "
+                    f"{width:,} is too wide.",
+                    code="too_wide",
+                )
+        elif name == "floatformat" and args:
+            places = _literal_integer(args, name, what=f"a number of decimal places up to {MAX_DECIMAL_PLACES}",
+                                      suffixes="gu")
+            if places is not None and abs(places) > MAX_DECIMAL_PLACES:
+                raise PersonalizationError(
+                    f"The floatformat filter takes at most {MAX_DECIMAL_PLACES} decimal places; "
+                    f"{abs(places):,} is too many.",
+                    code="too_wide",
+                )
+
+
+def _literal_integer(args, name, *, what, suffixes=""):
+    """The filter's one argument as a whole number (None when it has none); a variable or any other
+    text is refused, so the size is known when the template is saved."""
+    if not args:
+        return None
+    is_variable, arg = args[0]
+    if is_variable and isinstance(arg, Variable) and arg.lookups:
+        raise PersonalizationError(
+            f"The {name} filter takes {what}, written as a number, not a variable ({arg.var}).", code="too_wide",
+        )
+    value = arg.literal if is_variable and isinstance(arg, Variable) else arg
+    text = str(value).rstrip(suffixes) if suffixes else str(value)
+    try:
+        return int(text or -1)
+    except ValueError:
+        raise PersonalizationError(f"The {name} filter takes {what}, not {value!r}.", code="too_wide") from None
+
+
+class _BudgetedContext(Context):
+    """A render's context that counts the characters written, up to `max_chars`."""
+
+    def __init__(self, variables, *, autoescape, max_chars, label):
+        super().__init__(variables, autoescape=autoescape)
+        self.remaining = max_chars
+        self.max_chars = max_chars
+        self.label = label
+
+    def spend(self, chars):
+        self.remaining -= chars
+        if self.remaining < 0:
+            raise _too_large(self.label, self.max_chars)
+
+
+def _too_large(label, max_chars):
+    return RenderedTooLarge(
+        f"The {label} would be longer than {max_chars:,} characters for this recipient: "
+        "shorten the template or this contact's values.",
+        code="too_large",
+    )
+
+
+# Nodes whose output is their children's, already counted.
+_CONTAINER_NODES = (defaulttags.IfNode, defaulttags.WithNode, defaulttags.SpacelessNode)
+
+
+class _BudgetedNodeList(NodeList):
+    """Renders node by node, counting each leaf's output before the next is rendered, so a
+    template (or a recipient's values) can never build more than the budget's worth of text."""
+
+    def render(self, context):
+        bits = []
+        for node in self:
+            bit = node.render_annotated(context)
+            if isinstance(context, _BudgetedContext) and not isinstance(node, _CONTAINER_NODES):
+                context.spend(len(bit))
+            bits.append(bit)
+        return SafeString("".join(bits))
+
+
+def _count_what_renders(compiled):
+    """Turn every node list of a compiled template into a _BudgetedNodeList."""
+    compiled.nodelist = _budgeted(compiled.nodelist)
+
+
+def _budgeted(nodelist):
+    counted = _BudgetedNodeList(nodelist)
+    counted.contains_nontext = nodelist.contains_nontext
+    for node in counted:
+        if isinstance(node, defaulttags.IfNode):
+            node.conditions_nodelists = [
+                (condition, _budgeted(branch)) for condition, branch in node.conditions_nodelists
+            ]
+        elif isinstance(getattr(node, "nodelist", None), NodeList):
+            node.nodelist = _budgeted(node.nodelist)
+    return counted
 
 
 def validate(source):
@@ -194,23 +333,32 @@ def recipient_variables(*, name, email, attributes, unsubscribe_url=""):
     return variables
 
 
-def render(source, variables, *, html):
-    """Render with HTML escaping of every value when `html`; raises PersonalizationError."""
+def render(source, variables, *, html, max_chars=None, label="body"):
+    """Render with HTML escaping of every value when `html`; raises PersonalizationError, and
+    RenderedTooLarge ("The {label} would be longer...") past `max_chars` (default
+    RENDERED_BODY_MAX_CHARS) before building the rest."""
     compiled = compile_template(source)
+    max_chars = settings.RENDERED_BODY_MAX_CHARS if max_chars is None else max_chars
     pieces = _plain_pieces(source)
     if pieces is not None and all(type(variables.get(name, "")) is str for name in pieces[1::2]):
-        return _render_plain(pieces, variables, html=html)
-    return compiled.render(Context(variables, autoescape=html))
+        return _render_plain(pieces, variables, html=html, max_chars=max_chars, label=label)
+    return compiled.render(_BudgetedContext(variables, autoescape=html, max_chars=max_chars, label=label))
 
 
-def _render_plain(pieces, variables, *, html):
+def _render_plain(pieces, variables, *, html, max_chars, label):
     """What Django renders for text and bare {{ variable }}s with string values (escaped, or as
     they are), a missing one as "" (string_if_invalid), at a seventh of the engine's cost: made
     twice for every message sent."""
     out = list(pieces)
+    length = sum(len(text) for text in out[::2])
     for i in range(1, len(out), 2):
         value = variables.get(out[i], "")
         out[i] = html_escape(value) if html else value
+        length += len(out[i])
+        if length > max_chars:
+            raise _too_large(label, max_chars)
+    if length > max_chars:
+        raise _too_large(label, max_chars)
     return "".join(out)
 
 

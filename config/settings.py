@@ -287,6 +287,10 @@ SMTP_ENVELOPE_AHEAD_SECONDS = float(os.environ.get("SMTP_ENVELOPE_AHEAD_SECONDS"
 # campaigns.delivery.ledger.ledger_commits for the trade.
 EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", False)
 MESSAGE_ID_DOMAIN = os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
+# A personalised subject or body longer than this (characters, for one recipient) fails that
+# recipient's message with the reason: every marketer's messages are built in the same workers.
+RENDERED_SUBJECT_MAX_CHARS = int(os.environ.get("RENDERED_SUBJECT_MAX_CHARS", "2000"))
+RENDERED_BODY_MAX_CHARS = int(os.environ.get("RENDERED_BODY_MAX_CHARS", str(2_000_000)))
 
 # --- contact imports ------------------------------------------------------
 
@@ -318,6 +322,9 @@ IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{MESSAGE_ID_DOMAIN}"
 # An open this soon after sending is a scanner at delivery, not a reader.
 TRACKING_MACHINE_OPEN_SECONDS = int(os.environ.get("TRACKING_MACHINE_OPEN_SECONDS", "5"))
+# An open or click repeated this soon (the same email, and link) records nothing, so one URL
+# requested over and over cannot write rows without end; it still answers.
+TRACKING_REPEAT_SECONDS = int(os.environ.get("TRACKING_REPEAT_SECONDS", "60"))
 
 # --- Celery and cache -----------------------------------------------------
 

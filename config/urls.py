@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from accounts import views as account_views
+from accounts.owned_admin import FormFieldAutocompleteJsonView
 from campaigns import editor, views as campaign_views
 from config import views as site_views
 
@@ -34,6 +35,11 @@ urlpatterns = [
     path(
         "admin/campaigns/campaign/<int:campaign_id>/analytics/data/",
         admin.site.admin_view(campaign_views.campaign_analytics_data), name="campaign_analytics_data",
+    ),
+    # The admin's autocomplete, refusing sources no form has (see FormFieldAutocompleteJsonView).
+    path(
+        "admin/autocomplete/",
+        admin.site.admin_view(FormFieldAutocompleteJsonView.as_view(admin_site=admin.site)),
     ),
     path("admin/", admin.site.urls),
 ]

@@ -7,14 +7,17 @@ Semantics of the counters on campaigns.Email:
 - first_clicked_at / click_count: clicks by a reader; a reader's click counts as
   the first open when none was recorded.
 Every open, click and unsubscribe is also an Event (is_machine set), never with an IP address.
+An open or click repeated within TRACKING_REPEAT_SECONDS (the same email, and link for a click,
+and the same kind of opener: reader or machine) records nothing: no Event, no counter.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, F, PositiveIntegerField, Q, Value, When
+from django.db.models import Case, F, PositiveIntegerField, Value, When
 
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import contacts
@@ -25,74 +28,106 @@ USER_AGENT_MAX = Event._meta.get_field("user_agent").max_length
 URL_MAX = Link._meta.get_field("url").max_length
 
 
-def _recent_q(now):
-    return Q(sent_at__gt=now - timedelta(seconds=machine_opens.machine_open_seconds()))
+def _is_machine(*, user_agent: str, sent_at: datetime | None, now: datetime) -> bool:
+    return machine_opens.is_machine_user_agent(user_agent) or (
+        sent_at is not None and sent_at > now - timedelta(seconds=machine_opens.machine_open_seconds())
+    )
 
 
-def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
-    """Two statements, whatever happens: the Event (read from the Email row itself) and the counters.
+def _locked_email(email_id: int, *fields, **lookups):
+    """(campaign_id, sent_at, *fields) of the Email, its row locked to the end of the transaction:
+    the tracking requests of one email take turns, so each sees the events of the one before."""
+    return (
+        Email.objects.select_for_update(of=("self",)).filter(pk=email_id, **lookups)
+        .values_list("campaign_id", "sent_at", *fields).first()
+    )
 
-    Nothing is written for an Email that no longer exists (its campaign deleted).
+
+def _record_event_unless_repeated(*, email_id, campaign_id, kind, link_id, user_agent, is_machine, now) -> bool:
+    """Insert the Event unless one of the same email, kind, link and reader-or-machine was recorded
+    within TRACKING_REPEAT_SECONDS before `now`; True when inserted.
+
+    A reader and a machine (a scanner at delivery) are told apart, so a scanner's fetch never
+    hides the reader's own open or click; one URL requested over and over writes one row a window.
     """
-    user_agent = (user_agent or "")[:USER_AGENT_MAX]
-    by_agent = machine_opens.is_machine_user_agent(user_agent)
-    cutoff = now - timedelta(seconds=machine_opens.machine_open_seconds())
+    cutoff = now - timedelta(seconds=settings.TRACKING_REPEAT_SECONDS)
     ops = connection.ops
-    email_table, event_table = Email._meta.db_table, Event._meta.db_table
+    event_table = Event._meta.db_table
+    link_is = "link_id IS NULL" if link_id is None else "link_id = %s"
+    link_params = [] if link_id is None else [link_id]
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {event_table} (email_id, campaign_id, kind, at, link_id, user_agent, is_machine)
-            SELECT id, campaign_id, %s, %s, NULL, %s,
-                   CASE WHEN %s OR (sent_at IS NOT NULL AND sent_at > %s) THEN %s ELSE %s END
-            FROM {email_table} WHERE id = %s
+            SELECT %s, %s, %s, %s, %s, %s, %s
+            WHERE NOT EXISTS (
+                SELECT 1 FROM {event_table}
+                WHERE email_id = %s AND kind = %s AND {link_is} AND is_machine = %s AND at > %s
+            )
             """,
             [
-                Event.Kind.OPEN, ops.adapt_datetimefield_value(now), user_agent, by_agent,
-                ops.adapt_datetimefield_value(cutoff), True, False, email_id,
+                email_id, campaign_id, kind, ops.adapt_datetimefield_value(now), link_id, user_agent, is_machine,
+                email_id, kind, *link_params, is_machine, ops.adapt_datetimefield_value(cutoff),
             ],
         )
-    rows = Email.objects.filter(pk=email_id)
-    if by_agent:
-        return rows.update(machine_open=True)
-    machine = _recent_q(now)
-    return rows.update(
-        machine_open=Case(When(machine, then=Value(True)), default=F("machine_open")),
-        open_count=Case(When(machine, then=F("open_count")), default=F("open_count") + 1),
-        first_opened_at=Case(
-            When(Q(first_opened_at__isnull=True) & ~machine, then=Value(now)), default=F("first_opened_at")
-        ),
-    )
+        return cursor.rowcount == 1
+
+
+def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
+    """One transaction: the Email row locked, the Event, and the counters when a reader opened it.
+
+    A repeat within TRACKING_REPEAT_SECONDS records nothing, and nothing is written for an
+    Email that no longer exists (its campaign deleted). Returns the Email rows updated.
+    """
+    user_agent = (user_agent or "")[:USER_AGENT_MAX]
+    with transaction.atomic():
+        row = _locked_email(email_id)
+        if row is None:
+            return 0
+        campaign_id, sent_at = row
+        is_machine = _is_machine(user_agent=user_agent, sent_at=sent_at, now=now)
+        if not _record_event_unless_repeated(email_id=email_id, campaign_id=campaign_id, kind=Event.Kind.OPEN,
+                                             link_id=None, user_agent=user_agent, is_machine=is_machine, now=now):
+            return 0
+        rows = Email.objects.filter(pk=email_id)
+        if is_machine:
+            return rows.update(machine_open=True)
+        return rows.update(
+            open_count=F("open_count") + 1,
+            first_opened_at=Case(When(first_opened_at__isnull=True, then=Value(now)), default=F("first_opened_at")),
+        )
 
 
 def record_click(*, email_id: int, link_id: int, user_agent: str | None, now: datetime) -> str | None:
-    """The URL to redirect to, or None when the link is not a stored Link of the email's campaign."""
-    row = (
-        Email.objects.filter(pk=email_id, campaign__links__pk=link_id)
-        .values_list("campaign_id", "sent_at", "campaign__links__url")
-        .first()
-    )
-    if row is None:
-        return None
-    campaign_id, sent_at, url = row
+    """The URL to redirect to, or None when the link is not a stored Link of the email's campaign.
+
+    A repeat within TRACKING_REPEAT_SECONDS (same email and link) records nothing and still
+    answers the URL."""
     user_agent = (user_agent or "")[:USER_AGENT_MAX]
-    is_machine = machine_opens.is_machine_user_agent(user_agent) or (
-        sent_at is not None and sent_at > now - timedelta(seconds=machine_opens.machine_open_seconds())
-    )
-    Event.objects.create(
-        email_id=email_id, campaign_id=campaign_id, kind=Event.Kind.CLICK, link_id=link_id, user_agent=user_agent,
-        is_machine=is_machine,
-    )
-    if not is_machine:
-        Email.objects.filter(pk=email_id).update(
-            click_count=F("click_count") + 1,
-            first_clicked_at=Case(When(first_clicked_at__isnull=True, then=Value(now)), default=F("first_clicked_at")),
-            # A reader who clicks has opened it, even with images blocked.
-            first_opened_at=Case(When(first_opened_at__isnull=True, then=Value(now)), default=F("first_opened_at")),
-            open_count=Case(
-                When(open_count=0, then=Value(1)), default=F("open_count"), output_field=PositiveIntegerField()
-            ),
+    with transaction.atomic():
+        row = _locked_email(email_id, "campaign__links__url", campaign__links__pk=link_id)
+        if row is None:
+            return None
+        campaign_id, sent_at, url = row
+        is_machine = _is_machine(user_agent=user_agent, sent_at=sent_at, now=now)
+        recorded = _record_event_unless_repeated(
+            email_id=email_id, campaign_id=campaign_id, kind=Event.Kind.CLICK, link_id=link_id,
+            user_agent=user_agent, is_machine=is_machine, now=now,
         )
+        if recorded and not is_machine:
+            Email.objects.filter(pk=email_id).update(
+                click_count=F("click_count") + 1,
+                first_clicked_at=Case(
+                    When(first_clicked_at__isnull=True, then=Value(now)), default=F("first_clicked_at")
+                ),
+                # A reader who clicks has opened it, even with images blocked.
+                first_opened_at=Case(
+                    When(first_opened_at__isnull=True, then=Value(now)), default=F("first_opened_at")
+                ),
+                open_count=Case(
+                    When(open_count=0, then=Value(1)), default=F("open_count"), output_field=PositiveIntegerField()
+                ),
+            )
     return url
 
 

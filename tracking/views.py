@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from tracking import services, tokens
+from tracking import selectors, services, tokens
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def _private(response):
 
 
 def open_pixel(request, token):
-    """Always the GIF, whatever the token: a forged or stale one learns nothing."""
+    """Always the GIF, whatever the token: a forged or stale one learns nothing. Only a GET is an open."""
     email_id = tokens.read_open(token)
     if email_id is not None and request.method == "GET":
         try:
@@ -48,15 +48,19 @@ def open_pixel(request, token):
 
 @require_http_methods(["GET", "HEAD"])
 def click(request, token):
-    """Redirect to the stored Link of this email's campaign, and nowhere else."""
+    """Redirect to the stored Link of this email's campaign, and nowhere else. Only a GET is a
+    click: a HEAD (a link checker, a preview) gets the same answer and records nothing."""
     ids = tokens.read_click(token)
     url = None
     if ids is not None:
         email_id, link_id = ids
-        url = services.record_click(
-            email_id=email_id, link_id=link_id, user_agent=request.META.get("HTTP_USER_AGENT", ""),
-            now=timezone.now(),
-        )
+        if request.method == "GET":
+            url = services.record_click(
+                email_id=email_id, link_id=link_id, user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                now=timezone.now(),
+            )
+        else:
+            url = selectors.click_target(email_id=email_id, link_id=link_id)
     if url is None:
         return _private(render(request, "tracking/invalid.html", status=404))
     return _private(HttpResponseRedirect(url))

@@ -131,22 +131,27 @@ def variables_for(*, name, email, attributes, unsubscribe):
 
 def render(*, campaign, variables: dict, subject_prefix: str = "") -> Rendered:
     """Subject, HTML (footer added, CSS inlined) and text of a campaign for one recipient, untracked."""
-    subject = subject_prefix + _one_line(personalize.render(campaign.subject, variables, html=False)).strip()
+    subject = personalize.render(
+        campaign.subject, variables, html=False, max_chars=settings.RENDERED_SUBJECT_MAX_CHARS, label="subject",
+    )
+    subject = subject_prefix + _one_line(subject).strip()
     url = variables[personalize.UNSUBSCRIBE_VARIABLE]
     owner = campaign.owner
     if (campaign.body_html or "").strip():
-        html = personalize.render(campaign.body_html, variables, html=True)
+        html = personalize.render(campaign.body_html, variables, html=True, label="HTML body")
     else:
-        html = linebreaks(personalize.render(campaign.body_text, variables, html=True))
+        html = linebreaks(personalize.render(campaign.body_text, variables, html=True, label="text body"))
     if not personalize.places_unsubscribe_link(campaign.body_html or campaign.body_text):
         html = _before_body_end(html, footer_html(owner=owner, campaign=campaign, url=url))
     html = html_hygiene.inline_css(html)
     if (campaign.body_text or "").strip():
-        text = personalize.render(campaign.body_text, variables, html=False).strip()
+        text = personalize.render(campaign.body_text, variables, html=False, label="text body").strip()
         places_link = personalize.places_unsubscribe_link(campaign.body_text)
     else:
         # The HTML body's text, derived once per body rather than from every message's HTML.
-        text = html_hygiene.tidy_text(personalize.render(text_template_of(campaign.body_html), variables, html=False))
+        text = html_hygiene.tidy_text(
+            personalize.render(text_template_of(campaign.body_html), variables, html=False, label="text body")
+        )
         places_link = personalize.places_unsubscribe_link(campaign.body_html)
     if not places_link:
         text += "\n\n" + footer_text(owner=owner, campaign=campaign, url=url)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts import crypto, smtp
 from accounts import services as account_services
 from accounts.models import SmtpAccount
+from campaigns import personalize
 from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.delivery.classifier import Verdict, classify
@@ -320,6 +321,8 @@ class _BatchRun:
             from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)
         except NOT_THE_ROWS_FAULT:
             raise
+        except personalize.PersonalizationError as exc:
+            return self._fail_unbuildable(email, exc)
         except Exception as exc:  # noqa: BLE001 - one recipient's bug must not stall the others
             return self._record_error(email, exc)
         to_address = message.transport_address(email.to_email)
@@ -358,6 +361,19 @@ class _BatchRun:
                 ledger.flag_possible_duplicate(email_id=email.pk, batch_id=self.batch_id)
             return self._record_error(email, exc)
         return self._record(email, index, code, text, possible_duplicate=maybe_delivered)
+
+    def _fail_unbuildable(self, email, exc):
+        """A message its template cannot make for this recipient (a subject or body past its size
+        limit): failed at once with the reason, since building it again would fail the same way."""
+        reason = "; ".join(exc.messages)
+        log.warning("batch %s: email %s not built: %s", self.batch_id, email.pk, reason)
+        if self.smtp.pending_envelope is not None:
+            self.smtp.close()  # the server waits for this message's content, which will never come
+        if ledger.mark_failed(email_id=email.pk, batch_id=self.batch_id, code=None,
+                              text=f"not built: {reason}"[:1000], failure_class=Email.FailureClass.ERROR,
+                              now=self.clock()):
+            self.report.failed += 1
+        return True
 
     def _record_error(self, email, exc):
         """An unexpected error building or sending this one message: the row is retried a bounded

@@ -15,11 +15,13 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import SmtpAccount, User
+from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, Segment, SubscriptionForm
 from tests.factories import (
     CampaignFactory,
@@ -291,6 +293,65 @@ def test_autocomplete_on_owner_field_is_forbidden_for_marketers(world, other_cli
 def test_superuser_autocomplete_sees_every_owner(world, superuser_client):
     ids = result_ids(autocomplete(superuser_client, "campaigns", "contactlist", "contacts", "vip"))
     assert ids == {world.alice.contact.pk, world.mallory.contact.pk}
+
+
+def autocomplete_sources():
+    """(model, field name) of every relation of every model in the admin, forward and reverse: what
+    anyone can put in the autocomplete URL."""
+    return sorted(
+        ((model, field.name) for model in admin.site._registry for field in model._meta.get_fields()
+         if field.is_relation),
+        key=lambda source: (source[0]._meta.label, source[1]),
+    )
+
+
+def declared_autocomplete_sources():
+    """(model, field name) of every autocomplete widget the admin's forms and inlines show."""
+    declared = set()
+    for model, model_admin in admin.site._registry.items():
+        declared |= {(model, name) for name in model_admin.autocomplete_fields}
+        for inline in model_admin.inlines:
+            declared |= {(inline.model, name) for name in inline.autocomplete_fields}
+    return declared
+
+
+def own_choices(field, user):
+    remote = field.related_model
+    to_field = getattr(field.remote_field, "field_name", None) or remote._meta.pk.attname
+    return {str(value) for value in scope_to_user(remote._default_manager.all(), user).values_list(to_field, flat=True)}
+
+
+def test_every_autocomplete_source_answers_each_marketer_with_their_own_objects_only(world, marketer_client,
+                                                                                    other_client):
+    """Probing every relation of the admin's models as each marketer: never a 500 (a contact's `lists`,
+    a reverse relation, used to be one), and a list only of the caller's own objects; every widget the
+    forms show answers 200 with all of them."""
+    declared = declared_autocomplete_sources()
+    assert declared, "the admin shows autocomplete widgets"
+    for client, me in ((marketer_client, world.alice), (other_client, world.mallory)):
+        for model, field_name in autocomplete_sources():
+            response = autocomplete(client, model._meta.app_label, model._meta.model_name, field_name)
+            where = f"{model._meta.label}.{field_name} as {me.owner.username}"
+            assert response.status_code in (200, 403, 404), where
+            if response.status_code != 200:
+                assert (model, field_name) not in declared, where
+                continue
+            field = model._meta.get_field(field_name)
+            results = {row["id"] for row in json.loads(response.content)["results"]}
+            mine = own_choices(field, me.owner)
+            assert results <= mine, where
+            if (model, field_name) in declared:
+                assert results == mine and mine, where
+
+
+def test_a_contacts_lists_are_no_autocomplete_source(world, marketer_client, other_client):
+    # A reverse relation: no form has it. Refused as Django refuses every other unsuitable source.
+    for client in (marketer_client, other_client):
+        assert autocomplete(client, "campaigns", "contact", "lists", "Newsletter").status_code == 403
+        assert autocomplete(client, "campaigns", "contact", "emails", "").status_code == 403
+    assert result_ids(autocomplete(marketer_client, "campaigns", "contactlist", "contacts", "vip")) == {
+        world.alice.contact.pk
+    }
 
 
 # --- add and change forms: relation choices ---------------------------------

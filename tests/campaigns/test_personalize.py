@@ -82,6 +82,79 @@ def test_variables_used_and_unsubscribe_placement():
     assert not personalize.places_unsubscribe_link("<p>{{ name }}</p>")
 
 
+# --- size: no template grows without bound in the shared workers -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ('{{ name|ljust:"50000000" }}', "The ljust filter takes a width of at most 1,000 characters; 50,000,000 is"),
+        ("{{ name|rjust:1001 }}", "The rjust filter takes a width of at most 1,000 characters; 1,001 is too wide."),
+        ('{% if name|center:"99999" %}x{% endif %}', "The center filter takes a width of at most 1,000"),
+        ('{% with w=name|ljust:"5000" %}{{ w }}{% endwith %}', "The ljust filter takes a width of at most 1,000"),
+        ("{{ name|ljust:Width }}", "The ljust filter takes a width of at most 1,000 characters, written as a "
+                                   "number, not a variable (Width)."),
+        ('{{ name|ljust:"wide" }}', "The ljust filter takes a width of at most 1,000 characters, not 'wide'."),
+        ('{{ Price|floatformat:"50000000" }}', "The floatformat filter takes at most 20 decimal places; 50,000,000"),
+        ('{{ Price|floatformat:"-21g" }}', "The floatformat filter takes at most 20 decimal places; 21 is too many."),
+        ("{{ Price|floatformat:Places }}", "The floatformat filter takes a number of decimal places up to 20, "
+                                           "written as a number, not a variable (Places)."),
+    ],
+)
+def test_filters_that_grow_their_output_are_capped_when_the_template_is_saved(source, message):
+    with pytest.raises(personalize.PersonalizationError) as refused:
+        personalize.validate(source)
+    assert message in refused.value.message
+
+
+def test_filters_within_their_caps_still_work():
+    source = '[{{ name|ljust:"10" }}][{{ name|rjust:10 }}][{{ name|center:"1000" }}][{{ Price|floatformat:"-20g" }}]'
+    personalize.validate(source)
+    rendered = personalize.render(source, variables(Price="12.5"), html=False)
+    assert rendered.startswith("[Asha      ][      Asha][") and rendered.endswith("][12.50000000000000000000]")
+    assert len(rendered) == 1 + 10 + 2 + 10 + 2 + 1000 + 2 + 23 + 1
+    assert personalize.render("{{ Price|floatformat }} {{ Price|floatformat:2 }}", variables(Price="3.14159"),
+                              html=False) == "3.1 3.14"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ Notes }} " * 5,  # text and bare variables: the fast path
+        "{% if Notes %}{{ Notes }}{% endif %} " * 5,  # the engine
+        "{% with n=Notes %}{% spaceless %}{{ n|upper }}{% endspaceless %}{% endwith %}" * 5,
+        "{% firstof Missing Notes %}" * 5,
+        "<p>{{ Notes|force_escape|linebreaks }}</p>",  # a filter that grows its value
+    ],
+)
+def test_a_render_past_its_limit_fails_with_the_reason(source):
+    # 40,000 characters a value: each template writes more than 100,000 for this recipient.
+    values = variables(Notes="& x\n" * 10_000)
+    with pytest.raises(personalize.RenderedTooLarge) as refused:
+        personalize.render(source, values, html=True, max_chars=100_000, label="HTML body")
+    assert refused.value.message == (
+        "The HTML body would be longer than 100,000 characters for this recipient: "
+        "shorten the template or this contact's values."
+    )
+    # The same template renders for a recipient with a short value.
+    assert "short" in personalize.render(source, variables(Notes="short"), html=False, max_chars=100_000).lower()
+
+
+def test_no_chain_of_filters_builds_a_value_larger_than_a_body(settings):
+    """Each {% with %} doubles the value: 40 of them would make terabytes before anything is
+    written, so each filter's result is capped too."""
+    settings.RENDERED_BODY_MAX_CHARS = 100_000
+    source = "".join(f"{{% with v{i + 1}=v{i}|add:v{i} %}}" for i in range(40)) + "{{ v40|length }}"
+    source += "{% endwith %}" * 40
+    personalize.validate(source)
+    with pytest.raises(personalize.RenderedTooLarge) as refused:
+        personalize.render(source, {"v0": "x" * 1000}, html=False)
+    assert refused.value.message == (
+        "The add filter made a value longer than 100,000 characters (the limit of a whole body) for this recipient."
+    )
+    assert personalize.render(source, {"v0": ""}, html=False) == "0"
+
+
 # --- the admin forms ----------------------------------------------------------------------------
 
 
@@ -115,6 +188,7 @@ def campaign_post(account, **overrides):
         ("body_text", "{% debug %}", "{% debug %} tag is not allowed"),
         ("body_html", "<p>{{ settings.SECRET_KEY }}</p>", "is not allowed: use a variable by its name only"),
         ("subject", "Hi {{ name", "Template error"),
+        ("body_text", '{{ name|ljust:"50000000" }}', "The ljust filter takes a width of at most 1,000 characters"),
         ("subject", "Hello\r\nBcc: victim@example.org", "Line breaks are not allowed here."),
     ],
 )

@@ -10,6 +10,7 @@ from campaigns.delivery import message
 from campaigns.models import Campaign, Contact, Email
 from campaigns.selectors import analytics, dashboard
 from campaigns.services import previews
+from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler
 
 S = Email.Status
@@ -102,6 +103,46 @@ def test_an_unexpected_error_on_one_message_fails_that_row_after_bounded_attempt
     ) for item in owners_view["activity"])
     assert "system" not in owners_view
     assert dashboard.dashboard(user=superuser, now=engine.clock())["system"]["send_errors"] == 1
+
+
+def test_a_message_whose_personalised_body_is_too_large_fails_at_once_and_the_batch_goes_on(engine, settings):
+    """A contact's long value printed many times would build a body of any size in the shared
+    worker: that recipient's message fails, unsent, with the reason, and the others go out."""
+    settings.RENDERED_BODY_MAX_CHARS = 50_000
+    small = ["a@example.org", "b@example.org"]
+    huge = ContactFactory(owner=engine.owner, email="huge@example.org", attributes={"Notes": "x" * 20_000})
+    contacts = [ContactFactory(owner=engine.owner, email=a, attributes={"Notes": "short"}) for a in small]
+    campaign = engine.campaign(
+        ContactListFactory(owner=engine.owner, contacts=[contacts[0], huge, contacts[1]]),
+        body_html="<p>{{ Notes }}</p>" * 3,
+    )
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    assert sorted(engine.handler.delivered_to()) == small
+    row = engine.email(campaign, huge.email)
+    assert (row.status, row.failure_class, row.attempts) == (S.FAILED, Email.FailureClass.ERROR, 1)
+    assert row.smtp_response == (
+        "not built: The HTML body would be longer than 50,000 characters for this recipient: "
+        "shorten the template or this contact's values."
+    )
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.COMPLETED
+
+
+def test_a_personalised_subject_past_its_limit_fails_that_message(engine, settings):
+    settings.RENDERED_SUBJECT_MAX_CHARS = 100
+    long_name = ContactFactory(owner=engine.owner, email="long@example.org", name="N" * 101)
+    campaign = engine.campaign(ContactListFactory(owner=engine.owner, contacts=[long_name]), subject="{{ name }}")
+    engine.send_now(campaign)
+
+    engine.tick()
+
+    assert engine.handler.delivered_to() == []
+    row = engine.email(campaign, long_name.email)
+    assert (row.status, row.failure_class) == (S.FAILED, Email.FailureClass.ERROR)
+    assert row.smtp_response.startswith("not built: The subject would be longer than 100 characters")
 
 
 def test_a_test_send_accepts_every_address_import_accepts(make_engine):

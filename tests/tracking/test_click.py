@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from campaigns.delivery import message
@@ -102,3 +104,44 @@ def test_every_tracked_link_of_a_built_message_resolves_to_its_own_url(anonymous
     assert len(clicks) == 2
     targets = [anonymous.get(path, HTTP_USER_AGENT=READER_UA)["Location"] for path in clicks]
     assert targets == ["https://a.example/1", "https://b.example/2?q=%C3%A9"]
+
+
+def test_a_click_repeated_within_the_window_still_redirects_and_records_nothing(anonymous, sent_email):
+    link = LinkFactory(campaign=sent_email.campaign, url="https://shop.example.com/sale")
+    other = LinkFactory(campaign=sent_email.campaign, url="https://shop.example.com/about")
+    for _ in range(20):
+        response = anonymous.get(click_path(sent_email.pk, link.pk), HTTP_USER_AGENT=READER_UA)
+        assert response.status_code == 302 and response["Location"] == link.url
+    sent_email.refresh_from_db()
+    assert sent_email.click_count == 1 and Event.objects.count() == 1
+
+    # Another link of the same email is a click of its own.
+    assert anonymous.get(click_path(sent_email.pk, other.pk), HTTP_USER_AGENT=READER_UA)["Location"] == other.url
+    Event.objects.update(at=F("at") - timedelta(seconds=settings.TRACKING_REPEAT_SECONDS + 1))
+    anonymous.get(click_path(sent_email.pk, link.pk), HTTP_USER_AGENT=READER_UA)
+    anonymous.get(click_path(sent_email.pk, link.pk), HTTP_USER_AGENT=READER_UA)
+    sent_email.refresh_from_db()
+    # The counters are what is recorded.
+    assert sent_email.click_count == Event.objects.filter(kind="click", is_machine=False).count() == 3
+    assert sorted(Event.objects.values_list("link_id", flat=True)) == sorted([link.pk, link.pk, other.pk])
+    assert sent_email.open_count == 1
+
+
+def test_a_scanners_click_never_hides_the_readers_own(anonymous, sent_email):
+    link = LinkFactory(campaign=sent_email.campaign)
+    for user_agent in ("Mimecast URL Protect", READER_UA, "Mimecast URL Protect", READER_UA):
+        assert anonymous.get(click_path(sent_email.pk, link.pk), HTTP_USER_AGENT=user_agent).status_code == 302
+    sent_email.refresh_from_db()
+    assert sent_email.click_count == 1
+    assert sorted(Event.objects.values_list("is_machine", flat=True)) == [False, True]
+
+
+def test_a_head_request_redirects_but_is_not_a_click(anonymous, sent_email):
+    link = LinkFactory(campaign=sent_email.campaign, url="https://shop.example.com/sale")
+    response = anonymous.head(click_path(sent_email.pk, link.pk), HTTP_USER_AGENT=READER_UA)
+    assert response.status_code == 302 and response["Location"] == link.url
+    assert "no-store" in response["Cache-Control"]
+    sent_email.refresh_from_db()
+    assert sent_email.click_count == 0 and sent_email.open_count == 0 and not Event.objects.exists()
+    foreign = LinkFactory(campaign=CampaignFactory(), url="https://evil.example/")
+    assert anonymous.head(click_path(sent_email.pk, foreign.pk)).status_code == 404
