@@ -26,7 +26,7 @@ from campaigns.models import Campaign, Contact, Email
 from campaigns.services import lifecycle
 from tests.conftest import need_service
 from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (pytest fixtures)
-    celery_cluster, quiet_smtp_log, redis_url_with_db,
+    celery_cluster, e2e_broker_url, quiet_smtp_log,
 )
 from tests.factories import PASSWORD, CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory  # noqa: F401  (fixtures)
@@ -48,22 +48,6 @@ CANVAS_IS_DRAWN = """(id) => {
   for (let i = 3; i < data.length; i += 4) { if (data[i] > 0) painted++; }
   return painted > 100;
 }"""
-
-
-# A Redis database of its own (the worker test uses 15), flushed before and after.
-BROWSER_E2E_REDIS_DB = 14
-
-
-@pytest.fixture
-def e2e_broker_url(redis_url):
-    import redis
-
-    url = redis_url_with_db(redis_url, BROWSER_E2E_REDIS_DB)
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
 
 
 SET_HIDDEN = """(hidden) => {
