@@ -20,7 +20,7 @@ from tests import isolation
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STOP_SECONDS = 15
-RUN_SECONDS = 300
+RUN_SECONDS = 240  # below pytest-timeout's 300 s, so the runs' output is shown
 
 
 def shared_redis():
@@ -107,12 +107,20 @@ def test_two_runs_started_at_once_both_pass(require_postgres, redis_url, tmp_pat
     inside their test; each publishes, caches and writes, and finds only its own."""
     env = {**os.environ, "REDIS_URL": isolation.shared_redis_url, "STRICT_SERVICES": "1",
            "ISOLATION_PROBE_DIR": str(tmp_path)}
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/isolation_probe.py"],
-            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [run.communicate(timeout=RUN_SECONDS)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], "\n\n".join(outputs)
+    logs = [tmp_path / f"run-{n}.log" for n in (1, 2)]
+    runs = []
+    for log in logs:
+        with open(log, "wb") as output:
+            runs.append(subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/isolation_probe.py"],
+                cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+            ))
+    try:
+        for run in runs:
+            run.wait(timeout=RUN_SECONDS)
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    assert [run.returncode for run in runs] == [0, 0], "\n\n".join(log.read_text(errors="replace") for log in logs)
