@@ -28,6 +28,14 @@ def shared_redis():
     return redis.Redis.from_url(isolation.shared_redis_url, socket_connect_timeout=2)
 
 
+def test_the_runtime_folder_is_the_runs_own():
+    """A fresh folder (under the VAR_DIR given, if any). Without Redis it holds the filesystem broker's
+    queues, which a system running from the same checkout (`make run`: var/) would share otherwise."""
+    assert settings.VAR_DIR.name.startswith("test-run-") and settings.VAR_DIR.is_dir()
+    if not settings.REDIS_URL:
+        assert Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).is_relative_to(settings.VAR_DIR)
+
+
 @pytest.mark.redis
 def test_the_broker_and_the_cache_are_not_the_redis_that_REDIS_URL_names(redis_url):
     key, queue = f"isolation-{uuid.uuid4().hex}", f"isolation-{uuid.uuid4().hex}"
