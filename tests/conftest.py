@@ -1,9 +1,10 @@
 import os
-import socket
 
 import pytest
 from django.conf import settings
 
+from tests import isolation
+from tests.isolation import free_port  # noqa: F401  (imported from here by the SMTP helpers and tests)
 from tests.factories import MarketerFactory, SuperuserFactory
 
 STRICT_SERVICES = os.environ.get("STRICT_SERVICES", "") not in ("", "0", "false", "no")
@@ -26,6 +27,13 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under STRICT_SERVICES=1: {report.longrepr}"
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database no other run uses at the same time (tests.isolation), named before it is created."""
+    with isolation.own_test_database(settings.DATABASES["default"]):
+        yield
+
+
 def is_postgres():
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
@@ -38,9 +46,12 @@ def require_postgres():
 
 @pytest.fixture
 def redis_url():
+    """The run's own redis-server (tests.isolation): its databases may be flushed, nobody else uses them."""
     url = os.environ.get("REDIS_URL", "")
     if not url:
         need_service("Redis: set REDIS_URL to run this test")
+    if url != isolation.run_redis_url:
+        pytest.fail(f"REDIS_URL ({url}) is not this run's own redis-server: is tests.isolation loaded (pytest.ini)?")
     import redis
 
     try:
@@ -48,12 +59,6 @@ def redis_url():
     except redis.RedisError as exc:
         need_service(f"Redis at {url} does not answer: {exc}")
     return url
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

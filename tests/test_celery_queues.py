@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from config.celery import app
-from tests.e2e.test_worker_sends_campaign import redis_url_with_db
+from tests.e2e.test_worker_sends_campaign import e2e_broker_url  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.redis]
 
@@ -26,15 +26,13 @@ def test_a_worker_started_without_options_consumes_every_queue():
     assert {queue.name for queue in app.amqp.queues.consume_from.values()} == {"celery", "dispatch", "confirmations"}
 
 
-def test_a_tick_published_behind_a_backlog_of_batches_waits_in_its_own_queue(redis_url):
+def test_a_tick_published_behind_a_backlog_of_batches_waits_in_its_own_queue(e2e_broker_url):
     """Published through the broker as beat publishes it: the tick is the first message of its queue,
     not the last of the batches' queue."""
     from campaigns import tasks
 
-    url = redis_url_with_db(redis_url, 11)  # a database of its own, flushed (the browser tests use 14, e2e 15)
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    with app.connection_for_write(url) as conn:
+    client = redis.Redis.from_url(e2e_broker_url)  # the run's own, flushed before and after
+    with app.connection_for_write(e2e_broker_url) as conn:
         producer = app.amqp.Producer(conn)
         for i in range(20):
             tasks.send_batch.apply_async((f"backlog-{i}",), connection=conn, producer=producer)
@@ -43,5 +41,4 @@ def test_a_tick_published_behind_a_backlog_of_batches_waits_in_its_own_queue(red
     while client.llen("dispatch") < 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (client.llen("celery"), client.llen("dispatch")) == (20, 1)
-    client.flushdb()
     client.close()

@@ -13,6 +13,7 @@ Select with `-m e2e`; needs DATABASE_URL (PostgreSQL), REDIS_URL and /usr/bin/ch
 
 import io
 import os
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,13 +21,14 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from accounts.models import SmtpAccount
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import lifecycle
 from tests.conftest import need_service
 from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (pytest fixtures)
-    celery_cluster, quiet_smtp_log, redis_url_with_db,
+    celery_cluster, e2e_broker_url, quiet_smtp_log,
 )
 from tests.factories import PASSWORD, CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory  # noqa: F401  (fixtures)
@@ -40,9 +42,8 @@ RECIPIENTS = 80
 PER_MINUTE = 120
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", settings.BASE_DIR / "test-artifacts"))
 # A blank canvas has no opaque pixel; a drawn chart has many.
-CANVAS_IS_DRAWN = """(id) => {
-  const c = document.getElementById(id);
-  if (!c || !c.width || !c.height) return false;
+CANVAS_IS_DRAWN = """(c) => {
+  if (!c.width || !c.height) return false;
   const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let painted = 0;
   for (let i = 3; i < data.length; i += 4) { if (data[i] > 0) painted++; }
@@ -50,20 +51,21 @@ CANVAS_IS_DRAWN = """(id) => {
 }"""
 
 
-# A Redis database of its own (the worker test uses 15), flushed before and after.
-BROWSER_E2E_REDIS_DB = 14
+def wait_until_drawn(canvas, *, timeout):
+    """Polls the canvas's pixels from the test, one evaluation a look: Playwright has no expectation for
+    pixels, and page.wait_for_function polls inside the page with eval, which the pages'
+    Content-Security-Policy (no 'unsafe-eval') may refuse."""
+    deadline = time.monotonic() + timeout
+    while not canvas.evaluate(CANVAS_IS_DRAWN):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{canvas} not drawn within {timeout}s")
+        canvas.page.wait_for_timeout(100)
 
 
-@pytest.fixture
-def e2e_broker_url(redis_url):
-    import redis
-
-    url = redis_url_with_db(redis_url, BROWSER_E2E_REDIS_DB)
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+def expect_figure_to_grow(figure, before_text, *, timeout_ms):
+    """Waits until the figure's text is no longer `before_text`, then checks that it grew."""
+    expect(figure).not_to_have_text(before_text, timeout=timeout_ms)
+    assert number(figure.inner_text()) > number(before_text)
 
 
 SET_HIDDEN = """(hidden) => {
@@ -137,33 +139,27 @@ def test_dashboard_and_analytics_update_live_while_a_worker_sends(
 
     # The dashboard: figures loaded, the chart drawn, the plane flying, Sent advancing by itself.
     page.wait_for_selector("#live-dashboard[data-loaded='1']", timeout=15_000)
-    page.wait_for_function(CANVAS_IS_DRAWN, arg="timeline-chart", timeout=10_000)
+    wait_until_drawn(page.locator("#timeline-chart"), timeout=10)
     assert "active" in page.get_attribute("#sending-indicator", "class")
     assert "Spring launch" in page.inner_text("#sending-text")
     assert page.locator("#content-main .app-campaigns").count() == 1  # the admin's app list stays
-    first_sent = number(page.inner_text("#card-sent"))
-    page.wait_for_function(
-        "(before) => parseInt(document.getElementById('card-sent').textContent.replace(/\\D/g, ''), 10) > before",
-        arg=first_sent, timeout=20_000,
-    )
+    card_sent = page.locator("#card-sent")
+    expect_figure_to_grow(card_sent, card_sent.inner_text(), timeout_ms=20_000)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
     # The campaign's analytics page, reached from the dashboard's top campaigns link.
     page.goto(f"{origin}/admin/campaigns/campaign/{campaign.pk}/analytics/")
     page.wait_for_selector("#campaign-analytics[data-loaded='1']", timeout=15_000)
-    page.wait_for_function(CANVAS_IS_DRAWN, arg="status-chart", timeout=10_000)
+    wait_until_drawn(page.locator("#status-chart"), timeout=10)
     page.wait_for_selector("#breakdown-rows tr[data-figure='sent']", timeout=10_000)
-    sent_before = number(page.inner_text("#count-sent"))
-    progress_before = float(page.get_attribute("#progress-bar", "value") or 0)
+    count_sent, progress_bar = page.locator("#count-sent"), page.locator("#progress-bar")
+    sent_before = count_sent.inner_text()
+    progress_before = float(progress_bar.get_attribute("value") or 0)
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
-    page.wait_for_function(
-        "(before) => parseInt(document.getElementById('count-sent').textContent.replace(/\\D/g, ''), 10) > before",
-        arg=sent_before, timeout=20_000,
-    )
-    page.wait_for_function(
-        "(before) => document.getElementById('progress-bar').value > before", arg=progress_before, timeout=20_000,
-    )
+    expect_figure_to_grow(count_sent, sent_before, timeout_ms=20_000)
+    expect(progress_bar).not_to_have_js_property("value", progress_before, timeout=20_000)
+    assert float(progress_bar.get_attribute("value")) > progress_before
     assert navigations == []  # advanced without reloading
     assert page.locator("#recipient-rows tr").count() >= 2
     assert "about" in page.inner_text("#progress-eta") or sent_count(campaign.pk) == RECIPIENTS

@@ -8,6 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import close_old_connections
 from PIL import Image, ImageDraw
+from playwright.sync_api import expect
 
 from campaigns.models import Campaign
 from campaigns.services import images
@@ -19,15 +20,22 @@ from tests.factories import CampaignFactory, MarketerFactory
 
 pytestmark = [pytest.mark.browser]
 
-IMAGE_IS_LOADED = "(img) => img.complete && img.naturalWidth > 0"
+BANNER_WIDTH, BANNER_HEIGHT = 480, 120
+LOAD_MS = 30_000
 
 
 def banner_png(text, colour):
-    image = Image.new("RGB", (480, 120), colour)
+    image = Image.new("RGB", (BANNER_WIDTH, BANNER_HEIGHT), colour)
     ImageDraw.Draw(image).text((20, 50), text, fill=(255, 255, 255))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def expect_banner_loaded(image):
+    """Loaded, not broken: complete, and as wide as the banner (a broken image is complete too, 0 wide)."""
+    expect(image).to_have_js_property("complete", True, timeout=LOAD_MS)
+    expect(image).to_have_js_property("naturalWidth", BANNER_WIDTH, timeout=LOAD_MS)
 
 
 @pytest.fixture
@@ -63,7 +71,7 @@ def test_an_image_is_uploaded_and_another_inserted_by_url_in_the_editor(live_ser
     chooser.value.set_files(str(upload_file))
     uploaded = editable.locator(f"img[src^='{origin}/media/images/{owner.pk}/']").first
     uploaded.wait_for()
-    page.wait_for_function(IMAGE_IS_LOADED, arg=uploaded.element_handle())
+    expect_banner_loaded(uploaded)
 
     # By URL: the image button's dropdown, with the caret back in the text (while an image is selected, the
     # button would replace it).
@@ -78,7 +86,7 @@ def test_an_image_is_uploaded_and_another_inserted_by_url_in_the_editor(live_ser
     page.get_by_role("button", name="Insert").last.click()
     by_url = editable.locator(f"img[src='{linked_url}']")
     by_url.wait_for()
-    page.wait_for_function(IMAGE_IS_LOADED, arg=by_url.element_handle())
+    expect_banner_loaded(by_url)
 
     page.locator(".ck-editor").first.evaluate("(editor) => editor.scrollIntoView()")
     page.screenshot(path=str(ARTIFACTS / "campaign-editor-images.png"))

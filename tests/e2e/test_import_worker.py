@@ -43,10 +43,14 @@ class WorkerOnly(CeleryCluster):
 
 @pytest.fixture
 def import_broker_url(redis_url):
-    # The broker this process (the admin) sends to: REDIS_URL itself. Repointing a running Celery
-    # app at another database proved unreliable (its producer pools are cached per process).
-    # Not flushed: it may be shared; the worker only picks up tasks, and send_batch tasks of
-    # others find no batch in this test's database.
+    # The broker this process (the admin) sends to: REDIS_URL itself, the run's own redis-server.
+    # Repointing a running Celery app at another database proved unreliable (its producer pools are
+    # cached per process). Flushed, so the worker gets no task earlier tests of the run left there.
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
     return redis_url
 
 

@@ -5,9 +5,12 @@ test-artifacts/campaign-preparing-*.png."""
 import pytest
 from django.db import close_old_connections
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from campaigns.models import Campaign, Contact, Email
-from tests.e2e.test_dashboard_browser import ARTIFACTS, chromium  # noqa: F401  (pytest fixture)
+from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
+    ARTIFACTS, chromium, end_live_server_connections,
+)
 from tests.e2e.test_layout_browser import LAPTOP, log_in
 from tests.factories import CampaignFactory, ContactListFactory, MarketerFactory
 
@@ -16,6 +19,7 @@ pytestmark = [pytest.mark.browser]
 WRITTEN = 1200
 EXPECTED = 1_000_000
 PREPARING = f"preparing recipients ({WRITTEN:,} of {EXPECTED:,})"
+WAIT_MS = 30_000
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -48,13 +52,13 @@ def test_a_campaign_being_prepared_says_how_far_it_is(live_server, chromium):  #
 
     page.goto(f"{live_server.url}/admin/campaigns/campaign/{campaign.pk}/analytics/")
     preparing = page.locator("#campaign-preparing")
-    preparing.wait_for()
-    page.wait_for_function("document.getElementById('campaign-preparing').textContent.includes('preparing')")
+    expect(preparing).to_contain_text("preparing", timeout=WAIT_MS)
     assert preparing.inner_text() == PREPARING
     # The bar is of the whole audience, not of the part written so far.
     # (The preparing line is in the page as served; the bar is drawn by the first poll.)
-    page.wait_for_function("document.getElementById('progress-text').textContent.includes(' done ')")
-    assert page.locator("#progress-text").inner_text() == f"0 of {EXPECTED:,} done (0%)"
+    progress_text = page.locator("#progress-text")
+    expect(progress_text).to_contain_text(" done ", timeout=WAIT_MS)
+    assert progress_text.inner_text() == f"0 of {EXPECTED:,} done (0%)"
     page.screenshot(path=str(ARTIFACTS / "campaign-preparing-analytics.png"), full_page=True)
 
     # A campaign of ten million: every card's figure still fits its card (1,000,000 in the card's

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import close_old_connections
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from campaigns.models import Campaign, Email, Segment
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
@@ -19,7 +20,6 @@ from tests.factories import CampaignFactory, ContactFactory, ContactListFactory,
 
 pytestmark = [pytest.mark.browser]
 
-MATCHING = "document.getElementById('segment-matching')"
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def audience(chromium):
 
 
 def wait_for_count(page, expected):
-    page.wait_for_function(f"() => {MATCHING} && {MATCHING}.textContent === '{expected}'", timeout=10_000)
+    expect(page.locator("#segment-matching")).to_have_text(expected, timeout=10_000)
 
 
 def visible_operators(page, row):

@@ -3,8 +3,9 @@
 Beat (DatabaseScheduler) fires the dispatcher every second, the dispatcher
 claims batches, and a prefork worker sends them over STARTTLS with AUTH to an
 aiosmtpd server running in this test process. Both run as subprocesses against
-this test's PostgreSQL database and a Redis database of their own, exactly as
-`celery -A config worker` and `celery -A config beat` run in production.
+this test's PostgreSQL database and a database of the run's own redis-server
+(tests.isolation), exactly as `celery -A config worker` and `celery -A config beat`
+run in production.
 
 Select with `-m e2e`; needs DATABASE_URL (PostgreSQL) and REDIS_URL.
 """
@@ -21,7 +22,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 import redis
@@ -40,8 +41,8 @@ from tests.smtp_server import RecordingHandler, smtp_server_factory, tls_files  
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 CELERY = str(Path(sys.executable).with_name("celery"))
-# A Redis database of its own, flushed before and after: tasks left in the broker
-# by another run (or by `make run`) must not reach this worker, nor ours theirs.
+# The workers' broker: a database of the run's own redis-server apart from database 0, where this
+# process publishes and caches; flushed before and after, so no task of an earlier test reaches them.
 E2E_REDIS_DB = 15
 RECIPIENTS = 500
 DEADLINE_SECONDS = 120
@@ -54,12 +55,8 @@ SMTP_PASSWORD = "e2e smtp secret"
 
 
 def redis_url_with_db(url, db):
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        query = dict(parse_qsl(parts.query))
-        query["db"] = str(db)
-        return parts._replace(query=urlencode(query)).geturl()
-    return parts._replace(path=f"/{db}").geturl()
+    """`url` (the run's own redis-server, always redis://host:port/n) with database `db`."""
+    return urlsplit(url)._replace(path=f"/{db}").geturl()
 
 
 def database_url_for_subprocesses(*, application_name):
