@@ -246,8 +246,12 @@ class Email(models.Model):
     first_clicked_at = models.DateTimeField(null=True, blank=True)
     click_count = models.PositiveIntegerField(default=0)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
-    # The connection dropped after DATA: the server may have delivered it already.
+    # An earlier attempt may have been delivered (the connection dropped after DATA, or the row was
+    # taken back from a worker that had begun sending it): a send of this row may be a second copy.
     possible_duplicate = models.BooleanField(default=False)
+    # The worker holding the row may have begun sending it: set, and confirmed by the database, before
+    # its content goes out; a row taken back at the end of its lease while set is a possible duplicate.
+    in_flight = models.BooleanField(default=False, db_default=False)  # raw INSERTs (the start) leave it out
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -286,6 +290,8 @@ class Email(models.Model):
             # it once, at its first open.
             models.Index(fields=["contact", "first_opened_at"], condition=Q(first_opened_at__isnull=False),
                          name="email_contact_opened"),
+            # The analytics page's count of possible duplicates: few rows, read every poll.
+            models.Index(fields=["campaign"], condition=Q(possible_duplicate=True), name="email_possible_duplicate"),
         ]
 
     def __str__(self):

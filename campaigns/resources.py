@@ -70,10 +70,13 @@ class CampaignResultResource(resources.Resource):
     first_clicked_at = fields.Field(column_name="first_clicked_at")
     click_count = fields.Field(column_name="click_count", attribute="click_count")
     unsubscribed_at = fields.Field(column_name="unsubscribed_at")
+    # The recipient may have this message twice (see Email.possible_duplicate).
+    possible_duplicate = fields.Field(column_name="possible_duplicate", attribute="possible_duplicate")
 
     class Meta:
         fields = ("campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
-                  "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at")
+                  "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at",
+                  "possible_duplicate")
 
     def dehydrate_sent_at(self, email):
         return iso(email.sent_at)
@@ -101,7 +104,7 @@ class CampaignResultResource(resources.Resource):
         spreadsheet export renders every cell as text)."""
         emails = Email.objects.filter(campaign__in=campaigns).order_by("campaign_id", "id").values(
             "campaign__name", "to_email", "to_name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
-            "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at",
+            "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at", "possible_duplicate",
         )
         return [
             {
@@ -110,6 +113,7 @@ class CampaignResultResource(resources.Resource):
                 "smtp_response": e["smtp_response"], "first_opened_at": iso(e["first_opened_at"]) or None,
                 "open_count": e["open_count"], "first_clicked_at": iso(e["first_clicked_at"]) or None,
                 "click_count": e["click_count"], "unsubscribed_at": iso(e["unsubscribed_at"]) or None,
+                "possible_duplicate": e["possible_duplicate"],
             }
             for e in emails
         ]

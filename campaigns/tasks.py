@@ -47,10 +47,11 @@ def dispatch():
         )
 
 
-# A batch renews its lease while it sends, so the lease does not bound it; these limits do, at the
-# lease's length: a batch still running then (a server answering each command at the last second of
-# SMTP_TIMEOUT) stops at its soft limit and hands its unsent rows back, and one that ignores it is
-# killed a little later, its rows coming back at the end of their lease.
+# A batch renews its lease while it sends, so the lease does not bound how long it runs; these limits
+# do: a batch still running after a lease's length stops at its soft limit and hands its unsent rows
+# back, and one that ignores it is killed a little later, its rows coming back after their lease.
+# They bound no duplicate: a worker whose main process is blocked (a cut network) may not enforce
+# them. The lease fence does (campaigns/delivery/lease.py).
 @shared_task(name="campaigns.send_batch", ignore_result=True,
              soft_time_limit=settings.EMAIL_LEASE_SECONDS, time_limit=settings.EMAIL_LEASE_SECONDS + 30)
 def send_batch(batch_id):

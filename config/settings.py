@@ -270,8 +270,17 @@ EMAIL_RETRY_LADDER = [int(s) for s in env_list("EMAIL_RETRY_LADDER", "30,60,3600
 # An unexpected error on one email (a bug, a malformed address) is retried this many times in all,
 # then the email fails with the error's text; the rest of its batch goes on.
 EMAIL_ERROR_ATTEMPTS = int(os.environ.get("EMAIL_ERROR_ATTEMPTS", "3"))
-# A claimed batch belongs to its worker this long; after that its unsent rows return to pending.
+# A claimed batch belongs to its worker this long from the claim or the worker's last renewal.
 EMAIL_LEASE_SECONDS = int(os.environ.get("EMAIL_LEASE_SECONDS", "300"))
+# How far apart the clocks of the hosts running beat and workers may be (NTP keeps them far closer).
+EMAIL_LEASE_CLOCK_SKEW_SECONDS = int(os.environ.get("EMAIL_LEASE_CLOCK_SKEW_SECONDS", "5"))
+# The lease fence (campaigns/delivery/lease.py) keeps SMTP_TIMEOUT + this skew at each end of a lease.
+if EMAIL_LEASE_SECONDS < SMTP_TIMEOUT + EMAIL_LEASE_CLOCK_SKEW_SECONDS + 10:
+    raise ImproperlyConfigured(
+        f"EMAIL_LEASE_SECONDS ({EMAIL_LEASE_SECONDS}) must be at least 10 s more than SMTP_TIMEOUT + "
+        f"EMAIL_LEASE_CLOCK_SKEW_SECONDS ({SMTP_TIMEOUT + EMAIL_LEASE_CLOCK_SKEW_SECONDS}): a worker begins "
+        "no send later than that before its lease ends."
+    )
 # How long an account rests after a quota or authentication failure.
 ACCOUNT_PAUSE_SECONDS = int(os.environ.get("ACCOUNT_PAUSE_SECONDS", "3600"))
 # An account whose server cannot be reached rests this long, doubling with each failed try up to the cap.

@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from campaigns.delivery import lease
 from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
 from campaigns.selectors import segments
 
@@ -172,20 +173,27 @@ def _segment_branches(*, campaign_id, now):
 def return_due(*, now: datetime) -> tuple[int, int]:
     """Due deferred rows and lease-expired queued rows go back to pending.
 
+    A queued row is taken back only lease.margin() after its lease ended (the fence: its worker may
+    have begun a send until the margin before that end). One its worker had marked in flight may have
+    been delivered already: it is flagged possible_duplicate, so its next send is counted as one.
     Rows of a cancelled campaign are cancelled instead, so none waits forever: lease-expired queued
     ones here, unsent ones a chunk at a time (cancel_unsent_of_cancelled).
     """
-    Email.objects.filter(campaign__status=Campaign.Status.CANCELLED, status=S.QUEUED, lease_expires_at__lte=now).update(
-        status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now
-    )
+    expired_before = lease.reclaim_before(now)
+    Email.objects.filter(
+        campaign__status=Campaign.Status.CANCELLED, status=S.QUEUED, lease_expires_at__lte=expired_before
+    ).update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, in_flight=False, updated_at=now)
     cancel_unsent_of_cancelled(now=now)
     deferred = Email.objects.filter(status=S.DEFERRED, next_attempt_at__lte=now).update(
         status=S.PENDING, next_attempt_at=None, updated_at=now
     )
-    expired = Email.objects.filter(status=S.QUEUED, lease_expires_at__lte=now).update(
-        status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now
+    expired = Email.objects.filter(status=S.QUEUED, lease_expires_at__lte=expired_before)
+    taken_back = expired.filter(in_flight=True).update(
+        status=S.PENDING, batch_id=None, lease_expires_at=None, in_flight=False, possible_duplicate=True,
+        updated_at=now,
     )
-    return deferred, expired
+    taken_back += expired.update(status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now)
+    return deferred, taken_back
 
 
 def claim(*, campaign_ids: list[int], limit: int, now: datetime, after_id: int = 0) -> tuple:
@@ -268,7 +276,7 @@ def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size
             WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
             ORDER BY id LIMIT %s {lock}
         )
-        UPDATE {table} SET status = %s, batch_id = {batch}, lease_expires_at = %s, updated_at = %s,
+        UPDATE {table} SET status = %s, batch_id = {batch}, lease_expires_at = %s, updated_at = %s, in_flight = false,
             message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
         WHERE {which}
         RETURNING id
@@ -303,21 +311,17 @@ def forget_takes(*, now: datetime) -> int:
     return BatchTake.objects.filter(taken_at__lt=now - timedelta(days=1)).delete()[0]
 
 
-def batch_rows(*, batch_id: uuid.UUID, now: datetime) -> list[tuple]:
+def batch_rows(*, batch_id: uuid.UUID) -> tuple[list[tuple], datetime | None]:
     """What sending reads of a taken batch's queued rows, in id order: (id, campaign_id,
-    contact_id, to_email, to_name, message_id, the contact's attributes as stored).
-
-    The lease was set at the claim. A batch that waited in the queue past half of it renews it
-    first (renewals then come every LEASE_RENEW_EVERY seconds of sending) and keeps only the rows
-    it renewed: one whose lease ran out may be back to pending, and another worker's, already.
+    contact_id, to_email, to_name, message_id, the contact's attributes as stored), and the
+    earliest of their leases (None when no row is left). The lease was set at the claim (or at
+    a rebatch); the sender renews it when little of it is left (campaigns.delivery.lease).
     """
     with connection.cursor() as cursor:
         cursor.execute(_BATCH_ROWS, [db_value(batch_id), S.QUEUED])
         rows = cursor.fetchall()
-    if any(_lease_is_short(row[-1], now) for row in rows):
-        renewed = renew_lease(batch_id=batch_id, now=now)
-        rows = [row for row in rows if row[0] in renewed]
-    return [row[:-1] for row in rows]
+    leases = [read_datetime(row[-1]) for row in rows]
+    return [row[:-1] for row in rows], min(leases) if leases else None
 
 
 _BATCH_ROWS = f"""
@@ -325,11 +329,6 @@ _BATCH_ROWS = f"""
     FROM {Email._meta.db_table} e LEFT JOIN {Contact._meta.db_table} c ON c.id = e.contact_id
     WHERE e.batch_id = %s AND e.status = %s ORDER BY e.id
 """
-
-
-def _lease_is_short(lease, now):
-    lease = read_datetime(lease)
-    return lease is None or lease < now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS / 2)
 
 
 def read_datetime(value):
@@ -347,6 +346,7 @@ def rebatch(*, batch_id: uuid.UUID, email_ids: list[int], now: datetime, hold_se
     moved = Email.objects.filter(batch_id=batch_id, status=S.QUEUED, id__in=email_ids).update(
         batch_id=continuation,
         lease_expires_at=now + timedelta(seconds=hold_seconds + settings.EMAIL_LEASE_SECONDS),
+        in_flight=False,  # none of them is being sent: they wait for the continuation
         updated_at=now,
     )
     return continuation if moved else None
@@ -406,6 +406,14 @@ def set_message_id(*, email_id: int, batch_id: uuid.UUID, message_id: str) -> in
     return _owned(email_id, batch_id).filter(message_id="").update(message_id=message_id)
 
 
+def mark_in_flight(*, email_id: int, batch_id: uuid.UUID) -> bool:
+    """The worker may begin sending this row: marked before its content goes out, so that a row taken
+    back from a worker that was cut off mid-send is flagged (return_due). False when the row is no
+    longer this worker's: then it must not be sent. A batch marks its next row with the previous
+    row's result instead (ResultWriter.mark_sent), without a statement of its own."""
+    return _report(email_id, "in flight", _owned(email_id, batch_id).update(in_flight=True))
+
+
 def flag_possible_duplicate(*, email_id: int, batch_id: uuid.UUID) -> int:
     """The connection was lost after DATA: the server may have taken the message."""
     return _owned(email_id, batch_id).update(possible_duplicate=True)
@@ -417,6 +425,16 @@ _MARK_SENT = f"""
         attempts = attempts + 1, batch_id = NULL, lease_expires_at = NULL, next_attempt_at = NULL,
         possible_duplicate = (possible_duplicate OR %s)
     WHERE id = %s AND status = '{S.QUEUED}' AND batch_id = %s
+"""
+
+
+# The same, and the batch's next row marked in flight (mark_in_flight) in the same statement: the
+# answer says whether each row was still this worker's.
+_MARK_SENT_AND_NEXT = f"""
+    WITH sent AS ({_MARK_SENT} RETURNING 1),
+         next AS (UPDATE {Email._meta.db_table} SET in_flight = true
+                  WHERE id = %s AND status = '{S.QUEUED}' AND batch_id = %s RETURNING 1)
+    SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM next)
 """
 
 
@@ -454,8 +472,9 @@ class ResultWriter:
 
     def __init__(self):
         self._db = connections[DEFAULT_DB_ALIAS]
-        self._pending = None  # (email_id, transition) whose answer is still to be read
+        self._pending = None  # (email_id, transition, next_email_id) whose answer is still to be read
         self._wrapping = None
+        self.in_flight = None  # the row the last settled statement marked in flight
 
     def __enter__(self):
         self._wrapping = self._db.execute_wrapper(self._settle_first)
@@ -472,18 +491,24 @@ class ResultWriter:
         self.settle()
         return execute(sql, params, many, context)
 
-    def mark_sent(self, *, email_id, batch_id, code, text, now, possible_duplicate=False):
+    def mark_sent(self, *, email_id, batch_id, code, text, now, possible_duplicate=False, next_email_id=None):
         """queued -> sent, its answer read by `settle`. Returns True (assumed until settled, which
-        logs a row that was no longer this worker's)."""
+        logs a row that was no longer this worker's). `next_email_id`: the batch's next row, marked in
+        flight by the same statement (`in_flight` says so once settled)."""
+        self.in_flight = None
         if self._db.vendor != "postgresql":
             return mark_sent(email_id=email_id, batch_id=batch_id, code=code, text=text, now=now,
                              possible_duplicate=possible_duplicate)
         # Written as PostgreSQL reads text parameters, here rather than value by value.
         at = now.isoformat().encode()
-        params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id,
-                  str(batch_id).encode()]
-        self._send_prepared("campaigns_mark_sent", _MARK_SENT, params)
-        self._pending = (email_id, "sent")
+        batch = str(batch_id).encode()
+        params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id, batch]
+        if next_email_id is None:
+            self._send_prepared("campaigns_mark_sent", _MARK_SENT, params)
+        else:
+            self._send_prepared("campaigns_mark_sent_and_next", _MARK_SENT_AND_NEXT,
+                                params + [b"%d" % next_email_id, batch])
+        self._pending = (email_id, "sent", next_email_id)
         return True
 
     def settle(self):
@@ -491,10 +516,16 @@ class ResultWriter:
         nothing was outstanding). Raises DatabaseError when the server refused the statement."""
         if self._pending is None:
             return None
-        email_id, transition = self._pending
+        email_id, transition, next_email_id = self._pending
         self._pending = None
         results = _results(self._db.connection.pgconn)
-        return _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
+        if next_email_id is None:
+            return _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
+        (result,) = results
+        sent, marked = (int(result.get_value(0, column)) for column in (0, 1))
+        if marked:
+            self.in_flight = next_email_id
+        return _report(email_id, transition, sent)
 
     def _send_prepared(self, name, sql, params):
         self.settle()

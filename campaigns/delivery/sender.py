@@ -20,6 +20,7 @@ from accounts import services as account_services
 from accounts.models import SmtpAccount
 from campaigns import personalize
 from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
+from campaigns.delivery.lease import Lease, LeaseLost
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 S = Email.Status
 # Errors that are not one row's: they stop the batch (its lease brings the rows back), never fail a row.
 NOT_THE_ROWS_FAULT = (DatabaseError, SoftTimeLimitExceeded)
-LEASE_RENEW_EVERY = 30  # seconds
 STATUS_CHECK_SECONDS = 0.5
 
 
@@ -46,24 +46,26 @@ class BatchReport:
 
 
 def send_batch(batch_id: str | uuid.UUID, *, clock: Callable[[], datetime] = timezone.now,
-               sleep: Callable[[float], object] = time.sleep,
+               sleep: Callable[[float], object] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
                continue_later: Callable[[uuid.UUID, float], object] | None = None) -> BatchReport:
-    """Send a claimed batch. `clock` and `sleep` are injectable so tests drive time.
+    """Send a claimed batch. `clock`, `sleep` and `monotonic` (the lease's clock) are injectable so
+    tests drive time.
 
     `continue_later(batch_id, delay)` schedules the rest of a batch whose next pacing slot is far
     (campaigns.tasks passes a delayed send_batch task: the engine never imports the tasks); without
     one, that rest goes back to pending for a later tick."""
     with ledger.ledger_commits(), ledger.ResultWriter() as results:
-        return _send_batch(batch_id, clock=clock, sleep=sleep, continue_later=continue_later, results=results)
+        return _send_batch(batch_id, clock=clock, sleep=sleep, monotonic=monotonic, continue_later=continue_later,
+                           results=results)
 
 
-def _send_batch(batch_id, *, clock, sleep, continue_later, results):
+def _send_batch(batch_id, *, clock, sleep, monotonic, continue_later, results):
     report = BatchReport()
     batch_id = uuid.UUID(str(batch_id))  # the worker's transitions are guarded by the batch id
     if not ledger.take_batch(batch_id=batch_id, now=clock()):
         report.notes.append("batch already taken")
         return report
-    emails = _batch_emails(batch_id, now=clock())
+    emails, held = _batch_emails(batch_id, clock=clock, monotonic=monotonic)
     if not emails:
         report.notes.append("nothing left in the batch")
         return report
@@ -84,8 +86,8 @@ def _send_batch(batch_id, *, clock, sleep, continue_later, results):
         return report
     report.account_id = account.pk
     _BatchRun(
-        account=account, emails=emails, batch_id=batch_id, clock=clock, sleep=sleep, report=report,
-        continue_later=continue_later, results=results,
+        account=account, emails=emails, batch_id=batch_id, held=held, clock=clock, sleep=sleep, monotonic=monotonic,
+        report=report, continue_later=continue_later, results=results,
     ).run()
     # The batch that sends a campaign's last rows completes it now, not at the next tick (10 s on).
     lifecycle.complete_finished(now=clock(), campaign_ids={e.campaign_id for e in emails})
@@ -106,23 +108,51 @@ class BatchRow:
     campaign: Campaign = None
 
 
-def _batch_emails(batch_id, *, now):
+@dataclass
+class HeldRows:
+    """The lease a batch's worker holds its rows by, and which rows the last renewal answered for
+    (None: every row read with the batch)."""
+
+    lease: Lease
+    ids: set | None = None
+
+    def include(self, email_id):
+        return self.ids is None or email_id in self.ids
+
+
+def renew(batch_id, *, clock, monotonic) -> HeldRows:
+    """A fresh lease for the batch's rows still queued under it (the others are not this worker's)."""
+    asked = monotonic()
+    ids = ledger.renew_lease(batch_id=batch_id, now=clock())
+    return HeldRows(Lease.renewed(asked_monotonic=asked), ids)
+
+
+def _batch_emails(batch_id, *, clock, monotonic):
     """The batch's rows with their contacts' attributes, sharing one instance of each campaign
-    (with its owner and account, read fresh: see campaign_loader) instead of building them for every row."""
+    (with its owner and account, read fresh: see campaign_loader) instead of building them for every row,
+    and the lease they are held by: the claim's, renewed first when little of it is left (a batch that
+    waited in the queue), keeping only the rows renewed (one whose lease ran out may be another's)."""
     # Plain tuples (ledger.batch_rows): building 50 Email and Contact instances through the ORM
     # was a fifth of a worker's time.
+    asked_at, asked = clock(), monotonic()
+    rows, expires_at = ledger.batch_rows(batch_id=batch_id)
+    if not rows:
+        return [], None
+    held = HeldRows(Lease.ending(expires_at=expires_at, asked_at=asked_at, asked_monotonic=asked))
+    if held.lease.renewal_due(monotonic()):
+        held = renew(batch_id, clock=clock, monotonic=monotonic)
+        rows = [row for row in rows if row[0] in held.ids]
     attributes = Contact._meta.get_field("attributes")
     emails = [
         BatchRow(pk, campaign_id, contact_id, to_email, to_name, message_id,
                  attributes.from_db_value(raw, None, connection) or {} if contact_id else {})
-        for pk, campaign_id, contact_id, to_email, to_name, message_id, raw
-        in ledger.batch_rows(batch_id=batch_id, now=now)
+        for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in rows
     ]
     campaigns = campaigns_with_owner_and_account(e.campaign_id for e in emails)
     for email in emails:
         email.campaign = campaigns.get(email.campaign_id)
     # (A campaign deleted since the read took its rows with it.)
-    return [email for email in emails if email.campaign is not None]
+    return [email for email in emails if email.campaign is not None], held
 
 
 def _why_account_cannot_send(*, account, campaign, now):
@@ -137,16 +167,16 @@ def _why_account_cannot_send(*, account, campaign, now):
 
 
 class _BatchRun:
-    def __init__(self, *, account, emails, batch_id, clock, sleep, report, continue_later, results):
+    def __init__(self, *, account, emails, batch_id, held, clock, sleep, monotonic, report, continue_later, results):
         self.account, self.emails, self.batch_id = account, emails, batch_id
-        self.clock, self.sleep, self.report = clock, sleep, report
+        self.clock, self.sleep, self.monotonic, self.report = clock, sleep, monotonic, report
         self.continue_later = continue_later
         self.results = results
-        # The previous message's result is recorded before the next content goes out.
-        self.smtp = SmtpSession(account, before_content=results.settle)
+        self.smtp = SmtpSession(account, before_content=self._before_content)
         self.throttled = False
-        self.last_renewal = clock()
-        self.held = None  # the ids the last lease renewal answered for; None: every row read with the batch
+        self.held = held
+        self.sending = None  # the row whose message is being sent
+        self.marked = None  # the row this worker last saw marked in flight
         self.slots, self.interval = [], 0.0
         self.waited = False
         self.last_status_check = time.monotonic()  # the campaign was read with the batch, just now
@@ -166,9 +196,7 @@ class _BatchRun:
                     self._release_rest(index, "campaign no longer sending")
                     return
                 if not self._still_holds(email):
-                    if not any(e.pk in self.held for e in self.emails[index + 1:]):
-                        self._give_back_slots()
-                        self.report.notes.append("lease lost: the rest belongs to another worker")
+                    if not self._holds_any_after(index):
                         return
                     continue
                 if not self._ensure_connection(index):
@@ -326,8 +354,14 @@ class _BatchRun:
         except Exception as exc:  # noqa: BLE001 - one recipient's bug must not stall the others
             return self._record_error(email, exc)
         to_address = message.transport_address(email.to_email)
+        self.sending = email
         try:
             code, text = self.smtp.transact(from_address, to_address, raw, next_envelope=self._next_envelope(index))
+        except LeaseLost as exc:
+            log.warning("batch %s: %s; not sent", self.batch_id, exc)
+            self.held = renew(self.batch_id, clock=self.clock, monotonic=self.monotonic)
+            self.held.ids.discard(email.pk)
+            return self._holds_any_after(index)
         except SmtpUtf8Unsupported as exc:
             now = self.clock()
             ledger.mark_failed(email_id=email.pk, batch_id=self.batch_id, code=None, text=str(exc),
@@ -401,7 +435,7 @@ class _BatchRun:
         ahead = settings.SMTP_ENVELOPE_AHEAD_SECONDS
         if ahead <= 0 or index + 1 >= len(self.emails) or not self.slots:
             return None
-        if self.held is not None and self.emails[index + 1].pk not in self.held:
+        if not self.held.include(self.emails[index + 1].pk):
             return None
         if (self.slots[0] - self.clock()).total_seconds() > ahead:
             return None
@@ -412,9 +446,10 @@ class _BatchRun:
         verdict = classify(code, text)
         now = self.clock()
         if verdict.verdict == Verdict.SENT:
-            # Answered later: the next message is built meanwhile (see ledger.ResultWriter).
+            # Answered later: the next message is built meanwhile (see ledger.ResultWriter). The
+            # same statement marks the next row in flight, saving that row a statement of its own.
             self.results.mark_sent(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now,
-                                   possible_duplicate=possible_duplicate)
+                                   possible_duplicate=possible_duplicate, next_email_id=self._next_held_id(index))
             self.report.sent += 1
             return True
         if verdict.verdict in (Verdict.DEFERRED, Verdict.UNKNOWN):
@@ -475,13 +510,40 @@ class _BatchRun:
         wait, a stopped process, a paused VM) may find its rows returned to pending and claimed by
         another worker. The renewal is the fence: a row it does not renew is never sent from here.
         """
-        now = self.clock()
-        if (now - self.last_renewal).total_seconds() >= LEASE_RENEW_EVERY:
-            self.held = ledger.renew_lease(batch_id=self.batch_id, now=now)
-            self.last_renewal = now
-        if self.held is None or email.pk in self.held:
+        if self.held.lease.renewal_due(self.monotonic()):
+            self.held = renew(self.batch_id, clock=self.clock, monotonic=self.monotonic)
+        if self.held.include(email.pk):
             return True
         log.warning("batch %s: email %s is no longer this worker's (lease lost); not sent", self.batch_id, email.pk)
         if self.smtp.pending_envelope is not None:
             self.smtp.close()  # its envelope was written ahead: drop the connection, never complete it
         return False
+
+    def _holds_any_after(self, index):
+        if any(self.held.include(e.pk) for e in self.emails[index + 1:]):
+            return True
+        self._give_back_slots()
+        self.report.notes.append("lease lost: the rest belongs to another worker")
+        return False
+
+    def _next_held_id(self, index):
+        following = self.emails[index + 1] if index + 1 < len(self.emails) else None
+        return following.pk if following is not None and self.held.include(following.pk) else None
+
+    def _before_content(self):
+        """Right before a content goes out, after everything the worker may have waited for (the
+        pacing slot, the server's answers, the database): the previous message's result is recorded
+        (so at most one delivered message is ever unrecorded), the row is marked in flight, and the
+        lease still covers the whole send, renewed if it does not (campaigns.delivery.lease).
+        Raises LeaseLost when the row is not this worker's or the lease cannot be renewed for it."""
+        email = self.sending
+        self.results.settle()
+        if email.pk not in (self.results.in_flight, self.marked):
+            if not ledger.mark_in_flight(email_id=email.pk, batch_id=self.batch_id):
+                raise LeaseLost(f"email {email.pk} is no longer this worker's")
+        self.marked = email.pk
+        if self.held.lease.may_send(self.monotonic()):
+            return
+        self.held = renew(self.batch_id, clock=self.clock, monotonic=self.monotonic)
+        if not (self.held.include(email.pk) and self.held.lease.may_send(self.monotonic())):
+            raise LeaseLost(f"the lease of email {email.pk} ran out before its content went out")

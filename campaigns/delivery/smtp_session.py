@@ -48,7 +48,9 @@ class SmtpSession:
     """One connection to an account's server, opened on first use.
 
     `before_content` runs right before a message's content is written: the sender settles the
-    previous message's result there, so at most one delivered message is ever unrecorded.
+    previous message's result there, so at most one delivered message is ever unrecorded, and checks
+    that it still holds the row (campaigns.delivery.lease). When it raises, the content is not
+    written and the connection is dropped (the server, waiting for a content, discards the message).
     """
 
     def __init__(self, account, *, before_content: Callable[[], object] = lambda: None):
@@ -94,7 +96,7 @@ class SmtpSession:
         if code not in (250, 251):
             self.reset()
             return code, smtp.format_reply(code, resp)
-        self.before_content()
+        self._content_may_go()
         self.in_data = True
         try:
             code, resp = self.conn.data(raw)
@@ -134,7 +136,7 @@ class SmtpSession:
         if data[0] != 354:
             self.reset()
             return data[0], smtp.format_reply(*data)
-        self.before_content()
+        self._content_may_go()
         self.in_data = True
         content = data_content(raw)
         if next_envelope is not None:
@@ -144,6 +146,15 @@ class SmtpSession:
         code, resp = conn.getreply()
         self.in_data = False  # as stepwise: stays True if the connection was lost above
         return code, smtp.format_reply(code, resp)
+
+    def _content_may_go(self):
+        try:
+            self.before_content()
+        except BaseException:
+            conn, self.conn = self.conn, None
+            smtp.drop(conn)  # a QUIT now would be read as the content
+            self.pending_envelope = None
+            raise
 
     def reset(self):
         """RSET after a refusal; a connection that fails it is closed."""

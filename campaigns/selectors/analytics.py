@@ -56,6 +56,12 @@ def campaign_figures(*, campaign: Campaign) -> dict[str, int]:
     return c
 
 
+def possible_duplicates(*, campaign: Campaign) -> int:
+    """The campaign's rows that may have reached their recipient twice (Email.possible_duplicate),
+    counted from their own small index."""
+    return Email.objects.filter(campaign=campaign, possible_duplicate=True).count()
+
+
 def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
     c = campaign_figures(campaign=campaign)
     preparing = _preparing(campaign)
@@ -82,7 +88,7 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
         "counts": {
             "total": c["total"], "sent": c["sent"], "failed": c["failed"], "pending": unsent,
             "pending_only": c["pending"], "queued": c["queued"], "deferred": c["deferred"],
-            "cancelled": c["cancelled"],
+            "cancelled": c["cancelled"], "possible_duplicates": possible_duplicates(campaign=campaign),
         },
         "breakdown": {
             "sent": c["sent"], "deferred": c["deferred"], "failed_throttled": c["failed_throttled"],

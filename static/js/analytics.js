@@ -43,6 +43,7 @@
     text("campaign-preparing", d.preparing ? d.preparing.text : "");
     text("campaign-reason", d.campaign.status_reason);
     text("count-sent", fmt(c.sent)); text("count-failed", fmt(c.failed)); text("count-pending", fmt(c.pending));
+    text("count-possible-duplicates", fmt(c.possible_duplicates));
     text("rate-open", r.open_rate + "%"); text("rate-click", r.click_rate + "%");
     text("rate-machine", fmt(r.machine_opens) + " (" + r.machine_open_rate + "%)");
     text("count-unsubscribed", fmt(r.unsubscribed)); text("rate-unsubscribe", percent(r.unsubscribed, r.unsubscribe_rate));

@@ -28,6 +28,10 @@ class Clock:
         self.now += timedelta(**delta)
         return self.now
 
+    def monotonic(self):
+        """The same time as a monotonic clock reads it (the lease's clock: pass it as `monotonic=`)."""
+        return self.now.timestamp()
+
 
 class RecordingSleep:
     """Records pacing waits instead of sleeping; `hook(n)` runs at the n-th wait (1-based)."""
@@ -82,7 +86,7 @@ class Engine:
         return campaign, claimed
 
     def send_batch(self, batch_id):
-        report = sender.send_batch(batch_id, clock=self.clock, sleep=self.sleep)
+        report = sender.send_batch(batch_id, clock=self.clock, sleep=self.sleep, monotonic=self.clock.monotonic)
         self.reports.append(report)
         return report
 

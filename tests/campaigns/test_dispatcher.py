@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from campaigns.delivery import dispatcher, ledger
+from campaigns.delivery import dispatcher, lease, ledger
 from campaigns.models import Campaign, Contact, DispatcherState, Email
 from campaigns.services import lifecycle
 from tests.factories import (
@@ -175,7 +175,9 @@ def test_return_due_returns_due_deferred_and_lease_expired_queued_rows_only(mark
     due = row(S.DEFERRED, attempts=1, next_attempt_at=now - timedelta(seconds=1))
     due_exactly = row(S.DEFERRED, attempts=2, next_attempt_at=now)
     not_due = row(S.DEFERRED, attempts=1, next_attempt_at=now + timedelta(seconds=5))
-    expired = row(S.QUEUED, batch_id=other_batch, lease_expires_at=now - timedelta(seconds=1))
+    # A queued row is taken back only the fence's margin after its lease ended (lease.py).
+    expired = row(S.QUEUED, batch_id=other_batch, lease_expires_at=now - timedelta(seconds=lease.margin()))
+    within_margin = row(S.QUEUED, batch_id=other_batch, lease_expires_at=now - timedelta(seconds=lease.margin() - 1))
     leased = row(S.QUEUED, batch_id=other_batch, lease_expires_at=now + timedelta(minutes=4))
     sent = row(S.SENT, sent_at=now - timedelta(minutes=1))
 
@@ -190,6 +192,7 @@ def test_return_due_returns_due_deferred_and_lease_expired_queued_rows_only(mark
     assert state(not_due)[0] == S.DEFERRED
     assert state(expired) == (S.PENDING, 0, None, None, None)
     assert state(leased)[0] == S.QUEUED and str(state(leased)[3]) == other_batch
+    assert state(within_margin)[0] == S.QUEUED and str(state(within_margin)[3]) == other_batch
     assert state(sent)[0] == S.SENT
 
 
@@ -197,7 +200,7 @@ def test_return_due_cancels_the_open_rows_of_a_cancelled_campaign(marketer):
     now = timezone.now()
     campaign = CampaignFactory(owner=marketer, status=C.CANCELLED)
     deferred = EmailFactory(campaign=campaign, status=S.DEFERRED, next_attempt_at=now - timedelta(seconds=1))
-    expired = EmailFactory(campaign=campaign, status=S.QUEUED, lease_expires_at=now - timedelta(seconds=1))
+    expired = EmailFactory(campaign=campaign, status=S.QUEUED, lease_expires_at=now - timedelta(seconds=lease.margin()))
 
     ledger.return_due(now=now)
 

@@ -91,7 +91,7 @@ def results(marketer):
     sent_at = timezone.now()
     EmailFactory(campaign=campaign, to_email="ok@example.com", status=Email.Status.SENT, sent_at=sent_at,
                  smtp_code=250, smtp_response="2.0.0 OK queued", first_opened_at=sent_at, open_count=2,
-                 click_count=1, first_clicked_at=sent_at)
+                 click_count=1, first_clicked_at=sent_at, possible_duplicate=True)
     EmailFactory(campaign=campaign, to_email="evil@example.com", to_name=HYPERLINK, status=Email.Status.FAILED,
                  smtp_code=550, smtp_response="=5.1.1 user unknown", unsubscribed_at=sent_at)
     return campaign
@@ -102,7 +102,8 @@ def test_campaign_results_export_escapes(fmt, results, marketer_client):
     response = action(marketer_client, "campaign", f"export_results_{fmt}", [results.pk])
     rows = csv_rows(response) if fmt == "csv" else xlsx_rows(response)
     assert rows[0] == ["campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
-                       "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at"]
+                       "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at",
+                       "possible_duplicate"]
     ok, evil = rows[1], rows[2]
     assert ok[1] == "ok@example.com" and ok[3] == "sent" and str(ok[6]) == "250" and ok[7] == "2.0.0 OK queued"
     assert ok[5] and ok[8] and str(ok[9]) == "2" and str(ok[11]) == "1"
@@ -131,6 +132,7 @@ def test_campaign_report_command(results):
     assert [d["address"] for d in data] == ["ok@example.com", "evil@example.com"]
     assert data[1]["name"] == HYPERLINK  # JSON is data, not a spreadsheet: unescaped
     assert data[0]["smtp_code"] == 250
+    assert (data[0]["possible_duplicate"], data[1]["possible_duplicate"]) == (True, False)
 
     with pytest.raises(CommandError):
         call_command("campaign_report", "999999")
@@ -141,7 +143,8 @@ def test_campaign_report_json_has_numbers_as_numbers_and_null_for_what_is_missin
     call_command("campaign_report", str(results.pk), "--format", "json", stdout=out)
     ok, evil = json.loads(out.getvalue())
     assert list(ok) == ["campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
-                        "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at"]
+                        "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at",
+                       "possible_duplicate"]
     assert (ok["attempts"], ok["smtp_code"], ok["open_count"], ok["click_count"]) == (0, 250, 2, 1)
     assert isinstance(ok["sent_at"], str) and isinstance(ok["first_opened_at"], str) and ok["unsubscribed_at"] is None
     assert (evil["open_count"], evil["click_count"], evil["smtp_code"]) == (0, 0, 550)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from accounts.models import SmtpAccount
-from campaigns.delivery import ledger, sender
+from campaigns.delivery import lease, ledger, sender
 from campaigns.models import BatchTake, Campaign, Email
 
 S = Email.Status
@@ -23,7 +23,8 @@ def test_a_batch_task_delivered_twice_sends_each_email_once(engine):
     campaign, (batch_id,) = engine.claimed_campaign(addresses)
 
     first = engine.send_batch(batch_id)
-    again = sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep)  # as the Celery task passes it
+    again = sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep,
+                                                    monotonic=engine.clock.monotonic)  # as the Celery task passes it
 
     assert first.sent == 4
     assert again.sent == 0 and again.connections == 0
@@ -52,7 +53,8 @@ def test_a_second_delivery_arriving_while_the_first_is_sending_sends_nothing(eng
     campaign, (batch_id,) = engine.claimed_campaign(addresses)
     again = []
     # During the pacing wait before the second message: the broker hands the task out again.
-    engine.sleep.at(1, lambda: again.append(sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep)))
+    engine.sleep.at(1, lambda: again.append(sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep,
+                                                    monotonic=engine.clock.monotonic)))
 
     first = engine.send_batch(batch_id)
 
@@ -96,7 +98,7 @@ def test_a_worker_past_its_lease_stops_at_once_and_the_rows_are_sent_once_by_the
     reclaimed = []
 
     def stall_past_the_lease():
-        engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS + 1)
+        engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS + lease.margin() + 1)
         engine.tick(enqueue=reclaimed.append)
 
     engine.sleep.at(1, stall_past_the_lease)
@@ -125,7 +127,7 @@ def test_a_worker_whose_renewal_finds_some_rows_gone_skips_exactly_those(engine,
         Email.objects.filter(campaign=campaign, to_email=addresses[2]).update(
             status=S.PENDING, batch_id=None, lease_expires_at=None
         )
-        engine.clock.advance(seconds=sender.LEASE_RENEW_EVERY + 1)
+        engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS - lease.margin() - lease.renewal_window() + 1)
 
     engine.sleep.at(1, lose_one_row_then_renewal_is_due)
     report = engine.send_batch(batch_id)
