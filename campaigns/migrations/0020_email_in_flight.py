@@ -17,7 +17,7 @@ def reinstall_sqlite_tally_triggers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0018_segmentcondition_operator_choices'),
+        ('campaigns', '0019_importjob_read_in_worker'),
     ]
 
     operations = [
