@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.browser]
 SENT = 20_000
 BOUNCED = 3
 UNSUBSCRIBED = 2
+POSSIBLE_DUPLICATES = 2
 
 
 @pytest.fixture
@@ -40,7 +41,10 @@ def lopsided_campaign(chromium):
     rows += [Email(campaign=campaign, to_email=f"bounce{i}@example.org", status=Email.Status.FAILED,
                    failure_class=Email.FailureClass.BOUNCED, smtp_code=550, smtp_response="5.1.1 no such user")
              for i in range(BOUNCED)]
-    rows += [Email(campaign=campaign, to_email=f"r{i}@example.org", **sent) for i in range(SENT - UNSUBSCRIBED)]
+    rows += [Email(campaign=campaign, to_email=f"twice{i}@example.org", possible_duplicate=True, **sent)
+             for i in range(POSSIBLE_DUPLICATES)]
+    rows += [Email(campaign=campaign, to_email=f"r{i}@example.org", **sent)
+             for i in range(SENT - UNSUBSCRIBED - POSSIBLE_DUPLICATES)]
     Email.objects.bulk_create(rows, batch_size=5000)
     return campaign
 
@@ -73,6 +77,7 @@ def test_three_bounces_beside_twenty_thousand_sent_are_visible(live_server, chro
     assert none_fill is None or none_fill["width"] == 0  # nothing is drawn for nothing
 
     assert page.inner_text("#count-unsubscribed") == "2"
+    assert page.inner_text("#count-possible-duplicates") == "2"
     assert page.inner_text("#rate-unsubscribe") == "< 0.1%"
     marked = page.locator("#recipient-rows tr.unsubscribed")
     assert marked.count() == UNSUBSCRIBED
