@@ -17,7 +17,16 @@ from accounts import smtp
 from accounts.models import SmtpAccount
 from tests.conftest import free_port
 from tests.factories import SmtpAccountFactory
-from tests.smtp_server import RecordingHandler, smtp_server_factory, tls_files  # noqa: F401  (pytest fixtures)
+from tests.smtp_server import (  # noqa: F401  (pytest fixtures)
+    RawSmtpServer,
+    RecordingHandler,
+    flood_lines,
+    smtp_server_factory,
+    stall,
+    tls_files,
+    trickle_bytes,
+    trickle_continuation_lines,
+)
 
 LOGIN = "alice@example.com"
 PASSWORD = "mail-pass-42"
@@ -346,3 +355,101 @@ def test_a_421_greeting_is_reported_with_the_servers_own_words(db, settings):
         server.server_close()
     assert not result.ok
     assert result.message == "421 4.3.2 Too busy, come back later"
+
+
+# --- a hostile server cannot hold the connection ---------------------------------------------------
+# Opening a connection (connect, greeting, EHLO, STARTTLS, AUTH) has SMTP_TIMEOUT seconds in all,
+# not per read; each server below answers every read well within it and would hold a client that
+# only bounds reads for as long as it liked (here it gives up after a while, so the old client
+# passes and its test fails instead of hanging).
+
+
+@pytest.fixture
+def short_timeout(settings):
+    settings.SMTP_TIMEOUT = 1
+
+
+@pytest.mark.parametrize(
+    "stage, behaviour",
+    [
+        ("greeting", trickle_continuation_lines()),
+        ("greeting", trickle_bytes()),
+        ("EHLO", trickle_continuation_lines()),
+        ("EHLO", trickle_bytes()),
+    ],
+    ids=["greeting in endless 220- lines", "greeting a byte at a time", "EHLO in endless 250- lines",
+         "EHLO a byte at a time"],
+)
+def test_opening_a_connection_has_smtp_timeout_in_all(marketer, short_timeout, stage, behaviour):
+    with RawSmtpServer({stage: behaviour}) as server:
+        account = make_account(marketer, server)
+
+        with pytest.raises(socket.timeout) as raised:
+            smtp.open_connection(account)
+
+        assert isinstance(raised.value, smtp.SmtpDeadlineExceeded)
+        assert server.client_hung_up.wait(10)  # the client closed the connection
+
+
+def test_a_connection_test_against_a_trickling_server_reports_the_timeout(marketer, short_timeout):
+    with RawSmtpServer({"greeting": trickle_continuation_lines()}) as server:
+        account = make_account(marketer, server)
+
+        result = smtp.test_connection(account)
+
+    assert result == smtp.TestResult(
+        False, "The SMTP server timed out: not done within 1 s (SMTP_TIMEOUT); the connection was closed."
+    )
+
+
+def test_the_deadline_covers_the_whole_opening_not_each_reply(marketer, short_timeout):
+    # Greeting and EHLO each answered after 0.6 s: every read within the 1 s, the two together not.
+    with RawSmtpServer({"greeting": stall(0.6), "EHLO": stall(0.6)}) as server:
+        account = make_account(marketer, server)
+
+        with pytest.raises(smtp.SmtpDeadlineExceeded):
+            smtp.open_connection(account)
+
+        assert server.client_hung_up.wait(10)
+
+
+def test_a_slow_server_within_the_deadline_is_served(marketer, short_timeout):
+    # The control for the tests above: the deadline, not the server's setup, stopped them.
+    with RawSmtpServer({"greeting": stall(0.2)}) as server:
+        account = make_account(marketer, server)
+
+        assert smtp.test_connection(account) == smtp.TestResult(True, "250 OK")
+
+
+def one_line_of(size):
+    def behave(server, sock, final_line):
+        sock.sendall(b"250 " + b"x" * size + b"\r\n")
+
+    return behave
+
+
+@pytest.mark.parametrize(
+    "behaviour, reason",
+    [
+        (flood_lines(150), "more than 100 lines"),
+        (flood_lines(20, line_bytes=4000), "more than 65536 bytes"),
+        (one_line_of(70 * 1024), "more than 65536 bytes"),
+    ],
+    ids=["150 lines", "80 KB in 20 lines", "one line of 70 KiB"],
+)
+def test_a_reply_past_the_caps_drops_the_connection_with_a_clear_error(marketer, behaviour, reason):
+    with RawSmtpServer({"EHLO": behaviour}) as server:
+        account = make_account(marketer, server)
+
+        with pytest.raises(smtp.SmtpReplyTooLong) as raised:
+            smtp.open_connection(account)
+
+        assert str(raised.value) == f"The SMTP server's reply was too long ({reason}); the connection was closed."
+        assert server.client_hung_up.wait(10)
+
+
+def test_an_ehlo_answer_of_100_lines_is_still_read(marketer):
+    with RawSmtpServer({"EHLO": flood_lines(98)}) as server:  # 98 + "250-raw.example" + "250 8BITMIME"
+        account = make_account(marketer, server)
+
+        assert smtp.test_connection(account) == smtp.TestResult(True, "250 OK")
