@@ -78,10 +78,37 @@ def _modified(path):
         return None
 
 
+# IPv6 forms that carry an IPv4 address, where the packets really go. Python 3.11's ipaddress
+# calls 6to4, NAT64 and IPv4-compatible addresses global whatever they carry (2002:7f00:1:: is
+# 127.0.0.1 through a 6to4 relay), so the address inside is checked as well.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local use only, never global
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def _embedded_ipv4(ip):
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible)."""
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        return list(ip.teredo)  # the relay and the client (ipaddress undoes the client's obfuscation)
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
 def _is_public(address):
     ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        if ip in _NAT64_LOCAL:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if not all(v4.is_global and not v4.is_multicast for v4 in embedded):
+            return False
+        if ip.ipv4_mapped:
+            return True  # judged by the IPv4 address alone
     return ip.is_global and not ip.is_multicast
 
 
