@@ -101,3 +101,21 @@ def superuser_client(db, superuser):
     c = Client()
     c.force_login(superuser)
     return c
+
+
+def queued_tasks(queue_name):
+    """(task name, args) of the tasks waiting in a Celery broker queue, taken out of it."""
+    from config.celery import app
+
+    taken = []
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue(queue_name)
+        while True:
+            try:
+                message = queue.get(timeout=0.5)
+            except queue.Empty:
+                break
+            taken.append((message.headers["task"], list(message.decode()[0])))
+            message.ack()
+        queue.close()
+    return taken

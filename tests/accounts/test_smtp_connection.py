@@ -6,16 +6,18 @@ refused connections; through accounts.smtp and through the admin action.
 
 import socket
 import threading
+from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib import messages
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts import smtp
+from accounts import selectors, smtp, tasks
 from accounts.models import SmtpAccount
-from tests.conftest import free_port
+from tests.conftest import free_port, queued_tasks
 from tests.factories import SmtpAccountFactory
 from tests.smtp_server import (  # noqa: F401  (pytest fixtures)
     RawSmtpServer,
@@ -62,13 +64,24 @@ def login_account(owner, server, password, *, security="starttls", **fields):
 
 
 def run_test_connection_action(client, *accounts):
+    """The admin action, then the worker's task for each account (here, in this process): each
+    account's recorded result as (level, "name: message")."""
     response = client.post(
         reverse("admin:accounts_smtpaccount_changelist"),
         {"action": "test_connection", "_selected_action": [a.pk for a in accounts]},
         follow=True,
     )
     assert response.status_code == 200
-    return [(m.level, m.message) for m in response.context["messages"]]
+    ((level, text),) = [(m.level, m.message) for m in response.context["messages"]]
+    assert level == messages.INFO and text.startswith("Testing the connection of ")
+    for account in accounts:
+        assert SmtpAccount.objects.get(pk=account.pk).last_test_result == "Testing…"
+        tasks.connection_test(account.pk)
+    reported = []
+    for account in SmtpAccount.objects.filter(pk__in=[a.pk for a in accounts]).order_by("pk"):
+        outcome, message = account.last_test_result.split(": ", 1)
+        reported.append((messages.SUCCESS if outcome == "OK" else messages.ERROR, f"{account.name}: {message}"))
+    return reported
 
 
 # --- (a) plain, no authentication -----------------------------------------------------------------
@@ -453,3 +466,57 @@ def test_an_ehlo_answer_of_100_lines_is_still_read(marketer):
         account = make_account(marketer, server)
 
         assert smtp.test_connection(account) == smtp.TestResult(True, "250 OK")
+
+
+# --- the action hands the test to a worker: a slow server cannot hold the web request ---------------
+
+
+def test_the_action_answers_at_once_and_a_worker_tests_the_connection(marketer, marketer_client, smtp_server_factory):
+    server = smtp_server_factory(RecordingHandler(noop_reply="250 2.0.0 Sink ready"))
+    account = make_account(marketer, server, name="Local sink")
+    changelist_url = reverse("admin:accounts_smtpaccount_changelist")
+
+    response = marketer_client.post(
+        changelist_url, {"action": "test_connection", "_selected_action": [account.pk]}, follow=True
+    )
+
+    assert [(m.level, m.message) for m in response.context["messages"]] == [
+        (messages.INFO, "Testing the connection of Local sink… The result shows in 'Last test result' when it is ready.")
+    ]
+    assert server.handler.connections == 0  # the request never went near the server
+    page = response.content.decode()
+    assert "Testing…" in page and '<meta http-equiv="refresh" content="3">' in page  # it reloads until the result is in
+
+    tasks.connection_test(account.pk)  # what the worker runs
+
+    page = marketer_client.get(changelist_url).content.decode()
+    assert "OK: 250 2.0.0 Sink ready" in page and 'http-equiv="refresh"' not in page
+    assert server.handler.connections == 1
+
+
+def test_a_test_no_worker_took_says_so_and_the_list_stops_reloading(marketer, marketer_client):
+    account = SmtpAccountFactory(owner=marketer, name="Waiting", security="none")
+    long_ago = timezone.now() - selectors.connection_test_patience() - timedelta(seconds=1)
+    SmtpAccount.objects.filter(pk=account.pk).update(last_test_result="Testing…", last_tested_at=long_ago)
+
+    page = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist")).content.decode()
+
+    assert "no worker has run it: is Celery running?" in page
+    assert 'http-equiv="refresh"' not in page
+
+
+def test_the_action_queues_the_test_for_a_worker_once_it_commits(
+    marketer, marketer_client, django_capture_on_commit_callbacks
+):
+    account = SmtpAccountFactory(owner=marketer, name="Queued", security="none")
+    try:
+        queued_tasks("celery")  # an empty queue to start from
+    except OSError as exc:
+        pytest.skip(f"the broker does not answer: {exc}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        marketer_client.post(reverse("admin:accounts_smtpaccount_changelist"),
+                             {"action": "test_connection", "_selected_action": [account.pk]})
+
+    assert ("accounts.test_connection", [account.pk]) in queued_tasks("celery")
+
