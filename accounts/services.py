@@ -260,7 +260,11 @@ def run_connection_test(*, account_id: int):
     account = SmtpAccount.objects.filter(pk=account_id).first()
     if account is None:
         return None
-    result = smtp.test_connection(account)
+    try:
+        result = smtp.test_connection(account)
+    except Exception as exc:  # noqa: BLE001 - a bug: the list says so instead of "Testing…" for ever
+        log.exception("connection test of SMTP account %s failed", account_id)
+        result = smtp.TestResult(False, f"error while testing: {type(exc).__name__}: {exc}")
     smtp.record_test_result(account=account, result=result)
     return result
 

@@ -4,6 +4,7 @@ A test send from the admin is asked for (`request_test_send`) and run by a Celer
 (`run_test_send`): the SMTP dialogue may take up to SMTP_TIMEOUT per step, too long for a web request.
 """
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from campaigns.delivery import message
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, CampaignTestSend, Contact
 from campaigns.selectors import previews as preview_selectors
+
+log = logging.getLogger(__name__)
 
 SAMPLE_NAME = "Sample Recipient"
 SAMPLE_EMAIL = "recipient@example.com"
@@ -120,6 +123,9 @@ def run_test_send(*, test_send_id: int) -> CampaignTestSend | None:
         sent, refused = result.sent, [list(pair) for pair in result.refused]
     except TestSendError as exc:
         error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug: the page says so instead of waiting for ever
+        log.exception("test send %s failed", test_send_id)
+        error = f"error while sending: {type(exc).__name__}: {exc}"
     CampaignTestSend.objects.filter(pk=test_send_id).update(
         finished_at=timezone.now(), sent=sent, refused=refused, error=error
     )
