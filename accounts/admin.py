@@ -147,7 +147,8 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         if obj.last_test_result == services.CONNECTION_TESTING and not selectors.connection_test_waiting(
             account=obj, now=timezone.now()
         ):
-            return f"{obj.last_test_result} (asked at {_local(obj.last_tested_at)}; no worker has run it: is Celery running?)"
+            return (f"{obj.last_test_result} (asked at {_local(obj.last_tested_at)}; "
+                    "no worker has run it: is Celery running?)")
         return obj.last_test_result
 
     def changelist_view(self, request, extra_context=None):

@@ -275,4 +275,5 @@ def connection_test_not_queued(*, account_id: int, error: Exception) -> None:
 
     account = SmtpAccount.objects.filter(pk=account_id).first()
     if account is not None:
-        smtp.record_test_result(account=account, result=smtp.TestResult(False, f"The test could not be queued: {error}"))
+        result = smtp.TestResult(False, f"The test could not be queued: {error}")
+        smtp.record_test_result(account=account, result=result)

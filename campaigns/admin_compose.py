@@ -123,8 +123,9 @@ class CampaignComposeMixin(EditorPageMixin):
         except previews.TestSendError as exc:
             self.message_user(request, f"Test not sent: {exc}", messages.ERROR)
             return
-        self.message_user(request, f"Sending the test to {', '.join(addresses)}… Its result shows here when it is done.",
-                          messages.INFO)
+        self.message_user(
+            request, f"Sending the test to {', '.join(addresses)}… Its result shows here when it is done.", messages.INFO
+        )
 
 
 @admin.action(description="Save selected as templates")

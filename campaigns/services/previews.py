@@ -90,7 +90,9 @@ def send_test(*, campaign: Campaign, addresses: Iterable[str], contact: Contact 
     return result
 
 
-def request_test_send(*, campaign: Campaign, addresses: list[str], contact: Contact | None, enqueue) -> CampaignTestSend:
+def request_test_send(
+    *, campaign: Campaign, addresses: list[str], contact: Contact | None, enqueue
+) -> CampaignTestSend:
     """Record a test send of the campaign and hand it to `enqueue(test_send_id)`.
 
     What can be checked without the server is checked now (TestSendError): an SMTP account, the campaign
