@@ -146,8 +146,8 @@ def test_private_smtp_hosts_are_allowed_only_when_asked(tmp_path):
 def test_debug_off_with_the_built_in_secret_key_does_not_start(tmp_path):
     # Without DJANGO_ENV=production, the public development key would sign every tracking,
     # unsubscribe and subscription token of a server that is no development server.
-    for environment in (clean_env(tmp_path, DEBUG="0"),
-                        clean_env(tmp_path, DEBUG="0", SECRET_KEY="django-insecure-development-key-never-use-in-production")):
+    built_in_key = "django-insecure-development-key-never-use-in-production"
+    for environment in (clean_env(tmp_path, DEBUG="0"), clean_env(tmp_path, DEBUG="0", SECRET_KEY=built_in_key)):
         result = run(["manage.py", "check"], environment)
         assert result.returncode != 0
         last_line = result.stderr.splitlines()[-1]
