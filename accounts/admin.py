@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 from django.utils import timezone
 
-from accounts import services, smtp
+from accounts import selectors, services, tasks
 from accounts.forms import AccessAwareLoginForm, SmtpAccountForm
 from accounts.models import SmtpAccount, User
 from accounts.owned_admin import OwnedModelAdmin, without_fields
@@ -77,7 +77,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     form = SmtpAccountForm
     list_display = (
         "name", "from_email", "host", "port", "security", "max_per_minute", "max_per_hour", "max_per_day",
-        "batch_size", "state", "campaign_count", "last_test_result",
+        "batch_size", "state", "campaign_count", "test_result",
     )
     list_filter = ("security",)
     search_fields = ("name", "host", "from_email", "username")
@@ -86,6 +86,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         "last_tested_at", "last_test_result",
     )
     actions = ["test_connection", "resume_sending", "forget_learned_rate"]
+    change_list_template = "admin/accounts/smtpaccount/change_list.html"
     fieldsets = (
         (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
@@ -148,13 +149,37 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             f"{settings.ACCOUNT_BACKOFF_MAX_SECONDS // 60} min). Its emails wait unspent."
         )
 
+    @admin.display(description="Last test result", ordering="last_tested_at")
+    def test_result(self, obj):
+        if obj.last_test_result == services.CONNECTION_TESTING and not selectors.connection_test_waiting(
+            account=obj, now=timezone.now()
+        ):
+            return (f"{obj.last_test_result} (asked at {_local(obj.last_tested_at)}; "
+                    "no worker has run it: is Celery running?)")
+        return obj.last_test_result
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        now = timezone.now()
+        if changelist is not None and any(
+            selectors.connection_test_waiting(account=account, now=now) for account in changelist.result_list
+        ):
+            response.context_data["refresh_seconds"] = CONNECTION_TEST_REFRESH_SECONDS
+        return response
+
     @admin.action(description="Test connection")
     def test_connection(self, request, queryset):
+        # In a Celery task: a slow server would hold this web worker for up to twice SMTP_TIMEOUT.
+        names = []
         for account in queryset:
-            result = smtp.test_connection(account)
-            smtp.record_test_result(account=account, result=result)
-            level = messages.SUCCESS if result.ok else messages.ERROR
-            self.message_user(request, f"{account.name}: {result.message}", level)
+            services.start_connection_test(account=account, enqueue=tasks.enqueue_connection_test)
+            names.append(account.name)
+        self.message_user(
+            request,
+            f"Testing the connection of {', '.join(names)}… The result shows in 'Last test result' when it is ready.",
+            messages.INFO,
+        )
 
     @admin.action(description="Resume sending now (end the pause)")
     def resume_sending(self, request, queryset):
@@ -169,6 +194,10 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             adaptive_rate.forget_learned_rate(account_id=account.pk)
         self.message_user(request, f"{queryset.count()} account(s) back at their configured maximum.",
                           messages.SUCCESS)
+
+
+# The list reloads itself this often while a connection test it shows is under way.
+CONNECTION_TEST_REFRESH_SECONDS = 3
 
 
 def _next_try(account):

@@ -313,3 +313,44 @@ def clear_backoff(*, account_id: int) -> bool:
     if cleared:
         log.info("SMTP account %s reaches its server again", account_id)
     return bool(cleared)
+
+
+# --- "Test connection", run by a Celery task: a slow server must not hold a web worker -------------
+
+CONNECTION_TESTING = "Testing…"
+
+
+def start_connection_test(*, account: SmtpAccount, enqueue) -> None:
+    """Mark the account as being tested (last_test_result "Testing…", last_tested_at the request's time)
+    and hand the test to `enqueue(account_id)`."""
+    SmtpAccount.objects.filter(pk=account.pk).update(
+        last_tested_at=timezone.now(), last_test_result=CONNECTION_TESTING
+    )
+    enqueue(account.pk)
+
+
+def run_connection_test(*, account_id: int):
+    """Connect, negotiate TLS, log in, and record the server's answer on the account (the task's work).
+    Returns the smtp.TestResult, or None for an account deleted since."""
+    from accounts import smtp
+
+    account = SmtpAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return None
+    try:
+        result = smtp.test_connection(account)
+    except Exception as exc:  # noqa: BLE001 - a bug: the list says so instead of "Testing…" for ever
+        log.exception("connection test of SMTP account %s failed", account_id)
+        result = smtp.TestResult(False, f"error while testing: {type(exc).__name__}: {exc}")
+    smtp.record_test_result(account=account, result=result)
+    return result
+
+
+def connection_test_not_queued(*, account_id: int, error: Exception) -> None:
+    """The test could not be handed to a worker: say so instead of "Testing…" for ever."""
+    from accounts import smtp
+
+    account = SmtpAccount.objects.filter(pk=account_id).first()
+    if account is not None:
+        result = smtp.TestResult(False, f"The test could not be queued: {error}")
+        smtp.record_test_result(account=account, result=result)

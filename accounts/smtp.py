@@ -5,14 +5,21 @@ Every connection goes through `open_connection`: the destination is checked
 SMTP_ALLOW_PRIVATE_HOSTS) and the socket is connected to the very address that
 was checked, so DNS cannot be re-pointed between the check and the connect.
 TLS always verifies the certificate against the host name the account names.
+
+A hostile server cannot hold a connection: opening one (connect, greeting, EHLO, STARTTLS, AUTH)
+runs under one deadline of SMTP_TIMEOUT seconds, a caller may put any other run of commands under
+one (`PinnedSMTP.deadline`), and outside those every command's write and reply has SMTP_TIMEOUT
+seconds each. Replies are capped in lines and bytes.
 """
 
+import contextlib
 import functools
 import ipaddress
 import os
 import smtplib
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -23,6 +30,24 @@ from accounts import crypto
 
 class SmtpDestinationError(Exception):
     """The account points somewhere the workers must not connect to."""
+
+
+class SmtpDeadlineExceeded(TimeoutError):
+    """The server did not finish within the deadline: the connection was closed.
+
+    A TimeoutError (socket.timeout), so callers treat it as any timed-out connection."""
+
+
+class SmtpReplyTooLong(smtplib.SMTPServerDisconnected):
+    """A reply went past MAX_REPLY_LINES or MAX_REPLY_BYTES: the connection was closed."""
+
+
+# No real server's reply comes near these (an EHLO answer is some 10 lines, under 1 KiB); a
+# server past them is broken or hostile, and reading on would only let it hold the worker.
+MAX_REPLY_LINES = 100
+MAX_REPLY_BYTES = 64 * 1024
+_RECV_BYTES = 4096
+_SEND_BYTES = 64 * 1024
 
 
 @dataclass
@@ -53,10 +78,37 @@ def _modified(path):
         return None
 
 
+# IPv6 forms that carry an IPv4 address, where the packets really go. Python 3.11's ipaddress
+# calls 6to4, NAT64 and IPv4-compatible addresses global whatever they carry (2002:7f00:1:: is
+# 127.0.0.1 through a 6to4 relay), so the address inside is checked as well.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local use only, never global
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def _embedded_ipv4(ip):
+    """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible)."""
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        return list(ip.teredo)  # the relay and the client (ipaddress undoes the client's obfuscation)
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
 def _is_public(address):
     ip = ipaddress.ip_address(address)
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        if ip in _NAT64_LOCAL:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if not all(v4.is_global and not v4.is_multicast for v4 in embedded):
+            return False
+        if ip.ipv4_mapped:
+            return True  # judged by the IPv4 address alone
     return ip.is_global and not ip.is_multicast
 
 
@@ -104,21 +156,180 @@ class _PinnedSocketMixin:
         return socket.create_connection((self.pinned_address or host, port), timeout, self.source_address)
 
 
-class PinnedSMTP(_PinnedSocketMixin, smtplib.SMTP):
+class _BoundedDialogueMixin:
+    """Every socket operation waits at most the time left before a deadline, and replies are capped.
+
+    smtplib's own timeout bounds each read: a server sending one byte, or one "250-" line, just
+    within it keeps a session open for ever. Here reads and writes run against a deadline: the one
+    `deadline()` set for a run of commands, else one of `timeout` seconds for each write and each
+    reply. Past it the socket is closed and SmtpDeadlineExceeded raised. Replies are read from the
+    socket directly (not smtplib's unbounded buffered file) so the deadline holds between bytes.
+    """
+
+    _deadline = None  # (time.monotonic() to finish by, the seconds it was set for)
+    _inbuf = b""
+    _inbuf_sock = None  # the socket _inbuf was read from: a new one (STARTTLS) starts empty
+
+    @contextlib.contextmanager
+    def deadline(self, seconds):
+        """Everything done on the connection inside the block finishes within `seconds`."""
+        outer, self._deadline = self._deadline, (time.monotonic() + seconds, seconds)
+        try:
+            yield
+        finally:
+            self._deadline = outer
+
+    @contextlib.contextmanager
+    def deadline_paused(self):
+        """The block's time (the caller's own work, no server's) is not counted against the deadline."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            if self._deadline is not None:
+                finish_by, seconds = self._deadline
+                self._deadline = (finish_by + time.monotonic() - started, seconds)
+
+    def _current_deadline(self):
+        return self._deadline or (time.monotonic() + self.timeout, self.timeout)
+
+    def _time_left(self, deadline):
+        """Seconds left before `deadline`; past it, close the connection and raise."""
+        finish_by, seconds = deadline
+        left = finish_by - time.monotonic()
+        if left <= 0:
+            self._expired(seconds)
+        return left
+
+    def _arm(self, sock, deadline):
+        sock.settimeout(self._time_left(deadline))
+
+    def _expired(self, seconds):
+        self.close()
+        raise SmtpDeadlineExceeded(f"The SMTP server timed out: not done within {seconds:g} s (SMTP_TIMEOUT); "
+                                   "the connection was closed.")
+
+    def _get_socket(self, host, port, timeout):
+        deadline = self._current_deadline()
+        try:
+            return super()._get_socket(host, port, self._time_left(deadline))
+        except TimeoutError:
+            self._expired(deadline[1])
+
+    def send(self, s):
+        if not self.sock:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        if isinstance(s, str):
+            s = s.encode(self.command_encoding)
+        deadline = self._current_deadline()
+        view = memoryview(s)
+        try:
+            # In slices, each armed anew: an SSL socket's sendall waits the full timeout per record.
+            while view:
+                self._arm(self.sock, deadline)
+                view = view[self.sock.send(view[:_SEND_BYTES]):]
+        except TimeoutError:
+            self._expired(deadline[1])
+        except OSError:
+            self.close()
+            raise smtplib.SMTPServerDisconnected("Server not connected")
+
+    def getreply(self):
+        """smtplib's getreply (same result and errors), bounded by the deadline and the caps."""
+        if not self.sock:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        deadline = self._current_deadline()
+        lines, size = [], 0
+        while True:
+            line = self._read_line(deadline, MAX_REPLY_BYTES - size)
+            size += len(line)
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code = -1
+                break
+            if line[3:4] != b"-":
+                break
+            if len(lines) >= MAX_REPLY_LINES:
+                self._too_long(f"more than {MAX_REPLY_LINES} lines")
+        return code, b"\n".join(lines)
+
+    def _read_line(self, deadline, allowance):
+        if self._inbuf_sock is not self.sock:
+            self._inbuf, self._inbuf_sock = b"", self.sock
+        while True:
+            end = self._inbuf.find(b"\n", 0, allowance)
+            if end >= 0:
+                line, self._inbuf = self._inbuf[: end + 1], self._inbuf[end + 1:]
+                return line
+            if len(self._inbuf) >= allowance:
+                self._too_long(f"more than {MAX_REPLY_BYTES} bytes")
+            self._arm(self.sock, deadline)
+            try:
+                chunk = self.sock.recv(_RECV_BYTES)
+            except TimeoutError:
+                self._expired(deadline[1])
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}")
+            if not chunk:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            self._inbuf += chunk
+
+    def _too_long(self, what):
+        self.close()
+        raise SmtpReplyTooLong(f"The SMTP server's reply was too long ({what}); the connection was closed.")
+
+    def starttls(self, *args, context=None, **kwargs):
+        # smtplib hands the connected socket to context.wrap_socket: arm it first, so the handshake
+        # too waits no longer than the deadline leaves.
+        return super().starttls(*args, context=_ArmingContext(context or tls_context(), self), **kwargs)
+
+    def close(self):
+        super().close()
+        self._inbuf, self._inbuf_sock = b"", None
+
+
+class _ArmingContext:
+    """An SSLContext whose wrap_socket first gives the socket the time left before the deadline."""
+
+    def __init__(self, context, conn):
+        self.context, self.conn = context, conn
+
+    def wrap_socket(self, sock, **kwargs):
+        deadline = self.conn._current_deadline()
+        try:
+            self.conn._arm(sock, deadline)
+            return self.context.wrap_socket(sock, **kwargs)
+        except TimeoutError:
+            sock.close()  # not the connection's socket yet (implicit TLS): closing the connection misses it
+            self.conn._expired(deadline[1])
+        except BaseException:
+            sock.close()
+            raise
+
+
+# The bounded mixin comes first: its _get_socket gives the pinned connect the time left.
+class PinnedSMTP(_BoundedDialogueMixin, _PinnedSocketMixin, smtplib.SMTP):
     pass
 
 
-class PinnedSMTPSSL(_PinnedSocketMixin, smtplib.SMTP_SSL):
+class PinnedSMTPSSL(_BoundedDialogueMixin, _PinnedSocketMixin, smtplib.SMTP_SSL):
     def _get_socket(self, host, port, timeout):
         sock = super()._get_socket(host, port, timeout)
-        return self.context.wrap_socket(sock, server_hostname=self._host)
+        return _ArmingContext(self.context, self).wrap_socket(sock, server_hostname=self._host)
 
 
 def open_connection(account, *, timeout=None, login=True):
     """An SMTP connection for the account, TLS negotiated and logged in.
 
     Returns (connection, last_reply) where last_reply is the server's (code, text)
-    for the final step. Raises SmtpDestinationError, OSError or smtplib errors.
+    for the final step. Raises SmtpDestinationError, OSError or smtplib errors;
+    SmtpDeadlineExceeded when connecting, greeting, EHLO, STARTTLS and AUTH together
+    take more than `timeout` (SMTP_TIMEOUT) seconds. Resolving the host comes before
+    and is bounded by the system resolver's own timeouts.
     """
     timeout = timeout or settings.SMTP_TIMEOUT
     # Decrypted before connecting: a missing key (crypto.DecryptionError) is our
@@ -132,17 +343,18 @@ def open_connection(account, *, timeout=None, login=True):
         conn = PinnedSMTP(timeout=timeout)
     conn.pinned_address = address
     try:
-        reply = conn.connect(account.host, account.port)
-        if reply[0] != 220:
-            # A 421 or 554 greeting is the server's answer; keep its text instead of
-            # failing later at EHLO with a vaguer error.
-            raise smtplib.SMTPConnectError(*reply)
-        reply = conn.ehlo()
-        if account.security == account.Security.STARTTLS:
-            reply = conn.starttls(context=context)
+        with conn.deadline(timeout):
+            reply = conn.connect(account.host, account.port)
+            if reply[0] != 220:
+                # A 421 or 554 greeting is the server's answer; keep its text instead of
+                # failing later at EHLO with a vaguer error.
+                raise smtplib.SMTPConnectError(*reply)
             reply = conn.ehlo()
-        if login and account.username:
-            reply = conn.login(account.username, password)
+            if account.security == account.Security.STARTTLS:
+                reply = conn.starttls(context=context)
+                reply = conn.ehlo()
+            if login and account.username:
+                reply = conn.login(account.username, password)
     except BaseException:
         close_quietly(conn)
         raise
@@ -181,7 +393,7 @@ OPEN_ERRORS = (SmtpDestinationError, crypto.DecryptionError, OSError)  # smtplib
 def describe_open_failure(exc, account):
     """What an error raised by open_connection means, in words for the account's owner: the one
     mapping shared by the connection test, test sends and the sender's account notes."""
-    if isinstance(exc, (SmtpDestinationError, crypto.DecryptionError)):
+    if isinstance(exc, (SmtpDestinationError, crypto.DecryptionError, SmtpDeadlineExceeded, SmtpReplyTooLong)):
         return str(exc)
     if isinstance(exc, smtplib.SMTPResponseException):
         return format_reply(exc.smtp_code, exc.smtp_error)  # the server's exact answer

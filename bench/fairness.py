@@ -22,6 +22,7 @@ Goals (issue 13): Bob's first message within 15 s, his last within 30 s, Alice's
 import argparse
 import inspect
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -145,6 +146,7 @@ def main():
     os.environ["VAR_DIR"] = var_dir
     os.environ["SMTP_ALLOW_PRIVATE_HOSTS"] = "1"
     os.environ["DEBUG"] = "0"  # as in production: with DEBUG on, Django keeps every SQL statement
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # with DEBUG off the built-in key is refused
     throughput.setup_django(db_name)
     from django.conf import settings
 

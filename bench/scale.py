@@ -30,6 +30,7 @@ S seconds while sending (0: never), paced with autovacuum's default cost delay a
 import argparse
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -394,6 +395,7 @@ def one_size(args, size):
     sink = start_sink()
     var_dir = tempfile.mkdtemp(prefix="scale-")
     os.environ.update(VAR_DIR=var_dir, SMTP_ALLOW_PRIVATE_HOSTS="1", DEBUG="0")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # with DEBUG off the built-in key is refused
     setup_django(db_name)
     from django.conf import settings
     from django.utils import timezone

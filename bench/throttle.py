@@ -18,6 +18,7 @@ sustained rate over N.
 
 import argparse
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -101,6 +102,7 @@ def main():
     recreate_database(db_name)
     var_dir = tempfile.mkdtemp()
     os.environ.update(VAR_DIR=var_dir, SMTP_ALLOW_PRIVATE_HOSTS="1", DEBUG="0")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # with DEBUG off the built-in key is refused
     setup_django(db_name)
     from django.conf import settings
 

@@ -18,6 +18,7 @@ rate and the busiest 60-second window.
 import argparse
 import multiprocessing
 import os
+import secrets
 import shutil
 import signal
 import smtplib
@@ -328,6 +329,7 @@ def main():
     os.environ["SMTP_ALLOW_PRIVATE_HOSTS"] = "1"
     # As in production: with DEBUG on, Django keeps every SQL statement of a worker in memory.
     os.environ["DEBUG"] = "0"
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # with DEBUG off the built-in key is refused
     setup_django(db_name)
     from django.conf import settings
 

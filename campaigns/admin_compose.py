@@ -12,15 +12,19 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns import personalize
+from campaigns import personalize, tasks
 from campaigns.editor import EditorPageMixin
 from campaigns.forms import CampaignAdminForm, EmailTemplateAdminForm, TestSendForm
 from campaigns.selectors import personalization
+from campaigns.selectors import previews as preview_selectors
 from campaigns.services import previews, templates
 
 PREVIEW_CONTACT_CHOICES = 200
+# The preview page reloads itself this often while its test send has no outcome yet.
+TEST_SEND_REFRESH_SECONDS = 3
 
 
 def missing_variable_warnings(campaign):
@@ -85,6 +89,8 @@ class CampaignComposeMixin(EditorPageMixin):
         except personalize.PersonalizationError as exc:
             error = "; ".join(exc.messages)
         account = campaign.smtp_account
+        test_send = preview_selectors.last_test_send(campaign=campaign)
+        test_send_waiting = preview_selectors.awaiting_outcome(test_send=test_send, now=timezone.now())
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -100,6 +106,9 @@ class CampaignComposeMixin(EditorPageMixin):
             "can_send_test": self.has_change_permission(request, campaign) and account is not None,
             "missing_variables": missing_variable_warnings(campaign),
             "preview_url": preview_url,
+            "test_send": test_send,
+            "test_send_waiting": test_send_waiting,
+            "refresh_seconds": TEST_SEND_REFRESH_SECONDS if test_send_waiting else None,
         }
         response = TemplateResponse(request, "admin/campaigns/campaign/preview.html", context)
         # The iframe's srcdoc inherits this page's policy: let the email's remote images show.
@@ -107,15 +116,16 @@ class CampaignComposeMixin(EditorPageMixin):
         return response
 
     def _send_test(self, request, campaign, contact, addresses):
+        # A worker talks to the server: a slow one would hold this web worker for up to SMTP_TIMEOUT a step.
         try:
-            result = previews.send_test(campaign=campaign, addresses=addresses, contact=contact)
+            previews.request_test_send(campaign=campaign, addresses=addresses, contact=contact,
+                                       enqueue=tasks.enqueue_test_send)
         except previews.TestSendError as exc:
             self.message_user(request, f"Test not sent: {exc}", messages.ERROR)
             return
-        if result.sent:
-            self.message_user(request, f"Test sent to {', '.join(result.sent)}.", messages.SUCCESS)
-        for address, reason in result.refused:
-            self.message_user(request, f"Test to {address} refused: {reason}", messages.ERROR)
+        self.message_user(
+            request, f"Sending the test to {', '.join(addresses)}… Its result shows here when it is done.", messages.INFO
+        )
 
 
 @admin.action(description="Save selected as templates")

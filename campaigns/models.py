@@ -167,6 +167,33 @@ class Campaign(models.Model):
             raise ValidationError({"smtp_account": "This SMTP account belongs to someone else."})
 
 
+class CampaignTestSend(models.Model):
+    """A test send of a campaign (campaigns.services.previews): asked for on its preview page, sent by a
+    Celery task (a slow server must not hold the web request), its outcome shown on that page.
+    Never an Email row: tests are not counted."""
+
+    owner_path = "campaign__owner"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="test_sends")
+    # Whose variables fill the message; None: a sample recipient (or the contact was deleted since).
+    contact = models.ForeignKey("Contact", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    addresses = models.JSONField(default=list)
+    requested_at = models.DateTimeField()
+    # Set when a worker takes it: a redelivered task finds it taken and sends nothing twice.
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    sent = models.JSONField(default=list, blank=True)
+    refused = models.JSONField(default=list, blank=True)  # [[address, the server's answer], ...]
+    error = models.TextField(blank=True)  # why nothing could be sent
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["campaign", "requested_at"], name="testsend_campaign_requested")]
+
+    def __str__(self):
+        return f"test of {self.campaign_id} to {', '.join(self.addresses)}"
+
+
 class CampaignEvent(models.Model):
     """One change of a campaign's status, written with it by campaigns.services.lifecycle.
 

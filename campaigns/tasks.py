@@ -101,3 +101,28 @@ def delete_stale_import_files():
     deleted = jobs.delete_stale_uploads()
     if deleted:
         log.info("deleted the uploaded files of %s import job(s)", deleted)
+
+
+def enqueue_test_send(test_send_id):
+    """Queue a requested test send once the caller's transaction commits."""
+
+    def publish():
+        from campaigns.services import previews
+
+        try:
+            send_test.delay(test_send_id)
+        except Exception as exc:  # noqa: BLE001 - the broker cannot be reached: the page says so
+            log.warning("could not queue test send %s", test_send_id, exc_info=True)
+            previews.record_test_send_not_queued(test_send_id=test_send_id, error=exc)
+
+    transaction.on_commit(publish)
+
+
+@shared_task(name="campaigns.send_test", ignore_result=True)
+def send_test(test_send_id):
+    from campaigns.services import previews
+
+    test_send = previews.run_test_send(test_send_id=test_send_id)
+    if test_send is not None:
+        log.info("test send %s: sent to %s, refused %s %s", test_send_id, len(test_send.sent), len(test_send.refused),
+                 test_send.error)

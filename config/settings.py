@@ -46,8 +46,17 @@ if PRODUCTION:
             "DJANGO_ENV=production needs these environment variables set: " + ", ".join(_missing)
         )
 
-SECRET_KEY = os.environ.get("SECRET_KEY") or "django-insecure-development-key-never-use-in-production"
+_DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-never-use-in-production"
+SECRET_KEY = os.environ.get("SECRET_KEY") or _DEVELOPMENT_SECRET_KEY
 DEBUG = env_bool("DEBUG", default=not PRODUCTION and not os.environ.get("SECRET_KEY"))
+if not DEBUG and SECRET_KEY == _DEVELOPMENT_SECRET_KEY:
+    # The built-in key is public: anyone could forge the tracking, unsubscribe and subscription
+    # tokens it signs. Only a development server (DEBUG on) may run with it.
+    raise ImproperlyConfigured(
+        "DEBUG is off but SECRET_KEY is not set (the built-in development key is public and would sign "
+        "every tracking, unsubscribe and subscription link). Set SECRET_KEY to a long random value, "
+        "e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))', or DEBUG=1 for development."
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -249,9 +258,11 @@ FIELD_ENCRYPTION_KEYS = _field_encryption_keys()
 
 # --- SMTP accounts of marketers -------------------------------------------
 
-# Off in production: an account may not point at loopback, private or
-# link-local addresses, nor at ports other than the mail ports.
-SMTP_ALLOW_PRIVATE_HOSTS = env_bool("SMTP_ALLOW_PRIVATE_HOSTS", not PRODUCTION)
+# Off unless set: an account may not point at loopback, private or link-local addresses,
+# nor at ports other than the mail ports. Off by default in every environment, so a
+# deployment that forgets DJANGO_ENV still guards its network; `make run` (its demo account
+# uses the local sink) and the tests set SMTP_ALLOW_PRIVATE_HOSTS=1.
+SMTP_ALLOW_PRIVATE_HOSTS = env_bool("SMTP_ALLOW_PRIVATE_HOSTS", False)
 SMTP_ALLOWED_PORTS = (25, 465, 587, 2525)
 SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT", "30"))
 # An extra CA bundle to trust for SMTP TLS (a private CA); the system's CAs are always trusted.

@@ -21,6 +21,7 @@ import asyncio
 import datetime
 import email
 import email.policy
+import socket
 import ssl
 import threading
 import time
@@ -436,3 +437,133 @@ def smtp_server_factory():
     yield start
     for server in reversed(started):
         server.stop()
+
+
+# --- a hostile server: stalls, trickles and floods -----------------------------------------------
+
+
+class RawSmtpServer(threading.Thread):
+    """A plain-socket SMTP server on 127.0.0.1 for what aiosmtpd cannot be made to do: answer one
+    byte at a time, send "250-" lines without end, flood a reply.
+
+    It answers like a minimal server (greeting, EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) except
+    at the stages given in `hostile`: stage -> behaviour(server, sock, final_line) writing the
+    answer its own way. Stages: "greeting", a command's verb ("EHLO", "MAIL", ...) and "CONTENT"
+    (the answer to a message's content). A behaviour gives up after a while and writes the normal
+    answer (`final_line`), so a client without a bound on the whole gets through in the end instead
+    of hanging the test run. `client_hung_up` is set when the client closes the connection.
+    """
+
+    def __init__(self, hostile=None, *, pipelining=False):
+        super().__init__(daemon=True)
+        self.hostile = dict(hostile or {})
+        self.pipelining = pipelining
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host, self.port = "127.0.0.1", self.listener.getsockname()[1]
+        self.client_hung_up = threading.Event()
+        self.messages = []  # contents received, as lines
+        self._stopped = threading.Event()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stopped.set()
+        self.listener.close()
+
+    def run(self):
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            return
+        with sock:
+            try:
+                self._serve(sock)
+            except OSError:  # reset or broken pipe: the client went away
+                pass
+        self.client_hung_up.set()
+
+    def _answer(self, sock, stage, line):
+        behaviour = self.hostile.get(stage)
+        if behaviour is None or self._stopped.is_set():
+            sock.sendall(line)
+        else:
+            behaviour(self, sock, line)
+
+    def _serve(self, sock):
+        incoming = sock.makefile("rb")
+        self._answer(sock, "greeting", b"220 raw.example ESMTP\r\n")
+        in_data, content = False, []
+        for raw in incoming:
+            line = raw.rstrip(b"\r\n")
+            if in_data:
+                if line == b".":
+                    in_data = False
+                    self.messages.append(content)
+                    content = []
+                    self._answer(sock, "CONTENT", b"250 2.0.0 OK: queued\r\n")
+                else:
+                    content.append(line)
+                continue
+            verb = line.split(b":")[0].split(b" ")[0].upper().decode()
+            if verb == "EHLO":
+                extensions = b"250-PIPELINING\r\n" if self.pipelining else b""
+                self._answer(sock, verb, b"250-raw.example\r\n" + extensions + b"250 8BITMIME\r\n")
+            elif verb == "DATA":
+                in_data = True
+                self._answer(sock, verb, b"354 go ahead\r\n")
+            elif verb == "QUIT":
+                sock.sendall(b"221 bye\r\n")
+                return
+            else:  # MAIL, RCPT, RSET, NOOP
+                self._answer(sock, verb, b"250 OK\r\n")
+        # EOF: the client closed the connection.
+
+    def wait(self, seconds):
+        """Sleep, or return at once when the test is over."""
+        self._stopped.wait(seconds)
+
+
+def trickle_continuation_lines(interval=0.2, give_up_after=60):
+    """A behaviour: "250-" lines one every `interval` seconds, each well within a per-read timeout."""
+
+    def behave(server, sock, final_line):
+        for n in range(give_up_after):
+            sock.sendall(final_line[:3] + b"-still going " + str(n).encode() + b"\r\n")
+            server.wait(interval)
+        sock.sendall(final_line)
+
+    return behave
+
+
+def trickle_bytes(interval=0.1, give_up_after=60):
+    """A behaviour: the answer one byte every `interval` seconds, padded out to `give_up_after` bytes."""
+
+    def behave(server, sock, final_line):
+        padded = final_line[:-2] + b" " + b"." * max(give_up_after - len(final_line), 0) + b"\r\n"
+        for byte in padded:
+            sock.sendall(bytes([byte]))
+            server.wait(interval)
+
+    return behave
+
+
+def flood_lines(lines, line_bytes=20):
+    """A behaviour: `lines` continuation lines of `line_bytes` bytes at once, then the answer."""
+
+    def behave(server, sock, final_line):
+        filler = b"x" * line_bytes
+        sock.sendall(b"".join(final_line[:3] + b"-" + filler + b"\r\n" for _ in range(lines)) + final_line)
+
+    return behave
+
+
+def stall(seconds):
+    """A behaviour: the normal answer after `seconds` of silence."""
+
+    def behave(server, sock, final_line):
+        server.wait(seconds)
+        sock.sendall(final_line)
+
+    return behave

@@ -139,11 +139,36 @@ def test_production_settings_are_hardened(tmp_path):
 
 def test_development_defaults_run_without_any_environment(tmp_path):
     values = settings_as_json(clean_env(tmp_path), "[settings.PRODUCTION, settings.DEBUG, settings.SMTP_ALLOW_PRIVATE_HOSTS]")
-    assert values == [False, True, True]
+    # The SMTP destination guard is on without DJANGO_ENV=production too: it fails closed.
+    assert values == [False, True, False]
     # The development encryption key lives in VAR_DIR, readable by its owner only.
     key_file = tmp_path / "var" / "field_encryption.key"
     assert key_file.exists()
     assert key_file.stat().st_mode & 0o077 == 0
+
+
+def test_private_smtp_hosts_are_allowed_only_when_asked(tmp_path):
+    for environment in (clean_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="1"),
+                        production_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="1")):
+        assert settings_as_json(environment, "settings.SMTP_ALLOW_PRIVATE_HOSTS") is True
+    assert settings_as_json(clean_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="0"), "settings.SMTP_ALLOW_PRIVATE_HOSTS") is False
+
+
+def test_debug_off_with_the_built_in_secret_key_does_not_start(tmp_path):
+    # Without DJANGO_ENV=production, the public development key would sign every tracking,
+    # unsubscribe and subscription token of a server that is no development server.
+    built_in_key = "django-insecure-development-key-never-use-in-production"
+    for environment in (clean_env(tmp_path, DEBUG="0"), clean_env(tmp_path, DEBUG="0", SECRET_KEY=built_in_key)):
+        result = run(["manage.py", "check"], environment)
+        assert result.returncode != 0
+        last_line = result.stderr.splitlines()[-1]
+        assert "ImproperlyConfigured" in last_line
+        assert "DEBUG is off but SECRET_KEY is not set" in last_line
+
+
+def test_debug_off_with_a_secret_key_of_its_own_starts(tmp_path):
+    environment = clean_env(tmp_path, DEBUG="0", SECRET_KEY=secrets.token_urlsafe(64))
+    assert settings_as_json(environment, "[settings.DEBUG, settings.PRODUCTION]") == [False, False]
 
 
 # --- database -------------------------------------------------------------------

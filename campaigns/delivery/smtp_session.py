@@ -13,6 +13,8 @@ import re
 import smtplib
 from collections.abc import Callable
 
+from django.conf import settings
+
 from accounts import smtp
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -51,6 +53,17 @@ class SmtpSession:
     previous message's result there, so at most one delivered message is ever unrecorded, and checks
     that it still holds the row (campaigns.delivery.lease). When it raises, the content is not
     written and the connection is dropped (the server, waiting for a content, discards the message).
+
+    Bounded in time, whatever the server does (silence, a byte at a time, endless "250-" lines):
+    - `open` returns or raises within `timeout_seconds()` (SMTP_TIMEOUT) of its start, after
+      resolving the host (bounded by the system resolver);
+    - one message's `transact`, from MAIL FROM to the final reply to its content, pipelined or
+      step by step, RSET after a refusal included, returns or raises within `timeout_seconds()`
+      of its start, not counting the time `before_content` itself takes (the caller's own work);
+    - `close` waits at most twice that (QUIT's write and its reply).
+    Past the bound the connection is closed and the call raises accounts.smtp.SmtpDeadlineExceeded,
+    a TimeoutError (socket.timeout); a reply past accounts.smtp.MAX_REPLY_LINES or MAX_REPLY_BYTES
+    closes it with accounts.smtp.SmtpReplyTooLong, an smtplib.SMTPServerDisconnected.
     """
 
     def __init__(self, account, *, before_content: Callable[[], object] = lambda: None):
@@ -65,9 +78,14 @@ class SmtpSession:
     def connected(self) -> bool:
         return self.conn is not None
 
+    @staticmethod
+    def timeout_seconds() -> float:
+        """The bound on `open` and on each `transact` (see the class)."""
+        return settings.SMTP_TIMEOUT
+
     def open(self):
         """Connect, TLS, log in. Raises what accounts.smtp.open_connection raises."""
-        self.conn, _reply = smtp.open_connection(self.account)
+        self.conn, _reply = smtp.open_connection(self.account, timeout=self.timeout_seconds())
         self.opened += 1
 
     def pipelines(self, from_address: str, to_address: str) -> bool:
@@ -77,15 +95,17 @@ class SmtpSession:
         """MAIL, one RCPT, DATA: the server's (code, text) for the step that decided.
 
         Raises SmtpUtf8Unsupported (nothing written), or the connection's errors (lost, timed out).
-        `next_envelope` (from, to): written behind this content when the dialogue pipelines."""
-        if self.pipelines(from_address, to_address):
-            return self._pipelined(from_address, to_address, raw, next_envelope)
-        options = []
-        if not (from_address + to_address).isascii():
-            if not self.conn.has_extn("smtputf8"):
-                raise SmtpUtf8Unsupported(NO_SMTPUTF8)
-            options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if self.conn.has_extn("8bitmime") else [])
-        return self._stepwise(from_address, to_address, raw, options)
+        `next_envelope` (from, to): written behind this content when the dialogue pipelines.
+        Within `timeout_seconds()` (see the class)."""
+        with self.conn.deadline(self.timeout_seconds()):
+            if self.pipelines(from_address, to_address):
+                return self._pipelined(from_address, to_address, raw, next_envelope)
+            options = []
+            if not (from_address + to_address).isascii():
+                if not self.conn.has_extn("smtputf8"):
+                    raise SmtpUtf8Unsupported(NO_SMTPUTF8)
+                options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if self.conn.has_extn("8bitmime") else [])
+            return self._stepwise(from_address, to_address, raw, options)
 
     def _stepwise(self, from_address, to_address, raw, options):
         code, resp = self.conn.mail(from_address, options)
@@ -148,8 +168,10 @@ class SmtpSession:
         return code, smtp.format_reply(code, resp)
 
     def _content_may_go(self):
+        """before_content, its time not counted in the transaction's deadline (it is the caller's)."""
         try:
-            self.before_content()
+            with self.conn.deadline_paused():
+                self.before_content()
         except BaseException:
             conn, self.conn = self.conn, None
             smtp.drop(conn)  # a QUIT now would be read as the content

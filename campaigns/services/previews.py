@@ -1,13 +1,23 @@
-"""Preview and test sends of a campaign: rendered for a chosen contact, never recorded as Email rows."""
+"""Preview and test sends of a campaign: rendered for a chosen contact, never recorded as Email rows.
 
+A test send from the admin is asked for (`request_test_send`) and run by a Celery task
+(`run_test_send`): the SMTP dialogue may take up to SMTP_TIMEOUT per step, too long for a web request.
+"""
+
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from django.utils import timezone
 
 from accounts import smtp
 from campaigns import personalize
 from campaigns.delivery import message
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
-from campaigns.models import Campaign, Contact
+from campaigns.models import Campaign, CampaignTestSend, Contact
+from campaigns.selectors import previews as preview_selectors
+
+log = logging.getLogger(__name__)
 
 SAMPLE_NAME = "Sample Recipient"
 SAMPLE_EMAIL = "recipient@example.com"
@@ -78,3 +88,56 @@ def send_test(*, campaign: Campaign, addresses: Iterable[str], contact: Contact 
     finally:
         session.close()
     return result
+
+
+def request_test_send(
+    *, campaign: Campaign, addresses: list[str], contact: Contact | None, enqueue
+) -> CampaignTestSend:
+    """Record a test send of the campaign and hand it to `enqueue(test_send_id)`.
+
+    What can be checked without the server is checked now (TestSendError): an SMTP account, the campaign
+    renders, no earlier test of it still under way (one at a time per campaign keeps the queue short)."""
+    if campaign.smtp_account_id is None:
+        raise TestSendError("Choose an SMTP account for this campaign first.")
+    now = timezone.now()
+    if preview_selectors.awaiting_outcome(test_send=preview_selectors.last_test_send(campaign=campaign), now=now):
+        raise TestSendError("A test of this campaign is still being sent: wait for its result.")
+    try:
+        preview(campaign=campaign, contact=contact)
+    except personalize.PersonalizationError as exc:
+        raise TestSendError("; ".join(exc.messages)) from exc
+    test_send = CampaignTestSend.objects.create(campaign=campaign, contact=contact, addresses=list(addresses),
+                                                requested_at=now)
+    enqueue(test_send.pk)
+    return test_send
+
+
+def run_test_send(*, test_send_id: int) -> CampaignTestSend | None:
+    """Send a requested test and record its outcome (the task's work). None when it is gone or was
+    taken already (a redelivered task): a test goes out once."""
+    taken = CampaignTestSend.objects.filter(pk=test_send_id, started_at__isnull=True).update(started_at=timezone.now())
+    if not taken:
+        return None
+    test_send = CampaignTestSend.objects.select_related("campaign__smtp_account", "contact").get(pk=test_send_id)
+    sent, refused, error = [], [], ""
+    try:
+        result = send_test(campaign=test_send.campaign, addresses=test_send.addresses, contact=test_send.contact)
+        sent, refused = result.sent, [list(pair) for pair in result.refused]
+    except TestSendError as exc:
+        error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug: the page says so instead of waiting for ever
+        log.exception("test send %s failed", test_send_id)
+        error = f"error while sending: {type(exc).__name__}: {exc}"
+    CampaignTestSend.objects.filter(pk=test_send_id).update(
+        finished_at=timezone.now(), sent=sent, refused=refused, error=error
+    )
+    test_send.refresh_from_db()
+    return test_send
+
+
+def record_test_send_not_queued(*, test_send_id: int, error: Exception) -> None:
+    """The test could not be handed to a worker: say so instead of "sending" for ever."""
+    now = timezone.now()
+    CampaignTestSend.objects.filter(pk=test_send_id, started_at__isnull=True).update(
+        started_at=now, finished_at=now, error=f"The test could not be queued: {error}"
+    )

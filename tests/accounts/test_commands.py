@@ -152,6 +152,15 @@ def test_setup_demo_run_twice_keeps_one_account_and_prints_a_working_password(cl
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("allowed", [True, False])
+def test_setup_demo_says_when_the_destination_guard_would_refuse_its_account(allowed):
+    out = StringIO()
+    with override_settings(SMTP_ALLOW_PRIVATE_HOSTS=allowed):
+        call_command("setup_demo", stdout=out)
+    assert ("start the processes with SMTP_ALLOW_PRIVATE_HOSTS=1" in out.getvalue()) is not allowed
+
+
+@pytest.mark.django_db
 @override_settings(PRODUCTION=True)
 def test_setup_demo_refuses_in_production():
     with pytest.raises(CommandError, match="development only"):

@@ -6,18 +6,29 @@ refused connections; through accounts.smtp and through the admin action.
 
 import socket
 import threading
+from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib import messages
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts import smtp
+from accounts import selectors, smtp, tasks
 from accounts.models import SmtpAccount
-from tests.conftest import free_port
+from tests.conftest import free_port, queued_tasks
 from tests.factories import SmtpAccountFactory
-from tests.smtp_server import RecordingHandler, smtp_server_factory, tls_files  # noqa: F401  (pytest fixtures)
+from tests.smtp_server import (  # noqa: F401  (pytest fixtures)
+    RawSmtpServer,
+    RecordingHandler,
+    flood_lines,
+    smtp_server_factory,
+    stall,
+    tls_files,
+    trickle_bytes,
+    trickle_continuation_lines,
+)
 
 LOGIN = "alice@example.com"
 PASSWORD = "mail-pass-42"
@@ -53,13 +64,24 @@ def login_account(owner, server, password, *, security="starttls", **fields):
 
 
 def run_test_connection_action(client, *accounts):
+    """The admin action, then the worker's task for each account (here, in this process): each
+    account's recorded result as (level, "name: message")."""
     response = client.post(
         reverse("admin:accounts_smtpaccount_changelist"),
         {"action": "test_connection", "_selected_action": [a.pk for a in accounts]},
         follow=True,
     )
     assert response.status_code == 200
-    return [(m.level, m.message) for m in response.context["messages"]]
+    ((level, text),) = [(m.level, m.message) for m in response.context["messages"]]
+    assert level == messages.INFO and text.startswith("Testing the connection of ")
+    for account in accounts:
+        assert SmtpAccount.objects.get(pk=account.pk).last_test_result == "Testing…"
+        tasks.connection_test(account.pk)
+    reported = []
+    for account in SmtpAccount.objects.filter(pk__in=[a.pk for a in accounts]).order_by("pk"):
+        outcome, message = account.last_test_result.split(": ", 1)
+        reported.append((messages.SUCCESS if outcome == "OK" else messages.ERROR, f"{account.name}: {message}"))
+    return reported
 
 
 # --- (a) plain, no authentication -----------------------------------------------------------------
@@ -346,3 +368,155 @@ def test_a_421_greeting_is_reported_with_the_servers_own_words(db, settings):
         server.server_close()
     assert not result.ok
     assert result.message == "421 4.3.2 Too busy, come back later"
+
+
+# --- a hostile server cannot hold the connection ---------------------------------------------------
+# Opening a connection (connect, greeting, EHLO, STARTTLS, AUTH) has SMTP_TIMEOUT seconds in all,
+# not per read; each server below answers every read well within it and would hold a client that
+# only bounds reads for as long as it liked (here it gives up after a while, so the old client
+# passes and its test fails instead of hanging).
+
+
+@pytest.fixture
+def short_timeout(settings):
+    settings.SMTP_TIMEOUT = 1
+
+
+@pytest.mark.parametrize(
+    "stage, behaviour",
+    [
+        ("greeting", trickle_continuation_lines()),
+        ("greeting", trickle_bytes()),
+        ("EHLO", trickle_continuation_lines()),
+        ("EHLO", trickle_bytes()),
+    ],
+    ids=["greeting in endless 220- lines", "greeting a byte at a time", "EHLO in endless 250- lines",
+         "EHLO a byte at a time"],
+)
+def test_opening_a_connection_has_smtp_timeout_in_all(marketer, short_timeout, stage, behaviour):
+    with RawSmtpServer({stage: behaviour}) as server:
+        account = make_account(marketer, server)
+
+        with pytest.raises(socket.timeout) as raised:
+            smtp.open_connection(account)
+
+        assert isinstance(raised.value, smtp.SmtpDeadlineExceeded)
+        assert server.client_hung_up.wait(10)  # the client closed the connection
+
+
+def test_a_connection_test_against_a_trickling_server_reports_the_timeout(marketer, short_timeout):
+    with RawSmtpServer({"greeting": trickle_continuation_lines()}) as server:
+        account = make_account(marketer, server)
+
+        result = smtp.test_connection(account)
+
+    assert result == smtp.TestResult(
+        False, "The SMTP server timed out: not done within 1 s (SMTP_TIMEOUT); the connection was closed."
+    )
+
+
+def test_the_deadline_covers_the_whole_opening_not_each_reply(marketer, short_timeout):
+    # Greeting and EHLO each answered after 0.6 s: every read within the 1 s, the two together not.
+    with RawSmtpServer({"greeting": stall(0.6), "EHLO": stall(0.6)}) as server:
+        account = make_account(marketer, server)
+
+        with pytest.raises(smtp.SmtpDeadlineExceeded):
+            smtp.open_connection(account)
+
+        assert server.client_hung_up.wait(10)
+
+
+def test_a_slow_server_within_the_deadline_is_served(marketer, short_timeout):
+    # The control for the tests above: the deadline, not the server's setup, stopped them.
+    with RawSmtpServer({"greeting": stall(0.2)}) as server:
+        account = make_account(marketer, server)
+
+        assert smtp.test_connection(account) == smtp.TestResult(True, "250 OK")
+
+
+def one_line_of(size):
+    def behave(server, sock, final_line):
+        sock.sendall(b"250 " + b"x" * size + b"\r\n")
+
+    return behave
+
+
+@pytest.mark.parametrize(
+    "behaviour, reason",
+    [
+        (flood_lines(150), "more than 100 lines"),
+        (flood_lines(20, line_bytes=4000), "more than 65536 bytes"),
+        (one_line_of(70 * 1024), "more than 65536 bytes"),
+    ],
+    ids=["150 lines", "80 KB in 20 lines", "one line of 70 KiB"],
+)
+def test_a_reply_past_the_caps_drops_the_connection_with_a_clear_error(marketer, behaviour, reason):
+    with RawSmtpServer({"EHLO": behaviour}) as server:
+        account = make_account(marketer, server)
+
+        with pytest.raises(smtp.SmtpReplyTooLong) as raised:
+            smtp.open_connection(account)
+
+        assert str(raised.value) == f"The SMTP server's reply was too long ({reason}); the connection was closed."
+        assert server.client_hung_up.wait(10)
+
+
+def test_an_ehlo_answer_of_100_lines_is_still_read(marketer):
+    with RawSmtpServer({"EHLO": flood_lines(98)}) as server:  # 98 + "250-raw.example" + "250 8BITMIME"
+        account = make_account(marketer, server)
+
+        assert smtp.test_connection(account) == smtp.TestResult(True, "250 OK")
+
+
+# --- the action hands the test to a worker: a slow server cannot hold the web request ---------------
+
+
+def test_the_action_answers_at_once_and_a_worker_tests_the_connection(marketer, marketer_client, smtp_server_factory):
+    server = smtp_server_factory(RecordingHandler(noop_reply="250 2.0.0 Sink ready"))
+    account = make_account(marketer, server, name="Local sink")
+    changelist_url = reverse("admin:accounts_smtpaccount_changelist")
+
+    response = marketer_client.post(
+        changelist_url, {"action": "test_connection", "_selected_action": [account.pk]}, follow=True
+    )
+
+    assert [(m.level, m.message) for m in response.context["messages"]] == [
+        (messages.INFO, "Testing the connection of Local sink… The result shows in 'Last test result' when it is ready.")
+    ]
+    assert server.handler.connections == 0  # the request never went near the server
+    page = response.content.decode()
+    assert "Testing…" in page and '<meta http-equiv="refresh" content="3">' in page  # it reloads until the result is in
+
+    tasks.connection_test(account.pk)  # what the worker runs
+
+    page = marketer_client.get(changelist_url).content.decode()
+    assert "OK: 250 2.0.0 Sink ready" in page and 'http-equiv="refresh"' not in page
+    assert server.handler.connections == 1
+
+
+def test_a_test_no_worker_took_says_so_and_the_list_stops_reloading(marketer, marketer_client):
+    account = SmtpAccountFactory(owner=marketer, name="Waiting", security="none")
+    long_ago = timezone.now() - selectors.connection_test_patience() - timedelta(seconds=1)
+    SmtpAccount.objects.filter(pk=account.pk).update(last_test_result="Testing…", last_tested_at=long_ago)
+
+    page = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist")).content.decode()
+
+    assert "no worker has run it: is Celery running?" in page
+    assert 'http-equiv="refresh"' not in page
+
+
+def test_the_action_queues_the_test_for_a_worker_once_it_commits(
+    marketer, marketer_client, django_capture_on_commit_callbacks
+):
+    account = SmtpAccountFactory(owner=marketer, name="Queued", security="none")
+    try:
+        queued_tasks("celery")  # an empty queue to start from
+    except OSError as exc:
+        pytest.skip(f"the broker does not answer: {exc}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        marketer_client.post(reverse("admin:accounts_smtpaccount_changelist"),
+                             {"action": "test_connection", "_selected_action": [account.pk]})
+
+    assert ("accounts.test_connection", [account.pk]) in queued_tasks("celery")
+

@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.test import override_settings
 from django.urls import reverse
 
-from accounts import smtp
+from accounts import smtp, tasks
 from accounts.models import SmtpAccount
 from tests.factories import SmtpAccountFactory
 from tests.smtp_server import smtp_server_factory  # noqa: F401  (pytest fixture)
@@ -32,6 +32,23 @@ PRIVATE_HOSTS = [
     "::",
     "224.0.0.1",  # multicast
     "0x7f000001",  # 127.0.0.1 spelled as one hex number
+]
+
+# IPv6 forms carrying a private IPv4 address, which Python 3.11's ipaddress calls global.
+EMBEDDED_PRIVATE_IPV4 = [
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "2002:a00:5::1",  # 6to4 of 10.0.0.5
+    "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254 (cloud metadata)
+    "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "64:ff9b::c0a8:101",  # NAT64 of 192.168.1.1
+    "64:ff9b:1::a00:5",  # local-use NAT64 (RFC 8215)
+    "64:ff9b:1::808:808",  # local-use NAT64, whatever it carries: never global
+    "::127.0.0.1",  # IPv4-compatible
+    "::10.0.0.5",
+    "::169.254.169.254",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+    "2001:0:a00:5::1",  # Teredo, relay 10.0.0.5
 ]
 
 
@@ -75,6 +92,18 @@ def test_a_public_ipv6_literal_is_accepted():
     assert smtp.resolve_destination("2001:4860:4860::8888", 587) == "2001:4860:4860::8888"
 
 
+@pytest.mark.parametrize("host", EMBEDDED_PRIVATE_IPV4)
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused(host):
+    with pytest.raises(smtp.SmtpDestinationError, match="private, loopback or reserved address"):
+        smtp.resolve_destination(host, 587)
+
+
+@pytest.mark.parametrize("host", ["2002:808:808::1", "64:ff9b::808:808", "::ffff:8.8.8.8"])
+def test_ipv6_forms_of_a_public_ipv4_address_are_accepted(host):
+    # The control for the refusals above: the address inside, not the form, decides.
+    assert smtp.resolve_destination(host, 587) == host
+
+
 def test_empty_host_is_refused():
     with pytest.raises(smtp.SmtpDestinationError, match="host is empty"):
         smtp.resolve_destination("  ", 587)
@@ -89,14 +118,25 @@ def test_development_setting_allows_loopback_and_any_port():
 # --- the admin action refuses before connecting ---------------------------------------------------
 
 
-def run_test_connection_action(client, account):
+def run_test_connection_action(client, *accounts):
+    """The admin action, then the worker's task for each account (here, in this process): each
+    account's recorded result as (level, "name: message")."""
     response = client.post(
         reverse("admin:accounts_smtpaccount_changelist"),
-        {"action": "test_connection", "_selected_action": [account.pk]},
+        {"action": "test_connection", "_selected_action": [a.pk for a in accounts]},
         follow=True,
     )
     assert response.status_code == 200
-    return [(m.level, m.message) for m in response.context["messages"]]
+    ((level, text),) = [(m.level, m.message) for m in response.context["messages"]]
+    assert level == messages.INFO and text.startswith("Testing the connection of ")
+    for account in accounts:
+        assert SmtpAccount.objects.get(pk=account.pk).last_test_result == "Testing…"
+        tasks.connection_test(account.pk)
+    reported = []
+    for account in SmtpAccount.objects.filter(pk__in=[a.pk for a in accounts]).order_by("pk"):
+        outcome, message = account.last_test_result.split(": ", 1)
+        reported.append((messages.SUCCESS if outcome == "OK" else messages.ERROR, f"{account.name}: {message}"))
+    return reported
 
 
 def assert_no_connection_reached(server):

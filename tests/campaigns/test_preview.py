@@ -1,11 +1,16 @@
 """Preview for a chosen contact, test sends through the campaign's account, templates <-> campaigns."""
 
 import html
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from campaigns import tasks
 from campaigns.models import Campaign, Email, EmailTemplate
+from campaigns.selectors import previews as preview_selectors
+from tests.conftest import queued_tasks
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailTemplateFactory
 from tracking.models import Event, Link
 
@@ -70,7 +75,19 @@ def test_a_test_send_goes_through_the_campaigns_account_marked_test_and_is_not_r
         follow=True,
     )
     assert response.status_code == 200
-    assert "Test sent to me@example.com, boss@example.com." in [str(m) for m in response.context["messages"]]
+    assert [str(m) for m in response.context["messages"]] == [
+        "Sending the test to me@example.com, boss@example.com… Its result shows here when it is done."
+    ]
+    # The request never went near the server: a worker sends the test.
+    assert engine.handler.connections == 0 and engine.handler.messages == []
+    page = response.content.decode()
+    assert "Sending the test to me@example.com, boss@example.com…" in page
+    assert '<meta http-equiv="refresh" content="3">' in page  # it reloads until the outcome is in
+
+    run_queued_test_send(campaign)  # what the worker does
+
+    page = client.get(preview_url(campaign)).content.decode()
+    assert "Test sent to me@example.com, boss@example.com." in page and 'http-equiv="refresh"' not in page
     engine.handler.wait_for(lambda h: len(h.messages) == 2)
     assert sorted(engine.handler.delivered_to()) == ["boss@example.com", "me@example.com"]
     parsed = engine.handler.messages[0].parsed()
@@ -79,6 +96,89 @@ def test_a_test_send_goes_through_the_campaigns_account_marked_test_and_is_not_r
     assert parsed.get_content_type() == "multipart/alternative"
     assert "Hello Asha from Pune" in parsed.get_body(("plain",)).get_content()
     assert not Email.objects.exists() and not Link.objects.exists() and not Event.objects.exists()
+
+
+def run_queued_test_send(campaign):
+    """The worker's part of the campaign's last test send, in this process."""
+    tasks.send_test(campaign.test_sends.get(started_at__isnull=True).pk)
+
+
+def test_a_test_sends_refusals_show_on_the_page_with_the_servers_words(marketer_client, setup):
+    engine, campaign, _, _ = setup
+    engine.handler.rcpt_replies["gone@example.org"] = (550, "5.1.1 User unknown")
+
+    marketer_client.post(preview_url(campaign), {"addresses": "me@example.com, gone@example.org"})
+    run_queued_test_send(campaign)
+
+    page = marketer_client.get(preview_url(campaign)).content.decode()
+    assert "Test sent to me@example.com." in page
+    assert "Test to gone@example.org refused: 550 5.1.1 User unknown" in page
+
+
+def test_a_test_that_cannot_connect_says_why_on_the_page(marketer_client, setup):
+    engine, campaign, _, _ = setup
+    engine.server.stop()  # nothing listens there any more
+
+    marketer_client.post(preview_url(campaign), {"addresses": "me@example.com"})
+    run_queued_test_send(campaign)
+
+    page = marketer_client.get(preview_url(campaign)).content.decode()
+    assert "Test not sent: Could not send through the SMTP server: Cannot connect to" in page
+
+
+def test_one_test_at_a_time_per_campaign(marketer_client, setup):
+    engine, campaign, _, _ = setup
+    marketer_client.post(preview_url(campaign), {"addresses": "me@example.com"}, follow=True)
+
+    response = marketer_client.post(preview_url(campaign), {"addresses": "boss@example.com"}, follow=True)
+
+    assert [str(m) for m in response.context["messages"]] == [
+        "Test not sent: A test of this campaign is still being sent: wait for its result."
+    ]
+    assert campaign.test_sends.count() == 1
+
+
+def test_a_redelivered_test_send_task_sends_nothing_twice(marketer_client, setup):
+    engine, campaign, _, _ = setup
+    marketer_client.post(preview_url(campaign), {"addresses": "me@example.com"})
+    test_send = campaign.test_sends.get()
+
+    tasks.send_test(test_send.pk)
+    tasks.send_test(test_send.pk)  # acks_late: a worker lost after sending gets it again
+
+    engine.handler.wait_for(lambda h: len(h.messages) == 1)
+    assert engine.handler.connections == 1
+
+
+def test_a_test_no_worker_finished_says_so_and_the_page_stops_reloading(marketer_client, setup):
+    engine, campaign, _, _ = setup
+    marketer_client.post(preview_url(campaign), {"addresses": "me@example.com"})
+    long_ago = timezone.now() - preview_selectors.outcome_patience() - timedelta(seconds=1)
+    campaign.test_sends.update(requested_at=long_ago)
+
+    page = marketer_client.get(preview_url(campaign)).content.decode()
+
+    assert "has no outcome: no worker finished it. Is Celery running?" in page
+    assert 'http-equiv="refresh"' not in page
+    # Nor does it block the next test.
+    marketer_client.post(preview_url(campaign), {"addresses": "boss@example.com"})
+    assert campaign.test_sends.count() == 2
+
+
+def test_a_test_send_is_queued_for_a_worker_once_the_request_commits(
+    marketer_client, setup, django_capture_on_commit_callbacks
+):
+    engine, campaign, _, _ = setup
+    try:
+        queued_tasks("celery")  # an empty queue to start from
+    except OSError as exc:
+        pytest.skip(f"the broker does not answer: {exc}")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        marketer_client.post(preview_url(campaign), {"addresses": "me@example.com"})
+
+    assert ("campaigns.send_test", [campaign.test_sends.get().pk]) in queued_tasks("celery")
+    assert engine.handler.messages == []
 
 
 def test_a_test_send_needs_the_csrf_token(marketer, setup):

@@ -4,14 +4,17 @@ envelope written ahead, a server opening DATA after refusing the recipient, dot-
 
 import socket
 import threading
+import time
 
 import pytest
 from django.utils import timezone
 
+from accounts import smtp
 from campaigns.delivery import dispatcher, sender, smtp_session
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
+from tests.smtp_server import RawSmtpServer, flood_lines, stall, trickle_bytes, trickle_continuation_lines
 
 S = Email.Status
 OK = "250 2.0.0 OK: queued"  # what RecordingHandler answers to an accepted DATA
@@ -311,3 +314,96 @@ def test_a_body_with_lines_starting_with_a_dot_arrives_whole(engine):
         text = received.parsed().get_body(preferencelist=("plain",)).get_content()
         assert text.replace("\r\n", "\n").startswith(body)
     assert set(engine.statuses(campaign).values()) == {S.SENT}
+
+
+# --- one message's transaction ends within SMTP_TIMEOUT, whatever the server does -------------------
+# Each server below answers every read well within SMTP_TIMEOUT, and gives up after a while (so a
+# client that only bounds reads gets through, and the test fails instead of hanging).
+
+MESSAGE = b"Subject: hi\r\n\r\nHello\r\n"
+
+
+@pytest.fixture
+def hostile_session(allow_local_smtp, settings, marketer):
+    """hostile_session(hostile, pipelining=False) -> (server, open SmtpSession), SMTP_TIMEOUT 1 s."""
+    settings.SMTP_TIMEOUT = 1
+    started = []
+
+    def start(hostile, *, pipelining=False):
+        server = RawSmtpServer(hostile, pipelining=pipelining).__enter__()
+        started.append(server)
+        account = SmtpAccountFactory(owner=marketer, host=server.host, port=server.port, security="none",
+                                     username="")
+        session = smtp_session.SmtpSession(account)
+        session.open()
+        return server, session
+
+    yield start
+    for server in started:
+        server.__exit__(None, None, None)
+
+
+HOSTILE_ANSWERS = {
+    "content answered in endless 250- lines": ("CONTENT", trickle_continuation_lines()),
+    "content answered a byte at a time": ("CONTENT", trickle_bytes()),
+    "MAIL answered in endless 250- lines": ("MAIL", trickle_continuation_lines()),
+    "RCPT answered a byte at a time": ("RCPT", trickle_bytes()),
+}
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["stepwise", "pipelined"])
+@pytest.mark.parametrize("case", list(HOSTILE_ANSWERS))
+def test_a_transaction_ends_within_smtp_timeout_and_closes_the_connection(hostile_session, case, pipelining):
+    stage, behaviour = HOSTILE_ANSWERS[case]
+    server, session = hostile_session({stage: behaviour}, pipelining=pipelining)
+
+    with pytest.raises(socket.timeout) as raised:  # what the sender treats as a lost connection
+        session.transact("news@alice.example", "ann@example.org", MESSAGE)
+
+    assert isinstance(raised.value, smtp.SmtpDeadlineExceeded)
+    # Lost after the content was written: the server may have the message.
+    assert session.lost() is (stage == "CONTENT")
+    assert not session.connected
+    assert server.client_hung_up.wait(10)
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["stepwise", "pipelined"])
+def test_the_deadline_covers_the_whole_transaction_not_each_reply(hostile_session, pipelining):
+    # Every answer after 0.4 s: each read within the 1 s, the transaction's answers together not.
+    slow = {stage: stall(0.4) for stage in ("MAIL", "RCPT", "DATA", "CONTENT")}
+    server, session = hostile_session(slow, pipelining=pipelining)
+
+    with pytest.raises(smtp.SmtpDeadlineExceeded):
+        session.transact("news@alice.example", "ann@example.org", MESSAGE)
+
+    assert server.client_hung_up.wait(10)
+
+
+def test_each_transaction_has_a_deadline_of_its_own(hostile_session):
+    # Three messages whose answers take 0.5 s each: together past the 1 s, each one within it.
+    server, session = hostile_session({"CONTENT": stall(0.25), "MAIL": stall(0.25)})
+
+    assert session.transact("news@alice.example", "ann@example.org", MESSAGE)[0] == 250
+    assert session.transact("news@alice.example", "bob@example.org", MESSAGE)[0] == 250
+    assert session.transact("news@alice.example", "cy@example.org", MESSAGE)[0] == 250
+    session.close()
+    assert len(server.messages) == 3
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["stepwise", "pipelined"])
+def test_the_callers_own_work_before_the_content_is_not_counted(hostile_session, pipelining):
+    server, session = hostile_session({}, pipelining=pipelining)
+    session.before_content = lambda: time.sleep(1.2)  # settling the previous result: longer than SMTP_TIMEOUT
+
+    assert session.transact("news@alice.example", "ann@example.org", MESSAGE) == (250, "250 2.0.0 OK: queued")
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["stepwise", "pipelined"])
+def test_a_flooded_answer_to_the_content_drops_the_connection(hostile_session, pipelining):
+    server, session = hostile_session({"CONTENT": flood_lines(150)}, pipelining=pipelining)
+
+    with pytest.raises(smtp.SmtpReplyTooLong, match=r"more than 100 lines"):
+        session.transact("news@alice.example", "ann@example.org", MESSAGE)
+
+    assert session.lost() is True  # the content was written: the server may have it
+    assert server.client_hung_up.wait(10)

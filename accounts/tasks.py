@@ -1,0 +1,31 @@
+"""Celery tasks of accounts: thin wrappers that take ids and call services."""
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+
+from accounts import services
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_connection_test(account_id):
+    """Queue the account's connection test once the caller's transaction commits."""
+
+    def publish():
+        try:
+            connection_test.delay(account_id)
+        except Exception as exc:  # noqa: BLE001 - the broker cannot be reached
+            log.warning("could not queue the connection test of SMTP account %s", account_id, exc_info=True)
+            services.connection_test_not_queued(account_id=account_id, error=exc)
+
+    transaction.on_commit(publish)
+
+
+# Not named test_*: pytest would collect it wherever a test module imports it.
+@shared_task(name="accounts.test_connection", ignore_result=True)
+def connection_test(account_id):
+    result = services.run_connection_test(account_id=account_id)
+    if result is not None:
+        log.info("SMTP account %s connection test: %s %s", account_id, "ok" if result.ok else "failed", result.message)
