@@ -20,9 +20,9 @@ from accounts import services as account_services
 from accounts.models import SmtpAccount
 from campaigns import personalize
 from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
-from campaigns.delivery.lease import Lease, LeaseLost
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.delivery.classifier import Verdict, classify
+from campaigns.delivery.lease import Lease, LeaseLost
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import contacts, lifecycle
