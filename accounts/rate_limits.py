@@ -15,9 +15,9 @@ class RateLimited(Exception):
 
 def count_sign_up(*, client_key: str, email: str) -> None:
     """Count one sign-up; raises RateLimited once the client or the address is past its limit."""
-    if _over(f"signup:client:{client_key}", settings.SIGNUP_LIMIT_PER_IP):
+    if _over_hour(f"signup:client:{client_key}", settings.SIGNUP_LIMIT_PER_IP):
         raise RateLimited("Too many sign-ups from your network in the last hour. Please try again later.")
-    if _over(f"signup:address:{_address_digest(email)}", settings.SIGNUP_LIMIT_PER_ADDRESS):
+    if _over_hour(f"signup:address:{_address_digest(email)}", settings.SIGNUP_LIMIT_PER_ADDRESS):
         raise RateLimited(
             "We have sent this address several emails in the last hour. Look in its inbox (and spam folder), "
             "or try again later."
@@ -26,20 +26,20 @@ def count_sign_up(*, client_key: str, email: str) -> None:
 
 def count_password_reset(*, client_key: str, email: str) -> None:
     """Count one password reset request; raises RateLimited once the client or the address is past its limit."""
-    if _over(f"password-reset:client:{client_key}", settings.PASSWORD_RESET_LIMIT_PER_IP):
+    if _over_hour(f"password-reset:client:{client_key}", settings.PASSWORD_RESET_LIMIT_PER_IP):
         raise RateLimited(
             "Too many password reset requests from your network in the last hour. Please try again later."
         )
-    if _over(f"password-reset:address:{_address_digest(email)}", settings.PASSWORD_RESET_LIMIT_PER_ADDRESS):
+    if _over_hour(f"password-reset:address:{_address_digest(email)}", settings.PASSWORD_RESET_LIMIT_PER_ADDRESS):
         raise RateLimited(
             "Too many password reset requests for this address in the last hour. Look in its inbox "
             "(and spam folder), or try again later."
         )
 
 
-def _over(key: str, limit: int) -> bool:
-    """Count one hit in a fixed window (the cache's atomic add and incr); True once past `limit`."""
-    window = settings.ACCOUNT_FORMS_RATE_WINDOW
+def over_limit(key: str, *, limit: int, window: int) -> bool:
+    """Count one hit on `key` in a fixed window of `window` seconds (the cache's atomic add and incr);
+    True once past `limit`. Every anonymous form's limits count with it."""
     cache.add(key, 0, timeout=window)
     try:
         count = cache.incr(key)
@@ -47,6 +47,10 @@ def _over(key: str, limit: int) -> bool:
         cache.set(key, 1, timeout=window)
         count = 1
     return count > limit
+
+
+def _over_hour(key, limit):
+    return over_limit(key, limit=limit, window=settings.ACCOUNT_FORMS_RATE_WINDOW)
 
 
 def _address_digest(email: str) -> str:

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils.crypto import salted_hmac
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from accounts.rate_limits import over_limit
 from campaigns.imports.addresses import normalize_address, validate_contact_email
 from campaigns.models import Contact, SubscriptionForm, SubscriptionRequest
 from campaigns.selectors import subscriptions as selectors
@@ -232,21 +233,10 @@ def _count_against_limits(*, form, client_key):
     # Per form: a client busy on one marketer's form is not held back on another's. Hashed: no address is
     # kept, not even in the cache.
     client_bucket = f"subscribe:client:{form.pk}:{tokens.hash_ip(client_key)}"
-    if _over(client_bucket, settings.SUBSCRIBE_LIMIT_PER_IP, window):
+    if over_limit(client_bucket, limit=settings.SUBSCRIBE_LIMIT_PER_IP, window=window):
         raise RateLimited("Too many sign-ups from your network in the last hour. Please try again later.")
-    if _over(f"subscribe:list:{form.contact_list_id}", settings.SUBSCRIBE_LIMIT_PER_LIST, window):
+    if over_limit(f"subscribe:list:{form.contact_list_id}", limit=settings.SUBSCRIBE_LIMIT_PER_LIST, window=window):
         raise RateLimited("This form is taking too many sign-ups right now. Please try again later.")
-
-
-def _over(key, limit, window):
-    """Count one hit in a fixed window (the cache's atomic add and incr); True once past `limit`."""
-    cache.add(key, 0, timeout=window)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window)
-        count = 1
-    return count > limit
 
 
 def _mailed_key(*, owner_id, address):
