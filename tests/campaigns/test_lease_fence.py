@@ -43,6 +43,19 @@ def past_the_reclaim():
     return settings.EMAIL_LEASE_SECONDS + lease.margin() + 1
 
 
+def stall_once_at_rcpt(engine, address, *, seconds):
+    """The test's clock jumps `seconds` when the server first gets a RCPT for `address`; returns
+    the list of the times it jumped to."""
+    jumped = []
+
+    def stall(rcpt):
+        if rcpt == address and not jumped:
+            jumped.append(engine.clock.advance(seconds=seconds))
+
+    engine.handler.on_rcpt = stall
+    return jumped
+
+
 # --- the deadline ---------------------------------------------------------------------------------
 
 
@@ -141,13 +154,7 @@ def test_a_worker_past_its_deadline_renews_before_the_content_and_sends_when_it_
     renewals = []
     renew = ledger.renew_lease
     monkeypatch.setattr(ledger, "renew_lease", lambda **kwargs: renewals.append(kwargs["now"]) or renew(**kwargs))
-    jumped = []
-
-    def stall_once(address):
-        if address == "b@example.org" and not jumped:
-            jumped.append(engine.clock.advance(seconds=past_the_lease()))
-
-    engine.handler.on_rcpt = stall_once
+    jumped = stall_once_at_rcpt(engine, "b@example.org", seconds=past_the_lease())
     report = engine.send_batch(batch_id)
 
     assert report.sent == 2 and sorted(engine.handler.delivered_to()) == addresses
@@ -172,13 +179,7 @@ def test_a_worker_whose_rows_were_taken_back_during_a_stall_does_not_send_them(m
         return renew(**kwargs)
 
     monkeypatch.setattr(ledger, "renew_lease", taken_back_first)
-    jumped = []
-
-    def stall_once(address):
-        if address == "b@example.org" and not jumped:
-            jumped.append(engine.clock.advance(seconds=past_the_reclaim()))
-
-    engine.handler.on_rcpt = stall_once
+    stall_once_at_rcpt(engine, "b@example.org", seconds=past_the_reclaim())
     report = engine.send_batch(batch_id)
 
     assert report.sent == 1 and engine.handler.delivered_to() == ["a@example.org"]
