@@ -276,9 +276,6 @@ class Email(models.Model):
     # An earlier attempt may have been delivered (the connection dropped after DATA, or the row was
     # taken back from a worker that had begun sending it): a send of this row may be a second copy.
     possible_duplicate = models.BooleanField(default=False)
-    # The worker holding the row may have begun sending it: set, and confirmed by the database, before
-    # its content goes out; a row taken back at the end of its lease while set is a possible duplicate.
-    in_flight = models.BooleanField(default=False, db_default=False)  # raw INSERTs (the start) leave it out
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -397,6 +394,11 @@ class BatchTake(models.Model):
 
     batch_id = models.UUIDField(primary_key=True)
     taken_at = models.DateTimeField(db_index=True)
+    # The batch's row its worker may have begun sending (campaigns.delivery.lease): set, and confirmed
+    # by the database, before the row's content goes out. A row taken back at the end of its lease
+    # while named here is a possible duplicate. Kept here, not on the Email row: marking the hot
+    # table's rows cost a second row version per message and its tally trigger's cheap path.
+    sending_email_id = models.BigIntegerField(null=True, blank=True)
 
 
 class DispatcherState(models.Model):

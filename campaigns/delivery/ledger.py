@@ -17,7 +17,7 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -174,23 +174,24 @@ def return_due(*, now: datetime) -> tuple[int, int]:
     """Due deferred rows and lease-expired queued rows go back to pending.
 
     A queued row is taken back only lease.margin() after its lease ended (the fence: its worker may
-    have begun a send until the margin before that end). One its worker had marked in flight may have
-    been delivered already: it is flagged possible_duplicate, so its next send is counted as one.
+    have begun a send until the margin before that end). One its worker had marked in flight (its
+    batch's take names it: mark_in_flight) may have been delivered already: it is flagged
+    possible_duplicate, so its next send is counted as one.
     Rows of a cancelled campaign are cancelled instead, so none waits forever: lease-expired queued
     ones here, unsent ones a chunk at a time (cancel_unsent_of_cancelled).
     """
     expired_before = lease.reclaim_before(now)
     Email.objects.filter(
         campaign__status=Campaign.Status.CANCELLED, status=S.QUEUED, lease_expires_at__lte=expired_before
-    ).update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, in_flight=False, updated_at=now)
+    ).update(status=S.CANCELLED, batch_id=None, lease_expires_at=None, updated_at=now)
     cancel_unsent_of_cancelled(now=now)
     deferred = Email.objects.filter(status=S.DEFERRED, next_attempt_at__lte=now).update(
         status=S.PENDING, next_attempt_at=None, updated_at=now
     )
     expired = Email.objects.filter(status=S.QUEUED, lease_expires_at__lte=expired_before)
-    taken_back = expired.filter(in_flight=True).update(
-        status=S.PENDING, batch_id=None, lease_expires_at=None, in_flight=False, possible_duplicate=True,
-        updated_at=now,
+    being_sent = BatchTake.objects.filter(batch_id=OuterRef("batch_id"), sending_email_id=OuterRef("pk"))
+    taken_back = expired.filter(Exists(being_sent)).update(
+        status=S.PENDING, batch_id=None, lease_expires_at=None, possible_duplicate=True, updated_at=now,
     )
     taken_back += expired.update(status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now)
     return deferred, taken_back
@@ -276,7 +277,7 @@ def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size
             WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
             ORDER BY id LIMIT %s {lock}
         )
-        UPDATE {table} SET status = %s, batch_id = {batch}, lease_expires_at = %s, updated_at = %s, in_flight = false,
+        UPDATE {table} SET status = %s, batch_id = {batch}, lease_expires_at = %s, updated_at = %s,
             message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
         WHERE {which}
         RETURNING id
@@ -346,7 +347,6 @@ def rebatch(*, batch_id: uuid.UUID, email_ids: list[int], now: datetime, hold_se
     moved = Email.objects.filter(batch_id=batch_id, status=S.QUEUED, id__in=email_ids).update(
         batch_id=continuation,
         lease_expires_at=now + timedelta(seconds=hold_seconds + settings.EMAIL_LEASE_SECONDS),
-        in_flight=False,  # none of them is being sent: they wait for the continuation
         updated_at=now,
     )
     return continuation if moved else None
@@ -407,11 +407,21 @@ def set_message_id(*, email_id: int, batch_id: uuid.UUID, message_id: str) -> in
 
 
 def mark_in_flight(*, email_id: int, batch_id: uuid.UUID) -> bool:
-    """The worker may begin sending this row: marked before its content goes out, so that a row taken
-    back from a worker that was cut off mid-send is flagged (return_due). False when the row is no
-    longer this worker's: then it must not be sent. A batch marks its next row with the previous
-    row's result instead (ResultWriter.mark_sent), without a statement of its own."""
-    return _report(email_id, "in flight", _owned(email_id, batch_id).update(in_flight=True))
+    """The worker may begin sending this row: its batch's take names it before its content goes out,
+    so that a row taken back from a worker cut off mid-send is flagged (return_due). False when the
+    row is no longer this worker's: then it must not be sent. A batch marks its next row with the
+    previous row's result instead (ResultWriter.mark_sent), without a statement of its own."""
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_IN_FLIGHT, [email_id, db_value(batch_id), email_id, db_value(batch_id)])
+        return _report(email_id, "in flight", cursor.rowcount)
+
+
+# The take names the row only while it is this batch's, queued.
+_MARK_IN_FLIGHT = f"""
+    UPDATE {BatchTake._meta.db_table} SET sending_email_id = %s
+    WHERE batch_id = %s AND EXISTS (
+        SELECT 1 FROM {Email._meta.db_table} WHERE id = %s AND status = '{S.QUEUED}' AND batch_id = %s)
+"""
 
 
 def flag_possible_duplicate(*, email_id: int, batch_id: uuid.UUID) -> int:
@@ -432,8 +442,7 @@ _MARK_SENT = f"""
 # answer says whether each row was still this worker's.
 _MARK_SENT_AND_NEXT = f"""
     WITH sent AS ({_MARK_SENT} RETURNING 1),
-         next AS (UPDATE {Email._meta.db_table} SET in_flight = true
-                  WHERE id = %s AND status = '{S.QUEUED}' AND batch_id = %s RETURNING 1)
+         next AS ({_MARK_IN_FLIGHT} RETURNING 1)
     SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM next)
 """
 
@@ -506,8 +515,9 @@ class ResultWriter:
         if next_email_id is None:
             self._send_prepared("campaigns_mark_sent", _MARK_SENT, params)
         else:
+            next_id = b"%d" % next_email_id
             self._send_prepared("campaigns_mark_sent_and_next", _MARK_SENT_AND_NEXT,
-                                params + [b"%d" % next_email_id, batch])
+                                params + [next_id, batch, next_id, batch])
         self._pending = (email_id, "sent", next_email_id)
         return True
 

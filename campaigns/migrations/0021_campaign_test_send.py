@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0020_email_in_flight'),
+        ('campaigns', '0020_batch_take_sending'),
     ]
 
     operations = [

@@ -6,6 +6,7 @@ The same fence across two hosts and a cut link: tests/e2e/test_cut_off_worker.py
 """
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from django.db import connections
 from django.utils import timezone
 
 from campaigns.delivery import lease, ledger, sender
-from campaigns.models import Campaign, Email
+from campaigns.models import BatchTake, Campaign, Email
 from tests.factories import CampaignFactory, EmailFactory
 from tests.smtp_server import RecordingHandler
 
@@ -83,31 +84,36 @@ def test_settings_refuse_a_lease_too_short_for_its_margin(tmp_path):
 # --- taking rows back -------------------------------------------------------------------------------
 
 
-def test_a_row_taken_back_while_marked_in_flight_is_flagged_and_others_are_not(marketer):
+def test_a_row_taken_back_while_its_take_names_it_is_flagged_and_others_are_not(marketer):
     now = timezone.now()
     campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
-    batch = "6d7c2a8e-1f9b-4c1a-9f55-3e2a1b0c9d8e"
+    batch, other_batch = uuid.uuid4(), uuid.uuid4()
     ended = now - timedelta(seconds=lease.margin())
-    in_flight = EmailFactory(campaign=campaign, status=S.QUEUED, batch_id=batch, lease_expires_at=ended, in_flight=True)
+    sending = EmailFactory(campaign=campaign, status=S.QUEUED, batch_id=batch, lease_expires_at=ended)
     waiting = EmailFactory(campaign=campaign, status=S.QUEUED, batch_id=batch, lease_expires_at=ended)
+    # Named by another batch's take: that batch no longer holds the row (it was moved or claimed again).
+    moved = EmailFactory(campaign=campaign, status=S.QUEUED, batch_id=batch, lease_expires_at=ended)
+    BatchTake.objects.create(batch_id=batch, taken_at=now, sending_email_id=sending.pk)
+    BatchTake.objects.create(batch_id=other_batch, taken_at=now, sending_email_id=moved.pk)
 
-    assert ledger.return_due(now=now) == (0, 2)
+    assert ledger.return_due(now=now) == (0, 3)
 
-    in_flight.refresh_from_db()
-    waiting.refresh_from_db()
-    assert (in_flight.status, in_flight.possible_duplicate, in_flight.in_flight) == (S.PENDING, True, False)
+    for email in (sending, waiting, moved):
+        email.refresh_from_db()
+    assert (sending.status, sending.possible_duplicate) == (S.PENDING, True)
     assert (waiting.status, waiting.possible_duplicate) == (S.PENDING, False)
+    assert (moved.status, moved.possible_duplicate) == (S.PENDING, False)
 
 
-def test_a_claim_clears_the_in_flight_mark_and_a_mark_needs_the_worker_to_hold_the_row(engine):
+def test_a_mark_needs_the_worker_to_hold_the_row(engine):
     campaign, (batch_id,) = engine.claimed_campaign(["a@example.org"])
     row = engine.email(campaign, "a@example.org")
-    assert row.in_flight is False
+    assert ledger.take_batch(batch_id=batch_id, now=engine.clock())
 
     assert ledger.mark_in_flight(email_id=row.pk, batch_id=batch_id) is True
-    other = "6d7c2a8e-1f9b-4c1a-9f55-3e2a1b0c9d8e"
-    assert ledger.mark_in_flight(email_id=row.pk, batch_id=other) is False
-    assert engine.email(campaign, "a@example.org").in_flight is True
+    assert BatchTake.objects.get(batch_id=batch_id).sending_email_id == row.pk
+    Email.objects.filter(pk=row.pk).update(status=S.PENDING, batch_id=None)  # taken back
+    assert ledger.mark_in_flight(email_id=row.pk, batch_id=batch_id) is False
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -135,7 +141,9 @@ def test_every_content_goes_out_after_its_row_is_marked_in_flight(make_engine):
 
 def _in_flight_of(address):
     try:
-        return Email.objects.filter(to_email=address).values_list("status", "in_flight").get()
+        status, batch_id = Email.objects.filter(to_email=address).values_list("status", "batch_id").get()
+        named = BatchTake.objects.filter(batch_id=batch_id).values_list("sending_email_id", flat=True).first()
+        return status, named == Email.objects.get(to_email=address).pk
     finally:
         connections.close_all()
 
