@@ -394,11 +394,6 @@ class BatchTake(models.Model):
 
     batch_id = models.UUIDField(primary_key=True)
     taken_at = models.DateTimeField(db_index=True)
-    # The batch's row its worker may have begun sending (campaigns.delivery.lease): set, and confirmed
-    # by the database, before the row's content goes out. A row taken back at the end of its lease
-    # while named here is a possible duplicate. Kept here, not on the Email row: marking the hot
-    # table's rows cost a second row version per message and its tally trigger's cheap path.
-    sending_email_id = models.BigIntegerField(null=True, blank=True)
 
 
 class DispatcherState(models.Model):

@@ -20,9 +20,11 @@ before the deadline has ended before the row can change hands.
 What is left is the message whose send was under way when its worker was cut off: the server took
 it, and the worker never heard the answer or could not record it. There is at most one such
 message per open SMTP connection, since each content goes out only after the previous result was
-recorded. The worker marks each row in flight, confirmed by the database, before its content goes
-out (ledger.mark_in_flight), so a row taken back with that mark is flagged possible_duplicate and
-counted.
+recorded, and it is the first row still queued in the worker's batch (a batch is sent in id order,
+each result recorded as it comes). So when a taken batch's rows are taken back, that first row is
+flagged possible_duplicate and counted (ledger.return_due). A worker that stopped before sending
+it leaves a flag on a row sent once: "possible" is meant. Marking each row before its content would
+be exact, at the price of a write per message on the busiest table (BENCHMARKS.md).
 """
 
 from dataclasses import dataclass

@@ -17,7 +17,7 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -174,9 +174,10 @@ def return_due(*, now: datetime) -> tuple[int, int]:
     """Due deferred rows and lease-expired queued rows go back to pending.
 
     A queued row is taken back only lease.margin() after its lease ended (the fence: its worker may
-    have begun a send until the margin before that end). One its worker had marked in flight (its
-    batch's take names it: mark_in_flight) may have been delivered already: it is flagged
-    possible_duplicate, so its next send is counted as one.
+    have begun a send until the margin before that end). The first row still queued in a batch a
+    worker took is the one it may have been sending (it sends in id order, and records each result
+    before the next content goes out): it may have been delivered already, so it is flagged
+    possible_duplicate and its next send counts as one. An untaken batch sent nothing.
     Rows of a cancelled campaign are cancelled instead, so none waits forever: lease-expired queued
     ones here, unsent ones a chunk at a time (cancel_unsent_of_cancelled).
     """
@@ -189,8 +190,11 @@ def return_due(*, now: datetime) -> tuple[int, int]:
         status=S.PENDING, next_attempt_at=None, updated_at=now
     )
     expired = Email.objects.filter(status=S.QUEUED, lease_expires_at__lte=expired_before)
-    being_sent = BatchTake.objects.filter(batch_id=OuterRef("batch_id"), sending_email_id=OuterRef("pk"))
-    taken_back = expired.filter(Exists(being_sent)).update(
+    maybe_sending = (
+        expired.filter(Exists(BatchTake.objects.filter(batch_id=OuterRef("batch_id"))))
+        .values("batch_id").annotate(first=Min("id")).values("first")
+    )
+    taken_back = expired.filter(id__in=maybe_sending).update(
         status=S.PENDING, batch_id=None, lease_expires_at=None, possible_duplicate=True, updated_at=now,
     )
     taken_back += expired.update(status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now)
@@ -406,24 +410,6 @@ def set_message_id(*, email_id: int, batch_id: uuid.UUID, message_id: str) -> in
     return _owned(email_id, batch_id).filter(message_id="").update(message_id=message_id)
 
 
-def mark_in_flight(*, email_id: int, batch_id: uuid.UUID) -> bool:
-    """The worker may begin sending this row: its batch's take names it before its content goes out,
-    so that a row taken back from a worker cut off mid-send is flagged (return_due). False when the
-    row is no longer this worker's: then it must not be sent. A batch marks its next row with the
-    previous row's result instead (ResultWriter.mark_sent), without a statement of its own."""
-    with connection.cursor() as cursor:
-        cursor.execute(_MARK_IN_FLIGHT, [email_id, db_value(batch_id), email_id, db_value(batch_id)])
-        return _report(email_id, "in flight", cursor.rowcount)
-
-
-# The take names the row only while it is this batch's, queued.
-_MARK_IN_FLIGHT = f"""
-    UPDATE {BatchTake._meta.db_table} SET sending_email_id = %s
-    WHERE batch_id = %s AND EXISTS (
-        SELECT 1 FROM {Email._meta.db_table} WHERE id = %s AND status = '{S.QUEUED}' AND batch_id = %s)
-"""
-
-
 def flag_possible_duplicate(*, email_id: int, batch_id: uuid.UUID) -> int:
     """The connection was lost after DATA: the server may have taken the message."""
     return _owned(email_id, batch_id).update(possible_duplicate=True)
@@ -435,15 +421,6 @@ _MARK_SENT = f"""
         attempts = attempts + 1, batch_id = NULL, lease_expires_at = NULL, next_attempt_at = NULL,
         possible_duplicate = (possible_duplicate OR %s)
     WHERE id = %s AND status = '{S.QUEUED}' AND batch_id = %s
-"""
-
-
-# The same, and the batch's next row marked in flight (mark_in_flight) in the same statement: the
-# answer says whether each row was still this worker's.
-_MARK_SENT_AND_NEXT = f"""
-    WITH sent AS ({_MARK_SENT} RETURNING 1),
-         next AS ({_MARK_IN_FLIGHT} RETURNING 1)
-    SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM next)
 """
 
 
@@ -481,9 +458,8 @@ class ResultWriter:
 
     def __init__(self):
         self._db = connections[DEFAULT_DB_ALIAS]
-        self._pending = None  # (email_id, transition, next_email_id) whose answer is still to be read
+        self._pending = None  # (email_id, transition) whose answer is still to be read
         self._wrapping = None
-        self.in_flight = None  # the row the last settled statement marked in flight
 
     def __enter__(self):
         self._wrapping = self._db.execute_wrapper(self._settle_first)
@@ -500,25 +476,18 @@ class ResultWriter:
         self.settle()
         return execute(sql, params, many, context)
 
-    def mark_sent(self, *, email_id, batch_id, code, text, now, possible_duplicate=False, next_email_id=None):
+    def mark_sent(self, *, email_id, batch_id, code, text, now, possible_duplicate=False):
         """queued -> sent, its answer read by `settle`. Returns True (assumed until settled, which
-        logs a row that was no longer this worker's). `next_email_id`: the batch's next row, marked in
-        flight by the same statement (`in_flight` says so once settled)."""
-        self.in_flight = None
+        logs a row that was no longer this worker's)."""
         if self._db.vendor != "postgresql":
             return mark_sent(email_id=email_id, batch_id=batch_id, code=code, text=text, now=now,
                              possible_duplicate=possible_duplicate)
         # Written as PostgreSQL reads text parameters, here rather than value by value.
         at = now.isoformat().encode()
-        batch = str(batch_id).encode()
-        params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id, batch]
-        if next_email_id is None:
-            self._send_prepared("campaigns_mark_sent", _MARK_SENT, params)
-        else:
-            next_id = b"%d" % next_email_id
-            self._send_prepared("campaigns_mark_sent_and_next", _MARK_SENT_AND_NEXT,
-                                params + [next_id, batch, next_id, batch])
-        self._pending = (email_id, "sent", next_email_id)
+        params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id,
+                  str(batch_id).encode()]
+        self._send_prepared("campaigns_mark_sent", _MARK_SENT, params)
+        self._pending = (email_id, "sent")
         return True
 
     def settle(self):
@@ -526,16 +495,10 @@ class ResultWriter:
         nothing was outstanding). Raises DatabaseError when the server refused the statement."""
         if self._pending is None:
             return None
-        email_id, transition, next_email_id = self._pending
+        email_id, transition = self._pending
         self._pending = None
         results = _results(self._db.connection.pgconn)
-        if next_email_id is None:
-            return _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
-        (result,) = results
-        sent, marked = (int(result.get_value(0, column)) for column in (0, 1))
-        if marked:
-            self.in_flight = next_email_id
-        return _report(email_id, transition, sent)
+        return _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
 
     def _send_prepared(self, name, sql, params):
         self.settle()

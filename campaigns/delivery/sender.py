@@ -176,7 +176,6 @@ class _BatchRun:
         self.throttled = False
         self.held = held
         self.sending = None  # the row whose message is being sent
-        self.marked = None  # the row this worker last saw marked in flight
         self.slots, self.interval = [], 0.0
         self.waited = False
         self.last_status_check = time.monotonic()  # the campaign was read with the batch, just now
@@ -446,10 +445,9 @@ class _BatchRun:
         verdict = classify(code, text)
         now = self.clock()
         if verdict.verdict == Verdict.SENT:
-            # Answered later: the next message is built meanwhile (see ledger.ResultWriter). The
-            # same statement marks the next row in flight, saving that row a statement of its own.
+            # Answered later: the next message is built meanwhile (see ledger.ResultWriter).
             self.results.mark_sent(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now,
-                                   possible_duplicate=possible_duplicate, next_email_id=self._next_held_id(index))
+                                   possible_duplicate=possible_duplicate)
             self.report.sent += 1
             return True
         if verdict.verdict in (Verdict.DEFERRED, Verdict.UNKNOWN):
@@ -526,22 +524,14 @@ class _BatchRun:
         self.report.notes.append("lease lost: the rest belongs to another worker")
         return False
 
-    def _next_held_id(self, index):
-        following = self.emails[index + 1] if index + 1 < len(self.emails) else None
-        return following.pk if following is not None and self.held.include(following.pk) else None
-
     def _before_content(self):
         """Right before a content goes out, after everything the worker may have waited for (the
         pacing slot, the server's answers, the database): the previous message's result is recorded
-        (so at most one delivered message is ever unrecorded), the row is marked in flight, and the
-        lease still covers the whole send, renewed if it does not (campaigns.delivery.lease).
-        Raises LeaseLost when the row is not this worker's or the lease cannot be renewed for it."""
+        (so at most one delivered message is ever unrecorded), and the lease still covers the whole
+        send, renewed if it does not (campaigns.delivery.lease). Raises LeaseLost when the lease
+        cannot be renewed for this row."""
         email = self.sending
         self.results.settle()
-        if email.pk not in (self.results.in_flight, self.marked):
-            if not ledger.mark_in_flight(email_id=email.pk, batch_id=self.batch_id):
-                raise LeaseLost(f"email {email.pk} is no longer this worker's")
-        self.marked = email.pk
         if self.held.lease.may_send(self.monotonic()):
             return
         self.held = renew(self.batch_id, clock=self.clock, monotonic=self.monotonic)

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0020_batch_take_sending'),
+        ('campaigns', '0020_email_possible_duplicate_index'),
     ]
 
     operations = [

@@ -5,18 +5,15 @@ Time is the test's clock (wall and monotonic alike); a real aiosmtpd server take
 The same fence across two hosts and a cut link: tests/e2e/test_cut_off_worker.py.
 """
 
-import asyncio
 import uuid
 from datetime import timedelta
 
-import pytest
 
 from django.conf import settings
-from django.db import connections
 from django.utils import timezone
 
 from campaigns.delivery import lease, ledger, sender
-from campaigns.models import BatchTake, Campaign, Email
+from campaigns.models import Campaign, Email
 from tests.factories import CampaignFactory, EmailFactory
 from tests.smtp_server import RecordingHandler
 
@@ -84,68 +81,28 @@ def test_settings_refuse_a_lease_too_short_for_its_margin(tmp_path):
 # --- taking rows back -------------------------------------------------------------------------------
 
 
-def test_a_row_taken_back_while_its_take_names_it_is_flagged_and_others_are_not(marketer):
+def test_the_first_queued_row_of_a_taken_batch_is_flagged_when_taken_back_and_no_other(marketer):
+    """A worker sends its batch in id order and records each result before the next content goes
+    out: the first row still queued is the one it may have been sending. An untaken batch sent nothing."""
     now = timezone.now()
     campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
-    batch, other_batch = uuid.uuid4(), uuid.uuid4()
+    taken, untaken = uuid.uuid4(), uuid.uuid4()
     ended = now - timedelta(seconds=lease.margin())
-    sending = EmailFactory(campaign=campaign, status=S.QUEUED, batch_id=batch, lease_expires_at=ended)
-    waiting = EmailFactory(campaign=campaign, status=S.QUEUED, batch_id=batch, lease_expires_at=ended)
-    # Named by another batch's take: that batch no longer holds the row (it was moved or claimed again).
-    moved = EmailFactory(campaign=campaign, status=S.QUEUED, batch_id=batch, lease_expires_at=ended)
-    BatchTake.objects.create(batch_id=batch, taken_at=now, sending_email_id=sending.pk)
-    BatchTake.objects.create(batch_id=other_batch, taken_at=now, sending_email_id=moved.pk)
 
-    assert ledger.return_due(now=now) == (0, 3)
+    def row(batch, status=S.QUEUED):
+        return EmailFactory(campaign=campaign, status=status, batch_id=batch, lease_expires_at=ended)
 
-    for email in (sending, waiting, moved):
-        email.refresh_from_db()
-    assert (sending.status, sending.possible_duplicate) == (S.PENDING, True)
-    assert (waiting.status, waiting.possible_duplicate) == (S.PENDING, False)
-    assert (moved.status, moved.possible_duplicate) == (S.PENDING, False)
+    sent, sending, waiting = row(None, S.SENT), row(taken), row(taken)
+    never_sent = [row(untaken), row(untaken)]
+    assert ledger.take_batch(batch_id=taken, now=now)
 
+    assert ledger.return_due(now=now) == (0, 4)
 
-def test_a_mark_needs_the_worker_to_hold_the_row(engine):
-    campaign, (batch_id,) = engine.claimed_campaign(["a@example.org"])
-    row = engine.email(campaign, "a@example.org")
-    assert ledger.take_batch(batch_id=batch_id, now=engine.clock())
-
-    assert ledger.mark_in_flight(email_id=row.pk, batch_id=batch_id) is True
-    assert BatchTake.objects.get(batch_id=batch_id).sending_email_id == row.pk
-    Email.objects.filter(pk=row.pk).update(status=S.PENDING, batch_id=None)  # taken back
-    assert ledger.mark_in_flight(email_id=row.pk, batch_id=batch_id) is False
-
-
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_every_content_goes_out_after_its_row_is_marked_in_flight(make_engine):
-    """Read by the server, from its own database connection, when each message's content arrives:
-    the row was marked (and committed) before its content was written."""
-    seen = {}
-
-    class MarkReadingHandler(RecordingHandler):
-        async def handle_DATA(self, server, session, envelope):
-            address = envelope.rcpt_tos[0]
-            seen[address] = await asyncio.to_thread(_in_flight_of, address)
-            return await super().handle_DATA(server, session, envelope)
-
-    engine = make_engine(MarkReadingHandler())
-    addresses = [f"r{i}@example.org" for i in range(4)]
-    campaign = engine.campaign(engine.contact_list(*addresses))
-    engine.send_now(campaign)
-
-    engine.tick()
-
-    assert seen == dict.fromkeys(addresses, (S.QUEUED, True))
-    assert set(engine.statuses(campaign).values()) == {S.SENT}
-
-
-def _in_flight_of(address):
-    try:
-        status, batch_id = Email.objects.filter(to_email=address).values_list("status", "batch_id").get()
-        named = BatchTake.objects.filter(batch_id=batch_id).values_list("sending_email_id", flat=True).first()
-        return status, named == Email.objects.get(to_email=address).pk
-    finally:
-        connections.close_all()
+    flagged = set(Email.objects.filter(campaign=campaign, possible_duplicate=True).values_list("id", flat=True))
+    assert flagged == {sending.pk}
+    assert set(Email.objects.filter(pk__in=[sending.pk, waiting.pk, *(e.pk for e in never_sent)])
+               .values_list("status", flat=True)) == {S.PENDING}
+    assert Email.objects.get(pk=sent.pk).status == S.SENT
 
 
 # --- the worker's side --------------------------------------------------------------------------------

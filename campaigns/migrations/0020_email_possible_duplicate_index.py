@@ -1,5 +1,4 @@
-# The lease fence's mark of the row a worker may be sending, and the index the analytics page counts
-# possible duplicates with.
+# The index the analytics page counts possible duplicates with.
 
 from django.db import migrations, models
 
@@ -11,11 +10,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
-            model_name='batchtake',
-            name='sending_email_id',
-            field=models.BigIntegerField(blank=True, null=True),
-        ),
         migrations.AddIndex(
             model_name='email',
             index=models.Index(condition=models.Q(('possible_duplicate', True)), fields=['campaign'], name='email_possible_duplicate'),
