@@ -4,9 +4,11 @@ import socket
 import pytest
 from django.conf import settings
 
+from config import embedded_postgres
 from tests.factories import MarketerFactory, SuperuserFactory
 
 STRICT_SERVICES = os.environ.get("STRICT_SERVICES", "") not in ("", "0", "false", "no")
+EMBEDDED_POSTGRES_STARTED = pytest.StashKey[bool]()
 
 
 def need_service(reason):
@@ -30,10 +32,29 @@ def is_postgres():
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
+def uses_embedded_postgres():
+    return is_postgres() and settings.DATABASES["default"]["HOST"] == str(embedded_postgres.data_dir(settings.VAR_DIR))
+
+
+def pytest_sessionstart(session):
+    # With DATABASE_URL unset the tests run on the embedded PostgreSQL in VAR_DIR, started here if
+    # `make run` (or another session) has not started it; the session stops only a server it started.
+    if uses_embedded_postgres():
+        session.config.stash[EMBEDDED_POSTGRES_STARTED] = embedded_postgres.start(settings.VAR_DIR)
+
+
+def pytest_sessionfinish(session):
+    if session.config.stash.get(EMBEDDED_POSTGRES_STARTED, False):
+        from django.db import connections
+
+        connections.close_all()
+        embedded_postgres.stop(settings.VAR_DIR)
+
+
 @pytest.fixture
 def require_postgres():
     if not is_postgres():
-        need_service("PostgreSQL: set DATABASE_URL to run this test")
+        need_service("PostgreSQL: unset SQLITE_PATH, or set DATABASE_URL to a postgres:// URL, to run this test")
 
 
 @pytest.fixture
