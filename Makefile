@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: run test install migrate clean
+.PHONY: run serve test install migrate clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,10 +15,17 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# Without DATABASE_URL, `embedded_postgres run` starts the PostgreSQL in var/ for the command and stops it
+# afterwards (unless it was already running); with DATABASE_URL it only runs the command.
 migrate: install
-	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py migrate --noinput
 
-run: migrate
+run: install
+	$(BIN)/python manage.py embedded_postgres run -- $(MAKE) --no-print-directory serve
+
+# What `make run` runs while its database is up.
+serve:
+	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_schedules
 	$(BIN)/python manage.py setup_demo
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
