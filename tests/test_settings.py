@@ -205,6 +205,12 @@ def test_run_stops_the_server_it_started_and_passes_the_exit_code_on(tmp_path):
     assert embedded(tmp_path, "status").returncode == 3
 
 
+def test_run_reports_a_command_killed_by_a_signal_as_a_shell_does(tmp_path):
+    result = embedded(tmp_path, "run", "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    assert result.returncode == 128 + 15, result.stderr
+    assert "PostgreSQL stopped" in result.stdout
+
+
 def test_run_leaves_running_a_server_it_did_not_start(tmp_path):
     try:
         assert embedded(tmp_path, "start").returncode == 0

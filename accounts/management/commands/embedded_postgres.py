@@ -62,7 +62,8 @@ class Command(BaseCommand):
             if started:
                 self._stop()
         if returncode:
-            raise SystemExit(returncode)
+            # A command killed by a signal exits like a shell reports it: 128 + the signal's number.
+            raise SystemExit(128 - returncode if returncode < 0 else returncode)
 
     def _say(self, line):
         # Under make and honcho stdout is a pipe: flush so the line shows before the command's output.
