@@ -23,12 +23,13 @@ migrate: install
 run: install
 	$(BIN)/python manage.py embedded_postgres run -- $(MAKE) --no-print-directory serve
 
-# What `make run` runs while its database is up.
+# What `make run` runs while its database is up. exec: make waits for honcho itself, which stops its
+# processes before the database is stopped, even when a signal reaches the whole process group.
 serve:
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_schedules
 	$(BIN)/python manage.py setup_demo
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
+	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
