@@ -5,7 +5,7 @@ directory (no TCP port), so two checkouts on one machine never collide and every
 that shares VAR_DIR (web, worker, beat, the tests) finds the same server. Settings only
 describe the connection (`database_settings`); starting and stopping belong to whoever
 needs the server: `manage.py embedded_postgres` (which `make run` uses) and the test
-session (tests/embedded_postgres_plugin.py). See docs/embedded-postgres.md.
+session (tests/conftest.py). See docs/embedded-postgres.md.
 """
 
 import os
@@ -39,6 +39,11 @@ def database_settings(var_dir):
         "CONN_MAX_AGE": 0,
         "OPTIONS": {},
     }
+
+
+def is_used(database, var_dir):
+    """True if this DATABASES entry is the embedded server of this VAR_DIR (DATABASE_URL and SQLITE_PATH unset)."""
+    return database.get("HOST") == str(data_dir(var_dir)) and database["ENGINE"] == "django.db.backends.postgresql"
 
 
 def is_running(var_dir):

@@ -32,14 +32,10 @@ def is_postgres():
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
-def uses_embedded_postgres():
-    return is_postgres() and settings.DATABASES["default"]["HOST"] == str(embedded_postgres.data_dir(settings.VAR_DIR))
-
-
 def pytest_sessionstart(session):
     # With DATABASE_URL unset the tests run on the embedded PostgreSQL in VAR_DIR, started here if
     # `make run` (or another session) has not started it; the session stops only a server it started.
-    if uses_embedded_postgres():
+    if embedded_postgres.is_used(settings.DATABASES["default"], settings.VAR_DIR):
         session.config.stash[EMBEDDED_POSTGRES_STARTED] = embedded_postgres.start(settings.VAR_DIR)
 
 

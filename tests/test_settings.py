@@ -241,6 +241,13 @@ def test_with_database_url_the_embedded_postgresql_is_not_used(tmp_path):
     assert not (tmp_path / "var" / "postgres").exists()
 
 
+def test_with_sqlite_path_the_embedded_postgresql_is_not_used(tmp_path):
+    result = embedded(tmp_path, "run", "--", sys.executable, "-c", "pass", SQLITE_PATH=str(tmp_path / "db.sqlite3"))
+    assert result.returncode == 0, result.stderr
+    assert "PostgreSQL" not in result.stdout
+    assert not (tmp_path / "var" / "postgres").exists()
+
+
 def test_with_sqlite_path_sqlite_runs_in_wal_mode(tmp_path):
     env = clean_env(tmp_path, SQLITE_PATH=str(tmp_path / "db.sqlite3"))
     result = run_python(

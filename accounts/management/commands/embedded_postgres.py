@@ -31,7 +31,7 @@ class Command(BaseCommand):
         getattr(self, f"_{action}")(command)
 
     def _embedded(self):
-        return settings.DATABASES["default"]["HOST"] == str(embedded_postgres.data_dir(settings.VAR_DIR))
+        return embedded_postgres.is_used(settings.DATABASES["default"], settings.VAR_DIR)
 
     def _start(self, command=None):
         try:
