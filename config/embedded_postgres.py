@@ -78,7 +78,12 @@ def stop(var_dir):
     """Stop the server for this VAR_DIR (fast: open connections are closed). Returns False if none ran."""
     if not is_running(var_dir):
         return False
-    _package().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir(var_dir).resolve(), user=_system_user())
+    package, pgdata = _package(), data_dir(var_dir).resolve()
+    if _system_user():
+        # The folders above the data directory must still let the server's user through, as start()
+        # left them; something may have tightened one since (pytest makes /tmp/pytest-of-USER 0700).
+        package.utils.ensure_prefix_permissions(pgdata)
+    package.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user())
     return True
 
 

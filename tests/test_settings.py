@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from config import embedded_postgres
 from tests.conftest import need_service
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -195,6 +196,18 @@ def test_the_embedded_postgresql_serves_every_process_that_shares_var_dir_over_i
     assert status.returncode == 3
     assert "not running" in status.stdout
     assert not (var / "postgres" / ".s.PGSQL.5432").exists()
+
+
+def test_stop_works_after_a_folder_above_the_data_directory_was_made_private_again(tmp_path):
+    # As pytest does to /tmp/pytest-of-USER when another session starts while the server runs.
+    try:
+        assert embedded(tmp_path, "start").returncode == 0
+        tmp_path.chmod(0o700)
+        stopped = embedded(tmp_path, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert "PostgreSQL stopped" in stopped.stdout
+    finally:
+        embedded_postgres.stop(tmp_path / "var")
 
 
 def test_run_stops_the_server_it_started_and_passes_the_exit_code_on(tmp_path):
