@@ -34,5 +34,7 @@ serve:
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# A server still running from var/ would outlive its deleted data directory: stop it first.
 clean:
+	@test ! -x $(BIN)/python || $(BIN)/python manage.py embedded_postgres stop
 	rm -rf $(VENV) var staticfiles .pytest_cache

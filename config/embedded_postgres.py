@@ -23,7 +23,8 @@ MAX_SOCKET_DIR_LENGTH = 107 - len("/.s.PGSQL.5432")
 
 
 def data_dir(var_dir):
-    return Path(var_dir) / "postgres"
+    # Absolute: libpq takes a HOST for a socket directory only when it starts with "/".
+    return Path(var_dir).absolute() / "postgres"
 
 
 def database_settings(var_dir):

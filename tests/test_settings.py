@@ -151,6 +151,13 @@ def test_without_database_url_the_database_is_the_embedded_postgresql_in_var_dir
     assert not (tmp_path / "var" / "postgres").exists()
 
 
+def test_a_relative_var_dir_still_gives_libpq_an_absolute_socket_directory(tmp_path):
+    relative = os.path.relpath(tmp_path / "var", PROJECT_ROOT)
+    database = settings_as_json(clean_env(tmp_path, VAR_DIR=relative), 'settings.DATABASES["default"]')
+    assert database["HOST"].startswith("/")
+    assert Path(database["HOST"]).resolve() == (tmp_path / "var" / "postgres").resolve()
+
+
 def embedded(tmp_path, action, *command, **extra):
     return run(["manage.py", "embedded_postgres", action, *command], clean_env(tmp_path, **extra))
 
