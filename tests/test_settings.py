@@ -171,7 +171,7 @@ with connection.cursor() as cursor:
         "SELECT current_setting('server_version_num')::int, current_setting('listen_addresses'),"
         " current_setting('unix_socket_directories'), current_setting('data_directory'), current_database()"
     )
-    print(json.dumps(cursor.fetchone()))
+    print(json.dumps([*cursor.fetchone(), connection.pool is not None]))
 """
 
 
@@ -188,12 +188,14 @@ def test_the_embedded_postgresql_serves_every_process_that_shares_var_dir_over_i
         # A fresh process, like those honcho starts, finds it from VAR_DIR alone.
         result = run_python(SERVER_FACTS, clean_env(tmp_path))
         assert result.returncode == 0, result.stderr
-        version, listen_addresses, socket_dirs, data_directory, database = json.loads(result.stdout.splitlines()[-1])
+        facts = json.loads(result.stdout.splitlines()[-1])
+        version, listen_addresses, socket_dirs, data_directory, database, pooled = facts
         assert version >= 180000
         assert listen_addresses == ""  # no TCP port: two checkouts on one machine never collide
         assert Path(socket_dirs) == var / "postgres"
         assert Path(data_directory) == var / "postgres"
         assert database == "campaigns"
+        assert pooled  # through psycopg's pool, as with DATABASE_URL
         assert embedded(tmp_path, "status").returncode == 0
     finally:
         stopped = embedded(tmp_path, "stop")
