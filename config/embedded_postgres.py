@@ -48,7 +48,7 @@ def is_used(database, var_dir):
 
 
 def is_running(var_dir):
-    """True while a server answers from this VAR_DIR's data directory (its socket file is there)."""
+    """True while the postmaster of this VAR_DIR's data directory runs and its socket file is there."""
     pid_file = data_dir(var_dir) / "postmaster.pid"
     if not pid_file.exists():
         return False
