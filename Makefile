@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: run test install migrate clean
+.PHONY: run serve test install migrate clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,18 +15,28 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
+# Without DATABASE_URL, `embedded_postgres run` starts the PostgreSQL in var/ for the command and stops it
+# afterwards (unless it was already running); with DATABASE_URL it only runs the command.
 migrate: install
-	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py migrate --noinput
 
 # The demo account sends to the local sink on 127.0.0.1:1025, which the SMTP destination guard refuses.
 run: export SMTP_ALLOW_PRIVATE_HOSTS = 1
-run: migrate
+run: install
+	$(BIN)/python manage.py embedded_postgres run -- $(MAKE) --no-print-directory serve
+
+# What `make run` runs while its database is up. exec: make waits for honcho itself, which stops its
+# processes before the database is stopped, even when a signal reaches the whole process group.
+serve:
+	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_schedules
 	$(BIN)/python manage.py setup_demo
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
+	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# A server still running from var/ would outlive its deleted data directory: stop it first.
 clean:
+	@test ! -x $(BIN)/python || $(BIN)/python manage.py embedded_postgres stop
 	rm -rf $(VENV) var staticfiles .pytest_cache

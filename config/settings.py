@@ -1,8 +1,9 @@
 """Settings, read from the environment.
 
-With nothing set the project runs on embedded defaults: a SQLite file in WAL
-mode, kombu's filesystem broker and a development secret key. Production
-(`DJANGO_ENV=production`) refuses to start without the secrets it needs.
+With nothing set the project runs on embedded defaults: a PostgreSQL server in
+var/ (config.embedded_postgres), kombu's filesystem broker and a development
+secret key. Production (`DJANGO_ENV=production`) refuses to start without the
+secrets it needs.
 """
 
 import os
@@ -12,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
+
+from config import embedded_postgres
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
@@ -119,20 +122,18 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# SQLite is chosen only by name now (SQLITE_PATH, or a sqlite:// DATABASE_URL); the default is PostgreSQL.
+SQLITE_PATH = os.environ.get("SQLITE_PATH", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
-        # Django owns a psycopg pool per process; CONN_MAX_AGE must stay 0 with it.
-        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-            "min_size": 1,
-            "max_size": int(os.environ.get("DATABASE_POOL_MAX", "10")),
-            "timeout": 10,
-        }
+elif not SQLITE_PATH:
+    # No server configured: the embedded PostgreSQL in VAR_DIR, over its unix socket there.
+    DATABASES = {"default": embedded_postgres.database_settings(VAR_DIR)}
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("SQLITE_PATH", str(VAR_DIR / "db.sqlite3")),
+            "NAME": SQLITE_PATH,
             "OPTIONS": {
                 # WAL lets the web, worker and beat processes read while one writes;
                 # IMMEDIATE takes the write lock at BEGIN so writers queue instead of failing.
@@ -143,9 +144,17 @@ else:
         }
     }
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
+    # Django owns a psycopg pool per process; CONN_MAX_AGE must stay 0 with it.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX", "10")),
+        "timeout": 10,
+    }
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The dashboard's covering indexes (INCLUDE columns) serve PostgreSQL; SQLite keeps the
-# key columns and ignores the rest, which is fine for the embedded default.
+# key columns and ignores the rest, which is fine where SQLite is still chosen.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # --- auth -----------------------------------------------------------------
@@ -467,7 +476,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # embedded_postgres logs each pg_ctl call and handle at INFO; its warnings and errors still show.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "embedded_postgres": {"level": "WARNING"}},
 }
 
 # Public subscription forms (campaigns.subscriptions): how long a confirmation link works, how many

@@ -3,11 +3,13 @@ import os
 import pytest
 from django.conf import settings
 
+from config import embedded_postgres
 from tests import isolation
 from tests.isolation import free_port  # noqa: F401  (imported from here by the SMTP helpers and tests)
 from tests.factories import MarketerFactory, SuperuserFactory
 
 STRICT_SERVICES = os.environ.get("STRICT_SERVICES", "") not in ("", "0", "false", "no")
+EMBEDDED_POSTGRES_STARTED = pytest.StashKey[bool]()
 
 
 def pytest_configure(config):
@@ -46,10 +48,25 @@ def is_postgres():
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
+def pytest_sessionstart(session):
+    # With DATABASE_URL unset the tests run on the embedded PostgreSQL in VAR_DIR, started here if
+    # `make run` (or another session) has not started it; the session stops only a server it started.
+    if embedded_postgres.is_used(settings.DATABASES["default"], settings.VAR_DIR):
+        session.config.stash[EMBEDDED_POSTGRES_STARTED] = embedded_postgres.start(settings.VAR_DIR)
+
+
+def pytest_sessionfinish(session):
+    if session.config.stash.get(EMBEDDED_POSTGRES_STARTED, False):
+        from django.db import connections
+
+        connections.close_all()
+        embedded_postgres.stop(settings.VAR_DIR)
+
+
 @pytest.fixture
 def require_postgres():
     if not is_postgres():
-        need_service("PostgreSQL: set DATABASE_URL to run this test")
+        need_service("PostgreSQL: unset SQLITE_PATH, or set DATABASE_URL to a postgres:// URL, to run this test")
 
 
 @pytest.fixture

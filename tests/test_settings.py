@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from config import embedded_postgres
 from tests.conftest import need_service
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -174,8 +175,139 @@ def test_debug_off_with_a_secret_key_of_its_own_starts(tmp_path):
 # --- database -------------------------------------------------------------------
 
 
-def test_without_database_url_sqlite_runs_in_wal_mode(tmp_path):
-    env = clean_env(tmp_path)
+def test_without_database_url_the_database_is_the_embedded_postgresql_in_var_dir(tmp_path):
+    database = settings_as_json(clean_env(tmp_path), 'settings.DATABASES["default"]')
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["NAME"] == "campaigns"
+    # A directory as HOST: libpq connects over the unix socket there, never over TCP.
+    assert Path(database["HOST"]) == tmp_path / "var" / "postgres"
+    assert database["PORT"] == ""
+    assert database["OPTIONS"]["pool"]["max_size"] >= 1
+    # Reading the settings starts nothing.
+    assert not (tmp_path / "var" / "postgres").exists()
+
+
+def test_a_relative_var_dir_still_gives_libpq_an_absolute_socket_directory(tmp_path):
+    relative = os.path.relpath(tmp_path / "var", PROJECT_ROOT)
+    database = settings_as_json(clean_env(tmp_path, VAR_DIR=relative), 'settings.DATABASES["default"]')
+    assert database["HOST"].startswith("/")
+    assert Path(database["HOST"]).resolve() == (tmp_path / "var" / "postgres").resolve()
+
+
+def embedded(tmp_path, action, *command, **extra):
+    return run(["manage.py", "embedded_postgres", action, *command], clean_env(tmp_path, **extra))
+
+
+SERVER_FACTS = """
+import json, django
+django.setup()
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute(
+        "SELECT current_setting('server_version_num')::int, current_setting('listen_addresses'),"
+        " current_setting('unix_socket_directories'), current_setting('data_directory'), current_database()"
+    )
+    print(json.dumps([*cursor.fetchone(), connection.pool is not None]))
+"""
+
+
+def test_the_embedded_postgresql_serves_every_process_that_shares_var_dir_over_its_socket_only(tmp_path):
+    var = tmp_path / "var"
+    try:
+        started = embedded(tmp_path, "start")
+        assert started.returncode == 0, started.stderr
+        assert f"PostgreSQL started, socket in {var / 'postgres'}" in started.stdout
+        # A second start finds it running (make run and a test session may share one server).
+        again = embedded(tmp_path, "start")
+        assert again.returncode == 0, again.stderr
+        assert "already running" in again.stdout
+        # A fresh process, like those honcho starts, finds it from VAR_DIR alone.
+        result = run_python(SERVER_FACTS, clean_env(tmp_path))
+        assert result.returncode == 0, result.stderr
+        facts = json.loads(result.stdout.splitlines()[-1])
+        version, listen_addresses, socket_dirs, data_directory, database, pooled = facts
+        assert version >= 180000
+        assert listen_addresses == ""  # no TCP port: two checkouts on one machine never collide
+        assert Path(socket_dirs) == var / "postgres"
+        assert Path(data_directory) == var / "postgres"
+        assert database == "campaigns"
+        assert pooled  # through psycopg's pool, as with DATABASE_URL
+        assert embedded(tmp_path, "status").returncode == 0
+    finally:
+        stopped = embedded(tmp_path, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "PostgreSQL stopped" in stopped.stdout
+    status = embedded(tmp_path, "status")
+    assert status.returncode == 3
+    assert "not running" in status.stdout
+    assert not (var / "postgres" / ".s.PGSQL.5432").exists()
+
+
+def test_stop_works_after_a_folder_above_the_data_directory_was_made_private_again(tmp_path):
+    # As pytest does to /tmp/pytest-of-USER when another session starts while the server runs.
+    try:
+        assert embedded(tmp_path, "start").returncode == 0
+        tmp_path.chmod(0o700)
+        stopped = embedded(tmp_path, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert "PostgreSQL stopped" in stopped.stdout
+    finally:
+        embedded_postgres.stop(tmp_path / "var")
+
+
+def test_run_stops_the_server_it_started_and_passes_the_exit_code_on(tmp_path):
+    result = embedded(tmp_path, "run", "--", sys.executable, "-c", "import sys; sys.exit(7)")
+    assert result.returncode == 7, result.stderr
+    assert "PostgreSQL started" in result.stdout
+    assert "PostgreSQL stopped" in result.stdout
+    assert embedded(tmp_path, "status").returncode == 3
+
+
+def test_run_reports_a_command_killed_by_a_signal_as_a_shell_does(tmp_path):
+    result = embedded(tmp_path, "run", "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    assert result.returncode == 128 + 15, result.stderr
+    assert "PostgreSQL stopped" in result.stdout
+
+
+def test_run_leaves_running_a_server_it_did_not_start(tmp_path):
+    try:
+        assert embedded(tmp_path, "start").returncode == 0
+        result = embedded(tmp_path, "run", "--", sys.executable, "-c", "pass")
+        assert result.returncode == 0, result.stderr
+        assert "already running" in result.stdout
+        assert embedded(tmp_path, "status").returncode == 0
+    finally:
+        embedded(tmp_path, "stop")
+
+
+def test_a_var_dir_too_long_for_a_unix_socket_is_refused_with_a_clear_error(tmp_path):
+    long_var = tmp_path / ("v" * 100)
+    result = embedded(tmp_path, "start", VAR_DIR=str(long_var))
+    assert result.returncode != 0
+    assert "longer than a unix socket allows" in result.stderr
+    assert "set VAR_DIR to a shorter folder" in result.stderr
+    assert not (long_var / "postgres").exists()
+
+
+def test_with_database_url_the_embedded_postgresql_is_not_used(tmp_path):
+    url = "postgres://postgres@127.0.0.1:5432/unused"
+    database = settings_as_json(clean_env(tmp_path, DATABASE_URL=url), 'settings.DATABASES["default"]')
+    assert (database["HOST"], database["PORT"], database["NAME"]) == ("127.0.0.1", 5432, "unused")
+    result = embedded(tmp_path, "start", DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert "the embedded PostgreSQL is not used" in result.stdout
+    assert not (tmp_path / "var" / "postgres").exists()
+
+
+def test_with_sqlite_path_the_embedded_postgresql_is_not_used(tmp_path):
+    result = embedded(tmp_path, "run", "--", sys.executable, "-c", "pass", SQLITE_PATH=str(tmp_path / "db.sqlite3"))
+    assert result.returncode == 0, result.stderr
+    assert "PostgreSQL" not in result.stdout
+    assert not (tmp_path / "var" / "postgres").exists()
+
+
+def test_with_sqlite_path_sqlite_runs_in_wal_mode(tmp_path):
+    env = clean_env(tmp_path, SQLITE_PATH=str(tmp_path / "db.sqlite3"))
     result = run_python(
         """
         import django
@@ -193,9 +325,9 @@ def test_without_database_url_sqlite_runs_in_wal_mode(tmp_path):
     assert result.returncode == 0, result.stderr
     engine, name, journal_mode = result.stdout.strip().splitlines()[-3:]
     assert engine == "django.db.backends.sqlite3"
-    assert Path(name) == tmp_path / "var" / "db.sqlite3"
+    assert Path(name) == tmp_path / "db.sqlite3"
     assert journal_mode == "wal"
-    assert (tmp_path / "var" / "db.sqlite3").exists()
+    assert (tmp_path / "db.sqlite3").exists()
 
 
 def test_with_database_url_postgresql_uses_a_connection_pool(tmp_path):
