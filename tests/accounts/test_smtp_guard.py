@@ -5,10 +5,10 @@ import socket
 import pytest
 from django.contrib import messages
 from django.test import override_settings
-from django.urls import reverse
 
-from accounts import smtp, tasks
+from accounts import smtp
 from accounts.models import SmtpAccount
+from tests.accounts.test_smtp_connection import run_test_connection_action
 from tests.factories import SmtpAccountFactory
 from tests.smtp_server import smtp_server_factory  # noqa: F401  (pytest fixture)
 
@@ -116,27 +116,6 @@ def test_development_setting_allows_loopback_and_any_port():
 
 
 # --- the admin action refuses before connecting ---------------------------------------------------
-
-
-def run_test_connection_action(client, *accounts):
-    """The admin action, then the worker's task for each account (here, in this process): each
-    account's recorded result as (level, "name: message")."""
-    response = client.post(
-        reverse("admin:accounts_smtpaccount_changelist"),
-        {"action": "test_connection", "_selected_action": [a.pk for a in accounts]},
-        follow=True,
-    )
-    assert response.status_code == 200
-    ((level, text),) = [(m.level, m.message) for m in response.context["messages"]]
-    assert level == messages.INFO and text.startswith("Testing the connection of ")
-    for account in accounts:
-        assert SmtpAccount.objects.get(pk=account.pk).last_test_result == "Testing…"
-        tasks.connection_test(account.pk)
-    reported = []
-    for account in SmtpAccount.objects.filter(pk__in=[a.pk for a in accounts]).order_by("pk"):
-        outcome, message = account.last_test_result.split(": ", 1)
-        reported.append((messages.SUCCESS if outcome == "OK" else messages.ERROR, f"{account.name}: {message}"))
-    return reported
 
 
 def assert_no_connection_reached(server):
