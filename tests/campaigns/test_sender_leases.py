@@ -122,12 +122,14 @@ def test_a_worker_whose_renewal_finds_some_rows_gone_skips_exactly_those(engine)
     and the rows it renewed still are."""
     addresses = [f"r{i}@example.org" for i in range(4)]
     campaign, (batch_id,) = engine.claimed_campaign(addresses)
+    # A batch goes in id order, which need not be the addresses' order: lose the third one it sends.
+    third = Email.objects.filter(campaign=campaign).order_by("id")[2]
     lost = []
 
     def clock():
-        # Once the first message is delivered: one row is taken from the worker, and a renewal is due.
+        # Once the first message is delivered: the third row is taken from the worker, and a renewal is due.
         if not lost and engine.handler.delivered_to():
-            lost.append(Email.objects.filter(campaign=campaign, to_email=addresses[2]).update(
+            lost.append(Email.objects.filter(pk=third.pk, status=S.QUEUED).update(
                 status=S.PENDING, batch_id=None, lease_expires_at=None
             ))
             engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS - lease.margin() - lease.renewal_window() + 1)
@@ -136,9 +138,9 @@ def test_a_worker_whose_renewal_finds_some_rows_gone_skips_exactly_those(engine)
     report = sender.send_batch(batch_id, clock=clock, sleep=engine.sleep, monotonic=lambda: clock().timestamp())
 
     assert lost == [1]
-    assert sorted(engine.handler.delivered_to()) == [addresses[0], addresses[1], addresses[3]]
+    assert sorted(engine.handler.delivered_to()) == sorted(set(addresses) - {third.to_email})
     assert report.sent == 3
-    assert engine.statuses(campaign)[addresses[2]] == S.PENDING
+    assert engine.statuses(campaign)[third.to_email] == S.PENDING
 
 
 def test_a_batch_taken_early_sends_on_the_claims_lease_without_rewriting_its_rows(engine):
