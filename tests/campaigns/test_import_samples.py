@@ -1,4 +1,4 @@
-"""The sample files (copied from ../shared/samples), imported row by row through the admin:
+"""The sample files (copies of the maintainers' sample files), imported row by row through the admin:
 upload, preview (nothing written), confirm (exactly what the preview showed)."""
 
 from pathlib import Path
