@@ -76,8 +76,9 @@ class UserAdmin(SuperuserOnlyAdminMixin, DjangoUserAdmin):
 class SmtpAccountAdmin(OwnedModelAdmin):
     form = SmtpAccountForm
     list_display = (
-        "name", "from_email", "host", "port", "security", "max_per_minute", "max_per_hour", "max_per_day",
-        "batch_size", "state", "campaign_count", "test_result",
+        # State and the last test first: the limits' columns pass the edge of a laptop's window.
+        "name", "from_email", "host", "port", "security", "state", "test_result", "max_per_minute", "max_per_hour",
+        "max_per_day", "batch_size", "campaign_count",
     )
     list_filter = ("security",)
     search_fields = ("name", "host", "from_email", "username")
