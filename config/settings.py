@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "accounts",
     "campaigns",
     "tracking",
+    "reporting",
 ]
 
 MIDDLEWARE = [

@@ -5,7 +5,8 @@ from django.views.generic import RedirectView
 
 from accounts import views as account_views
 from accounts.owned_admin import FormFieldAutocompleteJsonView
-from campaigns import editor, views as campaign_views
+from campaigns import editor
+from reporting import views as reporting_views
 from config import views as site_views
 
 urlpatterns = [
@@ -27,14 +28,14 @@ urlpatterns = [
     path("t/", include("tracking.urls")),
     path("s/", include("campaigns.subscriptions.urls")),
     # The dashboard's and analytics pages' data (staff only, owner-scoped), ahead of the admin's catch-all.
-    path("admin/dashboard/data/", admin.site.admin_view(campaign_views.dashboard_data), name="dashboard_data"),
+    path("admin/dashboard/data/", admin.site.admin_view(reporting_views.dashboard_data), name="dashboard_data"),
     path(
         "admin/campaigns/campaign/<int:campaign_id>/analytics/",
-        admin.site.admin_view(campaign_views.campaign_analytics), name="campaign_analytics",
+        admin.site.admin_view(reporting_views.campaign_analytics), name="campaign_analytics",
     ),
     path(
         "admin/campaigns/campaign/<int:campaign_id>/analytics/data/",
-        admin.site.admin_view(campaign_views.campaign_analytics_data), name="campaign_analytics_data",
+        admin.site.admin_view(reporting_views.campaign_analytics_data), name="campaign_analytics_data",
     ),
     # The admin's autocomplete, refusing sources no form has (see FormFieldAutocompleteJsonView).
     path(

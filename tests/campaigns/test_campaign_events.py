@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignEvent, Email
-from campaigns.selectors.dashboard import dashboard
+from reporting.selectors.dashboard import dashboard
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
 

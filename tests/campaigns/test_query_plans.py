@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from campaigns.imports import writers
 from campaigns.models import Contact
-from campaigns.selectors.analytics import recipients_page
+from reporting.selectors.analytics import recipients_page
 from tests.factories import CampaignFactory
 
 pytestmark = [pytest.mark.postgres]

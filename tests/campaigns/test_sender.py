@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from accounts.models import SmtpAccount
 from campaigns.models import Campaign, Contact, Email
-from campaigns.selectors.dashboard import dashboard
+from reporting.selectors.dashboard import dashboard
 from campaigns.services import lifecycle
 from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler

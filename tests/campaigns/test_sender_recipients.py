@@ -8,7 +8,7 @@ from django.conf import settings
 
 from campaigns.delivery import message
 from campaigns.models import Campaign, Contact, Email
-from campaigns.selectors import analytics, dashboard
+from reporting.selectors import analytics, dashboard
 from campaigns.services import previews
 from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler

@@ -9,9 +9,9 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
-from campaigns.selectors import analytics as analytics_selectors
+from reporting.selectors import analytics as analytics_selectors
 from campaigns.selectors import audience
-from campaigns.selectors import dashboard as dashboard_selectors
+from reporting.selectors import dashboard as dashboard_selectors
 
 
 def _json(data):

@@ -282,7 +282,7 @@ def test_timeline_days_are_the_marketers_own_days(marketer):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from campaigns.selectors.dashboard import dashboard
+    from reporting.selectors.dashboard import dashboard
 
     kolkata = ZoneInfo("Asia/Kolkata")
     now = datetime(2026, 11, 28, 12, 0, tzinfo=kolkata)
@@ -310,7 +310,7 @@ def test_an_hour_holding_the_viewers_midnight_is_split_at_the_quarter_hour(marke
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from campaigns.selectors.dashboard import dashboard
+    from reporting.selectors.dashboard import dashboard
 
     tz = ZoneInfo(zone)
     marketer.timezone = zone
@@ -348,7 +348,7 @@ def test_a_week_across_a_clock_change_keeps_every_day_exact(marketer):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from campaigns.selectors.dashboard import dashboard
+    from reporting.selectors.dashboard import dashboard
 
     tz = ZoneInfo("America/St_Johns")
     marketer.timezone = "America/St_Johns"
@@ -377,7 +377,7 @@ def test_cards_and_chart_are_read_in_one_snapshot_while_an_email_is_sent_between
 
     from django.db import connections
 
-    from campaigns.selectors import dashboard as dashboard_selectors
+    from reporting.selectors import dashboard as dashboard_selectors
 
     campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
     add_emails(campaign, [(2, {"status": S.SENT, "sent_at": timezone.now()})])
