@@ -208,3 +208,16 @@ class FormFieldAutocompleteJsonView(AutocompleteJsonView):
         if isinstance(source_field, ForeignObjectRel):
             raise PermissionDenied
         return term, model_admin, source_field, to_field_name
+
+
+class ReadOnlyAdminMixin:
+    """The ledger is written by the sending engine only."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import admin_compose, tasks
-from campaigns.models import Campaign, Contact
+from campaigns.models import Campaign
 from campaigns.selectors import audience
-from campaigns.services import contacts, lifecycle
+from campaigns.services import lifecycle
 
 
 def _warn_missing_variables(modeladmin, request, campaign):
@@ -184,12 +184,3 @@ def remove_selected_pending(modeladmin, request, queryset):
 EMAIL_ACTIONS = [retry_selected_emails, remove_selected_pending]
 
 
-@admin.action(description="Unsubscribe selected contacts (their unsent emails are cancelled)")
-def unsubscribe_contacts(modeladmin, request, queryset):
-    changed = contacts.suppress(
-        contact_ids=queryset.values_list("pk", flat=True), status=Contact.Status.UNSUBSCRIBED, now=timezone.now()
-    )
-    modeladmin.message_user(request, f"{changed} contact(s) unsubscribed.", messages.SUCCESS)
-
-
-CONTACT_ACTIONS = [unsubscribe_contacts]

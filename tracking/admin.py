@@ -1,7 +1,7 @@
 from django.contrib import admin
 
-from accounts.owned_admin import OwnedModelAdmin
-from campaigns.admin import ReadOnlyAdminMixin
+from accounts.owned_admin import OwnedModelAdmin, ReadOnlyAdminMixin
+
 from tracking.models import Event, Link
 
 

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Case, F, PositiveIntegerField, Value, When
 
 from campaigns.models import Campaign, Contact, Email
-from campaigns.services import contacts
+from contacts.services import contacts
 from tracking import machine_opens
 from tracking.models import Event, Link
 

@@ -25,7 +25,8 @@ from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.lease import Lease, LeaseLost
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, Contact, Email
-from campaigns.services import contacts, lifecycle
+from campaigns.services import lifecycle
+from contacts.services import contacts
 
 log = logging.getLogger(__name__)
 S = Email.Status

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.exports import escape_cell
+from contacts.exports import escape_cell
 from campaigns.models import Email
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from campaigns.imports import writers
+from contacts.imports import writers
 from campaigns.models import Contact
 from reporting.selectors.analytics import recipients_page
 from tests.factories import CampaignFactory

@@ -10,7 +10,8 @@ from django.utils import timezone
 from campaigns.delivery import ledger
 from campaigns.models import Campaign, Contact, Email
 from campaigns.selectors import audience
-from campaigns.services import contacts, lifecycle
+from campaigns.services import lifecycle
+from contacts.services import contacts
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
 from tracking import services as tracking
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from campaigns.delivery import ledger
 from campaigns.models import Campaign, Contact, Email, Segment, SegmentCondition
 from campaigns.selectors import audience, segments
-from campaigns.services import contacts as contact_service
+from contacts.services import contacts as contact_service
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory, SegmentFactory
 

@@ -16,7 +16,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from campaigns.imports import service
+from contacts.imports import service
 from campaigns.models import Contact, ImportJob
 from tests.e2e.test_worker_sends_campaign import CELERY, CeleryCluster, CeleryProcess
 from tests.factories import ContactFactory, ContactListFactory

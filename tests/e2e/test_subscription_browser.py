@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from accounts.models import SmtpAccount
 from campaigns.models import Contact
-from campaigns.services import contacts
-from campaigns.subscriptions import embed
+from contacts.services import contacts
+from contacts.subscriptions import embed
 from tests.campaigns.test_subscriptions import eager_tasks  # noqa: F401  (an autouse fixture)
 from tests.e2e.test_dashboard_browser import ARTIFACTS, chromium, end_live_server_connections  # noqa: F401
 from tests.factories import PASSWORD, ContactListFactory, MarketerFactory, SmtpAccountFactory, SubscriptionFormFactory

@@ -5,7 +5,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns.exports import escape_cell
+from contacts.exports import escape_cell
 from campaigns.models import Campaign
 from campaigns.resources import CampaignResultResource
 

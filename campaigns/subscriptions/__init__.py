@@ -1,4 +1,0 @@
-"""Public subscription forms: the hosted page, the embeddable snippet, the confirmation email.
-
-The writes (a submission, a confirmation) are in campaigns.services.subscriptions.
-"""

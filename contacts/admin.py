@@ -1,0 +1,311 @@
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Prefetch, Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+from accounts.owned_admin import OwnedModelAdmin, scope_to_user
+from contacts import admin_actions, export_actions
+from contacts.forms import SubscriptionFormAdminForm
+from campaigns.models import (
+    Contact, ContactList, ImportJob, SubscriptionForm,
+)
+from privacy import selectors as privacy_selectors
+from contacts.services import contacts
+from privacy import services as privacy
+from contacts.subscriptions import embed
+
+
+@admin.register(Contact)
+class ContactAdmin(OwnedModelAdmin):
+    list_display = ("email", "name", "status", "list_names", "created_at")
+    # Adds "Import contacts" (the ImportJob admin's upload form) to the object tools.
+    change_list_template = "admin/campaigns/contact_change_list_import.html"
+    # Adds the privacy request buttons (export, erase) to the object tools.
+    change_form_template = "admin/campaigns/contact/change_form.html"
+    actions = admin_actions.CONTACT_ACTIONS + export_actions.CONTACT_EXPORT_ACTIONS
+    list_filter = ("status", "lists", "created_at")
+    search_fields = ("email", "name")
+    # The status is written by contacts.services.contacts only (the action here, bounces, unsubscribes).
+    readonly_fields = ("status", "status_changed_at", "consent_at", "consent_form", "consent_text", "consent_ip_hash",
+                       "created_at", "updated_at")
+
+    def get_queryset(self, request):
+        # Only the user's own lists: a contact may sit in another owner's list (put
+        # there by a superuser), whose name must not show in the Lists column.
+        own_lists = scope_to_user(ContactList.objects.all(), request.user)
+        return super().get_queryset(request).prefetch_related(Prefetch("lists", queryset=own_lists))
+
+    @admin.display(description="Lists")
+    def list_names(self, obj):
+        return ", ".join(contact_list.name for contact_list in obj.lists.all())
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            contacts.suppress_if_erased(contact=obj, now=timezone.now())
+        super().save_model(request, obj, form, change)
+
+    # --- privacy requests: export everything held about one contact, or erase it ---
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/privacy/export.<str:file_format>", view(self.privacy_export_view),
+                 name="campaigns_contact_privacy_export"),
+            path("<path:object_id>/privacy/erase/", view(self.privacy_erase_view),
+                 name="campaigns_contact_privacy_erase"),
+        ] + super().get_urls()
+
+    def _own_contact(self, request, object_id):
+        contact = self.get_object(request, unquote(object_id))
+        if contact is None:
+            raise Http404("No such contact.")
+        return contact
+
+    def privacy_export_view(self, request, object_id, file_format):
+        contact = self._own_contact(request, object_id)
+        if not self.has_view_permission(request, contact):
+            raise PermissionDenied
+        exporters = {"json": (privacy.export_json, "application/json"), "csv": (privacy.export_csv, "text/csv")}
+        if file_format not in exporters:
+            raise Http404("Export as json or csv.")
+        export, content_type = exporters[file_format]
+        response = HttpResponse(export(contact=contact), content_type=f"{content_type}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="contact-{contact.pk}-personal-data.{file_format}"'
+        return response
+
+    def privacy_erase_view(self, request, object_id):
+        contact = self._own_contact(request, object_id)
+        if not self.has_delete_permission(request, contact):
+            raise PermissionDenied
+        if request.method == "POST":
+            erasure = privacy.erase_contact(contact=contact)
+            self.message_user(request, privacy.describe_erasure(erasure), messages.SUCCESS)
+            return redirect("admin:campaigns_contact_changelist")
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "original": contact,
+            "title": "Erase this contact?", "email_count": privacy_selectors.emails_of(contact=contact).count(),
+        }
+        return TemplateResponse(request, "admin/campaigns/contact/privacy_erase.html", context)
+
+
+@admin.register(ContactList)
+class ContactListAdmin(OwnedModelAdmin):
+    list_display = ("name", "contact_count", "subscribed_count", "created_at")
+    search_fields = ("name", "description")
+    autocomplete_fields = ("contacts",)
+    actions = export_actions.LIST_EXPORT_ACTIONS
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                contact_count=Count("contacts", distinct=True),
+                subscribed_count=Count(
+                    "contacts", filter=Q(contacts__status=Contact.Status.SUBSCRIBED), distinct=True
+                ),
+            )
+        )
+
+    @admin.display(description="Contacts", ordering="contact_count")
+    def contact_count(self, obj):
+        return obj.contact_count
+
+    @admin.display(description="Subscribed", ordering="subscribed_count")
+    def subscribed_count(self, obj):
+        return obj.subscribed_count
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(OwnedModelAdmin):
+    """Contact imports: the upload form (add), the preview and confirm, the progress page (change), the report.
+
+    Every view reaches its job through get_object, which is owner-scoped: another
+    owner's job answers 404. The work is done by contacts.imports.jobs.
+    """
+
+    list_display = ("original_name", "list_name", "status", "progress", "created_count", "updated_count",
+                    "merged_count", "suppressed_count", "rejected_count", "created_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("original_name",)
+    list_select_related = ("contact_list",)
+
+    @admin.display(description="List")
+    def list_name(self, obj):
+        return obj.list_name
+
+    @admin.display(description="Progress")
+    def progress(self, obj):
+        return f"{obj.processed_rows}/{obj.total_rows} ({obj.percent}%)"
+
+    def get_urls(self):
+        from django.urls import path
+
+        wrap = self.admin_site.admin_view
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}"
+        return [
+            path("<path:object_id>/preview/", wrap(self.preview_view), name=f"{name}_preview"),
+            path("<path:object_id>/status/", wrap(self.status_view), name=f"{name}_status"),
+            path("<path:object_id>/report/", wrap(self.report_view), name=f"{name}_report"),
+        ] + super().get_urls()
+
+    def _job(self, request, object_id):
+        from django.contrib.admin.utils import unquote
+        from django.core.exceptions import PermissionDenied
+
+        job = self.get_object(request, unquote(object_id))  # 404 for another owner's job
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        return job
+
+    def _render(self, request, template, job=None, **context):
+        from django.template.response import TemplateResponse
+
+        context = {
+            **self.admin_site.each_context(request), "opts": self.model._meta, "job": job,
+            "title": context.pop("title", "Import contacts"), "has_view_permission": True, "original": job,
+            **context,
+        }
+        return TemplateResponse(request, template, context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        from contacts.imports import jobs
+        from contacts.imports.forms import ImportUploadForm
+
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportUploadForm(request.POST or None, request.FILES or None, owner=request.user)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = jobs.create_job(
+                    owner=request.user, uploaded_file=form.cleaned_data["file"],
+                    contact_list=form.cleaned_data["contact_list"], new_list_name=form.cleaned_data["new_list_name"],
+                    encoding=form.cleaned_data["encoding"],
+                )
+            except jobs.ImportRefused as exc:
+                form.add_error("file", str(exc))
+            else:
+                return redirect("admin:campaigns_importjob_preview", job.pk)
+        return self._render(request, "admin/campaigns/importjob/import_form.html", form=form,
+                            title="Import contacts", media=self.media + form.media)
+
+    def preview_view(self, request, object_id):
+        from django.contrib import messages
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        from contacts.imports import jobs
+
+        job = self._job(request, object_id)
+        if request.method == "POST":
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            if "cancel" in request.POST:
+                jobs.cancel(job=job)
+                self.message_user(request, "Import cancelled; nothing was written.", messages.INFO)
+                return redirect("admin:campaigns_contact_changelist")
+            if jobs.confirm(job=job):
+                if job.status == ImportJob.Status.DONE:
+                    self.message_user(request, f"Imported {job.original_name}.", messages.SUCCESS)
+                else:
+                    self.message_user(request, "The import runs in the background: you may leave this page.",
+                                      messages.INFO)
+            return redirect("admin:campaigns_importjob_change", job.pk)
+        if job.status in ImportJob.READING_STATUSES:
+            return self._render(request, "admin/campaigns/importjob/import_reading.html", job=job,
+                                title=f"Reading {job.original_name}")
+        if job.status != ImportJob.Status.PREVIEWED:
+            return redirect("admin:campaigns_importjob_change", job.pk)
+        return self._render(
+            request, "admin/campaigns/importjob/import_preview.html", job=job,
+            title=f"Preview: {job.original_name}", background=jobs.runs_in_background(job),
+            counts=job.preview.get("counts", {}),
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from django.shortcuts import redirect
+
+        job = self._job(request, object_id)
+        if job.status in (*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED):
+            return redirect("admin:campaigns_importjob_preview", job.pk)
+        from contacts.imports import jobs
+
+        return self._render(request, "admin/campaigns/importjob/import_job.html", job=job,
+                            title=f"Import: {job.original_name}",
+                            job_counts=jobs.status_payload(job)["counts"])
+
+    def status_view(self, request, object_id):
+        from django.http import JsonResponse
+
+        from contacts.imports import jobs
+
+        job = self._job(request, object_id)
+        response = JsonResponse(jobs.status_payload(job))
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def report_view(self, request, object_id):
+        from contacts import exports
+        from contacts.imports import jobs
+
+        job = self._job(request, object_id)
+        file_format = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
+        headers, rows = jobs.rejected_report_rows(job)
+        return exports.download(headers=headers, rows=rows, file_format=file_format,
+                                name=f"rejected-rows-{job.original_name.rsplit('.', 1)[0]}")
+
+    def delete_model(self, request, obj):
+        from contacts.imports import jobs
+
+        jobs.delete_upload(job_id=obj.pk)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        from contacts.imports import jobs
+
+        for job_id in queryset.values_list("pk", flat=True):
+            jobs.delete_upload(job_id=job_id)
+        super().delete_queryset(request, queryset)
+
+
+@admin.register(SubscriptionForm)
+class SubscriptionFormAdmin(OwnedModelAdmin):
+    form = SubscriptionFormAdminForm
+    list_display = ("title", "contact_list", "double_opt_in", "enabled", "hosted_page")
+    list_filter = ("enabled", "double_opt_in", "contact_list")
+    list_select_related = ("contact_list",)
+    search_fields = ("title",)
+    readonly_fields = ("hosted_page", "embed_snippet", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("owner", "title", "contact_list", "smtp_account", "enabled")}),
+        ("What it asks", {"fields": ("attributes_asked", "consent_text", "double_opt_in")}),
+        ("Publish", {"fields": ("hosted_page", "embed_snippet")}),
+    )
+
+    @admin.display(description="Hosted page")
+    def hosted_page(self, obj):
+        if obj is None or obj.pk is None:
+            return "Shown once the form is saved."
+        url = embed.hosted_url(form=obj)
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
+
+    @admin.display(description="Embeddable HTML")
+    def embed_snippet(self, obj):
+        if obj is None or obj.pk is None:
+            return "Shown once the form is saved."
+        return format_html(
+            '<textarea readonly rows="16" cols="100" wrap="off" id="embed-snippet" '
+            'style="font-family: monospace; font-size: 12px; width: 100%">{}</textarea>'
+            "<p>Paste this plain HTML form into any page; it needs no JavaScript. "
+            "Submissions, errors and the confirmation show on the hosted page.</p>",
+            embed.snippet_html(form=obj),
+        )

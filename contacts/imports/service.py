@@ -1,0 +1,301 @@
+"""The contact import: one code path for the dry run (preview) and the real run.
+
+Rows are read in chunks. Per chunk: one query finds which of the chunk's addresses earlier
+chunks had (writers.seen_addresses), one finds the owner's existing contacts among them, one
+INSERT creates the new ones, one bulk UPDATE merges into the existing ones, one INSERT puts
+them all on the list. Every query is filtered by the importing owner: a file can name any
+address or id it likes, it only ever reaches that owner's contacts and lists.
+
+What becomes of a row (its `outcome`):
+- created: a new contact, subscribed, put on the list;
+- updated: the owner had this address already (any case): non-empty cells
+  overwrite name and attributes, empty cells erase nothing, status is kept;
+- merged: the address appeared earlier in the file (any case); merged into that row;
+- suppressed: the owner's contact is unsubscribed, bounced or complained: the
+  contact is left exactly as it is and kept off the list (never resubscribed);
+  or the owner erased the contact at its request while it was suppressed (its
+  address's hash is a SuppressedHash): the row is skipped, nothing is created;
+- rejected: no usable address; reported with the row number and the reason.
+Blank rows are counted and otherwise ignored.
+"""
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.utils import timezone
+
+from contacts.imports import writers
+from contacts.imports.addresses import address_problem, normalize_address
+from contacts.imports.columns import map_columns
+from contacts.imports.reader import FileRefused, count_rows, open_table
+
+log = logging.getLogger(__name__)
+
+CREATED, UPDATED, MERGED, SUPPRESSED, REJECTED = "created", "updated", "merged", "suppressed", "rejected"
+OUTCOMES = (CREATED, UPDATED, MERGED, SUPPRESSED, REJECTED)
+# Not an outcome of its own: the first outcome of an erased address, counted and shown as suppressed.
+ERASED = "erased"
+SKIPPED = (SUPPRESSED, ERASED)
+SKIP_REASONS = {
+    SUPPRESSED: "unsubscribed, bounced or complained: kept as it is, not added to the list",
+    ERASED: "erased at the contact's request: not added again",
+}
+MAX_NAME = 200
+# Rejected rows kept with their reasons (the rest only counted): enough to see what is wrong with a file,
+# and no unbounded copy of what a file held.
+REJECTED_SAMPLE = 100
+MAX_ATTRIBUTE_VALUE = 2000
+
+__all__ = ["FileRefused", "ImportResult", "RowOutcome", "import_file"]
+
+
+@dataclass
+class RowOutcome:
+    row: int
+    address: str
+    outcome: str
+    reason: str = ""
+    name: str = ""
+
+    def as_dict(self):
+        return {"row": self.row, "address": self.address, "outcome": self.outcome, "reason": self.reason,
+                "name": self.name}
+
+
+@dataclass
+class ImportResult:
+    dry_run: bool
+    file_description: str = ""
+    columns: list = field(default_factory=list)  # [(header, meaning)]
+    counts: dict = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    blank_rows: int = 0
+    processed_rows: int = 0
+    rejected: list = field(default_factory=list)  # the first REJECTED_SAMPLE [{"row", "address", "reason"}]
+    outcomes: list = field(default_factory=list)  # the first `keep_outcomes` RowOutcome
+
+    @property
+    def total_rows(self):
+        return self.processed_rows
+
+
+@dataclass(slots=True)
+class _Record:
+    """One address of a chunk: the rows naming it, merged in file order."""
+
+    address: str
+    first_row: int
+    name: str
+    attributes: dict
+    row_count: int = 1
+    new_in_file: bool = True  # False: an earlier chunk had it already
+    first_outcome: str = ""  # of the address's first row in the file (CREATED / UPDATED / SUPPRESSED / ERASED)
+
+
+@dataclass
+class _Chunk:
+    """Up to chunk_size rows, read and merged per address; written (or previewed) together."""
+
+    records: dict = field(default_factory=dict)  # address -> _Record
+    rejected: list = field(default_factory=list)  # the first REJECTED_SAMPLE [{"row", "address", "reason"}]
+    rejected_count: int = 0
+    # (RowOutcome, its _Record or None if rejected): only the rows the result keeps
+    # (the preview's first ones); every other row is only counted, through its record.
+    kept: list = field(default_factory=list)
+    rows: int = 0
+    blank_rows: int = 0
+
+
+def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry_run, progress=None,
+                chunk_size=None, keep_outcomes=0, max_rows=None, keep_rejected=REJECTED_SAMPLE):
+    """Import the contacts in `path` for `owner` into `contact_list` (None in a dry run only).
+
+    `progress(processed_rows)` is called after each chunk. Raises FileRefused when
+    the file as a whole cannot be imported (nothing is written then), or when it has more than
+    `max_rows` data rows (a real import reaches that only after its dry run passed, on the same file).
+    The result keeps the first `keep_rejected` rejected rows (None: all), and counts them all.
+    """
+    from campaigns.models import ContactList
+
+    if not dry_run:
+        if contact_list is None:
+            raise ValueError("a real import needs a contact list")
+        if contact_list.owner_id != owner.pk:
+            # Never reached from our forms (their choices are scoped); a guard for other callers.
+            raise PermissionError("the list belongs to someone else")
+        assert isinstance(contact_list, ContactList)
+    chunk_size = chunk_size or settings.IMPORT_CHUNK_SIZE
+    if keep_rejected is None:
+        keep_rejected = sys.maxsize
+    table = open_table(path, filename=filename, encoding=encoding, max_rows=max_rows)
+    columns = map_columns(table.headers)
+    result = ImportResult(dry_run=dry_run, file_description=table.description, columns=columns.describe())
+    # Every address of the file with the outcome of its first row, so that a repeat in a later chunk
+    # is merged into it: in the database (PostgreSQL), so memory does not grow with the file.
+    with writers.seen_addresses() as seen:
+        for chunk in _read_chunks(table.rows(), columns=columns, chunk_size=chunk_size,
+                                  keep_outcomes=keep_outcomes, keep_rejected=keep_rejected):
+            _process_chunk(chunk, owner=owner, contact_list=contact_list, dry_run=dry_run, seen=seen,
+                           result=result, keep_outcomes=keep_outcomes, keep_rejected=keep_rejected)
+            if progress:
+                progress(result.processed_rows)
+    return result
+
+
+def count_file_rows(*, path, filename="", encoding=""):
+    """Data rows in the file; raises FileRefused, as the import would, if it cannot be imported."""
+    table = open_table(path, filename=filename, encoding=encoding)
+    map_columns(table.headers)
+    return count_rows(table)
+
+
+_CELL_STRIP = " \t\r\n\u00a0\ufeff"
+
+
+def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
+    """Read `rows` into _Chunk objects of `chunk_size` rows (blank ones included).
+
+    This is the per-row hot loop of an import, so it is written for speed: column indexes in
+    locals, no per-cell helper calls, and rows consumed as they are read
+    (a chunk holds one record per address, not every row's cells: far less for the garbage
+    collector to walk). A generator: a chunk is written before the next one is read.
+    """
+    address_index, name_index = columns.address, columns.name
+    first_index, last_index = columns.first_name, columns.last_name
+    attribute_columns = columns.attributes
+    # Rows shorter than the header read as if padded with empty cells.
+    width = 1 + max(i for i in (address_index, name_index, first_index, last_index,
+                                *(index for index, _ in attribute_columns)) if i is not None)
+    kept_so_far = 0  # RowOutcome objects kept in earlier chunks
+    chunk = _Chunk()
+    for number, cells in rows:
+        chunk.rows += 1
+        if len(cells) < width:
+            cells = cells + [""] * (width - len(cells))
+        # Both readers give text cells (CSV as read, XLSX through xlsx_cell_text).
+        raw_address = cells[address_index].strip(_CELL_STRIP)
+        # A non-blank address cell settles it; otherwise look at every cell (the common case skips this).
+        if not raw_address.strip() and not any(c.strip() for c in cells):
+            chunk.blank_rows += 1
+        else:
+            _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns,
+                      keep=len(chunk.kept) < keep_outcomes - kept_so_far, keep_rejected=keep_rejected)
+        if chunk.rows >= chunk_size:
+            kept_so_far += len(chunk.kept)
+            yield chunk
+            chunk = _Chunk()
+    if chunk.rows:
+        yield chunk
+
+
+def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *,
+              keep, keep_rejected):
+    address = normalize_address(raw_address)
+    if name_index is not None:
+        name = cells[name_index].strip(_CELL_STRIP)
+    else:
+        first = cells[first_index].strip(_CELL_STRIP) if first_index is not None else ""
+        last = cells[last_index].strip(_CELL_STRIP) if last_index is not None else ""
+        name = f"{first} {last}" if first and last else first or last
+    problem = address_problem(address)
+    if problem is None and len(name) > MAX_NAME:
+        problem = f"name longer than {MAX_NAME} characters"
+    if problem:
+        chunk.rejected_count += 1
+        if len(chunk.rejected) < keep_rejected:
+            chunk.rejected.append({"row": number, "address": raw_address, "reason": problem})
+        if keep:
+            outcome = RowOutcome(row=number, address=raw_address, outcome=REJECTED, reason=problem, name=name)
+            chunk.kept.append((outcome, None))
+        return
+    attributes = {key: value[:MAX_ATTRIBUTE_VALUE] for index, key in attribute_columns
+                  if (value := cells[index].strip(_CELL_STRIP))}
+    record = chunk.records.get(address)
+    if record is None:
+        # The row's own attributes dict becomes the record's: no copy for the (usual) single row.
+        record = chunk.records[address] = _Record(address=address, first_row=number, name=name,
+                                                  attributes=attributes)
+    else:
+        if name:
+            record.name = name
+        record.attributes.update(attributes)
+        record.row_count += 1
+    if keep:
+        chunk.kept.append((RowOutcome(row=number, address=address, outcome="", name=name), record))
+
+
+def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes, keep_rejected):
+    records = chunk.records
+    counts = dict.fromkeys(OUTCOMES, 0)
+    counts[REJECTED] = chunk.rejected_count
+    from contacts.selectors import suppressed
+    earlier_chunks = seen.first_outcomes(list(records))
+    for address, first_outcome in earlier_chunks.items():
+        records[address].new_in_file = False
+        records[address].first_outcome = first_outcome
+    existing = writers.existing_contacts(owner=owner, addresses=list(records))
+    erased = suppressed.erased_addresses(
+        owner=owner, addresses=[a for a, r in records.items() if r.new_in_file and a not in existing]
+    )
+    from campaigns.models import Contact
+
+    to_create, to_update, on_list = [], [], []
+    new_in_file = {}  # address -> its first outcome, for the addresses this chunk brings to the file
+    for address, record in records.items():
+        contact = existing.get(address)
+        if record.new_in_file:
+            if address in erased:
+                first = ERASED
+            elif contact is None:
+                first = CREATED
+            elif contact.status in Contact.SUPPRESSED_STATUSES:
+                first = SUPPRESSED
+            else:
+                first = UPDATED
+            record.first_outcome = new_in_file[address] = first
+        else:
+            first = None  # its first row was in an earlier chunk
+        earlier = record.first_outcome
+        if earlier in SKIPPED:
+            counts[SUPPRESSED] += record.row_count
+        elif first is not None:
+            counts[first] += 1
+            counts[MERGED] += record.row_count - 1
+        else:
+            counts[MERGED] += record.row_count
+        if dry_run or earlier in SKIPPED:
+            continue
+        if contact is None:
+            to_create.append((address, record.name, record.attributes))
+            continue
+        name = record.name or contact.name
+        attributes = {**contact.attributes, **record.attributes}
+        if name != contact.name or attributes != contact.attributes:
+            to_update.append((contact.pk, name, attributes))
+        on_list.append(contact.pk)
+
+    seen.remember(new_in_file)
+    if not dry_run and (to_create or to_update or on_list):
+        writers.write_chunk(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
+                            on_list=on_list, now=timezone.now())
+
+    # The kept rows' outcomes, by the same rule as the counts above.
+    for outcome, record in chunk.kept:
+        if record is not None:
+            earlier = record.first_outcome
+            if earlier in SKIPPED:
+                outcome.outcome = SUPPRESSED
+                outcome.reason = SKIP_REASONS[earlier]
+            elif record.new_in_file and outcome.row == record.first_row:
+                outcome.outcome = earlier
+            else:
+                outcome.outcome = MERGED
+                outcome.reason = "same address as an earlier row"
+        if len(result.outcomes) < keep_outcomes:
+            result.outcomes.append(outcome)
+    for outcome, count in counts.items():
+        result.counts[outcome] += count
+    result.rejected.extend(chunk.rejected[:keep_rejected - len(result.rejected)])
+    result.processed_rows += chunk.rows
+    result.blank_rows += chunk.blank_rows

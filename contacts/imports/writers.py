@@ -1,0 +1,228 @@
+"""Set-based writes of one chunk of an import: find, create, update, put on the list.
+
+PostgreSQL: the chunk's rows go in with COPY into a session-local temporary table,
+then one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id, one UPDATE ... FROM
+and one INSERT into the list's membership table. Other databases (SQLite): the ORM's
+bulk_create / bulk_update in batches. Every statement is filtered by the owner.
+"""
+
+import json
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models.functions import Lower
+
+from contacts.imports.addresses import normalize_address
+
+# json.dumps(value, ensure_ascii=False) builds a new encoder on every call (any non-default
+# argument does); one encoder with the same settings gives the same text, once per chunk row.
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
+
+
+@dataclass
+class Existing:
+    pk: int
+    status: str
+    name: str
+    attributes: dict
+
+
+def existing_contacts(*, owner, addresses):
+    """{address: Existing} for the owner's contacts among `addresses` (normalised)."""
+    from campaigns.models import Contact
+
+    if not addresses:
+        return {}
+    if connection.vendor == "postgresql":
+        # The unique index (lower(email), owner), probed once per address. As `lower(email) = ANY(%s)`
+        # the planner read all the owner's contacts instead (a sequential scan, or the owner index
+        # without statistics): 300-440 ms a chunk of 5,000 at a million, 12 ms so.
+        rows = _probe_per_address(
+            addresses, columns="id, email, status, name, attributes", table=Contact._meta.db_table,
+            where="lower(email) = a.address AND owner_id = %s", params=[owner.pk],
+        )
+        return {
+            normalize_address(email): Existing(pk, status, name, _json(attrs))
+            for pk, email, status, name, attrs in rows
+        }
+    # Lower("email") matches the unique index (lower(email), owner): one index probe per address.
+    rows = (
+        Contact.objects.filter(owner=owner)
+        .alias(email_lower=Lower("email"))
+        .filter(email_lower__in=addresses)
+        .values_list("pk", "email", "status", "name", "attributes")
+    )
+    return {normalize_address(email): Existing(pk, status, name, attrs or {}) for pk, email, status, name, attrs in rows}
+
+
+def _probe_per_address(addresses, *, columns, table, where, params=()):
+    """Rows of `table` for each of `addresses` (PostgreSQL), `where` naming the address `a.address`.
+
+    One array parameter instead of thousands, and one index probe per address whatever the planner
+    believes of the table: a LATERAL subquery with a LIMIT can only be run once per address (without
+    the LIMIT the planner may make it a join against a scan of the whole table). At most one row an
+    address: `where` must name a unique key.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.* FROM unnest(%s::text[]) AS a(address) CROSS JOIN LATERAL ("
+            f"SELECT {columns} FROM {table} WHERE {where} LIMIT 1) AS t",
+            [list(addresses), *params],
+        )
+        return cursor.fetchall()
+
+
+def seen_addresses():
+    """The addresses an import has read so far, each with the outcome of its first row.
+
+    A context manager. PostgreSQL: a temporary table of the session (nothing in this process's
+    memory, ~100 bytes an address otherwise: 90 MB of a million-row file). Other databases (SQLite,
+    the embedded default): a dict.
+    """
+    return _SeenTable() if connection.vendor == "postgresql" else _SeenDict()
+
+
+class _SeenDict:
+    def __enter__(self):
+        self.outcomes = {}
+        return self
+
+    def __exit__(self, *exc_info):
+        self.outcomes = None
+
+    def first_outcomes(self, addresses):
+        """{address: first outcome} for those of `addresses` read before."""
+        outcomes = self.outcomes
+        return {a: outcomes[a] for a in addresses if a in outcomes}
+
+    def remember(self, first_outcomes):
+        self.outcomes.update(first_outcomes)
+
+
+class _SeenTable:
+    TABLE = "import_seen_addresses"
+
+    def __enter__(self):
+        with connection.cursor() as cursor:
+            # One import at a time on a connection; a table left by one that failed is dropped here.
+            cursor.execute(f"DROP TABLE IF EXISTS {self.TABLE}")
+            cursor.execute(f"CREATE TEMP TABLE {self.TABLE} (address text PRIMARY KEY, first_outcome text NOT NULL)")
+        return self
+
+    def __exit__(self, exc_type, *exc_info):
+        # After an error the transaction may be unusable: the table goes with the session, or with
+        # the next import's DROP above.
+        if exc_type is None:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.TABLE}")
+
+    def first_outcomes(self, addresses):
+        if not addresses:
+            return {}
+        # Autovacuum never analyses a temporary table; without statistics the planner joined against a
+        # scan of the whole table for every chunk (17 s at a million rows).
+        return dict(_probe_per_address(addresses, columns="address, first_outcome", table=self.TABLE,
+                                       where="address = a.address"))
+
+    def remember(self, first_outcomes):
+        if not first_outcomes:
+            return
+        with connection.cursor() as wrapper:
+            with wrapper.cursor.copy(f"COPY {self.TABLE} (address, first_outcome) FROM STDIN") as copy:
+                for row in first_outcomes.items():
+                    copy.write_row(row)
+
+
+def _json(value):
+    if isinstance(value, (bytes, str)):
+        return json.loads(value) if value else {}
+    return value or {}
+
+
+def write_chunk(*, owner, contact_list, to_create, to_update, on_list, now):
+    """to_create: [(address, name, attributes)]; to_update: [(pk, name, attributes)]; on_list: [pk]."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # No wait for this transaction's WAL flush: the job's final status update is a synchronous
+            # commit after every chunk, so once it is durable every chunk before it is too.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            created = _pg_write(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
+                                on_list=on_list, now=now)
+        else:
+            created = _orm_write(owner=owner, contact_list=contact_list, to_create=to_create,
+                                 to_update=to_update, on_list=on_list, now=now)
+    return created
+
+
+def _orm_write(*, owner, contact_list, to_create, to_update, on_list, now):
+    from campaigns.models import Contact
+
+    on_list = list(on_list)
+    if to_create:
+        Contact.objects.bulk_create(
+            [Contact(owner=owner, email=a, name=n, attributes=attrs, status=Contact.Status.SUBSCRIBED)
+             for a, n, attrs in to_create],
+            batch_size=1000, ignore_conflicts=True,
+        )
+        # ignore_conflicts leaves pks unset (and skips rows a concurrent import made): fetch them.
+        found = existing_contacts(owner=owner, addresses=[a for a, _, _ in to_create])
+        on_list.extend(e.pk for e in found.values())
+    if to_update:
+        objs = [Contact(pk=pk, name=n, attributes=attrs, updated_at=now) for pk, n, attrs in to_update]
+        Contact.objects.bulk_update(objs, ["name", "attributes", "updated_at"], batch_size=500)
+    Through = Contact.lists.through
+    Through.objects.bulk_create([Through(contactlist_id=contact_list.pk, contact_id=pk) for pk in on_list],
+                                batch_size=1000, ignore_conflicts=True)
+    return len(to_create)
+
+
+def _pg_write(*, owner, contact_list, to_create, to_update, on_list, now):
+    from campaigns.models import Contact
+
+    contact_table = Contact._meta.db_table
+    through = Contact.lists.through._meta
+    list_column = through.get_field("contactlist").column
+    contact_column = through.get_field("contact").column
+    on_list = list(on_list)
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor  # the psycopg cursor, for COPY
+        if to_create:
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS import_new_contacts "
+                           "(email text, name text, attributes jsonb)")
+            cursor.execute("TRUNCATE import_new_contacts")
+            with cursor.copy("COPY import_new_contacts (email, name, attributes) FROM STDIN") as copy:
+                for address, name, attributes in to_create:
+                    copy.write_row((address, name, _json_text(attributes)))
+            cursor.execute(
+                f"INSERT INTO {contact_table} (owner_id, email, name, attributes, status, created_at, updated_at) "
+                "SELECT %s, email, name, attributes, %s, %s, %s FROM import_new_contacts "
+                "ON CONFLICT DO NOTHING RETURNING id",
+                [owner.pk, Contact.Status.SUBSCRIBED, now, now],
+            )
+            inserted = [row[0] for row in cursor.fetchall()]
+            on_list.extend(inserted)
+            if len(inserted) < len(to_create):
+                # A concurrent import created some of them first: they are this owner's all the same.
+                found = existing_contacts(owner=owner, addresses=[a for a, _, _ in to_create])
+                on_list.extend(e.pk for e in found.values())
+        if to_update:
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS import_updated_contacts "
+                           "(id bigint, name text, attributes jsonb)")
+            cursor.execute("TRUNCATE import_updated_contacts")
+            with cursor.copy("COPY import_updated_contacts (id, name, attributes) FROM STDIN") as copy:
+                for pk, name, attributes in to_update:
+                    copy.write_row((pk, name, _json_text(attributes)))
+            cursor.execute(
+                f"UPDATE {contact_table} AS c SET name = u.name, attributes = u.attributes, updated_at = %s "
+                "FROM import_updated_contacts AS u WHERE c.id = u.id AND c.owner_id = %s",
+                [now, owner.pk],
+            )
+        if on_list:
+            # The ids come from the owner-filtered lookup and insert above.
+            cursor.execute(
+                f"INSERT INTO {through.db_table} ({list_column}, {contact_column}) "
+                "SELECT %s, unnest(%s::bigint[]) ON CONFLICT DO NOTHING",
+                [contact_list.pk, sorted(set(on_list))],
+            )
+    return len(to_create)
