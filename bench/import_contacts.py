@@ -108,7 +108,7 @@ def run(args, csv_path):
     from django.test import Client
     from django.urls import reverse
 
-    from campaigns.models import Contact, ImportJob
+    from contacts.models import Contact, ImportJob
     from tests.factories import MarketerFactory
 
     call_command("migrate", verbosity=0)
@@ -158,12 +158,12 @@ def run(args, csv_path):
     client.force_login(admin_user)
     t = time.perf_counter()
     with open(csv_path, "rb") as fh:
-        response = client.post(reverse("admin:campaigns_importjob_add"), {"file": fh, "new_list_name": "Admin"})
+        response = client.post(reverse("admin:contacts_importjob_add"), {"file": fh, "new_list_name": "Admin"})
     assert response.status_code == 302, response.content[:2000]
     preview_seconds = time.perf_counter() - t
     job = ImportJob.objects.get(owner=admin_user)
     t = time.perf_counter()
-    response = client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"confirm": "1"})
+    response = client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"confirm": "1"})
     assert response.status_code == 302
     confirm_seconds = time.perf_counter() - t
     job.refresh_from_db()

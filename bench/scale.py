@@ -287,7 +287,7 @@ def make_campaign(owner, account, contact_list, name):
 def other_marketer(per_minute):
     """Another marketer with a small list, on an account of their own."""
     from accounts.services import create_marketer
-    from campaigns.models import Contact, ContactList
+    from contacts.models import Contact, ContactList
 
     owner = create_marketer(username="other", email="other@example.com", password="x-bench-password-1")
     contacts = Contact.objects.bulk_create(
@@ -401,7 +401,8 @@ def one_size(args, size):
     from django.utils import timezone
 
     from accounts.services import create_marketer
-    from campaigns.models import Campaign, ContactList, Email
+    from campaigns.models import Campaign, Email
+    from contacts.models import ContactList
     from campaigns.services import lifecycle
 
     result = {"size": size}

@@ -73,7 +73,8 @@ def fill(*, contacts):
 
     from accounts.models import SmtpAccount
     from accounts.services import create_marketer
-    from campaigns.models import Campaign, ContactList
+    from campaigns.models import Campaign
+    from contacts.models import ContactList
 
     owner = create_marketer(username="bench", email="bench@example.com", password="x-bench-password-1")
     account = SmtpAccount.objects.create(owner=owner, name="main", host="127.0.0.1", port=2525, security="none",
@@ -125,7 +126,8 @@ def audiences(owner, account, everyone):
     """The four campaigns (drafts moved to scheduled by hand), by variant name."""
     from django.db import connection
 
-    from campaigns.models import Campaign, ContactList, Segment, SegmentCondition
+    from campaigns.models import Campaign, Segment, SegmentCondition
+    from contacts.models import ContactList
     from campaigns.selectors import segments
 
     F, O = SegmentCondition.Field, SegmentCondition.Operator

@@ -11,9 +11,7 @@ from django.utils.html import format_html
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user
 from contacts import admin_actions, export_actions
 from contacts.forms import SubscriptionFormAdminForm
-from campaigns.models import (
-    Contact, ContactList, ImportJob, SubscriptionForm,
-)
+from contacts.models import Contact, ContactList, ImportJob, SubscriptionForm
 from privacy import selectors as privacy_selectors
 from contacts.services import contacts
 from privacy import services as privacy
@@ -24,9 +22,9 @@ from contacts.subscriptions import embed
 class ContactAdmin(OwnedModelAdmin):
     list_display = ("email", "name", "status", "list_names", "created_at")
     # Adds "Import contacts" (the ImportJob admin's upload form) to the object tools.
-    change_list_template = "admin/campaigns/contact_change_list_import.html"
+    change_list_template = "admin/contacts/contact_change_list_import.html"
     # Adds the privacy request buttons (export, erase) to the object tools.
-    change_form_template = "admin/campaigns/contact/change_form.html"
+    change_form_template = "admin/contacts/contact/change_form.html"
     actions = admin_actions.CONTACT_ACTIONS + export_actions.CONTACT_EXPORT_ACTIONS
     list_filter = ("status", "lists", "created_at")
     search_fields = ("email", "name")
@@ -55,9 +53,9 @@ class ContactAdmin(OwnedModelAdmin):
         view = self.admin_site.admin_view
         return [
             path("<path:object_id>/privacy/export.<str:file_format>", view(self.privacy_export_view),
-                 name="campaigns_contact_privacy_export"),
+                 name="contacts_contact_privacy_export"),
             path("<path:object_id>/privacy/erase/", view(self.privacy_erase_view),
-                 name="campaigns_contact_privacy_erase"),
+                 name="contacts_contact_privacy_erase"),
         ] + super().get_urls()
 
     def _own_contact(self, request, object_id):
@@ -85,12 +83,12 @@ class ContactAdmin(OwnedModelAdmin):
         if request.method == "POST":
             erasure = privacy.erase_contact(contact=contact)
             self.message_user(request, privacy.describe_erasure(erasure), messages.SUCCESS)
-            return redirect("admin:campaigns_contact_changelist")
+            return redirect("admin:contacts_contact_changelist")
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "original": contact,
             "title": "Erase this contact?", "email_count": privacy_selectors.emails_of(contact=contact).count(),
         }
-        return TemplateResponse(request, "admin/campaigns/contact/privacy_erase.html", context)
+        return TemplateResponse(request, "admin/contacts/contact/privacy_erase.html", context)
 
 
 @admin.register(ContactList)
@@ -194,8 +192,8 @@ class ImportJobAdmin(OwnedModelAdmin):
             except jobs.ImportRefused as exc:
                 form.add_error("file", str(exc))
             else:
-                return redirect("admin:campaigns_importjob_preview", job.pk)
-        return self._render(request, "admin/campaigns/importjob/import_form.html", form=form,
+                return redirect("admin:contacts_importjob_preview", job.pk)
+        return self._render(request, "admin/contacts/importjob/import_form.html", form=form,
                             title="Import contacts", media=self.media + form.media)
 
     def preview_view(self, request, object_id):
@@ -212,21 +210,21 @@ class ImportJobAdmin(OwnedModelAdmin):
             if "cancel" in request.POST:
                 jobs.cancel(job=job)
                 self.message_user(request, "Import cancelled; nothing was written.", messages.INFO)
-                return redirect("admin:campaigns_contact_changelist")
+                return redirect("admin:contacts_contact_changelist")
             if jobs.confirm(job=job):
                 if job.status == ImportJob.Status.DONE:
                     self.message_user(request, f"Imported {job.original_name}.", messages.SUCCESS)
                 else:
                     self.message_user(request, "The import runs in the background: you may leave this page.",
                                       messages.INFO)
-            return redirect("admin:campaigns_importjob_change", job.pk)
+            return redirect("admin:contacts_importjob_change", job.pk)
         if job.status in ImportJob.READING_STATUSES:
-            return self._render(request, "admin/campaigns/importjob/import_reading.html", job=job,
+            return self._render(request, "admin/contacts/importjob/import_reading.html", job=job,
                                 title=f"Reading {job.original_name}")
         if job.status != ImportJob.Status.PREVIEWED:
-            return redirect("admin:campaigns_importjob_change", job.pk)
+            return redirect("admin:contacts_importjob_change", job.pk)
         return self._render(
-            request, "admin/campaigns/importjob/import_preview.html", job=job,
+            request, "admin/contacts/importjob/import_preview.html", job=job,
             title=f"Preview: {job.original_name}", background=jobs.runs_in_background(job),
             counts=job.preview.get("counts", {}),
         )
@@ -236,10 +234,10 @@ class ImportJobAdmin(OwnedModelAdmin):
 
         job = self._job(request, object_id)
         if job.status in (*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED):
-            return redirect("admin:campaigns_importjob_preview", job.pk)
+            return redirect("admin:contacts_importjob_preview", job.pk)
         from contacts.imports import jobs
 
-        return self._render(request, "admin/campaigns/importjob/import_job.html", job=job,
+        return self._render(request, "admin/contacts/importjob/import_job.html", job=job,
                             title=f"Import: {job.original_name}",
                             job_counts=jobs.status_payload(job)["counts"])
 

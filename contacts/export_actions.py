@@ -1,7 +1,7 @@
 from django.contrib import admin
 from accounts.owned_admin import scope_to_user
 from contacts import exports
-from campaigns.models import Contact, ContactList
+from contacts.models import Contact, ContactList
 from contacts.resources import ContactExportResource
 
 

@@ -7,7 +7,8 @@ meant for it, and the tracking events of those emails. No IP address is ever sto
 
 from django.db.models import Q, QuerySet
 
-from campaigns.models import Contact, ContactList, Email
+from campaigns.models import Email
+from contacts.models import Contact, ContactList
 from tracking.models import Event
 
 

@@ -20,7 +20,8 @@ from django.utils import timezone
 from contacts import exports
 from campaigns.delivery import ledger
 from contacts.imports.addresses import normalize_address
-from campaigns.models import Contact, Email, ImportJob, SuppressedHash
+from campaigns.models import Email
+from contacts.models import Contact, ImportJob, SuppressedHash
 from contacts.selectors import suppressed
 from privacy import selectors as privacy
 from tracking.models import Event

@@ -5,9 +5,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from accounts.models import MARKETERS_GROUP, SmtpAccount, User
-from campaigns.models import (
-    Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, Segment, SegmentCondition, SubscriptionForm,
-)
+from campaigns.models import Campaign, CampaignEvent, Email, EmailTemplate, Segment, SegmentCondition
+from contacts.models import Contact, ContactList, SubscriptionForm
 from tracking.models import Event, Link
 
 PASSWORD = "correct horse battery staple"

@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.core.cache import cache
 
-from campaigns.models import Contact
+from contacts.models import Contact
 from config.celery import app
 from tests.factories import ContactFactory, MarketerFactory
 

@@ -19,7 +19,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, F, PositiveIntegerField, Value, When
 
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from contacts.services import contacts
 from tracking import machine_opens
 from tracking.models import Event, Link

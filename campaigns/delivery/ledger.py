@@ -22,7 +22,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from campaigns.delivery import lease
-from campaigns.models import BatchTake, Campaign, CampaignTally, Contact, ContactList, Email
+from campaigns.models import BatchTake, Campaign, CampaignTally, Email
+from contacts.models import Contact, ContactList
 from campaigns.selectors import segments
 
 log = logging.getLogger(__name__)

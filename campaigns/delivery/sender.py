@@ -24,7 +24,8 @@ from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.lease import Lease, LeaseLost
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from contacts.services import contacts
 

@@ -7,7 +7,8 @@ resend, the owner's own subscribed contacts its source campaign was sent to and 
 
 from django.db.models import QuerySet, Sum
 
-from campaigns.models import Campaign, CampaignTally, Contact, ContactList, Email
+from campaigns.models import Campaign, CampaignTally, Email
+from contacts.models import Contact, ContactList
 from campaigns.selectors import segments
 
 

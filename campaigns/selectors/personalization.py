@@ -8,7 +8,8 @@ from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce, Trim
 
 from campaigns import personalize
-from campaigns.models import Campaign, Contact
+from campaigns.models import Campaign
+from contacts.models import Contact
 from campaigns.selectors import audience
 
 

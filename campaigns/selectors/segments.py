@@ -25,9 +25,8 @@ from django.db.models.functions import Cast, Left, Trim
 from django.utils import timezone
 
 from accounts.models import User
-from campaigns.models import (
-    Contact, ContactList, Email, Segment, SegmentCondition, parse_date, parse_days, parse_number,
-)
+from campaigns.models import Email, Segment, SegmentCondition, parse_date, parse_days, parse_number
+from contacts.models import Contact, ContactList
 
 F, O = SegmentCondition.Field, SegmentCondition.Operator
 # The same rule as models.NUMBER_PATTERN and DATE_PATTERN, in the syntax PostgreSQL's ~ and Python's re share.

@@ -14,7 +14,8 @@ from accounts import smtp
 from campaigns import personalize
 from campaigns.delivery import message
 from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
-from campaigns.models import Campaign, CampaignTestSend, Contact
+from campaigns.models import Campaign, CampaignTestSend
+from contacts.models import Contact
 from campaigns.selectors import previews as preview_selectors
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ class ImportUploadForm(forms.Form):
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        from campaigns.models import ContactList
+        from contacts.models import ContactList
 
         self.owner = owner
         # Only the importing user's own lists, superusers included: imported contacts are theirs.

@@ -44,7 +44,7 @@ def create_job(*, owner, uploaded_file, contact_list=None, new_list_name="", enc
     Here only what costs nothing is checked (size, type, the declared sizes of a workbook's parts):
     the request never reads the file's rows.
     """
-    from campaigns.models import ImportJob
+    from contacts.models import ImportJob
 
     check_upload_size(size=uploaded_file.size)
     if contact_list is not None and contact_list.owner_id != owner.pk:
@@ -73,7 +73,7 @@ def read_preview(*, job_id):
 
     Returns the ImportResult, or None when the job was not waiting to be read or the file was refused.
     """
-    from campaigns.models import ImportJob
+    from contacts.models import ImportJob
 
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.UPLOADED).update(
         status=ImportJob.Status.READING, started_at=timezone.now()
@@ -123,7 +123,7 @@ def _too_slow_note():
 
 
 def _fail(job_id, *, from_status, notes):
-    from campaigns.models import ImportJob
+    from contacts.models import ImportJob
 
     failed = ImportJob.objects.filter(pk=job_id, status=from_status).update(
         status=ImportJob.Status.FAILED, notes=notes, finished_at=timezone.now()
@@ -142,7 +142,7 @@ def confirm(*, job, enqueue=None):
 
     Returns True if this call started it (False: confirmed already, or cancelled).
     """
-    from campaigns.models import ContactList, ImportJob
+    from contacts.models import ContactList, ImportJob
 
     background = runs_in_background(job)
     with transaction.atomic():
@@ -168,7 +168,7 @@ def confirm(*, job, enqueue=None):
 
 def cancel(*, job):
     """Cancel a job not confirmed yet (being read, or previewed); its file is deleted."""
-    from campaigns.models import ImportJob
+    from contacts.models import ImportJob
 
     done = ImportJob.objects.filter(
         pk=job.pk, status__in=(*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED)
@@ -180,7 +180,7 @@ def cancel(*, job):
 
 def delete_upload(*, job_id):
     """Delete the job's uploaded file and forget its name. Harmless if it is gone already."""
-    from campaigns.models import ImportJob
+    from contacts.models import ImportJob
 
     name = ImportJob.objects.filter(pk=job_id).values_list("file", flat=True).first()
     if name:
@@ -189,7 +189,7 @@ def delete_upload(*, job_id):
 
 
 def _delete_file(name):
-    from campaigns.models import ImportJob
+    from contacts.models import ImportJob
 
     storage = ImportJob._meta.get_field("file").storage
     storage.delete(name)
@@ -204,7 +204,7 @@ def delete_stale_uploads(*, now=None):
     """The periodic cleanup: fail a preview its task's hard time limit ended, cancel the jobs left unconfirmed
     for IMPORT_UNCONFIRMED_FILE_HOURS, delete any file an ended job still holds. Returns how many jobs
     lost their file."""
-    from campaigns.models import ImportJob
+    from contacts.models import ImportJob
 
     now = now or timezone.now()
     deleted = 0
@@ -238,7 +238,7 @@ def delete_stale_uploads(*, now=None):
 
 def run(*, job_id):
     """Run a queued job (in the request or in the Celery task): progress after every chunk."""
-    from campaigns.models import ImportJob
+    from contacts.models import ImportJob
 
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
         status=ImportJob.Status.RUNNING, started_at=timezone.now(), processed_rows=0

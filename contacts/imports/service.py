@@ -116,7 +116,7 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
     `max_rows` data rows (a real import reaches that only after its dry run passed, on the same file).
     The result keeps the first `keep_rejected` rejected rows (None: all), and counts them all.
     """
-    from campaigns.models import ContactList
+    from contacts.models import ContactList
 
     if not dry_run:
         if contact_list is None:
@@ -238,7 +238,7 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
     erased = suppressed.erased_addresses(
         owner=owner, addresses=[a for a, r in records.items() if r.new_in_file and a not in existing]
     )
-    from campaigns.models import Contact
+    from contacts.models import Contact
 
     to_create, to_update, on_list = [], [], []
     new_in_file = {}  # address -> its first outcome, for the addresses this chunk brings to the file

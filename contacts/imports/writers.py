@@ -29,7 +29,7 @@ class Existing:
 
 def existing_contacts(*, owner, addresses):
     """{address: Existing} for the owner's contacts among `addresses` (normalised)."""
-    from campaigns.models import Contact
+    from contacts.models import Contact
 
     if not addresses:
         return {}
@@ -156,7 +156,7 @@ def write_chunk(*, owner, contact_list, to_create, to_update, on_list, now):
 
 
 def _orm_write(*, owner, contact_list, to_create, to_update, on_list, now):
-    from campaigns.models import Contact
+    from contacts.models import Contact
 
     on_list = list(on_list)
     if to_create:
@@ -178,7 +178,7 @@ def _orm_write(*, owner, contact_list, to_create, to_update, on_list, now):
 
 
 def _pg_write(*, owner, contact_list, to_create, to_update, on_list, now):
-    from campaigns.models import Contact
+    from contacts.models import Contact
 
     contact_table = Contact._meta.db_table
     through = Contact.lists.through._meta

@@ -1,6 +1,6 @@
 """Reads of the public subscription pages."""
 
-from campaigns.models import SubscriptionForm, SubscriptionRequest
+from contacts.models import SubscriptionForm, SubscriptionRequest
 from contacts.subscriptions import tokens
 
 

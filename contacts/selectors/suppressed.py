@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 from contacts.imports.addresses import normalize_address
-from campaigns.models import SuppressedHash
+from contacts.models import SuppressedHash
 
 
 HASH_SALT = "campaigns.SuppressedHash.address"

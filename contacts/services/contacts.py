@@ -9,7 +9,7 @@ A contact keeps the first reason it was suppressed for (an unsubscribe after a b
 from django.db import transaction
 
 from campaigns.delivery import ledger
-from campaigns.models import Contact
+from contacts.models import Contact
 from contacts.selectors import suppressed
 def suppress(*, contact_ids, status, now):
     """Suppress these contacts for `status` (bounced, unsubscribed or complained); returns how many changed.

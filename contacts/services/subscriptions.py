@@ -23,7 +23,7 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.rate_limits import over_limit
 from contacts.imports.addresses import normalize_address, validate_contact_email
-from campaigns.models import Contact, SubscriptionForm, SubscriptionRequest
+from contacts.models import Contact, SubscriptionForm, SubscriptionRequest
 from contacts.selectors import subscriptions as selectors
 from contacts.services import contacts
 from contacts.subscriptions import confirmation_mail, tokens

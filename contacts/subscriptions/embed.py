@@ -4,7 +4,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from campaigns.models import SubscriptionForm
+from contacts.models import SubscriptionForm
 from contacts.subscriptions import tokens
 from contacts.subscriptions.forms import HONEYPOT_FIELD, TOKEN_FIELD, attribute_field_name
 

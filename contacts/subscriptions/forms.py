@@ -3,7 +3,7 @@
 from django import forms
 
 from contacts.imports.addresses import ContactEmailFormField
-from campaigns.models import SubscriptionForm
+from contacts.models import SubscriptionForm
 from contacts.subscriptions import tokens
 
 # Named like a field people fill in, so that bots do; people never see it (hidden by CSS, not by type).

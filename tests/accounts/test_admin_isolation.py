@@ -22,7 +22,8 @@ from django.urls import reverse
 
 from accounts.models import SmtpAccount, User
 from accounts.owned_admin import scope_to_user
-from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, Segment, SubscriptionForm
+from campaigns.models import Campaign, Email, EmailTemplate, Segment
+from contacts.models import Contact, ContactList, SubscriptionForm
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -42,14 +43,14 @@ pytestmark = pytest.mark.django_db
 # key: (app_label, model_name, model class, writable by marketers)
 OWNED = {
     "smtpaccount": ("accounts", "smtpaccount", SmtpAccount, True),
-    "contact": ("campaigns", "contact", Contact, True),
-    "contactlist": ("campaigns", "contactlist", ContactList, True),
+    "contact": ("contacts", "contact", Contact, True),
+    "contactlist": ("contacts", "contactlist", ContactList, True),
     "emailtemplate": ("campaigns", "emailtemplate", EmailTemplate, True),
     "campaign": ("campaigns", "campaign", Campaign, True),
     "email": ("campaigns", "email", Email, False),
     "link": ("tracking", "link", Link, False),
     "event": ("tracking", "event", Event, False),
-    "subscriptionform": ("campaigns", "subscriptionform", SubscriptionForm, True),
+    "subscriptionform": ("contacts", "subscriptionform", SubscriptionForm, True),
     "segment": ("campaigns", "segment", Segment, True),
 }
 ALL_OWNED = list(OWNED)
@@ -234,25 +235,27 @@ def result_ids(response):
 
 
 @pytest.mark.parametrize(
-    "model_name, field_name, target",
+    "app_label, model_name, field_name, target",
     [
-        ("contactlist", "contacts", "contact"),
-        ("campaign", "smtp_account", "smtpaccount"),
-        ("campaign", "lists", "contactlist"),
+        ("contacts", "contactlist", "contacts", "contact"),
+        ("campaigns", "campaign", "smtp_account", "smtpaccount"),
+        ("campaigns", "campaign", "lists", "contactlist"),
     ],
 )
-def test_autocomplete_returns_only_own_objects(model_name, field_name, target, world, marketer_client, other_client):
+def test_autocomplete_returns_only_own_objects(
+    app_label, model_name, field_name, target, world, marketer_client, other_client
+):
     alice_obj, mallory_obj = world.alice.objects[target], world.mallory.objects[target]
 
     # Searching for alice's object by its own text: only alice finds it.
     term = world.alice.search_terms[target]
-    assert result_ids(autocomplete(marketer_client, "campaigns", model_name, field_name, term)) == {alice_obj.pk}
-    response = autocomplete(other_client, "campaigns", model_name, field_name, term)
+    assert result_ids(autocomplete(marketer_client, app_label, model_name, field_name, term)) == {alice_obj.pk}
+    response = autocomplete(other_client, app_label, model_name, field_name, term)
     assert result_ids(response) == set()
     assert_no_alice(response)
 
     # An empty term lists everything the user may choose: their own only.
-    response = autocomplete(other_client, "campaigns", model_name, field_name, "")
+    response = autocomplete(other_client, app_label, model_name, field_name, "")
     assert result_ids(response) == {mallory_obj.pk}
     assert_no_alice(response)
 
@@ -278,20 +281,20 @@ def test_autocomplete_lists_own_objects_in_name_order(
 
 def test_contact_autocomplete_matches_partial_terms_only_among_own_contacts(world, marketer, other_client):
     ContactFactory(owner=marketer, email="vip2@alice-corp.example")
-    response = autocomplete(other_client, "campaigns", "contactlist", "contacts", "vip")
+    response = autocomplete(other_client, "contacts", "contactlist", "contacts", "vip")
     assert result_ids(response) == {world.mallory.contact.pk}
     assert_no_alice(response)
 
 
 def test_autocomplete_on_owner_field_is_forbidden_for_marketers(world, other_client, superuser_client):
     # Users are superuser-only: a marketer cannot list other accounts through autocomplete.
-    assert autocomplete(other_client, "campaigns", "contact", "owner", "alice").status_code == 403
-    response = autocomplete(superuser_client, "campaigns", "contact", "owner", "alice")
+    assert autocomplete(other_client, "contacts", "contact", "owner", "alice").status_code == 403
+    response = autocomplete(superuser_client, "contacts", "contact", "owner", "alice")
     assert result_ids(response) == {world.alice.owner.pk}
 
 
 def test_superuser_autocomplete_sees_every_owner(world, superuser_client):
-    ids = result_ids(autocomplete(superuser_client, "campaigns", "contactlist", "contacts", "vip"))
+    ids = result_ids(autocomplete(superuser_client, "contacts", "contactlist", "contacts", "vip"))
     assert ids == {world.alice.contact.pk, world.mallory.contact.pk}
 
 
@@ -347,9 +350,9 @@ def test_every_autocomplete_source_answers_each_marketer_with_their_own_objects_
 def test_a_contacts_lists_are_no_autocomplete_source(world, marketer_client, other_client):
     # A reverse relation: no form has it. Refused as Django refuses every other unsuitable source.
     for client in (marketer_client, other_client):
-        assert autocomplete(client, "campaigns", "contact", "lists", "Newsletter").status_code == 403
-        assert autocomplete(client, "campaigns", "contact", "emails", "").status_code == 403
-    assert result_ids(autocomplete(marketer_client, "campaigns", "contactlist", "contacts", "vip")) == {
+        assert autocomplete(client, "contacts", "contact", "lists", "Newsletter").status_code == 403
+        assert autocomplete(client, "contacts", "contact", "emails", "").status_code == 403
+    assert result_ids(autocomplete(marketer_client, "contacts", "contactlist", "contacts", "vip")) == {
         world.alice.contact.pk
     }
 
@@ -829,7 +832,7 @@ def test_marketer_index_lists_only_owned_models(world, marketer_client, superuse
     app_list = response.context["app_list"]
     models = {(app["app_label"], m["object_name"].lower()) for app in app_list for m in app["models"]}
     # Import jobs are owned too; their isolation tests are in tests/campaigns/test_import_rules.py.
-    assert models == {spec[:2] for spec in OWNED.values()} | {("campaigns", "importjob")}
+    assert models == {spec[:2] for spec in OWNED.values()} | {("contacts", "importjob")}
     for label in SYSTEM_MODELS:
         assert system_url(label, "changelist") not in html(response)
 

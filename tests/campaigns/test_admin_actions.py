@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.delivery import dispatcher
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from tests.factories import (
     CampaignFactory,

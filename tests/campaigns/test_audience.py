@@ -8,7 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.delivery import ledger
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from campaigns.selectors import audience
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory

@@ -15,7 +15,8 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from campaigns.delivery import dispatcher, lease, ledger
-from campaigns.models import Campaign, Contact, DispatcherState, Email
+from campaigns.models import Campaign, DispatcherState, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from tests.factories import (
     CampaignFactory,

@@ -38,8 +38,11 @@ def xlsx_rows(response):
     return [[cell.value for cell in row] for row in sheet.iter_rows()]
 
 
+APP_OF = {"contact": "contacts", "contactlist": "contacts", "campaign": "campaigns"}
+
+
 def action(client, model, name, ids):
-    return client.post(reverse(f"admin:campaigns_{model}_changelist"),
+    return client.post(reverse(f"admin:{APP_OF[model]}_{model}_changelist"),
                        {"action": name, "_selected_action": [str(i) for i in ids]})
 
 

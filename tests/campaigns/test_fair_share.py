@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.delivery import dispatcher, rate_limit
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from config.celery import app
 from tests.factories import CampaignFactory, ContactListFactory, EmailFactory, SmtpAccountFactory

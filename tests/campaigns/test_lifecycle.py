@@ -11,7 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler

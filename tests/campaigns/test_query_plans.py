@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from contacts.imports import writers
-from campaigns.models import Contact
+from contacts.models import Contact
 from reporting.selectors.analytics import recipients_page
 from tests.factories import CampaignFactory
 

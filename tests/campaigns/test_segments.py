@@ -10,7 +10,8 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.delivery import ledger
-from campaigns.models import Campaign, Contact, Email, Segment, SegmentCondition
+from campaigns.models import Campaign, Email, Segment, SegmentCondition
+from contacts.models import Contact
 from campaigns.selectors import audience, segments
 from contacts.services import contacts as contact_service
 from campaigns.services import lifecycle

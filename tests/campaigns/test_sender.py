@@ -12,7 +12,8 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import SmtpAccount
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from reporting.selectors.dashboard import dashboard
 from campaigns.services import lifecycle
 from tests.factories import ContactFactory, ContactListFactory

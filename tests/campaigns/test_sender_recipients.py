@@ -7,7 +7,8 @@ import pytest
 from django.conf import settings
 
 from campaigns.delivery import message
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from reporting.selectors import analytics, dashboard
 from campaigns.services import previews
 from tests.factories import ContactFactory, ContactListFactory

@@ -12,7 +12,8 @@ from django.db import connection
 
 from campaigns import tallies
 from campaigns.delivery import ledger
-from campaigns.models import CampaignHourTally, CampaignTally, Contact, Email
+from campaigns.models import CampaignHourTally, CampaignTally, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory
 from tracking import services as tracking

@@ -4,7 +4,7 @@ preview and when scheduling; a fallback ({{ City|default:"there" }}) silences th
 import pytest
 from django.urls import reverse
 
-from campaigns.models import Contact
+from contacts.models import Contact
 from campaigns.selectors import audience, personalization
 from tests.campaigns.test_personalize import campaign_post
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory

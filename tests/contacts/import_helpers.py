@@ -1,6 +1,6 @@
 """Shared by the import tests."""
 
-from campaigns.models import ImportJob
+from contacts.models import ImportJob
 
 
 def read_uploads():

@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.models import Contact, Email
+from campaigns.models import Email
+from contacts.models import Contact
 from contacts.services import contacts
 from tests.factories import CampaignFactory, ContactFactory, EmailFactory
 
@@ -61,14 +62,14 @@ def test_suppress_refuses_a_status_that_is_not_suppressed(marketer):
 def test_the_contact_form_no_longer_writes_the_status_and_the_admin_action_unsubscribes(marketer_client, marketer):
     contact = ContactFactory(owner=marketer, email="reader@example.org")
     pending = EmailFactory(campaign=CampaignFactory(owner=marketer), contact=contact, status=S.PENDING)
-    change = reverse("admin:campaigns_contact_change", args=[contact.pk])
+    change = reverse("admin:contacts_contact_change", args=[contact.pk])
     response = marketer_client.post(change, {"email": contact.email, "name": "Reader", "attributes": "{}",
                                              "status": "bounced"})
     assert response.status_code == 302, response.content.decode()[:2000]
     contact.refresh_from_db()
     assert (contact.name, contact.status) == ("Reader", Contact.Status.SUBSCRIBED)
 
-    response = marketer_client.post(reverse("admin:campaigns_contact_changelist"),
+    response = marketer_client.post(reverse("admin:contacts_contact_changelist"),
                                     {"action": "unsubscribe_contacts", "_selected_action": [contact.pk]})
     assert response.status_code == 302
     contact.refresh_from_db()
@@ -78,7 +79,7 @@ def test_the_contact_form_no_longer_writes_the_status_and_the_admin_action_unsub
 
 def test_the_admin_action_reaches_only_the_marketers_own_contacts(marketer_client, other_marketer):
     theirs = ContactFactory(owner=other_marketer)
-    marketer_client.post(reverse("admin:campaigns_contact_changelist"),
+    marketer_client.post(reverse("admin:contacts_contact_changelist"),
                          {"action": "unsubscribe_contacts", "_selected_action": [theirs.pk]})
     theirs.refresh_from_db()
     assert theirs.status == Contact.Status.SUBSCRIBED

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from contacts.imports import jobs, service
 from contacts.imports.reader import MAX_COLUMNS, FileRefused, open_table
-from campaigns.models import Contact, ImportJob
+from contacts.models import Contact, ImportJob
 from tests.contacts.import_helpers import read_uploads
 
 pytestmark = pytest.mark.django_db
@@ -184,7 +184,7 @@ def test_an_upload_over_the_row_cap_is_refused_and_nothing_is_kept(settings, mar
 def test_a_zip_bomb_upload_is_refused_in_the_request_and_nothing_is_kept(marketer, marketer_client, media_root):
     data = zip_bomb()
 
-    response = marketer_client.post(reverse("admin:campaigns_importjob_add"),
+    response = marketer_client.post(reverse("admin:contacts_importjob_add"),
                                     {"file": SimpleUploadedFile("bomb.xlsx", data), "new_list_name": "L"})
 
     assert response.status_code == 200 and "zip bomb" in response.content.decode()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from contacts.imports import jobs
-from campaigns.models import Contact, ImportJob
+from contacts.models import Contact, ImportJob
 from contacts.tasks import delete_stale_import_files, preview_import
 from tests.contacts.import_helpers import read_uploads
 from tests.factories import ContactListFactory
@@ -46,17 +46,17 @@ def files_in(media_root):
 def test_the_upload_request_reads_no_row_and_the_page_waits_for_the_worker(marketer, marketer_client):
     target = ContactListFactory(owner=marketer)
 
-    response = marketer_client.post(reverse("admin:campaigns_importjob_add"),
+    response = marketer_client.post(reverse("admin:contacts_importjob_add"),
                                     {"file": SimpleUploadedFile("c.csv", CSV), "contact_list": target.pk})
 
     job = ImportJob.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == reverse("admin:campaigns_importjob_preview", args=[job.pk])
+    assert response["Location"] == reverse("admin:contacts_importjob_preview", args=[job.pk])
     assert (job.status, job.preview, job.total_rows, job.rejected_rows) == (ImportJob.Status.UPLOADED, {}, 0, [])
     page = marketer_client.get(response["Location"]).content.decode()
     assert "Reading the file…" in page and 'data-waiting="uploaded reading"' in page
     assert "js/import_progress.js" in page and "Confirm import" not in page
-    status = json.loads(marketer_client.get(reverse("admin:campaigns_importjob_status", args=[job.pk])).content)
+    status = json.loads(marketer_client.get(reverse("admin:contacts_importjob_status", args=[job.pk])).content)
     assert (status["status"], status["finished"]) == ("uploaded", False)
     # Confirming before the preview is ready does nothing.
     marketer_client.post(response["Location"], {"confirm": "1"})
@@ -95,7 +95,7 @@ def test_a_file_the_worker_refuses_fails_the_job_with_the_reason_and_is_deleted(
     job.refresh_from_db()
     assert job.status == ImportJob.Status.FAILED and "No address column found" in job.notes
     assert not job.file and not files_in(media_root)
-    page = marketer_client.get(reverse("admin:campaigns_importjob_preview", args=[job.pk]), follow=True)
+    page = marketer_client.get(reverse("admin:contacts_importjob_preview", args=[job.pk]), follow=True)
     assert "No address column found" in page.content.decode() and "Nothing was imported" in page.content.decode()
 
 
@@ -112,7 +112,7 @@ def test_a_preview_redelivered_after_its_worker_was_lost_fails_rather_than_read_
 
 def test_a_job_cancelled_while_read_stays_cancelled(marketer, marketer_client, media_root):
     job = upload(marketer)
-    marketer_client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"cancel": "1"})
+    marketer_client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"cancel": "1"})
 
     preview_import(job.pk)
 

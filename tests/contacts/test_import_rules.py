@@ -13,7 +13,7 @@ from contacts.imports import jobs, service
 from contacts.imports.addresses import address_problem, normalize_address
 from contacts.imports.columns import map_columns
 from contacts.imports.reader import FileRefused
-from campaigns.models import Contact, ContactList, ImportJob
+from contacts.models import Contact, ContactList, ImportJob
 from tests.contacts.import_helpers import read_uploads
 from tests.factories import ContactFactory, ContactListFactory
 
@@ -50,13 +50,13 @@ def test_second_marketer_importing_first_ones_addresses_gets_own_contacts(
     data = (f"email,name,id,owner,list\nSHARED@example.com,Mallory's,{alice_contact.pk},{marketer.pk},"
             f"{alice_list.pk}\nnew@example.com,New,,,\n")
     upload = SimpleUploadedFile("x.csv", data.encode(), content_type="text/csv")
-    response = other_client.post(reverse("admin:campaigns_importjob_add"),
+    response = other_client.post(reverse("admin:contacts_importjob_add"),
                                  {"file": upload, "contact_list": mallory_list.pk})
     read_uploads()
     job = ImportJob.objects.get()
     assert response.status_code == 302 and job.owner == other_marketer
     assert job.preview["counts"]["created"] == 2  # alice's contact is not "existing" for mallory
-    other_client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"confirm": "1"})
+    other_client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"confirm": "1"})
 
     alice_contact.refresh_from_db()
     assert (alice_contact.owner, alice_contact.name, alice_contact.attributes) == (marketer, "Alice's", {"a": "1"})
@@ -72,7 +72,7 @@ def test_second_marketer_importing_first_ones_addresses_gets_own_contacts(
 def test_cannot_import_into_another_owners_list(marketer, other_marketer, other_client):
     alice_list = ContactListFactory(owner=marketer, name="Alice list")
     upload = SimpleUploadedFile("x.csv", b"email\nx@example.com\n")
-    response = other_client.post(reverse("admin:campaigns_importjob_add"),
+    response = other_client.post(reverse("admin:contacts_importjob_add"),
                                  {"file": upload, "contact_list": alice_list.pk})
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
@@ -90,17 +90,17 @@ def test_service_refuses_another_owners_list(tmp_path, marketer, other_marketer)
 def test_another_owners_job_answers_404(view, marketer, marketer_client, other_client):
     ContactListFactory(owner=marketer)
     upload = SimpleUploadedFile("alice.csv", b"email\nalice@example.com\n")
-    marketer_client.post(reverse("admin:campaigns_importjob_add"),
+    marketer_client.post(reverse("admin:contacts_importjob_add"),
                          {"file": upload, "contact_list": ContactList.objects.get().pk})
     read_uploads()
     job = ImportJob.objects.get()
-    url = reverse(f"admin:campaigns_importjob_{view}", args=[job.pk])
+    url = reverse(f"admin:contacts_importjob_{view}", args=[job.pk])
     assert other_client.get(url).status_code == 404
     assert other_client.post(url, {"confirm": "1"}).status_code == 404
     job.refresh_from_db()
     assert job.status == ImportJob.Status.PREVIEWED
     assert marketer_client.get(url).status_code in (200, 302)
-    listing = other_client.get(reverse("admin:campaigns_importjob_changelist")).content.decode()
+    listing = other_client.get(reverse("admin:contacts_importjob_changelist")).content.decode()
     assert "alice.csv" not in listing
 
 
@@ -162,7 +162,7 @@ def test_name_from_first_and_last_and_the_rest_are_attributes():
 def test_file_without_address_column_is_refused_naming_its_columns(marketer, marketer_client):
     ContactListFactory(owner=marketer)
     upload = SimpleUploadedFile("x.csv", b"Name,Phone\nAsha,+91 98\n")
-    response = marketer_client.post(reverse("admin:campaigns_importjob_add"),
+    response = marketer_client.post(reverse("admin:contacts_importjob_add"),
                                     {"file": upload, "contact_list": ContactList.objects.get().pk})
     assert response.status_code == 302
     read_uploads()
@@ -177,7 +177,7 @@ def test_file_over_the_size_limit_is_refused(settings, marketer, marketer_client
     settings.IMPORT_MAX_UPLOAD_BYTES = 100
     ContactListFactory(owner=marketer)
     upload = SimpleUploadedFile("x.csv", b"email\n" + b"a@example.com\n" * 20)
-    response = marketer_client.post(reverse("admin:campaigns_importjob_add"),
+    response = marketer_client.post(reverse("admin:contacts_importjob_add"),
                                     {"file": upload, "contact_list": ContactList.objects.get().pk})
     assert "the limit is 0 MB" in response.content.decode() or "limit is" in response.content.decode()
     assert not ImportJob.objects.exists()
@@ -223,7 +223,7 @@ def test_bad_addresses_rejected(address, reason):
 
 
 def test_international_address_passes_the_contact_admin_form(marketer, marketer_client):
-    response = marketer_client.post(reverse("admin:campaigns_contact_add"),
+    response = marketer_client.post(reverse("admin:contacts_contact_add"),
                                     {"email": "Zoë.Müller@Example.de", "name": "Zoë", "attributes": "{}",
                                      "status": "subscribed"})
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -304,7 +304,7 @@ def test_large_import_goes_to_the_task_with_progress(settings, tmp_path, markete
     settings.IMPORT_CHUNK_SIZE = 10
     target = ContactListFactory(owner=marketer)
     data = "email\n" + "".join(f"bulk{i}@example.com\n" for i in range(35))
-    marketer_client.post(reverse("admin:campaigns_importjob_add"),
+    marketer_client.post(reverse("admin:contacts_importjob_add"),
                          {"file": SimpleUploadedFile("big.csv", data.encode()), "contact_list": target.pk})
     read_uploads()
     job = ImportJob.objects.get()
@@ -312,9 +312,9 @@ def test_large_import_goes_to_the_task_with_progress(settings, tmp_path, markete
     assert jobs.confirm(job=job, enqueue=queued.append)
     assert job.status == ImportJob.Status.QUEUED and Contact.objects.count() == 0
     # on_commit ran at the end of confirm's transaction (pytest-django's test transaction aside)
-    status_url = reverse("admin:campaigns_importjob_status", args=[job.pk])
+    status_url = reverse("admin:contacts_importjob_status", args=[job.pk])
     assert json.loads(marketer_client.get(status_url).content)["status"] == "queued"
-    page = marketer_client.get(reverse("admin:campaigns_importjob_change", args=[job.pk])).content.decode()
+    page = marketer_client.get(reverse("admin:contacts_importjob_change", args=[job.pk])).content.decode()
     assert 'id="progress-bar"' in page and "js/import_progress.js" in page
 
     from contacts.tasks import import_contacts
@@ -396,19 +396,19 @@ def two_jobs(marketer, other_marketer):
 
 
 def test_import_job_changelist_and_search_are_scoped(two_jobs, other_client, superuser_client):
-    page = other_client.get(reverse("admin:campaigns_importjob_changelist"))
+    page = other_client.get(reverse("admin:contacts_importjob_changelist"))
     assert list(page.context["cl"].result_list) == [two_jobs["mallory"]]
     assert "alice" not in page.content.decode().lower()
-    found = other_client.get(reverse("admin:campaigns_importjob_changelist"), {"q": "alice-file"})
+    found = other_client.get(reverse("admin:contacts_importjob_changelist"), {"q": "alice-file"})
     assert list(found.context["cl"].result_list) == []
-    everyone = superuser_client.get(reverse("admin:campaigns_importjob_changelist"))
+    everyone = superuser_client.get(reverse("admin:contacts_importjob_changelist"))
     assert set(everyone.context["cl"].result_list) == set(two_jobs.values())
 
 
 @pytest.mark.parametrize("view", ["change", "delete", "history"])
 def test_import_job_object_urls_answer_404_to_others(view, two_jobs, other_client, marketer_client):
     alice_job = two_jobs["alice"]
-    url = reverse(f"admin:campaigns_importjob_{view}", args=[alice_job.pk])
+    url = reverse(f"admin:contacts_importjob_{view}", args=[alice_job.pk])
     assert other_client.get(url).status_code == 404
     assert other_client.post(url, {"post": "yes"}).status_code == 404
     assert ImportJob.objects.filter(pk=alice_job.pk).exists()
@@ -418,7 +418,7 @@ def test_import_job_object_urls_answer_404_to_others(view, two_jobs, other_clien
 def test_import_job_delete_selected_with_others_ids_deletes_nothing(two_jobs, other_client):
     alice_job = two_jobs["alice"]
     data = {"action": "delete_selected", "_selected_action": [alice_job.pk], "index": "0", "post": "yes"}
-    other_client.post(reverse("admin:campaigns_importjob_changelist"), data)
+    other_client.post(reverse("admin:contacts_importjob_changelist"), data)
     assert ImportJob.objects.filter(pk=alice_job.pk).exists()
 
 
@@ -429,22 +429,22 @@ def test_only_a_sample_of_rejected_rows_is_kept_and_all_are_counted(settings, ma
     settings.IMPORT_CHUNK_SIZE = 40
     target = ContactListFactory(owner=marketer)
     data = "email\n" + "".join(f"broken-{i}\n" for i in range(150)) + "fine@example.com\n"
-    marketer_client.post(reverse("admin:campaigns_importjob_add"),
+    marketer_client.post(reverse("admin:contacts_importjob_add"),
                          {"file": SimpleUploadedFile("bad.csv", data.encode()), "contact_list": target.pk})
     read_uploads()
     job = ImportJob.objects.get()
     assert job.preview["counts"]["rejected"] == 150
     assert [r["row"] for r in job.rejected_rows] == list(range(2, 2 + service.REJECTED_SAMPLE))
-    page = marketer_client.get(reverse("admin:campaigns_importjob_preview", args=[job.pk])).content.decode()
+    page = marketer_client.get(reverse("admin:contacts_importjob_preview", args=[job.pk])).content.decode()
     assert f"150 rows were rejected; the first {service.REJECTED_SAMPLE} are shown" in page
 
     jobs.confirm(job=job)
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE and job.rejected_count == 150
     assert len(job.rejected_rows) == service.REJECTED_SAMPLE
-    page = marketer_client.get(reverse("admin:campaigns_importjob_change", args=[job.pk])).content.decode()
+    page = marketer_client.get(reverse("admin:contacts_importjob_change", args=[job.pk])).content.decode()
     assert f"150 rows were rejected; the first {service.REJECTED_SAMPLE} are shown" in page
-    report = marketer_client.get(reverse("admin:campaigns_importjob_report", args=[job.pk]))
+    report = marketer_client.get(reverse("admin:contacts_importjob_report", args=[job.pk]))
     assert len(report.content.decode().splitlines()) == 1 + service.REJECTED_SAMPLE
 
 

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from contacts.imports import service
-from campaigns.models import Contact, ContactList, ImportJob
+from contacts.models import Contact, ContactList, ImportJob
 from tests.contacts.import_helpers import read_uploads
 from tests.factories import ContactFactory, ContactListFactory
 
@@ -38,7 +38,7 @@ def snapshot():
 def upload(client, name, **fields):
     """Upload through the admin, then read the file as the preview task does in a worker."""
     with open(SAMPLES / name, "rb") as fh:
-        response = client.post(reverse("admin:campaigns_importjob_add"), {"file": fh, **fields})
+        response = client.post(reverse("admin:contacts_importjob_add"), {"file": fh, **fields})
     read_uploads()
     return response
 
@@ -114,7 +114,7 @@ def test_sample_preview_then_confirm(name, rows, contacts, blank, description, m
     response = upload(marketer_client, name, contact_list=target.pk)
     job = ImportJob.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == reverse("admin:campaigns_importjob_preview", args=[job.pk])
+    assert response["Location"] == reverse("admin:contacts_importjob_preview", args=[job.pk])
     assert snapshot() == before  # the preview writes no contact, no list
     assert job.file_description == description
     assert outcomes(job) == rows
@@ -124,11 +124,11 @@ def test_sample_preview_then_confirm(name, rows, contacts, blank, description, m
     assert [(r["row"], r["reason"]) for r in job.rejected_rows] == [
         (n, r[2]) for n, r in rows.items() if r[1] == "rejected"
     ]
-    page = marketer_client.get(reverse("admin:campaigns_importjob_preview", args=[job.pk]))
+    page = marketer_client.get(reverse("admin:contacts_importjob_preview", args=[job.pk]))
     assert page.status_code == 200
     assert "Confirm import" in page.content.decode()
 
-    response = marketer_client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"confirm": "1"})
+    response = marketer_client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"confirm": "1"})
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE
@@ -162,10 +162,10 @@ def test_sample_into_existing_contacts_updates_and_keeps_suppressed_out(marketer
     assert rows[2][1] == "updated"
     assert rows[7][1] == "suppressed" and rows[11][1] == "suppressed"
     assert job.preview["counts"] == {"created": 3, "updated": 1, "merged": 1, "suppressed": 2, "rejected": 3}
-    page = marketer_client.get(reverse("admin:campaigns_importjob_preview", args=[job.pk])).content.decode()
+    page = marketer_client.get(reverse("admin:contacts_importjob_preview", args=[job.pk])).content.decode()
     assert 'id="count-suppressed">2<' in page
 
-    marketer_client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"confirm": "1"})
+    marketer_client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"confirm": "1"})
     asha = Contact.objects.get(owner=marketer, email="asha.rao@example.com")
     assert asha.name == "Asha"
     assert asha.attributes == {"Tier": "A", "City": "Pune", "Company": "Rao Textiles"}
@@ -181,7 +181,7 @@ def test_new_list_is_created_only_on_confirm(marketer, marketer_client):
     upload(marketer_client, "contacts_semicolon.csv", new_list_name="Fresh leads")
     job = ImportJob.objects.get()
     assert not ContactList.objects.filter(name="Fresh leads").exists()
-    marketer_client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"confirm": "1"})
+    marketer_client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"confirm": "1"})
     fresh = ContactList.objects.get(owner=marketer, name="Fresh leads")
     assert sorted(fresh.contacts.values_list("email", flat=True)) == ["meera@example.com", "rahul@example.com"]
 
@@ -192,7 +192,7 @@ def test_cancel_writes_nothing_and_removes_the_file(marketer, marketer_client):
     job = ImportJob.objects.get()
     path = Path(job.file.path)
     assert path.exists() and path.parent.parent.name == str(marketer.pk)
-    marketer_client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"cancel": "1"})
+    marketer_client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"cancel": "1"})
     job.refresh_from_db()
     assert job.status == ImportJob.Status.CANCELLED
     assert not path.exists()
@@ -203,7 +203,7 @@ def test_confirming_twice_imports_once(marketer, marketer_client):
     target = ContactListFactory(owner=marketer)
     upload(marketer_client, "contacts_semicolon.csv", contact_list=target.pk)
     job = ImportJob.objects.get()
-    url = reverse("admin:campaigns_importjob_preview", args=[job.pk])
+    url = reverse("admin:contacts_importjob_preview", args=[job.pk])
     marketer_client.post(url, {"confirm": "1"})
     Contact.objects.filter(email="rahul@example.com").update(name="Changed since")
     marketer_client.post(url, {"confirm": "1"})
@@ -214,7 +214,7 @@ def test_rejected_report_downloads_with_row_numbers(marketer, marketer_client):
     target = ContactListFactory(owner=marketer)
     upload(marketer_client, "contacts_sample.csv", contact_list=target.pk)
     job = ImportJob.objects.get()
-    response = marketer_client.get(reverse("admin:campaigns_importjob_report", args=[job.pk]))
+    response = marketer_client.get(reverse("admin:contacts_importjob_report", args=[job.pk]))
     assert response["Content-Type"].startswith("text/csv")
     lines = response.content.decode("utf-8-sig").splitlines()
     assert lines[0] == "row,address,reason"

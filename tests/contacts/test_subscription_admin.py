@@ -6,13 +6,13 @@ import re
 import pytest
 from django.urls import reverse
 
-from campaigns.models import Contact, SubscriptionForm
+from contacts.models import Contact, SubscriptionForm
 from contacts.subscriptions import embed, tokens
 from tests.factories import ContactFactory, ContactListFactory, SmtpAccountFactory, SubscriptionFormFactory
 
 pytestmark = pytest.mark.django_db
 
-ADD_URL = reverse("admin:campaigns_subscriptionform_add")
+ADD_URL = reverse("admin:contacts_subscriptionform_add")
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_saving_stores_the_attributes_and_the_change_page_shows_the_hosted_url_a
     form = SubscriptionForm.objects.get()
     assert form.owner == marketer and form.attributes_asked == ["City", "Company"]
 
-    page = marketer_client.get(reverse("admin:campaigns_subscriptionform_change", args=[form.pk])).content.decode()
+    page = marketer_client.get(reverse("admin:contacts_subscriptionform_change", args=[form.pk])).content.decode()
     assert embed.hosted_url(form=form) in page
     textarea = re.search(r'<textarea [^>]*id="embed-snippet"[^>]*>(.*?)</textarea>', page, re.S)
     snippet = html.unescape(textarea.group(1))
@@ -85,11 +85,11 @@ def test_a_bad_attribute_name_is_a_clear_error_and_keeps_the_form(marketer_clien
 def test_the_contact_page_shows_consent_read_only(marketer_client, marketer):
     form = SubscriptionFormFactory(owner=marketer)
     contact = ContactFactory(owner=marketer, consent_form=form, consent_text="Agreed words", consent_ip_hash="ab" * 32)
-    response = marketer_client.get(reverse("admin:campaigns_contact_change", args=[contact.pk]))
+    response = marketer_client.get(reverse("admin:contacts_contact_change", args=[contact.pk]))
     form_fields = response.context["adminform"].form.fields
     assert not {"consent_at", "consent_form", "consent_text", "consent_ip_hash"} & set(form_fields)
     assert "Agreed words" in response.content.decode()
-    marketer_client.post(reverse("admin:campaigns_contact_change", args=[contact.pk]), {
+    marketer_client.post(reverse("admin:contacts_contact_change", args=[contact.pk]), {
         "email": contact.email, "name": "X", "attributes": "{}", "consent_text": "forged",
     })
     assert Contact.objects.get(pk=contact.pk).consent_text == "Agreed words"
@@ -98,4 +98,4 @@ def test_the_contact_page_shows_consent_read_only(marketer_client, marketer):
 def test_another_owners_form_answers_404(other_client, marketer):
     form = SubscriptionFormFactory(owner=marketer)
     for view in ("change", "delete", "history"):
-        assert other_client.get(reverse(f"admin:campaigns_subscriptionform_{view}", args=[form.pk])).status_code == 404
+        assert other_client.get(reverse(f"admin:contacts_subscriptionform_{view}", args=[form.pk])).status_code == 404

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.test import Client, TestCase
 from django.utils import timezone
 
-from campaigns.models import Contact, SubscriptionRequest
+from contacts.models import Contact, SubscriptionRequest
 from contacts.services import contacts, subscriptions
 from contacts.subscriptions import embed, tokens
 from config.celery import app

@@ -24,7 +24,8 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from tests import netns
 from tests.conftest import need_service

@@ -24,7 +24,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from accounts.models import SmtpAccount
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from tests.conftest import need_service
 from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (pytest fixtures)

@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from contacts.imports import service
-from campaigns.models import Contact, ImportJob
+from contacts.models import Contact, ImportJob
 from tests.e2e.test_worker_sends_campaign import CELERY, CeleryCluster, CeleryProcess
 from tests.factories import ContactFactory, ContactListFactory
 
@@ -87,12 +87,12 @@ def test_large_import_runs_in_the_worker_with_progress(import_worker, settings, 
     lines.append("row1@example.com,Duplicate,")
     data = ("\n".join(lines) + "\n").encode()
     import_worker.start(IMPORT_CHUNK_SIZE=str(CHUNK), MEDIA_ROOT=str(settings.MEDIA_ROOT))
-    response = client.post(reverse("admin:campaigns_importjob_add"),
+    response = client.post(reverse("admin:contacts_importjob_add"),
                            {"file": SimpleUploadedFile("big.csv", data), "contact_list": target.pk})
     assert response.status_code == 302
     job = ImportJob.objects.get()
     assert job.status == ImportJob.Status.UPLOADED  # the request read no row: the worker reads the file
-    status_url = reverse("admin:campaigns_importjob_status", args=[job.pk])
+    status_url = reverse("admin:contacts_importjob_status", args=[job.pk])
     deadline = time.monotonic() + DEADLINE_SECONDS
     while (status := json.loads(client.get(status_url).content)["status"]) in ("uploaded", "reading"):
         import_worker.check_alive()
@@ -105,7 +105,7 @@ def test_large_import_runs_in_the_worker_with_progress(import_worker, settings, 
     assert job.status == ImportJob.Status.PREVIEWED, job.notes
     assert job.preview["counts"] == expected
 
-    response = client.post(reverse("admin:campaigns_importjob_preview", args=[job.pk]), {"confirm": "1"})
+    response = client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"confirm": "1"})
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.status == ImportJob.Status.QUEUED
@@ -136,5 +136,5 @@ def test_large_import_runs_in_the_worker_with_progress(import_worker, settings, 
     assert job.rejected_total == invalid and job.rejected_rows[0]["row"] == 2
     assert len(job.rejected_rows) == service.REJECTED_SAMPLE
     assert not job.file  # the uploaded file went with the import's end
-    page = client.get(reverse("admin:campaigns_importjob_change", args=[job.pk])).content.decode()
+    page = client.get(reverse("admin:contacts_importjob_change", args=[job.pk])).content.decode()
     assert "Download the report" in page

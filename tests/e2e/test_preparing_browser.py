@@ -7,7 +7,8 @@ from django.db import close_old_connections
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
     ARTIFACTS, chromium, end_live_server_connections,
 )

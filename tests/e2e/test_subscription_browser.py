@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from accounts.models import SmtpAccount
-from campaigns.models import Contact
+from contacts.models import Contact
 from contacts.services import contacts
 from contacts.subscriptions import embed
 from tests.campaigns.test_subscriptions import eager_tasks  # noqa: F401  (an autouse fixture)
@@ -126,7 +126,7 @@ def test_a_visitor_subscribes_through_the_hosted_page_and_the_emailed_link(
     admin.fill("#id_password", PASSWORD)
     admin.click("input[type=submit]")
     admin.wait_for_url(f"{live_server.url}/admin/")
-    admin.goto(f"{live_server.url}/admin/campaigns/subscriptionform/{form.pk}/change/")
+    admin.goto(f"{live_server.url}/admin/contacts/subscriptionform/{form.pk}/change/")
     snippet = admin.input_value("#embed-snippet")
     assert snippet == embed.snippet_html(form=form)
     assert admin.locator(f"a[href='{embed.hosted_url(form=form)}']").count() == 1

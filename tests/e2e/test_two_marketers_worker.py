@@ -23,7 +23,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from campaigns.services import lifecycle
 from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (fixtures)
     campaign_status,

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from campaigns.delivery import ledger
 from contacts.imports import service as imports
-from campaigns.models import Campaign, CampaignHourTally, CampaignTally, Contact, Email, ImportJob, SuppressedHash
+from campaigns.models import Campaign, CampaignHourTally, CampaignTally, Email
+from contacts.models import Contact, ImportJob, SuppressedHash
 from contacts.selectors import suppressed
 from privacy import services as privacy
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory, EventFactory, LinkFactory
@@ -86,9 +87,9 @@ def test_the_csv_export_has_one_row_per_value_with_formulas_escaped(ann):
 
 
 def test_the_contacts_page_exports_its_data_as_json_and_csv(marketer_client, ann):
-    page = marketer_client.get(reverse("admin:campaigns_contact_change", args=[ann.pk])).content.decode()
-    json_url = reverse("admin:campaigns_contact_privacy_export", args=[ann.pk, "json"])
-    csv_url = reverse("admin:campaigns_contact_privacy_export", args=[ann.pk, "csv"])
+    page = marketer_client.get(reverse("admin:contacts_contact_change", args=[ann.pk])).content.decode()
+    json_url = reverse("admin:contacts_contact_privacy_export", args=[ann.pk, "json"])
+    csv_url = reverse("admin:contacts_contact_privacy_export", args=[ann.pk, "csv"])
     assert json_url in page and csv_url in page
 
     as_json, as_csv = marketer_client.get(json_url), marketer_client.get(csv_url)
@@ -97,13 +98,13 @@ def test_the_contacts_page_exports_its_data_as_json_and_csv(marketer_client, ann
     assert json.loads(as_json.content)["contact"]["email"] == "ann@example.org"
     assert as_csv["Content-Type"].startswith("text/csv") and "attachment" in as_csv["Content-Disposition"]
     assert "ann@example.org" in as_csv.content.decode("utf-8-sig")
-    as_xml = marketer_client.get(reverse("admin:campaigns_contact_privacy_export", args=[ann.pk, "xml"]))
+    as_xml = marketer_client.get(reverse("admin:contacts_contact_privacy_export", args=[ann.pk, "xml"]))
     assert as_xml.status_code == 404
 
 
 def test_another_owners_contact_answers_404_to_export_and_erase(other_client, ann):
-    for url in (reverse("admin:campaigns_contact_privacy_export", args=[ann.pk, "json"]),
-                reverse("admin:campaigns_contact_privacy_erase", args=[ann.pk])):
+    for url in (reverse("admin:contacts_contact_privacy_export", args=[ann.pk, "json"]),
+                reverse("admin:contacts_contact_privacy_erase", args=[ann.pk])):
         assert other_client.get(url).status_code == 404
         assert other_client.post(url).status_code == 404
     assert Contact.objects.filter(pk=ann.pk).exists()
@@ -184,14 +185,14 @@ def test_erasing_a_suppressed_contact_keeps_only_a_keyed_hash_of_its_address(ann
 
 
 def test_the_admin_asks_then_erases(marketer_client, ann):
-    url = reverse("admin:campaigns_contact_privacy_erase", args=[ann.pk])
+    url = reverse("admin:contacts_contact_privacy_erase", args=[ann.pk])
     page = marketer_client.get(url).content.decode()
     assert "Erasing <strong>ann@example.org</strong>" in page and "its 2 email record(s)" in page
     assert Contact.objects.filter(pk=ann.pk).exists()
 
     response = marketer_client.post(url, follow=True)
 
-    assert response.redirect_chain[-1][0] == reverse("admin:campaigns_contact_changelist")
+    assert response.redirect_chain[-1][0] == reverse("admin:contacts_contact_changelist")
     assert "The contact was erased: 2 email record(s) anonymised" in response.content.decode()
     assert not Contact.objects.filter(pk=ann.pk).exists()
 
@@ -235,7 +236,7 @@ def test_an_erased_bounced_address_added_by_hand_starts_bounced_and_is_never_mat
     Contact.objects.filter(pk=ann.pk).update(status=Contact.Status.BOUNCED)
     privacy.erase_contact(contact=Contact.objects.get(pk=ann.pk))
 
-    response = marketer_client.post(reverse("admin:campaigns_contact_add"),
+    response = marketer_client.post(reverse("admin:contacts_contact_add"),
                                     {"email": "Ann@example.org", "name": "Ann", "attributes": "{}"})
 
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -4,7 +4,8 @@ import pytest
 from django.utils import timezone
 
 from campaigns.delivery import ledger, message
-from campaigns.models import Campaign, Contact, Email
+from campaigns.models import Campaign, Email
+from contacts.models import Contact
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
 from tracking import tokens
 from tracking.models import Event

@@ -57,7 +57,7 @@ class Command(BaseCommand):
             ))
 
     def _demo_contacts(self, user):
-        from campaigns.models import Contact, ContactList
+        from contacts.models import Contact, ContactList
 
         demo_list, _ = ContactList.objects.get_or_create(owner=user, name="Demo list")
         for email, name, city in [

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from contacts.imports import service
 from contacts.imports.reader import ENCODING_CHOICES, FileRefused
-from campaigns.models import ContactList
+from contacts.models import ContactList
 
 LABELS = {
     service.CREATED: "created (new contacts)",

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from contacts.imports.addresses import normalize_address
-from campaigns.models import Contact
+from contacts.models import Contact
 from privacy import services as privacy
 class Command(BaseCommand):
     help = "Export (JSON or CSV) or erase everything held about one contact of an owner."
