@@ -10,6 +10,7 @@ Only the latest failures read Email rows, newest first from an index.
 
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 import zoneinfo
 from types import SimpleNamespace
 from datetime import datetime, time, timedelta, tzinfo
@@ -102,69 +103,158 @@ def week_figures(*, campaign_ids, midnights):
     the hour, as at +05:30), whose quarters from the midnight on are moved to the next day. Days are
     indexes into `midnights`; the last day runs on.
     """
-    bounds = [hour_and_quarter(m) for m in midnights]
-    # Day i starts with the first hour whose quarter 0 is on or after midnight i.
-    starts = [int(hour) + (1 if quarter else 0) for hour, quarter in bounds]
-    split = {int(hour): int(quarter) for hour, quarter in bounds if quarter}  # hour -> first quarter moved
-    first_hour = int(bounds[0][0])
     if campaign_ids == []:
         return [], [{"day": m.date(), "opened": 0} for m in midnights], 0
     scope, params = _in_campaigns(campaign_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(week_statement(WeekHours.of(midnights), scope=scope), params)
+        rows = [WeekRow(*row) for row in cursor.fetchall()]
+    return sent_per_day(rows, midnights), opens_per_day(rows, midnights), failed_on_last_day(rows, midnights)
 
-    def quarters(metric, wanted):
-        return " + ".join(f"{metric}{q}" for q in wanted)
 
-    if all(later - earlier == 24 for earlier, later in zip(starts, starts[1:])) and len(set(split.values())) <= 1:
-        # No clock change this week: the day by arithmetic, cheaper per row than comparing with every
-        # midnight, and every split hour splits at the same quarter: per metric, its total and the part
-        # before the midnight are all the sums needed.
-        at = next(iter(split.values()), 0)
-        day = f"CASE WHEN hour >= {starts[-1]} THEN {len(starts) - 1} ELSE (hour - {starts[0] - 24}) / 24 - 1 END"
-        moved_from = (f"CASE WHEN hour < {starts[-1]} AND (hour - {first_hour}) %% 24 = 0 THEN {at} ELSE 0 END"
-                      if split else "0")
-        sums = {f"t_{m}": quarters(m, range(4)) for m in HOUR_METRICS}
-        sums.update({f"h_{m}": quarters(m, range(at)) for m in HOUR_METRICS if at})
-        kept = {m: f"CASE WHEN moved_from = 0 THEN t_{m} ELSE h_{m} END" if at else f"t_{m}" for m in HOUR_METRICS}
-        moved = {m: f"t_{m} - h_{m}" for m in HOUR_METRICS} if at else None
-    else:
-        day = "CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(starts)))) \
-            + " ELSE -1 END"
-        moved_from = ("CASE hour " + " ".join(f"WHEN {hour} THEN {q}" for hour, q in split.items()) + " ELSE 0 END"
-                      if split else "0")
-        sums = {f: f for f in HOUR_FIGURES}
-        kept = {m: f"CASE moved_from WHEN 0 THEN {quarters(m, range(4))} "
-                   + " ".join(f"WHEN {q} THEN {quarters(m, range(q))}" for q in (1, 2, 3)) + " END" for m in HOUR_METRICS}
-        moved = {m: f"{quarters(m, range(4))} - ({kept[m]})" for m in HOUR_METRICS} if split else None
+@dataclass(frozen=True)
+class WeekHours:
+    """The viewer's midnights as the hour tallies key them.
 
+    Day i starts with hour `starts[i]`, the first hour whose quarter 0 is on or after midnight i; an
+    hour holding a midnight (`split`) gives its quarters from that midnight on to the next day.
+    """
+
+    starts: list[int]
+    split: dict[int, int]  # hour -> its first quarter moved to the next day (1-3)
+    first_hour: int
+
+    @classmethod
+    def of(cls, midnights):
+        bounds = [hour_and_quarter(m) for m in midnights]
+        return cls(
+            starts=[hour + (1 if quarter else 0) for hour, quarter in bounds],
+            split={hour: quarter for hour, quarter in bounds if quarter},
+            first_hour=bounds[0][0],
+        )
+
+    @property
+    def days(self):
+        return len(self.starts)
+
+    @property
+    def same_every_day(self):
+        """No clock change this week: every day is 24 hours and every split hour splits at the same quarter."""
+        whole_days = all(later - earlier == 24 for earlier, later in zip(self.starts, self.starts[1:]))
+        return whole_days and len(set(self.split.values())) <= 1
+
+
+@dataclass(frozen=True)
+class DayColumns:
+    """How the hour rows become days, as SQL: `day` and `moved_from` place a tally row (its day index,
+    its first quarter moved to the next day or 0); `sums` are what the rows of a group add up to (by
+    alias); `kept[metric]` is a group's figure for its own day and `moved[metric]` the part moved to
+    the next day (None: no hour this week holds a midnight)."""
+
+    day: str
+    moved_from: str
+    sums: dict[str, str]
+    kept: dict[str, str]
+    moved: dict[str, str] | None
+
+
+def quarter_sum(metric, wanted):
+    return " + ".join(f"{metric}{q}" for q in wanted)
+
+
+def day_columns(week):
+    return day_columns_by_arithmetic(week) if week.same_every_day else day_columns_by_comparison(week)
+
+
+def day_columns_by_arithmetic(week):
+    """The day by arithmetic, cheaper per row than comparing with every midnight; every split hour
+    splits at the same quarter, so per metric its total and the part before the midnight are all
+    the sums needed."""
+    starts = week.starts
+    day = f"CASE WHEN hour >= {starts[-1]} THEN {week.days - 1} ELSE (hour - {starts[0] - 24}) / 24 - 1 END"
+    totals = {f"t_{m}": quarter_sum(m, range(4)) for m in HOUR_METRICS}
+    if not week.split:
+        return DayColumns(day=day, moved_from="0", sums=totals, kept={m: f"t_{m}" for m in HOUR_METRICS},
+                          moved=None)
+    at = next(iter(week.split.values()))
+    return DayColumns(
+        day=day,
+        moved_from=f"CASE WHEN hour < {starts[-1]} AND (hour - {week.first_hour}) %% 24 = 0 THEN {at} ELSE 0 END",
+        sums={**totals, **{f"h_{m}": quarter_sum(m, range(at)) for m in HOUR_METRICS}},
+        kept={m: f"CASE WHEN moved_from = 0 THEN t_{m} ELSE h_{m} END" for m in HOUR_METRICS},
+        moved={m: f"t_{m} - h_{m}" for m in HOUR_METRICS},
+    )
+
+
+def day_columns_by_comparison(week):
+    """A clock change this week: the day by comparing with each day's first hour, and the part of a
+    split hour kept by its own first quarter moved."""
+    day = ("CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(week.starts))))
+           + " ELSE -1 END")
+    kept = {m: f"CASE moved_from WHEN 0 THEN {quarter_sum(m, range(4))} "
+               + " ".join(f"WHEN {q} THEN {quarter_sum(m, range(q))}" for q in (1, 2, 3)) + " END" for m in HOUR_METRICS}
+    sums = {f: f for f in HOUR_FIGURES}
+    if not week.split:
+        return DayColumns(day=day, moved_from="0", sums=sums, kept=kept, moved=None)
+    return DayColumns(
+        day=day,
+        moved_from="CASE hour " + " ".join(f"WHEN {hour} THEN {q}" for hour, q in week.split.items()) + " ELSE 0 END",
+        sums=sums,
+        kept=kept,
+        moved={m: f"{quarter_sum(m, range(4))} - ({kept[m]})" for m in HOUR_METRICS},
+    )
+
+
+def week_statement(week, *, scope):
+    """One statement: per (campaign, day) of the week, the HOUR_METRICS' sums."""
+    columns = day_columns(week)
     # The hour rows are many: plain sums per (campaign, day, first quarter moved), the cheapest per
     # row; then the few groups of split hours give their later quarters to the next day.
-    days = f"SELECT campaign_id, day, {', '.join(f'{kept[m]} AS {m}' for m in HOUR_METRICS)} FROM hours"
-    if moved:
-        days += (f" UNION ALL SELECT campaign_id, day + 1, {', '.join(moved[m] for m in HOUR_METRICS)} "
+    days = f"SELECT campaign_id, day, {', '.join(f'{columns.kept[m]} AS {m}' for m in HOUR_METRICS)} FROM hours"
+    if columns.moved:
+        days += (f" UNION ALL SELECT campaign_id, day + 1, {', '.join(columns.moved[m] for m in HOUR_METRICS)} "
                  f"FROM hours WHERE moved_from > 0")
-    sql = (
-        f"WITH hours AS (SELECT campaign_id, day, moved_from, {', '.join(f'SUM({x}) AS {a}' for a, x in sums.items())} "
-        f"FROM (SELECT campaign_id, {day} AS day, {moved_from} AS moved_from, {', '.join(HOUR_FIGURES)} "
-        f"FROM {CampaignHourTally._meta.db_table} WHERE hour >= {first_hour}{scope}) AS rows "
+    sums = ", ".join(f"SUM({x}) AS {a}" for a, x in columns.sums.items())
+    return (
+        f"WITH hours AS (SELECT campaign_id, day, moved_from, {sums} "
+        f"FROM (SELECT campaign_id, {columns.day} AS day, {columns.moved_from} AS moved_from, "
+        f"{', '.join(HOUR_FIGURES)} "
+        f"FROM {CampaignHourTally._meta.db_table} WHERE hour >= {week.first_hour}{scope}) AS rows "
         f"GROUP BY campaign_id, day, moved_from) "
         f"SELECT campaign_id, day, {', '.join(f'CAST(SUM({m}) AS BIGINT)' for m in HOUR_METRICS)} FROM ({days}) AS days "
-        f"WHERE day BETWEEN 0 AND {len(midnights) - 1} GROUP BY campaign_id, day"
+        f"WHERE day BETWEEN 0 AND {week.days - 1} GROUP BY campaign_id, day"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+
+
+@dataclass(frozen=True, order=True)
+class WeekRow:
+    """A row of week_statement: one campaign's figures of one day (an index into the midnights)."""
+
+    campaign_id: int
+    day: int
+    sent: int
+    sent_opened: int
+    opened: int
+    failed: int
+
+
+def sent_per_day(rows, midnights):
+    return [
+        {"day": midnights[row.day].date(), "campaign_id": row.campaign_id, "sent": row.sent, "opened": row.sent_opened}
+        for row in sorted(rows) if row.sent
+    ]
+
+
+def opens_per_day(rows, midnights):
+    opened = [0] * len(midnights)
+    for row in rows:
+        opened[row.day] += row.opened
+    return [{"day": midnight.date(), "opened": n} for midnight, n in zip(midnights, opened)]
+
+
+def failed_on_last_day(rows, midnights):
     last = len(midnights) - 1
-    sent_by_day, opened = [], [0] * len(midnights)
-    failed_last_day = 0
-    for campaign_id, index, sent, sent_opened, opened_n, failed in sorted(rows):
-        if sent:
-            sent_by_day.append({"day": midnights[index].date(), "campaign_id": campaign_id, "sent": sent,
-                                "opened": sent_opened})
-        opened[index] += opened_n
-        if index == last:
-            failed_last_day += failed
-    opened_by_day = [{"day": midnights[i].date(), "opened": n} for i, n in enumerate(opened)]
-    return sent_by_day, opened_by_day, failed_last_day
+    return sum(row.failed for row in rows if row.day == last)
 
 
 @contextmanager
