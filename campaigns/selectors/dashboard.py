@@ -279,81 +279,119 @@ def dashboard(*, user, now=None):
 def _dashboard(*, user, now=None):
     now = now or timezone.now()
     tz = user_zone(user)
-    week_start = start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1)
-
-    campaigns = list(
-        scope_to_user(Campaign.objects.all(), user).values(
-            "id", "name", "status", "owner__username",
-        )
-    )
+    campaigns = user_campaigns(user)
     # The user's campaign ids as a literal list (None: a superuser's every campaign), so each
     # statement reads those campaigns' rows from its index rather than joining on the owner.
     campaign_ids = None if user.is_superuser else [c["id"] for c in campaigns]
-    emails = Email.objects.all() if campaign_ids is None else Email.objects.filter(campaign_id__in=campaign_ids)
     counts = campaign_counts(campaign_ids=campaign_ids)
-
-    # The user's local midnights of the last 7 days (DST-safe: each computed in the zone).
-    midnights = [start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1 - i) for i in range(TIMELINE_DAYS)]
+    midnights = week_midnights(now=now, tz=tz)
     sent_by_day, opened_by_day, failed_today = week_figures(campaign_ids=campaign_ids, midnights=midnights)
-    accounts = list(scope_to_user(SmtpAccount.objects.all(), user).values(
-        "id", "name", "paused_until", "pause_reason", "max_per_minute", "learned_per_minute", "rate_note",
-        "rate_changed_at", "updated_at",
-        "unreachable_since", "backoff_until", "last_connection_error",
-    ))
-    events = Event.objects.all() if campaign_ids is None else Event.objects.filter(campaign_id__in=campaign_ids)
-    unsubscribes = list(
-        events.filter(kind=Event.Kind.UNSUBSCRIBE)
-        .order_by("-at").values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
-    )
-    status_events = CampaignEvent.objects.all() if campaign_ids is None else CampaignEvent.objects.filter(
-        campaign_id__in=campaign_ids)
-    status_changes = list(
-        status_events.filter(FEED_TRANSITIONS).order_by("-at", "-id")
-        .values("at", "campaign_id", "from_status", "to_status", "reason", "acting_user__username")[:ACTIVITY_ITEMS]
-    )
-    failures = list(
-        emails.filter(status=S.FAILED).order_by("-updated_at")
-        .values("updated_at", "campaign_id", "to_email", "failure_class", "smtp_code", "smtp_response")[:ACTIVITY_ITEMS]
-    )
+    accounts = user_smtp_accounts(user)
+    unsubscribes = latest_unsubscribes(campaign_ids=campaign_ids)
+    status_changes = latest_status_changes(campaign_ids=campaign_ids)
+    failures = latest_failures(campaign_ids=campaign_ids)
 
     names = {c["id"]: c["name"] for c in campaigns}
-    totals = {key: 0 for key in ("sent", "failed", "unsent", "queued", "deferred", "opened")}
-    for row in counts.values():
-        for key in totals:
-            totals[key] += row[key]
-    today = (now.astimezone(tz).date())
-    totals["sent_today"] = sum(row["sent"] for row in sent_by_day if row["day"] == today)
-    totals["opened_today"] = sum(row["opened"] for row in opened_by_day if row["day"] == today)
-    totals["failed_today"] = failed_today
-
+    today = day_totals(day=now.astimezone(tz).date(), sent_by_day=sent_by_day, opened_by_day=opened_by_day,
+                       failed=failed_today)
     result = {
         "generated_at": now.isoformat(),
         "timezone": str(tz),
-        "cards": {
-            "sent": {"total": totals["sent"], "today": totals["sent_today"]},
-            "failed": {"total": totals["failed"], "today": totals["failed_today"]},
-            # Pending has no "today": it is what waits now; shown with what is in flight and retrying.
-            "pending": {"total": totals["unsent"], "queued": totals["queued"], "deferred": totals["deferred"]},
-            "opened": {"total": totals["opened"], "today": totals["opened_today"]},
-            "open_rate": rate(totals["opened"], totals["sent"]),
-            "open_rate_today": rate(totals["opened_today"], totals["sent_today"]),
-        },
+        "cards": cards(totals=all_time_totals(counts), today=today),
         "top_campaigns": top_campaigns(campaigns=campaigns, counts=counts),
         "timeline": timeline(sent_by_day=sent_by_day, opened_by_day=opened_by_day, names=names,
-                             week_start=week_start, tz=tz),
+                             week_start=midnights[0], tz=tz),
         "activity": activity(status_changes=status_changes, accounts=accounts, unsubscribes=unsubscribes,
                              failures=failures, names=names, now=now, tz=tz),
-        "sending": [
-            {"id": c["id"], "name": c["name"]} for c in campaigns if c["status"] == C.SENDING
-        ],
+        "sending": sending_campaigns(campaigns),
         "paused_accounts": paused_accounts(accounts=accounts, now=now, tz=tz),
     }
     if user.is_superuser:
         # Every campaign's tallies: their sum is every email.
-        result["system"] = system_health(
-            per_status={status: sum(c[status] for c in counts.values()) for status in S.values}
-        )
+        result["system"] = system_health(per_status=emails_per_status(counts))
     return result
+
+
+def user_campaigns(user):
+    return list(scope_to_user(Campaign.objects.all(), user).values("id", "name", "status", "owner__username"))
+
+
+def week_midnights(*, now, tz):
+    """The user's local midnights of the last TIMELINE_DAYS days (DST-safe: each computed in the zone)."""
+    return [start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1 - i) for i in range(TIMELINE_DAYS)]
+
+
+def user_smtp_accounts(user):
+    return list(scope_to_user(SmtpAccount.objects.all(), user).values(
+        "id", "name", "paused_until", "pause_reason", "max_per_minute", "learned_per_minute", "rate_note",
+        "rate_changed_at", "updated_at",
+        "unreachable_since", "backoff_until", "last_connection_error",
+    ))
+
+
+def rows_of_campaigns(model, campaign_ids):
+    """The model's rows of those campaigns (campaign_ids None: of every campaign)."""
+    if campaign_ids is None:
+        return model.objects.all()
+    return model.objects.filter(campaign_id__in=campaign_ids)
+
+
+def latest_unsubscribes(*, campaign_ids):
+    return list(
+        rows_of_campaigns(Event, campaign_ids).filter(kind=Event.Kind.UNSUBSCRIBE)
+        .order_by("-at").values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
+    )
+
+
+def latest_status_changes(*, campaign_ids):
+    return list(
+        rows_of_campaigns(CampaignEvent, campaign_ids).filter(FEED_TRANSITIONS).order_by("-at", "-id")
+        .values("at", "campaign_id", "from_status", "to_status", "reason", "acting_user__username")[:ACTIVITY_ITEMS]
+    )
+
+
+def latest_failures(*, campaign_ids):
+    return list(
+        rows_of_campaigns(Email, campaign_ids).filter(status=S.FAILED).order_by("-updated_at")
+        .values("updated_at", "campaign_id", "to_email", "failure_class", "smtp_code", "smtp_response")[:ACTIVITY_ITEMS]
+    )
+
+
+# The cards' all-time figures, each a sum over the campaigns' tallies (campaign_counts).
+CARD_FIGURES = ("sent", "failed", "unsent", "queued", "deferred", "opened")
+
+
+def all_time_totals(counts):
+    return {figure: sum(row[figure] for row in counts.values()) for figure in CARD_FIGURES}
+
+
+def day_totals(*, day, sent_by_day, opened_by_day, failed):
+    """The cards' figures of one day of the week: `failed` is that day's, as week_figures gives it."""
+    return {
+        "sent": sum(row["sent"] for row in sent_by_day if row["day"] == day),
+        "opened": sum(row["opened"] for row in opened_by_day if row["day"] == day),
+        "failed": failed,
+    }
+
+
+def cards(*, totals, today):
+    return {
+        "sent": {"total": totals["sent"], "today": today["sent"]},
+        "failed": {"total": totals["failed"], "today": today["failed"]},
+        # Pending has no "today": it is what waits now; shown with what is in flight and retrying.
+        "pending": {"total": totals["unsent"], "queued": totals["queued"], "deferred": totals["deferred"]},
+        "opened": {"total": totals["opened"], "today": today["opened"]},
+        "open_rate": rate(totals["opened"], totals["sent"]),
+        "open_rate_today": rate(today["opened"], today["sent"]),
+    }
+
+
+def sending_campaigns(campaigns):
+    return [{"id": c["id"], "name": c["name"]} for c in campaigns if c["status"] == C.SENDING]
+
+
+def emails_per_status(counts):
+    return {status: sum(c[status] for c in counts.values()) for status in S.values}
 
 
 def top_campaigns(*, campaigns, counts):
