@@ -491,36 +491,75 @@ def status_change_item(change, names):
     return kind, f"Campaign “{names.get(change['campaign_id'], '?')}” {text}"
 
 
+@dataclass(frozen=True)
+class FeedItem:
+    """One line of the activity feed."""
+
+    at: datetime
+    kind: str
+    text: str
+    campaign_id: int | None = None
+
+    def as_dict(self, tz):
+        return {"at": self.at.isoformat(), "at_display": local_text(self.at, tz), "kind": self.kind,
+                "text": self.text, "campaign_id": self.campaign_id}
+
+
 def activity(*, status_changes, accounts, unsubscribes, failures, names, now, tz):
+    """The newest ACTIVITY_ITEMS of the feed; items at the same moment keep the order of the arguments."""
+    items = [
+        *(status_change_feed_item(change, names) for change in status_changes),
+        *account_feed_items(accounts, now=now, tz=tz),
+        *(unsubscribe_feed_item(u, names) for u in unsubscribes),
+        *(failure_feed_item(f, names) for f in failures),
+    ]
+    items.sort(key=lambda item: item.at, reverse=True)
+    return [item.as_dict(tz) for item in items[:ACTIVITY_ITEMS]]
+
+
+def status_change_feed_item(change, names):
+    kind, text = status_change_item(change, names)
+    return FeedItem(change["at"], kind, text, change["campaign_id"])
+
+
+def account_feed_items(accounts, *, now, tz):
     items = []
-    for change in status_changes:
-        kind, text = status_change_item(change, names)
-        items.append((change["at"], kind, text, change["campaign_id"]))
     for a in accounts:
         if a["paused_until"] and a["paused_until"] > now:
-            items.append((a["updated_at"], "paused",
-                          f"SMTP account “{a['name']}” paused by the system until "
-                          f"{local_text(a['paused_until'], tz)}: {a['pause_reason'] or 'no reason given'}", None))
+            items.append(paused_account_feed_item(a, tz))
         if a["learned_per_minute"] is not None:
-            per_minute = effective_per_minute(SimpleNamespace(**a))
-            items.append((a["rate_changed_at"] or a["updated_at"], "throttled",
-                          f"SMTP account “{a['name']}” sends at {per_minute:.0f}/min, the rate learned from its "
-                          f"server (configured {a['max_per_minute']}/min). {a['rate_note']}".strip(), None))
-    for u in unsubscribes:
-        items.append((u["at"], "unsubscribe",
-                      f"{u['email__to_email']} unsubscribed ({names.get(u['campaign_id'], '?')})", u["campaign_id"]))
-    for f in failures:
-        word = FAILURE_WORDS.get(f["failure_class"], "failed")
-        code = f" ({f['smtp_code']})" if f["smtp_code"] else ""
-        if f["failure_class"] == Email.FailureClass.ERROR:
-            code = f": {f['smtp_response']}"  # no server answered: the error itself says what went wrong
-        items.append((f["updated_at"], "bounce" if f["failure_class"] == Email.FailureClass.BOUNCED else "failed",
-                       f"{f['to_email']} {word}{code} ({names.get(f['campaign_id'], '?')})", f["campaign_id"]))
-    items.sort(key=lambda item: item[0], reverse=True)
-    return [
-        {"at": at.isoformat(), "at_display": local_text(at, tz), "kind": kind, "text": text, "campaign_id": cid}
-        for at, kind, text, cid in items[:ACTIVITY_ITEMS]
-    ]
+            items.append(learned_rate_feed_item(a))
+    return items
+
+
+def paused_account_feed_item(account, tz):
+    return FeedItem(account["updated_at"], "paused",
+                    f"SMTP account “{account['name']}” paused by the system until "
+                    f"{local_text(account['paused_until'], tz)}: {account['pause_reason'] or 'no reason given'}")
+
+
+def learned_rate_feed_item(account):
+    per_minute = effective_per_minute(SimpleNamespace(**account))
+    return FeedItem(account["rate_changed_at"] or account["updated_at"], "throttled",
+                    f"SMTP account “{account['name']}” sends at {per_minute:.0f}/min, the rate learned from its "
+                    f"server (configured {account['max_per_minute']}/min). {account['rate_note']}".strip())
+
+
+def unsubscribe_feed_item(unsubscribe, names):
+    campaign_id = unsubscribe["campaign_id"]
+    return FeedItem(unsubscribe["at"], "unsubscribe",
+                    f"{unsubscribe['email__to_email']} unsubscribed ({names.get(campaign_id, '?')})", campaign_id)
+
+
+def failure_feed_item(failure, names):
+    failure_class, campaign_id = failure["failure_class"], failure["campaign_id"]
+    word = FAILURE_WORDS.get(failure_class, "failed")
+    code = f" ({failure['smtp_code']})" if failure["smtp_code"] else ""
+    if failure_class == Email.FailureClass.ERROR:
+        code = f": {failure['smtp_response']}"  # no server answered: the error itself says what went wrong
+    kind = "bounce" if failure_class == Email.FailureClass.BOUNCED else "failed"
+    return FeedItem(failure["updated_at"], kind,
+                    f"{failure['to_email']} {word}{code} ({names.get(campaign_id, '?')})", campaign_id)
 
 
 def queue_length():
