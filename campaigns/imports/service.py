@@ -164,9 +164,7 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
     address_index, name_index = columns.address, columns.name
     first_index, last_index = columns.first_name, columns.last_name
     attribute_columns = columns.attributes
-    # Rows shorter than the header read as if padded with empty cells.
-    width = 1 + max(i for i in (address_index, name_index, first_index, last_index,
-                                *(index for index, _ in attribute_columns)) if i is not None)
+    width = _row_width(columns)
     kept_so_far = 0  # RowOutcome objects kept in earlier chunks
     chunk = _Chunk()
     for number, cells in rows:
@@ -189,25 +187,25 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
         yield chunk
 
 
+def _row_width(columns):
+    """Cells a row needs for every mapped column: shorter rows read as if padded with empty cells."""
+    indexes = (columns.address, columns.name, columns.first_name, columns.last_name,
+               *(index for index, _ in columns.attributes))
+    return 1 + max(index for index in indexes if index is not None)
+
+
 def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *,
               keep, keep_rejected):
     address = normalize_address(raw_address)
     if name_index is not None:
         name = cells[name_index].strip(_CELL_STRIP)
     else:
-        first = cells[first_index].strip(_CELL_STRIP) if first_index is not None else ""
-        last = cells[last_index].strip(_CELL_STRIP) if last_index is not None else ""
-        name = f"{first} {last}" if first and last else first or last
+        name = _full_name(cells, first_index, last_index)
     problem = address_problem(address)
     if problem is None and len(name) > MAX_NAME:
         problem = f"name longer than {MAX_NAME} characters"
     if problem:
-        chunk.rejected_count += 1
-        if len(chunk.rejected) < keep_rejected:
-            chunk.rejected.append({"row": number, "address": raw_address, "reason": problem})
-        if keep:
-            outcome = RowOutcome(row=number, address=raw_address, outcome=REJECTED, reason=problem, name=name)
-            chunk.kept.append((outcome, None))
+        _reject_row(chunk, number, raw_address, name, problem, keep=keep, keep_rejected=keep_rejected)
         return
     attributes = {key: value[:MAX_ATTRIBUTE_VALUE] for index, key in attribute_columns
                   if (value := cells[index].strip(_CELL_STRIP))}
@@ -223,6 +221,22 @@ def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_i
         record.row_count += 1
     if keep:
         chunk.kept.append((RowOutcome(row=number, address=address, outcome="", name=name), record))
+
+
+def _full_name(cells, first_index, last_index):
+    """The name from first and last name columns (either may be missing or empty)."""
+    first = cells[first_index].strip(_CELL_STRIP) if first_index is not None else ""
+    last = cells[last_index].strip(_CELL_STRIP) if last_index is not None else ""
+    return f"{first} {last}" if first and last else first or last
+
+
+def _reject_row(chunk, number, raw_address, name, problem, *, keep, keep_rejected):
+    chunk.rejected_count += 1
+    if len(chunk.rejected) < keep_rejected:
+        chunk.rejected.append({"row": number, "address": raw_address, "reason": problem})
+    if keep:
+        outcome = RowOutcome(row=number, address=raw_address, outcome=REJECTED, reason=problem, name=name)
+        chunk.kept.append((outcome, None))
 
 
 def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes, keep_rejected):
