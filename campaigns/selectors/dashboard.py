@@ -187,12 +187,13 @@ def day_columns_by_arithmetic(week):
 
 
 def day_columns_by_comparison(week):
-    """A clock change this week: the day by comparing with each day's first hour, and the part of a
-    split hour kept by its own first quarter moved."""
+    """A clock change this week: the day by comparing with each day's first hour, and what a split
+    hour keeps chosen by its own first quarter moved (the split hours may differ)."""
     day = ("CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(week.starts))))
            + " ELSE -1 END")
     kept = {m: f"CASE moved_from WHEN 0 THEN {quarter_sum(m, range(4))} "
-               + " ".join(f"WHEN {q} THEN {quarter_sum(m, range(q))}" for q in (1, 2, 3)) + " END" for m in HOUR_METRICS}
+               + " ".join(f"WHEN {q} THEN {quarter_sum(m, range(q))}" for q in (1, 2, 3)) + " END"
+            for m in HOUR_METRICS}
     sums = {f: f for f in HOUR_FIGURES}
     if not week.split:
         return DayColumns(day=day, moved_from="0", sums=sums, kept=kept, moved=None)
@@ -221,7 +222,8 @@ def week_statement(week, *, scope):
         f"{', '.join(HOUR_FIGURES)} "
         f"FROM {CampaignHourTally._meta.db_table} WHERE hour >= {week.first_hour}{scope}) AS rows "
         f"GROUP BY campaign_id, day, moved_from) "
-        f"SELECT campaign_id, day, {', '.join(f'CAST(SUM({m}) AS BIGINT)' for m in HOUR_METRICS)} FROM ({days}) AS days "
+        f"SELECT campaign_id, day, {', '.join(f'CAST(SUM({m}) AS BIGINT)' for m in HOUR_METRICS)} "
+        f"FROM ({days}) AS days "
         f"WHERE day BETWEEN 0 AND {week.days - 1} GROUP BY campaign_id, day"
     )
 
