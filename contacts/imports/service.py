@@ -116,7 +116,7 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
     `max_rows` data rows (a real import reaches that only after its dry run passed, on the same file).
     The result keeps the first `keep_rejected` rejected rows (None: all), and counts them all.
     """
-    from contacts.models import ContactList
+    from campaigns.models import ContactList
 
     if not dry_run:
         if contact_list is None:
@@ -164,9 +164,7 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
     address_index, name_index = columns.address, columns.name
     first_index, last_index = columns.first_name, columns.last_name
     attribute_columns = columns.attributes
-    # Rows shorter than the header read as if padded with empty cells.
-    width = 1 + max(i for i in (address_index, name_index, first_index, last_index,
-                                *(index for index, _ in attribute_columns)) if i is not None)
+    width = _row_width(columns)
     kept_so_far = 0  # RowOutcome objects kept in earlier chunks
     chunk = _Chunk()
     for number, cells in rows:
@@ -189,25 +187,25 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
         yield chunk
 
 
+def _row_width(columns):
+    """Cells a row needs for every mapped column: shorter rows read as if padded with empty cells."""
+    indexes = (columns.address, columns.name, columns.first_name, columns.last_name,
+               *(index for index, _ in columns.attributes))
+    return 1 + max(index for index in indexes if index is not None)
+
+
 def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *,
               keep, keep_rejected):
     address = normalize_address(raw_address)
     if name_index is not None:
         name = cells[name_index].strip(_CELL_STRIP)
     else:
-        first = cells[first_index].strip(_CELL_STRIP) if first_index is not None else ""
-        last = cells[last_index].strip(_CELL_STRIP) if last_index is not None else ""
-        name = f"{first} {last}" if first and last else first or last
+        name = _full_name(cells, first_index, last_index)
     problem = address_problem(address)
     if problem is None and len(name) > MAX_NAME:
         problem = f"name longer than {MAX_NAME} characters"
     if problem:
-        chunk.rejected_count += 1
-        if len(chunk.rejected) < keep_rejected:
-            chunk.rejected.append({"row": number, "address": raw_address, "reason": problem})
-        if keep:
-            outcome = RowOutcome(row=number, address=raw_address, outcome=REJECTED, reason=problem, name=name)
-            chunk.kept.append((outcome, None))
+        _reject_row(chunk, number, raw_address, name, problem, keep=keep, keep_rejected=keep_rejected)
         return
     attributes = {key: value[:MAX_ATTRIBUTE_VALUE] for index, key in attribute_columns
                   if (value := cells[index].strip(_CELL_STRIP))}
@@ -225,47 +223,82 @@ def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_i
         chunk.kept.append((RowOutcome(row=number, address=address, outcome="", name=name), record))
 
 
+def _full_name(cells, first_index, last_index):
+    """The name from first and last name columns (either may be missing or empty)."""
+    first = cells[first_index].strip(_CELL_STRIP) if first_index is not None else ""
+    last = cells[last_index].strip(_CELL_STRIP) if last_index is not None else ""
+    return f"{first} {last}" if first and last else first or last
+
+
+def _reject_row(chunk, number, raw_address, name, problem, *, keep, keep_rejected):
+    chunk.rejected_count += 1
+    if len(chunk.rejected) < keep_rejected:
+        chunk.rejected.append({"row": number, "address": raw_address, "reason": problem})
+    if keep:
+        outcome = RowOutcome(row=number, address=raw_address, outcome=REJECTED, reason=problem, name=name)
+        chunk.kept.append((outcome, None))
+
+
 def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes, keep_rejected):
-    records = chunk.records
-    counts = dict.fromkeys(OUTCOMES, 0)
-    counts[REJECTED] = chunk.rejected_count
     from contacts.selectors import suppressed
-    earlier_chunks = seen.first_outcomes(list(records))
-    for address, first_outcome in earlier_chunks.items():
+
+    records = chunk.records
+    _mark_read_before(records, seen.first_outcomes(list(records)))
+    existing = writers.existing_contacts(owner=owner, addresses=list(records))
+    erased = suppressed.erased_addresses(owner=owner, addresses=_addresses_new_to_owner(records, existing))
+    seen.remember(_settle_first_outcomes(records, existing=existing, erased=erased))
+    if not dry_run:
+        to_create, to_update, on_list = _contact_writes(records, existing)
+        if to_create or to_update or on_list:
+            writers.write_chunk(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
+                                on_list=on_list, now=timezone.now())
+    for outcome, record in chunk.kept:
+        if record is not None:  # None: rejected, its outcome set as it was read
+            _settle_kept_outcome(outcome, record)
+    _add_to_result(result, chunk, keep_outcomes=keep_outcomes, keep_rejected=keep_rejected)
+
+
+def _mark_read_before(records, first_outcomes):
+    """The records whose address an earlier chunk had: not new in the file, and that address's first outcome."""
+    for address, first_outcome in first_outcomes.items():
         records[address].new_in_file = False
         records[address].first_outcome = first_outcome
-    existing = writers.existing_contacts(owner=owner, addresses=list(records))
-    erased = suppressed.erased_addresses(
-        owner=owner, addresses=[a for a, r in records.items() if r.new_in_file and a not in existing]
-    )
+
+
+def _addresses_new_to_owner(records, existing):
+    """The addresses this chunk brings to the file that are none of the owner's contacts."""
+    return [address for address, record in records.items() if record.new_in_file and address not in existing]
+
+
+def _settle_first_outcomes(records, *, existing, erased):
+    """Sets the first outcome of each address this chunk brings to the file; returns them, {address: outcome}."""
     from contacts.models import Contact
 
-    to_create, to_update, on_list = [], [], []
-    new_in_file = {}  # address -> its first outcome, for the addresses this chunk brings to the file
+    new_in_file = {}
     for address, record in records.items():
+        if not record.new_in_file:
+            continue  # its first row was in an earlier chunk
         contact = existing.get(address)
-        if record.new_in_file:
-            if address in erased:
-                first = ERASED
-            elif contact is None:
-                first = CREATED
-            elif contact.status in Contact.SUPPRESSED_STATUSES:
-                first = SUPPRESSED
-            else:
-                first = UPDATED
-            record.first_outcome = new_in_file[address] = first
+        if address in erased:
+            first = ERASED
+        elif contact is None:
+            first = CREATED
+        elif contact.status in Contact.SUPPRESSED_STATUSES:
+            first = SUPPRESSED
         else:
-            first = None  # its first row was in an earlier chunk
-        earlier = record.first_outcome
-        if earlier in SKIPPED:
-            counts[SUPPRESSED] += record.row_count
-        elif first is not None:
-            counts[first] += 1
-            counts[MERGED] += record.row_count - 1
-        else:
-            counts[MERGED] += record.row_count
-        if dry_run or earlier in SKIPPED:
+            first = UPDATED
+        record.first_outcome = new_in_file[address] = first
+    return new_in_file
+
+
+def _contact_writes(records, existing):
+    """What a real run writes for the records: (to_create, to_update, on_list) as writers.write_chunk takes them.
+    A suppressed or erased address writes nothing; an existing contact is updated only if a cell changes it."""
+    to_create, to_update, on_list = [], [], []
+    for address, record in records.items():
+        if record.first_outcome in SKIPPED:
             continue
+        contact = existing.get(address)
         if contact is None:
             to_create.append((address, record.name, record.attributes))
             continue
@@ -274,27 +307,43 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
         if name != contact.name or attributes != contact.attributes:
             to_update.append((contact.pk, name, attributes))
         on_list.append(contact.pk)
+    return to_create, to_update, on_list
 
-    seen.remember(new_in_file)
-    if not dry_run and (to_create or to_update or on_list):
-        writers.write_chunk(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
-                            on_list=on_list, now=timezone.now())
 
-    # The kept rows' outcomes, by the same rule as the counts above.
-    for outcome, record in chunk.kept:
-        if record is not None:
-            earlier = record.first_outcome
-            if earlier in SKIPPED:
-                outcome.outcome = SUPPRESSED
-                outcome.reason = SKIP_REASONS[earlier]
-            elif record.new_in_file and outcome.row == record.first_row:
-                outcome.outcome = earlier
-            else:
-                outcome.outcome = MERGED
-                outcome.reason = "same address as an earlier row"
+def _chunk_counts(chunk):
+    """Rows per outcome. An address's first row in the file counts as its first outcome and every later
+    row as merged, except that every row of a suppressed or erased address counts as suppressed."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    counts[REJECTED] = chunk.rejected_count
+    for record in chunk.records.values():
+        if record.first_outcome in SKIPPED:
+            counts[SUPPRESSED] += record.row_count
+        elif record.new_in_file:
+            counts[record.first_outcome] += 1
+            counts[MERGED] += record.row_count - 1
+        else:
+            counts[MERGED] += record.row_count
+    return counts
+
+
+def _settle_kept_outcome(outcome, record):
+    """A kept row's outcome, by the rule of _chunk_counts."""
+    earlier = record.first_outcome
+    if earlier in SKIPPED:
+        outcome.outcome = SUPPRESSED
+        outcome.reason = SKIP_REASONS[earlier]
+    elif record.new_in_file and outcome.row == record.first_row:
+        outcome.outcome = earlier
+    else:
+        outcome.outcome = MERGED
+        outcome.reason = "same address as an earlier row"
+
+
+def _add_to_result(result, chunk, *, keep_outcomes, keep_rejected):
+    for outcome, _record in chunk.kept:
         if len(result.outcomes) < keep_outcomes:
             result.outcomes.append(outcome)
-    for outcome, count in counts.items():
+    for outcome, count in _chunk_counts(chunk).items():
         result.counts[outcome] += count
     result.rejected.extend(chunk.rejected[:keep_rejected - len(result.rejected)])
     result.processed_rows += chunk.rows

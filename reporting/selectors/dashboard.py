@@ -10,6 +10,7 @@ Only the latest failures read Email rows, newest first from an index.
 
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 import zoneinfo
 from types import SimpleNamespace
 from datetime import datetime, time, timedelta, tzinfo
@@ -102,69 +103,160 @@ def week_figures(*, campaign_ids, midnights):
     the hour, as at +05:30), whose quarters from the midnight on are moved to the next day. Days are
     indexes into `midnights`; the last day runs on.
     """
-    bounds = [hour_and_quarter(m) for m in midnights]
-    # Day i starts with the first hour whose quarter 0 is on or after midnight i.
-    starts = [int(hour) + (1 if quarter else 0) for hour, quarter in bounds]
-    split = {int(hour): int(quarter) for hour, quarter in bounds if quarter}  # hour -> first quarter moved
-    first_hour = int(bounds[0][0])
     if campaign_ids == []:
         return [], [{"day": m.date(), "opened": 0} for m in midnights], 0
     scope, params = _in_campaigns(campaign_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(week_statement(WeekHours.of(midnights), scope=scope), params)
+        rows = [WeekRow(*row) for row in cursor.fetchall()]
+    return sent_per_day(rows, midnights), opens_per_day(rows, midnights), failed_on_last_day(rows, midnights)
 
-    def quarters(metric, wanted):
-        return " + ".join(f"{metric}{q}" for q in wanted)
 
-    if all(later - earlier == 24 for earlier, later in zip(starts, starts[1:])) and len(set(split.values())) <= 1:
-        # No clock change this week: the day by arithmetic, cheaper per row than comparing with every
-        # midnight, and every split hour splits at the same quarter: per metric, its total and the part
-        # before the midnight are all the sums needed.
-        at = next(iter(split.values()), 0)
-        day = f"CASE WHEN hour >= {starts[-1]} THEN {len(starts) - 1} ELSE (hour - {starts[0] - 24}) / 24 - 1 END"
-        moved_from = (f"CASE WHEN hour < {starts[-1]} AND (hour - {first_hour}) %% 24 = 0 THEN {at} ELSE 0 END"
-                      if split else "0")
-        sums = {f"t_{m}": quarters(m, range(4)) for m in HOUR_METRICS}
-        sums.update({f"h_{m}": quarters(m, range(at)) for m in HOUR_METRICS if at})
-        kept = {m: f"CASE WHEN moved_from = 0 THEN t_{m} ELSE h_{m} END" if at else f"t_{m}" for m in HOUR_METRICS}
-        moved = {m: f"t_{m} - h_{m}" for m in HOUR_METRICS} if at else None
-    else:
-        day = "CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(starts)))) \
-            + " ELSE -1 END"
-        moved_from = ("CASE hour " + " ".join(f"WHEN {hour} THEN {q}" for hour, q in split.items()) + " ELSE 0 END"
-                      if split else "0")
-        sums = {f: f for f in HOUR_FIGURES}
-        kept = {m: f"CASE moved_from WHEN 0 THEN {quarters(m, range(4))} "
-                   + " ".join(f"WHEN {q} THEN {quarters(m, range(q))}" for q in (1, 2, 3)) + " END" for m in HOUR_METRICS}
-        moved = {m: f"{quarters(m, range(4))} - ({kept[m]})" for m in HOUR_METRICS} if split else None
+@dataclass(frozen=True)
+class WeekHours:
+    """The viewer's midnights as the hour tallies key them.
 
+    Day i starts with hour `starts[i]`, the first hour whose quarter 0 is on or after midnight i; an
+    hour holding a midnight (`split`) gives its quarters from that midnight on to the next day.
+    """
+
+    starts: list[int]
+    split: dict[int, int]  # hour -> its first quarter moved to the next day (1-3)
+    first_hour: int
+
+    @classmethod
+    def of(cls, midnights):
+        bounds = [hour_and_quarter(m) for m in midnights]
+        return cls(
+            starts=[hour + (1 if quarter else 0) for hour, quarter in bounds],
+            split={hour: quarter for hour, quarter in bounds if quarter},
+            first_hour=bounds[0][0],
+        )
+
+    @property
+    def days(self):
+        return len(self.starts)
+
+    @property
+    def same_every_day(self):
+        """No clock change this week: every day is 24 hours and every split hour splits at the same quarter."""
+        whole_days = all(later - earlier == 24 for earlier, later in zip(self.starts, self.starts[1:]))
+        return whole_days and len(set(self.split.values())) <= 1
+
+
+@dataclass(frozen=True)
+class DayColumns:
+    """How the hour rows become days, as SQL: `day` and `moved_from` place a tally row (its day index,
+    its first quarter moved to the next day or 0); `sums` are what the rows of a group add up to (by
+    alias); `kept[metric]` is a group's figure for its own day and `moved[metric]` the part moved to
+    the next day (None: no hour this week holds a midnight)."""
+
+    day: str
+    moved_from: str
+    sums: dict[str, str]
+    kept: dict[str, str]
+    moved: dict[str, str] | None
+
+
+def quarter_sum(metric, wanted):
+    return " + ".join(f"{metric}{q}" for q in wanted)
+
+
+def day_columns(week):
+    return day_columns_by_arithmetic(week) if week.same_every_day else day_columns_by_comparison(week)
+
+
+def day_columns_by_arithmetic(week):
+    """The day by arithmetic, cheaper per row than comparing with every midnight; every split hour
+    splits at the same quarter, so per metric its total and the part before the midnight are all
+    the sums needed."""
+    starts = week.starts
+    day = f"CASE WHEN hour >= {starts[-1]} THEN {week.days - 1} ELSE (hour - {starts[0] - 24}) / 24 - 1 END"
+    totals = {f"t_{m}": quarter_sum(m, range(4)) for m in HOUR_METRICS}
+    if not week.split:
+        return DayColumns(day=day, moved_from="0", sums=totals, kept={m: f"t_{m}" for m in HOUR_METRICS},
+                          moved=None)
+    at = next(iter(week.split.values()))
+    return DayColumns(
+        day=day,
+        moved_from=f"CASE WHEN hour < {starts[-1]} AND (hour - {week.first_hour}) %% 24 = 0 THEN {at} ELSE 0 END",
+        sums={**totals, **{f"h_{m}": quarter_sum(m, range(at)) for m in HOUR_METRICS}},
+        kept={m: f"CASE WHEN moved_from = 0 THEN t_{m} ELSE h_{m} END" for m in HOUR_METRICS},
+        moved={m: f"t_{m} - h_{m}" for m in HOUR_METRICS},
+    )
+
+
+def day_columns_by_comparison(week):
+    """A clock change this week: the day by comparing with each day's first hour, and what a split
+    hour keeps chosen by its own first quarter moved (the split hours may differ)."""
+    day = ("CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(week.starts))))
+           + " ELSE -1 END")
+    kept = {m: f"CASE moved_from WHEN 0 THEN {quarter_sum(m, range(4))} "
+               + " ".join(f"WHEN {q} THEN {quarter_sum(m, range(q))}" for q in (1, 2, 3)) + " END"
+            for m in HOUR_METRICS}
+    sums = {f: f for f in HOUR_FIGURES}
+    if not week.split:
+        return DayColumns(day=day, moved_from="0", sums=sums, kept=kept, moved=None)
+    return DayColumns(
+        day=day,
+        moved_from="CASE hour " + " ".join(f"WHEN {hour} THEN {q}" for hour, q in week.split.items()) + " ELSE 0 END",
+        sums=sums,
+        kept=kept,
+        moved={m: f"{quarter_sum(m, range(4))} - ({kept[m]})" for m in HOUR_METRICS},
+    )
+
+
+def week_statement(week, *, scope):
+    """One statement: per (campaign, day) of the week, the HOUR_METRICS' sums."""
+    columns = day_columns(week)
     # The hour rows are many: plain sums per (campaign, day, first quarter moved), the cheapest per
     # row; then the few groups of split hours give their later quarters to the next day.
-    days = f"SELECT campaign_id, day, {', '.join(f'{kept[m]} AS {m}' for m in HOUR_METRICS)} FROM hours"
-    if moved:
-        days += (f" UNION ALL SELECT campaign_id, day + 1, {', '.join(moved[m] for m in HOUR_METRICS)} "
+    days = f"SELECT campaign_id, day, {', '.join(f'{columns.kept[m]} AS {m}' for m in HOUR_METRICS)} FROM hours"
+    if columns.moved:
+        days += (f" UNION ALL SELECT campaign_id, day + 1, {', '.join(columns.moved[m] for m in HOUR_METRICS)} "
                  f"FROM hours WHERE moved_from > 0")
-    sql = (
-        f"WITH hours AS (SELECT campaign_id, day, moved_from, {', '.join(f'SUM({x}) AS {a}' for a, x in sums.items())} "
-        f"FROM (SELECT campaign_id, {day} AS day, {moved_from} AS moved_from, {', '.join(HOUR_FIGURES)} "
-        f"FROM {CampaignHourTally._meta.db_table} WHERE hour >= {first_hour}{scope}) AS rows "
+    sums = ", ".join(f"SUM({x}) AS {a}" for a, x in columns.sums.items())
+    return (
+        f"WITH hours AS (SELECT campaign_id, day, moved_from, {sums} "
+        f"FROM (SELECT campaign_id, {columns.day} AS day, {columns.moved_from} AS moved_from, "
+        f"{', '.join(HOUR_FIGURES)} "
+        f"FROM {CampaignHourTally._meta.db_table} WHERE hour >= {week.first_hour}{scope}) AS rows "
         f"GROUP BY campaign_id, day, moved_from) "
-        f"SELECT campaign_id, day, {', '.join(f'CAST(SUM({m}) AS BIGINT)' for m in HOUR_METRICS)} FROM ({days}) AS days "
-        f"WHERE day BETWEEN 0 AND {len(midnights) - 1} GROUP BY campaign_id, day"
+        f"SELECT campaign_id, day, {', '.join(f'CAST(SUM({m}) AS BIGINT)' for m in HOUR_METRICS)} "
+        f"FROM ({days}) AS days "
+        f"WHERE day BETWEEN 0 AND {week.days - 1} GROUP BY campaign_id, day"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+
+
+@dataclass(frozen=True, order=True)
+class WeekRow:
+    """A row of week_statement: one campaign's figures of one day (an index into the midnights)."""
+
+    campaign_id: int
+    day: int
+    sent: int
+    sent_opened: int
+    opened: int
+    failed: int
+
+
+def sent_per_day(rows, midnights):
+    return [
+        {"day": midnights[row.day].date(), "campaign_id": row.campaign_id, "sent": row.sent, "opened": row.sent_opened}
+        for row in sorted(rows) if row.sent
+    ]
+
+
+def opens_per_day(rows, midnights):
+    opened = [0] * len(midnights)
+    for row in rows:
+        opened[row.day] += row.opened
+    return [{"day": midnight.date(), "opened": n} for midnight, n in zip(midnights, opened)]
+
+
+def failed_on_last_day(rows, midnights):
     last = len(midnights) - 1
-    sent_by_day, opened = [], [0] * len(midnights)
-    failed_last_day = 0
-    for campaign_id, index, sent, sent_opened, opened_n, failed in sorted(rows):
-        if sent:
-            sent_by_day.append({"day": midnights[index].date(), "campaign_id": campaign_id, "sent": sent,
-                                "opened": sent_opened})
-        opened[index] += opened_n
-        if index == last:
-            failed_last_day += failed
-    opened_by_day = [{"day": midnights[i].date(), "opened": n} for i, n in enumerate(opened)]
-    return sent_by_day, opened_by_day, failed_last_day
+    return sum(row.failed for row in rows if row.day == last)
 
 
 @contextmanager
@@ -189,81 +281,119 @@ def dashboard(*, user, now=None):
 def _dashboard(*, user, now=None):
     now = now or timezone.now()
     tz = user_zone(user)
-    week_start = start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1)
-
-    campaigns = list(
-        scope_to_user(Campaign.objects.all(), user).values(
-            "id", "name", "status", "owner__username",
-        )
-    )
+    campaigns = user_campaigns(user)
     # The user's campaign ids as a literal list (None: a superuser's every campaign), so each
     # statement reads those campaigns' rows from its index rather than joining on the owner.
     campaign_ids = None if user.is_superuser else [c["id"] for c in campaigns]
-    emails = Email.objects.all() if campaign_ids is None else Email.objects.filter(campaign_id__in=campaign_ids)
     counts = campaign_counts(campaign_ids=campaign_ids)
-
-    # The user's local midnights of the last 7 days (DST-safe: each computed in the zone).
-    midnights = [start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1 - i) for i in range(TIMELINE_DAYS)]
+    midnights = week_midnights(now=now, tz=tz)
     sent_by_day, opened_by_day, failed_today = week_figures(campaign_ids=campaign_ids, midnights=midnights)
-    accounts = list(scope_to_user(SmtpAccount.objects.all(), user).values(
-        "id", "name", "paused_until", "pause_reason", "max_per_minute", "learned_per_minute", "rate_note",
-        "rate_changed_at", "updated_at",
-        "unreachable_since", "backoff_until", "last_connection_error",
-    ))
-    events = Event.objects.all() if campaign_ids is None else Event.objects.filter(campaign_id__in=campaign_ids)
-    unsubscribes = list(
-        events.filter(kind=Event.Kind.UNSUBSCRIBE)
-        .order_by("-at").values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
-    )
-    status_events = CampaignEvent.objects.all() if campaign_ids is None else CampaignEvent.objects.filter(
-        campaign_id__in=campaign_ids)
-    status_changes = list(
-        status_events.filter(FEED_TRANSITIONS).order_by("-at", "-id")
-        .values("at", "campaign_id", "from_status", "to_status", "reason", "acting_user__username")[:ACTIVITY_ITEMS]
-    )
-    failures = list(
-        emails.filter(status=S.FAILED).order_by("-updated_at")
-        .values("updated_at", "campaign_id", "to_email", "failure_class", "smtp_code", "smtp_response")[:ACTIVITY_ITEMS]
-    )
+    accounts = user_smtp_accounts(user)
+    unsubscribes = latest_unsubscribes(campaign_ids=campaign_ids)
+    status_changes = latest_status_changes(campaign_ids=campaign_ids)
+    failures = latest_failures(campaign_ids=campaign_ids)
 
     names = {c["id"]: c["name"] for c in campaigns}
-    totals = {key: 0 for key in ("sent", "failed", "unsent", "queued", "deferred", "opened")}
-    for row in counts.values():
-        for key in totals:
-            totals[key] += row[key]
-    today = (now.astimezone(tz).date())
-    totals["sent_today"] = sum(row["sent"] for row in sent_by_day if row["day"] == today)
-    totals["opened_today"] = sum(row["opened"] for row in opened_by_day if row["day"] == today)
-    totals["failed_today"] = failed_today
-
+    today = day_totals(day=now.astimezone(tz).date(), sent_by_day=sent_by_day, opened_by_day=opened_by_day,
+                       failed=failed_today)
     result = {
         "generated_at": now.isoformat(),
         "timezone": str(tz),
-        "cards": {
-            "sent": {"total": totals["sent"], "today": totals["sent_today"]},
-            "failed": {"total": totals["failed"], "today": totals["failed_today"]},
-            # Pending has no "today": it is what waits now; shown with what is in flight and retrying.
-            "pending": {"total": totals["unsent"], "queued": totals["queued"], "deferred": totals["deferred"]},
-            "opened": {"total": totals["opened"], "today": totals["opened_today"]},
-            "open_rate": rate(totals["opened"], totals["sent"]),
-            "open_rate_today": rate(totals["opened_today"], totals["sent_today"]),
-        },
+        "cards": cards(totals=all_time_totals(counts), today=today),
         "top_campaigns": top_campaigns(campaigns=campaigns, counts=counts),
         "timeline": timeline(sent_by_day=sent_by_day, opened_by_day=opened_by_day, names=names,
-                             week_start=week_start, tz=tz),
+                             week_start=midnights[0], tz=tz),
         "activity": activity(status_changes=status_changes, accounts=accounts, unsubscribes=unsubscribes,
                              failures=failures, names=names, now=now, tz=tz),
-        "sending": [
-            {"id": c["id"], "name": c["name"]} for c in campaigns if c["status"] == C.SENDING
-        ],
+        "sending": sending_campaigns(campaigns),
         "paused_accounts": paused_accounts(accounts=accounts, now=now, tz=tz),
     }
     if user.is_superuser:
         # Every campaign's tallies: their sum is every email.
-        result["system"] = system_health(
-            per_status={status: sum(c[status] for c in counts.values()) for status in S.values}
-        )
+        result["system"] = system_health(per_status=emails_per_status(counts))
     return result
+
+
+def user_campaigns(user):
+    return list(scope_to_user(Campaign.objects.all(), user).values("id", "name", "status", "owner__username"))
+
+
+def week_midnights(*, now, tz):
+    """The user's local midnights of the last TIMELINE_DAYS days (DST-safe: each computed in the zone)."""
+    return [start_of_day(now=now, tz=tz, days_back=TIMELINE_DAYS - 1 - i) for i in range(TIMELINE_DAYS)]
+
+
+def user_smtp_accounts(user):
+    return list(scope_to_user(SmtpAccount.objects.all(), user).values(
+        "id", "name", "paused_until", "pause_reason", "max_per_minute", "learned_per_minute", "rate_note",
+        "rate_changed_at", "updated_at",
+        "unreachable_since", "backoff_until", "last_connection_error",
+    ))
+
+
+def rows_of_campaigns(model, campaign_ids):
+    """The model's rows of those campaigns (campaign_ids None: of every campaign)."""
+    if campaign_ids is None:
+        return model.objects.all()
+    return model.objects.filter(campaign_id__in=campaign_ids)
+
+
+def latest_unsubscribes(*, campaign_ids):
+    return list(
+        rows_of_campaigns(Event, campaign_ids).filter(kind=Event.Kind.UNSUBSCRIBE)
+        .order_by("-at").values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
+    )
+
+
+def latest_status_changes(*, campaign_ids):
+    return list(
+        rows_of_campaigns(CampaignEvent, campaign_ids).filter(FEED_TRANSITIONS).order_by("-at", "-id")
+        .values("at", "campaign_id", "from_status", "to_status", "reason", "acting_user__username")[:ACTIVITY_ITEMS]
+    )
+
+
+def latest_failures(*, campaign_ids):
+    return list(
+        rows_of_campaigns(Email, campaign_ids).filter(status=S.FAILED).order_by("-updated_at")
+        .values("updated_at", "campaign_id", "to_email", "failure_class", "smtp_code", "smtp_response")[:ACTIVITY_ITEMS]
+    )
+
+
+# The cards' all-time figures, each a sum over the campaigns' tallies (campaign_counts).
+CARD_FIGURES = ("sent", "failed", "unsent", "queued", "deferred", "opened")
+
+
+def all_time_totals(counts):
+    return {figure: sum(row[figure] for row in counts.values()) for figure in CARD_FIGURES}
+
+
+def day_totals(*, day, sent_by_day, opened_by_day, failed):
+    """The cards' figures of one day of the week: `failed` is that day's, as week_figures gives it."""
+    return {
+        "sent": sum(row["sent"] for row in sent_by_day if row["day"] == day),
+        "opened": sum(row["opened"] for row in opened_by_day if row["day"] == day),
+        "failed": failed,
+    }
+
+
+def cards(*, totals, today):
+    return {
+        "sent": {"total": totals["sent"], "today": today["sent"]},
+        "failed": {"total": totals["failed"], "today": today["failed"]},
+        # Pending has no "today": it is what waits now; shown with what is in flight and retrying.
+        "pending": {"total": totals["unsent"], "queued": totals["queued"], "deferred": totals["deferred"]},
+        "opened": {"total": totals["opened"], "today": today["opened"]},
+        "open_rate": rate(totals["opened"], totals["sent"]),
+        "open_rate_today": rate(today["opened"], today["sent"]),
+    }
+
+
+def sending_campaigns(campaigns):
+    return [{"id": c["id"], "name": c["name"]} for c in campaigns if c["status"] == C.SENDING]
+
+
+def emails_per_status(counts):
+    return {status: sum(c[status] for c in counts.values()) for status in S.values}
 
 
 def top_campaigns(*, campaigns, counts):
@@ -363,36 +493,75 @@ def status_change_item(change, names):
     return kind, f"Campaign “{names.get(change['campaign_id'], '?')}” {text}"
 
 
+@dataclass(frozen=True)
+class FeedItem:
+    """One line of the activity feed."""
+
+    at: datetime
+    kind: str
+    text: str
+    campaign_id: int | None = None
+
+    def as_dict(self, tz):
+        return {"at": self.at.isoformat(), "at_display": local_text(self.at, tz), "kind": self.kind,
+                "text": self.text, "campaign_id": self.campaign_id}
+
+
 def activity(*, status_changes, accounts, unsubscribes, failures, names, now, tz):
+    """The newest ACTIVITY_ITEMS of the feed; items at the same moment keep the order of the arguments."""
+    items = [
+        *(status_change_feed_item(change, names) for change in status_changes),
+        *account_feed_items(accounts, now=now, tz=tz),
+        *(unsubscribe_feed_item(u, names) for u in unsubscribes),
+        *(failure_feed_item(f, names) for f in failures),
+    ]
+    items.sort(key=lambda item: item.at, reverse=True)
+    return [item.as_dict(tz) for item in items[:ACTIVITY_ITEMS]]
+
+
+def status_change_feed_item(change, names):
+    kind, text = status_change_item(change, names)
+    return FeedItem(change["at"], kind, text, change["campaign_id"])
+
+
+def account_feed_items(accounts, *, now, tz):
     items = []
-    for change in status_changes:
-        kind, text = status_change_item(change, names)
-        items.append((change["at"], kind, text, change["campaign_id"]))
     for a in accounts:
         if a["paused_until"] and a["paused_until"] > now:
-            items.append((a["updated_at"], "paused",
-                          f"SMTP account “{a['name']}” paused by the system until "
-                          f"{local_text(a['paused_until'], tz)}: {a['pause_reason'] or 'no reason given'}", None))
+            items.append(paused_account_feed_item(a, tz))
         if a["learned_per_minute"] is not None:
-            per_minute = effective_per_minute(SimpleNamespace(**a))
-            items.append((a["rate_changed_at"] or a["updated_at"], "throttled",
-                          f"SMTP account “{a['name']}” sends at {per_minute:.0f}/min, the rate learned from its "
-                          f"server (configured {a['max_per_minute']}/min). {a['rate_note']}".strip(), None))
-    for u in unsubscribes:
-        items.append((u["at"], "unsubscribe",
-                      f"{u['email__to_email']} unsubscribed ({names.get(u['campaign_id'], '?')})", u["campaign_id"]))
-    for f in failures:
-        word = FAILURE_WORDS.get(f["failure_class"], "failed")
-        code = f" ({f['smtp_code']})" if f["smtp_code"] else ""
-        if f["failure_class"] == Email.FailureClass.ERROR:
-            code = f": {f['smtp_response']}"  # no server answered: the error itself says what went wrong
-        items.append((f["updated_at"], "bounce" if f["failure_class"] == Email.FailureClass.BOUNCED else "failed",
-                       f"{f['to_email']} {word}{code} ({names.get(f['campaign_id'], '?')})", f["campaign_id"]))
-    items.sort(key=lambda item: item[0], reverse=True)
-    return [
-        {"at": at.isoformat(), "at_display": local_text(at, tz), "kind": kind, "text": text, "campaign_id": cid}
-        for at, kind, text, cid in items[:ACTIVITY_ITEMS]
-    ]
+            items.append(learned_rate_feed_item(a))
+    return items
+
+
+def paused_account_feed_item(account, tz):
+    return FeedItem(account["updated_at"], "paused",
+                    f"SMTP account “{account['name']}” paused by the system until "
+                    f"{local_text(account['paused_until'], tz)}: {account['pause_reason'] or 'no reason given'}")
+
+
+def learned_rate_feed_item(account):
+    per_minute = effective_per_minute(SimpleNamespace(**account))
+    return FeedItem(account["rate_changed_at"] or account["updated_at"], "throttled",
+                    f"SMTP account “{account['name']}” sends at {per_minute:.0f}/min, the rate learned from its "
+                    f"server (configured {account['max_per_minute']}/min). {account['rate_note']}".strip())
+
+
+def unsubscribe_feed_item(unsubscribe, names):
+    campaign_id = unsubscribe["campaign_id"]
+    return FeedItem(unsubscribe["at"], "unsubscribe",
+                    f"{unsubscribe['email__to_email']} unsubscribed ({names.get(campaign_id, '?')})", campaign_id)
+
+
+def failure_feed_item(failure, names):
+    failure_class, campaign_id = failure["failure_class"], failure["campaign_id"]
+    word = FAILURE_WORDS.get(failure_class, "failed")
+    code = f" ({failure['smtp_code']})" if failure["smtp_code"] else ""
+    if failure_class == Email.FailureClass.ERROR:
+        code = f": {failure['smtp_response']}"  # no server answered: the error itself says what went wrong
+    kind = "bounce" if failure_class == Email.FailureClass.BOUNCED else "failed"
+    return FeedItem(failure["updated_at"], kind,
+                    f"{failure['to_email']} {word}{code} ({names.get(campaign_id, '?')})", campaign_id)
 
 
 def queue_length():
