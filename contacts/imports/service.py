@@ -116,7 +116,7 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
     `max_rows` data rows (a real import reaches that only after its dry run passed, on the same file).
     The result keeps the first `keep_rejected` rejected rows (None: all), and counts them all.
     """
-    from campaigns.models import ContactList
+    from contacts.models import ContactList
 
     if not dry_run:
         if contact_list is None:
