@@ -1,30 +1,20 @@
-from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin
 from django.db.models import Count, Prefetch, Q
-from django.http import Http404, HttpResponse
-from django.shortcuts import redirect
-from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user
 from contacts import admin_actions, export_actions
 from contacts.forms import SubscriptionFormAdminForm
 from contacts.models import Contact, ContactList, ImportJob, SubscriptionForm
-from privacy import selectors as privacy_selectors
 from contacts.services import contacts
-from privacy import services as privacy
 from contacts.subscriptions import embed
 
 
-@admin.register(Contact)
+# Registered by privacy.admin, which adds a contact's privacy requests (export, erase) to this admin.
 class ContactAdmin(OwnedModelAdmin):
     list_display = ("email", "name", "status", "list_names", "created_at")
     # Adds "Import contacts" (the ImportJob admin's upload form) to the object tools.
     change_list_template = "admin/contacts/contact_change_list_import.html"
-    # Adds the privacy request buttons (export, erase) to the object tools.
-    change_form_template = "admin/contacts/contact/change_form.html"
     actions = admin_actions.CONTACT_ACTIONS + export_actions.CONTACT_EXPORT_ACTIONS
     list_filter = ("status", "lists", "created_at")
     search_fields = ("email", "name")
@@ -46,49 +36,6 @@ class ContactAdmin(OwnedModelAdmin):
         if not change:
             contacts.suppress_if_erased(contact=obj, now=timezone.now())
         super().save_model(request, obj, form, change)
-
-    # --- privacy requests: export everything held about one contact, or erase it ---
-
-    def get_urls(self):
-        view = self.admin_site.admin_view
-        return [
-            path("<path:object_id>/privacy/export.<str:file_format>", view(self.privacy_export_view),
-                 name="contacts_contact_privacy_export"),
-            path("<path:object_id>/privacy/erase/", view(self.privacy_erase_view),
-                 name="contacts_contact_privacy_erase"),
-        ] + super().get_urls()
-
-    def _own_contact(self, request, object_id):
-        contact = self.get_object(request, unquote(object_id))
-        if contact is None:
-            raise Http404("No such contact.")
-        return contact
-
-    def privacy_export_view(self, request, object_id, file_format):
-        contact = self._own_contact(request, object_id)
-        if not self.has_view_permission(request, contact):
-            raise PermissionDenied
-        exporters = {"json": (privacy.export_json, "application/json"), "csv": (privacy.export_csv, "text/csv")}
-        if file_format not in exporters:
-            raise Http404("Export as json or csv.")
-        export, content_type = exporters[file_format]
-        response = HttpResponse(export(contact=contact), content_type=f"{content_type}; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="contact-{contact.pk}-personal-data.{file_format}"'
-        return response
-
-    def privacy_erase_view(self, request, object_id):
-        contact = self._own_contact(request, object_id)
-        if not self.has_delete_permission(request, contact):
-            raise PermissionDenied
-        if request.method == "POST":
-            erasure = privacy.erase_contact(contact=contact)
-            self.message_user(request, privacy.describe_erasure(erasure), messages.SUCCESS)
-            return redirect("admin:contacts_contact_changelist")
-        context = {
-            **self.admin_site.each_context(request), "opts": self.opts, "original": contact,
-            "title": "Erase this contact?", "email_count": privacy_selectors.emails_of(contact=contact).count(),
-        }
-        return TemplateResponse(request, "admin/contacts/contact/privacy_erase.html", context)
 
 
 @admin.register(ContactList)

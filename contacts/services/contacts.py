@@ -1,16 +1,18 @@
 """The writes of Contact.status: suppression, for a bounce, an unsubscribe or a complaint, and the one way back.
 
-Suppressed (Contact.SUPPRESSED_STATUSES) is for good: the contact receives nothing more (its
-unsent emails in every campaign are cancelled), no import resubscribes it, no retry sends to it,
-unless the person confirms their address again through a subscription form's email (`resubscribe`).
+Suppressed (Contact.SUPPRESSED_STATUSES) is for good: the contact receives nothing more (the
+campaigns app cancels its unsent emails in every campaign on `contacts_suppressed`), no import
+resubscribes it, no retry sends to it, unless the person confirms their address again through a subscription form's email (`resubscribe`).
 A contact keeps the first reason it was suppressed for (an unsubscribe after a bounce stays bounced).
 """
 
 from django.db import transaction
 
-from campaigns.delivery import ledger
 from contacts.models import Contact
 from contacts.selectors import suppressed
+from contacts.signals import contacts_suppressed
+
+
 def suppress(*, contact_ids, status, now):
     """Suppress these contacts for `status` (bounced, unsubscribed or complained); returns how many changed.
 
@@ -26,7 +28,7 @@ def suppress(*, contact_ids, status, now):
         changed = Contact.objects.filter(pk__in=contact_ids, status=Contact.Status.SUBSCRIBED).update(
             status=status, status_changed_at=now, updated_at=now
         )
-        ledger.cancel_open(campaign_id=None, contact_ids=contact_ids, now=now)
+        contacts_suppressed.send(sender=Contact, contact_ids=contact_ids, now=now)
     return changed
 
 
