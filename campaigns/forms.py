@@ -4,7 +4,7 @@ from django import forms
 from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 
 from campaigns import editor, html_hygiene, personalize
-from contacts.imports.addresses import normalize_address, validate_contact_email
+from contacts.addresses import normalize_address, validate_contact_email
 from campaigns.models import Campaign, EmailTemplate, SegmentCondition
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
-from contacts.imports.addresses import ContactEmailField, normalize_address as normalize_contact_address
+from contacts.addresses import ContactEmailField, normalize_address as normalize_contact_address
 
 
 class Contact(models.Model):
@@ -27,7 +27,7 @@ class Contact(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts")
     # Stored trimmed and lower-cased, so equality is case-insensitive everywhere.
-    # Accepts internationalised addresses (zoë.müller@example.de); the rule is in contacts.imports.addresses.
+    # Accepts internationalised addresses (zoë.müller@example.de); the rule is in contacts.addresses.
     email = ContactEmailField(max_length=254)
     name = models.CharField(max_length=200, blank=True)
     attributes = models.JSONField(default=dict, blank=True)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from contacts import exports
 from campaigns.delivery import ledger
-from contacts.imports.addresses import normalize_address
+from contacts.addresses import normalize_address
 from campaigns.models import Email
 from contacts.models import Contact, ImportJob, SuppressedHash
 from contacts.selectors import suppressed

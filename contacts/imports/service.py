@@ -27,7 +27,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from contacts.imports import writers
-from contacts.imports.addresses import address_problem, normalize_address
+from contacts.addresses import address_problem, normalize_address
 from contacts.imports.columns import map_columns
 from contacts.imports.reader import FileRefused, count_rows, open_table
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models.functions import Lower
 
-from contacts.imports.addresses import normalize_address
+from contacts.addresses import normalize_address
 
 # json.dumps(value, ensure_ascii=False) builds a new encoder on every call (any non-default
 # argument does); one encoder with the same settings gives the same text, once per chunk row.

@@ -4,7 +4,7 @@ migrations and keep their names (Meta.db_table). The content types move with the
 given to the Marketers group and the admin's log entries stay attached.
 """
 
-import contacts.imports.addresses
+import contacts.addresses
 import contacts.models
 import django.db.models.deletion
 import django.db.models.functions.text
@@ -47,7 +47,7 @@ class Migration(migrations.Migration):
                     name='Contact',
                     fields=[
                         ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                        ('email', contacts.imports.addresses.ContactEmailField(max_length=254)),
+                        ('email', contacts.addresses.ContactEmailField(max_length=254)),
                         ('name', models.CharField(blank=True, max_length=200)),
                         ('attributes', models.JSONField(blank=True, default=dict)),
                         ('status', models.CharField(choices=[('subscribed', 'Subscribed'), ('unsubscribed', 'Unsubscribed'), ('bounced', 'Bounced'), ('complained', 'Complained')], default='subscribed', max_length=20)),
@@ -140,7 +140,7 @@ class Migration(migrations.Migration):
                     name='SubscriptionRequest',
                     fields=[
                         ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                        ('email', contacts.imports.addresses.ContactEmailField(max_length=254)),
+                        ('email', contacts.addresses.ContactEmailField(max_length=254)),
                         ('name', models.CharField(blank=True, max_length=200)),
                         ('attributes', models.JSONField(blank=True, default=dict)),
                         ('consent_text', models.TextField(help_text="The form's wording when it was submitted.")),

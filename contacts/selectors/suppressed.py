@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.utils.crypto import salted_hmac
-from contacts.imports.addresses import normalize_address
+from contacts.addresses import normalize_address
 from contacts.models import SuppressedHash
 
 

@@ -22,7 +22,7 @@ from django.utils.crypto import salted_hmac
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from accounts.rate_limits import over_limit
-from contacts.imports.addresses import normalize_address, validate_contact_email
+from contacts.addresses import normalize_address, validate_contact_email
 from contacts.models import Contact, SubscriptionForm, SubscriptionRequest
 from contacts.selectors import subscriptions as selectors
 from contacts.services import contacts

@@ -2,7 +2,7 @@
 
 from django import forms
 
-from contacts.imports.addresses import ContactEmailFormField
+from contacts.addresses import ContactEmailFormField
 from contacts.models import SubscriptionForm
 from contacts.subscriptions import tokens
 

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from contacts.imports import jobs, service
-from contacts.imports.addresses import address_problem, normalize_address
+from contacts.addresses import address_problem, normalize_address
 from contacts.imports.columns import map_columns
 from contacts.imports.reader import FileRefused
 from contacts.models import Contact, ContactList, ImportJob

@@ -7,7 +7,7 @@ erase deletes it as privacy.services.erase_contact does, campaign figures unchan
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from contacts.imports.addresses import normalize_address
+from contacts.addresses import normalize_address
 from contacts.models import Contact
 from privacy import services as privacy
 class Command(BaseCommand):
