@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import transaction
 
 from campaigns.delivery import dispatcher, sender
+from campaigns.services import previews
 log = logging.getLogger(__name__)
 
 
@@ -66,8 +67,6 @@ def enqueue_test_send(test_send_id):
     """Queue a requested test send once the caller's transaction commits."""
 
     def publish():
-        from campaigns.services import previews
-
         try:
             send_test.delay(test_send_id)
         except Exception as exc:  # noqa: BLE001 - the broker cannot be reached: the page says so
@@ -79,8 +78,6 @@ def enqueue_test_send(test_send_id):
 
 @shared_task(name="campaigns.send_test", ignore_result=True)
 def send_test(test_send_id):
-    from campaigns.services import previews
-
     test_send = previews.run_test_send(test_send_id=test_send_id)
     if test_send is not None:
         log.info("test send %s: sent to %s, refused %s %s", test_send_id, len(test_send.sent), len(test_send.refused),

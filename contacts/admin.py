@@ -8,6 +8,9 @@ from contacts.forms import SubscriptionFormAdminForm
 from contacts.models import Contact, ContactList, ImportJob, SubscriptionForm
 from contacts.services import contacts
 from contacts.subscriptions import embed
+from contacts.imports import jobs
+from contacts.imports.forms import ImportUploadForm
+from contacts import exports
 
 
 # Registered by privacy.admin, which adds a contact's privacy requests (export, erase) to this admin.
@@ -123,8 +126,6 @@ class ImportJobAdmin(OwnedModelAdmin):
         from django.core.exceptions import PermissionDenied
         from django.shortcuts import redirect
 
-        from contacts.imports import jobs
-        from contacts.imports.forms import ImportUploadForm
 
         if not self.has_add_permission(request):
             raise PermissionDenied
@@ -148,7 +149,6 @@ class ImportJobAdmin(OwnedModelAdmin):
         from django.core.exceptions import PermissionDenied
         from django.shortcuts import redirect
 
-        from contacts.imports import jobs
 
         job = self._job(request, object_id)
         if request.method == "POST":
@@ -182,7 +182,6 @@ class ImportJobAdmin(OwnedModelAdmin):
         job = self._job(request, object_id)
         if job.status in (*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED):
             return redirect("admin:contacts_importjob_preview", job.pk)
-        from contacts.imports import jobs
 
         return self._render(request, "admin/contacts/importjob/import_job.html", job=job,
                             title=f"Import: {job.original_name}",
@@ -191,7 +190,6 @@ class ImportJobAdmin(OwnedModelAdmin):
     def status_view(self, request, object_id):
         from django.http import JsonResponse
 
-        from contacts.imports import jobs
 
         job = self._job(request, object_id)
         response = JsonResponse(jobs.status_payload(job))
@@ -199,8 +197,6 @@ class ImportJobAdmin(OwnedModelAdmin):
         return response
 
     def report_view(self, request, object_id):
-        from contacts import exports
-        from contacts.imports import jobs
 
         job = self._job(request, object_id)
         file_format = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
@@ -209,14 +205,10 @@ class ImportJobAdmin(OwnedModelAdmin):
                                 name=f"rejected-rows-{job.original_name.rsplit('.', 1)[0]}")
 
     def delete_model(self, request, obj):
-        from contacts.imports import jobs
-
         jobs.delete_upload(job_id=obj.pk)
         super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        from contacts.imports import jobs
-
         for job_id in queryset.values_list("pk", flat=True):
             jobs.delete_upload(job_id=job_id)
         super().delete_queryset(request, queryset)

@@ -3,14 +3,13 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from contacts.services import subscriptions
+from contacts.imports import jobs
 
 log = logging.getLogger(__name__)
 
 
 @shared_task(name="campaigns.import_contacts", ignore_result=True)
 def import_contacts(job_id):
-    from contacts.imports import jobs
-
     result = jobs.run(job_id=job_id)
     if result is not None:
         log.info("import job %s: %s in %s row(s)", job_id, result.counts, result.processed_rows)
@@ -30,8 +29,6 @@ def send_subscription_confirmation(request_id):
              soft_time_limit=settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS,
              time_limit=settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS + 30)
 def preview_import(job_id):
-    from contacts.imports import jobs
-
     result = jobs.read_preview(job_id=job_id)
     if result is not None:
         log.info("import job %s previewed: %s in %s row(s)", job_id, result.counts, result.processed_rows)
@@ -39,8 +36,6 @@ def preview_import(job_id):
 
 @shared_task(name="campaigns.delete_stale_import_files", ignore_result=True)
 def delete_stale_import_files():
-    from contacts.imports import jobs
-
     deleted = jobs.delete_stale_uploads()
     if deleted:
         log.info("deleted the uploaded files of %s import job(s)", deleted)

@@ -6,5 +6,5 @@ addresses and writing contacts in set-based chunks.
 - `columns`: headers to meaning (address, name, attributes);
 - `service`: the import itself (dry run and real run share one code path) and import jobs.
 
-This package imports no models at module level, so `campaigns.models` may use `addresses`.
+The rules of a contact address are in contacts.addresses, which contacts.models uses.
 """

@@ -4,6 +4,8 @@ from django import forms
 from django.conf import settings
 
 from contacts.imports.reader import CSV_EXTENSIONS, ENCODING_CHOICES, XLSX_EXTENSIONS
+from contacts.models import ContactList
+from contacts.imports.jobs import ImportRefused, check_upload_size
 
 
 class ImportUploadForm(forms.Form):
@@ -20,7 +22,6 @@ class ImportUploadForm(forms.Form):
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        from contacts.models import ContactList
 
         self.owner = owner
         # Only the importing user's own lists, superusers included: imported contacts are theirs.
@@ -30,8 +31,6 @@ class ImportUploadForm(forms.Form):
         self.fields["file"].widget.attrs["accept"] = ",".join(sorted(CSV_EXTENSIONS | XLSX_EXTENSIONS))
 
     def clean_file(self):
-        from contacts.imports.jobs import ImportRefused, check_upload_size
-
         upload = self.cleaned_data["file"]
         try:
             check_upload_size(size=upload.size)

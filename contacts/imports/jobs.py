@@ -7,18 +7,29 @@ The uploaded file lives only as long as the job may read it: it is deleted when 
 failed, cancelled), and a job never confirmed is cancelled, its file deleted, by delete_stale_uploads.
 """
 
+import functools
 import logging
 import os
 from datetime import timedelta
 from pathlib import Path
 
+from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from contacts.imports import reader, service
+from contacts.models import ContactList, ImportJob
 from contacts.imports.reader import FileRefused
+
+# The tasks of contacts.tasks, queued by their registered names: that module calls this one.
+PREVIEW_TASK = "campaigns.preview_import"
+IMPORT_TASK = "campaigns.import_contacts"
+
+
+def queue_task(name, job_id):
+    current_app.tasks[name].delay(job_id)
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +55,6 @@ def create_job(*, owner, uploaded_file, contact_list=None, new_list_name="", enc
     Here only what costs nothing is checked (size, type, the declared sizes of a workbook's parts):
     the request never reads the file's rows.
     """
-    from contacts.models import ImportJob
-
     check_upload_size(size=uploaded_file.size)
     if contact_list is not None and contact_list.owner_id != owner.pk:
         raise ImportRefused("No such list.")
@@ -60,10 +69,7 @@ def create_job(*, owner, uploaded_file, contact_list=None, new_list_name="", enc
         _delete_file(job.file.name)
         raise ImportRefused(str(exc)) from None
     job.save()
-    if enqueue is None:
-        from contacts.tasks import preview_import
-
-        enqueue = preview_import.delay
+    enqueue = enqueue or functools.partial(queue_task, PREVIEW_TASK)
     transaction.on_commit(lambda: enqueue(job.pk))
     return job
 
@@ -73,8 +79,6 @@ def read_preview(*, job_id):
 
     Returns the ImportResult, or None when the job was not waiting to be read or the file was refused.
     """
-    from contacts.models import ImportJob
-
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.UPLOADED).update(
         status=ImportJob.Status.READING, started_at=timezone.now()
     )
@@ -123,8 +127,6 @@ def _too_slow_note():
 
 
 def _fail(job_id, *, from_status, notes):
-    from contacts.models import ImportJob
-
     failed = ImportJob.objects.filter(pk=job_id, status=from_status).update(
         status=ImportJob.Status.FAILED, notes=notes, finished_at=timezone.now()
     )
@@ -142,8 +144,6 @@ def confirm(*, job, enqueue=None):
 
     Returns True if this call started it (False: confirmed already, or cancelled).
     """
-    from contacts.models import ContactList, ImportJob
-
     background = runs_in_background(job)
     with transaction.atomic():
         claimed = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEWED).update(
@@ -155,10 +155,7 @@ def confirm(*, job, enqueue=None):
             contact_list, _ = ContactList.objects.get_or_create(owner=job.owner, name=job.new_list_name)
             ImportJob.objects.filter(pk=job.pk).update(contact_list=contact_list)
         if background:
-            if enqueue is None:
-                from contacts.tasks import import_contacts as task
-
-                enqueue = task.delay
+            enqueue = enqueue or functools.partial(queue_task, IMPORT_TASK)
             transaction.on_commit(lambda: enqueue(job.pk))
     if not background:
         run(job_id=job.pk)
@@ -168,8 +165,6 @@ def confirm(*, job, enqueue=None):
 
 def cancel(*, job):
     """Cancel a job not confirmed yet (being read, or previewed); its file is deleted."""
-    from contacts.models import ImportJob
-
     done = ImportJob.objects.filter(
         pk=job.pk, status__in=(*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED)
     ).update(status=ImportJob.Status.CANCELLED, finished_at=timezone.now())
@@ -180,8 +175,6 @@ def cancel(*, job):
 
 def delete_upload(*, job_id):
     """Delete the job's uploaded file and forget its name. Harmless if it is gone already."""
-    from contacts.models import ImportJob
-
     name = ImportJob.objects.filter(pk=job_id).values_list("file", flat=True).first()
     if name:
         _delete_file(name)
@@ -189,8 +182,6 @@ def delete_upload(*, job_id):
 
 
 def _delete_file(name):
-    from contacts.models import ImportJob
-
     storage = ImportJob._meta.get_field("file").storage
     storage.delete(name)
     # Each upload has a directory of its own (import_upload_path): removed with it once empty.
@@ -204,8 +195,6 @@ def delete_stale_uploads(*, now=None):
     """The periodic cleanup: fail a preview its task's hard time limit ended, cancel the jobs left unconfirmed
     for IMPORT_UNCONFIRMED_FILE_HOURS, delete any file an ended job still holds. Returns how many jobs
     lost their file."""
-    from contacts.models import ImportJob
-
     now = now or timezone.now()
     deleted = 0
     # Past the task's hard time limit (plus a margin for the worker's clock), no worker reads it any more.
@@ -238,8 +227,6 @@ def delete_stale_uploads(*, now=None):
 
 def run(*, job_id):
     """Run a queued job (in the request or in the Celery task): progress after every chunk."""
-    from contacts.models import ImportJob
-
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
         status=ImportJob.Status.RUNNING, started_at=timezone.now(), processed_rows=0
     )

@@ -30,6 +30,9 @@ from contacts.imports import writers
 from contacts.addresses import address_problem, normalize_address
 from contacts.imports.columns import map_columns
 from contacts.imports.reader import FileRefused, count_rows, open_table
+from contacts.models import ContactList
+from contacts.selectors import suppressed
+from contacts.models import Contact
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,6 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
     `max_rows` data rows (a real import reaches that only after its dry run passed, on the same file).
     The result keeps the first `keep_rejected` rejected rows (None: all), and counts them all.
     """
-    from contacts.models import ContactList
 
     if not dry_run:
         if contact_list is None:
@@ -240,8 +242,6 @@ def _reject_row(chunk, number, raw_address, name, problem, *, keep, keep_rejecte
 
 
 def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes, keep_rejected):
-    from contacts.selectors import suppressed
-
     records = chunk.records
     _mark_read_before(records, seen.first_outcomes(list(records)))
     existing = writers.existing_contacts(owner=owner, addresses=list(records))
@@ -272,7 +272,6 @@ def _addresses_new_to_owner(records, existing):
 
 def _settle_first_outcomes(records, *, existing, erased):
     """Sets the first outcome of each address this chunk brings to the file; returns them, {address: outcome}."""
-    from contacts.models import Contact
 
     new_in_file = {}
     for address, record in records.items():

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Lower
 
 from contacts.addresses import normalize_address
+from contacts.models import Contact
 
 # json.dumps(value, ensure_ascii=False) builds a new encoder on every call (any non-default
 # argument does); one encoder with the same settings gives the same text, once per chunk row.
@@ -29,7 +30,6 @@ class Existing:
 
 def existing_contacts(*, owner, addresses):
     """{address: Existing} for the owner's contacts among `addresses` (normalised)."""
-    from contacts.models import Contact
 
     if not addresses:
         return {}
@@ -156,8 +156,6 @@ def write_chunk(*, owner, contact_list, to_create, to_update, on_list, now):
 
 
 def _orm_write(*, owner, contact_list, to_create, to_update, on_list, now):
-    from contacts.models import Contact
-
     on_list = list(on_list)
     if to_create:
         Contact.objects.bulk_create(
@@ -178,8 +176,6 @@ def _orm_write(*, owner, contact_list, to_create, to_update, on_list, now):
 
 
 def _pg_write(*, owner, contact_list, to_create, to_update, on_list, now):
-    from contacts.models import Contact
-
     contact_table = Contact._meta.db_table
     through = Contact.lists.through._meta
     list_column = through.get_field("contactlist").column

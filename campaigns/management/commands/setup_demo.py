@@ -6,6 +6,7 @@ from django.db import transaction
 
 from accounts import services
 from accounts.models import SmtpAccount, User
+from contacts.models import Contact, ContactList
 
 DEMO_USERNAME = "demo"
 
@@ -57,8 +58,6 @@ class Command(BaseCommand):
             ))
 
     def _demo_contacts(self, user):
-        from contacts.models import Contact, ContactList
-
         demo_list, _ = ContactList.objects.get_or_create(owner=user, name="Demo list")
         for email, name, city in [
             ("asha.rao@example.com", "Asha Rao", "Pune"),
