@@ -1,7 +1,6 @@
 """Contact imports: reading CSV and XLSX files, recognising their columns, validating
 addresses and writing contacts in set-based chunks.
 
-- `addresses`: what a contact address is (normalising, validating, the model/form field);
 - `reader`: bytes to rows (encoding and delimiter detection, XLSX cells as text);
 - `columns`: headers to meaning (address, name, attributes);
 - `service`: the import itself (dry run and real run share one code path) and import jobs.
