@@ -87,7 +87,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         "last_tested_at", "last_test_result",
     )
     actions = ["test_connection", "resume_sending", "forget_learned_rate"]
-    change_list_template = "admin/accounts/smtpaccount/change_list.html"
+    change_list_template = "admin/sending/smtpaccount/change_list.html"
     fieldsets = (
         (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.backends import LOGIN_DENIED_REASON
 from accounts.models import TIMEZONE_CHOICES, SmtpAccount, User
-from accounts.presets import PRESET_FIELDS, PRESETS, preset_choices
+from sending.presets import PRESET_FIELDS, PRESETS, preset_choices
 
 
 class SmtpAccountForm(forms.ModelForm):

@@ -6,8 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts import crypto
 from accounts.validators import validate_no_header_breaks
+from sending import crypto
 
 TIMEZONE_CHOICES = [(name, name) for name in pytz.common_timezones]
 MARKETERS_GROUP = "Marketers"

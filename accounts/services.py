@@ -16,8 +16,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import crypto, rate_limits
+from accounts import rate_limits
 from accounts.models import MARKETERS_GROUP, SmtpAccount, User
+from sending import crypto
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +333,7 @@ def start_connection_test(*, account: SmtpAccount, enqueue) -> None:
 def run_connection_test(*, account_id: int):
     """Connect, negotiate TLS, log in, and record the server's answer on the account (the task's work).
     Returns the smtp.TestResult, or None for an account deleted since."""
-    from accounts import smtp
+    from sending import smtp
 
     account = SmtpAccount.objects.filter(pk=account_id).first()
     if account is None:
@@ -348,7 +349,7 @@ def run_connection_test(*, account_id: int):
 
 def connection_test_not_queued(*, account_id: int, error: Exception) -> None:
     """The test could not be handed to a worker: say so instead of "Testing…" for ever."""
-    from accounts import smtp
+    from sending import smtp
 
     account = SmtpAccount.objects.filter(pk=account_id).first()
     if account is not None:

@@ -15,17 +15,17 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from accounts import crypto, smtp
 from accounts import services as account_services
 from accounts.models import SmtpAccount
 from campaigns import personalize
 from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
-from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.lease import Lease, LeaseLost
-from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import contacts, lifecycle
+from sending import crypto, smtp
+from sending.classifier import Verdict, classify
+from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 log = logging.getLogger(__name__)
 S = Email.Status

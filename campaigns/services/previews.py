@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from accounts import smtp
 from campaigns import personalize
 from campaigns.delivery import message
-from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, CampaignTestSend, Contact
 from campaigns.selectors import previews as preview_selectors
+from sending import smtp
+from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 log = logging.getLogger(__name__)
 

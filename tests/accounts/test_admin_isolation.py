@@ -600,7 +600,7 @@ def test_delete_selected_across_all_deletes_only_own_objects(key, world, other_c
 
 
 def test_smtp_test_connection_action_skips_other_owners_accounts(world, other_client, monkeypatch):
-    from accounts import smtp
+    from sending import smtp
 
     tested = []
     monkeypatch.setattr(smtp, "test_connection", tested.append)  # records, never connects

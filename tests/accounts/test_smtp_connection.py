@@ -1,7 +1,7 @@
 """'Test connection' against a real SMTP server (aiosmtpd) in the test process.
 
 Plain, STARTTLS with authentication, implicit TLS, certificate verification,
-refused connections; through accounts.smtp and through the admin action.
+refused connections; through sending.smtp and through the admin action.
 """
 
 import socket
@@ -15,7 +15,8 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import selectors, smtp, tasks
+from accounts import selectors, tasks
+from sending import smtp
 from accounts.models import SmtpAccount
 from tests.conftest import free_port, queued_tasks
 from tests.factories import SmtpAccountFactory

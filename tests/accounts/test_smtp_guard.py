@@ -6,7 +6,7 @@ import pytest
 from django.contrib import messages
 from django.test import override_settings
 
-from accounts import smtp
+from sending import smtp
 from accounts.models import SmtpAccount
 from tests.accounts.test_smtp_connection import run_test_connection_action
 from tests.factories import SmtpAccountFactory

@@ -11,8 +11,8 @@ from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 
-from accounts import crypto
 from accounts.models import SmtpAccount
+from sending import crypto
 from tests.factories import SmtpAccountFactory
 
 SECRET = "s3cret-Pässword!<&>\"'"

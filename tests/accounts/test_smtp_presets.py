@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import SmtpAccount
-from accounts.presets import PRESET_FIELDS, PRESETS
+from sending.presets import PRESET_FIELDS, PRESETS
 from tests.factories import SmtpAccountFactory
 
 pytestmark = pytest.mark.django_db

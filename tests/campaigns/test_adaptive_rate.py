@@ -9,8 +9,8 @@ from django.db.models import Q
 from django.urls import reverse
 
 from campaigns.delivery import adaptive_rate
-from campaigns.delivery.classifier import classify
 from campaigns.models import Email
+from sending.classifier import classify
 from tests.factories import ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RateLimitingHandler
 

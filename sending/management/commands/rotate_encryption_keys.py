@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import crypto, services
+from accounts import services
+from sending import crypto
 
 
 class Command(BaseCommand):
