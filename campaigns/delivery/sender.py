@@ -24,6 +24,7 @@ from campaigns.delivery.lease import Lease, LeaseLost
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import contacts, lifecycle
 from sending import crypto, smtp
+from sending.addresses import transport_address
 from sending.classifier import Verdict, classify
 from sending.session import SmtpSession, SmtpUtf8Unsupported
 
@@ -352,7 +353,7 @@ class _BatchRun:
             return self._fail_unbuildable(email, exc)
         except Exception as exc:  # noqa: BLE001 - one recipient's bug must not stall the others
             return self._record_error(email, exc)
-        to_address = message.transport_address(email.to_email)
+        to_address = transport_address(email.to_email)
         self.sending = email
         try:
             code, text = self.smtp.transact(from_address, to_address, raw, next_envelope=self._next_envelope(index))

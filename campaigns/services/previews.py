@@ -15,6 +15,7 @@ from campaigns.delivery import message
 from campaigns.models import Campaign, CampaignTestSend, Contact
 from campaigns.selectors import previews as preview_selectors
 from sending import smtp
+from sending.addresses import transport_address
 from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def send_test(*, campaign: Campaign, addresses: Iterable[str], contact: Contact 
             if not session.connected:
                 session.open()  # the server closed the connection after a refusal (421)
             try:
-                code, text = session.transact(envelope_from, message.transport_address(address), raw)
+                code, text = session.transact(envelope_from, transport_address(address), raw)
             except SmtpUtf8Unsupported as exc:
                 result.refused.append((address, str(exc)))
                 continue

@@ -13,9 +13,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.delivery.message import transport_address
 from campaigns.subscriptions import tokens
 from sending import smtp
+from sending.addresses import transport_address
 from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 
