@@ -15,7 +15,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import SmtpAccount
 from campaigns import personalize
 from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
@@ -24,6 +23,7 @@ from campaigns.delivery.lease import Lease, LeaseLost
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import contacts, lifecycle
 from sending import crypto, smtp
+from sending import services as account_services
 from sending.addresses import transport_address
 from sending.classifier import Verdict, classify
 from sending.session import SmtpSession, SmtpUtf8Unsupported

@@ -1,4 +1,4 @@
-"""accounts.services.pause_account / resume_account: the one writer of SmtpAccount.paused_until."""
+"""sending.services.pause_account / resume_account: the one writer of SmtpAccount.paused_until."""
 
 from datetime import timedelta
 
@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
 from campaigns.delivery import dispatcher
 from campaigns.models import Campaign
+from sending import services
 from tests.factories import CampaignFactory, SmtpAccountFactory
 
 pytestmark = pytest.mark.django_db

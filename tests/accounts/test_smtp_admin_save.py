@@ -8,10 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
-from accounts.forms import SmtpAccountForm
 from accounts.models import SmtpAccount
 from campaigns.delivery import adaptive_rate, rate_limit
+from sending import services
+from sending.forms import SmtpAccountForm
 from tests.accounts.test_smtp_presets import as_browser_sends, form_errors
 from tests.factories import SmtpAccountFactory
 

@@ -15,9 +15,8 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import selectors, tasks
-from sending import smtp
 from accounts.models import SmtpAccount
+from sending import selectors, smtp, tasks
 from tests.conftest import free_port, queued_tasks
 from tests.factories import SmtpAccountFactory
 from tests.smtp_server import (  # noqa: F401  (pytest fixtures)

@@ -6,8 +6,8 @@ import pytest
 from django.contrib import messages
 from django.test import override_settings
 
-from sending import smtp
 from accounts.models import SmtpAccount
+from sending import smtp
 from tests.accounts.test_smtp_connection import run_test_connection_action
 from tests.factories import SmtpAccountFactory
 from tests.smtp_server import smtp_server_factory  # noqa: F401  (pytest fixture)

@@ -11,6 +11,7 @@ from django.urls import reverse
 from campaigns.delivery import adaptive_rate
 from campaigns.models import Email
 from sending.classifier import classify
+from sending.rates import effective_per_minute
 from tests.factories import ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RateLimitingHandler
 
@@ -122,7 +123,7 @@ def test_the_rate_probes_up_after_a_clean_minute_and_never_above_the_maximum(db,
     # 50 * 1.02^10 = 60.9: at the configured maximum, the learned rate is dropped.
     assert rates[8] == pytest.approx(50 * 1.02 ** 9) and rates[9] is None
     assert account.rate_note == "No throttling since: back at the configured maximum."
-    assert adaptive_rate.effective_per_minute(account) == 60
+    assert effective_per_minute(account) == 60
 
 
 def test_probing_stays_under_what_the_server_accepted_until_half_an_hour_without_refusal():
@@ -173,5 +174,5 @@ def test_forgetting_the_learned_rate_sends_at_the_configured_maximum_again_for_o
     mine.refresh_from_db()
     theirs.refresh_from_db()
     assert (mine.learned_per_minute, mine.observed_limit_per_minute, mine.rate_note) == (None, None, "")
-    assert adaptive_rate.effective_per_minute(mine) == 1200
+    assert effective_per_minute(mine) == 1200
     assert (theirs.learned_per_minute, theirs.observed_limit_per_minute) == (570, 600)

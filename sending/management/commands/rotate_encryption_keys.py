@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import services
-from sending import crypto
+from sending import crypto, services
 
 
 class Command(BaseCommand):
