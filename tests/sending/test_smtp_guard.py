@@ -8,8 +8,8 @@ from django.test import override_settings
 
 from accounts.models import SmtpAccount
 from sending import smtp
-from tests.accounts.test_smtp_connection import run_test_connection_action
 from tests.factories import SmtpAccountFactory
+from tests.sending.test_smtp_connection import run_test_connection_action
 from tests.smtp_server import smtp_server_factory  # noqa: F401  (pytest fixture)
 
 pytestmark = pytest.mark.usefixtures("production_guard")

@@ -12,8 +12,8 @@ from accounts.models import SmtpAccount
 from campaigns.delivery import adaptive_rate, rate_limit
 from sending import services
 from sending.forms import SmtpAccountForm
-from tests.accounts.test_smtp_presets import as_browser_sends, form_errors
 from tests.factories import SmtpAccountFactory
+from tests.sending.test_smtp_presets import as_browser_sends, form_errors
 
 pytestmark = pytest.mark.django_db
 
