@@ -114,7 +114,7 @@ class Campaign(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
     smtp_account = models.ForeignKey(
-        "accounts.SmtpAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="campaigns"
+        "sending.SmtpAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="campaigns"
     )
     lists = models.ManyToManyField(ContactList, related_name="campaigns", blank=True)
     # Lists and segments together: a contact in both, or in several, gets one email (ledger.materialise_statement).
@@ -542,7 +542,7 @@ class SubscriptionForm(models.Model):
         help_text="Contact attributes the form asks for besides email and name, e.g. City, Company.",
     )
     smtp_account = models.ForeignKey(
-        "accounts.SmtpAccount", on_delete=models.PROTECT, related_name="subscription_forms",
+        "sending.SmtpAccount", on_delete=models.PROTECT, related_name="subscription_forms",
         verbose_name="SMTP account",
         help_text="Sends the confirmation emails (single opt-in forms too: a suppressed contact confirms by email).",
     )

@@ -3,10 +3,10 @@ from django.contrib import admin, messages
 from django.db.models import Count
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from accounts.owned_admin import OwnedModelAdmin, without_fields
 from sending import rates, selectors, services, tasks
 from sending.forms import SmtpAccountForm
+from sending.models import SmtpAccount
 
 
 @admin.register(SmtpAccount)

@@ -1,6 +1,6 @@
 from django import forms
 
-from accounts.models import SmtpAccount
+from sending.models import SmtpAccount
 from sending.presets import PRESET_FIELDS, PRESETS, preset_choices
 
 

@@ -1,7 +1,7 @@
 """The rate an SMTP account sends at: its configured maximum, or the lower rate learned from its
 server's throttling (campaigns.delivery.adaptive_rate learns it)."""
 
-from accounts.models import SmtpAccount
+from sending.models import SmtpAccount
 
 
 def effective_per_minute(account) -> float:

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from sending import crypto, smtp
+from sending.models import SmtpAccount
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,11 @@ import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from accounts.models import MARKETERS_GROUP, SmtpAccount, User
+from accounts.models import MARKETERS_GROUP, User
 from campaigns.models import (
     Campaign, CampaignEvent, Contact, ContactList, Email, EmailTemplate, Segment, SegmentCondition, SubscriptionForm,
 )
+from sending.models import SmtpAccount
 from tracking.models import Event, Link
 
 PASSWORD = "correct horse battery staple"

@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from accounts.models import SmtpAccount
 from campaigns.selectors.sending import sent_by_account
+from sending.models import SmtpAccount
 from sending.rates import current_rate
 
 log = logging.getLogger(__name__)

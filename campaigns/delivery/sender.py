@@ -15,7 +15,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from campaigns import personalize
 from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
@@ -26,6 +25,7 @@ from sending import crypto, smtp
 from sending import services as account_services
 from sending.addresses import transport_address
 from sending.classifier import Verdict, classify
+from sending.models import SmtpAccount
 from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, CampaignEvent, CampaignHourTally, CampaignTally, DispatcherState, Email
 from campaigns.tallies import HOUR_FIGURES, HOUR_METRICS
+from sending.models import SmtpAccount
 from sending.rates import effective_per_minute
 from tracking.models import Event
 

@@ -20,9 +20,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.models import SmtpAccount, User
+from accounts.models import User
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, Contact, ContactList, Email, EmailTemplate, Segment, SubscriptionForm
+from sending.models import SmtpAccount
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -41,7 +42,7 @@ pytestmark = pytest.mark.django_db
 
 # key: (app_label, model_name, model class, writable by marketers)
 OWNED = {
-    "smtpaccount": ("accounts", "smtpaccount", SmtpAccount, True),
+    "smtpaccount": ("sending", "smtpaccount", SmtpAccount, True),
     "contact": ("campaigns", "contact", Contact, True),
     "contactlist": ("campaigns", "contactlist", ContactList, True),
     "emailtemplate": ("campaigns", "emailtemplate", EmailTemplate, True),

@@ -8,7 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from accounts.models import MARKETERS_GROUP, SmtpAccount, User
+from accounts.models import MARKETERS_GROUP, User
+from sending.models import SmtpAccount
 
 LOGIN_URL = "/admin/login/"
 GOOD_PASSWORD = "saffron kettle 93 rivers"

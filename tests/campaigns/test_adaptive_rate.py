@@ -153,10 +153,10 @@ def test_which_replies_slow_the_account(code, text, rate_limited):
 def test_the_account_page_shows_the_learned_rate_and_why(marketer_client, marketer):
     account = SmtpAccountFactory(owner=marketer, max_per_minute=1200, learned_per_minute=570,
                                  rate_note="Throttled (“450 4.7.1 Error: too much mail from 10.0.0.1”): sending at 570/min.")
-    page = marketer_client.get(reverse("admin:accounts_smtpaccount_change", args=[account.pk])).content.decode()
+    page = marketer_client.get(reverse("admin:sending_smtpaccount_change", args=[account.pk])).content.decode()
     assert "570/min, learned from its server (configured maximum 1200/min" in page
     assert "too much mail from 10.0.0.1" in page
-    listing = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist")).content.decode()
+    listing = marketer_client.get(reverse("admin:sending_smtpaccount_changelist")).content.decode()
     assert "Ready, at 570/min learned from its server" in listing
 
 
@@ -167,7 +167,7 @@ def test_forgetting_the_learned_rate_sends_at_the_configured_maximum_again_for_o
                    rate_note="Throttled: sending at 570/min.")
     mine = SmtpAccountFactory(owner=marketer, **learned)
     theirs = SmtpAccountFactory(owner=other_marketer, **learned)
-    response = marketer_client.post(reverse("admin:accounts_smtpaccount_changelist"),
+    response = marketer_client.post(reverse("admin:sending_smtpaccount_changelist"),
                                     {"action": "forget_learned_rate", "_selected_action": [mine.pk, theirs.pk]},
                                     follow=True)
     assert "1 account(s) back at their configured maximum." in response.content.decode()

@@ -32,9 +32,9 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from campaigns.models import Campaign, Contact, Email
 from campaigns.services import lifecycle
+from sending.models import SmtpAccount
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory, tls_files  # noqa: F401  (fixtures)
 

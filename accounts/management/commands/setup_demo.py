@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts import services
-from accounts.models import SmtpAccount, User
+from accounts.models import User
+from sending.models import SmtpAccount
 
 DEMO_USERNAME = "demo"
 

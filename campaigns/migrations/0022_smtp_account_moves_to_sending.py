@@ -1,0 +1,30 @@
+"""The foreign keys to SmtpAccount follow it to sending; the table and its constraints are unchanged."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('campaigns', '0021_campaign_test_send'),
+        ('sending', '0001_initial'),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name='campaign',
+                    name='smtp_account',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='campaigns', to='sending.smtpaccount'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionform',
+                    name='smtp_account',
+                    field=models.ForeignKey(help_text='Sends the confirmation emails (single opt-in forms too: a suppressed contact confirms by email).', on_delete=django.db.models.deletion.PROTECT, related_name='subscription_forms', to='sending.smtpaccount', verbose_name='SMTP account'),
+                ),
+            ],
+            database_operations=[],
+        ),
+    ]
