@@ -41,9 +41,9 @@ def setup_django(db_name):
 def fill(*, emails, marketers, campaigns):
     from django.db import connection
 
-    from accounts.models import SmtpAccount
     from accounts.services import create_marketer
     from campaigns.models import Campaign
+    from sending.models import SmtpAccount
 
     owners = []
     per_owner = campaigns // marketers

@@ -265,7 +265,7 @@ class Vacuum:
 
 
 def make_account(owner, name, per_minute):
-    from accounts.models import SmtpAccount
+    from sending.models import SmtpAccount
 
     return SmtpAccount.objects.create(
         owner=owner, name=name, host="127.0.0.1", port=SINK_PORT, security="none", from_email=f"{name}@example.com",

@@ -71,10 +71,10 @@ def setup_django(db_name):
 def fill(*, contacts):
     from django.db import connection
 
-    from accounts.models import SmtpAccount
     from accounts.services import create_marketer
     from campaigns.models import Campaign
     from contacts.models import ContactList
+    from sending.models import SmtpAccount
 
     owner = create_marketer(username="bench", email="bench@example.com", password="x-bench-password-1")
     account = SmtpAccount.objects.create(owner=owner, name="main", host="127.0.0.1", port=2525, security="none",

@@ -55,11 +55,11 @@ def run_against(*, name, label, host, port, limit, minutes, tick_seconds):
     from django.db.models import Q
     from django.utils import timezone
 
-    from accounts.models import SmtpAccount
     from campaigns import tasks
     from campaigns.delivery import dispatcher
     from campaigns.models import Email
     from campaigns.services import lifecycle
+    from sending.models import SmtpAccount
 
     campaign = make_campaign(limit * minutes * 2 + 100, max_per_minute=2 * limit, name=f"throttle-{name}")
     SmtpAccount.objects.filter(pk=campaign.smtp_account_id).update(host=host, port=port)

@@ -165,10 +165,10 @@ def setup_django(db_name):
 
 
 def make_campaign(messages, max_per_minute, name):
-    from accounts.models import SmtpAccount
     from accounts.services import create_marketer
     from campaigns.models import Campaign
     from contacts.models import Contact, ContactList
+    from sending.models import SmtpAccount
 
     owner = create_marketer(username=f"bench-{name}", email=f"{name}@example.com", password="x-bench-password-1")
     account = SmtpAccount.objects.create(

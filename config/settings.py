@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django_ckeditor_5",
     "axes",
     "accounts",
+    "sending",
     "contacts",
     "campaigns",
     "tracking",

@@ -220,7 +220,7 @@ class SubscriptionForm(models.Model):
         help_text="Contact attributes the form asks for besides email and name, e.g. City, Company.",
     )
     smtp_account = models.ForeignKey(
-        "accounts.SmtpAccount", on_delete=models.PROTECT, related_name="subscription_forms",
+        "sending.SmtpAccount", on_delete=models.PROTECT, related_name="subscription_forms",
         verbose_name="SMTP account",
         help_text="Sends the confirmation emails (single opt-in forms too: a suppressed contact confirms by email).",
     )

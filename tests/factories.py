@@ -4,9 +4,10 @@ import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from accounts.models import MARKETERS_GROUP, SmtpAccount, User
+from accounts.models import MARKETERS_GROUP, User
 from campaigns.models import Campaign, CampaignEvent, Email, EmailTemplate, Segment, SegmentCondition
 from contacts.models import Contact, ContactList, SubscriptionForm
+from sending.models import SmtpAccount
 from tracking.models import Event, Link
 
 PASSWORD = "correct horse battery staple"

@@ -21,8 +21,9 @@ from datetime import datetime, timedelta
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from accounts.models import SmtpAccount
 from campaigns.selectors.sending import sent_by_account
+from sending.models import SmtpAccount
+from sending.rates import current_rate
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,6 @@ PROBE_STEP = 1.02
 PROBE_PAST_LIMIT_SECONDS = 30 * 60  # this long without a refusal before probing past the observed limit
 MIN_SAMPLE = 5  # fewer accepted than this in the minute: no estimate, halve instead
 WINDOW = timedelta(seconds=60)
-
-
-def effective_per_minute(account) -> float:
-    """The rate the account sends at: its maximum, or less when a lower limit was learned."""
-    return current_rate(account.max_per_minute, account.learned_per_minute)
-
-
-def current_rate(max_per_minute, learned_per_minute) -> float:
-    if learned_per_minute is None:
-        return float(max_per_minute)
-    return max(1.0, min(float(max_per_minute), learned_per_minute))
 
 
 def accepted_in_last_minute(*, account_id: int, now: datetime) -> int:
@@ -162,12 +152,3 @@ def probe_rate(*, learned: float, observed: int | None, clean_seconds: float | N
     if observed is not None and (clean_seconds is None or clean_seconds < PROBE_PAST_LIMIT_SECONDS):
         faster = min(faster, observed - 1)
     return faster if faster > learned else None
-
-
-def forget_learned_rate(*, account_id: int) -> None:
-    """The marketer changed the account's limits: start again from the configured maximum."""
-    SmtpAccount.objects.filter(pk=account_id).update(
-        learned_per_minute=None, observed_limit_per_minute=None, rate_note="", rate_changed_at=None,
-        last_throttled_at=None,
-    )
-

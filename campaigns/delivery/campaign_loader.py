@@ -11,8 +11,9 @@ import functools
 
 from django.db import DEFAULT_DB_ALIAS, connection
 
-from accounts.models import SmtpAccount, User
+from accounts.models import User
 from campaigns.models import Campaign
+from sending.models import SmtpAccount
 
 _MODELS = ((Campaign, "c"), (User, "u"), (SmtpAccount, "a"))
 

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from accounts.models import SmtpAccount, User, users_with_access_q
+from accounts.models import User, users_with_access_q
 from campaigns.delivery import ledger, rate_limit
 from campaigns.models import Campaign, DispatcherState
 from campaigns.services import lifecycle
+from sending.models import SmtpAccount
 
 log = logging.getLogger(__name__)
 DISPATCH_TASK_NAME = "Dispatch pending emails"

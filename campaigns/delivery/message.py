@@ -30,6 +30,7 @@ from django.utils.html import linebreaks
 
 from campaigns import html_hygiene
 from campaigns import personalize
+from sending.addresses import transport_address
 from tracking import services as tracking_services
 from tracking import tokens
 
@@ -37,18 +38,6 @@ TEST_PREFIX = "[TEST] "
 _HREF = re.compile(r'(<a\b[^>]*?\shref=")([^"]*)(")', re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _LINE_BREAKS = re.compile(r"[\r\n]+")
-
-
-def transport_address(address: str) -> str:
-    """The address as it goes on the wire: an internationalised domain in its ASCII (IDNA) form,
-    so an ASCII local part at `bücher.example` needs no SMTPUTF8; a non-ASCII local part stays as it
-    is (only SMTPUTF8 can carry it). Raises UnicodeError for a domain IDNA cannot encode."""
-    if address.isascii():
-        return address
-    local, _, domain = address.rpartition("@")
-    if domain and not domain.isascii():
-        domain = domain.encode("idna").decode("ascii")
-    return f"{local}@{domain}"
 
 
 def new_message_id() -> str:

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Min, Q, Sum
 
-from accounts.models import SmtpAccount
 from campaigns.delivery import ledger
-from campaigns.delivery.adaptive_rate import current_rate, effective_per_minute
 from campaigns.models import CampaignHourTally, Email
 from campaigns.selectors.sending import sent_by_account
+from sending.models import SmtpAccount
+from sending.rates import current_rate, effective_per_minute
 
 
 # --- what an account may claim now: its limits, and its fair share of the workers ---------------

@@ -15,19 +15,20 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from accounts import crypto, smtp
-from accounts import services as account_services
-from accounts.models import SmtpAccount
 from campaigns import personalize
 from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
-from campaigns.delivery.classifier import Verdict, classify
 from campaigns.delivery.lease import Lease, LeaseLost
-from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from contacts.services import contacts
+from sending import crypto, smtp
+from sending import services as account_services
+from sending.addresses import transport_address
+from sending.classifier import Verdict, classify
+from sending.models import SmtpAccount
+from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 log = logging.getLogger(__name__)
 S = Email.Status
@@ -354,7 +355,7 @@ class _BatchRun:
             return self._fail_unbuildable(email, exc)
         except Exception as exc:  # noqa: BLE001 - one recipient's bug must not stall the others
             return self._record_error(email, exc)
-        to_address = message.transport_address(email.to_email)
+        to_address = transport_address(email.to_email)
         self.sending = email
         try:
             code, text = self.smtp.transact(from_address, to_address, raw, next_envelope=self._next_envelope(index))

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from accounts import smtp
 from campaigns import personalize
 from campaigns.delivery import message
-from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from campaigns.models import Campaign, CampaignTestSend
 from contacts.models import Contact
 from campaigns.selectors import previews as preview_selectors
+from sending import smtp
+from sending.addresses import transport_address
+from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def send_test(*, campaign: Campaign, addresses: Iterable[str], contact: Contact 
             if not session.connected:
                 session.open()  # the server closed the connection after a refusal (421)
             try:
-                code, text = session.transact(envelope_from, message.transport_address(address), raw)
+                code, text = session.transact(envelope_from, transport_address(address), raw)
             except SmtpUtf8Unsupported as exc:
                 result.refused.append((address, str(exc)))
                 continue

@@ -1,7 +1,7 @@
 """The confirmation email of a subscription form: one small message through the list owner's SMTP account.
 
 A separate path from campaign sending: no Email row, no tracking, no dispatcher; one message, one
-connection, the SMTP dialogue of campaigns.delivery.smtp_session.
+connection, the SMTP dialogue of sending.session.
 """
 
 import email.policy
@@ -13,10 +13,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import smtp
-from campaigns.delivery.message import transport_address
-from campaigns.delivery.smtp_session import SmtpSession, SmtpUtf8Unsupported
 from contacts.subscriptions import tokens
+from sending import smtp
+from sending.addresses import transport_address
+from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 
 class ConfirmationNotSent(Exception):

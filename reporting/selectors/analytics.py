@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.owned_admin import scope_to_user
-from campaigns.delivery.rate_limit import effective_per_minute
 from campaigns.models import Campaign, CampaignTally, Email
 from campaigns.selectors import audience
 from reporting.selectors.dashboard import rate
+from sending.rates import effective_per_minute
 from tracking.models import Event
 
 S = Email.Status

@@ -20,11 +20,11 @@ from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from accounts.owned_admin import scope_to_user
-from campaigns.delivery.rate_limit import effective_per_minute
 from campaigns.models import Campaign, CampaignEvent, CampaignHourTally, CampaignTally, DispatcherState, Email
 from campaigns.tallies import HOUR_FIGURES, HOUR_METRICS
+from sending.models import SmtpAccount
+from sending.rates import effective_per_minute
 from tracking.models import Event
 
 S = Email.Status
@@ -435,7 +435,7 @@ def timeline(*, sent_by_day, opened_by_day, names, week_start, tz):
 
 def paused_accounts(*, accounts: list[dict], now: datetime, tz: tzinfo) -> list[dict]:
     """The banner's accounts that cannot send now: paused (kind "paused") or whose server could not
-    be reached (kind "unreachable", resting until the next try; see accounts.services.back_off_account)."""
+    be reached (kind "unreachable", resting until the next try; see sending.services.back_off_account)."""
     items = [
         {
             "kind": "paused", "name": a["name"], "reason": a["pause_reason"], "until": a["paused_until"].isoformat(),

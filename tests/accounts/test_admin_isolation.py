@@ -20,10 +20,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.models import SmtpAccount, User
+from accounts.models import User
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, Email, EmailTemplate, Segment
 from contacts.models import Contact, ContactList, SubscriptionForm
+from sending.models import SmtpAccount
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.django_db
 
 # key: (app_label, model_name, model class, writable by marketers)
 OWNED = {
-    "smtpaccount": ("accounts", "smtpaccount", SmtpAccount, True),
+    "smtpaccount": ("sending", "smtpaccount", SmtpAccount, True),
     "contact": ("contacts", "contact", Contact, True),
     "contactlist": ("contacts", "contactlist", ContactList, True),
     "emailtemplate": ("campaigns", "emailtemplate", EmailTemplate, True),
@@ -603,7 +604,7 @@ def test_delete_selected_across_all_deletes_only_own_objects(key, world, other_c
 
 
 def test_smtp_test_connection_action_skips_other_owners_accounts(world, other_client, monkeypatch):
-    from accounts import smtp
+    from sending import smtp
 
     tested = []
     monkeypatch.setattr(smtp, "test_connection", tested.append)  # records, never connects

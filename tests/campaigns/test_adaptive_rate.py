@@ -9,8 +9,9 @@ from django.db.models import Q
 from django.urls import reverse
 
 from campaigns.delivery import adaptive_rate
-from campaigns.delivery.classifier import classify
 from campaigns.models import Email
+from sending.classifier import classify
+from sending.rates import effective_per_minute
 from tests.factories import ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RateLimitingHandler
 
@@ -122,7 +123,7 @@ def test_the_rate_probes_up_after_a_clean_minute_and_never_above_the_maximum(db,
     # 50 * 1.02^10 = 60.9: at the configured maximum, the learned rate is dropped.
     assert rates[8] == pytest.approx(50 * 1.02 ** 9) and rates[9] is None
     assert account.rate_note == "No throttling since: back at the configured maximum."
-    assert adaptive_rate.effective_per_minute(account) == 60
+    assert effective_per_minute(account) == 60
 
 
 def test_probing_stays_under_what_the_server_accepted_until_half_an_hour_without_refusal():
@@ -152,10 +153,10 @@ def test_which_replies_slow_the_account(code, text, rate_limited):
 def test_the_account_page_shows_the_learned_rate_and_why(marketer_client, marketer):
     account = SmtpAccountFactory(owner=marketer, max_per_minute=1200, learned_per_minute=570,
                                  rate_note="Throttled (“450 4.7.1 Error: too much mail from 10.0.0.1”): sending at 570/min.")
-    page = marketer_client.get(reverse("admin:accounts_smtpaccount_change", args=[account.pk])).content.decode()
+    page = marketer_client.get(reverse("admin:sending_smtpaccount_change", args=[account.pk])).content.decode()
     assert "570/min, learned from its server (configured maximum 1200/min" in page
     assert "too much mail from 10.0.0.1" in page
-    listing = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist")).content.decode()
+    listing = marketer_client.get(reverse("admin:sending_smtpaccount_changelist")).content.decode()
     assert "Ready, at 570/min learned from its server" in listing
 
 
@@ -166,12 +167,12 @@ def test_forgetting_the_learned_rate_sends_at_the_configured_maximum_again_for_o
                    rate_note="Throttled: sending at 570/min.")
     mine = SmtpAccountFactory(owner=marketer, **learned)
     theirs = SmtpAccountFactory(owner=other_marketer, **learned)
-    response = marketer_client.post(reverse("admin:accounts_smtpaccount_changelist"),
+    response = marketer_client.post(reverse("admin:sending_smtpaccount_changelist"),
                                     {"action": "forget_learned_rate", "_selected_action": [mine.pk, theirs.pk]},
                                     follow=True)
     assert "1 account(s) back at their configured maximum." in response.content.decode()
     mine.refresh_from_db()
     theirs.refresh_from_db()
     assert (mine.learned_per_minute, mine.observed_limit_per_minute, mine.rate_note) == (None, None, "")
-    assert adaptive_rate.effective_per_minute(mine) == 1200
+    assert effective_per_minute(mine) == 1200
     assert (theirs.learned_per_minute, theirs.observed_limit_per_minute) == (570, 600)

@@ -8,9 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.models import Campaign, Email
+from sending.models import SmtpAccount
 
 S = Email.Status
 FIRST, SECOND = ["a1@example.org", "a2@example.org"], ["b1@example.org", "b2@example.org"]

@@ -16,8 +16,8 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from accounts.models import SmtpAccount
 from campaigns.models import Email
+from sending.models import SmtpAccount
 from tests.smtp_server import RecordingHandler
 
 S = Email.Status
@@ -290,8 +290,8 @@ def test_the_account_page_shows_the_outage_read_only(marketer_client, engine):
     engine.send_now(campaign)
     engine.tick()
 
-    page = marketer_client.get(reverse("admin:accounts_smtpaccount_change", args=[engine.account.pk]))
-    listing = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist"))
+    page = marketer_client.get(reverse("admin:sending_smtpaccount_change", args=[engine.account.pk]))
+    listing = marketer_client.get(reverse("admin:sending_smtpaccount_changelist"))
 
     html = page.content.decode()
     assert "Cannot reach the server since" in html and "Its emails wait unspent." in html

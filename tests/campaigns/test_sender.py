@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from accounts.models import SmtpAccount
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from reporting.selectors.dashboard import dashboard
 from campaigns.services import lifecycle
+from sending.models import SmtpAccount
 from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler
 
@@ -249,7 +249,7 @@ def test_an_account_quota_reply_pauses_the_account_keeps_the_email_and_sends_it_
     assert engine.account.pause_reason == "550 5.4.5 Daily user sending quota exceeded."
     assert engine.account.is_paused
     # The owner sees why, in their list of SMTP accounts.
-    page = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist"))
+    page = marketer_client.get(reverse("admin:sending_smtpaccount_changelist"))
     assert "Paused: 550 5.4.5 Daily user sending quota exceeded." in page.content.decode()
     statuses = engine.statuses(campaign)
     assert statuses == {"first@example.org": S.SENT, "second@example.org": S.PENDING, "third@example.org": S.PENDING}

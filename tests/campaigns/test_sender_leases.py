@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from accounts.models import SmtpAccount
 from campaigns.delivery import lease, ledger, sender
 from campaigns.models import BatchTake, Campaign, Email
+from sending.models import SmtpAccount
 
 S = Email.Status
 OK = "250 2.0.0 OK: queued"  # what RecordingHandler answers to an accepted DATA

@@ -11,6 +11,7 @@ from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from reporting.selectors import analytics, dashboard
 from campaigns.services import previews
+from sending.addresses import transport_address
 from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler
 
@@ -174,4 +175,4 @@ def test_a_test_send_to_an_internationalised_address_says_when_the_server_cannot
     ("李雷@example.cn", "李雷@example.cn"),
 ])
 def test_the_wire_form_of_an_address(address, wire):
-    assert message.transport_address(address) == wire
+    assert transport_address(address) == wire

@@ -1,4 +1,4 @@
-"""The SMTP dialogue (delivery/smtp_session.py) as servers really answer it: pipelining, the
+"""The SMTP dialogue (sending/session.py) as servers really answer it: pipelining, the
 envelope written ahead, a server opening DATA after refusing the recipient, dot-stuffing.
 """
 
@@ -9,10 +9,11 @@ import time
 import pytest
 from django.utils import timezone
 
-from accounts import smtp
-from campaigns.delivery import dispatcher, sender, smtp_session
+from campaigns.delivery import dispatcher, sender
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
+from sending import smtp
+from sending.session import SmtpSession, data_content
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RawSmtpServer, flood_lines, stall, trickle_bytes, trickle_continuation_lines
 
@@ -297,7 +298,7 @@ def test_a_421_after_a_content_with_an_envelope_ahead_defers_that_one_and_hands_
 def test_lines_starting_with_a_dot_are_doubled_and_the_content_ends_with_a_lone_dot(raw, sent):
     # RFC 5321 4.5.2: a line of content that starts with "." gets one more, or the server would
     # read a lone "." as the end of the message.
-    assert smtp_session.data_content(raw) == sent
+    assert data_content(raw) == sent
 
 
 def test_a_body_with_lines_starting_with_a_dot_arrives_whole(engine):
@@ -334,7 +335,7 @@ def hostile_session(allow_local_smtp, settings, marketer):
         started.append(server)
         account = SmtpAccountFactory(owner=marketer, host=server.host, port=server.port, security="none",
                                      username="")
-        session = smtp_session.SmtpSession(account)
+        session = SmtpSession(account)
         session.open()
         return server, session
 

@@ -23,10 +23,10 @@ from django.core.management import call_command
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from accounts.models import SmtpAccount
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from campaigns.services import lifecycle
+from sending.models import SmtpAccount
 from tests.conftest import need_service
 from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (pytest fixtures)
     celery_cluster, e2e_broker_url, quiet_smtp_log,

@@ -15,10 +15,10 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from contacts.models import Contact
 from contacts.services import contacts
 from contacts.subscriptions import embed
+from sending.models import SmtpAccount
 from tests.campaigns.test_subscriptions import eager_tasks  # noqa: F401  (an autouse fixture)
 from tests.e2e.test_dashboard_browser import ARTIFACTS, chromium, end_live_server_connections  # noqa: F401
 from tests.factories import PASSWORD, ContactListFactory, MarketerFactory, SmtpAccountFactory, SubscriptionFormFactory

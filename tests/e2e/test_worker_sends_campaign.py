@@ -32,10 +32,10 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from accounts.models import SmtpAccount
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from campaigns.services import lifecycle
+from sending.models import SmtpAccount
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory, tls_files  # noqa: F401  (fixtures)
 

@@ -5,8 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts import services
-from accounts.models import SmtpAccount, User
+from accounts.models import User
 from contacts.models import Contact, ContactList
+from sending.models import SmtpAccount
 
 DEMO_USERNAME = "demo"
 

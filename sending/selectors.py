@@ -1,10 +1,10 @@
-"""Reads for accounts."""
+"""Reads for SMTP accounts."""
 
 from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from accounts.services import CONNECTION_TESTING
+from sending.services import CONNECTION_TESTING
 
 
 def connection_test_waiting(*, account, now: datetime) -> bool:

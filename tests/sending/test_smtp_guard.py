@@ -6,10 +6,10 @@ import pytest
 from django.contrib import messages
 from django.test import override_settings
 
-from accounts import smtp
-from accounts.models import SmtpAccount
-from tests.accounts.test_smtp_connection import run_test_connection_action
+from sending import smtp
+from sending.models import SmtpAccount
 from tests.factories import SmtpAccountFactory
+from tests.sending.test_smtp_connection import run_test_connection_action
 from tests.smtp_server import smtp_server_factory  # noqa: F401  (pytest fixture)
 
 pytestmark = pytest.mark.usefixtures("production_guard")

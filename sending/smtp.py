@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from accounts import crypto
+from sending import crypto
 
 
 class SmtpDestinationError(Exception):

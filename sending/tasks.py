@@ -1,11 +1,11 @@
-"""Celery tasks of accounts: thin wrappers that take ids and call services."""
+"""Celery tasks of sending: thin wrappers that take ids and call services."""
 
 import logging
 
 from celery import shared_task
 from django.db import transaction
 
-from accounts import services
+from sending import services
 
 log = logging.getLogger(__name__)
 

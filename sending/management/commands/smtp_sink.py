@@ -7,7 +7,7 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from accounts.sink import SinkHandler
+from sending.sink import SinkHandler
 
 
 class Command(BaseCommand):

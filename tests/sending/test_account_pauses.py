@@ -1,4 +1,4 @@
-"""accounts.services.pause_account / resume_account: the one writer of SmtpAccount.paused_until."""
+"""sending.services.pause_account / resume_account: the one writer of SmtpAccount.paused_until."""
 
 from datetime import timedelta
 
@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
 from campaigns.delivery import dispatcher
 from campaigns.models import Campaign
+from sending import services
 from tests.factories import CampaignFactory, SmtpAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +44,7 @@ def test_the_admin_action_resumes_the_marketers_own_paused_accounts_only(markete
     until = timezone.now() + timedelta(hours=1)
     mine = SmtpAccountFactory(owner=marketer, paused_until=until, pause_reason="quota")
     theirs = SmtpAccountFactory(owner=other_marketer, paused_until=until, pause_reason="quota")
-    response = marketer_client.post(reverse("admin:accounts_smtpaccount_changelist"),
+    response = marketer_client.post(reverse("admin:sending_smtpaccount_changelist"),
                                     {"action": "resume_sending", "_selected_action": [mine.pk, theirs.pk]})
     assert response.status_code == 302
     mine.refresh_from_db()

@@ -1,7 +1,7 @@
 """'Test connection' against a real SMTP server (aiosmtpd) in the test process.
 
 Plain, STARTTLS with authentication, implicit TLS, certificate verification,
-refused connections; through accounts.smtp and through the admin action.
+refused connections; through sending.smtp and through the admin action.
 """
 
 import socket
@@ -15,8 +15,8 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import selectors, smtp, tasks
-from accounts.models import SmtpAccount
+from sending import selectors, smtp, tasks
+from sending.models import SmtpAccount
 from tests.conftest import free_port, queued_tasks
 from tests.factories import SmtpAccountFactory
 from tests.smtp_server import (  # noqa: F401  (pytest fixtures)
@@ -67,7 +67,7 @@ def run_test_connection_action(client, *accounts):
     """The admin action, then the worker's task for each account (here, in this process): each
     account's recorded result as (level, "name: message")."""
     response = client.post(
-        reverse("admin:accounts_smtpaccount_changelist"),
+        reverse("admin:sending_smtpaccount_changelist"),
         {"action": "test_connection", "_selected_action": [a.pk for a in accounts]},
         follow=True,
     )
@@ -282,9 +282,9 @@ def test_record_test_result_stores_it_and_the_admin_shows_it(marketer, marketer_
     stored = SmtpAccount.objects.get(pk=account.pk)
     assert stored.last_test_result == f"OK: {AUTH_OK}"
     assert stored.last_tested_at is not None
-    changelist = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist")).content.decode()
+    changelist = marketer_client.get(reverse("admin:sending_smtpaccount_changelist")).content.decode()
     assert f"OK: {AUTH_OK}" in changelist
-    change = marketer_client.get(reverse("admin:accounts_smtpaccount_change", args=[account.pk])).content.decode()
+    change = marketer_client.get(reverse("admin:sending_smtpaccount_change", args=[account.pk])).content.decode()
     assert f"OK: {AUTH_OK}" in change
 
 
@@ -295,7 +295,7 @@ def test_the_action_records_failures_too(marketer, marketer_client, starttls_ser
 
     stored = SmtpAccount.objects.get(pk=account.pk)
     assert stored.last_test_result == f"Failed: {AUTH_INVALID}"
-    changelist = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist")).content.decode()
+    changelist = marketer_client.get(reverse("admin:sending_smtpaccount_changelist")).content.decode()
     assert f"Failed: {AUTH_INVALID}" in changelist
 
 
@@ -474,7 +474,7 @@ def test_an_ehlo_answer_of_100_lines_is_still_read(marketer):
 def test_the_action_answers_at_once_and_a_worker_tests_the_connection(marketer, marketer_client, smtp_server_factory):
     server = smtp_server_factory(RecordingHandler(noop_reply="250 2.0.0 Sink ready"))
     account = make_account(marketer, server, name="Local sink")
-    changelist_url = reverse("admin:accounts_smtpaccount_changelist")
+    changelist_url = reverse("admin:sending_smtpaccount_changelist")
 
     response = marketer_client.post(
         changelist_url, {"action": "test_connection", "_selected_action": [account.pk]}, follow=True
@@ -499,7 +499,7 @@ def test_a_test_no_worker_took_says_so_and_the_list_stops_reloading(marketer, ma
     long_ago = timezone.now() - selectors.connection_test_patience() - timedelta(seconds=1)
     SmtpAccount.objects.filter(pk=account.pk).update(last_test_result="Testing…", last_tested_at=long_ago)
 
-    page = marketer_client.get(reverse("admin:accounts_smtpaccount_changelist")).content.decode()
+    page = marketer_client.get(reverse("admin:sending_smtpaccount_changelist")).content.decode()
 
     assert "no worker has run it: is Celery running?" in page
     assert 'http-equiv="refresh"' not in page
@@ -515,7 +515,7 @@ def test_the_action_queues_the_test_for_a_worker_once_it_commits(
         pytest.skip(f"the broker does not answer: {exc}")
 
     with django_capture_on_commit_callbacks(execute=True):
-        marketer_client.post(reverse("admin:accounts_smtpaccount_changelist"),
+        marketer_client.post(reverse("admin:sending_smtpaccount_changelist"),
                              {"action": "test_connection", "_selected_action": [account.pk]})
 
     assert ("accounts.test_connection", [account.pk]) in queued_tasks("celery")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import crypto, services
+from sending import crypto, services
 
 
 class Command(BaseCommand):

@@ -8,13 +8,13 @@ would type or choose, and posts the lot.
 import pytest
 from django.urls import reverse
 
-from accounts.models import SmtpAccount
-from accounts.presets import PRESET_FIELDS, PRESETS
+from sending.models import SmtpAccount
+from sending.presets import PRESET_FIELDS, PRESETS
 from tests.factories import SmtpAccountFactory
 
 pytestmark = pytest.mark.django_db
 
-ADD_URL = reverse("admin:accounts_smtpaccount_add")
+ADD_URL = reverse("admin:sending_smtpaccount_add")
 
 
 @pytest.fixture(autouse=True)
@@ -155,7 +155,7 @@ def test_a_preset_on_the_change_form_updates_server_and_limits_and_keeps_the_pas
         owner=marketer, name="Old relay", host="smtp.old.example", port=25, security="none", max_per_minute=5,
         batch_size=10, raw_password="kept-secret",
     )
-    url = reverse("admin:accounts_smtpaccount_change", args=[account.pk])
+    url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
     page = marketer_client.get(url)
     data = as_browser_sends(page.context["adminform"].form)
     data["preset"] = "microsoft_365"

@@ -11,8 +11,8 @@ from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 
-from accounts import crypto
-from accounts.models import SmtpAccount
+from sending import crypto
+from sending.models import SmtpAccount
 from tests.factories import SmtpAccountFactory
 
 SECRET = "s3cret-Pässword!<&>\"'"
@@ -80,7 +80,7 @@ def test_blank_password_is_stored_blank(marketer):
 
 
 def change_url(account):
-    return reverse("admin:accounts_smtpaccount_change", args=[account.pk])
+    return reverse("admin:sending_smtpaccount_change", args=[account.pk])
 
 
 def form_data(account, **overrides):
@@ -188,7 +188,7 @@ def test_add_form_encrypts_the_typed_password(marketer, marketer_client):
         new_password=SECRET,
     )
 
-    response = marketer_client.post(reverse("admin:accounts_smtpaccount_add"), data)
+    response = marketer_client.post(reverse("admin:sending_smtpaccount_add"), data)
 
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     account = SmtpAccount.objects.get(owner=marketer, name="Fresh")

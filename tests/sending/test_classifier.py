@@ -2,7 +2,7 @@
 
 import pytest
 
-from campaigns.delivery.classifier import Verdict, classify
+from sending.classifier import Verdict, classify
 
 # (code, reply text as smtplib hands it over, expected verdict)
 TABLE = [

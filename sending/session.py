@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from accounts import smtp
+from sending import smtp
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\]+")
@@ -61,9 +61,9 @@ class SmtpSession:
       step by step, RSET after a refusal included, returns or raises within `timeout_seconds()`
       of its start, not counting the time `before_content` itself takes (the caller's own work);
     - `close` waits at most twice that (QUIT's write and its reply).
-    Past the bound the connection is closed and the call raises accounts.smtp.SmtpDeadlineExceeded,
-    a TimeoutError (socket.timeout); a reply past accounts.smtp.MAX_REPLY_LINES or MAX_REPLY_BYTES
-    closes it with accounts.smtp.SmtpReplyTooLong, an smtplib.SMTPServerDisconnected.
+    Past the bound the connection is closed and the call raises sending.smtp.SmtpDeadlineExceeded,
+    a TimeoutError (socket.timeout); a reply past sending.smtp.MAX_REPLY_LINES or MAX_REPLY_BYTES
+    closes it with sending.smtp.SmtpReplyTooLong, an smtplib.SMTPServerDisconnected.
     """
 
     def __init__(self, account, *, before_content: Callable[[], object] = lambda: None):
@@ -84,7 +84,7 @@ class SmtpSession:
         return settings.SMTP_TIMEOUT
 
     def open(self):
-        """Connect, TLS, log in. Raises what accounts.smtp.open_connection raises."""
+        """Connect, TLS, log in. Raises what sending.smtp.open_connection raises."""
         self.conn, _reply = smtp.open_connection(self.account, timeout=self.timeout_seconds())
         self.opened += 1
 

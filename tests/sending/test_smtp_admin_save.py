@@ -8,12 +8,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import services
-from accounts.forms import SmtpAccountForm
-from accounts.models import SmtpAccount
 from campaigns.delivery import adaptive_rate, rate_limit
-from tests.accounts.test_smtp_presets import as_browser_sends, form_errors
+from sending import services
+from sending.forms import SmtpAccountForm
+from sending.models import SmtpAccount
 from tests.factories import SmtpAccountFactory
+from tests.sending.test_smtp_presets import as_browser_sends, form_errors
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def the_engine_writes_while_the_form_is_checked(monkeypatch, account_id):
 def test_saving_the_form_keeps_what_the_engine_wrote_meanwhile(request, monkeypatch, marketer, who, password):
     client = request.getfixturevalue(f"{who}_client")
     account = SmtpAccountFactory(owner=marketer, raw_password="old-secret", max_per_minute=30)
-    url = reverse("admin:accounts_smtpaccount_change", args=[account.pk])
+    url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
     page = client.get(url)
     assert page.status_code == 200
     data = as_browser_sends(page.context["adminform"].form)
@@ -79,7 +79,7 @@ def test_saving_the_form_keeps_what_the_engine_wrote_meanwhile(request, monkeypa
 def test_a_preset_chosen_on_the_change_form_is_saved_with_the_engine_fields_kept(monkeypatch, marketer,
                                                                                   marketer_client):
     account = SmtpAccountFactory(owner=marketer, host="smtp.old.example", port=25)
-    url = reverse("admin:accounts_smtpaccount_change", args=[account.pk])
+    url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
     data = as_browser_sends(marketer_client.get(url).context["adminform"].form)
     data["preset"] = "gmail"
     written = the_engine_writes_while_the_form_is_checked(monkeypatch, account.pk)

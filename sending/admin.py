@@ -1,0 +1,147 @@
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.utils import timezone
+
+from accounts.owned_admin import OwnedModelAdmin, without_fields
+from sending import rates, selectors, services, tasks
+from sending.forms import SmtpAccountForm
+from sending.models import SmtpAccount
+
+
+@admin.register(SmtpAccount)
+class SmtpAccountAdmin(OwnedModelAdmin):
+    form = SmtpAccountForm
+    list_display = (
+        # State and the last test first: the limits' columns pass the edge of a laptop's window.
+        "name", "from_email", "host", "port", "security", "state", "test_result", "max_per_minute", "max_per_hour",
+        "max_per_day", "batch_size", "campaign_count",
+    )
+    list_filter = ("security",)
+    search_fields = ("name", "host", "from_email", "username")
+    readonly_fields = (
+        "sending_rate", "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
+        "last_tested_at", "last_test_result",
+    )
+    actions = ["test_connection", "resume_sending", "forget_learned_rate"]
+    change_list_template = "admin/sending/smtpaccount/change_list.html"
+    fieldsets = (
+        (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
+        ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
+        ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size", "sending_rate")}),
+        ("State", {"fields": (
+            "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
+            "last_tested_at", "last_test_result",
+        )}),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        # The base drops fields the form lacks (the owner, for marketers). The form
+        # itself removes clear_password when no password is stored, so drop it too.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.has_password:
+            return fieldsets
+        return without_fields(fieldsets, {"clear_password"})
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Only the form's columns: workers write the engine's fields of this row meanwhile.
+            obj.save(update_fields=form.model_fields_written())
+        else:
+            super().save_model(request, obj, form, change)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(campaign_count=Count("campaigns"))
+
+    @admin.display(description="Campaigns", ordering="campaign_count")
+    def campaign_count(self, obj):
+        return obj.campaign_count
+
+    @admin.display(description="State")
+    def state(self, obj):
+        if obj.is_paused:
+            return f"Paused: {obj.pause_reason}"
+        if obj.is_unreachable:
+            return f"Cannot reach the server; next try at {_local(_next_try(obj))}"
+        if obj.learned_per_minute is not None:
+            return f"Ready, at {rates.effective_per_minute(obj):.0f}/min learned from its server"
+        return "Ready"
+
+    @admin.display(description="Sending rate")
+    def sending_rate(self, obj):
+        if obj is None or obj.learned_per_minute is None:
+            note = f" {obj.rate_note}" if obj and obj.rate_note else ""
+            return f"The configured maximum: its server has not throttled it.{note}"
+        return (
+            f"{rates.effective_per_minute(obj):.0f}/min, learned from its server "
+            f"(configured maximum {obj.max_per_minute}/min; since {_local(obj.rate_changed_at)}). {obj.rate_note}"
+        )
+
+    @admin.display(description="Connection")
+    def connection(self, obj):
+        if obj is None or not obj.is_unreachable:
+            return "Reaches its server again" if obj and obj.last_connection_error else "No connection problem recorded"
+        return (
+            f"Cannot reach the server since {_local(obj.unreachable_since)}; next try at {_local(_next_try(obj))} "
+            f"({obj.backoff_seconds} s after the last failed try; the wait doubles with each, up to "
+            f"{settings.ACCOUNT_BACKOFF_MAX_SECONDS // 60} min). Its emails wait unspent."
+        )
+
+    @admin.display(description="Last test result", ordering="last_tested_at")
+    def test_result(self, obj):
+        if obj.last_test_result == services.CONNECTION_TESTING and not selectors.connection_test_waiting(
+            account=obj, now=timezone.now()
+        ):
+            return (f"{obj.last_test_result} (asked at {_local(obj.last_tested_at)}; "
+                    "no worker has run it: is Celery running?)")
+        return obj.last_test_result
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        now = timezone.now()
+        if changelist is not None and any(
+            selectors.connection_test_waiting(account=account, now=now) for account in changelist.result_list
+        ):
+            response.context_data["refresh_seconds"] = CONNECTION_TEST_REFRESH_SECONDS
+        return response
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        # In a Celery task: a slow server would hold this web worker for up to twice SMTP_TIMEOUT.
+        names = []
+        for account in queryset:
+            services.start_connection_test(account=account, enqueue=tasks.enqueue_connection_test)
+            names.append(account.name)
+        self.message_user(
+            request,
+            f"Testing the connection of {', '.join(names)}… The result shows in 'Last test result' when it is ready.",
+            messages.INFO,
+        )
+
+    @admin.action(description="Resume sending now (end the pause)")
+    def resume_sending(self, request, queryset):
+        now = timezone.now()
+        resumed = sum(services.resume_account(account_id=account.pk, now=now) for account in queryset)
+        self.message_user(request, f"{resumed} paused account(s) may send again.", messages.SUCCESS)
+
+
+    @admin.action(description="Forget the learned rate (try the configured maximum again)")
+    def forget_learned_rate(self, request, queryset):
+        for account in queryset:
+            rates.forget_learned_rate(account_id=account.pk)
+        self.message_user(request, f"{queryset.count()} account(s) back at their configured maximum.",
+                          messages.SUCCESS)
+
+
+# The list reloads itself this often while a connection test it shows is under way.
+CONNECTION_TEST_REFRESH_SECONDS = 3
+
+
+def _next_try(account):
+    # A rest already over: the next dispatcher tick tries.
+    return max(account.backoff_until or timezone.now(), timezone.now())
+
+
+def _local(moment):
+    return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "now"

@@ -1,0 +1,65 @@
+from django import forms
+
+from sending.models import SmtpAccount
+from sending.presets import PRESET_FIELDS, PRESETS, preset_choices
+
+
+class SmtpAccountForm(forms.ModelForm):
+    # Write-only: the stored password is never sent back to the browser.
+    new_password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Leave blank to keep the stored password.",
+    )
+    clear_password = forms.BooleanField(label="Remove the stored password", required=False)
+    preset = forms.ChoiceField(
+        label="Provider preset",
+        choices=preset_choices,
+        required=False,
+        help_text="Fills host, port, security and limits with the provider's published numbers on save.",
+    )
+
+    class Meta:
+        model = SmtpAccount
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.has_password:
+            self.fields["new_password"].help_text = "A password is stored. Leave blank to keep it."
+        else:
+            self.fields.pop("clear_password", None)
+
+    def clean(self):
+        cleaned = super().clean()
+        preset = PRESETS.get(cleaned.get("preset") or "")
+        if preset:
+            for name in PRESET_FIELDS:
+                if name in self.fields:
+                    cleaned[name] = preset[name]
+                    self.errors.pop(name, None)
+        return cleaned
+
+    def save(self, commit=True):
+        account = super().save(commit=False)
+        if self._password_written():
+            account.set_password(self.cleaned_data.get("new_password") or "")
+        if commit:
+            account.save()
+            self.save_m2m()
+        return account
+
+    def _password_written(self):
+        return bool(self.cleaned_data.get("new_password") or self.cleaned_data.get("clear_password"))
+
+    def model_fields_written(self):
+        """The columns this form sets (its own, the password when typed or cleared, updated_at):
+        all a change saves, so the sending engine's fields (the pacing clock, the learned rate,
+        pauses, backoff), written meanwhile by workers, are never put back as the form read them."""
+        columns = {field.name for field in SmtpAccount._meta.concrete_fields if not field.primary_key}
+        written = [name for name in self.fields if name in columns]
+        if self._password_written():
+            written.append("password")
+        return [*written, "updated_at"]

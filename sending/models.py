@@ -1,0 +1,86 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from accounts.validators import validate_no_header_breaks
+from sending import crypto
+
+
+class SmtpAccount(models.Model):
+    class Security(models.TextChoices):
+        NONE = "none", "None (plain text)"
+        STARTTLS = "starttls", "STARTTLS"
+        SSL = "ssl", "SSL/TLS (implicit)"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="smtp_accounts")
+    name = models.CharField(max_length=100, validators=[validate_no_header_breaks])
+    host = models.CharField(max_length=255, validators=[validate_no_header_breaks])
+    port = models.PositiveIntegerField(default=587, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    security = models.CharField(max_length=10, choices=Security.choices, default=Security.STARTTLS)
+    username = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])
+    # Fernet token (MultiFernet over FIELD_ENCRYPTION_KEYS); never the plain password.
+    password = models.TextField(blank=True, editable=False)
+    from_email = models.EmailField(validators=[validate_no_header_breaks])
+    from_name = models.CharField(max_length=200, blank=True, validators=[validate_no_header_breaks])
+    reply_to = models.EmailField(blank=True, validators=[validate_no_header_breaks])
+    # Conservative defaults: 15 a minute is the old tool's 4-second spacing.
+    max_per_minute = models.PositiveIntegerField(default=15, validators=[MinValueValidator(1)])
+    max_per_hour = models.PositiveIntegerField(default=500, validators=[MinValueValidator(1)])
+    max_per_day = models.PositiveIntegerField(default=2000, validators=[MinValueValidator(1)])
+    batch_size = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1), MaxValueValidator(500)])
+    # What the provider really allows, learned from its throttling replies (campaigns.delivery.
+    # adaptive_rate): sending runs at min(max_per_minute, learned_per_minute); None: at the maximum.
+    learned_per_minute = models.FloatField(null=True, blank=True, editable=False)
+    # What the server accepted in the minute before its last refusal: probing stays under it.
+    observed_limit_per_minute = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    rate_note = models.TextField("why this rate", blank=True, editable=False)
+    rate_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_throttled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The shared pacing clock: the earliest moment the next message may go out,
+    # reserved message by message by every worker, so sends are evenly spaced.
+    next_send_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.TextField(blank=True)
+    # Connection-level failures (refused, TLS handshake, timeout, dropped before MAIL): the
+    # account rests backoff_seconds (doubling per failure, see services.back_off_account) until
+    # backoff_until; unreachable_since is the first failure of the running outage.
+    backoff_seconds = models.PositiveIntegerField(default=0, editable=False)
+    backoff_until = models.DateTimeField(null=True, blank=True, editable=False)
+    unreachable_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_connection_error = models.TextField(blank=True, editable=False)
+    last_connection_error_at = models.DateTimeField("last connection error at", null=True, blank=True, editable=False)
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    last_test_result = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="smtpaccount_unique_name_per_owner"),
+        ]
+        verbose_name = "SMTP account"
+        # The table accounts' migrations created: sending 0001 took the model over on it, as it is.
+        db_table = "accounts_smtpaccount"
+
+    def __str__(self):
+        return self.name
+
+    def set_password(self, raw_password):
+        self.password = crypto.encrypt(raw_password) if raw_password else ""
+
+    def get_password(self):
+        return crypto.decrypt(self.password) if self.password else ""
+
+    @property
+    def has_password(self):
+        return bool(self.password)
+
+    @property
+    def is_paused(self):
+        return self.paused_until is not None and self.paused_until > timezone.now()
+
+    @property
+    def is_unreachable(self):
+        return self.unreachable_since is not None
