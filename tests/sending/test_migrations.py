@@ -10,7 +10,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.models import MARKETERS_GROUP, User
-from campaigns.models import Campaign, SubscriptionForm
+from campaigns.models import Campaign
+from contacts.models import SubscriptionForm
 from sending.models import SmtpAccount
 
 BEFORE_THE_MOVE = [("accounts", "0004_smtpaccount_learned_rate"), ("campaigns", "0021_campaign_test_send")]
