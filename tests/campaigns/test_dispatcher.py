@@ -91,7 +91,7 @@ def test_materialise_is_one_insert_that_deduplicates_and_leaves_out_suppressed_a
     assert Email.objects.get(campaign=campaign, to_email="a@example.org").status == S.SENT
 
 
-def test_a_claim_updates_its_rows_through_the_primary_key_whatever_the_statistics_say(marketer, require_postgres):
+def test_a_claim_updates_its_rows_through_the_primary_key_whatever_the_statistics_say(marketer):
     """Statistics taken before a campaign's rows existed (no pending row, they say) made PostgreSQL
     join the picked ids against a scan of every pending row: each claim of 50 read all 20,000."""
     campaign = sending_campaign(marketer, size=0)
@@ -122,7 +122,7 @@ def test_materialise_with_the_num_queries_fixture(marketer, django_assert_num_qu
         assert ledger.materialise(campaign_id=campaign.pk, now=timezone.now()) == 5
 
 
-def test_a_start_to_lists_reads_no_email_row_and_a_resend_no_list(marketer, require_postgres):
+def test_a_start_to_lists_reads_no_email_row_and_a_resend_no_list(marketer):
     """With both audiences in the statement and an InitPlan switching one off, the resend branch was
     planned before the switch was known: where the email table held one campaign's rows (statistics:
     `campaign_id = ?` is every row), a sequential scan of the whole table in every chunk of every start."""
@@ -148,7 +148,7 @@ def test_a_start_to_lists_reads_no_email_row_and_a_resend_no_list(marketer, requ
     assert ledger.materialise(campaign_id=resend.pk, now=timezone.now()) == 30
 
 
-def test_materialise_runs_no_subquery_per_contact(marketer, require_postgres):
+def test_materialise_runs_no_subquery_per_contact(marketer):
     # A subquery correlated with the contact row ran once per contact: 34 s to start a campaign
     # of 20,000 (bench/throughput.py). PostgreSQL shows such a subquery as a "SubPlan"; the
     # campaign's owner, looked up once, is an "InitPlan".
@@ -308,7 +308,7 @@ def test_accounts_take_turns_one_batch_each_then_a_claim_statement_each(marketer
     assert all(size == 2 for _, _, size in report.batches)
 
 
-def test_a_claim_statement_splits_its_rows_into_batches_in_id_order(marketer, require_postgres):
+def test_a_claim_statement_splits_its_rows_into_batches_in_id_order(marketer):
     now = timezone.now()
     campaign = sending_campaign(marketer, size=23, now=now)
     pending = list(Email.objects.filter(campaign=campaign).order_by("id").values_list("id", flat=True))

@@ -4,7 +4,6 @@ made the way that showed the trap, with fresh statistics, and must read what it 
 
 import json
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -12,8 +11,6 @@ from campaigns.imports import writers
 from campaigns.models import Contact
 from campaigns.selectors.analytics import recipients_page
 from tests.factories import CampaignFactory
-
-pytestmark = [pytest.mark.postgres]
 
 
 def plan_nodes(sql):
@@ -41,7 +38,7 @@ def analyze():
         cursor.execute("ANALYZE campaigns_contact")
 
 
-def test_a_recipient_page_reads_its_campaign_from_the_campaign_index(require_postgres, marketer):
+def test_a_recipient_page_reads_its_campaign_from_the_campaign_index(marketer):
     # A campaign whose rows all come after those of campaigns that sent at the same time (their rows
     # interleaved, as concurrent campaigns' are), a fifth of the table: with `campaign_id = pk ORDER BY id`
     # the planner walked the primary key from the start, filtering out every older row.
@@ -66,7 +63,7 @@ def test_a_recipient_page_reads_its_campaign_from_the_campaign_index(require_pos
     assert any(node.get("Index Name") == "email_campaign_id_order" for node in nodes)
 
 
-def test_the_import_probes_each_address_instead_of_reading_the_owners_contacts(require_postgres, marketer):
+def test_the_import_probes_each_address_instead_of_reading_the_owners_contacts(marketer):
     # With statistics of 20,000 contacts, `lower(email) = ANY(5,000 addresses)` was a scan of them all.
     Contact.objects.bulk_create(Contact(owner=marketer, email=f"c{i}@example.org") for i in range(20_000))
     analyze()

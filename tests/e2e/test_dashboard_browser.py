@@ -33,7 +33,7 @@ from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (pytest fixtur
 from tests.factories import PASSWORD, CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory  # noqa: F401  (fixtures)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.redis]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
