@@ -296,15 +296,12 @@ def test_accounts_take_turns_one_batch_each_then_a_claim_statement_each(marketer
 
     report = dispatcher.tick(now=now, enqueue=[].append)
 
-    # 20 each within the window (120/min over 10 s): a batch each, then on PostgreSQL the other nine each
-    # in one turn (a statement's worth is ten); SQLite claims a batch a statement, so a batch a turn.
+    # 20 each within the window (120/min over 10 s): a batch each, then the other nine each in one turn
+    # (a statement's worth is ten).
     order = [account for account, _, _ in report.batches]
     first, second = order[0], order[1]
     assert {first, second} == {a, m}
-    if connection.vendor == "postgresql":
-        assert order == [first, second] + [first] * 9 + [second] * 9
-    else:
-        assert order == [first, second] * 10
+    assert order == [first, second] + [first] * 9 + [second] * 9
     assert all(size == 2 for _, _, size in report.batches)
 
 
@@ -480,7 +477,7 @@ def test_the_lock_is_released_when_a_tick_fails(marketer):
 
 def test_each_batch_goes_to_the_workers_as_soon_as_it_is_claimed(marketer):
     """A large campaign's first batch is sending while the tick still claims the rest; the others go
-    as soon as the statement that claimed them commits (on PostgreSQL up to ten batches a statement)."""
+    as soon as the statement that claimed them commits (up to ten batches a statement)."""
     now = timezone.now()
     campaign = sending_campaign(marketer, size=12, now=now, batch_size=5)
     queued_when_enqueued = []
@@ -491,12 +488,12 @@ def test_each_batch_goes_to_the_workers_as_soon_as_it_is_claimed(marketer):
     report = dispatcher.tick(now=now, enqueue=enqueue)
 
     assert [size for _, _, size in report.batches] == [5, 5, 2]
-    assert queued_when_enqueued == ([5, 12, 12] if connection.vendor == "postgresql" else [5, 10, 12])
+    assert queued_when_enqueued == [5, 12, 12]
 
 
 def test_a_claim_statement_writes_at_most_its_batches(marketer):
     campaign = sending_campaign(marketer, size=5)
-    too_many = 5 * ledger.batches_per_statement() + 1
+    too_many = 5 * ledger.CLAIM_BATCHES_PER_STATEMENT + 1
     with pytest.raises(ValueError):
         ledger.claim_as_batches(campaign_ids=[campaign.pk], limit=too_many, batch_size=5, now=timezone.now())
 
