@@ -310,8 +310,8 @@ def test_a_sqlite_database_url_is_refused_as_postgresql_only(tmp_path):
 
 def test_with_database_url_postgresql_uses_a_connection_pool(tmp_path):
     url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        need_service("PostgreSQL: set DATABASE_URL to a postgres:// URL to run this test")
+    if not url:
+        need_service("set DATABASE_URL to a postgres:// URL to run this test")
     result = run_python(
         """
         import json, django

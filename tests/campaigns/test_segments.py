@@ -1,4 +1,4 @@
-"""Segments: every condition compiled to SQL and run on the real database (PostgreSQL and SQLite), the
+"""Segments: every condition compiled to SQL and run on the real database, the
 rules a condition row is checked by, owner isolation, and a campaign to lists and segments materialising
 each address once with the same one-statement insert."""
 
