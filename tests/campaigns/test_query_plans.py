@@ -6,17 +6,20 @@ import json
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from campaigns.delivery import ledger
 from campaigns.imports import writers
-from campaigns.models import Contact
+from campaigns.models import Contact, Email, SuppressedHash
+from campaigns.selectors import privacy
 from campaigns.selectors.analytics import recipients_page
-from tests.factories import CampaignFactory
+from tests.factories import CampaignFactory, ContactListFactory
 
 
-def plan_nodes(sql):
+def plan_nodes(sql, params=None):
     """Every node of the statement's executed plan (EXPLAIN ANALYZE, JSON)."""
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
         (raw,) = cursor.fetchone()
     plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
     nodes, todo = [], [plan]
@@ -77,3 +80,38 @@ def test_the_import_probes_each_address_instead_of_reading_the_owners_contacts(m
                 and node["Node Type"] not in ("Index Scan", "Index Only Scan")]
     assert {node.get("Index Name") for node in nodes if node.get("Relation Name") == "campaigns_contact"} == {
         "contact_unique_email_per_owner"}
+
+
+def test_a_start_leaves_erased_addresses_out_with_one_index_probe_per_contact(marketer):
+    # An owner who erased someone: every audience row's address is hashed in the statement and looked up
+    # in the (owner, hash) index, never a subquery run per contact nor a scan of the hashes per contact.
+    contact_list = ContactListFactory(owner=marketer)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO campaigns_contact (owner_id, email, name, attributes, status, created_at, updated_at) "
+            "SELECT %s, 'c' || i || '@example.org', '', '{}', %s, now(), now() FROM generate_series(1, 20000) AS i",
+            [marketer.pk, Contact.Status.SUBSCRIBED],
+        )
+        cursor.execute(
+            "INSERT INTO campaigns_contactlist_contacts (contactlist_id, contact_id) "
+            "SELECT %s, id FROM campaigns_contact WHERE owner_id = %s", [contact_list.pk, marketer.pk],
+        )
+    erased = [f"c{i}@example.org" for i in range(1, 20001, 1000)]
+    SuppressedHash.objects.bulk_create(
+        SuppressedHash(owner=marketer, address_hash=privacy.address_hash(address), reason=Contact.Status.BOUNCED)
+        for address in erased + [f"gone{i}@example.org" for i in range(500)]
+    )
+    analyze()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE campaigns_suppressedhash")
+        cursor.execute("ANALYZE campaigns_contactlist_contacts")
+    campaign = CampaignFactory(owner=marketer, lists=[contact_list])
+    sql, params = ledger.materialise_statement(campaign_id=campaign.pk, now=timezone.now())
+
+    nodes = plan_nodes(sql, params)
+    assert Email.objects.filter(campaign=campaign).count() == 20_000 - len(erased)
+    assert not Email.objects.filter(campaign=campaign, to_email__in=erased).exists()
+    assert not [node for node in nodes if node.get("Subplan Name", "").startswith("SubPlan")]
+    reads = [node for node in nodes if node.get("Relation Name") == "campaigns_suppressedhash"]
+    assert reads and all(node.get("Index Name") == "suppressedhash_unique_per_owner" or node["Actual Loops"] == 1
+                         for node in reads), reads
