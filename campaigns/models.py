@@ -50,9 +50,8 @@ class Campaign(models.Model):
     segments = models.ManyToManyField("Segment", related_name="campaigns", blank=True)
     # A resend: its audience is the source campaign's recipients picked by source_rule, as they are at
     # its start (ledger.materialise_statement), instead of its lists. Set by lifecycle.resend_to_non_openers.
-    # No database constraint nor index, like CampaignTally's key: SQLite could then neither add nor drop the
-    # column in place, and rebuilding campaigns_campaign breaks the tally triggers naming it (campaigns/tallies.py).
-    # Deleting a source sets this to NULL through the ORM; a stale id would only match no email row.
+    # No database constraint nor index, like CampaignTally's key: deleting a source sets this to NULL through
+    # the ORM, and a stale id would only match no email row.
     source_campaign = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="resends",
         db_constraint=False, db_index=False, verbose_name="resend of",

@@ -5,20 +5,16 @@ materialise, tracking, cascading deletes, an operator's psql), goes through the 
 same transaction, so the tallies are exact at every instant and the sending path makes no extra
 round trip.
 
-- PostgreSQL: statement-level AFTER INSERT / UPDATE / DELETE triggers with transition tables. Each
-  statement adds +1 for every new row and -1 for every old row, grouped by key, and upserts only
-  the keys whose figures changed, in key order (concurrent statements lock tally rows in the same
-  order, so they cannot deadlock on them).
-- SQLite: row-level triggers doing the same for OLD and NEW.
+Statement-level AFTER INSERT / UPDATE / DELETE triggers with transition tables: each statement
+adds +1 for every new row and -1 for every old row, grouped by key, and upserts only the keys whose
+figures changed, in key order (concurrent statements lock tally rows in the same order, so they
+cannot deadlock on them).
 
 The same contribution queries, with the Email table as source, rebuild the tallies from scratch
 (`recount`, `manage.py recount_tallies`, which also installs the triggers as written here). Migration
 0006 installs the triggers and fills the tallies; each migration carries a frozen copy of the SQL it
 runs (never this module), so a change here needs a new migration holding the new `install_statements`
 (tests/campaigns/test_migrations.py compares what a fresh migrate installs with this module).
-
-SQLite caveat: Django rebuilds a SQLite table to alter it (new table, copy, drop), which drops its
-triggers; after such a migration of campaigns_email, `recount_tallies` puts them back.
 """
 
 from django.db import connection, transaction
@@ -53,35 +49,17 @@ HOUR_TERMS = (
     ("updated_at", "{r}.status = 'failed'", {"failed": "1"}),
 )
 
-# The counted columns: an UPDATE touching none of them changes no tally (SQLite's WHEN clause).
-COUNTED_COLUMNS = ("campaign_id", "status", "failure_class", "sent_at", "first_opened_at", "machine_open",
-                   "unsubscribed_at")
+# Where a moment falls, in UTC: its hour since the epoch, and its quarter of that hour.
+def _hour(ts):
+    return f"CAST(floor(date_part('epoch', {ts}) / 3600) AS INTEGER)"
 
 
-class Dialect:
-    """SQL that differs between PostgreSQL and SQLite: where a moment falls, in UTC."""
-
-    def __init__(self, vendor):
-        self.vendor = vendor
-
-    def epoch(self, ts):
-        if self.vendor == "postgresql":
-            return f"date_part('epoch', {ts})"
-        # Django stores UTC text ('2026-11-28 06:30:00.123456'); %s truncates to whole seconds.
-        return f"CAST(strftime('%s', {ts}) AS INTEGER)"
-
-    def hour(self, ts):
-        return f"CAST(floor({self.epoch(ts)} / 3600) AS INTEGER)" if self.vendor == "postgresql" \
-            else f"({self.epoch(ts)} / 3600)"
-
-    def quarter(self, ts):
-        if self.vendor == "postgresql":
-            return f"(CAST(floor({self.epoch(ts)} / 900) AS INTEGER) % 4)"
-        return f"(({self.epoch(ts)} / 900) % 4)"
+def _quarter(ts):
+    return f"(CAST(floor(date_part('epoch', {ts}) / 900) AS INTEGER) % 4)"
 
 
 def _signed(sign, expr):
-    """sign (1 or -1) times a 0/1 condition, as an integer in both dialects."""
+    """sign (1 or -1) times a 0/1 condition, as an integer."""
     return sign if expr == "1" else f"{sign} * CAST(({expr}) AS INTEGER)"
 
 
@@ -91,7 +69,7 @@ def _tally_rows(*, r, source, sign):
            f"{terms} {source}"
 
 
-def _hour_rows(dialect, *, r, source, sign, where=""):
+def _hour_rows(*, r, source, sign, where=""):
     selects = []
     for moment, condition, values in HOUR_TERMS:
         ts = f"{r}.{moment}"
@@ -99,7 +77,7 @@ def _hour_rows(dialect, *, r, source, sign, where=""):
             f"{_signed(sign, values[m].format(r=r))} AS {m}" if m in values else f"0 AS {m}" for m in HOUR_METRICS
         )
         selects.append(
-            f"SELECT {r}.campaign_id AS campaign_id, {dialect.hour(ts)} AS hour, {dialect.quarter(ts)} AS q, "
+            f"SELECT {r}.campaign_id AS campaign_id, {_hour(ts)} AS hour, {_quarter(ts)} AS q, "
             f"{metrics} {source} WHERE {condition.format(r=r)}{where}"
         )
     return " UNION ALL ".join(selects)
@@ -121,12 +99,12 @@ def _upsert(table, key, figures, inner, *, pivot=False):
     )
 
 
-def _changes(dialect, sides, *, where=""):
+def _changes(sides, *, where=""):
     """The two upserts for rows seen through `sides`: [(r, source, sign)]."""
     tally = " UNION ALL ".join(_tally_rows(r=r, source=f"{source}{where and ' WHERE ' + where}",
                                            sign=sign) for r, source, sign in sides)
-    hours = " UNION ALL ".join(_hour_rows(dialect, r=r, source=source, sign=sign,
-                                          where=where and f" AND {where}") for r, source, sign in sides)
+    hours = " UNION ALL ".join(_hour_rows(r=r, source=source, sign=sign, where=where and f" AND {where}")
+                               for r, source, sign in sides)
     return [
         _upsert(TALLY, TALLY_KEY, TALLY_FIGURES, tally),
         _upsert(HOURS, HOUR_KEY, HOUR_FIGURES, hours, pivot=True),
@@ -174,7 +152,7 @@ def _hour_add(campaign, hour, quarter, values):
     )
 
 
-def _one_row_result(dialect):
+def _one_row_result():
     """PL/pgSQL for the statement the sending engine makes most: one row changing status, and
     nothing else counted (no open, click or unsubscribe; not from sent or failed), so that at most
     one hour figure is added (sent or failed). A handful of plain UPDATEs, where the set-based
@@ -194,8 +172,8 @@ def _one_row_result(dialect):
         f"SELECT (SELECT count(*) FROM new_rows), n.campaign_id, o.status, o.failure_class, n.status, n.failure_class, "
         f"{_signed('1', 'n.machine_open')}, {_signed('1', TALLY_TERMS['clicked'].format(r='n'))}, "
         f"{_signed('1', TALLY_TERMS['unsubscribed'].format(r='n'))}, {same}, "
-        f"CASE WHEN {sent} THEN {dialect.hour(moment['sent'])} WHEN {failed} THEN {dialect.hour(moment['failed'])} END, "
-        f"CASE WHEN {sent} THEN {dialect.quarter(moment['sent'])} ELSE {dialect.quarter(moment['failed'])} END, "
+        f"CASE WHEN {sent} THEN {_hour(moment['sent'])} WHEN {failed} THEN {_hour(moment['failed'])} END, "
+        f"CASE WHEN {sent} THEN {_quarter(moment['sent'])} ELSE {_quarter(moment['failed'])} END, "
         f"{_signed('1', sent)}, {_signed('1', failed)} "
         f"INTO v_rows, v_campaign, v_old_status, v_old_class, v_new_status, v_new_class, v_machine, v_clicked, "
         f"v_unsubscribed, v_lean, v_hour, v_quarter, v_sent, v_failed FROM old_rows o CROSS JOIN new_rows n LIMIT 1"
@@ -224,8 +202,7 @@ def _one_row_result(dialect):
     return declare, code
 
 
-def _postgresql_install():
-    dialect = Dialect("postgresql")
+def install_statements():
     sides = {
         "insert": [("r", "FROM new_rows r", "1")],
         "update": [("r", "FROM old_rows r", "-1"), ("r", "FROM new_rows r", "1")],
@@ -237,8 +214,8 @@ def _postgresql_install():
     }
     statements = []
     for op in TRIGGERS:
-        body = ";\n    ".join(_changes(dialect, sides[op], where=_campaign_exists("r") if op == "delete" else ""))
-        declare, one_row = _one_row_result(dialect) if op == "update" else ("", "")
+        body = ";\n    ".join(_changes(sides[op], where=_campaign_exists("r") if op == "delete" else ""))
+        declare, one_row = _one_row_result() if op == "update" else ("", "")
         statements += [
             f"CREATE OR REPLACE FUNCTION {EMAIL}_tally_{op}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
             f"{declare}BEGIN\n    {one_row}\n    {body};\n    RETURN NULL;\nEND $$",
@@ -256,69 +233,32 @@ def _postgresql_install():
     return statements
 
 
-def _sqlite_install():
-    dialect = Dialect("sqlite")
-    sides = {"insert": [("NEW", "", "1")], "update": [("OLD", "", "-1"), ("NEW", "", "1")],
-             "delete": [("OLD", "", "-1")]}
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in COUNTED_COLUMNS) + (
-        " OR (OLD.click_count > 0) IS NOT (NEW.click_count > 0)"
-        " OR (NEW.status = 'failed' AND OLD.updated_at IS NOT NEW.updated_at)"
-    )
-    statements = []
-    for op in TRIGGERS:
-        when = f" WHEN {changed}" if op == "update" else ""
-        # SQLite's rows have no FROM; a WHERE needs one, so the row's SELECTs get "WHERE" conditions only.
-        body = ";\n    ".join(_changes(dialect, sides[op], where=_campaign_exists("OLD") if op == "delete" else ""))
-        statements += [
-            f"DROP TRIGGER IF EXISTS {EMAIL}_tally_{op}",
-            f"CREATE TRIGGER {EMAIL}_tally_{op} AFTER {op.upper()} ON {EMAIL} FOR EACH ROW{when}\n"
-            f"BEGIN\n    {body};\nEND",
-        ]
-    statements += [
-        f"DROP TRIGGER IF EXISTS {CAMPAIGN}_tally_delete",
-        f"CREATE TRIGGER {CAMPAIGN}_tally_delete AFTER DELETE ON {CAMPAIGN} FOR EACH ROW\nBEGIN\n"
-        f"{_forget_campaigns('campaign_id = OLD.id')}END",
-    ]
-    return statements
-
-
-def install_statements(vendor):
-    return {"postgresql": _postgresql_install, "sqlite": _sqlite_install}[vendor]()
-
-
-def uninstall_statements(vendor):
+def uninstall_statements():
     triggers = [(EMAIL, f"{EMAIL}_tally_{op}") for op in TRIGGERS] + [(CAMPAIGN, f"{CAMPAIGN}_tally_delete")]
-    on = (lambda table: f" ON {table}") if vendor == "postgresql" else (lambda table: "")
-    statements = [f"DROP TRIGGER IF EXISTS {name}{on(table)}" for table, name in triggers]
-    if vendor == "postgresql":  # (each PostgreSQL trigger runs a function of its name)
-        statements += [f"DROP FUNCTION IF EXISTS {name}()" for _, name in triggers]
-    return statements
-
-
-def recount_statements(vendor):
-    dialect = Dialect(vendor)
-    source = f"FROM {EMAIL} e"
-    statements = [f"DELETE FROM {TALLY}", f"DELETE FROM {HOURS}"] + [
-        # A rebuilt table has no row to add to: the upsert's ON CONFLICT never fires.
-        sql for sql in _changes(dialect, [("e", source, "1")])
+    # Each trigger runs a function of its name.
+    return [f"DROP TRIGGER IF EXISTS {name} ON {table}" for table, name in triggers] + [
+        f"DROP FUNCTION IF EXISTS {name}()" for _, name in triggers
     ]
-    if vendor == "postgresql":
-        # Writers wait (readers do not) until the tallies are rebuilt, so none is counted twice or missed.
-        statements.insert(0, f"LOCK TABLE {EMAIL} IN SHARE MODE")
-    return statements
+
+
+def recount_statements():
+    # Writers wait (readers do not) until the tallies are rebuilt, so none is counted twice or missed.
+    # A rebuilt table has no row to add to: the upsert's ON CONFLICT never fires.
+    return [f"LOCK TABLE {EMAIL} IN SHARE MODE", f"DELETE FROM {TALLY}", f"DELETE FROM {HOURS}",
+            *_changes([("e", f"FROM {EMAIL} e", "1")])]
 
 
 def install(*, using_connection=None):
     conn = using_connection or connection
     with conn.cursor() as cursor:
-        for sql in install_statements(conn.vendor):
+        for sql in install_statements():
             cursor.execute(sql)
 
 
 def uninstall(*, using_connection=None):
     conn = using_connection or connection
     with conn.cursor() as cursor:
-        for sql in uninstall_statements(conn.vendor):
+        for sql in uninstall_statements():
             cursor.execute(sql)
 
 
@@ -326,5 +266,5 @@ def recount(*, using_connection=None):
     """Rebuild both tallies from the Email rows, in one transaction; safe while sending goes on."""
     conn = using_connection or connection
     with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-        for sql in recount_statements(conn.vendor):
+        for sql in recount_statements():
             cursor.execute(sql)

@@ -43,7 +43,7 @@ def database_settings(var_dir):
 
 
 def is_used(database, var_dir):
-    """True if this DATABASES entry is the embedded server of this VAR_DIR (DATABASE_URL and SQLITE_PATH unset)."""
+    """True if this DATABASES entry is the embedded server of this VAR_DIR (DATABASE_URL unset)."""
     return database.get("HOST") == str(data_dir(var_dir)) and database["ENGINE"] == "django.db.backends.postgresql"
 
 

@@ -126,29 +126,18 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-# SQLite is chosen only by name now (SQLITE_PATH, or a sqlite:// DATABASE_URL); the default is PostgreSQL.
-SQLITE_PATH = os.environ.get("SQLITE_PATH", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
-elif not SQLITE_PATH:
+else:
     # No server configured: the embedded PostgreSQL in VAR_DIR, over its unix socket there.
     DATABASES = {"default": embedded_postgres.database_settings(VAR_DIR)}
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": SQLITE_PATH,
-            "OPTIONS": {
-                # WAL lets the web, worker and beat processes read while one writes;
-                # IMMEDIATE takes the write lock at BEGIN so writers queue instead of failing.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-            },
-        }
-    }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        f"DATABASE_URL names a {DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]} database: this project is "
+        "PostgreSQL only (a postgres:// URL, or unset for the embedded PostgreSQL in VAR_DIR)."
+    )
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
+if env_bool("DATABASE_POOL", True):
     # Django owns a psycopg pool per process; CONN_MAX_AGE must stay 0 with it.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
@@ -157,9 +146,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The dashboard's covering indexes (INCLUDE columns) serve PostgreSQL; SQLite keeps the
-# key columns and ignores the rest, which is fine where SQLite is still chosen.
-SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # --- auth -----------------------------------------------------------------
 

@@ -23,16 +23,28 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 _django_validator = EmailValidator()
 # Characters that spreadsheets and CRMs leave around addresses.
-_STRIP = " \t\r\n\u00a0\u200b\u200c\u200d\ufeff"
+STRIPPED = " \t\r\n\u00a0\u200b\u200c\u200d\ufeff"
 
 
 def normalize_address(raw):
     """Trimmed, NFC, lower-cased: the form in which addresses are stored and compared."""
-    text = str(raw or "").strip(_STRIP)
+    text = str(raw or "").strip(STRIPPED)
     # ASCII text is NFC already: skip unicodedata's pass for (nearly) every row of an import.
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
     return text.lower()
+
+
+def normalized_address_sql(column):
+    """normalize_address over a text column, in PostgreSQL: (SQL, params).
+
+    The same text as Python's for every address but those holding one of the few capitals whose lower
+    case Unicode gives by context or as two characters (İ, a final Σ), which the server's collation may
+    lower otherwise; a stored address is lower case already, and lower() leaves it as it is. ASCII skips
+    normalize() as above (what is ASCII before trimming is after), which would triple the expression's cost."""
+    trimmed = f"btrim({column}, %s)"
+    return (f"lower(CASE WHEN octet_length({column}) = char_length({column}) THEN {trimmed} "
+            f"ELSE normalize({trimmed}, NFC) END)", [STRIPPED, STRIPPED])
 
 
 # Django's own rule for the local part, compiled once (its validator's lazy regex is slow per call).

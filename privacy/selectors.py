@@ -1,4 +1,4 @@
-"""Reads for privacy requests: everything held about one contact, and the erased addresses' hashes.
+"""Reads for privacy requests: everything held about one contact.
 
 The export is the data itself, as stored: the contact row, its lists, attributes and consent
 (its subscription status and when it last changed), every email of the owner's campaigns sent or

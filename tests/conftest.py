@@ -44,10 +44,6 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         yield
 
 
-def is_postgres():
-    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
-
-
 def pytest_sessionstart(session):
     # With DATABASE_URL unset the tests run on the embedded PostgreSQL in VAR_DIR, started here if
     # `make run` (or another session) has not started it; the session stops only a server it started.
@@ -61,12 +57,6 @@ def pytest_sessionfinish(session):
 
         connections.close_all()
         embedded_postgres.stop(settings.VAR_DIR)
-
-
-@pytest.fixture
-def require_postgres():
-    if not is_postgres():
-        need_service("PostgreSQL: unset SQLITE_PATH, or set DATABASE_URL to a postgres:// URL, to run this test")
 
 
 @pytest.fixture

@@ -218,9 +218,6 @@ def claim_test_database(db_settings, base_name):
 @contextlib.contextmanager
 def own_test_database(db_settings):
     """Names the test database of `db_settings` (a DATABASES entry) for this run alone while in the block."""
-    if db_settings["ENGINE"] != "django.db.backends.postgresql":
-        yield None  # SQLite's test database is in this process's memory: the run's own already
-        return
     global test_database_base_name
     test_settings = db_settings.setdefault("TEST", {})
     test_database_base_name = test_settings.get("NAME") or f"test_{db_settings['NAME']}"

@@ -24,7 +24,7 @@ def backend_pid():
 
 # Outside a test transaction: the fixup and our handlers close connections, as in a worker.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_prefork_worker_keeps_its_database_connection_across_tasks(require_postgres, settings):
+def test_a_prefork_worker_keeps_its_database_connection_across_tasks(settings):
     assert settings.DATABASES["default"]["OPTIONS"].get("pool"), "the worker's pool is what is kept"
     fixup = DjangoWorkerFixup(app)
     fixup.worker = SimpleNamespace(pool_cls="celery.concurrency.prefork:TaskPool")  # what the worker sets

@@ -79,8 +79,7 @@ def test_a_runs_redis_server_ends_when_the_run_is_killed(redis_url, tmp_path):
         time.sleep(0.1)
 
 
-@pytest.mark.postgres
-def test_a_claimed_test_database_name_is_nobody_elses_until_released(require_postgres, db):
+def test_a_claimed_test_database_name_is_nobody_elses_until_released(db):
     db_settings = settings.DATABASES["default"]
     base = f"test_isolation_{uuid.uuid4().hex[:8]}"
     first = isolation.claim_test_database(db_settings, base)
@@ -96,8 +95,7 @@ def test_a_claimed_test_database_name_is_nobody_elses_until_released(require_pos
         second.release()
 
 
-@pytest.mark.postgres
-def test_this_runs_test_database_is_held_against_another_run(require_postgres, db):
+def test_this_runs_test_database_is_held_against_another_run(db):
     this_run = connection.settings_dict["NAME"]
     assert this_run.startswith(isolation.test_database_base_name)
     other = isolation.claim_test_database(settings.DATABASES["default"], isolation.test_database_base_name)
@@ -108,9 +106,8 @@ def test_this_runs_test_database_is_held_against_another_run(require_postgres, d
 
 
 @pytest.mark.e2e
-@pytest.mark.postgres
 @pytest.mark.redis
-def test_two_runs_started_at_once_both_pass(require_postgres, redis_url, tmp_path):
+def test_two_runs_started_at_once_both_pass(redis_url, tmp_path):
     """tests/isolation_probe.py in two pytest runs given the same DATABASE_URL and REDIS_URL, which meet
     inside their test; each publishes, caches and writes, and finds only its own."""
     env = {**os.environ, "REDIS_URL": isolation.shared_redis_url, "STRICT_SERVICES": "1",

@@ -53,7 +53,7 @@ def make_run_env(tmp_path):
     """The environment `make run` gives honcho's processes when nothing is configured, with the embedded
     PostgreSQL it starts in their VAR_DIR."""
     bin_dir = str(Path(os.sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SQLITE_PATH")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({"PATH": f"{bin_dir}:{os.environ['PATH']}", "VAR_DIR": str(tmp_path)})
     embedded_postgres.start(tmp_path)
     yield env

@@ -23,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Everything settings.py reads; each case sets only what it means to.
 SETTINGS_VARIABLES = (
     "DJANGO_ENV", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "SITE_URL", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL",
-    "DATABASE_POOL", "DATABASE_POOL_MAX", "SQLITE_PATH", "REDIS_URL", "FIELD_ENCRYPTION_KEYS", "SIGNUP_ENABLED",
+    "DATABASE_POOL", "DATABASE_POOL_MAX", "REDIS_URL", "FIELD_ENCRYPTION_KEYS", "SIGNUP_ENABLED",
     "SIGNUP_CONFIRM_MAX_AGE", "STATIC_ROOT", "MEDIA_ROOT", "EMAIL_BACKEND", "SMTP_SINK_DIR",
     "SMTP_ALLOW_PRIVATE_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "CELERY_TASK_ALWAYS_EAGER",
     "VAR_DIR",
@@ -299,41 +299,19 @@ def test_with_database_url_the_embedded_postgresql_is_not_used(tmp_path):
     assert not (tmp_path / "var" / "postgres").exists()
 
 
-def test_with_sqlite_path_the_embedded_postgresql_is_not_used(tmp_path):
-    result = embedded(tmp_path, "run", "--", sys.executable, "-c", "pass", SQLITE_PATH=str(tmp_path / "db.sqlite3"))
-    assert result.returncode == 0, result.stderr
-    assert "PostgreSQL" not in result.stdout
-    assert not (tmp_path / "var" / "postgres").exists()
-
-
-def test_with_sqlite_path_sqlite_runs_in_wal_mode(tmp_path):
-    env = clean_env(tmp_path, SQLITE_PATH=str(tmp_path / "db.sqlite3"))
-    result = run_python(
-        """
-        import django
-        django.setup()
-        from django.conf import settings
-        from django.db import connection
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA journal_mode")
-            print(settings.DATABASES["default"]["ENGINE"])
-            print(settings.DATABASES["default"]["NAME"])
-            print(cursor.fetchone()[0])
-        """,
-        env,
-    )
-    assert result.returncode == 0, result.stderr
-    engine, name, journal_mode = result.stdout.strip().splitlines()[-3:]
-    assert engine == "django.db.backends.sqlite3"
-    assert Path(name) == tmp_path / "db.sqlite3"
-    assert journal_mode == "wal"
-    assert (tmp_path / "db.sqlite3").exists()
+def test_a_sqlite_database_url_is_refused_as_postgresql_only(tmp_path):
+    env = clean_env(tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = run(["manage.py", "check"], env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "PostgreSQL only" in result.stderr.splitlines()[-1]
+    assert not (tmp_path / "db.sqlite3").exists()
 
 
 def test_with_database_url_postgresql_uses_a_connection_pool(tmp_path):
     url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        need_service("PostgreSQL: set DATABASE_URL to a postgres:// URL to run this test")
+    if not url:
+        need_service("set DATABASE_URL to a postgres:// URL to run this test")
     result = run_python(
         """
         import json, django

@@ -23,7 +23,7 @@ def campaigns_with_owner_and_account(campaign_ids) -> dict:
     ids = sorted(set(campaign_ids))
     if not ids:
         return {}
-    sql, columns = _statement(connection.vendor)
+    sql, columns = _statement()
     with connection.cursor() as cursor:
         cursor.execute(sql.format(ids=", ".join(["%s"] * len(ids))), ids)
         rows = cursor.fetchall()
@@ -48,7 +48,7 @@ def _instance(model, fields, values):
 
 
 @functools.cache
-def _statement(vendor):
+def _statement():
     """The SELECT and, per model, its (field, converters) and the slice of the row it fills."""
     selected, columns, start = [], [], 0
     for model, alias in _MODELS:

@@ -145,13 +145,13 @@ def claim_batches(*, now: datetime, window_seconds: float,
     batches = []
     # Accounts take turns, so a large campaign never starves another account in a tick: one batch each
     # in the first round, so every account's first batch is near the head of the workers' queue, then
-    # a claim statement's worth each (ledger.batches_per_statement(): on PostgreSQL 500 rows at the
-    # default batch size, a third of a second of the workers). The fair share keeps an account from
+    # a claim statement's worth each (ledger.CLAIM_BATCHES_PER_STATEMENT: 500 rows at the default batch
+    # size, a third of a second of the workers). The fair share keeps an account from
     # starving the others across ticks.
     first_round = True
     while plans:
         for plan in list(plans):
-            turn = plan.account.batch_size * (1 if first_round else ledger.batches_per_statement())
+            turn = plan.account.batch_size * (1 if first_round else ledger.CLAIM_BATCHES_PER_STATEMENT)
             wanted = min(plan.budget, turn)
             claimed_batches, plan.after_id = ledger.claim_as_batches(
                 campaign_ids=plan.campaign_ids, limit=wanted, batch_size=plan.account.batch_size, now=now,

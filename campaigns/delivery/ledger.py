@@ -5,7 +5,6 @@ worker, on its batch id). Zero rows updated means someone else owns the row:
 that is logged and never overwritten.
 """
 
-import functools
 import logging
 import select
 import time
@@ -13,18 +12,17 @@ import uuid
 import weakref
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
-from django.db.models import Exists, F, Min, OuterRef, Q
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.db.models import Exists, F, Min, OuterRef
+from psycopg import pq
 
 from campaigns.delivery import lease
 from campaigns.models import BatchTake, Campaign, CampaignTally, Email
-from contacts.models import Contact, ContactList
 from campaigns.selectors import segments
+from contacts.models import Contact, ContactList, SuppressedHash
+from contacts.selectors import suppressed
 
 log = logging.getLogger(__name__)
 S = Email.Status
@@ -89,8 +87,14 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     branches with an InitPlan switching one off cost a scan of the whole email table per chunk: planned
     before the switch is known, the resend branch's `campaign_id = (subquery)` was a sequential scan
     wherever the table held few campaigns (0.6 s at a million rows, in every chunk of every start).
+
+    No address its owner erased while suppressed is written (suppressed.erased_sql), however its contact
+    came back: the entry points create such a contact suppressed, and a row written by hand is left out here.
     """
-    resend = Campaign.objects.filter(pk=campaign_id, source_campaign__isnull=False).exists()
+    facts = (Campaign.objects.filter(pk=campaign_id)
+             .annotate(owner_erased=Exists(SuppressedHash.objects.filter(owner_id=OuterRef("owner_id"))))
+             .values_list("source_campaign_id", "owner_erased").first())
+    resend, owner_erased = (facts[0] is not None, facts[1]) if facts else (False, False)
     email, contact = Email._meta.db_table, Contact._meta.db_table
     campaign = Campaign._meta.db_table
 
@@ -101,6 +105,11 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
         audience, audience_params = _resend_audience(campaign_id=campaign_id)
     else:
         audience, audience_params = _lists_and_segments_audience(campaign_id=campaign_id, now=now)
+    # Only for an owner who erased someone: the hashes cost every audience row two SHA-256 passes.
+    not_erased, not_erased_params = "", []
+    if owner_erased:
+        erased, not_erased_params = suppressed.erased_sql(owner_column="c.owner_id", address_column="c.email")
+        not_erased = f"AND NOT {erased}"
     sql = f"""
         INSERT INTO {email} (campaign_id, contact_id, to_email, to_name, status, attempts, message_id,
                              smtp_response, failure_class, open_count, machine_open, click_count,
@@ -112,6 +121,7 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
           AND c.id IN (SELECT audience.contact_id FROM ({audience}) AS audience
                        WHERE {contact_range("audience.contact_id")})
           AND {contact_range("c.id")}
+          {not_erased}
         ON CONFLICT (campaign_id, to_email) DO NOTHING
     """
     # Subscribed contacts only: every other status is suppressed (Contact.SUPPRESSED_STATUSES), and an
@@ -127,7 +137,7 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     # list memberships), where the outer range alone left it hashing every member of the lists per chunk,
     # a cost that grew with the list (a million members hashed for each chunk of 10,000).
     bounds = [after_contact_id] + ([through_contact_id] if through_contact_id is not None else [])
-    params += bounds + bounds
+    params += bounds + bounds + not_erased_params
     return sql, params
 
 
@@ -213,34 +223,29 @@ def claim(*, campaign_ids: list[int], limit: int, now: datetime, after_id: int =
     return batch_id, count, last_id
 
 
-# Batches a claim statement writes at most on PostgreSQL: each row finds its batch by its place among
-# the picked ids, a search of the array, so a statement's cost grows with the square of its rows.
+# Batches a claim statement writes at most: each row finds its batch by its place among the picked
+# ids, a search of the array, so a statement's cost grows with the square of its rows.
 CLAIM_BATCHES_PER_STATEMENT = 10
-
-
-def batches_per_statement() -> int:
-    """How many batches one claim statement may write here (SQLite: one)."""
-    return CLAIM_BATCHES_PER_STATEMENT if connection.vendor == "postgresql" else 1
 
 
 def claim_as_batches(*, campaign_ids: list[int], limit: int, batch_size: int, now: datetime,
                   after_id: int = 0) -> tuple[list[tuple[uuid.UUID, int]], int]:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as batches of `batch_size`
     (the last one smaller), in id order, in one statement. Returns ([(batch_id, count)], last_id).
-    `limit` is at most batches_per_statement() batches.
+    `limit` is at most CLAIM_BATCHES_PER_STATEMENT batches.
 
     Each row without a Message-ID gets one here, stored before anything is sent; a retry
-    keeps the one it has. SKIP LOCKED (PostgreSQL) lets two dispatchers claim side by side without
-    waiting on or taking each other's rows; SQLite serialises writers instead. A tick claiming a fast
+    keeps the one it has. SKIP LOCKED lets two dispatchers claim side by side without
+    waiting on or taking each other's rows. A tick claiming a fast
     account's thirty batches one statement each paid for thirty statements (planning, round trips,
-    index descents: a fifth of the tick); on PostgreSQL a statement now claims up to ten. A tick
+    index descents: a fifth of the tick); a statement now claims up to ten. A tick
     claiming more passes the last id it claimed as `after_id`, so each claim starts where the previous
     one ended instead of stepping again over the rows claimed before it (still in the index until vacuum).
     """
     if limit <= 0 or not campaign_ids:
         return [], after_id
-    if limit > batch_size * batches_per_statement():
-        raise ValueError(f"a claim statement writes at most {batches_per_statement()} batch(es) of {batch_size}")
+    if limit > batch_size * CLAIM_BATCHES_PER_STATEMENT:
+        raise ValueError(f"a claim statement writes at most {CLAIM_BATCHES_PER_STATEMENT} batches of {batch_size}")
     batch_ids = [uuid.uuid4() for _ in range(-(-limit // batch_size))]
     sql, params = claim_statement(campaign_ids=campaign_ids, limit=limit, now=now, after_id=after_id,
                                   batch_ids=batch_ids, batch_size=batch_size)
@@ -256,7 +261,6 @@ def claim_as_batches(*, campaign_ids: list[int], limit: int, batch_size: int, no
 
 
 def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size):
-    lock = "FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     placeholders = ", ".join(["%s"] * len(campaign_ids))
     table = Email._meta.db_table
     # MATERIALIZED: the rows are picked once. As a plain `id IN (SELECT ... LIMIT n)` PostgreSQL
@@ -266,31 +270,25 @@ def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size
     # the planner, with statistics taken before a new campaign's rows existed ("one pending
     # row"), join the picked ids against a scan of every pending row: each claim of 50 read all
     # 20,000. The picked ids, sorted, are one array (an InitPlan, computed once): each row's batch is
-    # its place in it, batch_size to a batch. SQLite runs the statement, one batch, under its single
-    # writer lock.
-    if connection.vendor == "postgresql":
-        batch = "(%s::uuid[])[(array_position(ARRAY(SELECT id FROM picked ORDER BY id), id) - 1) / %s + 1]"
-        batch_params = [list(batch_ids), batch_size]
-        which, which_params = "id = ANY(ARRAY(SELECT id FROM picked))", []
-    else:
-        (batch_id,) = batch_ids
-        batch, batch_params = "%s", [db_value(batch_id)]
-        which, which_params = "status = %s AND id IN (SELECT id FROM picked)", [S.PENDING]
+    # its place in it, batch_size to a batch.
     sql = f"""
         WITH picked AS MATERIALIZED (
             SELECT id FROM {table}
             WHERE status = %s AND campaign_id IN ({placeholders}) AND id > %s
-            ORDER BY id LIMIT %s {lock}
+            ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
         )
-        UPDATE {table} SET status = %s, batch_id = {batch}, lease_expires_at = %s, updated_at = %s,
+        UPDATE {table}
+        SET status = %s,
+            batch_id = (%s::uuid[])[(array_position(ARRAY(SELECT id FROM picked ORDER BY id), id) - 1) / %s + 1],
+            lease_expires_at = %s, updated_at = %s,
             message_id = CASE WHEN message_id = '' THEN '<' || CAST(id AS TEXT) || %s ELSE message_id END
-        WHERE {which}
+        WHERE id = ANY(ARRAY(SELECT id FROM picked))
         RETURNING id
     """
     message_id_end = f".{uuid.uuid4().hex[:16]}@{settings.MESSAGE_ID_DOMAIN or 'localhost'}>"
-    lease = db_value(now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS))
-    params = [S.PENDING, *campaign_ids, after_id, limit, S.QUEUED, *batch_params, lease, db_value(now),
-              message_id_end, *which_params]
+    lease = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
+    params = [S.PENDING, *campaign_ids, after_id, limit, S.QUEUED, list(batch_ids), batch_size, lease, now,
+              message_id_end]
     return sql, params
 
 
@@ -306,7 +304,7 @@ def take_batch(*, batch_id: uuid.UUID, now: datetime) -> bool:
         ON CONFLICT (batch_id) DO NOTHING
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [db_value(batch_id), db_value(now)])
+        cursor.execute(sql, [batch_id, now])
         return cursor.rowcount == 1
 
 
@@ -324,9 +322,9 @@ def batch_rows(*, batch_id: uuid.UUID) -> tuple[list[tuple], datetime | None]:
     a rebatch); the sender renews it when little of it is left (campaigns.delivery.lease).
     """
     with connection.cursor() as cursor:
-        cursor.execute(_BATCH_ROWS, [db_value(batch_id), S.QUEUED])
+        cursor.execute(_BATCH_ROWS, [batch_id, S.QUEUED])
         rows = cursor.fetchall()
-    leases = [read_datetime(row[-1]) for row in rows]
+    leases = [row[-1] for row in rows]
     return [row[:-1] for row in rows], min(leases) if leases else None
 
 
@@ -335,15 +333,6 @@ _BATCH_ROWS = f"""
     FROM {Email._meta.db_table} e LEFT JOIN {Contact._meta.db_table} c ON c.id = e.contact_id
     WHERE e.batch_id = %s AND e.status = %s ORDER BY e.id
 """
-
-
-def read_datetime(value):
-    """A datetime column as plain SQL returns it: aware on PostgreSQL, UTC text on SQLite."""
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if value is not None and timezone.is_naive(value):  # SQLite: UTC, as Django stores it
-        value = timezone.make_aware(value, dt_timezone.utc)
-    return value
 
 
 def rebatch(*, batch_id: uuid.UUID, email_ids: list[int], now: datetime, hold_seconds: float) -> uuid.UUID | None:
@@ -365,14 +354,14 @@ def renew_lease(*, batch_id: uuid.UUID, now: datetime) -> set[int]:
     """
     with connection.cursor() as cursor:
         lease = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
-        cursor.execute(sql, [db_value(lease), db_value(batch_id), S.QUEUED])
+        cursor.execute(sql, [lease, batch_id, S.QUEUED])
         return {row[0] for row in cursor.fetchall()}
 
 
 @contextmanager
 def ledger_commits():
     """The sending engine's own commits (a dispatcher tick, a worker's batch) skip the wait
-    for the disk flush on PostgreSQL, unless EMAIL_RESULTS_SYNCHRONOUS_COMMIT is set.
+    for the disk flush, unless EMAIL_RESULTS_SYNCHRONOUS_COMMIT is set.
 
     A killed worker or dispatcher loses nothing by this: its commits are already in the
     server. Only a crash of PostgreSQL itself can lose the last fraction of a second of
@@ -382,7 +371,7 @@ def ledger_commits():
     worker's. The gain is one disk flush less per commit (figures in BENCHMARKS.md): a
     tick claiming 400 batches spent 3 s flushing.
     """
-    if connection.vendor != "postgresql" or settings.EMAIL_RESULTS_SYNCHRONOUS_COMMIT:
+    if settings.EMAIL_RESULTS_SYNCHRONOUS_COMMIT:
         yield
         return
     with connection.cursor() as cursor:
@@ -432,7 +421,7 @@ def mark_sent(*, email_id: int, batch_id: uuid.UUID, code: int, text: str, now: 
     # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
     params = [now, now, code, text, bool(possible_duplicate), email_id, batch_id]
     with connection.cursor() as cursor:
-        cursor.execute(_MARK_SENT, [db_value(value) for value in params])
+        cursor.execute(_MARK_SENT, params)
         return _report(email_id, "sent", cursor.rowcount)
 
 
@@ -444,14 +433,13 @@ _prepared_on = weakref.WeakKeyDictionary()
 class ResultWriter:
     """A batch's per-message results, written without waiting for the database's answer.
 
-    The sender's one per-batch object below the ORM (PostgreSQL; on SQLite each result is written
-    at once). `mark_sent` writes a prepared UPDATE to the server and returns: the sender builds
+    The sender's one per-batch object below the ORM. `mark_sent` writes a prepared UPDATE to the server and returns: the sender builds
     the next message meanwhile. The UPDATE is in the server the moment it returns, so a worker
     killed then loses nothing. Its answer is read by `settle`, which the sender calls before the
     next message's content goes out (so at most one delivered message is ever unrecorded), and
     which runs first, while the writer is open, before any other statement on the connection.
     A transaction opened while an answer is outstanding fails loudly in psycopg ("can't change
-    autocommit"); nothing in a batch opens one on PostgreSQL (see rate_limit.reserve_slots).
+    autocommit"); nothing in a batch opens one (see rate_limit.reserve_slots).
 
     Prepared once per connection: planning the UPDATE took longer than running it, and the ORM's
     compiling longer still (figures in BENCHMARKS.md).
@@ -480,9 +468,6 @@ class ResultWriter:
     def mark_sent(self, *, email_id, batch_id, code, text, now, possible_duplicate=False):
         """queued -> sent, its answer read by `settle`. Returns True (assumed until settled, which
         logs a row that was no longer this worker's)."""
-        if self._db.vendor != "postgresql":
-            return mark_sent(email_id=email_id, batch_id=batch_id, code=code, text=text, now=now,
-                             possible_duplicate=possible_duplicate)
         # Written as PostgreSQL reads text parameters, here rather than value by value.
         at = now.isoformat().encode()
         params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id,
@@ -522,7 +507,7 @@ class ResultWriter:
 def _results(pgconn):
     results = []
     while (result := pgconn.get_result()) is not None:
-        if result.status not in _answered():
+        if result.status not in _ANSWERED:
             message = (result.error_message or b"").decode("utf-8", "replace")
             while pgconn.get_result() is not None:
                 pass
@@ -531,20 +516,7 @@ def _results(pgconn):
     return results
 
 
-@functools.cache
-def _answered():
-    from psycopg import pq  # PostgreSQL only
-
-    return (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
-
-
-def db_value(value):
-    """A datetime or UUID as plain SQL takes it on this database (as the ORM would write it)."""
-    if isinstance(value, datetime):
-        return connection.ops.adapt_datetimefield_value(value)
-    if isinstance(value, uuid.UUID):
-        return Email._meta.get_field("batch_id").get_db_prep_value(value, connection)
-    return value
+_ANSWERED = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 
 
 def mark_failed(*, email_id: int, batch_id: uuid.UUID, code: int | None, text: str, failure_class: str,
@@ -627,33 +599,25 @@ def cancel_unsent_chunk(*, campaign_id: int, now: datetime, limit: int) -> int:
     statement: one UPDATE of them all held its transaction (the admin's request) for over a minute.
     Nothing of a cancelled campaign is claimed meanwhile (claims read sending campaigns only).
     """
-    # As in claim_statement: on PostgreSQL the chunk's rows are picked and locked once, then updated by
+    # As in claim_statement: the chunk's rows are picked and locked once, then updated by
     # primary key alone (FOR UPDATE rechecks their status as it locks them; a row a claim holds is
     # skipped and goes by its lease). As `id IN (SELECT ... LIMIT n) AND status = ...`, with statistics
     # taken before the campaign's rows existed ("one pending row"), the planner ran the subquery once
     # per pending row (30,000 rows: minutes), or scanned every pending row of every campaign per chunk.
-    # SQLite (one writer at a time) runs the plain IN (SELECT ... LIMIT n) once; its driver counts the rows
-    # of a statement starting with UPDATE only, not WITH.
-    pick = f"SELECT id FROM {Email._meta.db_table} WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s"
-    if connection.vendor == "postgresql":
-        template = f"""
-            WITH picked AS MATERIALIZED ({pick} FOR UPDATE SKIP LOCKED)
-            UPDATE {Email._meta.db_table} SET status = %s, batch_id = NULL, lease_expires_at = NULL, updated_at = %s
-            WHERE id = ANY(ARRAY(SELECT id FROM picked))
-        """
-    else:
-        template = f"""
-            UPDATE {Email._meta.db_table} SET status = %s, batch_id = NULL, lease_expires_at = NULL, updated_at = %s
-            WHERE id IN ({pick}) AND status = %s
-        """
+    template = f"""
+        WITH picked AS MATERIALIZED (
+            SELECT id FROM {Email._meta.db_table} WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE {Email._meta.db_table} SET status = %s, batch_id = NULL, lease_expires_at = NULL, updated_at = %s
+        WHERE id = ANY(ARRAY(SELECT id FROM picked))
+    """
     cancelled = 0
     for status in (S.PENDING, S.DEFERRED):  # one status each: the partial index of pending rows serves the first
         if cancelled >= limit:
             break
-        picked, changed = [campaign_id, status, limit - cancelled], [S.CANCELLED, db_value(now)]
-        params = picked + changed if connection.vendor == "postgresql" else changed + picked + [status]
         with connection.cursor() as cursor:
-            cursor.execute(template, params)
+            cursor.execute(template, [campaign_id, status, limit - cancelled, S.CANCELLED, now])
             cancelled += cursor.rowcount
     return cancelled
 
@@ -696,7 +660,7 @@ def take_back_waiting_batches(*, campaign_id: int, now: datetime) -> int:
         RETURNING batch_id
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [db_value(now), campaign_id, S.QUEUED])
+        cursor.execute(sql, [now, campaign_id, S.QUEUED])
         taken = [row[0] for row in cursor.fetchall()]
     if not taken:
         return 0

@@ -12,10 +12,9 @@ across workers instead of each sleeping a fixed delay.
 import math
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, Sum
 
-from campaigns.delivery import ledger
 from campaigns.models import CampaignHourTally, Email
 from campaigns.selectors.sending import sent_by_account
 from sending.models import SmtpAccount
@@ -156,37 +155,10 @@ def _epoch_hour(moment):
     return int(moment.timestamp() // 3600)
 
 
-def reserve_slots(*, account_id: int, now: datetime, wanted: int) -> tuple[list[datetime], float]:
-    """Reserve up to about one second's worth of the account's next send slots.
-
-    Returns (slots, interval_seconds). Reserving a block per round trip instead of
-    one slot per message keeps the shared clock's cost small at high rates, while
-    slots stay evenly spaced across every worker. Plain SQL: every batch reserves, and
-    compiling the ORM's statements cost a worker more than running them.
-    """
-    if connection.vendor == "postgresql":
-        return _reserve_slots_in_one_statement(account_id=account_id, now=now, wanted=wanted)
-    table = SmtpAccount._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:  # SQLite: one writer at a time anyway
-        cursor.execute(f"SELECT max_per_minute, learned_per_minute, next_send_at FROM {table} WHERE id = %s",
-                       [account_id])
-        row = cursor.fetchone()
-        if row is None:
-            raise SmtpAccount.DoesNotExist(f"SMTP account {account_id} is gone")
-        max_per_minute, learned_per_minute, next_send_at = row
-        first = max(now, ledger.read_datetime(next_send_at) or now)
-        interval = 60.0 / current_rate(max_per_minute, learned_per_minute)
-        count = max(1, min(wanted, math.floor(1.0 / interval)))
-        slots = [first + timedelta(seconds=interval * i) for i in range(count)]
-        cursor.execute(f"UPDATE {table} SET next_send_at = %s WHERE id = %s",
-                       [ledger.db_value(first + timedelta(seconds=interval * count)), account_id])
-    return slots, interval
-
-
-# The same reservation as one statement: no transaction to open (a batch's results are written
-# without waiting for their answers, and a BEGIN would have to wait for them; see ledger.ResultWriter).
-# The row lock of the UPDATE orders workers as SELECT ... FOR UPDATE did. Its arithmetic is Python's:
-# double precision throughout, floor() alike.
+# The reservation is one statement: no transaction to open (a batch's results are written without
+# waiting for their answers, and a BEGIN would have to wait for them; see ledger.ResultWriter). The
+# row lock of the UPDATE orders workers as SELECT ... FOR UPDATE would. The rate is
+# adaptive_rate.current_rate's, in double precision throughout.
 _RESERVE = f"""
     WITH account AS (
         SELECT id, GREATEST(%s::timestamptz, COALESCE(next_send_at, %s::timestamptz)) AS first,
@@ -202,7 +174,14 @@ _RESERVE = f"""
 """
 
 
-def _reserve_slots_in_one_statement(*, account_id, now, wanted):
+def reserve_slots(*, account_id: int, now: datetime, wanted: int) -> tuple[list[datetime], float]:
+    """Reserve up to about one second's worth of the account's next send slots.
+
+    Returns (slots, interval_seconds). Reserving a block per round trip instead of
+    one slot per message keeps the shared clock's cost small at high rates, while
+    slots stay evenly spaced across every worker. Plain SQL: every batch reserves, and
+    compiling the ORM's statements cost a worker more than running them.
+    """
     with connection.cursor() as cursor:
         cursor.execute(_RESERVE, [now, now, account_id, wanted])
         row = cursor.fetchone()

@@ -3,582 +3,308 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The triggers that keep the tallies, for the database in use, then the tallies filled from the
-# rows already there. SQL per vendor: PostgreSQL statement-level triggers with transition tables,
-# SQLite row-level triggers.
+# The triggers that keep the tallies, then the tallies filled from the rows already there:
+# statement-level triggers with transition tables.
 #
 # The SQL is campaigns.tallies' as it was when this migration was written, frozen here: a later
 # change to tallies.py must not rewrite what this migration does (a new migration installs it).
 
-INSTALL_SQL = {
-    'postgresql': [
-        (
-            'CREATE OR REPLACE FUNCTION campaigns_email_tally_insert() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
-            '   INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS status, '
-            'r.failure_class AS failure_class, 1 AS n, 1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
-            '1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
-            'CAST((r.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM new_rows r) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR '
-            'SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
-            'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
-            "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * "
-            'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM new_rows r '
-            "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
-            "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            'sent_opened, 1 AS opened, 0 AS failed FROM new_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
-            "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
-            "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            "sent_opened, 0 AS opened, 1 AS failed FROM new_rows r WHERE r.status = 'failed') AS d GROUP BY "
-            'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
-            '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
-            '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
-            'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
-            'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\n    RETURN NULL;\nEND $$'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_insert ON campaigns_email',
-        (
-            'CREATE TRIGGER campaigns_email_tally_insert AFTER INSERT ON campaigns_email REFERENCING NEW TABLE AS '
-            'new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_insert()'
-        ),
-        (
-            'CREATE OR REPLACE FUNCTION campaigns_email_tally_update() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
-            '   INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS status, '
-            'r.failure_class AS failure_class, -1 AS n, -1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS '
-            'opened, -1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
-            'CAST((r.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM old_rows r UNION ALL SELECT r.campaign_id AS campaign_id, r.status AS status, '
-            'r.failure_class AS failure_class, 1 AS n, 1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
-            '1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
-            'CAST((r.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM new_rows r) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR '
-            'SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
-            'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
-            "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, -1 AS sent, -1 * "
-            'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM old_rows r '
-            "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
-            "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            'sent_opened, -1 AS opened, 0 AS failed FROM old_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
-            "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
-            "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            "sent_opened, 0 AS opened, -1 AS failed FROM old_rows r WHERE r.status = 'failed' UNION ALL SELECT "
-            "r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * "
-            'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM new_rows r '
-            "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
-            "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            'sent_opened, 1 AS opened, 0 AS failed FROM new_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
-            "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
-            "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            "sent_opened, 0 AS opened, 1 AS failed FROM new_rows r WHERE r.status = 'failed') AS d GROUP BY "
-            'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
-            '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
-            '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
-            'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
-            'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\n    RETURN NULL;\nEND $$'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_update ON campaigns_email',
-        (
-            'CREATE TRIGGER campaigns_email_tally_update AFTER UPDATE ON campaigns_email REFERENCING OLD TABLE AS '
-            'old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_update()'
-        ),
-        (
-            'CREATE OR REPLACE FUNCTION campaigns_email_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
-            '   INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS status, '
-            'r.failure_class AS failure_class, -1 AS n, -1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS '
-            'opened, -1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
-            'CAST((r.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM old_rows r WHERE EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = '
-            'r.campaign_id)) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 '
-            'OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, '
-            'failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
-            "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, -1 AS sent, -1 * "
-            'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM old_rows r '
-            "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE "
-            "c.id = r.campaign_id) UNION ALL SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', "
-            "r.first_opened_at) / 3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', r.first_opened_at) / 900) "
-            'AS INTEGER) % 4) AS q, 0 AS sent, 0 AS sent_opened, -1 AS opened, 0 AS failed FROM old_rows r WHERE '
-            'r.first_opened_at IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = r.campaign_id) '
-            "UNION ALL SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS "
-            "INTEGER) AS hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 "
-            "AS sent_opened, 0 AS opened, -1 AS failed FROM old_rows r WHERE r.status = 'failed' AND EXISTS (SELECT 1 "
-            'FROM campaigns_campaign c WHERE c.id = r.campaign_id)) AS d GROUP BY campaign_id, hour HAVING SUM(CASE '
-            'WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN '
-            'q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 '
-            'THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 '
-            'ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = '
-            'campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = campaigns_campaignhourtally.sent1 + '
-            'excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + excluded.sent2, sent3 = '
-            'campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\n    RETURN NULL;\nEND $$'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_delete ON campaigns_email',
-        (
-            'CREATE TRIGGER campaigns_email_tally_delete AFTER DELETE ON campaigns_email REFERENCING OLD TABLE AS '
-            'old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_delete()'
-        ),
-        (
-            'CREATE OR REPLACE FUNCTION campaigns_campaign_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\n'
-            'BEGIN\n    DELETE FROM campaigns_campaigntally WHERE campaign_id IN (SELECT id FROM old_rows);\n    '
-            'DELETE FROM campaigns_campaignhourtally WHERE campaign_id IN (SELECT id FROM old_rows);\n    RETURN '
-            'NULL;\nEND $$'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete ON campaigns_campaign',
-        (
-            'CREATE TRIGGER campaigns_campaign_tally_delete AFTER DELETE ON campaigns_campaign REFERENCING OLD TABLE '
-            'AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_campaign_tally_delete()'
-        ),
-    ],
-    'sqlite': [
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_insert',
-        (
-            'CREATE TRIGGER campaigns_email_tally_insert AFTER INSERT ON campaigns_email FOR EACH ROW\nBEGIN\n    '
-            'INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT NEW.campaign_id AS campaign_id, NEW.status AS status, '
-            'NEW.failure_class AS failure_class, 1 AS n, 1 * CAST((NEW.first_opened_at IS NOT NULL) AS INTEGER) AS '
-            'opened, 1 * CAST((NEW.machine_open AND NEW.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
-            'CAST((NEW.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((NEW.unsubscribed_at IS NOT NULL) AS INTEGER) '
-            'AS unsubscribed ) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 '
-            'OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, '
-            'failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT NEW.campaign_id AS '
-            "campaign_id, (CAST(strftime('%s', NEW.sent_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', "
-            'NEW.sent_at) AS INTEGER) / 900) % 4) AS q, 1 AS sent, 1 * CAST((NEW.first_opened_at IS NOT NULL) AS '
-            "INTEGER) AS sent_opened, 0 AS opened, 0 AS failed  WHERE NEW.status = 'sent' AND NEW.sent_at IS NOT NULL "
-            "UNION ALL SELECT NEW.campaign_id AS campaign_id, (CAST(strftime('%s', NEW.first_opened_at) AS INTEGER) / "
-            "3600) AS hour, ((CAST(strftime('%s', NEW.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS "
-            'sent_opened, 1 AS opened, 0 AS failed  WHERE NEW.first_opened_at IS NOT NULL UNION ALL SELECT '
-            "NEW.campaign_id AS campaign_id, (CAST(strftime('%s', NEW.updated_at) AS INTEGER) / 3600) AS hour, "
-            "((CAST(strftime('%s', NEW.updated_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS "
-            "opened, 1 AS failed  WHERE NEW.status = 'failed') AS d GROUP BY campaign_id, hour HAVING SUM(CASE WHEN q "
-            '= 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 '
-            'THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN '
-            'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
-            '= 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 '
-            'ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = '
-            'campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = campaigns_campaignhourtally.sent1 + '
-            'excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + excluded.sent2, sent3 = '
-            'campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\nEND'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_update',
-        (
-            'CREATE TRIGGER campaigns_email_tally_update AFTER UPDATE ON campaigns_email FOR EACH ROW WHEN '
-            'OLD.campaign_id IS NOT NEW.campaign_id OR OLD.status IS NOT NEW.status OR OLD.failure_class IS NOT '
-            'NEW.failure_class OR OLD.sent_at IS NOT NEW.sent_at OR OLD.first_opened_at IS NOT NEW.first_opened_at OR '
-            'OLD.machine_open IS NOT NEW.machine_open OR OLD.unsubscribed_at IS NOT NEW.unsubscribed_at OR '
-            "(OLD.click_count > 0) IS NOT (NEW.click_count > 0) OR (NEW.status = 'failed' AND OLD.updated_at IS NOT "
-            'NEW.updated_at)\nBEGIN\n    INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, '
-            'opened, machine_only, clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), '
-            'SUM(opened), SUM(machine_only), SUM(clicked), SUM(unsubscribed) FROM (SELECT OLD.campaign_id AS '
-            'campaign_id, OLD.status AS status, OLD.failure_class AS failure_class, -1 AS n, -1 * '
-            'CAST((OLD.first_opened_at IS NOT NULL) AS INTEGER) AS opened, -1 * CAST((OLD.machine_open AND '
-            'OLD.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * CAST((OLD.click_count > 0) AS INTEGER) AS '
-            'clicked, -1 * CAST((OLD.unsubscribed_at IS NOT NULL) AS INTEGER) AS unsubscribed  UNION ALL SELECT '
-            'NEW.campaign_id AS campaign_id, NEW.status AS status, NEW.failure_class AS failure_class, 1 AS n, 1 * '
-            'CAST((NEW.first_opened_at IS NOT NULL) AS INTEGER) AS opened, 1 * CAST((NEW.machine_open AND '
-            'NEW.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * CAST((NEW.click_count > 0) AS INTEGER) AS '
-            'clicked, 1 * CAST((NEW.unsubscribed_at IS NOT NULL) AS INTEGER) AS unsubscribed ) AS d GROUP BY '
-            'campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR '
-            'SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, failure_class ON CONFLICT '
-            '(campaign_id, status, failure_class) DO UPDATE SET n = campaigns_campaigntally.n + excluded.n, opened = '
-            'campaigns_campaigntally.opened + excluded.opened, machine_only = campaigns_campaigntally.machine_only + '
-            'excluded.machine_only, clicked = campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = '
-            'campaigns_campaigntally.unsubscribed + excluded.unsubscribed;\n    INSERT INTO '
-            'campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, sent2, sent3, sent_opened0, sent_opened1, '
-            'sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, failed0, failed1, failed2, failed3) '
-            'SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), SUM(CASE WHEN q = 1 THEN sent ELSE 0 '
-            'END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent ELSE 0 END), SUM(CASE WHEN '
-            'q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 '
-            'THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN '
-            'opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 '
-            'END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE '
-            'WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q = 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            "failed ELSE 0 END) FROM (SELECT OLD.campaign_id AS campaign_id, (CAST(strftime('%s', OLD.sent_at) AS "
-            "INTEGER) / 3600) AS hour, ((CAST(strftime('%s', OLD.sent_at) AS INTEGER) / 900) % 4) AS q, -1 AS sent, -1 "
-            '* CAST((OLD.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed  WHERE '
-            "OLD.status = 'sent' AND OLD.sent_at IS NOT NULL UNION ALL SELECT OLD.campaign_id AS campaign_id, "
-            "(CAST(strftime('%s', OLD.first_opened_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', "
-            'OLD.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, -1 AS opened, 0 AS failed '
-            ' WHERE OLD.first_opened_at IS NOT NULL UNION ALL SELECT OLD.campaign_id AS campaign_id, '
-            "(CAST(strftime('%s', OLD.updated_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', OLD.updated_at) "
-            'AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS opened, -1 AS failed  WHERE OLD.status = '
-            "'failed' UNION ALL SELECT NEW.campaign_id AS campaign_id, (CAST(strftime('%s', NEW.sent_at) AS INTEGER) / "
-            "3600) AS hour, ((CAST(strftime('%s', NEW.sent_at) AS INTEGER) / 900) % 4) AS q, 1 AS sent, 1 * "
-            'CAST((NEW.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed  WHERE '
-            "NEW.status = 'sent' AND NEW.sent_at IS NOT NULL UNION ALL SELECT NEW.campaign_id AS campaign_id, "
-            "(CAST(strftime('%s', NEW.first_opened_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', "
-            'NEW.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 1 AS opened, 0 AS failed  '
-            'WHERE NEW.first_opened_at IS NOT NULL UNION ALL SELECT NEW.campaign_id AS campaign_id, '
-            "(CAST(strftime('%s', NEW.updated_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', NEW.updated_at) "
-            'AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS opened, 1 AS failed  WHERE NEW.status = '
-            "'failed') AS d GROUP BY campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR "
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 '
-            'OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 '
-            'END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON '
-            'CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, '
-            'sent1 = campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\nEND'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_delete',
-        (
-            'CREATE TRIGGER campaigns_email_tally_delete AFTER DELETE ON campaigns_email FOR EACH ROW\nBEGIN\n    '
-            'INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT OLD.campaign_id AS campaign_id, OLD.status AS status, '
-            'OLD.failure_class AS failure_class, -1 AS n, -1 * CAST((OLD.first_opened_at IS NOT NULL) AS INTEGER) AS '
-            'opened, -1 * CAST((OLD.machine_open AND OLD.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
-            'CAST((OLD.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((OLD.unsubscribed_at IS NOT NULL) AS '
-            'INTEGER) AS unsubscribed  WHERE EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = OLD.campaign_id)) '
-            'AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 OR '
-            'SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, '
-            'failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT OLD.campaign_id AS '
-            "campaign_id, (CAST(strftime('%s', OLD.sent_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', "
-            'OLD.sent_at) AS INTEGER) / 900) % 4) AS q, -1 AS sent, -1 * CAST((OLD.first_opened_at IS NOT NULL) AS '
-            "INTEGER) AS sent_opened, 0 AS opened, 0 AS failed  WHERE OLD.status = 'sent' AND OLD.sent_at IS NOT NULL "
-            'AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = OLD.campaign_id) UNION ALL SELECT '
-            "OLD.campaign_id AS campaign_id, (CAST(strftime('%s', OLD.first_opened_at) AS INTEGER) / 3600) AS hour, "
-            "((CAST(strftime('%s', OLD.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, -1 "
-            'AS opened, 0 AS failed  WHERE OLD.first_opened_at IS NOT NULL AND EXISTS (SELECT 1 FROM '
-            'campaigns_campaign c WHERE c.id = OLD.campaign_id) UNION ALL SELECT OLD.campaign_id AS campaign_id, '
-            "(CAST(strftime('%s', OLD.updated_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', OLD.updated_at) "
-            'AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS opened, -1 AS failed  WHERE OLD.status = '
-            "'failed' AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = OLD.campaign_id)) AS d GROUP BY "
-            'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
-            '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
-            '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
-            'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
-            'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\nEND'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete',
-        (
-            'CREATE TRIGGER campaigns_campaign_tally_delete AFTER DELETE ON campaigns_campaign FOR EACH ROW\nBEGIN\n   '
-            ' DELETE FROM campaigns_campaigntally WHERE campaign_id = OLD.id;\n    DELETE FROM '
-            'campaigns_campaignhourtally WHERE campaign_id = OLD.id;\nEND'
-        ),
-    ],
-}
+INSTALL_SQL = [
+    (
+        'CREATE OR REPLACE FUNCTION campaigns_email_tally_insert() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
+        '   INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
+        'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
+        'SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS status, '
+        'r.failure_class AS failure_class, 1 AS n, 1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
+        '1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
+        'CAST((r.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM new_rows r) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR '
+        'SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
+        'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
+        'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
+        'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
+        'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
+        'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
+        'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
+        'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
+        'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
+        'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
+        'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
+        'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
+        '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
+        "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * "
+        'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM new_rows r '
+        "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
+        "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        'sent_opened, 1 AS opened, 0 AS failed FROM new_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
+        "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
+        "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        "sent_opened, 0 AS opened, 1 AS failed FROM new_rows r WHERE r.status = 'failed') AS d GROUP BY "
+        'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
+        'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
+        '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
+        '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
+        'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
+        'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
+        'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
+        'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
+        'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
+        'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
+        'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
+        'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
+        'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
+        'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
+        'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
+        'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
+        'excluded.failed3;\n    RETURN NULL;\nEND $$'
+    ),
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_insert ON campaigns_email',
+    (
+        'CREATE TRIGGER campaigns_email_tally_insert AFTER INSERT ON campaigns_email REFERENCING NEW TABLE AS '
+        'new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_insert()'
+    ),
+    (
+        'CREATE OR REPLACE FUNCTION campaigns_email_tally_update() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
+        '   INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
+        'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
+        'SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS status, '
+        'r.failure_class AS failure_class, -1 AS n, -1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS '
+        'opened, -1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
+        'CAST((r.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM old_rows r UNION ALL SELECT r.campaign_id AS campaign_id, r.status AS status, '
+        'r.failure_class AS failure_class, 1 AS n, 1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
+        '1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
+        'CAST((r.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM new_rows r) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR '
+        'SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
+        'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
+        'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
+        'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
+        'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
+        'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
+        'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
+        'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
+        'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
+        'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
+        'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
+        'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
+        '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
+        "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, -1 AS sent, -1 * "
+        'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM old_rows r '
+        "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
+        "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        'sent_opened, -1 AS opened, 0 AS failed FROM old_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
+        "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
+        "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        "sent_opened, 0 AS opened, -1 AS failed FROM old_rows r WHERE r.status = 'failed' UNION ALL SELECT "
+        "r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * "
+        'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM new_rows r '
+        "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
+        "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        'sent_opened, 1 AS opened, 0 AS failed FROM new_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
+        "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
+        "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        "sent_opened, 0 AS opened, 1 AS failed FROM new_rows r WHERE r.status = 'failed') AS d GROUP BY "
+        'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
+        'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
+        '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
+        '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
+        'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
+        'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
+        'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
+        'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
+        'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
+        'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
+        'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
+        'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
+        'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
+        'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
+        'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
+        'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
+        'excluded.failed3;\n    RETURN NULL;\nEND $$'
+    ),
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_update ON campaigns_email',
+    (
+        'CREATE TRIGGER campaigns_email_tally_update AFTER UPDATE ON campaigns_email REFERENCING OLD TABLE AS '
+        'old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_update()'
+    ),
+    (
+        'CREATE OR REPLACE FUNCTION campaigns_email_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
+        '   INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
+        'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
+        'SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS status, '
+        'r.failure_class AS failure_class, -1 AS n, -1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS '
+        'opened, -1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
+        'CAST((r.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM old_rows r WHERE EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = '
+        'r.campaign_id)) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 '
+        'OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, '
+        'failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
+        'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
+        'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
+        'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
+        'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
+        'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
+        'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
+        'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
+        'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
+        'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
+        'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
+        '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
+        "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, -1 AS sent, -1 * "
+        'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM old_rows r '
+        "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE "
+        "c.id = r.campaign_id) UNION ALL SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', "
+        "r.first_opened_at) / 3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', r.first_opened_at) / 900) "
+        'AS INTEGER) % 4) AS q, 0 AS sent, 0 AS sent_opened, -1 AS opened, 0 AS failed FROM old_rows r WHERE '
+        'r.first_opened_at IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = r.campaign_id) '
+        "UNION ALL SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS "
+        "INTEGER) AS hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 "
+        "AS sent_opened, 0 AS opened, -1 AS failed FROM old_rows r WHERE r.status = 'failed' AND EXISTS (SELECT 1 "
+        'FROM campaigns_campaign c WHERE c.id = r.campaign_id)) AS d GROUP BY campaign_id, hour HAVING SUM(CASE '
+        'WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN '
+        'q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 '
+        'THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 '
+        'ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = '
+        'campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = campaigns_campaignhourtally.sent1 + '
+        'excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + excluded.sent2, sent3 = '
+        'campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
+        'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
+        'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
+        'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
+        'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
+        'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
+        'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
+        'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
+        'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
+        'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
+        'excluded.failed3;\n    RETURN NULL;\nEND $$'
+    ),
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_delete ON campaigns_email',
+    (
+        'CREATE TRIGGER campaigns_email_tally_delete AFTER DELETE ON campaigns_email REFERENCING OLD TABLE AS '
+        'old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_delete()'
+    ),
+    (
+        'CREATE OR REPLACE FUNCTION campaigns_campaign_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\n'
+        'BEGIN\n    DELETE FROM campaigns_campaigntally WHERE campaign_id IN (SELECT id FROM old_rows);\n    '
+        'DELETE FROM campaigns_campaignhourtally WHERE campaign_id IN (SELECT id FROM old_rows);\n    RETURN '
+        'NULL;\nEND $$'
+    ),
+    'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete ON campaigns_campaign',
+    (
+        'CREATE TRIGGER campaigns_campaign_tally_delete AFTER DELETE ON campaigns_campaign REFERENCING OLD TABLE '
+        'AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_campaign_tally_delete()'
+    ),
+]
 
-RECOUNT_SQL = {
-    'postgresql': [
-        'LOCK TABLE campaigns_email IN SHARE MODE',
-        'DELETE FROM campaigns_campaigntally',
-        'DELETE FROM campaigns_campaignhourtally',
-        (
-            'INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT e.campaign_id AS campaign_id, e.status AS status, '
-            'e.failure_class AS failure_class, 1 AS n, 1 * CAST((e.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
-            '1 * CAST((e.machine_open AND e.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
-            'CAST((e.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((e.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM campaigns_email e) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 '
-            'OR SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
-            'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed'
-        ),
-        (
-            'INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, sent2, sent3, sent_opened0, '
-            'sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, failed0, failed1, failed2, '
-            'failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN failed '
-            'ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q = 2 THEN failed ELSE 0 END), '
-            'SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT e.campaign_id AS campaign_id, '
-            "CAST(floor(date_part('epoch', e.sent_at) / 3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', "
-            'e.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * CAST((e.first_opened_at IS NOT NULL) AS INTEGER) '
-            "AS sent_opened, 0 AS opened, 0 AS failed FROM campaigns_email e WHERE e.status = 'sent' AND e.sent_at IS "
-            "NOT NULL UNION ALL SELECT e.campaign_id AS campaign_id, CAST(floor(date_part('epoch', e.first_opened_at) "
-            "/ 3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', e.first_opened_at) / 900) AS INTEGER) % 4) AS "
-            'q, 0 AS sent, 0 AS sent_opened, 1 AS opened, 0 AS failed FROM campaigns_email e WHERE e.first_opened_at '
-            "IS NOT NULL UNION ALL SELECT e.campaign_id AS campaign_id, CAST(floor(date_part('epoch', e.updated_at) / "
-            "3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', e.updated_at) / 900) AS INTEGER) % 4) AS q, 0 "
-            "AS sent, 0 AS sent_opened, 0 AS opened, 1 AS failed FROM campaigns_email e WHERE e.status = 'failed') AS "
-            'd GROUP BY campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 '
-            'THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN '
-            'sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 '
-            'THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, '
-            'hour) DO UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
-            'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3'
-        ),
-    ],
-    'sqlite': [
-        'DELETE FROM campaigns_campaigntally',
-        'DELETE FROM campaigns_campaignhourtally',
-        (
-            'INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT e.campaign_id AS campaign_id, e.status AS status, '
-            'e.failure_class AS failure_class, 1 AS n, 1 * CAST((e.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
-            '1 * CAST((e.machine_open AND e.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
-            'CAST((e.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((e.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM campaigns_email e) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 '
-            'OR SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
-            'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed'
-        ),
-        (
-            'INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, sent2, sent3, sent_opened0, '
-            'sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, failed0, failed1, failed2, '
-            'failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN failed '
-            'ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q = 2 THEN failed ELSE 0 END), '
-            'SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT e.campaign_id AS campaign_id, '
-            "(CAST(strftime('%s', e.sent_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', e.sent_at) AS INTEGER) "
-            '/ 900) % 4) AS q, 1 AS sent, 1 * CAST((e.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS '
-            "opened, 0 AS failed FROM campaigns_email e WHERE e.status = 'sent' AND e.sent_at IS NOT NULL UNION ALL "
-            "SELECT e.campaign_id AS campaign_id, (CAST(strftime('%s', e.first_opened_at) AS INTEGER) / 3600) AS hour, "
-            "((CAST(strftime('%s', e.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 1 AS "
-            'opened, 0 AS failed FROM campaigns_email e WHERE e.first_opened_at IS NOT NULL UNION ALL SELECT '
-            "e.campaign_id AS campaign_id, (CAST(strftime('%s', e.updated_at) AS INTEGER) / 3600) AS hour, "
-            "((CAST(strftime('%s', e.updated_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS "
-            "opened, 1 AS failed FROM campaigns_email e WHERE e.status = 'failed') AS d GROUP BY campaign_id, hour "
-            'HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 '
-            'OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) '
-            '<> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed '
-            'ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = '
-            'campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = campaigns_campaignhourtally.sent1 + '
-            'excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + excluded.sent2, sent3 = '
-            'campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3'
-        ),
-    ],
-}
+RECOUNT_SQL = [
+    'LOCK TABLE campaigns_email IN SHARE MODE',
+    'DELETE FROM campaigns_campaigntally',
+    'DELETE FROM campaigns_campaignhourtally',
+    (
+        'INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
+        'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
+        'SUM(clicked), SUM(unsubscribed) FROM (SELECT e.campaign_id AS campaign_id, e.status AS status, '
+        'e.failure_class AS failure_class, 1 AS n, 1 * CAST((e.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
+        '1 * CAST((e.machine_open AND e.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
+        'CAST((e.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((e.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM campaigns_email e) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 '
+        'OR SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
+        'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
+        'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
+        'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
+        'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
+        'excluded.unsubscribed'
+    ),
+    (
+        'INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, sent2, sent3, sent_opened0, '
+        'sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, failed0, failed1, failed2, '
+        'failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
+        'sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent ELSE 0 END), '
+        'SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END), '
+        'SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END), '
+        'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened ELSE 0 END), SUM(CASE WHEN q '
+        '= 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN failed '
+        'ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q = 2 THEN failed ELSE 0 END), '
+        'SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT e.campaign_id AS campaign_id, '
+        "CAST(floor(date_part('epoch', e.sent_at) / 3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', "
+        'e.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * CAST((e.first_opened_at IS NOT NULL) AS INTEGER) '
+        "AS sent_opened, 0 AS opened, 0 AS failed FROM campaigns_email e WHERE e.status = 'sent' AND e.sent_at IS "
+        "NOT NULL UNION ALL SELECT e.campaign_id AS campaign_id, CAST(floor(date_part('epoch', e.first_opened_at) "
+        "/ 3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', e.first_opened_at) / 900) AS INTEGER) % 4) AS "
+        'q, 0 AS sent, 0 AS sent_opened, 1 AS opened, 0 AS failed FROM campaigns_email e WHERE e.first_opened_at '
+        "IS NOT NULL UNION ALL SELECT e.campaign_id AS campaign_id, CAST(floor(date_part('epoch', e.updated_at) / "
+        "3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', e.updated_at) / 900) AS INTEGER) % 4) AS q, 0 "
+        "AS sent, 0 AS sent_opened, 0 AS opened, 1 AS failed FROM campaigns_email e WHERE e.status = 'failed') AS "
+        'd GROUP BY campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 '
+        'THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN '
+        'sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 '
+        'THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, '
+        'hour) DO UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
+        'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
+        'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
+        'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
+        'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
+        'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
+        'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
+        'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
+        'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
+        'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
+        'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
+        'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
+        'excluded.failed3'
+    ),
+]
 
-UNINSTALL_SQL = {
-    'postgresql': [
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_insert ON campaigns_email',
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_update ON campaigns_email',
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_delete ON campaigns_email',
-        'DROP FUNCTION IF EXISTS campaigns_email_tally_insert()',
-        'DROP FUNCTION IF EXISTS campaigns_email_tally_update()',
-        'DROP FUNCTION IF EXISTS campaigns_email_tally_delete()',
-        'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete ON campaigns_campaign',
-        'DROP FUNCTION IF EXISTS campaigns_campaign_tally_delete()',
-    ],
-    'sqlite': [
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_insert',
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_update',
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_delete',
-        'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete',
-    ],
-}
+UNINSTALL_SQL = [
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_insert ON campaigns_email',
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_update ON campaigns_email',
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_delete ON campaigns_email',
+    'DROP FUNCTION IF EXISTS campaigns_email_tally_insert()',
+    'DROP FUNCTION IF EXISTS campaigns_email_tally_update()',
+    'DROP FUNCTION IF EXISTS campaigns_email_tally_delete()',
+    'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete ON campaigns_campaign',
+    'DROP FUNCTION IF EXISTS campaigns_campaign_tally_delete()',
+]
 
 
 def run(schema_editor, statements):
     with schema_editor.connection.cursor() as cursor:
-        for sql in statements[schema_editor.connection.vendor]:
+        for sql in statements:
             cursor.execute(sql)
 
 

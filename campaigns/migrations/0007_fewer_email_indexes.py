@@ -5,515 +5,313 @@ from django.db import migrations, models
 
 # Every Email index is written again whenever a row changes status (a non-HOT update on
 # PostgreSQL), so the sender paid for the dashboards' counting indexes on every message; the
-# dashboards now read the tallies. SQLite rebuilds the table to alter the campaign field, which
-# drops its triggers: they are installed again (idempotent on PostgreSQL).
+# dashboards now read the tallies. The tally triggers are installed again, as tallies.py then wrote them.
 #
 # The SQL is campaigns.tallies' as it was when this migration was written, frozen here: a later
 # change to tallies.py must not rewrite what this migration does (a new migration installs it).
 
-INSTALL_SQL = {
-    'postgresql': [
-        (
-            'CREATE OR REPLACE FUNCTION campaigns_email_tally_insert() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
-            '   \n    INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, '
-            'machine_only, clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), '
-            'SUM(machine_only), SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS '
-            'status, r.failure_class AS failure_class, 1 AS n, 1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS '
-            'opened, 1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
-            'CAST((r.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM new_rows r) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR '
-            'SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
-            'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
-            "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * "
-            'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM new_rows r '
-            "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
-            "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            'sent_opened, 1 AS opened, 0 AS failed FROM new_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
-            "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
-            "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            "sent_opened, 0 AS opened, 1 AS failed FROM new_rows r WHERE r.status = 'failed') AS d GROUP BY "
-            'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
-            '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
-            '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
-            'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
-            'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\n    RETURN NULL;\nEND $$'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_insert ON campaigns_email',
-        (
-            'CREATE TRIGGER campaigns_email_tally_insert AFTER INSERT ON campaigns_email REFERENCING NEW TABLE AS '
-            'new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_insert()'
-        ),
-        (
-            'CREATE OR REPLACE FUNCTION campaigns_email_tally_update() RETURNS trigger LANGUAGE plpgsql AS $$\nDECLARE '
-            'v_rows bigint; v_campaign bigint; v_old_status text; v_old_class text; v_new_status text; v_new_class '
-            'text; v_machine integer; v_clicked integer; v_unsubscribed integer; v_lean boolean; v_hour integer; '
-            'v_quarter integer; v_sent integer; v_failed integer;\nBEGIN\n    SELECT (SELECT count(*) FROM new_rows), '
-            'n.campaign_id, o.status, o.failure_class, n.status, n.failure_class, 1 * CAST((n.machine_open) AS '
-            'INTEGER), 1 * CAST((n.click_count > 0) AS INTEGER), 1 * CAST((n.unsubscribed_at IS NOT NULL) AS INTEGER), '
-            'o.campaign_id = n.campaign_id AND o.first_opened_at IS NULL AND n.first_opened_at IS NULL AND '
-            'o.machine_open = n.machine_open AND (o.click_count > 0) = (n.click_count > 0) AND (o.unsubscribed_at IS '
-            "NULL) = (n.unsubscribed_at IS NULL) AND o.status NOT IN ('sent', 'failed'), CASE WHEN n.status = 'sent' "
-            "AND n.sent_at IS NOT NULL THEN CAST(floor(date_part('epoch', n.sent_at) / 3600) AS INTEGER) WHEN n.status "
-            "= 'failed' THEN CAST(floor(date_part('epoch', n.updated_at) / 3600) AS INTEGER) END, CASE WHEN n.status = "
-            "'sent' AND n.sent_at IS NOT NULL THEN (CAST(floor(date_part('epoch', n.sent_at) / 900) AS INTEGER) % 4) "
-            "ELSE (CAST(floor(date_part('epoch', n.updated_at) / 900) AS INTEGER) % 4) END, 1 * CAST((n.status = "
-            "'sent' AND n.sent_at IS NOT NULL) AS INTEGER), 1 * CAST((n.status = 'failed') AS INTEGER) INTO v_rows, "
-            'v_campaign, v_old_status, v_old_class, v_new_status, v_new_class, v_machine, v_clicked, v_unsubscribed, '
-            'v_lean, v_hour, v_quarter, v_sent, v_failed FROM old_rows o CROSS JOIN new_rows n LIMIT 1;\n    IF v_rows '
-            '= 0 THEN RETURN NULL; END IF;\n    IF v_rows = 1 AND v_lean THEN\n        IF (v_old_status, v_old_class) '
-            '< (v_new_status, v_new_class) THEN\n            UPDATE campaigns_campaigntally SET n = '
-            'campaigns_campaigntally.n + -1, opened = campaigns_campaigntally.opened + 0, machine_only = '
-            'campaigns_campaigntally.machine_only + -v_machine, clicked = campaigns_campaigntally.clicked + '
-            '-v_clicked, unsubscribed = campaigns_campaigntally.unsubscribed + -v_unsubscribed WHERE campaign_id = '
-            'v_campaign AND status = v_old_status AND failure_class = v_old_class; IF NOT FOUND THEN INSERT INTO '
-            'campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, clicked, '
-            'unsubscribed) VALUES (v_campaign, v_old_status, v_old_class, -1, 0, -v_machine, -v_clicked, '
-            '-v_unsubscribed) ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed; END IF; UPDATE campaigns_campaigntally SET n = campaigns_campaigntally.n + 1, '
-            'opened = campaigns_campaigntally.opened + 0, machine_only = campaigns_campaigntally.machine_only + '
-            'v_machine, clicked = campaigns_campaigntally.clicked + v_clicked, unsubscribed = '
-            'campaigns_campaigntally.unsubscribed + v_unsubscribed WHERE campaign_id = v_campaign AND status = '
-            'v_new_status AND failure_class = v_new_class; IF NOT FOUND THEN INSERT INTO campaigns_campaigntally '
-            '(campaign_id, status, failure_class, n, opened, machine_only, clicked, unsubscribed) VALUES (v_campaign, '
-            'v_new_status, v_new_class, 1, 0, v_machine, v_clicked, v_unsubscribed) ON CONFLICT (campaign_id, status, '
-            'failure_class) DO UPDATE SET n = campaigns_campaigntally.n + excluded.n, opened = '
-            'campaigns_campaigntally.opened + excluded.opened, machine_only = campaigns_campaigntally.machine_only + '
-            'excluded.machine_only, clicked = campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = '
-            'campaigns_campaigntally.unsubscribed + excluded.unsubscribed; END IF;\n        ELSIF (v_old_status, '
-            'v_old_class) > (v_new_status, v_new_class) THEN\n            UPDATE campaigns_campaigntally SET n = '
-            'campaigns_campaigntally.n + 1, opened = campaigns_campaigntally.opened + 0, machine_only = '
-            'campaigns_campaigntally.machine_only + v_machine, clicked = campaigns_campaigntally.clicked + v_clicked, '
-            'unsubscribed = campaigns_campaigntally.unsubscribed + v_unsubscribed WHERE campaign_id = v_campaign AND '
-            'status = v_new_status AND failure_class = v_new_class; IF NOT FOUND THEN INSERT INTO '
-            'campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, clicked, '
-            'unsubscribed) VALUES (v_campaign, v_new_status, v_new_class, 1, 0, v_machine, v_clicked, v_unsubscribed) '
-            'ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = campaigns_campaigntally.n + '
-            'excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, machine_only = '
-            'campaigns_campaigntally.machine_only + excluded.machine_only, clicked = campaigns_campaigntally.clicked + '
-            'excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + excluded.unsubscribed; END IF; '
-            'UPDATE campaigns_campaigntally SET n = campaigns_campaigntally.n + -1, opened = '
-            'campaigns_campaigntally.opened + 0, machine_only = campaigns_campaigntally.machine_only + -v_machine, '
-            'clicked = campaigns_campaigntally.clicked + -v_clicked, unsubscribed = '
-            'campaigns_campaigntally.unsubscribed + -v_unsubscribed WHERE campaign_id = v_campaign AND status = '
-            'v_old_status AND failure_class = v_old_class; IF NOT FOUND THEN INSERT INTO campaigns_campaigntally '
-            '(campaign_id, status, failure_class, n, opened, machine_only, clicked, unsubscribed) VALUES (v_campaign, '
-            'v_old_status, v_old_class, -1, 0, -v_machine, -v_clicked, -v_unsubscribed) ON CONFLICT (campaign_id, '
-            'status, failure_class) DO UPDATE SET n = campaigns_campaigntally.n + excluded.n, opened = '
-            'campaigns_campaigntally.opened + excluded.opened, machine_only = campaigns_campaigntally.machine_only + '
-            'excluded.machine_only, clicked = campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = '
-            'campaigns_campaigntally.unsubscribed + excluded.unsubscribed; END IF;\n        END IF;\n        IF v_hour '
-            'IS NOT NULL THEN UPDATE campaigns_campaignhourtally SET sent0 = campaigns_campaignhourtally.sent0 + CASE '
-            'WHEN v_quarter = 0 THEN v_sent ELSE 0 END, sent1 = campaigns_campaignhourtally.sent1 + CASE WHEN '
-            'v_quarter = 1 THEN v_sent ELSE 0 END, sent2 = campaigns_campaignhourtally.sent2 + CASE WHEN v_quarter = 2 '
-            'THEN v_sent ELSE 0 END, sent3 = campaigns_campaignhourtally.sent3 + CASE WHEN v_quarter = 3 THEN v_sent '
-            'ELSE 0 END, failed0 = campaigns_campaignhourtally.failed0 + CASE WHEN v_quarter = 0 THEN v_failed ELSE 0 '
-            'END, failed1 = campaigns_campaignhourtally.failed1 + CASE WHEN v_quarter = 1 THEN v_failed ELSE 0 END, '
-            'failed2 = campaigns_campaignhourtally.failed2 + CASE WHEN v_quarter = 2 THEN v_failed ELSE 0 END, failed3 '
-            '= campaigns_campaignhourtally.failed3 + CASE WHEN v_quarter = 3 THEN v_failed ELSE 0 END WHERE '
-            'campaign_id = v_campaign AND hour = v_hour; IF NOT FOUND THEN INSERT INTO campaigns_campaignhourtally '
-            '(campaign_id, hour, sent0, sent1, sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, '
-            'opened0, opened1, opened2, opened3, failed0, failed1, failed2, failed3) VALUES (v_campaign, v_hour, CASE '
-            'WHEN v_quarter = 0 THEN v_sent ELSE 0 END, CASE WHEN v_quarter = 1 THEN v_sent ELSE 0 END, CASE WHEN '
-            'v_quarter = 2 THEN v_sent ELSE 0 END, CASE WHEN v_quarter = 3 THEN v_sent ELSE 0 END, 0, 0, 0, 0, 0, 0, '
-            '0, 0, CASE WHEN v_quarter = 0 THEN v_failed ELSE 0 END, CASE WHEN v_quarter = 1 THEN v_failed ELSE 0 END, '
-            'CASE WHEN v_quarter = 2 THEN v_failed ELSE 0 END, CASE WHEN v_quarter = 3 THEN v_failed ELSE 0 END) ON '
-            'CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, '
-            'sent1 = campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, failed0 = '
-            'campaigns_campaignhourtally.failed0 + excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + '
-            'excluded.failed1, failed2 = campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = '
-            'campaigns_campaignhourtally.failed3 + excluded.failed3; END IF; END IF;\n        RETURN NULL;\n    END '
-            'IF;\n    INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, '
-            'machine_only, clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), '
-            'SUM(machine_only), SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS '
-            'status, r.failure_class AS failure_class, -1 AS n, -1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) '
-            'AS opened, -1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
-            'CAST((r.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM old_rows r UNION ALL SELECT r.campaign_id AS campaign_id, r.status AS status, '
-            'r.failure_class AS failure_class, 1 AS n, 1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
-            '1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
-            'CAST((r.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM new_rows r) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR '
-            'SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
-            'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
-            "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, -1 AS sent, -1 * "
-            'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM old_rows r '
-            "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
-            "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            'sent_opened, -1 AS opened, 0 AS failed FROM old_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
-            "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
-            "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            "sent_opened, 0 AS opened, -1 AS failed FROM old_rows r WHERE r.status = 'failed' UNION ALL SELECT "
-            "r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * "
-            'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM new_rows r '
-            "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
-            "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            'sent_opened, 1 AS opened, 0 AS failed FROM new_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
-            "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
-            "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
-            "sent_opened, 0 AS opened, 1 AS failed FROM new_rows r WHERE r.status = 'failed') AS d GROUP BY "
-            'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
-            '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
-            '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
-            'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
-            'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\n    RETURN NULL;\nEND $$'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_update ON campaigns_email',
-        (
-            'CREATE TRIGGER campaigns_email_tally_update AFTER UPDATE ON campaigns_email REFERENCING OLD TABLE AS '
-            'old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_update()'
-        ),
-        (
-            'CREATE OR REPLACE FUNCTION campaigns_email_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
-            '   \n    INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, '
-            'machine_only, clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), '
-            'SUM(machine_only), SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS '
-            'status, r.failure_class AS failure_class, -1 AS n, -1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) '
-            'AS opened, -1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
-            'CAST((r.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
-            'unsubscribed FROM old_rows r WHERE EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = '
-            'r.campaign_id)) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 '
-            'OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, '
-            'failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
-            "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
-            "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, -1 AS sent, -1 * "
-            'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM old_rows r '
-            "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE "
-            "c.id = r.campaign_id) UNION ALL SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', "
-            "r.first_opened_at) / 3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', r.first_opened_at) / 900) "
-            'AS INTEGER) % 4) AS q, 0 AS sent, 0 AS sent_opened, -1 AS opened, 0 AS failed FROM old_rows r WHERE '
-            'r.first_opened_at IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = r.campaign_id) '
-            "UNION ALL SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS "
-            "INTEGER) AS hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 "
-            "AS sent_opened, 0 AS opened, -1 AS failed FROM old_rows r WHERE r.status = 'failed' AND EXISTS (SELECT 1 "
-            'FROM campaigns_campaign c WHERE c.id = r.campaign_id)) AS d GROUP BY campaign_id, hour HAVING SUM(CASE '
-            'WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN '
-            'q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 '
-            'THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 '
-            'ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = '
-            'campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = campaigns_campaignhourtally.sent1 + '
-            'excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + excluded.sent2, sent3 = '
-            'campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\n    RETURN NULL;\nEND $$'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_delete ON campaigns_email',
-        (
-            'CREATE TRIGGER campaigns_email_tally_delete AFTER DELETE ON campaigns_email REFERENCING OLD TABLE AS '
-            'old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_delete()'
-        ),
-        (
-            'CREATE OR REPLACE FUNCTION campaigns_campaign_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\n'
-            'BEGIN\n    DELETE FROM campaigns_campaigntally WHERE campaign_id IN (SELECT id FROM old_rows);\n    '
-            'DELETE FROM campaigns_campaignhourtally WHERE campaign_id IN (SELECT id FROM old_rows);\n    RETURN '
-            'NULL;\nEND $$'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete ON campaigns_campaign',
-        (
-            'CREATE TRIGGER campaigns_campaign_tally_delete AFTER DELETE ON campaigns_campaign REFERENCING OLD TABLE '
-            'AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_campaign_tally_delete()'
-        ),
-    ],
-    'sqlite': [
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_insert',
-        (
-            'CREATE TRIGGER campaigns_email_tally_insert AFTER INSERT ON campaigns_email FOR EACH ROW\nBEGIN\n    '
-            'INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT NEW.campaign_id AS campaign_id, NEW.status AS status, '
-            'NEW.failure_class AS failure_class, 1 AS n, 1 * CAST((NEW.first_opened_at IS NOT NULL) AS INTEGER) AS '
-            'opened, 1 * CAST((NEW.machine_open AND NEW.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
-            'CAST((NEW.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((NEW.unsubscribed_at IS NOT NULL) AS INTEGER) '
-            'AS unsubscribed ) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 '
-            'OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, '
-            'failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT NEW.campaign_id AS '
-            "campaign_id, (CAST(strftime('%s', NEW.sent_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', "
-            'NEW.sent_at) AS INTEGER) / 900) % 4) AS q, 1 AS sent, 1 * CAST((NEW.first_opened_at IS NOT NULL) AS '
-            "INTEGER) AS sent_opened, 0 AS opened, 0 AS failed  WHERE NEW.status = 'sent' AND NEW.sent_at IS NOT NULL "
-            "UNION ALL SELECT NEW.campaign_id AS campaign_id, (CAST(strftime('%s', NEW.first_opened_at) AS INTEGER) / "
-            "3600) AS hour, ((CAST(strftime('%s', NEW.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS "
-            'sent_opened, 1 AS opened, 0 AS failed  WHERE NEW.first_opened_at IS NOT NULL UNION ALL SELECT '
-            "NEW.campaign_id AS campaign_id, (CAST(strftime('%s', NEW.updated_at) AS INTEGER) / 3600) AS hour, "
-            "((CAST(strftime('%s', NEW.updated_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS "
-            "opened, 1 AS failed  WHERE NEW.status = 'failed') AS d GROUP BY campaign_id, hour HAVING SUM(CASE WHEN q "
-            '= 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 '
-            'THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN '
-            'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
-            '= 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 '
-            'ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = '
-            'campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = campaigns_campaignhourtally.sent1 + '
-            'excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + excluded.sent2, sent3 = '
-            'campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\nEND'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_update',
-        (
-            'CREATE TRIGGER campaigns_email_tally_update AFTER UPDATE ON campaigns_email FOR EACH ROW WHEN '
-            'OLD.campaign_id IS NOT NEW.campaign_id OR OLD.status IS NOT NEW.status OR OLD.failure_class IS NOT '
-            'NEW.failure_class OR OLD.sent_at IS NOT NEW.sent_at OR OLD.first_opened_at IS NOT NEW.first_opened_at OR '
-            'OLD.machine_open IS NOT NEW.machine_open OR OLD.unsubscribed_at IS NOT NEW.unsubscribed_at OR '
-            "(OLD.click_count > 0) IS NOT (NEW.click_count > 0) OR (NEW.status = 'failed' AND OLD.updated_at IS NOT "
-            'NEW.updated_at)\nBEGIN\n    INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, '
-            'opened, machine_only, clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), '
-            'SUM(opened), SUM(machine_only), SUM(clicked), SUM(unsubscribed) FROM (SELECT OLD.campaign_id AS '
-            'campaign_id, OLD.status AS status, OLD.failure_class AS failure_class, -1 AS n, -1 * '
-            'CAST((OLD.first_opened_at IS NOT NULL) AS INTEGER) AS opened, -1 * CAST((OLD.machine_open AND '
-            'OLD.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * CAST((OLD.click_count > 0) AS INTEGER) AS '
-            'clicked, -1 * CAST((OLD.unsubscribed_at IS NOT NULL) AS INTEGER) AS unsubscribed  UNION ALL SELECT '
-            'NEW.campaign_id AS campaign_id, NEW.status AS status, NEW.failure_class AS failure_class, 1 AS n, 1 * '
-            'CAST((NEW.first_opened_at IS NOT NULL) AS INTEGER) AS opened, 1 * CAST((NEW.machine_open AND '
-            'NEW.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * CAST((NEW.click_count > 0) AS INTEGER) AS '
-            'clicked, 1 * CAST((NEW.unsubscribed_at IS NOT NULL) AS INTEGER) AS unsubscribed ) AS d GROUP BY '
-            'campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR '
-            'SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, failure_class ON CONFLICT '
-            '(campaign_id, status, failure_class) DO UPDATE SET n = campaigns_campaigntally.n + excluded.n, opened = '
-            'campaigns_campaigntally.opened + excluded.opened, machine_only = campaigns_campaigntally.machine_only + '
-            'excluded.machine_only, clicked = campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = '
-            'campaigns_campaigntally.unsubscribed + excluded.unsubscribed;\n    INSERT INTO '
-            'campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, sent2, sent3, sent_opened0, sent_opened1, '
-            'sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, failed0, failed1, failed2, failed3) '
-            'SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), SUM(CASE WHEN q = 1 THEN sent ELSE 0 '
-            'END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent ELSE 0 END), SUM(CASE WHEN '
-            'q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 '
-            'THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN '
-            'opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 '
-            'END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE '
-            'WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q = 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            "failed ELSE 0 END) FROM (SELECT OLD.campaign_id AS campaign_id, (CAST(strftime('%s', OLD.sent_at) AS "
-            "INTEGER) / 3600) AS hour, ((CAST(strftime('%s', OLD.sent_at) AS INTEGER) / 900) % 4) AS q, -1 AS sent, -1 "
-            '* CAST((OLD.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed  WHERE '
-            "OLD.status = 'sent' AND OLD.sent_at IS NOT NULL UNION ALL SELECT OLD.campaign_id AS campaign_id, "
-            "(CAST(strftime('%s', OLD.first_opened_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', "
-            'OLD.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, -1 AS opened, 0 AS failed '
-            ' WHERE OLD.first_opened_at IS NOT NULL UNION ALL SELECT OLD.campaign_id AS campaign_id, '
-            "(CAST(strftime('%s', OLD.updated_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', OLD.updated_at) "
-            'AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS opened, -1 AS failed  WHERE OLD.status = '
-            "'failed' UNION ALL SELECT NEW.campaign_id AS campaign_id, (CAST(strftime('%s', NEW.sent_at) AS INTEGER) / "
-            "3600) AS hour, ((CAST(strftime('%s', NEW.sent_at) AS INTEGER) / 900) % 4) AS q, 1 AS sent, 1 * "
-            'CAST((NEW.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed  WHERE '
-            "NEW.status = 'sent' AND NEW.sent_at IS NOT NULL UNION ALL SELECT NEW.campaign_id AS campaign_id, "
-            "(CAST(strftime('%s', NEW.first_opened_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', "
-            'NEW.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 1 AS opened, 0 AS failed  '
-            'WHERE NEW.first_opened_at IS NOT NULL UNION ALL SELECT NEW.campaign_id AS campaign_id, '
-            "(CAST(strftime('%s', NEW.updated_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', NEW.updated_at) "
-            'AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS opened, 1 AS failed  WHERE NEW.status = '
-            "'failed') AS d GROUP BY campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR "
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR '
-            'SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 '
-            'OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 '
-            'END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON '
-            'CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, '
-            'sent1 = campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\nEND'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_email_tally_delete',
-        (
-            'CREATE TRIGGER campaigns_email_tally_delete AFTER DELETE ON campaigns_email FOR EACH ROW\nBEGIN\n    '
-            'INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, '
-            'clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), SUM(machine_only), '
-            'SUM(clicked), SUM(unsubscribed) FROM (SELECT OLD.campaign_id AS campaign_id, OLD.status AS status, '
-            'OLD.failure_class AS failure_class, -1 AS n, -1 * CAST((OLD.first_opened_at IS NOT NULL) AS INTEGER) AS '
-            'opened, -1 * CAST((OLD.machine_open AND OLD.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
-            'CAST((OLD.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((OLD.unsubscribed_at IS NOT NULL) AS '
-            'INTEGER) AS unsubscribed  WHERE EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = OLD.campaign_id)) '
-            'AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 OR '
-            'SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, '
-            'failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
-            'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
-            'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
-            'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
-            'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
-            'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
-            'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
-            'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
-            'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
-            'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
-            'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
-            'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
-            '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT OLD.campaign_id AS '
-            "campaign_id, (CAST(strftime('%s', OLD.sent_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', "
-            'OLD.sent_at) AS INTEGER) / 900) % 4) AS q, -1 AS sent, -1 * CAST((OLD.first_opened_at IS NOT NULL) AS '
-            "INTEGER) AS sent_opened, 0 AS opened, 0 AS failed  WHERE OLD.status = 'sent' AND OLD.sent_at IS NOT NULL "
-            'AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = OLD.campaign_id) UNION ALL SELECT '
-            "OLD.campaign_id AS campaign_id, (CAST(strftime('%s', OLD.first_opened_at) AS INTEGER) / 3600) AS hour, "
-            "((CAST(strftime('%s', OLD.first_opened_at) AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, -1 "
-            'AS opened, 0 AS failed  WHERE OLD.first_opened_at IS NOT NULL AND EXISTS (SELECT 1 FROM '
-            'campaigns_campaign c WHERE c.id = OLD.campaign_id) UNION ALL SELECT OLD.campaign_id AS campaign_id, '
-            "(CAST(strftime('%s', OLD.updated_at) AS INTEGER) / 3600) AS hour, ((CAST(strftime('%s', OLD.updated_at) "
-            'AS INTEGER) / 900) % 4) AS q, 0 AS sent, 0 AS sent_opened, 0 AS opened, -1 AS failed  WHERE OLD.status = '
-            "'failed' AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = OLD.campaign_id)) AS d GROUP BY "
-            'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
-            'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
-            '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
-            'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
-            '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
-            'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
-            'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
-            'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
-            'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
-            'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
-            'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
-            'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
-            'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
-            'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
-            'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
-            'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
-            'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
-            'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
-            'excluded.failed3;\nEND'
-        ),
-        'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete',
-        (
-            'CREATE TRIGGER campaigns_campaign_tally_delete AFTER DELETE ON campaigns_campaign FOR EACH ROW\nBEGIN\n   '
-            ' DELETE FROM campaigns_campaigntally WHERE campaign_id = OLD.id;\n    DELETE FROM '
-            'campaigns_campaignhourtally WHERE campaign_id = OLD.id;\nEND'
-        ),
-    ],
-}
+INSTALL_SQL = [
+    (
+        'CREATE OR REPLACE FUNCTION campaigns_email_tally_insert() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
+        '   \n    INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, '
+        'machine_only, clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), '
+        'SUM(machine_only), SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS '
+        'status, r.failure_class AS failure_class, 1 AS n, 1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS '
+        'opened, 1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
+        'CAST((r.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM new_rows r) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR '
+        'SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
+        'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
+        'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
+        'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
+        'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
+        'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
+        'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
+        'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
+        'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
+        'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
+        'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
+        'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
+        '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
+        "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * "
+        'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM new_rows r '
+        "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
+        "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        'sent_opened, 1 AS opened, 0 AS failed FROM new_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
+        "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
+        "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        "sent_opened, 0 AS opened, 1 AS failed FROM new_rows r WHERE r.status = 'failed') AS d GROUP BY "
+        'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
+        'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
+        '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
+        '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
+        'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
+        'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
+        'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
+        'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
+        'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
+        'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
+        'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
+        'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
+        'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
+        'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
+        'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
+        'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
+        'excluded.failed3;\n    RETURN NULL;\nEND $$'
+    ),
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_insert ON campaigns_email',
+    (
+        'CREATE TRIGGER campaigns_email_tally_insert AFTER INSERT ON campaigns_email REFERENCING NEW TABLE AS '
+        'new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_insert()'
+    ),
+    (
+        'CREATE OR REPLACE FUNCTION campaigns_email_tally_update() RETURNS trigger LANGUAGE plpgsql AS $$\nDECLARE '
+        'v_rows bigint; v_campaign bigint; v_old_status text; v_old_class text; v_new_status text; v_new_class '
+        'text; v_machine integer; v_clicked integer; v_unsubscribed integer; v_lean boolean; v_hour integer; '
+        'v_quarter integer; v_sent integer; v_failed integer;\nBEGIN\n    SELECT (SELECT count(*) FROM new_rows), '
+        'n.campaign_id, o.status, o.failure_class, n.status, n.failure_class, 1 * CAST((n.machine_open) AS '
+        'INTEGER), 1 * CAST((n.click_count > 0) AS INTEGER), 1 * CAST((n.unsubscribed_at IS NOT NULL) AS INTEGER), '
+        'o.campaign_id = n.campaign_id AND o.first_opened_at IS NULL AND n.first_opened_at IS NULL AND '
+        'o.machine_open = n.machine_open AND (o.click_count > 0) = (n.click_count > 0) AND (o.unsubscribed_at IS '
+        "NULL) = (n.unsubscribed_at IS NULL) AND o.status NOT IN ('sent', 'failed'), CASE WHEN n.status = 'sent' "
+        "AND n.sent_at IS NOT NULL THEN CAST(floor(date_part('epoch', n.sent_at) / 3600) AS INTEGER) WHEN n.status "
+        "= 'failed' THEN CAST(floor(date_part('epoch', n.updated_at) / 3600) AS INTEGER) END, CASE WHEN n.status = "
+        "'sent' AND n.sent_at IS NOT NULL THEN (CAST(floor(date_part('epoch', n.sent_at) / 900) AS INTEGER) % 4) "
+        "ELSE (CAST(floor(date_part('epoch', n.updated_at) / 900) AS INTEGER) % 4) END, 1 * CAST((n.status = "
+        "'sent' AND n.sent_at IS NOT NULL) AS INTEGER), 1 * CAST((n.status = 'failed') AS INTEGER) INTO v_rows, "
+        'v_campaign, v_old_status, v_old_class, v_new_status, v_new_class, v_machine, v_clicked, v_unsubscribed, '
+        'v_lean, v_hour, v_quarter, v_sent, v_failed FROM old_rows o CROSS JOIN new_rows n LIMIT 1;\n    IF v_rows '
+        '= 0 THEN RETURN NULL; END IF;\n    IF v_rows = 1 AND v_lean THEN\n        IF (v_old_status, v_old_class) '
+        '< (v_new_status, v_new_class) THEN\n            UPDATE campaigns_campaigntally SET n = '
+        'campaigns_campaigntally.n + -1, opened = campaigns_campaigntally.opened + 0, machine_only = '
+        'campaigns_campaigntally.machine_only + -v_machine, clicked = campaigns_campaigntally.clicked + '
+        '-v_clicked, unsubscribed = campaigns_campaigntally.unsubscribed + -v_unsubscribed WHERE campaign_id = '
+        'v_campaign AND status = v_old_status AND failure_class = v_old_class; IF NOT FOUND THEN INSERT INTO '
+        'campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, clicked, '
+        'unsubscribed) VALUES (v_campaign, v_old_status, v_old_class, -1, 0, -v_machine, -v_clicked, '
+        '-v_unsubscribed) ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
+        'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
+        'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
+        'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
+        'excluded.unsubscribed; END IF; UPDATE campaigns_campaigntally SET n = campaigns_campaigntally.n + 1, '
+        'opened = campaigns_campaigntally.opened + 0, machine_only = campaigns_campaigntally.machine_only + '
+        'v_machine, clicked = campaigns_campaigntally.clicked + v_clicked, unsubscribed = '
+        'campaigns_campaigntally.unsubscribed + v_unsubscribed WHERE campaign_id = v_campaign AND status = '
+        'v_new_status AND failure_class = v_new_class; IF NOT FOUND THEN INSERT INTO campaigns_campaigntally '
+        '(campaign_id, status, failure_class, n, opened, machine_only, clicked, unsubscribed) VALUES (v_campaign, '
+        'v_new_status, v_new_class, 1, 0, v_machine, v_clicked, v_unsubscribed) ON CONFLICT (campaign_id, status, '
+        'failure_class) DO UPDATE SET n = campaigns_campaigntally.n + excluded.n, opened = '
+        'campaigns_campaigntally.opened + excluded.opened, machine_only = campaigns_campaigntally.machine_only + '
+        'excluded.machine_only, clicked = campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = '
+        'campaigns_campaigntally.unsubscribed + excluded.unsubscribed; END IF;\n        ELSIF (v_old_status, '
+        'v_old_class) > (v_new_status, v_new_class) THEN\n            UPDATE campaigns_campaigntally SET n = '
+        'campaigns_campaigntally.n + 1, opened = campaigns_campaigntally.opened + 0, machine_only = '
+        'campaigns_campaigntally.machine_only + v_machine, clicked = campaigns_campaigntally.clicked + v_clicked, '
+        'unsubscribed = campaigns_campaigntally.unsubscribed + v_unsubscribed WHERE campaign_id = v_campaign AND '
+        'status = v_new_status AND failure_class = v_new_class; IF NOT FOUND THEN INSERT INTO '
+        'campaigns_campaigntally (campaign_id, status, failure_class, n, opened, machine_only, clicked, '
+        'unsubscribed) VALUES (v_campaign, v_new_status, v_new_class, 1, 0, v_machine, v_clicked, v_unsubscribed) '
+        'ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = campaigns_campaigntally.n + '
+        'excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, machine_only = '
+        'campaigns_campaigntally.machine_only + excluded.machine_only, clicked = campaigns_campaigntally.clicked + '
+        'excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + excluded.unsubscribed; END IF; '
+        'UPDATE campaigns_campaigntally SET n = campaigns_campaigntally.n + -1, opened = '
+        'campaigns_campaigntally.opened + 0, machine_only = campaigns_campaigntally.machine_only + -v_machine, '
+        'clicked = campaigns_campaigntally.clicked + -v_clicked, unsubscribed = '
+        'campaigns_campaigntally.unsubscribed + -v_unsubscribed WHERE campaign_id = v_campaign AND status = '
+        'v_old_status AND failure_class = v_old_class; IF NOT FOUND THEN INSERT INTO campaigns_campaigntally '
+        '(campaign_id, status, failure_class, n, opened, machine_only, clicked, unsubscribed) VALUES (v_campaign, '
+        'v_old_status, v_old_class, -1, 0, -v_machine, -v_clicked, -v_unsubscribed) ON CONFLICT (campaign_id, '
+        'status, failure_class) DO UPDATE SET n = campaigns_campaigntally.n + excluded.n, opened = '
+        'campaigns_campaigntally.opened + excluded.opened, machine_only = campaigns_campaigntally.machine_only + '
+        'excluded.machine_only, clicked = campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = '
+        'campaigns_campaigntally.unsubscribed + excluded.unsubscribed; END IF;\n        END IF;\n        IF v_hour '
+        'IS NOT NULL THEN UPDATE campaigns_campaignhourtally SET sent0 = campaigns_campaignhourtally.sent0 + CASE '
+        'WHEN v_quarter = 0 THEN v_sent ELSE 0 END, sent1 = campaigns_campaignhourtally.sent1 + CASE WHEN '
+        'v_quarter = 1 THEN v_sent ELSE 0 END, sent2 = campaigns_campaignhourtally.sent2 + CASE WHEN v_quarter = 2 '
+        'THEN v_sent ELSE 0 END, sent3 = campaigns_campaignhourtally.sent3 + CASE WHEN v_quarter = 3 THEN v_sent '
+        'ELSE 0 END, failed0 = campaigns_campaignhourtally.failed0 + CASE WHEN v_quarter = 0 THEN v_failed ELSE 0 '
+        'END, failed1 = campaigns_campaignhourtally.failed1 + CASE WHEN v_quarter = 1 THEN v_failed ELSE 0 END, '
+        'failed2 = campaigns_campaignhourtally.failed2 + CASE WHEN v_quarter = 2 THEN v_failed ELSE 0 END, failed3 '
+        '= campaigns_campaignhourtally.failed3 + CASE WHEN v_quarter = 3 THEN v_failed ELSE 0 END WHERE '
+        'campaign_id = v_campaign AND hour = v_hour; IF NOT FOUND THEN INSERT INTO campaigns_campaignhourtally '
+        '(campaign_id, hour, sent0, sent1, sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, '
+        'opened0, opened1, opened2, opened3, failed0, failed1, failed2, failed3) VALUES (v_campaign, v_hour, CASE '
+        'WHEN v_quarter = 0 THEN v_sent ELSE 0 END, CASE WHEN v_quarter = 1 THEN v_sent ELSE 0 END, CASE WHEN '
+        'v_quarter = 2 THEN v_sent ELSE 0 END, CASE WHEN v_quarter = 3 THEN v_sent ELSE 0 END, 0, 0, 0, 0, 0, 0, '
+        '0, 0, CASE WHEN v_quarter = 0 THEN v_failed ELSE 0 END, CASE WHEN v_quarter = 1 THEN v_failed ELSE 0 END, '
+        'CASE WHEN v_quarter = 2 THEN v_failed ELSE 0 END, CASE WHEN v_quarter = 3 THEN v_failed ELSE 0 END) ON '
+        'CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, '
+        'sent1 = campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
+        'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, failed0 = '
+        'campaigns_campaignhourtally.failed0 + excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + '
+        'excluded.failed1, failed2 = campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = '
+        'campaigns_campaignhourtally.failed3 + excluded.failed3; END IF; END IF;\n        RETURN NULL;\n    END '
+        'IF;\n    INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, '
+        'machine_only, clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), '
+        'SUM(machine_only), SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS '
+        'status, r.failure_class AS failure_class, -1 AS n, -1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) '
+        'AS opened, -1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
+        'CAST((r.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM old_rows r UNION ALL SELECT r.campaign_id AS campaign_id, r.status AS status, '
+        'r.failure_class AS failure_class, 1 AS n, 1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS opened, '
+        '1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, 1 * '
+        'CAST((r.click_count > 0) AS INTEGER) AS clicked, 1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM new_rows r) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR '
+        'SUM(opened) <> 0 OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY '
+        'campaign_id, status, failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
+        'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
+        'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
+        'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
+        'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
+        'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
+        'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
+        'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
+        'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
+        'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
+        'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
+        '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
+        "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, -1 AS sent, -1 * "
+        'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM old_rows r '
+        "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
+        "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        'sent_opened, -1 AS opened, 0 AS failed FROM old_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
+        "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
+        "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        "sent_opened, 0 AS opened, -1 AS failed FROM old_rows r WHERE r.status = 'failed' UNION ALL SELECT "
+        "r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, 1 AS sent, 1 * "
+        'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM new_rows r '
+        "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL UNION ALL SELECT r.campaign_id AS campaign_id, "
+        "CAST(floor(date_part('epoch', r.first_opened_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.first_opened_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        'sent_opened, 1 AS opened, 0 AS failed FROM new_rows r WHERE r.first_opened_at IS NOT NULL UNION ALL '
+        "SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS INTEGER) AS "
+        "hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 AS "
+        "sent_opened, 0 AS opened, 1 AS failed FROM new_rows r WHERE r.status = 'failed') AS d GROUP BY "
+        'campaign_id, hour HAVING SUM(CASE WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent '
+        'ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE '
+        '0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q '
+        '= 3 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 3 THEN failed ELSE 0 END) <> 0 ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO '
+        'UPDATE SET sent0 = campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = '
+        'campaigns_campaignhourtally.sent1 + excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + '
+        'excluded.sent2, sent3 = campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
+        'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
+        'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
+        'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
+        'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
+        'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
+        'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
+        'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
+        'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
+        'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
+        'excluded.failed3;\n    RETURN NULL;\nEND $$'
+    ),
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_update ON campaigns_email',
+    (
+        'CREATE TRIGGER campaigns_email_tally_update AFTER UPDATE ON campaigns_email REFERENCING OLD TABLE AS '
+        'old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_update()'
+    ),
+    (
+        'CREATE OR REPLACE FUNCTION campaigns_email_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n '
+        '   \n    INSERT INTO campaigns_campaigntally (campaign_id, status, failure_class, n, opened, '
+        'machine_only, clicked, unsubscribed) SELECT campaign_id, status, failure_class, SUM(n), SUM(opened), '
+        'SUM(machine_only), SUM(clicked), SUM(unsubscribed) FROM (SELECT r.campaign_id AS campaign_id, r.status AS '
+        'status, r.failure_class AS failure_class, -1 AS n, -1 * CAST((r.first_opened_at IS NOT NULL) AS INTEGER) '
+        'AS opened, -1 * CAST((r.machine_open AND r.first_opened_at IS NULL) AS INTEGER) AS machine_only, -1 * '
+        'CAST((r.click_count > 0) AS INTEGER) AS clicked, -1 * CAST((r.unsubscribed_at IS NOT NULL) AS INTEGER) AS '
+        'unsubscribed FROM old_rows r WHERE EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = '
+        'r.campaign_id)) AS d GROUP BY campaign_id, status, failure_class HAVING SUM(n) <> 0 OR SUM(opened) <> 0 '
+        'OR SUM(machine_only) <> 0 OR SUM(clicked) <> 0 OR SUM(unsubscribed) <> 0 ORDER BY campaign_id, status, '
+        'failure_class ON CONFLICT (campaign_id, status, failure_class) DO UPDATE SET n = '
+        'campaigns_campaigntally.n + excluded.n, opened = campaigns_campaigntally.opened + excluded.opened, '
+        'machine_only = campaigns_campaigntally.machine_only + excluded.machine_only, clicked = '
+        'campaigns_campaigntally.clicked + excluded.clicked, unsubscribed = campaigns_campaigntally.unsubscribed + '
+        'excluded.unsubscribed;\n    INSERT INTO campaigns_campaignhourtally (campaign_id, hour, sent0, sent1, '
+        'sent2, sent3, sent_opened0, sent_opened1, sent_opened2, sent_opened3, opened0, opened1, opened2, opened3, '
+        'failed0, failed1, failed2, failed3) SELECT campaign_id, hour, SUM(CASE WHEN q = 0 THEN sent ELSE 0 END), '
+        'SUM(CASE WHEN q = 1 THEN sent ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent ELSE 0 END), SUM(CASE WHEN q = 3 '
+        'THEN sent ELSE 0 END), SUM(CASE WHEN q = 0 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 2 THEN sent_opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN '
+        'sent_opened ELSE 0 END), SUM(CASE WHEN q = 0 THEN opened ELSE 0 END), SUM(CASE WHEN q = 1 THEN opened '
+        'ELSE 0 END), SUM(CASE WHEN q = 2 THEN opened ELSE 0 END), SUM(CASE WHEN q = 3 THEN opened ELSE 0 END), '
+        'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END), SUM(CASE WHEN q = 1 THEN failed ELSE 0 END), SUM(CASE WHEN q '
+        '= 2 THEN failed ELSE 0 END), SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) FROM (SELECT r.campaign_id AS '
+        "campaign_id, CAST(floor(date_part('epoch', r.sent_at) / 3600) AS INTEGER) AS hour, "
+        "(CAST(floor(date_part('epoch', r.sent_at) / 900) AS INTEGER) % 4) AS q, -1 AS sent, -1 * "
+        'CAST((r.first_opened_at IS NOT NULL) AS INTEGER) AS sent_opened, 0 AS opened, 0 AS failed FROM old_rows r '
+        "WHERE r.status = 'sent' AND r.sent_at IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE "
+        "c.id = r.campaign_id) UNION ALL SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', "
+        "r.first_opened_at) / 3600) AS INTEGER) AS hour, (CAST(floor(date_part('epoch', r.first_opened_at) / 900) "
+        'AS INTEGER) % 4) AS q, 0 AS sent, 0 AS sent_opened, -1 AS opened, 0 AS failed FROM old_rows r WHERE '
+        'r.first_opened_at IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns_campaign c WHERE c.id = r.campaign_id) '
+        "UNION ALL SELECT r.campaign_id AS campaign_id, CAST(floor(date_part('epoch', r.updated_at) / 3600) AS "
+        "INTEGER) AS hour, (CAST(floor(date_part('epoch', r.updated_at) / 900) AS INTEGER) % 4) AS q, 0 AS sent, 0 "
+        "AS sent_opened, 0 AS opened, -1 AS failed FROM old_rows r WHERE r.status = 'failed' AND EXISTS (SELECT 1 "
+        'FROM campaigns_campaign c WHERE c.id = r.campaign_id)) AS d GROUP BY campaign_id, hour HAVING SUM(CASE '
+        'WHEN q = 0 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN '
+        'q = 2 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 0 '
+        'THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE '
+        'WHEN q = 2 THEN sent_opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN sent_opened ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 0 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN opened ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 2 THEN opened ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN opened ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 0 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 1 THEN failed ELSE 0 END) <> 0 OR '
+        'SUM(CASE WHEN q = 2 THEN failed ELSE 0 END) <> 0 OR SUM(CASE WHEN q = 3 THEN failed ELSE 0 END) <> 0 '
+        'ORDER BY campaign_id, hour ON CONFLICT (campaign_id, hour) DO UPDATE SET sent0 = '
+        'campaigns_campaignhourtally.sent0 + excluded.sent0, sent1 = campaigns_campaignhourtally.sent1 + '
+        'excluded.sent1, sent2 = campaigns_campaignhourtally.sent2 + excluded.sent2, sent3 = '
+        'campaigns_campaignhourtally.sent3 + excluded.sent3, sent_opened0 = '
+        'campaigns_campaignhourtally.sent_opened0 + excluded.sent_opened0, sent_opened1 = '
+        'campaigns_campaignhourtally.sent_opened1 + excluded.sent_opened1, sent_opened2 = '
+        'campaigns_campaignhourtally.sent_opened2 + excluded.sent_opened2, sent_opened3 = '
+        'campaigns_campaignhourtally.sent_opened3 + excluded.sent_opened3, opened0 = '
+        'campaigns_campaignhourtally.opened0 + excluded.opened0, opened1 = campaigns_campaignhourtally.opened1 + '
+        'excluded.opened1, opened2 = campaigns_campaignhourtally.opened2 + excluded.opened2, opened3 = '
+        'campaigns_campaignhourtally.opened3 + excluded.opened3, failed0 = campaigns_campaignhourtally.failed0 + '
+        'excluded.failed0, failed1 = campaigns_campaignhourtally.failed1 + excluded.failed1, failed2 = '
+        'campaigns_campaignhourtally.failed2 + excluded.failed2, failed3 = campaigns_campaignhourtally.failed3 + '
+        'excluded.failed3;\n    RETURN NULL;\nEND $$'
+    ),
+    'DROP TRIGGER IF EXISTS campaigns_email_tally_delete ON campaigns_email',
+    (
+        'CREATE TRIGGER campaigns_email_tally_delete AFTER DELETE ON campaigns_email REFERENCING OLD TABLE AS '
+        'old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_email_tally_delete()'
+    ),
+    (
+        'CREATE OR REPLACE FUNCTION campaigns_campaign_tally_delete() RETURNS trigger LANGUAGE plpgsql AS $$\n'
+        'BEGIN\n    DELETE FROM campaigns_campaigntally WHERE campaign_id IN (SELECT id FROM old_rows);\n    '
+        'DELETE FROM campaigns_campaignhourtally WHERE campaign_id IN (SELECT id FROM old_rows);\n    RETURN '
+        'NULL;\nEND $$'
+    ),
+    'DROP TRIGGER IF EXISTS campaigns_campaign_tally_delete ON campaigns_campaign',
+    (
+        'CREATE TRIGGER campaigns_campaign_tally_delete AFTER DELETE ON campaigns_campaign REFERENCING OLD TABLE '
+        'AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION campaigns_campaign_tally_delete()'
+    ),
+]
 
 
 def reinstall_tally_triggers(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
-        for sql in INSTALL_SQL[schema_editor.connection.vendor]:
+        for sql in INSTALL_SQL:
             cursor.execute(sql)
 
 

@@ -16,9 +16,8 @@ class Migration(migrations.Migration):
             name='source_campaign',
             field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resends', to='campaigns.campaign', verbose_name='resend of'),
         ),
-        # Added with plain SQL: Django adds a NOT NULL column to a SQLite table by rebuilding the table,
-        # which drops the tally trigger on it and breaks those on campaigns_email that name it
-        # (campaigns/tallies.py). ADD COLUMN with a constant default needs no rebuild, on either database.
+        # Added with plain SQL: ADD COLUMN with a constant default keeps the table and the tally triggers
+        # on it (campaigns/tallies.py) as they are.
         migrations.SeparateDatabaseAndState(
             database_operations=[
                 migrations.RunSQL(

@@ -22,16 +22,10 @@ def attribute_keys(*, campaign: Campaign) -> set[str]:
     """Every attribute key any recipient of the campaign has, in one query."""
     ids_sql, params = subscribed_contacts(campaign=campaign).order_by().values("id").query.sql_with_params()
     table = Contact._meta.db_table
-    if connection.vendor == "postgresql":
-        sql = (
-            f"SELECT DISTINCT jsonb_object_keys(c.attributes) FROM {table} c "
-            f"WHERE c.id IN ({ids_sql}) AND jsonb_typeof(c.attributes) = 'object'"
-        )
-    else:
-        sql = (
-            f"SELECT DISTINCT j.key FROM {table} c, json_each(c.attributes) j "
-            f"WHERE c.id IN ({ids_sql}) AND json_type(c.attributes) = 'object'"
-        )
+    sql = (
+        f"SELECT DISTINCT jsonb_object_keys(c.attributes) FROM {table} c "
+        f"WHERE c.id IN ({ids_sql}) AND jsonb_typeof(c.attributes) = 'object'"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
@@ -99,5 +93,5 @@ def _trimmed_text(key):
 
 
 def _empty(alias):
-    """Missing, JSON null (which SQLite's text of it spells 'null') or blank: the message prints nothing."""
+    """Missing, JSON null or blank: the message prints nothing."""
     return Q(**{f"{alias}__isnull": True}) | Q(**{alias: None}) | Q(**{f"{alias}_text": ""})

@@ -8,7 +8,7 @@ what the marketer is shown is what the start sends to.
 Every condition is a plain filter on the contact row, or an EXISTS over the owner's own lists and
 campaigns' emails; nothing is read into Python. Attribute values are compared as text, numbers and
 dates behind a pattern check: a stored "n/a" compared as a number matches nothing instead of
-failing the statement (a cast in PostgreSQL would raise), the same on SQLite.
+failing the statement (a bare cast would raise).
 """
 
 import zoneinfo
@@ -136,8 +136,7 @@ def _list(condition, *, owner_id, **_):
 
 def _attribute(condition, *, name, aliases, **_):
     op = condition.operator
-    # Text of the value, trimmed; NULL when the key is missing or JSON null (SQLite's text of a JSON null
-    # is 'null', hence the check on the JSON value itself).
+    # Text of the value, trimmed; NULL when the key is missing or JSON null (checked on the JSON value itself).
     aliases[f"{name}_json"] = KeyTransform(condition.attribute, "attributes")
     aliases[name] = Case(
         When(**{f"{name}_json": None}, then=Value(None)),

@@ -281,9 +281,9 @@ def complete_finished(*, now, campaign_ids=None):
     Read from the tallies (exact: kept by triggers in the same transaction as the rows), so no
     index of the Email table by (campaign, status) has to be written at every status change.
     Plain SQL: every batch runs it, and the ORM's compiling of it cost more than the
-    statement itself. On PostgreSQL the completion and its events are one statement (an UPDATE
-    ... RETURNING id feeding the INSERT), so the common case, nothing completed, costs what the
-    UPDATE alone did: no transaction to open around it.
+    statement itself. The completion and its events are one statement (an UPDATE ... RETURNING id
+    feeding the INSERT), so the common case, nothing completed, costs what the UPDATE alone does:
+    no transaction to open around it.
     """
     which, ids = "", []
     if campaign_ids is not None:
@@ -300,23 +300,16 @@ def complete_finished(*, now, campaign_ids=None):
         )
         RETURNING id
     """
-    at = ledger.db_value(now)
-    params = [C.COMPLETED, at, at, C.SENDING, *ids, *ledger.OPEN_STATUSES]
-    if connection.vendor == "postgresql":
-        sql = f"""
-            WITH completed AS ({update})
-            INSERT INTO {CampaignEvent._meta.db_table} (campaign_id, at, from_status, to_status, acting_user_id, reason)
-            SELECT id, %s, %s, %s, NULL, %s FROM completed
-        """
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, at, C.SENDING, C.COMPLETED, COMPLETED_REASON])
-            return cursor.rowcount
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(update, params)
-        completed = [row[0] for row in cursor.fetchall()]
-        _record_events(campaign_ids=completed, from_status=C.SENDING, to_status=C.COMPLETED, now=now,
-                       acting_user=None, reason=COMPLETED_REASON)
-    return len(completed)
+    sql = f"""
+        WITH completed AS ({update})
+        INSERT INTO {CampaignEvent._meta.db_table} (campaign_id, at, from_status, to_status, acting_user_id, reason)
+        SELECT id, %s, %s, %s, NULL, %s FROM completed
+    """
+    params = [C.COMPLETED, now, now, C.SENDING, *ids, *ledger.OPEN_STATUSES,
+              now, C.SENDING, C.COMPLETED, COMPLETED_REASON]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def duplicate(*, campaign):
@@ -415,7 +408,7 @@ def _move(*, campaign_id, allowed, to, now, acting_user, reason, **fields):
     """The campaign's status from one of `allowed` to `to`, and its event, in one transaction.
 
     Returns the status it left, or None when it was in none of them. The row is locked while
-    read, and the UPDATE is still conditional on what was read (SQLite locks nothing on a read).
+    read, and the UPDATE is still conditional on what was read.
     """
     with transaction.atomic():
         current = Campaign.objects.select_for_update().filter(pk=campaign_id).values_list("status", flat=True).first()

@@ -1,16 +1,14 @@
 """Set-based writes of one chunk of an import: find, create, update, put on the list.
 
-PostgreSQL: the chunk's rows go in with COPY into a session-local temporary table,
-then one INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id, one UPDATE ... FROM
-and one INSERT into the list's membership table. Other databases (SQLite): the ORM's
-bulk_create / bulk_update in batches. Every statement is filtered by the owner.
+The chunk's rows go in with COPY into a session-local temporary table, then one
+INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id, one UPDATE ... FROM and one
+INSERT into the list's membership table. Every statement is filtered by the owner.
 """
 
 import json
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models.functions import Lower
 
 from contacts.addresses import normalize_address
 from contacts.models import Contact
@@ -30,33 +28,23 @@ class Existing:
 
 def existing_contacts(*, owner, addresses):
     """{address: Existing} for the owner's contacts among `addresses` (normalised)."""
-
     if not addresses:
         return {}
-    if connection.vendor == "postgresql":
-        # The unique index (lower(email), owner), probed once per address. As `lower(email) = ANY(%s)`
-        # the planner read all the owner's contacts instead (a sequential scan, or the owner index
-        # without statistics): 300-440 ms a chunk of 5,000 at a million, 12 ms so.
-        rows = _probe_per_address(
-            addresses, columns="id, email, status, name, attributes", table=Contact._meta.db_table,
-            where="lower(email) = a.address AND owner_id = %s", params=[owner.pk],
-        )
-        return {
-            normalize_address(email): Existing(pk, status, name, _json(attrs))
-            for pk, email, status, name, attrs in rows
-        }
-    # Lower("email") matches the unique index (lower(email), owner): one index probe per address.
-    rows = (
-        Contact.objects.filter(owner=owner)
-        .alias(email_lower=Lower("email"))
-        .filter(email_lower__in=addresses)
-        .values_list("pk", "email", "status", "name", "attributes")
+    # The unique index (lower(email), owner), probed once per address. As `lower(email) = ANY(%s)`
+    # the planner read all the owner's contacts instead (a sequential scan, or the owner index
+    # without statistics): 300-440 ms a chunk of 5,000 at a million, 12 ms so.
+    rows = _probe_per_address(
+        addresses, columns="id, email, status, name, attributes", table=Contact._meta.db_table,
+        where="lower(email) = a.address AND owner_id = %s", params=[owner.pk],
     )
-    return {normalize_address(email): Existing(pk, status, name, attrs or {}) for pk, email, status, name, attrs in rows}
+    return {
+        normalize_address(email): Existing(pk, status, name, _json(attrs))
+        for pk, email, status, name, attrs in rows
+    }
 
 
 def _probe_per_address(addresses, *, columns, table, where, params=()):
-    """Rows of `table` for each of `addresses` (PostgreSQL), `where` naming the address `a.address`.
+    """Rows of `table` for each of `addresses`, `where` naming the address `a.address`.
 
     One array parameter instead of thousands, and one index probe per address whatever the planner
     believes of the table: a LATERAL subquery with a LIMIT can only be run once per address (without
@@ -75,28 +63,10 @@ def _probe_per_address(addresses, *, columns, table, where, params=()):
 def seen_addresses():
     """The addresses an import has read so far, each with the outcome of its first row.
 
-    A context manager. PostgreSQL: a temporary table of the session (nothing in this process's
-    memory, ~100 bytes an address otherwise: 90 MB of a million-row file). Other databases (SQLite,
-    the embedded default): a dict.
+    A context manager: a temporary table of the session (nothing in this process's memory,
+    ~100 bytes an address otherwise: 90 MB of a million-row file).
     """
-    return _SeenTable() if connection.vendor == "postgresql" else _SeenDict()
-
-
-class _SeenDict:
-    def __enter__(self):
-        self.outcomes = {}
-        return self
-
-    def __exit__(self, *exc_info):
-        self.outcomes = None
-
-    def first_outcomes(self, addresses):
-        """{address: first outcome} for those of `addresses` read before."""
-        outcomes = self.outcomes
-        return {a: outcomes[a] for a in addresses if a in outcomes}
-
-    def remember(self, first_outcomes):
-        self.outcomes.update(first_outcomes)
+    return _SeenTable()
 
 
 class _SeenTable:
@@ -142,40 +112,16 @@ def _json(value):
 def write_chunk(*, owner, contact_list, to_create, to_update, on_list, now):
     """to_create: [(address, name, attributes)]; to_update: [(pk, name, attributes)]; on_list: [pk]."""
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # No wait for this transaction's WAL flush: the job's final status update is a synchronous
-            # commit after every chunk, so once it is durable every chunk before it is too.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            created = _pg_write(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
-                                on_list=on_list, now=now)
-        else:
-            created = _orm_write(owner=owner, contact_list=contact_list, to_create=to_create,
-                                 to_update=to_update, on_list=on_list, now=now)
-    return created
+        # No wait for this transaction's WAL flush: the job's final status update is a synchronous
+        # commit after every chunk, so once it is durable every chunk before it is too.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return _copy_and_write(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
+                               on_list=on_list, now=now)
 
 
-def _orm_write(*, owner, contact_list, to_create, to_update, on_list, now):
-    on_list = list(on_list)
-    if to_create:
-        Contact.objects.bulk_create(
-            [Contact(owner=owner, email=a, name=n, attributes=attrs, status=Contact.Status.SUBSCRIBED)
-             for a, n, attrs in to_create],
-            batch_size=1000, ignore_conflicts=True,
-        )
-        # ignore_conflicts leaves pks unset (and skips rows a concurrent import made): fetch them.
-        found = existing_contacts(owner=owner, addresses=[a for a, _, _ in to_create])
-        on_list.extend(e.pk for e in found.values())
-    if to_update:
-        objs = [Contact(pk=pk, name=n, attributes=attrs, updated_at=now) for pk, n, attrs in to_update]
-        Contact.objects.bulk_update(objs, ["name", "attributes", "updated_at"], batch_size=500)
-    Through = Contact.lists.through
-    Through.objects.bulk_create([Through(contactlist_id=contact_list.pk, contact_id=pk) for pk in on_list],
-                                batch_size=1000, ignore_conflicts=True)
-    return len(to_create)
+def _copy_and_write(*, owner, contact_list, to_create, to_update, on_list, now):
 
-
-def _pg_write(*, owner, contact_list, to_create, to_update, on_list, now):
     contact_table = Contact._meta.db_table
     through = Contact.lists.through._meta
     list_column = through.get_field("contactlist").column

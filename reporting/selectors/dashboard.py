@@ -263,11 +263,11 @@ def failed_on_last_day(rows, midnights):
 def one_snapshot():
     """A transaction whose every read sees the same committed state, so the cards (from the status tallies)
     and the chart (from the hour tallies) never differ by an email committed between their reads. PostgreSQL
-    reads committed per statement by default: REPEATABLE READ, set as the transaction's first statement. SQLite
-    (WAL) reads one snapshot per transaction already. Inside an open transaction, that one's isolation holds."""
+    reads committed per statement by default: REPEATABLE READ, set as the transaction's first statement.
+    Inside an open transaction, that one's isolation holds."""
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
+        if outermost:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         yield

@@ -17,7 +17,6 @@ from campaigns.models import Campaign, Email
 from tests.factories import CampaignFactory, MarketerFactory, SmtpAccountFactory
 
 pytestmark = [
-    pytest.mark.postgres,
     # serialized_rollback: an earlier transactional test's flush removes rows that
     # migrations made (the Marketers group, the dispatcher's lock row); this restores them.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -68,7 +67,7 @@ def run_together(worker, count=2):
         raise errors[0]
 
 
-def test_two_threads_claiming_the_same_rows_never_claim_an_email_twice(require_postgres):
+def test_two_threads_claiming_the_same_rows_never_claim_an_email_twice():
     campaign = pending_campaign()
     all_ids = set(Email.objects.filter(campaign=campaign).values_list("id", flat=True))
     claimed = {0: [], 1: []}
@@ -95,7 +94,7 @@ def test_two_threads_claiming_the_same_rows_never_claim_an_email_twice(require_p
     assert not Email.objects.filter(campaign=campaign).exclude(status=Email.Status.QUEUED).exists()
 
 
-def test_a_claim_skips_rows_another_transaction_has_locked_instead_of_waiting(require_postgres):
+def test_a_claim_skips_rows_another_transaction_has_locked_instead_of_waiting():
     campaign = pending_campaign(rows=100)
     locked = threading.Event()
     finish = threading.Event()
@@ -139,7 +138,7 @@ def _closing(fn, *args):
         connection.close()
 
 
-def test_two_dispatcher_ticks_at_once_never_claim_an_email_twice(require_postgres):
+def test_two_dispatcher_ticks_at_once_never_claim_an_email_twice():
     # 3,000 a minute: each tick may claim 500 (a 10 s window), in batches of 100.
     campaign = pending_campaign(max_per_minute=3000, max_per_hour=100000, max_per_day=1000000, batch_size=100)
     all_ids = set(Email.objects.filter(campaign=campaign).values_list("id", flat=True))

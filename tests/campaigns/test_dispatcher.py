@@ -92,7 +92,7 @@ def test_materialise_is_one_insert_that_deduplicates_and_leaves_out_suppressed_a
     assert Email.objects.get(campaign=campaign, to_email="a@example.org").status == S.SENT
 
 
-def test_a_claim_updates_its_rows_through_the_primary_key_whatever_the_statistics_say(marketer, require_postgres):
+def test_a_claim_updates_its_rows_through_the_primary_key_whatever_the_statistics_say(marketer):
     """Statistics taken before a campaign's rows existed (no pending row, they say) made PostgreSQL
     join the picked ids against a scan of every pending row: each claim of 50 read all 20,000."""
     campaign = sending_campaign(marketer, size=0)
@@ -123,7 +123,7 @@ def test_materialise_with_the_num_queries_fixture(marketer, django_assert_num_qu
         assert ledger.materialise(campaign_id=campaign.pk, now=timezone.now()) == 5
 
 
-def test_a_start_to_lists_reads_no_email_row_and_a_resend_no_list(marketer, require_postgres):
+def test_a_start_to_lists_reads_no_email_row_and_a_resend_no_list(marketer):
     """With both audiences in the statement and an InitPlan switching one off, the resend branch was
     planned before the switch was known: where the email table held one campaign's rows (statistics:
     `campaign_id = ?` is every row), a sequential scan of the whole table in every chunk of every start."""
@@ -149,7 +149,7 @@ def test_a_start_to_lists_reads_no_email_row_and_a_resend_no_list(marketer, requ
     assert ledger.materialise(campaign_id=resend.pk, now=timezone.now()) == 30
 
 
-def test_materialise_runs_no_subquery_per_contact(marketer, require_postgres):
+def test_materialise_runs_no_subquery_per_contact(marketer):
     # A subquery correlated with the contact row ran once per contact: 34 s to start a campaign
     # of 20,000 (bench/throughput.py). PostgreSQL shows such a subquery as a "SubPlan"; the
     # campaign's owner, looked up once, is an "InitPlan".
@@ -297,19 +297,16 @@ def test_accounts_take_turns_one_batch_each_then_a_claim_statement_each(marketer
 
     report = dispatcher.tick(now=now, enqueue=[].append)
 
-    # 20 each within the window (120/min over 10 s): a batch each, then on PostgreSQL the other nine each
-    # in one turn (a statement's worth is ten); SQLite claims a batch a statement, so a batch a turn.
+    # 20 each within the window (120/min over 10 s): a batch each, then the other nine each in one turn
+    # (a statement's worth is ten).
     order = [account for account, _, _ in report.batches]
     first, second = order[0], order[1]
     assert {first, second} == {a, m}
-    if connection.vendor == "postgresql":
-        assert order == [first, second] + [first] * 9 + [second] * 9
-    else:
-        assert order == [first, second] * 10
+    assert order == [first, second] + [first] * 9 + [second] * 9
     assert all(size == 2 for _, _, size in report.batches)
 
 
-def test_a_claim_statement_splits_its_rows_into_batches_in_id_order(marketer, require_postgres):
+def test_a_claim_statement_splits_its_rows_into_batches_in_id_order(marketer):
     now = timezone.now()
     campaign = sending_campaign(marketer, size=23, now=now)
     pending = list(Email.objects.filter(campaign=campaign).order_by("id").values_list("id", flat=True))
@@ -481,7 +478,7 @@ def test_the_lock_is_released_when_a_tick_fails(marketer):
 
 def test_each_batch_goes_to_the_workers_as_soon_as_it_is_claimed(marketer):
     """A large campaign's first batch is sending while the tick still claims the rest; the others go
-    as soon as the statement that claimed them commits (on PostgreSQL up to ten batches a statement)."""
+    as soon as the statement that claimed them commits (up to ten batches a statement)."""
     now = timezone.now()
     campaign = sending_campaign(marketer, size=12, now=now, batch_size=5)
     queued_when_enqueued = []
@@ -492,12 +489,12 @@ def test_each_batch_goes_to_the_workers_as_soon_as_it_is_claimed(marketer):
     report = dispatcher.tick(now=now, enqueue=enqueue)
 
     assert [size for _, _, size in report.batches] == [5, 5, 2]
-    assert queued_when_enqueued == ([5, 12, 12] if connection.vendor == "postgresql" else [5, 10, 12])
+    assert queued_when_enqueued == [5, 12, 12]
 
 
 def test_a_claim_statement_writes_at_most_its_batches(marketer):
     campaign = sending_campaign(marketer, size=5)
-    too_many = 5 * ledger.batches_per_statement() + 1
+    too_many = 5 * ledger.CLAIM_BATCHES_PER_STATEMENT + 1
     with pytest.raises(ValueError):
         ledger.claim_as_batches(campaign_ids=[campaign.pk], limit=too_many, batch_size=5, now=timezone.now())
 

@@ -37,7 +37,7 @@ def test_a_result_is_recorded_once_and_a_row_no_longer_owned_is_left_alone(queue
 
 
 @pytest.mark.django_db
-def test_an_answer_read_later_is_settled_before_any_other_statement(queued, require_postgres):
+def test_an_answer_read_later_is_settled_before_any_other_statement(queued):
     email, token = queued
     with ledger.ResultWriter() as results:
         results.mark_sent(email_id=email.pk, batch_id=token, code=250, text="250 OK", now=timezone.now())
@@ -53,7 +53,7 @@ def test_an_answer_read_later_is_settled_before_any_other_statement(queued, requ
 
 
 @pytest.mark.django_db
-def test_the_writer_settles_what_is_outstanding_when_it_closes(queued, require_postgres):
+def test_the_writer_settles_what_is_outstanding_when_it_closes(queued):
     email, token = queued
     with ledger.ResultWriter() as results:
         results.mark_sent(email_id=email.pk, batch_id=token, code=250, text="250 OK", now=timezone.now())
@@ -63,7 +63,7 @@ def test_the_writer_settles_what_is_outstanding_when_it_closes(queued, require_p
 
 
 @pytest.mark.django_db
-def test_a_slot_reservation_while_an_answer_is_outstanding_needs_no_settling_by_hand(queued, require_postgres):
+def test_a_slot_reservation_while_an_answer_is_outstanding_needs_no_settling_by_hand(queued):
     """The reservation is one statement on PostgreSQL: it passes through the writer's wrapper like
     any other, where a transaction (BEGIN) would not."""
     from campaigns.delivery import rate_limit
@@ -84,7 +84,7 @@ def test_a_slot_reservation_while_an_answer_is_outstanding_needs_no_settling_by_
 
 # Outside a test transaction, as in a worker (autocommit): the refused statement aborts nothing else.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_statement_the_server_refuses_raises_when_settled_and_the_connection_goes_on(queued, require_postgres):
+def test_a_statement_the_server_refuses_raises_when_settled_and_the_connection_goes_on(queued):
     email, token = queued
     results = ledger.ResultWriter()
     # smtp_code is a smallint: the server refuses the value, which only the answer tells.

@@ -44,23 +44,17 @@ def test_no_migration_imports_the_live_tallies_module():
 
 
 def installed_trigger_sql():
-    """What the database runs for each tally trigger: PostgreSQL's function bodies, SQLite's triggers."""
+    """What the database runs for each tally trigger: the bodies of their functions."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT proname, prosrc FROM pg_proc WHERE proname LIKE %s", ["%\\_tally\\_%"])
-        else:
-            cursor.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s", ["%tally%"])
+        cursor.execute("SELECT proname, prosrc FROM pg_proc WHERE proname LIKE %s", ["%\\_tally\\_%"])
         return dict(cursor.fetchall())
 
 
 def current_trigger_sql():
     """The same, as campaigns.tallies installs them today (and `recount_tallies` does)."""
-    if connection.vendor == "postgresql":
-        functions = (re.match(r"CREATE OR REPLACE FUNCTION (\w+)\(\).*?\$\$(.*)\$\$", sql, re.S)
-                     for sql in tallies.install_statements("postgresql"))
-        return {m.group(1): m.group(2) for m in functions if m}
-    triggers = (re.match(r"CREATE TRIGGER (\w+)", sql) for sql in tallies.install_statements("sqlite"))
-    return {m.group(1): sql for m, sql in zip(triggers, tallies.install_statements("sqlite")) if m}
+    functions = (re.match(r"CREATE OR REPLACE FUNCTION (\w+)\(\).*?\$\$(.*)\$\$", sql, re.S)
+                 for sql in tallies.install_statements())
+    return {m.group(1): m.group(2) for m in functions if m}
 
 
 # serialized_rollback: like every test here that commits, so the Marketers group and the lock row (data

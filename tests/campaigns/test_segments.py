@@ -1,4 +1,4 @@
-"""Segments: every condition compiled to SQL and run on the real database (PostgreSQL and SQLite), the
+"""Segments: every condition compiled to SQL and run on the real database, the
 rules a condition row is checked by, owner isolation, and a campaign to lists and segments materialising
 each address once with the same one-statement insert."""
 
@@ -322,7 +322,7 @@ def test_a_list_and_an_overlapping_segment_materialise_each_address_once(list_an
     assert counted == inserted == 3
 
 
-def test_counting_a_campaign_to_a_segment_probes_nothing_per_contact(list_and_segment, require_postgres):
+def test_counting_a_campaign_to_a_segment_probes_nothing_per_contact(list_and_segment):
     """An OR of `id IN (list)` and `id IN (segment)` cannot become a semi-join: PostgreSQL ran the segment's
     subquery per contact (a SubPlan), and counting a campaign to a segment of a million took over five
     minutes, in every start and on the campaign's page. One IN of a UNION ALL, as the start's statement."""

@@ -161,7 +161,7 @@ def test_a_batch_taken_early_sends_on_the_claims_lease_without_rewriting_its_row
     assert report.sent == 0 and engine.handler.delivered_to() == []
 
 
-def test_a_batch_is_read_through_its_own_index_whatever_the_statistics_say(engine, require_postgres):
+def test_a_batch_is_read_through_its_own_index_whatever_the_statistics_say(engine):
     """Statistics taken while nothing was queued made PostgreSQL read each batch through the lease
     index, every queued row filtered by batch id: 20,000 rows read per batch of a large campaign."""
     from django.db import connection

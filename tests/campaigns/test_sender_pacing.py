@@ -70,7 +70,7 @@ class _LedgerWatchingHandler(RecordingHandler):
 
 # serialized_rollback: the Marketers group and the lock row come from data migrations.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_each_result_is_committed_before_the_next_message_is_delivered(make_engine, require_postgres):
+def test_each_result_is_committed_before_the_next_message_is_delivered(make_engine):
     # The sender writes a result without waiting for its answer and builds the next message
     # meanwhile; the answer is read before the next message's content is sent. Seen from another
     # connection, message n is delivered only once the n-1 before it are recorded sent.

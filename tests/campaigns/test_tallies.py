@@ -1,6 +1,6 @@
 """The tallies the database triggers keep (campaigns.tallies) equal a fresh count of the Email rows
 after every kind of write: the ledger's transitions, the real sender, tracking, lifecycle
-actions, deletions; on PostgreSQL (statement triggers) and SQLite (row triggers) alike."""
+actions, deletions."""
 
 import math
 from collections import defaultdict
@@ -217,10 +217,7 @@ def test_a_bulk_update_of_many_rows_is_counted_once_per_row(db, marketer, clock)
 
 def test_tallies_triggers_are_installed_for_this_database(db):
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE %s", ["%tally%"])
-        else:
-            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s", ["%tally%"])
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE %s", ["%tally%"])
         names = {row[0] for row in cursor.fetchall()}
     assert names == {"campaigns_email_tally_insert", "campaigns_email_tally_update", "campaigns_email_tally_delete",
                      "campaigns_campaign_tally_delete"}

@@ -35,7 +35,7 @@ from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (fixtures)
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory  # noqa: F401  (fixtures)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 RECIPIENTS = 2000

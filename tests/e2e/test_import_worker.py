@@ -21,7 +21,7 @@ from contacts.models import Contact, ImportJob
 from tests.e2e.test_worker_sends_campaign import CELERY, CeleryCluster, CeleryProcess
 from tests.factories import ContactFactory, ContactListFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 ROWS = 30_000
 CHUNK = 500
@@ -55,7 +55,7 @@ def import_broker_url(redis_url):
 
 
 @pytest.fixture
-def import_worker(request, tmp_path, require_postgres, import_broker_url, settings):
+def import_worker(request, tmp_path, import_broker_url, settings):
     media = tmp_path / "media"
     media.mkdir()
     settings.MEDIA_ROOT = media

@@ -5,7 +5,7 @@ Every page is served under the strict Content-Security-Policy (no inline script)
 policy violation. The confirmation email's Celery task runs inside the live server's request (eager_tasks):
 this test is about the pages; tests/campaigns/test_subscriptions.py shows the page does not wait for it.
 Screenshots of the pages go to test-artifacts/ (kept ones: docs/screenshots/).
-Needs /usr/bin/chromium; runs on SQLite too (the live server and this test share one process).
+Needs /usr/bin/chromium.
 """
 
 import re
@@ -38,7 +38,7 @@ def fresh_connection_pool():
     new connection and pool."""
     from django.db import connection
 
-    if connection.vendor == "postgresql" and connection.pool is not None:
+    if connection.pool is not None:
         connection.close()
         connection.close_pool()
 

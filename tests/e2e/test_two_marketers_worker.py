@@ -36,7 +36,7 @@ from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (fixtures)
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory  # noqa: F401  (fixture)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 ALICE_RECIPIENTS = 6000
 BOB_RECIPIENTS = 10

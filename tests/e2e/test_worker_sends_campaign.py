@@ -39,7 +39,7 @@ from sending.models import SmtpAccount
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory, tls_files  # noqa: F401  (fixtures)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 CELERY = str(Path(sys.executable).with_name("celery"))
 # The workers' broker: a database of the run's own redis-server apart from database 0, where this
@@ -207,7 +207,7 @@ def e2e_broker_url(redis_url):
 
 
 @pytest.fixture
-def celery_cluster(request, tmp_path, require_postgres, e2e_broker_url):
+def celery_cluster(request, tmp_path, e2e_broker_url):
     cluster = CeleryCluster(tmp_path=tmp_path, broker_url=e2e_broker_url)
     yield cluster
     # Worker and beat first: only then can their database connections be ended for good.

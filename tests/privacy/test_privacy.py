@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -247,6 +248,58 @@ def test_an_erased_bounced_address_added_by_hand_starts_bounced_and_is_never_mat
     # The hash is the owner's own: another owner's new contact with that address is subscribed.
     assert ContactFactory(owner=other_marketer, email="ann2@example.org").status == Contact.Status.SUBSCRIBED
     assert suppressed.erased_reason(owner=other_marketer, address="ann@example.org") is None
+
+
+@pytest.mark.parametrize("stored", [
+    "ann@example.org", " ANN@Example.org\u00a0", "\ufeffAnn@example.org\t", "zoë.müller@example.de",
+    "ZOE\u0308.MÜLLER@example.de", "李雷@example.cn", "ÅSA@EXAMPLE.SE",
+])
+def test_the_statements_hash_of_an_address_is_address_hash_under_every_key(stored, settings):
+    settings.SECRET_KEY_FALLBACKS = ["an-older-key-rotated-out-an-older-key-rotated-out"]
+    hashes, params = privacy_selectors.address_hashes_sql("v.address")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT ARRAY[{', '.join(hashes)}] FROM (VALUES (%s)) AS v(address)", [*params, stored])
+        (in_sql,) = cursor.fetchone()
+    in_python = [privacy_selectors.address_hash(stored, secret=secret)
+                 for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)]
+    assert in_sql == in_python
+
+
+def test_a_start_leaves_out_an_erased_suppressed_address_written_into_the_table_by_hand(ann, marketer,
+                                                                                       other_marketer):
+    Contact.objects.filter(pk=ann.pk).update(status=Contact.Status.UNSUBSCRIBED)
+    privacy.erase_contact(contact=Contact.objects.get(pk=ann.pk))
+    # Past every entry point (they would create it unsubscribed): subscribed, and not as normalised.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO campaigns_contact (owner_id, email, name, attributes, status, created_at, updated_at) "
+            "VALUES (%s, %s, '', '{}', %s, now(), now()) RETURNING id",
+            [marketer.pk, " Ann@Example.org", Contact.Status.SUBSCRIBED],
+        )
+        (by_hand,) = cursor.fetchone()
+    others = [ContactFactory(owner=marketer, email=f"other{i}@example.org") for i in range(3)]
+    campaign = CampaignFactory(owner=marketer, lists=[ContactListFactory(owner=marketer,
+                                                                          contacts=[by_hand, *others])])
+    # Another owner's contact with that address (the fixture's) was never erased by them: it is sent to.
+    theirs = Contact.objects.get(owner=other_marketer, email="ann@example.org")
+    their_campaign = CampaignFactory(owner=other_marketer, lists=[ContactListFactory(owner=other_marketer,
+                                                                                    contacts=[theirs])])
+
+    assert ledger.materialise(campaign_id=campaign.pk, now=timezone.now()) == 3
+    assert set(Email.objects.filter(campaign=campaign).values_list("contact_id", flat=True)) == {
+        c.pk for c in others}
+    assert ledger.materialise(campaign_id=their_campaign.pk, now=timezone.now()) == 1
+
+
+def test_a_hash_made_under_a_rotated_key_still_leaves_the_address_out(ann, marketer, settings):
+    Contact.objects.filter(pk=ann.pk).update(status=Contact.Status.BOUNCED)
+    privacy.erase_contact(contact=Contact.objects.get(pk=ann.pk))
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-newer-key-a-newer-key-a-newer-key-a-newer-key"
+    contact = Contact.objects.bulk_create([Contact(owner=marketer, email="ann@example.org")])[0]
+    campaign = CampaignFactory(owner=marketer, lists=[ContactListFactory(owner=marketer, contacts=[contact])])
+
+    assert ledger.materialise(campaign_id=campaign.pk, now=timezone.now()) == 0
 
 
 # --- the command -------------------------------------------------------------------------------------

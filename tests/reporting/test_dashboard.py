@@ -368,10 +368,9 @@ def test_a_week_across_a_clock_change_keeps_every_day_exact(marketer):
                     "2026-11-02": 2, "2026-11-03": 0}
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_cards_and_chart_are_read_in_one_snapshot_while_an_email_is_sent_between_their_reads(
-    require_postgres, marketer, monkeypatch
+    marketer, monkeypatch
 ):
     import threading
 

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         if not self._embedded():
             if action == "run":
                 return self._run(command)
-            self._say("DATABASE_URL or SQLITE_PATH is set: the embedded PostgreSQL is not used.")
+            self._say("DATABASE_URL is set: the embedded PostgreSQL is not used.")
             return
         getattr(self, f"_{action}")(command)
 
