@@ -41,7 +41,7 @@ UNLIMITED = 10**8
 def send_now(campaign):
     """What the admin action "Send selected now" does; on code from before the tick at once
     (send_now without `dispatch_now`), only the start."""
-    from campaigns import tasks
+    from delivery import tasks
     from campaigns.services import lifecycle
 
     if "dispatch_now" in inspect.signature(lifecycle.send_now).parameters:
@@ -57,8 +57,7 @@ class BeatLikeTicks:
         self.next_at = time.monotonic()
 
     def due(self):
-        from campaigns import tasks
-
+        from delivery import tasks
         while time.monotonic() >= self.next_at:
             tasks.dispatch.delay()
             self.next_at += TICK_SECONDS

@@ -138,8 +138,8 @@ def main():
     workers.start(0)
     workers.start(1)
 
-    from campaigns import tasks
-    from campaigns.delivery import dispatcher
+    from delivery import tasks
+    from delivery import dispatcher
     from campaigns.models import Campaign, Email
     from campaigns.services import lifecycle
 

@@ -326,8 +326,8 @@ def send(campaigns, *, stop_when, watch_url, json_campaign, vacuum_every, timeou
     what was seen: scheduled_at, tick times (preparing or not), prepared_at, transaction and JSON watches."""
     from django.utils import timezone
 
-    from campaigns import tasks
-    from campaigns.delivery import dispatcher
+    from delivery import tasks
+    from delivery import dispatcher
     from campaigns.models import Campaign
     from campaigns.services import lifecycle
 
@@ -377,8 +377,7 @@ def allowance_ms(account):
     """What rate_limit.allowance costs now (the account's day of sent rows counted), best of 5."""
     from django.utils import timezone
 
-    from campaigns.delivery import rate_limit
-
+    from delivery import rate_limit
     times = []
     for _ in range(5):
         started = time.perf_counter()
@@ -499,9 +498,8 @@ def one_size(args, size):
         result["b_analytics_sql_p95_ms"] = p95(seen["json_sql"]["analytics"])
         result["b_longest_transaction_s"] = seen["transactions"].longest_transaction
         # Ticks go on (they finish cancelling the unsent rows); wait for every row to be final.
-        from campaigns import tasks
-        from campaigns.delivery import dispatcher
-
+        from delivery import tasks
+        from delivery import dispatcher
         deadline = time.perf_counter() + 300
         while time.perf_counter() < deadline:
             dispatcher.tick(enqueue=tasks.enqueue_batch)

@@ -191,8 +191,7 @@ def explain(campaign):
     from django.db import connection
     from django.utils import timezone
 
-    from campaigns.delivery import ledger
-
+    from campaigns import ledger
     sql, params = ledger.materialise_statement(campaign_id=campaign.pk, now=timezone.now())
     with connection.cursor() as cur:
         cur.execute("BEGIN")

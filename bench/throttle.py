@@ -55,8 +55,8 @@ def run_against(*, name, label, host, port, limit, minutes, tick_seconds):
     from django.db.models import Q
     from django.utils import timezone
 
-    from campaigns import tasks
-    from campaigns.delivery import dispatcher
+    from delivery import tasks
+    from delivery import dispatcher
     from campaigns.models import Email
     from campaigns.services import lifecycle
     from sending.models import SmtpAccount

@@ -221,8 +221,8 @@ def run_campaign(campaign, tick_seconds, timeout):
     from django.db.models import Max, Min
     from django.utils import timezone
 
-    from campaigns import tasks
-    from campaigns.delivery import dispatcher
+    from delivery import tasks
+    from delivery import dispatcher
     from campaigns.models import Campaign, Email
     from campaigns.services import lifecycle
 
@@ -350,8 +350,8 @@ def main():
         if not args.skip_limit:
             limit = args.rate_limit
             limited = make_campaign(limit * args.limit_seconds // 60 * 3, max_per_minute=limit, name="limited")
-            from campaigns import tasks
-            from campaigns.delivery import dispatcher
+            from delivery import tasks
+            from delivery import dispatcher
             from campaigns.models import Email
             from campaigns.services import lifecycle
 

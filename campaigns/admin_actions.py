@@ -11,7 +11,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns import admin_compose, tasks
+from campaigns import admin_compose
+from delivery import tasks
 from campaigns.models import Campaign
 from campaigns.selectors import audience
 from campaigns.services import lifecycle

@@ -15,12 +15,14 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns import personalize, tasks
+from campaigns import personalize
+from delivery import tasks
 from campaigns.editor import EditorPageMixin
 from campaigns.forms import CampaignAdminForm, EmailTemplateAdminForm, TestSendForm
 from campaigns.selectors import personalization
 from campaigns.selectors import previews as preview_selectors
-from campaigns.services import previews, templates
+from campaigns.services import templates
+from delivery import previews
 
 PREVIEW_CONTACT_CHOICES = 200
 # The preview page reloads itself this often while its test send has no outcome yet.

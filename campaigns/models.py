@@ -96,7 +96,7 @@ class Campaign(models.Model):
 
 
 class CampaignTestSend(models.Model):
-    """A test send of a campaign (campaigns.services.previews): asked for on its preview page, sent by a
+    """A test send of a campaign (delivery.previews): asked for on its preview page, sent by a
     Celery task (a slow server must not hold the web request), its outcome shown on that page.
     Never an Email row: tests are not counted."""
 
@@ -314,7 +314,7 @@ class CampaignHourTally(models.Model):
 
 
 class BatchTake(models.Model):
-    """A claimed batch taken by a worker (campaigns.delivery.ledger.take_batch).
+    """A claimed batch taken by a worker (campaigns.ledger.take_batch).
 
     One small row instead of rewriting the batch's Email rows: the second delivery of a
     send_batch task finds the row there and sends nothing.

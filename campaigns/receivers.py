@@ -2,7 +2,7 @@
 
 from django.dispatch import receiver
 
-from campaigns.delivery import ledger
+from campaigns import ledger
 from contacts.signals import contacts_suppressed
 
 

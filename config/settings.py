@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "contacts",
     "campaigns",
     "tracking",
+    "delivery",
     "reporting",
     "privacy",
 ]
@@ -284,7 +285,7 @@ EMAIL_ERROR_ATTEMPTS = int(os.environ.get("EMAIL_ERROR_ATTEMPTS", "3"))
 EMAIL_LEASE_SECONDS = int(os.environ.get("EMAIL_LEASE_SECONDS", "300"))
 # How far apart the clocks of the hosts running beat and workers may be (NTP keeps them far closer).
 EMAIL_LEASE_CLOCK_SKEW_SECONDS = int(os.environ.get("EMAIL_LEASE_CLOCK_SKEW_SECONDS", "5"))
-# The lease fence (campaigns/delivery/lease.py) keeps SMTP_TIMEOUT + this skew at each end of a lease.
+# The lease fence (delivery/lease.py) keeps SMTP_TIMEOUT + this skew at each end of a lease.
 if EMAIL_LEASE_SECONDS < SMTP_TIMEOUT + EMAIL_LEASE_CLOCK_SKEW_SECONDS + 10:
     raise ImproperlyConfigured(
         f"EMAIL_LEASE_SECONDS ({EMAIL_LEASE_SECONDS}) must be at least 10 s more than SMTP_TIMEOUT + "
@@ -303,7 +304,7 @@ MAX_PACING_WAIT_SECONDS = float(os.environ.get("MAX_PACING_WAIT_SECONDS", "1"))
 # is this close (seconds); 0 turns it off (one more round trip a message).
 SMTP_ENVELOPE_AHEAD_SECONDS = float(os.environ.get("SMTP_ENVELOPE_AHEAD_SECONDS", "0.05"))
 # Per-message results wait for PostgreSQL's disk flush only when this is on; see
-# campaigns.delivery.ledger.ledger_commits for the trade.
+# campaigns.ledger.ledger_commits for the trade.
 EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", False)
 MESSAGE_ID_DOMAIN = os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
 # A personalised subject or body longer than this (characters, for one recipient) fails that

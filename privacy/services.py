@@ -18,7 +18,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from contacts import exports
-from campaigns.delivery import ledger
+from campaigns import ledger
 from contacts.addresses import normalize_address
 from campaigns.models import Email
 from contacts.models import Contact, ImportJob, SuppressedHash

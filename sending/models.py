@@ -29,7 +29,7 @@ class SmtpAccount(models.Model):
     max_per_hour = models.PositiveIntegerField(default=500, validators=[MinValueValidator(1)])
     max_per_day = models.PositiveIntegerField(default=2000, validators=[MinValueValidator(1)])
     batch_size = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1), MaxValueValidator(500)])
-    # What the provider really allows, learned from its throttling replies (campaigns.delivery.
+    # What the provider really allows, learned from its throttling replies (delivery.
     # adaptive_rate): sending runs at min(max_per_minute, learned_per_minute); None: at the maximum.
     learned_per_minute = models.FloatField(null=True, blank=True, editable=False)
     # What the server accepted in the minute before its last refusal: probing stays under it.

@@ -1,5 +1,5 @@
 """The rate an SMTP account sends at: its configured maximum, or the lower rate learned from its
-server's throttling (campaigns.delivery.adaptive_rate learns it)."""
+server's throttling (delivery.adaptive_rate learns it)."""
 
 from sending.models import SmtpAccount
 

@@ -12,7 +12,7 @@ from celery import signals
 from celery.fixups.django import DjangoWorkerFixup
 from django.db import connection
 
-from campaigns.tasks import dispatch
+from delivery.tasks import dispatch
 from config.celery import app
 
 

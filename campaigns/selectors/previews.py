@@ -1,4 +1,4 @@
-"""Reads for the preview page: its campaign's last test send (campaigns.services.previews)."""
+"""Reads for the preview page: its campaign's last test send (delivery.previews)."""
 
 from datetime import datetime, timedelta
 

@@ -2,7 +2,7 @@
 
 The one place that says what each condition means. The live count, the changelist's counts, a
 campaign's audience and preview (campaigns.selectors.audience) and the start's single INSERT ... SELECT
-(campaigns.delivery.ledger.materialise_statement, which embeds this queryset's SQL) all use it, so
+(campaigns.ledger.materialise_statement, which embeds this queryset's SQL) all use it, so
 what the marketer is shown is what the start sends to.
 
 Every condition is a plain filter on the contact row, or an EXISTS over the owner's own lists and

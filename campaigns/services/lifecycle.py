@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns import personalize
-from campaigns.delivery import ledger
+from campaigns import ledger
 from campaigns.models import Campaign, CampaignEvent, CampaignTally
 from campaigns.selectors import audience
 
@@ -108,7 +108,7 @@ def send_now(*, campaign, now=None, acting_user=None, reason="", dispatch_now=No
     """Schedule for now and start at once. A small audience is written before this returns; a
     large one's first chunks are, and the dispatcher's ticks write the rest while it sends.
 
-    `dispatch_now()` asks for a tick at once (campaigns.tasks.dispatch_now; this module imports no
+    `dispatch_now()` asks for a tick at once (delivery.tasks.dispatch_now; this module imports no
     task), so the first batch is claimed now rather than at the next interval."""
     now = now or timezone.now()
     schedule(campaign=campaign, at=now, now=now, acting_user=acting_user, reason=reason)

@@ -775,9 +775,9 @@ def system_objects(marketer):
 
     interval = IntervalSchedule.objects.create(every=10, period=IntervalSchedule.SECONDS)
     task = PeriodicTask.objects.create(
-        name="dispatch-every-ten-seconds", task="campaigns.tasks.dispatch", interval=interval
+        name="dispatch-every-ten-seconds", task="delivery.tasks.dispatch", interval=interval
     )
-    result = TaskResult.objects.create(task_id="result-0001", task_name="campaigns.tasks.dispatch", status="SUCCESS")
+    result = TaskResult.objects.create(task_id="result-0001", task_name="delivery.tasks.dispatch", status="SUCCESS")
     group = Group.objects.get(name="Marketers")
     attempt = AccessAttempt.objects.create(
         username=marketer.username, ip_address="203.0.113.5", user_agent="curl", get_data="", post_data="",

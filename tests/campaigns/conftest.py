@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns.delivery import dispatcher, sender
+from delivery import dispatcher, sender
 from campaigns.models import Email
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory

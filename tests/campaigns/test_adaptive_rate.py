@@ -1,4 +1,4 @@
-"""The adaptive rate (campaigns.delivery.adaptive_rate) against a server that limits messages per
+"""The adaptive rate (delivery.adaptive_rate) against a server that limits messages per
 minute the way Postfix's anvil does, with time driven by the test's clock: the account learns the
 server's limit from one refusal and then sends just under it, instead of collapsing."""
 
@@ -8,7 +8,7 @@ import pytest
 from django.db.models import Q
 from django.urls import reverse
 
-from campaigns.delivery import adaptive_rate
+from delivery import adaptive_rate
 from campaigns.models import Email
 from sending.classifier import classify
 from sending.rates import effective_per_minute

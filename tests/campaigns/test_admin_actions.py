@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.delivery import dispatcher
+from delivery import dispatcher
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from campaigns.services import lifecycle

@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
+from delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.models import Campaign, Email
 from sending.models import SmtpAccount
 

@@ -12,7 +12,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.delivery import dispatcher, ledger
+from campaigns import ledger
+from delivery import dispatcher
 from campaigns.models import Campaign, Email
 from tests.factories import CampaignFactory, MarketerFactory, SmtpAccountFactory
 

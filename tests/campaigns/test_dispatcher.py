@@ -14,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from campaigns.delivery import dispatcher, lease, ledger
+from campaigns import ledger
+from delivery import dispatcher, lease
 from campaigns.models import Campaign, DispatcherState, Email
 from contacts.models import Contact
 from campaigns.services import lifecycle

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.delivery import dispatcher, rate_limit
+from delivery import dispatcher, rate_limit
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from campaigns.services import lifecycle
@@ -201,8 +201,7 @@ def test_a_rate_limited_account_waits_for_the_next_tick_whatever_is_left(markete
 
 
 def test_the_worker_that_sends_a_fast_accounts_last_queued_batch_publishes_a_tick(broker, make_engine):
-    from campaigns import tasks
-
+    from delivery import tasks
     engine = make_engine(**UNLIMITED)
     campaign, batch_ids = engine.claimed_campaign(["ann@example.org", "bob@example.org"])
 

@@ -1,4 +1,4 @@
-"""The lease fence (campaigns/delivery/lease.py): a worker begins no send it cannot prove it holds,
+"""The lease fence (delivery/lease.py): a worker begins no send it cannot prove it holds,
 and a row taken back from a worker that may have begun sending it is flagged possible_duplicate.
 
 Time is the test's clock (wall and monotonic alike); a real aiosmtpd server takes the messages.
@@ -12,7 +12,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns.delivery import lease, ledger, sender
+from campaigns import ledger
+from delivery import lease, sender
 from campaigns.models import Campaign, Email
 from tests.factories import CampaignFactory, EmailFactory
 from tests.smtp_server import RecordingHandler

@@ -1,8 +1,6 @@
 from django.db import connection
 
-from campaigns.delivery import ledger
-
-
+from campaigns import ledger
 def synchronous_commit():
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")

@@ -9,7 +9,7 @@ import pytest
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from campaigns.delivery import ledger
+from campaigns import ledger
 from campaigns.models import Email
 from tests.factories import EmailFactory
 
@@ -66,7 +66,7 @@ def test_the_writer_settles_what_is_outstanding_when_it_closes(queued):
 def test_a_slot_reservation_while_an_answer_is_outstanding_needs_no_settling_by_hand(queued):
     """The reservation is one statement on PostgreSQL: it passes through the writer's wrapper like
     any other, where a transaction (BEGIN) would not."""
-    from campaigns.delivery import rate_limit
+    from delivery import rate_limit
     from tests.factories import SmtpAccountFactory
 
     email, token = queued

@@ -8,7 +8,7 @@ from email.utils import parseaddr, parsedate_to_datetime
 import pytest
 from django.conf import settings
 
-from campaigns.delivery import message
+from delivery import message
 from tests.factories import CampaignFactory, ContactFactory, EmailFactory, MarketerFactory, SmtpAccountFactory
 from tracking import tokens
 from tracking.models import Link

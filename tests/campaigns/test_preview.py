@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from campaigns import tasks
+from delivery import tasks
 from campaigns.models import Campaign, Email, EmailTemplate
 from campaigns.selectors import previews as preview_selectors
 from tests.conftest import queued_tasks

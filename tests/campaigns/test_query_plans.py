@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from campaigns.delivery import ledger
+from campaigns import ledger
 from campaigns.models import Email
 from contacts.imports import writers
 from contacts.models import Contact, SuppressedHash

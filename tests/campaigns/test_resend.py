@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.delivery import ledger
+from campaigns import ledger
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from campaigns.selectors import audience

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from campaigns.delivery import ledger
+from campaigns import ledger
 from campaigns.models import Campaign, Email, Segment, SegmentCondition
 from contacts.models import Contact
 from campaigns.selectors import audience, segments

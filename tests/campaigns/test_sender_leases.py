@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from campaigns.delivery import lease, ledger, sender
+from campaigns import ledger
+from delivery import lease, sender
 from campaigns.models import BatchTake, Campaign, Email
 from sending.models import SmtpAccount
 

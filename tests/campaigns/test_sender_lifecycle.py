@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from campaigns.delivery import ledger, sender
+from campaigns import ledger
+from delivery import sender
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
 

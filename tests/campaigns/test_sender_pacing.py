@@ -12,8 +12,7 @@ OK = "250 2.0.0 OK: queued"  # what RecordingHandler answers to an accepted DATA
 
 
 def test_a_long_pacing_wait_frees_the_worker_and_the_batch_continues_when_its_slot_comes(make_engine):
-    from campaigns.delivery import sender as sender_module
-
+    from delivery import sender as sender_module
     engine = make_engine(max_per_minute=15)  # a slot every 4 s
     addresses = ["a@example.org", "b@example.org", "c@example.org"]
     campaign = engine.campaign(engine.contact_list(*addresses))

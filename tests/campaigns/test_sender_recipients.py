@@ -6,11 +6,11 @@ of the batch goes on."""
 import pytest
 from django.conf import settings
 
-from campaigns.delivery import message
+from delivery import message
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from reporting.selectors import analytics, dashboard
-from campaigns.services import previews
+from delivery import previews
 from sending.addresses import transport_address
 from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler

@@ -9,7 +9,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from campaigns.delivery import dispatcher, sender
+from delivery import dispatcher, sender
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
 from sending import smtp

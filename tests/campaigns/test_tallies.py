@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from campaigns import tallies
-from campaigns.delivery import ledger
+from campaigns import ledger
 from campaigns.models import CampaignHourTally, CampaignTally, Email
 from contacts.models import Contact
 from campaigns.services import lifecycle

@@ -4,8 +4,7 @@ body, from the body as written, then rendered for each recipient (message.render
 from types import SimpleNamespace
 
 from campaigns import html_hygiene, personalize
-from campaigns.delivery import message
-
+from delivery import message
 NEWSLETTER = """<html><head><title>Ignored</title><style>p.lead { color: #c00; } @media (max-width: 600px) { td { display: block } }</style></head>
 <body><h1>Diwali offers</h1><p class="lead">Hello Asha &amp; family,&nbsp;here is <b>our</b> news.</p>
 <p>Read <a href="https://shop.example.com/new?utm=mail&amp;x=1">the news</a>, see https://shop.example.com/ or

@@ -25,7 +25,7 @@ from contacts.models import Contact, SubscriptionRequest
 from contacts.services import contacts, subscriptions
 from contacts.subscriptions import embed, tokens
 from config.celery import app
-from tests.factories import ContactFactory, MarketerFactory, SmtpAccountFactory, SubscriptionFormFactory
+from tests.factories import ContactFactory, SmtpAccountFactory, SubscriptionFormFactory
 from tests.smtp_server import RecordingHandler
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.delivery import ledger
+from campaigns import ledger
 from contacts.imports import service as imports
 from campaigns.models import Campaign, CampaignHourTally, CampaignTally, Email
 from contacts.models import Contact, ImportJob, SuppressedHash
@@ -256,11 +256,11 @@ def test_an_erased_bounced_address_added_by_hand_starts_bounced_and_is_never_mat
 ])
 def test_the_statements_hash_of_an_address_is_address_hash_under_every_key(stored, settings):
     settings.SECRET_KEY_FALLBACKS = ["an-older-key-rotated-out-an-older-key-rotated-out"]
-    hashes, params = privacy_selectors.address_hashes_sql("v.address")
+    hashes, params = suppressed.address_hashes_sql("v.address")
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT ARRAY[{', '.join(hashes)}] FROM (VALUES (%s)) AS v(address)", [*params, stored])
         (in_sql,) = cursor.fetchone()
-    in_python = [privacy_selectors.address_hash(stored, secret=secret)
+    in_python = [suppressed.address_hash(stored, secret=secret)
                  for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)]
     assert in_sql == in_python
 

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.delivery import dispatcher
+from delivery import dispatcher
 from campaigns.models import Campaign
 from sending import services
 from tests.factories import CampaignFactory, SmtpAccountFactory

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.delivery import adaptive_rate, rate_limit
+from delivery import adaptive_rate, rate_limit
 from sending import services
 from sending.forms import SmtpAccountForm
 from sending.models import SmtpAccount

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns.delivery import message
+from delivery import message
 from campaigns.models import Email
 from tests.factories import CampaignFactory, LinkFactory
 from tests.tracking.conftest import READER_UA

@@ -3,7 +3,8 @@
 import pytest
 from django.utils import timezone
 
-from campaigns.delivery import ledger, message
+from campaigns import ledger
+from delivery import message
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory

@@ -1,4 +1,4 @@
-from campaigns import tasks
+from delivery import tasks
 from campaigns.management.commands._campaign_command import CampaignCommand
 from campaigns.services import lifecycle
 

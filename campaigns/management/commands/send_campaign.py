@@ -3,7 +3,7 @@ import zoneinfo
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from campaigns import tasks
+from delivery import tasks
 from campaigns.management.commands._campaign_command import CampaignCommand
 from campaigns.selectors import audience
 from campaigns.services import lifecycle

@@ -16,9 +16,9 @@ from django.db import connection
 from django.db.models import Count, F, Max, Min, Q, Sum
 
 from campaigns.models import CampaignHourTally, Email
-from campaigns.selectors.sending import sent_by_account
+from delivery.selectors import sent_by_account
 from sending.models import SmtpAccount
-from sending.rates import current_rate, effective_per_minute
+from sending.rates import effective_per_minute
 
 
 # --- what an account may claim now: its limits, and its fair share of the workers ---------------

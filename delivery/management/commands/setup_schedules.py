@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from campaigns.delivery.dispatcher import DISPATCH_TASK_NAME
+from delivery.dispatcher import DISPATCH_TASK_NAME
 
 IMPORT_CLEANUP_TASK_NAME = "Delete stale import files"
 IMPORT_CLEANUP_SECONDS = 300

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from campaigns.selectors.sending import sent_by_account
+from delivery.selectors import sent_by_account
 from sending.models import SmtpAccount
 from sending.rates import current_rate
 

@@ -11,7 +11,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import User, users_with_access_q
-from campaigns.delivery import ledger, rate_limit
+from campaigns import ledger
+from delivery import rate_limit
 from campaigns.models import Campaign, DispatcherState
 from campaigns.services import lifecycle
 from sending.models import SmtpAccount
@@ -36,7 +37,7 @@ class TickReport:
 
 
 def tick(*, enqueue: Callable[[uuid.UUID], object], now: datetime | None = None) -> TickReport:
-    """Run one tick; `enqueue(batch_id)` hands each claimed batch to the workers (campaigns.tasks
+    """Run one tick; `enqueue(batch_id)` hands each claimed batch to the workers (delivery.tasks
     passes its send_batch task, tests a function of their own: the engine never imports the tasks)."""
     clock_now = now or timezone.now()
     token = uuid.uuid4().hex

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from campaigns import personalize
-from campaigns.delivery import message
+from delivery import message
 from campaigns.models import Campaign, CampaignTestSend
 from contacts.models import Contact
 from campaigns.selectors import previews as preview_selectors

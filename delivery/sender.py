@@ -16,9 +16,10 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from campaigns import personalize
-from campaigns.delivery import adaptive_rate, ledger, message, rate_limit
-from campaigns.delivery.campaign_loader import campaigns_with_owner_and_account
-from campaigns.delivery.lease import Lease, LeaseLost
+from campaigns import ledger
+from delivery import adaptive_rate, message, rate_limit
+from delivery.campaign_loader import campaigns_with_owner_and_account
+from delivery.lease import Lease, LeaseLost
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
 from contacts.models import Contact
@@ -55,7 +56,7 @@ def send_batch(batch_id: str | uuid.UUID, *, clock: Callable[[], datetime] = tim
     tests drive time.
 
     `continue_later(batch_id, delay)` schedules the rest of a batch whose next pacing slot is far
-    (campaigns.tasks passes a delayed send_batch task: the engine never imports the tasks); without
+    (delivery.tasks passes a delayed send_batch task: the engine never imports the tasks); without
     one, that rest goes back to pending for a later tick."""
     with ledger.ledger_commits(), ledger.ResultWriter() as results:
         return _send_batch(batch_id, clock=clock, sleep=sleep, monotonic=monotonic, continue_later=continue_later,
@@ -531,7 +532,7 @@ class _BatchRun:
         """Right before a content goes out, after everything the worker may have waited for (the
         pacing slot, the server's answers, the database): the previous message's result is recorded
         (so at most one delivered message is ever unrecorded), and the lease still covers the whole
-        send, renewed if it does not (campaigns.delivery.lease). Raises LeaseLost when the lease
+        send, renewed if it does not (delivery.lease). Raises LeaseLost when the lease
         cannot be renewed for this row."""
         email = self.sending
         self.results.settle()

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from campaigns import tasks
-from campaigns.delivery import dispatcher
+from delivery import tasks
+from delivery import dispatcher
 from campaigns.models import Campaign
 from campaigns.selectors import audience
 
