@@ -19,7 +19,7 @@ from contacts.models import Contact
 from contacts.services import contacts
 from contacts.subscriptions import embed
 from sending.models import SmtpAccount
-from tests.campaigns.test_subscriptions import eager_tasks  # noqa: F401  (an autouse fixture)
+from tests.contacts.test_subscriptions import eager_tasks  # noqa: F401  (an autouse fixture)
 from tests.e2e.test_dashboard_browser import ARTIFACTS, chromium, end_live_server_connections  # noqa: F401
 from tests.factories import PASSWORD, ContactListFactory, MarketerFactory, SmtpAccountFactory, SubscriptionFormFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory  # noqa: F401  (fixtures)
