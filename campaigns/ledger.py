@@ -18,7 +18,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Exists, F, Min, OuterRef
 from psycopg import pq
 
-from delivery import lease
+from campaigns import lease
 from campaigns.models import BatchTake, Campaign, CampaignTally, Email
 from campaigns.selectors import segments
 from contacts.models import Contact, ContactList, SuppressedHash
@@ -319,7 +319,7 @@ def batch_rows(*, batch_id: uuid.UUID) -> tuple[list[tuple], datetime | None]:
     """What sending reads of a taken batch's queued rows, in id order: (id, campaign_id,
     contact_id, to_email, to_name, message_id, the contact's attributes as stored), and the
     earliest of their leases (None when no row is left). The lease was set at the claim (or at
-    a rebatch); the sender renews it when little of it is left (delivery.lease).
+    a rebatch); the sender renews it when little of it is left (campaigns.lease).
     """
     with connection.cursor() as cursor:
         cursor.execute(_BATCH_ROWS, [batch_id, S.QUEUED])

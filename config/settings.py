@@ -285,7 +285,7 @@ EMAIL_ERROR_ATTEMPTS = int(os.environ.get("EMAIL_ERROR_ATTEMPTS", "3"))
 EMAIL_LEASE_SECONDS = int(os.environ.get("EMAIL_LEASE_SECONDS", "300"))
 # How far apart the clocks of the hosts running beat and workers may be (NTP keeps them far closer).
 EMAIL_LEASE_CLOCK_SKEW_SECONDS = int(os.environ.get("EMAIL_LEASE_CLOCK_SKEW_SECONDS", "5"))
-# The lease fence (delivery/lease.py) keeps SMTP_TIMEOUT + this skew at each end of a lease.
+# The lease fence (campaigns/lease.py) keeps SMTP_TIMEOUT + this skew at each end of a lease.
 if EMAIL_LEASE_SECONDS < SMTP_TIMEOUT + EMAIL_LEASE_CLOCK_SKEW_SECONDS + 10:
     raise ImproperlyConfigured(
         f"EMAIL_LEASE_SECONDS ({EMAIL_LEASE_SECONDS}) must be at least 10 s more than SMTP_TIMEOUT + "

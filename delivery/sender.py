@@ -19,7 +19,7 @@ from campaigns import personalize
 from campaigns import ledger
 from delivery import adaptive_rate, message, rate_limit
 from delivery.campaign_loader import campaigns_with_owner_and_account
-from delivery.lease import Lease, LeaseLost
+from campaigns.lease import Lease, LeaseLost
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
 from contacts.models import Contact
@@ -532,7 +532,7 @@ class _BatchRun:
         """Right before a content goes out, after everything the worker may have waited for (the
         pacing slot, the server's answers, the database): the previous message's result is recorded
         (so at most one delivered message is ever unrecorded), and the lease still covers the whole
-        send, renewed if it does not (delivery.lease). Raises LeaseLost when the lease
+        send, renewed if it does not (campaigns.lease). Raises LeaseLost when the lease
         cannot be renewed for this row."""
         email = self.sending
         self.results.settle()

@@ -50,7 +50,7 @@ def dispatch():
 # do: a batch still running after a lease's length stops at its soft limit and hands its unsent rows
 # back, and one that ignores it is killed a little later, its rows coming back after their lease.
 # They bound no duplicate: a worker whose main process is blocked (a cut network) may not enforce
-# them. The lease fence does (delivery/lease.py).
+# them. The lease fence does (campaigns/lease.py).
 @shared_task(name="campaigns.send_batch", ignore_result=True,
              soft_time_limit=settings.EMAIL_LEASE_SECONDS, time_limit=settings.EMAIL_LEASE_SECONDS + 30)
 def send_batch(batch_id):

@@ -51,7 +51,7 @@ class SmtpSession:
 
     `before_content` runs right before a message's content is written: the sender settles the
     previous message's result there, so at most one delivered message is ever unrecorded, and checks
-    that it still holds the row (delivery.lease). When it raises, the content is not
+    that it still holds the row (campaigns.lease). When it raises, the content is not
     written and the connection is dropped (the server, waiting for a content, discards the message).
 
     Bounded in time, whatever the server does (silence, a byte at a time, endless "250-" lines):

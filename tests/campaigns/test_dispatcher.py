@@ -15,7 +15,8 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from campaigns import ledger
-from delivery import dispatcher, lease
+from campaigns import lease
+from delivery import dispatcher
 from campaigns.models import Campaign, DispatcherState, Email
 from contacts.models import Contact
 from campaigns.services import lifecycle

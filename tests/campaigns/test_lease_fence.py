@@ -1,4 +1,4 @@
-"""The lease fence (delivery/lease.py): a worker begins no send it cannot prove it holds,
+"""The lease fence (campaigns/lease.py): a worker begins no send it cannot prove it holds,
 and a row taken back from a worker that may have begun sending it is flagged possible_duplicate.
 
 Time is the test's clock (wall and monotonic alike); a real aiosmtpd server takes the messages.
@@ -13,7 +13,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from campaigns import ledger
-from delivery import lease, sender
+from campaigns import lease
+from delivery import sender
 from campaigns.models import Campaign, Email
 from tests.factories import CampaignFactory, EmailFactory
 from tests.smtp_server import RecordingHandler

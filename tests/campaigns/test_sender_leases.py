@@ -8,7 +8,8 @@ from datetime import timedelta
 from django.conf import settings
 
 from campaigns import ledger
-from delivery import lease, sender
+from campaigns import lease
+from delivery import sender
 from campaigns.models import BatchTake, Campaign, Email
 from sending.models import SmtpAccount
 

@@ -3,7 +3,7 @@
 Beat and a worker run on this host; a second worker runs in a network namespace (tests/netns.py)
 reaching PostgreSQL, Redis and the SMTP server over a veth link. At 30 % delivered the second
 host is cut off for longer than a lease (the whole link, or only its database and broker), then
-healed. The lease fence (delivery/lease.py) must hold: nothing lost or stuck, no row
+healed. The lease fence (campaigns/lease.py) must hold: nothing lost or stuck, no row
 sent by its old holder once another may have it, and duplicates only where a message was in
 flight at the cut (one per open SMTP connection of the cut-off worker), each flagged.
 
