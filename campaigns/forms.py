@@ -5,7 +5,7 @@ from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 
 from campaigns import editor, html_hygiene, personalize
 from contacts.addresses import normalize_address, validate_contact_email
-from campaigns.models import Campaign, EmailTemplate, SegmentCondition
+from campaigns.models import Campaign, CampaignTestSend, EmailTemplate, SegmentCondition
 
 
 class PersonalizedMessageForm(forms.ModelForm):
@@ -58,7 +58,7 @@ class EmailTemplateAdminForm(PersonalizedMessageForm):
 
 
 class TestSendForm(forms.Form):
-    MAX_ADDRESSES = 10
+    MAX_ADDRESSES = CampaignTestSend.MAX_ADDRESSES
 
     addresses = forms.CharField(
         label="Send a test to",

@@ -101,6 +101,7 @@ class CampaignTestSend(models.Model):
     Never an Email row: tests are not counted."""
 
     owner_path = "campaign__owner"
+    MAX_ADDRESSES = 10  # per test send
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="test_sends")
     # Whose variables fill the message; None: a sample recipient (or the contact was deleted since).

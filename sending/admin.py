@@ -89,7 +89,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
 
     @admin.display(description="Last test result", ordering="last_tested_at")
     def test_result(self, obj):
-        if obj.last_test_result == services.CONNECTION_TESTING and not selectors.connection_test_waiting(
+        if obj.last_test_result == SmtpAccount.CONNECTION_TESTING and not selectors.connection_test_waiting(
             account=obj, now=timezone.now()
         ):
             return (f"{obj.last_test_result} (asked at {_local(obj.last_tested_at)}; "

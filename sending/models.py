@@ -8,6 +8,9 @@ from sending import crypto
 
 
 class SmtpAccount(models.Model):
+    # last_test_result while a connection test is queued or running (sending.services.start_connection_test).
+    CONNECTION_TESTING = "Testing…"
+
     class Security(models.TextChoices):
         NONE = "none", "None (plain text)"
         STARTTLS = "starttls", "STARTTLS"

@@ -97,14 +97,11 @@ def clear_backoff(*, account_id: int) -> bool:
 
 # --- "Test connection", run by a Celery task: a slow server must not hold a web worker -------------
 
-CONNECTION_TESTING = "Testing…"
-
-
 def start_connection_test(*, account: SmtpAccount, enqueue) -> None:
     """Mark the account as being tested (last_test_result "Testing…", last_tested_at the request's time)
     and hand the test to `enqueue(account_id)`."""
     SmtpAccount.objects.filter(pk=account.pk).update(
-        last_tested_at=timezone.now(), last_test_result=CONNECTION_TESTING
+        last_tested_at=timezone.now(), last_test_result=SmtpAccount.CONNECTION_TESTING
     )
     enqueue(account.pk)
 

@@ -4,7 +4,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from campaigns.forms import TestSendForm
 from campaigns.models import Campaign, CampaignTestSend
 
 
@@ -21,5 +20,5 @@ def outcome_patience() -> timedelta:
     """The longest a test send can take once a worker has it, and a minute for the queue: opening a
     connection, each address's transaction and a reconnection after each, and closing, each bounded
     by SMTP_TIMEOUT (SmtpSession). Past it, a test without an outcome is one no worker finished."""
-    steps = 2 * TestSendForm.MAX_ADDRESSES + 3
+    steps = 2 * CampaignTestSend.MAX_ADDRESSES + 3
     return timedelta(seconds=steps * settings.SMTP_TIMEOUT + 60)
