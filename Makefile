@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: run serve test install migrate clean
+.PHONY: run serve test check install migrate clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ serve:
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The rules the build enforces: lint and format (ruff), types (mypy, strict for the transport and the
+# services), and the import contracts between and inside the apps (.importlinter).
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PYTHONPATH=. $(BIN)/lint-imports
+	$(BIN)/mypy
 
 # A server still running from var/ would outlive its deleted data directory: stop it first.
 clean:
