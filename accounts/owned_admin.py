@@ -109,9 +109,9 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
             return fieldsets  # derived from the form already
         # Declared fieldsets name the owner, which a marketer's form lacks (see
         # get_exclude); keep only what the form has. fields=None, as Django's own
-        # get_fields passes, keeps get_form from calling get_fieldsets again: the
-        # admins' former per-class version called get_form(request, obj) and
-        # recursed forever (RecursionError on every add and change page).
+        # get_fields passes, keeps get_form from calling get_fieldsets again: a
+        # get_form(request, obj) call here would recurse forever (RecursionError
+        # on every add and change page).
         on_form = set(self.get_form(request, obj, fields=None).base_fields)
         on_page = on_form | set(self.get_readonly_fields(request, obj))
         declared = {
@@ -180,7 +180,7 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
         if obj is None:
             # Raised here, before the views' permission checks: otherwise a read-only
             # admin (emails, links, events) answers 403 on another owner's delete URL
-            # instead of the 404 DESIGN.md asks for.
+            # instead of the 404 a missing object gets.
             raise Http404("No such object.")
         return obj
 
