@@ -27,7 +27,7 @@ class SmtpAccount(models.Model):
     from_email = models.EmailField(validators=[validate_no_header_breaks])
     from_name = models.CharField(max_length=200, blank=True, validators=[validate_no_header_breaks])
     reply_to = models.EmailField(blank=True, validators=[validate_no_header_breaks])
-    # Conservative defaults: 15 a minute is the old tool's 4-second spacing.
+    # Conservative defaults: 15 a minute is one message every 4 seconds.
     max_per_minute = models.PositiveIntegerField(default=15, validators=[MinValueValidator(1)])
     max_per_hour = models.PositiveIntegerField(default=500, validators=[MinValueValidator(1)])
     max_per_day = models.PositiveIntegerField(default=2000, validators=[MinValueValidator(1)])
@@ -64,7 +64,7 @@ class SmtpAccount(models.Model):
             models.UniqueConstraint(fields=["owner", "name"], name="smtpaccount_unique_name_per_owner"),
         ]
         verbose_name = "SMTP account"
-        # The table accounts' migrations created: sending 0001 took the model over on it, as it is.
+        # The accounts_ table: sending's migration 0001 adopts it in Django's state only, never copied.
         db_table = "accounts_smtpaccount"
 
     def __str__(self):

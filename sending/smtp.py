@@ -426,7 +426,7 @@ def test_connection(account):
     try:
         conn, (code, text) = open_connection(account)
     except OPEN_ERRORS as exc:
-        # A decryption error reported like any failure; uncaught it made the admin action answer 500.
+        # A decryption error reported like any failure; uncaught it would make the admin action answer 500.
         return TestResult(False, describe_open_failure(exc, account))
     try:
         if not account.username:
