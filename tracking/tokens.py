@@ -19,8 +19,9 @@ _MAX_LENGTH = 200
 
 
 def _signer(purpose):
-    # One Signer per purpose and keys: made for every token, building it cost twice the signing
-    # (two or three tokens go into every message sent). A key change makes a new one.
+    # One Signer per purpose and keys: building one costs more than the signing (measured in
+    # BENCHMARKS.md, Costs behind the code), and two or three tokens go into every message sent.
+    # A key change makes a new one.
     return _signer_for(purpose, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
 
 
