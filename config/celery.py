@@ -7,7 +7,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Celery's Django fixup closes the whole database pool before and after every task in a
-# prefork worker (not only after the fork), so each 50-message batch opened a new PostgreSQL
+# prefork worker (not only after the fork), so each batch would open a new PostgreSQL
 # connection and backend. Reuse them across tasks (the fixup still renews them every 2,000
 # task boundaries, and after each fork); the handlers below return the connection to the pool
 # after each task and drop a broken one, as Django does after each request.

@@ -405,8 +405,8 @@ CKEDITOR_5_CONFIGS = {
                 "undo", "redo",
             ],
         },
-        # The widget's JS turns "/.../" strings into RegExps; an object here matched nothing, so the editor
-        # dropped every class, style and layout attribute of pasted email HTML. What is saved is
+        # The widget's JS turns "/.../" strings into RegExps; an object here would match nothing, and the
+        # editor would drop every class, style and layout attribute of pasted email HTML. What is saved is
         # sanitised by campaigns.html_hygiene (nh3) anyway.
         "htmlSupport": {"allow": [{"name": "/.*/", "attributes": True, "classes": True, "styles": True}]},
         # "Insert image" offers both: upload (campaigns.editor.image_upload) and insert by URL.
