@@ -154,8 +154,8 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
     campaign's count from its tallies, used when nothing is searched)."""
     # A range of one campaign, ordered by (campaign, id): the page comes from the index (campaign, id),
     # in order. With `campaign_id = pk` PostgreSQL may walk the primary key instead, filtering, as if the
-    # campaign's rows were spread evenly through the table: the first page of a campaign whose rows
-    # come after 5,000,000 older ones took 1.5 s (0.1 ms so).
+    # campaign's rows were spread evenly through the table, and the first page of a campaign whose
+    # rows come after many older ones would read past every one of them.
     rows = Email.objects.filter(campaign_id__gte=campaign.pk, campaign_id__lte=campaign.pk)
     search = (search or "").strip()
     if search:
