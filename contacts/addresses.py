@@ -41,7 +41,8 @@ def normalized_address_sql(column):
     The same text as Python's for every address but those holding one of the few capitals whose lower
     case Unicode gives by context or as two characters (İ, a final Σ), which the server's collation may
     lower otherwise; a stored address is lower case already, and lower() leaves it as it is. ASCII skips
-    normalize() as above (what is ASCII before trimming is after), which would triple the expression's cost."""
+    normalize() as above (what is ASCII before trimming is after), which would cost more than the rest of
+    the expression."""
     trimmed = f"btrim({column}, %s)"
     return (f"lower(CASE WHEN octet_length({column}) = char_length({column}) THEN {trimmed} "
             f"ELSE normalize({trimmed}, NFC) END)", [STRIPPED, STRIPPED])

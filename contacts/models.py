@@ -1,7 +1,7 @@
 """Contacts, their lists, imports, subscription forms and the hashes of erased addresses.
 
-The tables keep the campaigns_ names they were created with: the models moved to this app in
-Django's state only (contacts migration 0001), so no table was renamed or copied.
+The tables keep their campaigns_ names: contacts migration 0001 adopts them in Django's state
+only, so no table is renamed or copied.
 """
 
 import re

@@ -60,8 +60,8 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
         # No IMPORT_MAX_UPLOAD_BYTES here: it keeps uploads off the web server's disk and workers; a
-        # file already on this machine is read as a stream, a chunk at a time, and a list of a
-        # million is 45 MB of CSV that splitting would only make harder to import once.
+        # file already on this machine is read as a stream, a chunk at a time, and a large list
+        # split to fit the limit would only be harder to import once.
         user = get_user_model().objects.filter(username=owner).first()
         if user is None:
             raise CommandError(f"No user named {owner!r}.")
