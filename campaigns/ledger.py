@@ -85,8 +85,8 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     Its audience is the campaign's lists and segments or, for a resend, its source's recipients by its
     rule: only the branch that applies is in the statement (one read of the campaign row first). Both
     branches with an InitPlan switching one off cost a scan of the whole email table per chunk: planned
-    before the switch is known, the resend branch's `campaign_id = (subquery)` was a sequential scan
-    wherever the table held few campaigns (0.6 s at a million rows, in every chunk of every start).
+    before the switch is known, the resend branch's `campaign_id = (subquery)` is a sequential scan
+    wherever the table holds few campaigns, in every chunk of every start.
 
     No address its owner erased while suppressed is written (suppressed.erased_sql), however its contact
     came back: the entry points create such a contact suppressed, and a row written by hand is left out here.
@@ -127,15 +127,15 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     # Subscribed contacts only: every other status is suppressed (Contact.SUPPRESSED_STATUSES), and an
     # equality keeps the (owner, status) index usable.
     # The subquery names the owner by the campaign, not by the outer contact row: correlated
-    # with c.owner_id, PostgreSQL ran it once per contact, and a 20,000-contact start took 40 s.
+    # with c.owner_id, PostgreSQL would run it once per contact.
     # The outer owner condition keeps a list, segment or source of someone else's from reaching
     # anyone but the campaign owner's contacts.
     params = [campaign_id, S.PENDING, False, False, now, now, campaign_id, Contact.Status.SUBSCRIBED,
               *audience_params]
     # A chunk of the preparation (materialise_chunk) is a range of contact ids; the whole audience is 0..end.
     # The range is on the audience too: PostgreSQL pushes it into each branch (an index range scan of the
-    # list memberships), where the outer range alone left it hashing every member of the lists per chunk,
-    # a cost that grew with the list (a million members hashed for each chunk of 10,000).
+    # list memberships), where the outer range alone would leave it hashing every member of the lists per
+    # chunk, a cost that grows with the list.
     bounds = [after_contact_id] + ([through_contact_id] if through_contact_id is not None else [])
     params += bounds + bounds + not_erased_params
     return sql, params
@@ -236,9 +236,9 @@ def claim_as_batches(*, campaign_ids: list[int], limit: int, batch_size: int, no
 
     Each row without a Message-ID gets one here, stored before anything is sent; a retry
     keeps the one it has. SKIP LOCKED lets two dispatchers claim side by side without
-    waiting on or taking each other's rows. A tick claiming a fast
-    account's thirty batches one statement each paid for thirty statements (planning, round trips,
-    index descents: a fifth of the tick); a statement now claims up to ten. A tick
+    waiting on or taking each other's rows. One statement claims several batches, so a tick
+    claiming a fast account's many batches pays for few statements (planning, round trips,
+    index descents), not one a batch. A tick
     claiming more passes the last id it claimed as `after_id`, so each claim starts where the previous
     one ended instead of stepping again over the rows claimed before it (still in the index until vacuum).
     """
@@ -264,12 +264,12 @@ def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size
     placeholders = ", ".join(["%s"] * len(campaign_ids))
     table = Email._meta.db_table
     # MATERIALIZED: the rows are picked once. As a plain `id IN (SELECT ... LIMIT n)` PostgreSQL
-    # may run the subquery again while updating, and a claim of 10 took 30 rows.
+    # may run the subquery again while updating, and claim more rows than asked for.
     # PostgreSQL then updates the picked rows by primary key alone: they are locked and pending
-    # (FOR UPDATE rechecks the condition on the row it locks), and a status condition here let
+    # (FOR UPDATE rechecks the condition on the row it locks), and a status condition here would let
     # the planner, with statistics taken before a new campaign's rows existed ("one pending
-    # row"), join the picked ids against a scan of every pending row: each claim of 50 read all
-    # 20,000. The picked ids, sorted, are one array (an InitPlan, computed once): each row's batch is
+    # row"), join the picked ids against a scan of every pending row: every claim would read them
+    # all. The picked ids, sorted, are one array (an InitPlan, computed once): each row's batch is
     # its place in it, batch_size to a batch.
     sql = f"""
         WITH picked AS MATERIALIZED (
@@ -368,8 +368,8 @@ def ledger_commits():
     commits (three times wal_writer_delay at most), and each is safe to lose: a lost claim
     or start leaves the rows pending (the enqueued batch then finds nothing to take), a lost
     result sends that message again after its lease, a duplicate bounded like a killed
-    worker's. The gain is one disk flush less per commit (figures in BENCHMARKS.md): a
-    tick claiming 400 batches spent 3 s flushing.
+    worker's. The gain is one disk flush less per commit, and a tick claiming many batches
+    commits often (measured in BENCHMARKS.md, Costs behind the code).
     """
     if settings.EMAIL_RESULTS_SYNCHRONOUS_COMMIT:
         yield
@@ -441,8 +441,8 @@ class ResultWriter:
     A transaction opened while an answer is outstanding fails loudly in psycopg ("can't change
     autocommit"); nothing in a batch opens one (see rate_limit.reserve_slots).
 
-    Prepared once per connection: planning the UPDATE took longer than running it, and the ORM's
-    compiling longer still (figures in BENCHMARKS.md).
+    Prepared once per connection: planning the UPDATE takes longer than running it, and the ORM's
+    compiling longer still (measured in BENCHMARKS.md, Costs behind the code).
     """
 
     def __init__(self):
@@ -595,15 +595,16 @@ def cancel_open(*, campaign_id, now, email_ids=None, contact_ids=None, include_q
 def cancel_unsent_chunk(*, campaign_id: int, now: datetime, limit: int) -> int:
     """Up to `limit` of the campaign's pending and deferred rows cancelled, oldest first; returns how many.
 
-    A cancelled million-recipient campaign's unsent rows go a chunk at a time, each chunk a short
-    statement: one UPDATE of them all held its transaction (the admin's request) for over a minute.
+    A cancelled large campaign's unsent rows go a chunk at a time, each chunk a short statement:
+    one UPDATE of them all would hold its transaction (the admin's request) for a time that grows
+    with the campaign.
     Nothing of a cancelled campaign is claimed meanwhile (claims read sending campaigns only).
     """
     # As in claim_statement: the chunk's rows are picked and locked once, then updated by
     # primary key alone (FOR UPDATE rechecks their status as it locks them; a row a claim holds is
     # skipped and goes by its lease). As `id IN (SELECT ... LIMIT n) AND status = ...`, with statistics
-    # taken before the campaign's rows existed ("one pending row"), the planner ran the subquery once
-    # per pending row (30,000 rows: minutes), or scanned every pending row of every campaign per chunk.
+    # taken before the campaign's rows existed ("one pending row"), the planner may run the subquery once
+    # per pending row, or scan every pending row of every campaign per chunk.
     template = f"""
         WITH picked AS MATERIALIZED (
             SELECT id FROM {Email._meta.db_table} WHERE campaign_id = %s AND status = %s ORDER BY id LIMIT %s
@@ -650,7 +651,7 @@ def take_back_waiting_batches(*, campaign_id: int, now: datetime) -> int:
     Taking them is what makes this safe: the BatchTake row is inserted under the same unique key a
     worker's take uses, so a worker taking one of these batches at the same instant either waits
     for this transaction and then finds it taken (and sends nothing), or took it first and keeps it
-    (it stops at its next status check, as before). Returns the number of rows handed back.
+    (it stops at its next status check). Returns the number of rows handed back.
     """
     sql = f"""
         INSERT INTO {BatchTake._meta.db_table} (batch_id, taken_at)

@@ -166,8 +166,8 @@ class Email(models.Model):
         SENT = "sent", "Sent"
         DEFERRED = "deferred", "Deferred (retrying)"
         FAILED = "failed", "Failed"
-        # Not in the design's diagram: a campaign cancelled, a recipient removed
-        # or unsubscribed before sending. Final, like sent and failed.
+        # A campaign cancelled, a recipient removed or unsubscribed before
+        # sending. Final, like sent and failed.
         CANCELLED = "cancelled", "Cancelled"
 
     class FailureClass(models.TextChoices):
@@ -225,9 +225,9 @@ class Email(models.Model):
             models.Index(fields=["next_attempt_at"], condition=Q(status="deferred"), name="email_deferred_due"),
             models.Index(fields=["lease_expires_at"], condition=Q(status="queued"), name="email_queued_lease"),
             # A worker's rows by batch. On status='queued' like the lease index, so that PostgreSQL
-            # never reads a batch through the lease index (every queued row, filtered): with
-            # statistics taken while nothing was queued, it did, and a 20,000-row campaign's
-            # batches each read all 20,000 rows.
+            # never reads a batch through the lease index (every queued row, filtered), as it
+            # may with statistics taken while nothing was queued: each batch would read every
+            # queued row.
             models.Index(fields=["batch_id"], condition=Q(status="queued"), name="email_batch_queued"),
             # Rate limits: what an account's campaigns sent in the last minute, hour and day.
             # (The dashboards' counts come from CampaignTally: every index here is written again

@@ -1,9 +1,7 @@
-"""Export column definitions (django-import-export resources).
+"""Export column definitions (django-import-export resources): a campaign's per-recipient results.
 
-Contacts are imported by contacts.imports (set-based, owner-scoped, with a
-preview), not by import-export's per-row machinery; these resources define what
-the exports contain. Values are plain text or numbers; contacts.exports escapes
-formula-like cells when it writes CSV or XLSX.
+Nothing is imported through them; they define what the exports contain. Values are plain text
+or numbers; contacts.exports escapes formula-like cells when it writes CSV or XLSX.
 """
 
 from import_export import fields, resources

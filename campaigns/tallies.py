@@ -155,8 +155,8 @@ def _hour_add(campaign, hour, quarter, values):
 def _one_row_result():
     """PL/pgSQL for the statement the sending engine makes most: one row changing status, and
     nothing else counted (no open, click or unsubscribe; not from sent or failed), so that at most
-    one hour figure is added (sent or failed). A handful of plain UPDATEs, where the set-based
-    statements cost about twice as much. Anything else takes the set-based path.
+    one hour figure is added (sent or failed). A handful of plain UPDATEs, cheaper than the
+    set-based statements for one row. Anything else takes the set-based path.
 
     Returns (declarations, code); the code returns from the trigger when it applies.
     """

@@ -23,8 +23,8 @@ def _subscribed(campaign):
 
 def _audience_ids(campaign):
     """Contact ids of the audience, repeats kept: one IN of a UNION ALL, as the start's own statement
-    (ledger.materialise_statement). As an OR of an IN per list and segment it could not become a
-    semi-join: PostgreSQL probed a segment's ids once per contact, over five minutes at a million."""
+    (ledger.materialise_statement). As an OR of an IN per list and segment it cannot become a
+    semi-join: PostgreSQL would probe a segment's ids once per contact."""
     branches = _audience_branches(campaign)
     return branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
 
@@ -51,8 +51,8 @@ def non_opener_contact_ids(*, campaign: Campaign) -> QuerySet:
 def audience_count(*, campaign: Campaign) -> int:
     """How many emails a start would create now: one per contact (contacts are unique per owner by
     address, the emails' ON CONFLICT key). Counted branch by branch, each list and segment its own
-    semi-join and the union folding repeats: over recipients(), PostgreSQL guessed 200 distinct ids in
-    the union and probed the contacts' key once per id (6 s at a million, where this takes about one)."""
+    semi-join and the union folding repeats: over recipients(), PostgreSQL underestimates the distinct
+    ids in the union and probes the contacts' key once per id."""
     if campaign.pk is None:
         return 0
     subscribed = _subscribed(campaign).order_by().values("id")

@@ -6,7 +6,7 @@ status it expects, and writes a CampaignEvent (who, from, to, why) in the same t
 `acting_user` None is the system; a command passes None and its name as the reason.
 
 Imports go one way: the sending engine (delivery.dispatcher, delivery.sender) calls this
-module, which uses delivery.ledger for the Email rows; ledger imports no service.
+module, which uses campaigns.ledger for the Email rows; ledger imports no service.
 """
 
 import logging
@@ -126,7 +126,7 @@ def start(*, campaign_id, now, acting_user=None, reason="", prepare_seconds=None
     Returns the number of recipients written so far, or None when the campaign was not scheduled
     (started by someone else meanwhile, paused, cancelled). The dispatcher starts due campaigns here,
     and its ticks write the rest of a large audience (continue_preparing) while it sends: one
-    statement for a million contacts held its transaction, and the tick, for minutes.
+    statement for the whole audience would hold its transaction, and the tick, until all is written.
     """
     campaign = Campaign.objects.filter(pk=campaign_id, status=C.SCHEDULED).first()
     if campaign is None:
@@ -280,10 +280,10 @@ def complete_finished(*, now, campaign_ids=None):
 
     Read from the tallies (exact: kept by triggers in the same transaction as the rows), so no
     index of the Email table by (campaign, status) has to be written at every status change.
-    Plain SQL: every batch runs it, and the ORM's compiling of it cost more than the
-    statement itself. The completion and its events are one statement (an UPDATE ... RETURNING id
-    feeding the INSERT), so the common case, nothing completed, costs what the UPDATE alone does:
-    no transaction to open around it.
+    Plain SQL: every batch runs it, and the ORM's compiling of it costs more than the
+    statement itself (measured in BENCHMARKS.md, Costs behind the code). The completion and its
+    events are one statement (an UPDATE ... RETURNING id feeding the INSERT), so the common case,
+    nothing completed, costs what the UPDATE alone does: no transaction to open around it.
     """
     which, ids = "", []
     if campaign_ids is not None:
