@@ -5,7 +5,7 @@ an apostrophe, so no spreadsheet ever runs it as a formula (OWASP "CSV
 injection"). django-import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT
 (4.4) only drops a leading "=" and lets +, -, @ through, so exports go through
 `escape_cell` here instead; its column definitions are the resources in
-campaigns/resources.py.
+contacts/resources.py and campaigns/resources.py.
 """
 
 import csv
