@@ -2,9 +2,9 @@
 
 Every batch needs the three (the content, the footer's organization and address, the connection's
 settings). They are read with one plain statement and built into model instances as the ORM builds
-them (`from_db`, after each column's converters): `select_related(...)` cost a worker five times as
-much, in compiling alone (BENCHMARKS.md). Nothing is kept between batches, so whatever changed, by
-the admin or by a plain UPDATE, reaches the next batch.
+them (`from_db`, after each column's converters): `select_related(...)` costs a worker several times as
+much, in compiling alone (measured in BENCHMARKS.md, Costs behind the code). Nothing is kept
+between batches, so whatever changed, by the admin or by a plain UPDATE, reaches the next batch.
 """
 
 import functools

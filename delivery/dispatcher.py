@@ -1,4 +1,4 @@
-"""The dispatcher tick: the five steps of the design, one tick at a time."""
+"""The dispatcher tick, one at a time: lock, start due campaigns, return due rows, claim, complete."""
 
 import logging
 import time
@@ -55,8 +55,8 @@ def tick(*, enqueue: Callable[[uuid.UUID], object], now: datetime | None = None)
             deferred, expired = ledger.return_due(now=clock_now)
             report.returned = deferred + expired
             ledger.forget_takes(now=clock_now)
-            # Each batch is handed to the workers as soon as it is claimed: a tick claiming a
-            # large campaign's 400 batches took 0.8 s, and no worker started before its end.
+            # Each batch is handed to the workers as soon as it is claimed: otherwise no worker
+            # would start before the end of a tick claiming a large campaign's many batches.
             report.batches = claim_batches(
                 now=clock_now, window_seconds=dispatch_interval_seconds(),
                 on_claimed=enqueue,
@@ -146,8 +146,8 @@ def claim_batches(*, now: datetime, window_seconds: float,
     batches = []
     # Accounts take turns, so a large campaign never starves another account in a tick: one batch each
     # in the first round, so every account's first batch is near the head of the workers' queue, then
-    # a claim statement's worth each (ledger.CLAIM_BATCHES_PER_STATEMENT: 500 rows at the default batch
-    # size, a third of a second of the workers). The fair share keeps an account from
+    # a claim statement's worth each (ledger.CLAIM_BATCHES_PER_STATEMENT, a fraction of a second of the
+    # workers). The fair share keeps an account from
     # starving the others across ticks.
     first_round = True
     while plans:
@@ -182,7 +182,7 @@ def queue_running_dry(*, account_id: int) -> bool:
     """Whether a tick is due now for this account, asked by the worker that finished one of its
     batches: its fair share, not its pacing, bounds what it may hold, and fewer than
     rate_limit.LOW_WATER_BATCHES of its batches are left. Left to beat's next tick, its workers
-    would idle until then (up to an interval: a fresh campaign's floor lasts 0.3 s). One small read
+    would idle until then (up to an interval: a fresh campaign's floor lasts far less). One small read
     a batch: the account's row, and the queued rows counted up to the low-water mark."""
     account = SmtpAccount.objects.filter(pk=account_id).only("max_per_minute", "learned_per_minute", "batch_size").first()
     if account is None:

@@ -322,10 +322,10 @@ _POLICY = _MessagePolicy(linesep="\r\n")
 def _mime(*, account, to_name, to_email, subject, text, html, message_id, list_unsubscribe):
     """The message as bytes: multipart/alternative, text then HTML, both quoted-printable.
 
-    Assembled directly: the email package's EmailMessage cost most of the sender's time. An
-    internationalised address (a non-ASCII local part) is written in UTF-8 in
-    From or To (RFC 6532), which only a server offering SMTPUTF8 accepts; every other header and
-    both parts stay ASCII (RFC 2047 words, quoted-printable).
+    Assembled directly: the email package's EmailMessage would cost most of the sender's time
+    (measured in BENCHMARKS.md, Costs behind the code). An internationalised address (a non-ASCII
+    local part) is written in UTF-8 in From or To (RFC 6532), which only a server offering SMTPUTF8
+    accepts; every other header and both parts stay ASCII (RFC 2047 words, quoted-printable).
     """
     from_address = transport_address(account.from_email)
     boundary = f"=_{secrets.token_hex(16)}"

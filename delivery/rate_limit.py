@@ -25,24 +25,23 @@ from sending.rates import effective_per_minute
 
 # An account may hold claimed-but-unsent rows (queued: batches waiting in the workers' one queue)
 # for about one dispatch interval of what it sends now, no more: another marketer's first batch,
-# queued behind them, then waits about one interval at most (the issue's goal: first message within
-# 15 s of "send now" with ticks every 10 s). For an account with a low limit that is its pacing, as
-# before; for one whose limit is far above what the workers achieve ("unlimited"), it is the rate it
-# achieved lately, measured from its sent rows.
+# queued behind them, then waits about one interval at most, so a new campaign's first message goes
+# out within about an interval of "send now" (measured in BENCHMARKS.md, Fair share). For an account
+# with a low limit that is its pacing; for one whose limit is far above what the workers achieve
+# ("unlimited"), it is the rate it achieved lately, measured from its sent rows.
 #
 # HEADROOM: a tick tops the account up to 1.1 intervals of its rate, so when beat's next tick
-# comes a tenth of an interval (1 s at 10 s) is still queued and the workers go on without a pause
+# comes a tenth of an interval is still queued and the workers go on without a pause
 # while it claims. Should they run low all the same (the account sent faster than measured: a fresh
 # campaign past its floor, a machine that got faster), the worker that sees fewer than
 # LOW_WATER_BATCHES of its batches left asks for a tick at once (dispatcher.queue_running_dry), so
-# the headroom need not cover a late or slow tick. More headroom is longer waits for the others:
-# 1.1 intervals behind a full queue is 11 s at 10 s (bench/fairness.py; 1.25 measured 14.3 s on a
-# loaded machine, near the goal of 15).
+# the headroom need not cover a late or slow tick. More headroom is longer waits for the others, who
+# queue behind FAIR_SHARE_HEADROOM intervals of it (measured in BENCHMARKS.md, Fair share).
 FAIR_SHARE_HEADROOM = 1.1
 # FLOOR: a fresh campaign, whose rate nobody measured yet, starts with ten batches: every worker
-# process of a typical deployment takes one at once, and ten batches of someone else's (0.3 s of
-# work at the full path's ~1,600 a second) delay no one. The tick that its last batches ask for
-# measures the rate.
+# process of a typical deployment takes one at once, and ten batches of someone else's (a fraction of
+# a second of the workers: BENCHMARKS.md, Throughput of the full sending path) delay no one. The
+# tick that its last batches ask for measures the rate.
 FAIR_SHARE_FLOOR_BATCHES = 10
 # Fewer queued batches than this (the ones being sent included): the account's workers are about
 # to idle, and a tick is due now. Two: the worker processes of a small deployment.
@@ -69,7 +68,7 @@ def allowance(*, account, now: datetime, window_seconds: float) -> int:
 
 def fair_share_applies(*, account, window_seconds: float) -> bool:
     """Whether the fair share can bound the account: its pacing allows more than the floor (an
-    account paced below it is bound by its pacing, as before the fair share)."""
+    account paced below it is bound by its pacing alone)."""
     return _paced(account, window_seconds) > FAIR_SHARE_FLOOR_BATCHES * account.batch_size
 
 
@@ -88,9 +87,9 @@ def fair_share_cap(*, account, now: datetime, window_seconds: float) -> int:
 
 def measured_rate(*, account, now: datetime, window_seconds: float) -> float:
     """Emails a second the account sent in the last window, over the time it was sending (from the
-    first to the last of them): a campaign that had only ten batches to send and sent them in 0.3 s
-    sends 1,600 a second, not 500 in ten seconds. Read on the (campaign, sent_at) index of sent rows,
-    one interval of them (a fair share's worth: bounded by the cap itself)."""
+    first to the last of them): a campaign that sent its only ten batches in a fraction of a second
+    sends at the rate of that fraction, not at ten batches an interval. Read on the (campaign,
+    sent_at) index of sent rows, one interval of them (a fair share's worth: bounded by the cap itself)."""
     sent = sent_by_account(account_id=account.pk, after=now - timedelta(seconds=window_seconds)).aggregate(
         count=Count("campaign_id"), first=Min("sent_at"), last=Max("sent_at")
     )
@@ -106,9 +105,9 @@ def _in_flight(account):
 
 
 def queued_rows(*, account_id: int):
-    # Unordered: Email's default ordering (id) turned "the first 100 queued rows" into a walk of the
-    # primary key past every row sent before them, filtered (62 ms a batch at 110,000 sent, growing:
-    # the send rate fell by a third over a campaign of 300,000). On the index of queued rows instead.
+    # Unordered: Email's default ordering (id) would turn "the first queued rows" into a walk of the
+    # primary key past every row sent before them, filtered, slower with every row a campaign sends.
+    # On the index of queued rows instead.
     return Email.objects.filter(campaign__smtp_account_id=account_id, status=Email.Status.QUEUED).order_by()
 
 
@@ -118,8 +117,8 @@ LIMIT_WINDOWS = (("minute", timedelta(minutes=1)), ("hour", timedelta(hours=1)),
 def _left_within_limits(*, account, now, in_flight, wanted, window_seconds):
     """What the per-minute, per-hour and per-day limits leave, exact wherever it is below `wanted`.
 
-    Counting a day of sent rows is what a tick spent most on (140 ms an account at a million a day),
-    and for most accounts no limit is near: the hour tallies (campaigns.tallies, kept by triggers)
+    Counting a day of sent rows would be most of a tick's work for a busy account, and for most
+    accounts no limit is near: the hour tallies (campaigns.tallies, kept by triggers)
     give each window an upper bound of what was sent in it (the whole hours it touches), and only a
     window whose bound leaves less than `wanted` is counted exactly, on the index of sent rows. Such a
     count reads about as many rows as the limit allows: it is the limit that keeps them few.
@@ -128,8 +127,8 @@ def _left_within_limits(*, account, now, in_flight, wanted, window_seconds):
               "day": account.max_per_day}
     bounds = _sent_upper_bounds(account=account, now=now)
     # The minute that matters is the one ending when this claim has been sent, `window_seconds` on:
-    # what was sent before its start no longer counts. Counting the whole last minute held a paced
-    # account to 85 % of its rate (a tick then claimed less than a window's worth, and idled).
+    # what was sent before its start no longer counts. Counting the whole last minute would hold a paced
+    # account below its rate (a tick would claim less than a window's worth, and idle).
     spans = dict(LIMIT_WINDOWS, minute=timedelta(seconds=max(0.0, 60.0 - window_seconds)))
     close = [(name, spans[name]) for name, _ in LIMIT_WINDOWS if limits[name] - bounds[name] - in_flight < wanted]
     if not close:
@@ -180,7 +179,8 @@ def reserve_slots(*, account_id: int, now: datetime, wanted: int) -> tuple[list[
     Returns (slots, interval_seconds). Reserving a block per round trip instead of
     one slot per message keeps the shared clock's cost small at high rates, while
     slots stay evenly spaced across every worker. Plain SQL: every batch reserves, and
-    compiling the ORM's statements cost a worker more than running them.
+    compiling the ORM's statements costs a worker more than running them (measured in
+    BENCHMARKS.md, Costs behind the code).
     """
     with connection.cursor() as cursor:
         cursor.execute(_RESERVE, [now, now, account_id, wanted])
@@ -198,8 +198,8 @@ def give_back_slots(*, account_id: int, unused: list[datetime], interval: float)
     # "Nobody reserved after them": the clock still where this reservation left it. Compared within a
     # tolerance, not for equality: the clock was computed by the database (first + step * count) and
     # the end here by Python (first + step * i + step), a microsecond apart often enough. An equality
-    # missed those, every missed give-back left the clock a second ahead, and after a throttling pause
-    # (every batch then finds its slot too far and gives it back) the clock ran ahead of every send.
+    # would miss those, every missed give-back would leave the clock a second ahead, and after a throttling
+    # pause (every batch then finds its slot too far and gives it back) the clock would run ahead of every send.
     end = unused[-1] + timedelta(seconds=interval)
     tolerance = timedelta(seconds=min(0.001, interval / 2))
     SmtpAccount.objects.filter(

@@ -93,7 +93,7 @@ def _send_batch(batch_id, *, clock, sleep, monotonic, continue_later, results):
         account=account, emails=emails, batch_id=batch_id, held=held, clock=clock, sleep=sleep, monotonic=monotonic,
         report=report, continue_later=continue_later, results=results,
     ).run()
-    # The batch that sends a campaign's last rows completes it now, not at the next tick (10 s on).
+    # The batch that sends a campaign's last rows completes it now, not at the next tick.
     lifecycle.complete_finished(now=clock(), campaign_ids={e.campaign_id for e in emails})
     return report
 
@@ -136,8 +136,8 @@ def _batch_emails(batch_id, *, clock, monotonic):
     (with its owner and account, read fresh: see campaign_loader) instead of building them for every row,
     and the lease they are held by: the claim's, renewed first when little of it is left (a batch that
     waited in the queue), keeping only the rows renewed (one whose lease ran out may be another's)."""
-    # Plain tuples (ledger.batch_rows): building 50 Email and Contact instances through the ORM
-    # was a fifth of a worker's time.
+    # Plain tuples (ledger.batch_rows): building a batch's Email and Contact instances through the
+    # ORM would take a large share of a worker's time.
     asked_at, asked = clock(), monotonic()
     rows, expires_at = ledger.batch_rows(batch_id=batch_id)
     if not rows:
@@ -233,8 +233,8 @@ class _BatchRun:
             # Another batch of this account hit a quota or login failure: stop here too.
             return False
         if status == Campaign.Status.CANCELLED:
-            # Only this worker's own rows: cancelling the campaign's other queued rows took rows
-            # from workers in the middle of sending them, so a delivered message was recorded
+            # Only this worker's own rows: cancelling the campaign's other queued rows would take rows
+            # from workers in the middle of sending them, and a delivered message would be recorded
             # cancelled. Other workers stop at their next check; a dead worker's rows are
             # cancelled by return_due when their lease ends.
             ledger.cancel_batch(batch_id=self.batch_id, now=self.clock())
