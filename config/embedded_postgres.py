@@ -5,7 +5,7 @@ directory (no TCP port), so two checkouts on one machine never collide and every
 that shares VAR_DIR (web, worker, beat, the tests) finds the same server. Settings only
 describe the connection (`database_settings`); starting and stopping belong to whoever
 needs the server: `manage.py embedded_postgres` (which `make run` uses) and the test
-session (tests/conftest.py). See docs/embedded-postgres.md.
+session (tests/conftest.py). See docs/operations.md, "The embedded PostgreSQL".
 """
 
 import os
