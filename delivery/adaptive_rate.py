@@ -3,7 +3,7 @@
 Providers rarely publish their limits, so marketers set optimistic ones. When a server throttles
 (421, 454, a 4.7.x reply, "too much mail"), what it accepted in the minute before the first refusal
 is its limit as it counts it: the account drops to just under that (PROVIDER_MARGIN) instead of
-halving, which overshoots and crawls back (measured in BENCHMARKS.md, Throttling), and its pacing
+halving, which overshoots downwards and crawls back, sending well under the limit meanwhile, and its pacing
 clock waits until its last minute holds fewer than the new rate (resume_at): by then a server
 counting per minute has reopened, so a closed window costs one deferred email, not a burst. Refusals
 within THROTTLE_EPISODE_SECONDS of the first are that same closed window, not news: they only pause.
