@@ -6,7 +6,9 @@ from django.conf import settings
 from config import embedded_postgres
 from tests import isolation
 from tests.isolation import free_port  # noqa: F401  (imported from here by the SMTP helpers and tests)
+from tests.engine import allow_local_smtp, engine, make_engine  # noqa: F401  (the engine's fixtures, for every test)
 from tests.factories import MarketerFactory, SuperuserFactory
+from tests.smtp_server import smtp_server_factory, tls_files  # noqa: F401  (pytest fixtures)
 
 STRICT_SERVICES = os.environ.get("STRICT_SERVICES", "") not in ("", "0", "false", "no")
 EMBEDDED_POSTGRES_STARTED = pytest.StashKey[bool]()
@@ -131,3 +133,9 @@ def queued_tasks(queue_name):
             message.ack()
         queue.close()
     return taken
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # Users are made in nearly every test; the default PBKDF2 costs about a second each on a busy machine.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

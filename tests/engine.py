@@ -12,7 +12,7 @@ from delivery import dispatcher, sender
 from campaigns.models import Email
 from campaigns.services import lifecycle
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
-from tests.smtp_server import RecordingHandler, smtp_server_factory, tls_files  # noqa: F401  (pytest fixtures)
+from tests.smtp_server import RecordingHandler
 
 
 class Clock:
@@ -151,9 +151,3 @@ def make_engine(request, db, allow_local_smtp, smtp_server_factory, marketer):
 @pytest.fixture
 def engine(make_engine):
     return make_engine()
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # Users are made in nearly every test here; the default PBKDF2 costs ~1 s each on a busy machine.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
