@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 SINK_PORT = 2526
+BENCH_DATABASE = "bench_throughput"
 
 
 def database_url_for(name):
@@ -128,7 +129,11 @@ def cpu_by_program():
         if comm.startswith("postgres") or comm == "postmaster":
             # "postgres: autovacuum worker", "postgres: walwriter", "postgres: <user> <db> <client>"
             words = [w for w in b" ".join(cmdline).decode(errors="replace").split() if not w.endswith(":")]
-            name = "postgres backends" if len(words) > 2 and "(" in words[2] else "postgres " + " ".join(words[:2])
+            # Backends of other databases (other programs sharing the server) are counted apart.
+            if len(words) > 2 and "(" in words[2]:
+                name = "postgres backends" if words[1] == BENCH_DATABASE else "postgres backends, other databases"
+            else:
+                name = "postgres " + " ".join(words[:2])
         totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return totals
 
@@ -322,7 +327,7 @@ def main():
         if not os.environ.get(name):
             sys.exit(f"{name} must be set")
 
-    db_name = "bench_throughput"
+    db_name = BENCH_DATABASE
     recreate_database(db_name)
     sink = start_sink()
     var_dir = tempfile.mkdtemp()
