@@ -69,7 +69,7 @@ class SmtpSession:
     def __init__(self, account, *, before_content: Callable[[], object] = lambda: None):
         self.account = account
         self.before_content = before_content
-        self.conn = None
+        self.conn: smtp.Connection | None = None
         self.in_data = False  # a content was written and its answer not read: a loss now may be a delivery
         self.pending_envelope = None  # (from, to) of the next message, written behind the last content
         self.opened = 0
@@ -89,7 +89,7 @@ class SmtpSession:
         self.opened += 1
 
     def pipelines(self, from_address: str, to_address: str) -> bool:
-        return (from_address + to_address).isascii() and self.conn.has_extn("pipelining")
+        return (from_address + to_address).isascii() and self._open_conn().has_extn("pipelining")
 
     def transact(self, from_address: str, to_address: str, raw: bytes, next_envelope=None) -> tuple[int, str]:
         """MAIL, one RCPT, DATA: the server's (code, text) for the step that decided.
@@ -97,15 +97,21 @@ class SmtpSession:
         Raises SmtpUtf8Unsupported (nothing written), or the connection's errors (lost, timed out).
         `next_envelope` (from, to): written behind this content when the dialogue pipelines.
         Within `timeout_seconds()` (see the class)."""
-        with self.conn.deadline(self.timeout_seconds()):
+        conn = self._open_conn()
+        with conn.deadline(self.timeout_seconds()):
             if self.pipelines(from_address, to_address):
                 return self._pipelined(from_address, to_address, raw, next_envelope)
             options = []
             if not (from_address + to_address).isascii():
-                if not self.conn.has_extn("smtputf8"):
+                if not conn.has_extn("smtputf8"):
                     raise SmtpUtf8Unsupported(NO_SMTPUTF8)
-                options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if self.conn.has_extn("8bitmime") else [])
+                options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if conn.has_extn("8bitmime") else [])
             return self._stepwise(from_address, to_address, raw, options)
+
+    def _open_conn(self) -> smtp.Connection:
+        if self.conn is None:
+            raise smtplib.SMTPServerDisconnected("please run open() first")  # as smtplib before connect()
+        return self.conn
 
     def _stepwise(self, from_address, to_address, raw, options):
         code, resp = self.conn.mail(from_address, options)

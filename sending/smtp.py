@@ -322,6 +322,9 @@ class PinnedSMTPSSL(_BoundedDialogueMixin, _PinnedSocketMixin, smtplib.SMTP_SSL)
         return _ArmingContext(self.context, self).wrap_socket(sock, server_hostname=self._host)
 
 
+Connection = PinnedSMTP | PinnedSMTPSSL
+
+
 def open_connection(account, *, timeout=None, login=True):
     """An SMTP connection for the account, TLS negotiated and logged in.
 

@@ -23,10 +23,7 @@ from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from contacts.services import contacts
 from tracking import machine_opens
-from tracking.models import Event, Link
-
-USER_AGENT_MAX = Event._meta.get_field("user_agent").max_length
-URL_MAX = Link._meta.get_field("url").max_length
+from tracking.models import URL_MAX_LENGTH, USER_AGENT_MAX_LENGTH, Event, Link
 
 
 def _is_machine(*, user_agent: str, sent_at: datetime | None, now: datetime) -> bool:
@@ -80,7 +77,7 @@ def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
     A repeat within TRACKING_REPEAT_SECONDS records nothing, and nothing is written for an
     Email that no longer exists (its campaign deleted). Returns the Email rows updated.
     """
-    user_agent = (user_agent or "")[:USER_AGENT_MAX]
+    user_agent = (user_agent or "")[:USER_AGENT_MAX_LENGTH]
     with transaction.atomic():
         row = _locked_email(email_id)
         if row is None:
@@ -104,7 +101,7 @@ def record_click(*, email_id: int, link_id: int, user_agent: str | None, now: da
 
     A repeat within TRACKING_REPEAT_SECONDS (same email and link) records nothing and still
     answers the URL."""
-    user_agent = (user_agent or "")[:USER_AGENT_MAX]
+    user_agent = (user_agent or "")[:USER_AGENT_MAX_LENGTH]
     with transaction.atomic():
         row = _locked_email(email_id, "campaign__links__url", campaign__links__pk=link_id)
         if row is None:
@@ -180,7 +177,7 @@ def unsubscribe(*, email_id: int, user_agent: str | None, now: datetime) -> Reci
         if first_time:
             Event.objects.create(
                 email_id=email_id, campaign_id=email.campaign_id, kind=Event.Kind.UNSUBSCRIBE,
-                user_agent=(user_agent or "")[:USER_AGENT_MAX],
+                user_agent=(user_agent or "")[:USER_AGENT_MAX_LENGTH],
             )
         if email.contact_id is not None:
             contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.UNSUBSCRIBED, now=now)
@@ -189,7 +186,7 @@ def unsubscribe(*, email_id: int, user_agent: str | None, now: datetime) -> Reci
 
 def store_links(*, campaign_id: int, urls: Iterable[str]) -> dict[str, int]:
     """{url: link id} for these URLs of a campaign, creating the missing Link rows (at most three queries)."""
-    urls = {u for u in urls if u and len(u) <= URL_MAX}
+    urls = {u for u in urls if u and len(u) <= URL_MAX_LENGTH}
     if not urls:
         return {}
     found = dict(Link.objects.filter(campaign_id=campaign_id, url__in=urls).values_list("url", "id"))

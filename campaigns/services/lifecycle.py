@@ -345,9 +345,11 @@ def resend_to_non_openers(*, campaign: Campaign) -> Campaign:
         raise LifecycleError(
             f"Only a completed campaign can be resent to its non-openers; this one is {_status_of(campaign)}."
         )
+    name_max = Campaign._meta.get_field("name").max_length
+    assert name_max is not None  # a CharField always has one
     return _draft_with_the_message_of(
         campaign,
-        name=campaign.name[:Campaign._meta.get_field("name").max_length - len(RESEND_SUFFIX)] + RESEND_SUFFIX,
+        name=campaign.name[:name_max - len(RESEND_SUFFIX)] + RESEND_SUFFIX,
         source_campaign=campaign, source_rule=Campaign.SourceRule.NOT_OPENED,
     )
 

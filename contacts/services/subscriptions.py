@@ -59,7 +59,7 @@ class Submission:
 @dataclass
 class Confirmation:
     request: SubscriptionRequest
-    contact: Contact
+    contact: Contact | None  # None when the link was confirmed before and its contact deleted since
     resubscribed: bool
     already_confirmed: bool
 
