@@ -14,6 +14,7 @@ and the same kind of opener: reader or machine) records nothing: no Event, no co
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -32,7 +33,7 @@ def _is_machine(*, user_agent: str, sent_at: datetime | None, now: datetime) -> 
     )
 
 
-def _locked_email(email_id: int, *fields, **lookups):
+def _locked_email(email_id: int, *fields: str, **lookups: object) -> tuple[Any, ...] | None:
     """(campaign_id, sent_at, *fields) of the Email, its row locked to the end of the transaction:
     the tracking requests of one email take turns, so each sees the events of the one before."""
     return (
@@ -41,7 +42,10 @@ def _locked_email(email_id: int, *fields, **lookups):
     )
 
 
-def _record_event_unless_repeated(*, email_id, campaign_id, kind, link_id, user_agent, is_machine, now) -> bool:
+def _record_event_unless_repeated(
+    *, email_id: int, campaign_id: int, kind: str, link_id: int | None, user_agent: str, is_machine: bool,
+    now: datetime,
+) -> bool:
     """Insert the Event unless one of the same email, kind, link and reader-or-machine was recorded
     within TRACKING_REPEAT_SECONDS before `now`; True when inserted.
 
@@ -68,7 +72,8 @@ def _record_event_unless_repeated(*, email_id, campaign_id, kind, link_id, user_
                 email_id, kind, *link_params, is_machine, ops.adapt_datetimefield_value(cutoff),
             ],
         )
-        return cursor.rowcount == 1
+        inserted: int = cursor.rowcount
+        return inserted == 1
 
 
 def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
@@ -106,6 +111,7 @@ def record_click(*, email_id: int, link_id: int, user_agent: str | None, now: da
         row = _locked_email(email_id, "campaign__links__url", campaign__links__pk=link_id)
         if row is None:
             return None
+        url: str
         campaign_id, sent_at, url = row
         is_machine = _is_machine(user_agent=user_agent, sent_at=sent_at, now=now)
         recorded = _record_event_unless_repeated(
