@@ -55,7 +55,8 @@ class UserAdmin(SuperuserOnlyAdminMixin, DjangoUserAdmin):
     )
     list_filter = (AwaitingApprovalFilter, "is_active", "is_superuser", "groups")
     search_fields = ("username", "email", "organization")
-    fieldsets = DjangoUserAdmin.fieldsets + (
+    fieldsets = (
+        *(DjangoUserAdmin.fieldsets or ()),
         ("Marketer", {"fields": ("timezone", "organization", "postal_address")}),
         ("Access", {"fields": ("email_confirmed_at", "approved_at", "access_expires_at")}),
     )

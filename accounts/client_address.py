@@ -70,8 +70,8 @@ def _bucket(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Network | Non
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
-    if ip.version == 4:
+    if isinstance(ip, ipaddress.IPv4Address):
         return ip
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    return ipaddress.ip_network(f"{ip}/64", strict=False)
+    return ipaddress.IPv6Network((ip, 64), strict=False)

@@ -8,12 +8,18 @@ Scoping happens in one place per concern:
 Superusers see everything.
 """
 
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin
 from django.contrib.admin.filters import RelatedOnlyFieldListFilter
 from django.contrib.admin.views.autocomplete import AutocompleteJsonView
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db.models import ForeignObjectRel
-from django.http import Http404
+from django.db.models import ForeignObjectRel, QuerySet
+from django.http import Http404, HttpRequest
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec  # django-stubs' name for a fieldsets value
 
 
 def owner_lookup(model):
@@ -37,11 +43,11 @@ def scope_to_user(queryset, user):
     return queryset.filter(**{path: user})
 
 
-def without_fields(fieldsets, unwanted):
+def without_fields(fieldsets: "_FieldsetSpec", unwanted: Collection[str]) -> "_FieldsetSpec":
     """`fieldsets` minus the field names in `unwanted` (rows and emptied fieldsets too)."""
-    result = []
+    result: list[Any] = []
     for title, opts in fieldsets:
-        fields = []
+        fields: list[str | tuple[str, ...]] = []
         for item in opts.get("fields", ()):
             if isinstance(item, (list, tuple)):
                 item = tuple(name for name in item if name not in unwanted)
@@ -94,7 +100,7 @@ class OwnerScopedFormFieldsMixin:
 class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
     owner_field = "owner"
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return scope_to_user(super().get_queryset(request), request.user)
 
     def get_exclude(self, request, obj=None):
@@ -103,7 +109,7 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
             exclude.append(self.owner_field)
         return exclude
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> "_FieldsetSpec":
         fieldsets = super().get_fieldsets(request, obj)
         if not self.fieldsets:
             return fieldsets  # derived from the form already
@@ -170,7 +176,7 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
         OwnedForm.__name__ = form_class.__name__
         return OwnedForm
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if self._owns_directly() and getattr(obj, f"{self.owner_field}_id", None) is None:
             setattr(obj, self.owner_field, request.user)
         super().save_model(request, obj, form, change)

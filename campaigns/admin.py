@@ -31,6 +31,7 @@ HISTORY_ROWS = 100
 
 @admin.register(Campaign)
 class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
+    change_form_template = "admin/campaigns/campaign/change_form.html"
     list_display = (
         "name", "status_and_preparation", "smtp_account", "scheduled_at", "recipient_count", "sent_count",
         "failed_count", "started_at", "completed_at", "analytics_link",

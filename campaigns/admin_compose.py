@@ -5,11 +5,14 @@ reaches its campaign through the owner-scoped get_object: another owner's
 campaign answers 404. Each view calls one service.
 """
 
+from collections.abc import Callable, Sequence
+
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -19,6 +22,7 @@ from campaigns import personalize
 from delivery import tasks
 from campaigns.editor import EditorPageMixin
 from campaigns.forms import CampaignAdminForm, EmailTemplateAdminForm, TestSendForm
+from campaigns.models import Campaign, EmailTemplate
 from campaigns.selectors import personalization
 from campaigns.selectors import previews as preview_selectors
 from campaigns.services import templates
@@ -48,8 +52,7 @@ def missing_variable_warnings(campaign):
 
 
 class CampaignComposeMixin(EditorPageMixin):
-    form = CampaignAdminForm
-    change_form_template = "admin/campaigns/campaign/change_form.html"
+    form: "type[forms.ModelForm[Campaign]]" = CampaignAdminForm
 
     def get_urls(self):
         opts = self.model._meta
@@ -158,5 +161,5 @@ CAMPAIGN_COMPOSE_ACTIONS = [save_as_template]
 
 
 class EmailTemplateComposeMixin(EditorPageMixin):
-    form = EmailTemplateAdminForm
-    actions = [new_campaign_from_template]
+    form: "type[forms.ModelForm[EmailTemplate]]" = EmailTemplateAdminForm
+    actions: Sequence[Callable[..., HttpResponseBase | None] | str] | None = [new_campaign_from_template]

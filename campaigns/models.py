@@ -1,5 +1,6 @@
 import re
 from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -47,7 +48,10 @@ class Campaign(models.Model):
     )
     lists = models.ManyToManyField(ContactList, related_name="campaigns", blank=True)
     # Lists and segments together: a contact in both, or in several, gets one email (ledger.materialise_statement).
-    segments = models.ManyToManyField("Segment", related_name="campaigns", blank=True)
+    # Annotated because django-stubs infers no model from a name in a string (typeddjango/django-stubs#1802).
+    segments: "models.ManyToManyField[Segment, Any]" = models.ManyToManyField(
+        "Segment", related_name="campaigns", blank=True
+    )
     # A resend: its audience is the source campaign's recipients picked by source_rule, as they are at
     # its start (ledger.materialise_statement), instead of its lists. Set by lifecycle.resend_to_non_openers.
     # No database constraint nor index, like CampaignTally's key: deleting a source sets this to NULL through

@@ -242,7 +242,7 @@ def _budgeted(nodelist):
     return counted
 
 
-def validate(source):
+def validate(source: str) -> None:
     """Raise PersonalizationError if `source` is not a valid sandboxed template."""
     compile_template(source)
 

@@ -26,7 +26,7 @@ _django_validator = EmailValidator()
 STRIPPED = " \t\r\n\u00a0\u200b\u200c\u200d\ufeff"
 
 
-def normalize_address(raw):
+def normalize_address(raw: object) -> str:
     """Trimmed, NFC, lower-cased: the form in which addresses are stored and compared."""
     text = str(raw or "").strip(STRIPPED)
     # ASCII text is NFC already: skip unicodedata's pass for (nearly) every row of an import.
@@ -110,7 +110,7 @@ def address_problem(address):
     return None
 
 
-def validate_contact_email(value):
+def validate_contact_email(value: object) -> None:
     problem = address_problem(normalize_address(value))
     if problem:
         raise ValidationError(f"Enter a valid email address ({problem}).", code="invalid")

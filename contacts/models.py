@@ -7,6 +7,7 @@ only, so no table is renamed or copied.
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -59,12 +60,12 @@ class Contact(models.Model):
     def __str__(self):
         return f"{self.name} <{self.email}>" if self.name else self.email
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = normalize_email(self.email)
         super().save(*args, **kwargs)
 
 
-def normalize_email(address):
+def normalize_email(address: object) -> str:
     return normalize_contact_address(address)
 
 

@@ -1,12 +1,20 @@
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts.owned_admin import OwnedModelAdmin, without_fields
 from sending import rates, selectors, services, tasks
 from sending.forms import SmtpAccountForm
 from sending.models import SmtpAccount
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec  # django-stubs' name for a fieldsets value
 
 
 @admin.register(SmtpAccount)
@@ -35,7 +43,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         )}),
     )
 
-    def get_fieldsets(self, request, obj=None):
+    def get_fieldsets(self, request: HttpRequest, obj: SmtpAccount | None = None) -> "_FieldsetSpec":
         # The base drops fields the form lacks (the owner, for marketers). The form
         # itself removes clear_password when no password is stored, so drop it too.
         fieldsets = super().get_fieldsets(request, obj)
@@ -43,22 +51,24 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             return fieldsets
         return without_fields(fieldsets, {"clear_password"})
 
-    def save_model(self, request, obj, form, change):
+    def save_model(self, request: HttpRequest, obj: SmtpAccount, form: SmtpAccountForm, change: bool) -> None:
         if change:
             # Only the form's columns: workers write the engine's fields of this row meanwhile.
             obj.save(update_fields=form.model_fields_written())
         else:
             super().save_model(request, obj, form, change)
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(campaign_count=Count("campaigns"))
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SmtpAccount]:
+        accounts: QuerySet[SmtpAccount] = super().get_queryset(request)
+        return accounts.annotate(campaign_count=Count("campaigns"))
 
     @admin.display(description="Campaigns", ordering="campaign_count")
-    def campaign_count(self, obj):
-        return obj.campaign_count
+    def campaign_count(self, obj: Any) -> int:
+        count: int = obj.campaign_count  # annotated by get_queryset
+        return count
 
     @admin.display(description="State")
-    def state(self, obj):
+    def state(self, obj: SmtpAccount) -> str:
         if obj.is_paused:
             return f"Paused: {obj.pause_reason}"
         if obj.is_unreachable:
@@ -68,7 +78,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         return "Ready"
 
     @admin.display(description="Sending rate")
-    def sending_rate(self, obj):
+    def sending_rate(self, obj: SmtpAccount | None) -> str:
         if obj is None or obj.learned_per_minute is None:
             note = f" {obj.rate_note}" if obj and obj.rate_note else ""
             return f"The configured maximum: its server has not throttled it.{note}"
@@ -78,7 +88,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         )
 
     @admin.display(description="Connection")
-    def connection(self, obj):
+    def connection(self, obj: SmtpAccount | None) -> str:
         if obj is None or not obj.is_unreachable:
             return "Reaches its server again" if obj and obj.last_connection_error else "No connection problem recorded"
         return (
@@ -88,7 +98,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         )
 
     @admin.display(description="Last test result", ordering="last_tested_at")
-    def test_result(self, obj):
+    def test_result(self, obj: SmtpAccount) -> str:
         if obj.last_test_result == SmtpAccount.CONNECTION_TESTING and not selectors.connection_test_waiting(
             account=obj, now=timezone.now()
         ):
@@ -96,18 +106,19 @@ class SmtpAccountAdmin(OwnedModelAdmin):
                     "no worker has run it: is Celery running?)")
         return obj.last_test_result
 
-    def changelist_view(self, request, extra_context=None):
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
-        changelist = getattr(response, "context_data", {}).get("cl")
+        context = response.context_data if isinstance(response, TemplateResponse) else None
+        changelist = (context or {}).get("cl")
         now = timezone.now()
-        if changelist is not None and any(
+        if context is not None and changelist is not None and any(
             selectors.connection_test_waiting(account=account, now=now) for account in changelist.result_list
         ):
-            response.context_data["refresh_seconds"] = CONNECTION_TEST_REFRESH_SECONDS
+            context["refresh_seconds"] = CONNECTION_TEST_REFRESH_SECONDS
         return response
 
     @admin.action(description="Test connection")
-    def test_connection(self, request, queryset):
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[SmtpAccount]) -> None:
         # In a Celery task: a slow server would hold this web worker for up to twice SMTP_TIMEOUT.
         names = []
         for account in queryset:
@@ -120,14 +131,14 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         )
 
     @admin.action(description="Resume sending now (end the pause)")
-    def resume_sending(self, request, queryset):
+    def resume_sending(self, request: HttpRequest, queryset: QuerySet[SmtpAccount]) -> None:
         now = timezone.now()
         resumed = sum(services.resume_account(account_id=account.pk, now=now) for account in queryset)
         self.message_user(request, f"{resumed} paused account(s) may send again.", messages.SUCCESS)
 
 
     @admin.action(description="Forget the learned rate (try the configured maximum again)")
-    def forget_learned_rate(self, request, queryset):
+    def forget_learned_rate(self, request: HttpRequest, queryset: QuerySet[SmtpAccount]) -> None:
         for account in queryset:
             rates.forget_learned_rate(account_id=account.pk)
         self.message_user(request, f"{queryset.count()} account(s) back at their configured maximum.",
@@ -138,10 +149,10 @@ class SmtpAccountAdmin(OwnedModelAdmin):
 CONNECTION_TEST_REFRESH_SECONDS = 3
 
 
-def _next_try(account):
+def _next_try(account: SmtpAccount) -> datetime:
     # A rest already over: the next dispatcher tick tries.
     return max(account.backoff_until or timezone.now(), timezone.now())
 
 
-def _local(moment):
+def _local(moment: datetime | None) -> str:
     return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "now"

@@ -34,11 +34,11 @@ class Classification:
     text: str
 
     @property
-    def throttled(self):
+    def throttled(self) -> bool:
         return self.verdict == Verdict.DEFERRED
 
     @property
-    def rate_limited(self):
+    def rate_limited(self) -> bool:
         """A temporary refusal that says the account sends too fast (the rate it sends at is the
         cause), not one about this recipient or a passing fault: only these slow the account."""
         lowered = self.text.lower()
@@ -77,9 +77,9 @@ def classify(code: int | None, text: str | bytes) -> Classification:
     return Classification(verdict=verdict, code=code, enhanced=enhanced, text=text)
 
 
-def _is_auth(lowered):
+def _is_auth(lowered: str) -> bool:
     return "auth" in lowered or "credential" in lowered or "password" in lowered or "login" in lowered
 
 
-def _looks_like_unknown_user(lowered):
+def _looks_like_unknown_user(lowered: str) -> bool:
     return any(word in lowered for word in ("no such user", "unknown user", "user unknown", "does not exist", "mailbox unavailable"))

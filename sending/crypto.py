@@ -17,7 +17,7 @@ class DecryptionError(Exception):
 
 
 @lru_cache(maxsize=1)
-def _multi_fernet():
+def _multi_fernet() -> MultiFernet:
     keys = settings.FIELD_ENCRYPTION_KEYS
     if not keys:
         raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is empty.")
@@ -30,7 +30,7 @@ def _multi_fernet():
         ) from exc
 
 
-def _reset_cache(*, setting, **kwargs):
+def _reset_cache(*, setting: str, **kwargs: object) -> None:
     if setting == "FIELD_ENCRYPTION_KEYS":
         _multi_fernet.cache_clear()
 

@@ -1,10 +1,13 @@
+from typing import Any
+
 from django import forms
 
 from sending.models import SmtpAccount
 from sending.presets import PRESET_FIELDS, PRESETS, preset_choices
 
 
-class SmtpAccountForm(forms.ModelForm):
+# ModelForm[SmtpAccount] would fail at run time: Django's classes are generic only in django-stubs.
+class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
     # Write-only: the stored password is never sent back to the browser.
     new_password = forms.CharField(
         label="Password",
@@ -25,15 +28,16 @@ class SmtpAccountForm(forms.ModelForm):
         model = SmtpAccount
         fields = "__all__"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk and self.instance.has_password:
             self.fields["new_password"].help_text = "A password is stored. Leave blank to keep it."
         else:
             self.fields.pop("clear_password", None)
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns
         preset = PRESETS.get(cleaned.get("preset") or "")
         if preset:
             for name in PRESET_FIELDS:
@@ -42,8 +46,8 @@ class SmtpAccountForm(forms.ModelForm):
                     self.errors.pop(name, None)
         return cleaned
 
-    def save(self, commit=True):
-        account = super().save(commit=False)
+    def save(self, commit: bool = True) -> SmtpAccount:
+        account: SmtpAccount = super().save(commit=False)
         if self._password_written():
             account.set_password(self.cleaned_data.get("new_password") or "")
         if commit:
@@ -51,10 +55,10 @@ class SmtpAccountForm(forms.ModelForm):
             self.save_m2m()
         return account
 
-    def _password_written(self):
+    def _password_written(self) -> bool:
         return bool(self.cleaned_data.get("new_password") or self.cleaned_data.get("clear_password"))
 
-    def model_fields_written(self):
+    def model_fields_written(self) -> list[str]:
         """The columns this form sets (its own, the password when typed or cleared, updated_at):
         all a change saves, so the sending engine's fields (the pacing clock, the learned rate,
         pauses, backoff), written meanwhile by workers, are never put back as the form read them."""

@@ -67,23 +67,23 @@ class SmtpAccount(models.Model):
         # The accounts_ table: sending's migration 0001 adopts it in Django's state only, never copied.
         db_table = "accounts_smtpaccount"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
-    def set_password(self, raw_password):
+    def set_password(self, raw_password: str) -> None:
         self.password = crypto.encrypt(raw_password) if raw_password else ""
 
-    def get_password(self):
+    def get_password(self) -> str:
         return crypto.decrypt(self.password) if self.password else ""
 
     @property
-    def has_password(self):
+    def has_password(self) -> bool:
         return bool(self.password)
 
     @property
-    def is_paused(self):
+    def is_paused(self) -> bool:
         return self.paused_until is not None and self.paused_until > timezone.now()
 
     @property
-    def is_unreachable(self):
+    def is_unreachable(self) -> bool:
         return self.unreachable_since is not None

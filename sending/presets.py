@@ -4,7 +4,22 @@ Limits follow each provider's published numbers for an ordinary account at the
 time of writing; a marketer can lower or raise them after choosing a preset.
 """
 
-PRESETS = {
+from typing import Literal, TypedDict
+
+
+class Preset(TypedDict):
+    label: str
+    host: str
+    port: int
+    security: str
+    max_per_minute: int
+    max_per_hour: int
+    max_per_day: int
+
+
+PresetField = Literal["host", "port", "security", "max_per_minute", "max_per_hour", "max_per_day"]
+
+PRESETS: dict[str, Preset] = {
     "gmail": {
         "label": "Gmail (personal)",
         "host": "smtp.gmail.com", "port": 587, "security": "starttls",
@@ -42,8 +57,8 @@ PRESETS = {
     },
 }
 
-PRESET_FIELDS = ("host", "port", "security", "max_per_minute", "max_per_hour", "max_per_day")
+PRESET_FIELDS: tuple[PresetField, ...] = ("host", "port", "security", "max_per_minute", "max_per_hour", "max_per_day")
 
 
-def preset_choices():
+def preset_choices() -> list[tuple[str, str]]:
     return [("", "— none: fill in by hand —")] + [(key, p["label"]) for key, p in PRESETS.items()]

@@ -4,12 +4,12 @@ server's throttling (delivery.adaptive_rate learns it)."""
 from sending.models import SmtpAccount
 
 
-def effective_per_minute(account) -> float:
+def effective_per_minute(account: SmtpAccount) -> float:
     """The rate the account sends at: its maximum, or less when a lower limit was learned."""
     return current_rate(account.max_per_minute, account.learned_per_minute)
 
 
-def current_rate(max_per_minute, learned_per_minute) -> float:
+def current_rate(max_per_minute: int, learned_per_minute: float | None) -> float:
     if learned_per_minute is None:
         return float(max_per_minute)
     return max(1.0, min(float(max_per_minute), learned_per_minute))

@@ -7,7 +7,7 @@ from django.conf import settings
 from sending.models import SmtpAccount
 
 
-def connection_test_waiting(*, account, now: datetime) -> bool:
+def connection_test_waiting(*, account: SmtpAccount, now: datetime) -> bool:
     """Whether the account's connection test was asked for and has not reported yet, recently enough
     that a worker may still be on it: a test takes at most about two SMTP_TIMEOUTs once a worker
     has it, so a much older "Testing…" is a test no worker took (none running, or the broker lost it)."""

@@ -1,6 +1,7 @@
 """Writes for SMTP accounts: secrets, pauses, outage backoff, connection tests."""
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,7 +28,7 @@ def rotate_encryption_keys() -> int:
     return rotated
 
 
-def pause_account(*, account_id, reason, now, seconds=None):
+def pause_account(*, account_id: int, reason: str, now: datetime, seconds: float | None = None) -> datetime:
     """Stop an SMTP account sending until now + seconds (ACCOUNT_PAUSE_SECONDS by default); returns the end.
 
     The sending engine pauses an account on quota and authentication failures, a password it
@@ -40,7 +41,7 @@ def pause_account(*, account_id, reason, now, seconds=None):
     return until
 
 
-def resume_account(*, account_id, now):
+def resume_account(*, account_id: int, now: datetime) -> bool:
     """Let a paused account send again at once (its owner fixed the cause); returns whether it was paused."""
     resumed = SmtpAccount.objects.filter(pk=account_id, paused_until__gt=now).update(
         paused_until=None, pause_reason="", updated_at=now
@@ -97,7 +98,7 @@ def clear_backoff(*, account_id: int) -> bool:
 
 # --- "Test connection", run by a Celery task: a slow server must not hold a web worker -------------
 
-def start_connection_test(*, account: SmtpAccount, enqueue) -> None:
+def start_connection_test(*, account: SmtpAccount, enqueue: Callable[[int], object]) -> None:
     """Mark the account as being tested (last_test_result "Testing…", last_tested_at the request's time)
     and hand the test to `enqueue(account_id)`."""
     SmtpAccount.objects.filter(pk=account.pk).update(
@@ -106,7 +107,7 @@ def start_connection_test(*, account: SmtpAccount, enqueue) -> None:
     enqueue(account.pk)
 
 
-def run_connection_test(*, account_id: int):
+def run_connection_test(*, account_id: int) -> smtp.TestResult | None:
     """Connect, negotiate TLS, log in, and record the server's answer on the account (the task's work).
     Returns the smtp.TestResult, or None for an account deleted since."""
     account = SmtpAccount.objects.filter(pk=account_id).first()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from django.conf import settings
 
 from sending import smtp
+from sending.models import SmtpAccount
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\]+")
@@ -66,12 +67,13 @@ class SmtpSession:
     closes it with sending.smtp.SmtpReplyTooLong, an smtplib.SMTPServerDisconnected.
     """
 
-    def __init__(self, account, *, before_content: Callable[[], object] = lambda: None):
+    def __init__(self, account: SmtpAccount, *, before_content: Callable[[], object] = lambda: None) -> None:
         self.account = account
         self.before_content = before_content
-        self.conn = None
+        self.conn: smtp.Connection | None = None
         self.in_data = False  # a content was written and its answer not read: a loss now may be a delivery
-        self.pending_envelope = None  # (from, to) of the next message, written behind the last content
+        # (from, to) of the next message, written behind the last content
+        self.pending_envelope: tuple[str, str] | None = None
         self.opened = 0
 
     @property
@@ -83,43 +85,52 @@ class SmtpSession:
         """The bound on `open` and on each `transact` (see the class)."""
         return settings.SMTP_TIMEOUT
 
-    def open(self):
+    def open(self) -> None:
         """Connect, TLS, log in. Raises what sending.smtp.open_connection raises."""
         self.conn, _reply = smtp.open_connection(self.account, timeout=self.timeout_seconds())
         self.opened += 1
 
     def pipelines(self, from_address: str, to_address: str) -> bool:
-        return (from_address + to_address).isascii() and self.conn.has_extn("pipelining")
+        return (from_address + to_address).isascii() and self._open_conn().has_extn("pipelining")
 
-    def transact(self, from_address: str, to_address: str, raw: bytes, next_envelope=None) -> tuple[int, str]:
+    def transact(
+        self, from_address: str, to_address: str, raw: bytes, next_envelope: tuple[str, str] | None = None
+    ) -> tuple[int, str]:
         """MAIL, one RCPT, DATA: the server's (code, text) for the step that decided.
 
         Raises SmtpUtf8Unsupported (nothing written), or the connection's errors (lost, timed out).
         `next_envelope` (from, to): written behind this content when the dialogue pipelines.
         Within `timeout_seconds()` (see the class)."""
-        with self.conn.deadline(self.timeout_seconds()):
+        conn = self._open_conn()
+        with conn.deadline(self.timeout_seconds()):
             if self.pipelines(from_address, to_address):
                 return self._pipelined(from_address, to_address, raw, next_envelope)
             options = []
             if not (from_address + to_address).isascii():
-                if not self.conn.has_extn("smtputf8"):
+                if not conn.has_extn("smtputf8"):
                     raise SmtpUtf8Unsupported(NO_SMTPUTF8)
-                options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if self.conn.has_extn("8bitmime") else [])
+                options = ["SMTPUTF8"] + (["BODY=8BITMIME"] if conn.has_extn("8bitmime") else [])
             return self._stepwise(from_address, to_address, raw, options)
 
-    def _stepwise(self, from_address, to_address, raw, options):
-        code, resp = self.conn.mail(from_address, options)
+    def _open_conn(self) -> smtp.Connection:
+        if self.conn is None:
+            raise smtplib.SMTPServerDisconnected("please run open() first")  # as smtplib before connect()
+        return self.conn
+
+    def _stepwise(self, from_address: str, to_address: str, raw: bytes, options: list[str]) -> tuple[int, str]:
+        conn = self._open_conn()
+        code, resp = conn.mail(from_address, options)
         if code != 250:
             self.reset()
             return code, smtp.format_reply(code, resp)
-        code, resp = self.conn.rcpt(to_address)
+        code, resp = conn.rcpt(to_address)
         if code not in (250, 251):
             self.reset()
             return code, smtp.format_reply(code, resp)
         self._content_may_go()
         self.in_data = True
         try:
-            code, resp = self.conn.data(raw)
+            code, resp = conn.data(raw)
         except smtplib.SMTPDataError as exc:
             self.in_data = False
             self.reset()
@@ -128,10 +139,12 @@ class SmtpSession:
         self.in_data = False
         return code, smtp.format_reply(code, resp)
 
-    def _pipelined(self, from_address, to_address, raw, next_envelope):
+    def _pipelined(
+        self, from_address: str, to_address: str, raw: bytes, next_envelope: tuple[str, str] | None
+    ) -> tuple[int, str]:
         """MAIL, RCPT and DATA in one write, their three answers read after; the next message's
         three may open the group of this content (RFC 2920), so both are answered together."""
-        conn = self.conn
+        conn = self._open_conn()
         if self.pending_envelope is None:
             conn.send(envelope_commands(from_address, to_address))
         elif self.pending_envelope != (from_address, to_address):
@@ -167,21 +180,22 @@ class SmtpSession:
         self.in_data = False  # as stepwise: stays True if the connection was lost above
         return code, smtp.format_reply(code, resp)
 
-    def _content_may_go(self):
+    def _content_may_go(self) -> None:
         """before_content, its time not counted in the transaction's deadline (it is the caller's)."""
+        conn = self._open_conn()
         try:
-            with self.conn.deadline_paused():
+            with conn.deadline_paused():
                 self.before_content()
         except BaseException:
-            conn, self.conn = self.conn, None
+            self.conn = None
             smtp.drop(conn)  # a QUIT now would be read as the content
             self.pending_envelope = None
             raise
 
-    def reset(self):
+    def reset(self) -> None:
         """RSET after a refusal; a connection that fails it is closed."""
         try:
-            self.conn.rset()
+            self._open_conn().rset()
         except (smtplib.SMTPException, OSError):
             self.close()
 
@@ -191,7 +205,7 @@ class SmtpSession:
         self.close()
         return maybe_delivered
 
-    def close(self):
+    def close(self) -> None:
         if self.conn is not None:
             conn, self.conn = self.conn, None
             if self.pending_envelope is not None or self.in_data:

@@ -20,12 +20,23 @@ import smtplib
 import socket
 import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.utils import timezone
 
 from sending import crypto
+from sending.models import SmtpAccount
+
+if TYPE_CHECKING:
+    from _socket import _Address
+
+    from _typeshed import ReadableBuffer
+
+# smtplib's answer to a command: the code and the text.
+Reply = tuple[int, bytes]
 
 
 class SmtpDestinationError(Exception):
@@ -56,7 +67,7 @@ class TestResult:
     message: str
 
 
-def tls_context():
+def tls_context() -> ssl.SSLContext:
     ca_file = settings.SMTP_CA_FILE
     return _tls_context(ca_file, _modified(ca_file))
 
@@ -64,14 +75,14 @@ def tls_context():
 # Loading the system's CA store is slow: once per process (and CA file version), not per
 # connection. A context only holds configuration, so connections can share it.
 @functools.lru_cache(maxsize=8)
-def _tls_context(ca_file, _version):
+def _tls_context(ca_file: str | None, _version: int | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
     return context
 
 
-def _modified(path):
+def _modified(path: str | None) -> int | None:
     try:
         return os.stat(path).st_mtime_ns if path else None
     except OSError:
@@ -86,7 +97,7 @@ _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: local use onl
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
 
 
-def _embedded_ipv4(ip):
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     """The IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo, NAT64, IPv4-compatible)."""
     if ip.ipv4_mapped:
         return [ip.ipv4_mapped]
@@ -99,9 +110,9 @@ def _embedded_ipv4(ip):
     return []
 
 
-def _is_public(address):
+def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    if ip.version == 6:
+    if isinstance(ip, ipaddress.IPv6Address):
         if ip in _NAT64_LOCAL:
             return False
         embedded = _embedded_ipv4(ip)
@@ -112,7 +123,7 @@ def _is_public(address):
     return ip.is_global and not ip.is_multicast
 
 
-def resolve_destination(host, port):
+def resolve_destination(host: str, port: int) -> str:
     """Return the address to connect to, or raise SmtpDestinationError."""
     host = (host or "").strip()
     if not host:
@@ -125,9 +136,9 @@ def resolve_destination(host, port):
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise SmtpDestinationError(f"Cannot resolve the SMTP host {host!r}: {exc.strerror or exc}.") from exc
-    addresses = []
+    addresses: list[str] = []
     for *_ignored, sockaddr in infos:
-        if sockaddr[0] not in addresses:
+        if isinstance(sockaddr[0], str) and sockaddr[0] not in addresses:  # an IP address: a str
             addresses.append(sockaddr[0])
     if not allow_private:
         # Every address must be public: a name that resolves to both is refused.
@@ -140,23 +151,26 @@ def resolve_destination(host, port):
     return addresses[0]
 
 
-class _PinnedSocketMixin:
+class _PinnedSocketMixin(smtplib.SMTP):
     """Connect to a pre-checked IP while TLS still verifies the account's host name."""
 
-    pinned_address = None
+    pinned_address: str | None = None
+    _host: str
 
-    def connect(self, host="localhost", port=0, source_address=None):
+    def connect(self, host: str = "localhost", port: int = 0, source_address: "_Address | None" = None) -> Reply:
         # smtplib verifies TLS against self._host, which only __init__ sets; we connect
         # after construction (to pin the address first), so without this the name is ""
         # and STARTTLS/SSL fail with "check_hostname requires server_hostname".
         self._host = host
         return super().connect(host, port, source_address)
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return socket.create_connection((self.pinned_address or host, port), timeout, self.source_address)
 
 
-class _BoundedDialogueMixin:
+# A subclass of the pinned mixin, which it precedes in both connections' classes (its _get_socket
+# gives the pinned connect the time left): the same order of classes as two independent mixins.
+class _BoundedDialogueMixin(_PinnedSocketMixin):
     """Every socket operation waits at most the time left before a deadline, and replies are capped.
 
     smtplib's own timeout bounds each read: a server sending one byte, or one "250-" line, just
@@ -166,12 +180,12 @@ class _BoundedDialogueMixin:
     socket directly (not smtplib's unbounded buffered file) so the deadline holds between bytes.
     """
 
-    _deadline = None  # (time.monotonic() to finish by, the seconds it was set for)
+    _deadline: tuple[float, float] | None = None  # (time.monotonic() to finish by, the seconds it was set for)
     _inbuf = b""
-    _inbuf_sock = None  # the socket _inbuf was read from: a new one (STARTTLS) starts empty
+    _inbuf_sock: socket.socket | None = None  # the socket _inbuf was read from: a new one (STARTTLS) starts empty
 
     @contextlib.contextmanager
-    def deadline(self, seconds):
+    def deadline(self, seconds: float) -> Iterator[None]:
         """Everything done on the connection inside the block finishes within `seconds`."""
         outer, self._deadline = self._deadline, (time.monotonic() + seconds, seconds)
         try:
@@ -180,7 +194,7 @@ class _BoundedDialogueMixin:
             self._deadline = outer
 
     @contextlib.contextmanager
-    def deadline_paused(self):
+    def deadline_paused(self) -> Iterator[None]:
         """The block's time (the caller's own work, no server's) is not counted against the deadline."""
         started = time.monotonic()
         try:
@@ -190,10 +204,10 @@ class _BoundedDialogueMixin:
                 finish_by, seconds = self._deadline
                 self._deadline = (finish_by + time.monotonic() - started, seconds)
 
-    def _current_deadline(self):
+    def _current_deadline(self) -> tuple[float, float]:
         return self._deadline or (time.monotonic() + self.timeout, self.timeout)
 
-    def _time_left(self, deadline):
+    def _time_left(self, deadline: tuple[float, float]) -> float:
         """Seconds left before `deadline`; past it, close the connection and raise."""
         finish_by, seconds = deadline
         left = finish_by - time.monotonic()
@@ -201,22 +215,22 @@ class _BoundedDialogueMixin:
             self._expired(seconds)
         return left
 
-    def _arm(self, sock, deadline):
+    def _arm(self, sock: socket.socket, deadline: tuple[float, float]) -> None:
         sock.settimeout(self._time_left(deadline))
 
-    def _expired(self, seconds):
+    def _expired(self, seconds: float) -> NoReturn:
         self.close()
         raise SmtpDeadlineExceeded(f"The SMTP server timed out: not done within {seconds:g} s (SMTP_TIMEOUT); "
                                    "the connection was closed.")
 
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         deadline = self._current_deadline()
         try:
             return super()._get_socket(host, port, self._time_left(deadline))
         except TimeoutError:
             self._expired(deadline[1])
 
-    def send(self, s):
+    def send(self, s: "ReadableBuffer | str") -> None:
         if not self.sock:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
         if isinstance(s, str):
@@ -234,12 +248,13 @@ class _BoundedDialogueMixin:
             self.close()
             raise smtplib.SMTPServerDisconnected("Server not connected")
 
-    def getreply(self):
+    def getreply(self) -> Reply:
         """smtplib's getreply (same result and errors), bounded by the deadline and the caps."""
         if not self.sock:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
         deadline = self._current_deadline()
-        lines, size = [], 0
+        lines: list[bytes] = []
+        size = 0
         while True:
             line = self._read_line(deadline, MAX_REPLY_BYTES - size)
             size += len(line)
@@ -255,9 +270,12 @@ class _BoundedDialogueMixin:
                 self._too_long(f"more than {MAX_REPLY_LINES} lines")
         return code, b"\n".join(lines)
 
-    def _read_line(self, deadline, allowance):
-        if self._inbuf_sock is not self.sock:
-            self._inbuf, self._inbuf_sock = b"", self.sock
+    def _read_line(self, deadline: tuple[float, float], allowance: int) -> bytes:
+        sock = self.sock
+        if sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        if self._inbuf_sock is not sock:
+            self._inbuf, self._inbuf_sock = b"", sock
         while True:
             end = self._inbuf.find(b"\n", 0, allowance)
             if end >= 0:
@@ -265,9 +283,9 @@ class _BoundedDialogueMixin:
                 return line
             if len(self._inbuf) >= allowance:
                 self._too_long(f"more than {MAX_REPLY_BYTES} bytes")
-            self._arm(self.sock, deadline)
+            self._arm(sock, deadline)
             try:
-                chunk = self.sock.recv(_RECV_BYTES)
+                chunk = sock.recv(_RECV_BYTES)
             except TimeoutError:
                 self._expired(deadline[1])
             except OSError as exc:
@@ -278,16 +296,18 @@ class _BoundedDialogueMixin:
                 raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
             self._inbuf += chunk
 
-    def _too_long(self, what):
+    def _too_long(self, what: str) -> NoReturn:
         self.close()
         raise SmtpReplyTooLong(f"The SMTP server's reply was too long ({what}); the connection was closed.")
 
-    def starttls(self, *args, context=None, **kwargs):
+    def starttls(self, *args: Any, context: ssl.SSLContext | None = None, **kwargs: Any) -> Reply:
         # smtplib hands the connected socket to context.wrap_socket: arm it first, so the handshake
-        # too waits no longer than the deadline leaves.
-        return super().starttls(*args, context=_ArmingContext(context or tls_context(), self), **kwargs)
+        # too waits no longer than the deadline leaves. _ArmingContext has all smtplib uses of an SSLContext.
+        arming = _ArmingContext(context or tls_context(), self)
+        reply: Reply = super().starttls(*args, context=arming, **kwargs)  # type: ignore[call-overload]
+        return reply
 
-    def close(self):
+    def close(self) -> None:
         super().close()
         self._inbuf, self._inbuf_sock = b"", None
 
@@ -295,10 +315,10 @@ class _BoundedDialogueMixin:
 class _ArmingContext:
     """An SSLContext whose wrap_socket first gives the socket the time left before the deadline."""
 
-    def __init__(self, context, conn):
+    def __init__(self, context: ssl.SSLContext, conn: _BoundedDialogueMixin) -> None:
         self.context, self.conn = context, conn
 
-    def wrap_socket(self, sock, **kwargs):
+    def wrap_socket(self, sock: socket.socket, **kwargs: Any) -> ssl.SSLSocket:
         deadline = self.conn._current_deadline()
         try:
             self.conn._arm(sock, deadline)
@@ -317,12 +337,17 @@ class PinnedSMTP(_BoundedDialogueMixin, _PinnedSocketMixin, smtplib.SMTP):
 
 
 class PinnedSMTPSSL(_BoundedDialogueMixin, _PinnedSocketMixin, smtplib.SMTP_SSL):
-    def _get_socket(self, host, port, timeout):
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = super()._get_socket(host, port, timeout)
         return _ArmingContext(self.context, self).wrap_socket(sock, server_hostname=self._host)
 
 
-def open_connection(account, *, timeout=None, login=True):
+Connection = PinnedSMTP | PinnedSMTPSSL
+
+
+def open_connection(
+    account: SmtpAccount, *, timeout: float | None = None, login: bool = True
+) -> tuple[Connection, Reply]:
     """An SMTP connection for the account, TLS negotiated and logged in.
 
     Returns (connection, last_reply) where last_reply is the server's (code, text)
@@ -337,6 +362,7 @@ def open_connection(account, *, timeout=None, login=True):
     password = account.get_password() if login and account.username else None
     address = resolve_destination(account.host, account.port)
     context = tls_context()
+    conn: Connection
     if account.security == account.Security.SSL:
         conn = PinnedSMTPSSL(timeout=timeout, context=context)
     else:
@@ -353,7 +379,7 @@ def open_connection(account, *, timeout=None, login=True):
             if account.security == account.Security.STARTTLS:
                 reply = conn.starttls(context=context)
                 reply = conn.ehlo()
-            if login and account.username:
+            if password is not None:  # login and account.username
                 reply = conn.login(account.username, password)
     except BaseException:
         close_quietly(conn)
@@ -361,7 +387,7 @@ def open_connection(account, *, timeout=None, login=True):
     return conn, reply
 
 
-def close_quietly(conn):
+def close_quietly(conn: smtplib.SMTP) -> None:
     """QUIT politely, or just drop the socket; never raise (the answer no longer matters)."""
     try:
         conn.quit()
@@ -372,7 +398,7 @@ def close_quietly(conn):
             pass
 
 
-def drop(conn):
+def drop(conn: smtplib.SMTP) -> None:
     """Close the socket without a word (the server is in the middle of a message); never raise."""
     try:
         conn.close()
@@ -380,7 +406,7 @@ def drop(conn):
         pass
 
 
-def format_reply(code, text):
+def format_reply(code: int | None, text: str | bytes | None) -> str:
     """The server's answer as one line: '250 2.0.0 Ok' (the text alone when there is no code)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -390,7 +416,7 @@ def format_reply(code, text):
 OPEN_ERRORS = (SmtpDestinationError, crypto.DecryptionError, OSError)  # smtplib's and ssl's errors are OSErrors
 
 
-def describe_open_failure(exc, account):
+def describe_open_failure(exc: BaseException, account: SmtpAccount) -> str:
     """What an error raised by open_connection means, in words for the account's owner: the one
     mapping shared by the connection test, test sends and the sender's account notes."""
     if isinstance(exc, (SmtpDestinationError, crypto.DecryptionError, SmtpDeadlineExceeded, SmtpReplyTooLong)):
@@ -421,7 +447,7 @@ def no_server_answered(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
 
 
-def test_connection(account):
+def test_connection(account: SmtpAccount) -> TestResult:
     """Connect, negotiate TLS, log in; report the server's exact answer."""
     try:
         conn, (code, text) = open_connection(account)
@@ -439,7 +465,7 @@ def test_connection(account):
     return TestResult(200 <= code < 400, format_reply(code, text))
 
 
-def record_test_result(*, account, result):
+def record_test_result(*, account: SmtpAccount, result: TestResult) -> None:
     account.last_tested_at = timezone.now()
     account.last_test_result = ("OK: " if result.ok else "Failed: ") + result.message
     type(account).objects.filter(pk=account.pk).update(

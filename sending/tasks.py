@@ -10,10 +10,10 @@ from sending import services
 log = logging.getLogger(__name__)
 
 
-def enqueue_connection_test(account_id):
+def enqueue_connection_test(account_id: int) -> None:
     """Queue the account's connection test once the caller's transaction commits."""
 
-    def publish():
+    def publish() -> None:
         try:
             connection_test.delay(account_id)
         except Exception as exc:  # noqa: BLE001 - the broker cannot be reached
@@ -23,9 +23,9 @@ def enqueue_connection_test(account_id):
     transaction.on_commit(publish)
 
 
-# Not named test_*: pytest would collect it wherever a test module imports it.
-@shared_task(name="accounts.test_connection", ignore_result=True)
-def connection_test(account_id):
+# Not named test_*: pytest would collect it wherever a test module imports it. Celery has no type hints.
+@shared_task(name="accounts.test_connection", ignore_result=True)  # type: ignore[untyped-decorator]
+def connection_test(account_id: int) -> None:
     result = services.run_connection_test(account_id=account_id)
     if result is not None:
         log.info("SMTP account %s connection test: %s %s", account_id, "ok" if result.ok else "failed", result.message)

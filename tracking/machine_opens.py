@@ -32,18 +32,18 @@ SCANNER_MARKERS = (
 _SCANNER = re.compile("|".join(re.escape(m) for m in SCANNER_MARKERS + PROXY_MARKERS), re.IGNORECASE)
 
 
-def machine_open_seconds():
+def machine_open_seconds() -> float:
     return getattr(settings, "TRACKING_MACHINE_OPEN_SECONDS", 5)
 
 
-def is_machine_user_agent(user_agent):
+def is_machine_user_agent(user_agent: str | None) -> bool:
     user_agent = (user_agent or "").strip()
     if user_agent in APPLE_MPP_USER_AGENTS:
         return True
     return bool(_SCANNER.search(user_agent))
 
 
-def kind_of_agent(user_agent):
+def kind_of_agent(user_agent: str | None) -> str:
     """'apple-mpp', 'proxy', 'scanner' or '' (a reader, as far as we can tell)."""
     user_agent = (user_agent or "").strip()
     if user_agent in APPLE_MPP_USER_AGENTS:

@@ -1,5 +1,8 @@
 from django.db import models
 
+URL_MAX_LENGTH = 2048
+USER_AGENT_MAX_LENGTH = 500
+
 
 class Link(models.Model):
     """A URL of a campaign's HTML, stored once at send time; clicks redirect only here."""
@@ -7,7 +10,7 @@ class Link(models.Model):
     owner_path = "campaign__owner"
 
     campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="links")
-    url = models.URLField(max_length=2048)
+    url = models.URLField(max_length=URL_MAX_LENGTH)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -32,7 +35,7 @@ class Event(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     at = models.DateTimeField(auto_now_add=True)
     link = models.ForeignKey(Link, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
-    user_agent = models.CharField(max_length=500, blank=True)
+    user_agent = models.CharField(max_length=USER_AGENT_MAX_LENGTH, blank=True)
     is_machine = models.BooleanField(default=False)
 
     class Meta:

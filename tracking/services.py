@@ -14,6 +14,7 @@ and the same kind of opener: reader or machine) records nothing: no Event, no co
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -23,10 +24,7 @@ from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from contacts.services import contacts
 from tracking import machine_opens
-from tracking.models import Event, Link
-
-USER_AGENT_MAX = Event._meta.get_field("user_agent").max_length
-URL_MAX = Link._meta.get_field("url").max_length
+from tracking.models import URL_MAX_LENGTH, USER_AGENT_MAX_LENGTH, Event, Link
 
 
 def _is_machine(*, user_agent: str, sent_at: datetime | None, now: datetime) -> bool:
@@ -35,7 +33,7 @@ def _is_machine(*, user_agent: str, sent_at: datetime | None, now: datetime) -> 
     )
 
 
-def _locked_email(email_id: int, *fields, **lookups):
+def _locked_email(email_id: int, *fields: str, **lookups: object) -> tuple[Any, ...] | None:
     """(campaign_id, sent_at, *fields) of the Email, its row locked to the end of the transaction:
     the tracking requests of one email take turns, so each sees the events of the one before."""
     return (
@@ -44,7 +42,10 @@ def _locked_email(email_id: int, *fields, **lookups):
     )
 
 
-def _record_event_unless_repeated(*, email_id, campaign_id, kind, link_id, user_agent, is_machine, now) -> bool:
+def _record_event_unless_repeated(
+    *, email_id: int, campaign_id: int, kind: str, link_id: int | None, user_agent: str, is_machine: bool,
+    now: datetime,
+) -> bool:
     """Insert the Event unless one of the same email, kind, link and reader-or-machine was recorded
     within TRACKING_REPEAT_SECONDS before `now`; True when inserted.
 
@@ -71,7 +72,8 @@ def _record_event_unless_repeated(*, email_id, campaign_id, kind, link_id, user_
                 email_id, kind, *link_params, is_machine, ops.adapt_datetimefield_value(cutoff),
             ],
         )
-        return cursor.rowcount == 1
+        inserted: int = cursor.rowcount
+        return inserted == 1
 
 
 def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
@@ -80,7 +82,7 @@ def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
     A repeat within TRACKING_REPEAT_SECONDS records nothing, and nothing is written for an
     Email that no longer exists (its campaign deleted). Returns the Email rows updated.
     """
-    user_agent = (user_agent or "")[:USER_AGENT_MAX]
+    user_agent = (user_agent or "")[:USER_AGENT_MAX_LENGTH]
     with transaction.atomic():
         row = _locked_email(email_id)
         if row is None:
@@ -104,11 +106,12 @@ def record_click(*, email_id: int, link_id: int, user_agent: str | None, now: da
 
     A repeat within TRACKING_REPEAT_SECONDS (same email and link) records nothing and still
     answers the URL."""
-    user_agent = (user_agent or "")[:USER_AGENT_MAX]
+    user_agent = (user_agent or "")[:USER_AGENT_MAX_LENGTH]
     with transaction.atomic():
         row = _locked_email(email_id, "campaign__links__url", campaign__links__pk=link_id)
         if row is None:
             return None
+        url: str
         campaign_id, sent_at, url = row
         is_machine = _is_machine(user_agent=user_agent, sent_at=sent_at, now=now)
         recorded = _record_event_unless_repeated(
@@ -180,7 +183,7 @@ def unsubscribe(*, email_id: int, user_agent: str | None, now: datetime) -> Reci
         if first_time:
             Event.objects.create(
                 email_id=email_id, campaign_id=email.campaign_id, kind=Event.Kind.UNSUBSCRIBE,
-                user_agent=(user_agent or "")[:USER_AGENT_MAX],
+                user_agent=(user_agent or "")[:USER_AGENT_MAX_LENGTH],
             )
         if email.contact_id is not None:
             contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.UNSUBSCRIBED, now=now)
@@ -189,7 +192,7 @@ def unsubscribe(*, email_id: int, user_agent: str | None, now: datetime) -> Reci
 
 def store_links(*, campaign_id: int, urls: Iterable[str]) -> dict[str, int]:
     """{url: link id} for these URLs of a campaign, creating the missing Link rows (at most three queries)."""
-    urls = {u for u in urls if u and len(u) <= URL_MAX}
+    urls = {u for u in urls if u and len(u) <= URL_MAX_LENGTH}
     if not urls:
         return {}
     found = dict(Link.objects.filter(campaign_id=campaign_id, url__in=urls).values_list("url", "id"))

@@ -41,7 +41,7 @@ def _audience_branches(campaign):
 
 def non_opener_contact_ids(*, campaign: Campaign) -> QuerySet:
     """Contacts the resend's source was sent to who never opened it (a machine open is no open)."""
-    if campaign.source_rule != Campaign.SourceRule.NOT_OPENED:
+    if campaign.source_rule != Campaign.SourceRule.NOT_OPENED or campaign.source_campaign_id is None:
         return Email.objects.none().values("contact_id")
     return Email.objects.filter(
         campaign_id=campaign.source_campaign_id, status=Email.Status.SENT, first_opened_at__isnull=True
@@ -62,8 +62,9 @@ def audience_count(*, campaign: Campaign) -> int:
 
 def describe_audience(*, campaign: Campaign) -> str:
     """Who the start will pick, in the owner's words (the draft's page)."""
-    if campaign.source_campaign_id is not None:
-        return f"the contacts who received “{campaign.source_campaign.name}” and did not open it, still subscribed"
+    source = campaign.source_campaign
+    if source is not None:
+        return f"the contacts who received “{source.name}” and did not open it, still subscribed"
     return "the subscribed contacts of its lists and segments, each address once"
 
 

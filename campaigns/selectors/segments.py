@@ -19,7 +19,7 @@ from operator import and_, or_
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import F as F_
-from django.db.models import Case, Count, Exists, FloatField, OuterRef, Q, QuerySet, TextField, Value, When
+from django.db.models import Case, Count, Exists, Expression, FloatField, OuterRef, Q, QuerySet, TextField, Value, When
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Left, Trim
 from django.utils import timezone
@@ -55,7 +55,8 @@ def contacts_matching_conditions(
     """
     now = now or timezone.now()
     zone = _zone(zone_name or _owner_zone_name(owner_id)) if _needs_zone(conditions) else None
-    aliases, filters = {}, []
+    aliases: dict[str, Expression] = {}
+    filters: list[Q | Exists] = []
     for i, condition in enumerate(conditions):
         filters.append(_condition_filter(condition, name=f"segment_value_{i}", aliases=aliases, owner_id=owner_id,
                                          now=now, zone=zone))

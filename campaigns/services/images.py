@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from PIL import Image, UnidentifiedImageError
+
+from accounts.models import User
 
 IMAGE_FOLDER = "images"
 # Pillow's format name -> the extension stored and the Content-Type served.
@@ -32,7 +35,7 @@ class StoredImage:
     filename: str
 
 
-def store_image(*, owner, upload):
+def store_image(*, owner: User, upload: "UploadedFile[bytes]") -> StoredImage:
     extension = checked_extension(upload=upload)
     filename = f"{secrets.token_urlsafe(16)}.{extension}"
     upload.seek(0)
@@ -40,10 +43,10 @@ def store_image(*, owner, upload):
     return StoredImage(owner_id=owner.pk, filename=filename)
 
 
-def checked_extension(*, upload):
+def checked_extension(*, upload: "UploadedFile[bytes]") -> str:
     """The extension for what the upload's bytes are, whatever its name and declared type say."""
     limit = settings.IMAGE_UPLOAD_MAX_BYTES
-    if upload.size > limit:
+    if upload.size is None or upload.size > limit:  # an upload always has a size
         raise ImageRefused(f"The image is larger than {limit // (1024 * 1024)} MB.")
     try:
         with Image.open(upload) as image:
@@ -58,9 +61,9 @@ def checked_extension(*, upload):
     return ALLOWED_FORMATS[image_format][0]
 
 
-def image_path(*, owner_id, filename):
+def image_path(*, owner_id: int, filename: str) -> str:
     return f"{IMAGE_FOLDER}/{owner_id}/{filename}"
 
 
-def content_type(*, filename):
+def content_type(*, filename: str) -> str:
     return CONTENT_TYPES[filename.rsplit(".", 1)[-1]]

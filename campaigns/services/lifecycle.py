@@ -12,12 +12,14 @@ module, which uses campaigns.ledger for the Email rows; ledger imports no servic
 import logging
 import time
 import zoneinfo
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.models import User
 from campaigns import personalize
 from campaigns import ledger
 from campaigns.models import Campaign, CampaignEvent, CampaignTally
@@ -34,11 +36,12 @@ class LifecycleError(Exception):
     pass
 
 
-def problems_before_scheduling(*, campaign):
+def problems_before_scheduling(*, campaign: Campaign) -> list[str]:
     problems = []
-    if campaign.smtp_account_id is None:
+    account = campaign.smtp_account
+    if account is None:
         problems.append("choose an SMTP account")
-    elif campaign.smtp_account.owner_id != campaign.owner_id:
+    elif account.owner_id != campaign.owner_id:
         problems.append("the SMTP account belongs to someone else")
     if not campaign.subject.strip():
         problems.append("write a subject")
@@ -54,12 +57,13 @@ def problems_before_scheduling(*, campaign):
     return problems
 
 
-def _problems_with_audience(*, campaign):
+def _problems_with_audience(*, campaign: Campaign) -> list[str]:
     if campaign.source_rule:
         # A resend's audience is its source campaign's recipients, not lists.
-        if campaign.source_campaign_id is None:
+        source = campaign.source_campaign
+        if source is None:
             return ["the campaign it resends was deleted; duplicate this one and choose lists instead"]
-        if campaign.source_campaign.owner_id != campaign.owner_id:
+        if source.owner_id != campaign.owner_id:
             return ["the campaign it resends belongs to someone else"]
         return []
     if not campaign.lists.exists() and not campaign.segments.exists():
@@ -72,7 +76,7 @@ def _problems_with_audience(*, campaign):
     return problems
 
 
-def parse_local_time(*, text, user):
+def parse_local_time(*, text: str, user: User) -> datetime:
     """'2026-12-01 10:00' in the user's own zone -> an aware UTC datetime."""
     try:
         naive = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
@@ -81,7 +85,10 @@ def parse_local_time(*, text, user):
     return naive.replace(tzinfo=zoneinfo.ZoneInfo(user.timezone)).astimezone(zoneinfo.ZoneInfo("UTC"))
 
 
-def schedule(*, campaign, at=None, now=None, acting_user=None, reason=""):
+def schedule(
+    *, campaign: Campaign, at: datetime | None = None, now: datetime | None = None, acting_user: User | None = None,
+    reason: str = "",
+) -> Campaign:
     """Schedule for `at` (aware) or, without it, send at the next tick."""
     now = now or timezone.now()
     problems = problems_before_scheduling(campaign=campaign) + _problems_with_time(campaign=campaign, at=at, now=now)
@@ -95,7 +102,7 @@ def schedule(*, campaign, at=None, now=None, acting_user=None, reason=""):
     return campaign
 
 
-def _problems_with_time(*, campaign, at, now):
+def _problems_with_time(*, campaign: Campaign, at: datetime | None, now: datetime) -> list[str]:
     # A started campaign's time is past by nature; "only a draft can be scheduled" is its answer.
     if at is None or campaign.status != C.DRAFT or at >= now - PAST_SCHEDULE_GRACE:
         return []
@@ -104,7 +111,10 @@ def _problems_with_time(*, campaign, at, now):
     return [f"{local:%Y-%m-%d %H:%M} {zone} is in the past; choose a later time, or use Send now to send at once"]
 
 
-def send_now(*, campaign, now=None, acting_user=None, reason="", dispatch_now=None):
+def send_now(
+    *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None, reason: str = "",
+    dispatch_now: Callable[[], object] | None = None,
+) -> Campaign:
     """Schedule for now and start at once. A small audience is written before this returns; a
     large one's first chunks are, and the dispatcher's ticks write the rest while it sends.
 
@@ -119,7 +129,10 @@ def send_now(*, campaign, now=None, acting_user=None, reason="", dispatch_now=No
     return campaign
 
 
-def start(*, campaign_id, now, acting_user=None, reason="", prepare_seconds=None):
+def start(
+    *, campaign_id: int, now: datetime, acting_user: User | None = None, reason: str = "",
+    prepare_seconds: float | None = None,
+) -> int | None:
     """scheduled -> sending with its recipients' preparation begun, in one short transaction; then
     the first chunks of recipients (prepare_recipients, for `prepare_seconds` at most).
 
@@ -148,7 +161,7 @@ def start(*, campaign_id, now, acting_user=None, reason="", prepare_seconds=None
     return created
 
 
-def prepare_recipients(*, campaign_id, now, seconds=None):
+def prepare_recipients(*, campaign_id: int, now: datetime, seconds: float | None = None) -> int:
     """Write the campaign's next chunks of recipients, in contact-id order, until all are written
     or `seconds` (RECIPIENTS_PREPARE_SECONDS) have passed; one chunk at least. Returns the rows created.
 
@@ -167,14 +180,16 @@ def prepare_recipients(*, campaign_id, now, seconds=None):
             return created
 
 
-def _prepare_chunk(*, campaign_id, now):
+def _prepare_chunk(*, campaign_id: int, now: datetime) -> tuple[int, bool]:
     """One chunk of recipients and the cursor after it: (rows created, whether preparation is over)."""
     with transaction.atomic():
         row = Campaign.objects.select_for_update().filter(pk=campaign_id).values_list(
             "status", "recipients_cursor").first()
-        if row is None or row[1] is None:
+        if row is None:
             return 0, True
         status, cursor = row
+        if cursor is None:
+            return 0, True
         created, through = ledger.materialise_chunk(
             campaign_id=campaign_id, after_contact_id=cursor, size=settings.RECIPIENTS_CHUNK_SIZE, now=now
         )
@@ -185,7 +200,7 @@ def _prepare_chunk(*, campaign_id, now):
     return created, through is None
 
 
-def continue_preparing(*, now, seconds=None):
+def continue_preparing(*, now: datetime, seconds: float | None = None) -> int:
     """The dispatcher's share of the preparation: chunks of every campaign still being prepared,
     oldest start first, one chunk each in turn (each at least one per tick), until all are written
     or `seconds` (RECIPIENTS_PREPARE_SECONDS) have passed. Returns the rows created."""
@@ -207,7 +222,9 @@ def continue_preparing(*, now, seconds=None):
     return created
 
 
-def unschedule(*, campaign, now=None, acting_user=None, reason=""):
+def unschedule(
+    *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None, reason: str = ""
+) -> Campaign:
     now = now or timezone.now()
     if not _move(campaign_id=campaign.pk, allowed=(C.SCHEDULED,), to=C.DRAFT, now=now, acting_user=acting_user,
                  reason=reason):
@@ -216,7 +233,9 @@ def unschedule(*, campaign, now=None, acting_user=None, reason=""):
     return campaign
 
 
-def pause(*, campaign, reason="", now=None, acting_user=None):
+def pause(
+    *, campaign: Campaign, reason: str = "", now: datetime | None = None, acting_user: User | None = None
+) -> Campaign:
     """Stop claiming. Claimed batches no worker has taken yet come back at once; a batch being sent
     stops before its next message (the sender checks) and hands its rows back."""
     now = now or timezone.now()
@@ -232,7 +251,10 @@ def pause(*, campaign, reason="", now=None, acting_user=None):
     return campaign
 
 
-def resume(*, campaign, now=None, acting_user=None, reason="", dispatch_now=None):
+def resume(
+    *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None, reason: str = "",
+    dispatch_now: Callable[[], object] | None = None,
+) -> Campaign:
     """Continue where it stopped: unsent rows are claimed again, sent ones never.
 
     A campaign paused before it started is scheduled again (the dispatcher starts it when due).
@@ -250,7 +272,9 @@ def resume(*, campaign, now=None, acting_user=None, reason="", dispatch_now=None
     return campaign
 
 
-def cancel(*, campaign, now=None, acting_user=None, reason=""):
+def cancel(
+    *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None, reason: str = ""
+) -> Campaign:
     """Stop for good: unsent rows are cancelled; a batch in flight stops before its next message.
 
     Nothing is sent once this returns (claims read sending campaigns only). A large campaign's unsent
@@ -274,7 +298,7 @@ def cancel(*, campaign, now=None, acting_user=None, reason=""):
 COMPLETED_REASON = "no unsent emails left"
 
 
-def complete_finished(*, now, campaign_ids=None):
+def complete_finished(*, now: datetime, campaign_ids: Collection[int] | None = None) -> int:
     """Sending campaigns with no open rows become completed (all of them, or these); returns how many.
     Never one whose recipients are still being written (recipients_cursor set): it has more to come.
 
@@ -285,7 +309,8 @@ def complete_finished(*, now, campaign_ids=None):
     events are one statement (an UPDATE ... RETURNING id feeding the INSERT), so the common case,
     nothing completed, costs what the UPDATE alone does: no transaction to open around it.
     """
-    which, ids = "", []
+    which = ""
+    ids: list[int] = []
     if campaign_ids is not None:
         if not campaign_ids:
             return 0
@@ -305,14 +330,15 @@ def complete_finished(*, now, campaign_ids=None):
         INSERT INTO {CampaignEvent._meta.db_table} (campaign_id, at, from_status, to_status, acting_user_id, reason)
         SELECT id, %s, %s, %s, NULL, %s FROM completed
     """
-    params = [C.COMPLETED, now, now, C.SENDING, *ids, *ledger.OPEN_STATUSES,
+    params: list[str | int | datetime] = [C.COMPLETED, now, now, C.SENDING, *ids, *ledger.OPEN_STATUSES,
               now, C.SENDING, C.COMPLETED, COMPLETED_REASON]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        completed: int = cursor.rowcount
+        return completed
 
 
-def duplicate(*, campaign):
+def duplicate(*, campaign: Campaign) -> Campaign:
     """A new draft with the same message, account and audience (its lists and segments, or the resend's source
     and rule)."""
     with transaction.atomic():
@@ -323,7 +349,7 @@ def duplicate(*, campaign):
     return copy
 
 
-def _draft_with_the_message_of(campaign, **fields):
+def _draft_with_the_message_of(campaign: Campaign, **fields: object) -> Campaign:
     """A new draft with the campaign's owner, account, subject, bodies and tracking, and `fields`."""
     return Campaign.objects.create(
         owner=campaign.owner, smtp_account=campaign.smtp_account, subject=campaign.subject,
@@ -345,14 +371,19 @@ def resend_to_non_openers(*, campaign: Campaign) -> Campaign:
         raise LifecycleError(
             f"Only a completed campaign can be resent to its non-openers; this one is {_status_of(campaign)}."
         )
+    name_max = Campaign._meta.get_field("name").max_length
+    assert name_max is not None  # a CharField always has one
     return _draft_with_the_message_of(
         campaign,
-        name=campaign.name[:Campaign._meta.get_field("name").max_length - len(RESEND_SUFFIX)] + RESEND_SUFFIX,
+        name=campaign.name[:name_max - len(RESEND_SUFFIX)] + RESEND_SUFFIX,
         source_campaign=campaign, source_rule=Campaign.SourceRule.NOT_OPENED,
     )
 
 
-def retry_failed(*, campaign, email_ids=None, now=None, acting_user=None):
+def retry_failed(
+    *, campaign: Campaign, email_ids: list[int] | None = None, now: datetime | None = None,
+    acting_user: User | None = None,
+) -> int:
     """Failed emails (all, or those chosen) go back to pending; a finished campaign sends again."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -366,7 +397,9 @@ def retry_failed(*, campaign, email_ids=None, now=None, acting_user=None):
     return count
 
 
-def remove_pending(*, campaign, email_ids, now=None):
+def remove_pending(
+    *, campaign: Campaign, email_ids: list[int], now: datetime | None = None
+) -> tuple[int, int]:
     """Take recipients out before they are sent (pending or deferred rows only): (removed, in flight).
 
     Queued rows stay with the worker holding their batch, which may be sending one this very
@@ -374,12 +407,15 @@ def remove_pending(*, campaign, email_ids, now=None):
     the owner learns they go out with that batch.
     """
     now = now or timezone.now()
-    removed = ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)
+    # campaigns.ledger.cancel_open has no annotations.
+    removed: int = ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)  # type: ignore[no-untyped-call]
     in_flight = campaign.emails.filter(id__in=email_ids, status=ledger.S.QUEUED).count()
     return removed, in_flight
 
 
-def extend_to_new_contacts(*, campaign, now=None, acting_user=None):
+def extend_to_new_contacts(
+    *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None
+) -> int:
     """Add contacts that joined the campaign's lists since it started; nobody already in it is touched.
 
     Written as a start's recipients are, in chunks from the first contact (ON CONFLICT skips those
@@ -398,13 +434,16 @@ def extend_to_new_contacts(*, campaign, now=None, acting_user=None):
     return prepare_recipients(campaign_id=campaign.pk, now=now)
 
 
-def _reopen(*, campaign, now, acting_user, reason):
+def _reopen(*, campaign: Campaign, now: datetime, acting_user: User | None, reason: str) -> None:
     """A completed campaign with new unsent rows sends again (no-op for any other status)."""
     _move(campaign_id=campaign.pk, allowed=(C.COMPLETED,), to=C.SENDING, now=now, acting_user=acting_user,
           reason=reason, completed_at=None)
 
 
-def _move(*, campaign_id, allowed, to, now, acting_user, reason, **fields):
+def _move(
+    *, campaign_id: int, allowed: Collection[str], to: str, now: datetime, acting_user: User | None, reason: str,
+    **fields: object,
+) -> str | None:
     """The campaign's status from one of `allowed` to `to`, and its event, in one transaction.
 
     Returns the status it left, or None when it was in none of them. The row is locked while
@@ -412,7 +451,7 @@ def _move(*, campaign_id, allowed, to, now, acting_user, reason, **fields):
     """
     with transaction.atomic():
         current = Campaign.objects.select_for_update().filter(pk=campaign_id).values_list("status", flat=True).first()
-        if current not in allowed:
+        if current is None or current not in allowed:
             return None
         if not Campaign.objects.filter(pk=campaign_id, status=current).update(status=to, updated_at=now, **fields):
             return None
@@ -421,7 +460,10 @@ def _move(*, campaign_id, allowed, to, now, acting_user, reason, **fields):
     return current
 
 
-def _record_events(*, campaign_ids, from_status, to_status, now, acting_user, reason):
+def _record_events(
+    *, campaign_ids: Iterable[int], from_status: str, to_status: str, now: datetime, acting_user: User | None,
+    reason: str,
+) -> None:
     CampaignEvent.objects.bulk_create([
         CampaignEvent(campaign_id=campaign_id, at=now, from_status=from_status, to_status=to_status,
                       acting_user=acting_user, reason=reason)
@@ -429,6 +471,6 @@ def _record_events(*, campaign_ids, from_status, to_status, now, acting_user, re
     ])
 
 
-def _status_of(campaign):
+def _status_of(campaign: Campaign) -> str:
     return Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first() or "gone"
 

@@ -1,6 +1,7 @@
 """Reusable EmailTemplates: a new campaign from a template, a campaign saved as a template."""
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from accounts.models import User
 from campaigns.models import Campaign, EmailTemplate
@@ -29,7 +30,7 @@ def template_from_campaign(*, campaign: Campaign) -> EmailTemplate:
         )
 
 
-def _free_name(queryset, base):
+def _free_name(queryset: QuerySet[Campaign] | QuerySet[EmailTemplate], base: str) -> str:
     base = base[:180]
     taken = set(queryset.filter(name__startswith=base).values_list("name", flat=True))
     if base not in taken:

@@ -14,7 +14,7 @@ class ImportUploadForm(forms.Form):
         "One column must hold the addresses (Email, E-mail, Email Address…); Name or First Name + Last Name "
         "become the name; every other column becomes an attribute you can use in templates under its header."
     )
-    contact_list = forms.ModelChoiceField(queryset=None, required=False, label="Into the list",
+    contact_list = forms.ModelChoiceField(queryset=ContactList.objects.none(), required=False, label="Into the list",
                                           empty_label="— a new list, named below —")
     new_list_name = forms.CharField(max_length=200, required=False, label="New list name")
     encoding = forms.ChoiceField(choices=ENCODING_CHOICES, required=False, label="Encoding (CSV)",

@@ -6,14 +6,17 @@ resubscribes it, no retry sends to it, unless the person confirms their address 
 A contact keeps the first reason it was suppressed for (an unsubscribe after a bounce stays bounced).
 """
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from django.db import transaction
 
-from contacts.models import Contact
+from contacts.models import Contact, SubscriptionRequest
 from contacts.selectors import suppressed
 from contacts.signals import contacts_suppressed
 
 
-def suppress(*, contact_ids, status, now):
+def suppress(*, contact_ids: Iterable[int], status: str, now: datetime) -> int:
     """Suppress these contacts for `status` (bounced, unsubscribed or complained); returns how many changed.
 
     Their pending and deferred emails are cancelled even when they were suppressed already; rows a
@@ -21,25 +24,25 @@ def suppress(*, contact_ids, status, now):
     """
     if status not in Contact.SUPPRESSED_STATUSES:
         raise ValueError(f"{status!r} is not a suppressed status")
-    contact_ids = list(contact_ids)
-    if not contact_ids:
+    ids = list(contact_ids)
+    if not ids:
         return 0
     with transaction.atomic():
-        changed = Contact.objects.filter(pk__in=contact_ids, status=Contact.Status.SUBSCRIBED).update(
+        changed = Contact.objects.filter(pk__in=ids, status=Contact.Status.SUBSCRIBED).update(
             status=status, status_changed_at=now, updated_at=now
         )
-        contacts_suppressed.send(sender=Contact, contact_ids=contact_ids, now=now)
+        contacts_suppressed.send(sender=Contact, contact_ids=ids, now=now)
     return changed
 
 
-def suppress_if_erased(*, contact: Contact, now) -> None:
+def suppress_if_erased(*, contact: Contact, now: datetime) -> None:
     """A new contact whose address was erased while suppressed starts suppressed as it was (set before saving)."""
     reason = suppressed.erased_reason(owner=contact.owner, address=contact.email)
     if reason:
         contact.status, contact.status_changed_at = reason, now
 
 
-def resubscribe(*, subscription_request, now) -> bool:
+def resubscribe(*, subscription_request: SubscriptionRequest, now: datetime) -> bool:
     """Subscribe a suppressed contact again, the one way back: its owner's address confirmed by email.
 
     Only a confirmed SubscriptionRequest opens it (contacts.services.subscriptions.confirm), so no

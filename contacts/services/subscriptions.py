@@ -12,8 +12,9 @@ whether an address is a contact, suppressed, or was mailed lately.
 """
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import current_app
 from django.conf import settings
@@ -59,14 +60,14 @@ class Submission:
 @dataclass
 class Confirmation:
     request: SubscriptionRequest
-    contact: Contact
+    contact: Contact | None  # None when the link was confirmed before and its contact deleted since
     resubscribed: bool
     already_confirmed: bool
 
 
 def subscribe_request(
-    *, form: SubscriptionForm, email: str, name: str, attributes: dict, honeypot: str, ip: str, client_key: str,
-    now,
+    *, form: SubscriptionForm, email: str, name: str, attributes: Mapping[str, object], honeypot: str, ip: str,
+    client_key: str, now: datetime,
 ) -> Submission:
     """Handle one submission of `form` from the client at `ip`, whose submissions count under `client_key`
     (accounts.client_address.rate_limit_key). Raises ValidationError (the address), SubscriptionError (closed,
@@ -90,7 +91,7 @@ def subscribe_request(
     return answer
 
 
-def confirm(*, token: str, now) -> Confirmation:
+def confirm(*, token: str, now: datetime) -> Confirmation:
     """Open a confirmation link: subscribe its address to the form's list; the same link again changes nothing.
 
     Raises SubscriptionError for a forged, expired or unknown link."""
@@ -113,7 +114,7 @@ def confirm(*, token: str, now) -> Confirmation:
     return Confirmation(request=request, contact=contact, resubscribed=resubscribed, already_confirmed=False)
 
 
-def _subscribed_as_new_contact(*, request, now) -> bool:
+def _subscribed_as_new_contact(*, request: SubscriptionRequest, now: datetime) -> bool:
     """Single opt-in: create the address's contact and subscribe it. False, with nothing written, when the
     owner has a contact with this address already: changing it takes the address's own confirmation."""
     with transaction.atomic():
@@ -125,7 +126,7 @@ def _subscribed_as_new_contact(*, request, now) -> bool:
     return True
 
 
-def _new_contact(*, owner_id, address):
+def _new_contact(*, owner_id: int, address: str) -> Contact | None:
     """A contact created for `address`, or None if the owner has one (the unique constraint decides a race)."""
     if Contact.objects.filter(owner_id=owner_id, email=address).exists():
         return None
@@ -136,7 +137,7 @@ def _new_contact(*, owner_id, address):
         return None
 
 
-def _mail_confirmation(*, request, now):
+def _mail_confirmation(*, request: SubscriptionRequest, now: datetime) -> None:
     """Record the request and queue its email, unless this address was mailed within the hour (for this owner)."""
     interval = settings.SUBSCRIPTION_MAIL_INTERVAL
     key = _mailed_key(owner_id=request.form.owner_id, address=request.email)
@@ -152,7 +153,7 @@ def _mail_confirmation(*, request, now):
     transaction.on_commit(lambda: _queue_confirmation(request=request))
 
 
-def send_confirmation(*, request_id) -> None:
+def send_confirmation(*, request_id: int) -> None:
     """Mail the confirmation link of a recorded request (the task's work). A link the server refused or
     could not take is logged for the operator and the request forgotten, so that a retry may mail at once."""
     request = (
@@ -169,7 +170,7 @@ def send_confirmation(*, request_id) -> None:
         _forget_mailing(request=request)
 
 
-def _queue_confirmation(*, request):
+def _queue_confirmation(*, request: SubscriptionRequest) -> None:
     try:
         current_app.tasks[CONFIRMATION_TASK].delay(request.pk)
     except BrokerUnavailable:
@@ -177,13 +178,15 @@ def _queue_confirmation(*, request):
         _forget_mailing(request=request)
 
 
-def _forget_mailing(*, request):
+def _forget_mailing(*, request: SubscriptionRequest) -> None:
     """Nothing went out: the request goes, and the address may be mailed again at once."""
     request.delete()
     cache.delete(_mailed_key(owner_id=request.form.owner_id, address=request.email))
 
 
-def _subscribe(*, request, now, contact=None):
+def _subscribe(
+    *, request: SubscriptionRequest, now: datetime, contact: Contact | None = None
+) -> tuple[Contact, bool]:
     """The contact for the request's address, on the list, subscribed, its consent recorded."""
     form = request.form
     contact = contact or _contact_for(owner_id=form.owner_id, address=request.email)
@@ -208,7 +211,7 @@ def _subscribe(*, request, now, contact=None):
     return contact, resubscribed
 
 
-def _contact_for(*, owner_id, address):
+def _contact_for(*, owner_id: int, address: str) -> Contact:
     contact = Contact.objects.filter(owner_id=owner_id, email=address).first()
     if contact is not None:
         return contact
@@ -220,7 +223,7 @@ def _contact_for(*, owner_id, address):
         return Contact.objects.get(owner_id=owner_id, email=address)
 
 
-def _picked_attributes(form, attributes):
+def _picked_attributes(form: SubscriptionForm, attributes: Mapping[str, object]) -> dict[str, str]:
     """Only the attributes the form asks for, trimmed; blank answers left out."""
     picked = {}
     for field_name in form.attributes_asked:
@@ -230,7 +233,7 @@ def _picked_attributes(form, attributes):
     return picked
 
 
-def _count_against_limits(*, form, client_key):
+def _count_against_limits(*, form: SubscriptionForm, client_key: str) -> None:
     window = settings.SUBSCRIBE_RATE_WINDOW
     # Per form: a client busy on one marketer's form is not held back on another's. Hashed: no address is
     # kept, not even in the cache.
@@ -241,7 +244,7 @@ def _count_against_limits(*, form, client_key):
         raise RateLimited("This form is taking too many sign-ups right now. Please try again later.")
 
 
-def _mailed_key(*, owner_id, address):
+def _mailed_key(*, owner_id: int, address: str) -> str:
     # Per owner: one marketer's form must not reveal that another's mailed this address.
     digest = salted_hmac("contacts.subscriptions.mailed", address, algorithm="sha256").hexdigest()
     return f"subscribe:mailed:{owner_id}:{digest}"

@@ -19,8 +19,8 @@ class PublicSubscribeForm(forms.Form):
     email = ContactEmailFormField(label="Email address", max_length=254)
     name = forms.CharField(label="Name", max_length=200, required=False)
 
-    def __init__(self, *args, subscription_form: SubscriptionForm, **kwargs):
-        super().__init__(*args, label_suffix="", **kwargs)
+    def __init__(self, data=None, *, subscription_form: SubscriptionForm, **kwargs):
+        super().__init__(data, label_suffix="", **kwargs)
         self.subscription_form = subscription_form
         for attribute in subscription_form.attributes_asked:
             self.fields[attribute_field_name(attribute)] = forms.CharField(label=attribute, max_length=200,

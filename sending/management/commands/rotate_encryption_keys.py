@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from sending import crypto, services
@@ -9,7 +11,7 @@ class Command(BaseCommand):
         "Put the new key first, keep the old ones after it, run this, then drop the old keys."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             count = services.rotate_encryption_keys()
         except crypto.DecryptionError as exc:

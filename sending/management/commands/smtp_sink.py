@@ -1,7 +1,9 @@
 import logging
 import signal
 import threading
+from argparse import ArgumentParser
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from django.conf import settings
@@ -13,12 +15,12 @@ from sending.sink import SinkHandler
 class Command(BaseCommand):
     help = "A development SMTP server: stores every message it receives as an .eml file and prints one line each."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=1025)
         parser.add_argument("--dir", default=str(settings.SMTP_SINK_DIR), help="Where the .eml files go.")
 
-    def handle(self, *args, host, port, dir, **options):
+    def handle(self, *args: Any, host: str, port: int, dir: str, **options: Any) -> None:
         # aiosmtpd logs every SMTP command at INFO; one line per message is what we want.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
         folder = Path(dir)
@@ -35,7 +37,7 @@ class Command(BaseCommand):
         finally:
             controller.stop()
 
-    def _say(self, line):
+    def _say(self, line: str) -> None:
         # Under honcho (Procfile) stdout is a pipe, which Python block-buffers:
         # without a flush the lines would show up only when the buffer fills or the sink stops.
         self.stdout.write(line)
