@@ -50,8 +50,15 @@ class AwaitingApprovalFilter(admin.SimpleListFilter):
 @admin.register(User)
 class UserAdmin(SuperuserOnlyAdminMixin, DjangoUserAdmin):
     list_display = (
-        "username", "email", "organization", "timezone", "email_confirmed_at", "approved_at",
-        "access_expires_at", "is_active", "is_superuser",
+        "username",
+        "email",
+        "organization",
+        "timezone",
+        "email_confirmed_at",
+        "approved_at",
+        "access_expires_at",
+        "is_active",
+        "is_superuser",
     )
     list_filter = (AwaitingApprovalFilter, "is_active", "is_superuser", "groups")
     search_fields = ("username", "email", "organization")
@@ -78,14 +85,29 @@ def _lock_down_system_admins():
     from axes.models import AccessAttempt, AccessFailureLog, AccessLog
     from django.contrib.auth.models import Group
     from django_celery_beat import admin as beat_admin  # noqa: F401  (registers its admins)
+    from django_celery_beat.models import (
+        ClockedSchedule,
+        CrontabSchedule,
+        IntervalSchedule,
+        PeriodicTask,
+        SolarSchedule,
+    )
     from django_celery_results import admin as results_admin  # noqa: F401
-
-    from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
     from django_celery_results.models import ChordCounter, GroupResult, TaskResult
 
     for model in (
-        Group, PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule,
-        TaskResult, GroupResult, ChordCounter, AccessAttempt, AccessLog, AccessFailureLog,
+        Group,
+        PeriodicTask,
+        IntervalSchedule,
+        CrontabSchedule,
+        SolarSchedule,
+        ClockedSchedule,
+        TaskResult,
+        GroupResult,
+        ChordCounter,
+        AccessAttempt,
+        AccessLog,
+        AccessFailureLog,
     ):
         if admin.site.is_registered(model):
             model_admin = admin.site._registry[model]

@@ -71,8 +71,14 @@ def create_marketer(
 
 
 def sign_up(
-    *, username: str, email: str, password: str, organization: str = "", timezone_name: str | None = None,
-    client_key: str, now: datetime,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    organization: str = "",
+    timezone_name: str | None = None,
+    client_key: str,
+    now: datetime,
 ) -> None:
     """A sign-up from the public form. Whatever is taken, the person is told the same ("check your
     inbox") and the address typed gets one email:
@@ -98,7 +104,10 @@ def sign_up(
             if User.objects.filter(username__iexact=username).exists():
                 raise UsernameTaken
             user = register(
-                username=username, email=email, encoded_password=encoded_password, organization=organization,
+                username=username,
+                email=email,
+                encoded_password=encoded_password,
+                organization=organization,
                 timezone_name=timezone_name,
             )
     except (UsernameTaken, IntegrityError):  # IntegrityError: the same username signed up at the same moment
@@ -108,7 +117,12 @@ def sign_up(
 
 
 def register(
-    *, username: str, email: str, encoded_password: str, organization: str = "", timezone_name: str | None = None,
+    *,
+    username: str,
+    email: str,
+    encoded_password: str,
+    organization: str = "",
+    timezone_name: str | None = None,
 ) -> User:
     """Self-service sign-up's account: it exists but cannot log in until confirmed and approved."""
     user = User(
@@ -199,7 +213,9 @@ def confirm_email(*, token: str) -> User:
 
 
 def _notify_superusers_of_pending(*, user):
-    admins = list(User.objects.filter(is_superuser=True, is_active=True).exclude(email="").values_list("email", flat=True))
+    admins = list(
+        User.objects.filter(is_superuser=True, is_active=True).exclude(email="").values_list("email", flat=True)
+    )
     if admins:
         url = settings.SITE_URL + reverse("admin:accounts_user_change", args=[user.pk])
         send_mail(

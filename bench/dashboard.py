@@ -49,18 +49,33 @@ def fill(*, emails, marketers, campaigns):
     per_owner = campaigns // marketers
     for m in range(marketers):
         owner = create_marketer(username=f"bench{m}", email=f"bench{m}@example.com", password="x-bench-password-1")
-        account = SmtpAccount.objects.create(owner=owner, name="main", host="127.0.0.1", port=2525,
-                                             security="none", from_email=f"bench{m}@example.com", max_per_minute=600)
+        account = SmtpAccount.objects.create(
+            owner=owner,
+            name="main",
+            host="127.0.0.1",
+            port=2525,
+            security="none",
+            from_email=f"bench{m}@example.com",
+            max_per_minute=600,
+        )
         Campaign.objects.bulk_create(
-            Campaign(owner=owner, name=f"Campaign {m}-{c}", smtp_account=account, subject="Hello",
-                     body_html="<p>Hello</p>", status="sending" if c == 0 else "completed")
+            Campaign(
+                owner=owner,
+                name=f"Campaign {m}-{c}",
+                smtp_account=account,
+                subject="Hello",
+                body_html="<p>Hello</p>",
+                status="sending" if c == 0 else "completed",
+            )
             for c in range(per_owner)
         )
         owners.append(owner)
     ids = list(Campaign.objects.order_by("id").values_list("id", flat=True))
     with connection.cursor() as cur:
-        cur.execute("UPDATE campaigns_campaign SET started_at = now() - interval '9 days', "
-                    "completed_at = CASE WHEN status = 'completed' THEN now() - interval '1 day' END")
+        cur.execute(
+            "UPDATE campaigns_campaign SET started_at = now() - interval '9 days', "
+            "completed_at = CASE WHEN status = 'completed' THEN now() - interval '1 day' END"
+        )
         t_insert = time.perf_counter()
         # One statement: the tally triggers (campaigns.tallies) fire once, over all its rows.
         # Rows go to the campaigns in blocks of 100 (each block every status); status, times, tracking follow from i.
@@ -94,8 +109,10 @@ def fill(*, emails, marketers, campaigns):
             [emails, ids, len(ids)],
         )
         insert_seconds = time.perf_counter() - t_insert
-        cur.execute("INSERT INTO tracking_link (campaign_id, url, created_at) "
-                    "SELECT id, 'https://example.com/p/' || k, now() FROM campaigns_campaign, generate_series(1, 5) k")
+        cur.execute(
+            "INSERT INTO tracking_link (campaign_id, url, created_at) "
+            "SELECT id, 'https://example.com/p/' || k, now() FROM campaigns_campaign, generate_series(1, 5) k"
+        )
         cur.execute(
             """
             INSERT INTO tracking_event (email_id, campaign_id, kind, at, link_id, user_agent, is_machine)
@@ -124,8 +141,11 @@ def check_and_time_recount():
 
     def snapshot():
         return (
-            set(CampaignTally.objects.exclude(n=0).values_list("campaign_id", "status", "failure_class", "n", "opened",
-                                                                "machine_only", "clicked", "unsubscribed")),
+            set(
+                CampaignTally.objects.exclude(n=0).values_list(
+                    "campaign_id", "status", "failure_class", "n", "opened", "machine_only", "clicked", "unsubscribed"
+                )
+            ),
             set(CampaignHourTally.objects.values_list("campaign_id", "hour", *tallies.HOUR_FIGURES)),
         )
 
@@ -161,24 +181,30 @@ def trigger_overhead(*, statements, rounds):
     def server(ids):
         with connection.cursor() as cur:
             t = time.perf_counter()
-            cur.execute("DO $$ DECLARE i bigint; BEGIN FOREACH i IN ARRAY '{%s}'::bigint[] LOOP "
-                        "UPDATE campaigns_email SET status = 'sent', sent_at = now() WHERE id = i; END LOOP; END $$"
-                        % ",".join(str(int(i)) for i in ids))
+            cur.execute(
+                "DO $$ DECLARE i bigint; BEGIN FOREACH i IN ARRAY '{%s}'::bigint[] LOOP "
+                "UPDATE campaigns_email SET status = 'sent', sent_at = now() WHERE id = i; END LOOP; END $$"
+                % ",".join(str(int(i)) for i in ids)
+            )
             return (time.perf_counter() - t) / len(ids) * 1e6
 
     ways = {"client, autocommit": client, "server, PL/pgSQL loop": server}
     with connection.cursor() as cur:
         cur.execute("SET synchronous_commit TO off")
-        cur.execute("SELECT id FROM campaigns_email WHERE status = 'pending' ORDER BY random() LIMIT %s",
-                    [statements * rounds * 2 * len(ways)])
+        cur.execute(
+            "SELECT id FROM campaigns_email WHERE status = 'pending' ORDER BY random() LIMIT %s",
+            [statements * rounds * 2 * len(ways)],
+        )
         pending = [row[0] for row in cur.fetchall()]
     results = {way: {"with": [], "without": []} for way in ways}
     try:
         for r in range(rounds):
             for mode in ("with", "without") if r % 2 == 0 else ("without", "with"):
                 with connection.cursor() as cur:
-                    cur.execute(f"ALTER TABLE campaigns_email {'ENABLE' if mode == 'with' else 'DISABLE'} "
-                                "TRIGGER campaigns_email_tally_update")
+                    cur.execute(
+                        f"ALTER TABLE campaigns_email {'ENABLE' if mode == 'with' else 'DISABLE'} "
+                        "TRIGGER campaigns_email_tally_update"
+                    )
                 for way, run in ways.items():
                     ids, pending = pending[:statements], pending[statements:]
                     results[way][mode].append(run(ids))
@@ -209,8 +235,12 @@ def main():
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of every statement")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument("--overhead-statements", type=int, default=2000,
-                        help="single-row UPDATEs per round of the trigger overhead measurement (0: skip it)")
+    parser.add_argument(
+        "--overhead-statements",
+        type=int,
+        default=2000,
+        help="single-row UPDATEs per round of the trigger overhead measurement (0: skip it)",
+    )
     parser.add_argument("--overhead-rounds", type=int, default=4)
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
@@ -227,13 +257,18 @@ def main():
         from campaigns.models import Campaign
 
         t0 = time.perf_counter()
-        owners, ids, events, insert_seconds, recount = fill(emails=args.emails, marketers=args.marketers,
-                                                            campaigns=args.campaigns)
-        print(f"filled {args.emails:,} emails, {len(ids)} campaigns, {len(owners)} marketers, {events:,} events "
-              f"in {time.perf_counter() - t0:.0f} s (the emails' INSERT with its tally triggers {insert_seconds:.1f} s)")
+        owners, ids, events, insert_seconds, recount = fill(
+            emails=args.emails, marketers=args.marketers, campaigns=args.campaigns
+        )
+        print(
+            f"filled {args.emails:,} emails, {len(ids)} campaigns, {len(owners)} marketers, {events:,} events "
+            f"in {time.perf_counter() - t0:.0f} s (the emails' INSERT with its tally triggers {insert_seconds:.1f} s)"
+        )
         recount_seconds, tally_rows, hour_rows = recount
-        print(f"tallies: {tally_rows:,} rows by status, {hour_rows:,} hour rows; equal to a recount, "
-              f"which takes {recount_seconds:.1f} s")
+        print(
+            f"tallies: {tally_rows:,} rows by status, {hour_rows:,} hour rows; equal to a recount, "
+            f"which takes {recount_seconds:.1f} s"
+        )
         owner = owners[len(owners) // 2]
         campaign = Campaign.objects.filter(owner=owner, status="sending").first()
         root = User.objects.create_superuser("benchroot", "root@example.com", "x-bench-password-1")
@@ -264,9 +299,11 @@ def main():
                 median, p95 = timed(reference, args.runs)
                 ref_p95, statements = p95, 1
             else:
+
                 def call(client=client, url=url):
                     response = client.get(url)
                     assert response.status_code == 200, response.status_code
+
                 captured = []
 
                 def record(execute, sql, params, many, context):
@@ -286,13 +323,18 @@ def main():
             print(f"{label:52} {median:10.1f} {p95:8.1f} {p95 / ref_p95:8.1f} {statements:4}")
         if args.overhead_statements:
             results = trigger_overhead(statements=args.overhead_statements, rounds=args.overhead_rounds)
-            print(f"\nsingle-row UPDATE ... SET status = 'sent', sent_at = now(), {args.overhead_statements:,} per round, "
-                  f"{args.overhead_rounds} rounds each way, median of the rounds (us per statement):")
+            print(
+                f"\nsingle-row UPDATE ... SET status = 'sent', sent_at = now(), "
+                f"{args.overhead_statements:,} per round, "
+                f"{args.overhead_rounds} rounds each way, median of the rounds (us per statement):"
+            )
             for way, modes in results.items():
                 with_us, without_us = statistics.median(modes["with"]), statistics.median(modes["without"])
-                print(f"  {way:22} with the tally triggers {with_us:5.0f}, without {without_us:5.0f}: "
-                      f"+{with_us - without_us:.0f} us (rounds with: {', '.join(f'{x:.0f}' for x in modes['with'])}; "
-                      f"without: {', '.join(f'{x:.0f}' for x in modes['without'])})")
+                print(
+                    f"  {way:22} with the tally triggers {with_us:5.0f}, without {without_us:5.0f}: "
+                    f"+{with_us - without_us:.0f} us (rounds with: {', '.join(f'{x:.0f}' for x in modes['with'])}; "
+                    f"without: {', '.join(f'{x:.0f}' for x in modes['without'])})"
+                )
     finally:
         from django.db import connections
 

@@ -41,8 +41,8 @@ UNLIMITED = 10**8
 def send_now(campaign):
     """What the admin action "Send selected now" does; on code from before the tick at once
     (send_now without `dispatch_now`), only the start."""
-    from delivery import tasks
     from campaigns.services import lifecycle
+    from delivery import tasks
 
     if "dispatch_now" in inspect.signature(lifecycle.send_now).parameters:
         lifecycle.send_now(campaign=campaign, dispatch_now=tasks.dispatch_now)
@@ -58,6 +58,7 @@ class BeatLikeTicks:
 
     def due(self):
         from delivery import tasks
+
         while time.monotonic() >= self.next_at:
             tasks.dispatch.delay()
             self.next_at += TICK_SECONDS
@@ -66,8 +67,11 @@ class BeatLikeTicks:
 def completed_at(campaign):
     from campaigns.models import Campaign
 
-    return (Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.COMPLETED)
-            .values_list("completed_at", flat=True).first())
+    return (
+        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.COMPLETED)
+        .values_list("completed_at", flat=True)
+        .first()
+    )
 
 
 def sent_span(campaign, since):
@@ -75,8 +79,9 @@ def sent_span(campaign, since):
 
     from campaigns.models import Email
 
-    first, last = Email.objects.filter(campaign=campaign, status="sent").aggregate(
-        Min("sent_at"), Max("sent_at")).values()
+    first, last = (
+        Email.objects.filter(campaign=campaign, status="sent").aggregate(Min("sent_at"), Max("sent_at")).values()
+    )
     return (first - since).total_seconds(), (last - since).total_seconds()
 
 
@@ -110,8 +115,10 @@ def run(alice, *, bob=None, bob_after=None, timeout, profile=False):
             seconds = (alice_done - alice_sent_now).total_seconds()
             rate = alice.emails.count() / seconds
             first, last = sent_span(alice, alice_sent_now)
-            print(f"  Alice: first message {first:.2f} s after 'send now', last {last:.2f} s, "
-                  f"completed {seconds:.2f} s: {rate:,.0f}/s")
+            print(
+                f"  Alice: first message {first:.2f} s after 'send now', last {last:.2f} s, "
+                f"completed {seconds:.2f} s: {rate:,.0f}/s"
+            )
             if profile:
                 print(f"  Alice's messages a second: {per_second(alice, alice_sent_now)}")
             if bob is not None and alice_done < bob_sent_now:
@@ -119,8 +126,10 @@ def run(alice, *, bob=None, bob_after=None, timeout, profile=False):
             bob_times = None
             if bob is not None:
                 bob_times = sent_span(bob, bob_sent_now)
-                print(f"  Bob (send now {(bob_sent_now - alice_sent_now).total_seconds():.1f} s into Alice's): "
-                      f"first message {bob_times[0]:.2f} s after 'send now', last {bob_times[1]:.2f} s")
+                print(
+                    f"  Bob (send now {(bob_sent_now - alice_sent_now).total_seconds():.1f} s into Alice's): "
+                    f"first message {bob_times[0]:.2f} s after 'send now', last {bob_times[1]:.2f} s"
+                )
             return rate, bob_times
         time.sleep(0.1)
     raise SystemExit(f"not completed within {timeout} s")
@@ -129,8 +138,12 @@ def run(alice, *, bob=None, bob_after=None, timeout, profile=False):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=100000, help="Alice's recipients")
-    parser.add_argument("--bob-after", type=float, default=20.5,
-                        help="seconds after Alice's send-now that Bob sends now (ticks at 0, 10, 20 s ...)")
+    parser.add_argument(
+        "--bob-after",
+        type=float,
+        default=20.5,
+        help="seconds after Alice's send-now that Bob sends now (ticks at 0, 10, 20 s ...)",
+    )
     parser.add_argument("--profile", action="store_true", help="print Alice's messages a second")
     parser.add_argument("--label", default="", help="a name for the code measured, printed in the table")
     args = parser.parse_args()
@@ -157,8 +170,10 @@ def main():
     timeout = args.messages / 300 + 120
     try:
         throughput.wait_until_ready(workers, env)
-        print(f"{args.label or 'this code'}: Alice {args.messages:,} recipients, Bob 10; "
-              f"2 worker processes, ticks every {TICK_SECONDS} s; load {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.label or 'this code'}: Alice {args.messages:,} recipients, Bob 10; "
+            f"2 worker processes, ticks every {TICK_SECONDS} s; load {os.getloadavg()[0]:.1f}"
+        )
         # Not counted: a worker's first batches (connections, imports, caches) were the slowest of all.
         run(throughput.make_campaign(2000, max_per_minute=UNLIMITED, name="warmup-campaign"), timeout=timeout)
         alone = throughput.make_campaign(args.messages, max_per_minute=UNLIMITED, name="alice-alone")
@@ -169,15 +184,20 @@ def main():
         bob = throughput.make_campaign(10, max_per_minute=UNLIMITED, name="bob")
         throughput.vacuum_analyze()
         print("run B: Alice, and Bob's 10")
-        rate_b, (bob_first, bob_last) = run(alice, bob=bob, bob_after=args.bob_after, timeout=timeout,
-                                             profile=args.profile)
+        rate_b, (bob_first, bob_last) = run(
+            alice, bob=bob, bob_after=args.bob_after, timeout=timeout, profile=args.profile
+        )
         print()
         print("| code | Alice alone (A) | Alice beside Bob (B) | B / A | Bob's first | Bob's last |")
         print("|---|---|---|---|---|---|")
-        print(f"| {args.label or 'this code'} | {rate_a:,.0f}/s | {rate_b:,.0f}/s | {rate_b / rate_a:.2f} | "
-              f"{bob_first:.1f} s | {bob_last:.1f} s |")
-        print(f"ratio Alice B/A: {rate_b / rate_a:.2f} (goal >= 0.9); Bob's first {bob_first:.1f} s (goal <= 15), "
-              f"last {bob_last:.1f} s (goal <= 30); load {os.getloadavg()[0]:.1f}")
+        print(
+            f"| {args.label or 'this code'} | {rate_a:,.0f}/s | {rate_b:,.0f}/s | {rate_b / rate_a:.2f} | "
+            f"{bob_first:.1f} s | {bob_last:.1f} s |"
+        )
+        print(
+            f"ratio Alice B/A: {rate_b / rate_a:.2f} (goal >= 0.9); Bob's first {bob_first:.1f} s (goal <= 15), "
+            f"last {bob_last:.1f} s (goal <= 30); load {os.getloadavg()[0]:.1f}"
+        )
     finally:
         os.killpg(workers.pid, signal.SIGTERM)
         workers.wait(timeout=30)

@@ -120,8 +120,9 @@ def run(args, csv_path):
 
     # 1. reference: COPY into a bare table
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE bench_copy (email text, first_name text, last_name text, company text, "
-                       "city text, plan text)")
+        cursor.execute(
+            "CREATE TABLE bench_copy (email text, first_name text, last_name text, company text, city text, plan text)"
+        )
     raw = connection.connection
     t = time.perf_counter()
     with raw.cursor() as cursor, open(csv_path, "rb") as fh:
@@ -139,14 +140,33 @@ def run(args, csv_path):
     # nothing written), which separates the per-row Python work from the writes; then the import.
     rss_before = peak_rss_mb()
     t = time.perf_counter()
-    call_command("import_contacts", str(csv_path), "--owner", "bench", "--list", "Bench", "--no-progress",
-                 "--dry-run", stdout=io.StringIO(), stderr=io.StringIO())
+    call_command(
+        "import_contacts",
+        str(csv_path),
+        "--owner",
+        "bench",
+        "--list",
+        "Bench",
+        "--no-progress",
+        "--dry-run",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
     dry_run_seconds = time.perf_counter() - t
     print(f"import_contacts --dry-run (no writes): {dry_run_seconds:.2f}s")
     out = io.StringIO()
     t = time.perf_counter()
-    call_command("import_contacts", str(csv_path), "--owner", "bench", "--list", "Bench", "--no-progress",
-                 stdout=out, stderr=io.StringIO())
+    call_command(
+        "import_contacts",
+        str(csv_path),
+        "--owner",
+        "bench",
+        "--list",
+        "Bench",
+        "--no-progress",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
     command_seconds = time.perf_counter() - t
     print(f"import_contacts: {command_seconds:.2f}s (peak RSS {peak_rss_mb():.0f} MB, was {rss_before:.0f} MB)")
     print("  " + out.getvalue().strip().replace("\n", "\n  ").split("\n  Rejected rows")[0])
@@ -168,17 +188,23 @@ def run(args, csv_path):
     confirm_seconds = time.perf_counter() - t
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE, (job.status, job.notes)
-    print(f"admin: upload + preview {preview_seconds:.2f}s, confirm + import (Celery task, eager) "
-          f"{confirm_seconds:.2f}s, total {preview_seconds + confirm_seconds:.2f}s; "
-          f"peak RSS of the process {peak_rss_mb():.0f} MB")
-    print(f"  created {job.created_count:,}, merged {job.merged_count:,}, rejected {job.rejected_count:,}, "
-          f"kept out {job.suppressed_count:,}")
+    print(
+        f"admin: upload + preview {preview_seconds:.2f}s, confirm + import (Celery task, eager) "
+        f"{confirm_seconds:.2f}s, total {preview_seconds + confirm_seconds:.2f}s; "
+        f"peak RSS of the process {peak_rss_mb():.0f} MB"
+    )
+    print(
+        f"  created {job.created_count:,}, merged {job.merged_count:,}, rejected {job.rejected_count:,}, "
+        f"kept out {job.suppressed_count:,}"
+    )
 
     print()
-    print(f"rows {args.rows:,}: COPY {copy_seconds:.2f}s, import_contacts {command_seconds:.2f}s "
-          f"(dry run {dry_run_seconds:.2f}s, so writes ~{command_seconds - dry_run_seconds:.2f}s), "
-          f"ratio {command_seconds / copy_seconds:.1f}x COPY; "
-          f"{args.rows / command_seconds:,.0f} rows/s; goal < 10 s: {'met' if command_seconds < 10 else 'NOT met'}")
+    print(
+        f"rows {args.rows:,}: COPY {copy_seconds:.2f}s, import_contacts {command_seconds:.2f}s "
+        f"(dry run {dry_run_seconds:.2f}s, so writes ~{command_seconds - dry_run_seconds:.2f}s), "
+        f"ratio {command_seconds / copy_seconds:.1f}x COPY; "
+        f"{args.rows / command_seconds:,.0f} rows/s; goal < 10 s: {'met' if command_seconds < 10 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

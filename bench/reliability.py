@@ -79,9 +79,25 @@ class Workers:
     def start(self, slot):
         log = open(self.log_dir / f"worker{slot}.log", "a")
         self.procs[slot] = subprocess.Popen(
-            [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "--concurrency", "1", "--pool", "prefork",
-             "-n", f"reliability{slot}@%h", "-l", "WARNING"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(ROOT / ".venv/bin/celery"),
+                "-A",
+                "config",
+                "worker",
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "-n",
+                f"reliability{slot}@%h",
+                "-l",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def kill_and_restart(self, slot):
@@ -117,14 +133,15 @@ def main():
     throughput.recreate_database(db_name)
     var_dir = Path(tempfile.mkdtemp())
     os.environ.update(
-        VAR_DIR=str(var_dir), SMTP_ALLOW_PRIVATE_HOSTS="1",
+        VAR_DIR=str(var_dir),
+        SMTP_ALLOW_PRIVATE_HOSTS="1",
         # Short ladder and lease so the run ends in minutes; the logic is the production one.
-        EMAIL_RETRY_LADDER="2,4,8", EMAIL_LEASE_SECONDS="15",
+        EMAIL_RETRY_LADDER="2,4,8",
+        EMAIL_LEASE_SECONDS="15",
     )
     throughput.setup_django(db_name)
-    from django.conf import settings
-
     import redis
+    from django.conf import settings
 
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     logging.getLogger("mail.log").setLevel(logging.WARNING)
@@ -138,10 +155,9 @@ def main():
     workers.start(0)
     workers.start(1)
 
-    from delivery import tasks
-    from delivery import dispatcher
     from campaigns.models import Campaign, Email
     from campaigns.services import lifecycle
+    from delivery import dispatcher, tasks
 
     lifecycle.send_now(campaign=campaign)
     start = time.monotonic()
@@ -181,8 +197,10 @@ def main():
     print(f"elapsed: {elapsed:.0f} s")
     ok = not lost and not stuck and duplicates <= workers.kills
     if ok and workers.kills < args.min_kills:
-        print(f"verdict: INCONCLUSIVE (only {workers.kills} kills before the campaign completed, fewer than "
-              f"--min-kills {args.min_kills}: send more recipients or kill more often)")
+        print(
+            f"verdict: INCONCLUSIVE (only {workers.kills} kills before the campaign completed, fewer than "
+            f"--min-kills {args.min_kills}: send more recipients or kill more often)"
+        )
         sys.exit(2)
     print("verdict:", "OK" if ok else "FAILED")
     sys.exit(0 if ok else 1)

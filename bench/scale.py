@@ -43,7 +43,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.throughput import (  # noqa: E402
-    database_url_for, recreate_database, setup_django, start_sink, start_workers, wait_until_ready, SINK_PORT,
+    SINK_PORT,
+    database_url_for,
+    recreate_database,
+    setup_django,
+    start_sink,
+    start_workers,
+    wait_until_ready,
 )
 
 OTHER_RECIPIENTS = 2000
@@ -109,8 +115,20 @@ def run_import(csv_path, env, log_path):
     started = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/python"), "manage.py", "import_contacts", str(csv_path), "--owner", "scale",
-             "--list", "Readers"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(ROOT / ".venv/bin/python"),
+                "manage.py",
+                "import_contacts",
+                str(csv_path),
+                "--owner",
+                "scale",
+                "--list",
+                "Readers",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
@@ -177,8 +195,15 @@ class JsonWatch:
     def __init__(self, owner, campaign_id, env, *, every=2.0, samples=0):
         self.out = Path(tempfile.mkstemp(suffix=".jsonl")[1])
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--watch-json", f"{owner.pk},{campaign_id},{every},{samples}",
-             "--json", str(self.out)], env=env,
+            [
+                sys.executable,
+                __file__,
+                "--watch-json",
+                f"{owner.pk},{campaign_id},{every},{samples}",
+                "--json",
+                str(self.out),
+            ],
+            env=env,
         )
 
     def stop(self):
@@ -268,8 +293,17 @@ def make_account(owner, name, per_minute):
     from sending.models import SmtpAccount
 
     return SmtpAccount.objects.create(
-        owner=owner, name=name, host="127.0.0.1", port=SINK_PORT, security="none", from_email=f"{name}@example.com",
-        from_name=name, max_per_minute=per_minute, max_per_hour=10**9, max_per_day=10**9, batch_size=50,
+        owner=owner,
+        name=name,
+        host="127.0.0.1",
+        port=SINK_PORT,
+        security="none",
+        from_email=f"{name}@example.com",
+        from_name=name,
+        max_per_minute=per_minute,
+        max_per_hour=10**9,
+        max_per_day=10**9,
+        batch_size=50,
     )
 
 
@@ -277,8 +311,13 @@ def make_campaign(owner, account, contact_list, name):
     from campaigns.models import Campaign
 
     campaign = Campaign.objects.create(
-        owner=owner, name=name, smtp_account=account, subject="Hello {{ name }}",
-        body_html="<p>Hello {{ name }}, news from us.</p>", track_opens=False, track_clicks=False,
+        owner=owner,
+        name=name,
+        smtp_account=account,
+        subject="Hello {{ name }}",
+        body_html="<p>Hello {{ name }}, news from us.</p>",
+        track_opens=False,
+        track_clicks=False,
     )
     campaign.lists.add(contact_list)
     return campaign
@@ -309,8 +348,11 @@ def sent_at_rank(campaign_id, rank):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT sent_at FROM campaigns_email WHERE campaign_id = %s AND status = 'sent' "
-                       "ORDER BY sent_at OFFSET %s LIMIT 1", [campaign_id, rank])
+        cursor.execute(
+            "SELECT sent_at FROM campaigns_email WHERE campaign_id = %s AND status = 'sent' "
+            "ORDER BY sent_at OFFSET %s LIMIT 1",
+            [campaign_id, rank],
+        )
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -326,10 +368,9 @@ def send(campaigns, *, stop_when, watch_url, json_campaign, vacuum_every, timeou
     what was seen: scheduled_at, tick times (preparing or not), prepared_at, transaction and JSON watches."""
     from django.utils import timezone
 
-    from delivery import tasks
-    from delivery import dispatcher
     from campaigns.models import Campaign
     from campaigns.services import lifecycle
+    from delivery import dispatcher, tasks
 
     main = campaigns[0]
     transactions = TransactionWatch(watch_url)
@@ -367,9 +408,15 @@ def send(campaigns, *, stop_when, watch_url, json_campaign, vacuum_every, timeou
             sampler.stop()
         transactions.conn.close()
     return {
-        "scheduled_at": scheduled_at, "prepared_at": prepared_at, "ticks_preparing": ticks_preparing,
-        "ticks_prepared": ticks_prepared, "transactions": transactions, "json": watched["times"],
-        "json_sql": watched["sql"], "progress_seen": watched["progress_seen"], "batches_claimed": batches_claimed,
+        "scheduled_at": scheduled_at,
+        "prepared_at": prepared_at,
+        "ticks_preparing": ticks_preparing,
+        "ticks_prepared": ticks_prepared,
+        "transactions": transactions,
+        "json": watched["times"],
+        "json_sql": watched["sql"],
+        "progress_seen": watched["progress_seen"],
+        "batches_claimed": batches_claimed,
     }
 
 
@@ -378,6 +425,7 @@ def allowance_ms(account):
     from django.utils import timezone
 
     from delivery import rate_limit
+
     times = []
     for _ in range(5):
         started = time.perf_counter()
@@ -401,8 +449,8 @@ def one_size(args, size):
 
     from accounts.services import create_marketer
     from campaigns.models import Campaign, Email
-    from contacts.models import ContactList
     from campaigns.services import lifecycle
+    from contacts.models import ContactList
 
     result = {"size": size}
     env = {**os.environ, "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS)}
@@ -411,8 +459,10 @@ def one_size(args, size):
     csv_path = Path(var_dir) / "contacts.csv"
     write_csv(csv_path, size)
     result["import_seconds"], result["import_rss_mb"] = run_import(csv_path, env, Path(var_dir) / "import.log")
-    print(f"[{size:,}] import_contacts: {result['import_seconds']:.1f} s, peak RSS {result['import_rss_mb']:.0f} MB",
-          flush=True)
+    print(
+        f"[{size:,}] import_contacts: {result['import_seconds']:.1f} s, peak RSS {result['import_rss_mb']:.0f} MB",
+        flush=True,
+    )
     readers = ContactList.objects.get(owner=owner, name="Readers")
     account = make_account(owner, "scale", args.per_minute)
     other = other_marketer(args.per_minute)
@@ -430,8 +480,15 @@ def one_size(args, size):
         def a_done():
             return Campaign.objects.filter(pk=a.pk, status=Campaign.Status.COMPLETED).exists()
 
-        seen = send([a, other], stop_when=a_done, watch_url=watch_url, json_campaign=a,
-                    vacuum_every=args.vacuum_every, timeout=args.timeout, env=env)
+        seen = send(
+            [a, other],
+            stop_when=a_done,
+            watch_url=watch_url,
+            json_campaign=a,
+            vacuum_every=args.vacuum_every,
+            timeout=args.timeout,
+            env=env,
+        )
         scheduled_at = seen["scheduled_at"]
         first = sent_at_rank(a.pk, 0)
         result["start_seconds"] = (first - scheduled_at).total_seconds()
@@ -464,8 +521,10 @@ def one_size(args, size):
         result["dashboard_idle_p95_ms"] = p95(idle["times"]["dashboard"])
         result["analytics_idle_p95_ms"] = p95(idle["times"]["analytics"])
         result["progress_seen"] = seen["progress_seen"][:1] + seen["progress_seen"][-1:]
-        print(f"[{size:,}] A: {json.dumps({k: v for k, v in result.items() if k not in ('size',)}, default=str)}",
-              flush=True)
+        print(
+            f"[{size:,}] A: {json.dumps({k: v for k, v in result.items() if k not in ('size',)}, default=str)}",
+            flush=True,
+        )
 
         # --- 4 x size old rows, then campaign B to the same list, cancelled after its first tenth ---
         started = time.perf_counter()
@@ -473,16 +532,25 @@ def one_size(args, size):
         vacuum_analyze()
         result["old_rows_seconds"] = time.perf_counter() - started
         result["email_rows"] = Email.objects.count()
-        print(f"[{size:,}] old rows: {result['email_rows']:,} email rows in {result['old_rows_seconds']:.0f} s",
-              flush=True)
+        print(
+            f"[{size:,}] old rows: {result['email_rows']:,} email rows in {result['old_rows_seconds']:.0f} s",
+            flush=True,
+        )
         b = make_campaign(owner, account, readers, "B")
         tenth = size // 10
 
         def b_tenth_sent():
             return Email.objects.filter(campaign=b, status="sent").count() >= tenth
 
-        seen = send([b], stop_when=b_tenth_sent, watch_url=watch_url, json_campaign=b,
-                    vacuum_every=args.vacuum_every, timeout=args.timeout, env=env)
+        seen = send(
+            [b],
+            stop_when=b_tenth_sent,
+            watch_url=watch_url,
+            json_campaign=b,
+            vacuum_every=args.vacuum_every,
+            timeout=args.timeout,
+            env=env,
+        )
         started = time.perf_counter()
         lifecycle.cancel(campaign=b, reason="bench: cancel mid-send")
         result["cancel_seconds"] = time.perf_counter() - started
@@ -498,8 +566,8 @@ def one_size(args, size):
         result["b_analytics_sql_p95_ms"] = p95(seen["json_sql"]["analytics"])
         result["b_longest_transaction_s"] = seen["transactions"].longest_transaction
         # Ticks go on (they finish cancelling the unsent rows); wait for every row to be final.
-        from delivery import tasks
-        from delivery import dispatcher
+        from delivery import dispatcher, tasks
+
         deadline = time.perf_counter() + 300
         while time.perf_counter() < deadline:
             dispatcher.tick(enqueue=tasks.enqueue_batch)
@@ -567,10 +635,12 @@ def print_table(results):
         )
         print(f"{label:48} {goal:>22} {cells}   {ratios}")
     for r in results:
-        print(f"  {r['size']:,}: longest transaction ({r['longest_transaction_s']:.2f} s): "
-              f"{r.get('longest_transaction_query', '')!r}; ticks (preparing, after) {r.get('ticks')}; "
-              f"JSON samples {r.get('json_samples')}; progress shown {r.get('progress_seen')}; "
-              f"B's longest transaction {r.get('b_longest_transaction_s', 0):.2f} s; B sent {r.get('b_sent')}")
+        print(
+            f"  {r['size']:,}: longest transaction ({r['longest_transaction_s']:.2f} s): "
+            f"{r.get('longest_transaction_query', '')!r}; ticks (preparing, after) {r.get('ticks')}; "
+            f"JSON samples {r.get('json_samples')}; progress shown {r.get('progress_seen')}; "
+            f"B's longest transaction {r.get('b_longest_transaction_s', 0):.2f} s; B sent {r.get('b_sent')}"
+        )
 
 
 def main():
@@ -579,9 +649,13 @@ def main():
     parser.add_argument("--old-campaigns", type=int, default=4, help="old campaigns of `size` rows before B")
     parser.add_argument("--vacuum-every", type=float, default=0, help="VACUUM the email table every S s while sending")
     parser.add_argument("--timeout", type=float, default=3600)
-    parser.add_argument("--per-minute", type=int, default=120000,
-                        help="the accounts' limit: above what this machine sends, so the workers set the pace, "
-                             "while each tick claims a window's worth rather than every row written")
+    parser.add_argument(
+        "--per-minute",
+        type=int,
+        default=120000,
+        help="the accounts' limit: above what this machine sends, so the workers set the pace, "
+        "while each tick claims a window's worth rather than every row written",
+    )
     parser.add_argument("--keep", action="store_true", help="keep each size's database")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
@@ -601,9 +675,22 @@ def main():
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         out = Path(tempfile.mkstemp(suffix=".json")[1])
-        command = [sys.executable, __file__, "--one-size", str(size), "--json", str(out),
-                   "--old-campaigns", str(args.old_campaigns), "--vacuum-every", str(args.vacuum_every),
-                   "--timeout", str(args.timeout), "--per-minute", str(args.per_minute)] + (["--keep"] if args.keep else [])
+        command = [
+            sys.executable,
+            __file__,
+            "--one-size",
+            str(size),
+            "--json",
+            str(out),
+            "--old-campaigns",
+            str(args.old_campaigns),
+            "--vacuum-every",
+            str(args.vacuum_every),
+            "--timeout",
+            str(args.timeout),
+            "--per-minute",
+            str(args.per_minute),
+        ] + (["--keep"] if args.keep else [])
         started = time.perf_counter()
         subprocess.run(command, check=True)
         results.append(json.loads(out.read_text()))

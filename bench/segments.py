@@ -14,7 +14,8 @@ chunk's INSERT ... SELECT, with their tally triggers. Campaigns to:
 4. reference for 3: a list holding exactly the contacts segment 3 matches.
 
 Each start is a new campaign, run in a transaction rolled back afterwards, the email table vacuumed
-before it, so every start finds the same tables; variants take turns, in reverse order every other round. Prints the median of --rounds rounds and the ratios segment / list
+before it, so every start finds the same tables; variants take turns, in reverse order every other round. Prints the
+median of --rounds rounds and the ratios segment / list
 (the goal: a segment of 1M contacts starts as fast as a list of 1M), and the live count of each segment.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \\
@@ -77,11 +78,13 @@ def fill(*, contacts):
     from sending.models import SmtpAccount
 
     owner = create_marketer(username="bench", email="bench@example.com", password="x-bench-password-1")
-    account = SmtpAccount.objects.create(owner=owner, name="main", host="127.0.0.1", port=2525, security="none",
-                                         from_email="bench@example.com")
+    account = SmtpAccount.objects.create(
+        owner=owner, name="main", host="127.0.0.1", port=2525, security="none", from_email="bench@example.com"
+    )
     everyone = ContactList.objects.create(owner=owner, name="Everyone")
-    past = Campaign.objects.create(owner=owner, name="Past", smtp_account=account, subject="Hello",
-                                   body_html="<p>Hello</p>", status="completed")
+    past = Campaign.objects.create(
+        owner=owner, name="Past", smtp_account=account, subject="Hello", body_html="<p>Hello</p>", status="completed"
+    )
     t = time.perf_counter()
     with connection.cursor() as cur:
         cur.execute(
@@ -127,31 +130,43 @@ def audiences(owner, account, everyone):
     from django.db import connection
 
     from campaigns.models import Campaign, Segment, SegmentCondition
-    from contacts.models import ContactList
     from campaigns.selectors import segments
+    from contacts.models import ContactList
 
     F, O = SegmentCondition.Field, SegmentCondition.Operator
     all_of_them = Segment.objects.create(owner=owner, name="All subscribed")
     SegmentCondition.objects.create(segment=all_of_them, field=F.STATUS, operator=O.IS, contact_status="subscribed")
     realistic = Segment.objects.create(owner=owner, name="Pune, opened lately")
-    SegmentCondition.objects.create(segment=realistic, field=F.ATTRIBUTE, attribute="City", operator=O.EQUALS,
-                                    value="Pune")
+    SegmentCondition.objects.create(
+        segment=realistic, field=F.ATTRIBUTE, attribute="City", operator=O.EQUALS, value="Pune"
+    )
     SegmentCondition.objects.create(segment=realistic, field=F.ACTIVITY, operator=O.OPENED_IN_LAST_DAYS, value="30")
     same_as_realistic = ContactList.objects.create(owner=owner, name="The realistic segment's contacts")
     ids_sql, params = segments.contacts_matching(segment=realistic).values("id").query.sql_with_params()
     with connection.cursor() as cur:
-        cur.execute(f"INSERT INTO campaigns_contactlist_contacts (contactlist_id, contact_id) "
-                    f"SELECT %s, s.id FROM ({ids_sql}) s", [same_as_realistic.pk, *params])
+        cur.execute(
+            f"INSERT INTO campaigns_contactlist_contacts (contactlist_id, contact_id) "
+            f"SELECT %s, s.id FROM ({ids_sql}) s",
+            [same_as_realistic.pk, *params],
+        )
         cur.execute("ANALYZE campaigns_contactlist_contacts")
 
     def campaign_to(*, lists=(), segments=()):
         """A new scheduled campaign for each start: no earlier start's rows (rolled back) share its keys."""
+
         def make():
-            made = Campaign.objects.create(owner=owner, name="Bench start", smtp_account=account, subject="Hi",
-                                           body_html="<p>Hi</p>", status="scheduled")
+            made = Campaign.objects.create(
+                owner=owner,
+                name="Bench start",
+                smtp_account=account,
+                subject="Hi",
+                body_html="<p>Hi</p>",
+                status="scheduled",
+            )
             made.lists.set(lists)
             made.segments.set(segments)
             return made
+
         return make
 
     return {
@@ -192,6 +207,7 @@ def explain(campaign):
     from django.utils import timezone
 
     from campaigns import ledger
+
     sql, params = ledger.materialise_statement(campaign_id=campaign.pk, now=timezone.now())
     with connection.cursor() as cur:
         cur.execute("BEGIN")
@@ -216,8 +232,10 @@ def main():
     try:
         setup_django(args.db)
         owner, account, everyone, fill_seconds = fill(contacts=args.contacts)
-        print(f"filled {args.contacts:,} contacts, their list and a past campaign's {args.contacts:,} emails "
-              f"in {fill_seconds:.1f} s")
+        print(
+            f"filled {args.contacts:,} contacts, their list and a past campaign's {args.contacts:,} emails "
+            f"in {fill_seconds:.1f} s"
+        )
         campaigns, segments_by_variant = audiences(owner, account, everyone)
         run(campaigns, segments_by_variant, rounds=args.rounds, show_plans=args.explain)
     finally:
@@ -246,18 +264,24 @@ def run(campaigns, segments_by_variant, *, rounds, show_plans):
     median = {name: statistics.median(values) for name, values in times.items()}
     print()
     for name in campaigns:
-        print(f"{name:>22}: {rows[name]:>9,} recipients, median {median[name]:.2f} s "
-              f"(min {min(times[name]):.2f}, max {max(times[name]):.2f})")
+        print(
+            f"{name:>22}: {rows[name]:>9,} recipients, median {median[name]:.2f} s "
+            f"(min {min(times[name]):.2f}, max {max(times[name]):.2f})"
+        )
     print()
     print(f"ratio segment of all / list of all:               {median['segment of all'] / median['list of all']:.2f}")
-    print(f"ratio realistic segment / list of the same contacts: "
-          f"{median['realistic segment'] / median['list like realistic']:.2f}")
-    print(f"ratio realistic segment / list of all:             "
-          f"{median['realistic segment'] / median['list of all']:.2f}")
+    print(
+        f"ratio realistic segment / list of the same contacts: "
+        f"{median['realistic segment'] / median['list like realistic']:.2f}"
+    )
+    print(
+        f"ratio realistic segment / list of all:             {median['realistic segment'] / median['list of all']:.2f}"
+    )
     for name, segment in segments_by_variant.items():
         t = time.perf_counter()
-        figures = segments.count(owner_id=segment.owner_id, match=segment.match,
-                                 conditions=list(segment.conditions.all()))
+        figures = segments.count(
+            owner_id=segment.owner_id, match=segment.match, conditions=list(segment.conditions.all())
+        )
         print(f"live count of the {name}: {figures['matching']:,} in {(time.perf_counter() - t) * 1000:.0f} ms")
     if show_plans:
         for name, make in campaigns.items():

@@ -29,7 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.throughput import (  # noqa: E402
-    make_campaign, recreate_database, setup_django, start_workers, wait_until_ready,
+    make_campaign,
+    recreate_database,
+    setup_django,
+    start_workers,
+    wait_until_ready,
 )
 
 
@@ -55,10 +59,9 @@ def run_against(*, name, label, host, port, limit, minutes, tick_seconds):
     from django.db.models import Q
     from django.utils import timezone
 
-    from delivery import tasks
-    from delivery import dispatcher
     from campaigns.models import Email
     from campaigns.services import lifecycle
+    from delivery import dispatcher, tasks
     from sending.models import SmtpAccount
 
     campaign = make_campaign(limit * minutes * 2 + 100, max_per_minute=2 * limit, name=f"throttle-{name}")
@@ -79,11 +82,15 @@ def run_against(*, name, label, host, port, limit, minutes, tick_seconds):
     sustained = len(in_time) / minutes
     print(f"\n{label}: server limit {limit}/min per client, account configured at {2 * limit}/min, {minutes} min")
     print(f"  per minute: {', '.join(str(n) for n in per_minute(in_time, start, minutes))}")
-    print(f"  sustained {sustained:.0f}/min = {sustained / limit:.3f} N (goal >= 0.9); "
-          f"deferred {deferred} of {len(in_time)} = {deferred / max(1, len(in_time)) * 100:.2f} % (goal <= 2 %); "
-          f"busiest 60 s window {busiest(in_time)} (goal <= {limit})")
-    print(f"  learned rate {account.learned_per_minute}/min, observed limit {account.observed_limit_per_minute}; "
-          f"{account.rate_note}")
+    print(
+        f"  sustained {sustained:.0f}/min = {sustained / limit:.3f} N (goal >= 0.9); "
+        f"deferred {deferred} of {len(in_time)} = {deferred / max(1, len(in_time)) * 100:.2f} % (goal <= 2 %); "
+        f"busiest 60 s window {busiest(in_time)} (goal <= {limit})"
+    )
+    print(
+        f"  learned rate {account.learned_per_minute}/min, observed limit {account.observed_limit_per_minute}; "
+        f"{account.rate_note}"
+    )
     return sustained / limit
 
 
@@ -104,9 +111,8 @@ def main():
     os.environ.update(VAR_DIR=var_dir, SMTP_ALLOW_PRIVATE_HOSTS="1", DEBUG="0")
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))  # with DEBUG off the built-in key is refused
     setup_django(db_name)
-    from django.conf import settings
-
     import redis
+    from django.conf import settings
 
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     env = {**os.environ, "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS)}
@@ -120,12 +126,22 @@ def main():
 
                 if missing():
                     sys.exit(missing())
-                postfix = start_postfix(main_cf={
-                    "smtpd_client_message_rate_limit": args.limit, "anvil_rate_time_unit": "60s",
-                })
+                postfix = start_postfix(
+                    main_cf={
+                        "smtpd_client_message_rate_limit": args.limit,
+                        "anvil_rate_time_unit": "60s",
+                    }
+                )
                 try:
-                    ratios[server] = run_against(name="postfix", label="postfix", host=postfix.host, port=postfix.port,
-                                                 limit=args.limit, minutes=args.minutes, tick_seconds=args.tick_seconds)
+                    ratios[server] = run_against(
+                        name="postfix",
+                        label="postfix",
+                        host=postfix.host,
+                        port=postfix.port,
+                        limit=args.limit,
+                        minutes=args.minutes,
+                        tick_seconds=args.tick_seconds,
+                    )
                     print(f"  Postfix logged {len(postfix.refusals())} refusals, queued {len(postfix.message_ids())}")
                 finally:
                     postfix.stop()
@@ -136,10 +152,19 @@ def main():
                 own = SmtpServer(handler)
                 own.start()
                 try:
-                    ratios[server] = run_against(name="sliding", label="sliding (aiosmtpd)", host=own.host, port=own.port,
-                                                 limit=args.limit, minutes=args.minutes, tick_seconds=args.tick_seconds)
-                    print(f"  the server refused {handler.refused_mail} MAILs, busiest 60 s it accepted "
-                          f"{handler.busiest_window(60)}")
+                    ratios[server] = run_against(
+                        name="sliding",
+                        label="sliding (aiosmtpd)",
+                        host=own.host,
+                        port=own.port,
+                        limit=args.limit,
+                        minutes=args.minutes,
+                        tick_seconds=args.tick_seconds,
+                    )
+                    print(
+                        f"  the server refused {handler.refused_mail} MAILs, busiest 60 s it accepted "
+                        f"{handler.busiest_window(60)}"
+                    )
                 finally:
                     own.stop()
     finally:

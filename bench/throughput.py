@@ -177,8 +177,17 @@ def make_campaign(messages, max_per_minute, name):
 
     owner = create_marketer(username=f"bench-{name}", email=f"{name}@example.com", password="x-bench-password-1")
     account = SmtpAccount.objects.create(
-        owner=owner, name=name, host="127.0.0.1", port=SINK_PORT, security="none", from_email="bench@example.com",
-        from_name="Bench", max_per_minute=max_per_minute, max_per_hour=10**9, max_per_day=10**9, batch_size=50,
+        owner=owner,
+        name=name,
+        host="127.0.0.1",
+        port=SINK_PORT,
+        security="none",
+        from_email="bench@example.com",
+        from_name="Bench",
+        max_per_minute=max_per_minute,
+        max_per_hour=10**9,
+        max_per_day=10**9,
+        batch_size=50,
     )
     contacts = Contact.objects.bulk_create(
         Contact(owner=owner, email=f"contact{i}@example.org", name=f"Contact {i}") for i in range(messages)
@@ -186,8 +195,13 @@ def make_campaign(messages, max_per_minute, name):
     contact_list = ContactList.objects.create(owner=owner, name="bench")
     contact_list.contacts.add(*contacts)
     campaign = Campaign.objects.create(
-        owner=owner, name=name, smtp_account=account, subject="Hello {{ name }}",
-        body_html="<p>Hello {{ name }}, news from us.</p>", track_opens=False, track_clicks=False,
+        owner=owner,
+        name=name,
+        smtp_account=account,
+        subject="Hello {{ name }}",
+        body_html="<p>Hello {{ name }}, news from us.</p>",
+        track_opens=False,
+        track_clicks=False,
     )
     campaign.lists.add(contact_list)
     return campaign
@@ -195,9 +209,23 @@ def make_campaign(messages, max_per_minute, name):
 
 def start_workers(env, log_path, concurrency=2):
     return subprocess.Popen(
-        [str(ROOT / ".venv/bin/celery"), "-A", "config", "worker", "--concurrency", str(concurrency),
-         "--pool", "prefork", "-l", os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING")],
-        cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(ROOT / ".venv/bin/celery"),
+            "-A",
+            "config",
+            "worker",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "-l",
+            os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -212,7 +240,10 @@ def wait_until_ready(workers, env, timeout=60):
             sys.exit("the Celery worker exited while starting")
         ping = subprocess.run(
             [str(ROOT / ".venv/bin/celery"), "-A", "config", "inspect", "ping", "--timeout", "1"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         if ping.returncode == 0:
             time.sleep(1)
@@ -226,10 +257,9 @@ def run_campaign(campaign, tick_seconds, timeout):
     from django.db.models import Max, Min
     from django.utils import timezone
 
-    from delivery import tasks
-    from delivery import dispatcher
     from campaigns.models import Campaign, Email
     from campaigns.services import lifecycle
+    from delivery import dispatcher, tasks
 
     start, started_at = time.perf_counter(), timezone.now()
     lifecycle.send_now(campaign=campaign)
@@ -237,13 +267,16 @@ def run_campaign(campaign, tick_seconds, timeout):
         dispatcher.tick(enqueue=tasks.enqueue_batch)
         completed_at = (
             Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.COMPLETED)
-            .values_list("completed_at", flat=True).first()
+            .values_list("completed_at", flat=True)
+            .first()
         )
         if completed_at is not None:
             elapsed = (completed_at - started_at).total_seconds()
             first, last = Email.objects.filter(campaign=campaign).aggregate(Min("sent_at"), Max("sent_at")).values()
-            print(f"  first message accepted {(first - started_at).total_seconds():.2f} s after 'send now', "
-                  f"the last at {(last - started_at).total_seconds():.2f} s, campaign completed at {elapsed:.2f} s")
+            print(
+                f"  first message accepted {(first - started_at).total_seconds():.2f} s after 'send now', "
+                f"the last at {(last - started_at).total_seconds():.2f} s, campaign completed at {elapsed:.2f} s"
+            )
             return elapsed
         time.sleep(tick_seconds)
     raise SystemExit(f"campaign {campaign.pk} did not complete within {timeout} s")
@@ -293,8 +326,9 @@ def reference_run(args, label, campaign):
     before, children = cpu_by_program(), os.times()
     ref = reference_rate(args.messages)
     after = cpu_by_program()
-    after["reference processes"] = (os.times().children_user + os.times().children_system
-                                    - children.children_user - children.children_system)
+    after["reference processes"] = (
+        os.times().children_user + os.times().children_system - children.children_user - children.children_system
+    )
     print(f"{label}reference (smtplib, 2 processes): {args.messages} messages at {ref:,.0f}/s")
     if args.cpu:
         print_cpu("reference", before, after, args.messages)
@@ -306,8 +340,9 @@ def full_path_run(args, label, campaign):
     elapsed = run_campaign(campaign, tick_seconds=1, timeout=1800)
     after = cpu_by_program()
     full = args.messages / elapsed
-    print(f"{label}full path (dispatch, Celery/Redis, 2 workers, PostgreSQL): "
-          f"{args.messages} messages at {full:,.0f}/s")
+    print(
+        f"{label}full path (dispatch, Celery/Redis, 2 workers, PostgreSQL): {args.messages} messages at {full:,.0f}/s"
+    )
     if args.cpu:
         print_cpu("full path", before, after, args.messages)
     return full
@@ -350,15 +385,16 @@ def main():
             reference_rate(2000)  # warm-up, not counted: the first reference run was the slowest of all
             ratios = [throughput_round(args, number) for number in range(1, args.rounds + 1)]
             if len(ratios) > 1:
-                print(f"ratio full/reference, median of {len(ratios)} rounds: {statistics.median(ratios):.2f} "
-                      f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; goal >= 0.8)")
+                print(
+                    f"ratio full/reference, median of {len(ratios)} rounds: {statistics.median(ratios):.2f} "
+                    f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; goal >= 0.8)"
+                )
         if not args.skip_limit:
             limit = args.rate_limit
             limited = make_campaign(limit * args.limit_seconds // 60 * 3, max_per_minute=limit, name="limited")
-            from delivery import tasks
-            from delivery import dispatcher
             from campaigns.models import Email
             from campaigns.services import lifecycle
+            from delivery import dispatcher, tasks
 
             lifecycle.send_now(campaign=limited)
             start = time.perf_counter()

@@ -14,7 +14,12 @@ from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
 from campaigns.forms import SegmentConditionForm, segment_form_rules
 from campaigns.models import (
-    Campaign, CampaignEvent, Email, EmailTemplate, Segment, SegmentCondition,
+    Campaign,
+    CampaignEvent,
+    Email,
+    EmailTemplate,
+    Segment,
+    SegmentCondition,
 )
 from campaigns.selectors import audience, campaign_list, segments
 from tracking.models import Event, Link
@@ -33,31 +38,66 @@ HISTORY_ROWS = 100
 class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     change_form_template = "admin/campaigns/campaign/change_form.html"
     list_display = (
-        "name", "status_and_preparation", "smtp_account", "scheduled_at", "recipient_count", "sent_count",
-        "failed_count", "started_at", "completed_at", "analytics_link",
+        "name",
+        "status_and_preparation",
+        "smtp_account",
+        "scheduled_at",
+        "recipient_count",
+        "sent_count",
+        "failed_count",
+        "started_at",
+        "completed_at",
+        "analytics_link",
     )
     list_filter = ("status", "smtp_account", "lists", "created_at")
     list_select_related = ("smtp_account",)
     search_fields = ("name", "subject")
     filter_horizontal = ("lists", "segments")
     readonly_fields = (
-        "status", "status_reason", "preparation", "started_at", "completed_at", "created_at", "updated_at",
-        "email_link", "history", "source_campaign",
+        "status",
+        "status_reason",
+        "preparation",
+        "started_at",
+        "completed_at",
+        "created_at",
+        "updated_at",
+        "email_link",
+        "history",
+        "source_campaign",
     )
     fieldsets = (
         (None, {"fields": ("owner", "name", "smtp_account", "lists", "segments", "source_campaign")}),
         ("Message", {"fields": ("subject", "body_html", "body_text", "track_opens", "track_clicks")}),
         (
             "Schedule",
-            {"fields": ("scheduled_at", "status", "preparation", "status_reason", "started_at", "completed_at",
-                        "email_link")},
+            {
+                "fields": (
+                    "scheduled_at",
+                    "status",
+                    "preparation",
+                    "status_reason",
+                    "started_at",
+                    "completed_at",
+                    "email_link",
+                )
+            },
         ),
         ("History", {"fields": ("history",)}),
     )
     actions = admin_actions.CAMPAIGN_ACTIONS + export_actions.CAMPAIGN_EXPORT_ACTIONS + CAMPAIGN_COMPOSE_ACTIONS
     # Once a campaign leaves draft, what it sends is fixed: the lifecycle actions change it, not the form.
-    frozen_after_draft = ("owner", "smtp_account", "lists", "segments", "subject", "body_html", "body_text",
-                          "track_opens", "track_clicks", "scheduled_at")
+    frozen_after_draft = (
+        "owner",
+        "smtp_account",
+        "lists",
+        "segments",
+        "subject",
+        "body_html",
+        "body_text",
+        "track_opens",
+        "track_clicks",
+        "scheduled_at",
+    )
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
@@ -131,8 +171,11 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     def email_link(self, obj):
         if obj.pk is None:
             return "—"
-        if obj.started_at is None and obj.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED,
-                                                     Campaign.Status.PAUSED):
+        if obj.started_at is None and obj.status in (
+            Campaign.Status.DRAFT,
+            Campaign.Status.SCHEDULED,
+            Campaign.Status.PAUSED,
+        ):
             # No email rows before the start: show who would get it, as the start will count them.
             count = audience.audience_count(campaign=obj)
             return f"Would go to {count} recipient(s): {audience.describe_audience(campaign=obj)}."
@@ -142,11 +185,20 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     @admin.display(description="Status changes")
     def history(self, obj):
         events = obj.status_events.select_related("acting_user")[:HISTORY_ROWS] if obj.pk else []
-        rows = format_html_join("", "<tr><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td></tr>", (
-            (f"{timezone.localtime(e.at):%Y-%m-%d %H:%M:%S}", e.get_from_status_display(), e.get_to_status_display(),
-             e.acting_user.username if e.acting_user else "the system", e.reason)
-            for e in events
-        ))
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} → {}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{timezone.localtime(e.at):%Y-%m-%d %H:%M:%S}",
+                    e.get_from_status_display(),
+                    e.get_to_status_display(),
+                    e.acting_user.username if e.acting_user else "the system",
+                    e.reason,
+                )
+                for e in events
+            ),
+        )
         if not rows:
             return "—"
         return format_html("<table><tr><th>When</th><th>Status</th><th>By</th><th>Why</th></tr>{}</table>", rows)
@@ -155,7 +207,14 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
 @admin.register(Email)
 class EmailAdmin(ReadOnlyAdminMixin, OwnedModelAdmin):
     list_display = (
-        "to_email", "campaign", "status", "attempts", "sent_at", "smtp_code", "smtp_response", "first_opened_at",
+        "to_email",
+        "campaign",
+        "status",
+        "attempts",
+        "sent_at",
+        "smtp_code",
+        "smtp_response",
+        "first_opened_at",
         "click_count",
     )
     list_filter = ("status", "failure_class", "campaign")
@@ -193,8 +252,14 @@ class SegmentAdmin(OwnedModelAdmin):
         js = ("js/segment_form.js",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner").prefetch_related(
-            "conditions__contact_list", "conditions__campaign",
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("owner")
+            .prefetch_related(
+                "conditions__contact_list",
+                "conditions__campaign",
+            )
         )
 
     def get_changelist_instance(self, request):
@@ -272,4 +337,3 @@ class SegmentAdmin(OwnedModelAdmin):
 
 def _form_messages(form):
     return [message for field_errors in form.errors.values() for message in field_errors]
-

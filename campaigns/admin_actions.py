@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import admin_compose
-from delivery import tasks
 from campaigns.models import Campaign
 from campaigns.selectors import audience
 from campaigns.services import lifecycle
+from delivery import tasks
 
 
 def _warn_missing_variables(modeladmin, request, campaign):
@@ -58,14 +58,27 @@ def _schedule_at_its_time(*, campaign, acting_user):
 
 @admin.action(description="Schedule selected drafts at their scheduled time (now if blank)")
 def schedule(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, _schedule_at_its_time, "scheduled",
-          reports=(_confirm_schedule, _warn_missing_variables))
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        _schedule_at_its_time,
+        "scheduled",
+        reports=(_confirm_schedule, _warn_missing_variables),
+    )
 
 
 @admin.action(description="Send selected now")
 def send_now(modeladmin, request, queryset):
-    _each(modeladmin, request, queryset, lifecycle.send_now, "started", reports=(_warn_missing_variables,),
-          dispatch_now=tasks.dispatch_now)
+    _each(
+        modeladmin,
+        request,
+        queryset,
+        lifecycle.send_now,
+        "started",
+        reports=(_warn_missing_variables,),
+        dispatch_now=tasks.dispatch_now,
+    )
 
 
 @admin.action(description="Pause selected")
@@ -101,8 +114,10 @@ def resend_to_non_openers(modeladmin, request, queryset):
     for draft in created:
         count = audience.audience_count(campaign=draft)
         modeladmin.message_user(
-            request, f"{draft.name}: a new draft, to {count} contact(s) who have not opened the first one so far. "
-                     "Change its subject if you like, then schedule it.", messages.SUCCESS,
+            request,
+            f"{draft.name}: a new draft, to {count} contact(s) who have not opened the first one so far. "
+            "Change its subject if you like, then schedule it.",
+            messages.SUCCESS,
         )
     if len(created) == 1:
         # Straight to the new draft: the subject is usually what changes before it goes out.
@@ -150,7 +165,16 @@ def unschedule(modeladmin, request, queryset):
 
 
 CAMPAIGN_ACTIONS = [
-    schedule, unschedule, send_now, pause, resume, cancel, duplicate, resend_to_non_openers, retry_failed, extend,
+    schedule,
+    unschedule,
+    send_now,
+    pause,
+    resume,
+    cancel,
+    duplicate,
+    resend_to_non_openers,
+    retry_failed,
+    extend,
 ]
 
 
@@ -183,5 +207,3 @@ def remove_selected_pending(modeladmin, request, queryset):
 
 
 EMAIL_ACTIONS = [retry_selected_emails, remove_selected_pending]
-
-

@@ -19,14 +19,13 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from campaigns import personalize
-from delivery import tasks
 from campaigns.editor import EditorPageMixin
 from campaigns.forms import CampaignAdminForm, EmailTemplateAdminForm, TestSendForm
 from campaigns.models import Campaign, EmailTemplate
 from campaigns.selectors import personalization
 from campaigns.selectors import previews as preview_selectors
 from campaigns.services import templates
-from delivery import previews
+from delivery import previews, tasks
 
 PREVIEW_CONTACT_CHOICES = 200
 # The preview page reloads itself this often while its test send has no outcome yet.
@@ -123,13 +122,16 @@ class CampaignComposeMixin(EditorPageMixin):
     def _send_test(self, request, campaign, contact, addresses):
         # A worker talks to the server: a slow one would hold this web worker for up to SMTP_TIMEOUT a step.
         try:
-            previews.request_test_send(campaign=campaign, addresses=addresses, contact=contact,
-                                       enqueue=tasks.enqueue_test_send)
+            previews.request_test_send(
+                campaign=campaign, addresses=addresses, contact=contact, enqueue=tasks.enqueue_test_send
+            )
         except previews.TestSendError as exc:
             self.message_user(request, f"Test not sent: {exc}", messages.ERROR)
             return
         self.message_user(
-            request, f"Sending the test to {', '.join(addresses)}… Its result shows here when it is done.", messages.INFO
+            request,
+            f"Sending the test to {', '.join(addresses)}… Its result shows here when it is done.",
+            messages.INFO,
         )
 
 
@@ -138,8 +140,9 @@ def save_as_template(modeladmin, request, queryset):
     made = [templates.template_from_campaign(campaign=campaign) for campaign in queryset.select_related("owner")]
     if len(made) == 1:
         url = reverse("admin:campaigns_emailtemplate_change", args=[made[0].pk])
-        modeladmin.message_user(request, format_html('Saved as template <a href="{}">{}</a>.', url, made[0].name),
-                                messages.SUCCESS)
+        modeladmin.message_user(
+            request, format_html('Saved as template <a href="{}">{}</a>.', url, made[0].name), messages.SUCCESS
+        )
     elif made:
         modeladmin.message_user(request, f"{len(made)} templates saved.", messages.SUCCESS)
 

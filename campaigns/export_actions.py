@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 
-from contacts import exports
 from campaigns.resources import CampaignResultResource
+from contacts import exports
 
 
 def _results_download(queryset, file_format):

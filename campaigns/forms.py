@@ -4,8 +4,8 @@ from django import forms
 from django.contrib.admin.widgets import RelatedFieldWidgetWrapper
 
 from campaigns import editor, html_hygiene, personalize
-from contacts.addresses import normalize_address, validate_contact_email
 from campaigns.models import Campaign, CampaignTestSend, EmailTemplate, SegmentCondition
+from contacts.addresses import normalize_address, validate_contact_email
 
 
 class PersonalizedMessageForm(forms.ModelForm):

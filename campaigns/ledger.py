@@ -56,8 +56,9 @@ def materialise_chunk(*, campaign_id: int, after_contact_id: int, size: int, now
     and the next chunk starts right after this one, whoever runs it.
     """
     through = _nth_contact_after(campaign_id=campaign_id, after_contact_id=after_contact_id, n=size)
-    sql, params = materialise_statement(campaign_id=campaign_id, now=now, after_contact_id=after_contact_id,
-                                        through_contact_id=through)
+    sql, params = materialise_statement(
+        campaign_id=campaign_id, now=now, after_contact_id=after_contact_id, through_contact_id=through
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount, through
@@ -78,8 +79,9 @@ def _nth_contact_after(*, campaign_id, after_contact_id, n):
     return row[0] if row else None
 
 
-def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: int = 0,
-                          through_contact_id: int | None = None) -> tuple[str, list]:
+def materialise_statement(
+    *, campaign_id: int, now: datetime, after_contact_id: int = 0, through_contact_id: int | None = None
+) -> tuple[str, list]:
     """The INSERT ... SELECT of the campaign's recipients (those in the contact-id range, when given).
 
     Its audience is the campaign's lists and segments or, for a resend, its source's recipients by its
@@ -91,9 +93,12 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     No address its owner erased while suppressed is written (suppressed.erased_sql), however its contact
     came back: the entry points create such a contact suppressed, and a row written by hand is left out here.
     """
-    facts = (Campaign.objects.filter(pk=campaign_id)
-             .annotate(owner_erased=Exists(SuppressedHash.objects.filter(owner_id=OuterRef("owner_id"))))
-             .values_list("source_campaign_id", "owner_erased").first())
+    facts = (
+        Campaign.objects.filter(pk=campaign_id)
+        .annotate(owner_erased=Exists(SuppressedHash.objects.filter(owner_id=OuterRef("owner_id"))))
+        .values_list("source_campaign_id", "owner_erased")
+        .first()
+    )
     resend, owner_erased = (facts[0] is not None, facts[1]) if facts else (False, False)
     email, contact = Email._meta.db_table, Contact._meta.db_table
     campaign = Campaign._meta.db_table
@@ -130,8 +135,7 @@ def materialise_statement(*, campaign_id: int, now: datetime, after_contact_id: 
     # with c.owner_id, PostgreSQL would run it once per contact.
     # The outer owner condition keeps a list, segment or source of someone else's from reaching
     # anyone but the campaign owner's contacts.
-    params = [campaign_id, S.PENDING, False, False, now, now, campaign_id, Contact.Status.SUBSCRIBED,
-              *audience_params]
+    params = [campaign_id, S.PENDING, False, False, now, now, campaign_id, Contact.Status.SUBSCRIBED, *audience_params]
     # A chunk of the preparation (materialise_chunk) is a range of contact ids; the whole audience is 0..end.
     # The range is on the audience too: PostgreSQL pushes it into each branch (an index range scan of the
     # list memberships), where the outer range alone would leave it hashing every member of the lists per
@@ -203,10 +207,16 @@ def return_due(*, now: datetime) -> tuple[int, int]:
     expired = Email.objects.filter(status=S.QUEUED, lease_expires_at__lte=expired_before)
     maybe_sending = (
         expired.filter(Exists(BatchTake.objects.filter(batch_id=OuterRef("batch_id"))))
-        .values("batch_id").annotate(first=Min("id")).values("first")
+        .values("batch_id")
+        .annotate(first=Min("id"))
+        .values("first")
     )
     taken_back = expired.filter(id__in=maybe_sending).update(
-        status=S.PENDING, batch_id=None, lease_expires_at=None, possible_duplicate=True, updated_at=now,
+        status=S.PENDING,
+        batch_id=None,
+        lease_expires_at=None,
+        possible_duplicate=True,
+        updated_at=now,
     )
     taken_back += expired.update(status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now)
     return deferred, taken_back
@@ -215,11 +225,12 @@ def return_due(*, now: datetime) -> tuple[int, int]:
 def claim(*, campaign_ids: list[int], limit: int, now: datetime, after_id: int = 0) -> tuple:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
     Returns (batch_id, count, last_id); see claim_as_batches."""
-    batches, last_id = claim_as_batches(campaign_ids=campaign_ids, limit=limit, batch_size=limit, now=now,
-                                     after_id=after_id)
+    batches, last_id = claim_as_batches(
+        campaign_ids=campaign_ids, limit=limit, batch_size=limit, now=now, after_id=after_id
+    )
     if not batches:
         return None, 0, after_id
-    (batch_id, count), = batches
+    ((batch_id, count),) = batches
     return batch_id, count, last_id
 
 
@@ -228,8 +239,9 @@ def claim(*, campaign_ids: list[int], limit: int, now: datetime, after_id: int =
 CLAIM_BATCHES_PER_STATEMENT = 10
 
 
-def claim_as_batches(*, campaign_ids: list[int], limit: int, batch_size: int, now: datetime,
-                  after_id: int = 0) -> tuple[list[tuple[uuid.UUID, int]], int]:
+def claim_as_batches(
+    *, campaign_ids: list[int], limit: int, batch_size: int, now: datetime, after_id: int = 0
+) -> tuple[list[tuple[uuid.UUID, int]], int]:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as batches of `batch_size`
     (the last one smaller), in id order, in one statement. Returns ([(batch_id, count)], last_id).
     `limit` is at most CLAIM_BATCHES_PER_STATEMENT batches.
@@ -247,16 +259,20 @@ def claim_as_batches(*, campaign_ids: list[int], limit: int, batch_size: int, no
     if limit > batch_size * CLAIM_BATCHES_PER_STATEMENT:
         raise ValueError(f"a claim statement writes at most {CLAIM_BATCHES_PER_STATEMENT} batches of {batch_size}")
     batch_ids = [uuid.uuid4() for _ in range(-(-limit // batch_size))]
-    sql, params = claim_statement(campaign_ids=campaign_ids, limit=limit, now=now, after_id=after_id,
-                                  batch_ids=batch_ids, batch_size=batch_size)
+    sql, params = claim_statement(
+        campaign_ids=campaign_ids, limit=limit, now=now, after_id=after_id, batch_ids=batch_ids, batch_size=batch_size
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         ids = [row[0] for row in cursor.fetchall()]
     if not ids:
         return [], after_id
     # The statement split the rows in id order, batch_size to a batch: so many in each, in that order.
-    batches = [(batch_id, min(batch_size, len(ids) - i * batch_size))
-               for i, batch_id in enumerate(batch_ids) if len(ids) > i * batch_size]
+    batches = [
+        (batch_id, min(batch_size, len(ids) - i * batch_size))
+        for i, batch_id in enumerate(batch_ids)
+        if len(ids) > i * batch_size
+    ]
     return batches, max(ids)
 
 
@@ -287,8 +303,18 @@ def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size
     """
     message_id_end = f".{uuid.uuid4().hex[:16]}@{settings.MESSAGE_ID_DOMAIN or 'localhost'}>"
     lease = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
-    params = [S.PENDING, *campaign_ids, after_id, limit, S.QUEUED, list(batch_ids), batch_size, lease, now,
-              message_id_end]
+    params = [
+        S.PENDING,
+        *campaign_ids,
+        after_id,
+        limit,
+        S.QUEUED,
+        list(batch_ids),
+        batch_size,
+        lease,
+        now,
+        message_id_end,
+    ]
     return sql, params
 
 
@@ -414,8 +440,9 @@ _MARK_SENT = f"""
 """
 
 
-def mark_sent(*, email_id: int, batch_id: uuid.UUID, code: int, text: str, now: datetime,
-              possible_duplicate: bool = False) -> bool:
+def mark_sent(
+    *, email_id: int, batch_id: uuid.UUID, code: int, text: str, now: datetime, possible_duplicate: bool = False
+) -> bool:
     """queued -> sent, answered at once. A batch writes its results through a ResultWriter instead."""
     # possible_duplicate is only ever set, never cleared: an earlier attempt lost after DATA
     # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
@@ -433,7 +460,8 @@ _prepared_on = weakref.WeakKeyDictionary()
 class ResultWriter:
     """A batch's per-message results, written without waiting for the database's answer.
 
-    The sender's one per-batch object below the ORM. `mark_sent` writes a prepared UPDATE to the server and returns: the sender builds
+    The sender's one per-batch object below the ORM. `mark_sent` writes a prepared UPDATE to the server and returns:
+    the sender builds
     the next message meanwhile. The UPDATE is in the server the moment it returns, so a worker
     killed then loses nothing. Its answer is read by `settle`, which the sender calls before the
     next message's content goes out (so at most one delivered message is ever unrecorded), and
@@ -470,8 +498,15 @@ class ResultWriter:
         logs a row that was no longer this worker's)."""
         # Written as PostgreSQL reads text parameters, here rather than value by value.
         at = now.isoformat().encode()
-        params = [at, at, b"%d" % code, text.encode(), b"t" if possible_duplicate else b"f", b"%d" % email_id,
-                  str(batch_id).encode()]
+        params = [
+            at,
+            at,
+            b"%d" % code,
+            text.encode(),
+            b"t" if possible_duplicate else b"f",
+            b"%d" % email_id,
+            str(batch_id).encode(),
+        ]
         self._send_prepared("campaigns_mark_sent", _MARK_SENT, params)
         self._pending = (email_id, "sent")
         return True
@@ -519,17 +554,26 @@ def _results(pgconn):
 _ANSWERED = (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK)
 
 
-def mark_failed(*, email_id: int, batch_id: uuid.UUID, code: int | None, text: str, failure_class: str,
-                now: datetime) -> bool:
+def mark_failed(
+    *, email_id: int, batch_id: uuid.UUID, code: int | None, text: str, failure_class: str, now: datetime
+) -> bool:
     updated = _owned(email_id, batch_id).update(
-        status=S.FAILED, smtp_code=code, smtp_response=text, failure_class=failure_class,
-        attempts=F("attempts") + 1, batch_id=None, lease_expires_at=None, next_attempt_at=None, updated_at=now,
+        status=S.FAILED,
+        smtp_code=code,
+        smtp_response=text,
+        failure_class=failure_class,
+        attempts=F("attempts") + 1,
+        batch_id=None,
+        lease_expires_at=None,
+        next_attempt_at=None,
+        updated_at=now,
     )
     return _report(email_id, "failed", updated)
 
 
-def defer(*, email_id: int, batch_id: uuid.UUID, code: int | None, text: str, now: datetime,
-          possible_duplicate: bool = False) -> bool:
+def defer(
+    *, email_id: int, batch_id: uuid.UUID, code: int | None, text: str, now: datetime, possible_duplicate: bool = False
+) -> bool:
     """Retry by the ladder; past its last rung the email fails, throttled out."""
     ladder = settings.EMAIL_RETRY_LADDER
     email = _owned(email_id, batch_id).only("attempts").first()
@@ -537,15 +581,25 @@ def defer(*, email_id: int, batch_id: uuid.UUID, code: int | None, text: str, no
         return _report(email_id, "deferred", 0)
     if email.attempts >= len(ladder):
         return mark_failed(
-            email_id=email_id, batch_id=batch_id, code=code, text=text, failure_class=Email.FailureClass.THROTTLED,
+            email_id=email_id,
+            batch_id=batch_id,
+            code=code,
+            text=text,
+            failure_class=Email.FailureClass.THROTTLED,
             now=now,
         )
     wait = ladder[email.attempts]
     extra = {"possible_duplicate": True} if possible_duplicate else {}
     updated = _owned(email_id, batch_id).update(
-        status=S.DEFERRED, smtp_code=code, smtp_response=text, attempts=F("attempts") + 1,
-        next_attempt_at=now + timedelta(seconds=wait), batch_id=None, lease_expires_at=None,
-        updated_at=now, **extra,
+        status=S.DEFERRED,
+        smtp_code=code,
+        smtp_response=text,
+        attempts=F("attempts") + 1,
+        next_attempt_at=now + timedelta(seconds=wait),
+        batch_id=None,
+        lease_expires_at=None,
+        updated_at=now,
+        **extra,
     )
     return _report(email_id, "deferred", updated)
 
@@ -559,14 +613,20 @@ def record_error(*, email_id: int, batch_id: uuid.UUID, text: str, now: datetime
         _report(email_id, "error", 0)
         return None
     if email.attempts + 1 >= settings.EMAIL_ERROR_ATTEMPTS:
-        updated = mark_failed(email_id=email_id, batch_id=batch_id, code=None, text=text,
-                              failure_class=Email.FailureClass.ERROR, now=now)
+        updated = mark_failed(
+            email_id=email_id, batch_id=batch_id, code=None, text=text, failure_class=Email.FailureClass.ERROR, now=now
+        )
         return S.FAILED if updated else None
     ladder = settings.EMAIL_RETRY_LADDER
     updated = _owned(email_id, batch_id).update(
-        status=S.DEFERRED, smtp_code=None, smtp_response=text, attempts=F("attempts") + 1,
-        next_attempt_at=now + timedelta(seconds=ladder[min(email.attempts, len(ladder) - 1)]), batch_id=None,
-        lease_expires_at=None, updated_at=now,
+        status=S.DEFERRED,
+        smtp_code=None,
+        smtp_response=text,
+        attempts=F("attempts") + 1,
+        next_attempt_at=now + timedelta(seconds=ladder[min(email.attempts, len(ladder) - 1)]),
+        batch_id=None,
+        lease_expires_at=None,
+        updated_at=now,
     )
     return S.DEFERRED if _report(email_id, "deferred after an error", updated) else None
 
@@ -629,8 +689,11 @@ def cancel_unsent_of_cancelled(*, now: datetime, seconds: float | None = None) -
     seconds = settings.RECIPIENTS_PREPARE_SECONDS if seconds is None else seconds
     deadline = time.monotonic() + seconds
     campaign_ids = list(
-        CampaignTally.objects.filter(campaign__status=Campaign.Status.CANCELLED, status__in=[S.PENDING, S.DEFERRED],
-                                     n__gt=0).values_list("campaign_id", flat=True).distinct()
+        CampaignTally.objects.filter(
+            campaign__status=Campaign.Status.CANCELLED, status__in=[S.PENDING, S.DEFERRED], n__gt=0
+        )
+        .values_list("campaign_id", flat=True)
+        .distinct()
     )
     cancelled = 0
     for campaign_id in campaign_ids:

@@ -57,8 +57,15 @@ class Campaign(models.Model):
     # No database constraint nor index, like CampaignTally's key: deleting a source sets this to NULL through
     # the ORM, and a stale id would only match no email row.
     source_campaign = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="resends",
-        db_constraint=False, db_index=False, verbose_name="resend of",
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="resends",
+        db_constraint=False,
+        db_index=False,
+        verbose_name="resend of",
     )
     source_rule = models.CharField(max_length=20, choices=SourceRule.choices, blank=True, default="", editable=False)
     subject = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])
@@ -141,7 +148,11 @@ class CampaignEvent(models.Model):
     from_status = models.CharField(max_length=20, choices=Campaign.Status.choices)
     to_status = models.CharField(max_length=20, choices=Campaign.Status.choices)
     acting_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Blank: the system.",
     )
     reason = models.TextField(blank=True)
@@ -245,8 +256,11 @@ class Email(models.Model):
             # Segments' engagement conditions ("opened any campaign in the last 30 days"): a contact's reader
             # opens, probed per contact or read whole, index-only. Only opened rows are in it, and a row enters
             # it once, at its first open.
-            models.Index(fields=["contact", "first_opened_at"], condition=Q(first_opened_at__isnull=False),
-                         name="email_contact_opened"),
+            models.Index(
+                fields=["contact", "first_opened_at"],
+                condition=Q(first_opened_at__isnull=False),
+                name="email_contact_opened",
+            ),
             # The analytics page's count of possible duplicates: few rows, read every poll.
             models.Index(fields=["campaign"], condition=Q(possible_duplicate=True), name="email_possible_duplicate"),
         ]
@@ -264,9 +278,7 @@ class CampaignTally(models.Model):
     remove a deleted campaign's tallies themselves.
     """
 
-    campaign = models.ForeignKey(
-        Campaign, on_delete=models.DO_NOTHING, db_constraint=False, related_name="tallies"
-    )
+    campaign = models.ForeignKey(Campaign, on_delete=models.DO_NOTHING, db_constraint=False, related_name="tallies")
     status = models.CharField(max_length=20, choices=Email.Status.choices)
     failure_class = models.CharField(max_length=20, choices=Email.FailureClass.choices, blank=True)
     n = models.BigIntegerField(default=0)
@@ -448,9 +460,20 @@ class SegmentCondition(models.Model):
         F.STATUS: (O.IS, O.IS_NOT),
         F.LIST: (O.ON_LIST, O.NOT_ON_LIST),
         F.ATTRIBUTE: (
-            O.EQUALS, O.NOT_EQUALS, O.CONTAINS, O.NOT_CONTAINS, O.IS_EMPTY, O.IS_NOT_EMPTY,
-            O.NUMBER_EQUALS, O.NUMBER_LT, O.NUMBER_LTE, O.NUMBER_GT, O.NUMBER_GTE,
-            O.DATE_BEFORE, O.DATE_ON, O.DATE_AFTER,
+            O.EQUALS,
+            O.NOT_EQUALS,
+            O.CONTAINS,
+            O.NOT_CONTAINS,
+            O.IS_EMPTY,
+            O.IS_NOT_EMPTY,
+            O.NUMBER_EQUALS,
+            O.NUMBER_LT,
+            O.NUMBER_LTE,
+            O.NUMBER_GT,
+            O.NUMBER_GTE,
+            O.DATE_BEFORE,
+            O.DATE_ON,
+            O.DATE_AFTER,
         ),
         F.CAMPAIGN: (O.OPENED, O.CLICKED, O.NOT_OPENED),
         F.ACTIVITY: (O.OPENED_IN_LAST_DAYS, O.NOT_OPENED_IN_LAST_DAYS),
@@ -470,8 +493,9 @@ class SegmentCondition(models.Model):
     value = models.CharField(max_length=200, blank=True)
     contact_status = models.CharField("status", max_length=20, choices=Contact.Status.choices, blank=True)
     # PROTECT: deleting a list or campaign a segment names would silently change who the segment is.
-    contact_list = models.ForeignKey(ContactList, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-                                     verbose_name="list")
+    contact_list = models.ForeignKey(
+        ContactList, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name="list"
+    )
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
 
     class Meta:
@@ -502,7 +526,8 @@ class SegmentCondition(models.Model):
         if self.field and self.operator and self.operator not in self.OPERATORS.get(self.field, ()):
             errors["operator"] = (
                 f"“{self.get_operator_display()}” does not apply to {self.get_field_display().lower()}; choose one of: "
-                + ", ".join(self.Operator(o).label for o in self.OPERATORS.get(self.field, ())) + "."
+                + ", ".join(self.Operator(o).label for o in self.OPERATORS.get(self.field, ()))
+                + "."
             )
         errors.update(self._problems_with_the_value())
         if errors:

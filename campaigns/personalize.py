@@ -30,8 +30,7 @@ from html import escape as html_escape
 from django import template
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.template import Context, Engine
-from django.template import defaultfilters, defaulttags
+from django.template import Context, Engine, defaultfilters, defaulttags
 from django.template.base import FilterExpression, Lexer, Node, NodeList, TextNode, TokenType, Variable, VariableNode
 from django.utils.safestring import SafeString
 
@@ -40,9 +39,32 @@ STANDARD_VARIABLES = ("name", "email", UNSUBSCRIBE_VARIABLE)
 
 ALLOWED_TAGS = ("if", "with", "firstof", "comment", "spaceless", "verbatim")
 ALLOWED_FILTERS = (
-    "default", "default_if_none", "upper", "lower", "title", "capfirst", "truncatechars", "truncatewords",
-    "length", "cut", "slice", "first", "last", "linebreaksbr", "linebreaks", "urlencode", "yesno",
-    "floatformat", "add", "escape", "force_escape", "striptags", "wordcount", "ljust", "rjust", "center",
+    "default",
+    "default_if_none",
+    "upper",
+    "lower",
+    "title",
+    "capfirst",
+    "truncatechars",
+    "truncatewords",
+    "length",
+    "cut",
+    "slice",
+    "first",
+    "last",
+    "linebreaksbr",
+    "linebreaks",
+    "urlencode",
+    "yesno",
+    "floatformat",
+    "add",
+    "escape",
+    "force_escape",
+    "striptags",
+    "wordcount",
+    "ljust",
+    "rjust",
+    "center",
 )
 
 # Filters whose output grows with an argument, and the largest argument each takes.
@@ -93,7 +115,13 @@ _VARIABLE_NAME = re.compile(r"[^0-9A-Za-z_]+")
 @functools.cache
 def engine():
     sandboxed = Engine(
-        dirs=[], app_dirs=False, loaders=[], libraries={}, debug=False, autoescape=True, string_if_invalid="",
+        dirs=[],
+        app_dirs=False,
+        loaders=[],
+        libraries={},
+        debug=False,
+        autoescape=True,
+        string_if_invalid="",
     )
     # Engine always prepends Django's default tags and filters to `builtins`; replace them outright.
     sandboxed.builtins = []
@@ -155,8 +183,9 @@ def _check_size_arguments(expression):
                     code="too_wide",
                 )
         elif name == "floatformat" and args:
-            places = _literal_integer(args, name, what=f"a number of decimal places up to {MAX_DECIMAL_PLACES}",
-                                      suffixes="gu")
+            places = _literal_integer(
+                args, name, what=f"a number of decimal places up to {MAX_DECIMAL_PLACES}", suffixes="gu"
+            )
             if places is not None and abs(places) > MAX_DECIMAL_PLACES:
                 raise PersonalizationError(
                     f"The floatformat filter takes at most {MAX_DECIMAL_PLACES} decimal places; "
@@ -173,7 +202,8 @@ def _literal_integer(args, name, *, what, suffixes=""):
     is_variable, arg = args[0]
     if is_variable and isinstance(arg, Variable) and arg.lookups:
         raise PersonalizationError(
-            f"The {name} filter takes {what}, written as a number, not a variable ({arg.var}).", code="too_wide",
+            f"The {name} filter takes {what}, written as a number, not a variable ({arg.var}).",
+            code="too_wide",
         )
     value = arg.literal if is_variable and isinstance(arg, Variable) else arg
     text = str(value).rstrip(suffixes) if suffixes else str(value)
@@ -291,8 +321,9 @@ def _printed_bare(nodelist, *, guarded):
                 yield from _printed_bare(branch, guarded=guarded | _names_tested_true(condition))
         elif isinstance(node, defaulttags.WithNode):
             # Its names are the template's own, not the recipient's.
-            yield from (name for name in _printed_bare(node.nodelist, guarded=guarded)
-                        if name not in node.extra_context)
+            yield from (
+                name for name in _printed_bare(node.nodelist, guarded=guarded) if name not in node.extra_context
+            )
         elif not isinstance(node, defaulttags.FirstOfNode):  # firstof is a fallback itself
             for attribute in node.child_nodelists:
                 yield from _printed_bare(getattr(node, attribute, None) or [], guarded=guarded)

@@ -6,9 +6,8 @@ or numbers; contacts.exports escapes formula-like cells when it writes CSV or XL
 
 from import_export import fields, resources
 
-from contacts.resources import iso
-
 from campaigns.models import Email
+from contacts.resources import iso
 
 
 class CampaignResultResource(resources.Resource):
@@ -31,9 +30,22 @@ class CampaignResultResource(resources.Resource):
     possible_duplicate = fields.Field(column_name="possible_duplicate", attribute="possible_duplicate")
 
     class Meta:
-        fields = ("campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
-                  "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at",
-                  "possible_duplicate")
+        fields = (
+            "campaign",
+            "address",
+            "name",
+            "status",
+            "attempts",
+            "sent_at",
+            "smtp_code",
+            "smtp_response",
+            "first_opened_at",
+            "open_count",
+            "first_clicked_at",
+            "click_count",
+            "unsubscribed_at",
+            "possible_duplicate",
+        )
 
     def dehydrate_sent_at(self, email):
         return iso(email.sent_at)
@@ -59,20 +71,42 @@ class CampaignResultResource(resources.Resource):
     def result_dicts(self, *, campaigns):
         """The same columns as JSON values: counts and codes as numbers, a missing date or code as null (the
         spreadsheet export renders every cell as text)."""
-        emails = Email.objects.filter(campaign__in=campaigns).order_by("campaign_id", "id").values(
-            "campaign__name", "to_email", "to_name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
-            "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at", "possible_duplicate",
+        emails = (
+            Email.objects.filter(campaign__in=campaigns)
+            .order_by("campaign_id", "id")
+            .values(
+                "campaign__name",
+                "to_email",
+                "to_name",
+                "status",
+                "attempts",
+                "sent_at",
+                "smtp_code",
+                "smtp_response",
+                "first_opened_at",
+                "open_count",
+                "first_clicked_at",
+                "click_count",
+                "unsubscribed_at",
+                "possible_duplicate",
+            )
         )
         return [
             {
-                "campaign": e["campaign__name"], "address": e["to_email"], "name": e["to_name"], "status": e["status"],
-                "attempts": e["attempts"], "sent_at": iso(e["sent_at"]) or None, "smtp_code": e["smtp_code"],
-                "smtp_response": e["smtp_response"], "first_opened_at": iso(e["first_opened_at"]) or None,
-                "open_count": e["open_count"], "first_clicked_at": iso(e["first_clicked_at"]) or None,
-                "click_count": e["click_count"], "unsubscribed_at": iso(e["unsubscribed_at"]) or None,
+                "campaign": e["campaign__name"],
+                "address": e["to_email"],
+                "name": e["to_name"],
+                "status": e["status"],
+                "attempts": e["attempts"],
+                "sent_at": iso(e["sent_at"]) or None,
+                "smtp_code": e["smtp_code"],
+                "smtp_response": e["smtp_response"],
+                "first_opened_at": iso(e["first_opened_at"]) or None,
+                "open_count": e["open_count"],
+                "first_clicked_at": iso(e["first_clicked_at"]) or None,
+                "click_count": e["click_count"],
+                "unsubscribed_at": iso(e["unsubscribed_at"]) or None,
                 "possible_duplicate": e["possible_duplicate"],
             }
             for e in emails
         ]
-
-

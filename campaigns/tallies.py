@@ -43,11 +43,15 @@ TALLY_TERMS = {
 # Each hour metric: the moment that places the row, when the row counts, and what it adds.
 HOUR_TERMS = (
     # (moment, condition, {metric: value})
-    ("sent_at", "{r}.status = 'sent' AND {r}.sent_at IS NOT NULL",
-     {"sent": "1", "sent_opened": "{r}.first_opened_at IS NOT NULL"}),
+    (
+        "sent_at",
+        "{r}.status = 'sent' AND {r}.sent_at IS NOT NULL",
+        {"sent": "1", "sent_opened": "{r}.first_opened_at IS NOT NULL"},
+    ),
     ("first_opened_at", "{r}.first_opened_at IS NOT NULL", {"opened": "1"}),
     ("updated_at", "{r}.status = 'failed'", {"failed": "1"}),
 )
+
 
 # Where a moment falls, in UTC: its hour since the epoch, and its quarter of that hour.
 def _hour(ts):
@@ -65,8 +69,10 @@ def _signed(sign, expr):
 
 def _tally_rows(*, r, source, sign):
     terms = ", ".join(f"{_signed(sign, TALLY_TERMS[f].format(r=r))} AS {f}" for f in TALLY_FIGURES)
-    return f"SELECT {r}.campaign_id AS campaign_id, {r}.status AS status, {r}.failure_class AS failure_class, " \
-           f"{terms} {source}"
+    return (
+        f"SELECT {r}.campaign_id AS campaign_id, {r}.status AS status, {r}.failure_class AS failure_class, "
+        f"{terms} {source}"
+    )
 
 
 def _hour_rows(*, r, source, sign, where=""):
@@ -101,10 +107,12 @@ def _upsert(table, key, figures, inner, *, pivot=False):
 
 def _changes(sides, *, where=""):
     """The two upserts for rows seen through `sides`: [(r, source, sign)]."""
-    tally = " UNION ALL ".join(_tally_rows(r=r, source=f"{source}{where and ' WHERE ' + where}",
-                                           sign=sign) for r, source, sign in sides)
-    hours = " UNION ALL ".join(_hour_rows(r=r, source=source, sign=sign, where=where and f" AND {where}")
-                               for r, source, sign in sides)
+    tally = " UNION ALL ".join(
+        _tally_rows(r=r, source=f"{source}{where and ' WHERE ' + where}", sign=sign) for r, source, sign in sides
+    )
+    hours = " UNION ALL ".join(
+        _hour_rows(r=r, source=source, sign=sign, where=where and f" AND {where}") for r, source, sign in sides
+    )
     return [
         _upsert(TALLY, TALLY_KEY, TALLY_FIGURES, tally),
         _upsert(HOURS, HOUR_KEY, HOUR_FIGURES, hours, pivot=True),
@@ -140,8 +148,11 @@ def _tally_add(key, values):
 def _hour_add(campaign, hour, quarter, values):
     """PL/pgSQL adding `values` ({metric: expression}, the others 0) to one quarter of a
     CampaignHourTally row."""
-    by_figure = {f"{m}{q}": f"CASE WHEN {quarter} = {q} THEN {values[m]} ELSE 0 END" if m in values else "0"
-                 for m in HOUR_METRICS for q in QUARTERS}
+    by_figure = {
+        f"{m}{q}": f"CASE WHEN {quarter} = {q} THEN {values[m]} ELSE 0 END" if m in values else "0"
+        for m in HOUR_METRICS
+        for q in QUARTERS
+    }
     changed = {f: v for f, v in by_figure.items() if v != "0"}
     return (
         f"UPDATE {HOURS} SET {', '.join(f'{f} = {HOURS}.{f} + {v}' for f, v in changed.items())} "
@@ -162,11 +173,17 @@ def _one_row_result():
     """
     sent, failed = (HOUR_TERMS[0][1].format(r="n"), HOUR_TERMS[2][1].format(r="n"))
     moment = {"sent": "n.sent_at", "failed": "n.updated_at"}
-    same = " AND ".join([
-        "o.campaign_id = n.campaign_id", "o.first_opened_at IS NULL", "n.first_opened_at IS NULL",
-        "o.machine_open = n.machine_open", "(o.click_count > 0) = (n.click_count > 0)",
-        "(o.unsubscribed_at IS NULL) = (n.unsubscribed_at IS NULL)", "o.status NOT IN ('sent', 'failed')",
-    ])
+    same = " AND ".join(
+        [
+            "o.campaign_id = n.campaign_id",
+            "o.first_opened_at IS NULL",
+            "n.first_opened_at IS NULL",
+            "o.machine_open = n.machine_open",
+            "(o.click_count > 0) = (n.click_count > 0)",
+            "(o.unsubscribed_at IS NULL) = (n.unsubscribed_at IS NULL)",
+            "o.status NOT IN ('sent', 'failed')",
+        ]
+    )
     # (With first_opened_at null, machine_only is machine_open.)
     select = (
         f"SELECT (SELECT count(*) FROM new_rows), n.campaign_id, o.status, o.failure_class, n.status, n.failure_class, "
@@ -181,24 +198,29 @@ def _one_row_result():
     old_key, new_key = ["v_campaign", "v_old_status", "v_old_class"], ["v_campaign", "v_new_status", "v_new_class"]
     taken = ["-1", "0", "-v_machine", "-v_clicked", "-v_unsubscribed"]
     added = ["1", "0", "v_machine", "v_clicked", "v_unsubscribed"]
-    code = "\n    ".join([
-        f"{select};",
-        "IF v_rows = 0 THEN RETURN NULL; END IF;",
-        "IF v_rows = 1 AND v_lean THEN",
-        "    IF (v_old_status, v_old_class) < (v_new_status, v_new_class) THEN",
-        f"        {_tally_add(old_key, taken)} {_tally_add(new_key, added)}",
-        "    ELSIF (v_old_status, v_old_class) > (v_new_status, v_new_class) THEN",
-        f"        {_tally_add(new_key, added)} {_tally_add(old_key, taken)}",
-        "    END IF;",
-        f"    IF v_hour IS NOT NULL THEN {_hour_add('v_campaign', 'v_hour', 'v_quarter', {'sent': 'v_sent', 'failed': 'v_failed'})} "
-        "END IF;",
-        "    RETURN NULL;",
-        "END IF;",
-    ])
+    code = "\n    ".join(
+        [
+            f"{select};",
+            "IF v_rows = 0 THEN RETURN NULL; END IF;",
+            "IF v_rows = 1 AND v_lean THEN",
+            "    IF (v_old_status, v_old_class) < (v_new_status, v_new_class) THEN",
+            f"        {_tally_add(old_key, taken)} {_tally_add(new_key, added)}",
+            "    ELSIF (v_old_status, v_old_class) > (v_new_status, v_new_class) THEN",
+            f"        {_tally_add(new_key, added)} {_tally_add(old_key, taken)}",
+            "    END IF;",
+            f"    IF v_hour IS NOT NULL THEN "
+            f"{_hour_add('v_campaign', 'v_hour', 'v_quarter', {'sent': 'v_sent', 'failed': 'v_failed'})} "
+            "END IF;",
+            "    RETURN NULL;",
+            "END IF;",
+        ]
+    )
     # (Prefixed: PL/pgSQL variables would shadow the columns of the same names in the set-based statements.)
-    declare = ("DECLARE v_rows bigint; v_campaign bigint; v_old_status text; v_old_class text; v_new_status text; "
-               "v_new_class text; v_machine integer; v_clicked integer; v_unsubscribed integer; v_lean boolean; "
-               "v_hour integer; v_quarter integer; v_sent integer; v_failed integer;\n")
+    declare = (
+        "DECLARE v_rows bigint; v_campaign bigint; v_old_status text; v_old_class text; v_new_status text; "
+        "v_new_class text; v_machine integer; v_clicked integer; v_unsubscribed integer; v_lean boolean; "
+        "v_hour integer; v_quarter integer; v_sent integer; v_failed integer;\n"
+    )
     return declare, code
 
 
@@ -209,7 +231,8 @@ def install_statements():
         "delete": [("r", "FROM old_rows r", "-1")],
     }
     referencing = {
-        "insert": "NEW TABLE AS new_rows", "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+        "insert": "NEW TABLE AS new_rows",
+        "update": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
         "delete": "OLD TABLE AS old_rows",
     }
     statements = []
@@ -244,8 +267,12 @@ def uninstall_statements():
 def recount_statements():
     # Writers wait (readers do not) until the tallies are rebuilt, so none is counted twice or missed.
     # A rebuilt table has no row to add to: the upsert's ON CONFLICT never fires.
-    return [f"LOCK TABLE {EMAIL} IN SHARE MODE", f"DELETE FROM {TALLY}", f"DELETE FROM {HOURS}",
-            *_changes([("e", f"FROM {EMAIL} e", "1")])]
+    return [
+        f"LOCK TABLE {EMAIL} IN SHARE MODE",
+        f"DELETE FROM {TALLY}",
+        f"DELETE FROM {HOURS}",
+        *_changes([("e", f"FROM {EMAIL} e", "1")]),
+    ]
 
 
 def install(*, using_connection=None):

@@ -306,7 +306,9 @@ SMTP_ENVELOPE_AHEAD_SECONDS = float(os.environ.get("SMTP_ENVELOPE_AHEAD_SECONDS"
 # Per-message results wait for PostgreSQL's disk flush only when this is on; see
 # campaigns.ledger.ledger_commits for the trade.
 EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", False)
-MESSAGE_ID_DOMAIN = os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
+MESSAGE_ID_DOMAIN = (
+    os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
+)
 # A personalised subject or body longer than this (characters, for one recipient) fails that
 # recipient's message with the reason: every marketer's messages are built in the same workers.
 RENDERED_SUBJECT_MAX_CHARS = int(os.environ.get("RENDERED_SUBJECT_MAX_CHARS", "2000"))
@@ -400,9 +402,21 @@ CKEDITOR_5_CONFIGS = {
         "licenseKey": "GPL",
         "toolbar": {
             "items": [
-                "heading", "|", "bold", "italic", "underline", "link", "bulletedList",
-                "numberedList", "blockQuote", "insertTable", "insertImage", "|", "sourceEditing",
-                "undo", "redo",
+                "heading",
+                "|",
+                "bold",
+                "italic",
+                "underline",
+                "link",
+                "bulletedList",
+                "numberedList",
+                "blockQuote",
+                "insertTable",
+                "insertImage",
+                "|",
+                "sourceEditing",
+                "undo",
+                "redo",
             ],
         },
         # The widget's JS turns "/.../" strings into RegExps; an object here would match nothing, and the
@@ -445,9 +459,7 @@ CONTENT_SECURITY_POLICY = os.environ.get("CONTENT_SECURITY_POLICY") or (
     "object-src 'none'; base-uri 'self'"
 )
 # The campaign preview: the email's own images (any https URL) show in its sandboxed iframe.
-CONTENT_SECURITY_POLICY_PREVIEW = CONTENT_SECURITY_POLICY.replace(
-    "img-src 'self' data:", "img-src 'self' data: https:"
-)
+CONTENT_SECURITY_POLICY_PREVIEW = CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", "img-src 'self' data: https:")
 # The campaign and template add/change pages: the body's images show in the editor as they will in the mail.
 CONTENT_SECURITY_POLICY_EDITOR = CONTENT_SECURITY_POLICY_PREVIEW
 if PRODUCTION:

@@ -6,8 +6,8 @@ from django.views.generic import RedirectView
 from accounts import views as account_views
 from accounts.owned_admin import FormFieldAutocompleteJsonView
 from campaigns import editor
-from reporting import views as reporting_views
 from config import views as site_views
+from reporting import views as reporting_views
 
 urlpatterns = [
     path("favicon.ico", site_views.favicon, name="favicon"),
@@ -23,7 +23,8 @@ urlpatterns = [
     path("ckeditor5/image_upload/", editor.image_upload, name="ck_editor_5_upload_file"),
     re_path(
         r"^media/images/(?P<owner_id>[0-9]+)/(?P<filename>[A-Za-z0-9_-]{22}\.(?:png|jpg|gif|webp))$",
-        editor.public_image, name="public_image",
+        editor.public_image,
+        name="public_image",
     ),
     path("t/", include("tracking.urls")),
     path("s/", include("contacts.subscriptions.urls")),
@@ -31,11 +32,13 @@ urlpatterns = [
     path("admin/dashboard/data/", admin.site.admin_view(reporting_views.dashboard_data), name="dashboard_data"),
     path(
         "admin/campaigns/campaign/<int:campaign_id>/analytics/",
-        admin.site.admin_view(reporting_views.campaign_analytics), name="campaign_analytics",
+        admin.site.admin_view(reporting_views.campaign_analytics),
+        name="campaign_analytics",
     ),
     path(
         "admin/campaigns/campaign/<int:campaign_id>/analytics/data/",
-        admin.site.admin_view(reporting_views.campaign_analytics_data), name="campaign_analytics_data",
+        admin.site.admin_view(reporting_views.campaign_analytics_data),
+        name="campaign_analytics_data",
     ),
     # The admin's autocomplete, refusing sources no form has (see FormFieldAutocompleteJsonView).
     path(

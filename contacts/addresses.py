@@ -1,7 +1,8 @@
 """What a contact address is.
 
 Rule: an address is `local@domain`, at most 254 characters, trimmed, NFC-normalised
-and lower-cased. The domain must have a dot (no `x@localhost` in a mailing list) and pass Django's EmailValidator (international
+and lower-cased. The domain must have a dot (no `x@localhost` in a mailing list) and pass Django's EmailValidator
+(international
 domains are checked in their punycode form). The local part must pass the same
 validator once every non-ASCII letter, mark or digit in it is stood in for by an
 ASCII letter: letters of any script are accepted (RFC 6531, SMTPUTF8, which our
@@ -44,8 +45,11 @@ def normalized_address_sql(column):
     normalize() as above (what is ASCII before trimming is after), which would cost more than the rest of
     the expression."""
     trimmed = f"btrim({column}, %s)"
-    return (f"lower(CASE WHEN octet_length({column}) = char_length({column}) THEN {trimmed} "
-            f"ELSE normalize({trimmed}, NFC) END)", [STRIPPED, STRIPPED])
+    return (
+        f"lower(CASE WHEN octet_length({column}) = char_length({column}) THEN {trimmed} "
+        f"ELSE normalize({trimmed}, NFC) END)",
+        [STRIPPED, STRIPPED],
+    )
 
 
 # Django's own rule for the local part, compiled once (its validator's lazy regex is slow per call).

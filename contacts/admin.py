@@ -2,15 +2,15 @@ from django.contrib import admin
 from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
 from django.utils.html import format_html
+
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user
-from contacts import admin_actions, export_actions
+from contacts import admin_actions, export_actions, exports
 from contacts.forms import SubscriptionFormAdminForm
+from contacts.imports import jobs
+from contacts.imports.forms import ImportUploadForm
 from contacts.models import Contact, ContactList, ImportJob, SubscriptionForm
 from contacts.services import contacts
 from contacts.subscriptions import embed
-from contacts.imports import jobs
-from contacts.imports.forms import ImportUploadForm
-from contacts import exports
 
 
 # Registered by privacy.admin, which adds a contact's privacy requests (export, erase) to this admin.
@@ -22,8 +22,16 @@ class ContactAdmin(OwnedModelAdmin):
     list_filter = ("status", "lists", "created_at")
     search_fields = ("email", "name")
     # The status is written by contacts.services.contacts only (the action here, bounces, unsubscribes).
-    readonly_fields = ("status", "status_changed_at", "consent_at", "consent_form", "consent_text", "consent_ip_hash",
-                       "created_at", "updated_at")
+    readonly_fields = (
+        "status",
+        "status_changed_at",
+        "consent_at",
+        "consent_form",
+        "consent_text",
+        "consent_ip_hash",
+        "created_at",
+        "updated_at",
+    )
 
     def get_queryset(self, request):
         # Only the user's own lists: a contact may sit in another owner's list (put
@@ -54,9 +62,7 @@ class ContactListAdmin(OwnedModelAdmin):
             .get_queryset(request)
             .annotate(
                 contact_count=Count("contacts", distinct=True),
-                subscribed_count=Count(
-                    "contacts", filter=Q(contacts__status=Contact.Status.SUBSCRIBED), distinct=True
-                ),
+                subscribed_count=Count("contacts", filter=Q(contacts__status=Contact.Status.SUBSCRIBED), distinct=True),
             )
         )
 
@@ -77,8 +83,18 @@ class ImportJobAdmin(OwnedModelAdmin):
     owner's job answers 404. The work is done by contacts.imports.jobs.
     """
 
-    list_display = ("original_name", "list_name", "status", "progress", "created_count", "updated_count",
-                    "merged_count", "suppressed_count", "rejected_count", "created_at")
+    list_display = (
+        "original_name",
+        "list_name",
+        "status",
+        "progress",
+        "created_count",
+        "updated_count",
+        "merged_count",
+        "suppressed_count",
+        "rejected_count",
+        "created_at",
+    )
     list_filter = ("status", "created_at")
     search_fields = ("original_name",)
     list_select_related = ("contact_list",)
@@ -116,8 +132,12 @@ class ImportJobAdmin(OwnedModelAdmin):
         from django.template.response import TemplateResponse
 
         context = {
-            **self.admin_site.each_context(request), "opts": self.model._meta, "job": job,
-            "title": context.pop("title", "Import contacts"), "has_view_permission": True, "original": job,
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "job": job,
+            "title": context.pop("title", "Import contacts"),
+            "has_view_permission": True,
+            "original": job,
             **context,
         }
         return TemplateResponse(request, template, context)
@@ -126,29 +146,34 @@ class ImportJobAdmin(OwnedModelAdmin):
         from django.core.exceptions import PermissionDenied
         from django.shortcuts import redirect
 
-
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = ImportUploadForm(request.POST or None, request.FILES or None, owner=request.user)
         if request.method == "POST" and form.is_valid():
             try:
                 job = jobs.create_job(
-                    owner=request.user, uploaded_file=form.cleaned_data["file"],
-                    contact_list=form.cleaned_data["contact_list"], new_list_name=form.cleaned_data["new_list_name"],
+                    owner=request.user,
+                    uploaded_file=form.cleaned_data["file"],
+                    contact_list=form.cleaned_data["contact_list"],
+                    new_list_name=form.cleaned_data["new_list_name"],
                     encoding=form.cleaned_data["encoding"],
                 )
             except jobs.ImportRefused as exc:
                 form.add_error("file", str(exc))
             else:
                 return redirect("admin:contacts_importjob_preview", job.pk)
-        return self._render(request, "admin/contacts/importjob/import_form.html", form=form,
-                            title="Import contacts", media=self.media + form.media)
+        return self._render(
+            request,
+            "admin/contacts/importjob/import_form.html",
+            form=form,
+            title="Import contacts",
+            media=self.media + form.media,
+        )
 
     def preview_view(self, request, object_id):
         from django.contrib import messages
         from django.core.exceptions import PermissionDenied
         from django.shortcuts import redirect
-
 
         job = self._job(request, object_id)
         if request.method == "POST":
@@ -162,17 +187,22 @@ class ImportJobAdmin(OwnedModelAdmin):
                 if job.status == ImportJob.Status.DONE:
                     self.message_user(request, f"Imported {job.original_name}.", messages.SUCCESS)
                 else:
-                    self.message_user(request, "The import runs in the background: you may leave this page.",
-                                      messages.INFO)
+                    self.message_user(
+                        request, "The import runs in the background: you may leave this page.", messages.INFO
+                    )
             return redirect("admin:contacts_importjob_change", job.pk)
         if job.status in ImportJob.READING_STATUSES:
-            return self._render(request, "admin/contacts/importjob/import_reading.html", job=job,
-                                title=f"Reading {job.original_name}")
+            return self._render(
+                request, "admin/contacts/importjob/import_reading.html", job=job, title=f"Reading {job.original_name}"
+            )
         if job.status != ImportJob.Status.PREVIEWED:
             return redirect("admin:contacts_importjob_change", job.pk)
         return self._render(
-            request, "admin/contacts/importjob/import_preview.html", job=job,
-            title=f"Preview: {job.original_name}", background=jobs.runs_in_background(job),
+            request,
+            "admin/contacts/importjob/import_preview.html",
+            job=job,
+            title=f"Preview: {job.original_name}",
+            background=jobs.runs_in_background(job),
             counts=job.preview.get("counts", {}),
         )
 
@@ -183,13 +213,16 @@ class ImportJobAdmin(OwnedModelAdmin):
         if job.status in (*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED):
             return redirect("admin:contacts_importjob_preview", job.pk)
 
-        return self._render(request, "admin/contacts/importjob/import_job.html", job=job,
-                            title=f"Import: {job.original_name}",
-                            job_counts=jobs.status_payload(job)["counts"])
+        return self._render(
+            request,
+            "admin/contacts/importjob/import_job.html",
+            job=job,
+            title=f"Import: {job.original_name}",
+            job_counts=jobs.status_payload(job)["counts"],
+        )
 
     def status_view(self, request, object_id):
         from django.http import JsonResponse
-
 
         job = self._job(request, object_id)
         response = JsonResponse(jobs.status_payload(job))
@@ -201,8 +234,12 @@ class ImportJobAdmin(OwnedModelAdmin):
         job = self._job(request, object_id)
         file_format = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
         headers, rows = jobs.rejected_report_rows(job)
-        return exports.download(headers=headers, rows=rows, file_format=file_format,
-                                name=f"rejected-rows-{job.original_name.rsplit('.', 1)[0]}")
+        return exports.download(
+            headers=headers,
+            rows=rows,
+            file_format=file_format,
+            name=f"rejected-rows-{job.original_name.rsplit('.', 1)[0]}",
+        )
 
     def delete_model(self, request, obj):
         jobs.delete_upload(job_id=obj.pk)

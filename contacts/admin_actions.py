@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.utils import timezone
+
 from contacts.models import Contact
 from contacts.services import contacts
 

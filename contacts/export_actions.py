@@ -1,4 +1,5 @@
 from django.contrib import admin
+
 from accounts.owned_admin import scope_to_user
 from contacts import exports
 from contacts.models import Contact, ContactList

@@ -20,6 +20,7 @@ class AttributeNamesField(forms.CharField):
 
 class SubscriptionFormAdminForm(forms.ModelForm):
     attributes_asked = AttributeNamesField(
-        label="Attributes asked", required=False,
+        label="Attributes asked",
+        required=False,
         help_text="Contact attributes the form asks for besides email and name, comma-separated, e.g. City, Company.",
     )

@@ -8,11 +8,14 @@ import re
 import uuid
 from pathlib import Path
 from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
-from contacts.addresses import ContactEmailField, normalize_address as normalize_contact_address
+
+from contacts.addresses import ContactEmailField
+from contacts.addresses import normalize_address as normalize_contact_address
 
 
 class Contact(models.Model):
@@ -51,7 +54,9 @@ class Contact(models.Model):
         ordering = ["email"]
         constraints = [
             models.UniqueConstraint(
-                Lower("email"), "owner", name="contact_unique_email_per_owner",
+                Lower("email"),
+                "owner",
+                name="contact_unique_email_per_owner",
                 violation_error_message="You have a contact with this address already.",
             ),
         ]
@@ -155,7 +160,8 @@ class ImportJob(models.Model):
 
     @property
     def rejected_total(self):
-        """Every rejected row, counted (rejected_rows keeps the first few): the import's once done, else the preview's."""
+        """Every rejected row, counted (rejected_rows keeps the first few): the import's once done, else
+        the preview's."""
         if self.status == self.Status.DONE:
             return self.rejected_count
         return (self.preview or {}).get("counts", {}).get("rejected", 0)
@@ -217,18 +223,24 @@ class SubscriptionForm(models.Model):
         help_text="Shown above the button and recorded on every contact who subscribes through this form.",
     )
     attributes_asked = models.JSONField(
-        "Attributes asked", default=list, blank=True, validators=[validate_attribute_names],
+        "Attributes asked",
+        default=list,
+        blank=True,
+        validators=[validate_attribute_names],
         help_text="Contact attributes the form asks for besides email and name, e.g. City, Company.",
     )
     smtp_account = models.ForeignKey(
-        "sending.SmtpAccount", on_delete=models.PROTECT, related_name="subscription_forms",
+        "sending.SmtpAccount",
+        on_delete=models.PROTECT,
+        related_name="subscription_forms",
         verbose_name="SMTP account",
         help_text="Sends the confirmation emails (single opt-in forms too: a suppressed contact confirms by email).",
     )
     double_opt_in = models.BooleanField(
-        "Double opt-in", default=True,
+        "Double opt-in",
+        default=True,
         help_text="Subscribe only once the address is confirmed by email. Turn off only for people who consented "
-                  "elsewhere already.",
+        "elsewhere already.",
     )
     enabled = models.BooleanField(default=True, help_text="A disabled form takes no submissions.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -2,8 +2,9 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from contacts.services import subscriptions
+
 from contacts.imports import jobs
+from contacts.services import subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,12 @@ def send_subscription_confirmation(request_id):
 # still being read at the soft limit is refused with a reason. The hard limit ends a reading that
 # ignores it (the periodic cleanup fails that job, jobs.delete_stale_uploads); a worker lost while
 # reading gets the task back, and read_preview fails the job rather than read the file again.
-@shared_task(name="campaigns.preview_import", ignore_result=True,
-             soft_time_limit=settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS,
-             time_limit=settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS + 30)
+@shared_task(
+    name="campaigns.preview_import",
+    ignore_result=True,
+    soft_time_limit=settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS,
+    time_limit=settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS + 30,
+)
 def preview_import(job_id):
     result = jobs.read_preview(job_id=job_id)
     if result is not None:

@@ -54,7 +54,8 @@ def on_throttled(*, account_id: int, code: int | None, text: str, now: datetime)
     the account's pacing clock (see resume_at). Returns the new learned rate, or None within an episode."""
     account = (
         SmtpAccount.objects.filter(pk=account_id)
-        .values("max_per_minute", "learned_per_minute", "last_throttled_at").first()
+        .values("max_per_minute", "learned_per_minute", "last_throttled_at")
+        .first()
     )
     if account is None:
         return None
@@ -72,13 +73,17 @@ def on_throttled(*, account_id: int, code: int | None, text: str, now: datetime)
     reply = reply[:300]
     note = f"Throttled (“{reply}”): {how}; sending at {rate:.0f}/min."
     started = SmtpAccount.objects.filter(pk=account_id, last_throttled_at=account["last_throttled_at"]).update(
-        learned_per_minute=rate, observed_limit_per_minute=observed, rate_note=note, rate_changed_at=now,
+        learned_per_minute=rate,
+        observed_limit_per_minute=observed,
+        rate_note=note,
+        rate_changed_at=now,
         last_throttled_at=now,
     )
     if not started:
         return None  # another worker's refusal started this episode a moment ago
-    log.warning("SMTP account %s throttled by its server (%s); rate %.0f/min -> %.0f/min", account_id, reply,
-                current, rate)
+    log.warning(
+        "SMTP account %s throttled by its server (%s); rate %.0f/min -> %.0f/min", account_id, reply, current, rate
+    )
     return rate
 
 
@@ -97,7 +102,8 @@ def resume_at(*, account_id: int, now: datetime, rate: float) -> datetime:
     # The over+1-th oldest of the minute: once it is a minute old, fewer than `rate` remain in it.
     oldest = (
         sent_by_account(account_id=account_id, after=now - WINDOW, until=now)
-        .order_by("sent_at").values_list("sent_at", flat=True)[over:over + 1]
+        .order_by("sent_at")
+        .values_list("sent_at", flat=True)[over : over + 1]
     )
     return max([pause, *(at + WINDOW for at in oldest)])
 
@@ -113,13 +119,16 @@ def after_clean_batch(*, account_id: int, now: datetime) -> bool:
     the configured maximum once the probe reaches it). Returns whether the rate moved."""
     account = (
         SmtpAccount.objects.filter(pk=account_id, learned_per_minute__isnull=False)
-        .values("max_per_minute", "learned_per_minute", "observed_limit_per_minute", "rate_changed_at",
-                "last_throttled_at").first()
+        .values(
+            "max_per_minute", "learned_per_minute", "observed_limit_per_minute", "rate_changed_at", "last_throttled_at"
+        )
+        .first()
     )
     if account is None or not _settled(account, now):
         return False
     rate = probe_rate(
-        learned=account["learned_per_minute"], observed=account["observed_limit_per_minute"],
+        learned=account["learned_per_minute"],
+        observed=account["observed_limit_per_minute"],
         clean_seconds=(now - account["last_throttled_at"]).total_seconds() if account["last_throttled_at"] else None,
     )
     if rate is None:
@@ -131,7 +140,8 @@ def after_clean_batch(*, account_id: int, now: datetime) -> bool:
             pk=account_id, learned_per_minute=account["learned_per_minute"], rate_changed_at=account["rate_changed_at"]
         ).update(
             learned_per_minute=None if at_maximum else rate,
-            rate_note="No throttling since: back at the configured maximum." if at_maximum
+            rate_note="No throttling since: back at the configured maximum."
+            if at_maximum
             else f"No throttling for a minute: probing a little faster, {rate:.0f}/min.",
             rate_changed_at=now,
         )

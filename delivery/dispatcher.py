@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from accounts.models import User, users_with_access_q
 from campaigns import ledger
-from delivery import rate_limit
 from campaigns.models import Campaign, DispatcherState
 from campaigns.services import lifecycle
+from delivery import rate_limit
 from sending.models import SmtpAccount
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def tick(*, enqueue: Callable[[uuid.UUID], object], now: datetime | None = None)
             # Each batch is handed to the workers as soon as it is claimed: otherwise no worker
             # would start before the end of a tick claiming a large campaign's many batches.
             report.batches = claim_batches(
-                now=clock_now, window_seconds=dispatch_interval_seconds(),
+                now=clock_now,
+                window_seconds=dispatch_interval_seconds(),
                 on_claimed=enqueue,
             )
             report.completed = lifecycle.complete_finished(now=clock_now)
@@ -100,8 +101,11 @@ def start_due_campaigns(*, now: datetime) -> list[int]:
         status=Campaign.Status.SCHEDULED, scheduled_at__lte=now, owner__in=User.objects.filter(users_with_access_q())
     ).values_list("pk", flat=True)
     # One chunk each here; continue_preparing then shares the tick's preparation time among them all.
-    return [campaign_id for campaign_id in list(due)
-            if lifecycle.start(campaign_id=campaign_id, now=now, prepare_seconds=0) is not None]
+    return [
+        campaign_id
+        for campaign_id in list(due)
+        if lifecycle.start(campaign_id=campaign_id, now=now, prepare_seconds=0) is not None
+    ]
 
 
 # --- step 4: claim per account, accounts taking turns ----------------------------------
@@ -129,8 +133,9 @@ def sendable_accounts(*, now: datetime):
     )
 
 
-def claim_batches(*, now: datetime, window_seconds: float,
-                  on_claimed: Callable[[uuid.UUID], object] = lambda batch_id: None) -> list[tuple]:
+def claim_batches(
+    *, now: datetime, window_seconds: float, on_claimed: Callable[[uuid.UUID], object] = lambda batch_id: None
+) -> list[tuple]:
     """Claim what each sendable account may send (rate_limit.allowance: its limits, and its fair
     share of the workers), in batches, the accounts taking turns."""
     plans = []
@@ -155,7 +160,10 @@ def claim_batches(*, now: datetime, window_seconds: float,
             turn = plan.account.batch_size * (1 if first_round else ledger.CLAIM_BATCHES_PER_STATEMENT)
             wanted = min(plan.budget, turn)
             claimed_batches, plan.after_id = ledger.claim_as_batches(
-                campaign_ids=plan.campaign_ids, limit=wanted, batch_size=plan.account.batch_size, now=now,
+                campaign_ids=plan.campaign_ids,
+                limit=wanted,
+                batch_size=plan.account.batch_size,
+                now=now,
                 after_id=plan.after_id,
             )
             claimed = 0
@@ -184,7 +192,9 @@ def queue_running_dry(*, account_id: int) -> bool:
     rate_limit.LOW_WATER_BATCHES of its batches are left. Left to beat's next tick, its workers
     would idle until then (up to an interval: a fresh campaign's floor lasts far less). One small read
     a batch: the account's row, and the queued rows counted up to the low-water mark."""
-    account = SmtpAccount.objects.filter(pk=account_id).only("max_per_minute", "learned_per_minute", "batch_size").first()
+    account = (
+        SmtpAccount.objects.filter(pk=account_id).only("max_per_minute", "learned_per_minute", "batch_size").first()
+    )
     if account is None:
         return False
     low_water = rate_limit.LOW_WATER_BATCHES * account.batch_size

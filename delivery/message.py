@@ -18,8 +18,8 @@ import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
-from email.policy import EmailPolicy
 from email.header import Header
+from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, make_msgid
 from html import escape, unescape
 
@@ -28,8 +28,7 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.html import linebreaks
 
-from campaigns import html_hygiene
-from campaigns import personalize
+from campaigns import html_hygiene, personalize
 from sending.addresses import transport_address
 from tracking import services as tracking_services
 from tracking import tokens
@@ -121,7 +120,11 @@ def variables_for(*, name, email, attributes, unsubscribe):
 def render(*, campaign, variables: dict, subject_prefix: str = "") -> Rendered:
     """Subject, HTML (footer added, CSS inlined) and text of a campaign for one recipient, untracked."""
     subject = personalize.render(
-        campaign.subject, variables, html=False, max_chars=settings.RENDERED_SUBJECT_MAX_CHARS, label="subject",
+        campaign.subject,
+        variables,
+        html=False,
+        max_chars=settings.RENDERED_SUBJECT_MAX_CHARS,
+        label="subject",
     )
     subject = subject_prefix + _one_line(subject).strip()
     url = variables[personalize.UNSUBSCRIBE_VARIABLE]
@@ -255,7 +258,10 @@ def build(*, email, campaign, account) -> tuple[str, bytes]:
     token = tokens.unsubscribe_token(email.pk)  # signed once for the link and the mailto
     unsubscribe = unsubscribe_url(email.pk, token)
     variables = variables_for(
-        name=email.to_name, email=email.to_email, attributes=email.contact_attributes, unsubscribe=unsubscribe,
+        name=email.to_name,
+        email=email.to_email,
+        attributes=email.contact_attributes,
+        unsubscribe=unsubscribe,
     )
     rendered = render(campaign=campaign, variables=variables)
     html = rendered.html
@@ -264,8 +270,13 @@ def build(*, email, campaign, account) -> tuple[str, bytes]:
     if campaign.track_opens:
         html = add_open_pixel(html, email_id=email.pk)
     raw = _mime(
-        account=account, to_name=email.to_name, to_email=transport_address(email.to_email), subject=rendered.subject,
-        text=rendered.text, html=html, message_id=email.message_id or new_message_id(),
+        account=account,
+        to_name=email.to_name,
+        to_email=transport_address(email.to_email),
+        subject=rendered.subject,
+        text=rendered.text,
+        html=html,
+        message_id=email.message_id or new_message_id(),
         list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
     )
     return transport_address(account.from_email), raw
@@ -280,8 +291,14 @@ def build_test(*, campaign, account, to_email: str, name: str, email: str, attri
     variables = variables_for(name=name, email=email, attributes=attributes, unsubscribe=unsubscribe)
     rendered = render(campaign=campaign, variables=variables, subject_prefix=TEST_PREFIX)
     raw = _mime(
-        account=account, to_name="", to_email=transport_address(to_email), subject=rendered.subject, text=rendered.text,
-        html=rendered.html, message_id=new_message_id(), list_unsubscribe=f"<{unsubscribe}>",
+        account=account,
+        to_name="",
+        to_email=transport_address(to_email),
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=new_message_id(),
+        list_unsubscribe=f"<{unsubscribe}>",
     )
     return transport_address(account.from_email), raw
 

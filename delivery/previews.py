@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from campaigns import personalize
-from delivery import message
 from campaigns.models import Campaign, CampaignTestSend
-from contacts.models import Contact
 from campaigns.selectors import previews as preview_selectors
+from contacts.models import Contact
+from delivery import message
 from sending import smtp
 from sending.addresses import transport_address
 from sending.session import SmtpSession, SmtpUtf8Unsupported
@@ -58,8 +58,17 @@ def send_test(*, campaign: Campaign, addresses: Iterable[str], contact: Contact 
     name, shown_email, attributes = _who(contact)
     try:
         raws = [
-            (address, message.build_test(campaign=campaign, account=account, to_email=address, name=name,
-                                         email=shown_email, attributes=attributes))
+            (
+                address,
+                message.build_test(
+                    campaign=campaign,
+                    account=account,
+                    to_email=address,
+                    name=name,
+                    email=shown_email,
+                    attributes=attributes,
+                ),
+            )
             for address in addresses
         ]
     except personalize.PersonalizationError as exc:
@@ -68,7 +77,9 @@ def send_test(*, campaign: Campaign, addresses: Iterable[str], contact: Contact 
     try:
         session.open()
     except smtp.OPEN_ERRORS as exc:
-        raise TestSendError(f"Could not send through the SMTP server: {smtp.describe_open_failure(exc, account)}") from exc
+        raise TestSendError(
+            f"Could not send through the SMTP server: {smtp.describe_open_failure(exc, account)}"
+        ) from exc
     result = TestSendResult(sent=[], refused=[])
     try:
         for address, (envelope_from, raw) in raws:
@@ -108,8 +119,9 @@ def request_test_send(
         preview(campaign=campaign, contact=contact)
     except personalize.PersonalizationError as exc:
         raise TestSendError("; ".join(exc.messages)) from exc
-    test_send = CampaignTestSend.objects.create(campaign=campaign, contact=contact, addresses=list(addresses),
-                                                requested_at=now)
+    test_send = CampaignTestSend.objects.create(
+        campaign=campaign, contact=contact, addresses=list(addresses), requested_at=now
+    )
     enqueue(test_send.pk)
     return test_send
 

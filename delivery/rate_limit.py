@@ -20,7 +20,6 @@ from delivery.selectors import sent_by_account
 from sending.models import SmtpAccount
 from sending.rates import effective_per_minute
 
-
 # --- what an account may claim now: its limits, and its fair share of the workers ---------------
 
 # An account may hold claimed-but-unsent rows (queued: batches waiting in the workers' one queue)
@@ -62,8 +61,15 @@ def allowance(*, account, now: datetime, window_seconds: float) -> int:
     wanted -= in_flight
     if wanted <= 0:
         return 0
-    return max(0, min(wanted, _left_within_limits(account=account, now=now, in_flight=in_flight, wanted=wanted,
-                                                  window_seconds=window_seconds)))
+    return max(
+        0,
+        min(
+            wanted,
+            _left_within_limits(
+                account=account, now=now, in_flight=in_flight, wanted=wanted, window_seconds=window_seconds
+            ),
+        ),
+    )
 
 
 def fair_share_applies(*, account, window_seconds: float) -> bool:
@@ -123,8 +129,11 @@ def _left_within_limits(*, account, now, in_flight, wanted, window_seconds):
     window whose bound leaves less than `wanted` is counted exactly, on the index of sent rows. Such a
     count reads about as many rows as the limit allows: it is the limit that keeps them few.
     """
-    limits = {"minute": math.floor(effective_per_minute(account)), "hour": account.max_per_hour,
-              "day": account.max_per_day}
+    limits = {
+        "minute": math.floor(effective_per_minute(account)),
+        "hour": account.max_per_hour,
+        "day": account.max_per_day,
+    }
     bounds = _sent_upper_bounds(account=account, now=now)
     # The minute that matters is the one ending when this claim has been sent, `window_seconds` on:
     # what was sent before its start no longer counts. Counting the whole last minute would hold a paced

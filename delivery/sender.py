@@ -2,7 +2,6 @@
 
 import logging
 import smtplib
-import socket
 import ssl
 import time
 import uuid
@@ -15,15 +14,14 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from campaigns import personalize
-from campaigns import ledger
-from delivery import adaptive_rate, message, rate_limit
-from delivery.campaign_loader import campaigns_with_owner_and_account
+from campaigns import ledger, personalize
 from campaigns.lease import Lease, LeaseLost
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
 from contacts.models import Contact
 from contacts.services import contacts
+from delivery import adaptive_rate, message, rate_limit
+from delivery.campaign_loader import campaigns_with_owner_and_account
 from sending import crypto, smtp
 from sending import services as account_services
 from sending.addresses import transport_address
@@ -49,9 +47,14 @@ class BatchReport:
     account_id: int | None = None  # the account that sent it (None: it was not sent)
 
 
-def send_batch(batch_id: str | uuid.UUID, *, clock: Callable[[], datetime] = timezone.now,
-               sleep: Callable[[float], object] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
-               continue_later: Callable[[uuid.UUID, float], object] | None = None) -> BatchReport:
+def send_batch(
+    batch_id: str | uuid.UUID,
+    *,
+    clock: Callable[[], datetime] = timezone.now,
+    sleep: Callable[[float], object] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    continue_later: Callable[[uuid.UUID, float], object] | None = None,
+) -> BatchReport:
     """Send a claimed batch. `clock`, `sleep` and `monotonic` (the lease's clock) are injectable so
     tests drive time.
 
@@ -59,8 +62,9 @@ def send_batch(batch_id: str | uuid.UUID, *, clock: Callable[[], datetime] = tim
     (delivery.tasks passes a delayed send_batch task: the engine never imports the tasks); without
     one, that rest goes back to pending for a later tick."""
     with ledger.ledger_commits(), ledger.ResultWriter() as results:
-        return _send_batch(batch_id, clock=clock, sleep=sleep, monotonic=monotonic, continue_later=continue_later,
-                           results=results)
+        return _send_batch(
+            batch_id, clock=clock, sleep=sleep, monotonic=monotonic, continue_later=continue_later, results=results
+        )
 
 
 def _send_batch(batch_id, *, clock, sleep, monotonic, continue_later, results):
@@ -90,8 +94,16 @@ def _send_batch(batch_id, *, clock, sleep, monotonic, continue_later, results):
         return report
     report.account_id = account.pk
     _BatchRun(
-        account=account, emails=emails, batch_id=batch_id, held=held, clock=clock, sleep=sleep, monotonic=monotonic,
-        report=report, continue_later=continue_later, results=results,
+        account=account,
+        emails=emails,
+        batch_id=batch_id,
+        held=held,
+        clock=clock,
+        sleep=sleep,
+        monotonic=monotonic,
+        report=report,
+        continue_later=continue_later,
+        results=results,
     ).run()
     # The batch that sends a campaign's last rows completes it now, not at the next tick.
     lifecycle.complete_finished(now=clock(), campaign_ids={e.campaign_id for e in emails})
@@ -148,8 +160,15 @@ def _batch_emails(batch_id, *, clock, monotonic):
         rows = [row for row in rows if row[0] in held.ids]
     attributes = Contact._meta.get_field("attributes")
     emails = [
-        BatchRow(pk, campaign_id, contact_id, to_email, to_name, message_id,
-                 attributes.from_db_value(raw, None, connection) or {} if contact_id else {})
+        BatchRow(
+            pk,
+            campaign_id,
+            contact_id,
+            to_email,
+            to_name,
+            message_id,
+            attributes.from_db_value(raw, None, connection) or {} if contact_id else {},
+        )
         for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in rows
     ]
     campaigns = campaigns_with_owner_and_account(e.campaign_id for e in emails)
@@ -225,9 +244,7 @@ class _BatchRun:
     def _campaign_is_sending(self, email):
         self.last_status_check = time.monotonic()
         status, paused_until = (
-            Campaign.objects.filter(pk=email.campaign_id)
-            .values_list("status", "smtp_account__paused_until")
-            .first()
+            Campaign.objects.filter(pk=email.campaign_id).values_list("status", "smtp_account__paused_until").first()
         ) or (None, None)
         if paused_until and paused_until > self.clock():
             # Another batch of this account hit a quota or login failure: stop here too.
@@ -244,9 +261,7 @@ class _BatchRun:
         """Wait for this message's pacing slot; returns 0, or the wait in seconds when too long."""
         now = self.clock()
         if not self.slots:
-            self.slots, self.interval = rate_limit.reserve_slots(
-                account_id=self.account.pk, now=now, wanted=remaining
-            )
+            self.slots, self.interval = rate_limit.reserve_slots(account_id=self.account.pk, now=now, wanted=remaining)
         slot = self.slots[0]
         wait = (slot - now).total_seconds()
         if wait > settings.MAX_PACING_WAIT_SECONDS:
@@ -291,10 +306,9 @@ class _BatchRun:
             return True
         # Read now, not with the batch: another batch of the account may have found its server
         # unreachable since this one read the account (a reconnect comes later in a batch).
-        resting_until, unreachable_since = (
-            SmtpAccount.objects.filter(pk=self.account.pk).values_list("backoff_until", "unreachable_since").first()
-            or (None, None)
-        )
+        resting_until, unreachable_since = SmtpAccount.objects.filter(pk=self.account.pk).values_list(
+            "backoff_until", "unreachable_since"
+        ).first() or (None, None)
         if resting_until and resting_until > self.clock():
             self._server_unreachable(index, None, maybe_delivered=maybe_delivered)
             return False
@@ -336,8 +350,14 @@ class _BatchRun:
             # The message lost after its content keeps the rule for such a loss: one more try,
             # spent, so a server that takes content and then crashes cannot loop it forever.
             email = self.emails[index]
-            if ledger.defer(email_id=email.pk, batch_id=self.batch_id, code=None, text=f"connection lost; {why}",
-                            now=self.clock(), possible_duplicate=True):
+            if ledger.defer(
+                email_id=email.pk,
+                batch_id=self.batch_id,
+                code=None,
+                text=f"connection lost; {why}",
+                now=self.clock(),
+                possible_duplicate=True,
+            ):
                 self.report.deferred += 1
             index += 1
         if text:
@@ -367,11 +387,17 @@ class _BatchRun:
             return self._holds_any_after(index)
         except SmtpUtf8Unsupported as exc:
             now = self.clock()
-            ledger.mark_failed(email_id=email.pk, batch_id=self.batch_id, code=None, text=str(exc),
-                               failure_class=Email.FailureClass.REJECTED, now=now)
+            ledger.mark_failed(
+                email_id=email.pk,
+                batch_id=self.batch_id,
+                code=None,
+                text=str(exc),
+                failure_class=Email.FailureClass.REJECTED,
+                now=now,
+            )
             self.report.failed += 1
             return True
-        except (smtplib.SMTPServerDisconnected, socket.timeout, ConnectionError, ssl.SSLError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, ssl.SSLError) as exc:
             # Lost during DATA, the server may or may not have taken it: a possible duplicate.
             lost_in_data = self.smtp.lost()
             if lost_in_data:
@@ -380,8 +406,12 @@ class _BatchRun:
                 ledger.flag_possible_duplicate(email_id=email.pk, batch_id=self.batch_id)
             if retried:
                 ledger.defer(
-                    email_id=email.pk, batch_id=self.batch_id, code=None, text=f"connection lost: {exc}",
-                    now=self.clock(), possible_duplicate=lost_in_data,
+                    email_id=email.pk,
+                    batch_id=self.batch_id,
+                    code=None,
+                    text=f"connection lost: {exc}",
+                    now=self.clock(),
+                    possible_duplicate=lost_in_data,
                 )
                 self.report.deferred += 1
                 self._defer_rest(index + 1, None, "connection lost twice")
@@ -406,9 +436,14 @@ class _BatchRun:
         log.warning("batch %s: email %s not built: %s", self.batch_id, email.pk, reason)
         if self.smtp.pending_envelope is not None:
             self.smtp.close()  # the server waits for this message's content, which will never come
-        if ledger.mark_failed(email_id=email.pk, batch_id=self.batch_id, code=None,
-                              text=f"not built: {reason}"[:1000], failure_class=Email.FailureClass.ERROR,
-                              now=self.clock()):
+        if ledger.mark_failed(
+            email_id=email.pk,
+            batch_id=self.batch_id,
+            code=None,
+            text=f"not built: {reason}"[:1000],
+            failure_class=Email.FailureClass.ERROR,
+            now=self.clock(),
+        ):
             self.report.failed += 1
         return True
 
@@ -450,8 +485,14 @@ class _BatchRun:
         now = self.clock()
         if verdict.verdict == Verdict.SENT:
             # Answered later: the next message is built meanwhile (see ledger.ResultWriter).
-            self.results.mark_sent(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now,
-                                   possible_duplicate=possible_duplicate)
+            self.results.mark_sent(
+                email_id=email.pk,
+                batch_id=self.batch_id,
+                code=code,
+                text=text,
+                now=now,
+                possible_duplicate=possible_duplicate,
+            )
             self.report.sent += 1
             return True
         if verdict.verdict in (Verdict.DEFERRED, Verdict.UNKNOWN):
@@ -472,11 +513,11 @@ class _BatchRun:
             return False
         bounced = verdict.verdict == Verdict.BOUNCED
         failure_class = Email.FailureClass.BOUNCED if bounced else Email.FailureClass.REJECTED
-        ledger.mark_failed(email_id=email.pk, batch_id=self.batch_id, code=code, text=text,
-                           failure_class=failure_class, now=now)
+        ledger.mark_failed(
+            email_id=email.pk, batch_id=self.batch_id, code=code, text=text, failure_class=failure_class, now=now
+        )
         self.report.failed += 1
         if verdict.verdict == Verdict.BOUNCED and email.contact_id:
-
             contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.BOUNCED, now=now)
         return True
 
@@ -522,7 +563,7 @@ class _BatchRun:
         return False
 
     def _holds_any_after(self, index):
-        if any(self.held.include(e.pk) for e in self.emails[index + 1:]):
+        if any(self.held.include(e.pk) for e in self.emails[index + 1 :]):
             return True
         self._give_back_slots()
         self.report.notes.append("lease lost: the rest belongs to another worker")

@@ -6,8 +6,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from delivery import dispatcher, sender
-from delivery import previews
+from delivery import dispatcher, previews, sender
+
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +27,7 @@ def dispatch_now():
     """A tick as soon as the caller's transaction commits (send now, resume): a small campaign's first
     batch need not wait for beat's next tick, up to a whole interval. The tick's lock makes an extra
     tick harmless; a broker that cannot be reached leaves it to beat's."""
+
     def publish():
         try:
             dispatch.delay()
@@ -42,7 +43,11 @@ def dispatch():
     if report.ran and (report.started or report.returned or report.batches or report.completed):
         log.info(
             "tick: started %s campaign(s), returned %s row(s), claimed %s in %s batch(es), completed %s",
-            len(report.started), report.returned, report.claimed, len(report.batches), report.completed,
+            len(report.started),
+            report.returned,
+            report.claimed,
+            len(report.batches),
+            report.completed,
         )
 
 
@@ -51,15 +56,24 @@ def dispatch():
 # back, and one that ignores it is killed a little later, its rows coming back after their lease.
 # They bound no duplicate: a worker whose main process is blocked (a cut network) may not enforce
 # them. The lease fence does (campaigns/lease.py).
-@shared_task(name="campaigns.send_batch", ignore_result=True,
-             soft_time_limit=settings.EMAIL_LEASE_SECONDS, time_limit=settings.EMAIL_LEASE_SECONDS + 30)
+@shared_task(
+    name="campaigns.send_batch",
+    ignore_result=True,
+    soft_time_limit=settings.EMAIL_LEASE_SECONDS,
+    time_limit=settings.EMAIL_LEASE_SECONDS + 30,
+)
 def send_batch(batch_id):
     report = sender.send_batch(batch_id, continue_later=enqueue_continuation)
     if report.account_id is not None and dispatcher.queue_running_dry(account_id=report.account_id):
         dispatch.delay()  # the lock keeps a tick from running twice at once
     log.info(
         "batch %s: sent %s, deferred %s, failed %s, released %s %s",
-        batch_id, report.sent, report.deferred, report.failed, report.released, "; ".join(report.notes),
+        batch_id,
+        report.sent,
+        report.deferred,
+        report.failed,
+        report.released,
+        "; ".join(report.notes),
     )
 
 
@@ -80,5 +94,10 @@ def enqueue_test_send(test_send_id):
 def send_test(test_send_id):
     test_send = previews.run_test_send(test_send_id=test_send_id)
     if test_send is not None:
-        log.info("test send %s: sent to %s, refused %s %s", test_send_id, len(test_send.sent), len(test_send.refused),
-                 test_send.error)
+        log.info(
+            "test send %s: sent to %s, refused %s %s",
+            test_send_id,
+            len(test_send.sent),
+            len(test_send.refused),
+            test_send.error,
+        )

@@ -22,10 +22,14 @@ class ContactWithPrivacyRequestsAdmin(ContactAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/privacy/export.<str:file_format>", view(self.privacy_export_view),
-                 name="contacts_contact_privacy_export"),
-            path("<path:object_id>/privacy/erase/", view(self.privacy_erase_view),
-                 name="contacts_contact_privacy_erase"),
+            path(
+                "<path:object_id>/privacy/export.<str:file_format>",
+                view(self.privacy_export_view),
+                name="contacts_contact_privacy_export",
+            ),
+            path(
+                "<path:object_id>/privacy/erase/", view(self.privacy_erase_view), name="contacts_contact_privacy_erase"
+            ),
         ] + super().get_urls()
 
     def _own_contact(self, request, object_id):
@@ -55,7 +59,10 @@ class ContactWithPrivacyRequestsAdmin(ContactAdmin):
             self.message_user(request, privacy.describe_erasure(erasure), messages.SUCCESS)
             return redirect("admin:contacts_contact_changelist")
         context = {
-            **self.admin_site.each_context(request), "opts": self.opts, "original": contact,
-            "title": "Erase this contact?", "email_count": privacy_selectors.emails_of(contact=contact).count(),
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": contact,
+            "title": "Erase this contact?",
+            "email_count": privacy_selectors.emails_of(contact=contact).count(),
         }
         return TemplateResponse(request, "admin/privacy/contact_erase.html", context)

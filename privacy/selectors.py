@@ -26,8 +26,11 @@ def contact_record(*, contact: Contact) -> dict:
     own_lists = ContactList.objects.filter(owner_id=contact.owner_id, contacts=contact).order_by("name")
     return {
         "contact": {
-            "id": contact.pk, "email": contact.email, "name": contact.name,
-            "created_at": _iso(contact.created_at), "updated_at": _iso(contact.updated_at),
+            "id": contact.pk,
+            "email": contact.email,
+            "name": contact.name,
+            "created_at": _iso(contact.created_at),
+            "updated_at": _iso(contact.updated_at),
         },
         "consent": {"status": contact.status, "status_changed_at": _iso(contact.status_changed_at)},
         "attributes": dict(contact.attributes or {}),
@@ -39,19 +42,30 @@ def contact_record(*, contact: Contact) -> dict:
 
 def _email_dict(email):
     return {
-        "campaign": email.campaign.name, "subject": email.campaign.subject, "to_email": email.to_email,
-        "to_name": email.to_name, "status": email.status, "sent_at": _iso(email.sent_at),
-        "smtp_code": email.smtp_code, "smtp_response": email.smtp_response,
-        "first_opened_at": _iso(email.first_opened_at), "open_count": email.open_count,
-        "machine_open": email.machine_open, "first_clicked_at": _iso(email.first_clicked_at),
-        "click_count": email.click_count, "unsubscribed_at": _iso(email.unsubscribed_at),
+        "campaign": email.campaign.name,
+        "subject": email.campaign.subject,
+        "to_email": email.to_email,
+        "to_name": email.to_name,
+        "status": email.status,
+        "sent_at": _iso(email.sent_at),
+        "smtp_code": email.smtp_code,
+        "smtp_response": email.smtp_response,
+        "first_opened_at": _iso(email.first_opened_at),
+        "open_count": email.open_count,
+        "machine_open": email.machine_open,
+        "first_clicked_at": _iso(email.first_clicked_at),
+        "click_count": email.click_count,
+        "unsubscribed_at": _iso(email.unsubscribed_at),
     }
 
 
 def _event_dict(event):
     return {
-        "campaign": event.campaign.name, "kind": event.kind, "at": _iso(event.at),
-        "link": event.link.url if event.link_id else "", "user_agent": event.user_agent,
+        "campaign": event.campaign.name,
+        "kind": event.kind,
+        "at": _iso(event.at),
+        "link": event.link.url if event.link_id else "",
+        "user_agent": event.user_agent,
         "is_machine": event.is_machine,
     }
 

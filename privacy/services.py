@@ -17,10 +17,10 @@ from django.db.models import CharField, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from contacts import exports
 from campaigns import ledger
-from contacts.addresses import normalize_address
 from campaigns.models import Email
+from contacts import exports
+from contacts.addresses import normalize_address
 from contacts.models import Contact, ImportJob, SuppressedHash
 from contacts.selectors import suppressed
 from privacy import selectors as privacy
@@ -55,7 +55,8 @@ def erase_contact(*, contact: Contact, now=None) -> Erasure:
         suppressed_as = contact.status if contact.status in Contact.SUPPRESSED_STATUSES else ""
         if suppressed_as:
             SuppressedHash.objects.get_or_create(
-                owner_id=contact.owner_id, address_hash=suppressed.address_hash(contact.email),
+                owner_id=contact.owner_id,
+                address_hash=suppressed.address_hash(contact.email),
                 defaults={"reason": suppressed_as},
             )
         # Nothing unsent goes out to it any more (a batch a worker holds may still send its one message).
@@ -68,7 +69,9 @@ def erase_contact(*, contact: Contact, now=None) -> Erasure:
         # The placeholder carries only the row's own id: unique per campaign, and nothing of the address.
         anonymised = emails.update(
             to_email=Concat(Value("erased-"), Cast("id", CharField()), Value(f"@{ERASED_DOMAIN}")),
-            to_name="", contact=None, smtp_response="",
+            to_name="",
+            contact=None,
+            smtp_response="",
         )
         _scrub_import_jobs(owner_id=contact.owner_id, address=contact.email)
         contact.delete()
@@ -111,9 +114,12 @@ def _without_address(text, address):
 
 
 def describe_erasure(erasure: Erasure) -> str:
-    text = (f"The contact was erased: {erasure.emails_anonymised} email record(s) anonymised (the campaigns' "
-            f"figures are unchanged), {erasure.events_deleted} tracking event(s) deleted.")
+    text = (
+        f"The contact was erased: {erasure.emails_anonymised} email record(s) anonymised (the campaigns' "
+        f"figures are unchanged), {erasure.events_deleted} tracking event(s) deleted."
+    )
     if erasure.suppressed_as:
-        text += (f" Its address, {erasure.suppressed_as}, is kept as a hash only, so it is never mailed or "
-                 "imported again.")
+        text += (
+            f" Its address, {erasure.suppressed_as}, is kept as a hash only, so it is never mailed or imported again."
+        )
     return text

@@ -9,8 +9,8 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
-from reporting.selectors import analytics as analytics_selectors
 from campaigns.selectors import audience
+from reporting.selectors import analytics as analytics_selectors
 from reporting.selectors import dashboard as dashboard_selectors
 
 
@@ -46,6 +46,10 @@ def campaign_analytics(request, campaign_id):
 
 def campaign_analytics_data(request, campaign_id):
     campaign = analytics_selectors.campaign_for(user=request.user, campaign_id=campaign_id)
-    return _json(analytics_selectors.analytics(
-        campaign=campaign, page=_page_number(request), search=request.GET.get("q", "")[:200],
-    ))
+    return _json(
+        analytics_selectors.analytics(
+            campaign=campaign,
+            page=_page_number(request),
+            search=request.GET.get("q", "")[:200],
+        )
+    )

@@ -22,14 +22,30 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     form = SmtpAccountForm
     list_display = (
         # State and the last test first: the limits' columns pass the edge of a laptop's window.
-        "name", "from_email", "host", "port", "security", "state", "test_result", "max_per_minute", "max_per_hour",
-        "max_per_day", "batch_size", "campaign_count",
+        "name",
+        "from_email",
+        "host",
+        "port",
+        "security",
+        "state",
+        "test_result",
+        "max_per_minute",
+        "max_per_hour",
+        "max_per_day",
+        "batch_size",
+        "campaign_count",
     )
     list_filter = ("security",)
     search_fields = ("name", "host", "from_email", "username")
     readonly_fields = (
-        "sending_rate", "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
-        "last_tested_at", "last_test_result",
+        "sending_rate",
+        "paused_until",
+        "pause_reason",
+        "connection",
+        "last_connection_error",
+        "last_connection_error_at",
+        "last_tested_at",
+        "last_test_result",
     )
     actions = ["test_connection", "resume_sending", "forget_learned_rate"]
     change_list_template = "admin/sending/smtpaccount/change_list.html"
@@ -37,10 +53,20 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
         ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size", "sending_rate")}),
-        ("State", {"fields": (
-            "paused_until", "pause_reason", "connection", "last_connection_error", "last_connection_error_at",
-            "last_tested_at", "last_test_result",
-        )}),
+        (
+            "State",
+            {
+                "fields": (
+                    "paused_until",
+                    "pause_reason",
+                    "connection",
+                    "last_connection_error",
+                    "last_connection_error_at",
+                    "last_tested_at",
+                    "last_test_result",
+                )
+            },
+        ),
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: SmtpAccount | None = None) -> "_FieldsetSpec":
@@ -102,8 +128,10 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         if obj.last_test_result == SmtpAccount.CONNECTION_TESTING and not selectors.connection_test_waiting(
             account=obj, now=timezone.now()
         ):
-            return (f"{obj.last_test_result} (asked at {_local(obj.last_tested_at)}; "
-                    "no worker has run it: is Celery running?)")
+            return (
+                f"{obj.last_test_result} (asked at {_local(obj.last_tested_at)}; "
+                "no worker has run it: is Celery running?)"
+            )
         return obj.last_test_result
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
@@ -111,8 +139,10 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         context = response.context_data if isinstance(response, TemplateResponse) else None
         changelist = (context or {}).get("cl")
         now = timezone.now()
-        if context is not None and changelist is not None and any(
-            selectors.connection_test_waiting(account=account, now=now) for account in changelist.result_list
+        if (
+            context is not None
+            and changelist is not None
+            and any(selectors.connection_test_waiting(account=account, now=now) for account in changelist.result_list)
         ):
             context["refresh_seconds"] = CONNECTION_TEST_REFRESH_SECONDS
         return response
@@ -136,13 +166,11 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         resumed = sum(services.resume_account(account_id=account.pk, now=now) for account in queryset)
         self.message_user(request, f"{resumed} paused account(s) may send again.", messages.SUCCESS)
 
-
     @admin.action(description="Forget the learned rate (try the configured maximum again)")
     def forget_learned_rate(self, request: HttpRequest, queryset: QuerySet[SmtpAccount]) -> None:
         for account in queryset:
             rates.forget_learned_rate(account_id=account.pk)
-        self.message_user(request, f"{queryset.count()} account(s) back at their configured maximum.",
-                          messages.SUCCESS)
+        self.message_user(request, f"{queryset.count()} account(s) back at their configured maximum.", messages.SUCCESS)
 
 
 # The list reloads itself this often while a connection test it shows is under way.

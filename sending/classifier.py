@@ -82,4 +82,7 @@ def _is_auth(lowered: str) -> bool:
 
 
 def _looks_like_unknown_user(lowered: str) -> bool:
-    return any(word in lowered for word in ("no such user", "unknown user", "user unknown", "does not exist", "mailbox unavailable"))
+    return any(
+        word in lowered
+        for word in ("no such user", "unknown user", "user unknown", "does not exist", "mailbox unavailable")
+    )

@@ -47,8 +47,7 @@ def decrypt(token: str) -> str:
         return _multi_fernet().decrypt(token.encode()).decode()
     except InvalidToken as exc:
         raise DecryptionError(
-            "A stored secret cannot be decrypted with FIELD_ENCRYPTION_KEYS: "
-            "the key it was encrypted with is missing."
+            "A stored secret cannot be decrypted with FIELD_ENCRYPTION_KEYS: the key it was encrypted with is missing."
         ) from exc
 
 

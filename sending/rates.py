@@ -18,7 +18,9 @@ def current_rate(max_per_minute: int, learned_per_minute: float | None) -> float
 def forget_learned_rate(*, account_id: int) -> None:
     """The marketer changed the account's limits: start again from the configured maximum."""
     SmtpAccount.objects.filter(pk=account_id).update(
-        learned_per_minute=None, observed_limit_per_minute=None, rate_note="", rate_changed_at=None,
+        learned_per_minute=None,
+        observed_limit_per_minute=None,
+        rate_note="",
+        rate_changed_at=None,
         last_throttled_at=None,
     )
-

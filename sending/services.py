@@ -71,11 +71,19 @@ def back_off_account(*, account_id: int, error: str, now: datetime) -> datetime 
         seconds = next_backoff_seconds(previous=account.backoff_seconds)
         until = now + timedelta(seconds=seconds)
         SmtpAccount.objects.filter(pk=account_id).update(
-            backoff_seconds=seconds, backoff_until=until, unreachable_since=account.unreachable_since or now,
-            last_connection_error=error, last_connection_error_at=now,
+            backoff_seconds=seconds,
+            backoff_until=until,
+            unreachable_since=account.unreachable_since or now,
+            last_connection_error=error,
+            last_connection_error_at=now,
         )
-    log.warning("SMTP account %s cannot reach its server (%s); next try in %d s at %s",
-                account_id, error, seconds, until.isoformat())
+    log.warning(
+        "SMTP account %s cannot reach its server (%s); next try in %d s at %s",
+        account_id,
+        error,
+        seconds,
+        until.isoformat(),
+    )
     return until
 
 
@@ -97,6 +105,7 @@ def clear_backoff(*, account_id: int) -> bool:
 
 
 # --- "Test connection", run by a Celery task: a slow server must not hold a web worker -------------
+
 
 def start_connection_test(*, account: SmtpAccount, enqueue: Callable[[int], object]) -> None:
     """Mark the account as being tested (last_test_result "Testing…", last_tested_at the request's time)

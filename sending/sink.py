@@ -23,7 +23,5 @@ class SinkHandler:
         path.write_bytes(content)
         message = message_from_bytes(content, policy=policy.default)
         subject = message.get("Subject", "")
-        self.on_message(
-            f"{envelope.mail_from} -> {', '.join(envelope.rcpt_tos)}: {subject!s} ({path.name})"
-        )
+        self.on_message(f"{envelope.mail_from} -> {', '.join(envelope.rcpt_tos)}: {subject!s} ({path.name})")
         return "250 OK: stored"

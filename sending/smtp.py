@@ -220,8 +220,9 @@ class _BoundedDialogueMixin(_PinnedSocketMixin):
 
     def _expired(self, seconds: float) -> NoReturn:
         self.close()
-        raise SmtpDeadlineExceeded(f"The SMTP server timed out: not done within {seconds:g} s (SMTP_TIMEOUT); "
-                                   "the connection was closed.")
+        raise SmtpDeadlineExceeded(
+            f"The SMTP server timed out: not done within {seconds:g} s (SMTP_TIMEOUT); the connection was closed."
+        )
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         deadline = self._current_deadline()
@@ -241,12 +242,12 @@ class _BoundedDialogueMixin(_PinnedSocketMixin):
             # In slices, each armed anew: an SSL socket's sendall waits the full timeout per record.
             while view:
                 self._arm(self.sock, deadline)
-                view = view[self.sock.send(view[:_SEND_BYTES]):]
+                view = view[self.sock.send(view[:_SEND_BYTES]) :]
         except TimeoutError:
             self._expired(deadline[1])
-        except OSError:
+        except OSError as exc:
             self.close()
-            raise smtplib.SMTPServerDisconnected("Server not connected")
+            raise smtplib.SMTPServerDisconnected("Server not connected") from exc
 
     def getreply(self) -> Reply:
         """smtplib's getreply (same result and errors), bounded by the deadline and the caps."""
@@ -279,7 +280,7 @@ class _BoundedDialogueMixin(_PinnedSocketMixin):
         while True:
             end = self._inbuf.find(b"\n", 0, allowance)
             if end >= 0:
-                line, self._inbuf = self._inbuf[: end + 1], self._inbuf[end + 1:]
+                line, self._inbuf = self._inbuf[: end + 1], self._inbuf[end + 1 :]
                 return line
             if len(self._inbuf) >= allowance:
                 self._too_long(f"more than {MAX_REPLY_BYTES} bytes")
@@ -290,7 +291,7 @@ class _BoundedDialogueMixin(_PinnedSocketMixin):
                 self._expired(deadline[1])
             except OSError as exc:
                 self.close()
-                raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}")
+                raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
             if not chunk:
                 self.close()
                 raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")

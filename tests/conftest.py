@@ -5,9 +5,9 @@ from django.conf import settings
 
 from config import embedded_postgres
 from tests import isolation
-from tests.isolation import free_port  # noqa: F401  (imported from here by the SMTP helpers and tests)
 from tests.engine import allow_local_smtp, engine, make_engine  # noqa: F401  (the engine's fixtures, for every test)
 from tests.factories import MarketerFactory, SuperuserFactory
+from tests.isolation import free_port  # noqa: F401  (imported from here by the SMTP helpers and tests)
 from tests.smtp_server import smtp_server_factory, tls_files  # noqa: F401  (pytest fixtures)
 
 STRICT_SERVICES = os.environ.get("STRICT_SERVICES", "") not in ("", "0", "false", "no")

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from delivery import dispatcher, sender
 from campaigns.models import Email
 from campaigns.services import lifecycle
+from delivery import dispatcher, sender
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler
 

@@ -121,9 +121,24 @@ class PrivateRedis:
 
     def _launch(self, executable, port):
         self.process = subprocess.Popen(
-            [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.log_path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                executable,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(self.log_path),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             preexec_fn=_parent_death_signal(),
         )
         deadline = time.monotonic() + REDIS_START_SECONDS
@@ -191,14 +206,17 @@ def _lock_connection(db_settings):
     lock is of one database: every run must take it in the same one), else to the configured one."""
     import psycopg
 
-    params = {key: db_settings[setting] for key, setting in
-              (("host", "HOST"), ("port", "PORT"), ("user", "USER"), ("password", "PASSWORD"))
-              if db_settings.get(setting)}
+    params = {
+        key: db_settings[setting]
+        for key, setting in (("host", "HOST"), ("port", "PORT"), ("user", "USER"), ("password", "PASSWORD"))
+        if db_settings.get(setting)
+    }
     try:
         return psycopg.connect(dbname="postgres", application_name="campaigns-test-run", autocommit=True, **params)
     except psycopg.OperationalError:
-        return psycopg.connect(dbname=db_settings["NAME"], application_name="campaigns-test-run",
-                               autocommit=True, **params)
+        return psycopg.connect(
+            dbname=db_settings["NAME"], application_name="campaigns-test-run", autocommit=True, **params
+        )
 
 
 def claim_test_database(db_settings, base_name):

@@ -11,8 +11,8 @@ import pytest
 import redis
 from django.core.cache import cache
 
-from contacts.models import Contact
 from config.celery import app
+from contacts.models import Contact
 from tests.factories import ContactFactory, MarketerFactory
 
 MEETING_SECONDS = 120

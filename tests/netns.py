@@ -63,8 +63,9 @@ class Relay:
         except OSError:
             client_writer.close()
             return
-        await asyncio.gather(self._pump(client_reader, target_writer), self._pump(target_reader, client_writer),
-                             return_exceptions=True)
+        await asyncio.gather(
+            self._pump(client_reader, target_writer), self._pump(target_reader, client_writer), return_exceptions=True
+        )
 
     async def _pump(self, reader, writer):
         try:

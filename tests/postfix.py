@@ -87,10 +87,14 @@ def start_postfix(*, main_cf: dict, tls=None) -> Postfix:
         "smtpd_banner": "$myhostname ESMTP",
     }
     if tls is not None:
-        settings.update({
-            "smtpd_tls_cert_file": tls.cert_file, "smtpd_tls_key_file": tls.key_file,
-            "smtpd_tls_security_level": "may", "smtpd_tls_loglevel": 1,
-        })
+        settings.update(
+            {
+                "smtpd_tls_cert_file": tls.cert_file,
+                "smtpd_tls_key_file": tls.key_file,
+                "smtpd_tls_security_level": "may",
+                "smtpd_tls_loglevel": 1,
+            }
+        )
     settings.update(main_cf)
     (config_dir / "main.cf").write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
     (config_dir / "master.cf").write_text(_master_cf(port))

@@ -68,7 +68,7 @@ def make_tls_files(directory, *, server_names=("localhost",)):
     """Write a throw-away CA and a certificate for `server_names` (DNS names only) to `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     not_before, not_after = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=2)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -85,8 +85,15 @@ def make_tls_files(directory, *, server_names=("localhost",)):
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -107,8 +114,15 @@ def make_tls_files(directory, *, server_names=("localhost",)):
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=True, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -305,12 +319,14 @@ class RateLimitingHandler(RecordingHandler):
         self._in_window = 0
 
     def _now(self):
-        return self.clock() if self.clock is not None else datetime.datetime.now(datetime.timezone.utc)
+        return self.clock() if self.clock is not None else datetime.datetime.now(datetime.UTC)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         now = self._now()
         if self.sliding:
-            recent = sum(1 for at in self.accepted_at[-self.limit:] if (now - at).total_seconds() < self.window_seconds)
+            recent = sum(
+                1 for at in self.accepted_at[-self.limit :] if (now - at).total_seconds() < self.window_seconds
+            )
             self._in_window = recent
         elif self._window_start is None or (now - self._window_start).total_seconds() >= self.window_seconds:
             self._window_start, self._in_window = now, 0
@@ -361,8 +377,18 @@ class SmtpServer:
     or at once under implicit TLS).
     """
 
-    def __init__(self, handler=None, *, tls=None, implicit_tls=False, auth=False, require_starttls=False,
-                 host="127.0.0.1", hostname=SERVER_HOSTNAME, **smtp_kwargs):
+    def __init__(
+        self,
+        handler=None,
+        *,
+        tls=None,
+        implicit_tls=False,
+        auth=False,
+        require_starttls=False,
+        host="127.0.0.1",
+        hostname=SERVER_HOSTNAME,
+        **smtp_kwargs,
+    ):
         self.handler = handler if handler is not None else RecordingHandler()
         self.host = host
         self.port = None

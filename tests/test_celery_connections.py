@@ -12,8 +12,8 @@ from celery import signals
 from celery.fixups.django import DjangoWorkerFixup
 from django.db import connection
 
-from delivery.tasks import dispatch
 from config.celery import app
+from delivery.tasks import dispatch
 
 
 def backend_pid():

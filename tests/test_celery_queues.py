@@ -30,6 +30,7 @@ def test_a_tick_published_behind_a_backlog_of_batches_waits_in_its_own_queue(e2e
     """Published through the broker as beat publishes it: the tick is the first message of its queue,
     not the last of the batches' queue."""
     from delivery import tasks
+
     client = redis.Redis.from_url(e2e_broker_url)  # the run's own, flushed before and after
     with app.connection_for_write(e2e_broker_url) as conn:
         producer = app.amqp.Producer(conn)

@@ -57,10 +57,16 @@ def test_a_runs_redis_server_ends_when_the_run_is_killed(redis_url, tmp_path):
     if not sys.platform.startswith("linux"):
         pytest.skip("the parent-death signal is Linux's")
     starter = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from tests.isolation import PrivateRedis; "
-         "print(PrivateRedis(sys.argv[1]).start(), flush=True); time.sleep(600)", str(tmp_path)],
-        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from tests.isolation import PrivateRedis; "
+            "print(PrivateRedis(sys.argv[1]).start(), flush=True); time.sleep(600)",
+            str(tmp_path),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         url = starter.stdout.readline().strip()
@@ -110,16 +116,25 @@ def test_this_runs_test_database_is_held_against_another_run(db):
 def test_two_runs_started_at_once_both_pass(redis_url, tmp_path):
     """tests/isolation_probe.py in two pytest runs given the same DATABASE_URL and REDIS_URL, which meet
     inside their test; each publishes, caches and writes, and finds only its own."""
-    env = {**os.environ, "REDIS_URL": isolation.shared_redis_url, "STRICT_SERVICES": "1",
-           "ISOLATION_PROBE_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "REDIS_URL": isolation.shared_redis_url,
+        "STRICT_SERVICES": "1",
+        "ISOLATION_PROBE_DIR": str(tmp_path),
+    }
     logs = [tmp_path / f"run-{n}.log" for n in (1, 2)]
     runs = []
     for log in logs:
         with open(log, "wb") as output:
-            runs.append(subprocess.Popen(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/isolation_probe.py"],
-                cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-            ))
+            runs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/isolation_probe.py"],
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
         for run in runs:
             run.wait(timeout=RUN_SECONDS)

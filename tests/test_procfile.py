@@ -29,8 +29,15 @@ def procfile_command(name):
 
 def start_like_honcho(command, env):
     # As honcho does: the line through /bin/sh, in a session (and process group) of its own.
-    return subprocess.Popen(["/bin/sh", "-c", command], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for_line(process, text, timeout):
@@ -69,7 +76,9 @@ def test_the_worker_stops_by_itself_when_honcho_sends_sigterm_to_its_group(make_
         try:
             code = worker.wait(timeout=STOP_WITHIN_SECONDS)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"the worker still runs {STOP_WITHIN_SECONDS}s after SIGTERM:\n" + "".join(lines[-40:]))
+            raise AssertionError(
+                f"the worker still runs {STOP_WITHIN_SECONDS}s after SIGTERM:\n" + "".join(lines[-40:])
+            )
         assert code == 0, "".join(lines[-40:])
         assert time.monotonic() - started < STOP_WITHIN_SECONDS
     finally:
@@ -80,14 +89,21 @@ def test_the_worker_stops_by_itself_when_honcho_sends_sigterm_to_its_group(make_
 
 
 def periodic_task_names(var_dir):
-    with psycopg.connect(host=str(embedded_postgres.data_dir(var_dir)), user="postgres",
-                         dbname=embedded_postgres.DATABASE_NAME) as connection:
+    with psycopg.connect(
+        host=str(embedded_postgres.data_dir(var_dir)), user="postgres", dbname=embedded_postgres.DATABASE_NAME
+    ) as connection:
         return {name for (name,) in connection.execute("SELECT name FROM django_celery_beat_periodictask")}
 
 
 def test_beat_reaches_the_embedded_postgresql_that_make_run_started(make_run_env, tmp_path):
-    migrate = subprocess.run([os.sys.executable, "manage.py", "migrate", "--noinput"], cwd=PROJECT_ROOT,
-                             env=make_run_env, capture_output=True, text=True, timeout=300)
+    migrate = subprocess.run(
+        [os.sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=PROJECT_ROOT,
+        env=make_run_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert migrate.returncode == 0, migrate.stderr
     assert periodic_task_names(tmp_path) == set()
     beat = start_like_honcho(procfile_command("beat"), make_run_env)
@@ -97,7 +113,9 @@ def test_beat_reaches_the_embedded_postgresql_that_make_run_started(make_run_env
         deadline = time.monotonic() + 60
         while "celery.backend_cleanup" not in periodic_task_names(tmp_path):
             assert beat.poll() is None, "beat exited:\n" + "".join(lines[-40:])
-            assert time.monotonic() < deadline, "beat wrote nothing to the embedded PostgreSQL:\n" + "".join(lines[-40:])
+            assert time.monotonic() < deadline, "beat wrote nothing to the embedded PostgreSQL:\n" + "".join(
+                lines[-40:]
+            )
             time.sleep(0.2)
     finally:
         os.killpg(beat.pid, signal.SIGTERM)

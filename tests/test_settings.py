@@ -22,10 +22,27 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Everything settings.py reads; each case sets only what it means to.
 SETTINGS_VARIABLES = (
-    "DJANGO_ENV", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "SITE_URL", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL",
-    "DATABASE_POOL", "DATABASE_POOL_MAX", "REDIS_URL", "FIELD_ENCRYPTION_KEYS", "SIGNUP_ENABLED",
-    "SIGNUP_CONFIRM_MAX_AGE", "STATIC_ROOT", "MEDIA_ROOT", "EMAIL_BACKEND", "SMTP_SINK_DIR",
-    "SMTP_ALLOW_PRIVATE_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "CELERY_TASK_ALWAYS_EAGER",
+    "DJANGO_ENV",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "SITE_URL",
+    "CSRF_TRUSTED_ORIGINS",
+    "DATABASE_URL",
+    "DATABASE_POOL",
+    "DATABASE_POOL_MAX",
+    "REDIS_URL",
+    "FIELD_ENCRYPTION_KEYS",
+    "SIGNUP_ENABLED",
+    "SIGNUP_CONFIRM_MAX_AGE",
+    "STATIC_ROOT",
+    "MEDIA_ROOT",
+    "EMAIL_BACKEND",
+    "SMTP_SINK_DIR",
+    "SMTP_ALLOW_PRIVATE_HOSTS",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "CELERY_TASK_ALWAYS_EAGER",
     "VAR_DIR",
 )
 
@@ -139,7 +156,9 @@ def test_production_settings_are_hardened(tmp_path):
 
 
 def test_development_defaults_run_without_any_environment(tmp_path):
-    values = settings_as_json(clean_env(tmp_path), "[settings.PRODUCTION, settings.DEBUG, settings.SMTP_ALLOW_PRIVATE_HOSTS]")
+    values = settings_as_json(
+        clean_env(tmp_path), "[settings.PRODUCTION, settings.DEBUG, settings.SMTP_ALLOW_PRIVATE_HOSTS]"
+    )
     # The SMTP destination guard is on without DJANGO_ENV=production too: it fails closed.
     assert values == [False, True, False]
     # The development encryption key lives in VAR_DIR, readable by its owner only.
@@ -149,10 +168,15 @@ def test_development_defaults_run_without_any_environment(tmp_path):
 
 
 def test_private_smtp_hosts_are_allowed_only_when_asked(tmp_path):
-    for environment in (clean_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="1"),
-                        production_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="1")):
+    for environment in (
+        clean_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="1"),
+        production_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="1"),
+    ):
         assert settings_as_json(environment, "settings.SMTP_ALLOW_PRIVATE_HOSTS") is True
-    assert settings_as_json(clean_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="0"), "settings.SMTP_ALLOW_PRIVATE_HOSTS") is False
+    assert (
+        settings_as_json(clean_env(tmp_path, SMTP_ALLOW_PRIVATE_HOSTS="0"), "settings.SMTP_ALLOW_PRIVATE_HOSTS")
+        is False
+    )
 
 
 def test_debug_off_with_the_built_in_secret_key_does_not_start(tmp_path):
@@ -264,7 +288,9 @@ def test_run_stops_the_server_it_started_and_passes_the_exit_code_on(tmp_path):
 
 
 def test_run_reports_a_command_killed_by_a_signal_as_a_shell_does(tmp_path):
-    result = embedded(tmp_path, "run", "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)")
+    result = embedded(
+        tmp_path, "run", "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
+    )
     assert result.returncode == 128 + 15, result.stderr
     assert "PostgreSQL stopped" in result.stdout
 

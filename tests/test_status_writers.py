@@ -36,10 +36,16 @@ OWNERS = {
 
 # (path, function, rule) -> why that write outside the owner is right. Keep it short.
 ALLOWED = {
-    ("contacts/imports/writers.py", "_copy_and_write", "Contact.status"):
-        "a new contact's first status, subscribed (the model's default); existing contacts keep theirs",
-    ("privacy/services.py", "_scrub_import_jobs", "ImportJob.status"):
-        "`changes` holds only the scrubbed preview, rejected_rows and notes",
+    (
+        "contacts/imports/writers.py",
+        "_copy_and_write",
+        "Contact.status",
+    ): "a new contact's first status, subscribed (the model's default); existing contacts keep theirs",
+    (
+        "privacy/services.py",
+        "_scrub_import_jobs",
+        "ImportJob.status",
+    ): "`changes` holds only the scrubbed preview, rejected_rows and notes",
 }
 
 MODELS = {model.__name__: model for model in apps.get_models()}
@@ -55,11 +61,36 @@ for _name, _model in MODELS.items():
             _accessor = _field.get_accessor_name() if _field.auto_created else _field.name
             ACCESSORS.setdefault(_accessor, set()).add(_field.related_model.__name__)
 # What keeps the model of what it is called on: managers, querysets, rows, the table's name.
-KEEPS_MODEL = {"objects", "_default_manager", "_base_manager", "_meta", "db_table", "all", "filter", "exclude",
-               "select_for_update", "select_related", "prefetch_related", "only", "defer", "order_by", "using",
-               "distinct", "annotate", "alias", "iterator", "first", "last", "get", "earliest", "latest"}
-UPDATE_SQL = re.compile(r"\bUPDATE\s+(\S+)(?:\s+(?:AS\s+)?\w+)?\s+SET\b(.*?)(?=\bWHERE\b|\bFROM\b|\bRETURNING\b|$)",
-                        re.IGNORECASE | re.DOTALL)
+KEEPS_MODEL = {
+    "objects",
+    "_default_manager",
+    "_base_manager",
+    "_meta",
+    "db_table",
+    "all",
+    "filter",
+    "exclude",
+    "select_for_update",
+    "select_related",
+    "prefetch_related",
+    "only",
+    "defer",
+    "order_by",
+    "using",
+    "distinct",
+    "annotate",
+    "alias",
+    "iterator",
+    "first",
+    "last",
+    "get",
+    "earliest",
+    "latest",
+}
+UPDATE_SQL = re.compile(
+    r"\bUPDATE\s+(\S+)(?:\s+(?:AS\s+)?\w+)?\s+SET\b(.*?)(?=\bWHERE\b|\bFROM\b|\bRETURNING\b|$)",
+    re.IGNORECASE | re.DOTALL,
+)
 INSERT_SQL = re.compile(r"\bINSERT\s+INTO\s+(\S+?)\s*\(([^)]*)\)", re.IGNORECASE)
 SET_COLUMN = re.compile(r"(?:^|,)\s*(?:\w+\.)?\"?(\w+)\"?\s*=(?!=)")  # `status =`, `e.status =`, not `==`
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -81,8 +112,10 @@ class Write:
 
     def __str__(self):
         if self.rule.startswith("?."):
-            return (f"{self.path}:{self.line}: `{self.how}` writes `{self.rule[2:]}` of a model the scan cannot "
-                    "tell: name the model (Email.objects...) or explain it in ALLOWED")
+            return (
+                f"{self.path}:{self.line}: `{self.how}` writes `{self.rule[2:]}` of a model the scan cannot "
+                "tell: name the model (Email.objects...) or explain it in ALLOWED"
+            )
         return f"{self.path}:{self.line}: `{self.how}` writes {self.rule}; only {' or '.join(self.owners())} may"
 
 
@@ -154,8 +187,13 @@ def string_fields(node):
 
 
 def is_text(node):
-    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)) or (
-        isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (is_text(node.left) or is_text(node.right)))
+    return (
+        isinstance(node, ast.JoinedStr)
+        or (isinstance(node, ast.Constant) and isinstance(node.value, str))
+        or (
+            isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and (is_text(node.left) or is_text(node.right))
+        )
+    )
 
 
 def sql_text(node):
@@ -163,8 +201,10 @@ def sql_text(node):
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):
-        return "".join(sql_text(part) if isinstance(part, ast.Constant) else "{" + ast.unparse(part.value) + "}"
-                       for part in node.values)
+        return "".join(
+            sql_text(part) if isinstance(part, ast.Constant) else "{" + ast.unparse(part.value) + "}"
+            for part in node.values
+        )
     if isinstance(node, ast.BinOp) and is_text(node):
         return sql_text(node.left) + sql_text(node.right)
     return "{" + ast.unparse(node) + "}"
@@ -233,8 +273,8 @@ class Scan(ast.NodeVisitor):
         statements = [(m, {c.lower() for c in SET_COLUMN.findall(m.group(2))}) for m in UPDATE_SQL.finditer(text)]
         statements += [(m, {c.strip(' "').lower() for c in m.group(2).split(",")}) for m in INSERT_SQL.finditer(text)]
         for match, columns in statements:
-            line, table = node.lineno + text[:match.start()].count("\n"), match.group(1).strip('"')
-            how = " ".join(text[match.start():match.end(1)].split()) + " ..."  # UPDATE {table} ..., INSERT INTO ...
+            line, table = node.lineno + text[: match.start()].count("\n"), match.group(1).strip('"')
+            how = " ".join(text[match.start() : match.end(1)].split()) + " ..."  # UPDATE {table} ..., INSERT INTO ...
             expression = table[1:-1].strip() if table.startswith("{") else None  # "" for "{}": str.format, sql.SQL
             if table.lower() not in TABLES and expression is None:
                 continue  # a temporary table
@@ -284,13 +324,23 @@ def test_every_allowed_write_still_exists(project_writes):
 BREAKING = [
     ("Email.status", "Email.objects.filter(batch_id=batch_id).update(status='sent')"),
     ("Email.status", "campaign.emails.update(**{'status': 'cancelled', 'batch_id': None})"),
-    ("Email.status", ("def _mine():\n    return Email.objects.filter(status='queued')\n"
-                      "def release():\n    rows = _mine()\n    rows = rows.filter(id=1)\n"
-                      "    rows.update(status='pending')")),
+    (
+        "Email.status",
+        (
+            "def _mine():\n    return Email.objects.filter(status='queued')\n"
+            "def release():\n    rows = _mine()\n    rows = rows.filter(id=1)\n"
+            "    rows.update(status='pending')"
+        ),
+    ),
     ("Email.status", "table = Email._meta.db_table\nSQL = f'''UPDATE {table}\n SET updated_at = %s, status = %s'''"),
     ("Email.status", "SQL = f\"UPDATE {Email._meta.db_table} e SET lease_expires_at = NULL, e.status = '{S.SENT}'\""),
-    ("Email.status", ("email, contact = Email._meta.db_table, Contact._meta.db_table\n"
-                      "SQL = f'INSERT INTO {email} (campaign_id, status) SELECT %s, %s FROM {contact}'")),
+    (
+        "Email.status",
+        (
+            "email, contact = Email._meta.db_table, Contact._meta.db_table\n"
+            "SQL = f'INSERT INTO {email} (campaign_id, status) SELECT %s, %s FROM {contact}'"
+        ),
+    ),
     ("Email.status", "cursor.execute('INSERT INTO campaigns_email (campaign_id, to_email, status) VALUES (1, 2, 3)')"),
     ("Email.status", "SQL = 'UPDATE ' + Email._meta.db_table + ' SET status = %s WHERE id = %s'"),
     ("Campaign.status", "def pause(campaign: Campaign):\n    campaign.status = 'paused'"),
@@ -329,21 +379,23 @@ def test_the_same_write_in_its_owner_passes(rule, source):
 def test_the_message_names_the_place_and_the_rule():
     source = "import x\n\nEmail.objects.filter(pk=1).update(status='sent')\n"
     (write,) = scan_source(source, "campaigns/views.py")
-    assert str(write) == ("campaigns/views.py:3: `.update(...)` writes Email.status; "
-                          "only campaigns/ledger.py may")
+    assert str(write) == ("campaigns/views.py:3: `.update(...)` writes Email.status; only campaigns/ledger.py may")
 
 
-@pytest.mark.parametrize("source", [
-    "Email.objects.filter(status='sent').count()",  # a read
-    "Email.objects.filter(status='queued').update(lease_expires_at=None)",  # another field
-    "SQL = f'UPDATE {Email._meta.db_table} SET lease_expires_at = %s WHERE status = %s'",
-    "SQL = f'SELECT status FROM {Email._meta.db_table} WHERE status = %s'",
-    "SQL = f'UPDATE {Email._meta.db_table} SET x = CASE WHEN status = %s THEN 1 END'",
-    "def f():\n    '''Each transition: UPDATE campaigns_email SET status = ... (a docstring)'''",
-    "render(request, 'page.html', status=404)",
-    "Contact.objects.create(owner=owner, email=e)",  # a new contact, subscribed by default
-    "CampaignTally.objects.filter(campaign_id=1).update(status='sent')",  # a model no rule names
-    "cursor.execute('INSERT INTO import_new_contacts (email, status) VALUES (%s, %s)')",  # a temporary table
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Email.objects.filter(status='sent').count()",  # a read
+        "Email.objects.filter(status='queued').update(lease_expires_at=None)",  # another field
+        "SQL = f'UPDATE {Email._meta.db_table} SET lease_expires_at = %s WHERE status = %s'",
+        "SQL = f'SELECT status FROM {Email._meta.db_table} WHERE status = %s'",
+        "SQL = f'UPDATE {Email._meta.db_table} SET x = CASE WHEN status = %s THEN 1 END'",
+        "def f():\n    '''Each transition: UPDATE campaigns_email SET status = ... (a docstring)'''",
+        "render(request, 'page.html', status=404)",
+        "Contact.objects.create(owner=owner, email=e)",  # a new contact, subscribed by default
+        "CampaignTally.objects.filter(campaign_id=1).update(status='sent')",  # a model no rule names
+        "cursor.execute('INSERT INTO import_new_contacts (email, status) VALUES (%s, %s)')",  # a temporary table
+    ],
+)
 def test_what_is_not_a_write_of_an_owned_status(source):
     assert scan_source(source, "campaigns/elsewhere.py") == []

@@ -1,7 +1,6 @@
 from django.contrib import admin
 
 from accounts.owned_admin import OwnedModelAdmin, ReadOnlyAdminMixin
-
 from tracking.models import Event, Link
 
 

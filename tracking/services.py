@@ -37,13 +37,21 @@ def _locked_email(email_id: int, *fields: str, **lookups: object) -> tuple[Any, 
     """(campaign_id, sent_at, *fields) of the Email, its row locked to the end of the transaction:
     the tracking requests of one email take turns, so each sees the events of the one before."""
     return (
-        Email.objects.select_for_update(of=("self",)).filter(pk=email_id, **lookups)
-        .values_list("campaign_id", "sent_at", *fields).first()
+        Email.objects.select_for_update(of=("self",))
+        .filter(pk=email_id, **lookups)
+        .values_list("campaign_id", "sent_at", *fields)
+        .first()
     )
 
 
 def _record_event_unless_repeated(
-    *, email_id: int, campaign_id: int, kind: str, link_id: int | None, user_agent: str, is_machine: bool,
+    *,
+    email_id: int,
+    campaign_id: int,
+    kind: str,
+    link_id: int | None,
+    user_agent: str,
+    is_machine: bool,
     now: datetime,
 ) -> bool:
     """Insert the Event unless one of the same email, kind, link and reader-or-machine was recorded
@@ -68,8 +76,18 @@ def _record_event_unless_repeated(
             )
             """,
             [
-                email_id, campaign_id, kind, ops.adapt_datetimefield_value(now), link_id, user_agent, is_machine,
-                email_id, kind, *link_params, is_machine, ops.adapt_datetimefield_value(cutoff),
+                email_id,
+                campaign_id,
+                kind,
+                ops.adapt_datetimefield_value(now),
+                link_id,
+                user_agent,
+                is_machine,
+                email_id,
+                kind,
+                *link_params,
+                is_machine,
+                ops.adapt_datetimefield_value(cutoff),
             ],
         )
         inserted: int = cursor.rowcount
@@ -89,8 +107,15 @@ def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
             return 0
         campaign_id, sent_at = row
         is_machine = _is_machine(user_agent=user_agent, sent_at=sent_at, now=now)
-        if not _record_event_unless_repeated(email_id=email_id, campaign_id=campaign_id, kind=Event.Kind.OPEN,
-                                             link_id=None, user_agent=user_agent, is_machine=is_machine, now=now):
+        if not _record_event_unless_repeated(
+            email_id=email_id,
+            campaign_id=campaign_id,
+            kind=Event.Kind.OPEN,
+            link_id=None,
+            user_agent=user_agent,
+            is_machine=is_machine,
+            now=now,
+        ):
             return 0
         rows = Email.objects.filter(pk=email_id)
         if is_machine:
@@ -115,8 +140,13 @@ def record_click(*, email_id: int, link_id: int, user_agent: str | None, now: da
         campaign_id, sent_at, url = row
         is_machine = _is_machine(user_agent=user_agent, sent_at=sent_at, now=now)
         recorded = _record_event_unless_repeated(
-            email_id=email_id, campaign_id=campaign_id, kind=Event.Kind.CLICK, link_id=link_id,
-            user_agent=user_agent, is_machine=is_machine, now=now,
+            email_id=email_id,
+            campaign_id=campaign_id,
+            kind=Event.Kind.CLICK,
+            link_id=link_id,
+            user_agent=user_agent,
+            is_machine=is_machine,
+            now=now,
         )
         if recorded and not is_machine:
             Email.objects.filter(pk=email_id).update(
@@ -125,9 +155,7 @@ def record_click(*, email_id: int, link_id: int, user_agent: str | None, now: da
                     When(first_clicked_at__isnull=True, then=Value(now)), default=F("first_clicked_at")
                 ),
                 # A reader who clicks has opened it, even with images blocked.
-                first_opened_at=Case(
-                    When(first_opened_at__isnull=True, then=Value(now)), default=F("first_opened_at")
-                ),
+                first_opened_at=Case(When(first_opened_at__isnull=True, then=Value(now)), default=F("first_opened_at")),
                 open_count=Case(
                     When(open_count=0, then=Value(1)), default=F("open_count"), output_field=PositiveIntegerField()
                 ),
@@ -147,9 +175,7 @@ class Recipient:
 def recipient_for_unsubscribe(*, email_id: int) -> Recipient | None:
     """Read only (GET must change nothing). None for an Email that no longer exists."""
     email = (
-        Email.objects.filter(pk=email_id)
-        .select_related("campaign__owner", "campaign__smtp_account", "contact")
-        .first()
+        Email.objects.filter(pk=email_id).select_related("campaign__owner", "campaign__smtp_account", "contact").first()
     )
     if email is None:
         return None
@@ -182,7 +208,9 @@ def unsubscribe(*, email_id: int, user_agent: str | None, now: datetime) -> Reci
         first_time = Email.objects.filter(pk=email_id, unsubscribed_at__isnull=True).update(unsubscribed_at=now)
         if first_time:
             Event.objects.create(
-                email_id=email_id, campaign_id=email.campaign_id, kind=Event.Kind.UNSUBSCRIBE,
+                email_id=email_id,
+                campaign_id=email.campaign_id,
+                kind=Event.Kind.UNSUBSCRIBE,
                 user_agent=(user_agent or "")[:USER_AGENT_MAX_LENGTH],
             )
         if email.contact_id is not None:

@@ -27,8 +27,9 @@ def _signer(purpose: str) -> signing.Signer:
 
 @functools.lru_cache(maxsize=16)
 def _signer_for(purpose: str, key: str, fallback_keys: tuple[str, ...]) -> signing.Signer:
-    return signing.Signer(key=key, fallback_keys=list(fallback_keys), salt=_SALTS[purpose], sep=_SEP,
-                          algorithm="sha256")
+    return signing.Signer(
+        key=key, fallback_keys=list(fallback_keys), salt=_SALTS[purpose], sep=_SEP, algorithm="sha256"
+    )
 
 
 def make(purpose: str, *ids: int) -> str:

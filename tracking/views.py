@@ -56,7 +56,9 @@ def click(request, token):
         email_id, link_id = ids
         if request.method == "GET":
             url = services.record_click(
-                email_id=email_id, link_id=link_id, user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                email_id=email_id,
+                link_id=link_id,
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
                 now=timezone.now(),
             )
         else:

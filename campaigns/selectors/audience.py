@@ -8,8 +8,8 @@ resend, the owner's own subscribed contacts its source campaign was sent to and 
 from django.db.models import QuerySet, Sum
 
 from campaigns.models import Campaign, CampaignTally, Email
-from contacts.models import Contact, ContactList
 from campaigns.selectors import segments
+from contacts.models import Contact, ContactList
 
 
 def recipients(*, campaign: Campaign) -> QuerySet:
@@ -33,9 +33,13 @@ def _audience_branches(campaign):
     """One queryset of contact ids per source of the audience: a resend's source, else the lists and each segment."""
     if campaign.source_campaign_id is not None:
         return [non_opener_contact_ids(campaign=campaign).order_by()]
-    on_lists = ContactList.contacts.through.objects.filter(
-        contactlist__campaigns=campaign, contactlist__owner_id=campaign.owner_id
-    ).values("contact_id").order_by()
+    on_lists = (
+        ContactList.contacts.through.objects.filter(
+            contactlist__campaigns=campaign, contactlist__owner_id=campaign.owner_id
+        )
+        .values("contact_id")
+        .order_by()
+    )
     return [on_lists, *(ids.order_by() for ids in segments.campaign_segment_contact_ids(campaign_id=campaign.pk))]
 
 

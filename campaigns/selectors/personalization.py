@@ -9,8 +9,8 @@ from django.db.models.functions import Coalesce, Trim
 
 from campaigns import personalize
 from campaigns.models import Campaign
-from contacts.models import Contact
 from campaigns.selectors import audience
+from contacts.models import Contact
 
 
 def subscribed_contacts(*, campaign: Campaign) -> QuerySet[Contact]:

@@ -18,8 +18,8 @@ from operator import and_, or_
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import F as F_
 from django.db.models import Case, Count, Exists, Expression, FloatField, OuterRef, Q, QuerySet, TextField, Value, When
+from django.db.models import F as F_
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast, Left, Trim
 from django.utils import timezone
@@ -38,14 +38,21 @@ def contacts_matching(*, segment: Segment, now: datetime | None = None) -> Query
     """The owner's contacts the segment matches, whatever their status (unordered)."""
     conditions = list(segment.conditions.all())
     return contacts_matching_conditions(
-        owner_id=segment.owner_id, match=segment.match, conditions=conditions, now=now,
+        owner_id=segment.owner_id,
+        match=segment.match,
+        conditions=conditions,
+        now=now,
         # The owner's zone only where a date needs it (with the owner selected, no query).
         zone_name=segment.owner.timezone if _needs_zone(conditions) else None,
     )
 
 
 def contacts_matching_conditions(
-    *, owner_id: int, match: str, conditions: list[SegmentCondition], now: datetime | None = None,
+    *,
+    owner_id: int,
+    match: str,
+    conditions: list[SegmentCondition],
+    now: datetime | None = None,
     zone_name: str | None = None,
 ) -> QuerySet[Contact]:
     """The same for conditions not saved yet (the live count of the form being edited).
@@ -58,8 +65,11 @@ def contacts_matching_conditions(
     aliases: dict[str, Expression] = {}
     filters: list[Q | Exists] = []
     for i, condition in enumerate(conditions):
-        filters.append(_condition_filter(condition, name=f"segment_value_{i}", aliases=aliases, owner_id=owner_id,
-                                         now=now, zone=zone))
+        filters.append(
+            _condition_filter(
+                condition, name=f"segment_value_{i}", aliases=aliases, owner_id=owner_id, now=now, zone=zone
+            )
+        )
     combine = or_ if match == Segment.Match.ANY else and_
     matched = reduce(combine, filters) if filters else Q()
     return Contact.objects.filter(owner_id=owner_id).alias(**aliases).filter(matched).order_by()
@@ -70,9 +80,12 @@ def campaign_segments(*, campaign_id: int) -> list[Segment]:
     # One read (plus the conditions' when there are segments): the owner's check and the resend's rule are
     # conditions on the same campaign row.
     return list(
-        Segment.objects.filter(campaigns__id=campaign_id, campaigns__owner_id=F_("owner_id"),
-                               campaigns__source_campaign_id__isnull=True)
-        .select_related("owner").prefetch_related("conditions").order_by("id")
+        Segment.objects.filter(
+            campaigns__id=campaign_id, campaigns__owner_id=F_("owner_id"), campaigns__source_campaign_id__isnull=True
+        )
+        .select_related("owner")
+        .prefetch_related("conditions")
+        .order_by("id")
     )
 
 
@@ -91,12 +104,8 @@ def match_counts(*, segments: list[Segment], now: datetime | None = None) -> dic
         return {}
     parts, params = [], []
     for segment in segments:
-        sql, part_params = (
-            contacts_matching(segment=segment, now=now).values("id", "status").query.sql_with_params()
-        )
-        parts.append(
-            f"SELECT %s, COUNT(*), COALESCE(SUM(CASE WHEN m.status = %s THEN 1 ELSE 0 END), 0) FROM ({sql}) m"
-        )
+        sql, part_params = contacts_matching(segment=segment, now=now).values("id", "status").query.sql_with_params()
+        parts.append(f"SELECT %s, COUNT(*), COALESCE(SUM(CASE WHEN m.status = %s THEN 1 ELSE 0 END), 0) FROM ({sql}) m")
         params += [segment.pk, Contact.Status.SUBSCRIBED, *part_params]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
@@ -106,7 +115,8 @@ def match_counts(*, segments: list[Segment], now: datetime | None = None) -> dic
 def count(*, owner_id: int, match: str, conditions: list[SegmentCondition]) -> dict:
     """The live count: how many of the owner's contacts match, and how many of them are subscribed."""
     return contacts_matching_conditions(owner_id=owner_id, match=match, conditions=conditions).aggregate(
-        matching=Count("id"), subscribed=Count("id", filter=Q(status=Contact.Status.SUBSCRIBED)),
+        matching=Count("id"),
+        subscribed=Count("id", filter=Q(status=Contact.Status.SUBSCRIBED)),
     )
 
 
@@ -116,8 +126,7 @@ def count(*, owner_id: int, match: str, conditions: list[SegmentCondition]) -> d
 def _condition_filter(condition, *, name, aliases, owner_id, now, zone):
     """A Q or Exists for one condition; a value that cannot be read (saved before a rule changed) matches nobody."""
     try:
-        return _COMPILERS[condition.field](condition, name=name, aliases=aliases, owner_id=owner_id, now=now,
-                                           zone=zone)
+        return _COMPILERS[condition.field](condition, name=name, aliases=aliases, owner_id=owner_id, now=now, zone=zone)
     except (KeyError, ValidationError, ValueError):
         # Not pk__in=[]: that compiles to no SQL at all (EmptyResultSet), and the start embeds this SQL.
         return Q(pk__isnull=True)
@@ -129,9 +138,13 @@ def _status(condition, **_):
 
 
 def _list(condition, *, owner_id, **_):
-    on_list = Exists(ContactList.contacts.through.objects.filter(
-        contact_id=OuterRef("pk"), contactlist_id=condition.contact_list_id, contactlist__owner_id=owner_id,
-    ))
+    on_list = Exists(
+        ContactList.contacts.through.objects.filter(
+            contact_id=OuterRef("pk"),
+            contactlist_id=condition.contact_list_id,
+            contactlist__owner_id=owner_id,
+        )
+    )
     return ~on_list if condition.operator == O.NOT_ON_LIST else on_list
 
 
@@ -161,15 +174,23 @@ def _attribute(condition, *, name, aliases, **_):
     if op in SegmentCondition.NUMBER_OPERATORS:
         aliases[f"{name}_number"] = Case(
             When(**{f"{name}__regex": NUMBER_REGEX}, then=Cast(name, FloatField())),
-            default=Value(None), output_field=FloatField(),
+            default=Value(None),
+            output_field=FloatField(),
         )
-        lookup = {O.NUMBER_EQUALS: "exact", O.NUMBER_LT: "lt", O.NUMBER_LTE: "lte", O.NUMBER_GT: "gt",
-                  O.NUMBER_GTE: "gte"}[op]
+        lookup = {
+            O.NUMBER_EQUALS: "exact",
+            O.NUMBER_LT: "lt",
+            O.NUMBER_LTE: "lte",
+            O.NUMBER_GT: "gt",
+            O.NUMBER_GTE: "gte",
+        }[op]
         return Q(**{f"{name}_number__{lookup}": parse_number(value)})
     if op in SegmentCondition.DATE_OPERATORS:
         # YYYY-MM-DD sorts as text, so no cast (a stored 2026-02-31 would make PostgreSQL's fail).
         aliases[f"{name}_date"] = Case(
-            When(**{f"{name}__regex": DATE_REGEX}, then=Left(name, 10)), default=Value(None), output_field=TextField(),
+            When(**{f"{name}__regex": DATE_REGEX}, then=Left(name, 10)),
+            default=Value(None),
+            output_field=TextField(),
         )
         lookup = {O.DATE_BEFORE: "lt", O.DATE_ON: "exact", O.DATE_AFTER: "gt"}[op]
         return Q(**{f"{name}_date__{lookup}": parse_date(value).isoformat()})
@@ -177,8 +198,9 @@ def _attribute(condition, *, name, aliases, **_):
 
 
 def _campaign(condition, *, owner_id, **_):
-    emails = Email.objects.filter(contact_id=OuterRef("pk"), campaign_id=condition.campaign_id,
-                                  campaign__owner_id=owner_id)
+    emails = Email.objects.filter(
+        contact_id=OuterRef("pk"), campaign_id=condition.campaign_id, campaign__owner_id=owner_id
+    )
     if condition.operator == O.OPENED:
         return Exists(emails.filter(first_opened_at__isnull=False))
     if condition.operator == O.CLICKED:
@@ -218,7 +240,11 @@ def _created(condition, *, now, zone, **_):
 
 
 _COMPILERS = {
-    F.STATUS: _status, F.LIST: _list, F.ATTRIBUTE: _attribute, F.CAMPAIGN: _campaign, F.ACTIVITY: _activity,
+    F.STATUS: _status,
+    F.LIST: _list,
+    F.ATTRIBUTE: _attribute,
+    F.CAMPAIGN: _campaign,
+    F.ACTIVITY: _activity,
     F.CREATED: _created,
 }
 
@@ -245,4 +271,3 @@ def describe(*, segment: Segment) -> str:
         return "every contact"
     joiner = " or " if segment.match == Segment.Match.ANY else " and "
     return joiner.join(conditions)
-

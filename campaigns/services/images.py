@@ -18,8 +18,12 @@ from accounts.models import User
 
 IMAGE_FOLDER = "images"
 # Pillow's format name -> the extension stored and the Content-Type served.
-ALLOWED_FORMATS = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "GIF": ("gif", "image/gif"),
-                   "WEBP": ("webp", "image/webp")}
+ALLOWED_FORMATS = {
+    "PNG": ("png", "image/png"),
+    "JPEG": ("jpg", "image/jpeg"),
+    "GIF": ("gif", "image/gif"),
+    "WEBP": ("webp", "image/webp"),
+}
 CONTENT_TYPES = dict(ALLOWED_FORMATS.values())
 # Pillow's guard against decompression bombs; an email image needs far fewer pixels.
 MAX_PIXELS = 40_000_000

@@ -20,8 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from campaigns import personalize
-from campaigns import ledger
+from campaigns import ledger, personalize
 from campaigns.models import Campaign, CampaignEvent, CampaignTally
 from campaigns.selectors import audience
 
@@ -47,7 +46,11 @@ def problems_before_scheduling(*, campaign: Campaign) -> list[str]:
         problems.append("write a subject")
     if not (campaign.body_html or "").strip() and not (campaign.body_text or "").strip():
         problems.append("write a body")
-    for label, source in (("subject", campaign.subject), ("HTML body", campaign.body_html), ("text body", campaign.body_text)):
+    for label, source in (
+        ("subject", campaign.subject),
+        ("HTML body", campaign.body_html),
+        ("text body", campaign.body_text),
+    ):
         try:
             personalize.validate(source or "")
         except personalize.PersonalizationError as exc:
@@ -86,7 +89,11 @@ def parse_local_time(*, text: str, user: User) -> datetime:
 
 
 def schedule(
-    *, campaign: Campaign, at: datetime | None = None, now: datetime | None = None, acting_user: User | None = None,
+    *,
+    campaign: Campaign,
+    at: datetime | None = None,
+    now: datetime | None = None,
+    acting_user: User | None = None,
     reason: str = "",
 ) -> Campaign:
     """Schedule for `at` (aware) or, without it, send at the next tick."""
@@ -94,8 +101,16 @@ def schedule(
     problems = problems_before_scheduling(campaign=campaign) + _problems_with_time(campaign=campaign, at=at, now=now)
     if problems:
         raise LifecycleError("Cannot schedule: " + "; ".join(problems) + ".")
-    moved = _move(campaign_id=campaign.pk, allowed=(C.DRAFT,), to=C.SCHEDULED, now=now, acting_user=acting_user,
-                  reason=reason, scheduled_at=at or now, status_reason="")
+    moved = _move(
+        campaign_id=campaign.pk,
+        allowed=(C.DRAFT,),
+        to=C.SCHEDULED,
+        now=now,
+        acting_user=acting_user,
+        reason=reason,
+        scheduled_at=at or now,
+        status_reason="",
+    )
     if not moved:
         raise LifecycleError(f"Only a draft can be scheduled; this campaign is {_status_of(campaign)}.")
     campaign.refresh_from_db()
@@ -112,7 +127,11 @@ def _problems_with_time(*, campaign: Campaign, at: datetime | None, now: datetim
 
 
 def send_now(
-    *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None, reason: str = "",
+    *,
+    campaign: Campaign,
+    now: datetime | None = None,
+    acting_user: User | None = None,
+    reason: str = "",
     dispatch_now: Callable[[], object] | None = None,
 ) -> Campaign:
     """Schedule for now and start at once. A small audience is written before this returns; a
@@ -130,7 +149,11 @@ def send_now(
 
 
 def start(
-    *, campaign_id: int, now: datetime, acting_user: User | None = None, reason: str = "",
+    *,
+    campaign_id: int,
+    now: datetime,
+    acting_user: User | None = None,
+    reason: str = "",
     prepare_seconds: float | None = None,
 ) -> int | None:
     """scheduled -> sending with its recipients' preparation begun, in one short transaction; then
@@ -149,13 +172,23 @@ def start(
     expected = audience.audience_count(campaign=campaign)
     with transaction.atomic():
         moved = Campaign.objects.filter(pk=campaign_id, status=C.SCHEDULED).update(
-            status=C.SENDING, started_at=now, status_reason="", updated_at=now,
-            recipients_cursor=0, recipients_expected=expected,
+            status=C.SENDING,
+            started_at=now,
+            status_reason="",
+            updated_at=now,
+            recipients_cursor=0,
+            recipients_expected=expected,
         )
         if not moved:
             return None
-        _record_events(campaign_ids=[campaign_id], from_status=C.SCHEDULED, to_status=C.SENDING, now=now,
-                       acting_user=acting_user, reason=reason)
+        _record_events(
+            campaign_ids=[campaign_id],
+            from_status=C.SCHEDULED,
+            to_status=C.SENDING,
+            now=now,
+            acting_user=acting_user,
+            reason=reason,
+        )
     created = prepare_recipients(campaign_id=campaign_id, now=now, seconds=prepare_seconds)
     log.info("campaign %s started with %s recipient(s) so far", campaign_id, created)
     return created
@@ -183,8 +216,12 @@ def prepare_recipients(*, campaign_id: int, now: datetime, seconds: float | None
 def _prepare_chunk(*, campaign_id: int, now: datetime) -> tuple[int, bool]:
     """One chunk of recipients and the cursor after it: (rows created, whether preparation is over)."""
     with transaction.atomic():
-        row = Campaign.objects.select_for_update().filter(pk=campaign_id).values_list(
-            "status", "recipients_cursor").first()
+        row = (
+            Campaign.objects.select_for_update()
+            .filter(pk=campaign_id)
+            .values_list("status", "recipients_cursor")
+            .first()
+        )
         if row is None:
             return 0, True
         status, cursor = row
@@ -195,8 +232,7 @@ def _prepare_chunk(*, campaign_id: int, now: datetime) -> tuple[int, bool]:
         )
         Campaign.objects.filter(pk=campaign_id).update(recipients_cursor=through)
         if created and status == C.COMPLETED:  # extended after it completed: it sends again
-            _reopen(campaign=Campaign(pk=campaign_id), now=now, acting_user=None,
-                    reason="extended to new contacts")
+            _reopen(campaign=Campaign(pk=campaign_id), now=now, acting_user=None, reason="extended to new contacts")
     return created, through is None
 
 
@@ -207,8 +243,11 @@ def continue_preparing(*, now: datetime, seconds: float | None = None) -> int:
     seconds = settings.RECIPIENTS_PREPARE_SECONDS if seconds is None else seconds
     deadline = time.monotonic() + seconds
     created = 0
-    preparing = list(Campaign.objects.filter(recipients_cursor__isnull=False).order_by("started_at", "pk")
-                     .values_list("pk", flat=True))
+    preparing = list(
+        Campaign.objects.filter(recipients_cursor__isnull=False)
+        .order_by("started_at", "pk")
+        .values_list("pk", flat=True)
+    )
     first_round = True
     while preparing and (first_round or time.monotonic() < deadline):
         for campaign_id in list(preparing):
@@ -226,8 +265,9 @@ def unschedule(
     *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None, reason: str = ""
 ) -> Campaign:
     now = now or timezone.now()
-    if not _move(campaign_id=campaign.pk, allowed=(C.SCHEDULED,), to=C.DRAFT, now=now, acting_user=acting_user,
-                 reason=reason):
+    if not _move(
+        campaign_id=campaign.pk, allowed=(C.SCHEDULED,), to=C.DRAFT, now=now, acting_user=acting_user, reason=reason
+    ):
         raise LifecycleError(f"Only a scheduled campaign can go back to draft; this one is {_status_of(campaign)}.")
     campaign.refresh_from_db()
     return campaign
@@ -240,8 +280,15 @@ def pause(
     stops before its next message (the sender checks) and hands its rows back."""
     now = now or timezone.now()
     with transaction.atomic():
-        moved = _move(campaign_id=campaign.pk, allowed=(C.SENDING, C.SCHEDULED), to=C.PAUSED, now=now,
-                      acting_user=acting_user, reason=reason, status_reason=reason)
+        moved = _move(
+            campaign_id=campaign.pk,
+            allowed=(C.SENDING, C.SCHEDULED),
+            to=C.PAUSED,
+            now=now,
+            acting_user=acting_user,
+            reason=reason,
+            status_reason=reason,
+        )
         if not moved:
             raise LifecycleError(
                 f"Only a sending or scheduled campaign can be paused; this one is {_status_of(campaign)}."
@@ -252,7 +299,11 @@ def pause(
 
 
 def resume(
-    *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None, reason: str = "",
+    *,
+    campaign: Campaign,
+    now: datetime | None = None,
+    acting_user: User | None = None,
+    reason: str = "",
     dispatch_now: Callable[[], object] | None = None,
 ) -> Campaign:
     """Continue where it stopped: unsent rows are claimed again, sent ones never.
@@ -262,8 +313,15 @@ def resume(
     now = now or timezone.now()
     with transaction.atomic():
         started = Campaign.objects.filter(pk=campaign.pk).values_list("started_at", flat=True).first()
-        moved = _move(campaign_id=campaign.pk, allowed=(C.PAUSED,), to=C.SENDING if started else C.SCHEDULED,
-                      now=now, acting_user=acting_user, reason=reason, status_reason="")
+        moved = _move(
+            campaign_id=campaign.pk,
+            allowed=(C.PAUSED,),
+            to=C.SENDING if started else C.SCHEDULED,
+            now=now,
+            acting_user=acting_user,
+            reason=reason,
+            status_reason="",
+        )
     if not moved:
         raise LifecycleError(f"Only a paused campaign can be resumed; this one is {_status_of(campaign)}.")
     if dispatch_now is not None:
@@ -282,8 +340,16 @@ def cancel(
     the dispatcher's ticks (ledger.cancel_unsent_of_cancelled). Its preparation, if any, stops."""
     now = now or timezone.now()
     with transaction.atomic():
-        moved = _move(campaign_id=campaign.pk, allowed=(C.DRAFT, C.SCHEDULED, C.SENDING, C.PAUSED), to=C.CANCELLED,
-                      now=now, acting_user=acting_user, reason=reason, completed_at=now, recipients_cursor=None)
+        moved = _move(
+            campaign_id=campaign.pk,
+            allowed=(C.DRAFT, C.SCHEDULED, C.SENDING, C.PAUSED),
+            to=C.CANCELLED,
+            now=now,
+            acting_user=acting_user,
+            reason=reason,
+            completed_at=now,
+            recipients_cursor=None,
+        )
         if not moved:
             raise LifecycleError(f"This campaign is {_status_of(campaign)} and cannot be cancelled.")
         ledger.take_back_waiting_batches(campaign_id=campaign.pk, now=now)
@@ -330,8 +396,18 @@ def complete_finished(*, now: datetime, campaign_ids: Collection[int] | None = N
         INSERT INTO {CampaignEvent._meta.db_table} (campaign_id, at, from_status, to_status, acting_user_id, reason)
         SELECT id, %s, %s, %s, NULL, %s FROM completed
     """
-    params: list[str | int | datetime] = [C.COMPLETED, now, now, C.SENDING, *ids, *ledger.OPEN_STATUSES,
-              now, C.SENDING, C.COMPLETED, COMPLETED_REASON]
+    params: list[str | int | datetime] = [
+        C.COMPLETED,
+        now,
+        now,
+        C.SENDING,
+        *ids,
+        *ledger.OPEN_STATUSES,
+        now,
+        C.SENDING,
+        C.COMPLETED,
+        COMPLETED_REASON,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         completed: int = cursor.rowcount
@@ -342,8 +418,12 @@ def duplicate(*, campaign: Campaign) -> Campaign:
     """A new draft with the same message, account and audience (its lists and segments, or the resend's source
     and rule)."""
     with transaction.atomic():
-        copy = _draft_with_the_message_of(campaign, name=f"{campaign.name} (copy)",
-                                          source_campaign=campaign.source_campaign, source_rule=campaign.source_rule)
+        copy = _draft_with_the_message_of(
+            campaign,
+            name=f"{campaign.name} (copy)",
+            source_campaign=campaign.source_campaign,
+            source_rule=campaign.source_rule,
+        )
         copy.lists.set(campaign.lists.all())
         copy.segments.set(campaign.segments.all())
     return copy
@@ -352,9 +432,14 @@ def duplicate(*, campaign: Campaign) -> Campaign:
 def _draft_with_the_message_of(campaign: Campaign, **fields: object) -> Campaign:
     """A new draft with the campaign's owner, account, subject, bodies and tracking, and `fields`."""
     return Campaign.objects.create(
-        owner=campaign.owner, smtp_account=campaign.smtp_account, subject=campaign.subject,
-        body_html=campaign.body_html, body_text=campaign.body_text, track_opens=campaign.track_opens,
-        track_clicks=campaign.track_clicks, **fields,
+        owner=campaign.owner,
+        smtp_account=campaign.smtp_account,
+        subject=campaign.subject,
+        body_html=campaign.body_html,
+        body_text=campaign.body_text,
+        track_opens=campaign.track_opens,
+        track_clicks=campaign.track_clicks,
+        **fields,
     )
 
 
@@ -375,13 +460,17 @@ def resend_to_non_openers(*, campaign: Campaign) -> Campaign:
     assert name_max is not None  # a CharField always has one
     return _draft_with_the_message_of(
         campaign,
-        name=campaign.name[:name_max - len(RESEND_SUFFIX)] + RESEND_SUFFIX,
-        source_campaign=campaign, source_rule=Campaign.SourceRule.NOT_OPENED,
+        name=campaign.name[: name_max - len(RESEND_SUFFIX)] + RESEND_SUFFIX,
+        source_campaign=campaign,
+        source_rule=Campaign.SourceRule.NOT_OPENED,
     )
 
 
 def retry_failed(
-    *, campaign: Campaign, email_ids: list[int] | None = None, now: datetime | None = None,
+    *,
+    campaign: Campaign,
+    email_ids: list[int] | None = None,
+    now: datetime | None = None,
     acting_user: User | None = None,
 ) -> int:
     """Failed emails (all, or those chosen) go back to pending; a finished campaign sends again."""
@@ -397,9 +486,7 @@ def retry_failed(
     return count
 
 
-def remove_pending(
-    *, campaign: Campaign, email_ids: list[int], now: datetime | None = None
-) -> tuple[int, int]:
+def remove_pending(*, campaign: Campaign, email_ids: list[int], now: datetime | None = None) -> tuple[int, int]:
     """Take recipients out before they are sent (pending or deferred rows only): (removed, in flight).
 
     Queued rows stay with the worker holding their batch, which may be sending one this very
@@ -413,9 +500,7 @@ def remove_pending(
     return removed, in_flight
 
 
-def extend_to_new_contacts(
-    *, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None
-) -> int:
+def extend_to_new_contacts(*, campaign: Campaign, now: datetime | None = None, acting_user: User | None = None) -> int:
     """Add contacts that joined the campaign's lists since it started; nobody already in it is touched.
 
     Written as a start's recipients are, in chunks from the first contact (ON CONFLICT skips those
@@ -436,12 +521,25 @@ def extend_to_new_contacts(
 
 def _reopen(*, campaign: Campaign, now: datetime, acting_user: User | None, reason: str) -> None:
     """A completed campaign with new unsent rows sends again (no-op for any other status)."""
-    _move(campaign_id=campaign.pk, allowed=(C.COMPLETED,), to=C.SENDING, now=now, acting_user=acting_user,
-          reason=reason, completed_at=None)
+    _move(
+        campaign_id=campaign.pk,
+        allowed=(C.COMPLETED,),
+        to=C.SENDING,
+        now=now,
+        acting_user=acting_user,
+        reason=reason,
+        completed_at=None,
+    )
 
 
 def _move(
-    *, campaign_id: int, allowed: Collection[str], to: str, now: datetime, acting_user: User | None, reason: str,
+    *,
+    campaign_id: int,
+    allowed: Collection[str],
+    to: str,
+    now: datetime,
+    acting_user: User | None,
+    reason: str,
     **fields: object,
 ) -> str | None:
     """The campaign's status from one of `allowed` to `to`, and its event, in one transaction.
@@ -455,22 +553,40 @@ def _move(
             return None
         if not Campaign.objects.filter(pk=campaign_id, status=current).update(status=to, updated_at=now, **fields):
             return None
-        _record_events(campaign_ids=[campaign_id], from_status=current, to_status=to, now=now,
-                       acting_user=acting_user, reason=reason)
+        _record_events(
+            campaign_ids=[campaign_id],
+            from_status=current,
+            to_status=to,
+            now=now,
+            acting_user=acting_user,
+            reason=reason,
+        )
     return current
 
 
 def _record_events(
-    *, campaign_ids: Iterable[int], from_status: str, to_status: str, now: datetime, acting_user: User | None,
+    *,
+    campaign_ids: Iterable[int],
+    from_status: str,
+    to_status: str,
+    now: datetime,
+    acting_user: User | None,
     reason: str,
 ) -> None:
-    CampaignEvent.objects.bulk_create([
-        CampaignEvent(campaign_id=campaign_id, at=now, from_status=from_status, to_status=to_status,
-                      acting_user=acting_user, reason=reason)
-        for campaign_id in campaign_ids
-    ])
+    CampaignEvent.objects.bulk_create(
+        [
+            CampaignEvent(
+                campaign_id=campaign_id,
+                at=now,
+                from_status=from_status,
+                to_status=to_status,
+                acting_user=acting_user,
+                reason=reason,
+            )
+            for campaign_id in campaign_ids
+        ]
+    )
 
 
 def _status_of(campaign: Campaign) -> str:
     return Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first() or "gone"
-

@@ -10,8 +10,19 @@ from dataclasses import dataclass, field
 from contacts.imports.reader import FileRefused
 
 ADDRESS_HEADERS = {
-    "email", "emailaddress", "mail", "emailid", "mailaddress", "emails", "emailaddr", "eaddress",
-    "primaryemail", "emailadresse", "correo", "correoelectronico", "courriel",
+    "email",
+    "emailaddress",
+    "mail",
+    "emailid",
+    "mailaddress",
+    "emails",
+    "emailaddr",
+    "eaddress",
+    "primaryemail",
+    "emailadresse",
+    "correo",
+    "correoelectronico",
+    "courriel",
 }
 NAME_HEADERS = {"name", "fullname", "contactname", "displayname", "yourname", "nombre", "nom"}
 FIRST_NAME_HEADERS = {"firstname", "first", "givenname", "forename", "fname", "vorname", "prenom"}

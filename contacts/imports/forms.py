@@ -3,9 +3,9 @@
 from django import forms
 from django.conf import settings
 
+from contacts.imports.jobs import ImportRefused, check_upload_size
 from contacts.imports.reader import CSV_EXTENSIONS, ENCODING_CHOICES, XLSX_EXTENSIONS
 from contacts.models import ContactList
-from contacts.imports.jobs import ImportRefused, check_upload_size
 
 
 class ImportUploadForm(forms.Form):
@@ -14,11 +14,19 @@ class ImportUploadForm(forms.Form):
         "One column must hold the addresses (Email, E-mail, Email Address…); Name or First Name + Last Name "
         "become the name; every other column becomes an attribute you can use in templates under its header."
     )
-    contact_list = forms.ModelChoiceField(queryset=ContactList.objects.none(), required=False, label="Into the list",
-                                          empty_label="— a new list, named below —")
+    contact_list = forms.ModelChoiceField(
+        queryset=ContactList.objects.none(),
+        required=False,
+        label="Into the list",
+        empty_label="— a new list, named below —",
+    )
     new_list_name = forms.CharField(max_length=200, required=False, label="New list name")
-    encoding = forms.ChoiceField(choices=ENCODING_CHOICES, required=False, label="Encoding (CSV)",
-                                 help_text="Detected from the file unless you choose one.")
+    encoding = forms.ChoiceField(
+        choices=ENCODING_CHOICES,
+        required=False,
+        label="Encoding (CSV)",
+        help_text="Detected from the file unless you choose one.",
+    )
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)

@@ -20,8 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from contacts.imports import reader, service
-from contacts.models import ContactList, ImportJob
 from contacts.imports.reader import FileRefused
+from contacts.models import ContactList, ImportJob
 
 # The tasks of contacts.tasks, queued by their registered names: that module calls this one.
 PREVIEW_TASK = "campaigns.preview_import"
@@ -30,6 +30,7 @@ IMPORT_TASK = "campaigns.import_contacts"
 
 def queue_task(name, job_id):
     current_app.tasks[name].delay(job_id)
+
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,7 @@ def check_upload_size(*, size):
     limit = settings.IMPORT_MAX_UPLOAD_BYTES
     if size > limit:
         raise ImportRefused(
-            f"The file is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB. "
-            "Split it into smaller files."
+            f"The file is {size / 2**20:.1f} MB; the limit is {limit / 2**20:.0f} MB. Split it into smaller files."
         )
 
 
@@ -59,8 +59,12 @@ def create_job(*, owner, uploaded_file, contact_list=None, new_list_name="", enc
     if contact_list is not None and contact_list.owner_id != owner.pk:
         raise ImportRefused("No such list.")
     job = ImportJob(
-        owner=owner, contact_list=contact_list, new_list_name=new_list_name.strip() if contact_list is None else "",
-        original_name=os.path.basename(uploaded_file.name)[:255], encoding=encoding, status=ImportJob.Status.UPLOADED,
+        owner=owner,
+        contact_list=contact_list,
+        new_list_name=new_list_name.strip() if contact_list is None else "",
+        original_name=os.path.basename(uploaded_file.name)[:255],
+        encoding=encoding,
+        status=ImportJob.Status.UPLOADED,
     )
     job.file.save(uploaded_file.name, uploaded_file, save=False)
     try:
@@ -85,14 +89,22 @@ def read_preview(*, job_id):
     if not claimed:
         # Still "reading": the worker that read it was lost (the task is redelivered then). The file may be
         # what killed it, so it is not read again.
-        _fail(job_id, from_status=ImportJob.Status.READING,
-              notes="Reading the file stopped before its end. Save it as CSV, or split it, and upload it again.")
+        _fail(
+            job_id,
+            from_status=ImportJob.Status.READING,
+            notes="Reading the file stopped before its end. Save it as CSV, or split it, and upload it again.",
+        )
         return None
     job = ImportJob.objects.select_related("owner").get(pk=job_id)
     try:
         result = service.import_file(
-            owner=job.owner, path=job.file.path, filename=job.original_name, encoding=job.encoding, dry_run=True,
-            keep_outcomes=PREVIEW_ROWS, max_rows=settings.IMPORT_MAX_ROWS,
+            owner=job.owner,
+            path=job.file.path,
+            filename=job.original_name,
+            encoding=job.encoding,
+            dry_run=True,
+            keep_outcomes=PREVIEW_ROWS,
+            max_rows=settings.IMPORT_MAX_ROWS,
         )
     except FileRefused as exc:
         _fail(job_id, from_status=ImportJob.Status.READING, notes=str(exc))
@@ -102,8 +114,11 @@ def read_preview(*, job_id):
         return None
     except Exception as exc:
         log.exception("import job %s: the preview failed", job_id)
-        _fail(job_id, from_status=ImportJob.Status.READING,
-              notes=f"The file could not be read ({exc.__class__.__name__}).")
+        _fail(
+            job_id,
+            from_status=ImportJob.Status.READING,
+            notes=f"The file could not be read ({exc.__class__.__name__}).",
+        )
         return None
     # Cancelled or expired meanwhile: left as it is.
     ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.READING).update(
@@ -122,8 +137,10 @@ def read_preview(*, job_id):
 
 
 def _too_slow_note():
-    return (f"Reading the file took more than {settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS} seconds: "
-            "split it into smaller files, or save it as CSV.")
+    return (
+        f"Reading the file took more than {settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS} seconds: "
+        "split it into smaller files, or save it as CSV."
+    )
 
 
 def _fail(job_id, *, from_status, notes):
@@ -211,14 +228,15 @@ def delete_stale_uploads(*, now=None):
     for job_id, status in unconfirmed.values_list("pk", "status"):
         # Conditional: a confirmation at this very moment wins, and its import deletes the file at its end.
         expired = ImportJob.objects.filter(pk=job_id, status=status).update(
-            status=ImportJob.Status.CANCELLED, finished_at=now,
+            status=ImportJob.Status.CANCELLED,
+            finished_at=now,
             notes=f"Not confirmed within {hours:g} hours: the uploaded file was deleted. Upload it again to import it.",
         )
         if expired:
             delete_upload(job_id=job_id)
             deleted += 1
-    for job_id in ImportJob.objects.filter(status__in=ImportJob.ENDED_STATUSES).exclude(file="").values_list(
-        "pk", flat=True
+    for job_id in (
+        ImportJob.objects.filter(status__in=ImportJob.ENDED_STATUSES).exclude(file="").values_list("pk", flat=True)
     ):
         delete_upload(job_id=job_id)
         deleted += 1
@@ -242,8 +260,14 @@ def run(*, job_id):
         if job.contact_list is None or job.contact_list.owner_id != job.owner_id:
             raise FileRefused("The list of this import is gone.")
         result = service.import_file(
-            owner=job.owner, path=job.file.path, filename=job.original_name, encoding=job.encoding,
-            contact_list=job.contact_list, dry_run=False, progress=progress, max_rows=settings.IMPORT_MAX_ROWS,
+            owner=job.owner,
+            path=job.file.path,
+            filename=job.original_name,
+            encoding=job.encoding,
+            contact_list=job.contact_list,
+            dry_run=False,
+            progress=progress,
+            max_rows=settings.IMPORT_MAX_ROWS,
         )
     except Exception as exc:
         log.exception("import job %s failed", job_id)
@@ -255,8 +279,11 @@ def run(*, job_id):
     if previewed and previewed != result.counts:
         notes = (
             "Your contacts changed between the preview and the import, so the figures differ from the preview's: "
-            + ", ".join(f"{k} {previewed.get(k, 0)} → {result.counts[k]}" for k in service.OUTCOMES
-                        if previewed.get(k, 0) != result.counts[k])
+            + ", ".join(
+                f"{k} {previewed.get(k, 0)} → {result.counts[k]}"
+                for k in service.OUTCOMES
+                if previewed.get(k, 0) != result.counts[k]
+            )
         )
     ImportJob.objects.filter(pk=job_id).update(
         status=ImportJob.Status.DONE,
@@ -287,8 +314,12 @@ def status_payload(job):
         "percent": job.percent,
         "finished": job.status in job.ENDED_STATUSES,
         "counts": {
-            "created": job.created_count, "updated": job.updated_count, "merged": job.merged_count,
-            "suppressed": job.suppressed_count, "rejected": job.rejected_count, "blank": job.blank_count,
+            "created": job.created_count,
+            "updated": job.updated_count,
+            "merged": job.merged_count,
+            "suppressed": job.suppressed_count,
+            "rejected": job.rejected_count,
+            "blank": job.blank_count,
         },
         "notes": job.notes,
     }

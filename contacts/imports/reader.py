@@ -84,16 +84,21 @@ def open_table(path, *, filename="", encoding="", max_rows=None):
         headers = next((cells for _, cells in _xlsx_rows(path, skip_header=False, width=MAX_COLUMNS + 1)), None)
         if headers is None:
             raise FileRefused("The first sheet of this workbook is empty.")
-        return Table(path=path, file_format="xlsx", headers=_header_cells(headers, trim=True),
-                     max_rows=max_rows)
+        return Table(path=path, file_format="xlsx", headers=_header_cells(headers, trim=True), max_rows=max_rows)
     encoding = encoding or detect_encoding(path)
     _check_decodes(path, encoding)
     delimiter = detect_delimiter(path, encoding)
     headers = next((cells for _, cells in _csv_rows(path, encoding, delimiter, skip_header=False)), None)
     if headers is None:
         raise FileRefused("The file is empty.")
-    return Table(path=path, file_format="csv", headers=_header_cells(headers, trim=False), encoding=encoding,
-                 delimiter=delimiter, max_rows=max_rows)
+    return Table(
+        path=path,
+        file_format="csv",
+        headers=_header_cells(headers, trim=False),
+        encoding=encoding,
+        delimiter=delimiter,
+        max_rows=max_rows,
+    )
 
 
 def check_file(path, *, filename=""):

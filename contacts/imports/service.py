@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.utils import timezone
 
-from contacts.imports import writers
 from contacts.addresses import address_problem, normalize_address
+from contacts.imports import writers
 from contacts.imports.columns import map_columns
 from contacts.imports.reader import FileRefused, count_rows, open_table
-from contacts.models import ContactList
+from contacts.models import Contact, ContactList
 from contacts.selectors import suppressed
-from contacts.models import Contact
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +62,13 @@ class RowOutcome:
     name: str = ""
 
     def as_dict(self):
-        return {"row": self.row, "address": self.address, "outcome": self.outcome, "reason": self.reason,
-                "name": self.name}
+        return {
+            "row": self.row,
+            "address": self.address,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "name": self.name,
+        }
 
 
 @dataclass
@@ -110,8 +114,20 @@ class _Chunk:
     blank_rows: int = 0
 
 
-def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry_run, progress=None,
-                chunk_size=None, keep_outcomes=0, max_rows=None, keep_rejected=REJECTED_SAMPLE):
+def import_file(
+    *,
+    owner,
+    path,
+    filename="",
+    encoding="",
+    contact_list=None,
+    dry_run,
+    progress=None,
+    chunk_size=None,
+    keep_outcomes=0,
+    max_rows=None,
+    keep_rejected=REJECTED_SAMPLE,
+):
     """Import the contacts in `path` for `owner` into `contact_list` (None in a dry run only).
 
     `progress(processed_rows)` is called after each chunk. Raises FileRefused when
@@ -136,10 +152,23 @@ def import_file(*, owner, path, filename="", encoding="", contact_list=None, dry
     # Every address of the file with the outcome of its first row, so that a repeat in a later chunk
     # is merged into it: in the database (PostgreSQL), so memory does not grow with the file.
     with writers.seen_addresses() as seen:
-        for chunk in _read_chunks(table.rows(), columns=columns, chunk_size=chunk_size,
-                                  keep_outcomes=keep_outcomes, keep_rejected=keep_rejected):
-            _process_chunk(chunk, owner=owner, contact_list=contact_list, dry_run=dry_run, seen=seen,
-                           result=result, keep_outcomes=keep_outcomes, keep_rejected=keep_rejected)
+        for chunk in _read_chunks(
+            table.rows(),
+            columns=columns,
+            chunk_size=chunk_size,
+            keep_outcomes=keep_outcomes,
+            keep_rejected=keep_rejected,
+        ):
+            _process_chunk(
+                chunk,
+                owner=owner,
+                contact_list=contact_list,
+                dry_run=dry_run,
+                seen=seen,
+                result=result,
+                keep_outcomes=keep_outcomes,
+                keep_rejected=keep_rejected,
+            )
             if progress:
                 progress(result.processed_rows)
     return result
@@ -179,8 +208,18 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
         if not raw_address.strip() and not any(c.strip() for c in cells):
             chunk.blank_rows += 1
         else:
-            _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns,
-                      keep=len(chunk.kept) < keep_outcomes - kept_so_far, keep_rejected=keep_rejected)
+            _read_row(
+                chunk,
+                number,
+                cells,
+                raw_address,
+                name_index,
+                first_index,
+                last_index,
+                attribute_columns,
+                keep=len(chunk.kept) < keep_outcomes - kept_so_far,
+                keep_rejected=keep_rejected,
+            )
         if chunk.rows >= chunk_size:
             kept_so_far += len(chunk.kept)
             yield chunk
@@ -191,13 +230,19 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
 
 def _row_width(columns):
     """Cells a row needs for every mapped column: shorter rows read as if padded with empty cells."""
-    indexes = (columns.address, columns.name, columns.first_name, columns.last_name,
-               *(index for index, _ in columns.attributes))
+    indexes = (
+        columns.address,
+        columns.name,
+        columns.first_name,
+        columns.last_name,
+        *(index for index, _ in columns.attributes),
+    )
     return 1 + max(index for index in indexes if index is not None)
 
 
-def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *,
-              keep, keep_rejected):
+def _read_row(
+    chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *, keep, keep_rejected
+):
     address = normalize_address(raw_address)
     if name_index is not None:
         name = cells[name_index].strip(_CELL_STRIP)
@@ -209,13 +254,15 @@ def _read_row(chunk, number, cells, raw_address, name_index, first_index, last_i
     if problem:
         _reject_row(chunk, number, raw_address, name, problem, keep=keep, keep_rejected=keep_rejected)
         return
-    attributes = {key: value[:MAX_ATTRIBUTE_VALUE] for index, key in attribute_columns
-                  if (value := cells[index].strip(_CELL_STRIP))}
+    attributes = {
+        key: value[:MAX_ATTRIBUTE_VALUE]
+        for index, key in attribute_columns
+        if (value := cells[index].strip(_CELL_STRIP))
+    }
     record = chunk.records.get(address)
     if record is None:
         # The row's own attributes dict becomes the record's: no copy for the (usual) single row.
-        record = chunk.records[address] = _Record(address=address, first_row=number, name=name,
-                                                  attributes=attributes)
+        record = chunk.records[address] = _Record(address=address, first_row=number, name=name, attributes=attributes)
     else:
         if name:
             record.name = name
@@ -250,8 +297,14 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
     if not dry_run:
         to_create, to_update, on_list = _contact_writes(records, existing)
         if to_create or to_update or on_list:
-            writers.write_chunk(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
-                                on_list=on_list, now=timezone.now())
+            writers.write_chunk(
+                owner=owner,
+                contact_list=contact_list,
+                to_create=to_create,
+                to_update=to_update,
+                on_list=on_list,
+                now=timezone.now(),
+            )
     for outcome, record in chunk.kept:
         if record is not None:  # None: rejected, its outcome set as it was read
             _settle_kept_outcome(outcome, record)
@@ -344,6 +397,6 @@ def _add_to_result(result, chunk, *, keep_outcomes, keep_rejected):
             result.outcomes.append(outcome)
     for outcome, count in _chunk_counts(chunk).items():
         result.counts[outcome] += count
-    result.rejected.extend(chunk.rejected[:keep_rejected - len(result.rejected)])
+    result.rejected.extend(chunk.rejected[: keep_rejected - len(result.rejected)])
     result.processed_rows += chunk.rows
     result.blank_rows += chunk.blank_rows

@@ -34,12 +34,14 @@ def existing_contacts(*, owner, addresses):
     # the planner may read all the owner's contacts instead (a sequential scan, or the owner index
     # without statistics): every chunk would cost as much as the owner's whole list.
     rows = _probe_per_address(
-        addresses, columns="id, email, status, name, attributes", table=Contact._meta.db_table,
-        where="lower(email) = a.address AND owner_id = %s", params=[owner.pk],
+        addresses,
+        columns="id, email, status, name, attributes",
+        table=Contact._meta.db_table,
+        where="lower(email) = a.address AND owner_id = %s",
+        params=[owner.pk],
     )
     return {
-        normalize_address(email): Existing(pk, status, name, _json(attrs))
-        for pk, email, status, name, attrs in rows
+        normalize_address(email): Existing(pk, status, name, _json(attrs)) for pk, email, status, name, attrs in rows
     }
 
 
@@ -91,8 +93,11 @@ class _SeenTable:
             return {}
         # Autovacuum never analyses a temporary table; without statistics the planner may join against a
         # scan of the whole table for every chunk, a cost that grows with the file.
-        return dict(_probe_per_address(addresses, columns="address, first_outcome", table=self.TABLE,
-                                       where="address = a.address"))
+        return dict(
+            _probe_per_address(
+                addresses, columns="address, first_outcome", table=self.TABLE, where="address = a.address"
+            )
+        )
 
     def remember(self, first_outcomes):
         if not first_outcomes:
@@ -116,8 +121,9 @@ def write_chunk(*, owner, contact_list, to_create, to_update, on_list, now):
         # commit after every chunk, so once it is durable every chunk before it is too.
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        return _copy_and_write(owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update,
-                               on_list=on_list, now=now)
+        return _copy_and_write(
+            owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update, on_list=on_list, now=now
+        )
 
 
 def _copy_and_write(*, owner, contact_list, to_create, to_update, on_list, now):
@@ -130,8 +136,9 @@ def _copy_and_write(*, owner, contact_list, to_create, to_update, on_list, now):
     with connection.cursor() as wrapper:
         cursor = wrapper.cursor  # the psycopg cursor, for COPY
         if to_create:
-            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS import_new_contacts "
-                           "(email text, name text, attributes jsonb)")
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS import_new_contacts (email text, name text, attributes jsonb)"
+            )
             cursor.execute("TRUNCATE import_new_contacts")
             with cursor.copy("COPY import_new_contacts (email, name, attributes) FROM STDIN") as copy:
                 for address, name, attributes in to_create:
@@ -149,8 +156,9 @@ def _copy_and_write(*, owner, contact_list, to_create, to_update, on_list, now):
                 found = existing_contacts(owner=owner, addresses=[a for a, _, _ in to_create])
                 on_list.extend(e.pk for e in found.values())
         if to_update:
-            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS import_updated_contacts "
-                           "(id bigint, name text, attributes jsonb)")
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS import_updated_contacts (id bigint, name text, attributes jsonb)"
+            )
             cursor.execute("TRUNCATE import_updated_contacts")
             with cursor.copy("COPY import_updated_contacts (id, name, attributes) FROM STDIN") as copy:
                 for pk, name, attributes in to_update:

@@ -10,7 +10,6 @@ from django.utils.encoding import force_bytes
 from contacts.addresses import normalize_address, normalized_address_sql
 from contacts.models import SuppressedHash
 
-
 HASH_SALT = "campaigns.SuppressedHash.address"
 
 
@@ -33,8 +32,10 @@ def erased_sql(*, owner_column: str, address_column: str) -> tuple[str, list]:
     suppressed (erased_addresses, for a statement's every row): (SQL, params). One probe of the
     (owner, hash) index per key."""
     hashes, params = address_hashes_sql(address_column)
-    sql = (f"EXISTS (SELECT 1 FROM {SuppressedHash._meta.db_table} erased WHERE erased.owner_id = {owner_column} "
-           f"AND erased.address_hash IN ({', '.join(hashes)}))")
+    sql = (
+        f"EXISTS (SELECT 1 FROM {SuppressedHash._meta.db_table} erased WHERE erased.owner_id = {owner_column} "
+        f"AND erased.address_hash IN ({', '.join(hashes)}))"
+    )
     return sql, params
 
 

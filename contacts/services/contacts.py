@@ -2,7 +2,8 @@
 
 Suppressed (Contact.SUPPRESSED_STATUSES) is for good: the contact receives nothing more (the
 campaigns app cancels its unsent emails in every campaign on `contacts_suppressed`), no import
-resubscribes it, no retry sends to it, unless the person confirms their address again through a subscription form's email (`resubscribe`).
+resubscribes it, no retry sends to it, unless the person confirms their address again through a subscription form's
+email (`resubscribe`).
 A contact keeps the first reason it was suppressed for (an unsubscribe after a bounce stays bounced).
 """
 
@@ -52,7 +53,8 @@ def resubscribe(*, subscription_request: SubscriptionRequest, now: datetime) -> 
         raise ValueError("only a confirmed subscription request resubscribes a contact")
     return bool(
         Contact.objects.filter(
-            pk=subscription_request.contact_id, owner_id=subscription_request.form.owner_id,
+            pk=subscription_request.contact_id,
+            owner_id=subscription_request.form.owner_id,
             status__in=Contact.SUPPRESSED_STATUSES,
         ).update(status=Contact.Status.SUBSCRIBED, status_changed_at=now, updated_at=now)
     )

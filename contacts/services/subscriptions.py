@@ -66,8 +66,15 @@ class Confirmation:
 
 
 def subscribe_request(
-    *, form: SubscriptionForm, email: str, name: str, attributes: Mapping[str, object], honeypot: str, ip: str,
-    client_key: str, now: datetime,
+    *,
+    form: SubscriptionForm,
+    email: str,
+    name: str,
+    attributes: Mapping[str, object],
+    honeypot: str,
+    ip: str,
+    client_key: str,
+    now: datetime,
 ) -> Submission:
     """Handle one submission of `form` from the client at `ip`, whose submissions count under `client_key`
     (accounts.client_address.rate_limit_key). Raises ValidationError (the address), SubscriptionError (closed,
@@ -83,8 +90,13 @@ def subscribe_request(
     _count_against_limits(form=form, client_key=client_key)
     validate_contact_email(address)
     request = SubscriptionRequest(
-        form=form, email=address, name=name.strip()[:200], attributes=_picked_attributes(form, attributes),
-        consent_text=form.consent_text, ip_hash=tokens.hash_ip(ip), created_at=now,
+        form=form,
+        email=address,
+        name=name.strip()[:200],
+        attributes=_picked_attributes(form, attributes),
+        consent_text=form.consent_text,
+        ip_hash=tokens.hash_ip(ip),
+        created_at=now,
     )
     if form.double_opt_in or not _subscribed_as_new_contact(request=request, now=now):
         _mail_confirmation(request=request, now=now)
@@ -143,7 +155,9 @@ def _mail_confirmation(*, request: SubscriptionRequest, now: datetime) -> None:
     key = _mailed_key(owner_id=request.form.owner_id, address=request.email)
     # The cache's add decides between simultaneous submissions; the rows still hold if the cache was emptied.
     mailed_lately = SubscriptionRequest.objects.filter(
-        form__owner_id=request.form.owner_id, email=request.email, mailed_at__gt=now - timedelta(seconds=interval),
+        form__owner_id=request.form.owner_id,
+        email=request.email,
+        mailed_at__gt=now - timedelta(seconds=interval),
     ).exists()
     if mailed_lately or not cache.add(key, 1, timeout=interval):
         # Mailed within the hour already: the form must not make us mail anyone over and over.
@@ -184,9 +198,7 @@ def _forget_mailing(*, request: SubscriptionRequest) -> None:
     cache.delete(_mailed_key(owner_id=request.form.owner_id, address=request.email))
 
 
-def _subscribe(
-    *, request: SubscriptionRequest, now: datetime, contact: Contact | None = None
-) -> tuple[Contact, bool]:
+def _subscribe(*, request: SubscriptionRequest, now: datetime, contact: Contact | None = None) -> tuple[Contact, bool]:
     """The contact for the request's address, on the list, subscribed, its consent recorded."""
     form = request.form
     contact = contact or _contact_for(owner_id=form.owner_id, address=request.email)
@@ -197,8 +209,17 @@ def _subscribe(
     contact.consent_form = form
     contact.consent_text = request.consent_text
     contact.consent_ip_hash = request.ip_hash
-    contact.save(update_fields=["name", "attributes", "consent_at", "consent_form", "consent_text",
-                                "consent_ip_hash", "updated_at"])
+    contact.save(
+        update_fields=[
+            "name",
+            "attributes",
+            "consent_at",
+            "consent_form",
+            "consent_text",
+            "consent_ip_hash",
+            "updated_at",
+        ]
+    )
     request.contact = contact
     request.confirmed_at = now
     request.save(update_fields=["contact", "confirmed_at"])

@@ -15,11 +15,17 @@ def hosted_url(*, form: SubscriptionForm) -> str:
 
 def snippet_html(*, form: SubscriptionForm) -> str:
     """A plain <form> posting to the hosted page (no script): its answers and errors show there."""
-    return render_to_string("subscriptions/embed_snippet.html", {
-        "action": hosted_url(form=form),
-        "form": form,
-        "token_field": TOKEN_FIELD,
-        "token": tokens.post_token(form_id=form.pk),
-        "honeypot_field": HONEYPOT_FIELD,
-        "attributes": [(attribute, attribute_field_name(attribute)) for attribute in form.attributes_asked],
-    }).strip() + "\n"
+    return (
+        render_to_string(
+            "subscriptions/embed_snippet.html",
+            {
+                "action": hosted_url(form=form),
+                "form": form,
+                "token_field": TOKEN_FIELD,
+                "token": tokens.post_token(form_id=form.pk),
+                "honeypot_field": HONEYPOT_FIELD,
+                "attributes": [(attribute, attribute_field_name(attribute)) for attribute in form.attributes_asked],
+            },
+        ).strip()
+        + "\n"
+    )

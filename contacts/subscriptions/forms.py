@@ -23,8 +23,9 @@ class PublicSubscribeForm(forms.Form):
         super().__init__(data, label_suffix="", **kwargs)
         self.subscription_form = subscription_form
         for attribute in subscription_form.attributes_asked:
-            self.fields[attribute_field_name(attribute)] = forms.CharField(label=attribute, max_length=200,
-                                                                           required=False)
+            self.fields[attribute_field_name(attribute)] = forms.CharField(
+                label=attribute, max_length=200, required=False
+            )
         self.fields[HONEYPOT_FIELD] = forms.CharField(required=False, label="Leave this field empty")
         self.fields[TOKEN_FIELD] = forms.CharField(widget=forms.HiddenInput)
         self.initial.setdefault(TOKEN_FIELD, tokens.post_token(form_id=subscription_form.pk))

@@ -35,13 +35,18 @@ def _organization(form):
 
 
 def _problem(request, *, heading, message, status):
-    return _private(render(request, "subscriptions/problem.html", {"heading": heading, "message": message},
-                           status=status))
+    return _private(
+        render(request, "subscriptions/problem.html", {"heading": heading, "message": message}, status=status)
+    )
 
 
 def _not_found(request):
-    return _problem(request, heading="This form is not available",
-                    message="The link may have been mistyped, or the form has been closed.", status=404)
+    return _problem(
+        request,
+        heading="This form is not available",
+        message="The link may have been mistyped, or the form has been closed.",
+        status=404,
+    )
 
 
 # Embedded snippets post from other websites, with no cookie and no CSRF token: the signed form token
@@ -52,17 +57,25 @@ def subscribe_page(request, token):
     subscription_form = selectors.open_form(page_token=token)
     if subscription_form is None:
         return _not_found(request)
-    form = PublicSubscribeForm(request.POST if request.method == "POST" else None,
-                               subscription_form=subscription_form)
-    context = {"subscription_form": subscription_form, "organization": _organization(subscription_form),
-               "hours": settings.SUBSCRIPTION_CONFIRM_MAX_AGE // 3600, "form": form}
+    form = PublicSubscribeForm(request.POST if request.method == "POST" else None, subscription_form=subscription_form)
+    context = {
+        "subscription_form": subscription_form,
+        "organization": _organization(subscription_form),
+        "hours": settings.SUBSCRIPTION_CONFIRM_MAX_AGE // 3600,
+        "form": form,
+    }
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
             submission = subscriptions.subscribe_request(
-                form=subscription_form, email=form.cleaned_data["email"], name=form.cleaned_data["name"],
-                attributes=form.attributes, honeypot=form.cleaned_data[HONEYPOT_FIELD],
-                ip=client_ip(request), client_key=rate_limit_key(request), now=timezone.now(),
+                form=subscription_form,
+                email=form.cleaned_data["email"],
+                name=form.cleaned_data["name"],
+                attributes=form.attributes,
+                honeypot=form.cleaned_data[HONEYPOT_FIELD],
+                ip=client_ip(request),
+                client_key=rate_limit_key(request),
+                now=timezone.now(),
             )
         except ValidationError as exc:
             form.add_error("email", exc)
@@ -90,15 +103,31 @@ def confirm_page(request, token):
         except subscriptions.SubscriptionError as exc:
             return _problem(request, heading="Subscription not confirmed", message=str(exc), status=400)
         form = confirmation.request.form
-        return _private(render(request, "subscriptions/subscribed.html", {
-            "subscription_form": form, "organization": _organization(form), "email": confirmation.request.email,
-            "resubscribed": confirmation.resubscribed,
-        }))
+        return _private(
+            render(
+                request,
+                "subscriptions/subscribed.html",
+                {
+                    "subscription_form": form,
+                    "organization": _organization(form),
+                    "email": confirmation.request.email,
+                    "resubscribed": confirmation.resubscribed,
+                },
+            )
+        )
     try:
         subscription_request = selectors.request_to_confirm(token=token)
     except selectors.LinkNotValid as exc:
         return _problem(request, heading="Subscription not confirmed", message=str(exc), status=400)
     form = subscription_request.form
-    return _private(render(request, "subscriptions/confirm.html", {
-        "subscription_form": form, "organization": _organization(form), "subscription_request": subscription_request,
-    }))
+    return _private(
+        render(
+            request,
+            "subscriptions/confirm.html",
+            {
+                "subscription_form": form,
+                "organization": _organization(form),
+                "subscription_request": subscription_request,
+            },
+        )
+    )

@@ -23,17 +23,30 @@ TOP_LINKS = 10
 
 
 def campaign_for(*, user: User, campaign_id: int | str) -> Campaign:
-    campaign = (
-        scope_to_user(Campaign.objects.all(), user).select_related("smtp_account").filter(pk=campaign_id).first()
-    )
+    campaign = scope_to_user(Campaign.objects.all(), user).select_related("smtp_account").filter(pk=campaign_id).first()
     if campaign is None:
         raise Http404("No such campaign.")
     return campaign
 
 
 SHOWN_FAILURES = (F.THROTTLED, F.BOUNCED, F.REJECTED, F.ERROR)  # each its own figure; the rest "failed otherwise"
-FIGURES = ("total", "sent", "pending", "queued", "deferred", "failed", "cancelled", "failed_throttled",
-           "failed_bounced", "failed_rejected", "failed_error", "opened", "machine_only", "clicked", "unsubscribed")
+FIGURES = (
+    "total",
+    "sent",
+    "pending",
+    "queued",
+    "deferred",
+    "failed",
+    "cancelled",
+    "failed_throttled",
+    "failed_bounced",
+    "failed_rejected",
+    "failed_error",
+    "opened",
+    "machine_only",
+    "clicked",
+    "unsubscribed",
+)
 
 
 def campaign_figures(*, campaign: Campaign) -> dict[str, int]:
@@ -78,23 +91,41 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
     top_links = [
         {"url": row["link__url"], "clicks": row["clicks"]}
         for row in Event.objects.filter(campaign=campaign, kind=Event.Kind.CLICK, link__isnull=False)
-        .values("link__url").order_by().annotate(clicks=Count("id")).order_by("-clicks", "link__url")[:TOP_LINKS]
+        .values("link__url")
+        .order_by()
+        .annotate(clicks=Count("id"))
+        .order_by("-clicks", "link__url")[:TOP_LINKS]
     ]
     return {
         "campaign": {
-            "id": campaign.pk, "name": campaign.name, "status": campaign.status,
-            "status_display": campaign.get_status_display(), "status_reason": campaign.status_reason,
+            "id": campaign.pk,
+            "name": campaign.name,
+            "status": campaign.status,
+            "status_display": campaign.get_status_display(),
+            "status_reason": campaign.status_reason,
         },
         "counts": {
-            "total": c["total"], "sent": c["sent"], "failed": c["failed"], "pending": unsent,
-            "pending_only": c["pending"], "queued": c["queued"], "deferred": c["deferred"],
-            "cancelled": c["cancelled"], "possible_duplicates": possible_duplicates(campaign=campaign),
+            "total": c["total"],
+            "sent": c["sent"],
+            "failed": c["failed"],
+            "pending": unsent,
+            "pending_only": c["pending"],
+            "queued": c["queued"],
+            "deferred": c["deferred"],
+            "cancelled": c["cancelled"],
+            "possible_duplicates": possible_duplicates(campaign=campaign),
         },
         "breakdown": {
-            "sent": c["sent"], "deferred": c["deferred"], "failed_throttled": c["failed_throttled"],
-            "failed_bounced": c["failed_bounced"], "failed_rejected": c["failed_rejected"],
-            "failed_error": c["failed_error"], "failed_other": c["failed_other"],
-            "opened": c["opened"], "clicked": c["clicked"], "unsubscribed": c["unsubscribed"],
+            "sent": c["sent"],
+            "deferred": c["deferred"],
+            "failed_throttled": c["failed_throttled"],
+            "failed_bounced": c["failed_bounced"],
+            "failed_rejected": c["failed_rejected"],
+            "failed_error": c["failed_error"],
+            "failed_other": c["failed_other"],
+            "opened": c["opened"],
+            "clicked": c["clicked"],
+            "unsubscribed": c["unsubscribed"],
         },
         "bars": delivery_bars(c),
         "rates": {
@@ -107,7 +138,9 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
         },
         "preparing": preparing,
         "progress": {
-            "done": final, "total": audience_size, "percent": rate(final, audience_size) if audience_size else 0.0,
+            "done": final,
+            "total": audience_size,
+            "percent": rate(final, audience_size) if audience_size else 0.0,
             "per_minute": round(per_minute, 1) if per_minute else None,
             "account_paused": bool(account and account.is_paused),
             "eta_seconds": eta_seconds,
@@ -123,18 +156,22 @@ def _preparing(campaign):
     progress = audience.preparation_progress(campaign=campaign)
     if progress is None:
         return None
-    return {"written": progress[0], "expected": progress[1],
-            "text": audience.describe_preparation(progress)}
+    return {"written": progress[0], "expected": progress[1], "text": audience.describe_preparation(progress)}
 
 
 # (key, label, base): each figure gets its own bar, as a share of its own base, so 3 failures beside
 # 20,000 sent still show (a shared axis would draw them as nothing).
 BARS = (
-    ("sent", "Sent", "total"), ("deferred", "Deferred (retrying)", "total"),
-    ("failed_throttled", "Throttled out", "total"), ("failed_bounced", "Bounced", "total"),
-    ("failed_rejected", "Rejected", "total"), ("failed_error", "Failed on an error", "total"),
+    ("sent", "Sent", "total"),
+    ("deferred", "Deferred (retrying)", "total"),
+    ("failed_throttled", "Throttled out", "total"),
+    ("failed_bounced", "Bounced", "total"),
+    ("failed_rejected", "Rejected", "total"),
+    ("failed_error", "Failed on an error", "total"),
     ("failed_other", "Failed otherwise", "total"),
-    ("opened", "Opened", "sent"), ("clicked", "Clicked", "sent"), ("unsubscribed", "Unsubscribed", "sent"),
+    ("opened", "Opened", "sent"),
+    ("clicked", "Clicked", "sent"),
+    ("unsubscribed", "Unsubscribed", "sent"),
 )
 BASE_LABELS = {"total": "of all recipients", "sent": "of sent"}
 
@@ -142,7 +179,11 @@ BASE_LABELS = {"total": "of all recipients", "sent": "of sent"}
 def delivery_bars(c: dict) -> list[dict]:
     return [
         {
-            "key": key, "label": label, "count": c[key], "of": c[base], "of_label": BASE_LABELS[base],
+            "key": key,
+            "label": label,
+            "count": c[key],
+            "of": c[base],
+            "of_label": BASE_LABELS[base],
             "percent": rate(c[key], c[base]),
         }
         for key, label, base in BARS
@@ -167,20 +208,34 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
     page = min(max(1, page), pages)
     start = (page - 1) * RECIPIENTS_PER_PAGE
     items = rows.order_by("campaign_id", "id").values(
-        "id", "to_email", "status", "smtp_code", "smtp_response", "sent_at", "first_opened_at", "machine_open",
-        "click_count", "unsubscribed_at",
-    )[start:start + RECIPIENTS_PER_PAGE]
+        "id",
+        "to_email",
+        "status",
+        "smtp_code",
+        "smtp_response",
+        "sent_at",
+        "first_opened_at",
+        "machine_open",
+        "click_count",
+        "unsubscribed_at",
+    )[start : start + RECIPIENTS_PER_PAGE]
     labels = dict(S.choices)
     return {
-        "page": page, "pages": pages, "count": count, "search": search,
+        "page": page,
+        "pages": pages,
+        "count": count,
+        "search": search,
         "rows": [
             {
-                "to_email": r["to_email"], "status": r["status"], "status_display": labels.get(r["status"], r["status"]),
+                "to_email": r["to_email"],
+                "status": r["status"],
+                "status_display": labels.get(r["status"], r["status"]),
                 "smtp": smtp_answer(r["smtp_code"], r["smtp_response"]),
                 "sent_at": r["sent_at"].isoformat() if r["sent_at"] else None,
                 # In the active zone: the user's own, set by accounts.middleware.
                 "sent_display": timezone.localtime(r["sent_at"]).strftime("%d %b %H:%M:%S") if r["sent_at"] else "",
-                "opened": r["first_opened_at"] is not None, "machine_open": r["machine_open"],
+                "opened": r["first_opened_at"] is not None,
+                "machine_open": r["machine_open"],
                 "clicks": r["click_count"],
                 "unsubscribed": r["unsubscribed_at"] is not None,
                 "unsubscribed_display": (

@@ -9,11 +9,11 @@ Only the latest failures read Email rows, newest first from an index.
 """
 
 import math
+import zoneinfo
 from contextlib import contextmanager
 from dataclasses import dataclass
-import zoneinfo
-from types import SimpleNamespace
 from datetime import datetime, time, timedelta, tzinfo
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -73,15 +73,16 @@ def campaign_counts(*, campaign_ids=None):
     scope, params = _in_campaigns(campaign_ids)
     # (A sum of bigints is a numeric in PostgreSQL: cast back to an integer.)
     sums = ", ".join(
-        f"CAST(SUM({expr}) AS BIGINT)" for expr in [
+        f"CAST(SUM({expr}) AS BIGINT)"
+        for expr in [
             f"CASE WHEN status IN ({', '.join(repr(str(s)) for s in statuses)}) THEN n ELSE 0 END"
             for statuses in COUNTED_STATUSES.values()
-        ] + ["opened", "machine_only"]
+        ]
+        + ["opened", "machine_only"]
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT campaign_id, {sums} FROM {CampaignTally._meta.db_table} "
-            f"WHERE 1 = 1{scope} GROUP BY campaign_id",
+            f"SELECT campaign_id, {sums} FROM {CampaignTally._meta.db_table} WHERE 1 = 1{scope} GROUP BY campaign_id",
             params,
         )
         keys = (*COUNTED_STATUSES, "opened", "machine_only")
@@ -174,8 +175,7 @@ def day_columns_by_arithmetic(week):
     day = f"CASE WHEN hour >= {starts[-1]} THEN {week.days - 1} ELSE (hour - {starts[0] - 24}) / 24 - 1 END"
     totals = {f"t_{m}": quarter_sum(m, range(4)) for m in HOUR_METRICS}
     if not week.split:
-        return DayColumns(day=day, moved_from="0", sums=totals, kept={m: f"t_{m}" for m in HOUR_METRICS},
-                          moved=None)
+        return DayColumns(day=day, moved_from="0", sums=totals, kept={m: f"t_{m}" for m in HOUR_METRICS}, moved=None)
     at = next(iter(week.split.values()))
     return DayColumns(
         day=day,
@@ -189,11 +189,17 @@ def day_columns_by_arithmetic(week):
 def day_columns_by_comparison(week):
     """A clock change this week: the day by comparing with each day's first hour, and what a split
     hour keeps chosen by its own first quarter moved (the split hours may differ)."""
-    day = ("CASE " + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(week.starts))))
-           + " ELSE -1 END")
-    kept = {m: f"CASE moved_from WHEN 0 THEN {quarter_sum(m, range(4))} "
-               + " ".join(f"WHEN {q} THEN {quarter_sum(m, range(q))}" for q in (1, 2, 3)) + " END"
-            for m in HOUR_METRICS}
+    day = (
+        "CASE "
+        + " ".join(f"WHEN hour >= {start} THEN {i}" for i, start in reversed(list(enumerate(week.starts))))
+        + " ELSE -1 END"
+    )
+    kept = {
+        m: f"CASE moved_from WHEN 0 THEN {quarter_sum(m, range(4))} "
+        + " ".join(f"WHEN {q} THEN {quarter_sum(m, range(q))}" for q in (1, 2, 3))
+        + " END"
+        for m in HOUR_METRICS
+    }
     sums = {f: f for f in HOUR_FIGURES}
     if not week.split:
         return DayColumns(day=day, moved_from="0", sums=sums, kept=kept, moved=None)
@@ -213,8 +219,10 @@ def week_statement(week, *, scope):
     # row; then the few groups of split hours give their later quarters to the next day.
     days = f"SELECT campaign_id, day, {', '.join(f'{columns.kept[m]} AS {m}' for m in HOUR_METRICS)} FROM hours"
     if columns.moved:
-        days += (f" UNION ALL SELECT campaign_id, day + 1, {', '.join(columns.moved[m] for m in HOUR_METRICS)} "
-                 f"FROM hours WHERE moved_from > 0")
+        days += (
+            f" UNION ALL SELECT campaign_id, day + 1, {', '.join(columns.moved[m] for m in HOUR_METRICS)} "
+            f"FROM hours WHERE moved_from > 0"
+        )
     sums = ", ".join(f"SUM({x}) AS {a}" for a, x in columns.sums.items())
     return (
         f"WITH hours AS (SELECT campaign_id, day, moved_from, {sums} "
@@ -243,7 +251,8 @@ class WeekRow:
 def sent_per_day(rows, midnights):
     return [
         {"day": midnights[row.day].date(), "campaign_id": row.campaign_id, "sent": row.sent, "opened": row.sent_opened}
-        for row in sorted(rows) if row.sent
+        for row in sorted(rows)
+        if row.sent
     ]
 
 
@@ -294,17 +303,26 @@ def _dashboard(*, user, now=None):
     failures = latest_failures(campaign_ids=campaign_ids)
 
     names = {c["id"]: c["name"] for c in campaigns}
-    today = day_totals(day=now.astimezone(tz).date(), sent_by_day=sent_by_day, opened_by_day=opened_by_day,
-                       failed=failed_today)
+    today = day_totals(
+        day=now.astimezone(tz).date(), sent_by_day=sent_by_day, opened_by_day=opened_by_day, failed=failed_today
+    )
     result = {
         "generated_at": now.isoformat(),
         "timezone": str(tz),
         "cards": cards(totals=all_time_totals(counts), today=today),
         "top_campaigns": top_campaigns(campaigns=campaigns, counts=counts),
-        "timeline": timeline(sent_by_day=sent_by_day, opened_by_day=opened_by_day, names=names,
-                             week_start=midnights[0], tz=tz),
-        "activity": activity(status_changes=status_changes, accounts=accounts, unsubscribes=unsubscribes,
-                             failures=failures, names=names, now=now, tz=tz),
+        "timeline": timeline(
+            sent_by_day=sent_by_day, opened_by_day=opened_by_day, names=names, week_start=midnights[0], tz=tz
+        ),
+        "activity": activity(
+            status_changes=status_changes,
+            accounts=accounts,
+            unsubscribes=unsubscribes,
+            failures=failures,
+            names=names,
+            now=now,
+            tz=tz,
+        ),
         "sending": sending_campaigns(campaigns),
         "paused_accounts": paused_accounts(accounts=accounts, now=now, tz=tz),
     }
@@ -324,11 +342,22 @@ def week_midnights(*, now, tz):
 
 
 def user_smtp_accounts(user):
-    return list(scope_to_user(SmtpAccount.objects.all(), user).values(
-        "id", "name", "paused_until", "pause_reason", "max_per_minute", "learned_per_minute", "rate_note",
-        "rate_changed_at", "updated_at",
-        "unreachable_since", "backoff_until", "last_connection_error",
-    ))
+    return list(
+        scope_to_user(SmtpAccount.objects.all(), user).values(
+            "id",
+            "name",
+            "paused_until",
+            "pause_reason",
+            "max_per_minute",
+            "learned_per_minute",
+            "rate_note",
+            "rate_changed_at",
+            "updated_at",
+            "unreachable_since",
+            "backoff_until",
+            "last_connection_error",
+        )
+    )
 
 
 def rows_of_campaigns(model, campaign_ids):
@@ -340,21 +369,27 @@ def rows_of_campaigns(model, campaign_ids):
 
 def latest_unsubscribes(*, campaign_ids):
     return list(
-        rows_of_campaigns(Event, campaign_ids).filter(kind=Event.Kind.UNSUBSCRIBE)
-        .order_by("-at").values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
+        rows_of_campaigns(Event, campaign_ids)
+        .filter(kind=Event.Kind.UNSUBSCRIBE)
+        .order_by("-at")
+        .values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
     )
 
 
 def latest_status_changes(*, campaign_ids):
     return list(
-        rows_of_campaigns(CampaignEvent, campaign_ids).filter(FEED_TRANSITIONS).order_by("-at", "-id")
+        rows_of_campaigns(CampaignEvent, campaign_ids)
+        .filter(FEED_TRANSITIONS)
+        .order_by("-at", "-id")
         .values("at", "campaign_id", "from_status", "to_status", "reason", "acting_user__username")[:ACTIVITY_ITEMS]
     )
 
 
 def latest_failures(*, campaign_ids):
     return list(
-        rows_of_campaigns(Email, campaign_ids).filter(status=S.FAILED).order_by("-updated_at")
+        rows_of_campaigns(Email, campaign_ids)
+        .filter(status=S.FAILED)
+        .order_by("-updated_at")
         .values("updated_at", "campaign_id", "to_email", "failure_class", "smtp_code", "smtp_response")[:ACTIVITY_ITEMS]
     )
 
@@ -402,11 +437,18 @@ def top_campaigns(*, campaigns, counts):
         row = counts.get(c["id"])
         if not row or not row["sent"]:
             continue
-        rows.append({
-            "id": c["id"], "name": c["name"], "owner": c["owner__username"], "status": c["status"],
-            "sent": row["sent"], "opened": row["opened"], "open_rate": rate(row["opened"], row["sent"]),
-            "machine_opens": row["machine_only"],
-        })
+        rows.append(
+            {
+                "id": c["id"],
+                "name": c["name"],
+                "owner": c["owner__username"],
+                "status": c["status"],
+                "sent": row["sent"],
+                "opened": row["opened"],
+                "open_rate": rate(row["opened"], row["sent"]),
+                "machine_opens": row["machine_only"],
+            }
+        )
     rows.sort(key=lambda r: (-r["open_rate"], -r["sent"], r["id"]))
     return rows[:TOP_CAMPAIGNS]
 
@@ -419,16 +461,24 @@ def timeline(*, sent_by_day, opened_by_day, names, week_start, tz):
         if day is None:
             continue
         day["sent"] += row["sent"]
-        day["campaigns"].append({
-            "id": row["campaign_id"], "name": names.get(row["campaign_id"], "?"), "sent": row["sent"],
-            "open_rate": rate(row["opened"], row["sent"]),
-        })
+        day["campaigns"].append(
+            {
+                "id": row["campaign_id"],
+                "name": names.get(row["campaign_id"], "?"),
+                "sent": row["sent"],
+                "open_rate": rate(row["opened"], row["sent"]),
+            }
+        )
     for row in opened_by_day:
         if row["day"] in days:
             days[row["day"]]["opened"] = row["opened"]
     return [
-        {"date": day.isoformat(), "label": day.strftime("%a %d %b"), **figures,
-         "campaigns": sorted(figures["campaigns"], key=lambda c: -c["sent"])}
+        {
+            "date": day.isoformat(),
+            "label": day.strftime("%a %d %b"),
+            **figures,
+            "campaigns": sorted(figures["campaigns"], key=lambda c: -c["sent"]),
+        }
         for day, figures in sorted(days.items())
     ]
 
@@ -438,21 +488,31 @@ def paused_accounts(*, accounts: list[dict], now: datetime, tz: tzinfo) -> list[
     be reached (kind "unreachable", resting until the next try; see sending.services.back_off_account)."""
     items = [
         {
-            "kind": "paused", "name": a["name"], "reason": a["pause_reason"], "until": a["paused_until"].isoformat(),
+            "kind": "paused",
+            "name": a["name"],
+            "reason": a["pause_reason"],
+            "until": a["paused_until"].isoformat(),
             "until_display": local_text(a["paused_until"], tz),
         }
-        for a in accounts if a["paused_until"] and a["paused_until"] > now
+        for a in accounts
+        if a["paused_until"] and a["paused_until"] > now
     ]
     for a in accounts:
         if a["unreachable_since"] is None:
             continue
         # A rest already over: the next tick tries again.
         next_try = max(a["backoff_until"] or now, now)
-        items.append({
-            "kind": "unreachable", "name": a["name"], "reason": a["last_connection_error"],
-            "since": a["unreachable_since"].isoformat(), "since_display": local_text(a["unreachable_since"], tz),
-            "next_try": next_try.isoformat(), "next_try_display": local_text(next_try, tz),
-        })
+        items.append(
+            {
+                "kind": "unreachable",
+                "name": a["name"],
+                "reason": a["last_connection_error"],
+                "since": a["unreachable_since"].isoformat(),
+                "since_display": local_text(a["unreachable_since"], tz),
+                "next_try": next_try.isoformat(),
+                "next_try_display": local_text(next_try, tz),
+            }
+        )
     return items
 
 
@@ -503,8 +563,13 @@ class FeedItem:
     campaign_id: int | None = None
 
     def as_dict(self, tz):
-        return {"at": self.at.isoformat(), "at_display": local_text(self.at, tz), "kind": self.kind,
-                "text": self.text, "campaign_id": self.campaign_id}
+        return {
+            "at": self.at.isoformat(),
+            "at_display": local_text(self.at, tz),
+            "kind": self.kind,
+            "text": self.text,
+            "campaign_id": self.campaign_id,
+        }
 
 
 def activity(*, status_changes, accounts, unsubscribes, failures, names, now, tz):
@@ -535,22 +600,32 @@ def account_feed_items(accounts, *, now, tz):
 
 
 def paused_account_feed_item(account, tz):
-    return FeedItem(account["updated_at"], "paused",
-                    f"SMTP account “{account['name']}” paused by the system until "
-                    f"{local_text(account['paused_until'], tz)}: {account['pause_reason'] or 'no reason given'}")
+    return FeedItem(
+        account["updated_at"],
+        "paused",
+        f"SMTP account “{account['name']}” paused by the system until "
+        f"{local_text(account['paused_until'], tz)}: {account['pause_reason'] or 'no reason given'}",
+    )
 
 
 def learned_rate_feed_item(account):
     per_minute = effective_per_minute(SimpleNamespace(**account))
-    return FeedItem(account["rate_changed_at"] or account["updated_at"], "throttled",
-                    f"SMTP account “{account['name']}” sends at {per_minute:.0f}/min, the rate learned from its "
-                    f"server (configured {account['max_per_minute']}/min). {account['rate_note']}".strip())
+    return FeedItem(
+        account["rate_changed_at"] or account["updated_at"],
+        "throttled",
+        f"SMTP account “{account['name']}” sends at {per_minute:.0f}/min, the rate learned from its "
+        f"server (configured {account['max_per_minute']}/min). {account['rate_note']}".strip(),
+    )
 
 
 def unsubscribe_feed_item(unsubscribe, names):
     campaign_id = unsubscribe["campaign_id"]
-    return FeedItem(unsubscribe["at"], "unsubscribe",
-                    f"{unsubscribe['email__to_email']} unsubscribed ({names.get(campaign_id, '?')})", campaign_id)
+    return FeedItem(
+        unsubscribe["at"],
+        "unsubscribe",
+        f"{unsubscribe['email__to_email']} unsubscribed ({names.get(campaign_id, '?')})",
+        campaign_id,
+    )
 
 
 def failure_feed_item(failure, names):
@@ -560,8 +635,9 @@ def failure_feed_item(failure, names):
     if failure_class == Email.FailureClass.ERROR:
         code = f": {failure['smtp_response']}"  # no server answered: the error itself says what went wrong
     kind = "bounce" if failure_class == Email.FailureClass.BOUNCED else "failed"
-    return FeedItem(failure["updated_at"], kind,
-                    f"{failure['to_email']} {word}{code} ({names.get(campaign_id, '?')})", campaign_id)
+    return FeedItem(
+        failure["updated_at"], kind, f"{failure['to_email']} {word}{code} ({names.get(campaign_id, '?')})", campaign_id
+    )
 
 
 def queue_length():
@@ -587,9 +663,17 @@ def queue_length():
 
 
 def system_health(*, per_status):
-    state = DispatcherState.objects.order_by("pk").values(
-        "last_tick_started_at", "last_tick_finished_at", "last_tick_duration_ms", "last_tick_claimed",
-    ).first() or {}
+    state = (
+        DispatcherState.objects.order_by("pk")
+        .values(
+            "last_tick_started_at",
+            "last_tick_finished_at",
+            "last_tick_duration_ms",
+            "last_tick_claimed",
+        )
+        .first()
+        or {}
+    )
     return {
         "last_tick_at": state.get("last_tick_finished_at").isoformat() if state.get("last_tick_finished_at") else None,
         "last_tick_duration_ms": state.get("last_tick_duration_ms"),
@@ -598,6 +682,8 @@ def system_health(*, per_status):
         "emails_per_status": per_status,
         # Emails that failed on an unexpected error (a bug, an address no server here can take):
         # each is in the activity log with its text.
-        "send_errors": CampaignTally.objects.filter(status=S.FAILED, failure_class=Email.FailureClass.ERROR)
-        .aggregate(n=Sum("n"))["n"] or 0,
+        "send_errors": CampaignTally.objects.filter(status=S.FAILED, failure_class=Email.FailureClass.ERROR).aggregate(
+            n=Sum("n")
+        )["n"]
+        or 0,
     }

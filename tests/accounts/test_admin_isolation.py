@@ -78,30 +78,54 @@ def build_world(owner, title, slug):
     contact_list = ContactListFactory(owner=owner, name=f"{title} Newsletter List", contacts=[contact])
     template = EmailTemplateFactory(owner=owner, name=f"{title} Welcome Template", subject=f"{title} says hello")
     campaign = CampaignFactory(
-        owner=owner, name=f"{title} Spring Campaign", subject=f"{title} spring news", smtp_account=smtp,
+        owner=owner,
+        name=f"{title} Spring Campaign",
+        subject=f"{title} spring news",
+        smtp_account=smtp,
         lists=[contact_list],
     )
     email = EmailFactory(campaign=campaign, contact=contact)
     link = LinkFactory(campaign=campaign, url=f"https://{slug}-corp.example/spring-offer")
     event = EventFactory(email=email, kind=Event.Kind.CLICK, link=link)
     subscription_form = SubscriptionFormFactory(
-        owner=owner, contact_list=contact_list, smtp_account=smtp, title=f"{title} Signup Form",
+        owner=owner,
+        contact_list=contact_list,
+        smtp_account=smtp,
+        title=f"{title} Signup Form",
     )
-    segment = SegmentFactory(owner=owner, name=f"{title} Loyal Segment", conditions=[
-        {"field": "list", "operator": "on_list", "contact_list": contact_list},
-        {"field": "campaign", "operator": "opened", "campaign": campaign},
-    ])
+    segment = SegmentFactory(
+        owner=owner,
+        name=f"{title} Loyal Segment",
+        conditions=[
+            {"field": "list", "operator": "on_list", "contact_list": contact_list},
+            {"field": "campaign", "operator": "opened", "campaign": campaign},
+        ],
+    )
     objects = {
-        "smtpaccount": smtp, "contact": contact, "contactlist": contact_list, "emailtemplate": template,
-        "campaign": campaign, "email": email, "link": link, "event": event, "subscriptionform": subscription_form,
+        "smtpaccount": smtp,
+        "contact": contact,
+        "contactlist": contact_list,
+        "emailtemplate": template,
+        "campaign": campaign,
+        "email": email,
+        "link": link,
+        "event": event,
+        "subscriptionform": subscription_form,
         "segment": segment,
     }
     # What each changelist row shows of the object (the event row shows its email's
     # address), which is also what the changelist search box finds it by.
     markers = {
-        "smtpaccount": smtp.name, "contact": contact.email, "contactlist": contact_list.name,
-        "emailtemplate": template.name, "campaign": campaign.name, "email": email.to_email, "link": link.url,
-        "event": email.to_email, "subscriptionform": subscription_form.title, "segment": segment.name,
+        "smtpaccount": smtp.name,
+        "contact": contact.email,
+        "contactlist": contact_list.name,
+        "emailtemplate": template.name,
+        "campaign": campaign.name,
+        "email": email.to_email,
+        "link": link.url,
+        "event": email.to_email,
+        "subscriptionform": subscription_form.title,
+        "segment": segment.name,
     }
     return SimpleNamespace(owner=owner, objects=objects, markers=markers, search_terms=markers, **objects)
 
@@ -303,8 +327,12 @@ def autocomplete_sources():
     """(model, field name) of every relation of every model in the admin, forward and reverse: what
     anyone can put in the autocomplete URL."""
     return sorted(
-        ((model, field.name) for model in admin.site._registry for field in model._meta.get_fields()
-         if field.is_relation),
+        (
+            (model, field.name)
+            for model in admin.site._registry
+            for field in model._meta.get_fields()
+            if field.is_relation
+        ),
         key=lambda source: (source[0]._meta.label, source[1]),
     )
 
@@ -325,8 +353,9 @@ def own_choices(field, user):
     return {str(value) for value in scope_to_user(remote._default_manager.all(), user).values_list(to_field, flat=True)}
 
 
-def test_every_autocomplete_source_answers_each_marketer_with_their_own_objects_only(world, marketer_client,
-                                                                                    other_client):
+def test_every_autocomplete_source_answers_each_marketer_with_their_own_objects_only(
+    world, marketer_client, other_client
+):
     """Probing every relation of the admin's models as each marketer: never a 500 (a contact's `lists`,
     a reverse relation, used to be one), and a list only of the caller's own objects; every widget the
     forms show answers 200 with all of them."""
@@ -394,8 +423,14 @@ def test_contact_list_form_offers_only_own_contacts(world, other_client):
 
 def campaign_post_data(**overrides):
     data = {
-        "name": "Summer Campaign", "subject": "Summer", "body_html": "<p>Summer</p>", "body_text": "",
-        "track_opens": "on", "track_clicks": "on", "scheduled_at_0": "", "scheduled_at_1": "",
+        "name": "Summer Campaign",
+        "subject": "Summer",
+        "body_html": "<p>Summer</p>",
+        "body_text": "",
+        "track_opens": "on",
+        "track_clicks": "on",
+        "scheduled_at_0": "",
+        "scheduled_at_1": "",
     }
     data.update(overrides)
     return data
@@ -565,7 +600,9 @@ def test_delete_selected_with_other_owners_ids_deletes_nothing(key, world, other
         assert world.alice.markers[key] not in html(confirm)
     elif confirm.status_code == 302:
         # A read-only admin with actions of its own (emails): delete is not one of them.
-        assert "delete_selected" not in dict(other_client.get(admin_url(key, "changelist")).context["action_form"].fields["action"].choices)
+        assert "delete_selected" not in dict(
+            other_client.get(admin_url(key, "changelist")).context["action_form"].fields["action"].choices
+        )
     else:
         # Read-only admins without actions: the POST just renders mallory's own changelist.
         assert confirm.status_code == 200
@@ -594,7 +631,10 @@ def test_delete_selected_across_all_deletes_only_own_objects(key, world, other_c
         Link.objects.filter(campaign__owner=other_marketer).delete()
     mallory_obj, alice_obj = world.mallory.objects[key], world.alice.objects[key]
     data = {
-        "action": "delete_selected", "select_across": "1", "index": "0", "post": "yes",
+        "action": "delete_selected",
+        "select_across": "1",
+        "index": "0",
+        "post": "yes",
         "_selected_action": [mallory_obj.pk],
     }
     response = other_client.post(admin_url(key, "changelist"), data)
@@ -620,21 +660,45 @@ def test_smtp_test_connection_action_skips_other_owners_accounts(world, other_cl
 
 ADD_DATA = {
     "smtpaccount": {
-        "name": "Fresh Relay", "from_name": "Fresh", "from_email": "fresh@fresh.example", "reply_to": "",
-        "host": "smtp.fresh.example", "port": "587", "security": "starttls", "username": "", "new_password": "",
-        "max_per_minute": "15", "max_per_hour": "500", "max_per_day": "2000", "batch_size": "50",
+        "name": "Fresh Relay",
+        "from_name": "Fresh",
+        "from_email": "fresh@fresh.example",
+        "reply_to": "",
+        "host": "smtp.fresh.example",
+        "port": "587",
+        "security": "starttls",
+        "username": "",
+        "new_password": "",
+        "max_per_minute": "15",
+        "max_per_hour": "500",
+        "max_per_day": "2000",
+        "batch_size": "50",
     },
     "contact": {"email": "fresh@fresh.example", "name": "Fresh Person", "attributes": "{}", "status": "subscribed"},
     "contactlist": {"name": "Fresh List", "description": ""},
     "emailtemplate": {"name": "Fresh Template", "subject": "Hi", "body_html": "<p>Hi</p>", "body_text": ""},
     "campaign": campaign_post_data(name="Fresh Campaign"),
     # Its list and SMTP account: the marketer's own, filled in by add_data().
-    "subscriptionform": {"title": "Fresh Signup", "consent_text": "Yes please.", "attributes_asked": "City",
-                         "double_opt_in": "on", "enabled": "on"},
-    "segment": {"name": "Fresh Segment", "description": "", "match": "all", "conditions-TOTAL_FORMS": "1",
-                "conditions-INITIAL_FORMS": "0", "conditions-MIN_NUM_FORMS": "1", "conditions-MAX_NUM_FORMS": "1000",
-                "conditions-0-field": "attribute", "conditions-0-attribute": "City", "conditions-0-operator": "equals",
-                "conditions-0-value": "Pune"},
+    "subscriptionform": {
+        "title": "Fresh Signup",
+        "consent_text": "Yes please.",
+        "attributes_asked": "City",
+        "double_opt_in": "on",
+        "enabled": "on",
+    },
+    "segment": {
+        "name": "Fresh Segment",
+        "description": "",
+        "match": "all",
+        "conditions-TOTAL_FORMS": "1",
+        "conditions-INITIAL_FORMS": "0",
+        "conditions-MIN_NUM_FORMS": "1",
+        "conditions-MAX_NUM_FORMS": "1000",
+        "conditions-0-field": "attribute",
+        "conditions-0-attribute": "City",
+        "conditions-0-operator": "equals",
+        "conditions-0-value": "Pune",
+    },
 }
 LOOKUP = {
     "smtpaccount": {"name": "Fresh Relay"},
@@ -780,8 +844,14 @@ def system_objects(marketer):
     result = TaskResult.objects.create(task_id="result-0001", task_name="delivery.tasks.dispatch", status="SUCCESS")
     group = Group.objects.get(name="Marketers")
     attempt = AccessAttempt.objects.create(
-        username=marketer.username, ip_address="203.0.113.5", user_agent="curl", get_data="", post_data="",
-        http_accept="*/*", path_info="/admin/login/", failures_since_start=3,
+        username=marketer.username,
+        ip_address="203.0.113.5",
+        user_agent="curl",
+        get_data="",
+        post_data="",
+        http_accept="*/*",
+        path_info="/admin/login/",
+        failures_since_start=3,
     )
     return {
         "axes.accessattempt": attempt,
@@ -881,12 +951,15 @@ def make_rich(key, owner):
         return SubscriptionFormFactory(owner=owner)
     if key == "segment":
         contact_list, campaign = ContactListFactory(owner=owner), CampaignFactory(owner=owner)
-        return SegmentFactory(owner=owner, conditions=[
-            {"field": "list", "operator": "on_list", "contact_list": contact_list},
-            {"field": "campaign", "operator": "clicked", "campaign": campaign},
-            {"field": "created", "operator": "date_after", "value": "2026-01-01"},
-            {"field": "activity", "operator": "opened_in_last_days", "value": "30"},
-        ])
+        return SegmentFactory(
+            owner=owner,
+            conditions=[
+                {"field": "list", "operator": "on_list", "contact_list": contact_list},
+                {"field": "campaign", "operator": "clicked", "campaign": campaign},
+                {"field": "created", "operator": "date_after", "value": "2026-01-01"},
+                {"field": "activity", "operator": "opened_in_last_days", "value": "30"},
+            ],
+        )
     campaign = CampaignFactory(owner=owner)
     if key == "email":
         return EmailFactory(campaign=campaign)

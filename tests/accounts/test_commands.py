@@ -38,8 +38,17 @@ def assert_is_working_marketer(client, username, password):
 def test_create_marketer_reads_password_from_stdin(client):
     out = StringIO()
     call_command(
-        "create_marketer", "sunita", "--email", "sunita@example.in", "--organization", "Sunita Spices",
-        "--timezone", "Europe/London", "--password-stdin", stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=out,
+        "create_marketer",
+        "sunita",
+        "--email",
+        "sunita@example.in",
+        "--organization",
+        "Sunita Spices",
+        "--timezone",
+        "Europe/London",
+        "--password-stdin",
+        stdin=StringIO(GOOD_PASSWORD + "\n"),
+        stdout=out,
     )
     assert "Created marketer sunita <sunita@example.in>" in out.getvalue()
     assert GOOD_PASSWORD not in out.getvalue()
@@ -53,8 +62,13 @@ def test_create_marketer_reads_password_from_stdin(client):
 @pytest.mark.django_db
 def test_create_marketer_defaults_to_kolkata():
     call_command(
-        "create_marketer", "sunita", "--email", "sunita@example.in", "--password-stdin",
-        stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=StringIO(),
+        "create_marketer",
+        "sunita",
+        "--email",
+        "sunita@example.in",
+        "--password-stdin",
+        stdin=StringIO(GOOD_PASSWORD + "\n"),
+        stdout=StringIO(),
     )
     assert User.objects.get(username="sunita").timezone == "Asia/Kolkata"
 
@@ -63,8 +77,13 @@ def test_create_marketer_defaults_to_kolkata():
 def test_create_marketer_with_empty_stdin_fails():
     with pytest.raises(CommandError, match="No password"):
         call_command(
-            "create_marketer", "sunita", "--email", "sunita@example.in", "--password-stdin",
-            stdin=StringIO(""), stdout=StringIO(),
+            "create_marketer",
+            "sunita",
+            "--email",
+            "sunita@example.in",
+            "--password-stdin",
+            stdin=StringIO(""),
+            stdout=StringIO(),
         )
     assert not User.objects.filter(username="sunita").exists()
 
@@ -84,13 +103,23 @@ def test_create_marketer_prints_a_generated_password_that_works(client):
 @pytest.mark.parametrize("existing", ["sunita", "Sunita"])
 def test_create_marketer_refuses_a_duplicate_username(existing):
     call_command(
-        "create_marketer", existing, "--email", "first@example.in", "--password-stdin",
-        stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=StringIO(),
+        "create_marketer",
+        existing,
+        "--email",
+        "first@example.in",
+        "--password-stdin",
+        stdin=StringIO(GOOD_PASSWORD + "\n"),
+        stdout=StringIO(),
     )
     with pytest.raises(CommandError, match="exists already"):
         call_command(
-            "create_marketer", "sunita", "--email", "second@example.in", "--password-stdin",
-            stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=StringIO(),
+            "create_marketer",
+            "sunita",
+            "--email",
+            "second@example.in",
+            "--password-stdin",
+            stdin=StringIO(GOOD_PASSWORD + "\n"),
+            stdout=StringIO(),
         )
     assert User.objects.filter(username__iexact="sunita").count() == 1
     assert User.objects.get(username__iexact="sunita").email == "first@example.in"
@@ -100,8 +129,15 @@ def test_create_marketer_refuses_a_duplicate_username(existing):
 def test_create_marketer_refuses_an_unknown_timezone():
     with pytest.raises(CommandError, match="timezone"):
         call_command(
-            "create_marketer", "sunita", "--email", "sunita@example.in", "--timezone", "Mars/Base",
-            "--password-stdin", stdin=StringIO(GOOD_PASSWORD + "\n"), stdout=StringIO(),
+            "create_marketer",
+            "sunita",
+            "--email",
+            "sunita@example.in",
+            "--timezone",
+            "Mars/Base",
+            "--password-stdin",
+            stdin=StringIO(GOOD_PASSWORD + "\n"),
+            stdout=StringIO(),
         )
     assert not User.objects.filter(username="sunita").exists()
 
@@ -161,17 +197,25 @@ def test_setup_demo_refuses_in_production():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("password, message", [
-    ("short", "This password is too short. It must contain at least 8 characters."),
-    ("password123", "This password is too common."),
-    ("83749202938", "This password is entirely numeric."),
-    ("sunita-kapoor", "The password is too similar to the username."),
-])
+@pytest.mark.parametrize(
+    "password, message",
+    [
+        ("short", "This password is too short. It must contain at least 8 characters."),
+        ("password123", "This password is too common."),
+        ("83749202938", "This password is entirely numeric."),
+        ("sunita-kapoor", "The password is too similar to the username."),
+    ],
+)
 def test_create_marketer_refuses_a_password_the_sign_up_validators_refuse(password, message):
     with pytest.raises(CommandError) as raised:
         call_command(
-            "create_marketer", "sunita-kapoor", "--email", "sunita@example.in", "--password-stdin",
-            stdin=StringIO(password + "\n"), stdout=StringIO(),
+            "create_marketer",
+            "sunita-kapoor",
+            "--email",
+            "sunita@example.in",
+            "--password-stdin",
+            stdin=StringIO(password + "\n"),
+            stdout=StringIO(),
         )
     assert f"password: {message}" in str(raised.value)
     assert not User.objects.filter(username="sunita-kapoor").exists()

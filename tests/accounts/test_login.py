@@ -145,9 +145,7 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_count(client, marketer):
     for n in range(settings.AXES_FAILURE_LIMIT):
         log_in(client, f"guess{n}", WRONG, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.5")
     # The guesser is locked; another visitor through the same proxy is not.
-    assert_locked_page(
-        log_in(client, "alice", PASSWORD, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.5")
-    )
+    assert_locked_page(log_in(client, "alice", PASSWORD, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.5"))
     response = log_in(Client(), "alice", PASSWORD, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
     assert response.status_code == 302
 

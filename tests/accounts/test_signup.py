@@ -306,9 +306,7 @@ def test_password_reset_by_mail(client, mailoutbox):
     response = client.get(urlsplit(link).path)
     assert response.status_code == 302  # to the token-less set-password URL
     set_password_url = response["Location"]
-    response = client.post(
-        set_password_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
-    )
+    response = client.post(set_password_url, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
     assert response.status_code == 302
     assert response["Location"] == "/reset/done/"
 

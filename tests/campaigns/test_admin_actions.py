@@ -12,10 +12,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from delivery import dispatcher
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
+from delivery import dispatcher
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.django_db
 
 C = Campaign.Status
 S = Email.Status
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 CAMPAIGNS = reverse("admin:campaigns_campaign_changelist")
 EMAILS = reverse("admin:campaigns_email_changelist")
@@ -66,8 +66,17 @@ def delete_url(campaign):
 def snapshot(campaign):
     """Everything about a campaign and its rows an action could change."""
     campaign.refresh_from_db()
-    fields = ("status", "status_reason", "scheduled_at", "started_at", "completed_at", "subject", "body_html",
-              "smtp_account_id", "name")
+    fields = (
+        "status",
+        "status_reason",
+        "scheduled_at",
+        "started_at",
+        "completed_at",
+        "subject",
+        "body_html",
+        "smtp_account_id",
+        "name",
+    )
     rows = list(
         Email.objects.filter(campaign=campaign)
         .order_by("pk")
@@ -370,7 +379,10 @@ def test_duplicate_makes_a_new_draft_copy_with_the_same_lists(marketer_client, m
     assert copy.status == C.DRAFT
     assert (copy.scheduled_at, copy.started_at, copy.completed_at) == (None, None, None)
     assert (copy.smtp_account, copy.subject, copy.body_html, copy.body_text) == (
-        ready_draft.smtp_account, ready_draft.subject, ready_draft.body_html, "Plain words",
+        ready_draft.smtp_account,
+        ready_draft.subject,
+        ready_draft.body_html,
+        "Plain words",
     )
     assert (copy.track_opens, copy.track_clicks) == (False, True)
     assert set(copy.lists.all()) == {audience, second_list}
@@ -385,9 +397,7 @@ def test_duplicate_makes_a_new_draft_copy_with_the_same_lists(marketer_client, m
 # --- retry failed ------------------------------------------------------------------------------------
 
 
-def test_retry_failed_moves_failed_rows_back_to_pending_and_reopens_a_completed_campaign(
-    marketer_client, ready_draft
-):
+def test_retry_failed_moves_failed_rows_back_to_pending_and_reopens_a_completed_campaign(marketer_client, ready_draft):
     completed(ready_draft, **{"ann@example.org": S.SENT, "bob@example.org": S.FAILED})
     Email.objects.filter(campaign=ready_draft, to_email="bob@example.org").update(
         attempts=3, failure_class=Email.FailureClass.REJECTED
@@ -452,7 +462,9 @@ def test_extend_adds_only_contacts_added_since_and_never_touches_existing_rows(
     rows = snapshot(ready_draft)[2]
     assert [r for r in rows if r[1] != "new@example.org"] == existing
     assert statuses(ready_draft) == {
-        "ann@example.org": S.SENT, "bob@example.org": S.FAILED, "new@example.org": S.PENDING,
+        "ann@example.org": S.SENT,
+        "bob@example.org": S.FAILED,
+        "new@example.org": S.PENDING,
     }
     assert successes(shown) == ["1 new recipient(s) added."]
 
@@ -489,10 +501,17 @@ def test_extend_refuses_a_draft(marketer_client, ready_draft):
 @pytest.fixture
 def ledger(marketer, account):
     """A completed campaign with three failed rows, two pending ones in another, and sent rows in both."""
-    finished = CampaignFactory(owner=marketer, name="Finished", smtp_account=account, status=C.COMPLETED,
-                               started_at=timezone.now(), completed_at=timezone.now())
-    running = CampaignFactory(owner=marketer, name="Running", smtp_account=account, status=C.SENDING,
-                              started_at=timezone.now())
+    finished = CampaignFactory(
+        owner=marketer,
+        name="Finished",
+        smtp_account=account,
+        status=C.COMPLETED,
+        started_at=timezone.now(),
+        completed_at=timezone.now(),
+    )
+    running = CampaignFactory(
+        owner=marketer, name="Running", smtp_account=account, status=C.SENDING, started_at=timezone.now()
+    )
     rows = {}
     for campaign, address, status in [
         (finished, "f1@example.org", S.FAILED),
@@ -517,13 +536,21 @@ def test_retry_selected_emails_retries_only_the_chosen_failed_rows(marketer_clie
     finished, running, rows = ledger
 
     _, shown = act(
-        marketer_client, EMAILS, "retry_selected_emails", rows["f1@example.org"], rows["f3@example.org"],
+        marketer_client,
+        EMAILS,
+        "retry_selected_emails",
+        rows["f1@example.org"],
+        rows["f3@example.org"],
         rows["s1@example.org"],
     )
 
     assert email_statuses() == {
-        "f1@example.org": S.PENDING, "f2@example.org": S.FAILED, "f3@example.org": S.PENDING,
-        "s1@example.org": S.SENT, "p1@example.org": S.PENDING, "p2@example.org": S.PENDING,
+        "f1@example.org": S.PENDING,
+        "f2@example.org": S.FAILED,
+        "f3@example.org": S.PENDING,
+        "s1@example.org": S.SENT,
+        "p1@example.org": S.PENDING,
+        "p2@example.org": S.PENDING,
         "s2@example.org": S.SENT,
     }
     assert successes(shown) == ["2 failed email(s) will be sent again."]
@@ -534,8 +561,11 @@ def test_retry_selected_emails_retries_only_the_chosen_failed_rows(marketer_clie
 def test_retry_selected_emails_skips_rows_of_a_cancelled_campaign(marketer_client, ledger):
     finished, running, rows = ledger
     failed_in_running = EmailFactory(
-        campaign=running, contact=ContactFactory(owner=running.owner, email="f4@example.org"), status=S.FAILED,
-        attempts=1, failure_class=Email.FailureClass.REJECTED,
+        campaign=running,
+        contact=ContactFactory(owner=running.owner, email="f4@example.org"),
+        status=S.FAILED,
+        attempts=1,
+        failure_class=Email.FailureClass.REJECTED,
     )
     lifecycle.cancel(campaign=running)
 
@@ -554,13 +584,21 @@ def test_remove_selected_pending_cancels_the_chosen_pending_rows_and_leaves_sent
     sent_before = Email.objects.get(pk=rows["s2@example.org"].pk).updated_at
 
     _, shown = act(
-        marketer_client, EMAILS, "remove_selected_pending", rows["p1@example.org"], rows["s2@example.org"],
+        marketer_client,
+        EMAILS,
+        "remove_selected_pending",
+        rows["p1@example.org"],
+        rows["s2@example.org"],
         rows["f1@example.org"],
     )
 
     assert email_statuses() == {
-        "f1@example.org": S.FAILED, "f2@example.org": S.FAILED, "f3@example.org": S.FAILED,
-        "s1@example.org": S.SENT, "p1@example.org": S.CANCELLED, "p2@example.org": S.PENDING,
+        "f1@example.org": S.FAILED,
+        "f2@example.org": S.FAILED,
+        "f3@example.org": S.FAILED,
+        "s1@example.org": S.SENT,
+        "p1@example.org": S.CANCELLED,
+        "p2@example.org": S.PENDING,
         "s2@example.org": S.SENT,
     }
     assert Email.objects.get(pk=rows["s2@example.org"].pk).updated_at == sent_before
@@ -571,8 +609,9 @@ def test_remove_selected_pending_cancels_the_chosen_pending_rows_and_leaves_sent
 
 def test_remove_selected_pending_says_how_many_are_in_flight_and_were_left_to_their_batch(marketer_client, engine):
     campaign, claimed = engine.claimed_campaign(["q1@example.org", "q2@example.org"])  # queued, held by a worker
-    campaign.lists.first().contacts.add(*[ContactFactory(owner=engine.owner, email=f"p{n}@example.org")
-                                          for n in (1, 2)])
+    campaign.lists.first().contacts.add(
+        *[ContactFactory(owner=engine.owner, email=f"p{n}@example.org") for n in (1, 2)]
+    )
     lifecycle.extend_to_new_contacts(campaign=campaign, now=engine.clock())  # pending
     emails = engine.emails(campaign)
 
@@ -583,8 +622,12 @@ def test_remove_selected_pending_says_how_many_are_in_flight_and_were_left_to_th
         "2 selected recipient(s) are in flight: a worker holds their batch, so they were not removed and go out "
         "with it. Any that come back unsent (deferred) can be removed then."
     ]
-    assert engine.statuses(campaign) == {"q1@example.org": S.QUEUED, "q2@example.org": S.QUEUED,
-                                         "p1@example.org": S.CANCELLED, "p2@example.org": S.CANCELLED}
+    assert engine.statuses(campaign) == {
+        "q1@example.org": S.QUEUED,
+        "q2@example.org": S.QUEUED,
+        "p1@example.org": S.CANCELLED,
+        "p2@example.org": S.CANCELLED,
+    }
     # What the message says: the batch sends its rows, and nothing removed goes out after it.
     engine.send_batch(claimed[0])
     engine.tick()
@@ -595,7 +638,8 @@ def test_remove_selected_pending_says_how_many_are_in_flight_and_were_left_to_th
 
 
 @pytest.mark.parametrize(
-    "action", ["schedule", "send_now", "pause", "resume", "cancel", "duplicate", "retry_failed", "extend", "delete_selected"]
+    "action",
+    ["schedule", "send_now", "pause", "resume", "cancel", "duplicate", "retry_failed", "extend", "delete_selected"],
 )
 def test_another_marketer_cannot_act_on_alices_campaigns(other_client, marketer, ready_draft, audience, action):
     # One of alice's campaigns in each state an action could apply to.
@@ -662,13 +706,7 @@ def draft_form_data(campaign, **overrides):
 
 def read_only_names(adminform):
     """Names of the fields the change page shows as text rather than inputs."""
-    return {
-        field.field["name"]
-        for fieldset in adminform
-        for line in fieldset
-        for field in line
-        if field.is_readonly
-    }
+    return {field.field["name"] for fieldset in adminform for line in fieldset for field in line if field.is_readonly}
 
 
 def form_errors(response):
@@ -805,7 +843,9 @@ def test_a_marketer_deletes_a_campaign_that_is_not_sending_with_its_emails(marke
 
 
 @pytest.mark.parametrize("state", ["sending", "paused"])
-def test_bulk_delete_takes_a_paused_campaign_with_its_emails_but_never_a_sending_one(marketer_client, ready_draft, state):
+def test_bulk_delete_takes_a_paused_campaign_with_its_emails_but_never_a_sending_one(
+    marketer_client, ready_draft, state
+):
     started(ready_draft)
     if state == "paused":
         lifecycle.pause(campaign=ready_draft)
@@ -854,13 +894,13 @@ def test_send_now_warns_about_a_variable_no_recipient_has(db, marketer, marketer
 
     contact = ContactFactory(owner=marketer, attributes={"City": "Pune"})
     contact_list = ContactListFactory(owner=marketer, contacts=[contact])
-    campaign = CampaignFactory(owner=marketer, lists=[contact_list], body_html="<p>{{ name }} in {{ City }}, {{ Plan }}</p>")
+    campaign = CampaignFactory(
+        owner=marketer, lists=[contact_list], body_html="<p>{{ name }} in {{ City }}, {{ Plan }}</p>"
+    )
 
     response = marketer_client.post(
         "/admin/campaigns/campaign/", {"action": "send_now", "_selected_action": [campaign.pk]}, follow=True
     )
-    texts = [str(m) for m in get_messages(response.wsgi_request)] or [
-        str(m) for m in response.context["messages"]
-    ]
+    texts = [str(m) for m in get_messages(response.wsgi_request)] or [str(m) for m in response.context["messages"]]
     assert any("No recipient of the chosen lists has {{ Plan }}" in t for t in texts), texts
     assert not any("{{ City }}" in t for t in texts)

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from campaigns import ledger
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.selectors import audience
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory
 
 pytestmark = pytest.mark.django_db
@@ -75,7 +75,7 @@ def test_the_schedule_action_confirms_the_time_and_the_audience(marketer_client,
     marketer.timezone = "America/New_York"
     marketer.save()
     Campaign.objects.filter(pk=mixed_campaign.pk).update(
-        scheduled_at=datetime.datetime(2030, 12, 1, 15, 0, tzinfo=datetime.timezone.utc)
+        scheduled_at=datetime.datetime(2030, 12, 1, 15, 0, tzinfo=datetime.UTC)
     )
 
     response = marketer_client.post(

@@ -21,15 +21,20 @@ EMAIL_TABLE = re.compile(r'"campaigns_email"')
 
 def add_emails(campaign, statuses):
     for n, (status, failure_class) in enumerate(statuses):
-        EmailFactory(campaign=campaign, to_email=f"r{n}-c{campaign.pk}@example.org", status=status,
-                     failure_class=failure_class)
+        EmailFactory(
+            campaign=campaign, to_email=f"r{n}-c{campaign.pk}@example.org", status=status, failure_class=failure_class
+        )
 
 
 @pytest.fixture
 def campaigns(marketer):
     busy = CampaignFactory(owner=marketer, name="Busy", status=Campaign.Status.SENDING)
-    add_emails(busy, [(S.SENT, "")] * 3 + [(S.PENDING, ""), (S.QUEUED, ""), (S.DEFERRED, "")]
-               + [(S.FAILED, F.BOUNCED), (S.FAILED, F.THROTTLED), (S.CANCELLED, "")])
+    add_emails(
+        busy,
+        [(S.SENT, "")] * 3
+        + [(S.PENDING, ""), (S.QUEUED, ""), (S.DEFERRED, "")]
+        + [(S.FAILED, F.BOUNCED), (S.FAILED, F.THROTTLED), (S.CANCELLED, "")],
+    )
     quiet = CampaignFactory(owner=marketer, name="Quiet", status=Campaign.Status.COMPLETED)
     add_emails(quiet, [(S.SENT, ""), (S.FAILED, F.REJECTED)])
     empty = CampaignFactory(owner=marketer, name="Empty")
@@ -39,8 +44,10 @@ def campaigns(marketer):
 def cells(response, campaign):
     """The (recipients, sent, failed) cells of the campaign's changelist row, as text."""
     row = next(r for r in response.content.decode().split("<tr") if f"/{campaign.pk}/change/" in r)
-    return tuple(re.search(rf'<td class="field-{name}">([^<]*)</td>', row).group(1)
-                 for name in ("recipient_count", "sent_count", "failed_count"))
+    return tuple(
+        re.search(rf'<td class="field-{name}">([^<]*)</td>', row).group(1)
+        for name in ("recipient_count", "sent_count", "failed_count")
+    )
 
 
 def test_the_changelist_shows_each_campaigns_counts_without_reading_the_email_table(marketer_client, campaigns):

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import Campaign, CampaignEvent, Email
-from reporting.selectors.dashboard import dashboard
 from campaigns.services import lifecycle
+from reporting.selectors.dashboard import dashboard
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,8 @@ C = Campaign.Status
 
 def history(campaign):
     return list(
-        CampaignEvent.objects.filter(campaign=campaign).order_by("id")
+        CampaignEvent.objects.filter(campaign=campaign)
+        .order_by("id")
         .values_list("from_status", "to_status", "acting_user__username", "reason")
     )
 

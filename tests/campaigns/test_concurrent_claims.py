@@ -13,8 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns import ledger
-from delivery import dispatcher
 from campaigns.models import Campaign, Email
+from delivery import dispatcher
 from tests.factories import CampaignFactory, MarketerFactory, SmtpAccountFactory
 
 pytestmark = [

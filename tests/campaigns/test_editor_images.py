@@ -58,11 +58,17 @@ def test_a_png_is_stored_under_its_owner_and_served_to_anyone_as_a_png(marketer_
     assert b"".join(served.streaming_content) == png
 
 
-@pytest.mark.parametrize("image_format, extension, content_type", [
-    ("JPEG", "jpg", "image/jpeg"), ("GIF", "gif", "image/gif"), ("WEBP", "webp", "image/webp"),
-])
-def test_jpeg_gif_and_webp_are_named_and_served_by_what_they_are(marketer_client, image_format, extension,
-                                                                 content_type):
+@pytest.mark.parametrize(
+    "image_format, extension, content_type",
+    [
+        ("JPEG", "jpg", "image/jpeg"),
+        ("GIF", "gif", "image/gif"),
+        ("WEBP", "webp", "image/webp"),
+    ],
+)
+def test_jpeg_gif_and_webp_are_named_and_served_by_what_they_are(
+    marketer_client, image_format, extension, content_type
+):
     # Named .png whatever they are: the content decides.
     response = upload(marketer_client, "picture.png", image_bytes(image_format))
     path = public_path(response.json()["url"])
@@ -77,12 +83,15 @@ def test_two_uploads_of_one_file_get_different_unguessable_names(marketer_client
     assert len(first.rsplit("/", 1)[1].split(".")[0]) == 22
 
 
-@pytest.mark.parametrize("name, content, content_type", [
-    ("page.png", b"<html><script>alert(document.cookie)</script></html>", "image/png"),
-    ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "image/svg+xml"),
-    ("broken.png", image_bytes("PNG")[:40], "image/png"),
-    ("icon.bmp", image_bytes("BMP"), "image/bmp"),
-])
+@pytest.mark.parametrize(
+    "name, content, content_type",
+    [
+        ("page.png", b"<html><script>alert(document.cookie)</script></html>", "image/png"),
+        ("drawing.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "image/svg+xml"),
+        ("broken.png", image_bytes("PNG")[:40], "image/png"),
+        ("icon.bmp", image_bytes("BMP"), "image/bmp"),
+    ],
+)
 def test_what_is_not_a_png_jpeg_gif_or_webp_is_refused(marketer_client, media_root, name, content, content_type):
     response = upload(marketer_client, name, content, content_type)
     assert response.status_code == 400
@@ -118,8 +127,9 @@ def test_an_upload_without_the_csrf_token_is_refused(marketer, media_root):
     # The editor sends the token from the cookie in the X-CSRFToken header.
     client.get("/admin/campaigns/campaign/add/")
     token = client.cookies["csrftoken"].value
-    response = client.post(UPLOAD_URL, {"upload": SimpleUploadedFile("a.png", image_bytes("PNG"))},
-                           headers={"X-CSRFToken": token})
+    response = client.post(
+        UPLOAD_URL, {"upload": SimpleUploadedFile("a.png", image_bytes("PNG"))}, headers={"X-CSRFToken": token}
+    )
     assert response.status_code == 200
 
 
@@ -133,8 +143,10 @@ def test_the_editor_pages_let_https_images_show_and_offer_the_image_button(marke
     campaign = CampaignFactory(owner=marketer)
     template = EmailTemplateFactory(owner=marketer)
     for url in (
-        "/admin/campaigns/campaign/add/", f"/admin/campaigns/campaign/{campaign.pk}/change/",
-        "/admin/campaigns/emailtemplate/add/", f"/admin/campaigns/emailtemplate/{template.pk}/change/",
+        "/admin/campaigns/campaign/add/",
+        f"/admin/campaigns/campaign/{campaign.pk}/change/",
+        "/admin/campaigns/emailtemplate/add/",
+        f"/admin/campaigns/emailtemplate/{template.pk}/change/",
     ):
         response = marketer_client.get(url)
         assert "img-src 'self' data: https:;" in response["Content-Security-Policy"], url

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from contacts.exports import escape_cell
 from campaigns.models import Email
+from contacts.exports import escape_cell
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
 
 pytestmark = pytest.mark.django_db
@@ -42,22 +42,36 @@ APP_OF = {"contact": "contacts", "contactlist": "contacts", "campaign": "campaig
 
 
 def action(client, model, name, ids):
-    return client.post(reverse(f"admin:{APP_OF[model]}_{model}_changelist"),
-                       {"action": name, "_selected_action": [str(i) for i in ids]})
+    return client.post(
+        reverse(f"admin:{APP_OF[model]}_{model}_changelist"),
+        {"action": name, "_selected_action": [str(i) for i in ids]},
+    )
 
 
-@pytest.mark.parametrize("value,escaped", [
-    (HYPERLINK, "'" + HYPERLINK), ("+1+2", "'+1+2"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
-    ("\tx", "'\tx"), ("\rx", "'\rx"), ("plain", "plain"), ("", ""), (None, ""), (42, 42),
-])
+@pytest.mark.parametrize(
+    "value,escaped",
+    [
+        (HYPERLINK, "'" + HYPERLINK),
+        ("+1+2", "'+1+2"),
+        ("-2", "'-2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("plain", "plain"),
+        ("", ""),
+        (None, ""),
+        (42, 42),
+    ],
+)
 def test_escape_cell(value, escaped):
     assert escape_cell(value) == escaped
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_contact_export_escapes_formulas(fmt, marketer, marketer_client):
-    contact = ContactFactory(owner=marketer, email="x@example.com", name=HYPERLINK,
-                             attributes={"Note": "+SUM(1,2)", "City": "Pune"})
+    contact = ContactFactory(
+        owner=marketer, email="x@example.com", name=HYPERLINK, attributes={"Note": "+SUM(1,2)", "City": "Pune"}
+    )
     ContactListFactory(owner=marketer, name="Mine", contacts=[contact])
     response = action(marketer_client, "contact", f"export_contacts_{fmt}", [contact.pk])
     rows = csv_rows(response) if fmt == "csv" else xlsx_rows(response)
@@ -92,11 +106,28 @@ def test_list_export(marketer, other_marketer, marketer_client):
 def results(marketer):
     campaign = CampaignFactory(owner=marketer, name="Spring")
     sent_at = timezone.now()
-    EmailFactory(campaign=campaign, to_email="ok@example.com", status=Email.Status.SENT, sent_at=sent_at,
-                 smtp_code=250, smtp_response="2.0.0 OK queued", first_opened_at=sent_at, open_count=2,
-                 click_count=1, first_clicked_at=sent_at, possible_duplicate=True)
-    EmailFactory(campaign=campaign, to_email="evil@example.com", to_name=HYPERLINK, status=Email.Status.FAILED,
-                 smtp_code=550, smtp_response="=5.1.1 user unknown", unsubscribed_at=sent_at)
+    EmailFactory(
+        campaign=campaign,
+        to_email="ok@example.com",
+        status=Email.Status.SENT,
+        sent_at=sent_at,
+        smtp_code=250,
+        smtp_response="2.0.0 OK queued",
+        first_opened_at=sent_at,
+        open_count=2,
+        click_count=1,
+        first_clicked_at=sent_at,
+        possible_duplicate=True,
+    )
+    EmailFactory(
+        campaign=campaign,
+        to_email="evil@example.com",
+        to_name=HYPERLINK,
+        status=Email.Status.FAILED,
+        smtp_code=550,
+        smtp_response="=5.1.1 user unknown",
+        unsubscribed_at=sent_at,
+    )
     return campaign
 
 
@@ -104,9 +135,22 @@ def results(marketer):
 def test_campaign_results_export_escapes(fmt, results, marketer_client):
     response = action(marketer_client, "campaign", f"export_results_{fmt}", [results.pk])
     rows = csv_rows(response) if fmt == "csv" else xlsx_rows(response)
-    assert rows[0] == ["campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
-                       "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at",
-                       "possible_duplicate"]
+    assert rows[0] == [
+        "campaign",
+        "address",
+        "name",
+        "status",
+        "attempts",
+        "sent_at",
+        "smtp_code",
+        "smtp_response",
+        "first_opened_at",
+        "open_count",
+        "first_clicked_at",
+        "click_count",
+        "unsubscribed_at",
+        "possible_duplicate",
+    ]
     ok, evil = rows[1], rows[2]
     assert ok[1] == "ok@example.com" and ok[3] == "sent" and str(ok[6]) == "250" and ok[7] == "2.0.0 OK queued"
     assert ok[5] and ok[8] and str(ok[9]) == "2" and str(ok[11]) == "1"
@@ -145,9 +189,22 @@ def test_campaign_report_json_has_numbers_as_numbers_and_null_for_what_is_missin
     out = io.StringIO()
     call_command("campaign_report", str(results.pk), "--format", "json", stdout=out)
     ok, evil = json.loads(out.getvalue())
-    assert list(ok) == ["campaign", "address", "name", "status", "attempts", "sent_at", "smtp_code", "smtp_response",
-                        "first_opened_at", "open_count", "first_clicked_at", "click_count", "unsubscribed_at",
-                       "possible_duplicate"]
+    assert list(ok) == [
+        "campaign",
+        "address",
+        "name",
+        "status",
+        "attempts",
+        "sent_at",
+        "smtp_code",
+        "smtp_response",
+        "first_opened_at",
+        "open_count",
+        "first_clicked_at",
+        "click_count",
+        "unsubscribed_at",
+        "possible_duplicate",
+    ]
     assert (ok["attempts"], ok["smtp_code"], ok["open_count"], ok["click_count"]) == (0, 250, 2, 1)
     assert isinstance(ok["sent_at"], str) and isinstance(ok["first_opened_at"], str) and ok["unsubscribed_at"] is None
     assert (evil["open_count"], evil["click_count"], evil["smtp_code"]) == (0, 0, 550)

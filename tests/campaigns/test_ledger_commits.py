@@ -1,6 +1,8 @@
 from django.db import connection
 
 from campaigns import ledger
+
+
 def synchronous_commit():
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")

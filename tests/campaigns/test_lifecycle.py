@@ -12,14 +12,14 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler
 
 S = Email.Status
 C = Campaign.Status
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def command(name, *args, **options):
@@ -126,7 +126,9 @@ def test_schedule_names_a_past_time_with_the_other_problems(marketer):
     with pytest.raises(lifecycle.LifecycleError) as refused:
         lifecycle.schedule(campaign=campaign, at=timezone.now() - datetime.timedelta(days=1))
 
-    assert str(refused.value).startswith("Cannot schedule: write a subject; choose at least one contact list or segment; ")
+    assert str(refused.value).startswith(
+        "Cannot schedule: write a subject; choose at least one contact list or segment; "
+    )
     assert "is in the past" in str(refused.value)
 
 
@@ -236,8 +238,13 @@ def test_a_paused_scheduled_campaign_resumes_as_scheduled(complete_draft):
 def test_duplicate_copies_message_account_and_lists_as_a_new_draft(engine):
     lists = [engine.contact_list("a@example.org", name="First"), engine.contact_list("b@example.org", name="Second")]
     original = engine.campaign(
-        *lists, name="Autumn news", subject="Hi {{ name }}", body_html="<p>Autumn</p>", body_text="Autumn",
-        track_opens=False, track_clicks=True,
+        *lists,
+        name="Autumn news",
+        subject="Hi {{ name }}",
+        body_html="<p>Autumn</p>",
+        body_text="Autumn",
+        track_opens=False,
+        track_clicks=True,
     )
     engine.send_now(original)
     engine.tick()
@@ -269,7 +276,10 @@ def test_retry_failed_resends_only_the_failed_rows_selected_then_all(make_engine
     campaign.refresh_from_db()
     assert campaign.status == C.COMPLETED
     assert engine.statuses(campaign) == {
-        "ok@example.org": S.SENT, "x@example.org": S.FAILED, "y@example.org": S.FAILED, "z@example.org": S.FAILED,
+        "ok@example.org": S.SENT,
+        "x@example.org": S.FAILED,
+        "y@example.org": S.FAILED,
+        "z@example.org": S.FAILED,
     }
     engine.handler.data_replies.clear()  # the policy problem is fixed
 
@@ -322,7 +332,10 @@ def test_remove_pending_cancels_the_chosen_pending_rows_and_they_are_never_sent(
     engine.tick()
 
     assert engine.statuses(campaign) == {
-        "a@example.org": S.SENT, "b@example.org": S.CANCELLED, "c@example.org": S.SENT, "d@example.org": S.CANCELLED,
+        "a@example.org": S.SENT,
+        "b@example.org": S.CANCELLED,
+        "c@example.org": S.SENT,
+        "d@example.org": S.CANCELLED,
     }
     assert sorted(engine.handler.delivered_to()) == ["a@example.org", "c@example.org"]
     # A sent row is not "removed": it stays sent.
@@ -338,8 +351,11 @@ def test_remove_pending_leaves_queued_rows_to_their_worker_and_counts_them(engin
 
     assert lifecycle.remove_pending(campaign=campaign, email_ids=chosen, now=engine.clock()) == (1, 1)
 
-    assert engine.statuses(campaign) == {"a@example.org": S.QUEUED, "b@example.org": S.QUEUED,
-                                         "c@example.org": S.CANCELLED}
+    assert engine.statuses(campaign) == {
+        "a@example.org": S.QUEUED,
+        "b@example.org": S.QUEUED,
+        "c@example.org": S.CANCELLED,
+    }
     engine.send_batch(claimed[0])
     engine.tick()
     assert sorted(engine.handler.delivered_to()) == ["a@example.org", "b@example.org"]

@@ -52,8 +52,10 @@ def installed_trigger_sql():
 
 def current_trigger_sql():
     """The same, as campaigns.tallies installs them today (and `recount_tallies` does)."""
-    functions = (re.match(r"CREATE OR REPLACE FUNCTION (\w+)\(\).*?\$\$(.*)\$\$", sql, re.S)
-                 for sql in tallies.install_statements())
+    functions = (
+        re.match(r"CREATE OR REPLACE FUNCTION (\w+)\(\).*?\$\$(.*)\$\$", sql, re.S)
+        for sql in tallies.install_statements()
+    )
     return {m.group(1): m.group(2) for m in functions if m}
 
 
@@ -69,16 +71,22 @@ def test_migrating_past_the_tallies_with_emails_there_counts_them_and_installs_t
         owner = old.get_model("accounts", "User").objects.create(username="before-tallies")
         campaign = old.get_model("campaigns", "Campaign").objects.create(owner=owner, name="Before the tallies")
         now = timezone.now()
-        old.get_model("campaigns", "Email").objects.bulk_create([
-            old.get_model("campaigns", "Email")(
-                campaign=campaign, to_email=f"r{i}@example.org", status=status, sent_at=sent_at,
-                first_opened_at=now if i % 3 == 0 and sent_at else None, failure_class=failure_class,
-            )
-            for i, (status, sent_at, failure_class) in enumerate(
-                [(Email.Status.SENT, now - timedelta(minutes=20 * i), "") for i in range(6)]
-                + [(Email.Status.FAILED, None, Email.FailureClass.BOUNCED), (Email.Status.PENDING, None, "")]
-            )
-        ])
+        old.get_model("campaigns", "Email").objects.bulk_create(
+            [
+                old.get_model("campaigns", "Email")(
+                    campaign=campaign,
+                    to_email=f"r{i}@example.org",
+                    status=status,
+                    sent_at=sent_at,
+                    first_opened_at=now if i % 3 == 0 and sent_at else None,
+                    failure_class=failure_class,
+                )
+                for i, (status, sent_at, failure_class) in enumerate(
+                    [(Email.Status.SENT, now - timedelta(minutes=20 * i), "") for i in range(6)]
+                    + [(Email.Status.FAILED, None, Email.FailureClass.BOUNCED), (Email.Status.PENDING, None, "")]
+                )
+            ]
+        )
     finally:
         MigrationExecutor(connection).migrate(latest)
 

@@ -77,7 +77,7 @@ def test_nothing_secret_is_reachable_even_when_rendering_unvalidated_lookups():
 
 
 def test_variables_used_and_unsubscribe_placement():
-    assert personalize.variables_used('{{ a }}{% if b %}{{ c|default:d }}{% endif %}') == {"a", "b", "c", "d"}
+    assert personalize.variables_used("{{ a }}{% if b %}{{ c|default:d }}{% endif %}") == {"a", "b", "c", "d"}
     assert personalize.places_unsubscribe_link('<a href="{{ unsubscribe_url }}">x</a>')
     assert not personalize.places_unsubscribe_link("<p>{{ name }}</p>")
 
@@ -92,13 +92,18 @@ def test_variables_used_and_unsubscribe_placement():
         ("{{ name|rjust:1001 }}", "The rjust filter takes a width of at most 1,000 characters; 1,001 is too wide."),
         ('{% if name|center:"99999" %}x{% endif %}', "The center filter takes a width of at most 1,000"),
         ('{% with w=name|ljust:"5000" %}{{ w }}{% endwith %}', "The ljust filter takes a width of at most 1,000"),
-        ("{{ name|ljust:Width }}", "The ljust filter takes a width of at most 1,000 characters, written as a "
-                                   "number, not a variable (Width)."),
+        (
+            "{{ name|ljust:Width }}",
+            "The ljust filter takes a width of at most 1,000 characters, written as a number, not a variable (Width).",
+        ),
         ('{{ name|ljust:"wide" }}', "The ljust filter takes a width of at most 1,000 characters, not 'wide'."),
         ('{{ Price|floatformat:"50000000" }}', "The floatformat filter takes at most 20 decimal places; 50,000,000"),
         ('{{ Price|floatformat:"-21g" }}', "The floatformat filter takes at most 20 decimal places; 21 is too many."),
-        ("{{ Price|floatformat:Places }}", "The floatformat filter takes a number of decimal places up to 20, "
-                                           "written as a number, not a variable (Places)."),
+        (
+            "{{ Price|floatformat:Places }}",
+            "The floatformat filter takes a number of decimal places up to 20, "
+            "written as a number, not a variable (Places).",
+        ),
     ],
 )
 def test_filters_that_grow_their_output_are_capped_when_the_template_is_saved(source, message):
@@ -113,8 +118,10 @@ def test_filters_within_their_caps_still_work():
     rendered = personalize.render(source, variables(Price="12.5"), html=False)
     assert rendered.startswith("[Asha      ][      Asha][") and rendered.endswith("][12.50000000000000000000]")
     assert len(rendered) == 1 + 10 + 2 + 10 + 2 + 1000 + 2 + 23 + 1
-    assert personalize.render("{{ Price|floatformat }} {{ Price|floatformat:2 }}", variables(Price="3.14159"),
-                              html=False) == "3.1 3.14"
+    assert (
+        personalize.render("{{ Price|floatformat }} {{ Price|floatformat:2 }}", variables(Price="3.14159"), html=False)
+        == "3.1 3.14"
+    )
 
 
 @pytest.mark.parametrize(
@@ -210,7 +217,7 @@ def test_the_template_form_checks_templates_too(marketer_client):
 
 def test_saved_html_is_sanitised_keeping_email_layout(marketer_client, account, marketer):
     body = (
-        '<style>p.x { color: red; }</style>'
+        "<style>p.x { color: red; }</style>"
         '<table width="600" cellpadding="0" style="border:0"><tr><td bgcolor="#eeeeee" style="padding:8px" '
         'onclick="steal()"><p class="x">Hi {{ name|default:"there" }}</p>'
         '<a href="javascript:alert(1)">bad</a> <a href="https://ok.example/" target="_blank">ok</a>'
@@ -222,14 +229,23 @@ def test_saved_html_is_sanitised_keeping_email_layout(marketer_client, account, 
     saved = Campaign.objects.get(owner=marketer).body_html
     for gone in ("<script", "steal()", "javascript:", "onclick", "onerror", "<iframe"):
         assert gone not in saved
-    for kept in ('<table width="600" cellpadding="0" style="border:0">', 'bgcolor="#eeeeee"', 'style="padding:8px"',
-                 "<style>p.x { color: red; }</style>", 'href="https://ok.example/"',
-                 'src="https://img.example/logo.png"', '{{ name|default:"there" }}'):
+    for kept in (
+        '<table width="600" cellpadding="0" style="border:0">',
+        'bgcolor="#eeeeee"',
+        'style="padding:8px"',
+        "<style>p.x { color: red; }</style>",
+        'href="https://ok.example/"',
+        'src="https://img.example/logo.png"',
+        '{{ name|default:"there" }}',
+    ):
         assert kept in saved
 
 
 def test_a_variable_no_recipient_has_is_flagged_on_save(marketer_client, account, marketer):
-    contacts = [ContactFactory(owner=marketer, attributes={"City": "Pune"}), ContactFactory(owner=marketer, attributes={})]
+    contacts = [
+        ContactFactory(owner=marketer, attributes={"City": "Pune"}),
+        ContactFactory(owner=marketer, attributes={}),
+    ]
     contact_list = ContactListFactory(owner=marketer, contacts=contacts)
     response = marketer_client.post(
         "/admin/campaigns/campaign/add/",
@@ -242,7 +258,9 @@ def test_a_variable_no_recipient_has_is_flagged_on_save(marketer_client, account
 
 
 def test_no_warning_when_every_variable_is_known(marketer_client, account, marketer):
-    contact_list = ContactListFactory(owner=marketer, contacts=[ContactFactory(owner=marketer, attributes={"City": "X"})])
+    contact_list = ContactListFactory(
+        owner=marketer, contacts=[ContactFactory(owner=marketer, attributes={"City": "X"})]
+    )
     response = marketer_client.post(
         "/admin/campaigns/campaign/add/",
         campaign_post(account, lists=[contact_list.pk], body_html="<p>{{ City }} {{ name }} {{ email }}</p>"),
@@ -258,14 +276,28 @@ def test_the_editor_widget_is_on_campaign_and_template_forms(marketer_client):
 
 
 PLAIN_SOURCES = [
-    "", "Hello", "Hello {{ name }}", "{{name}}{{ email }}", "<p>Hi {{ name }} &amp; {{ City }}</p>",
-    "{{ unsubscribe_url }} and {{ missing }}", "{{ True }} {{ None }} {{ False }}", "{{ 'literal' }} {{ 5 }}",
-    "{{ name|upper }}", "{% if City %}{{ City }}{% endif %}", "{# note #}{{ name }}", "{{ First_Name }}!",
+    "",
+    "Hello",
+    "Hello {{ name }}",
+    "{{name}}{{ email }}",
+    "<p>Hi {{ name }} &amp; {{ City }}</p>",
+    "{{ unsubscribe_url }} and {{ missing }}",
+    "{{ True }} {{ None }} {{ False }}",
+    "{{ 'literal' }} {{ 5 }}",
+    "{{ name|upper }}",
+    "{% if City %}{{ City }}{% endif %}",
+    "{# note #}{{ name }}",
+    "{{ First_Name }}!",
 ]
 PLAIN_VALUES = [
-    {"name": "Ann", "email": "ann@example.com", "City": "Pune", "First_Name": "Ann",
-     "unsubscribe_url": "https://x/u/1"},
-    {"name": "<b>O'Brien & \"Co\"</b>", "email": "a@b.c", "City": "  two  spaces\nline ", "unsubscribe_url": ""},
+    {
+        "name": "Ann",
+        "email": "ann@example.com",
+        "City": "Pune",
+        "First_Name": "Ann",
+        "unsubscribe_url": "https://x/u/1",
+    },
+    {"name": '<b>O\'Brien & "Co"</b>', "email": "a@b.c", "City": "  two  spaces\nline ", "unsubscribe_url": ""},
     {"name": "Zoë 名前", "City": 42, "True": "shadow", "email": ""},
     {"name": 3.5, "City": "", "First_Name": None},
 ]

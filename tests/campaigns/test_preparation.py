@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from campaigns import ledger
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.selectors import audience
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from tests.factories import ContactFactory
 from tracking import services as tracking
 
@@ -173,8 +173,9 @@ def test_a_resend_to_non_openers_is_written_in_chunks(engine, small_chunks):
     engine.send_now(source)
     tick_until_completed(engine, source)
     for email in source.emails.filter(to_email__in=addresses(3)):
-        tracking.record_open(email_id=email.pk, user_agent="Mozilla/5.0 (Windows NT 10.0)",
-                             now=engine.clock() + timedelta(hours=1))
+        tracking.record_open(
+            email_id=email.pk, user_agent="Mozilla/5.0 (Windows NT 10.0)", now=engine.clock() + timedelta(hours=1)
+        )
     resend = lifecycle.resend_to_non_openers(campaign=source)
     engine.clock.advance(hours=2)
     engine.handler.messages.clear()
@@ -238,7 +239,8 @@ def test_cancel_of_a_large_campaign_cancels_its_unsent_rows_in_chunks_and_sends_
         lifecycle.prepare_recipients(campaign_id=campaign.pk, now=engine.clock())
         campaign.refresh_from_db()
     Email.objects.filter(campaign=campaign, to_email=addresses(8)[-1]).update(
-        status=S.DEFERRED, next_attempt_at=engine.clock() + timedelta(hours=1))
+        status=S.DEFERRED, next_attempt_at=engine.clock() + timedelta(hours=1)
+    )
 
     lifecycle.cancel(campaign=campaign)
     assert campaign.emails.filter(status=S.CANCELLED).count() == 3  # the first chunk, in the request
@@ -275,8 +277,11 @@ def test_the_extend_action_says_the_rest_is_being_written(engine, small_chunks, 
     tick_until_completed(engine, campaign)
     readers.contacts.add(*[ContactFactory(owner=engine.owner, email=a) for a in addresses(2, prefix="late")])
 
-    response = marketer_client.post(reverse("admin:campaigns_campaign_changelist"),
-                                    {"action": "extend", "_selected_action": [campaign.pk]}, follow=True)
+    response = marketer_client.post(
+        reverse("admin:campaigns_campaign_changelist"),
+        {"action": "extend", "_selected_action": [campaign.pk]},
+        follow=True,
+    )
     shown = [m.message for m in response.context["messages"]]
     assert shown == ["0 new recipient(s) added so far; the rest of 1 campaign(s) is being written."]
     tick_until_completed(engine, campaign)

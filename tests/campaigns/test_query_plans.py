@@ -77,10 +77,15 @@ def test_the_import_probes_each_address_instead_of_reading_the_owners_contacts(m
         found = writers.existing_contacts(owner=marketer, addresses=addresses)
     assert len(found) == 5_000
     nodes = plan_nodes(the_query(queries, "campaigns_contact"))
-    assert not [node for node in nodes if node.get("Relation Name") == "campaigns_contact"
-                and node["Node Type"] not in ("Index Scan", "Index Only Scan")]
+    assert not [
+        node
+        for node in nodes
+        if node.get("Relation Name") == "campaigns_contact"
+        and node["Node Type"] not in ("Index Scan", "Index Only Scan")
+    ]
     assert {node.get("Index Name") for node in nodes if node.get("Relation Name") == "campaigns_contact"} == {
-        "contact_unique_email_per_owner"}
+        "contact_unique_email_per_owner"
+    }
 
 
 def test_a_start_leaves_erased_addresses_out_with_one_index_probe_per_contact(marketer):
@@ -95,7 +100,8 @@ def test_a_start_leaves_erased_addresses_out_with_one_index_probe_per_contact(ma
         )
         cursor.execute(
             "INSERT INTO campaigns_contactlist_contacts (contactlist_id, contact_id) "
-            "SELECT %s, id FROM campaigns_contact WHERE owner_id = %s", [contact_list.pk, marketer.pk],
+            "SELECT %s, id FROM campaigns_contact WHERE owner_id = %s",
+            [contact_list.pk, marketer.pk],
         )
     erased = [f"c{i}@example.org" for i in range(1, 20001, 1000)]
     SuppressedHash.objects.bulk_create(
@@ -114,5 +120,6 @@ def test_a_start_leaves_erased_addresses_out_with_one_index_probe_per_contact(ma
     assert not Email.objects.filter(campaign=campaign, to_email__in=erased).exists()
     assert not [node for node in nodes if node.get("Subplan Name", "").startswith("SubPlan")]
     reads = [node for node in nodes if node.get("Relation Name") == "campaigns_suppressedhash"]
-    assert reads and all(node.get("Index Name") == "suppressedhash_unique_per_owner" or node["Actual Loops"] == 1
-                         for node in reads), reads
+    assert reads and all(
+        node.get("Index Name") == "suppressedhash_unique_per_owner" or node["Actual Loops"] == 1 for node in reads
+    ), reads

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from campaigns import ledger
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.selectors import audience
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from contacts.services import contacts
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
 from tracking import services as tracking
@@ -24,15 +24,26 @@ CAMPAIGNS = reverse("admin:campaigns_campaign_changelist")
 
 def _sent(campaign, address, **fields):
     contact = ContactFactory(owner=campaign.owner, email=address)
-    return EmailFactory(campaign=campaign, contact=contact, status=fields.pop("status", S.SENT),
-                        sent_at=timezone.now() - timedelta(hours=2), **fields)
+    return EmailFactory(
+        campaign=campaign,
+        contact=contact,
+        status=fields.pop("status", S.SENT),
+        sent_at=timezone.now() - timedelta(hours=2),
+        **fields,
+    )
 
 
 @pytest.fixture
 def finished(marketer):
     """Alice's completed campaign: one row of each kind the rule must tell apart."""
-    campaign = CampaignFactory(owner=marketer, name="Spring news", status=C.COMPLETED, track_clicks=False,
-                               subject="Our spring", body_html="<p>Spring is here</p>")
+    campaign = CampaignFactory(
+        owner=marketer,
+        name="Spring news",
+        status=C.COMPLETED,
+        track_clicks=False,
+        subject="Our spring",
+        body_html="<p>Spring is here</p>",
+    )
     _sent(campaign, "not-opened@example.org")
     _sent(campaign, "reader@example.org", first_opened_at=timezone.now(), open_count=1)
     _sent(campaign, "machine-only@example.org", machine_open=True)
@@ -51,7 +62,8 @@ def test_the_resend_goes_to_those_sent_it_who_did_not_open_it_and_are_still_subs
     inserted = ledger.materialise(campaign_id=resend.pk, now=timezone.now())
 
     assert set(Email.objects.filter(campaign=resend).values_list("to_email", flat=True)) == {
-        "not-opened@example.org", "machine-only@example.org",
+        "not-opened@example.org",
+        "machine-only@example.org",
     }
     assert counted == inserted == 2
 
@@ -62,7 +74,11 @@ def test_the_resend_is_a_draft_with_the_same_message_account_and_tracking(finish
     assert resend.status == C.DRAFT
     assert resend.name == "Spring news (resend to non-openers)"
     assert (resend.subject, resend.body_html, resend.smtp_account_id, resend.owner_id) == (
-        finished.subject, finished.body_html, finished.smtp_account_id, finished.owner_id)
+        finished.subject,
+        finished.body_html,
+        finished.smtp_account_id,
+        finished.owner_id,
+    )
     assert (resend.track_opens, resend.track_clicks) == (True, False)
     assert resend.source_campaign == finished and resend.source_rule == Campaign.SourceRule.NOT_OPENED
     assert lifecycle.problems_before_scheduling(campaign=resend) == []
@@ -132,8 +148,9 @@ def test_a_resend_whose_source_was_deleted_cannot_be_scheduled(finished):
 
 
 def _act(client, *campaigns, follow=False):
-    return client.post(CAMPAIGNS, {"action": "resend_to_non_openers", "_selected_action": [c.pk for c in campaigns]},
-                       follow=follow)
+    return client.post(
+        CAMPAIGNS, {"action": "resend_to_non_openers", "_selected_action": [c.pk for c in campaigns]}, follow=follow
+    )
 
 
 def test_the_action_opens_the_new_draft_which_says_who_it_will_go_to(marketer_client, finished):
@@ -151,9 +168,16 @@ def test_the_action_opens_the_new_draft_which_says_who_it_will_go_to(marketer_cl
 def test_the_subject_can_be_changed_on_the_drafts_page(marketer_client, finished):
     resend = lifecycle.resend_to_non_openers(campaign=finished)
     url = reverse("admin:campaigns_campaign_change", args=[resend.pk])
-    form = {"name": resend.name, "smtp_account": resend.smtp_account_id, "subject": "Did you miss our spring?",
-            "body_html": resend.body_html, "body_text": "", "track_opens": "on", "scheduled_at_0": "",
-            "scheduled_at_1": ""}
+    form = {
+        "name": resend.name,
+        "smtp_account": resend.smtp_account_id,
+        "subject": "Did you miss our spring?",
+        "body_html": resend.body_html,
+        "body_text": "",
+        "track_opens": "on",
+        "scheduled_at_0": "",
+        "scheduled_at_1": "",
+    }
 
     response = marketer_client.post(url, form)
 
@@ -181,17 +205,22 @@ def test_another_owners_campaign_cannot_be_resent(other_client, finished):
 
 
 def test_a_resend_is_sent_through_the_engine_to_the_non_openers_only(engine):
-    first = engine.campaign(engine.contact_list("ann@example.org", "bob@example.org", "cyd@example.org",
-                                                "dee@example.org"))
+    first = engine.campaign(
+        engine.contact_list("ann@example.org", "bob@example.org", "cyd@example.org", "dee@example.org")
+    )
     engine.send_now(first)
     engine.tick()
     first.refresh_from_db()
     assert first.status == C.COMPLETED
     later = engine.clock.advance(hours=1)
-    tracking.record_open(email_id=engine.email(first, "ann@example.org").pk,
-                         user_agent="Mozilla/5.0 (Windows NT 10.0)", now=later)
-    tracking.record_open(email_id=engine.email(first, "bob@example.org").pk,
-                         user_agent="Mozilla/5.0 (via ggpht.com GoogleImageProxy)", now=later)
+    tracking.record_open(
+        email_id=engine.email(first, "ann@example.org").pk, user_agent="Mozilla/5.0 (Windows NT 10.0)", now=later
+    )
+    tracking.record_open(
+        email_id=engine.email(first, "bob@example.org").pk,
+        user_agent="Mozilla/5.0 (via ggpht.com GoogleImageProxy)",
+        now=later,
+    )
     engine.handler.messages.clear()
 
     resend = lifecycle.resend_to_non_openers(campaign=first)

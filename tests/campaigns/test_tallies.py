@@ -4,17 +4,16 @@ actions, deletions."""
 
 import math
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from campaigns import tallies
-from campaigns import ledger
+from campaigns import ledger, tallies
 from campaigns.models import CampaignHourTally, CampaignTally, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from tests.factories import CampaignFactory, ContactFactory
 from tracking import services as tracking
 
@@ -81,7 +80,7 @@ def assert_tallies_exact(step):
 @pytest.fixture
 def clock():
     # Just before a quarter hour, so a few minutes move a row to another quarter and hour.
-    return datetime(2026, 11, 30, 18, 13, 30, tzinfo=dt_timezone.utc)
+    return datetime(2026, 11, 30, 18, 13, 30, tzinfo=UTC)
 
 
 def test_every_kind_of_write_keeps_the_tallies_exact(engine, clock):
@@ -107,11 +106,18 @@ def test_every_kind_of_write_keeps_the_tallies_exact(engine, clock):
     assert_tallies_exact("sent")
     ledger.mark_sent(email_id=e[1].pk, batch_id=token, code=250, text="2.0.0 OK", now=clock + timedelta(minutes=3))
     assert_tallies_exact("sent in the next quarter hour")
-    ledger.mark_failed(email_id=e[2].pk, batch_id=token, code=550, text="5.1.1 unknown", failure_class=F.BOUNCED,
-                       now=clock + timedelta(minutes=50))
+    ledger.mark_failed(
+        email_id=e[2].pk,
+        batch_id=token,
+        code=550,
+        text="5.1.1 unknown",
+        failure_class=F.BOUNCED,
+        now=clock + timedelta(minutes=50),
+    )
     assert_tallies_exact("failed, bounced (next hour)")
-    ledger.mark_failed(email_id=e[3].pk, batch_id=token, code=554, text="5.7.1 rejected", failure_class=F.REJECTED,
-                       now=clock)
+    ledger.mark_failed(
+        email_id=e[3].pk, batch_id=token, code=554, text="5.7.1 rejected", failure_class=F.REJECTED, now=clock
+    )
     assert_tallies_exact("failed, rejected")
     ledger.defer(email_id=e[4].pk, batch_id=token, code=451, text="4.7.0 later", now=clock)
     assert_tallies_exact("deferred")
@@ -188,11 +194,18 @@ def test_every_kind_of_write_keeps_the_tallies_exact(engine, clock):
 
 def test_recount_rebuilds_tallies_that_went_wrong(db, marketer, clock):
     campaign = CampaignFactory(owner=marketer)
-    Email.objects.bulk_create([
-        Email(campaign=campaign, to_email=f"x{i}@example.org", status=S.SENT, sent_at=clock - timedelta(minutes=i),
-              first_opened_at=clock if i % 2 else None)
-        for i in range(40)
-    ])
+    Email.objects.bulk_create(
+        [
+            Email(
+                campaign=campaign,
+                to_email=f"x{i}@example.org",
+                status=S.SENT,
+                sent_at=clock - timedelta(minutes=i),
+                first_opened_at=clock if i % 2 else None,
+            )
+            for i in range(40)
+        ]
+    )
     assert_tallies_exact("a bulk insert")
     CampaignTally.objects.filter(campaign=campaign).update(n=999)
     CampaignHourTally.objects.all().delete()
@@ -219,5 +232,9 @@ def test_tallies_triggers_are_installed_for_this_database(db):
     with connection.cursor() as cursor:
         cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE %s", ["%tally%"])
         names = {row[0] for row in cursor.fetchall()}
-    assert names == {"campaigns_email_tally_insert", "campaigns_email_tally_update", "campaigns_email_tally_delete",
-                     "campaigns_campaign_tally_delete"}
+    assert names == {
+        "campaigns_email_tally_insert",
+        "campaigns_email_tally_update",
+        "campaigns_email_tally_delete",
+        "campaigns_campaign_tally_delete",
+    }

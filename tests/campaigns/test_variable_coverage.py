@@ -4,8 +4,8 @@ preview and when scheduling; a fallback ({{ City|default:"there" }}) silences th
 import pytest
 from django.urls import reverse
 
-from contacts.models import Contact
 from campaigns.selectors import audience, personalization
+from contacts.models import Contact
 from tests.campaigns.test_personalize import campaign_post
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
 
@@ -44,7 +44,9 @@ def warnings_of(response):
 def test_the_count_of_recipients_lacking_each_variable_is_read_in_sql(marketer, lists):
     Contact.objects.filter(email="no-city@example.org").update(name=" ")
     campaign = CampaignFactory(
-        owner=marketer, lists=lists, subject=SUBJECT,
+        owner=marketer,
+        lists=lists,
+        subject=SUBJECT,
         body_html='<p>{{ name }} {{ First_Name }} {{ Plan|default:"basic" }} {{ email }} {{ unsubscribe_url }}</p>',
     )
 
@@ -68,7 +70,7 @@ def test_a_variable_some_recipients_lack_is_flagged_with_its_count_on_save(marke
     )
 
     assert warnings_of(response) == [
-        '{{ City }} is empty or missing for 3 of 7 recipients: they get nothing in its place. '
+        "{{ City }} is empty or missing for 3 of 7 recipients: they get nothing in its place. "
         'Give it a fallback, like {{ City|default:"there" }}.'
     ]
 
@@ -111,5 +113,6 @@ def test_scheduling_warns_with_the_count(marketer_client, marketer, lists):
         follow=True,
     )
 
-    assert any(w.startswith("Pune news: {{ City }} is empty or missing for 3 of 7 recipients") for w in
-               warnings_of(response))
+    assert any(
+        w.startswith("Pune news: {{ City }} is empty or missing for 3 of 7 recipients") for w in warnings_of(response)
+    )

@@ -8,7 +8,7 @@ def read_uploads():
     transaction the upload's on_commit never fires, so nothing reaches the broker)."""
     from contacts.tasks import preview_import
 
-    for job_id in ImportJob.objects.filter(status=ImportJob.Status.UPLOADED).order_by("pk").values_list(
-        "pk", flat=True
+    for job_id in (
+        ImportJob.objects.filter(status=ImportJob.Status.UPLOADED).order_by("pk").values_list("pk", flat=True)
     ):
         preview_import(job_id)

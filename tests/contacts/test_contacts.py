@@ -63,14 +63,17 @@ def test_the_contact_form_no_longer_writes_the_status_and_the_admin_action_unsub
     contact = ContactFactory(owner=marketer, email="reader@example.org")
     pending = EmailFactory(campaign=CampaignFactory(owner=marketer), contact=contact, status=S.PENDING)
     change = reverse("admin:contacts_contact_change", args=[contact.pk])
-    response = marketer_client.post(change, {"email": contact.email, "name": "Reader", "attributes": "{}",
-                                             "status": "bounced"})
+    response = marketer_client.post(
+        change, {"email": contact.email, "name": "Reader", "attributes": "{}", "status": "bounced"}
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     contact.refresh_from_db()
     assert (contact.name, contact.status) == ("Reader", Contact.Status.SUBSCRIBED)
 
-    response = marketer_client.post(reverse("admin:contacts_contact_changelist"),
-                                    {"action": "unsubscribe_contacts", "_selected_action": [contact.pk]})
+    response = marketer_client.post(
+        reverse("admin:contacts_contact_changelist"),
+        {"action": "unsubscribe_contacts", "_selected_action": [contact.pk]},
+    )
     assert response.status_code == 302
     contact.refresh_from_db()
     assert contact.status == Contact.Status.UNSUBSCRIBED
@@ -79,7 +82,9 @@ def test_the_contact_form_no_longer_writes_the_status_and_the_admin_action_unsub
 
 def test_the_admin_action_reaches_only_the_marketers_own_contacts(marketer_client, other_marketer):
     theirs = ContactFactory(owner=other_marketer)
-    marketer_client.post(reverse("admin:contacts_contact_changelist"),
-                         {"action": "unsubscribe_contacts", "_selected_action": [theirs.pk]})
+    marketer_client.post(
+        reverse("admin:contacts_contact_changelist"),
+        {"action": "unsubscribe_contacts", "_selected_action": [theirs.pk]},
+    )
     theirs.refresh_from_db()
     assert theirs.status == Contact.Status.SUBSCRIBED

@@ -89,8 +89,9 @@ def test_a_declared_huge_sheet_is_read_as_small_as_it_is(tmp_path, dimension):
 
 def test_a_cell_in_the_last_column_does_not_widen_any_row(tmp_path):
     def far_cell(xml):
-        return xml.replace(b"</row></sheetData>",
-                           b'<c r="XFD3" t="inlineStr"><is><t>far</t></is></c></row></sheetData>')
+        return xml.replace(
+            b"</row></sheetData>", b'<c r="XFD3" t="inlineStr"><is><t>far</t></is></c></row></sheetData>'
+        )
 
     path = tmp_path / "far.xlsx"
     path.write_bytes(rewrite_member(small_sheet(), SHEET, far_cell))
@@ -103,9 +104,10 @@ def test_a_cell_in_the_last_column_does_not_widen_any_row(tmp_path):
 
 def test_rows_far_below_are_refused_past_the_row_cap(tmp_path):
     def far_row(xml):
-        return xml.replace(b"</sheetData>",
-                           b'<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>z@example.com</t></is></c>'
-                           b"</row></sheetData>")
+        return xml.replace(
+            b"</sheetData>",
+            b'<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>z@example.com</t></is></c></row></sheetData>',
+        )
 
     path = tmp_path / "tall.xlsx"
     path.write_bytes(rewrite_member(small_sheet(), SHEET, far_row))
@@ -184,8 +186,9 @@ def test_an_upload_over_the_row_cap_is_refused_and_nothing_is_kept(settings, mar
 def test_a_zip_bomb_upload_is_refused_in_the_request_and_nothing_is_kept(marketer, marketer_client, media_root):
     data = zip_bomb()
 
-    response = marketer_client.post(reverse("admin:contacts_importjob_add"),
-                                    {"file": SimpleUploadedFile("bomb.xlsx", data), "new_list_name": "L"})
+    response = marketer_client.post(
+        reverse("admin:contacts_importjob_add"), {"file": SimpleUploadedFile("bomb.xlsx", data), "new_list_name": "L"}
+    )
 
     assert response.status_code == 200 and "zip bomb" in response.content.decode()
     assert not ImportJob.objects.exists()

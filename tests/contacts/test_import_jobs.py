@@ -46,8 +46,9 @@ def files_in(media_root):
 def test_the_upload_request_reads_no_row_and_the_page_waits_for_the_worker(marketer, marketer_client):
     target = ContactListFactory(owner=marketer)
 
-    response = marketer_client.post(reverse("admin:contacts_importjob_add"),
-                                    {"file": SimpleUploadedFile("c.csv", CSV), "contact_list": target.pk})
+    response = marketer_client.post(
+        reverse("admin:contacts_importjob_add"), {"file": SimpleUploadedFile("c.csv", CSV), "contact_list": target.pk}
+    )
 
     job = ImportJob.objects.get()
     assert response.status_code == 302
@@ -85,8 +86,7 @@ def test_the_preview_task_has_a_time_limit(settings):
     assert preview_import.time_limit > preview_import.soft_time_limit
 
 
-def test_a_file_the_worker_refuses_fails_the_job_with_the_reason_and_is_deleted(marketer, marketer_client,
-                                                                                media_root):
+def test_a_file_the_worker_refuses_fails_the_job_with_the_reason_and_is_deleted(marketer, marketer_client, media_root):
     job = upload(marketer, data=b"Name,Phone\nAsha,1\n")
     assert len(files_in(media_root)) == 1
 
@@ -195,8 +195,9 @@ def test_the_cleanup_cancels_jobs_never_confirmed_and_deletes_their_files(settin
 def test_the_cleanup_fails_a_preview_its_time_limit_ended(settings, marketer, media_root):
     settings.IMPORT_PREVIEW_TIME_LIMIT_SECONDS = 60
     killed, reading = upload(marketer), upload(marketer)
-    ImportJob.objects.filter(pk=killed.pk).update(status=ImportJob.Status.READING,
-                                                  started_at=timezone.now() - timedelta(minutes=10))
+    ImportJob.objects.filter(pk=killed.pk).update(
+        status=ImportJob.Status.READING, started_at=timezone.now() - timedelta(minutes=10)
+    )
     ImportJob.objects.filter(pk=reading.pk).update(status=ImportJob.Status.READING, started_at=timezone.now())
 
     jobs.delete_stale_uploads()

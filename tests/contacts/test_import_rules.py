@@ -9,8 +9,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from contacts.imports import jobs, service
 from contacts.addresses import address_problem, normalize_address
+from contacts.imports import jobs, service
 from contacts.imports.columns import map_columns
 from contacts.imports.reader import FileRefused
 from contacts.models import Contact, ContactList, ImportJob
@@ -33,8 +33,9 @@ def write(tmp_path, name, data):
 
 
 def run_import(owner, path, contact_list, **kwargs):
-    return service.import_file(owner=owner, path=path, contact_list=contact_list, dry_run=False,
-                               keep_outcomes=10_000, **kwargs)
+    return service.import_file(
+        owner=owner, path=path, contact_list=contact_list, dry_run=False, keep_outcomes=10_000, **kwargs
+    )
 
 
 # --- owners ------------------------------------------------------------------------------
@@ -47,11 +48,14 @@ def test_second_marketer_importing_first_ones_addresses_gets_own_contacts(
     alice_contact = ContactFactory(owner=marketer, email="shared@example.com", name="Alice's", attributes={"a": "1"})
     alice_list.contacts.add(alice_contact)
     mallory_list = ContactListFactory(owner=other_marketer, name="Mallory list")
-    data = (f"email,name,id,owner,list\nSHARED@example.com,Mallory's,{alice_contact.pk},{marketer.pk},"
-            f"{alice_list.pk}\nnew@example.com,New,,,\n")
+    data = (
+        f"email,name,id,owner,list\nSHARED@example.com,Mallory's,{alice_contact.pk},{marketer.pk},"
+        f"{alice_list.pk}\nnew@example.com,New,,,\n"
+    )
     upload = SimpleUploadedFile("x.csv", data.encode(), content_type="text/csv")
-    response = other_client.post(reverse("admin:contacts_importjob_add"),
-                                 {"file": upload, "contact_list": mallory_list.pk})
+    response = other_client.post(
+        reverse("admin:contacts_importjob_add"), {"file": upload, "contact_list": mallory_list.pk}
+    )
     read_uploads()
     job = ImportJob.objects.get()
     assert response.status_code == 302 and job.owner == other_marketer
@@ -72,8 +76,9 @@ def test_second_marketer_importing_first_ones_addresses_gets_own_contacts(
 def test_cannot_import_into_another_owners_list(marketer, other_marketer, other_client):
     alice_list = ContactListFactory(owner=marketer, name="Alice list")
     upload = SimpleUploadedFile("x.csv", b"email\nx@example.com\n")
-    response = other_client.post(reverse("admin:contacts_importjob_add"),
-                                 {"file": upload, "contact_list": alice_list.pk})
+    response = other_client.post(
+        reverse("admin:contacts_importjob_add"), {"file": upload, "contact_list": alice_list.pk}
+    )
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
     assert "Alice list" not in response.content.decode()
@@ -90,8 +95,9 @@ def test_service_refuses_another_owners_list(tmp_path, marketer, other_marketer)
 def test_another_owners_job_answers_404(view, marketer, marketer_client, other_client):
     ContactListFactory(owner=marketer)
     upload = SimpleUploadedFile("alice.csv", b"email\nalice@example.com\n")
-    marketer_client.post(reverse("admin:contacts_importjob_add"),
-                         {"file": upload, "contact_list": ContactList.objects.get().pk})
+    marketer_client.post(
+        reverse("admin:contacts_importjob_add"), {"file": upload, "contact_list": ContactList.objects.get().pk}
+    )
     read_uploads()
     job = ImportJob.objects.get()
     url = reverse(f"admin:contacts_importjob_{view}", args=[job.pk])
@@ -108,8 +114,12 @@ def test_import_cannot_resubscribe(tmp_path, marketer):
     target = ContactListFactory(owner=marketer)
     for status in ("unsubscribed", "bounced", "complained"):
         ContactFactory(owner=marketer, email=f"{status}@example.com", name="Old", status=status, attributes={})
-    path = write(tmp_path, "x.csv", "Email,Name,Status\nUNSUBSCRIBED@example.com,New,subscribed\n"
-                 "bounced@example.com,New,subscribed\ncomplained@example.com,,\nbounced@example.com,Again,\n")
+    path = write(
+        tmp_path,
+        "x.csv",
+        "Email,Name,Status\nUNSUBSCRIBED@example.com,New,subscribed\n"
+        "bounced@example.com,New,subscribed\ncomplained@example.com,,\nbounced@example.com,Again,\n",
+    )
     result = run_import(marketer, path, target)
     assert result.counts == {"created": 0, "updated": 0, "merged": 0, "suppressed": 4, "rejected": 0}
     for status in ("unsubscribed", "bounced", "complained"):
@@ -162,8 +172,9 @@ def test_name_from_first_and_last_and_the_rest_are_attributes():
 def test_file_without_address_column_is_refused_naming_its_columns(marketer, marketer_client):
     ContactListFactory(owner=marketer)
     upload = SimpleUploadedFile("x.csv", b"Name,Phone\nAsha,+91 98\n")
-    response = marketer_client.post(reverse("admin:contacts_importjob_add"),
-                                    {"file": upload, "contact_list": ContactList.objects.get().pk})
+    response = marketer_client.post(
+        reverse("admin:contacts_importjob_add"), {"file": upload, "contact_list": ContactList.objects.get().pk}
+    )
     assert response.status_code == 302
     read_uploads()
     job = ImportJob.objects.get()
@@ -177,8 +188,9 @@ def test_file_over_the_size_limit_is_refused(settings, marketer, marketer_client
     settings.IMPORT_MAX_UPLOAD_BYTES = 100
     ContactListFactory(owner=marketer)
     upload = SimpleUploadedFile("x.csv", b"email\n" + b"a@example.com\n" * 20)
-    response = marketer_client.post(reverse("admin:contacts_importjob_add"),
-                                    {"file": upload, "contact_list": ContactList.objects.get().pk})
+    response = marketer_client.post(
+        reverse("admin:contacts_importjob_add"), {"file": upload, "contact_list": ContactList.objects.get().pk}
+    )
     assert "the limit is 0 MB" in response.content.decode() or "limit is" in response.content.decode()
     assert not ImportJob.objects.exists()
 
@@ -208,24 +220,34 @@ def test_xls_and_other_types_refused(tmp_path, marketer):
 # --- addresses ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("address", ["zoë.müller@example.de", "李雷@example.cn", "o'brien@example.ie",
-                                     "priya+news@example.in", "x@bücher.example"])
+@pytest.mark.parametrize(
+    "address",
+    ["zoë.müller@example.de", "李雷@example.cn", "o'brien@example.ie", "priya+news@example.in", "x@bücher.example"],
+)
 def test_international_addresses_accepted(address):
     assert address_problem(normalize_address(address)) is None
 
 
-@pytest.mark.parametrize("address,reason", [
-    ("", "no address"), ("a@@b.com", "exactly one @"), ("a b@example.com", "not a valid"),
-    ("x@localhost", "not a valid"), ("=1+1@example.com", "formula"), ("a…@example.com", "not a valid"),
-])
+@pytest.mark.parametrize(
+    "address,reason",
+    [
+        ("", "no address"),
+        ("a@@b.com", "exactly one @"),
+        ("a b@example.com", "not a valid"),
+        ("x@localhost", "not a valid"),
+        ("=1+1@example.com", "formula"),
+        ("a…@example.com", "not a valid"),
+    ],
+)
 def test_bad_addresses_rejected(address, reason):
     assert reason in address_problem(normalize_address(address))
 
 
 def test_international_address_passes_the_contact_admin_form(marketer, marketer_client):
-    response = marketer_client.post(reverse("admin:contacts_contact_add"),
-                                    {"email": "Zoë.Müller@Example.de", "name": "Zoë", "attributes": "{}",
-                                     "status": "subscribed"})
+    response = marketer_client.post(
+        reverse("admin:contacts_contact_add"),
+        {"email": "Zoë.Müller@Example.de", "name": "Zoë", "attributes": "{}", "status": "subscribed"},
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Contact.objects.get().email == "zoë.müller@example.de"
 
@@ -251,8 +273,7 @@ def test_every_first_outcome_holds_for_its_repeats_in_later_chunks(tmp_path, mar
 
     ContactFactory(owner=marketer, email="old@example.com", name="Old", attributes={"plan": "a"})
     ContactFactory(owner=marketer, email="gone@example.com", status=Contact.Status.UNSUBSCRIBED)
-    erase_contact(contact=ContactFactory(owner=marketer, email="erased@example.com",
-                                         status=Contact.Status.BOUNCED))
+    erase_contact(contact=ContactFactory(owner=marketer, email="erased@example.com", status=Contact.Status.BOUNCED))
     first = ["new@example.com,New,x", "old@example.com,,y", "gone@example.com,Back,z", "erased@example.com,E,w"]
     filler = [f"f{i}@example.com,F{i}," for i in range(4)]
     repeats = ["NEW@example.com,New Again,", "Old@Example.com,Older,", "GONE@example.com,,", "Erased@example.com,,"]
@@ -265,8 +286,12 @@ def test_every_first_outcome_holds_for_its_repeats_in_later_chunks(tmp_path, mar
     expected = {"created": 5, "updated": 1, "merged": 2, "suppressed": 4, "rejected": 0}
     assert dry.counts == result.counts == expected
     later = {o.address: o.outcome for o in result.outcomes if o.row > 9}
-    assert later == {"new@example.com": "merged", "old@example.com": "merged", "gone@example.com": "suppressed",
-                     "erased@example.com": "suppressed"}
+    assert later == {
+        "new@example.com": "merged",
+        "old@example.com": "merged",
+        "gone@example.com": "suppressed",
+        "erased@example.com": "suppressed",
+    }
     assert [o.outcome for o in dry.outcomes] == [o.outcome for o in result.outcomes]
     assert Contact.objects.get(email="new@example.com").name == "New Again"
     old = Contact.objects.get(email="old@example.com")
@@ -274,7 +299,10 @@ def test_every_first_outcome_holds_for_its_repeats_in_later_chunks(tmp_path, mar
     assert Contact.objects.get(email="gone@example.com").status == Contact.Status.UNSUBSCRIBED
     assert not Contact.objects.filter(email="erased@example.com").exists()
     assert set(target.contacts.values_list("email", flat=True)) == {
-        "new@example.com", "old@example.com", *(f"f{i}@example.com" for i in range(4))}
+        "new@example.com",
+        "old@example.com",
+        *(f"f{i}@example.com" for i in range(4)),
+    }
 
 
 def test_each_import_starts_with_no_address_seen(tmp_path, marketer):
@@ -304,8 +332,10 @@ def test_large_import_goes_to_the_task_with_progress(settings, tmp_path, markete
     settings.IMPORT_CHUNK_SIZE = 10
     target = ContactListFactory(owner=marketer)
     data = "email\n" + "".join(f"bulk{i}@example.com\n" for i in range(35))
-    marketer_client.post(reverse("admin:contacts_importjob_add"),
-                         {"file": SimpleUploadedFile("big.csv", data.encode()), "contact_list": target.pk})
+    marketer_client.post(
+        reverse("admin:contacts_importjob_add"),
+        {"file": SimpleUploadedFile("big.csv", data.encode()), "contact_list": target.pk},
+    )
     read_uploads()
     job = ImportJob.objects.get()
     queued = []
@@ -330,8 +360,9 @@ def test_large_import_goes_to_the_task_with_progress(settings, tmp_path, markete
 
 def test_a_failed_import_says_why(tmp_path, marketer):
     target = ContactListFactory(owner=marketer)
-    job = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("x.csv", b"email\na@example.com\n"),
-                          contact_list=target)
+    job = jobs.create_job(
+        owner=marketer, uploaded_file=SimpleUploadedFile("x.csv", b"email\na@example.com\n"), contact_list=target
+    )
     read_uploads()
     job.file.delete(save=False)
     jobs.confirm(job=job)
@@ -348,12 +379,25 @@ def test_import_contacts_command(tmp_path, marketer, other_marketer):
     path.write_bytes(b"email;name;plan\nmeera@example.com;Meera;gold\nbad;X;\nMEERA@example.com;M2;silver\n")
     out, err = io.StringIO(), io.StringIO()
     report = tmp_path / "rejected.csv"
-    call_command("import_contacts", str(path), "--owner", "alice", "--list", "From CLI", "--report", str(report),
-                 stdout=out, stderr=err)
+    call_command(
+        "import_contacts",
+        str(path),
+        "--owner",
+        "alice",
+        "--list",
+        "From CLI",
+        "--report",
+        str(report),
+        stdout=out,
+        stderr=err,
+    )
     assert "3/3 rows" in err.getvalue()
     text = out.getvalue()
     assert "       1  created" in text and "       1  merged" in text and "       1  rejected" in text
-    assert report.read_text().splitlines() == ["row,address,reason", "3,bad,not a valid address: it needs exactly one @"]
+    assert report.read_text().splitlines() == [
+        "row,address,reason",
+        "3,bad,not a valid address: it needs exactly one @",
+    ]
     alice_list = ContactList.objects.get(owner=marketer, name="From CLI")
     assert list(alice_list.contacts.values_list("email", "name")) == [("meera@example.com", "M2")]
     assert Contact.objects.get(owner=other_marketer).name == "Other"
@@ -365,8 +409,9 @@ def test_the_command_imports_a_file_over_the_upload_limit(settings, tmp_path, ma
     settings.IMPORT_MAX_UPLOAD_BYTES = 100
     path = write(tmp_path, "big.csv", "email\n" + "".join(f"person{i}@example.com\n" for i in range(50)))
     assert path.stat().st_size > settings.IMPORT_MAX_UPLOAD_BYTES
-    call_command("import_contacts", str(path), "--owner", "alice", "--list", "Big", stdout=io.StringIO(),
-                 stderr=io.StringIO())
+    call_command(
+        "import_contacts", str(path), "--owner", "alice", "--list", "Big", stdout=io.StringIO(), stderr=io.StringIO()
+    )
     assert ContactList.objects.get(owner=marketer, name="Big").contacts.count() == 50
 
 
@@ -375,8 +420,9 @@ def test_import_contacts_command_errors(tmp_path, marketer):
         call_command("import_contacts", str(write(tmp_path, "a.csv", "email\n")), "--owner", "nobody", "--list", "L")
     path = write(tmp_path, "c.csv", "name\nx\n")
     with pytest.raises(CommandError, match="No address column"):
-        call_command("import_contacts", str(path), "--owner", "alice", "--list", "L", stdout=io.StringIO(),
-                     stderr=io.StringIO())
+        call_command(
+            "import_contacts", str(path), "--owner", "alice", "--list", "L", stdout=io.StringIO(), stderr=io.StringIO()
+        )
     assert not ContactList.objects.exists()
 
 
@@ -387,8 +433,11 @@ def test_import_contacts_command_errors(tmp_path, marketer):
 def two_jobs(marketer, other_marketer):
     made = {}
     for owner, name in ((marketer, "alice-file.csv"), (other_marketer, "mallory-file.csv")):
-        job = jobs.create_job(owner=owner, uploaded_file=SimpleUploadedFile(name, b"email\nz@example.com\n"),
-                              contact_list=ContactListFactory(owner=owner))
+        job = jobs.create_job(
+            owner=owner,
+            uploaded_file=SimpleUploadedFile(name, b"email\nz@example.com\n"),
+            contact_list=ContactListFactory(owner=owner),
+        )
         read_uploads()
         jobs.confirm(job=job)
         made[owner.username] = job
@@ -429,8 +478,10 @@ def test_only_a_sample_of_rejected_rows_is_kept_and_all_are_counted(settings, ma
     settings.IMPORT_CHUNK_SIZE = 40
     target = ContactListFactory(owner=marketer)
     data = "email\n" + "".join(f"broken-{i}\n" for i in range(150)) + "fine@example.com\n"
-    marketer_client.post(reverse("admin:contacts_importjob_add"),
-                         {"file": SimpleUploadedFile("bad.csv", data.encode()), "contact_list": target.pk})
+    marketer_client.post(
+        reverse("admin:contacts_importjob_add"),
+        {"file": SimpleUploadedFile("bad.csv", data.encode()), "contact_list": target.pk},
+    )
     read_uploads()
     job = ImportJob.objects.get()
     assert job.preview["counts"]["rejected"] == 150
@@ -452,6 +503,15 @@ def test_the_command_report_still_holds_every_rejected_row(tmp_path, marketer):
     path = tmp_path / "bad.csv"
     path.write_text("email\n" + "".join(f"broken-{i}\n" for i in range(150)))
     report = tmp_path / "rejected.csv"
-    call_command("import_contacts", "--owner", marketer.username, "--list", "L", str(path), "--report", str(report),
-                 stdout=io.StringIO())
+    call_command(
+        "import_contacts",
+        "--owner",
+        marketer.username,
+        "--list",
+        "L",
+        str(path),
+        "--report",
+        str(report),
+        stdout=io.StringIO(),
+    )
     assert len(report.read_text().splitlines()) == 151

@@ -25,8 +25,7 @@ def media_root(settings, tmp_path):
 def snapshot():
     """Every contact and list membership in the database, to show what changed and what did not."""
     contacts = {
-        (c.owner.username, c.email): (c.name, c.attributes, c.status)
-        for c in Contact.objects.select_related("owner")
+        (c.owner.username, c.email): (c.name, c.attributes, c.status) for c in Contact.objects.select_related("owner")
     }
     memberships = {
         (cl.owner.username, cl.name): sorted(c.email for c in cl.contacts.all())
@@ -57,8 +56,11 @@ SAMPLE_CSV_ROWS = {
     7: ("zoë.müller@example.de", "created", ""),
     8: ("李雷@example.cn", "created", ""),
     9: ("o'brien@example.ie", "created", ""),
-    10: ('=HYPERLINK("http://evil.example","x")@example.com', "rejected",
-         "not an address: it looks like a spreadsheet formula"),
+    10: (
+        '=HYPERLINK("http://evil.example","x")@example.com',
+        "rejected",
+        "not an address: it looks like a spreadsheet formula",
+    ),
     11: ("priya+news@example.in", "created", ""),
 }
 SAMPLE_CSV_CONTACTS = {
@@ -96,15 +98,22 @@ XLSX_CONTACTS = {
 }
 
 CASES = [
-    ("contacts_sample.csv", SAMPLE_CSV_ROWS, SAMPLE_CSV_CONTACTS, 1, "CSV, UTF-8 with byte-order mark, comma-separated"),
+    (
+        "contacts_sample.csv",
+        SAMPLE_CSV_ROWS,
+        SAMPLE_CSV_CONTACTS,
+        1,
+        "CSV, UTF-8 with byte-order mark, comma-separated",
+    ),
     ("contacts_semicolon.csv", SEMICOLON_ROWS, SEMICOLON_CONTACTS, 0, "CSV, UTF-8, semicolon-separated"),
     ("contacts_sample.xlsx", XLSX_ROWS, XLSX_CONTACTS, 1, "Excel workbook (first sheet)"),
 ]
 
 
 @pytest.mark.parametrize("name,rows,contacts,blank,description", CASES, ids=[c[0] for c in CASES])
-def test_sample_preview_then_confirm(name, rows, contacts, blank, description, marketer, marketer_client,
-                                     other_marketer):
+def test_sample_preview_then_confirm(
+    name, rows, contacts, blank, description, marketer, marketer_client, other_marketer
+):
     target = ContactListFactory(owner=marketer, name="Newsletter")
     # Someone else's contacts at the same addresses, and in a list: never touched.
     for address in contacts:
@@ -133,7 +142,11 @@ def test_sample_preview_then_confirm(name, rows, contacts, blank, description, m
     job.refresh_from_db()
     assert job.status == ImportJob.Status.DONE
     assert (job.created_count, job.updated_count, job.merged_count, job.suppressed_count, job.rejected_count) == (
-        expected_counts["created"], 0, expected_counts["merged"], 0, expected_counts["rejected"]
+        expected_counts["created"],
+        0,
+        expected_counts["merged"],
+        0,
+        expected_counts["rejected"],
     )
     assert job.notes == ""  # exactly what the preview showed
 
@@ -152,10 +165,12 @@ def test_sample_preview_then_confirm(name, rows, contacts, blank, description, m
 def test_sample_into_existing_contacts_updates_and_keeps_suppressed_out(marketer, marketer_client):
     target = ContactListFactory(owner=marketer, name="Newsletter")
     ContactFactory(owner=marketer, email="asha.rao@example.com", name="", attributes={"Tier": "A", "City": "Mumbai"})
-    ContactFactory(owner=marketer, email="Priya+News@example.in", name="P", status=Contact.Status.UNSUBSCRIBED,
-                   attributes={})
-    ContactFactory(owner=marketer, email="zoë.müller@example.de", name="Z", status=Contact.Status.BOUNCED,
-                   attributes={})
+    ContactFactory(
+        owner=marketer, email="Priya+News@example.in", name="P", status=Contact.Status.UNSUBSCRIBED, attributes={}
+    )
+    ContactFactory(
+        owner=marketer, email="zoë.müller@example.de", name="Z", status=Contact.Status.BOUNCED, attributes={}
+    )
     upload(marketer_client, "contacts_sample.csv", contact_list=target.pk)
     job = ImportJob.objects.get()
     rows = outcomes(job)

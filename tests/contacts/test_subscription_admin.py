@@ -22,19 +22,26 @@ def own(marketer):
 
 @pytest.fixture
 def foreign(other_marketer):
-    return (ContactListFactory(owner=other_marketer, name="Mallory list"),
-            SmtpAccountFactory(owner=other_marketer, name="Mallory SMTP"))
+    return (
+        ContactListFactory(owner=other_marketer, name="Mallory list"),
+        SmtpAccountFactory(owner=other_marketer, name="Mallory SMTP"),
+    )
 
 
 def post_data(contact_list, account, **fields):
-    return {"title": "Join us", "contact_list": contact_list.pk, "smtp_account": account.pk,
-            "consent_text": "Send me the newsletter.", "attributes_asked": "City, Company", "double_opt_in": "on",
-            "enabled": "on", **fields}
+    return {
+        "title": "Join us",
+        "contact_list": contact_list.pk,
+        "smtp_account": account.pk,
+        "consent_text": "Send me the newsletter.",
+        "attributes_asked": "City, Company",
+        "double_opt_in": "on",
+        "enabled": "on",
+        **fields,
+    }
 
 
-def test_the_add_form_offers_only_own_lists_and_accounts_and_defaults_to_double_opt_in(
-    marketer_client, own, foreign
-):
+def test_the_add_form_offers_only_own_lists_and_accounts_and_defaults_to_double_opt_in(marketer_client, own, foreign):
     response = marketer_client.get(ADD_URL)
     form = response.context["adminform"].form
     assert list(form.fields["contact_list"].queryset) == [own[0]]
@@ -70,10 +77,13 @@ def test_saving_stores_the_attributes_and_the_change_page_shows_the_hosted_url_a
     assert 'value="City, Company"' in page  # shown as typed
 
 
-@pytest.mark.parametrize("names, message", [
-    ("email", "“email” is asked on every form already."),
-    ("City, 1st choice", "“1st choice” is not an attribute name"),
-])
+@pytest.mark.parametrize(
+    "names, message",
+    [
+        ("email", "“email” is asked on every form already."),
+        ("City, 1st choice", "“1st choice” is not an attribute name"),
+    ],
+)
 def test_a_bad_attribute_name_is_a_clear_error_and_keeps_the_form(marketer_client, own, names, message):
     response = marketer_client.post(ADD_URL, post_data(*own, attributes_asked=names, title="Keep me"))
     assert response.status_code == 200
@@ -89,9 +99,15 @@ def test_the_contact_page_shows_consent_read_only(marketer_client, marketer):
     form_fields = response.context["adminform"].form.fields
     assert not {"consent_at", "consent_form", "consent_text", "consent_ip_hash"} & set(form_fields)
     assert "Agreed words" in response.content.decode()
-    marketer_client.post(reverse("admin:contacts_contact_change", args=[contact.pk]), {
-        "email": contact.email, "name": "X", "attributes": "{}", "consent_text": "forged",
-    })
+    marketer_client.post(
+        reverse("admin:contacts_contact_change", args=[contact.pk]),
+        {
+            "email": contact.email,
+            "name": "X",
+            "attributes": "{}",
+            "consent_text": "forged",
+        },
+    )
     assert Contact.objects.get(pk=contact.pk).consent_text == "Agreed words"
 
 

@@ -21,10 +21,10 @@ from django.core.cache import cache
 from django.test import Client, TestCase
 from django.utils import timezone
 
+from config.celery import app
 from contacts.models import Contact, SubscriptionRequest
 from contacts.services import contacts, subscriptions
 from contacts.subscriptions import embed, tokens
-from config.celery import app
 from tests.factories import ContactFactory, SmtpAccountFactory, SubscriptionFormFactory
 from tests.smtp_server import RecordingHandler
 
@@ -59,11 +59,17 @@ def server(allow_local_smtp, smtp_server_factory):
 @pytest.fixture
 def form(marketer, server):
     account = SmtpAccountFactory(
-        owner=marketer, host=server.host, port=server.port, security="none", username="",
-        from_email="news@alice.example", from_name="Alice Ltd",
+        owner=marketer,
+        host=server.host,
+        port=server.port,
+        security="none",
+        username="",
+        from_email="news@alice.example",
+        from_name="Alice Ltd",
     )
-    return SubscriptionFormFactory(owner=marketer, smtp_account=account, title="Alice's newsletter",
-                                   attributes_asked=["City", "Company"])
+    return SubscriptionFormFactory(
+        owner=marketer, smtp_account=account, title="Alice's newsletter", attributes_asked=["City", "Company"]
+    )
 
 
 @pytest.fixture
@@ -77,8 +83,15 @@ def page_path(form):
 
 def post(client, form, email="asha@example.in", **fields):
     """The submission alone: what it queues waits in the commit callbacks."""
-    data = {"email": email, "name": "Asha", "attr_City": "Pune", "attr_Company": "Acme",
-            "form_token": tokens.post_token(form_id=form.pk), "website": "", **fields}
+    data = {
+        "email": email,
+        "name": "Asha",
+        "attr_City": "Pune",
+        "attr_Company": "Acme",
+        "form_token": tokens.post_token(form_id=form.pk),
+        "website": "",
+        **fields,
+    }
     return client.post(page_path(form), data)
 
 
@@ -96,9 +109,7 @@ def path_of(url):
     return urlsplit(url).path
 
 
-def test_a_submission_mails_a_confirmation_through_the_owners_account_and_subscribes_no_one_yet(
-    visitor, form, server
-):
+def test_a_submission_mails_a_confirmation_through_the_owners_account_and_subscribes_no_one_yet(visitor, form, server):
     page = visitor.get(page_path(form))
     assert page.status_code == 200
     body = page.content.decode()
@@ -172,8 +183,9 @@ def test_an_expired_confirmation_link_is_refused(visitor, form, server, settings
     submit(visitor, form)
     server.handler.wait_for(lambda h: len(h.messages) == 1)
     pending = SubscriptionRequest.objects.get()
-    token = past_confirm_token(request_id=pending.pk, email=pending.email,
-                               seconds_ago=settings.SUBSCRIPTION_CONFIRM_MAX_AGE + 60)
+    token = past_confirm_token(
+        request_id=pending.pk, email=pending.email, seconds_ago=settings.SUBSCRIPTION_CONFIRM_MAX_AGE + 60
+    )
     for response in (visitor.get(f"/s/confirm/{token}/"), visitor.post(f"/s/confirm/{token}/")):
         assert response.status_code == 400
         assert "This confirmation link has expired. Please sign up again." in response.content.decode()
@@ -291,8 +303,7 @@ def test_ipv6_addresses_of_one_64_share_a_bucket(behind_proxy, form, server, set
 
 def test_the_limit_counts_per_form(form, server, settings, other_marketer):
     settings.SUBSCRIBE_LIMIT_PER_IP = 1
-    account = SmtpAccountFactory(owner=other_marketer, host=server.host, port=server.port, security="none",
-                                 username="")
+    account = SmtpAccountFactory(owner=other_marketer, host=server.host, port=server.port, security="none", username="")
     theirs = SubscriptionFormFactory(owner=other_marketer, smtp_account=account)
     assert submit(Client(REMOTE_ADDR=VISITOR_IP), form, email="a@example.org").status_code == 200
     assert submit(Client(REMOTE_ADDR=VISITOR_IP), form, email="b@example.org").status_code == 429
@@ -328,8 +339,7 @@ def test_an_address_is_mailed_at_most_once_an_hour_per_owner(form, server, other
     assert SubscriptionRequest.objects.count() == 1
 
     # Another marketer's form is another sender: alice's mail does not hold back theirs.
-    account = SmtpAccountFactory(owner=other_marketer, host=server.host, port=server.port, security="none",
-                                 username="")
+    account = SmtpAccountFactory(owner=other_marketer, host=server.host, port=server.port, security="none", username="")
     theirs = SubscriptionFormFactory(owner=other_marketer, smtp_account=account)
     submit(Client(REMOTE_ADDR="203.0.113.3"), theirs)
     server.handler.wait_for(lambda h: len(h.messages) == 2)
@@ -443,8 +453,9 @@ def test_single_opt_in_subscribes_a_new_address_at_once_with_consent_and_mails_n
 def test_single_opt_in_changes_an_existing_contact_only_once_its_address_confirms(visitor, form, server):
     form.double_opt_in = False
     form.save()
-    contact = ContactFactory(owner=form.owner, email="asha@example.in", name="Asha Rao",
-                             attributes={"City": "Mumbai", "Plan": "gold"})
+    contact = ContactFactory(
+        owner=form.owner, email="asha@example.in", name="Asha Rao", attributes={"City": "Mumbai", "Plan": "gold"}
+    )
     before = Contact.objects.values().get(pk=contact.pk)
 
     response = submit(visitor, form, name="Mallory", attr_City="Nowhere", attr_Company="Evil Corp")
@@ -505,8 +516,9 @@ def arrange_state(state, form):
         contact = ContactFactory(owner=form.owner, email="asha@example.in")
         contacts.suppress(contact_ids=[contact.pk], status=state, now=timezone.now())
     elif state == "mailed within the hour":
-        SubscriptionRequest.objects.create(form=form, email="asha@example.in", consent_text="x",
-                                           created_at=timezone.now(), mailed_at=timezone.now())
+        SubscriptionRequest.objects.create(
+            form=form, email="asha@example.in", consent_text="x", created_at=timezone.now(), mailed_at=timezone.now()
+        )
 
 
 @pytest.mark.parametrize("double_opt_in", [True, False], ids=["double opt-in", "single opt-in"])
@@ -536,8 +548,9 @@ def test_an_invalid_submission_still_shows_its_errors_whatever_the_address_state
 def test_resubscribe_refuses_a_request_that_was_not_confirmed(form):
     contact = ContactFactory(owner=form.owner, email="asha@example.in")
     contacts.suppress(contact_ids=[contact.pk], status=Contact.Status.BOUNCED, now=timezone.now())
-    pending = SubscriptionRequest.objects.create(form=form, email=contact.email, contact=contact, consent_text="x",
-                                                 created_at=timezone.now())
+    pending = SubscriptionRequest.objects.create(
+        form=form, email=contact.email, contact=contact, consent_text="x", created_at=timezone.now()
+    )
     with pytest.raises(ValueError):
         contacts.resubscribe(subscription_request=pending, now=timezone.now())
     assert Contact.objects.get(pk=contact.pk).status == Contact.Status.BOUNCED
@@ -554,8 +567,16 @@ def test_the_service_refuses_a_bad_address_itself(form):
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError):
-        subscriptions.subscribe_request(form=form, email="=HYPERLINK(1)@example.com", name="", attributes={},
-                                        honeypot="", ip=VISITOR_IP, client_key=VISITOR_IP, now=timezone.now())
+        subscriptions.subscribe_request(
+            form=form,
+            email="=HYPERLINK(1)@example.com",
+            name="",
+            attributes={},
+            honeypot="",
+            ip=VISITOR_IP,
+            client_key=VISITOR_IP,
+            now=timezone.now(),
+        )
 
 
 class _FormFields(HTMLParser):

@@ -8,8 +8,8 @@ import pytest
 from django.db.models import Q
 from django.urls import reverse
 
-from delivery import adaptive_rate
 from campaigns.models import Email
+from delivery import adaptive_rate
 from sending.classifier import classify
 from sending.rates import effective_per_minute
 from tests.factories import ContactFactory, ContactListFactory, SmtpAccountFactory
@@ -103,8 +103,12 @@ def test_refusals_within_an_episode_pause_the_account_without_lowering_it_again(
     # Nothing sent in the minute: the pause is the plain one.
     assert account.next_send_at == later + timedelta(seconds=adaptive_rate.THROTTLE_PAUSE_SECONDS)
     # A minute on, a refusal is news: a new episode.
-    assert adaptive_rate.on_throttled(
-        account_id=account.pk, code=421, text="4.7.0 slow down", now=now + timedelta(seconds=61)) == 300
+    assert (
+        adaptive_rate.on_throttled(
+            account_id=account.pk, code=421, text="4.7.0 slow down", now=now + timedelta(seconds=61)
+        )
+        == 300
+    )
 
 
 def test_the_rate_probes_up_after_a_clean_minute_and_never_above_the_maximum(db, marketer):
@@ -119,9 +123,9 @@ def test_the_rate_probes_up_after_a_clean_minute_and_never_above_the_maximum(db,
         adaptive_rate.after_clean_batch(account_id=account.pk, now=now + timedelta(seconds=61 * minute))
         account.refresh_from_db()
         rates.append(account.learned_per_minute)
-    assert rates[:3] == [pytest.approx(50 * 1.02), pytest.approx(50 * 1.02 ** 2), pytest.approx(50 * 1.02 ** 3)]
+    assert rates[:3] == [pytest.approx(50 * 1.02), pytest.approx(50 * 1.02**2), pytest.approx(50 * 1.02**3)]
     # 50 * 1.02^10 = 60.9: at the configured maximum, the learned rate is dropped.
-    assert rates[8] == pytest.approx(50 * 1.02 ** 9) and rates[9] is None
+    assert rates[8] == pytest.approx(50 * 1.02**9) and rates[9] is None
     assert account.rate_note == "No throttling since: back at the configured maximum."
     assert effective_per_minute(account) == 60
 
@@ -135,24 +139,31 @@ def test_probing_stays_under_what_the_server_accepted_until_half_an_hour_without
     assert probe(learned=300, observed=None, clean_seconds=120) == pytest.approx(306)
 
 
-@pytest.mark.parametrize(("code", "text", "rate_limited"), [
-    (450, "4.7.1 Error: too much mail from 127.0.0.1", True),  # Postfix anvil
-    (421, "4.7.0 Try again later, closing connection", True),
-    (454, "4.7.0 Temporary authentication failure", True),
-    (451, "4.3.2 Please try again later: too many messages", True),
-    (452, "4.2.2 The email account that you tried to reach is over quota", True),
-    (450, "4.2.1 Mailbox busy", False),
-    (451, "4.7.1 Greylisted, please try again later", False),
-    (452, "4.5.3 Too many recipients", False),
-    (550, "5.7.1 Rate limited? no: permanent", False),
-])
+@pytest.mark.parametrize(
+    ("code", "text", "rate_limited"),
+    [
+        (450, "4.7.1 Error: too much mail from 127.0.0.1", True),  # Postfix anvil
+        (421, "4.7.0 Try again later, closing connection", True),
+        (454, "4.7.0 Temporary authentication failure", True),
+        (451, "4.3.2 Please try again later: too many messages", True),
+        (452, "4.2.2 The email account that you tried to reach is over quota", True),
+        (450, "4.2.1 Mailbox busy", False),
+        (451, "4.7.1 Greylisted, please try again later", False),
+        (452, "4.5.3 Too many recipients", False),
+        (550, "5.7.1 Rate limited? no: permanent", False),
+    ],
+)
 def test_which_replies_slow_the_account(code, text, rate_limited):
     assert classify(code, text).rate_limited is rate_limited
 
 
 def test_the_account_page_shows_the_learned_rate_and_why(marketer_client, marketer):
-    account = SmtpAccountFactory(owner=marketer, max_per_minute=1200, learned_per_minute=570,
-                                 rate_note="Throttled (“450 4.7.1 Error: too much mail from 10.0.0.1”): sending at 570/min.")
+    account = SmtpAccountFactory(
+        owner=marketer,
+        max_per_minute=1200,
+        learned_per_minute=570,
+        rate_note="Throttled (“450 4.7.1 Error: too much mail from 10.0.0.1”): sending at 570/min.",
+    )
     page = marketer_client.get(reverse("admin:sending_smtpaccount_change", args=[account.pk])).content.decode()
     assert "570/min, learned from its server (configured maximum 1200/min" in page
     assert "too much mail from 10.0.0.1" in page
@@ -163,13 +174,19 @@ def test_the_account_page_shows_the_learned_rate_and_why(marketer_client, market
 def test_forgetting_the_learned_rate_sends_at_the_configured_maximum_again_for_own_accounts_only(
     marketer_client, marketer, other_marketer
 ):
-    learned = dict(max_per_minute=1200, learned_per_minute=570, observed_limit_per_minute=600,
-                   rate_note="Throttled: sending at 570/min.")
+    learned = dict(
+        max_per_minute=1200,
+        learned_per_minute=570,
+        observed_limit_per_minute=600,
+        rate_note="Throttled: sending at 570/min.",
+    )
     mine = SmtpAccountFactory(owner=marketer, **learned)
     theirs = SmtpAccountFactory(owner=other_marketer, **learned)
-    response = marketer_client.post(reverse("admin:sending_smtpaccount_changelist"),
-                                    {"action": "forget_learned_rate", "_selected_action": [mine.pk, theirs.pk]},
-                                    follow=True)
+    response = marketer_client.post(
+        reverse("admin:sending_smtpaccount_changelist"),
+        {"action": "forget_learned_rate", "_selected_action": [mine.pk, theirs.pk]},
+        follow=True,
+    )
     assert "1 account(s) back at their configured maximum." in response.content.decode()
     mine.refresh_from_db()
     theirs.refresh_from_db()

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from delivery.campaign_loader import campaigns_with_owner_and_account
 from campaigns.models import Campaign, Email
+from delivery.campaign_loader import campaigns_with_owner_and_account
 from sending.models import SmtpAccount
 
 S = Email.Status

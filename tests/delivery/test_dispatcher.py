@@ -14,12 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from campaigns import ledger
-from campaigns import lease
-from delivery import dispatcher
+from campaigns import lease, ledger
 from campaigns.models import Campaign, DispatcherState, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
+from delivery import dispatcher
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -104,7 +103,11 @@ def test_a_claim_updates_its_rows_through_the_primary_key_whatever_the_statistic
     campaign.lists.first().contacts.add(*contacts)
     ledger.materialise(campaign_id=campaign.pk, now=timezone.now())
     sql, params = ledger.claim_statement(
-        campaign_ids=[campaign.pk], limit=10, now=timezone.now(), after_id=0, batch_ids=[uuid.uuid4()] * 2,
+        campaign_ids=[campaign.pk],
+        limit=10,
+        now=timezone.now(),
+        after_id=0,
+        batch_ids=[uuid.uuid4()] * 2,
         batch_size=5,
     )
     with connection.cursor() as cursor:
@@ -319,7 +322,7 @@ def test_a_claim_statement_splits_its_rows_into_batches_in_id_order(marketer):
     assert [count for _, count in batches] == [5, 5, 5, 5, 3]
     assert last_id == pending[-1]
     for n, (batch_id, _) in enumerate(batches):
-        assert claimed_ids([batch_id]) == pending[n * 5:(n + 1) * 5]
+        assert claimed_ids([batch_id]) == pending[n * 5 : (n + 1) * 5]
     rows = Email.objects.filter(campaign=campaign)
     assert {row.status for row in rows} == {S.QUEUED} and all(row.message_id for row in rows)
 

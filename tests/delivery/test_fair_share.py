@@ -14,11 +14,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from delivery import dispatcher, rate_limit
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
 from config.celery import app
+from contacts.models import Contact
+from delivery import dispatcher, rate_limit
 from tests.factories import CampaignFactory, ContactListFactory, EmailFactory, SmtpAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -34,8 +34,9 @@ def sending(owner, size, *, now, **account_fields):
     contacts = Contact.objects.bulk_create(
         Contact(owner=owner, email=f"{owner.username}-{i}@example.org") for i in range(size)
     )
-    campaign = CampaignFactory(owner=owner, smtp_account=account,
-                               lists=[ContactListFactory(owner=owner, contacts=contacts)])
+    campaign = CampaignFactory(
+        owner=owner, smtp_account=account, lists=[ContactListFactory(owner=owner, contacts=contacts)]
+    )
     lifecycle.send_now(campaign=campaign, now=now)
     return campaign
 
@@ -202,6 +203,7 @@ def test_a_rate_limited_account_waits_for_the_next_tick_whatever_is_left(markete
 
 def test_the_worker_that_sends_a_fast_accounts_last_queued_batch_publishes_a_tick(broker, make_engine):
     from delivery import tasks
+
     engine = make_engine(**UNLIMITED)
     campaign, batch_ids = engine.claimed_campaign(["ann@example.org", "bob@example.org"])
 
@@ -242,12 +244,16 @@ def test_send_now_from_the_admin_publishes_a_tick_once_it_commits(
     broker, marketer_client, marketer, django_capture_on_commit_callbacks
 ):
     contacts = Contact.objects.bulk_create(Contact(owner=marketer, email=f"r{i}@example.org") for i in range(3))
-    draft = CampaignFactory(owner=marketer, smtp_account=SmtpAccountFactory(owner=marketer),
-                            lists=[ContactListFactory(owner=marketer, contacts=contacts)])
+    draft = CampaignFactory(
+        owner=marketer,
+        smtp_account=SmtpAccountFactory(owner=marketer),
+        lists=[ContactListFactory(owner=marketer, contacts=contacts)],
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
-        marketer_client.post(reverse("admin:campaigns_campaign_changelist"),
-                             {"action": "send_now", "_selected_action": [draft.pk]})
+        marketer_client.post(
+            reverse("admin:campaigns_campaign_changelist"), {"action": "send_now", "_selected_action": [draft.pk]}
+        )
 
     draft.refresh_from_db()
     assert draft.status == Campaign.Status.SENDING
@@ -275,7 +281,8 @@ def test_a_refused_send_now_publishes_no_tick(broker, marketer_client, marketer,
     no_list = CampaignFactory(owner=marketer, smtp_account=SmtpAccountFactory(owner=marketer))
 
     with django_capture_on_commit_callbacks(execute=True):
-        marketer_client.post(reverse("admin:campaigns_campaign_changelist"),
-                             {"action": "send_now", "_selected_action": [no_list.pk]})
+        marketer_client.post(
+            reverse("admin:campaigns_campaign_changelist"), {"action": "send_now", "_selected_action": [no_list.pk]}
+        )
 
     assert published_ticks() == []

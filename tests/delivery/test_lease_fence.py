@@ -8,14 +8,12 @@ The same fence across two hosts and a cut link: tests/e2e/test_cut_off_worker.py
 import uuid
 from datetime import timedelta
 
-
 from django.conf import settings
 from django.utils import timezone
 
-from campaigns import ledger
-from campaigns import lease
-from delivery import sender
+from campaigns import lease, ledger
 from campaigns.models import Campaign, Email
+from delivery import sender
 from tests.factories import CampaignFactory, EmailFactory
 from tests.smtp_server import RecordingHandler
 
@@ -108,8 +106,11 @@ def test_the_first_queued_row_of_a_taken_batch_is_flagged_when_taken_back_and_no
 
     flagged = set(Email.objects.filter(campaign=campaign, possible_duplicate=True).values_list("id", flat=True))
     assert flagged == {sending.pk}
-    assert set(Email.objects.filter(pk__in=[sending.pk, waiting.pk, *(e.pk for e in never_sent)])
-               .values_list("status", flat=True)) == {S.PENDING}
+    assert set(
+        Email.objects.filter(pk__in=[sending.pk, waiting.pk, *(e.pk for e in never_sent)]).values_list(
+            "status", flat=True
+        )
+    ) == {S.PENDING}
     assert Email.objects.get(pk=sent.pk).status == S.SENT
 
 
@@ -117,7 +118,8 @@ def test_the_first_queued_row_of_a_taken_batch_is_flagged_when_taken_back_and_no
 
 
 def test_a_worker_past_its_deadline_renews_before_the_content_and_sends_when_it_still_holds_the_row(
-        make_engine, monkeypatch):
+    make_engine, monkeypatch
+):
     """The clock passes the deadline while the message's envelope is with the server (a stall: a
     blocked database, a paused VM). Nothing has taken the rows back, so the renewal succeeds and the
     message goes out, once."""

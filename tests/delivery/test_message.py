@@ -48,7 +48,9 @@ def make_email(campaign, **contact_fields):
 
 
 def build(email_row):
-    envelope_from, raw = message.build(email=email_row, campaign=email_row.campaign, account=email_row.campaign.smtp_account)
+    envelope_from, raw = message.build(
+        email=email_row, campaign=email_row.campaign, account=email_row.campaign.smtp_account
+    )
     return envelope_from, raw, email.message_from_bytes(raw, policy=email.policy.default)
 
 
@@ -218,8 +220,9 @@ def test_the_batch_sender_delivers_this_message_and_a_retry_reuses_the_stored_me
     from tests.smtp_server import RecordingHandler
 
     engine = make_engine(RecordingHandler(rcpt_replies={"later@example.org": (451, "4.7.0 Try again later")}))
-    campaign = engine.campaign(engine.contact_list("now@example.org", "later@example.org"),
-                               subject="Grüße {{ name }}", body_html=BODY)
+    campaign = engine.campaign(
+        engine.contact_list("now@example.org", "later@example.org"), subject="Grüße {{ name }}", body_html=BODY
+    )
     engine.send_now(campaign)
     engine.tick()
     delivered = engine.handler.messages[0].parsed()

@@ -53,7 +53,8 @@ class ModuleTrace:
 def open_pixel_path(raw_message):
     html = next(
         part.get_payload(decode=True).decode()
-        for part in message_from_bytes(raw_message).walk() if part.get_content_type() == "text/html"
+        for part in message_from_bytes(raw_message).walk()
+        if part.get_content_type() == "text/html"
     )
     return urlsplit(re.search(r'<img[^>]+src="([^"]+/t/o/[^"]+)"', html).group(1)).path
 

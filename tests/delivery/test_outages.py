@@ -206,8 +206,9 @@ def test_a_421_greeting_still_defers_by_the_ladder_without_backing_the_account_o
 def test_a_refused_login_still_pauses_the_account_without_a_backoff(make_engine, tls_files, settings):
     settings.SMTP_CA_FILE = str(tls_files.ca_file)
     handler = RecordingHandler(users={"alice": "right"})
-    engine = make_engine(handler, server_kwargs={"tls": tls_files, "auth": True}, security="starttls",
-                         host="localhost", username="alice")
+    engine = make_engine(
+        handler, server_kwargs={"tls": tls_files, "auth": True}, security="starttls", host="localhost", username="alice"
+    )
     engine.account.set_password("wrong")
     engine.account.save()
     campaign = engine.campaign(engine.contact_list("a@example.org"))
@@ -268,14 +269,18 @@ def test_the_dashboard_banner_lists_an_unreachable_account_with_its_error_and_ne
     data = marketer_client.get(reverse("dashboard_data")).json()
 
     tz = zoneinfo.ZoneInfo(engine.owner.timezone)
-    assert data["paused_accounts"] == [{
-        "kind": "unreachable", "name": account.name, "reason": unreachable_message(account),
-        "since": account.unreachable_since.isoformat(),
-        "since_display": account.unreachable_since.astimezone(tz).strftime("%d %b %H:%M"),
-        # The clock of the test is the real time here: the rest's end is still ahead.
-        "next_try": account.backoff_until.isoformat(),
-        "next_try_display": account.backoff_until.astimezone(tz).strftime("%d %b %H:%M"),
-    }]
+    assert data["paused_accounts"] == [
+        {
+            "kind": "unreachable",
+            "name": account.name,
+            "reason": unreachable_message(account),
+            "since": account.unreachable_since.isoformat(),
+            "since_display": account.unreachable_since.astimezone(tz).strftime("%d %b %H:%M"),
+            # The clock of the test is the real time here: the rest's end is still ahead.
+            "next_try": account.backoff_until.isoformat(),
+            "next_try_display": account.backoff_until.astimezone(tz).strftime("%d %b %H:%M"),
+        }
+    ]
 
     # Once a connection works, the account leaves the banner.
     engine.server.start(port=account.port)

@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from delivery import dispatcher, sender
 from campaigns.models import Email
 from campaigns.services import lifecycle
+from delivery import dispatcher, sender
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.postfix import start_postfix
 from tests.smtp_server import tls_files  # noqa: F401  (pytest fixture)
@@ -27,9 +27,13 @@ RECIPIENTS = 36
 
 @pytest.fixture
 def postfix(tls_files):  # noqa: F811
-    instance = start_postfix(tls=tls_files, main_cf={
-        "smtpd_client_message_rate_limit": LIMIT, "anvil_rate_time_unit": "60s",
-    })
+    instance = start_postfix(
+        tls=tls_files,
+        main_cf={
+            "smtpd_client_message_rate_limit": LIMIT,
+            "anvil_rate_time_unit": "60s",
+        },
+    )
     yield instance
     instance.stop()
 
@@ -41,7 +45,9 @@ def send_until_done(campaign, timeout):
         if not Email.objects.filter(campaign=campaign).exclude(status=S.SENT).exists():
             return
         time.sleep(1)
-    pytest.fail(f"not all sent within {timeout} s: {list(Email.objects.filter(campaign=campaign).values_list('status', flat=True))}")
+    pytest.fail(
+        f"not all sent within {timeout} s: {list(Email.objects.filter(campaign=campaign).values_list('status', flat=True))}"
+    )
 
 
 def test_postfix_rate_limit_is_learned_and_held(db, marketer, postfix, tls_files, settings):  # noqa: F811
@@ -50,12 +56,20 @@ def test_postfix_rate_limit_is_learned_and_held(db, marketer, postfix, tls_files
     settings.EMAIL_RETRY_LADDER = [30, 60, 3600]
     settings.MAX_PACING_WAIT_SECONDS = 5  # no delayed continuations in the test process: sleep the waits
     account = SmtpAccountFactory(
-        owner=marketer, host="localhost", port=postfix.port, security="starttls", username="",
-        from_email="news@alice.example", max_per_minute=2 * LIMIT, max_per_hour=10000, max_per_day=10000,
+        owner=marketer,
+        host="localhost",
+        port=postfix.port,
+        security="starttls",
+        username="",
+        from_email="news@alice.example",
+        max_per_minute=2 * LIMIT,
+        max_per_hour=10000,
+        max_per_day=10000,
     )
     contacts = ContactFactory.create_batch(RECIPIENTS, owner=marketer)
-    campaign = CampaignFactory(owner=marketer, smtp_account=account,
-                               lists=[ContactListFactory(owner=marketer, contacts=contacts)])
+    campaign = CampaignFactory(
+        owner=marketer, smtp_account=account, lists=[ContactListFactory(owner=marketer, contacts=contacts)]
+    )
     lifecycle.send_now(campaign=campaign)
 
     send_until_done(campaign, timeout=150)

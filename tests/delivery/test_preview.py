@@ -7,9 +7,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from delivery import tasks
 from campaigns.models import Campaign, Email, EmailTemplate
 from campaigns.selectors import previews as preview_selectors
+from delivery import tasks
 from tests.conftest import queued_tasks
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailTemplateFactory
 from tracking.models import Event, Link
@@ -213,8 +213,9 @@ def test_the_change_form_links_to_the_preview(marketer_client, setup):
 
 
 def test_save_campaign_as_template(marketer_client, marketer):
-    campaign = CampaignFactory(owner=marketer, name="Diwali", subject="S {{ name }}", body_html="<p>B</p>",
-                               body_text="T")
+    campaign = CampaignFactory(
+        owner=marketer, name="Diwali", subject="S {{ name }}", body_html="<p>B</p>", body_text="T"
+    )
     EmailTemplateFactory(owner=marketer, name="Diwali")
     response = marketer_client.post(
         "/admin/campaigns/campaign/", {"action": "save_as_template", "_selected_action": [campaign.pk]}, follow=True
@@ -232,7 +233,10 @@ def test_new_campaign_from_template_creates_a_draft_and_opens_it(marketer_client
     campaign = Campaign.objects.get(owner=marketer)
     assert response.status_code == 302 and response["Location"] == f"/admin/campaigns/campaign/{campaign.pk}/change/"
     assert (campaign.name, campaign.subject, campaign.body_html, campaign.status) == (
-        "Welcome", "Hi {{ name }}", "<p>W</p>", Campaign.Status.DRAFT
+        "Welcome",
+        "Hi {{ name }}",
+        "<p>W</p>",
+        Campaign.Status.DRAFT,
     )
 
 

@@ -12,9 +12,9 @@ import pytest
 from django.urls import reverse
 
 from campaigns.models import Campaign, Email
+from campaigns.services import lifecycle
 from contacts.models import Contact
 from reporting.selectors.dashboard import dashboard
-from campaigns.services import lifecycle
 from sending.models import SmtpAccount
 from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler
@@ -65,7 +65,8 @@ def test_each_message_is_personalised_from_its_own_contact_even_one_deleted_sinc
     gone = ContactFactory(owner=engine.owner, email="gone@example.org", name="Mira", attributes={"City": "Agra"})
     campaign = engine.campaign(
         ContactListFactory(owner=engine.owner, contacts=[pune, goa, gone]),
-        subject="For {{ name }} in {{ City|default:'your town' }}", body_html="<p>Weather in {{ City }}</p>",
+        subject="For {{ name }} in {{ City|default:'your town' }}",
+        body_html="<p>Weather in {{ City }}</p>",
     )
     engine.send_now(campaign)
 
@@ -77,7 +78,8 @@ def test_each_message_is_personalised_from_its_own_contact_even_one_deleted_sinc
 
     subjects = {m.rcpt_tos[0]: m.parsed()["Subject"] for m in engine.handler.messages}
     assert subjects == {
-        "pune@example.org": "For Asha in Pune", "goa@example.org": "For Ravi in Goa",
+        "pune@example.org": "For Asha in Pune",
+        "goa@example.org": "For Ravi in Goa",
         "gone@example.org": "For Mira in your town",
     }
     assert engine.statuses(campaign) == dict.fromkeys(subjects, S.SENT)
@@ -101,8 +103,9 @@ ROWS = [
 
 
 @pytest.mark.parametrize(("stage", "code", "text", "status", "failure_class", "contact_status", "throttles"), ROWS)
-def test_each_reply_ends_the_email_in_its_state(make_engine, stage, code, text, status, failure_class, contact_status,
-                                                throttles):
+def test_each_reply_ends_the_email_in_its_state(
+    make_engine, stage, code, text, status, failure_class, contact_status, throttles
+):
     target = "target@example.org"
     replies = {target: (code, text)}
     handler = RecordingHandler(
@@ -299,8 +302,10 @@ def test_an_account_pause_is_dated_when_it_happens_on_the_dashboard(engine, mark
 def test_an_authentication_failure_at_login_pauses_the_account_and_keeps_every_email(make_engine):
     handler = RecordingHandler(users={"alice@alice.example": "right-password"})
     engine = make_engine(
-        handler, server_kwargs={"auth": True, "auth_require_tls": False},
-        username="alice@alice.example", raw_password="wrong-password",
+        handler,
+        server_kwargs={"auth": True, "auth_require_tls": False},
+        username="alice@alice.example",
+        raw_password="wrong-password",
     )
     campaign = engine.campaign(engine.contact_list("a@example.org", "b@example.org"))
     engine.send_now(campaign)
@@ -330,8 +335,10 @@ def test_a_password_no_key_decrypts_pauses_the_account_and_keeps_every_email(mak
 
     handler = RecordingHandler(users={"alice@alice.example": "right-password"})
     engine = make_engine(
-        handler, server_kwargs={"auth": True, "auth_require_tls": False},
-        username="alice@alice.example", raw_password="right-password",
+        handler,
+        server_kwargs={"auth": True, "auth_require_tls": False},
+        username="alice@alice.example",
+        raw_password="right-password",
     )
     campaign = engine.campaign(engine.contact_list("a@example.org"))
     engine.send_now(campaign)

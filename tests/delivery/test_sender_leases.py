@@ -7,10 +7,9 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from campaigns import ledger
-from campaigns import lease
-from delivery import sender
+from campaigns import lease, ledger
 from campaigns.models import BatchTake, Campaign, Email
+from delivery import sender
 from sending.models import SmtpAccount
 
 S = Email.Status
@@ -25,8 +24,9 @@ def test_a_batch_task_delivered_twice_sends_each_email_once(engine):
     campaign, (batch_id,) = engine.claimed_campaign(addresses)
 
     first = engine.send_batch(batch_id)
-    again = sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep,
-                                                    monotonic=engine.clock.monotonic)  # as the Celery task passes it
+    again = sender.send_batch(
+        str(batch_id), clock=engine.clock, sleep=engine.sleep, monotonic=engine.clock.monotonic
+    )  # as the Celery task passes it
 
     assert first.sent == 4
     assert again.sent == 0 and again.connections == 0
@@ -55,8 +55,12 @@ def test_a_second_delivery_arriving_while_the_first_is_sending_sends_nothing(eng
     campaign, (batch_id,) = engine.claimed_campaign(addresses)
     again = []
     # During the pacing wait before the second message: the broker hands the task out again.
-    engine.sleep.at(1, lambda: again.append(sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep,
-                                                    monotonic=engine.clock.monotonic)))
+    engine.sleep.at(
+        1,
+        lambda: again.append(
+            sender.send_batch(str(batch_id), clock=engine.clock, sleep=engine.sleep, monotonic=engine.clock.monotonic)
+        ),
+    )
 
     first = engine.send_batch(batch_id)
 
@@ -131,9 +135,11 @@ def test_a_worker_whose_renewal_finds_some_rows_gone_skips_exactly_those(engine)
     def clock():
         # Once the first message is delivered: the third row is taken from the worker, and a renewal is due.
         if not lost and engine.handler.delivered_to():
-            lost.append(Email.objects.filter(pk=third.pk, status=S.QUEUED).update(
-                status=S.PENDING, batch_id=None, lease_expires_at=None
-            ))
+            lost.append(
+                Email.objects.filter(pk=third.pk, status=S.QUEUED).update(
+                    status=S.PENDING, batch_id=None, lease_expires_at=None
+                )
+            )
             engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS - lease.margin() - lease.renewal_window() + 1)
         return engine.clock()
 
@@ -148,7 +154,9 @@ def test_a_worker_whose_renewal_finds_some_rows_gone_skips_exactly_those(engine)
 def test_a_batch_taken_early_sends_on_the_claims_lease_without_rewriting_its_rows(engine):
     addresses = [f"r{i}@example.org" for i in range(3)]
     campaign, (batch_id,) = engine.claimed_campaign(addresses)
-    claimed_rows = {e.to_email: (e.batch_id, e.lease_expires_at, e.message_id) for e in engine.emails(campaign).values()}
+    claimed_rows = {
+        e.to_email: (e.batch_id, e.lease_expires_at, e.message_id) for e in engine.emails(campaign).values()
+    }
     engine.clock.advance(seconds=settings.EMAIL_LEASE_SECONDS * 0.25)
 
     assert ledger.take_batch(batch_id=batch_id, now=engine.clock()) is True
@@ -222,5 +230,8 @@ def test_a_batch_stopped_at_its_tasks_soft_time_limit_hands_its_unsent_rows_back
     assert engine.handler.delivered_to() == addresses[:2]
     assert report.released == 2 and "stopped at the task's time limit" in report.notes
     assert {a: (e.status, e.attempts) for a, e in engine.emails(campaign).items()} == {
-        addresses[0]: (S.SENT, 1), addresses[1]: (S.SENT, 1), addresses[2]: (S.PENDING, 0), addresses[3]: (S.PENDING, 0),
+        addresses[0]: (S.SENT, 1),
+        addresses[1]: (S.SENT, 1),
+        addresses[2]: (S.PENDING, 0),
+        addresses[3]: (S.PENDING, 0),
     }

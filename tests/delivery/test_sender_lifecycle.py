@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from campaigns import ledger
-from delivery import sender
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
+from delivery import sender
 
 S = Email.Status
 OK = "250 2.0.0 OK: queued"  # what RecordingHandler answers to an accepted DATA
@@ -109,8 +109,10 @@ def test_a_message_delivered_while_another_worker_sees_the_cancel_is_still_recor
 
     assert fired and engine.handler.delivered_to() == ["r2@example.org"]
     assert engine.statuses(campaign) == {
-        "r0@example.org": S.CANCELLED, "r1@example.org": S.CANCELLED,
-        "r2@example.org": S.SENT, "r3@example.org": S.CANCELLED,
+        "r0@example.org": S.CANCELLED,
+        "r1@example.org": S.CANCELLED,
+        "r2@example.org": S.SENT,
+        "r3@example.org": S.CANCELLED,
     }
 
 

@@ -13,6 +13,7 @@ OK = "250 2.0.0 OK: queued"  # what RecordingHandler answers to an accepted DATA
 
 def test_a_long_pacing_wait_frees_the_worker_and_the_batch_continues_when_its_slot_comes(make_engine):
     from delivery import sender as sender_module
+
     engine = make_engine(max_per_minute=15)  # a slot every 4 s
     addresses = ["a@example.org", "b@example.org", "c@example.org"]
     campaign = engine.campaign(engine.contact_list(*addresses))
@@ -21,7 +22,9 @@ def test_a_long_pacing_wait_frees_the_worker_and_the_batch_continues_when_its_sl
 
     def run(batch_id):
         sender_module.send_batch(
-            batch_id, clock=engine.clock, sleep=engine.sleep,
+            batch_id,
+            clock=engine.clock,
+            sleep=engine.sleep,
             continue_later=lambda next_id, delay: continuations.append((next_id, delay)),
         )
 
@@ -87,9 +90,7 @@ def test_each_result_is_committed_before_the_next_message_is_delivered(make_engi
 
 # Outside a test transaction, as in a worker: there the reservation's transaction really begins.
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_pacing_slots_reserved_in_the_middle_of_a_batch_after_a_result_still_send_the_batch(
-    make_engine, settings
-):
+def test_pacing_slots_reserved_in_the_middle_of_a_batch_after_a_result_still_send_the_batch(make_engine, settings):
     # 120 a minute: slots are reserved two at a time (a second's worth), so a new reservation,
     # in its own transaction, follows a result whose answer is still to be read. (Waits are
     # recorded, not slept, and the test's clock stands still: allow them all in this batch.)

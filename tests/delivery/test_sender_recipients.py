@@ -6,11 +6,10 @@ of the batch goes on."""
 import pytest
 from django.conf import settings
 
-from delivery import message
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
+from delivery import message, previews
 from reporting.selectors import analytics, dashboard
-from delivery import previews
 from sending.addresses import transport_address
 from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler
@@ -100,9 +99,13 @@ def test_an_unexpected_error_on_one_message_fails_that_row_after_bounded_attempt
     assert analytics.analytics(campaign=campaign)["breakdown"]["failed_error"] == 1
     # ... the owner's activity log, with the error's text, and the superuser's health panel.
     owners_view = dashboard.dashboard(user=engine.owner, now=engine.clock())
-    assert any(item["kind"] == "failed" and item["text"].startswith(
-        f"{poison} failed with an error: error while sending: ValueError: cannot render this one"
-    ) for item in owners_view["activity"])
+    assert any(
+        item["kind"] == "failed"
+        and item["text"].startswith(
+            f"{poison} failed with an error: error while sending: ValueError: cannot render this one"
+        )
+        for item in owners_view["activity"]
+    )
     assert "system" not in owners_view
     assert dashboard.dashboard(user=superuser, now=engine.clock())["system"]["send_errors"] == 1
 
@@ -168,11 +171,14 @@ def test_a_test_send_to_an_internationalised_address_says_when_the_server_cannot
     assert [(a, "SMTPUTF8" in why) for a, why in result.refused] == [(INTERNATIONAL[0], True)]
 
 
-@pytest.mark.parametrize("address, wire", [
-    ("a@example.org", "a@example.org"),
-    ("mira@bücher.example", "mira@xn--bcher-kva.example"),
-    ("zoë@bücher.example", "zoë@xn--bcher-kva.example"),
-    ("李雷@example.cn", "李雷@example.cn"),
-])
+@pytest.mark.parametrize(
+    "address, wire",
+    [
+        ("a@example.org", "a@example.org"),
+        ("mira@bücher.example", "mira@xn--bcher-kva.example"),
+        ("zoë@bücher.example", "zoë@xn--bcher-kva.example"),
+        ("李雷@example.cn", "李雷@example.cn"),
+    ],
+)
 def test_the_wire_form_of_an_address(address, wire):
     assert transport_address(address) == wire

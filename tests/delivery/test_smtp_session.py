@@ -9,9 +9,9 @@ import time
 import pytest
 from django.utils import timezone
 
-from delivery import dispatcher, sender
 from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
+from delivery import dispatcher, sender
 from sending import smtp
 from sending.session import SmtpSession, data_content
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, SmtpAccountFactory
@@ -81,12 +81,20 @@ def test_a_server_opening_data_after_refusing_the_recipient_gets_no_content_and_
     server = _LaxPipeliningServer(refused={"gone@example.org"})
     server.start()
     account = SmtpAccountFactory(
-        owner=marketer, host="127.0.0.1", port=server.port, security="none", username="",
-        from_email="news@alice.example", max_per_minute=6000, max_per_hour=100000, max_per_day=1000000,
+        owner=marketer,
+        host="127.0.0.1",
+        port=server.port,
+        security="none",
+        username="",
+        from_email="news@alice.example",
+        max_per_minute=6000,
+        max_per_hour=100000,
+        max_per_day=1000000,
     )
     contacts = [ContactFactory(owner=marketer, email=a) for a in ("gone@example.org", "here@example.org")]
-    campaign = CampaignFactory(owner=marketer, smtp_account=account,
-                               lists=[ContactListFactory(owner=marketer, contacts=contacts)])
+    campaign = CampaignFactory(
+        owner=marketer, smtp_account=account, lists=[ContactListFactory(owner=marketer, contacts=contacts)]
+    )
     lifecycle.send_now(campaign=campaign)
     claimed = []
     dispatcher.tick(enqueue=claimed.append)
@@ -141,7 +149,7 @@ class _AheadServer(threading.Thread):
                 if b"\r\n" not in buffer:
                     try:
                         chunk = conn.recv(65536)
-                    except socket.timeout:
+                    except TimeoutError:
                         chunk = None
                     if chunk is None:  # nothing more came: answer what is held
                         if held is not None:
@@ -194,12 +202,18 @@ class _AheadServer(threading.Thread):
 
 def _ahead_campaign(marketer, port, addresses, **account_fields):
     account = SmtpAccountFactory(
-        owner=marketer, host="127.0.0.1", port=port, security="none", username="", from_email="news@alice.example",
+        owner=marketer,
+        host="127.0.0.1",
+        port=port,
+        security="none",
+        username="",
+        from_email="news@alice.example",
         **{"max_per_minute": 6000, "max_per_hour": 100000, "max_per_day": 1000000, **account_fields},
     )
     contacts = [ContactFactory(owner=marketer, email=a) for a in addresses]
-    campaign = CampaignFactory(owner=marketer, smtp_account=account,
-                               lists=[ContactListFactory(owner=marketer, contacts=contacts)])
+    campaign = CampaignFactory(
+        owner=marketer, smtp_account=account, lists=[ContactListFactory(owner=marketer, contacts=contacts)]
+    )
     lifecycle.send_now(campaign=campaign)
     return campaign
 
@@ -227,8 +241,9 @@ def test_a_paced_account_sends_no_envelope_ahead_of_a_slot_far_away(allow_local_
     addresses = ["a@example.org", "b@example.org"]
     _ahead_campaign(marketer, server.port, addresses, max_per_minute=600)  # a slot every 0.1 s
     fixed = timezone.now()  # waits are not slept: the clock stays where the slots are counted from
-    dispatcher.tick(now=fixed, enqueue=lambda batch_id: sender.send_batch(
-        batch_id, clock=lambda: fixed, sleep=lambda seconds: None))
+    dispatcher.tick(
+        now=fixed, enqueue=lambda batch_id: sender.send_batch(batch_id, clock=lambda: fixed, sleep=lambda seconds: None)
+    )
 
     assert server.delivered == addresses and server.ahead == [False, False]
 
@@ -256,8 +271,10 @@ def test_a_batch_stopping_with_an_envelope_ahead_drops_the_connection_and_the_ne
         lifecycle.cancel(campaign=Campaign.objects.get(pk=campaign.pk))
 
     fixed = timezone.now()  # b's slot stays 10 ms ahead: a wait, during which the campaign is cancelled
-    dispatcher.tick(now=fixed, enqueue=lambda batch_id: sender.send_batch(
-        batch_id, clock=lambda: fixed, sleep=cancel_during_the_wait))
+    dispatcher.tick(
+        now=fixed,
+        enqueue=lambda batch_id: sender.send_batch(batch_id, clock=lambda: fixed, sleep=cancel_during_the_wait),
+    )
 
     # b's envelope (and DATA) went out behind a's content; the cancel stopped the batch before b's
     # content: the connection was dropped without a QUIT (which the server would have taken as
@@ -333,8 +350,7 @@ def hostile_session(allow_local_smtp, settings, marketer):
     def start(hostile, *, pipelining=False):
         server = RawSmtpServer(hostile, pipelining=pipelining).__enter__()
         started.append(server)
-        account = SmtpAccountFactory(owner=marketer, host=server.host, port=server.port, security="none",
-                                     username="")
+        account = SmtpAccountFactory(owner=marketer, host=server.host, port=server.port, security="none", username="")
         session = SmtpSession(account)
         session.open()
         return server, session

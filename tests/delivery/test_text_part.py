@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 from campaigns import html_hygiene, personalize
 from delivery import message
+
 NEWSLETTER = """<html><head><title>Ignored</title><style>p.lead { color: #c00; } @media (max-width: 600px) { td { display: block } }</style></head>
 <body><h1>Diwali offers</h1><p class="lead">Hello Asha &amp; family,&nbsp;here is <b>our</b> news.</p>
 <p>Read <a href="https://shop.example.com/new?utm=mail&amp;x=1">the news</a>, see https://shop.example.com/ or
@@ -44,8 +45,9 @@ def test_the_text_of_an_html_body_is_derived_once_and_rendered_for_each_recipien
     message.text_template_of.cache_clear()
 
     def text_for(name, attributes):
-        variables = personalize.recipient_variables(name=name, email="a@example.org", attributes=attributes,
-                                                    unsubscribe_url="https://t.example/u/TOKEN/")
+        variables = personalize.recipient_variables(
+            name=name, email="a@example.org", attributes=attributes, unsubscribe_url="https://t.example/u/TOKEN/"
+        )
         return message.render(campaign=campaign, variables=variables).text
 
     assert text_for("Asha", {"City": "Pune <3"}) == (

@@ -18,10 +18,15 @@ def test_the_account_page_shows_the_learned_rate(live_server, chromium):  # noqa
     close_old_connections()
     owner = MarketerFactory(username="throttled")
     account = SmtpAccountFactory(
-        owner=owner, name="Provider", max_per_minute=1200, learned_per_minute=570, observed_limit_per_minute=600,
-        rate_changed_at=timezone.now(), last_throttled_at=timezone.now(),
+        owner=owner,
+        name="Provider",
+        max_per_minute=1200,
+        learned_per_minute=570,
+        observed_limit_per_minute=600,
+        rate_changed_at=timezone.now(),
+        last_throttled_at=timezone.now(),
         rate_note="Throttled (“450 4.7.1 Error: too much mail from 10.0.0.7”): the server accepted 600 in the "
-                  "minute before refusing; sending at 570/min.",
+        "minute before refusing; sending at 570/min.",
     )
     page = chromium.new_page(viewport=LAPTOP)
     log_in(page, live_server.url, owner)

@@ -25,12 +25,17 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from tests import netns
 from tests.conftest import need_service
 from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (fixtures)
-    CeleryProcess, campaign_status, celery_cluster, e2e_broker_url, email_status_counts, quiet_smtp_log,
+    CeleryProcess,
+    campaign_status,
+    celery_cluster,
+    e2e_broker_url,
+    email_status_counts,
+    quiet_smtp_log,
 )
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory  # noqa: F401  (fixtures)
@@ -42,8 +47,12 @@ RECIPIENTS = 2000
 CONCURRENCY = 2  # the cut-off worker's processes: each holds at most one SMTP connection
 # A short lease, so the cut outlasts it quickly: a worker may begin a send for 30 - (5 + 1) = 24 s
 # after a renewal, and a row is taken back 6 s after its lease ends.
-FENCE = {"EMAIL_LEASE_SECONDS": 30, "SMTP_TIMEOUT": 5, "EMAIL_LEASE_CLOCK_SKEW_SECONDS": 1,
-         "DISPATCH_INTERVAL_SECONDS": 1}
+FENCE = {
+    "EMAIL_LEASE_SECONDS": 30,
+    "SMTP_TIMEOUT": 5,
+    "EMAIL_LEASE_CLOCK_SKEW_SECONDS": 1,
+    "DISPATCH_INTERVAL_SECONDS": 1,
+}
 CUT_SECONDS = 45  # past a lease, its margin and a few ticks: the other worker sends the rows taken back
 DEADLINE_SECONDS = 240
 TASK_LINE = re.compile(r"Task campaigns\.send_batch\[([0-9a-f-]+)\] (received|succeeded|raised|failed)")
@@ -100,13 +109,21 @@ def test_a_worker_cut_off_mid_send_sends_nothing_it_no_longer_holds(
     server = smtp_server_factory(handler, host=second_host.host_address)
     owner = MarketerFactory(username="e2e-cut")
     account = SmtpAccountFactory(
-        owner=owner, host=second_host.host_address, port=server.port, security="none",
-        username="", max_per_minute=1_000_000, max_per_hour=1_000_000, max_per_day=1_000_000, batch_size=50,
+        owner=owner,
+        host=second_host.host_address,
+        port=server.port,
+        security="none",
+        username="",
+        max_per_minute=1_000_000,
+        max_per_hour=1_000_000,
+        max_per_day=1_000_000,
+        batch_size=50,
     )
     contacts = Contact.objects.bulk_create(ContactFactory.build_batch(RECIPIENTS, owner=owner))
     expected = {contact.email.lower() for contact in contacts}
-    campaign = CampaignFactory(owner=owner, smtp_account=account,
-                               lists=[ContactListFactory(owner=owner, contacts=contacts)])
+    campaign = CampaignFactory(
+        owner=owner, smtp_account=account, lists=[ContactListFactory(owner=owner, contacts=contacts)]
+    )
     call_command("setup_schedules", stdout=io.StringIO())
 
     far_env = celery_cluster.environment(FENCE)
@@ -116,20 +133,39 @@ def test_a_worker_cut_off_mid_send_sends_nothing_it_no_longer_holds(
     )
     far_worker = CeleryProcess(
         "worker on the second host",
-        second_host.run_there([CELERY, "-A", "config", "worker", "--concurrency", str(CONCURRENCY), "--pool",
-                               "prefork", "-l", "INFO", "-n", f"far-{celery_cluster.application_name}@%h"]),
-        env=far_env, cwd=tmp_path, log_path=tmp_path / "far-worker.log",
+        second_host.run_there(
+            [
+                CELERY,
+                "-A",
+                "config",
+                "worker",
+                "--concurrency",
+                str(CONCURRENCY),
+                "--pool",
+                "prefork",
+                "-l",
+                "INFO",
+                "-n",
+                f"far-{celery_cluster.application_name}@%h",
+            ]
+        ),
+        env=far_env,
+        cwd=tmp_path,
+        log_path=tmp_path / "far-worker.log",
     )
     celery_cluster.processes.append(far_worker)
-    celery_cluster.wait_for(lambda: " ready." in far_worker.log_text(), timeout=60,
-                            describe=lambda: f"the far worker did not start:\n{far_worker.log_text()[-3000:]}")
+    celery_cluster.wait_for(
+        lambda: " ready." in far_worker.log_text(),
+        timeout=60,
+        describe=lambda: f"the far worker did not start:\n{far_worker.log_text()[-3000:]}",
+    )
 
     lifecycle.send_now(campaign=campaign, now=timezone.now())
     celery_cluster.start(**FENCE)
     celery_cluster.wait_for(
         lambda: len(handler.messages) >= RECIPIENTS * 0.3 and tasks_in_hand(far_worker.log_text()),
-        timeout=DEADLINE_SECONDS, describe=lambda: f"{len(handler.messages)} delivered, emails "
-                                                   f"{email_status_counts(campaign.pk)}",
+        timeout=DEADLINE_SECONDS,
+        describe=lambda: f"{len(handler.messages)} delivered, emails {email_status_counts(campaign.pk)}",
     )
     cut_at = len(handler.messages)
     if cut == "link":
@@ -144,13 +180,15 @@ def test_a_worker_cut_off_mid_send_sends_nothing_it_no_longer_holds(
     healed_at = len(handler.messages)
 
     def done():
-        return (campaign_status(campaign.pk) == Campaign.Status.COMPLETED
-                and not tasks_in_hand(far_worker.log_text()))
+        return campaign_status(campaign.pk) == Campaign.Status.COMPLETED and not tasks_in_hand(far_worker.log_text())
 
     celery_cluster.wait_for(
-        done, timeout=DEADLINE_SECONDS,
-        describe=lambda: (f"campaign {campaign_status(campaign.pk)}, emails {email_status_counts(campaign.pk)}, "
-                          f"far worker holds {tasks_in_hand(far_worker.log_text())}"),
+        done,
+        timeout=DEADLINE_SECONDS,
+        describe=lambda: (
+            f"campaign {campaign_status(campaign.pk)}, emails {email_status_counts(campaign.pk)}, "
+            f"far worker holds {tasks_in_hand(far_worker.log_text())}"
+        ),
     )
     # Stopped before counting: a warm shutdown finishes what a worker holds, so a late copy
     # would arrive now, not after the assertions.
@@ -160,10 +198,12 @@ def test_a_worker_cut_off_mid_send_sends_nothing_it_no_longer_holds(
     duplicates = {address: n for address, n in received.items() if n > 1}
     rows = {row.to_email.lower(): row for row in Email.objects.filter(campaign=campaign)}
     far_log = far_worker.log_text()
-    print(f"\n{cut}: cut at {cut_at} delivered, {healed_at} at the heal, {len(handler.messages)} in all; "
-          f"duplicates {duplicates}; flagged {sorted(a for a, r in rows.items() if r.possible_duplicate)}; "
-          f"the far worker sent {len(re.findall(r'succeeded', far_log))} task(s), "
-          f"{far_log.count('not sent')} send(s) refused by the fence")
+    print(
+        f"\n{cut}: cut at {cut_at} delivered, {healed_at} at the heal, {len(handler.messages)} in all; "
+        f"duplicates {duplicates}; flagged {sorted(a for a, r in rows.items() if r.possible_duplicate)}; "
+        f"the far worker sent {len(re.findall(r'succeeded', far_log))} task(s), "
+        f"{far_log.count('not sent')} send(s) refused by the fence"
+    )
 
     assert set(received) == expected  # nothing lost
     assert {row.status for row in rows.values()} == {Email.Status.SENT}  # nothing stuck

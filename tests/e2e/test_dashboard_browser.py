@@ -24,21 +24,35 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from sending.models import SmtpAccount
 from tests.conftest import need_service
 from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (pytest fixtures)
-    celery_cluster, e2e_broker_url, quiet_smtp_log,
+    celery_cluster,
+    e2e_broker_url,
+    quiet_smtp_log,
 )
-from tests.factories import PASSWORD, CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
+from tests.factories import (
+    PASSWORD,
+    CampaignFactory,
+    ContactFactory,
+    ContactListFactory,
+    MarketerFactory,
+    SmtpAccountFactory,
+)
 from tests.smtp_server import RecordingHandler, smtp_server_factory  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.redis]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 RECIPIENTS = 80
 PER_MINUTE = 120
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", settings.BASE_DIR / "test-artifacts"))
@@ -109,18 +123,31 @@ def test_dashboard_and_analytics_update_live_while_a_worker_sends(
     server = smtp_server_factory(handler)
     owner = MarketerFactory(username="live-marketer")
     account = SmtpAccountFactory(
-        owner=owner, name="Live SMTP", host="localhost", port=server.port, security=SmtpAccount.Security.NONE,
-        username="", raw_password="", max_per_minute=PER_MINUTE, max_per_hour=10_000, max_per_day=10_000,
+        owner=owner,
+        name="Live SMTP",
+        host="localhost",
+        port=server.port,
+        security=SmtpAccount.Security.NONE,
+        username="",
+        raw_password="",
+        max_per_minute=PER_MINUTE,
+        max_per_hour=10_000,
+        max_per_day=10_000,
         batch_size=10,
     )
     contacts = Contact.objects.bulk_create(ContactFactory.build_batch(RECIPIENTS, owner=owner))
-    campaign = CampaignFactory(owner=owner, name="Spring launch", smtp_account=account,
-                               lists=[ContactListFactory(owner=owner, contacts=contacts)])
+    campaign = CampaignFactory(
+        owner=owner,
+        name="Spring launch",
+        smtp_account=account,
+        lists=[ContactListFactory(owner=owner, contacts=contacts)],
+    )
     call_command("setup_schedules", stdout=io.StringIO())
     lifecycle.schedule(campaign=campaign, at=timezone.now())
     celery_cluster.start()
     celery_cluster.wait_for(
-        lambda: sent_count(campaign.pk) >= 2, timeout=60,
+        lambda: sent_count(campaign.pk) >= 2,
+        timeout=60,
         describe=lambda: f"campaign {Campaign.objects.get(pk=campaign.pk).status}, sent {sent_count(campaign.pk)}",
     )
 
@@ -129,8 +156,14 @@ def test_dashboard_and_analytics_update_live_while_a_worker_sends(
     page = chromium.new_page(viewport={"width": 1400, "height": 1100})
     violations, foreign = [], []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    page.on("request", lambda r: foreign.append(r.url)
-            if urlsplit(r.url).netloc and urlsplit(r.url).netloc != urlsplit(origin).netloc else None)
+    page.on(
+        "request",
+        lambda r: (
+            foreign.append(r.url)
+            if urlsplit(r.url).netloc and urlsplit(r.url).netloc != urlsplit(origin).netloc
+            else None
+        ),
+    )
 
     page.goto(f"{origin}/admin/login/?next=/admin/")
     page.fill("#id_username", owner.username)

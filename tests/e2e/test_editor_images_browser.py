@@ -12,10 +12,12 @@ from playwright.sync_api import expect
 
 from campaigns.models import Campaign
 from campaigns.services import images
-from tests.e2e.test_layout_browser import log_in
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
-    ARTIFACTS, chromium, end_live_server_connections,
+    ARTIFACTS,
+    chromium,
+    end_live_server_connections,
 )
+from tests.e2e.test_layout_browser import log_in
 from tests.factories import CampaignFactory, MarketerFactory
 
 pytestmark = [pytest.mark.browser]

@@ -33,12 +33,28 @@ class WorkerOnly(CeleryCluster):
 
     def start(self, **extra_env):
         env = self.environment(extra_env)
-        self.processes.append(CeleryProcess(
-            "worker",
-            [CELERY, "-A", "config", "worker", "--concurrency", "1", "--pool", "prefork", "-l", "INFO",
-             "-n", f"{self.application_name}@%h"],
-            env=env, cwd=self.tmp_path, log_path=self.tmp_path / "worker.log",
-        ))
+        self.processes.append(
+            CeleryProcess(
+                "worker",
+                [
+                    CELERY,
+                    "-A",
+                    "config",
+                    "worker",
+                    "--concurrency",
+                    "1",
+                    "--pool",
+                    "prefork",
+                    "-l",
+                    "INFO",
+                    "-n",
+                    f"{self.application_name}@%h",
+                ],
+                env=env,
+                cwd=self.tmp_path,
+                log_path=self.tmp_path / "worker.log",
+            )
+        )
 
 
 @pytest.fixture
@@ -87,8 +103,10 @@ def test_large_import_runs_in_the_worker_with_progress(import_worker, settings, 
     lines.append("row1@example.com,Duplicate,")
     data = ("\n".join(lines) + "\n").encode()
     import_worker.start(IMPORT_CHUNK_SIZE=str(CHUNK), MEDIA_ROOT=str(settings.MEDIA_ROOT))
-    response = client.post(reverse("admin:contacts_importjob_add"),
-                           {"file": SimpleUploadedFile("big.csv", data), "contact_list": target.pk})
+    response = client.post(
+        reverse("admin:contacts_importjob_add"),
+        {"file": SimpleUploadedFile("big.csv", data), "contact_list": target.pk},
+    )
     assert response.status_code == 302
     job = ImportJob.objects.get()
     assert job.status == ImportJob.Status.UPLOADED  # the request read no row: the worker reads the file

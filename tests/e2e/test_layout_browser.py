@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from campaigns.models import Email
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
-    ARTIFACTS, chromium, end_live_server_connections,
+    ARTIFACTS,
+    chromium,
+    end_live_server_connections,
 )
 from tests.factories import PASSWORD, CampaignFactory, ContactFactory, ContactListFactory, EmailFactory, MarketerFactory
 
@@ -52,18 +54,30 @@ def wide_lists(chromium):
     close_old_connections()
     owner = MarketerFactory(username="wide-lists")
     contacts = [
-        ContactFactory(owner=owner, email=f"a.very.long.address.for.recipient.number.{i}@subsidiary.example-corp.org",
-                       name=f"Recipient with a rather long display name {i}")
+        ContactFactory(
+            owner=owner,
+            email=f"a.very.long.address.for.recipient.number.{i}@subsidiary.example-corp.org",
+            name=f"Recipient with a rather long display name {i}",
+        )
         for i in range(3)
     ]
-    contact_list = ContactListFactory(owner=owner, name="Customers who opted in at the 2026 trade fair in Frankfurt",
-                                      contacts=contacts)
+    contact_list = ContactListFactory(
+        owner=owner, name="Customers who opted in at the 2026 trade fair in Frankfurt", contacts=contacts
+    )
     for name in LONG_NAMES:
-        campaign = CampaignFactory(owner=owner, name=name, lists=[contact_list],
-                                   scheduled_at=timezone.now(), started_at=timezone.now())
+        campaign = CampaignFactory(
+            owner=owner, name=name, lists=[contact_list], scheduled_at=timezone.now(), started_at=timezone.now()
+        )
         for contact in contacts:
-            EmailFactory(campaign=campaign, contact=contact, status=Email.Status.DEFERRED, attempts=2,
-                         smtp_code=452, smtp_response=LONG_RESPONSE, sent_at=timezone.now())
+            EmailFactory(
+                campaign=campaign,
+                contact=contact,
+                status=Email.Status.DEFERRED,
+                attempts=2,
+                smtp_code=452,
+                smtp_response=LONG_RESPONSE,
+                sent_at=timezone.now(),
+            )
     return owner
 
 

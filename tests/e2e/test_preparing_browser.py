@@ -10,7 +10,9 @@ from playwright.sync_api import expect
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
-    ARTIFACTS, chromium, end_live_server_connections,
+    ARTIFACTS,
+    chromium,
+    end_live_server_connections,
 )
 from tests.e2e.test_layout_browser import LAPTOP, log_in
 from tests.factories import CampaignFactory, ContactListFactory, MarketerFactory
@@ -31,11 +33,15 @@ def test_a_campaign_being_prepared_says_how_far_it_is(live_server, chromium):  #
         Contact(owner=owner, email=f"reader{i}@example.org", name=f"Reader {i}") for i in range(WRITTEN)
     )
     campaign = CampaignFactory(
-        owner=owner, name="A million readers", status=Campaign.Status.SENDING, started_at=timezone.now(),
+        owner=owner,
+        name="A million readers",
+        status=Campaign.Status.SENDING,
+        started_at=timezone.now(),
         lists=[ContactListFactory(owner=owner, name="Readers", contacts=contacts)],
         # What lifecycle.start leaves while chunks are still to be written: the cursor at the last
         # contact written, the audience counted when it began.
-        recipients_cursor=contacts[-1].pk, recipients_expected=EXPECTED,
+        recipients_cursor=contacts[-1].pk,
+        recipients_expected=EXPECTED,
     )
     Email.objects.bulk_create(
         Email(campaign=campaign, contact=contact, to_email=contact.email, to_name=contact.name) for contact in contacts

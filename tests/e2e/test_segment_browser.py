@@ -13,13 +13,14 @@ from playwright.sync_api import expect
 
 from campaigns.models import Campaign, Email, Segment
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
-    ARTIFACTS, chromium, end_live_server_connections,
+    ARTIFACTS,
+    chromium,
+    end_live_server_connections,
 )
 from tests.e2e.test_layout_browser import log_in
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory, MarketerFactory
 
 pytestmark = [pytest.mark.browser]
-
 
 
 @pytest.fixture
@@ -36,8 +37,13 @@ def audience(chromium):
     campaign = CampaignFactory(owner=owner, name="Diwali offers", status=Campaign.Status.COMPLETED)
     now = timezone.now()
     for n, contact in enumerate(contacts):
-        EmailFactory(campaign=campaign, contact=contact, status=Email.Status.SENT, sent_at=now - timedelta(days=5),
-                     first_opened_at=now - timedelta(days=4) if n % 2 == 0 else None)
+        EmailFactory(
+            campaign=campaign,
+            contact=contact,
+            status=Email.Status.SENT,
+            sent_at=now - timedelta(days=5),
+            first_opened_at=now - timedelta(days=4) if n % 2 == 0 else None,
+        )
     return owner
 
 
@@ -47,7 +53,8 @@ def wait_for_count(page, expected):
 
 def visible_operators(page, row):
     return page.eval_on_selector_all(
-        f"#id_conditions-{row}-operator option", "options => options.filter(o => !o.hidden).map(o => o.value)")
+        f"#id_conditions-{row}-operator option", "options => options.filter(o => !o.hidden).map(o => o.value)"
+    )
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Email
 from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
-    ARTIFACTS, chromium, end_live_server_connections,
+    ARTIFACTS,
+    chromium,
+    end_live_server_connections,
 )
 from tests.factories import PASSWORD, CampaignFactory, MarketerFactory
 
@@ -36,15 +38,29 @@ def lopsided_campaign(chromium):
     now = timezone.now()
     sent = dict(status=Email.Status.SENT, sent_at=now - timedelta(minutes=5), smtp_code=250)
     # The unsubscribed and the bounced come first, so they are on the recipient table's first page.
-    rows = [Email(campaign=campaign, to_email=f"gone{i}@example.org", unsubscribed_at=now, **sent)
-            for i in range(UNSUBSCRIBED)]
-    rows += [Email(campaign=campaign, to_email=f"bounce{i}@example.org", status=Email.Status.FAILED,
-                   failure_class=Email.FailureClass.BOUNCED, smtp_code=550, smtp_response="5.1.1 no such user")
-             for i in range(BOUNCED)]
-    rows += [Email(campaign=campaign, to_email=f"twice{i}@example.org", possible_duplicate=True, **sent)
-             for i in range(POSSIBLE_DUPLICATES)]
-    rows += [Email(campaign=campaign, to_email=f"r{i}@example.org", **sent)
-             for i in range(SENT - UNSUBSCRIBED - POSSIBLE_DUPLICATES)]
+    rows = [
+        Email(campaign=campaign, to_email=f"gone{i}@example.org", unsubscribed_at=now, **sent)
+        for i in range(UNSUBSCRIBED)
+    ]
+    rows += [
+        Email(
+            campaign=campaign,
+            to_email=f"bounce{i}@example.org",
+            status=Email.Status.FAILED,
+            failure_class=Email.FailureClass.BOUNCED,
+            smtp_code=550,
+            smtp_response="5.1.1 no such user",
+        )
+        for i in range(BOUNCED)
+    ]
+    rows += [
+        Email(campaign=campaign, to_email=f"twice{i}@example.org", possible_duplicate=True, **sent)
+        for i in range(POSSIBLE_DUPLICATES)
+    ]
+    rows += [
+        Email(campaign=campaign, to_email=f"r{i}@example.org", **sent)
+        for i in range(SENT - UNSUBSCRIBED - POSSIBLE_DUPLICATES)
+    ]
     Email.objects.bulk_create(rows, batch_size=5000)
     return campaign
 

@@ -53,12 +53,23 @@ def test_a_visitor_subscribes_through_the_hosted_page_and_the_emailed_link(
     cache.clear()
     server = smtp_server_factory(RecordingHandler())
     owner = MarketerFactory(username="form-owner", organization="Chai & Co")
-    account = SmtpAccountFactory(owner=owner, name="Newsletter SMTP", host="127.0.0.1", port=server.port,
-                                 security=SmtpAccount.Security.NONE, username="", raw_password="",
-                                 from_email="hello@chai.example", from_name="Chai & Co")
+    account = SmtpAccountFactory(
+        owner=owner,
+        name="Newsletter SMTP",
+        host="127.0.0.1",
+        port=server.port,
+        security=SmtpAccount.Security.NONE,
+        username="",
+        raw_password="",
+        from_email="hello@chai.example",
+        from_name="Chai & Co",
+    )
     contact_list = ContactListFactory(owner=owner, name="Monthly letter")
     form = SubscriptionFormFactory(
-        owner=owner, contact_list=contact_list, smtp_account=account, title="The monthly chai letter",
+        owner=owner,
+        contact_list=contact_list,
+        smtp_account=account,
+        title="The monthly chai letter",
         attributes_asked=["City"],
         consent_text="I agree to receive the monthly chai letter by email. I can unsubscribe at any time.",
     )

@@ -24,8 +24,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from tests.e2e.test_worker_sends_campaign import (  # noqa: F401  (fixtures)
     campaign_status,
     celery_cluster,
@@ -59,14 +59,22 @@ class SlowHandler(RecordingHandler):
 def marketer_sending(name, size, port):
     owner = MarketerFactory(username=name)
     account = SmtpAccountFactory(
-        owner=owner, host="127.0.0.1", port=port, security="none", username="",
-        max_per_minute=UNLIMITED, max_per_hour=UNLIMITED, max_per_day=UNLIMITED, batch_size=50,
+        owner=owner,
+        host="127.0.0.1",
+        port=port,
+        security="none",
+        username="",
+        max_per_minute=UNLIMITED,
+        max_per_hour=UNLIMITED,
+        max_per_day=UNLIMITED,
+        batch_size=50,
     )
     contacts = Contact.objects.bulk_create(
         ContactFactory.build(owner=owner, email=f"{name}-{i}@example.com") for i in range(size)
     )
-    campaign = CampaignFactory(owner=owner, smtp_account=account,
-                               lists=[ContactListFactory(owner=owner, contacts=contacts)])
+    campaign = CampaignFactory(
+        owner=owner, smtp_account=account, lists=[ContactListFactory(owner=owner, contacts=contacts)]
+    )
     return campaign, {contact.email for contact in contacts}
 
 
@@ -88,7 +96,8 @@ def test_bobs_small_campaign_is_sent_while_alices_large_one_still_runs(
     celery_cluster.start()
     lifecycle.send_now(campaign=alice, now=timezone.now())
     celery_cluster.wait_for(
-        lambda: sent_count(alice) >= BOB_AFTER_ALICE_SENT, timeout=DEADLINE_SECONDS,
+        lambda: sent_count(alice) >= BOB_AFTER_ALICE_SENT,
+        timeout=DEADLINE_SECONDS,
         describe=lambda: f"Alice's campaign {campaign_status(alice.pk)}, emails {email_status_counts(alice.pk)}",
     )
     bob_sent_now = time.monotonic()
@@ -107,13 +116,17 @@ def test_bobs_small_campaign_is_sent_while_alices_large_one_still_runs(
     assert set(received) == alice_addresses | bob_addresses
     assert [address for address, n in received.items() if n != 1] == []
     for campaign in (alice, bob):
-        assert set(Email.objects.filter(campaign=campaign).values_list("status", "attempts")) == {(Email.Status.SENT, 1)}
+        assert set(Email.objects.filter(campaign=campaign).values_list("status", "attempts")) == {
+            (Email.Status.SENT, 1)
+        }
 
     # Bob's last message arrived behind at most the fair share of Alice's, not behind all of them:
     # when it arrived, more than half of Alice's messages were still to come.
     bobs_last = max(arrivals.index(address) for address in bob_addresses)
     alice_before_bobs_last = sum(1 for address in arrivals[:bobs_last] if address in alice_addresses)
-    print(f"\nBob's {BOB_RECIPIENTS} accepted {bob_took:.1f} s after his send now, behind "
-          f"{alice_before_bobs_last} of Alice's {ALICE_RECIPIENTS}")
+    print(
+        f"\nBob's {BOB_RECIPIENTS} accepted {bob_took:.1f} s after his send now, behind "
+        f"{alice_before_bobs_last} of Alice's {ALICE_RECIPIENTS}"
+    )
     assert alice_before_bobs_last < ALICE_RECIPIENTS // 2
     assert bob_took < 15  # the goal for his first message; here his last

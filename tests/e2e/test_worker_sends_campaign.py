@@ -33,8 +33,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from campaigns.models import Campaign, Email
-from contacts.models import Contact
 from campaigns.services import lifecycle
+from contacts.models import Contact
 from sending.models import SmtpAccount
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, MarketerFactory, SmtpAccountFactory
 from tests.smtp_server import RecordingHandler, smtp_server_factory, tls_files  # noqa: F401  (fixtures)
@@ -81,7 +81,12 @@ class CeleryProcess:
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.popen = subprocess.Popen(
-            args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            args,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -145,17 +150,37 @@ class CeleryCluster:
     def start(self, **extra_env):
         env = self.environment(extra_env)
         # cwd is a scratch folder so nothing (pid or schedule files) lands in the checkout.
-        self.processes.append(CeleryProcess(
-            "worker",
-            [CELERY, "-A", "config", "worker", "--concurrency", "2", "--pool", "prefork", "-l", "INFO",
-             "-n", f"{self.application_name}@%h"],
-            env=env, cwd=self.tmp_path, log_path=self.tmp_path / "worker.log",
-        ))
-        self.processes.append(CeleryProcess(
-            "beat",
-            [CELERY, "-A", "config", "beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler", "-l", "INFO"],
-            env=env, cwd=self.tmp_path, log_path=self.tmp_path / "beat.log",
-        ))
+        self.processes.append(
+            CeleryProcess(
+                "worker",
+                [
+                    CELERY,
+                    "-A",
+                    "config",
+                    "worker",
+                    "--concurrency",
+                    "2",
+                    "--pool",
+                    "prefork",
+                    "-l",
+                    "INFO",
+                    "-n",
+                    f"{self.application_name}@%h",
+                ],
+                env=env,
+                cwd=self.tmp_path,
+                log_path=self.tmp_path / "worker.log",
+            )
+        )
+        self.processes.append(
+            CeleryProcess(
+                "beat",
+                [CELERY, "-A", "config", "beat", "-S", "django_celery_beat.schedulers:DatabaseScheduler", "-l", "INFO"],
+                env=env,
+                cwd=self.tmp_path,
+                log_path=self.tmp_path / "beat.log",
+            )
+        )
 
     def stop(self):
         for process in reversed(self.processes):
@@ -254,9 +279,16 @@ def test_worker_and_beat_send_every_recipient_exactly_once(
 
     owner = MarketerFactory(username="e2e-marketer")
     account = SmtpAccountFactory(
-        owner=owner, host="localhost", port=server.port, security=SmtpAccount.Security.STARTTLS,
-        username=SMTP_LOGIN, raw_password=SMTP_PASSWORD,
-        max_per_minute=100_000, max_per_hour=100_000, max_per_day=100_000, batch_size=50,
+        owner=owner,
+        host="localhost",
+        port=server.port,
+        security=SmtpAccount.Security.STARTTLS,
+        username=SMTP_LOGIN,
+        raw_password=SMTP_PASSWORD,
+        max_per_minute=100_000,
+        max_per_hour=100_000,
+        max_per_day=100_000,
+        batch_size=50,
     )
     contacts = Contact.objects.bulk_create(ContactFactory.build_batch(RECIPIENTS, owner=owner))
     expected = {contact.email for contact in contacts}
@@ -321,18 +353,29 @@ def test_a_worker_sends_internationalised_addresses_and_no_recipient_stalls_the_
     handler = RecordingHandler()
     server = smtp_server_factory(handler, enable_SMTPUTF8=smtputf8)
     owner = MarketerFactory(username="e2e-international")
-    account = SmtpAccountFactory(owner=owner, host="127.0.0.1", port=server.port, security="none", username="",
-                                 max_per_minute=100_000, max_per_hour=100_000, max_per_day=100_000)
+    account = SmtpAccountFactory(
+        owner=owner,
+        host="127.0.0.1",
+        port=server.port,
+        security="none",
+        username="",
+        max_per_minute=100_000,
+        max_per_hour=100_000,
+        max_per_day=100_000,
+    )
     international = ["zoë.müller@example.de", "李雷@example.cn"]
     plain = ["asha@example.org", "ravi@example.org", "mira@example.org"]
     contacts = [ContactFactory(owner=owner, email=address) for address in [plain[0], *international, *plain[1:]]]
-    campaign = CampaignFactory(owner=owner, smtp_account=account, lists=[ContactListFactory(owner=owner, contacts=contacts)])
+    campaign = CampaignFactory(
+        owner=owner, smtp_account=account, lists=[ContactListFactory(owner=owner, contacts=contacts)]
+    )
     call_command("setup_schedules", stdout=io.StringIO())
     lifecycle.send_now(campaign=campaign, now=timezone.now())
 
     celery_cluster.start()
     celery_cluster.wait_for(
-        lambda: campaign_status(campaign.pk) == Campaign.Status.COMPLETED, timeout=DEADLINE_SECONDS,
+        lambda: campaign_status(campaign.pk) == Campaign.Status.COMPLETED,
+        timeout=DEADLINE_SECONDS,
         describe=lambda: f"campaign {campaign_status(campaign.pk)}, emails {email_status_counts(campaign.pk)}",
     )
     celery_cluster.stop()

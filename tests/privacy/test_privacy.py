@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import ledger
-from contacts.imports import service as imports
 from campaigns.models import Campaign, CampaignHourTally, CampaignTally, Email
+from contacts.imports import service as imports
 from contacts.models import Contact, ImportJob, SuppressedHash
 from contacts.selectors import suppressed
 from privacy import services as privacy
@@ -37,15 +37,30 @@ def ann(marketer, other_marketer):
     ContactListFactory(owner=marketer, name="Other list", contacts=[ContactFactory(owner=marketer)])
     sent_at = timezone.now() - timedelta(hours=3)
     spring = CampaignFactory(owner=marketer, name="Spring", status=Campaign.Status.COMPLETED)
-    opened = EmailFactory(campaign=spring, contact=ann, status=S.SENT, sent_at=sent_at, smtp_code=250,
-                          smtp_response="250 2.0.0 OK: queued as <ann@example.org>", first_opened_at=timezone.now(),
-                          open_count=2, first_clicked_at=timezone.now(), click_count=1)
+    opened = EmailFactory(
+        campaign=spring,
+        contact=ann,
+        status=S.SENT,
+        sent_at=sent_at,
+        smtp_code=250,
+        smtp_response="250 2.0.0 OK: queued as <ann@example.org>",
+        first_opened_at=timezone.now(),
+        open_count=2,
+        first_clicked_at=timezone.now(),
+        click_count=1,
+    )
     link = LinkFactory(campaign=spring, url="https://example.com/offer")
     EventFactory(email=opened, kind=Event.Kind.OPEN, user_agent="Mozilla/5.0 (Ann's laptop)")
     EventFactory(email=opened, kind=Event.Kind.CLICK, link=link)
     summer = CampaignFactory(owner=marketer, name="Summer", status=Campaign.Status.COMPLETED)
-    EmailFactory(campaign=summer, contact=ann, status=S.FAILED, smtp_code=550,
-                 smtp_response="550 5.2.2 ann@example.org mailbox full", failure_class=Email.FailureClass.REJECTED)
+    EmailFactory(
+        campaign=summer,
+        contact=ann,
+        status=S.FAILED,
+        smtp_code=550,
+        smtp_response="550 5.2.2 ann@example.org mailbox full",
+        failure_class=Email.FailureClass.REJECTED,
+    )
     # Campaign neighbours and another owner's contact with the same address: never part of Ann's record.
     EventFactory(email=EmailFactory(campaign=spring, status=S.SENT, sent_at=sent_at), kind=Event.Kind.OPEN)
     EmailFactory(contact=ContactFactory(owner=other_marketer, email="ann@example.org"), status=S.SENT)
@@ -64,13 +79,15 @@ def test_the_json_export_holds_everything_about_the_contact(ann):
     assert record["attributes"] == {"City": "Pune"}
     assert record["lists"] == ["Customers"]
     assert [(e["campaign"], e["status"], e["smtp_code"]) for e in record["emails"]] == [
-        ("Spring", "sent", 250), ("Summer", "failed", 550),
+        ("Spring", "sent", 250),
+        ("Summer", "failed", 550),
     ]
     spring = record["emails"][0]
     assert spring["smtp_response"] == "250 2.0.0 OK: queued as <ann@example.org>"
     assert (spring["open_count"], spring["click_count"]) == (2, 1) and spring["sent_at"] and spring["first_opened_at"]
     assert sorted((e["kind"], e["link"]) for e in record["events"]) == [
-        ("click", "https://example.com/offer"), ("open", ""),
+        ("click", "https://example.com/offer"),
+        ("open", ""),
     ]
     assert {e["campaign"] for e in record["events"]} == {"Spring"}
 
@@ -104,8 +121,10 @@ def test_the_contacts_page_exports_its_data_as_json_and_csv(marketer_client, ann
 
 
 def test_another_owners_contact_answers_404_to_export_and_erase(other_client, ann):
-    for url in (reverse("admin:contacts_contact_privacy_export", args=[ann.pk, "json"]),
-                reverse("admin:contacts_contact_privacy_erase", args=[ann.pk])):
+    for url in (
+        reverse("admin:contacts_contact_privacy_export", args=[ann.pk, "json"]),
+        reverse("admin:contacts_contact_privacy_erase", args=[ann.pk]),
+    ):
         assert other_client.get(url).status_code == 404
         assert other_client.post(url).status_code == 404
     assert Contact.objects.filter(pk=ann.pk).exists()
@@ -116,8 +135,11 @@ def test_another_owners_contact_answers_404_to_export_and_erase(other_client, an
 
 
 def _tallies():
-    counts = list(CampaignTally.objects.order_by("campaign_id", "status", "failure_class").values_list(
-        "campaign_id", "status", "failure_class", "n", "opened", "machine_only", "clicked", "unsubscribed"))
+    counts = list(
+        CampaignTally.objects.order_by("campaign_id", "status", "failure_class").values_list(
+            "campaign_id", "status", "failure_class", "n", "opened", "machine_only", "clicked", "unsubscribed"
+        )
+    )
     hours = list(CampaignHourTally.objects.order_by("campaign_id", "hour").values())
     return counts, hours
 
@@ -156,13 +178,20 @@ def test_erasing_cancels_the_contacts_unsent_emails(ann, marketer):
 
 def test_erasing_removes_the_contacts_rows_from_import_previews(ann, marketer, other_marketer):
     def preview(*addresses):
-        return {"counts": {"created": len(addresses)}, "rows": [{"row": n, "address": a, "name": a.split("@")[0]}
-                                                                  for n, a in enumerate(addresses, start=2)]}
+        return {
+            "counts": {"created": len(addresses)},
+            "rows": [{"row": n, "address": a, "name": a.split("@")[0]} for n, a in enumerate(addresses, start=2)],
+        }
 
-    job = ImportJob.objects.create(owner=marketer, file="imports/x.csv", original_name="x.csv",
-                                   preview=preview("ANN@example.org", "bob@example.org"))
-    others = ImportJob.objects.create(owner=other_marketer, file="imports/y.csv", original_name="y.csv",
-                                      preview=preview("ann@example.org"))
+    job = ImportJob.objects.create(
+        owner=marketer,
+        file="imports/x.csv",
+        original_name="x.csv",
+        preview=preview("ANN@example.org", "bob@example.org"),
+    )
+    others = ImportJob.objects.create(
+        owner=other_marketer, file="imports/y.csv", original_name="y.csv", preview=preview("ann@example.org")
+    )
 
     privacy.erase_contact(contact=ann)
 
@@ -202,8 +231,7 @@ def _import(owner, tmp_path, text):
     path = tmp_path / "contacts.csv"
     path.write_text(text, encoding="utf-8")
     contact_list = ContactListFactory(owner=owner, name="Imported")
-    result = imports.import_file(owner=owner, path=path, contact_list=contact_list, dry_run=False,
-                                 keep_outcomes=100)
+    result = imports.import_file(owner=owner, path=path, contact_list=contact_list, dry_run=False, keep_outcomes=100)
     return result, contact_list
 
 
@@ -211,8 +239,9 @@ def test_a_reimport_after_erasing_an_unsubscribed_contact_skips_it(ann, marketer
     Contact.objects.filter(pk=ann.pk).update(status=Contact.Status.UNSUBSCRIBED)
     privacy.erase_contact(contact=Contact.objects.get(pk=ann.pk))
 
-    result, contact_list = _import(marketer, tmp_path, "email,name\nANN@example.org,Ann\nann@example.org,Ann again\n"
-                                                       "new@example.org,New\n")
+    result, contact_list = _import(
+        marketer, tmp_path, "email,name\nANN@example.org,Ann\nann@example.org,Ann again\nnew@example.org,New\n"
+    )
 
     assert result.counts[imports.SUPPRESSED] == 2 and result.counts[imports.CREATED] == 1
     skipped = [o for o in result.outcomes if o.address.lower() == "ann@example.org"]
@@ -237,8 +266,9 @@ def test_an_erased_bounced_address_added_by_hand_starts_bounced_and_is_never_mat
     Contact.objects.filter(pk=ann.pk).update(status=Contact.Status.BOUNCED)
     privacy.erase_contact(contact=Contact.objects.get(pk=ann.pk))
 
-    response = marketer_client.post(reverse("admin:contacts_contact_add"),
-                                    {"email": "Ann@example.org", "name": "Ann", "attributes": "{}"})
+    response = marketer_client.post(
+        reverse("admin:contacts_contact_add"), {"email": "Ann@example.org", "name": "Ann", "attributes": "{}"}
+    )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     again = Contact.objects.get(owner=marketer, email="ann@example.org")
@@ -250,23 +280,32 @@ def test_an_erased_bounced_address_added_by_hand_starts_bounced_and_is_never_mat
     assert suppressed.erased_reason(owner=other_marketer, address="ann@example.org") is None
 
 
-@pytest.mark.parametrize("stored", [
-    "ann@example.org", " ANN@Example.org\u00a0", "\ufeffAnn@example.org\t", "zoë.müller@example.de",
-    "ZOE\u0308.MÜLLER@example.de", "李雷@example.cn", "ÅSA@EXAMPLE.SE",
-])
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "ann@example.org",
+        " ANN@Example.org\u00a0",
+        "\ufeffAnn@example.org\t",
+        "zoë.müller@example.de",
+        "ZOE\u0308.MÜLLER@example.de",
+        "李雷@example.cn",
+        "ÅSA@EXAMPLE.SE",
+    ],
+)
 def test_the_statements_hash_of_an_address_is_address_hash_under_every_key(stored, settings):
     settings.SECRET_KEY_FALLBACKS = ["an-older-key-rotated-out-an-older-key-rotated-out"]
     hashes, params = suppressed.address_hashes_sql("v.address")
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT ARRAY[{', '.join(hashes)}] FROM (VALUES (%s)) AS v(address)", [*params, stored])
         (in_sql,) = cursor.fetchone()
-    in_python = [suppressed.address_hash(stored, secret=secret)
-                 for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)]
+    in_python = [
+        suppressed.address_hash(stored, secret=secret)
+        for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS)
+    ]
     assert in_sql == in_python
 
 
-def test_a_start_leaves_out_an_erased_suppressed_address_written_into_the_table_by_hand(ann, marketer,
-                                                                                       other_marketer):
+def test_a_start_leaves_out_an_erased_suppressed_address_written_into_the_table_by_hand(ann, marketer, other_marketer):
     Contact.objects.filter(pk=ann.pk).update(status=Contact.Status.UNSUBSCRIBED)
     privacy.erase_contact(contact=Contact.objects.get(pk=ann.pk))
     # Past every entry point (they would create it unsubscribed): subscribed, and not as normalised.
@@ -278,16 +317,15 @@ def test_a_start_leaves_out_an_erased_suppressed_address_written_into_the_table_
         )
         (by_hand,) = cursor.fetchone()
     others = [ContactFactory(owner=marketer, email=f"other{i}@example.org") for i in range(3)]
-    campaign = CampaignFactory(owner=marketer, lists=[ContactListFactory(owner=marketer,
-                                                                          contacts=[by_hand, *others])])
+    campaign = CampaignFactory(owner=marketer, lists=[ContactListFactory(owner=marketer, contacts=[by_hand, *others])])
     # Another owner's contact with that address (the fixture's) was never erased by them: it is sent to.
     theirs = Contact.objects.get(owner=other_marketer, email="ann@example.org")
-    their_campaign = CampaignFactory(owner=other_marketer, lists=[ContactListFactory(owner=other_marketer,
-                                                                                    contacts=[theirs])])
+    their_campaign = CampaignFactory(
+        owner=other_marketer, lists=[ContactListFactory(owner=other_marketer, contacts=[theirs])]
+    )
 
     assert ledger.materialise(campaign_id=campaign.pk, now=timezone.now()) == 3
-    assert set(Email.objects.filter(campaign=campaign).values_list("contact_id", flat=True)) == {
-        c.pk for c in others}
+    assert set(Email.objects.filter(campaign=campaign).values_list("contact_id", flat=True)) == {c.pk for c in others}
     assert ledger.materialise(campaign_id=their_campaign.pk, now=timezone.now()) == 1
 
 
@@ -332,23 +370,28 @@ def test_the_command_says_what_it_cannot_find(ann, other_marketer):
     assert Contact.objects.filter(pk=ann.pk).exists()
 
 
-def test_erasing_removes_the_address_from_every_rejected_row_sample(ann, marketer, other_marketer, tmp_path,
-                                                                     media_root):
-    from contacts.imports import jobs
+def test_erasing_removes_the_address_from_every_rejected_row_sample(
+    ann, marketer, other_marketer, tmp_path, media_root
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from contacts.imports import jobs
     from tests.contacts.import_helpers import read_uploads
 
     long_name = "x" * 300
-    data = ("email,name\n"
-            f"Ann <ANN@example.org>,Ann\n"
-            f"ann@example.org,{long_name}\n"
-            "ann@example.org; bob@example.org,Both\n"
-            "not-an-address,Someone\n")
-    job = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("ann.csv", data.encode()),
-                          new_list_name="L")
-    theirs = ImportJob.objects.create(owner=other_marketer, original_name="y.csv",
-                                      rejected_rows=[{"row": 2, "address": "ann@example.org,", "reason": "r"}])
+    data = (
+        "email,name\n"
+        f"Ann <ANN@example.org>,Ann\n"
+        f"ann@example.org,{long_name}\n"
+        "ann@example.org; bob@example.org,Both\n"
+        "not-an-address,Someone\n"
+    )
+    job = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("ann.csv", data.encode()), new_list_name="L")
+    theirs = ImportJob.objects.create(
+        owner=other_marketer,
+        original_name="y.csv",
+        rejected_rows=[{"row": 2, "address": "ann@example.org,", "reason": "r"}],
+    )
     read_uploads()
     job.refresh_from_db()
     assert job.preview["counts"]["rejected"] == 4 and len(job.rejected_rows) == 4
@@ -364,16 +407,20 @@ def test_erasing_removes_the_address_from_every_rejected_row_sample(ann, markete
 
 
 def test_erasing_replaces_the_address_in_import_headers_and_refusal_notes(ann, marketer, tmp_path, media_root):
-    from contacts.imports import jobs
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from contacts.imports import jobs
     from tests.contacts.import_helpers import read_uploads
 
     # A file without its header row: its first row is read as the header.
-    refused = jobs.create_job(owner=marketer, uploaded_file=SimpleUploadedFile("a.csv", b"ANN@example.org,Ann\n"),
-                              new_list_name="L")
-    headers = jobs.create_job(owner=marketer, new_list_name="L",
-                              uploaded_file=SimpleUploadedFile("b.csv", b"email,ann@example.org\nx@example.org,1\n"))
+    refused = jobs.create_job(
+        owner=marketer, uploaded_file=SimpleUploadedFile("a.csv", b"ANN@example.org,Ann\n"), new_list_name="L"
+    )
+    headers = jobs.create_job(
+        owner=marketer,
+        new_list_name="L",
+        uploaded_file=SimpleUploadedFile("b.csv", b"email,ann@example.org\nx@example.org,1\n"),
+    )
     read_uploads()
     refused.refresh_from_db(), headers.refresh_from_db()
     assert "ANN@example.org" in refused.notes and "ann@example.org" in json.dumps(headers.preview["columns"])
@@ -381,7 +428,9 @@ def test_erasing_replaces_the_address_in_import_headers_and_refusal_notes(ann, m
     privacy.erase_contact(contact=ann)
 
     refused.refresh_from_db(), headers.refresh_from_db()
-    assert refused.notes == ("No address column found. Columns in the file: “(erased)”, “Ann”. "
-                             "Name the column with the addresses Email, E-mail or Email Address.")
+    assert refused.notes == (
+        "No address column found. Columns in the file: “(erased)”, “Ann”. "
+        "Name the column with the addresses Email, E-mail or Email Address."
+    )
     assert headers.preview["columns"] == [["email", "address"], ["(erased)", "attribute “(erased)”"]]
     assert [row["address"] for row in headers.preview["rows"]] == ["x@example.org"]

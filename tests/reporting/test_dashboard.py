@@ -38,27 +38,64 @@ def known_campaign(marketer):
     """A sending campaign with emails in every status (15 in all)."""
     now = timezone.now()
     account = SmtpAccountFactory(owner=marketer, max_per_minute=120)
-    campaign = CampaignFactory(owner=marketer, smtp_account=account, name="Known", status=Campaign.Status.SENDING,
-                               started_at=now - timedelta(minutes=5))
+    campaign = CampaignFactory(
+        owner=marketer,
+        smtp_account=account,
+        name="Known",
+        status=Campaign.Status.SENDING,
+        started_at=now - timedelta(minutes=5),
+    )
     CampaignEventFactory(campaign=campaign, at=campaign.started_at)  # scheduled -> sending, by the system
     sent = dict(status=S.SENT, sent_at=now - timedelta(minutes=1), smtp_code=250, smtp_response="2.0.0 OK")
-    rows = add_emails(campaign, [
-        (2, {**sent, "first_opened_at": now, "open_count": 1}),  # human opens
-        (1, {**sent, "machine_open": True, "possible_duplicate": True}),  # a machine open only: not in the open rate
-        (1, {**sent, "first_opened_at": now, "open_count": 2, "machine_open": True, "click_count": 3,
-             "first_clicked_at": now}),  # a reader who clicked (and whose proxy also fetched)
-        (2, {**sent, "unsubscribed_at": now}),
-        (1, {"status": S.PENDING}),
-        (1, {"status": S.QUEUED}),
-        (2, {"status": S.DEFERRED, "next_attempt_at": now + timedelta(seconds=30), "smtp_code": 451,
-             "possible_duplicate": True}),
-        (1, {"status": S.FAILED, "failure_class": F.THROTTLED, "smtp_code": 451}),
-        (2, {"status": S.FAILED, "failure_class": F.BOUNCED, "smtp_code": 550, "smtp_response": "5.1.1 no such user"}),
-        (1, {"status": S.FAILED, "failure_class": F.REJECTED, "smtp_code": 554}),
-        (1, {"status": S.CANCELLED}),
-    ])
-    link_a, link_b = LinkFactory(campaign=campaign, url="https://example.com/a"), LinkFactory(
-        campaign=campaign, url="https://example.com/b")
+    rows = add_emails(
+        campaign,
+        [
+            (2, {**sent, "first_opened_at": now, "open_count": 1}),  # human opens
+            (
+                1,
+                {**sent, "machine_open": True, "possible_duplicate": True},
+            ),  # a machine open only: not in the open rate
+            (
+                1,
+                {
+                    **sent,
+                    "first_opened_at": now,
+                    "open_count": 2,
+                    "machine_open": True,
+                    "click_count": 3,
+                    "first_clicked_at": now,
+                },
+            ),  # a reader who clicked (and whose proxy also fetched)
+            (2, {**sent, "unsubscribed_at": now}),
+            (1, {"status": S.PENDING}),
+            (1, {"status": S.QUEUED}),
+            (
+                2,
+                {
+                    "status": S.DEFERRED,
+                    "next_attempt_at": now + timedelta(seconds=30),
+                    "smtp_code": 451,
+                    "possible_duplicate": True,
+                },
+            ),
+            (1, {"status": S.FAILED, "failure_class": F.THROTTLED, "smtp_code": 451}),
+            (
+                2,
+                {
+                    "status": S.FAILED,
+                    "failure_class": F.BOUNCED,
+                    "smtp_code": 550,
+                    "smtp_response": "5.1.1 no such user",
+                },
+            ),
+            (1, {"status": S.FAILED, "failure_class": F.REJECTED, "smtp_code": 554}),
+            (1, {"status": S.CANCELLED}),
+        ],
+    )
+    link_a, link_b = (
+        LinkFactory(campaign=campaign, url="https://example.com/a"),
+        LinkFactory(campaign=campaign, url="https://example.com/b"),
+    )
     clicker = rows[3]
     for link in (link_a, link_a, link_b):
         EventFactory(email=clicker, kind=Event.Kind.CLICK, link=link)
@@ -72,31 +109,57 @@ def test_analytics_figures_are_exact(marketer_client, known_campaign):
     assert "no-store" in response["Cache-Control"]
     data = response.json()
     assert data["counts"] == {
-        "total": 15, "sent": 6, "failed": 4, "pending": 4, "pending_only": 1, "queued": 1, "deferred": 2,
-        "cancelled": 1, "possible_duplicates": 3,
+        "total": 15,
+        "sent": 6,
+        "failed": 4,
+        "pending": 4,
+        "pending_only": 1,
+        "queued": 1,
+        "deferred": 2,
+        "cancelled": 1,
+        "possible_duplicates": 3,
     }
     assert data["breakdown"] == {
-        "sent": 6, "deferred": 2, "failed_throttled": 1, "failed_bounced": 2, "failed_rejected": 1,
-        "failed_error": 0, "failed_other": 0, "opened": 3, "clicked": 1, "unsubscribed": 2,
+        "sent": 6,
+        "deferred": 2,
+        "failed_throttled": 1,
+        "failed_bounced": 2,
+        "failed_rejected": 1,
+        "failed_error": 0,
+        "failed_other": 0,
+        "opened": 3,
+        "clicked": 1,
+        "unsubscribed": 2,
     }
     # 3 human opens of 6 sent; the machine-only open is shown apart.
     assert data["rates"] == {
-        "open_rate": 50.0, "click_rate": 16.7, "machine_opens": 1, "machine_open_rate": 16.7,
-        "unsubscribed": 2, "unsubscribe_rate": 33.3,
+        "open_rate": 50.0,
+        "click_rate": 16.7,
+        "machine_opens": 1,
+        "machine_open_rate": 16.7,
+        "unsubscribed": 2,
+        "unsubscribe_rate": 33.3,
     }
     bars = {bar["key"]: (bar["count"], bar["of"], bar["percent"]) for bar in data["bars"]}
     assert bars == {
-        "sent": (6, 15, 40.0), "deferred": (2, 15, 13.3), "failed_throttled": (1, 15, 6.7),
-        "failed_bounced": (2, 15, 13.3), "failed_rejected": (1, 15, 6.7), "failed_error": (0, 15, 0.0),
+        "sent": (6, 15, 40.0),
+        "deferred": (2, 15, 13.3),
+        "failed_throttled": (1, 15, 6.7),
+        "failed_bounced": (2, 15, 13.3),
+        "failed_rejected": (1, 15, 6.7),
+        "failed_error": (0, 15, 0.0),
         "failed_other": (0, 15, 0.0),
-        "opened": (3, 6, 50.0), "clicked": (1, 6, 16.7), "unsubscribed": (2, 6, 33.3),
+        "opened": (3, 6, 50.0),
+        "clicked": (1, 6, 16.7),
+        "unsubscribed": (2, 6, 33.3),
     }
     assert data["progress"]["done"] == 11 and data["progress"]["total"] == 15
     assert data["progress"]["percent"] == 73.3
     assert data["progress"]["per_minute"] == 120.0
     assert data["progress"]["eta_seconds"] == 2  # 4 unsent at 120/min
     assert data["top_links"] == [
-        {"url": "https://example.com/a", "clicks": 2}, {"url": "https://example.com/b", "clicks": 1},
+        {"url": "https://example.com/a", "clicks": 2},
+        {"url": "https://example.com/b", "clicks": 1},
     ]
     recipients = data["recipients"]
     assert recipients["count"] == 15 and recipients["pages"] == 1 and len(recipients["rows"]) == 15
@@ -120,8 +183,13 @@ def test_analytics_recipient_search_and_pages(marketer_client, known_campaign):
 
 def test_dashboard_cards_top_campaigns_and_timeline(marketer_client, known_campaign, marketer):
     other = CampaignFactory(owner=marketer, smtp_account=known_campaign.smtp_account, name="Quiet")
-    add_emails(other, [(4, {"status": S.SENT, "sent_at": timezone.now()}), (1, {"status": S.SENT, "sent_at": timezone.now(),
-                                                                              "first_opened_at": timezone.now()})])
+    add_emails(
+        other,
+        [
+            (4, {"status": S.SENT, "sent_at": timezone.now()}),
+            (1, {"status": S.SENT, "sent_at": timezone.now(), "first_opened_at": timezone.now()}),
+        ],
+    )
     data = marketer_client.get(reverse("dashboard_data")).json()
     cards = data["cards"]
     assert cards["sent"] == {"total": 11, "today": 11}
@@ -130,12 +198,16 @@ def test_dashboard_cards_top_campaigns_and_timeline(marketer_client, known_campa
     assert cards["opened"]["total"] == 4  # human opens only
     assert cards["open_rate"] == 36.4
     assert [(c["name"], c["sent"], c["open_rate"], c["machine_opens"]) for c in data["top_campaigns"]] == [
-        ("Known", 6, 50.0, 1), ("Quiet", 5, 20.0, 0),
+        ("Known", 6, 50.0, 1),
+        ("Quiet", 5, 20.0, 0),
     ]
     today = data["timeline"][-1]
     assert len(data["timeline"]) == 7
     assert today["sent"] == 11 and today["opened"] == 4
-    assert {(c["name"], c["sent"], c["open_rate"]) for c in today["campaigns"]} == {("Known", 6, 50.0), ("Quiet", 5, 20.0)}
+    assert {(c["name"], c["sent"], c["open_rate"]) for c in today["campaigns"]} == {
+        ("Known", 6, 50.0),
+        ("Quiet", 5, 20.0),
+    }
     assert data["sending"] == [{"id": known_campaign.pk, "name": "Known"}]
     kinds = {item["kind"] for item in data["activity"]}
     assert {"started", "unsubscribe", "bounce", "failed"} <= kinds
@@ -145,14 +217,21 @@ def test_dashboard_cards_top_campaigns_and_timeline(marketer_client, known_campa
 def test_dashboard_shows_paused_accounts_and_throttling(marketer_client, marketer):
     until = timezone.now() + timedelta(minutes=30)
     SmtpAccountFactory(owner=marketer, name="Main", paused_until=until, pause_reason="550 5.4.5 Daily quota exceeded")
-    SmtpAccountFactory(owner=marketer, name="Slow", max_per_minute=60, learned_per_minute=30,
-                       rate_note="Throttled (“450 4.7.1 Error: too much mail”): sending at 30/min.")
+    SmtpAccountFactory(
+        owner=marketer,
+        name="Slow",
+        max_per_minute=60,
+        learned_per_minute=30,
+        rate_note="Throttled (“450 4.7.1 Error: too much mail”): sending at 30/min.",
+    )
     data = marketer_client.get(reverse("dashboard_data")).json()
     assert [(a["name"], a["reason"]) for a in data["paused_accounts"]] == [("Main", "550 5.4.5 Daily quota exceeded")]
     texts = [item["text"] for item in data["activity"]]
     assert any("“Main” paused by the system" in t and "Daily quota" in t for t in texts)
-    assert any("“Slow” sends at 30/min, the rate learned from its server (configured 60/min)" in t
-               and "too much mail" in t for t in texts)
+    assert any(
+        "“Slow” sends at 30/min, the rate learned from its server (configured 60/min)" in t and "too much mail" in t
+        for t in texts
+    )
     assert data["sending"] == []
 
 
@@ -173,7 +252,12 @@ def test_superuser_sees_every_marketer_and_the_system(superuser_client, known_ca
     assert data["cards"]["sent"]["total"] == 6
     system = data["system"]
     assert system["emails_per_status"] == {
-        "pending": 1, "queued": 1, "sent": 6, "deferred": 2, "failed": 4, "cancelled": 1,
+        "pending": 1,
+        "queued": 1,
+        "sent": 6,
+        "deferred": 2,
+        "failed": 4,
+        "cancelled": 1,
     }
     assert {"last_tick_at", "last_tick_duration_ms", "queue_length"} <= set(system)
     assert superuser_client.get(reverse("campaign_analytics_data", args=[known_campaign.pk])).status_code == 200
@@ -183,16 +267,28 @@ def make_campaigns(owner, n):
     account = SmtpAccountFactory(owner=owner)
     now = timezone.now()
     for i in range(n):
-        campaign = CampaignFactory(owner=owner, smtp_account=account, status=Campaign.Status.COMPLETED,
-                                   started_at=now - timedelta(days=i % 7, hours=1), completed_at=now - timedelta(days=i % 7))
+        campaign = CampaignFactory(
+            owner=owner,
+            smtp_account=account,
+            status=Campaign.Status.COMPLETED,
+            started_at=now - timedelta(days=i % 7, hours=1),
+            completed_at=now - timedelta(days=i % 7),
+        )
         CampaignEventFactory(campaign=campaign, at=campaign.started_at, acting_user=owner)
-        CampaignEventFactory(campaign=campaign, at=campaign.completed_at, from_status=Campaign.Status.SENDING,
-                             to_status=Campaign.Status.COMPLETED)
-        rows = add_emails(campaign, [
-            (2, {"status": S.SENT, "sent_at": now - timedelta(days=i % 7), "first_opened_at": now}),
-            (1, {"status": S.FAILED, "failure_class": F.BOUNCED}),
-            (1, {"status": S.PENDING}),
-        ])
+        CampaignEventFactory(
+            campaign=campaign,
+            at=campaign.completed_at,
+            from_status=Campaign.Status.SENDING,
+            to_status=Campaign.Status.COMPLETED,
+        )
+        rows = add_emails(
+            campaign,
+            [
+                (2, {"status": S.SENT, "sent_at": now - timedelta(days=i % 7), "first_opened_at": now}),
+                (1, {"status": S.FAILED, "failure_class": F.BOUNCED}),
+                (1, {"status": S.PENDING}),
+            ],
+        )
         link = LinkFactory(campaign=campaign)
         EventFactory(email=rows[0], kind=Event.Kind.CLICK, link=link)
         EventFactory(email=rows[1], kind=Event.Kind.UNSUBSCRIBE)
@@ -224,11 +320,13 @@ def test_dashboard_and_analytics_make_the_same_queries_for_1_and_50_campaigns(cl
     for user in (small, large):
         client.force_login(user)
         campaign = Campaign.objects.filter(owner=user).first()
-        figures.append((
-            count_queries(client, reverse("dashboard_data")),
-            count_queries(client, reverse("campaign_analytics_data", args=[campaign.pk])),
-            count_queries(client, reverse("campaign_analytics_data", args=[campaign.pk]) + "?q=r1"),
-        ))
+        figures.append(
+            (
+                count_queries(client, reverse("dashboard_data")),
+                count_queries(client, reverse("campaign_analytics_data", args=[campaign.pk])),
+                count_queries(client, reverse("campaign_analytics_data", args=[campaign.pk]) + "?q=r1"),
+            )
+        )
     assert figures[0] == figures[1]
     assert figures[0][0] <= DASHBOARD_MAX_QUERIES and figures[0][2] <= ANALYTICS_MAX_QUERIES
 
@@ -274,7 +372,10 @@ def test_chart_js_is_vendored_with_its_licence():
 
     vendor = settings.BASE_DIR / "static" / "vendor" / "chartjs"
     assert (vendor / "chart.umd.min.js").read_text().startswith("/*!\n * Chart.js v4.")
-    assert "MIT" in (vendor / "LICENSE.md").read_text() or "Permission is hereby granted" in (vendor / "LICENSE.md").read_text()
+    assert (
+        "MIT" in (vendor / "LICENSE.md").read_text()
+        or "Permission is hereby granted" in (vendor / "LICENSE.md").read_text()
+    )
 
 
 def test_timeline_days_are_the_marketers_own_days(marketer):
@@ -287,12 +388,21 @@ def test_timeline_days_are_the_marketers_own_days(marketer):
     kolkata = ZoneInfo("Asia/Kolkata")
     now = datetime(2026, 11, 28, 12, 0, tzinfo=kolkata)
     campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
-    add_emails(campaign, [
-        (1, {"status": S.SENT, "sent_at": datetime(2026, 11, 27, 23, 30, tzinfo=kolkata)}),
-        (2, {"status": S.SENT, "sent_at": datetime(2026, 11, 28, 0, 30, tzinfo=kolkata),
-             "first_opened_at": datetime(2026, 11, 28, 0, 45, tzinfo=kolkata)}),
-        (1, {"status": S.SENT, "sent_at": datetime(2026, 11, 21, 23, 59, tzinfo=kolkata)}),  # 8 days ago: out
-    ])
+    add_emails(
+        campaign,
+        [
+            (1, {"status": S.SENT, "sent_at": datetime(2026, 11, 27, 23, 30, tzinfo=kolkata)}),
+            (
+                2,
+                {
+                    "status": S.SENT,
+                    "sent_at": datetime(2026, 11, 28, 0, 30, tzinfo=kolkata),
+                    "first_opened_at": datetime(2026, 11, 28, 0, 45, tzinfo=kolkata),
+                },
+            ),
+            (1, {"status": S.SENT, "sent_at": datetime(2026, 11, 21, 23, 59, tzinfo=kolkata)}),  # 8 days ago: out
+        ],
+    )
     data = dashboard(user=marketer, now=now)
     days = {day["date"]: (day["sent"], day["opened"]) for day in data["timeline"]}
     assert list(days) == [f"2026-11-{d}" for d in range(22, 29)]
@@ -319,13 +429,16 @@ def test_an_hour_holding_the_viewers_midnight_is_split_at_the_quarter_hour(marke
     now = datetime(2026, 11, 28, 12, 0, tzinfo=tz)
     campaign = CampaignFactory(owner=marketer, status=Campaign.Status.SENDING)
     before, after = midnight - timedelta(minutes=1), midnight + timedelta(minutes=1)
-    add_emails(campaign, [
-        (1, {"status": S.SENT, "sent_at": before, "first_opened_at": after}),
-        (3, {"status": S.SENT, "sent_at": after, "first_opened_at": after}),
-        (2, {"status": S.SENT, "sent_at": after}),
-        (1, {"status": S.SENT, "sent_at": before}),
-        (1, {"status": S.SENT, "sent_at": midnight - timedelta(days=7, minutes=1)}),  # before the 7 days
-    ])
+    add_emails(
+        campaign,
+        [
+            (1, {"status": S.SENT, "sent_at": before, "first_opened_at": after}),
+            (3, {"status": S.SENT, "sent_at": after, "first_opened_at": after}),
+            (2, {"status": S.SENT, "sent_at": after}),
+            (1, {"status": S.SENT, "sent_at": before}),
+            (1, {"status": S.SENT, "sent_at": midnight - timedelta(days=7, minutes=1)}),  # before the 7 days
+        ],
+    )
     failed = add_emails(campaign, [(2, {"status": S.FAILED, "failure_class": F.BOUNCED})])
     Email.objects.filter(pk=failed[0].pk).update(updated_at=before)
     Email.objects.filter(pk=failed[1].pk).update(updated_at=after)
@@ -358,20 +471,27 @@ def test_a_week_across_a_clock_change_keeps_every_day_exact(marketer):
     for day in (31, 1, 2):  # midnights of 31 October (-02:30), 1 and 2 November (-03:30 from 1 Nov 02:00)
         month = 10 if day == 31 else 11
         midnight = datetime(2026, month, day, 0, 0, tzinfo=tz)
-        specs += [(1, {"status": S.SENT, "sent_at": midnight - timedelta(minutes=1)}),
-                  (2, {"status": S.SENT, "sent_at": midnight + timedelta(minutes=1)})]
+        specs += [
+            (1, {"status": S.SENT, "sent_at": midnight - timedelta(minutes=1)}),
+            (2, {"status": S.SENT, "sent_at": midnight + timedelta(minutes=1)}),
+        ]
     specs.append((4, {"status": S.SENT, "sent_at": datetime(2026, 11, 1, 23, 59, tzinfo=tz)}))  # the 25th hour's day
     add_emails(campaign, specs)
     data = dashboard(user=marketer, now=datetime(2026, 11, 3, 12, 0, tzinfo=tz))
     days = {day["date"]: day["sent"] for day in data["timeline"]}
-    assert days == {"2026-10-28": 0, "2026-10-29": 0, "2026-10-30": 1, "2026-10-31": 3, "2026-11-01": 7,
-                    "2026-11-02": 2, "2026-11-03": 0}
+    assert days == {
+        "2026-10-28": 0,
+        "2026-10-29": 0,
+        "2026-10-30": 1,
+        "2026-10-31": 3,
+        "2026-11-01": 7,
+        "2026-11-02": 2,
+        "2026-11-03": 0,
+    }
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_cards_and_chart_are_read_in_one_snapshot_while_an_email_is_sent_between_their_reads(
-    marketer, monkeypatch
-):
+def test_cards_and_chart_are_read_in_one_snapshot_while_an_email_is_sent_between_their_reads(marketer, monkeypatch):
     import threading
 
     from django.db import connections

@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from delivery import dispatcher
 from campaigns.models import Campaign
+from delivery import dispatcher
 from sending import services
 from tests.factories import CampaignFactory, SmtpAccountFactory
 
@@ -18,10 +18,15 @@ def test_a_pause_lasts_account_pause_seconds_or_the_seconds_given(marketer, sett
     settings.ACCOUNT_PAUSE_SECONDS = 600
     account = SmtpAccountFactory(owner=marketer)
     now = timezone.now()
-    assert services.pause_account(account_id=account.pk, reason="535 auth failed", now=now) == now + timedelta(minutes=10)
+    assert services.pause_account(account_id=account.pk, reason="535 auth failed", now=now) == now + timedelta(
+        minutes=10
+    )
     account.refresh_from_db()
     assert (account.paused_until, account.pause_reason, account.updated_at) == (
-        now + timedelta(minutes=10), "535 auth failed", now)
+        now + timedelta(minutes=10),
+        "535 auth failed",
+        now,
+    )
     services.pause_account(account_id=account.pk, reason="quota", now=now, seconds=60)
     account.refresh_from_db()
     assert (account.paused_until, account.pause_reason) == (now + timedelta(seconds=60), "quota")
@@ -44,8 +49,10 @@ def test_the_admin_action_resumes_the_marketers_own_paused_accounts_only(markete
     until = timezone.now() + timedelta(hours=1)
     mine = SmtpAccountFactory(owner=marketer, paused_until=until, pause_reason="quota")
     theirs = SmtpAccountFactory(owner=other_marketer, paused_until=until, pause_reason="quota")
-    response = marketer_client.post(reverse("admin:sending_smtpaccount_changelist"),
-                                    {"action": "resume_sending", "_selected_action": [mine.pk, theirs.pk]})
+    response = marketer_client.post(
+        reverse("admin:sending_smtpaccount_changelist"),
+        {"action": "resume_sending", "_selected_action": [mine.pk, theirs.pk]},
+    )
     assert response.status_code == 302
     mine.refresh_from_db()
     theirs.refresh_from_db()

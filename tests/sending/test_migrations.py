@@ -21,7 +21,8 @@ SMTP_ACCOUNT_PERMISSIONS = {"view_smtpaccount", "add_smtpaccount", "change_smtpa
 
 def marketers_smtp_account_permissions():
     return set(
-        Group.objects.get(name=MARKETERS_GROUP).permissions.filter(content_type__model="smtpaccount")
+        Group.objects.get(name=MARKETERS_GROUP)
+        .permissions.filter(content_type__model="smtpaccount")
         .values_list("content_type__app_label", "codename")
     )
 
@@ -44,21 +45,32 @@ def test_moving_smtp_accounts_to_sending_keeps_rows_foreign_keys_permissions_and
         owner = old.get_model("accounts", "User").objects.create(username="before-the-move", is_staff=True)
         owner.groups.add(old.get_model("auth", "Group").objects.get(name=MARKETERS_GROUP))
         account = old.get_model("accounts", "SmtpAccount").objects.create(
-            owner=owner, name="Relay", host="smtp.example.org", from_email="news@example.org",
-            password="a Fernet token", learned_per_minute=570.0,
+            owner=owner,
+            name="Relay",
+            host="smtp.example.org",
+            from_email="news@example.org",
+            password="a Fernet token",
+            learned_per_minute=570.0,
         )
         campaign = old.get_model("campaigns", "Campaign").objects.create(
             owner=owner, name="Spring", smtp_account=account
         )
         contact_list = old.get_model("campaigns", "ContactList").objects.create(owner=owner, name="Readers")
         form = old.get_model("campaigns", "SubscriptionForm").objects.create(
-            owner=owner, contact_list=contact_list, smtp_account=account, title="Sign up", consent_text="Yes",
+            owner=owner,
+            contact_list=contact_list,
+            smtp_account=account,
+            title="Sign up",
+            consent_text="Yes",
         )
         old_content_type = old.get_model("contenttypes", "ContentType").objects.get(
             app_label="accounts", model="smtpaccount"
         )
         entry = old.get_model("admin", "LogEntry").objects.create(
-            user=owner, content_type=old_content_type, object_id=str(account.pk), object_repr="Relay",
+            user=owner,
+            content_type=old_content_type,
+            object_id=str(account.pk),
+            object_repr="Relay",
             action_flag=CHANGE,
         )
     finally:
@@ -67,7 +79,10 @@ def test_moving_smtp_accounts_to_sending_keeps_rows_foreign_keys_permissions_and
 
     moved = SmtpAccount.objects.get(pk=account.pk)
     assert (moved.owner_id, moved.name, moved.password, moved.learned_per_minute) == (
-        owner.pk, "Relay", "a Fernet token", 570.0
+        owner.pk,
+        "Relay",
+        "a Fernet token",
+        570.0,
     )
     assert Campaign.objects.get(pk=campaign.pk).smtp_account == moved
     assert SubscriptionForm.objects.get(pk=form.pk).smtp_account == moved

@@ -18,9 +18,19 @@ from tests.sending.test_smtp_presets import as_browser_sends, form_errors
 pytestmark = pytest.mark.django_db
 
 ENGINE_FIELDS = (
-    "next_send_at", "learned_per_minute", "observed_limit_per_minute", "rate_note", "rate_changed_at",
-    "last_throttled_at", "paused_until", "pause_reason", "backoff_seconds", "backoff_until", "unreachable_since",
-    "last_connection_error", "last_connection_error_at",
+    "next_send_at",
+    "learned_per_minute",
+    "observed_limit_per_minute",
+    "rate_note",
+    "rate_changed_at",
+    "last_throttled_at",
+    "paused_until",
+    "pause_reason",
+    "backoff_seconds",
+    "backoff_until",
+    "unreachable_since",
+    "last_connection_error",
+    "last_connection_error_at",
 )
 
 
@@ -76,8 +86,9 @@ def test_saving_the_form_keeps_what_the_engine_wrote_meanwhile(request, monkeypa
     assert account.updated_at > account.created_at
 
 
-def test_a_preset_chosen_on_the_change_form_is_saved_with_the_engine_fields_kept(monkeypatch, marketer,
-                                                                                  marketer_client):
+def test_a_preset_chosen_on_the_change_form_is_saved_with_the_engine_fields_kept(
+    monkeypatch, marketer, marketer_client
+):
     account = SmtpAccountFactory(owner=marketer, host="smtp.old.example", port=25)
     url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
     data = as_browser_sends(marketer_client.get(url).context["adminform"].form)

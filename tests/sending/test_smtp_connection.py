@@ -320,7 +320,9 @@ def test_a_password_that_cannot_be_decrypted_is_reported_not_raised(
 
 def test_a_server_offering_no_usable_auth_mechanism_is_reported(marketer, smtp_server_factory, trust_test_ca):
     server = smtp_server_factory(
-        RecordingHandler(users={LOGIN: PASSWORD}), tls=trust_test_ca, auth=True,
+        RecordingHandler(users={LOGIN: PASSWORD}),
+        tls=trust_test_ca,
+        auth=True,
         auth_exclude_mechanism=["LOGIN", "PLAIN"],
     )
     account = login_account(marketer, server, PASSWORD)
@@ -346,7 +348,6 @@ def test_a_server_that_hangs_up_is_reported(marketer):
         thread.join(5)
 
     assert result == smtp.TestResult(False, "The server closed the connection: Connection unexpectedly closed")
-
 
 
 def test_a_421_greeting_is_reported_with_the_servers_own_words(db, settings):
@@ -390,8 +391,12 @@ def short_timeout(settings):
         ("EHLO", trickle_continuation_lines()),
         ("EHLO", trickle_bytes()),
     ],
-    ids=["greeting in endless 220- lines", "greeting a byte at a time", "EHLO in endless 250- lines",
-         "EHLO a byte at a time"],
+    ids=[
+        "greeting in endless 220- lines",
+        "greeting a byte at a time",
+        "EHLO in endless 250- lines",
+        "EHLO a byte at a time",
+    ],
 )
 def test_opening_a_connection_has_smtp_timeout_in_all(marketer, short_timeout, stage, behaviour):
     with RawSmtpServer({stage: behaviour}) as server:
@@ -481,7 +486,10 @@ def test_the_action_answers_at_once_and_a_worker_tests_the_connection(marketer, 
     )
 
     assert [(m.level, m.message) for m in response.context["messages"]] == [
-        (messages.INFO, "Testing the connection of Local sink… The result shows in 'Last test result' when it is ready.")
+        (
+            messages.INFO,
+            "Testing the connection of Local sink… The result shows in 'Last test result' when it is ready.",
+        )
     ]
     assert server.handler.connections == 0  # the request never went near the server
     page = response.content.decode()
@@ -515,8 +523,9 @@ def test_the_action_queues_the_test_for_a_worker_once_it_commits(
         pytest.skip(f"the broker does not answer: {exc}")
 
     with django_capture_on_commit_callbacks(execute=True):
-        marketer_client.post(reverse("admin:sending_smtpaccount_changelist"),
-                             {"action": "test_connection", "_selected_action": [account.pk]})
+        marketer_client.post(
+            reverse("admin:sending_smtpaccount_changelist"),
+            {"action": "test_connection", "_selected_action": [account.pk]},
+        )
 
     assert ("accounts.test_connection", [account.pk]) in queued_tasks("celery")
-

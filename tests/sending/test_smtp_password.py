@@ -183,8 +183,14 @@ def test_posting_the_raw_column_cannot_overwrite_it(marketer, marketer_client):
 
 def test_add_form_encrypts_the_typed_password(marketer, marketer_client):
     data = form_data(
-        SmtpAccount(name="Fresh", host="smtp.example.com", port=587, security="starttls", username="u",
-                    from_email="alice@example.com"),
+        SmtpAccount(
+            name="Fresh",
+            host="smtp.example.com",
+            port=587,
+            security="starttls",
+            username="u",
+            from_email="alice@example.com",
+        ),
         new_password=SECRET,
     )
 

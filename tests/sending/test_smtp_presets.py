@@ -100,8 +100,15 @@ def test_gmail_fills_host_port_security_and_limits_even_when_host_and_port_are_b
 
 def test_a_preset_replaces_what_was_typed_in_its_fields(marketer_client, marketer):
     data = add_form_data(
-        marketer_client, preset="gmail", host="mail.example.net", port=2525, security="none",
-        max_per_minute=999, max_per_hour=9999, max_per_day=99999, batch_size=25,
+        marketer_client,
+        preset="gmail",
+        host="mail.example.net",
+        port=2525,
+        security="none",
+        max_per_minute=999,
+        max_per_hour=9999,
+        max_per_day=99999,
+        batch_size=25,
     )
 
     account = saved(marketer_client.post(ADD_URL, data), marketer)
@@ -152,8 +159,14 @@ def test_an_unknown_preset_is_refused(marketer_client, marketer):
 
 def test_a_preset_on_the_change_form_updates_server_and_limits_and_keeps_the_password(marketer_client, marketer):
     account = SmtpAccountFactory(
-        owner=marketer, name="Old relay", host="smtp.old.example", port=25, security="none", max_per_minute=5,
-        batch_size=10, raw_password="kept-secret",
+        owner=marketer,
+        name="Old relay",
+        host="smtp.old.example",
+        port=25,
+        security="none",
+        max_per_minute=5,
+        batch_size=10,
+        raw_password="kept-secret",
     )
     url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
     page = marketer_client.get(url)
@@ -174,8 +187,17 @@ def test_a_preset_on_the_change_form_updates_server_and_limits_and_keeps_the_pas
 
 def test_without_a_preset_the_typed_values_are_kept(marketer_client, marketer):
     data = add_form_data(
-        marketer_client, preset="", host="mail.example.net", port=2525, security="ssl",
-        max_per_minute=7, max_per_hour=70, max_per_day=700, batch_size=25, username="alice", new_password="pw",
+        marketer_client,
+        preset="",
+        host="mail.example.net",
+        port=2525,
+        security="ssl",
+        max_per_minute=7,
+        max_per_hour=70,
+        max_per_day=700,
+        batch_size=25,
+        username="alice",
+        new_password="pw",
     )
 
     account = saved(marketer_client.post(ADD_URL, data), marketer)

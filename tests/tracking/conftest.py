@@ -19,7 +19,10 @@ def sent_email(owner):
     campaign = CampaignFactory(owner=owner)
     contact = ContactFactory(owner=owner, email="reader@example.org", name="Reader")
     return EmailFactory(
-        campaign=campaign, contact=contact, status=Email.Status.SENT, sent_at=timezone.now() - timedelta(hours=1),
+        campaign=campaign,
+        contact=contact,
+        status=Email.Status.SENT,
+        sent_at=timezone.now() - timedelta(hours=1),
         message_id="<x@example.com>",
     )
 

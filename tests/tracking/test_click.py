@@ -7,8 +7,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from delivery import message
 from campaigns.models import Email
+from delivery import message
 from tests.factories import CampaignFactory, LinkFactory
 from tests.tracking.conftest import READER_UA
 from tracking import tokens
@@ -68,7 +68,9 @@ def test_forged_altered_and_foreign_tokens_get_404_and_no_redirect(anonymous, se
 
 def test_no_url_is_ever_taken_from_the_query_string(anonymous, sent_email):
     link = LinkFactory(campaign=sent_email.campaign, url="https://shop.example.com/")
-    response = anonymous.get(click_path(sent_email.pk, link.pk) + "?url=https://evil.example/&next=https://evil.example/")
+    response = anonymous.get(
+        click_path(sent_email.pk, link.pk) + "?url=https://evil.example/&next=https://evil.example/"
+    )
     assert response["Location"] == "https://shop.example.com/"
 
 

@@ -43,7 +43,10 @@ def test_a_valid_token_records_the_first_open_a_count_and_an_event(anonymous, se
     assert sent_email.open_count == 1 and not sent_email.machine_open
     event = Event.objects.get(email=sent_email)
     assert (event.kind, event.campaign_id, event.is_machine, event.user_agent) == (
-        "open", sent_email.campaign_id, False, READER_UA
+        "open",
+        sent_email.campaign_id,
+        False,
+        READER_UA,
     )
     window_passes()
     assert_pixel(anonymous.get(pixel_url(tokens.open_token(sent_email.pk)), HTTP_USER_AGENT=READER_UA))
@@ -125,7 +128,9 @@ def test_the_pixel_takes_at_most_three_sql_statements(anonymous, sent_email):
     assert statements(queries.captured_queries) == []
 
 
-@pytest.mark.parametrize("user_agent", [APPLE_MPP_UA, GMAIL_PROXY_UA, "Barracuda Sentinel (EE)", "python-requests/2.32"])
+@pytest.mark.parametrize(
+    "user_agent", [APPLE_MPP_UA, GMAIL_PROXY_UA, "Barracuda Sentinel (EE)", "python-requests/2.32"]
+)
 def test_apple_mpp_proxies_and_scanners_are_machine_opens_left_out_of_the_open_rate(anonymous, sent_email, user_agent):
     assert_pixel(anonymous.get(pixel_url(tokens.open_token(sent_email.pk)), HTTP_USER_AGENT=user_agent))
     sent_email.refresh_from_db()

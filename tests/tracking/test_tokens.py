@@ -33,8 +33,9 @@ def test_tokens_signed_with_another_key_are_refused_and_old_keys_still_read(sett
     token = tokens.open_token(9)
     with override_settings(SECRET_KEY="another-key-entirely-another-key-entirely", SECRET_KEY_FALLBACKS=[]):
         assert tokens.read_open(token) is None
-    with override_settings(SECRET_KEY="another-key-entirely-another-key-entirely",
-                           SECRET_KEY_FALLBACKS=[settings.SECRET_KEY]):
+    with override_settings(
+        SECRET_KEY="another-key-entirely-another-key-entirely", SECRET_KEY_FALLBACKS=[settings.SECRET_KEY]
+    ):
         assert tokens.read_open(token) == 9
 
 

@@ -4,9 +4,9 @@ import pytest
 from django.utils import timezone
 
 from campaigns import ledger
-from delivery import message
 from campaigns.models import Campaign, Email
 from contacts.models import Contact
+from delivery import message
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory, EmailFactory
 from tracking import tokens
 from tracking.models import Event
@@ -42,9 +42,7 @@ def test_get_shows_the_owners_organization_with_one_button_and_changes_nothing(a
 def test_an_rfc_8058_one_click_post_without_cookie_or_csrf_token_unsubscribes(anonymous, sent_email, encoding):
     path = unsubscribe_path(sent_email.pk)
     if encoding == "form":
-        response = anonymous.post(
-            path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
-        )
+        response = anonymous.post(path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
     else:
         response = anonymous.post(path, {"List-Unsubscribe": "One-Click"})  # multipart/form-data
     assert response.status_code == 200
@@ -105,8 +103,12 @@ def test_a_bounced_contact_stays_bounced(anonymous, sent_email):
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_forged_foreign_purpose_and_deleted_campaign_tokens_get_404_and_change_nothing(anonymous, sent_email, method):
     do = getattr(anonymous, method)
-    for token in ("forged.AAAA", f"{sent_email.pk}.AAAA", tokens.open_token(sent_email.pk),
-                  tokens.click_token(sent_email.pk, 1)):
+    for token in (
+        "forged.AAAA",
+        f"{sent_email.pk}.AAAA",
+        tokens.open_token(sent_email.pk),
+        tokens.click_token(sent_email.pk, 1),
+    ):
         assert do(f"/t/u/{token}/").status_code == 404
     path = unsubscribe_path(sent_email.pk)
     contact = sent_email.contact

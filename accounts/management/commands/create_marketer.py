@@ -41,7 +41,8 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError(
-                "Nothing was created:\n" + "\n".join(
+                "Nothing was created:\n"
+                + "\n".join(
                     f"  {field}: {message}" for field, messages in exc.message_dict.items() for message in messages
                 )
             ) from exc

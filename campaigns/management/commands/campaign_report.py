@@ -5,13 +5,16 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from contacts.exports import escape_cell
 from campaigns.models import Campaign
 from campaigns.resources import CampaignResultResource
+from contacts.exports import escape_cell
 
 
 class Command(BaseCommand):
-    help = "Write a campaign's per-recipient results (address, status, sent time, SMTP answer, opens, clicks, unsubscribe)."
+    help = (
+        "Write a campaign's per-recipient results "
+        "(address, status, sent time, SMTP answer, opens, clicks, unsubscribe)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("campaign_id", type=int)

@@ -16,6 +16,5 @@ class Command(BaseCommand):
             tallies.install()
             tallies.recount()
         self.stdout.write(
-            f"Recounted: {CampaignTally.objects.count()} tally row(s), "
-            f"{CampaignHourTally.objects.count()} hour row(s)."
+            f"Recounted: {CampaignTally.objects.count()} tally row(s), {CampaignHourTally.objects.count()} hour row(s)."
         )

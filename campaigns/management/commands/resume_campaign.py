@@ -1,6 +1,6 @@
-from delivery import tasks
 from campaigns.management.commands._campaign_command import CampaignCommand
 from campaigns.services import lifecycle
+from delivery import tasks
 
 
 class Command(CampaignCommand):

@@ -3,10 +3,10 @@ import zoneinfo
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from delivery import tasks
 from campaigns.management.commands._campaign_command import CampaignCommand
 from campaigns.selectors import audience
 from campaigns.services import lifecycle
+from delivery import tasks
 
 
 class Command(CampaignCommand):

@@ -53,10 +53,12 @@ class Command(BaseCommand):
         self.stdout.write(f"  password: {password}")
         self.stdout.write(f"  messages sent by the demo account land in {settings.SMTP_SINK_DIR}")
         if not settings.SMTP_ALLOW_PRIVATE_HOSTS:
-            self.stdout.write(self.style.WARNING(
-                "  the demo account's server is on 127.0.0.1: start the processes with SMTP_ALLOW_PRIVATE_HOSTS=1 "
-                "(make run does), or the SMTP destination guard refuses it"
-            ))
+            self.stdout.write(
+                self.style.WARNING(
+                    "  the demo account's server is on 127.0.0.1: start the processes with SMTP_ALLOW_PRIVATE_HOSTS=1 "
+                    "(make run does), or the SMTP destination guard refuses it"
+                )
+            )
 
     def _demo_contacts(self, user):
         demo_list, _ = ContactList.objects.get_or_create(owner=user, name="Demo list")

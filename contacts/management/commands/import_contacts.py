@@ -48,7 +48,9 @@ class Command(BaseCommand):
         parser.add_argument("--owner", required=True, help="username of the marketer who owns the contacts")
         parser.add_argument("--list", required=True, dest="list_name", help="list name (created if missing)")
         parser.add_argument(
-            "--encoding", default="", choices=[c for c, _ in ENCODING_CHOICES if c],
+            "--encoding",
+            default="",
+            choices=[c for c, _ in ENCODING_CHOICES if c],
             help="CSV encoding (default: detected)",
         )
         parser.add_argument("--dry-run", action="store_true", help="show what would happen, write nothing")
@@ -74,7 +76,12 @@ class Command(BaseCommand):
             bar = None if no_progress else ProgressBar(total, self.stderr._out)
             started = time.monotonic()
             result = service.import_file(
-                owner=user, path=path, encoding=encoding, contact_list=contact_list, dry_run=dry_run, progress=bar,
+                owner=user,
+                path=path,
+                encoding=encoding,
+                contact_list=contact_list,
+                dry_run=dry_run,
+                progress=bar,
                 # The report file is the operator's own: every rejected row goes into it.
                 keep_rejected=None if report else service.REJECTED_SAMPLE,
             )
@@ -83,8 +90,10 @@ class Command(BaseCommand):
                 bar.finish()
         except FileRefused as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{path.name}: {result.file_description}; {result.processed_rows} row(s) in {elapsed:.2f}s"
-                          + (" (dry run: nothing written)" if dry_run else f" into list {list_name!r}"))
+        self.stdout.write(
+            f"{path.name}: {result.file_description}; {result.processed_rows} row(s) in {elapsed:.2f}s"
+            + (" (dry run: nothing written)" if dry_run else f" into list {list_name!r}")
+        )
         for outcome in service.OUTCOMES:
             self.stdout.write(f"  {result.counts[outcome]:>8}  {LABELS[outcome]}")
         self.stdout.write(f"  {result.blank_rows:>8}  blank rows ignored")
@@ -96,8 +105,13 @@ class Command(BaseCommand):
             self.stdout.write(f"Rejected rows written to {report}.")
         elif result.rejected:
             shown = result.rejected[:20]
-            self.stdout.write("Rejected rows:" + ("" if len(shown) == result.counts[service.REJECTED] else
-                                                  f" (first {len(shown)} of {result.counts[service.REJECTED]}; "
-                                                  "--report FILE for all)"))
+            self.stdout.write(
+                "Rejected rows:"
+                + (
+                    ""
+                    if len(shown) == result.counts[service.REJECTED]
+                    else f" (first {len(shown)} of {result.counts[service.REJECTED]}; --report FILE for all)"
+                )
+            )
             for r in shown:
                 self.stdout.write(f"  row {r['row']}: {r['address']!r}: {r['reason']}")

@@ -1,9 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from delivery import tasks
-from delivery import dispatcher
 from campaigns.models import Campaign
 from campaigns.selectors import audience
+from delivery import dispatcher, tasks
 
 
 class Command(BaseCommand):

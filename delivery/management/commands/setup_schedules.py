@@ -9,22 +9,28 @@ IMPORT_CLEANUP_SECONDS = 300
 
 
 class Command(BaseCommand):
-    help = ("Create the dispatcher's periodic task (every 10 s) and the import files' cleanup (every 5 min). "
-            "Idempotent; never overwrites an edited interval.")
+    help = (
+        "Create the dispatcher's periodic task (every 10 s) and the import files' cleanup (every 5 min). "
+        "Idempotent; never overwrites an edited interval."
+    )
 
     def handle(self, *args, **options):
         self._schedule(
-            name=DISPATCH_TASK_NAME, label="Dispatcher", task="campaigns.dispatch",
+            name=DISPATCH_TASK_NAME,
+            label="Dispatcher",
+            task="campaigns.dispatch",
             every=settings.DISPATCH_INTERVAL_SECONDS,
             description="Starts due campaigns, returns retries, claims batches within each account's limits.",
             # A tick that waited in the queue longer than one interval is dropped: the next one does its work.
             expire_seconds=settings.DISPATCH_INTERVAL_SECONDS,
         )
         self._schedule(
-            name=IMPORT_CLEANUP_TASK_NAME, label="Import files' cleanup", task="campaigns.delete_stale_import_files",
+            name=IMPORT_CLEANUP_TASK_NAME,
+            label="Import files' cleanup",
+            task="campaigns.delete_stale_import_files",
             every=IMPORT_CLEANUP_SECONDS,
             description="Deletes uploaded contact files of imports ended or never confirmed "
-                        "(IMPORT_UNCONFIRMED_FILE_HOURS), and fails previews stopped by their time limit.",
+            "(IMPORT_UNCONFIRMED_FILE_HOURS), and fails previews stopped by their time limit.",
             expire_seconds=IMPORT_CLEANUP_SECONDS,
         )
 
@@ -34,6 +40,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{label} schedule exists: {existing.interval or existing.crontab}; left as it is.")
             return
         interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
-        PeriodicTask.objects.create(name=name, task=task, interval=interval, description=description,
-                                    expire_seconds=expire_seconds)
+        PeriodicTask.objects.create(
+            name=name, task=task, interval=interval, description=description, expire_seconds=expire_seconds
+        )
         self.stdout.write(self.style.SUCCESS(f"{label} scheduled every {interval.every} seconds."))

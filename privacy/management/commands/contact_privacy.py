@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from contacts.addresses import normalize_address
 from contacts.models import Contact
 from privacy import services as privacy
+
+
 class Command(BaseCommand):
     help = "Export (JSON or CSV) or erase everything held about one contact of an owner."
 
