@@ -12,11 +12,12 @@ import uuid
 import weakref
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Exists, F, Min, OuterRef
-from psycopg import pq
+from psycopg import Connection, pq
 
 from campaigns import lease
 from campaigns.models import BatchTake, Campaign, CampaignTally, Email
@@ -27,6 +28,8 @@ from contacts.selectors import suppressed
 log = logging.getLogger(__name__)
 S = Email.Status
 OPEN_STATUSES = (S.PENDING, S.QUEUED, S.DEFERRED)
+# The parameters of the statements here, as psycopg adapts them: ids, statuses, flags, times, batch ids.
+SqlParams = list[int | str | bool | datetime | uuid.UUID | list[uuid.UUID] | None]
 
 
 # --- materialising recipients -----------------------------------------------
@@ -111,7 +114,8 @@ def materialise_statement(
     else:
         audience, audience_params = _lists_and_segments_audience(campaign_id=campaign_id, now=now)
     # Only for an owner who erased someone: the hashes cost every audience row two SHA-256 passes.
-    not_erased, not_erased_params = "", []
+    not_erased = ""
+    not_erased_params: SqlParams = []
     if owner_erased:
         erased, not_erased_params = suppressed.erased_sql(owner_column="c.owner_id", address_column="c.email")
         not_erased = f"AND NOT {erased}"
@@ -446,7 +450,7 @@ def mark_sent(
     """queued -> sent, answered at once. A batch writes its results through a ResultWriter instead."""
     # possible_duplicate is only ever set, never cleared: an earlier attempt lost after DATA
     # (now deferred and retried) may have delivered a copy, whatever this attempt looked like.
-    params = [now, now, code, text, bool(possible_duplicate), email_id, batch_id]
+    params: SqlParams = [now, now, code, text, bool(possible_duplicate), email_id, batch_id]
     with connection.cursor() as cursor:
         cursor.execute(_MARK_SENT, params)
         return _report(email_id, "sent", cursor.rowcount)
@@ -454,7 +458,7 @@ def mark_sent(
 
 # Prepared statements live in a server session: the names prepared on each psycopg connection,
 # kept here rather than as attributes on psycopg's or Django's objects.
-_prepared_on = weakref.WeakKeyDictionary()
+_prepared_on: weakref.WeakKeyDictionary[Connection[Any], set[str]] = weakref.WeakKeyDictionary()
 
 
 class ResultWriter:

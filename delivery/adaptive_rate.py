@@ -124,7 +124,8 @@ def after_clean_batch(*, account_id: int, now: datetime) -> bool:
         )
         .first()
     )
-    if account is None or not _settled(account, now):
+    # learned_per_minute is never None here (the filter); the check narrows its type.
+    if account is None or account["learned_per_minute"] is None or not _settled(account, now):
         return False
     rate = probe_rate(
         learned=account["learned_per_minute"],

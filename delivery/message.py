@@ -18,6 +18,7 @@ import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from email.header import Header
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, make_msgid
@@ -195,7 +196,7 @@ def _one_line(value):
 # --- tracking ---------------------------------------------------------------------------------
 
 # {(campaign id, created_at): {url: link id}}: a batch looks its links up once, not per message.
-_LINK_CACHE = OrderedDict()
+_LINK_CACHE: OrderedDict[tuple[int, datetime], dict[str, int]] = OrderedDict()
 _LINK_CACHE_SIZE = 64
 
 
