@@ -121,7 +121,7 @@ class BatchRow:
     to_name: str
     message_id: str
     contact_attributes: dict
-    campaign: Campaign = None
+    campaign: Campaign
 
 
 @dataclass
@@ -159,7 +159,9 @@ def _batch_emails(batch_id, *, clock, monotonic):
         held = renew(batch_id, clock=clock, monotonic=monotonic)
         rows = [row for row in rows if row[0] in held.ids]
     attributes = Contact._meta.get_field("attributes")
-    emails = [
+    campaigns = campaigns_with_owner_and_account(row[1] for row in rows)
+    # (A campaign deleted since the read took its rows with it.)
+    return [
         BatchRow(
             pk,
             campaign_id,
@@ -168,14 +170,11 @@ def _batch_emails(batch_id, *, clock, monotonic):
             to_name,
             message_id,
             attributes.from_db_value(raw, None, connection) or {} if contact_id else {},
+            campaigns[campaign_id],
         )
         for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in rows
-    ]
-    campaigns = campaigns_with_owner_and_account(e.campaign_id for e in emails)
-    for email in emails:
-        email.campaign = campaigns.get(email.campaign_id)
-    # (A campaign deleted since the read took its rows with it.)
-    return [email for email in emails if email.campaign is not None], held
+        if campaign_id in campaigns
+    ], held
 
 
 def _why_account_cannot_send(*, account, campaign, now):
