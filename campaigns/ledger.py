@@ -10,13 +10,15 @@ import select
 import time
 import uuid
 import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from types import TracebackType
 from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
-from django.db.models import Exists, F, Min, OuterRef
+from django.db.models import Exists, F, Min, OuterRef, QuerySet
 from psycopg import Connection, pq
 
 from campaigns import lease
@@ -30,6 +32,9 @@ S = Email.Status
 OPEN_STATUSES = (S.PENDING, S.QUEUED, S.DEFERRED)
 # The parameters of the statements here, as psycopg adapts them: ids, statuses, flags, times, batch ids.
 SqlParams = list[int | str | bool | datetime | uuid.UUID | list[uuid.UUID] | None]
+# A queued row as sending reads it (batch_rows): id, campaign_id, contact_id, to_email, to_name,
+# message_id, and the contact's attributes as stored (JSON text; None without a contact).
+QueuedRow = tuple[int, int, int | None, str, str, str, str | None]
 
 
 # --- materialising recipients -----------------------------------------------
@@ -46,7 +51,8 @@ def materialise(*, campaign_id: int, now: datetime) -> int:
     sql, params = materialise_statement(campaign_id=campaign_id, now=now)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        created: int = cursor.rowcount
+        return created
 
 
 def materialise_chunk(*, campaign_id: int, after_contact_id: int, size: int, now: datetime) -> tuple[int, int | None]:
@@ -64,10 +70,11 @@ def materialise_chunk(*, campaign_id: int, after_contact_id: int, size: int, now
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount, through
+        created: int = cursor.rowcount
+        return created, through
 
 
-def _nth_contact_after(*, campaign_id, after_contact_id, n):
+def _nth_contact_after(*, campaign_id: int, after_contact_id: int, n: int) -> int | None:
     """The id of the owner's n-th subscribed contact after `after_contact_id`, or None when
     there are fewer (the chunk then runs to the end)."""
     sql = f"""
@@ -84,7 +91,7 @@ def _nth_contact_after(*, campaign_id, after_contact_id, n):
 
 def materialise_statement(
     *, campaign_id: int, now: datetime, after_contact_id: int = 0, through_contact_id: int | None = None
-) -> tuple[str, list]:
+) -> tuple[str, SqlParams]:
     """The INSERT ... SELECT of the campaign's recipients (those in the contact-id range, when given).
 
     Its audience is the campaign's lists and segments or, for a resend, its source's recipients by its
@@ -106,7 +113,7 @@ def materialise_statement(
     email, contact = Email._meta.db_table, Contact._meta.db_table
     campaign = Campaign._meta.db_table
 
-    def contact_range(column):
+    def contact_range(column: str) -> str:
         return f"{column} > %s" + (f" AND {column} <= %s" if through_contact_id is not None else "")
 
     if resend:
@@ -139,7 +146,17 @@ def materialise_statement(
     # with c.owner_id, PostgreSQL would run it once per contact.
     # The outer owner condition keeps a list, segment or source of someone else's from reaching
     # anyone but the campaign owner's contacts.
-    params = [campaign_id, S.PENDING, False, False, now, now, campaign_id, Contact.Status.SUBSCRIBED, *audience_params]
+    params: SqlParams = [
+        campaign_id,
+        S.PENDING,
+        False,
+        False,
+        now,
+        now,
+        campaign_id,
+        Contact.Status.SUBSCRIBED,
+        *audience_params,
+    ]
     # A chunk of the preparation (materialise_chunk) is a range of contact ids; the whole audience is 0..end.
     # The range is on the audience too: PostgreSQL pushes it into each branch (an index range scan of the
     # list memberships), where the outer range alone would leave it hashing every member of the lists per
@@ -149,7 +166,7 @@ def materialise_statement(
     return sql, params
 
 
-def _lists_and_segments_audience(*, campaign_id, now):
+def _lists_and_segments_audience(*, campaign_id: int, now: datetime) -> tuple[str, SqlParams]:
     """Contact ids on the campaign's own lists, then one UNION ALL branch per segment (repeats are
     folded by the outer IN)."""
     membership = ContactList.contacts.through._meta.db_table
@@ -163,7 +180,7 @@ def _lists_and_segments_audience(*, campaign_id, now):
     return sql + segment_branches, [campaign_id, campaign_id, *segment_params]
 
 
-def _resend_audience(*, campaign_id):
+def _resend_audience(*, campaign_id: int) -> tuple[str, SqlParams]:
     """Contact ids the source campaign was sent to, by the resend's rule. "Not opened" is
     first_opened_at: a reader's open only, machine opens (Apple Mail Privacy Protection) never set it."""
     campaign = Campaign._meta.db_table
@@ -174,11 +191,12 @@ def _resend_audience(*, campaign_id):
     return sql, [campaign_id, Campaign.SourceRule.NOT_OPENED, S.SENT]
 
 
-def _segment_branches(*, campaign_id, now):
+def _segment_branches(*, campaign_id: int, now: datetime) -> tuple[str, SqlParams]:
     """One more UNION ALL branch of contact ids per segment of the campaign: the segment's own queryset
     (campaigns.selectors.segments, the one definition of who a segment is) as SQL, so the start stays
     one set-based statement. A resend has none (its source decides), nor does a campaign without segments."""
-    sql, params = "", []
+    sql = ""
+    params: SqlParams = []
     for ids in segments.campaign_segment_contact_ids(campaign_id=campaign_id, now=now):
         branch_sql, branch_params = ids.query.sql_with_params()
         sql += f"\n              UNION ALL\n              SELECT s.id FROM ({branch_sql}) s"
@@ -226,7 +244,9 @@ def return_due(*, now: datetime) -> tuple[int, int]:
     return deferred, taken_back
 
 
-def claim(*, campaign_ids: list[int], limit: int, now: datetime, after_id: int = 0) -> tuple:
+def claim(
+    *, campaign_ids: list[int], limit: int, now: datetime, after_id: int = 0
+) -> tuple[uuid.UUID | None, int, int]:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as one batch.
     Returns (batch_id, count, last_id); see claim_as_batches."""
     batches, last_id = claim_as_batches(
@@ -280,7 +300,9 @@ def claim_as_batches(
     return batches, max(ids)
 
 
-def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size):
+def claim_statement(
+    *, campaign_ids: list[int], limit: int, now: datetime, after_id: int, batch_ids: list[uuid.UUID], batch_size: int
+) -> tuple[str, SqlParams]:
     placeholders = ", ".join(["%s"] * len(campaign_ids))
     table = Email._meta.db_table
     # MATERIALIZED: the rows are picked once. As a plain `id IN (SELECT ... LIMIT n)` PostgreSQL
@@ -307,7 +329,7 @@ def claim_statement(*, campaign_ids, limit, now, after_id, batch_ids, batch_size
     """
     message_id_end = f".{uuid.uuid4().hex[:16]}@{settings.MESSAGE_ID_DOMAIN or 'localhost'}>"
     lease = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
-    params = [
+    params: SqlParams = [
         S.PENDING,
         *campaign_ids,
         after_id,
@@ -335,7 +357,8 @@ def take_batch(*, batch_id: uuid.UUID, now: datetime) -> bool:
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [batch_id, now])
-        return cursor.rowcount == 1
+        taken: bool = cursor.rowcount == 1
+        return taken
 
 
 def forget_takes(*, now: datetime) -> int:
@@ -345,7 +368,7 @@ def forget_takes(*, now: datetime) -> int:
     return BatchTake.objects.filter(taken_at__lt=now - timedelta(days=1)).delete()[0]
 
 
-def batch_rows(*, batch_id: uuid.UUID) -> tuple[list[tuple], datetime | None]:
+def batch_rows(*, batch_id: uuid.UUID) -> tuple[list[QueuedRow], datetime | None]:
     """What sending reads of a taken batch's queued rows, in id order: (id, campaign_id,
     contact_id, to_email, to_name, message_id, the contact's attributes as stored), and the
     earliest of their leases (None when no row is left). The lease was set at the claim (or at
@@ -389,7 +412,7 @@ def renew_lease(*, batch_id: uuid.UUID, now: datetime) -> set[int]:
 
 
 @contextmanager
-def ledger_commits():
+def ledger_commits() -> Iterator[None]:
     """The sending engine's own commits (a dispatcher tick, a worker's batch) skip the wait
     for the disk flush, unless EMAIL_RESULTS_SYNCHRONOUS_COMMIT is set.
 
@@ -416,11 +439,11 @@ def ledger_commits():
 # --- worker transitions (each guarded by the worker's batch id) --------------
 
 
-def _owned(email_id, batch_id):
+def _owned(email_id: int, batch_id: uuid.UUID) -> QuerySet[Email]:
     return Email.objects.filter(id=email_id, status=S.QUEUED, batch_id=batch_id)
 
 
-def _report(email_id, transition, updated):
+def _report(email_id: int, transition: str, updated: int) -> bool:
     if not updated:
         log.warning("email %s: %s skipped, the row is no longer this worker's", email_id, transition)
     return bool(updated)
@@ -477,27 +500,44 @@ class ResultWriter:
     compiling longer still (measured in BENCHMARKS.md, Costs behind the code).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._db = connections[DEFAULT_DB_ALIAS]
-        self._pending = None  # (email_id, transition) whose answer is still to be read
-        self._wrapping = None
-
-    def __enter__(self):
+        self._pending: tuple[int, str] | None = None  # (email_id, transition) whose answer is still to be read
         self._wrapping = self._db.execute_wrapper(self._settle_first)
+
+    def __enter__(self) -> "ResultWriter":
         self._wrapping.__enter__()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         try:
             self.settle()
         finally:
-            self._wrapping.__exit__(*exc_info)
+            self._wrapping.__exit__(exc_type, exc, traceback)
 
-    def _settle_first(self, execute, sql, params, many, context):
+    def _settle_first(
+        self,
+        execute: Callable[[str, Any, bool, dict[str, Any]], Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
         self.settle()
         return execute(sql, params, many, context)
 
-    def mark_sent(self, *, email_id, batch_id, code, text, now, possible_duplicate=False):
+    def mark_sent(
+        self,
+        *,
+        email_id: int,
+        batch_id: uuid.UUID,
+        code: int,
+        text: str,
+        now: datetime,
+        possible_duplicate: bool = False,
+    ) -> bool:
         """queued -> sent, its answer read by `settle`. Returns True (assumed until settled, which
         logs a row that was no longer this worker's)."""
         # Written as PostgreSQL reads text parameters, here rather than value by value.
@@ -515,7 +555,7 @@ class ResultWriter:
         self._pending = (email_id, "sent")
         return True
 
-    def settle(self):
+    def settle(self) -> bool | None:
         """Read the outstanding answer, if any: whether that statement changed its row (None when
         nothing was outstanding). Raises DatabaseError when the server refused the statement."""
         if self._pending is None:
@@ -525,7 +565,7 @@ class ResultWriter:
         results = _results(self._db.connection.pgconn)
         return _report(email_id, transition, sum(result.command_tuples or 0 for result in results))
 
-    def _send_prepared(self, name, sql, params):
+    def _send_prepared(self, name: str, sql: str, params: list[bytes]) -> None:
         self.settle()
         self._db.ensure_connection()
         raw = self._db.connection
@@ -543,7 +583,7 @@ class ResultWriter:
             select.select([], [pgconn.socket], [])
 
 
-def _results(pgconn):
+def _results(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
     results = []
     while (result := pgconn.get_result()) is not None:
         if result.status not in _ANSWERED:
@@ -617,10 +657,10 @@ def record_error(*, email_id: int, batch_id: uuid.UUID, text: str, now: datetime
         _report(email_id, "error", 0)
         return None
     if email.attempts + 1 >= settings.EMAIL_ERROR_ATTEMPTS:
-        updated = mark_failed(
+        failed = mark_failed(
             email_id=email_id, batch_id=batch_id, code=None, text=text, failure_class=Email.FailureClass.ERROR, now=now
         )
-        return S.FAILED if updated else None
+        return S.FAILED if failed else None
     ladder = settings.EMAIL_RETRY_LADDER
     updated = _owned(email_id, batch_id).update(
         status=S.DEFERRED,
@@ -643,7 +683,14 @@ def release(*, batch_id: uuid.UUID, now: datetime, email_ids: list[int] | None =
     return rows.update(status=S.PENDING, batch_id=None, lease_expires_at=None, updated_at=now)
 
 
-def cancel_open(*, campaign_id, now, email_ids=None, contact_ids=None, include_queued=False):
+def cancel_open(
+    *,
+    campaign_id: int | None,
+    now: datetime,
+    email_ids: list[int] | None = None,
+    contact_ids: list[int] | None = None,
+    include_queued: bool = False,
+) -> int:
     """Cancel a campaign's unsent rows for good (queued rows only when asked: a worker may hold them)."""
     statuses = [S.PENDING, S.DEFERRED] + ([S.QUEUED] if include_queued else [])
     rows = Email.objects.filter(status__in=statuses)

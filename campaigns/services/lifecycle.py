@@ -494,8 +494,7 @@ def remove_pending(*, campaign: Campaign, email_ids: list[int], now: datetime | 
     the owner learns they go out with that batch.
     """
     now = now or timezone.now()
-    # campaigns.ledger.cancel_open has no annotations.
-    removed: int = ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)  # type: ignore[no-untyped-call]
+    removed = ledger.cancel_open(campaign_id=campaign.pk, now=now, email_ids=email_ids)
     in_flight = campaign.emails.filter(id__in=email_ids, status=ledger.S.QUEUED).count()
     return removed, in_flight
 
