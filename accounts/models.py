@@ -46,7 +46,7 @@ class User(AbstractUser):
         return self.access_denied_reason() == ""
 
 
-def users_with_access_q(prefix=""):
+def users_with_access_q(prefix: str = "") -> Q:
     """A Q over users (or, with prefix, a relation to them) who may log in and send."""
     p = prefix
     now = timezone.now()

@@ -13,7 +13,7 @@ import math
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 
 from campaigns.models import CampaignHourTally, Email
 from delivery.selectors import sent_by_account
@@ -51,7 +51,7 @@ LOW_WATER_BATCHES = 2
 MIN_MEASURED_SPAN_SECONDS = 1.0
 
 
-def allowance(*, account, now: datetime, window_seconds: float) -> int:
+def allowance(*, account: SmtpAccount, now: datetime, window_seconds: float) -> int:
     """How many emails the account may claim now, for the next `window_seconds`: within its
     per-minute, per-hour and per-day limits and pacing, and within its fair share of the workers."""
     in_flight = _in_flight(account)
@@ -72,17 +72,17 @@ def allowance(*, account, now: datetime, window_seconds: float) -> int:
     )
 
 
-def fair_share_applies(*, account, window_seconds: float) -> bool:
+def fair_share_applies(*, account: SmtpAccount, window_seconds: float) -> bool:
     """Whether the fair share can bound the account: its pacing allows more than the floor (an
     account paced below it is bound by its pacing alone)."""
     return _paced(account, window_seconds) > FAIR_SHARE_FLOOR_BATCHES * account.batch_size
 
 
-def _paced(account, window_seconds):
+def _paced(account: SmtpAccount, window_seconds: float) -> int:
     return math.ceil(effective_per_minute(account) * window_seconds / 60.0)
 
 
-def fair_share_cap(*, account, now: datetime, window_seconds: float) -> int:
+def fair_share_cap(*, account: SmtpAccount, now: datetime, window_seconds: float) -> int:
     """The most rows the account may hold queued: FAIR_SHARE_HEADROOM intervals of its measured
     rate, the floor at least."""
     rate = measured_rate(account=account, now=now, window_seconds=window_seconds)
@@ -91,7 +91,7 @@ def fair_share_cap(*, account, now: datetime, window_seconds: float) -> int:
     return max(FAIR_SHARE_FLOOR_BATCHES * account.batch_size, share)
 
 
-def measured_rate(*, account, now: datetime, window_seconds: float) -> float:
+def measured_rate(*, account: SmtpAccount, now: datetime, window_seconds: float) -> float:
     """Emails a second the account sent in the last window, over the time it was sending (from the
     first to the last of them): a campaign that sent its only ten batches in a fraction of a second
     sends at the rate of that fraction, not at ten batches an interval. Read on the (campaign,
@@ -102,15 +102,16 @@ def measured_rate(*, account, now: datetime, window_seconds: float) -> float:
     if not sent["count"]:
         return 0.0
     span = (sent["last"] - sent["first"]).total_seconds()
-    return sent["count"] / max(span, MIN_MEASURED_SPAN_SECONDS)
+    rate: float = sent["count"] / max(span, MIN_MEASURED_SPAN_SECONDS)
+    return rate
 
 
-def _in_flight(account):
+def _in_flight(account: SmtpAccount) -> int:
     # On the index of queued rows; the fair share bounds how many there are.
     return queued_rows(account_id=account.pk).count()
 
 
-def queued_rows(*, account_id: int):
+def queued_rows(*, account_id: int) -> QuerySet[Email]:
     # Unordered: Email's default ordering (id) would turn "the first queued rows" into a walk of the
     # primary key past every row sent before them, filtered, slower with every row a campaign sends.
     # On the index of queued rows instead.
@@ -120,7 +121,9 @@ def queued_rows(*, account_id: int):
 LIMIT_WINDOWS = (("minute", timedelta(minutes=1)), ("hour", timedelta(hours=1)), ("day", timedelta(days=1)))
 
 
-def _left_within_limits(*, account, now, in_flight, wanted, window_seconds):
+def _left_within_limits(
+    *, account: SmtpAccount, now: datetime, in_flight: int, wanted: int, window_seconds: float
+) -> int:
     """What the per-minute, per-hour and per-day limits leave, exact wherever it is below `wanted`.
 
     Counting a day of sent rows would be most of a tick's work for a busy account, and for most
@@ -146,10 +149,11 @@ def _left_within_limits(*, account, now, in_flight, wanted, window_seconds):
     counts = sent_by_account(account_id=account.pk, after=now - widest).aggregate(
         **{name: Count("campaign_id", filter=Q(sent_at__gt=now - span)) for name, span in close}
     )
-    return min(limits[name] - counts[name] - in_flight for name, _ in close)
+    left: int = min(limits[name] - counts[name] - in_flight for name, _ in close)
+    return left
 
 
-def _sent_upper_bounds(*, account, now):
+def _sent_upper_bounds(*, account: SmtpAccount, now: datetime) -> dict[str, int]:
     """Sent rows of the account in the hours each window touches: at least what the window holds."""
     hour_of = {name: _epoch_hour(now - span) for name, span in LIMIT_WINDOWS}
     sent = F("sent0") + F("sent1") + F("sent2") + F("sent3")
@@ -159,7 +163,7 @@ def _sent_upper_bounds(*, account, now):
     return {name: bounds[f"sent_{name}"] or 0 for name, _ in LIMIT_WINDOWS}
 
 
-def _epoch_hour(moment):
+def _epoch_hour(moment: datetime) -> int:
     return int(moment.timestamp() // 3600)
 
 

@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from campaigns.models import Email
 
 
-def sent_by_account(*, account_id: int, after: datetime, until: datetime | None = None) -> QuerySet:
+def sent_by_account(*, account_id: int, after: datetime, until: datetime | None = None) -> QuerySet[Email]:
     """The account's sent rows accepted after `after` (and at or before `until`, when given)."""
     rows = Email.objects.filter(campaign__smtp_account_id=account_id, status=Email.Status.SENT, sent_at__gt=after)
     return rows if until is None else rows.filter(sent_at__lte=until)
