@@ -87,7 +87,7 @@ def on_throttled(*, account_id: int, code: int | None, text: str, now: datetime)
     return rate
 
 
-def _within_episode(last_throttled_at, now):
+def _within_episode(last_throttled_at: datetime | None, now: datetime) -> bool:
     return last_throttled_at is not None and now - last_throttled_at < timedelta(seconds=THROTTLE_EPISODE_SECONDS)
 
 
@@ -105,10 +105,11 @@ def resume_at(*, account_id: int, now: datetime, rate: float) -> datetime:
         .order_by("sent_at")
         .values_list("sent_at", flat=True)[over : over + 1]
     )
-    return max([pause, *(at + WINDOW for at in oldest)])
+    # Sent rows all have a sent_at (the filter is on it); the check narrows its type.
+    return max([pause, *(at + WINDOW for at in oldest if at is not None)])
 
 
-def _pause_pacing(*, account_id, until):
+def _pause_pacing(*, account_id: int, until: datetime) -> None:
     SmtpAccount.objects.filter(pk=account_id).update(
         next_send_at=Greatest(Coalesce(F("next_send_at"), Value(until)), Value(until))
     )
@@ -125,7 +126,11 @@ def after_clean_batch(*, account_id: int, now: datetime) -> bool:
         .first()
     )
     # learned_per_minute is never None here (the filter); the check narrows its type.
-    if account is None or account["learned_per_minute"] is None or not _settled(account, now):
+    if account is None or account["learned_per_minute"] is None:
+        return False
+    if not _settled(
+        rate_changed_at=account["rate_changed_at"], last_throttled_at=account["last_throttled_at"], now=now
+    ):
         return False
     rate = probe_rate(
         learned=account["learned_per_minute"],
@@ -149,9 +154,9 @@ def after_clean_batch(*, account_id: int, now: datetime) -> bool:
     )
 
 
-def _settled(account, now):
+def _settled(*, rate_changed_at: datetime | None, last_throttled_at: datetime | None, now: datetime) -> bool:
     settled = now - timedelta(seconds=PROBE_AFTER_SECONDS)
-    return all(account[key] is None or account[key] <= settled for key in ("rate_changed_at", "last_throttled_at"))
+    return all(at is None or at <= settled for at in (rate_changed_at, last_throttled_at))
 
 
 def probe_rate(*, learned: float, observed: int | None, clean_seconds: float | None) -> float | None:
