@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User, users_with_access_q
@@ -20,19 +20,20 @@ from sending.models import SmtpAccount
 log = logging.getLogger(__name__)
 DISPATCH_TASK_NAME = "Dispatch pending emails"
 LOCK_SECONDS = 120
+ClaimedBatch = tuple[int, uuid.UUID, int]  # (account_id, batch_id, size)
 
 
 @dataclass
 class TickReport:
     ran: bool = False
-    started: list = field(default_factory=list)
+    started: list[int] = field(default_factory=list)
     prepared: int = 0  # recipients written for campaigns being prepared
     returned: int = 0
-    batches: list = field(default_factory=list)  # (account_id, batch_id, size)
+    batches: list[ClaimedBatch] = field(default_factory=list)
     completed: int = 0
 
     @property
-    def claimed(self):
+    def claimed(self) -> int:
         return sum(size for _, _, size in self.batches)
 
 
@@ -71,7 +72,7 @@ def tick(*, enqueue: Callable[[uuid.UUID], object], now: datetime | None = None)
 # --- step 1: one tick at a time -----------------------------------------------------
 
 
-def _acquire_lock(*, token, now):
+def _acquire_lock(*, token: str, now: datetime) -> bool:
     # The row comes from migration campaigns.0002; a conditional UPDATE is the lock.
     # Should it be gone (a flushed database), recreate it rather than skip every tick for good.
     if not DispatcherState.objects.filter(pk=1).exists():
@@ -83,7 +84,7 @@ def _acquire_lock(*, token, now):
     )
 
 
-def _release_lock(*, token, started_at, duration, claimed):
+def _release_lock(*, token: str, started_at: datetime, duration: float, claimed: int) -> None:
     DispatcherState.objects.filter(pk=1, locked_by=token).update(
         locked_by="",
         locked_until=None,
@@ -118,11 +119,12 @@ def dispatch_interval_seconds() -> int:
     if task is None or task.interval is None:
         from django.conf import settings
 
-        return settings.DISPATCH_INTERVAL_SECONDS
+        seconds: int = settings.DISPATCH_INTERVAL_SECONDS
+        return seconds
     return max(1, int(timedelta(**{task.interval.period: task.interval.every}).total_seconds()))
 
 
-def sendable_accounts(*, now: datetime):
+def sendable_accounts(*, now: datetime) -> QuerySet[SmtpAccount]:
     sending = Campaign.objects.filter(smtp_account=OuterRef("pk"), status=Campaign.Status.SENDING)
     return (
         SmtpAccount.objects.filter(Exists(sending))
@@ -135,7 +137,7 @@ def sendable_accounts(*, now: datetime):
 
 def claim_batches(
     *, now: datetime, window_seconds: float, on_claimed: Callable[[uuid.UUID], object] = lambda batch_id: None
-) -> list[tuple]:
+) -> list[ClaimedBatch]:
     """Claim what each sendable account may send (rate_limit.allowance: its limits, and its fair
     share of the workers), in batches, the accounts taking turns."""
     plans = []
@@ -148,7 +150,7 @@ def claim_batches(
         budget = rate_limit.allowance(account=account, now=now, window_seconds=window_seconds)
         if budget > 0:
             plans.append(_ClaimPlan(account=account, campaign_ids=campaign_ids, budget=budget))
-    batches = []
+    batches: list[ClaimedBatch] = []
     # Accounts take turns, so a large campaign never starves another account in a tick: one batch each
     # in the first round, so every account's first batch is near the head of the workers' queue, then
     # a claim statement's worth each (ledger.CLAIM_BATCHES_PER_STATEMENT, a fraction of a second of the
@@ -181,7 +183,7 @@ def claim_batches(
 @dataclass
 class _ClaimPlan:
     account: SmtpAccount
-    campaign_ids: list
+    campaign_ids: list[int]
     budget: int
     after_id: int = 0  # where this account's next claim of the tick starts
 
