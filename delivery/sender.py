@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -43,7 +44,7 @@ class BatchReport:
     failed: int = 0
     released: int = 0
     connections: int = 0
-    notes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     account_id: int | None = None  # the account that sent it (None: it was not sent)
 
 
@@ -67,14 +68,22 @@ def send_batch(
         )
 
 
-def _send_batch(batch_id, *, clock, sleep, monotonic, continue_later, results):
+def _send_batch(
+    batch_id: str | uuid.UUID,
+    *,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], object],
+    monotonic: Callable[[], float],
+    continue_later: Callable[[uuid.UUID, float], object] | None,
+    results: ledger.ResultWriter,
+) -> BatchReport:
     report = BatchReport()
     batch_id = uuid.UUID(str(batch_id))  # the worker's transitions are guarded by the batch id
     if not ledger.take_batch(batch_id=batch_id, now=clock()):
         report.notes.append("batch already taken")
         return report
     emails, held = _batch_emails(batch_id, clock=clock, monotonic=monotonic)
-    if not emails:
+    if not emails or held is None:
         report.notes.append("nothing left in the batch")
         return report
     campaign = emails[0].campaign
@@ -92,6 +101,7 @@ def _send_batch(batch_id, *, clock, sleep, monotonic, continue_later, results):
         report.released = ledger.release(batch_id=batch_id, now=clock())
         report.notes.append(refusal)
         return report
+    assert account is not None  # a campaign without one was refused
     report.account_id = account.pk
     _BatchRun(
         account=account,
@@ -120,7 +130,7 @@ class BatchRow:
     to_email: str
     to_name: str
     message_id: str
-    contact_attributes: dict
+    contact_attributes: dict[str, Any]
     campaign: Campaign
 
 
@@ -130,20 +140,22 @@ class HeldRows:
     (None: every row read with the batch)."""
 
     lease: Lease
-    ids: set | None = None
+    ids: set[int] | None = None
 
-    def include(self, email_id):
+    def include(self, email_id: int) -> bool:
         return self.ids is None or email_id in self.ids
 
 
-def renew(batch_id, *, clock, monotonic) -> HeldRows:
+def renew(batch_id: uuid.UUID, *, clock: Callable[[], datetime], monotonic: Callable[[], float]) -> HeldRows:
     """A fresh lease for the batch's rows still queued under it (the others are not this worker's)."""
     asked = monotonic()
     ids = ledger.renew_lease(batch_id=batch_id, now=clock())
     return HeldRows(Lease.renewed(asked_monotonic=asked), ids)
 
 
-def _batch_emails(batch_id, *, clock, monotonic):
+def _batch_emails(
+    batch_id: uuid.UUID, *, clock: Callable[[], datetime], monotonic: Callable[[], float]
+) -> tuple[list[BatchRow], HeldRows | None]:
     """The batch's rows with their contacts' attributes, sharing one instance of each campaign
     (with its owner and account, read fresh: see campaign_loader) instead of building them for every row,
     and the lease they are held by: the claim's, renewed first when little of it is left (a batch that
@@ -154,10 +166,11 @@ def _batch_emails(batch_id, *, clock, monotonic):
     rows, expires_at = ledger.batch_rows(batch_id=batch_id)
     if not rows:
         return [], None
+    assert expires_at is not None  # queued rows hold a lease
     held = HeldRows(Lease.ending(expires_at=expires_at, asked_at=asked_at, asked_monotonic=asked))
     if held.lease.renewal_due(monotonic()):
         held = renew(batch_id, clock=clock, monotonic=monotonic)
-        rows = [row for row in rows if row[0] in held.ids]
+        rows = [row for row in rows if held.include(row[0])]
     attributes = Contact._meta.get_field("attributes")
     campaigns = campaigns_with_owner_and_account(row[1] for row in rows)
     # (A campaign deleted since the read took its rows with it.)
@@ -169,7 +182,8 @@ def _batch_emails(batch_id, *, clock, monotonic):
             to_email,
             to_name,
             message_id,
-            attributes.from_db_value(raw, None, connection) or {} if contact_id else {},
+            # No expression: Django reads one only for a JSON key transform (the stubs ask for one).
+            attributes.from_db_value(raw, None, connection) or {} if contact_id else {},  # type: ignore[arg-type]
             campaigns[campaign_id],
         )
         for pk, campaign_id, contact_id, to_email, to_name, message_id, raw in rows
@@ -177,7 +191,7 @@ def _batch_emails(batch_id, *, clock, monotonic):
     ], held
 
 
-def _why_account_cannot_send(*, account, campaign, now):
+def _why_account_cannot_send(*, account: SmtpAccount | None, campaign: Campaign, now: datetime) -> str:
     # The account and the owner's access were read with the batch, after it was taken: current.
     if account is None:
         return "no SMTP account"
@@ -189,7 +203,20 @@ def _why_account_cannot_send(*, account, campaign, now):
 
 
 class _BatchRun:
-    def __init__(self, *, account, emails, batch_id, held, clock, sleep, monotonic, report, continue_later, results):
+    def __init__(
+        self,
+        *,
+        account: SmtpAccount,
+        emails: list[BatchRow],
+        batch_id: uuid.UUID,
+        held: HeldRows,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], object],
+        monotonic: Callable[[], float],
+        report: BatchReport,
+        continue_later: Callable[[uuid.UUID, float], object] | None,
+        results: ledger.ResultWriter,
+    ) -> None:
         self.account, self.emails, self.batch_id = account, emails, batch_id
         self.clock, self.sleep, self.monotonic, self.report = clock, sleep, monotonic, report
         self.continue_later = continue_later
@@ -197,12 +224,13 @@ class _BatchRun:
         self.smtp = SmtpSession(account, before_content=self._before_content)
         self.throttled = False
         self.held = held
-        self.sending = None  # the row whose message is being sent
-        self.slots, self.interval = [], 0.0
+        self.sending: BatchRow | None = None  # the row whose message is being sent
+        self.slots: list[datetime] = []
+        self.interval = 0.0
         self.waited = False
         self.last_status_check = time.monotonic()  # the campaign was read with the batch, just now
 
-    def run(self):
+    def run(self) -> None:
         index = 0
         try:
             for index, email in enumerate(self.emails):
@@ -240,7 +268,7 @@ class _BatchRun:
 
     # --- steps ---------------------------------------------------------------
 
-    def _campaign_is_sending(self, email):
+    def _campaign_is_sending(self, email: BatchRow) -> bool:
         self.last_status_check = time.monotonic()
         status, paused_until = (
             Campaign.objects.filter(pk=email.campaign_id).values_list("status", "smtp_account__paused_until").first()
@@ -256,7 +284,7 @@ class _BatchRun:
             ledger.cancel_batch(batch_id=self.batch_id, now=self.clock())
         return status == Campaign.Status.SENDING
 
-    def _wait_for_slot(self, remaining):
+    def _wait_for_slot(self, remaining: int) -> float:
         """Wait for this message's pacing slot; returns 0, or the wait in seconds when too long."""
         now = self.clock()
         if not self.slots:
@@ -272,7 +300,7 @@ class _BatchRun:
             self.sleep(wait)
         return 0
 
-    def _continue_later(self, index, wait):
+    def _continue_later(self, index: int, wait: float) -> None:
         """Free the worker instead of sleeping through a long pacing wait.
 
         The unsent rows stay claimed under a new batch id, their lease stretched
@@ -288,16 +316,16 @@ class _BatchRun:
             self.continue_later(batch_id, wait)
             self.report.notes.append(f"continues in {wait:.1f} s")
 
-    def _give_back_slots(self):
+    def _give_back_slots(self) -> None:
         rate_limit.give_back_slots(account_id=self.account.pk, unused=self.slots, interval=self.interval)
         self.slots = []
 
-    def _status_check_due(self):
+    def _status_check_due(self) -> bool:
         # After any pacing wait (a pause or cancel made during it must stop this very
         # message), and otherwise at most every STATUS_CHECK_SECONDS of sending.
         return self.waited or time.monotonic() - self.last_status_check >= STATUS_CHECK_SECONDS
 
-    def _ensure_connection(self, index, *, maybe_delivered=False):
+    def _ensure_connection(self, index: int, *, maybe_delivered: bool = False) -> bool:
         """Open the connection if none is open; False when it cannot be (the batch then stops).
 
         `maybe_delivered`: the message at `index` was lost after its content (a reconnect to retry it)."""
@@ -320,7 +348,7 @@ class _BatchRun:
             account_services.clear_backoff(account_id=self.account.pk)
         return True
 
-    def _connection_failed(self, index, exc, *, maybe_delivered=False):
+    def _connection_failed(self, index: int, exc: Exception, *, maybe_delivered: bool = False) -> None:
         text = smtp.describe_open_failure(exc, self.account)
         if isinstance(exc, (crypto.DecryptionError, smtp.SmtpDestinationError)):
             # Our configuration or the account's destination: nothing can be sent until it is fixed.
@@ -340,7 +368,7 @@ class _BatchRun:
         else:
             self._defer_rest(index, None, f"connection failed: {text}")
 
-    def _server_unreachable(self, index, text, *, maybe_delivered):
+    def _server_unreachable(self, index: int, text: str | None, *, maybe_delivered: bool) -> None:
         """No server answered (`text`: the error), or the account rests after such a failure (`text`
         None): no email's fault, so none spends an attempt; the account rests instead (doubling with
         each failed try) and its emails go out once the server is back."""
@@ -363,7 +391,7 @@ class _BatchRun:
             account_services.back_off_account(account_id=self.account.pk, error=text, now=self.clock())
         self._release_rest(index, why)
 
-    def _send_one(self, email, index, *, retried=False, maybe_delivered=False):
+    def _send_one(self, email: BatchRow, index: int, *, retried: bool = False, maybe_delivered: bool = False) -> bool:
         if not email.message_id:
             email.message_id = message.new_message_id()
             ledger.set_message_id(email_id=email.pk, batch_id=self.batch_id, message_id=email.message_id)
@@ -382,6 +410,7 @@ class _BatchRun:
         except LeaseLost as exc:
             log.warning("batch %s: %s; not sent", self.batch_id, exc)
             self.held = renew(self.batch_id, clock=self.clock, monotonic=self.monotonic)
+            assert self.held.ids is not None  # a renewal answers for its rows
             self.held.ids.discard(email.pk)
             return self._holds_any_after(index)
         except SmtpUtf8Unsupported as exc:
@@ -428,7 +457,7 @@ class _BatchRun:
             return self._record_error(email, exc)
         return self._record(email, index, code, text, possible_duplicate=maybe_delivered)
 
-    def _fail_unbuildable(self, email, exc):
+    def _fail_unbuildable(self, email: BatchRow, exc: personalize.PersonalizationError) -> bool:
         """A message its template cannot make for this recipient (a subject or body past its size
         limit): failed at once with the reason, since building it again would fail the same way."""
         reason = "; ".join(exc.messages)
@@ -446,7 +475,7 @@ class _BatchRun:
             self.report.failed += 1
         return True
 
-    def _record_error(self, email, exc):
+    def _record_error(self, email: BatchRow, exc: Exception) -> bool:
         """An unexpected error building or sending this one message: the row is retried a bounded
         number of times (EMAIL_ERROR_ATTEMPTS, counted in attempts), then fails with the error's
         text; the rest of the batch goes on either way."""
@@ -461,7 +490,7 @@ class _BatchRun:
             self.report.deferred += 1
         return True
 
-    def _next_envelope(self, index):
+    def _next_envelope(self, index: int) -> tuple[str, str] | None:
         """The next message's (from, to), to go out right behind this message's content, or None.
 
         Only when the next message may go almost at once (its pacing slot, already reserved, is
@@ -479,7 +508,7 @@ class _BatchRun:
         envelope = (self.account.from_email, self.emails[index + 1].to_email)
         return envelope if self.smtp.pipelines(*envelope) else None
 
-    def _record(self, email, index, code, text, possible_duplicate=False):
+    def _record(self, email: BatchRow, index: int, code: int, text: str, possible_duplicate: bool = False) -> bool:
         verdict = classify(code, text)
         now = self.clock()
         if verdict.verdict == Verdict.SENT:
@@ -520,7 +549,7 @@ class _BatchRun:
             contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.BOUNCED, now=now)
         return True
 
-    def _throttled(self, code, text):
+    def _throttled(self, code: int | None, text: str) -> None:
         """The server says the account sends too fast: what it accepted sets the account's rate
         (adaptive_rate), and this worker's reserved slots, taken at the old rate, go back first,
         so the next message waits for the paused clock instead of being refused too."""
@@ -530,22 +559,22 @@ class _BatchRun:
 
     # --- batch-level outcomes ----------------------------------------------------
 
-    def _release_rest(self, index, why):
+    def _release_rest(self, index: int, why: str) -> None:
         ids = [e.pk for e in self.emails[index:]]
         self.report.released += ledger.release(batch_id=self.batch_id, now=self.clock(), email_ids=ids)
         self.report.notes.append(why)
 
-    def _defer_rest(self, index, code, text):
+    def _defer_rest(self, index: int, code: int | None, text: str) -> None:
         now = self.clock()
         for email in self.emails[index:]:
             if ledger.defer(email_id=email.pk, batch_id=self.batch_id, code=code, text=text, now=now):
                 self.report.deferred += 1
         self.report.notes.append(text)
 
-    def _pause_account(self, reason):
+    def _pause_account(self, reason: str) -> None:
         account_services.pause_account(account_id=self.account.pk, reason=reason, now=self.clock())
 
-    def _still_holds(self, email):
+    def _still_holds(self, email: BatchRow) -> bool:
         """Whether this row is still this worker's, renewing the batch's lease first when due.
 
         Asked right before each message goes out: a worker that stalled past its lease (a long
@@ -561,20 +590,21 @@ class _BatchRun:
             self.smtp.close()  # its envelope was written ahead: drop the connection, never complete it
         return False
 
-    def _holds_any_after(self, index):
+    def _holds_any_after(self, index: int) -> bool:
         if any(self.held.include(e.pk) for e in self.emails[index + 1 :]):
             return True
         self._give_back_slots()
         self.report.notes.append("lease lost: the rest belongs to another worker")
         return False
 
-    def _before_content(self):
+    def _before_content(self) -> None:
         """Right before a content goes out, after everything the worker may have waited for (the
         pacing slot, the server's answers, the database): the previous message's result is recorded
         (so at most one delivered message is ever unrecorded), and the lease still covers the whole
         send, renewed if it does not (campaigns.lease). Raises LeaseLost when the lease
         cannot be renewed for this row."""
         email = self.sending
+        assert email is not None  # set before each message's dialogue
         self.results.settle()
         if self.held.lease.may_send(self.monotonic()):
             return
