@@ -8,17 +8,25 @@ between batches, so whatever changed, by the admin or by a plain UPDATE, reaches
 """
 
 import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection
+from django.db.models import Model
+from django.db.models.expressions import Col
 
 from accounts.models import User
 from campaigns.models import Campaign
 from sending.models import SmtpAccount
 
 _MODELS = ((Campaign, "c"), (User, "u"), (SmtpAccount, "a"))
+# Each field's column, with the converters its value goes through.
+Fields = tuple[tuple[Col, list[Callable[..., Any]]], ...]
+# A model, its fields, and the slice of the row they fill.
+ModelColumns = tuple[type[Model], Fields, int, int]
 
 
-def campaigns_with_owner_and_account(campaign_ids) -> dict:
+def campaigns_with_owner_and_account(campaign_ids: Iterable[int]) -> dict[int, Campaign]:
     """{campaign id: Campaign with .owner and .smtp_account loaded}; a deleted campaign is absent."""
     ids = sorted(set(campaign_ids))
     if not ids:
@@ -30,13 +38,16 @@ def campaigns_with_owner_and_account(campaign_ids) -> dict:
     loaded = {}
     for row in rows:
         campaign, owner, account = (_instance(model, fields, row[start:end]) for model, fields, start, end in columns)
+        # Every campaign has an owner (joined); an account only when it has one (LEFT JOIN).
+        assert isinstance(campaign, Campaign) and isinstance(owner, User)
+        assert account is None or isinstance(account, SmtpAccount)
         campaign.owner = owner
         campaign.smtp_account = account
         loaded[campaign.pk] = campaign
     return loaded
 
 
-def _instance(model, fields, values):
+def _instance(model: type[Model], fields: Fields, values: Sequence[Any]) -> Model | None:
     if values[0] is None:  # the LEFT JOIN found no account
         return None
     converted = []
@@ -48,12 +59,15 @@ def _instance(model, fields, values):
 
 
 @functools.cache
-def _statement():
+def _statement() -> tuple[str, list[ModelColumns]]:
     """The SELECT and, per model, its (field, converters) and the slice of the row it fills."""
-    selected, columns, start = [], [], 0
+    selected: list[str] = []
+    columns: list[ModelColumns] = []
+    start = 0
     for model, alias in _MODELS:
         fields = []
         for field in model._meta.concrete_fields:
+            assert field.column is not None  # a concrete field has one
             selected.append(f"{alias}.{connection.ops.quote_name(field.column)}")
             column = field.get_col(alias)
             fields.append((column, connection.ops.get_db_converters(column) + field.get_db_converters(connection)))
