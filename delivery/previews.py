@@ -5,8 +5,9 @@ A test send from the admin is asked for (`request_test_send`) and run by a Celer
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils import timezone
 
@@ -29,7 +30,7 @@ class TestSendError(Exception):
     pass
 
 
-def _who(contact):
+def _who(contact: Contact | None) -> tuple[str, str, dict[str, Any]]:
     if contact is None:
         return SAMPLE_NAME, SAMPLE_EMAIL, {}
     return contact.name, contact.email, dict(contact.attributes or {})
@@ -104,7 +105,7 @@ def send_test(*, campaign: Campaign, addresses: Iterable[str], contact: Contact 
 
 
 def request_test_send(
-    *, campaign: Campaign, addresses: list[str], contact: Contact | None, enqueue
+    *, campaign: Campaign, addresses: list[str], contact: Contact | None, enqueue: Callable[[int], object]
 ) -> CampaignTestSend:
     """Record a test send of the campaign and hand it to `enqueue(test_send_id)`.
 

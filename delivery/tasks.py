@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that take ids and call the delivery module."""
 
 import logging
+import uuid
 
 from celery import shared_task
 from django.conf import settings
@@ -11,24 +12,24 @@ from delivery import dispatcher, previews, sender
 log = logging.getLogger(__name__)
 
 
-def enqueue_batch(batch_id):
+def enqueue_batch(batch_id: uuid.UUID) -> None:
     # After the claim commits. If the broker is down the rows stay queued until their lease ends,
     # then return to pending.
     transaction.on_commit(lambda: send_batch.delay(str(batch_id)))
 
 
-def enqueue_continuation(batch_id, delay):
+def enqueue_continuation(batch_id: uuid.UUID, delay: float) -> None:
     # A countdown of one pacing interval, far under the broker's visibility timeout; if the task
     # is lost, the rows' lease brings them back to pending.
     transaction.on_commit(lambda: send_batch.apply_async((str(batch_id),), countdown=delay))
 
 
-def dispatch_now():
+def dispatch_now() -> None:
     """A tick as soon as the caller's transaction commits (send now, resume): a small campaign's first
     batch need not wait for beat's next tick, up to a whole interval. The tick's lock makes an extra
     tick harmless; a broker that cannot be reached leaves it to beat's."""
 
-    def publish():
+    def publish() -> None:
         try:
             dispatch.delay()
         except Exception:  # the campaign is started; a tick within the interval claims its rows
@@ -37,8 +38,9 @@ def dispatch_now():
     transaction.on_commit(publish)
 
 
-@shared_task(name="campaigns.dispatch", ignore_result=True)
-def dispatch():
+# Celery has no type hints.
+@shared_task(name="campaigns.dispatch", ignore_result=True)  # type: ignore[untyped-decorator]
+def dispatch() -> None:
     report = dispatcher.tick(enqueue=enqueue_batch)
     if report.ran and (report.started or report.returned or report.batches or report.completed):
         log.info(
@@ -61,8 +63,8 @@ def dispatch():
     ignore_result=True,
     soft_time_limit=settings.EMAIL_LEASE_SECONDS,
     time_limit=settings.EMAIL_LEASE_SECONDS + 30,
-)
-def send_batch(batch_id):
+)  # type: ignore[untyped-decorator]
+def send_batch(batch_id: str) -> None:
     report = sender.send_batch(batch_id, continue_later=enqueue_continuation)
     if report.account_id is not None and dispatcher.queue_running_dry(account_id=report.account_id):
         dispatch.delay()  # the lock keeps a tick from running twice at once
@@ -77,10 +79,10 @@ def send_batch(batch_id):
     )
 
 
-def enqueue_test_send(test_send_id):
+def enqueue_test_send(test_send_id: int) -> None:
     """Queue a requested test send once the caller's transaction commits."""
 
-    def publish():
+    def publish() -> None:
         try:
             send_test.delay(test_send_id)
         except Exception as exc:  # noqa: BLE001 - the broker cannot be reached: the page says so
@@ -90,8 +92,8 @@ def enqueue_test_send(test_send_id):
     transaction.on_commit(publish)
 
 
-@shared_task(name="campaigns.send_test", ignore_result=True)
-def send_test(test_send_id):
+@shared_task(name="campaigns.send_test", ignore_result=True)  # type: ignore[untyped-decorator]
+def send_test(test_send_id: int) -> None:
     test_send = previews.run_test_send(test_send_id=test_send_id)
     if test_send is not None:
         log.info(

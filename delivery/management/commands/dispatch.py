@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from campaigns.models import Campaign
@@ -8,7 +10,7 @@ from delivery import dispatcher, tasks
 class Command(BaseCommand):
     help = "Run one dispatcher tick by hand (batches go to the Celery workers)."
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         report = dispatcher.tick(enqueue=tasks.enqueue_batch)
         if not report.ran:
             self.stdout.write("Another tick is running; nothing done.")

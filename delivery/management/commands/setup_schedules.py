@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
@@ -14,7 +16,7 @@ class Command(BaseCommand):
         "Idempotent; never overwrites an edited interval."
     )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         self._schedule(
             name=DISPATCH_TASK_NAME,
             label="Dispatcher",
@@ -34,7 +36,7 @@ class Command(BaseCommand):
             expire_seconds=IMPORT_CLEANUP_SECONDS,
         )
 
-    def _schedule(self, *, name, label, task, every, description, expire_seconds):
+    def _schedule(self, *, name: str, label: str, task: str, every: int, description: str, expire_seconds: int) -> None:
         existing = PeriodicTask.objects.filter(name=name).first()
         if existing is not None:
             self.stdout.write(f"{label} schedule exists: {existing.interval or existing.crontab}; left as it is.")
