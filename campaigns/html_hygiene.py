@@ -120,7 +120,7 @@ def _inliner():
     return css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True, keep_link_tags=False)
 
 
-def inline_css(html):
+def inline_css(html: str) -> str:
     """The HTML as a whole document with <style> rules moved into style attributes."""
     if not html.strip():
         return html
@@ -219,7 +219,7 @@ _LINE_SPACES = re.compile(r"[ \t\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
-def to_text(html):
+def to_text(html: str) -> str:
     """Plain text of an HTML body: no markup, links kept as 'label (url)', paragraphs kept.
 
     The sender derives it once per campaign body and batch, from the body as written (a template:
@@ -232,7 +232,7 @@ def to_text(html):
     return parser.text.result()
 
 
-def tidy_text(text):
+def tidy_text(text: str) -> str:
     """Spaces, blank lines and line ends as the text part has them (after a template is rendered)."""
     lines = [line.strip() for line in _LINE_SPACES.sub(" ", text).split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()

@@ -25,7 +25,9 @@ RENDERED_BODY_MAX_CHARS), before the rest is built.
 
 import functools
 import re
+from collections.abc import Mapping
 from html import escape as html_escape
+from typing import Any
 
 from django import template
 from django.conf import settings
@@ -342,14 +344,16 @@ def _names_tested_true(condition):
     return frozenset()
 
 
-def places_unsubscribe_link(source):
+def places_unsubscribe_link(source: str) -> bool:
     try:
         return UNSUBSCRIBE_VARIABLE in variables_used(source)
     except PersonalizationError:
         return False
 
 
-def recipient_variables(*, name, email, attributes, unsubscribe_url=""):
+def recipient_variables(
+    *, name: str, email: str, attributes: Mapping[str, Any] | None, unsubscribe_url: str = ""
+) -> dict[str, str | int | float]:
     """Variables of one recipient: every attribute as a string, then name, email and the unsubscribe URL."""
     variables = {}
     for key, value in (attributes or {}).items():
@@ -364,7 +368,9 @@ def recipient_variables(*, name, email, attributes, unsubscribe_url=""):
     return variables
 
 
-def render(source, variables, *, html, max_chars=None, label="body"):
+def render(
+    source: str, variables: Mapping[str, Any], *, html: bool, max_chars: int | None = None, label: str = "body"
+) -> str:
     """Render with HTML escaping of every value when `html`; raises PersonalizationError, and
     RenderedTooLarge ("The {label} would be longer...") past `max_chars` (default
     RENDERED_BODY_MAX_CHARS) before building the rest."""
