@@ -23,14 +23,18 @@ from email.header import Header
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, make_msgid
 from html import escape, unescape
+from typing import Any, Protocol, TypedDict
 
 from django.conf import settings
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.html import linebreaks
 
+from accounts.models import User
 from campaigns import html_hygiene, personalize
+from campaigns.models import Campaign
 from sending.addresses import transport_address
+from sending.models import SmtpAccount
 from tracking import services as tracking_services
 from tracking import tokens
 
@@ -54,14 +58,15 @@ class Rendered:
 # --- URLs -------------------------------------------------------------------------------------
 
 
-def absolute(path):
-    return settings.SITE_URL + path
+def absolute(path: str) -> str:
+    site: str = settings.SITE_URL
+    return site + path
 
 
 _URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def tracking_url(name, token):
+def tracking_url(name: str, token: str) -> str:
     """The absolute URL of a tracking view for `token`, as reverse() would write it.
 
     Made for every message (and every link of it): reverse() resolves the pattern each time,
@@ -75,50 +80,55 @@ def tracking_url(name, token):
 
 
 @functools.lru_cache(maxsize=32)
-def _url_around_token(name, script_prefix, urlconf, site_url):
+def _url_around_token(name: str, script_prefix: str, urlconf: str | None, site_url: str) -> tuple[str, str]:
     placeholder = "0TOKEN0"
     url = site_url + reverse(name, args=[placeholder], urlconf=urlconf)
     before, _, after = url.partition(placeholder)
     return before, after
 
 
-def unsubscribe_url(email_id, token=None):
+def unsubscribe_url(email_id: int, token: str | None = None) -> str:
     return tracking_url("tracking:unsubscribe", token or tokens.unsubscribe_token(email_id))
 
 
-def preview_unsubscribe_url():
+def preview_unsubscribe_url() -> str:
     """Where the unsubscribe link of a preview or test points: a page that changes nothing."""
     return tracking_url("tracking:unsubscribe", "preview")
 
 
-def unsubscribe_mailto_address():
-    return getattr(settings, "UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{settings.MESSAGE_ID_DOMAIN or 'localhost'}"
+def unsubscribe_mailto_address() -> str:
+    address: str = (
+        getattr(settings, "UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{settings.MESSAGE_ID_DOMAIN or 'localhost'}"
+    )
+    return address
 
 
-def unsubscribe_mailto(email_id, token=None):
+def unsubscribe_mailto(email_id: int, token: str | None = None) -> str:
     # The subject carries the unsubscribe token: whoever routes this mailbox posts it to the HTTPS URL.
     token = token or tokens.unsubscribe_token(email_id)
     return f"mailto:{unsubscribe_mailto_address()}?subject=unsubscribe%20{token}"
 
 
-def open_pixel_url(email_id):
+def open_pixel_url(email_id: int) -> str:
     return tracking_url("tracking:open", tokens.open_token(email_id))
 
 
-def click_url(email_id, link_id):
+def click_url(email_id: int, link_id: int) -> str:
     return tracking_url("tracking:click", tokens.click_token(email_id, link_id))
 
 
 # --- rendering --------------------------------------------------------------------------------
 
 
-def variables_for(*, name, email, attributes, unsubscribe):
+def variables_for(
+    *, name: str, email: str, attributes: dict[str, Any], unsubscribe: str
+) -> dict[str, str | int | float]:
     return personalize.recipient_variables(
         name=_one_line(name), email=email, attributes=attributes, unsubscribe_url=unsubscribe
     )
 
 
-def render(*, campaign, variables: dict, subject_prefix: str = "") -> Rendered:
+def render(*, campaign: Campaign, variables: dict[str, str | int | float], subject_prefix: str = "") -> Rendered:
     """Subject, HTML (footer added, CSS inlined) and text of a campaign for one recipient, untracked."""
     subject = personalize.render(
         campaign.subject,
@@ -128,7 +138,7 @@ def render(*, campaign, variables: dict, subject_prefix: str = "") -> Rendered:
         label="subject",
     )
     subject = subject_prefix + _one_line(subject).strip()
-    url = variables[personalize.UNSUBSCRIBE_VARIABLE]
+    url = str(variables[personalize.UNSUBSCRIBE_VARIABLE])  # a string: recipient_variables writes it last
     owner = campaign.owner
     if (campaign.body_html or "").strip():
         html = personalize.render(campaign.body_html, variables, html=True, label="HTML body")
@@ -157,7 +167,7 @@ def text_template_of(body_html: str) -> str:
     return html_hygiene.to_text(body_html)
 
 
-def footer_html(*, owner, campaign, url):
+def footer_html(*, owner: User, campaign: Campaign, url: str) -> str:
     organization = escape(tracking_services.organization_of(campaign))
     address = "<br>".join(escape(line.strip()) for line in (owner.postal_address or "").splitlines() if line.strip())
     return (
@@ -171,7 +181,7 @@ def footer_html(*, owner, campaign, url):
     )
 
 
-def footer_text(*, owner, campaign, url):
+def footer_text(*, owner: User, campaign: Campaign, url: str) -> str:
     organization = tracking_services.organization_of(campaign)
     address = ", ".join(line.strip() for line in (owner.postal_address or "").splitlines() if line.strip())
     lines = ["--", f"You receive this email from {organization}."]
@@ -181,7 +191,7 @@ def footer_text(*, owner, campaign, url):
     return "\n".join(lines)
 
 
-def _before_body_end(html, fragment):
+def _before_body_end(html: str, fragment: str) -> str:
     ends = list(_BODY_END.finditer(html))
     if ends:
         at = ends[-1].start()
@@ -189,7 +199,7 @@ def _before_body_end(html, fragment):
     return html + fragment
 
 
-def _one_line(value):
+def _one_line(value: str | None) -> str:
     return _LINE_BREAKS.sub(" ", value or "")
 
 
@@ -200,7 +210,7 @@ _LINK_CACHE: OrderedDict[tuple[int, datetime], dict[str, int]] = OrderedDict()
 _LINK_CACHE_SIZE = 64
 
 
-def _link_ids(campaign, urls):
+def _link_ids(campaign: Campaign, urls: list[str]) -> dict[str, int]:
     key = (campaign.pk, campaign.created_at)
     known = _LINK_CACHE.get(key)
     if known is None:
@@ -214,7 +224,7 @@ def _link_ids(campaign, urls):
     return known
 
 
-def track_links(html, *, campaign, email_id, keep):
+def track_links(html: str, *, campaign: Campaign, email_id: int, keep: set[str]) -> str:
     """Every http(s) href becomes a signed click URL; mailto:, anchors and `keep` (unsubscribe) stay as they are."""
     wanted = []
     for match in _HREF.finditer(html):
@@ -225,7 +235,7 @@ def track_links(html, *, campaign, email_id, keep):
         return html
     ids = _link_ids(campaign, wanted)
 
-    def replace(match):
+    def replace(match: re.Match[str]) -> str:
         url = unescape(match.group(2)).strip()
         if not _trackable(url, keep) or url not in ids:
             return match.group(0)
@@ -234,13 +244,13 @@ def track_links(html, *, campaign, email_id, keep):
     return _HREF.sub(replace, html)
 
 
-def _trackable(url, keep):
+def _trackable(url: str, keep: set[str]) -> bool:
     if not url.lower().startswith(("http://", "https://")) or url in keep:
         return False
     return not url.startswith(settings.SITE_URL + "/t/")
 
 
-def add_open_pixel(html, *, email_id):
+def add_open_pixel(html: str, *, email_id: int) -> str:
     pixel = (
         f'<img src="{escape(open_pixel_url(email_id))}" width="1" height="1" alt="" '
         'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">'
@@ -251,7 +261,22 @@ def add_open_pixel(html, *, email_id):
 # --- messages ---------------------------------------------------------------------------------
 
 
-def build(*, email, campaign, account) -> tuple[str, bytes]:
+class Recipient(Protocol):
+    """What build reads of one recipient: an Email, or the sender's lighter BatchRow."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def to_email(self) -> str: ...
+    @property
+    def to_name(self) -> str: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def contact_attributes(self) -> dict[str, Any]: ...
+
+
+def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tuple[str, bytes]:
     """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP.
 
     `email` is an Email or the sender's lighter BatchRow: pk, to_email, to_name, message_id
@@ -283,7 +308,9 @@ def build(*, email, campaign, account) -> tuple[str, bytes]:
     return transport_address(account.from_email), raw
 
 
-def build_test(*, campaign, account, to_email: str, name: str, email: str, attributes: dict) -> tuple[str, bytes]:
+def build_test(
+    *, campaign: Campaign, account: SmtpAccount, to_email: str, name: str, email: str, attributes: dict[str, Any]
+) -> tuple[str, bytes]:
     """A test to `to_email`, rendered as for the recipient (name, email, attributes) it shows.
 
     Subject marked [TEST], nothing tracked, an unsubscribe link that changes nothing.
@@ -304,7 +331,7 @@ def build_test(*, campaign, account, to_email: str, name: str, email: str, attri
     return transport_address(account.from_email), raw
 
 
-def preview(*, campaign, name: str, email: str, attributes: dict) -> Rendered:
+def preview(*, campaign: Campaign, name: str, email: str, attributes: dict[str, Any]) -> Rendered:
     """What a recipient would see, untracked; the unsubscribe link points at a page that changes nothing."""
     variables = variables_for(name=name, email=email, attributes=attributes, unsubscribe=preview_unsubscribe_url())
     return render(campaign=campaign, variables=variables)
@@ -319,17 +346,18 @@ class _MessagePolicy(EmailPolicy):
 
     _VERBATIM = ("list-unsubscribe", "message-id")
 
-    def fold(self, name, value):
+    def fold(self, name: str, value: str) -> str:
         if name.lower() in self._VERBATIM:
             return self._verbatim(name, value)
-        return super().fold(name, value)
+        folded: str = super().fold(name, value)  # (typeshed leaves EmailPolicy.fold's return unannotated)
+        return folded
 
-    def fold_binary(self, name, value):
+    def fold_binary(self, name: str, value: str) -> bytes:
         if name.lower() in self._VERBATIM:
             return self._verbatim(name, value).encode("ascii")
         return super().fold_binary(name, value)
 
-    def _verbatim(self, name, value):
+    def _verbatim(self, name: str, value: str) -> str:
         entries = [entry.strip() for entry in str(value).split(",")]
         return f"{name}: " + ("," + self.linesep + " ").join(entries) + self.linesep
 
@@ -337,7 +365,17 @@ class _MessagePolicy(EmailPolicy):
 _POLICY = _MessagePolicy(linesep="\r\n")
 
 
-def _mime(*, account, to_name, to_email, subject, text, html, message_id, list_unsubscribe):
+def _mime(
+    *,
+    account: SmtpAccount,
+    to_name: str,
+    to_email: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    list_unsubscribe: str,
+) -> bytes:
     """The message as bytes: multipart/alternative, text then HTML, both quoted-printable.
 
     Assembled directly: the email package's EmailMessage would cost most of the sender's time
@@ -367,18 +405,23 @@ def _mime(*, account, to_name, to_email, subject, text, html, message_id, list_u
     return message.encode("ascii") if (from_address + to_email).isascii() else message.encode("utf-8")
 
 
-_DATE = {"second": None, "header": ""}
+class _DateHeader(TypedDict):
+    second: datetime | None
+    header: str
 
 
-def _date_now():
+_DATE: _DateHeader = {"second": None, "header": ""}
+
+
+def _date_now() -> str:
     """The Date header for now: formatted once a second, not once a message."""
     now = timezone.now().replace(microsecond=0)
     if _DATE["second"] != now:
-        _DATE.update(second=now, header=format_datetime(now))
+        _DATE.update({"second": now, "header": format_datetime(now)})
     return _DATE["header"]
 
 
-def _encoded_address(name, address):
+def _encoded_address(name: str, address: str) -> str:
     name = _one_line(name).strip()
     if not name:
         return address
@@ -389,7 +432,7 @@ def _encoded_address(name, address):
     return Header(name, "utf-8", header_name="From").encode(linesep="\r\n") + f" <{address}>"
 
 
-def _encoded_header(name, value):
+def _encoded_header(name: str, value: str) -> str:
     """An RFC 2047 header (plain when ASCII), folded at 78 columns with CRLF."""
     if value.isascii() and len(name) + 2 + len(value) <= 78:
         return f"{name}: {value}"  # nothing to encode or fold (the usual subject)
@@ -397,7 +440,7 @@ def _encoded_header(name, value):
     return f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n")
 
 
-def _part(boundary, subtype, content):
+def _part(boundary: str, subtype: str, content: str) -> str:
     lines = content.replace("\r\n", "\n").replace("\r", "\n")
     if not lines.endswith("\n"):
         lines += "\n"
