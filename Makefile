@@ -33,7 +33,7 @@ serve:
 	$(BIN)/python manage.py setup_demo
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start
 
-test: install
+test: install check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The rules the build enforces: lint and format (ruff), types (mypy, strict for the transport and the
