@@ -1,4 +1,4 @@
-"""Owner isolation in the admin (DESIGN.md, "Who sees what").
+"""Owner isolation in the admin (docs/architecture.md, "Invariants, and why").
 
 Two marketers, alice (`marketer`) and mallory (`other_marketer`), each own one
 object of every owned model. Every test drives the real admin through the
