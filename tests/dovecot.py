@@ -61,6 +61,10 @@ class Dovecot:
         """Every message file in the INBOX, read or not."""
         return sorted([*(self.maildir / "new").iterdir(), *(self.maildir / "cur").iterdir()])
 
+    def mail_ids(self) -> tuple[int, int]:
+        """The uid and gid the mail is stored as (an MTA delivering into the Maildir writes as them)."""
+        return _ids_of(MAIL_USER)
+
     def log(self) -> str:
         path = self.folder / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
