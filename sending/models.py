@@ -147,7 +147,7 @@ class BounceMailbox(models.Model):
         verbose_name_plural = "bounce mailboxes"
 
     def __str__(self) -> str:
-        return f"{self.get_protocol_display()} {self.username}@{self.host}:{self.port}"
+        return f"{self.get_protocol_display()} {self.username} on {self.host}:{self.port}"
 
     def clean(self) -> None:
         super().clean()
