@@ -8,12 +8,14 @@
 Messages stream one at a time (memory holds one message and the list of keys, whatever the
 mailbox holds). `done` removes a processed message from the mailbox:
 
-- IMAP: flagged \\Deleted and expunged at once by its UID (UID EXPUNGE where the server offers
-  UIDPLUS, else EXPUNGE when the session ends). Deleted rather than moved to a "Processed" folder:
+- IMAP: flagged \\Deleted and expunged by UID (UID EXPUNGE where the server offers UIDPLUS, else
+  EXPUNGE), 200 at a time and when the session ends. Deleted rather than moved to a "Processed" folder:
   the mailbox only receives DSNs to VERP addresses, what a bounce means is kept in the database, and
   a folder of processed copies grows until the mailbox's quota refuses the next bounces.
-- POP3: DELE, which the server carries out when the session ends with QUIT. A session cut before
-  it keeps the messages, and the next read processes them again: processing is idempotent.
+- POP3: DELE, which the server carries out when the session ends with QUIT.
+
+A session cut before its messages' removal keeps them, and the next read processes them again:
+processing must be idempotent.
 
 Each read is recorded on the mailbox (sending.services): when, how many were processed, and the
 error that ended it (login refused, TLS failed, folder missing, server unreachable), which

@@ -143,17 +143,27 @@ def _imap_text(data: list[bytes | None] | list[object]) -> str:
 
 
 class ImapSession:
-    """A folder selected read-write. A processed message is flagged \\Deleted and expunged at once, by
-    its UID (UID EXPUNGE, RFC 4315) where the server offers UIDPLUS, else by EXPUNGE when the session ends."""
+    """A folder selected read-write. Processed messages are flagged \\Deleted and expunged by their UIDs
+    (UID STORE, then UID EXPUNGE, RFC 4315, where the server offers UIDPLUS; else EXPUNGE) in groups of
+    EXPUNGE_EVERY and when the session ends: a flag change and an expunge per message cost a server
+    such as Dovecot work that grows with the folder, each time. A session cut before its group's
+    turn leaves those messages for the next read, which processes them again, to no effect. Messages
+    flagged by a session cut between the flag and the expunge are expunged when the next one opens."""
+
+    EXPUNGE_EVERY = 200
 
     def __init__(self, conn: imaplib.IMAP4, *, folder: str) -> None:
         self.conn, self.folder = conn, folder
         _typ, capability = conn.capability()  # after the login: a server tells more than before it
         self.uidplus = b"UIDPLUS" in b" ".join(item for item in capability if isinstance(item, bytes)).upper().split()
-        self.expunge_pending = False
+        self.processed: list[str] = []
+        self._expunge(self._search("DELETED"))
 
     def keys(self) -> list[str]:
-        typ, data = self.conn.uid("SEARCH", "UNDELETED")
+        return self._search("UNDELETED")
+
+    def _search(self, criterion: str) -> list[str]:
+        typ, data = self.conn.uid("SEARCH", criterion)
         if typ != "OK":
             raise MailboxError(f"The server refused to list the folder {self.folder!r}: {_imap_text(data)}")
         return [uid.decode() for item in data if isinstance(item, bytes) for uid in item.split()]
@@ -168,18 +178,31 @@ class ImapSession:
         return None
 
     def remove(self, key: str) -> None:
-        typ, data = self.conn.uid("STORE", key, "+FLAGS.SILENT", "(\\Deleted)")
-        if typ != "OK":
-            raise MailboxError(f"The server refused to delete message {key}: {_imap_text(data)}")
+        self.processed.append(key)
+        if len(self.processed) >= self.EXPUNGE_EVERY:
+            self._remove_processed()
+
+    def _remove_processed(self) -> None:
+        if self.processed:
+            typ, data = self.conn.uid("STORE", ",".join(self.processed), "+FLAGS.SILENT", "(\\Deleted)")
+            if typ != "OK":
+                raise MailboxError(f"The server refused to delete the processed messages: {_imap_text(data)}")
+            self._expunge(self.processed)
+            self.processed = []
+
+    def _expunge(self, uids: list[str]) -> None:
+        if not uids:
+            return
         if self.uidplus:
-            self.conn.uid("EXPUNGE", key)
+            typ, data = self.conn.uid("EXPUNGE", ",".join(uids))
         else:
-            self.expunge_pending = True
+            typ, data = self.conn.expunge()
+        if typ != "OK":
+            raise MailboxError(f"The server refused to expunge the processed messages: {_imap_text(data)}")
 
     def close(self) -> None:
         try:
-            if self.expunge_pending:
-                self.conn.expunge()
+            self._remove_processed()
             self.conn.close()
         finally:
             _quietly(self.conn.logout)

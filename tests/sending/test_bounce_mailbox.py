@@ -121,15 +121,46 @@ def test_done_twice_for_one_message_removes_it_once(dovecot, protocol):
 
 
 @pytest.mark.django_db
-def test_a_pop3_session_cut_before_quit_keeps_the_messages_it_marked(dovecot):
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_a_session_cut_before_it_ends_keeps_the_messages_it_processed(dovecot, protocol):
     dovecot.deliver(message(1))
-    mailbox = make_mailbox(dovecot, "pop3")
+    mailbox = make_mailbox(dovecot, protocol)
     session = mailbox_sessions.connect(mailbox)
     (key,) = session.keys()
     session.remove(key)
-    session.conn.close()  # no QUIT: the server carries out no DELE
+    session.conn.shutdown() if protocol == "imap" else session.conn.close()  # no LOGOUT, no QUIT
 
     assert [item.raw for item in read_all(mailbox)] == [message(1)]
+
+
+@pytest.mark.django_db
+def test_imap_removes_processed_messages_in_groups_and_the_rest_at_the_end(dovecot, monkeypatch):
+    monkeypatch.setattr(mailbox_sessions.ImapSession, "EXPUNGE_EVERY", 2)
+    for n in range(5):
+        dovecot.deliver(message(n))
+    mailbox = make_mailbox(dovecot)
+    with open_mailbox(mailbox) as reader:
+        remaining = []
+        for item in reader.messages():
+            reader.done(item.key)
+            remaining.append(len(dovecot.stored()))
+
+    assert remaining == [5, 3, 3, 1, 1]
+    assert dovecot.stored() == []
+
+
+@pytest.mark.django_db
+def test_a_message_flagged_deleted_by_a_cut_session_is_expunged_unread(dovecot):
+    dovecot.deliver(message(1))
+    dovecot.deliver(message(2))
+    mailbox = make_mailbox(dovecot)
+    session = mailbox_sessions.connect(mailbox)
+    first = session.keys()[0]
+    session.conn.uid("STORE", first, "+FLAGS.SILENT", "(\\Deleted)")
+    session.conn.shutdown()  # cut between the flag and the expunge
+
+    assert [item.raw for item in read_all(mailbox)] == [message(2)]
+    assert dovecot.stored() == []
 
 
 @pytest.mark.django_db
