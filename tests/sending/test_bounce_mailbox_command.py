@@ -108,7 +108,7 @@ def test_the_password_comes_from_stdin_only():
     assert not BounceMailbox.objects.filter(account=account).exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_from_a_shell_with_the_password_piped_in_and_tested_against_dovecot():
     """The real command line (a process of its own, the password on its stdin) against a real Dovecot."""
     dovecot = start_dovecot()
