@@ -95,7 +95,8 @@ class SmtpSession:
         connecting, crypto.DecryptionError or dkim.DkimKeyError for a DKIM key it cannot use
         (all of them in smtp.OPEN_ERRORS)."""
         if not self.signer_loaded:
-            self.signer = dkim.signer_for(self.account)
+            # An account that does not sign runs no DKIM code at all.
+            self.signer = dkim.signer_for(self.account) if self.account.dkim_enabled else None
             self.signer_loaded = True
         self.conn, _reply = smtp.open_connection(self.account, timeout=self.timeout_seconds())
         self.opened += 1
