@@ -268,6 +268,11 @@ SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT", "30"))
 # An extra CA bundle to trust for SMTP TLS (a private CA); the system's CAs are always trusted.
 SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
 SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "sink"))
+# "Check DNS" of an account's DKIM record: the system's resolver unless nameservers are named
+# (addresses, queried at DKIM_DNS_PORT), and a short bound, since a person waits for the page.
+DKIM_DNS_NAMESERVERS = env_list("DKIM_DNS_NAMESERVERS")
+DKIM_DNS_PORT = int(os.environ.get("DKIM_DNS_PORT", "53"))
+DKIM_DNS_TIMEOUT_SECONDS = float(os.environ.get("DKIM_DNS_TIMEOUT_SECONDS", "3"))
 
 # --- sending engine -------------------------------------------------------
 

@@ -16,6 +16,10 @@ class SmtpAccount(models.Model):
         STARTTLS = "starttls", "STARTTLS"
         SSL = "ssl", "SSL/TLS (implicit)"
 
+    class DkimAlgorithm(models.TextChoices):
+        RSA = "rsa-sha256", "RSA 2048 (rsa-sha256)"
+        ED25519 = "ed25519-sha256", "Ed25519 (ed25519-sha256)"
+
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="smtp_accounts")
     name = models.CharField(max_length=100, validators=[validate_no_header_breaks])
     host = models.CharField(max_length=255, validators=[validate_no_header_breaks])
@@ -55,6 +59,21 @@ class SmtpAccount(models.Model):
     last_connection_error_at = models.DateTimeField("last connection error at", null=True, blank=True, editable=False)
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_result = models.TextField(blank=True)
+    # DKIM (sending.dkim): written by sending.services (generate_dkim_key, set_dkim_signing), the
+    # account page's DKIM panel and `manage.py dkim_key`, never by the account's form.
+    dkim_enabled = models.BooleanField("signs with DKIM", default=False, editable=False)
+    dkim_domain = models.CharField("DKIM domain", max_length=253, blank=True, editable=False)
+    dkim_selector = models.CharField("DKIM selector", max_length=63, blank=True, editable=False)
+    dkim_algorithm = models.CharField(
+        "DKIM algorithm",
+        max_length=20,
+        choices=DkimAlgorithm.choices,
+        default=DkimAlgorithm.RSA,
+        editable=False,
+    )
+    # Fernet token of the PEM private key, like the password; never shown, exported or logged.
+    dkim_private_key = models.TextField(blank=True, editable=False)
+    dkim_key_created_at = models.DateTimeField("DKIM key made at", null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -79,6 +98,16 @@ class SmtpAccount(models.Model):
     @property
     def has_password(self) -> bool:
         return bool(self.password)
+
+    def set_dkim_private_key(self, pem: str) -> None:
+        self.dkim_private_key = crypto.encrypt(pem) if pem else ""
+
+    def get_dkim_private_key(self) -> str:
+        return crypto.decrypt(self.dkim_private_key) if self.dkim_private_key else ""
+
+    @property
+    def has_dkim_key(self) -> bool:
+        return bool(self.dkim_private_key and self.dkim_domain and self.dkim_selector)
 
     @property
     def is_paused(self) -> bool:
