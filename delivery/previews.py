@@ -42,6 +42,24 @@ def preview(*, campaign: Campaign, contact: Contact | None = None) -> message.Re
     return message.preview(campaign=campaign, name=name, email=email, attributes=attributes)
 
 
+# SpamAssassin's HTML_IMAGE_ONLY_* rules score an HTML part holding an image (the open pixel is one)
+# and at most this many characters of HTML, markup included, as an image with few words.
+SHORT_HTML_CHARS = 3200
+
+
+def short_html_with_pixel(*, campaign: Campaign) -> int | None:
+    """The length of the campaign's HTML part, its footer and open pixel included, for a sample recipient,
+    when it is short enough for the pixel to make it read as an image-only message; else None."""
+    if not campaign.track_opens or campaign.is_text_only:
+        return None
+    try:
+        rendered = preview(campaign=campaign)
+    except personalize.PersonalizationError:
+        return None  # the form shows the template's error
+    html = message.with_footer(message.add_open_pixel(rendered.content_html, email_id=0), rendered.footer_html)
+    return len(html) if len(html) <= SHORT_HTML_CHARS else None
+
+
 @dataclass
 class TestSendResult:
     sent: list[str]
