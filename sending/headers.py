@@ -96,7 +96,7 @@ def _parse(text: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
 def _check_line(line: str, seen: set[str]) -> tuple[str, tuple[str, str] | None]:
     """(why the line is refused, "" if it is not; the header it gives)."""
     if line[0] in " \t":
-        return "starts with a space: write each header on one line, as Name: value.", None
+        return "it starts with a space: write each header on one line, as Name: value.", None
     if _CONTROL.search(line):
         return "a line break or control character is not allowed in a header.", None
     name, colon, value = line.partition(":")
