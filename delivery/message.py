@@ -345,12 +345,23 @@ def _phrase_and_id(name: str, phrase: str, identifier: str) -> str:
     if not phrase:
         return f"{name}: <{identifier}>"
     if phrase.isascii():
-        head = f"{name}: " + formataddr((phrase, "a@a")).removesuffix(" <a@a>")
-    else:
-        head = f"{name}: " + Header(phrase, "utf-8", header_name=name).encode(linesep="\r\n")
+        return _folded_at_spaces(f"{name}: " + formataddr((phrase, "a@a")).removesuffix("a@a>") + f"{identifier}>")
+    head = f"{name}: " + Header(phrase, "utf-8", header_name=name).encode(linesep="\r\n")
     last_line = head.rpartition("\r\n")[2]
     fold = " " if len(last_line) + len(identifier) + 3 <= 78 else "\r\n "
     return f"{head}{fold}<{identifier}>"
+
+
+def _folded_at_spaces(line: str) -> str:
+    """An ASCII header line folded before a space wherever it would pass 78 columns (a quoted
+    string may be folded too: unfolding gives back the same value)."""
+    lines = [""]
+    for word in line.split(" "):
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > 78:
+            lines.append(" " + word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    return "\r\n".join(lines)
 
 
 # --- messages ---------------------------------------------------------------------------------
