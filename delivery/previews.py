@@ -5,6 +5,7 @@ A test send from the admin is asked for (`request_test_send`) and run by a Celer
 """
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,19 +46,22 @@ def preview(*, campaign: Campaign, contact: Contact | None = None) -> message.Re
 # SpamAssassin's HTML_IMAGE_ONLY_* rules score an HTML part holding an image (the open pixel is one)
 # and at most this many characters of HTML, markup included, as an image with few words.
 SHORT_HTML_CHARS = 3200
+_IMAGE = re.compile(r"<img\b", re.IGNORECASE)
 
 
-def short_html_with_pixel(*, campaign: Campaign) -> int | None:
-    """The length of the campaign's HTML part, its footer and open pixel included, for a sample recipient,
-    when it is short enough for the pixel to make it read as an image-only message; else None."""
-    if not campaign.track_opens or campaign.is_text_only:
+def short_html_with_image(*, campaign: Campaign) -> int | None:
+    """The length of the campaign's HTML part as sent (footer, tracked links and open pixel included),
+    for a sample recipient, when it holds an image and is short enough to read as an image-only
+    message; else None."""
+    if campaign.is_text_only:
         return None
     try:
         rendered = preview(campaign=campaign)
     except personalize.PersonalizationError:
         return None  # the form shows the template's error
-    html = message.with_footer(message.add_open_pixel(rendered.content_html, email_id=0), rendered.footer_html)
-    return len(html) if len(html) <= SHORT_HTML_CHARS else None
+    tracked = message.as_if_tracked(rendered.content_html, campaign=campaign, keep={message.preview_unsubscribe_url()})
+    html = message.with_footer(tracked, rendered.footer_html)
+    return len(html) if len(html) <= SHORT_HTML_CHARS and _IMAGE.search(html) else None
 
 
 @dataclass

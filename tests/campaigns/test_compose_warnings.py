@@ -4,6 +4,7 @@ image-only message (SpamAssassin's HTML_IMAGE_ONLY rules); a text-only campaign'
 import pytest
 from django.urls import reverse
 
+from campaigns import admin_compose
 from delivery import previews
 from tests.campaigns.test_personalize import campaign_post
 from tests.factories import CampaignFactory, SmtpAccountFactory
@@ -30,8 +31,19 @@ def test_saving_a_short_html_body_with_the_open_pixel_warns_with_its_length(mark
 
     (warning,) = warnings_of(response)
     assert warning.startswith("The HTML of this message is short (")
-    assert "SpamAssassin's HTML_IMAGE_ONLY rules, up to 3,200" in warning
+    assert "characters with its footer and the open pixel) and holds an image (the open pixel is one)" in warning
+    assert "SpamAssassin's HTML_IMAGE_ONLY rules, up to 3,200 characters" in warning
     assert warning.endswith("Write more, turn off open tracking, or send it as plain text only.")
+
+
+def test_a_short_html_body_with_an_image_of_its_own_warns_without_the_pixel(marketer):
+    logo = '<p><img src="https://garden.example/logo.png" alt="Green Valley"></p>'
+    campaign = CampaignFactory(owner=marketer, body_html=logo + SHORT, track_opens=False)
+
+    (warning,) = admin_compose.campaign_warnings(campaign)
+
+    assert "characters with its footer) and holds an image: spam filters" in warning
+    assert warning.endswith("Write more, remove the images, or send it as plain text only.")
 
 
 @pytest.mark.parametrize(
@@ -46,14 +58,14 @@ def test_saving_a_short_html_body_with_the_open_pixel_warns_with_its_length(mark
 def test_no_warning_for_a_long_body_no_pixel_or_plain_text(marketer, fields):
     campaign = CampaignFactory(owner=marketer, **fields)
 
-    assert previews.short_html_with_pixel(campaign=campaign) is None
+    assert previews.short_html_with_image(campaign=campaign) is None
 
 
 def test_the_length_counts_the_footer_and_the_pixel(marketer):
     campaign = CampaignFactory(owner=marketer, body_html=SHORT)
     rendered = previews.preview(campaign=campaign)
 
-    assert previews.short_html_with_pixel(campaign=campaign) > len(rendered.html) > len(SHORT)
+    assert previews.short_html_with_image(campaign=campaign) > len(rendered.html) > len(SHORT)
 
 
 def test_the_preview_shows_the_warning_and_a_text_only_campaign_shows_no_html(marketer_client, marketer):
