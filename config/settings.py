@@ -314,6 +314,9 @@ EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", 
 MESSAGE_ID_DOMAIN = (
     os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
 )
+# The sender id ending every Feedback-ID header (Gmail's a:b:c:SenderId; here campaign:account:owner:this):
+# letters, digits, dots, hyphens and underscores.
+FEEDBACK_ID_SENDER = os.environ.get("FEEDBACK_ID_SENDER", "") or "campaigns"
 # A personalised subject or body longer than this (characters, for one recipient) fails that
 # recipient's message with the reason: every marketer's messages are built in the same workers.
 RENDERED_SUBJECT_MAX_CHARS = int(os.environ.get("RENDERED_SUBJECT_MAX_CHARS", "2000"))

@@ -393,7 +393,7 @@ class _BatchRun:
 
     def _send_one(self, email: BatchRow, index: int, *, retried: bool = False, maybe_delivered: bool = False) -> bool:
         if not email.message_id:
-            email.message_id = message.new_message_id()
+            email.message_id = message.new_message_id(self.account)
             ledger.set_message_id(email_id=email.pk, batch_id=self.batch_id, message_id=email.message_id)
         try:
             from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)

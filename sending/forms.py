@@ -28,6 +28,9 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = SmtpAccount
         fields = "__all__"
+        widgets = {
+            "custom_headers": forms.Textarea(attrs={"rows": 3, "cols": 60, "placeholder": "X-Mailer-Team: news"})
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

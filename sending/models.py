@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from accounts.validators import validate_no_header_breaks
 from sending import crypto
+from sending.headers import validate_custom_headers
 
 
 class SmtpAccount(models.Model):
@@ -31,6 +32,14 @@ class SmtpAccount(models.Model):
     from_email = models.EmailField(validators=[validate_no_header_breaks])
     from_name = models.CharField(max_length=200, blank=True, validators=[validate_no_header_breaks])
     reply_to = models.EmailField(blank=True, validators=[validate_no_header_breaks])
+    custom_headers = models.TextField(
+        "headers",
+        blank=True,
+        validators=[validate_custom_headers],
+        help_text="Headers of your own added to every campaign sent through this account, one a line, written "
+        "Name: value (like X-Mailer-Team: news). The headers the product writes (From, To, Subject, Message-ID, "
+        "Content-*, List-*, Feedback-ID...) cannot be set here; a campaign's header of the same name replaces it.",
+    )
     # Conservative defaults: 15 a minute is one message every 4 seconds.
     max_per_minute = models.PositiveIntegerField(default=15, validators=[MinValueValidator(1)])
     max_per_hour = models.PositiveIntegerField(default=500, validators=[MinValueValidator(1)])
