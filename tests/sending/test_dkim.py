@@ -94,6 +94,7 @@ def test_a_tracked_campaign_message_is_signed_and_verifies_against_the_printed_r
         "message-id",
         "mime-version",
         "content-type",
+        "list-id",
         "list-unsubscribe",
         "list-unsubscribe-post",
         "from",  # over-signed: a second From, To or Subject added on the way breaks the signature
