@@ -272,6 +272,11 @@ SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
 MAILBOX_ALLOWED_PORTS = (110, 143, 993, 995)
 MAILBOX_TIMEOUT = int(os.environ.get("MAILBOX_TIMEOUT", "30"))
 SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "sink"))
+# "Check DNS" of an account's DKIM record: the system's resolver unless nameservers are named
+# (addresses, queried at DKIM_DNS_PORT), and a short bound, since a person waits for the page.
+DKIM_DNS_NAMESERVERS = env_list("DKIM_DNS_NAMESERVERS")
+DKIM_DNS_PORT = int(os.environ.get("DKIM_DNS_PORT", "53"))
+DKIM_DNS_TIMEOUT_SECONDS = float(os.environ.get("DKIM_DNS_TIMEOUT_SECONDS", "3"))
 
 # --- sending engine -------------------------------------------------------
 
@@ -313,6 +318,9 @@ EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", 
 MESSAGE_ID_DOMAIN = (
     os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
 )
+# The sender id ending every Feedback-ID header (Gmail's a:b:c:SenderId; here campaign:account:owner:this):
+# letters, digits, dots, hyphens and underscores.
+FEEDBACK_ID_SENDER = os.environ.get("FEEDBACK_ID_SENDER", "") or "campaigns"
 # A personalised subject or body longer than this (characters, for one recipient) fails that
 # recipient's message with the reason: every marketer's messages are built in the same workers.
 RENDERED_SUBJECT_MAX_CHARS = int(os.environ.get("RENDERED_SUBJECT_MAX_CHARS", "2000"))
