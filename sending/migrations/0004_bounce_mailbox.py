@@ -28,7 +28,7 @@ def grant_marketers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sending', '0001_initial'),
+        ('sending', '0003_smtpaccount_custom_headers'),
         ('accounts', '0002_marketers_group'),
     ]
 
