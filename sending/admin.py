@@ -71,7 +71,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         "host",
         "port",
         "security",
-        "state",
+        "sending_state",
         "test_result",
         "max_per_minute",
         "max_per_hour",
@@ -245,8 +245,9 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         count: int = obj.campaign_count  # annotated by get_queryset
         return count
 
+    # Not `state`: the list would show the account's state row (a model attribute wins over this method).
     @admin.display(description="State")
-    def state(self, obj: SmtpAccount) -> str:
+    def sending_state(self, obj: SmtpAccount) -> str:
         if obj.is_paused:
             return f"Paused: {obj.state.pause_reason}"
         if obj.is_unreachable:
