@@ -4,9 +4,9 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import display_for_field, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Field, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -258,7 +258,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
 
     @admin.display(description="Sending rate")
     def sending_rate(self, obj: SmtpAccount | None) -> str:
-        state = obj.state if obj else None
+        state = _state_of(obj)
         if obj is None or state is None or state.learned_per_minute is None:
             note = f" {state.rate_note}" if state and state.rate_note else ""
             return f"The configured maximum: its server has not throttled it.{note}"
@@ -267,17 +267,9 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             f"(configured maximum {obj.max_per_minute}/min; since {_local(state.rate_changed_at)}). {state.rate_note}"
         )
 
-    @admin.display(description="Paused until")
-    def paused_until(self, obj: SmtpAccount | None) -> datetime | None:
-        return obj.state.paused_until if obj else None
-
-    @admin.display(description="Pause reason")
-    def pause_reason(self, obj: SmtpAccount | None) -> str:
-        return obj.state.pause_reason if obj else ""
-
     @admin.display(description="Connection")
     def connection(self, obj: SmtpAccount | None) -> str:
-        state = obj.state if obj else None
+        state = _state_of(obj)
         if state is None or not state.is_unreachable:
             return (
                 "Reaches its server again"
@@ -290,21 +282,38 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             f"{settings.ACCOUNT_BACKOFF_MAX_SECONDS // 60} min). Its emails wait unspent."
         )
 
+    # The state row's fields, shown as the admin shows a read-only field of the account's own.
+
+    @admin.display(description="Paused until")
+    def paused_until(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "paused_until")
+
+    @admin.display(description="Pause reason")
+    def pause_reason(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "pause_reason")
+
     @admin.display(description="Last connection error")
     def last_connection_error(self, obj: SmtpAccount | None) -> str:
-        return obj.state.last_connection_error if obj else ""
+        return self._state_field(obj, "last_connection_error")
 
     @admin.display(description="Last connection error at")
-    def last_connection_error_at(self, obj: SmtpAccount | None) -> datetime | None:
-        return obj.state.last_connection_error_at if obj else None
+    def last_connection_error_at(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "last_connection_error_at")
 
     @admin.display(description="Last tested at")
-    def last_tested_at(self, obj: SmtpAccount | None) -> datetime | None:
-        return obj.state.last_tested_at if obj else None
+    def last_tested_at(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "last_tested_at")
 
     @admin.display(description="Last test result")
     def last_test_result(self, obj: SmtpAccount | None) -> str:
-        return obj.state.last_test_result if obj else ""
+        return self._state_field(obj, "last_test_result")
+
+    def _state_field(self, account: SmtpAccount | None, name: str) -> str:
+        state = _state_of(account)
+        value = getattr(state, name) if state else None
+        field = SmtpAccountState._meta.get_field(name)
+        assert isinstance(field, Field)  # a column, not a relation: narrows the type
+        return str(display_for_field(value, field, self.get_empty_value_display()))
 
     @admin.display(description="Last test result", ordering="state__last_tested_at")
     def test_result(self, obj: SmtpAccount) -> str:
@@ -390,6 +399,11 @@ class SmtpAccountAdmin(OwnedModelAdmin):
 
 # The list reloads itself this often while a connection test it shows is under way.
 CONNECTION_TEST_REFRESH_SECONDS = 3
+
+
+def _state_of(account: SmtpAccount | None) -> SmtpAccountState | None:
+    # An account being added has no state row yet: the database makes it with the account.
+    return account.state if account is not None and account.pk else None
 
 
 def _next_try(state: SmtpAccountState) -> datetime:
