@@ -46,8 +46,13 @@ DROP_TRIGGER = [
 
 class Migration(migrations.Migration):
 
+    # After the whole move of SmtpAccount to sending: a database migrated back to before the move
+    # (where accounts' historical SmtpAccount still has the engine's columns) unapplies this too.
     dependencies = [
         ('sending', '0002_smtpaccount_dkim_key'),
+        ('accounts', '0005_smtpaccount_moves_to_sending'),
+        ('campaigns', '0023_smtp_account_moves_to_sending'),
+        ('contacts', '0002_smtp_account_moves_to_sending'),
     ]
 
     operations = [
