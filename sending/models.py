@@ -113,7 +113,7 @@ class SmtpAccountState(models.Model):
 
     Every account has exactly one: a trigger on the account table inserts it with the account, in
     the same statement, however the account is inserted (the ORM, bulk_create, raw SQL, loaddata;
-    sending migration 0003). Its defaults are therefore the database's (db_default) as well.
+    sending migration 0005). Its defaults are therefore the database's (db_default) as well.
     """
 
     # last_test_result while a connection test is queued or running (sending.services.start_connection_test).

@@ -1,7 +1,7 @@
 """The sending engine's runtime state of each SMTP account moves to a row of its own
 (sending_smtpaccountstate), which the admin never writes: saving an account's form can no longer race
 the workers' writes. Every account's values are copied; a trigger gives every account inserted from
-now on its state row, in the same statement (0004 then removes the columns from the account table).
+now on its state row, in the same statement (0006 then removes the columns from the account table).
 
 The pause's start (paused_at) is new: the account row's updated_at, which the pause used to set,
 stands for it on the accounts paused now.
@@ -21,7 +21,7 @@ COPY = (
     f"INSERT INTO {STATE} (account_id, {MOVED}, paused_at) "
     f"SELECT id, {MOVED}, CASE WHEN paused_until IS NOT NULL THEN updated_at END FROM {ACCOUNT}"
 )
-# Back to the account row (0004 reversed has put the columns back with their defaults).
+# Back to the account row (0006 reversed has put the columns back with their defaults).
 COPY_BACK = (
     f"UPDATE {ACCOUNT} a SET ({MOVED}) = (SELECT {MOVED} FROM {STATE} s WHERE s.account_id = a.id) "
     f"WHERE EXISTS (SELECT 1 FROM {STATE} s WHERE s.account_id = a.id)"
@@ -49,7 +49,7 @@ class Migration(migrations.Migration):
     # After the whole move of SmtpAccount to sending: a database migrated back to before the move
     # (where accounts' historical SmtpAccount still has the engine's columns) unapplies this too.
     dependencies = [
-        ('sending', '0002_smtpaccount_dkim_key'),
+        ('sending', '0004_bounce_mailbox'),
         ('accounts', '0005_smtpaccount_moves_to_sending'),
         ('campaigns', '0023_smtp_account_moves_to_sending'),
         ('contacts', '0002_smtp_account_moves_to_sending'),

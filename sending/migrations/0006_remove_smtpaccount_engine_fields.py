@@ -1,4 +1,4 @@
-"""The engine's fields leave the account table: 0003 copied them to the account's state row."""
+"""The engine's fields leave the account table: 0005 copied them to the account's state row."""
 
 from django.db import migrations
 
@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sending', '0003_account_state'),
+        ('sending', '0005_account_state'),
     ]
 
     operations = [
