@@ -62,7 +62,7 @@ def run_against(*, name, label, host, port, limit, minutes, tick_seconds):
     from campaigns.models import Email
     from campaigns.services import lifecycle
     from delivery import dispatcher, tasks
-    from sending.models import SmtpAccount
+    from sending.models import SmtpAccount, SmtpAccountState
 
     campaign = make_campaign(limit * minutes * 2 + 100, max_per_minute=2 * limit, name=f"throttle-{name}")
     SmtpAccount.objects.filter(pk=campaign.smtp_account_id).update(host=host, port=port)
@@ -78,7 +78,7 @@ def run_against(*, name, label, host, port, limit, minutes, tick_seconds):
     times = sorted(emails.filter(status="sent").values_list("sent_at", flat=True))
     in_time = [t for t in times if (t - start).total_seconds() < minutes * 60]
     deferred = emails.filter(Q(status="deferred") | Q(attempts__gt=1) | Q(status="sent", attempts__gt=1)).count()
-    account = SmtpAccount.objects.get(pk=campaign.smtp_account_id)
+    state = SmtpAccountState.objects.get(account_id=campaign.smtp_account_id)
     sustained = len(in_time) / minutes
     print(f"\n{label}: server limit {limit}/min per client, account configured at {2 * limit}/min, {minutes} min")
     print(f"  per minute: {', '.join(str(n) for n in per_minute(in_time, start, minutes))}")
@@ -88,8 +88,8 @@ def run_against(*, name, label, host, port, limit, minutes, tick_seconds):
         f"busiest 60 s window {busiest(in_time)} (goal <= {limit})"
     )
     print(
-        f"  learned rate {account.learned_per_minute}/min, observed limit {account.observed_limit_per_minute}; "
-        f"{account.rate_note}"
+        f"  learned rate {state.learned_per_minute}/min, observed limit {state.observed_limit_per_minute}; "
+        f"{state.rate_note}"
     )
     return sustained / limit
 

@@ -22,7 +22,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 
 from delivery.selectors import sent_by_account
-from sending.models import SmtpAccount
+from sending.models import SmtpAccountState
 from sending.rates import current_rate
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,13 @@ def on_throttled(*, account_id: int, code: int | None, text: str, now: datetime)
     """A throttling reply. Starts an episode (a learned rate) unless one is running; always pauses
     the account's pacing clock (see resume_at). Returns the new learned rate, or None within an episode."""
     account = (
-        SmtpAccount.objects.filter(pk=account_id)
-        .values("max_per_minute", "learned_per_minute", "last_throttled_at")
+        SmtpAccountState.objects.filter(account_id=account_id)
+        .values("account__max_per_minute", "learned_per_minute", "last_throttled_at")
         .first()
     )
     if account is None:
         return None
-    current = current_rate(account["max_per_minute"], account["learned_per_minute"])
+    current = current_rate(account["account__max_per_minute"], account["learned_per_minute"])
     if _within_episode(account["last_throttled_at"], now):
         _pause_pacing(account_id=account_id, until=resume_at(account_id=account_id, now=now, rate=current))
         return None
@@ -72,7 +72,9 @@ def on_throttled(*, account_id: int, code: int | None, text: str, now: datetime)
         reply = f"{code} {reply}".strip()
     reply = reply[:300]
     note = f"Throttled (“{reply}”): {how}; sending at {rate:.0f}/min."
-    started = SmtpAccount.objects.filter(pk=account_id, last_throttled_at=account["last_throttled_at"]).update(
+    started = SmtpAccountState.objects.filter(
+        account_id=account_id, last_throttled_at=account["last_throttled_at"]
+    ).update(
         learned_per_minute=rate,
         observed_limit_per_minute=observed,
         rate_note=note,
@@ -110,7 +112,7 @@ def resume_at(*, account_id: int, now: datetime, rate: float) -> datetime:
 
 
 def _pause_pacing(*, account_id: int, until: datetime) -> None:
-    SmtpAccount.objects.filter(pk=account_id).update(
+    SmtpAccountState.objects.filter(account_id=account_id).update(
         next_send_at=Greatest(Coalesce(F("next_send_at"), Value(until)), Value(until))
     )
 
@@ -119,9 +121,13 @@ def after_clean_batch(*, account_id: int, now: datetime) -> bool:
     """A batch sent without throttling: after PROBE_AFTER_SECONDS of that, a little faster (back to
     the configured maximum once the probe reaches it). Returns whether the rate moved."""
     account = (
-        SmtpAccount.objects.filter(pk=account_id, learned_per_minute__isnull=False)
+        SmtpAccountState.objects.filter(account_id=account_id, learned_per_minute__isnull=False)
         .values(
-            "max_per_minute", "learned_per_minute", "observed_limit_per_minute", "rate_changed_at", "last_throttled_at"
+            "account__max_per_minute",
+            "learned_per_minute",
+            "observed_limit_per_minute",
+            "rate_changed_at",
+            "last_throttled_at",
         )
         .first()
     )
@@ -139,11 +145,13 @@ def after_clean_batch(*, account_id: int, now: datetime) -> bool:
     )
     if rate is None:
         return False
-    at_maximum = rate >= account["max_per_minute"]
+    at_maximum = rate >= account["account__max_per_minute"]
     # Conditional on the values read: of two batches ending at once, one probes.
     return bool(
-        SmtpAccount.objects.filter(
-            pk=account_id, learned_per_minute=account["learned_per_minute"], rate_changed_at=account["rate_changed_at"]
+        SmtpAccountState.objects.filter(
+            account_id=account_id,
+            learned_per_minute=account["learned_per_minute"],
+            rate_changed_at=account["rate_changed_at"],
         ).update(
             learned_per_minute=None if at_maximum else rate,
             rate_note="No throttling since: back at the configured maximum."

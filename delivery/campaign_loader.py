@@ -1,10 +1,12 @@
-"""The campaigns a batch sends, with their owners and SMTP accounts, read fresh for every batch.
+"""The campaigns a batch sends, with their owners and SMTP accounts (and each account's state row),
+read fresh for every batch.
 
-Every batch needs the three (the content, the footer's organization and address, the connection's
-settings). They are read with one plain statement and built into model instances as the ORM builds
-them (`from_db`, after each column's converters): `select_related(...)` costs a worker several times as
-much, in compiling alone (measured in BENCHMARKS.md, Costs behind the code). Nothing is kept
-between batches, so whatever changed, by the admin or by a plain UPDATE, reaches the next batch.
+Every batch needs them (the content, the footer's organization and address, the connection's
+settings, the account's pause and learned rate). They are read with one plain statement and built
+into model instances as the ORM builds them (`from_db`, after each column's converters):
+`select_related(...)` costs a worker several times as much, in compiling alone (measured in
+BENCHMARKS.md, Costs behind the code). Nothing is kept between batches, so whatever changed, by the
+admin or by a plain UPDATE, reaches the next batch.
 """
 
 import functools
@@ -17,9 +19,9 @@ from django.db.models.expressions import Col
 
 from accounts.models import User
 from campaigns.models import Campaign
-from sending.models import SmtpAccount
+from sending.models import SmtpAccount, SmtpAccountState
 
-_MODELS = ((Campaign, "c"), (User, "u"), (SmtpAccount, "a"))
+_MODELS = ((Campaign, "c"), (User, "u"), (SmtpAccount, "a"), (SmtpAccountState, "s"))
 # Each field's column, with the converters its value goes through.
 Fields = tuple[tuple[Col, list[Callable[..., Any]]], ...]
 # A model, its fields, and the slice of the row they fill.
@@ -27,7 +29,7 @@ ModelColumns = tuple[type[Model], Fields, int, int]
 
 
 def campaigns_with_owner_and_account(campaign_ids: Iterable[int]) -> dict[int, Campaign]:
-    """{campaign id: Campaign with .owner and .smtp_account loaded}; a deleted campaign is absent."""
+    """{campaign id: Campaign with .owner, .smtp_account and its .state loaded}; a deleted campaign is absent."""
     ids = sorted(set(campaign_ids))
     if not ids:
         return {}
@@ -37,10 +39,16 @@ def campaigns_with_owner_and_account(campaign_ids: Iterable[int]) -> dict[int, C
         rows = cursor.fetchall()
     loaded = {}
     for row in rows:
-        campaign, owner, account = (_instance(model, fields, row[start:end]) for model, fields, start, end in columns)
-        # Every campaign has an owner (joined); an account only when it has one (LEFT JOIN).
+        campaign, owner, account, state = (
+            _instance(model, fields, row[start:end]) for model, fields, start, end in columns
+        )
+        # Every campaign has an owner (joined); an account only when it has one (LEFT JOIN), and every
+        # account its state row.
         assert isinstance(campaign, Campaign) and isinstance(owner, User)
         assert account is None or isinstance(account, SmtpAccount)
+        if account is not None:
+            assert isinstance(state, SmtpAccountState)
+            account.state = state
         campaign.owner = owner
         campaign.smtp_account = account
         loaded[campaign.pk] = campaign
@@ -48,7 +56,7 @@ def campaigns_with_owner_and_account(campaign_ids: Iterable[int]) -> dict[int, C
 
 
 def _instance(model: type[Model], fields: Fields, values: Sequence[Any]) -> Model | None:
-    if values[0] is None:  # the LEFT JOIN found no account
+    if values[0] is None:  # the LEFT JOIN found no account (nor, then, its state)
         return None
     converted = []
     for (column, converters), value in zip(fields, values):
@@ -77,6 +85,7 @@ def _statement() -> tuple[str, list[ModelColumns]]:
         f"SELECT {', '.join(selected)} FROM {Campaign._meta.db_table} c "
         f"JOIN {User._meta.db_table} u ON u.id = c.owner_id "
         f"LEFT JOIN {SmtpAccount._meta.db_table} a ON a.id = c.smtp_account_id "
+        f"LEFT JOIN {SmtpAccountState._meta.db_table} s ON s.account_id = a.id "
         "WHERE c.id IN ({ids})"
     )
     return sql, columns

@@ -130,9 +130,12 @@ def sendable_accounts(*, now: datetime) -> QuerySet[SmtpAccount]:
     return (
         SmtpAccount.objects.filter(Exists(sending))
         .filter(owner__in=User.objects.filter(users_with_access_q()))
-        .exclude(paused_until__gt=now)
-        .exclude(backoff_until__gt=now)  # its server could not be reached: the emails wait unspent
-        .order_by("next_send_at", "pk")
+        # Joined to its state row (every account has one): paused, or resting after its server could
+        # not be reached, the account is skipped and its emails wait unspent.
+        .select_related("state")
+        .filter(Q(state__paused_until__isnull=True) | Q(state__paused_until__lte=now))
+        .filter(Q(state__backoff_until__isnull=True) | Q(state__backoff_until__lte=now))
+        .order_by("state__next_send_at", "pk")
     )
 
 
@@ -197,7 +200,10 @@ def queue_running_dry(*, account_id: int) -> bool:
     would idle until then (up to an interval: a fresh campaign's floor lasts far less). One small read
     a batch: the account's row, and the queued rows counted up to the low-water mark."""
     account = (
-        SmtpAccount.objects.filter(pk=account_id).only("max_per_minute", "learned_per_minute", "batch_size").first()
+        SmtpAccount.objects.filter(pk=account_id)
+        .select_related("state")
+        .only("max_per_minute", "batch_size", "state__learned_per_minute")
+        .first()
     )
     if account is None:
         return False

@@ -4,9 +4,9 @@ Budgets live in the database: what an account may claim is its per-minute,
 per-hour and per-day limits less what it sent in those windows and what is
 in flight, and never more than its fair share of the workers (about one
 dispatch interval of what it sends now; see FAIR_SHARE_HEADROOM). Pacing is
-a clock on the SmtpAccount row (`next_send_at`) that each worker advances
-by one interval per message under a row lock, so sends are spread evenly
-across workers instead of each sleeping a fixed delay.
+a clock on the account's state row (SmtpAccountState.next_send_at) that each
+worker advances by one interval per message under a row lock, so sends are
+spread evenly across workers instead of each sleeping a fixed delay.
 """
 
 import math
@@ -17,7 +17,7 @@ from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 
 from campaigns.models import CampaignHourTally, Email
 from delivery.selectors import sent_by_account
-from sending.models import SmtpAccount
+from sending.models import SmtpAccount, SmtpAccountState
 from sending.rates import effective_per_minute
 
 # --- what an account may claim now: its limits, and its fair share of the workers ---------------
@@ -169,19 +169,20 @@ def _epoch_hour(moment: datetime) -> int:
 
 # The reservation is one statement: no transaction to open (a batch's results are written without
 # waiting for their answers, and a BEGIN would have to wait for them; see ledger.ResultWriter). The
-# row lock of the UPDATE orders workers as SELECT ... FOR UPDATE would. The rate is
-# adaptive_rate.current_rate's, in double precision throughout.
+# state row's lock (FOR UPDATE OF s, then the UPDATE's) orders workers; the account row, which the
+# admin writes, is only read. The rate is sending.rates.current_rate's, in double precision throughout.
 _RESERVE = f"""
     WITH account AS (
-        SELECT id, GREATEST(%s::timestamptz, COALESCE(next_send_at, %s::timestamptz)) AS first,
-               60.0 / GREATEST(1.0, LEAST(max_per_minute, COALESCE(learned_per_minute, max_per_minute))) AS step
-        FROM {SmtpAccount._meta.db_table} WHERE id = %s FOR UPDATE
+        SELECT s.account_id, GREATEST(%s::timestamptz, COALESCE(s.next_send_at, %s::timestamptz)) AS first,
+               60.0 / GREATEST(1.0, LEAST(a.max_per_minute, COALESCE(s.learned_per_minute, a.max_per_minute))) AS step
+        FROM {SmtpAccountState._meta.db_table} s JOIN {SmtpAccount._meta.db_table} a ON a.id = s.account_id
+        WHERE s.account_id = %s FOR UPDATE OF s
     ), reserved AS (
-        SELECT id, first, step, GREATEST(1, LEAST(%s, FLOOR(1.0 / step)))::integer AS count FROM account
+        SELECT account_id, first, step, GREATEST(1, LEAST(%s, FLOOR(1.0 / step)))::integer AS count FROM account
     )
-    UPDATE {SmtpAccount._meta.db_table} a
+    UPDATE {SmtpAccountState._meta.db_table} s
     SET next_send_at = reserved.first + make_interval(secs => reserved.step * reserved.count)
-    FROM reserved WHERE a.id = reserved.id
+    FROM reserved WHERE s.account_id = reserved.account_id
     RETURNING reserved.first, reserved.step, reserved.count
 """
 
@@ -215,6 +216,6 @@ def give_back_slots(*, account_id: int, unused: list[datetime], interval: float)
     # pause (every batch then finds its slot too far and gives it back) the clock would run ahead of every send.
     end = unused[-1] + timedelta(seconds=interval)
     tolerance = timedelta(seconds=min(0.001, interval / 2))
-    SmtpAccount.objects.filter(
-        pk=account_id, next_send_at__gte=end - tolerance, next_send_at__lte=end + tolerance
+    SmtpAccountState.objects.filter(
+        account_id=account_id, next_send_at__gte=end - tolerance, next_send_at__lte=end + tolerance
     ).update(next_send_at=unused[0])

@@ -27,7 +27,7 @@ from sending import crypto, dkim, smtp
 from sending import services as account_services
 from sending.addresses import transport_address
 from sending.classifier import Verdict, classify
-from sending.models import SmtpAccount
+from sending.models import SmtpAccount, SmtpAccountState
 from sending.session import SmtpSession, SmtpUtf8Unsupported
 
 log = logging.getLogger(__name__)
@@ -195,8 +195,8 @@ def _why_account_cannot_send(*, account: SmtpAccount | None, campaign: Campaign,
     # The account and the owner's access were read with the batch, after it was taken: current.
     if account is None:
         return "no SMTP account"
-    if account.paused_until and account.paused_until > now:
-        return f"account paused: {account.pause_reason}"
+    if account.state.paused_until and account.state.paused_until > now:
+        return f"account paused: {account.state.pause_reason}"
     if not campaign.owner.has_access:
         return "owner has no access"
     return ""
@@ -263,7 +263,7 @@ class _BatchRun:
             self._give_back_slots()
             self.smtp.close()
             self.report.connections = self.smtp.opened
-            if not self.throttled and self.report.sent and self.account.learned_per_minute is not None:
+            if not self.throttled and self.report.sent and self.account.state.learned_per_minute is not None:
                 adaptive_rate.after_clean_batch(account_id=self.account.pk, now=self.clock())
 
     # --- steps ---------------------------------------------------------------
@@ -271,7 +271,9 @@ class _BatchRun:
     def _campaign_is_sending(self, email: BatchRow) -> bool:
         self.last_status_check = time.monotonic()
         status, paused_until = (
-            Campaign.objects.filter(pk=email.campaign_id).values_list("status", "smtp_account__paused_until").first()
+            Campaign.objects.filter(pk=email.campaign_id)
+            .values_list("status", "smtp_account__state__paused_until")
+            .first()
         ) or (None, None)
         if paused_until and paused_until > self.clock():
             # Another batch of this account hit a quota or login failure: stop here too.
@@ -333,7 +335,7 @@ class _BatchRun:
             return True
         # Read now, not with the batch: another batch of the account may have found its server
         # unreachable since this one read the account (a reconnect comes later in a batch).
-        resting_until, unreachable_since = SmtpAccount.objects.filter(pk=self.account.pk).values_list(
+        resting_until, unreachable_since = SmtpAccountState.objects.filter(account_id=self.account.pk).values_list(
             "backoff_until", "unreachable_since"
         ).first() or (None, None)
         if resting_until and resting_until > self.clock():

@@ -4,9 +4,9 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import display_for_field, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Field, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.owned_admin import OwnedInlineMixin, OwnedModelAdmin, without_fields
 from sending import crypto, dkim, rates, selectors, services, tasks
 from sending.forms import BounceMailboxForm, DkimKeyForm, SmtpAccountForm
-from sending.models import BounceMailbox, SmtpAccount
+from sending.models import BounceMailbox, SmtpAccount, SmtpAccountState
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec  # django-stubs' name for a fieldsets value
@@ -71,7 +71,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         "host",
         "port",
         "security",
-        "state",
+        "sending_state",
         "test_result",
         "max_per_minute",
         "max_per_hour",
@@ -81,6 +81,8 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     )
     list_filter = ("security",)
     search_fields = ("name", "host", "from_email", "username")
+    # The engine's state (account.state) is shown, never edited: no inline, only these read-only
+    # fields, and the actions below call sending.services.
     readonly_fields = (
         "sending_rate",
         "paused_until",
@@ -124,7 +126,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: SmtpAccount, form: SmtpAccountForm, change: bool) -> None:
         if change:
-            # Only the form's columns: workers write the engine's fields of this row meanwhile.
+            # Only the form's columns: the key rotation may rewrite the password of this row meanwhile.
             obj.save(update_fields=form.model_fields_written())
         else:
             super().save_model(request, obj, form, change)
@@ -236,53 +238,94 @@ class SmtpAccountAdmin(OwnedModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SmtpAccount]:
         accounts: QuerySet[SmtpAccount] = super().get_queryset(request)
-        return accounts.annotate(campaign_count=Count("campaigns"))
+        return accounts.select_related("state").annotate(campaign_count=Count("campaigns"))
 
     @admin.display(description="Campaigns", ordering="campaign_count")
     def campaign_count(self, obj: Any) -> int:
         count: int = obj.campaign_count  # annotated by get_queryset
         return count
 
+    # Not `state`: the list would show the account's state row (a model attribute wins over this method).
     @admin.display(description="State")
-    def state(self, obj: SmtpAccount) -> str:
+    def sending_state(self, obj: SmtpAccount) -> str:
         if obj.is_paused:
-            return f"Paused: {obj.pause_reason}"
+            return f"Paused: {obj.state.pause_reason}"
         if obj.is_unreachable:
-            return f"Cannot reach the server; next try at {_local(_next_try(obj))}"
-        if obj.learned_per_minute is not None:
+            return f"Cannot reach the server; next try at {_local(_next_try(obj.state))}"
+        if obj.state.learned_per_minute is not None:
             return f"Ready, at {rates.effective_per_minute(obj):.0f}/min learned from its server"
         return "Ready"
 
     @admin.display(description="Sending rate")
     def sending_rate(self, obj: SmtpAccount | None) -> str:
-        if obj is None or obj.learned_per_minute is None:
-            note = f" {obj.rate_note}" if obj and obj.rate_note else ""
+        state = _state_of(obj)
+        if obj is None or state is None or state.learned_per_minute is None:
+            note = f" {state.rate_note}" if state and state.rate_note else ""
             return f"The configured maximum: its server has not throttled it.{note}"
         return (
             f"{rates.effective_per_minute(obj):.0f}/min, learned from its server "
-            f"(configured maximum {obj.max_per_minute}/min; since {_local(obj.rate_changed_at)}). {obj.rate_note}"
+            f"(configured maximum {obj.max_per_minute}/min; since {_local(state.rate_changed_at)}). {state.rate_note}"
         )
 
     @admin.display(description="Connection")
     def connection(self, obj: SmtpAccount | None) -> str:
-        if obj is None or not obj.is_unreachable:
-            return "Reaches its server again" if obj and obj.last_connection_error else "No connection problem recorded"
+        state = _state_of(obj)
+        if state is None or not state.is_unreachable:
+            return (
+                "Reaches its server again"
+                if state and state.last_connection_error
+                else "No connection problem recorded"
+            )
         return (
-            f"Cannot reach the server since {_local(obj.unreachable_since)}; next try at {_local(_next_try(obj))} "
-            f"({obj.backoff_seconds} s after the last failed try; the wait doubles with each, up to "
+            f"Cannot reach the server since {_local(state.unreachable_since)}; next try at {_local(_next_try(state))} "
+            f"({state.backoff_seconds} s after the last failed try; the wait doubles with each, up to "
             f"{settings.ACCOUNT_BACKOFF_MAX_SECONDS // 60} min). Its emails wait unspent."
         )
 
-    @admin.display(description="Last test result", ordering="last_tested_at")
+    # The state row's fields, shown as the admin shows a read-only field of the account's own.
+
+    @admin.display(description="Paused until")
+    def paused_until(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "paused_until")
+
+    @admin.display(description="Pause reason")
+    def pause_reason(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "pause_reason")
+
+    @admin.display(description="Last connection error")
+    def last_connection_error(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "last_connection_error")
+
+    @admin.display(description="Last connection error at")
+    def last_connection_error_at(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "last_connection_error_at")
+
+    @admin.display(description="Last tested at")
+    def last_tested_at(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "last_tested_at")
+
+    @admin.display(description="Last test result")
+    def last_test_result(self, obj: SmtpAccount | None) -> str:
+        return self._state_field(obj, "last_test_result")
+
+    def _state_field(self, account: SmtpAccount | None, name: str) -> str:
+        state = _state_of(account)
+        value = getattr(state, name) if state else None
+        field = SmtpAccountState._meta.get_field(name)
+        assert isinstance(field, Field)  # a column, not a relation: narrows the type
+        return str(display_for_field(value, field, self.get_empty_value_display()))
+
+    @admin.display(description="Last test result", ordering="state__last_tested_at")
     def test_result(self, obj: SmtpAccount) -> str:
-        if obj.last_test_result == SmtpAccount.CONNECTION_TESTING and not selectors.connection_test_waiting(
+        state = obj.state
+        if state.last_test_result == SmtpAccountState.CONNECTION_TESTING and not selectors.connection_test_waiting(
             account=obj, now=timezone.now()
         ):
             return (
-                f"{obj.last_test_result} (asked at {_local(obj.last_tested_at)}; "
+                f"{state.last_test_result} (asked at {_local(state.last_tested_at)}; "
                 "no worker has run it: is Celery running?)"
             )
-        return obj.last_test_result
+        return state.last_test_result
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
@@ -350,7 +393,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     @admin.action(description="Forget the learned rate (try the configured maximum again)")
     def forget_learned_rate(self, request: HttpRequest, queryset: QuerySet[SmtpAccount]) -> None:
         for account in queryset:
-            rates.forget_learned_rate(account_id=account.pk)
+            services.forget_learned_rate(account_id=account.pk)
         self.message_user(request, f"{queryset.count()} account(s) back at their configured maximum.", messages.SUCCESS)
 
 
@@ -358,9 +401,14 @@ class SmtpAccountAdmin(OwnedModelAdmin):
 CONNECTION_TEST_REFRESH_SECONDS = 3
 
 
-def _next_try(account: SmtpAccount) -> datetime:
+def _state_of(account: SmtpAccount | None) -> SmtpAccountState | None:
+    # An account being added has no state row yet: the database makes it with the account.
+    return account.state if account is not None and account.pk else None
+
+
+def _next_try(state: SmtpAccountState) -> datetime:
     # A rest already over: the next dispatcher tick tries.
-    return max(account.backoff_until or timezone.now(), timezone.now())
+    return max(state.backoff_until or timezone.now(), timezone.now())
 
 
 def _next_selector(account: SmtpAccount) -> str:

@@ -74,8 +74,8 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def model_fields_written(self) -> list[str]:
         """The columns this form sets (its own, the password when typed or cleared, updated_at):
-        all a change saves, so the sending engine's fields (the pacing clock, the learned rate,
-        pauses, backoff), written meanwhile by workers, are never put back as the form read them."""
+        all a change saves, so a column written meanwhile by someone else (the key rotation's
+        password) is never put back as the form read it. The engine's state is another row."""
         columns = {field.name for field in SmtpAccount._meta.concrete_fields if not field.primary_key}
         written = [name for name in self.fields if name in columns]
         if self._password_written():

@@ -10,8 +10,8 @@ from sending.headers import validate_custom_headers
 
 
 class SmtpAccount(models.Model):
-    # last_test_result while a connection test is queued or running (sending.services.start_connection_test).
-    CONNECTION_TESTING = "Testing…"
+    """What the marketer edits: the connection, the sender, the limits. The sending engine's runtime
+    state is in the account's SmtpAccountState row (`account.state`), which the admin never writes."""
 
     class Security(models.TextChoices):
         NONE = "none", "None (plain text)"
@@ -46,29 +46,6 @@ class SmtpAccount(models.Model):
     max_per_hour = models.PositiveIntegerField(default=500, validators=[MinValueValidator(1)])
     max_per_day = models.PositiveIntegerField(default=2000, validators=[MinValueValidator(1)])
     batch_size = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1), MaxValueValidator(500)])
-    # What the provider really allows, learned from its throttling replies (delivery.
-    # adaptive_rate): sending runs at min(max_per_minute, learned_per_minute); None: at the maximum.
-    learned_per_minute = models.FloatField(null=True, blank=True, editable=False)
-    # What the server accepted in the minute before its last refusal: probing stays under it.
-    observed_limit_per_minute = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    rate_note = models.TextField("why this rate", blank=True, editable=False)
-    rate_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_throttled_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # The shared pacing clock: the earliest moment the next message may go out,
-    # reserved message by message by every worker, so sends are evenly spaced.
-    next_send_at = models.DateTimeField(null=True, blank=True, editable=False)
-    paused_until = models.DateTimeField(null=True, blank=True)
-    pause_reason = models.TextField(blank=True)
-    # Connection-level failures (refused, TLS handshake, timeout, dropped before MAIL): the
-    # account rests backoff_seconds (doubling per failure, see services.back_off_account) until
-    # backoff_until; unreachable_since is the first failure of the running outage.
-    backoff_seconds = models.PositiveIntegerField(default=0, editable=False)
-    backoff_until = models.DateTimeField(null=True, blank=True, editable=False)
-    unreachable_since = models.DateTimeField(null=True, blank=True, editable=False)
-    last_connection_error = models.TextField(blank=True, editable=False)
-    last_connection_error_at = models.DateTimeField("last connection error at", null=True, blank=True, editable=False)
-    last_tested_at = models.DateTimeField(null=True, blank=True)
-    last_test_result = models.TextField(blank=True)
     # DKIM (sending.dkim): written by sending.services (generate_dkim_key, set_dkim_signing), the
     # account page's DKIM panel and `manage.py dkim_key`, never by the account's form.
     dkim_enabled = models.BooleanField("signs with DKIM", default=False, editable=False)
@@ -118,6 +95,62 @@ class SmtpAccount(models.Model):
     @property
     def has_dkim_key(self) -> bool:
         return bool(self.dkim_private_key and self.dkim_domain and self.dkim_selector)
+
+    @property
+    def is_paused(self) -> bool:
+        return self.state.is_paused
+
+    @property
+    def is_unreachable(self) -> bool:
+        return self.state.is_unreachable
+
+
+class SmtpAccountState(models.Model):
+    """The sending engine's runtime state of one SMTP account: the pacing clock, the learned rate, a
+    pause, an outage's backoff, the last connection test. Written only by sending.services,
+    delivery.rate_limit (the pacing clock) and delivery.adaptive_rate (the learned rate), each with
+    conditional UPDATEs; the admin shows it read-only, so saving the account's form never races them.
+
+    Every account has exactly one: a trigger on the account table inserts it with the account, in
+    the same statement, however the account is inserted (the ORM, bulk_create, raw SQL, loaddata;
+    sending migration 0005). Its defaults are therefore the database's (db_default) as well.
+    """
+
+    # last_test_result while a connection test is queued or running (sending.services.start_connection_test).
+    CONNECTION_TESTING = "Testing…"
+
+    account = models.OneToOneField(SmtpAccount, primary_key=True, on_delete=models.CASCADE, related_name="state")
+    # What the provider really allows, learned from its throttling replies (delivery.
+    # adaptive_rate): sending runs at min(max_per_minute, learned_per_minute); None: at the maximum.
+    learned_per_minute = models.FloatField(null=True, blank=True, editable=False)
+    # What the server accepted in the minute before its last refusal: probing stays under it.
+    observed_limit_per_minute = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    rate_note = models.TextField("why this rate", blank=True, default="", db_default="", editable=False)
+    rate_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_throttled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The shared pacing clock: the earliest moment the next message may go out,
+    # reserved message by message by every worker, so sends are evenly spaced.
+    next_send_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_until = models.DateTimeField(null=True, blank=True, editable=False)
+    pause_reason = models.TextField(blank=True, default="", db_default="", editable=False)
+    # When the running pause began (the dashboard's activity feed).
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Connection-level failures (refused, TLS handshake, timeout, dropped before MAIL): the
+    # account rests backoff_seconds (doubling per failure, see services.back_off_account) until
+    # backoff_until; unreachable_since is the first failure of the running outage.
+    backoff_seconds = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    backoff_until = models.DateTimeField(null=True, blank=True, editable=False)
+    unreachable_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_connection_error = models.TextField(blank=True, default="", db_default="", editable=False)
+    last_connection_error_at = models.DateTimeField("last connection error at", null=True, blank=True, editable=False)
+    last_tested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_test_result = models.TextField(blank=True, default="", db_default="", editable=False)
+
+    class Meta:
+        verbose_name = "SMTP account state"
+
+    def __str__(self) -> str:
+        return f"state of SMTP account {self.account_id}"
 
     @property
     def is_paused(self) -> bool:

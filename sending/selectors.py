@@ -4,16 +4,17 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from sending.models import SmtpAccount
+from sending.models import SmtpAccount, SmtpAccountState
 
 
 def connection_test_waiting(*, account: SmtpAccount, now: datetime) -> bool:
     """Whether the account's connection test was asked for and has not reported yet, recently enough
     that a worker may still be on it: a test takes at most about two SMTP_TIMEOUTs once a worker
     has it, so a much older "Testing…" is a test no worker took (none running, or the broker lost it)."""
-    if account.last_test_result != SmtpAccount.CONNECTION_TESTING or account.last_tested_at is None:
+    state = account.state
+    if state.last_test_result != SmtpAccountState.CONNECTION_TESTING or state.last_tested_at is None:
         return False
-    return now - account.last_tested_at < connection_test_patience()
+    return now - state.last_tested_at < connection_test_patience()
 
 
 def connection_test_patience() -> timedelta:

@@ -1,5 +1,6 @@
-"""Writes for SMTP accounts: secrets, DKIM keys, pauses, outage backoff, connection tests; their bounce
-mailboxes."""
+"""Writes for SMTP accounts: secrets, DKIM keys, and the engine's state row (SmtpAccountState): pauses,
+outage backoff, connection tests, forgetting a learned rate; their bounce mailboxes. The pacing clock
+and the learned rate itself are delivery.rate_limit's and delivery.adaptive_rate's."""
 
 import logging
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from sending import crypto, dkim, mailbox_sessions, smtp
-from sending.models import BounceMailbox, SmtpAccount
+from sending.models import BounceMailbox, SmtpAccount, SmtpAccountState
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def generate_dkim_key(
     account.dkim_domain, account.dkim_selector, account.dkim_algorithm = domain, selector, algorithm
     account.set_dkim_private_key(pem)
     account.dkim_key_created_at = now
-    # Only these columns: workers write the engine's fields of this row meanwhile.
+    # Only these columns: the account's form or the key rotation may write others of this row meanwhile.
     account.save(
         update_fields=[
             "dkim_domain",
@@ -100,15 +101,17 @@ def pause_account(*, account_id: int, reason: str, now: datetime, seconds: float
     the reason shows on the account and the dashboard. A new pause replaces the one running.
     """
     until = now + timedelta(seconds=settings.ACCOUNT_PAUSE_SECONDS if seconds is None else seconds)
-    SmtpAccount.objects.filter(pk=account_id).update(paused_until=until, pause_reason=reason, updated_at=now)
+    SmtpAccountState.objects.filter(account_id=account_id).update(
+        paused_until=until, pause_reason=reason, paused_at=now
+    )
     log.warning("SMTP account %s paused until %s: %s", account_id, until.isoformat(), reason)
     return until
 
 
 def resume_account(*, account_id: int, now: datetime) -> bool:
     """Let a paused account send again at once (its owner fixed the cause); returns whether it was paused."""
-    resumed = SmtpAccount.objects.filter(pk=account_id, paused_until__gt=now).update(
-        paused_until=None, pause_reason="", updated_at=now
+    resumed = SmtpAccountState.objects.filter(account_id=account_id, paused_until__gt=now).update(
+        paused_until=None, pause_reason="", paused_at=None
     )
     if resumed:
         log.info("SMTP account %s resumed", account_id)
@@ -124,20 +127,20 @@ def back_off_account(*, account_id: int, error: str, now: datetime) -> datetime 
     The dispatcher claims nothing for the account meanwhile; the emails wait unspent.
     """
     with transaction.atomic():
-        account = (
-            SmtpAccount.objects.select_for_update()
-            .filter(pk=account_id)
+        state = (
+            SmtpAccountState.objects.select_for_update()
+            .filter(account_id=account_id)
             .only("backoff_seconds", "backoff_until", "unreachable_since")
             .first()
         )
-        if account is None or (account.backoff_until and account.backoff_until > now):
+        if state is None or (state.backoff_until and state.backoff_until > now):
             return None
-        seconds = next_backoff_seconds(previous=account.backoff_seconds)
+        seconds = next_backoff_seconds(previous=state.backoff_seconds)
         until = now + timedelta(seconds=seconds)
-        SmtpAccount.objects.filter(pk=account_id).update(
+        SmtpAccountState.objects.filter(account_id=account_id).update(
             backoff_seconds=seconds,
             backoff_until=until,
-            unreachable_since=account.unreachable_since or now,
+            unreachable_since=state.unreachable_since or now,
             last_connection_error=error,
             last_connection_error_at=now,
         )
@@ -160,7 +163,7 @@ def clear_backoff(*, account_id: int) -> bool:
     """The account's server answered again: end the outage; returns whether there was one.
 
     The last error and its time stay on the account as its history."""
-    cleared = SmtpAccount.objects.filter(pk=account_id, unreachable_since__isnull=False).update(
+    cleared = SmtpAccountState.objects.filter(account_id=account_id, unreachable_since__isnull=False).update(
         backoff_seconds=0, backoff_until=None, unreachable_since=None
     )
     if cleared:
@@ -174,8 +177,8 @@ def clear_backoff(*, account_id: int) -> bool:
 def start_connection_test(*, account: SmtpAccount, enqueue: Callable[[int], object]) -> None:
     """Mark the account as being tested (last_test_result "Testing…", last_tested_at the request's time)
     and hand the test to `enqueue(account_id)`."""
-    SmtpAccount.objects.filter(pk=account.pk).update(
-        last_tested_at=timezone.now(), last_test_result=SmtpAccount.CONNECTION_TESTING
+    SmtpAccountState.objects.filter(account_id=account.pk).update(
+        last_tested_at=timezone.now(), last_test_result=SmtpAccountState.CONNECTION_TESTING
     )
     enqueue(account.pk)
 
@@ -191,16 +194,34 @@ def run_connection_test(*, account_id: int) -> smtp.TestResult | None:
     except Exception as exc:  # noqa: BLE001 - a bug: the list says so instead of "Testing…" for ever
         log.exception("connection test of SMTP account %s failed", account_id)
         result = smtp.TestResult(False, f"error while testing: {type(exc).__name__}: {exc}")
-    smtp.record_test_result(account=account, result=result)
+    record_test_result(account_id=account_id, result=result)
     return result
 
 
 def connection_test_not_queued(*, account_id: int, error: Exception) -> None:
     """The test could not be handed to a worker: say so instead of "Testing…" for ever."""
-    account = SmtpAccount.objects.filter(pk=account_id).first()
-    if account is not None:
-        result = smtp.TestResult(False, f"The test could not be queued: {error}")
-        smtp.record_test_result(account=account, result=result)
+    record_test_result(account_id=account_id, result=smtp.TestResult(False, f"The test could not be queued: {error}"))
+
+
+def record_test_result(*, account_id: int, result: smtp.TestResult) -> None:
+    """Store a connection test's answer on the account ("OK: ..." or "Failed: ...", and when)."""
+    SmtpAccountState.objects.filter(account_id=account_id).update(
+        last_tested_at=timezone.now(), last_test_result=("OK: " if result.ok else "Failed: ") + result.message
+    )
+
+
+# --- the learned rate ------------------------------------------------------------------------------
+
+
+def forget_learned_rate(*, account_id: int) -> None:
+    """The marketer changed the account's limits: start again from the configured maximum."""
+    SmtpAccountState.objects.filter(account_id=account_id).update(
+        learned_per_minute=None,
+        observed_limit_per_minute=None,
+        rate_note="",
+        rate_changed_at=None,
+        last_throttled_at=None,
+    )
 
 
 # --- Bounce mailboxes ------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
-from django.utils import timezone
 
 from sending import crypto, dkim
 from sending.models import SmtpAccount
@@ -473,11 +472,3 @@ def test_connection(account: SmtpAccount) -> TestResult:
         close_quietly(conn)
     # smtplib's noop() returns a 4xx/5xx answer instead of raising: that is no success.
     return TestResult(200 <= code < 400, format_reply(code, text))
-
-
-def record_test_result(*, account: SmtpAccount, result: TestResult) -> None:
-    account.last_tested_at = timezone.now()
-    account.last_test_result = ("OK: " if result.ok else "Failed: ") + result.message
-    type(account).objects.filter(pk=account.pk).update(
-        last_tested_at=account.last_tested_at, last_test_result=account.last_test_result
-    )

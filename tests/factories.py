@@ -7,7 +7,7 @@ from django.utils import timezone
 from accounts.models import MARKETERS_GROUP, User
 from campaigns.models import Campaign, CampaignEvent, Email, EmailTemplate, Segment, SegmentCondition
 from contacts.models import Contact, ContactList, SubscriptionForm
-from sending.models import SmtpAccount
+from sending.models import SmtpAccount, SmtpAccountState
 from tracking.models import Event, Link
 
 PASSWORD = "correct horse battery staple"
@@ -72,6 +72,19 @@ class SmtpAccountFactory(factory.django.DjangoModelFactory):
         obj.set_password(extracted if extracted is not None else "smtp-secret")
         if create:
             obj.save()
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """The engine's state (SmtpAccountFactory(paused_until=...)) goes on the account's state row,
+        which the database made with the account."""
+        state = {name: kwargs.pop(name) for name in list(kwargs) if name in STATE_FIELDS}
+        account = super()._create(model_class, *args, **kwargs)
+        if state:
+            SmtpAccountState.objects.filter(account=account).update(**state)
+        return account
+
+
+STATE_FIELDS = {field.name for field in SmtpAccountState._meta.concrete_fields if not field.primary_key}
 
 
 class ContactFactory(factory.django.DjangoModelFactory):

@@ -1,4 +1,5 @@
-"""One writer per status: a write of a status outside the module that owns it fails here.
+"""One writer per status: a write of a status outside the module that owns it fails here. The SMTP
+account's engine state (SmtpAccountState) is held to its writers the same way, field by field.
 
 The scan reads the project's Python source (not tests/, migrations/ or bench/) with `ast` and finds
 every write of an owned field: the ORM's update(), create(), get_or_create(), update_or_create(),
@@ -32,6 +33,24 @@ OWNERS = {
     ("ImportJob", "status"): ("contacts/imports/jobs.py",),
     # A subscription request's status is whether it was confirmed.
     ("SubscriptionRequest", "confirmed_at"): ("contacts/services/subscriptions.py",),
+}
+
+# The SMTP account's engine state: the pacing clock is rate_limit's (adaptive_rate holds it back after a
+# refusal), the learned rate adaptive_rate's (the services forget it), the rest (pauses, backoff,
+# connection tests) the services'. Never the admin's: its form saves the account row only.
+PACING_CLOCK = ("delivery/rate_limit.py", "delivery/adaptive_rate.py")
+LEARNED_RATE = ("delivery/adaptive_rate.py", "sending/services.py")
+STATE_WRITERS = {
+    "next_send_at": PACING_CLOCK,
+    **dict.fromkeys(
+        ("learned_per_minute", "observed_limit_per_minute", "rate_note", "rate_changed_at", "last_throttled_at"),
+        LEARNED_RATE,
+    ),
+}
+OWNERS |= {
+    ("SmtpAccountState", field.name): STATE_WRITERS.get(field.name, ("sending/services.py",))
+    for field in apps.get_model("sending", "SmtpAccountState")._meta.concrete_fields
+    if not field.primary_key
 }
 
 # (path, function, rule) -> why that write outside the owner is right. Keep it short.
@@ -360,6 +379,14 @@ BREAKING = [
     ("?.status", "def cancel(queryset):\n    queryset.update(status='cancelled')"),
     ("?.status", "query = sql.SQL('UPDATE {} SET status = %s').format(sql.Identifier(name))"),
     ("?.status", "def move(obj):\n    obj.status = 'done'\n    obj.save()"),
+    ("SmtpAccountState.paused_until", "SmtpAccountState.objects.filter(account_id=1).update(paused_until=None)"),
+    (
+        "SmtpAccountState.learned_per_minute",
+        "def slow(account: SmtpAccount):\n    account.state.learned_per_minute = 3",
+    ),
+    ("SmtpAccountState.next_send_at", "SQL = f'UPDATE {SmtpAccountState._meta.db_table} s SET next_send_at = %s'"),
+    ("SmtpAccountState.last_test_result", "def tested(account):\n    account.state.last_test_result = 'OK'"),
+    ("SmtpAccountState.backoff_until", "account.state.save(update_fields=['backoff_until'])"),
 ]
 
 

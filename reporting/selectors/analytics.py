@@ -23,7 +23,9 @@ TOP_LINKS = 10
 
 
 def campaign_for(*, user: User, campaign_id: int | str) -> Campaign:
-    campaign = scope_to_user(Campaign.objects.all(), user).select_related("smtp_account").filter(pk=campaign_id).first()
+    campaign = (
+        scope_to_user(Campaign.objects.all(), user).select_related("smtp_account__state").filter(pk=campaign_id).first()
+    )
     if campaign is None:
         raise Http404("No such campaign.")
     return campaign

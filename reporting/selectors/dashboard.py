@@ -13,18 +13,17 @@ import zoneinfo
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
-from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, CampaignEvent, CampaignHourTally, CampaignTally, DispatcherState, Email
 from campaigns.tallies import HOUR_FIGURES, HOUR_METRICS
 from sending.models import SmtpAccount
-from sending.rates import effective_per_minute
+from sending.rates import current_rate
 from tracking.models import Event
 
 S = Email.Status
@@ -346,16 +345,18 @@ def user_smtp_accounts(user):
         scope_to_user(SmtpAccount.objects.all(), user).values(
             "id",
             "name",
-            "paused_until",
-            "pause_reason",
             "max_per_minute",
-            "learned_per_minute",
-            "rate_note",
-            "rate_changed_at",
             "updated_at",
-            "unreachable_since",
-            "backoff_until",
-            "last_connection_error",
+            # The engine's state, from the account's state row (one join).
+            paused_until=F("state__paused_until"),
+            pause_reason=F("state__pause_reason"),
+            paused_at=F("state__paused_at"),
+            learned_per_minute=F("state__learned_per_minute"),
+            rate_note=F("state__rate_note"),
+            rate_changed_at=F("state__rate_changed_at"),
+            unreachable_since=F("state__unreachable_since"),
+            backoff_until=F("state__backoff_until"),
+            last_connection_error=F("state__last_connection_error"),
         )
     )
 
@@ -601,7 +602,7 @@ def account_feed_items(accounts, *, now, tz):
 
 def paused_account_feed_item(account, tz):
     return FeedItem(
-        account["updated_at"],
+        account["paused_at"] or account["updated_at"],
         "paused",
         f"SMTP account “{account['name']}” paused by the system until "
         f"{local_text(account['paused_until'], tz)}: {account['pause_reason'] or 'no reason given'}",
@@ -609,7 +610,7 @@ def paused_account_feed_item(account, tz):
 
 
 def learned_rate_feed_item(account):
-    per_minute = effective_per_minute(SimpleNamespace(**account))
+    per_minute = current_rate(account["max_per_minute"], account["learned_per_minute"])
     return FeedItem(
         account["rate_changed_at"] or account["updated_at"],
         "throttled",

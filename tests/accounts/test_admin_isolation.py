@@ -654,7 +654,7 @@ def test_smtp_test_connection_action_skips_other_owners_accounts(world, other_cl
     assert response.status_code == 302
     assert tested == []
     world.alice.smtpaccount.refresh_from_db()
-    assert world.alice.smtpaccount.last_tested_at is None
+    assert world.alice.smtpaccount.state.last_tested_at is None
 
 
 # --- saving: owner and per-owner unique names -------------------------------

@@ -79,7 +79,7 @@ def test_a_slot_reservation_while_an_answer_is_outstanding_needs_no_settling_by_
     assert interval == 0.1 and len(slots) == 10 and slots[0] == now
     assert slots[-1] - slots[0] == timedelta(seconds=0.9)
     account.refresh_from_db()
-    assert account.next_send_at == now + timedelta(seconds=1)
+    assert account.state.next_send_at == now + timedelta(seconds=1)
 
 
 # Outside a test transaction, as in a worker (autocommit): the refused statement aborts nothing else.

@@ -11,6 +11,7 @@ from django.urls import reverse
 from campaigns.models import Email
 from delivery import adaptive_rate
 from sending.classifier import classify
+from sending.models import SmtpAccountState
 from sending.rates import effective_per_minute
 from tests.factories import ContactFactory, ContactListFactory, SmtpAccountFactory
 from tests.smtp_server import RateLimitingHandler
@@ -64,12 +65,12 @@ def test_the_account_learns_the_servers_limit_from_one_refusal_and_holds_just_un
     # At 120/min the server's 60 went in the first 30 s; the 61st was refused, and the 60 accepted in
     # the minute before set the account's rate: 95 % of them.
     engine.account.refresh_from_db()
-    assert engine.account.learned_per_minute == 57
-    assert engine.account.rate_note == (
+    assert engine.account.state.learned_per_minute == 57
+    assert engine.account.state.rate_note == (
         "Throttled (“450 4.7.1 Error: too much mail from 127.0.0.1”): the server accepted 60 in the "
         "minute before refusing; sending at 57/min."
     )
-    assert engine.account.last_throttled_at == start + timedelta(seconds=30)
+    assert engine.account.state.last_throttled_at == start + timedelta(seconds=30)
 
     run_for(engine, seconds=6 * 60 - 40)
 
@@ -85,7 +86,7 @@ def test_the_account_learns_the_servers_limit_from_one_refusal_and_holds_just_un
     # One refusal in all: the first. The probes upwards stay under the 60 the server was seen to take.
     assert handler.refused_mail == deferred_ever == 1
     engine.account.refresh_from_db()
-    assert engine.account.learned_per_minute == 59
+    assert engine.account.state.learned_per_minute == 59
     assert sorted(set(handler.delivered_to())) == sorted(handler.delivered_to())  # nobody twice
 
 
@@ -98,10 +99,10 @@ def test_refusals_within_an_episode_pause_the_account_without_lowering_it_again(
     assert adaptive_rate.on_throttled(account_id=account.pk, code=450, text="4.7.1 too much mail", now=later) is None
 
     account.refresh_from_db()
-    assert account.learned_per_minute == 600  # nothing accepted before: halved, once
-    assert account.last_throttled_at == now
+    assert account.state.learned_per_minute == 600  # nothing accepted before: halved, once
+    assert account.state.last_throttled_at == now
     # Nothing sent in the minute: the pause is the plain one.
-    assert account.next_send_at == later + timedelta(seconds=adaptive_rate.THROTTLE_PAUSE_SECONDS)
+    assert account.state.next_send_at == later + timedelta(seconds=adaptive_rate.THROTTLE_PAUSE_SECONDS)
     # A minute on, a refusal is news: a new episode.
     assert (
         adaptive_rate.on_throttled(
@@ -114,19 +115,20 @@ def test_refusals_within_an_episode_pause_the_account_without_lowering_it_again(
 def test_the_rate_probes_up_after_a_clean_minute_and_never_above_the_maximum(db, marketer):
     account = SmtpAccountFactory(owner=marketer, max_per_minute=60)
     now = account.created_at
-    account.learned_per_minute, account.rate_changed_at, account.last_throttled_at = 50, now, now
-    account.save()
+    SmtpAccountState.objects.filter(account=account).update(
+        learned_per_minute=50, rate_changed_at=now, last_throttled_at=now
+    )
 
     assert not adaptive_rate.after_clean_batch(account_id=account.pk, now=now + timedelta(seconds=30))
     rates = []
     for minute in range(1, 11):
         adaptive_rate.after_clean_batch(account_id=account.pk, now=now + timedelta(seconds=61 * minute))
         account.refresh_from_db()
-        rates.append(account.learned_per_minute)
+        rates.append(account.state.learned_per_minute)
     assert rates[:3] == [pytest.approx(50 * 1.02), pytest.approx(50 * 1.02**2), pytest.approx(50 * 1.02**3)]
     # 50 * 1.02^10 = 60.9: at the configured maximum, the learned rate is dropped.
     assert rates[8] == pytest.approx(50 * 1.02**9) and rates[9] is None
-    assert account.rate_note == "No throttling since: back at the configured maximum."
+    assert account.state.rate_note == "No throttling since: back at the configured maximum."
     assert effective_per_minute(account) == 60
 
 
@@ -190,6 +192,10 @@ def test_forgetting_the_learned_rate_sends_at_the_configured_maximum_again_for_o
     assert "1 account(s) back at their configured maximum." in response.content.decode()
     mine.refresh_from_db()
     theirs.refresh_from_db()
-    assert (mine.learned_per_minute, mine.observed_limit_per_minute, mine.rate_note) == (None, None, "")
+    assert (mine.state.learned_per_minute, mine.state.observed_limit_per_minute, mine.state.rate_note) == (
+        None,
+        None,
+        "",
+    )
     assert effective_per_minute(mine) == 1200
-    assert (theirs.learned_per_minute, theirs.observed_limit_per_minute) == (570, 600)
+    assert (theirs.state.learned_per_minute, theirs.state.observed_limit_per_minute) == (570, 600)

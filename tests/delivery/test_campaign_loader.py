@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, Email
 from delivery.campaign_loader import campaigns_with_owner_and_account
-from sending.models import SmtpAccount
+from sending.models import SmtpAccount, SmtpAccountState
 
 S = Email.Status
 FIRST, SECOND = ["a1@example.org", "a2@example.org"], ["b1@example.org", "b2@example.org"]
@@ -54,7 +54,7 @@ def test_a_change_made_without_saving_through_the_admin_still_stops_the_next_bat
     elif change == "owner expired":
         owner.update(access_expires_at=timezone.now() - timedelta(minutes=1))
     elif change == "account paused":
-        SmtpAccount.objects.filter(pk=engine.account.pk).update(
+        SmtpAccountState.objects.filter(account_id=engine.account.pk).update(
             paused_until=engine.clock() + timedelta(hours=1), pause_reason="quota"
         )
     else:

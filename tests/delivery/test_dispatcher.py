@@ -19,6 +19,7 @@ from campaigns.models import Campaign, DispatcherState, Email
 from campaigns.services import lifecycle
 from contacts.models import Contact
 from delivery import dispatcher
+from sending.models import SmtpAccountState
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -284,8 +285,7 @@ def test_max_per_day_caps_the_claim(marketer):
 def test_a_paused_account_claims_nothing(marketer):
     now = timezone.now()
     campaign = sending_campaign(marketer, size=3, now=now)
-    campaign.smtp_account.paused_until = now + timedelta(minutes=5)
-    campaign.smtp_account.save()
+    SmtpAccountState.objects.filter(account=campaign.smtp_account).update(paused_until=now + timedelta(minutes=5))
 
     assert dispatcher.tick(now=now, enqueue=[].append).claimed == 0
     assert dispatcher.tick(now=now + timedelta(minutes=5, seconds=1), enqueue=[].append).claimed == 3

@@ -19,6 +19,7 @@ from campaigns.services import lifecycle
 from config.celery import app
 from contacts.models import Contact
 from delivery import dispatcher, rate_limit
+from sending.models import SmtpAccount
 from tests.factories import CampaignFactory, ContactListFactory, EmailFactory, SmtpAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -135,6 +136,7 @@ def test_an_unlimited_account_counts_no_day_of_sent_rows(marketer):
     t = timezone.now()
     account = SmtpAccountFactory(owner=marketer, **UNLIMITED)
     done = CampaignFactory(owner=marketer, smtp_account=account, status=Campaign.Status.COMPLETED)
+    account = SmtpAccount.objects.select_related("state").get(pk=account.pk)  # as the tick reads it
     for hours in (2, 5, 20):
         EmailFactory(campaign=done, status=S.SENT, sent_at=t - timedelta(hours=hours))
 

@@ -29,7 +29,7 @@ def unreachable_message(account):
 
 
 def account_state(engine):
-    return SmtpAccount.objects.get(pk=engine.account.pk)
+    return SmtpAccount.objects.select_related("state").get(pk=engine.account.pk)
 
 
 def rows(engine, campaign):
@@ -56,10 +56,10 @@ def test_a_refused_connection_releases_the_rows_unspent_and_backs_the_account_of
     assert rows(engine, campaign) == {a: (S.PENDING, 0, None) for a in addresses}
     assert engine.reports[-1].released == 3 and engine.reports[-1].deferred == 0
     account = account_state(engine)
-    assert (account.backoff_seconds, account.backoff_until) == (30, failed_at + timedelta(seconds=30))
-    assert (account.unreachable_since, account.last_connection_error_at) == (failed_at, failed_at)
-    assert account.last_connection_error == unreachable_message(account)
-    assert account.paused_until is None  # no pause: nothing for the owner to fix
+    assert (account.state.backoff_seconds, account.state.backoff_until) == (30, failed_at + timedelta(seconds=30))
+    assert (account.state.unreachable_since, account.state.last_connection_error_at) == (failed_at, failed_at)
+    assert account.state.last_connection_error == unreachable_message(account)
+    assert account.state.paused_until is None  # no pause: nothing for the owner to fix
 
     # Within the rest the dispatcher claims nothing for the account.
     for _ in range(2):
@@ -70,8 +70,8 @@ def test_a_refused_connection_releases_the_rows_unspent_and_backs_the_account_of
     retried_at = engine.clock.advance(seconds=TICK)
     assert engine.tick().claimed == 3
     account = account_state(engine)
-    assert (account.backoff_seconds, account.backoff_until) == (60, retried_at + timedelta(seconds=60))
-    assert (account.unreachable_since, account.last_connection_error_at) == (failed_at, retried_at)
+    assert (account.state.backoff_seconds, account.state.backoff_until) == (60, retried_at + timedelta(seconds=60))
+    assert (account.state.unreachable_since, account.state.last_connection_error_at) == (failed_at, retried_at)
     assert rows(engine, campaign) == {a: (S.PENDING, 0, None) for a in addresses}
 
 
@@ -84,8 +84,8 @@ def test_the_rest_doubles_up_to_its_cap(engine, settings):
     rests = []
     for _ in range(4):
         engine.tick()
-        rests.append(account_state(engine).backoff_seconds)
-        engine.clock.now = account_state(engine).backoff_until
+        rests.append(account_state(engine).state.backoff_seconds)
+        engine.clock.now = account_state(engine).state.backoff_until
 
     assert rests == [30, 60, 100, 100]
 
@@ -119,13 +119,13 @@ def test_every_connection_level_failure_backs_the_account_off(make_engine, setti
 
     assert rows(engine, campaign) == {a: (S.PENDING, 0, None) for a in ("a@example.org", "b@example.org")}
     account = account_state(engine)
-    assert account.backoff_seconds == 30 and account.unreachable_since == engine.clock()
+    assert account.state.backoff_seconds == 30 and account.state.unreachable_since == engine.clock()
     expected = {
         "hung up before the greeting": "The server closed the connection",
         "TLS handshake": "TLS failed",
         "timeout before any reply": "timed out",
     }[failure]
-    assert expected in account.last_connection_error
+    assert expected in account.state.last_connection_error
     assert engine.handler.messages == []
 
 
@@ -150,7 +150,7 @@ def test_three_hours_of_outage_then_the_server_back_delivers_every_email_once(ma
     # The account tried at 0, 30 s, 1 min 30, 3 min 30, ... then every 30 min: a dozen tries, not 1080.
     assert 8 <= tries <= 12
     account = account_state(engine)
-    assert account.backoff_seconds == 1800 and account.unreachable_since == outage_started
+    assert account.state.backoff_seconds == 1800 and account.state.unreachable_since == outage_started
     assert rows(engine, campaign) == {a: (S.PENDING, 0, None) for a in addresses}
 
     engine.server.start(port=port)
@@ -164,9 +164,13 @@ def test_three_hours_of_outage_then_the_server_back_delivers_every_email_once(ma
     emails = engine.emails(campaign).values()
     assert {(e.status, e.attempts, e.possible_duplicate) for e in emails} == {(S.SENT, 1, False)}
     account = account_state(engine)
-    assert (account.backoff_seconds, account.backoff_until, account.unreachable_since) == (0, None, None)
+    assert (account.state.backoff_seconds, account.state.backoff_until, account.state.unreachable_since) == (
+        0,
+        None,
+        None,
+    )
     # The last error stays as the account's history.
-    assert account.last_connection_error == unreachable_message(account)
+    assert account.state.last_connection_error == unreachable_message(account)
 
 
 # --- (3) a server's reply keeps the reply rules ----------------------------------------------------
@@ -200,7 +204,11 @@ def test_a_421_greeting_still_defers_by_the_ladder_without_backing_the_account_o
         assert email.smtp_response == "421 4.3.2 Too busy, come back later"
         assert email.next_attempt_at == engine.clock() + timedelta(seconds=30)
     account = account_state(engine)
-    assert (account.backoff_seconds, account.backoff_until, account.unreachable_since) == (0, None, None)
+    assert (account.state.backoff_seconds, account.state.backoff_until, account.state.unreachable_since) == (
+        0,
+        None,
+        None,
+    )
 
 
 def test_a_refused_login_still_pauses_the_account_without_a_backoff(make_engine, tls_files, settings):
@@ -218,8 +226,8 @@ def test_a_refused_login_still_pauses_the_account_without_a_backoff(make_engine,
 
     # 535 (bad credentials) is the account's, as before: a pause, the row unspent; no backoff.
     account = account_state(engine)
-    assert account.paused_until is not None and account.pause_reason.startswith("535")
-    assert account.unreachable_since is None
+    assert account.state.paused_until is not None and account.state.pause_reason.startswith("535")
+    assert account.state.unreachable_since is None
     assert rows(engine, campaign) == {"a@example.org": (S.PENDING, 0, None)}
 
 
@@ -248,11 +256,11 @@ def test_an_outage_is_logged_once_per_failed_try_not_per_email_or_batch(make_eng
     assert unreachable_message(engine.account) in backoff_logs(caplog)[0].getMessage()
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == backoff_logs(caplog)
-    assert account_state(engine).backoff_seconds == 30
+    assert account_state(engine).state.backoff_seconds == 30
 
     engine.clock.advance(seconds=30)
     engine.tick()
-    assert len(backoff_logs(caplog)) == 2 and account_state(engine).backoff_seconds == 60
+    assert len(backoff_logs(caplog)) == 2 and account_state(engine).state.backoff_seconds == 60
     assert rows(engine, campaign) == {a: (S.PENDING, 0, None) for a in addresses}
 
 
@@ -274,11 +282,11 @@ def test_the_dashboard_banner_lists_an_unreachable_account_with_its_error_and_ne
             "kind": "unreachable",
             "name": account.name,
             "reason": unreachable_message(account),
-            "since": account.unreachable_since.isoformat(),
-            "since_display": account.unreachable_since.astimezone(tz).strftime("%d %b %H:%M"),
+            "since": account.state.unreachable_since.isoformat(),
+            "since_display": account.state.unreachable_since.astimezone(tz).strftime("%d %b %H:%M"),
             # The clock of the test is the real time here: the rest's end is still ahead.
-            "next_try": account.backoff_until.isoformat(),
-            "next_try_display": account.backoff_until.astimezone(tz).strftime("%d %b %H:%M"),
+            "next_try": account.state.backoff_until.isoformat(),
+            "next_try_display": account.state.backoff_until.astimezone(tz).strftime("%d %b %H:%M"),
         }
     ]
 

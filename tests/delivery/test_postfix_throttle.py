@@ -75,9 +75,9 @@ def test_postfix_rate_limit_is_learned_and_held(db, marketer, postfix, tls_files
     send_until_done(campaign, timeout=150)
 
     account.refresh_from_db()
-    assert account.observed_limit_per_minute == LIMIT
-    assert account.learned_per_minute == 28  # 95 % of the 30 Postfix took in the minute
-    assert "450 4.7.1 Error: too much mail from 127.0.0.1" in account.rate_note
+    assert account.state.observed_limit_per_minute == LIMIT
+    assert account.state.learned_per_minute == 28  # 95 % of the 30 Postfix took in the minute
+    assert "450 4.7.1 Error: too much mail from 127.0.0.1" in account.state.rate_note
     emails = list(Email.objects.filter(campaign=campaign))
     # Each message reached Postfix once: the Message-IDs it queued are exactly ours.
     assert sorted(postfix.message_ids()) == sorted(e.message_id.strip("<>") for e in emails)

@@ -15,7 +15,7 @@ from campaigns.models import Campaign, Email
 from campaigns.services import lifecycle
 from contacts.models import Contact
 from reporting.selectors.dashboard import dashboard
-from sending.models import SmtpAccount
+from sending.models import SmtpAccountState
 from tests.factories import ContactFactory, ContactListFactory
 from tests.smtp_server import RecordingHandler
 
@@ -131,12 +131,12 @@ def test_each_reply_ends_the_email_in_its_state(
     if throttles:
         # The server says the account sends too fast: the account waits (adaptive_rate's pause) and
         # the rest of the batch is handed back unspent for a later tick, not refused in turn.
-        assert engine.account.learned_per_minute == 3000
+        assert engine.account.state.learned_per_minute == 3000
         assert engine.email(campaign, "after@example.org").status == S.PENDING
         assert engine.email(campaign, "after@example.org").attempts == 0
     else:
         # The rest of the batch is unaffected and went over the same connection.
-        assert engine.account.learned_per_minute is None
+        assert engine.account.state.learned_per_minute is None
         assert engine.statuses(campaign)["after@example.org"] == S.SENT
         assert engine.handler.connections == 1
     assert target not in engine.handler.delivered_to()
@@ -159,8 +159,8 @@ def test_a_throttled_email_climbs_the_ladder_then_fails_and_is_never_sent(engine
     assert email.smtp_response == "451 4.7.0 Try again later"
     engine.account.refresh_from_db()
     # One accepted in the minute before: too few to estimate the server's limit from, so halved.
-    assert engine.account.learned_per_minute == 3000
-    assert "accepted only 1 in the minute before refusing" in engine.account.rate_note
+    assert engine.account.state.learned_per_minute == 3000
+    assert "accepted only 1 in the minute before refusing" in engine.account.state.rate_note
 
     # Not due yet: nothing is claimed.
     engine.clock.advance(seconds=29)
@@ -191,7 +191,7 @@ def test_a_throttled_email_climbs_the_ladder_then_fails_and_is_never_sent(engine
     engine.account.refresh_from_db()
     # Refusals 30 s apart are one episode; those a minute and an hour later, with nothing accepted
     # in the minute before, are new ones: halved three times in all.
-    assert engine.account.learned_per_minute == 750
+    assert engine.account.state.learned_per_minute == 750
 
 
 # --- 550 5.1.1: bounced and suppressed -----------------------------------------------------------
@@ -248,8 +248,8 @@ def test_an_account_quota_reply_pauses_the_account_keeps_the_email_and_sends_it_
     engine.tick()
 
     engine.account.refresh_from_db()
-    assert engine.account.paused_until == engine.clock() + timedelta(hours=1)
-    assert engine.account.pause_reason == "550 5.4.5 Daily user sending quota exceeded."
+    assert engine.account.state.paused_until == engine.clock() + timedelta(hours=1)
+    assert engine.account.state.pause_reason == "550 5.4.5 Daily user sending quota exceeded."
     assert engine.account.is_paused
     # The owner sees why, in their list of SMTP accounts.
     page = marketer_client.get(reverse("admin:sending_smtpaccount_changelist"))
@@ -280,7 +280,7 @@ def test_a_sending_quota_reply_at_data_also_pauses_the_account(make_engine):
     engine.tick()
 
     engine.account.refresh_from_db()
-    assert engine.account.pause_reason == "554 5.2.0 Sending quota exceeded"
+    assert engine.account.state.pause_reason == "554 5.2.0 Sending quota exceeded"
     assert engine.statuses(campaign) == {"a@example.org": S.PENDING, "b@example.org": S.PENDING}
     assert engine.handler.messages == []
 
@@ -294,7 +294,7 @@ def test_an_account_pause_is_dated_when_it_happens_on_the_dashboard(engine, mark
     engine.clock.advance(hours=2)
     engine.tick()
     engine.account.refresh_from_db()
-    assert engine.account.updated_at == engine.clock()
+    assert engine.account.state.paused_at == engine.clock()
     paused = [item for item in dashboard(user=marketer, now=engine.clock())["activity"] if item["kind"] == "paused"]
     assert [item["at"] for item in paused] == [engine.clock().isoformat()]
 
@@ -313,9 +313,9 @@ def test_an_authentication_failure_at_login_pauses_the_account_and_keeps_every_e
     engine.tick()
 
     engine.account.refresh_from_db()
-    assert engine.account.paused_until == engine.clock() + timedelta(hours=1)
-    assert engine.account.pause_reason.startswith("535 ")
-    assert "5.7.8" in engine.account.pause_reason
+    assert engine.account.state.paused_until == engine.clock() + timedelta(hours=1)
+    assert engine.account.state.pause_reason.startswith("535 ")
+    assert "5.7.8" in engine.account.state.pause_reason
     assert handler.logins and not any(a.success for a in handler.logins)
     for email in engine.emails(campaign).values():
         assert (email.status, email.attempts, email.failure_class) == (S.PENDING, 0, "")
@@ -347,7 +347,7 @@ def test_a_password_no_key_decrypts_pauses_the_account_and_keeps_every_email(mak
         engine.tick()
 
     engine.account.refresh_from_db()
-    assert "cannot be decrypted" in engine.account.pause_reason
+    assert "cannot be decrypted" in engine.account.state.pause_reason
     assert handler.logins == [] and handler.messages == []
     assert [(e.status, e.attempts) for e in engine.emails(campaign).values()] == [(S.PENDING, 0)]
 
@@ -373,7 +373,7 @@ def test_421_defers_the_email_and_hands_the_rest_of_the_batch_back_unspent(engin
     assert engine.reports[0].released == 2
     assert engine.handler.delivered_to() == ["a@example.org"]
     engine.account.refresh_from_db()
-    assert engine.account.learned_per_minute == 3000  # 421 is a throttle: the account slows
+    assert engine.account.state.learned_per_minute == 3000  # 421 is a throttle: the account slows
 
     # The next tick takes the handed-back rows on a new connection.
     engine.clock.advance(seconds=10)
@@ -437,7 +437,9 @@ def test_a_connection_lost_after_data_is_a_possible_duplicate_even_when_the_reco
     assert (first.status, first.possible_duplicate, first.attempts) == (S.DEFERRED, True, 1)
     assert (second.status, second.possible_duplicate, second.attempts) == (S.PENDING, False, 0)
     assert engine.handler.messages == []
-    assert SmtpAccount.objects.get(pk=engine.account.pk).backoff_until == engine.clock() + timedelta(seconds=30)
+    assert SmtpAccountState.objects.get(account_id=engine.account.pk).backoff_until == engine.clock() + timedelta(
+        seconds=30
+    )
 
     engine.handler.accept_connections = None
     engine.clock.advance(seconds=30)

@@ -10,7 +10,7 @@ from django.conf import settings
 from campaigns import lease, ledger
 from campaigns.models import BatchTake, Campaign, Email
 from delivery import sender
-from sending.models import SmtpAccount
+from sending.models import SmtpAccountState
 
 S = Email.Status
 OK = "250 2.0.0 OK: queued"  # what RecordingHandler answers to an accepted DATA
@@ -200,7 +200,7 @@ def test_a_batch_stops_when_another_batch_pauses_its_account(engine):
     engine.send_now(campaign)
 
     def quota_hit_elsewhere():
-        SmtpAccount.objects.filter(pk=engine.account.pk).update(
+        SmtpAccountState.objects.filter(account_id=engine.account.pk).update(
             paused_until=engine.clock() + timedelta(hours=1), pause_reason="550 5.4.5 quota (other batch)"
         )
 

@@ -1,4 +1,4 @@
-"""sending.services.pause_account / resume_account: the one writer of SmtpAccount.paused_until."""
+"""sending.services.pause_account / resume_account: the one writer of SmtpAccountState.paused_until."""
 
 from datetime import timedelta
 
@@ -22,14 +22,14 @@ def test_a_pause_lasts_account_pause_seconds_or_the_seconds_given(marketer, sett
         minutes=10
     )
     account.refresh_from_db()
-    assert (account.paused_until, account.pause_reason, account.updated_at) == (
+    assert (account.state.paused_until, account.state.pause_reason, account.state.paused_at) == (
         now + timedelta(minutes=10),
         "535 auth failed",
         now,
     )
     services.pause_account(account_id=account.pk, reason="quota", now=now, seconds=60)
     account.refresh_from_db()
-    assert (account.paused_until, account.pause_reason) == (now + timedelta(seconds=60), "quota")
+    assert (account.state.paused_until, account.state.pause_reason) == (now + timedelta(seconds=60), "quota")
 
 
 def test_a_paused_account_is_not_sent_from_until_resumed(marketer):
@@ -41,7 +41,7 @@ def test_a_paused_account_is_not_sent_from_until_resumed(marketer):
     assert services.resume_account(account_id=account.pk, now=now) is True
     assert services.resume_account(account_id=account.pk, now=now) is False  # nothing left to resume
     account.refresh_from_db()
-    assert (account.paused_until, account.pause_reason) == (None, "")
+    assert (account.state.paused_until, account.state.pause_reason, account.state.paused_at) == (None, "", None)
     assert list(dispatcher.sendable_accounts(now=now)) == [account]
 
 
@@ -56,8 +56,8 @@ def test_the_admin_action_resumes_the_marketers_own_paused_accounts_only(markete
     assert response.status_code == 302
     mine.refresh_from_db()
     theirs.refresh_from_db()
-    assert mine.paused_until is None and not mine.is_paused
-    assert theirs.paused_until == until
+    assert mine.state.paused_until is None and not mine.is_paused
+    assert theirs.state.paused_until == until
 
 
 def test_a_backoff_doubles_per_failed_try_to_its_cap_and_a_working_connection_clears_it(marketer, settings):
@@ -75,12 +75,16 @@ def test_a_backoff_doubles_per_failed_try_to_its_cap_and_a_working_connection_cl
         now = until
     assert rests == [30, 60, 120, 240, 480, 960, 1800, 1800]
     account.refresh_from_db()
-    assert (account.unreachable_since, account.last_connection_error) == (start, "Connection refused")
+    assert (account.state.unreachable_since, account.state.last_connection_error) == (start, "Connection refused")
     assert list(dispatcher.sendable_accounts(now=now)) == [account]
 
     assert services.clear_backoff(account_id=account.pk) is True
     assert services.clear_backoff(account_id=account.pk) is False
     account.refresh_from_db()
-    assert (account.backoff_seconds, account.backoff_until, account.unreachable_since) == (0, None, None)
+    assert (account.state.backoff_seconds, account.state.backoff_until, account.state.unreachable_since) == (
+        0,
+        None,
+        None,
+    )
     # The next outage starts again from the base.
     assert services.back_off_account(account_id=account.pk, error="x", now=now) == now + timedelta(seconds=30)

@@ -210,7 +210,7 @@ def test_a_key_the_configured_keys_cannot_decrypt_pauses_the_account_and_loses_n
     assert engine.handler.messages == [] and engine.handler.connections == 0
     assert engine.statuses(campaign) == {"asha@example.in": Email.Status.PENDING}
     engine.account.refresh_from_db()
-    assert engine.account.is_paused and "FIELD_ENCRYPTION_KEYS" in engine.account.pause_reason
+    assert engine.account.is_paused and "FIELD_ENCRYPTION_KEYS" in engine.account.state.pause_reason
 
 
 # --- canonicalisation ---------------------------------------------------------------------------------

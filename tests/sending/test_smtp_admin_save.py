@@ -1,17 +1,21 @@
 """Saving an SMTP account in the admin writes the columns its form edits, and nothing else: the
-sending engine's fields (the pacing clock, the learned rate, pauses, backoff) are the workers', and
-they change while a marketer's form is read, checked and saved."""
+sending engine's state (the pacing clock, the learned rate, pauses, backoff: the account's
+SmtpAccountState row) is the workers', and it changes while a marketer's form is read, checked and
+saved."""
 
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from delivery import adaptive_rate, rate_limit
 from sending import services
 from sending.forms import SmtpAccountForm
-from sending.models import SmtpAccount
+from sending.models import SmtpAccount, SmtpAccountState
 from tests.factories import SmtpAccountFactory
 from tests.sending.account_forms import NO_BOUNCE_MAILBOX
 from tests.sending.test_smtp_presets import as_browser_sends, form_errors
@@ -36,7 +40,7 @@ ENGINE_FIELDS = (
 
 
 def engine_values(account_id):
-    return SmtpAccount.objects.values(*ENGINE_FIELDS).get(pk=account_id)
+    return SmtpAccountState.objects.values(*ENGINE_FIELDS).get(account_id=account_id)
 
 
 def the_engine_writes_while_the_form_is_checked(monkeypatch, account_id):
@@ -73,6 +77,8 @@ def test_saving_the_form_keeps_what_the_engine_wrote_meanwhile(request, monkeypa
         data["new_password"] = "new-secret"
     elif password == "cleared":
         data["clear_password"] = "on"
+    # A form that names the state's fields (an old page, a crafted POST) changes none of them.
+    data.update(paused_until="", pause_reason="", learned_per_minute="", next_send_at="", backoff_seconds="0")
     written = the_engine_writes_while_the_form_is_checked(monkeypatch, account.pk)
 
     response = client.post(url, data)
@@ -102,3 +108,27 @@ def test_a_preset_chosen_on_the_change_form_is_saved_with_the_engine_fields_kept
     account.refresh_from_db()
     assert (account.host, account.port) == ("smtp.gmail.com", 587)
     assert engine_values(account.pk) == written
+
+
+def test_the_admin_shows_the_state_row_and_has_no_way_to_edit_it(marketer, marketer_client):
+    assert SmtpAccountState not in admin.site._registry
+    account_admin = admin.site._registry[SmtpAccount]
+    assert SmtpAccountState not in {inline.model for inline in account_admin.inlines}
+    assert not set(ENGINE_FIELDS) & set(SmtpAccountForm.base_fields)
+    account = SmtpAccountFactory(owner=marketer, paused_until=timezone.now() + timedelta(hours=1), pause_reason="quota")
+
+    page = marketer_client.get(reverse("admin:sending_smtpaccount_change", args=[account.pk])).content.decode()
+
+    assert "quota" in page and 'name="pause_reason"' not in page and 'name="paused_until' not in page
+
+
+def test_the_account_list_reads_the_state_rows_with_the_accounts(marketer, marketer_client):
+    SmtpAccountFactory.create_batch(3, owner=marketer, learned_per_minute=10, rate_note="slow")
+    url = reverse("admin:sending_smtpaccount_changelist")
+    marketer_client.get(url)  # the session and the user, read once
+    with CaptureQueriesContext(connection) as three:
+        assert "Ready, at 10/min learned from its server" in marketer_client.get(url).content.decode()
+    SmtpAccountFactory.create_batch(3, owner=marketer)
+    with CaptureQueriesContext(connection) as six:
+        marketer_client.get(url)
+    assert len(six) == len(three)

@@ -15,8 +15,8 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from sending import selectors, smtp, tasks
-from sending.models import SmtpAccount
+from sending import selectors, services, smtp, tasks
+from sending.models import SmtpAccount, SmtpAccountState
 from tests.conftest import free_port, queued_tasks
 from tests.factories import SmtpAccountFactory
 from tests.smtp_server import (  # noqa: F401  (pytest fixtures)
@@ -75,11 +75,11 @@ def run_test_connection_action(client, *accounts):
     ((level, text),) = [(m.level, m.message) for m in response.context["messages"]]
     assert level == messages.INFO and text.startswith("Testing the connection of ")
     for account in accounts:
-        assert SmtpAccount.objects.get(pk=account.pk).last_test_result == "Testing…"
+        assert SmtpAccountState.objects.get(account=account).last_test_result == "Testing…"
         tasks.connection_test(account.pk)
     reported = []
-    for account in SmtpAccount.objects.filter(pk__in=[a.pk for a in accounts]).order_by("pk"):
-        outcome, message = account.last_test_result.split(": ", 1)
+    for account in SmtpAccount.objects.filter(pk__in=[a.pk for a in accounts]).select_related("state").order_by("pk"):
+        outcome, message = account.state.last_test_result.split(": ", 1)
         reported.append((messages.SUCCESS if outcome == "OK" else messages.ERROR, f"{account.name}: {message}"))
     return reported
 
@@ -277,9 +277,9 @@ def test_a_closed_port_through_the_admin_action(marketer, marketer_client):
 def test_record_test_result_stores_it_and_the_admin_shows_it(marketer, marketer_client, starttls_server, trust_test_ca):
     account = login_account(marketer, starttls_server, PASSWORD, name="Kept")
 
-    smtp.record_test_result(account=account, result=smtp.test_connection(account))
+    services.record_test_result(account_id=account.pk, result=smtp.test_connection(account))
 
-    stored = SmtpAccount.objects.get(pk=account.pk)
+    stored = SmtpAccountState.objects.get(account=account)
     assert stored.last_test_result == f"OK: {AUTH_OK}"
     assert stored.last_tested_at is not None
     changelist = marketer_client.get(reverse("admin:sending_smtpaccount_changelist")).content.decode()
@@ -293,7 +293,7 @@ def test_the_action_records_failures_too(marketer, marketer_client, starttls_ser
 
     run_test_connection_action(marketer_client, account)
 
-    stored = SmtpAccount.objects.get(pk=account.pk)
+    stored = SmtpAccountState.objects.get(account=account)
     assert stored.last_test_result == f"Failed: {AUTH_INVALID}"
     changelist = marketer_client.get(reverse("admin:sending_smtpaccount_changelist")).content.decode()
     assert f"Failed: {AUTH_INVALID}" in changelist
@@ -505,7 +505,7 @@ def test_the_action_answers_at_once_and_a_worker_tests_the_connection(marketer, 
 def test_a_test_no_worker_took_says_so_and_the_list_stops_reloading(marketer, marketer_client):
     account = SmtpAccountFactory(owner=marketer, name="Waiting", security="none")
     long_ago = timezone.now() - selectors.connection_test_patience() - timedelta(seconds=1)
-    SmtpAccount.objects.filter(pk=account.pk).update(last_test_result="Testing…", last_tested_at=long_ago)
+    SmtpAccountState.objects.filter(account=account).update(last_test_result="Testing…", last_tested_at=long_ago)
 
     page = marketer_client.get(reverse("admin:sending_smtpaccount_changelist")).content.decode()
 

@@ -7,7 +7,7 @@ from django.contrib import messages
 from django.test import override_settings
 
 from sending import smtp
-from sending.models import SmtpAccount
+from sending.models import SmtpAccountState
 from tests.factories import SmtpAccountFactory
 from tests.sending.test_smtp_connection import run_test_connection_action
 from tests.smtp_server import smtp_server_factory  # noqa: F401  (pytest fixture)
@@ -137,8 +137,8 @@ def test_action_refuses_a_non_mail_port_and_never_connects(marketer, marketer_cl
     ]
     assert_no_connection_reached(server)
     account.refresh_from_db()
-    assert account.last_test_result.startswith("Failed: Port ")
-    assert account.last_tested_at is not None
+    assert account.state.last_test_result.startswith("Failed: Port ")
+    assert account.state.last_tested_at is not None
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
@@ -160,7 +160,7 @@ def test_action_refuses_loopback_on_an_allowed_port_and_never_connects(
         )
     ]
     assert_no_connection_reached(server)
-    assert SmtpAccount.objects.get(pk=account.pk).last_test_result.startswith("Failed: The SMTP host")
+    assert SmtpAccountState.objects.get(account=account).last_test_result.startswith("Failed: The SMTP host")
 
 
 def test_same_account_does_connect_when_private_hosts_are_allowed(marketer, marketer_client, smtp_server_factory):
