@@ -55,7 +55,7 @@ def test_the_move_keeps_every_row_link_content_type_and_permission():
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes()
     try:
-        executor.migrate(BEFORE_THE_MOVE + [("contacts", None)])
+        executor.migrate(BEFORE_THE_MOVE + [("sending", None), ("contacts", None)])
         old = MigrationExecutor(connection).loader.project_state(BEFORE_THE_MOVE).apps
         contact_id = make_rows_before_the_move(old)
         old_types = {ct.model: ct.pk for ct in ContentType.objects.filter(app_label="campaigns", model__in=MOVED)}
