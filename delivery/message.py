@@ -33,6 +33,7 @@ from django.utils.html import linebreaks
 from accounts.models import User
 from campaigns import html_hygiene, personalize
 from campaigns.models import Campaign
+from sending import verp
 from sending.addresses import transport_address
 from sending.models import SmtpAccount
 from tracking import services as tracking_services
@@ -277,7 +278,8 @@ class Recipient(Protocol):
 
 
 def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tuple[str, bytes]:
-    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP.
+    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP; the envelope sender is
+    the account's VERP address for this Email when it has a bounce address (sending.verp).
 
     `email` is an Email or the sender's lighter BatchRow: pk, to_email, to_name, message_id
     and contact_attributes are what is read."""
@@ -305,7 +307,7 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         message_id=email.message_id or new_message_id(),
         list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
     )
-    return transport_address(account.from_email), raw
+    return verp.envelope_sender(account=account, email_id=email.pk), raw
 
 
 def build_test(
