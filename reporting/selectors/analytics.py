@@ -196,8 +196,8 @@ BARS = (
     ("opened", "Opened", "sent"),
     ("clicked", "Clicked", "sent"),
     ("unsubscribed", "Unsubscribed", "sent"),
-    ("bounced_later", "Bounced after the 250", "sent"),
-    ("complained", "Complained (spam reports)", "sent"),
+    ("bounced_later", "Bounced later (a report after the 250)", "sent"),
+    ("complained", "Complained (spam report)", "sent"),
 )
 BASE_LABELS = {"total": "of all recipients", "sent": "of sent"}
 
