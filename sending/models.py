@@ -32,6 +32,8 @@ class SmtpAccount(models.Model):
     # on this one (sending.verp), whose mailbox the bounce reader empties.
     bounce_address = models.EmailField(
         blank=True,
+        default="",
+        db_default="",  # rows written by code that predates the column (older migrations' models) get blank
         validators=[validate_no_header_breaks, validate_bounce_address],
         help_text=(
             "Where delivery reports go (for example bounces@mail.example.com). Each campaign message's "
