@@ -13,7 +13,14 @@ from tests.e2e.test_dashboard_browser import (  # noqa: F401  (pytest fixtures)
     chromium,
     end_live_server_connections,
 )
-from tests.factories import PASSWORD, CampaignFactory, ContactFactory, EventFactory, MarketerFactory
+from tests.factories import (
+    PASSWORD,
+    CampaignFactory,
+    ContactFactory,
+    EventFactory,
+    MarketerFactory,
+    SmtpAccountFactory,
+)
 from tracking.models import Event
 
 pytestmark = [pytest.mark.browser]
@@ -44,12 +51,13 @@ def reported_campaign(chromium):
     Email.objects.bulk_create([Email(campaign=campaign, to_email=f"r{i}@example.org", **sent) for i in range(40)])
     EventFactory(email=bounced, kind=Event.Kind.BOUNCE, user_agent="")
     EventFactory(email=complained, kind=Event.Kind.COMPLAINT, user_agent="")
-    return campaign, asha
+    account = SmtpAccountFactory(owner=owner, name="Main", bounce_address="bounces@mail.alice.example")
+    return campaign, asha, account
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_later_bounces_and_complaints_show_on_the_pages(live_server, chromium, reported_campaign):
-    campaign, asha = reported_campaign
+    campaign, asha, account = reported_campaign
     origin = live_server.url
     page = chromium.new_page(viewport={"width": 1366, "height": 900})
     violations = []
@@ -80,5 +88,10 @@ def test_later_bounces_and_complaints_show_on_the_pages(live_server, chromium, r
     page.goto(f"{origin}/admin/contacts/contact/{asha.pk}/change/")
     assert "December news · hard bounce after delivery: 5.1.1: 550 5.1.1" in page.inner_text(".delivery-problems")
     page.screenshot(path=str(ARTIFACTS / "late-reports-contact.png"), full_page=True)
+
+    page.goto(f"{origin}/admin/sending/smtpaccount/{account.pk}/change/")
+    assert page.input_value("#id_bounce_address") == "bounces@mail.alice.example"
+    assert "so a late bounce names its email" in page.inner_text(".field-bounce_address")
+    page.screenshot(path=str(ARTIFACTS / "late-reports-smtp-account.png"), full_page=True)
     assert violations == []
     page.close()
