@@ -181,7 +181,7 @@ class OwnedModelAdmin(OwnerScopedFormFieldsMixin, admin.ModelAdmin):
             setattr(obj, self.owner_field, request.user)
         super().save_model(request, obj, form, change)
 
-    def get_object(self, request, object_id, from_field=None):
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             # Raised here, before the views' permission checks: otherwise a read-only

@@ -67,7 +67,20 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("owner", "name", "smtp_account", "lists", "segments", "source_campaign")}),
-        ("Message", {"fields": ("subject", "body_html", "body_text", "track_opens", "track_clicks")}),
+        (
+            "Message",
+            {
+                "fields": (
+                    "subject",
+                    "body_html",
+                    "body_text",
+                    "text_only",
+                    "track_opens",
+                    "track_clicks",
+                    "custom_headers",
+                )
+            },
+        ),
         (
             "Schedule",
             {
@@ -94,8 +107,10 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
         "subject",
         "body_html",
         "body_text",
+        "text_only",
         "track_opens",
         "track_clicks",
+        "custom_headers",
         "scheduled_at",
     )
 

@@ -18,8 +18,8 @@ from campaigns.services import lifecycle
 from delivery import tasks
 
 
-def _warn_missing_variables(modeladmin, request, campaign):
-    for warning in admin_compose.missing_variable_warnings(campaign):
+def _warn(modeladmin, request, campaign):
+    for warning in admin_compose.campaign_warnings(campaign):
         modeladmin.message_user(request, f"{campaign.name}: {warning}", messages.WARNING)
 
 
@@ -64,7 +64,7 @@ def schedule(modeladmin, request, queryset):
         queryset,
         _schedule_at_its_time,
         "scheduled",
-        reports=(_confirm_schedule, _warn_missing_variables),
+        reports=(_confirm_schedule, _warn),
     )
 
 
@@ -76,7 +76,7 @@ def send_now(modeladmin, request, queryset):
         queryset,
         lifecycle.send_now,
         "started",
-        reports=(_warn_missing_variables,),
+        reports=(_warn,),
         dispatch_now=tasks.dispatch_now,
     )
 

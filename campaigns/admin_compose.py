@@ -32,6 +32,29 @@ PREVIEW_CONTACT_CHOICES = 200
 TEST_SEND_REFRESH_SECONDS = 3
 
 
+def campaign_warnings(campaign):
+    """What may go wrong with the campaign as composed: its variables, then a short HTML with an image."""
+    warnings = missing_variable_warnings(campaign)
+    short = previews.short_html_with_image(campaign=campaign)
+    if short is not None:
+        warnings.append(short_html_warning(campaign, short))
+    return warnings
+
+
+def short_html_warning(campaign, length):
+    pixel = campaign.track_opens
+    return (
+        f"The HTML of this message is short ({length:,} characters with its footer"
+        + (" and the open pixel" if pixel else "")
+        + ") and holds an image"
+        + (" (the open pixel is one)" if pixel else "")
+        + ": spam filters score a short HTML part with an image as an image-only message (SpamAssassin's "
+        f"HTML_IMAGE_ONLY rules, up to {previews.SHORT_HTML_CHARS:,} characters). Write more, "
+        + ("turn off open tracking, " if pixel else "remove the images, ")
+        + "or send it as plain text only."
+    )
+
+
 def missing_variable_warnings(campaign):
     """One warning for the variables no recipient has, one per variable some recipients lack."""
     coverage = personalization.variable_coverage(campaign=campaign)
@@ -62,7 +85,7 @@ class CampaignComposeMixin(EditorPageMixin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        for warning in missing_variable_warnings(form.instance):
+        for warning in campaign_warnings(form.instance):
             self.message_user(request, warning, messages.WARNING)
 
     def preview_view(self, request, object_id):
@@ -108,7 +131,7 @@ class CampaignComposeMixin(EditorPageMixin):
             "sender": f"{account.from_name} <{account.from_email}>" if account else "",
             "form": form,
             "can_send_test": self.has_change_permission(request, campaign) and account is not None,
-            "missing_variables": missing_variable_warnings(campaign),
+            "warnings": campaign_warnings(campaign),
             "preview_url": preview_url,
             "test_send": test_send,
             "test_send_waiting": test_send_waiting,

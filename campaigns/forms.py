@@ -38,6 +38,7 @@ MESSAGE_WIDGETS = {
     "subject": forms.TextInput(attrs={"class": "vTextField", "style": "width: min(100%, 48em)"}),
     "body_html": editor.body_widget(),
 }
+HEADERS_WIDGET = forms.Textarea(attrs={"rows": 3, "cols": 60, "placeholder": "X-Campaign-Code: spring-26"})
 MESSAGE_LABELS = {"body_html": "Body (HTML)", "body_text": "Body (text)"}
 
 
@@ -45,7 +46,7 @@ class CampaignAdminForm(PersonalizedMessageForm):
     class Meta:
         model = Campaign
         fields = "__all__"
-        widgets = MESSAGE_WIDGETS
+        widgets = {**MESSAGE_WIDGETS, "custom_headers": HEADERS_WIDGET}
         labels = MESSAGE_LABELS
 
 

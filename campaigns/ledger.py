@@ -264,15 +264,22 @@ CLAIM_BATCHES_PER_STATEMENT = 10
 
 
 def claim_as_batches(
-    *, campaign_ids: list[int], limit: int, batch_size: int, now: datetime, after_id: int = 0
+    *,
+    campaign_ids: list[int],
+    limit: int,
+    batch_size: int,
+    now: datetime,
+    after_id: int = 0,
+    message_id_domain: str = "",
 ) -> tuple[list[tuple[uuid.UUID, int]], int]:
     """Claim up to `limit` pending rows of these campaigns, oldest first, as batches of `batch_size`
     (the last one smaller), in id order, in one statement. Returns ([(batch_id, count)], last_id).
     `limit` is at most CLAIM_BATCHES_PER_STATEMENT batches.
 
-    Each row without a Message-ID gets one here, stored before anything is sent; a retry
-    keeps the one it has. SKIP LOCKED lets two dispatchers claim side by side without
-    waiting on or taking each other's rows. One statement claims several batches, so a tick
+    Each row without a Message-ID gets one here, in `message_id_domain` (the sending account's
+    domain; MESSAGE_ID_DOMAIN when blank), stored before anything is sent; a retry keeps the one it
+    has. SKIP LOCKED lets two dispatchers claim side by side without waiting on or taking each
+    other's rows. One statement claims several batches, so a tick
     claiming a fast account's many batches pays for few statements (planning, round trips,
     index descents), not one a batch. A tick
     claiming more passes the last id it claimed as `after_id`, so each claim starts where the previous
@@ -284,7 +291,13 @@ def claim_as_batches(
         raise ValueError(f"a claim statement writes at most {CLAIM_BATCHES_PER_STATEMENT} batches of {batch_size}")
     batch_ids = [uuid.uuid4() for _ in range(-(-limit // batch_size))]
     sql, params = claim_statement(
-        campaign_ids=campaign_ids, limit=limit, now=now, after_id=after_id, batch_ids=batch_ids, batch_size=batch_size
+        campaign_ids=campaign_ids,
+        limit=limit,
+        now=now,
+        after_id=after_id,
+        batch_ids=batch_ids,
+        batch_size=batch_size,
+        message_id_domain=message_id_domain,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -301,7 +314,14 @@ def claim_as_batches(
 
 
 def claim_statement(
-    *, campaign_ids: list[int], limit: int, now: datetime, after_id: int, batch_ids: list[uuid.UUID], batch_size: int
+    *,
+    campaign_ids: list[int],
+    limit: int,
+    now: datetime,
+    after_id: int,
+    batch_ids: list[uuid.UUID],
+    batch_size: int,
+    message_id_domain: str = "",
 ) -> tuple[str, SqlParams]:
     placeholders = ", ".join(["%s"] * len(campaign_ids))
     table = Email._meta.db_table
@@ -327,7 +347,8 @@ def claim_statement(
         WHERE id = ANY(ARRAY(SELECT id FROM picked))
         RETURNING id
     """
-    message_id_end = f".{uuid.uuid4().hex[:16]}@{settings.MESSAGE_ID_DOMAIN or 'localhost'}>"
+    domain = message_id_domain or settings.MESSAGE_ID_DOMAIN or "localhost"
+    message_id_end = f".{uuid.uuid4().hex[:16]}@{domain}>"
     lease = now + timedelta(seconds=settings.EMAIL_LEASE_SECONDS)
     params: SqlParams = [
         S.PENDING,

@@ -6,9 +6,17 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.functional import cached_property
 
 from accounts.validators import validate_no_header_breaks
 from contacts.models import Contact, ContactList
+from sending.headers import validate_custom_headers
+
+CUSTOM_HEADERS_HELP = (
+    "Headers of your own, one a line, written Name: value (like X-Campaign-Code: spring-26). "
+    "The headers the product writes (From, To, Subject, Message-ID, Content-*, List-*, Feedback-ID...) "
+    "cannot be set here."
+)
 
 
 class EmailTemplate(models.Model):
@@ -71,6 +79,18 @@ class Campaign(models.Model):
     subject = models.CharField(max_length=255, blank=True, validators=[validate_no_header_breaks])
     body_html = models.TextField(blank=True)
     body_text = models.TextField(blank=True, help_text="Leave blank to derive the text part from the HTML.")
+    text_only = models.BooleanField(
+        "plain text only",
+        default=False,
+        help_text="Send the text body alone: no HTML, no open pixel, links as plain URLs. "
+        "A campaign without an HTML body is sent this way too.",
+    )
+    custom_headers = models.TextField(
+        "headers",
+        blank=True,
+        validators=[validate_custom_headers],
+        help_text=CUSTOM_HEADERS_HELP + " They replace the SMTP account's headers of the same name.",
+    )
     track_opens = models.BooleanField(default=True)
     track_clicks = models.BooleanField(default=True)
     # Written only by campaigns.services, never by admin forms.
@@ -100,6 +120,18 @@ class Campaign(models.Model):
     @property
     def is_preparing(self):
         return self.recipients_cursor is not None
+
+    @property
+    def is_text_only(self) -> bool:
+        """Sent as one text/plain part (delivery.message): chosen, or no HTML body written."""
+        return self.text_only or not (self.body_html or "").strip()
+
+    @cached_property
+    def first_list(self) -> ContactList | None:
+        """The list its List-Id names: its first list (a resend: its source's); None for segments alone.
+        Read once per instance: the sender loads its campaigns afresh for every batch."""
+        campaign_id = self.source_campaign_id or self.pk
+        return ContactList.objects.filter(campaigns=campaign_id).order_by("pk").only("pk", "name").first()
 
     def clean(self):
         if self.smtp_account_id and self.owner_id and self.smtp_account.owner_id != self.owner_id:

@@ -269,6 +269,11 @@ SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT", "30"))
 # An extra CA bundle to trust for SMTP TLS (a private CA); the system's CAs are always trusted.
 SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
 SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "sink"))
+# "Check DNS" of an account's DKIM record: the system's resolver unless nameservers are named
+# (addresses, queried at DKIM_DNS_PORT), and a short bound, since a person waits for the page.
+DKIM_DNS_NAMESERVERS = env_list("DKIM_DNS_NAMESERVERS")
+DKIM_DNS_PORT = int(os.environ.get("DKIM_DNS_PORT", "53"))
+DKIM_DNS_TIMEOUT_SECONDS = float(os.environ.get("DKIM_DNS_TIMEOUT_SECONDS", "3"))
 
 # --- sending engine -------------------------------------------------------
 
@@ -310,6 +315,9 @@ EMAIL_RESULTS_SYNCHRONOUS_COMMIT = env_bool("EMAIL_RESULTS_SYNCHRONOUS_COMMIT", 
 MESSAGE_ID_DOMAIN = (
     os.environ.get("MESSAGE_ID_DOMAIN", "") or (SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0])
 )
+# The sender id ending every Feedback-ID header (Gmail's a:b:c:SenderId; here campaign:account:owner:this):
+# letters, digits, dots, hyphens and underscores.
+FEEDBACK_ID_SENDER = os.environ.get("FEEDBACK_ID_SENDER", "") or "campaigns"
 # A personalised subject or body longer than this (characters, for one recipient) fails that
 # recipient's message with the reason: every marketer's messages are built in the same workers.
 RENDERED_SUBJECT_MAX_CHARS = int(os.environ.get("RENDERED_SUBJECT_MAX_CHARS", "2000"))

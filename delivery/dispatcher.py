@@ -15,6 +15,7 @@ from campaigns import ledger
 from campaigns.models import Campaign, DispatcherState
 from campaigns.services import lifecycle
 from delivery import rate_limit
+from sending.addresses import sender_domain
 from sending.models import SmtpAccount
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ def claim_batches(
                 batch_size=plan.account.batch_size,
                 now=now,
                 after_id=plan.after_id,
+                message_id_domain=sender_domain(plan.account.from_email),
             )
             claimed = 0
             for batch_id, count in claimed_batches:

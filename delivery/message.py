@@ -1,15 +1,19 @@
 """The MIME builder: the one place a campaign message is put together (the body is never stored per row).
 
 A message is multipart/alternative: a text part (body_text, or derived from the
-HTML) and the HTML part with its CSS inlined. Headers: From (the SMTP account's
-name and address), Reply-To, To, Subject, Date, Message-ID (stored on the Email
-row before sending, so a retry reuses it), List-Unsubscribe (HTTPS and mailto)
-and List-Unsubscribe-Post (RFC 8058 one-click).
+HTML) and the HTML part with its CSS inlined. A text-only campaign
+(Campaign.is_text_only) is one text/plain part: no HTML, no pixel, its URLs as written.
+Headers: From (the SMTP account's name and address), Reply-To, To, Subject, Date,
+Message-ID (in the From address's domain, stored on the Email row before sending,
+so a retry reuses it), List-Unsubscribe (HTTPS and mailto), List-Unsubscribe-Post
+(RFC 8058 one-click), List-Id (RFC 2919), Feedback-ID (Gmail's feedback loop),
+then the account's and the campaign's own headers (sending.headers).
 
 Both parts get a footer with the unsubscribe link and the owner's organization
 and postal address, unless the body already places {{ unsubscribe_url }} itself.
-With tracking on, http(s) links become signed click URLs (Link rows, once per
-campaign and URL) and a 1x1 pixel carries a signed open token.
+With tracking on, http(s) links of the HTML become signed click URLs (Link rows,
+once per campaign and URL) and a 1x1 pixel carries a signed open token, placed
+before the footer.
 """
 
 import binascii
@@ -28,13 +32,13 @@ from typing import Any, Protocol, TypedDict
 from django.conf import settings
 from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
-from django.utils.html import linebreaks
 
 from accounts.models import User
 from campaigns import html_hygiene, personalize
 from campaigns.models import Campaign
+from sending import headers as custom_headers
 from sending import verp
-from sending.addresses import transport_address
+from sending.addresses import sender_domain, transport_address
 from sending.models import SmtpAccount
 from tracking import services as tracking_services
 from tracking import tokens
@@ -45,15 +49,32 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
-def new_message_id() -> str:
-    return make_msgid(domain=settings.MESSAGE_ID_DOMAIN or "localhost")
+def new_message_id(account: SmtpAccount | None = None) -> str:
+    """A Message-ID in the account's From domain (MESSAGE_ID_DOMAIN without an account)."""
+    domain = sender_domain(account.from_email) if account else settings.MESSAGE_ID_DOMAIN or "localhost"
+    return make_msgid(domain=domain)
 
 
 @dataclass
 class Rendered:
+    """One recipient's message, untracked. `content_html` is the HTML body with its CSS inlined and
+    `footer_html` what goes after it: tracking is added to the content alone, so the open pixel
+    lands before the footer (within what a client that clips a long message still loads).
+    Both are empty for a text-only campaign."""
+
     subject: str
-    html: str
     text: str
+    content_html: str = ""
+    footer_html: str = ""
+
+    @property
+    def html(self) -> str:
+        """The HTML part as a reader sees it ("" for a text-only campaign)."""
+        return with_footer(self.content_html, self.footer_html)
+
+
+def with_footer(content_html: str, footer_html: str) -> str:
+    return _before_body_end(content_html, footer_html) if content_html and footer_html else content_html
 
 
 # --- URLs -------------------------------------------------------------------------------------
@@ -130,7 +151,7 @@ def variables_for(
 
 
 def render(*, campaign: Campaign, variables: dict[str, str | int | float], subject_prefix: str = "") -> Rendered:
-    """Subject, HTML (footer added, CSS inlined) and text of a campaign for one recipient, untracked."""
+    """Subject, HTML (CSS inlined, and its footer) and text of a campaign for one recipient, untracked."""
     subject = personalize.render(
         campaign.subject,
         variables,
@@ -141,13 +162,13 @@ def render(*, campaign: Campaign, variables: dict[str, str | int | float], subje
     subject = subject_prefix + _one_line(subject).strip()
     url = str(variables[personalize.UNSUBSCRIBE_VARIABLE])  # a string: recipient_variables writes it last
     owner = campaign.owner
-    if (campaign.body_html or "").strip():
-        html = personalize.render(campaign.body_html, variables, html=True, label="HTML body")
-    else:
-        html = linebreaks(personalize.render(campaign.body_text, variables, html=True, label="text body"))
-    if not personalize.places_unsubscribe_link(campaign.body_html or campaign.body_text):
-        html = _before_body_end(html, footer_html(owner=owner, campaign=campaign, url=url))
-    html = html_hygiene.inline_css(html)
+    content_html = footer = ""
+    if not campaign.is_text_only:
+        content_html = html_hygiene.inline_css(
+            personalize.render(campaign.body_html, variables, html=True, label="HTML body")
+        )
+        if not personalize.places_unsubscribe_link(campaign.body_html):
+            footer = footer_html(owner=owner, campaign=campaign, url=url)
     if (campaign.body_text or "").strip():
         text = personalize.render(campaign.body_text, variables, html=False, label="text body").strip()
         places_link = personalize.places_unsubscribe_link(campaign.body_text)
@@ -159,7 +180,7 @@ def render(*, campaign: Campaign, variables: dict[str, str | int | float], subje
         places_link = personalize.places_unsubscribe_link(campaign.body_html)
     if not places_link:
         text += "\n\n" + footer_text(owner=owner, campaign=campaign, url=url)
-    return Rendered(subject=subject, html=html, text=text)
+    return Rendered(subject=subject, text=text, content_html=content_html, footer_html=footer)
 
 
 @functools.lru_cache(maxsize=64)
@@ -251,12 +272,111 @@ def _trackable(url: str, keep: set[str]) -> bool:
     return not url.startswith(settings.SITE_URL + "/t/")
 
 
+def as_if_tracked(html: str, *, campaign: Campaign, keep: set[str]) -> str:
+    """The HTML as tracking would make it for a sample email, with no Link row written: its length
+    is what a recipient's message has (within a few digits of the ids)."""
+    if campaign.track_clicks:
+        sample_click = escape(click_url(0, 0))
+        html = _HREF.sub(
+            lambda m: (
+                m.group(1) + sample_click + m.group(3) if _trackable(unescape(m.group(2)).strip(), keep) else m.group(0)
+            ),
+            html,
+        )
+    return add_open_pixel(html, email_id=0) if campaign.track_opens else html
+
+
 def add_open_pixel(html: str, *, email_id: int) -> str:
     pixel = (
         f'<img src="{escape(open_pixel_url(email_id))}" width="1" height="1" alt="" '
         'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">'
     )
     return _before_body_end(html, pixel)
+
+
+# --- the campaign's headers -------------------------------------------------------------------
+
+
+def campaign_header_lines(*, campaign: Campaign, account: SmtpAccount) -> tuple[str, ...]:
+    """List-Id, Feedback-ID, then the account's and the campaign's own headers: whole header lines,
+    the same for every recipient of the campaign."""
+    first = campaign.first_list
+    return _campaign_header_lines(
+        campaign_id=campaign.pk,
+        owner_id=campaign.owner_id,
+        account_id=account.pk,
+        domain=sender_domain(account.from_email),
+        first_list=(first.pk, first.name) if first else None,
+        organization=tracking_services.organization_of(campaign),
+        account_headers=account.custom_headers,
+        campaign_headers=campaign.custom_headers,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _campaign_header_lines(
+    *,
+    campaign_id: int,
+    owner_id: int,
+    account_id: int,
+    domain: str,
+    first_list: tuple[int, str] | None,
+    organization: str,
+    account_headers: str,
+    campaign_headers: str,
+) -> tuple[str, ...]:
+    list_pk, list_name = first_list or (None, organization)
+    return (
+        _phrase_and_id("List-Id", list_name, list_id(owner_id=owner_id, list_pk=list_pk, domain=domain)),
+        f"Feedback-ID: {feedback_id(campaign_id=campaign_id, account_id=account_id, owner_id=owner_id)}",
+        *(
+            _encoded_header(name, value)
+            for name, value in custom_headers.merged(account_headers=account_headers, campaign_headers=campaign_headers)
+        ),
+    )
+
+
+def list_id(*, owner_id: int, list_pk: int | None, domain: str) -> str:
+    """The List-Id (RFC 2919) of a campaign's audience: one per contact list, the same for every
+    campaign to it, so providers see one list where the marketer has one; a campaign to segments
+    alone gets its owner's. The owner's id keeps marketers sending from one domain apart."""
+    label = f"list-{list_pk}" if list_pk is not None else "contacts"
+    return f"{label}.{owner_id}.{domain}"
+
+
+_FEEDBACK_SENDER_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def feedback_id(*, campaign_id: int, account_id: int, owner_id: int) -> str:
+    """Gmail's Feedback-ID, a:b:c:SenderId: its feedback loop reports spam complaints per value."""
+    sender = _FEEDBACK_SENDER_ID.sub("", settings.FEEDBACK_ID_SENDER) or "campaigns"
+    return f"{campaign_id}:{account_id}:{owner_id}:{sender}"
+
+
+def _phrase_and_id(name: str, phrase: str, identifier: str) -> str:
+    """`Name: phrase <identifier>`, the phrase quoted or RFC 2047-encoded, folded before the identifier
+    when the line would pass 78 columns."""
+    phrase = _one_line(phrase).strip()
+    if not phrase:
+        return f"{name}: <{identifier}>"
+    if phrase.isascii():
+        return _folded_at_spaces(f"{name}: " + formataddr((phrase, "a@a")).removesuffix("a@a>") + f"{identifier}>")
+    head = f"{name}: " + Header(phrase, "utf-8", header_name=name).encode(linesep="\r\n")
+    last_line = head.rpartition("\r\n")[2]
+    fold = " " if len(last_line) + len(identifier) + 3 <= 78 else "\r\n "
+    return f"{head}{fold}<{identifier}>"
+
+
+def _folded_at_spaces(line: str) -> str:
+    """An ASCII header line folded before a space wherever it would pass 78 columns (a quoted
+    string may be folded too: unfolding gives back the same value)."""
+    lines = [""]
+    for word in line.split(" "):
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > 78:
+            lines.append(" " + word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    return "\r\n".join(lines)
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -292,10 +412,10 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         unsubscribe=unsubscribe,
     )
     rendered = render(campaign=campaign, variables=variables)
-    html = rendered.html
-    if campaign.track_clicks:
+    html = rendered.content_html
+    if html and campaign.track_clicks:
         html = track_links(html, campaign=campaign, email_id=email.pk, keep={unsubscribe})
-    if campaign.track_opens:
+    if html and campaign.track_opens:
         html = add_open_pixel(html, email_id=email.pk)
     raw = _mime(
         account=account,
@@ -303,9 +423,10 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         to_email=transport_address(email.to_email),
         subject=rendered.subject,
         text=rendered.text,
-        html=html,
-        message_id=email.message_id or new_message_id(),
+        html=with_footer(html, rendered.footer_html),
+        message_id=email.message_id or new_message_id(account),
         list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
+        campaign_headers=campaign_header_lines(campaign=campaign, account=account),
     )
     return verp.envelope_sender(account=account, email_id=email.pk), raw
 
@@ -315,7 +436,8 @@ def build_test(
 ) -> tuple[str, bytes]:
     """A test to `to_email`, rendered as for the recipient (name, email, attributes) it shows.
 
-    Subject marked [TEST], nothing tracked, an unsubscribe link that changes nothing.
+    Subject marked [TEST], nothing tracked, an unsubscribe link that changes nothing; the
+    campaign's headers (List-Id, Feedback-ID, its own) as its recipients get them.
     """
     unsubscribe = preview_unsubscribe_url()
     variables = variables_for(name=name, email=email, attributes=attributes, unsubscribe=unsubscribe)
@@ -327,8 +449,9 @@ def build_test(
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        message_id=new_message_id(),
+        message_id=new_message_id(account),
         list_unsubscribe=f"<{unsubscribe}>",
+        campaign_headers=campaign_header_lines(campaign=campaign, account=account),
     )
     return transport_address(account.from_email), raw
 
@@ -377,8 +500,10 @@ def _mime(
     html: str,
     message_id: str,
     list_unsubscribe: str,
+    campaign_headers: tuple[str, ...],
 ) -> bytes:
-    """The message as bytes: multipart/alternative, text then HTML, both quoted-printable.
+    """The message as bytes: multipart/alternative, text then HTML, both quoted-printable; without
+    HTML, one text/plain part. `campaign_headers` are whole header lines (campaign_header_lines).
 
     Assembled directly: the email package's EmailMessage would cost most of the sender's time
     (measured in BENCHMARKS.md, Costs behind the code). An internationalised address (a non-ASCII
@@ -386,7 +511,6 @@ def _mime(
     accepts; every other header and both parts stay ASCII (RFC 2047 words, quoted-printable).
     """
     from_address = transport_address(account.from_email)
-    boundary = f"=_{secrets.token_hex(16)}"
     headers = [
         f"From: {_encoded_address(account.from_name, from_address)}",
         f"To: {_encoded_address(to_name, to_email)}",
@@ -399,11 +523,17 @@ def _mime(
         f"Message-ID: {_one_line(message_id)}",
         _POLICY._verbatim("List-Unsubscribe", _one_line(list_unsubscribe)).rstrip("\r\n"),
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        *campaign_headers,
         "MIME-Version: 1.0",
-        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',  # folded: 82 columns in one line
     ]
-    lines = headers + ["", _part(boundary, "plain", text), _part(boundary, "html", html), f"--{boundary}--", ""]
-    message = "\r\n".join(lines)
+    if html:
+        boundary = f"=_{secrets.token_hex(16)}"
+        headers.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"')  # 82 columns unfolded
+        body = [_part(boundary, "plain", text), _part(boundary, "html", html), f"--{boundary}--", ""]
+    else:
+        headers += _content_headers("plain")
+        body = [_quoted_printable(text)]
+    message = "\r\n".join([*headers, "", *body])
     return message.encode("ascii") if (from_address + to_email).isascii() else message.encode("utf-8")
 
 
@@ -443,12 +573,16 @@ def _encoded_header(name: str, value: str) -> str:
 
 
 def _part(boundary: str, subtype: str, content: str) -> str:
+    return "\r\n".join([f"--{boundary}", *_content_headers(subtype), "", _quoted_printable(content)])
+
+
+def _content_headers(subtype: str) -> list[str]:
+    return [f'Content-Type: text/{subtype}; charset="utf-8"', "Content-Transfer-Encoding: quoted-printable"]
+
+
+def _quoted_printable(content: str) -> str:
+    """The content, quoted-printable with CRLF line ends, ending with a line end."""
     lines = content.replace("\r\n", "\n").replace("\r", "\n")
     if not lines.endswith("\n"):
         lines += "\n"
-    body = binascii.b2a_qp(lines.encode("utf-8")).decode("ascii").replace("\n", "\r\n")
-    return (
-        f"--{boundary}\r\n"
-        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-        "Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body
-    )
+    return binascii.b2a_qp(lines.encode("utf-8")).decode("ascii").replace("\n", "\r\n")

@@ -5,6 +5,7 @@ A test send from the admin is asked for (`request_test_send`) and run by a Celer
 """
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,27 @@ def preview(*, campaign: Campaign, contact: Contact | None = None) -> message.Re
     """message.Rendered for the contact (or a sample recipient); raises PersonalizationError."""
     name, email, attributes = _who(contact)
     return message.preview(campaign=campaign, name=name, email=email, attributes=attributes)
+
+
+# SpamAssassin's HTML_IMAGE_ONLY_* rules score an HTML part holding an image (the open pixel is one)
+# and at most this many characters of HTML, markup included, as an image with few words.
+SHORT_HTML_CHARS = 3200
+_IMAGE = re.compile(r"<img\b", re.IGNORECASE)
+
+
+def short_html_with_image(*, campaign: Campaign) -> int | None:
+    """The length of the campaign's HTML part as sent (footer, tracked links and open pixel included),
+    for a sample recipient, when it holds an image and is short enough to read as an image-only
+    message; else None."""
+    if campaign.is_text_only:
+        return None
+    try:
+        rendered = preview(campaign=campaign)
+    except personalize.PersonalizationError:
+        return None  # the form shows the template's error
+    tracked = message.as_if_tracked(rendered.content_html, campaign=campaign, keep={message.preview_unsubscribe_url()})
+    html = message.with_footer(tracked, rendered.footer_html)
+    return len(html) if len(html) <= SHORT_HTML_CHARS and _IMAGE.search(html) else None
 
 
 @dataclass

@@ -23,7 +23,7 @@ from contacts.models import Contact
 from contacts.services import contacts
 from delivery import adaptive_rate, message, rate_limit
 from delivery.campaign_loader import campaigns_with_owner_and_account
-from sending import crypto, smtp, verp
+from sending import crypto, dkim, smtp, verp
 from sending import services as account_services
 from sending.addresses import transport_address
 from sending.classifier import Verdict, classify
@@ -350,7 +350,7 @@ class _BatchRun:
 
     def _connection_failed(self, index: int, exc: Exception, *, maybe_delivered: bool = False) -> None:
         text = smtp.describe_open_failure(exc, self.account)
-        if isinstance(exc, (crypto.DecryptionError, smtp.SmtpDestinationError)):
+        if isinstance(exc, (crypto.DecryptionError, dkim.DkimKeyError, smtp.SmtpDestinationError)):
             # Our configuration or the account's destination: nothing can be sent until it is fixed.
             self._pause_account(text)
             self._release_rest(index, "account cannot connect")
@@ -393,7 +393,7 @@ class _BatchRun:
 
     def _send_one(self, email: BatchRow, index: int, *, retried: bool = False, maybe_delivered: bool = False) -> bool:
         if not email.message_id:
-            email.message_id = message.new_message_id()
+            email.message_id = message.new_message_id(self.account)
             ledger.set_message_id(email_id=email.pk, batch_id=self.batch_id, message_id=email.message_id)
         try:
             from_address, raw = message.build(email=email, campaign=email.campaign, account=self.account)

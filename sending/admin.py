@@ -1,16 +1,20 @@
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from accounts.owned_admin import OwnedModelAdmin, without_fields
-from sending import rates, selectors, services, tasks
-from sending.forms import SmtpAccountForm
+from sending import crypto, dkim, rates, selectors, services, tasks
+from sending.forms import DkimKeyForm, SmtpAccountForm
 from sending.models import SmtpAccount
 
 if TYPE_CHECKING:
@@ -49,8 +53,9 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     )
     actions = ["test_connection", "resume_sending", "forget_learned_rate"]
     change_list_template = "admin/sending/smtpaccount/change_list.html"
+    change_form_template = "admin/sending/smtpaccount/change_form.html"
     fieldsets = (
-        (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to", "bounce_address")}),
+        (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to", "bounce_address", "custom_headers")}),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
         ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size", "sending_rate")}),
         (
@@ -83,6 +88,111 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             obj.save(update_fields=form.model_fields_written())
         else:
             super().save_model(request, obj, form, change)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("<path:object_id>/dkim/", self.admin_site.admin_view(self.dkim_view), name="sending_smtpaccount_dkim"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        account = self.get_object(request, unquote(object_id))
+        context = {**(extra_context or {}), **self._dkim_panel(request, account)}
+        return super().change_view(request, object_id, form_url, context)
+
+    def _dkim_panel(self, request: HttpRequest, account: SmtpAccount) -> dict[str, Any]:
+        """The DKIM panel's context: the key's record (never the key), and the form for a new one,
+        filled from the query string after a refused attempt so nothing typed is lost."""
+        record, key_error = None, ""
+        try:
+            record = dkim.dkim_record(account)
+        except (crypto.DecryptionError, dkim.DkimKeyError) as exc:
+            key_error = str(exc)
+        typed = {name: request.GET[f"dkim_{name}"] for name in DkimKeyForm.base_fields if f"dkim_{name}" in request.GET}
+        initial = {
+            "domain": account.dkim_domain or dkim.from_domain(account.from_email),
+            "selector": _next_selector(account),
+            "algorithm": account.dkim_algorithm,
+        }
+        return {
+            "dkim_record": record,
+            "dkim_key_error": key_error,
+            "dkim_form": DkimKeyForm(initial={**initial, **typed}, prefix="dkim"),
+            "dkim_url": reverse("admin:sending_smtpaccount_dkim", args=[account.pk]),
+            "dkim_can_change": self.has_change_permission(request, account),
+        }
+
+    def dkim_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The DKIM panel's buttons (POST, CSRF-checked): generate or rotate the key, turn signing on or
+        off, check the published record. Another owner's account answers 404 (get_object)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        account = self.get_object(request, unquote(object_id))
+        if not self.has_change_permission(request, account):
+            raise PermissionDenied
+        change_url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
+        action = request.POST.get("dkim_action", "")
+        if action == "generate":
+            return self._generate_dkim_key(request, account, change_url)
+        if action in ("enable", "disable"):
+            try:
+                services.set_dkim_signing(account=account, enabled=action == "enable")
+            except dkim.DkimSetupError as exc:
+                self.message_user(request, f"DKIM signing not turned on: {exc}", messages.ERROR)
+            else:
+                state = "now signs" if account.dkim_enabled else "no longer signs"
+                self.message_user(request, f"{account.name} {state} its messages with DKIM.", messages.SUCCESS)
+        elif action == "check":
+            self._check_dkim_record(request, account)
+        else:
+            self.message_user(request, "Unknown DKIM action: nothing was changed.", messages.ERROR)
+        return HttpResponseRedirect(change_url + "#dkim")
+
+    def _generate_dkim_key(self, request: HttpRequest, account: SmtpAccount, change_url: str) -> HttpResponse:
+        form = DkimKeyForm(request.POST, prefix="dkim")
+        error = ""
+        if not form.is_valid():
+            error = "; ".join(f"{form[name].label}: {' '.join(map(str, errs))}" for name, errs in form.errors.items())
+        else:
+            try:
+                services.generate_dkim_key(account=account, now=timezone.now(), **form.cleaned_data)
+            except dkim.DkimSetupError as exc:
+                error = str(exc)
+        if error:
+            self.message_user(request, f"No DKIM key made: {error}", messages.ERROR)
+            typed = {f"dkim_{name}": request.POST.get(f"dkim-{name}", "") for name in DkimKeyForm.base_fields}
+            return HttpResponseRedirect(f"{change_url}?{urlencode(typed)}#dkim")
+        self.message_user(
+            request,
+            f"New DKIM key made: publish the TXT record {account.dkim_selector}._domainkey.{account.dkim_domain} "
+            "below, then check it"
+            + (
+                " (messages are signed with the new key from now on)."
+                if account.dkim_enabled
+                else " and turn signing on."
+            ),
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(change_url + "#dkim")
+
+    def _check_dkim_record(self, request: HttpRequest, account: SmtpAccount) -> None:
+        try:
+            record = dkim.dkim_record(account)
+        except (crypto.DecryptionError, dkim.DkimKeyError) as exc:
+            self.message_user(request, f"DKIM: {exc}", messages.ERROR)
+            return
+        if record is None:
+            self.message_user(request, "DKIM: generate a key first.", messages.ERROR)
+            return
+        check = dkim.check_published_record(record)
+        level = {
+            dkim.DnsOutcome.MATCHES: messages.SUCCESS,
+            dkim.DnsOutcome.DIFFERS: messages.WARNING,
+            dkim.DnsOutcome.NOT_FOUND: messages.WARNING,
+        }.get(check.outcome, messages.ERROR)
+        self.message_user(request, f"DKIM record {check.outcome}: {check.detail}", level)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SmtpAccount]:
         accounts: QuerySet[SmtpAccount] = super().get_queryset(request)
@@ -180,6 +290,13 @@ CONNECTION_TEST_REFRESH_SECONDS = 3
 def _next_try(account: SmtpAccount) -> datetime:
     # A rest already over: the next dispatcher tick tries.
     return max(account.backoff_until or timezone.now(), timezone.now())
+
+
+def _next_selector(account: SmtpAccount) -> str:
+    """A selector for a new key: the year and month, never the current key's own (a rotation keeps
+    the old record valid for mail still on its way)."""
+    selector = timezone.localtime().strftime("cm%Y%m")
+    return selector + "b" if selector == account.dkim_selector else selector
 
 
 def _local(moment: datetime | None) -> str:

@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 
+from sending import dkim
 from sending.models import SmtpAccount
 from sending.presets import PRESET_FIELDS, PRESETS, preset_choices
 
@@ -27,6 +28,9 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = SmtpAccount
         fields = "__all__"
+        widgets = {
+            "custom_headers": forms.Textarea(attrs={"rows": 3, "cols": 60, "placeholder": "X-Mailer-Team: news"})
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -44,7 +48,17 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
                 if name in self.fields:
                     cleaned[name] = preset[name]
                     self.errors.pop(name, None)
+        self._keep_dkim_aligned(cleaned.get("from_email"))
         return cleaned
+
+    def _keep_dkim_aligned(self, from_email: str | None) -> None:
+        account = self.instance
+        if from_email and account.dkim_enabled and not dkim.aligned(account.dkim_domain, from_email):
+            self.add_error(
+                "from_email",
+                f"This account signs with DKIM for {account.dkim_domain}: the From address must be at that domain "
+                "or under it. Turn DKIM signing off, or generate a key for the new domain, first.",
+            )
 
     def save(self, commit: bool = True) -> SmtpAccount:
         account: SmtpAccount = super().save(commit=False)
@@ -67,3 +81,17 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         if self._password_written():
             written.append("password")
         return [*written, "updated_at"]
+
+
+class DkimKeyForm(forms.Form):
+    """The DKIM panel's "Generate a key": where the key is published, and its algorithm."""
+
+    domain = forms.CharField(max_length=253, help_text="The From address's domain or a parent of it (DMARC alignment).")
+    selector = forms.CharField(
+        max_length=63, help_text="The name the key is published under; a new one for each new key, such as mail2026."
+    )
+    algorithm = forms.ChoiceField(
+        choices=SmtpAccount.DkimAlgorithm.choices,
+        initial=SmtpAccount.DkimAlgorithm.RSA,
+        help_text="RSA is verified everywhere; Ed25519 is shorter but not yet checked by every receiver.",
+    )

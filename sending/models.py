@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from accounts.validators import validate_no_header_breaks
 from sending import crypto
+from sending.headers import validate_custom_headers
 from sending.verp import validate_bounce_address
 
 
@@ -16,6 +17,10 @@ class SmtpAccount(models.Model):
         NONE = "none", "None (plain text)"
         STARTTLS = "starttls", "STARTTLS"
         SSL = "ssl", "SSL/TLS (implicit)"
+
+    class DkimAlgorithm(models.TextChoices):
+        RSA = "rsa-sha256", "RSA 2048 (rsa-sha256)"
+        ED25519 = "ed25519-sha256", "Ed25519 (ed25519-sha256)"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="smtp_accounts")
     name = models.CharField(max_length=100, validators=[validate_no_header_breaks])
@@ -39,6 +44,14 @@ class SmtpAccount(models.Model):
             "Where delivery reports go (for example bounces@mail.example.com). Each campaign message's "
             "envelope sender becomes bounces+token@…, so a late bounce names its email. Blank: off."
         ),
+    )
+    custom_headers = models.TextField(
+        "headers",
+        blank=True,
+        validators=[validate_custom_headers],
+        help_text="Headers of your own added to every campaign sent through this account, one a line, written "
+        "Name: value (like X-Mailer-Team: news). The headers the product writes (From, To, Subject, Message-ID, "
+        "Content-*, List-*, Feedback-ID...) cannot be set here; a campaign's header of the same name replaces it.",
     )
     # Conservative defaults: 15 a minute is one message every 4 seconds.
     max_per_minute = models.PositiveIntegerField(default=15, validators=[MinValueValidator(1)])
@@ -68,6 +81,21 @@ class SmtpAccount(models.Model):
     last_connection_error_at = models.DateTimeField("last connection error at", null=True, blank=True, editable=False)
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_result = models.TextField(blank=True)
+    # DKIM (sending.dkim): written by sending.services (generate_dkim_key, set_dkim_signing), the
+    # account page's DKIM panel and `manage.py dkim_key`, never by the account's form.
+    dkim_enabled = models.BooleanField("signs with DKIM", default=False, editable=False)
+    dkim_domain = models.CharField("DKIM domain", max_length=253, blank=True, editable=False)
+    dkim_selector = models.CharField("DKIM selector", max_length=63, blank=True, editable=False)
+    dkim_algorithm = models.CharField(
+        "DKIM algorithm",
+        max_length=20,
+        choices=DkimAlgorithm.choices,
+        default=DkimAlgorithm.RSA,
+        editable=False,
+    )
+    # Fernet token of the PEM private key, like the password; never shown, exported or logged.
+    dkim_private_key = models.TextField(blank=True, editable=False)
+    dkim_key_created_at = models.DateTimeField("DKIM key made at", null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -92,6 +120,16 @@ class SmtpAccount(models.Model):
     @property
     def has_password(self) -> bool:
         return bool(self.password)
+
+    def set_dkim_private_key(self, pem: str) -> None:
+        self.dkim_private_key = crypto.encrypt(pem) if pem else ""
+
+    def get_dkim_private_key(self) -> str:
+        return crypto.decrypt(self.dkim_private_key) if self.dkim_private_key else ""
+
+    @property
+    def has_dkim_key(self) -> bool:
+        return bool(self.dkim_private_key and self.dkim_domain and self.dkim_selector)
 
     @property
     def is_paused(self) -> bool:

@@ -1,4 +1,4 @@
-"""Writes for SMTP accounts: secrets, pauses, outage backoff, connection tests."""
+"""Writes for SMTP accounts: secrets, DKIM keys, pauses, outage backoff, connection tests."""
 
 import logging
 from collections.abc import Callable
@@ -8,24 +8,79 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from sending import crypto, smtp
+from sending import crypto, dkim, smtp
 from sending.models import SmtpAccount
 
 log = logging.getLogger(__name__)
 
 
+SECRET_FIELDS = ("password", "dkim_private_key")
+
+
 def rotate_encryption_keys() -> int:
-    """Re-encrypt every stored secret with the newest key; returns the number of rows rewritten."""
+    """Re-encrypt every stored secret (passwords, DKIM keys) with the newest key; returns the number
+    of secrets rewritten."""
     rotated = 0
     with transaction.atomic():
-        for account in SmtpAccount.objects.select_for_update().exclude(password="").only("pk", "password"):
-            try:
-                new_token = crypto.rotate(account.password)
-            except crypto.DecryptionError as exc:
-                raise crypto.DecryptionError(f"SMTP account {account.pk}: {exc}") from exc
-            SmtpAccount.objects.filter(pk=account.pk).update(password=new_token)
-            rotated += 1
+        accounts = SmtpAccount.objects.select_for_update().only("pk", *SECRET_FIELDS)
+        for account in accounts.exclude(password="", dkim_private_key=""):
+            new_tokens = {}
+            for name in SECRET_FIELDS:
+                token = getattr(account, name)
+                if not token:
+                    continue
+                try:
+                    new_tokens[name] = crypto.rotate(token)
+                except crypto.DecryptionError as exc:
+                    raise crypto.DecryptionError(f"SMTP account {account.pk} ({name}): {exc}") from exc
+            SmtpAccount.objects.filter(pk=account.pk).update(**new_tokens)
+            rotated += len(new_tokens)
     return rotated
+
+
+def generate_dkim_key(
+    *, account: SmtpAccount, domain: str, selector: str, algorithm: str, now: datetime
+) -> dkim.DkimRecord:
+    """Make a new DKIM key for the account (RSA 2048 or Ed25519), store it encrypted with the domain and
+    selector it is published under, and return the TXT record to publish. Replaces any key the account
+    had (a rotation): messages signed from now on need the new record, so a new selector lets the old
+    record stay published for the mail still on its way.
+
+    Raises dkim.DkimSetupError, before anything is written, for a domain that is no domain or does not
+    align with the account's From address, a selector that is no DNS label, an unknown algorithm."""
+    domain = dkim.normalise_domain(domain)
+    selector = dkim.normalise_selector(selector)
+    if algorithm not in SmtpAccount.DkimAlgorithm.values:
+        raise dkim.DkimSetupError(f"Unknown DKIM algorithm {algorithm!r}: use rsa-sha256 or ed25519-sha256.")
+    dkim.check_alignment(domain, account.from_email)
+    pem = dkim.generate_private_key(algorithm)
+    account.dkim_domain, account.dkim_selector, account.dkim_algorithm = domain, selector, algorithm
+    account.set_dkim_private_key(pem)
+    account.dkim_key_created_at = now
+    # Only these columns: workers write the engine's fields of this row meanwhile.
+    account.save(
+        update_fields=[
+            "dkim_domain",
+            "dkim_selector",
+            "dkim_algorithm",
+            "dkim_private_key",
+            "dkim_key_created_at",
+            "updated_at",
+        ]
+    )
+    log.info("SMTP account %s has a new DKIM key (%s, %s._domainkey.%s)", account.pk, algorithm, selector, domain)
+    return dkim.record_for(domain=domain, selector=selector, algorithm=algorithm, private_pem=pem)
+
+
+def set_dkim_signing(*, account: SmtpAccount, enabled: bool) -> None:
+    """Turn DKIM signing on or off. Raises dkim.DkimSetupError when turning it on is refused: no key, or
+    a key whose domain no longer aligns with the From address."""
+    if enabled:
+        if not account.has_dkim_key:
+            raise dkim.DkimSetupError("Generate a DKIM key first, and publish its TXT record.")
+        dkim.check_alignment(account.dkim_domain, account.from_email)
+    account.dkim_enabled = enabled
+    account.save(update_fields=["dkim_enabled", "updated_at"])
 
 
 def pause_account(*, account_id: int, reason: str, now: datetime, seconds: float | None = None) -> datetime:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from django.conf import settings
 from django.utils import timezone
 
-from sending import crypto
+from sending import crypto, dkim
 from sending.models import SmtpAccount
 
 if TYPE_CHECKING:
@@ -414,13 +414,16 @@ def format_reply(code: int | None, text: str | bytes | None) -> str:
     return f"{code} {text}".strip() if code else (text or "")
 
 
-OPEN_ERRORS = (SmtpDestinationError, crypto.DecryptionError, OSError)  # smtplib's and ssl's errors are OSErrors
+# smtplib's and ssl's errors are OSErrors; a DKIM key that cannot sign stops a session as it opens.
+OPEN_ERRORS = (SmtpDestinationError, crypto.DecryptionError, dkim.DkimKeyError, OSError)
 
 
 def describe_open_failure(exc: BaseException, account: SmtpAccount) -> str:
     """What an error raised by open_connection means, in words for the account's owner: the one
     mapping shared by the connection test, test sends and the sender's account notes."""
-    if isinstance(exc, (SmtpDestinationError, crypto.DecryptionError, SmtpDeadlineExceeded, SmtpReplyTooLong)):
+    if isinstance(
+        exc, (SmtpDestinationError, crypto.DecryptionError, dkim.DkimKeyError, SmtpDeadlineExceeded, SmtpReplyTooLong)
+    ):
         return str(exc)
     if isinstance(exc, smtplib.SMTPResponseException):
         return format_reply(exc.smtp_code, exc.smtp_error)  # the server's exact answer

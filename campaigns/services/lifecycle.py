@@ -430,15 +430,17 @@ def duplicate(*, campaign: Campaign) -> Campaign:
 
 
 def _draft_with_the_message_of(campaign: Campaign, **fields: object) -> Campaign:
-    """A new draft with the campaign's owner, account, subject, bodies and tracking, and `fields`."""
+    """A new draft with the campaign's owner, account, subject, bodies, tracking and headers, and `fields`."""
     return Campaign.objects.create(
         owner=campaign.owner,
         smtp_account=campaign.smtp_account,
         subject=campaign.subject,
         body_html=campaign.body_html,
         body_text=campaign.body_text,
+        text_only=campaign.text_only,
         track_opens=campaign.track_opens,
         track_clicks=campaign.track_clicks,
+        custom_headers=campaign.custom_headers,
         **fields,
     )
 

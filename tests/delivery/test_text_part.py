@@ -41,7 +41,9 @@ def test_the_text_of_an_html_body_is_derived_once_and_rendered_for_each_recipien
         '<p><a href="https://shop.example/?c={{ City }}">Shop</a> or '
         '<a href="{{ unsubscribe_url }}">leave</a></p>'
     )
-    campaign = SimpleNamespace(subject="S", body_html=body, body_text="", owner=SimpleNamespace(postal_address=""))
+    campaign = SimpleNamespace(
+        subject="S", body_html=body, body_text="", is_text_only=False, owner=SimpleNamespace(postal_address="")
+    )
     message.text_template_of.cache_clear()
 
     def text_for(name, attributes):
