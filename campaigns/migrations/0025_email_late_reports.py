@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0023_smtp_account_moves_to_sending'),
+        ('campaigns', '0024_campaign_text_only_custom_headers'),
         ('contacts', '0002_smtp_account_moves_to_sending'),
     ]
 
