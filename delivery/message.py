@@ -428,7 +428,15 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
         campaign_headers=campaign_header_lines(campaign=campaign, account=account),
     )
-    return verp.envelope_sender(account=account, email_id=email.pk), raw
+    return envelope_sender(account=account, email_id=email.pk), raw
+
+
+def envelope_sender(*, account: SmtpAccount, email_id: int) -> str:
+    """MAIL FROM of a campaign message: its VERP address (sending.verp) when the account has a bounce
+    address, else the from address. An account without one runs no VERP code."""
+    if account.bounce_address:
+        return transport_address(verp.address(bounce_address=account.bounce_address, email_id=email_id))
+    return transport_address(account.from_email)
 
 
 def build_test(

@@ -8,21 +8,16 @@ reports of mail already sent), cut to 80 bits and written in base 32. Everything
 digits and letters, since receivers may change the case of a local part, and the token stays under
 32 characters, within the 64 of a local part with any base of up to MAX_BASE_LOCAL_PART characters.
 
-Nothing but campaign messages carries a VERP sender: test sends and confirmation mails keep the From.
+Nothing but campaign messages carries a VERP sender (delivery.message.envelope_sender): test sends and
+confirmation mails keep the From.
 """
 
 import base64
 import hmac
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.crypto import salted_hmac
-
-from sending.addresses import transport_address
-
-if TYPE_CHECKING:
-    from sending.models import SmtpAccount  # whose field validator lives here
 
 SEPARATOR = "+"
 LOCAL_PART_LIMIT = 64
@@ -30,13 +25,6 @@ MAX_BASE_LOCAL_PART = 32  # "+" and the longest token (13 digits, "-", 16 letter
 _SALT = "sending.verp"
 _MAC_BYTES = 10
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def envelope_sender(*, account: "SmtpAccount", email_id: int) -> str:
-    """MAIL FROM of a campaign message: the VERP address when the account has a bounce address, else From."""
-    if not account.bounce_address:
-        return transport_address(account.from_email)
-    return transport_address(address(bounce_address=account.bounce_address, email_id=email_id))
 
 
 def address(*, bounce_address: str, email_id: int) -> str:

@@ -1,7 +1,8 @@
 """A campaign sent through an account with a bounce address: each message's envelope sender is its VERP address."""
 
-from delivery import previews
+from delivery import message, previews
 from sending import verp
+from tests.factories import SmtpAccountFactory
 
 
 def test_each_campaign_message_goes_out_with_its_own_verp_envelope_sender(make_engine):
@@ -34,3 +35,12 @@ def test_a_test_send_keeps_the_from_address_as_envelope_sender(make_engine):
     result = previews.send_test(campaign=campaign, addresses=["me@example.com"])
     assert result.sent == ["me@example.com"]
     assert engine.handler.messages[0].mail_from == "news@alice.example"
+
+
+def test_the_envelope_sender_is_the_from_address_unless_a_bounce_address_is_set(marketer):
+    account = SmtpAccountFactory(owner=marketer, from_email="news@alice.example")
+    assert message.envelope_sender(account=account, email_id=5) == "news@alice.example"
+    account.bounce_address = "Bounces@Mail.Alice.Example"
+    sender = message.envelope_sender(account=account, email_id=5)
+    assert sender.startswith("bounces+") and sender.endswith("@mail.alice.example")
+    assert verp.parse(sender) == 5

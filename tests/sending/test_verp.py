@@ -41,16 +41,6 @@ def test_a_token_signed_before_a_key_rotation_still_verifies(settings):
 
 
 @pytest.mark.django_db
-def test_the_envelope_sender_is_the_from_address_unless_a_bounce_address_is_set(marketer):
-    account = SmtpAccountFactory(owner=marketer, from_email="news@alice.example")
-    assert verp.envelope_sender(account=account, email_id=5) == "news@alice.example"
-    account.bounce_address = "Bounces@Mail.Alice.Example"
-    sender = verp.envelope_sender(account=account, email_id=5)
-    assert sender.startswith("bounces+") and sender.endswith("@mail.alice.example")
-    assert verp.parse(sender) == 5
-
-
-@pytest.mark.django_db
 @pytest.mark.parametrize(
     "value", ["bounces+x@mail.example.com", "a-very-long-bounce-mailbox-name-here@mail.example.com"]
 )
