@@ -268,6 +268,10 @@ SMTP_ALLOWED_PORTS = (25, 465, 587, 2525)
 SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT", "30"))
 # An extra CA bundle to trust for SMTP TLS (a private CA); the system's CAs are always trusted.
 SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
+# A bounce mailbox (sending.mailbox) goes through the same guard, on these ports (POP3, IMAP, IMAPS,
+# POP3S), trusts the same SMTP_CA_FILE, and gives its server MAILBOX_TIMEOUT seconds per operation.
+MAILBOX_ALLOWED_PORTS = (110, 143, 993, 995)
+MAILBOX_TIMEOUT = int(os.environ.get("MAILBOX_TIMEOUT", "30"))
 SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "sink"))
 # "Check DNS" of an account's DKIM record: the system's resolver unless nameservers are named
 # (addresses, queried at DKIM_DNS_PORT), and a short bound, since a person waits for the page.

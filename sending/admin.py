@@ -12,18 +12,58 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from accounts.owned_admin import OwnedModelAdmin, without_fields
+from accounts.owned_admin import OwnedInlineMixin, OwnedModelAdmin, without_fields
 from sending import crypto, dkim, rates, selectors, services, tasks
-from sending.forms import DkimKeyForm, SmtpAccountForm
-from sending.models import SmtpAccount
+from sending.forms import BounceMailboxForm, DkimKeyForm, SmtpAccountForm
+from sending.models import BounceMailbox, SmtpAccount
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec  # django-stubs' name for a fieldsets value
 
 
+class BounceMailboxInline(OwnedInlineMixin, admin.StackedInline):  # type: ignore[type-arg]
+    """The account's bounce mailbox, on the account's page: only there, so another owner's is a 404 as
+    their account is."""
+
+    model = BounceMailbox
+    form = BounceMailboxForm
+    max_num = 1
+    extra = 1  # an empty form to fill in, ignored while untouched
+    verbose_name_plural = "Bounce mailbox"
+    fields = (
+        "enabled",
+        "protocol",
+        "host",
+        "port",
+        "security",
+        "username",
+        "new_password",
+        "folder",
+        "reading",
+        "test_result",
+    )
+    readonly_fields = ("reading", "test_result")
+
+    @admin.display(description="Reading")
+    def reading(self, obj: BounceMailbox | None) -> str:
+        if obj is None or obj.last_checked_at is None:
+            return "Not read yet."
+        if obj.last_error_at is not None and obj.last_error_at >= obj.last_checked_at:
+            return f"Failed at {_local(obj.last_error_at)}: {obj.last_error}"
+        error = f" Last error ({_local(obj.last_error_at)}): {obj.last_error}" if obj.last_error_at else ""
+        return f"Read at {_local(obj.last_checked_at)}; {obj.processed_count} bounce(s) processed in all.{error}"
+
+    @admin.display(description="Last test")
+    def test_result(self, obj: BounceMailbox | None) -> str:
+        if obj is None or obj.last_tested_at is None:
+            return "Not tested yet: save, then use 'Save and test the bounce mailbox'."
+        return f"{obj.last_test_result} ({_local(obj.last_tested_at)})"
+
+
 @admin.register(SmtpAccount)
 class SmtpAccountAdmin(OwnedModelAdmin):
     form = SmtpAccountForm
+    inlines = (BounceMailboxInline,)
     list_display = (
         # State and the last test first: the limits' columns pass the edge of a laptop's window.
         "name",
@@ -51,7 +91,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         "last_tested_at",
         "last_test_result",
     )
-    actions = ["test_connection", "resume_sending", "forget_learned_rate"]
+    actions = ["test_connection", "test_bounce_mailbox", "resume_sending", "forget_learned_rate"]
     change_list_template = "admin/sending/smtpaccount/change_list.html"
     change_form_template = "admin/sending/smtpaccount/change_form.html"
     fieldsets = (
@@ -272,6 +312,37 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             f"Testing the connection of {', '.join(names)}… The result shows in 'Last test result' when it is ready.",
             messages.INFO,
         )
+
+    @admin.action(description="Test the bounce mailbox")
+    def test_bounce_mailbox(self, request: HttpRequest, queryset: QuerySet[SmtpAccount]) -> None:
+        mailboxes = BounceMailbox.objects.filter(account__in=queryset).select_related("account")
+        names = [self._start_mailbox_test(mailbox) for mailbox in mailboxes]
+        if not names:
+            self.message_user(request, "None of these accounts has a bounce mailbox.", messages.WARNING)
+            return
+        self.message_user(
+            request,
+            f"Testing the bounce mailbox of {', '.join(names)}… The result shows on the account's page.",
+            messages.INFO,
+        )
+
+    def response_change(self, request: HttpRequest, obj: SmtpAccount) -> HttpResponse:
+        if "_test_mailbox" not in request.POST:
+            return super().response_change(request, obj)
+        mailbox = BounceMailbox.objects.filter(account=obj).first()
+        if mailbox is None:
+            self.message_user(request, "Saved. This account has no bounce mailbox to test.", messages.WARNING)
+        else:
+            self._start_mailbox_test(mailbox)
+            self.message_user(
+                request, "Saved. Testing the bounce mailbox… reload this page for the result.", messages.INFO
+            )
+        return HttpResponseRedirect(request.path)
+
+    def _start_mailbox_test(self, mailbox: BounceMailbox) -> str:
+        # In a Celery task: a slow server would hold this web worker for MAILBOX_TIMEOUT per step.
+        services.start_mailbox_test(mailbox=mailbox, enqueue=tasks.enqueue_mailbox_test)
+        return mailbox.account.name
 
     @admin.action(description="Resume sending now (end the pause)")
     def resume_sending(self, request: HttpRequest, queryset: QuerySet[SmtpAccount]) -> None:

@@ -3,7 +3,7 @@ from typing import Any
 from django import forms
 
 from sending import dkim
-from sending.models import SmtpAccount
+from sending.models import BounceMailbox, SmtpAccount
 from sending.presets import PRESET_FIELDS, PRESETS, preset_choices
 
 
@@ -79,6 +79,52 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         columns = {field.name for field in SmtpAccount._meta.concrete_fields if not field.primary_key}
         written = [name for name in self.fields if name in columns]
         if self._password_written():
+            written.append("password")
+        return [*written, "updated_at"]
+
+
+class BounceMailboxForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The bounce mailbox on its SMTP account's page. The password is write-only, as the account's is."""
+
+    new_password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="The mailbox's password.",
+    )
+
+    class Meta:
+        model = BounceMailbox
+        fields = ("enabled", "protocol", "host", "port", "security", "username", "new_password", "folder")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.has_password:
+            self.fields["new_password"].help_text = "A password is stored. Leave blank to keep it."
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        if not self.cleaned_data.get("new_password") and not self.instance.has_password:
+            self.add_error("new_password", "The mailbox needs its password.")
+        return self.cleaned_data
+
+    def save(self, commit: bool = True) -> BounceMailbox:
+        mailbox: BounceMailbox = super().save(commit=False)
+        if self.cleaned_data.get("new_password"):
+            mailbox.set_password(self.cleaned_data["new_password"])
+        if commit:
+            if not mailbox._state.adding:
+                # Only the form's columns: a read of the mailbox writes its history meanwhile.
+                mailbox.save(update_fields=self.model_fields_written())
+            else:
+                mailbox.save()
+        return mailbox
+
+    def model_fields_written(self) -> list[str]:
+        columns = {field.name for field in BounceMailbox._meta.concrete_fields if not field.primary_key}
+        written = [name for name in self.fields if name in columns]
+        if self.cleaned_data.get("new_password"):
             written.append("password")
         return [*written, "updated_at"]
 

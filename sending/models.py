@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
@@ -138,3 +139,80 @@ class SmtpAccount(models.Model):
     @property
     def is_unreachable(self) -> bool:
         return self.unreachable_since is not None
+
+
+def validate_imap_folder(value: str) -> None:
+    """An IMAP folder's name as the server spells it: printable ASCII (a name in another script is
+    stored in modified UTF-7, which the server's folder list shows), no line breaks."""
+    if not value or not all(" " <= character <= "~" for character in value):
+        raise ValidationError(
+            "Use the folder's IMAP name in printable ASCII characters (e.g. INBOX or INBOX/Bounces).",
+            code="folder",
+        )
+
+
+class BounceMailbox(models.Model):
+    """The mailbox an SMTP account's bounces (DSNs to its VERP addresses) land in, read over IMAP or POP3
+    (sending.mailbox). Its state fields are written by sending.services, never by a form."""
+
+    # last_test_result while a mailbox test is queued or running (sending.services.start_mailbox_test).
+    TESTING = "Testing…"
+    owner_path = "account__owner"
+
+    class Protocol(models.TextChoices):
+        IMAP = "imap", "IMAP"
+        POP3 = "pop3", "POP3"
+
+    class Security(models.TextChoices):
+        SSL = "ssl", "SSL/TLS (implicit)"
+        STARTTLS = "starttls", "STARTTLS"
+
+    account = models.OneToOneField(SmtpAccount, on_delete=models.CASCADE, related_name="bounce_mailbox")
+    enabled = models.BooleanField(
+        default=True, help_text="Read it every minute; clear to stop reading without losing the settings."
+    )
+    protocol = models.CharField(max_length=4, choices=Protocol.choices, default=Protocol.IMAP)
+    host = models.CharField(max_length=255, validators=[validate_no_header_breaks])
+    port = models.PositiveIntegerField(default=993, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    security = models.CharField(max_length=10, choices=Security.choices, default=Security.SSL)
+    username = models.CharField(max_length=255, validators=[validate_no_header_breaks])
+    # Fernet token (MultiFernet over FIELD_ENCRYPTION_KEYS); never the plain password.
+    password = models.TextField(blank=True, editable=False)
+    folder = models.CharField(
+        max_length=255,
+        default="INBOX",
+        validators=[validate_imap_folder],
+        help_text="IMAP only: the folder the bounces arrive in. POP3 reads the inbox.",
+    )
+    last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    processed_count = models.PositiveBigIntegerField(default=0, editable=False)
+    last_tested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_test_result = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "bounce mailbox"
+        verbose_name_plural = "bounce mailboxes"
+
+    def __str__(self) -> str:
+        return f"{self.get_protocol_display()} {self.username} on {self.host}:{self.port}"
+
+    def clean(self) -> None:
+        super().clean()
+        # The destination guard's port rule, told at once rather than at the first read.
+        if self.port and not settings.SMTP_ALLOW_PRIVATE_HOSTS and self.port not in settings.MAILBOX_ALLOWED_PORTS:
+            allowed = ", ".join(str(port) for port in settings.MAILBOX_ALLOWED_PORTS)
+            raise ValidationError({"port": f"Port {self.port} is not allowed for a mailbox; use one of {allowed}."})
+
+    def set_password(self, raw_password: str) -> None:
+        self.password = crypto.encrypt(raw_password) if raw_password else ""
+
+    def get_password(self) -> str:
+        return crypto.decrypt(self.password) if self.password else ""
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password)

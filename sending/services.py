@@ -1,4 +1,5 @@
-"""Writes for SMTP accounts: secrets, DKIM keys, pauses, outage backoff, connection tests."""
+"""Writes for SMTP accounts: secrets, DKIM keys, pauses, outage backoff, connection tests; their bounce
+mailboxes."""
 
 import logging
 from collections.abc import Callable
@@ -6,10 +7,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from sending import crypto, dkim, smtp
-from sending.models import SmtpAccount
+from sending import crypto, dkim, mailbox_sessions, smtp
+from sending.models import BounceMailbox, SmtpAccount
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,13 @@ def rotate_encryption_keys() -> int:
                     raise crypto.DecryptionError(f"SMTP account {account.pk} ({name}): {exc}") from exc
             SmtpAccount.objects.filter(pk=account.pk).update(**new_tokens)
             rotated += len(new_tokens)
+        for mailbox in BounceMailbox.objects.select_for_update().exclude(password="").only("pk", "password"):
+            try:
+                new_token = crypto.rotate(mailbox.password)
+            except crypto.DecryptionError as exc:
+                raise crypto.DecryptionError(f"Bounce mailbox {mailbox.pk}: {exc}") from exc
+            BounceMailbox.objects.filter(pk=mailbox.pk).update(password=new_token)
+            rotated += 1
     return rotated
 
 
@@ -192,3 +201,85 @@ def connection_test_not_queued(*, account_id: int, error: Exception) -> None:
     if account is not None:
         result = smtp.TestResult(False, f"The test could not be queued: {error}")
         smtp.record_test_result(account=account, result=result)
+
+
+# --- Bounce mailboxes ------------------------------------------------------------------------------
+
+
+def configure_bounce_mailbox(
+    *,
+    account: SmtpAccount,
+    protocol: str,
+    host: str,
+    port: int,
+    security: str,
+    username: str,
+    password: str,
+    folder: str = "INBOX",
+    enabled: bool = True,
+) -> BounceMailbox:
+    """Create or replace the account's bounce mailbox settings (the password encrypted); its history
+    (last read, errors, count) stays. Raises ValidationError, naming each bad field, and saves nothing."""
+    mailbox = BounceMailbox.objects.filter(account=account).first() or BounceMailbox(account=account)
+    mailbox.protocol, mailbox.host, mailbox.port, mailbox.security = protocol, host.strip(), port, security
+    mailbox.username, mailbox.folder, mailbox.enabled = username, folder, enabled
+    mailbox.set_password(password)
+    mailbox.full_clean()
+    mailbox.save()
+    return mailbox
+
+
+def record_mailbox_read(*, mailbox_id: int, processed: int) -> None:
+    """A read of the mailbox ended well: its time, and the messages it processed added to the count."""
+    BounceMailbox.objects.filter(pk=mailbox_id).update(
+        last_checked_at=timezone.now(), processed_count=F("processed_count") + processed
+    )
+
+
+def record_mailbox_error(*, mailbox_id: int, error: str, processed: int) -> None:
+    """A read of the mailbox failed (`error` says why, for its owner) after processing `processed` messages."""
+    now = timezone.now()
+    BounceMailbox.objects.filter(pk=mailbox_id).update(
+        last_checked_at=now,
+        last_error=error,
+        last_error_at=now,
+        processed_count=F("processed_count") + processed,
+    )
+    log.warning("bounce mailbox %s cannot be read: %s", mailbox_id, error)
+
+
+def start_mailbox_test(*, mailbox: BounceMailbox, enqueue: Callable[[int], object]) -> None:
+    """Mark the mailbox as being tested and hand the test to `enqueue(mailbox_id)`: a slow server must
+    not hold a web worker."""
+    BounceMailbox.objects.filter(pk=mailbox.pk).update(
+        last_tested_at=timezone.now(), last_test_result=BounceMailbox.TESTING
+    )
+    enqueue(mailbox.pk)
+
+
+def run_mailbox_test(*, mailbox_id: int) -> mailbox_sessions.ProbeResult | None:
+    """Log in to the mailbox and open its folder; record what happened (the task's work). Returns the
+    result, or None for a mailbox deleted since."""
+    mailbox = BounceMailbox.objects.filter(pk=mailbox_id).first()
+    if mailbox is None:
+        return None
+    try:
+        result = mailbox_sessions.probe(mailbox)
+    except Exception as exc:  # noqa: BLE001 - a bug: the page says so instead of "Testing…" for ever
+        log.exception("test of bounce mailbox %s failed", mailbox_id)
+        result = mailbox_sessions.ProbeResult(False, f"error while testing: {type(exc).__name__}: {exc}")
+    _record_mailbox_test(mailbox_id=mailbox_id, result=result)
+    return result
+
+
+def mailbox_test_not_queued(*, mailbox_id: int, error: Exception) -> None:
+    """The test could not be handed to a worker: say so instead of "Testing…" for ever."""
+    _record_mailbox_test(
+        mailbox_id=mailbox_id, result=mailbox_sessions.ProbeResult(False, f"The test could not be queued: {error}")
+    )
+
+
+def _record_mailbox_test(*, mailbox_id: int, result: mailbox_sessions.ProbeResult) -> None:
+    BounceMailbox.objects.filter(pk=mailbox_id).update(
+        last_tested_at=timezone.now(), last_test_result=("OK: " if result.ok else "Failed: ") + result.message
+    )

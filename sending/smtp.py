@@ -123,19 +123,25 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def resolve_destination(host: str, port: int) -> str:
-    """Return the address to connect to, or raise SmtpDestinationError."""
+def resolve_destination(
+    host: str, port: int, *, service: str = "SMTP", allowed_ports: tuple[int, ...] | None = None
+) -> str:
+    """Return the address to connect to, or raise SmtpDestinationError.
+
+    `service` names the protocol in the errors; `allowed_ports` (SMTP_ALLOWED_PORTS by default) are
+    the ports it may use. A bounce mailbox (IMAP, POP3) goes through the same guard with its own ports."""
     host = (host or "").strip()
     if not host:
-        raise SmtpDestinationError("The SMTP host is empty.")
+        raise SmtpDestinationError(f"The {service} host is empty.")
     allow_private = settings.SMTP_ALLOW_PRIVATE_HOSTS
-    if not allow_private and port not in settings.SMTP_ALLOWED_PORTS:
-        allowed = ", ".join(str(p) for p in settings.SMTP_ALLOWED_PORTS)
-        raise SmtpDestinationError(f"Port {port} is not allowed for SMTP; use one of {allowed}.")
+    ports = settings.SMTP_ALLOWED_PORTS if allowed_ports is None else allowed_ports
+    if not allow_private and port not in ports:
+        allowed = ", ".join(str(p) for p in ports)
+        raise SmtpDestinationError(f"Port {port} is not allowed for {service}; use one of {allowed}.")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise SmtpDestinationError(f"Cannot resolve the SMTP host {host!r}: {exc.strerror or exc}.") from exc
+        raise SmtpDestinationError(f"Cannot resolve the {service} host {host!r}: {exc.strerror or exc}.") from exc
     addresses: list[str] = []
     for *_ignored, sockaddr in infos:
         if isinstance(sockaddr[0], str) and sockaddr[0] not in addresses:  # an IP address: a str
@@ -145,7 +151,7 @@ def resolve_destination(host: str, port: int) -> str:
         private = [a for a in addresses if not _is_public(a)]
         if private:
             raise SmtpDestinationError(
-                f"The SMTP host {host!r} resolves to a private, loopback or reserved address ({private[0]}); "
+                f"The {service} host {host!r} resolves to a private, loopback or reserved address ({private[0]}); "
                 "this is not allowed."
             )
     return addresses[0]

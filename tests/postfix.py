@@ -130,3 +130,32 @@ def _wait_for_port(port, timeout=15.0):
                 return
         time.sleep(0.1)
     raise RuntimeError(f"postfix is not listening on port {port}")
+
+
+# The domain of the "unknown local user" a bounce test sends to, and the VERP domain its DSN goes back to.
+UNKNOWN_USER_DOMAIN = "mx.test.example"
+BOUNCE_DOMAIN = "bounce.test.example"
+
+
+def start_bounce_postfix(*, dovecot) -> Postfix:
+    """An instance that accepts mail for anyone @UNKNOWN_USER_DOMAIN (local_recipient_maps empty: a
+    catch-all), then bounces it after queueing, since no such local user exists: the DSN goes to the
+    message's envelope sender, a VERP address @BOUNCE_DOMAIN, which virtual(8) delivers into the
+    Maildir of `dovecot`'s user (tests.dovecot), as the mail user Dovecot reads it as."""
+    uid, gid = dovecot.mail_ids()
+    return start_postfix(
+        main_cf={
+            "mydestination": UNKNOWN_USER_DOMAIN,
+            "myorigin": UNKNOWN_USER_DOMAIN,
+            "local_recipient_maps": "",
+            "alias_maps": "",
+            "alias_database": "",
+            "biff": "no",
+            "virtual_mailbox_domains": BOUNCE_DOMAIN,
+            "virtual_mailbox_base": dovecot.maildir.parent.parent,
+            # static: every address of the domain (each VERP address) into the one Maildir ("/": Maildir format).
+            "virtual_mailbox_maps": f"static:{dovecot.maildir.parent.name}/{dovecot.maildir.name}/",
+            "virtual_uid_maps": f"static:{uid}",
+            "virtual_gid_maps": f"static:{gid}",
+        }
+    )

@@ -37,6 +37,7 @@ from tests.factories import (
     SmtpAccountFactory,
     SubscriptionFormFactory,
 )
+from tests.sending.account_forms import NO_BOUNCE_MAILBOX
 from tracking.models import Event, Link
 
 pytestmark = pytest.mark.django_db
@@ -660,6 +661,7 @@ def test_smtp_test_connection_action_skips_other_owners_accounts(world, other_cl
 
 ADD_DATA = {
     "smtpaccount": {
+        **NO_BOUNCE_MAILBOX,
         "name": "Fresh Relay",
         "from_name": "Fresh",
         "from_email": "fresh@fresh.example",

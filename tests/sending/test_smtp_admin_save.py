@@ -13,6 +13,7 @@ from sending import services
 from sending.forms import SmtpAccountForm
 from sending.models import SmtpAccount
 from tests.factories import SmtpAccountFactory
+from tests.sending.account_forms import NO_BOUNCE_MAILBOX
 from tests.sending.test_smtp_presets import as_browser_sends, form_errors
 
 pytestmark = pytest.mark.django_db
@@ -66,7 +67,7 @@ def test_saving_the_form_keeps_what_the_engine_wrote_meanwhile(request, monkeypa
     url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
     page = client.get(url)
     assert page.status_code == 200
-    data = as_browser_sends(page.context["adminform"].form)
+    data = {**as_browser_sends(page.context["adminform"].form), **NO_BOUNCE_MAILBOX}
     data.update(name="Renamed", max_per_minute="20")
     if password == "new":
         data["new_password"] = "new-secret"
@@ -91,7 +92,7 @@ def test_a_preset_chosen_on_the_change_form_is_saved_with_the_engine_fields_kept
 ):
     account = SmtpAccountFactory(owner=marketer, host="smtp.old.example", port=25)
     url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
-    data = as_browser_sends(marketer_client.get(url).context["adminform"].form)
+    data = {**as_browser_sends(marketer_client.get(url).context["adminform"].form), **NO_BOUNCE_MAILBOX}
     data["preset"] = "gmail"
     written = the_engine_writes_while_the_form_is_checked(monkeypatch, account.pk)
 

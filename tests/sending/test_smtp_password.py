@@ -14,6 +14,7 @@ from django.urls import reverse
 from sending import crypto
 from sending.models import SmtpAccount
 from tests.factories import SmtpAccountFactory
+from tests.sending.account_forms import NO_BOUNCE_MAILBOX
 
 SECRET = "s3cret-Pässword!<&>\"'"
 
@@ -98,6 +99,7 @@ def form_data(account, **overrides):
         "max_per_hour": account.max_per_hour,
         "max_per_day": account.max_per_day,
         "batch_size": account.batch_size,
+        **NO_BOUNCE_MAILBOX,
     }
     data.update(overrides)
     return data

@@ -11,6 +11,7 @@ from django.urls import reverse
 from sending.models import SmtpAccount
 from sending.presets import PRESET_FIELDS, PRESETS
 from tests.factories import SmtpAccountFactory
+from tests.sending.account_forms import NO_BOUNCE_MAILBOX
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def as_browser_sends(form):
 def add_form_data(client, **typed):
     page = client.get(ADD_URL)
     assert page.status_code == 200
-    data = as_browser_sends(page.context["adminform"].form)
+    data = {**as_browser_sends(page.context["adminform"].form), **NO_BOUNCE_MAILBOX}
     data.update({"name": "Main relay", "from_email": "news@alice.example", "from_name": "Alice Ltd"})
     data.update({k: str(v) for k, v in typed.items()})
     return data
@@ -170,7 +171,7 @@ def test_a_preset_on_the_change_form_updates_server_and_limits_and_keeps_the_pas
     )
     url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
     page = marketer_client.get(url)
-    data = as_browser_sends(page.context["adminform"].form)
+    data = {**as_browser_sends(page.context["adminform"].form), **NO_BOUNCE_MAILBOX}
     data["preset"] = "microsoft_365"
 
     response = marketer_client.post(url, data)
