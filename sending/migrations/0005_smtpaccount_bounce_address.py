@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sending', '0003_smtpaccount_custom_headers'),
+        ('sending', '0004_bounce_mailbox'),
     ]
 
     operations = [
