@@ -232,7 +232,7 @@ class EmailAdmin(ReadOnlyAdminMixin, OwnedModelAdmin):
         "first_opened_at",
         "click_count",
     )
-    list_filter = ("status", "failure_class", "campaign")
+    list_filter = ("status", "failure_class", "bounce_kind", "campaign")
     list_select_related = ("campaign",)
     search_fields = ("to_email",)
     show_full_result_count = False

@@ -37,6 +37,7 @@ from accounts.models import User
 from campaigns import html_hygiene, personalize
 from campaigns.models import Campaign
 from sending import headers as custom_headers
+from sending import verp
 from sending.addresses import sender_domain, transport_address
 from sending.models import SmtpAccount
 from tracking import services as tracking_services
@@ -397,7 +398,8 @@ class Recipient(Protocol):
 
 
 def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tuple[str, bytes]:
-    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP.
+    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP; the envelope sender is
+    the account's VERP address for this Email when it has a bounce address (sending.verp).
 
     `email` is an Email or the sender's lighter BatchRow: pk, to_email, to_name, message_id
     and contact_attributes are what is read."""
@@ -426,7 +428,15 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
         campaign_headers=campaign_header_lines(campaign=campaign, account=account),
     )
-    return transport_address(account.from_email), raw
+    return envelope_sender(account=account, email_id=email.pk), raw
+
+
+def envelope_sender(*, account: SmtpAccount, email_id: int) -> str:
+    """MAIL FROM of a campaign message: its VERP address (sending.verp) when the account has a bounce
+    address, else the from address. An account without one runs no VERP code."""
+    if account.bounce_address:
+        return transport_address(verp.address(bounce_address=account.bounce_address, email_id=email_id))
+    return transport_address(account.from_email)
 
 
 def build_test(

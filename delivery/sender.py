@@ -507,7 +507,8 @@ class _BatchRun:
             return None
         if (self.slots[0] - self.clock()).total_seconds() > ahead:
             return None
-        envelope = (self.account.from_email, self.emails[index + 1].to_email)
+        following = self.emails[index + 1]
+        envelope = (message.envelope_sender(account=self.account, email_id=following.pk), following.to_email)
         return envelope if self.smtp.pipelines(*envelope) else None
 
     def _record(self, email: BatchRow, index: int, code: int, text: str, possible_duplicate: bool = False) -> bool:

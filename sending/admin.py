@@ -97,7 +97,10 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     change_list_template = "admin/sending/smtpaccount/change_list.html"
     change_form_template = "admin/sending/smtpaccount/change_form.html"
     fieldsets = (
-        (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to", "custom_headers")}),
+        (
+            None,
+            {"fields": ("owner", "name", "from_name", "from_email", "reply_to", "bounce_address", "custom_headers")},
+        ),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
         ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size", "sending_rate")}),
         (

@@ -7,6 +7,7 @@ from django.utils import timezone
 from accounts.validators import validate_no_header_breaks
 from sending import crypto
 from sending.headers import validate_custom_headers
+from sending.verp import validate_bounce_address
 
 
 class SmtpAccount(models.Model):
@@ -33,6 +34,18 @@ class SmtpAccount(models.Model):
     from_email = models.EmailField(validators=[validate_no_header_breaks])
     from_name = models.CharField(max_length=200, blank=True, validators=[validate_no_header_breaks])
     reply_to = models.EmailField(blank=True, validators=[validate_no_header_breaks])
+    # Blank: campaign messages go out with from_email as envelope sender. Set: with a VERP address
+    # on this one (sending.verp), whose mailbox the bounce reader empties.
+    bounce_address = models.EmailField(
+        blank=True,
+        default="",
+        db_default="",  # rows written by code that predates the column (older migrations' models) get blank
+        validators=[validate_no_header_breaks, validate_bounce_address],
+        help_text=(
+            "Where delivery reports go (for example bounces@mail.example.com). Each campaign message's "
+            "envelope sender becomes bounces+token@…, so a late bounce names its email. Blank: off."
+        ),
+    )
     custom_headers = models.TextField(
         "headers",
         blank=True,

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from tracking.models import Event
 
-APPS = ("accounts", "sending", "contacts", "campaigns", "tracking", "delivery", "reporting", "privacy")
+APPS = ("accounts", "sending", "contacts", "campaigns", "tracking", "bounces", "delivery", "reporting", "privacy")
 # A ratchet, not the goal: today's path runs through 23 modules with 15 app crossings (the goal is 10
 # and 2; docs/architecture.md, "Map of the code"). The bounds leave room for a lease renewal or a
 # continuation on a slow machine; lower them as the path gets shorter, never raise them.
