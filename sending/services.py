@@ -8,14 +8,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from sending import crypto, smtp
+from sending import crypto, esp_webhooks, smtp
 from sending.models import SmtpAccount
 
 log = logging.getLogger(__name__)
 
 
 def rotate_encryption_keys() -> int:
-    """Re-encrypt every stored secret with the newest key; returns the number of rows rewritten."""
+    """Re-encrypt every stored secret (SMTP passwords, ESP webhooks' secrets) with the newest key;
+    returns the number of rows rewritten."""
     rotated = 0
     with transaction.atomic():
         for account in SmtpAccount.objects.select_for_update().exclude(password="").only("pk", "password"):
@@ -25,6 +26,7 @@ def rotate_encryption_keys() -> int:
                 raise crypto.DecryptionError(f"SMTP account {account.pk}: {exc}") from exc
             SmtpAccount.objects.filter(pk=account.pk).update(password=new_token)
             rotated += 1
+        rotated += esp_webhooks.rotate_secrets()
     return rotated
 
 
