@@ -33,6 +33,7 @@ from django.utils.html import linebreaks
 from accounts.models import User
 from campaigns import html_hygiene, personalize
 from campaigns.models import Campaign
+from sending import esp
 from sending.addresses import transport_address
 from sending.models import SmtpAccount
 from tracking import services as tracking_services
@@ -305,6 +306,9 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         message_id=email.message_id or new_message_id(),
         list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
     )
+    if account.esp:
+        # The ESP echoes this header's Email id in its webhook events (bounces.esp reads it back).
+        raw = esp.metadata_headers(account.esp, email.pk) + raw
     return transport_address(account.from_email), raw
 
 
