@@ -9,6 +9,7 @@ sets them up, is here too; the receiving side is bounces.esp.
 import json
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import serialization
 from django.db import models
 
 
@@ -131,6 +132,21 @@ PROFILES: dict[str, EspProfile] = {
 
 def profile(esp: str) -> EspProfile:
     return PROFILES[esp]
+
+
+def signing_key_problem(esp: str, key: str) -> str | None:
+    """Why `key` cannot be `esp`'s signing key, or None. A public key (SendGrid's, Postal's) must load."""
+    if not esp:
+        return "Choose the ESP first: the key is for its webhooks."
+    if not PROFILES[esp].signing_key_label:
+        return f"{Esp(esp).label} does not sign its webhooks: the URL's basic auth is what protects them."
+    if esp in (Esp.SENDGRID, Esp.POSTAL):
+        body = "".join(line.strip() for line in key.strip().splitlines() if not line.startswith("-----"))
+        try:
+            serialization.load_pem_public_key(f"-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----".encode())
+        except ValueError:
+            return "This is not a public key: paste the key the ESP shows, with or without its BEGIN/END lines."
+    return None
 
 
 def metadata_headers(esp: str, email_id: int) -> bytes:

@@ -41,6 +41,15 @@ def ensure_webhook(*, account: SmtpAccount) -> EspWebhook | None:
     return webhook
 
 
+def configure(*, account: SmtpAccount, signing_key: str | None) -> EspWebhook | None:
+    """After the account's form is saved: its webhook made if it names an ESP now, and the signing key
+    stored when one was typed ("" removes it; None keeps it)."""
+    webhook = ensure_webhook(account=account)
+    if webhook is not None and signing_key is not None:
+        set_signing_key(account=account, signing_key=signing_key)
+    return webhook
+
+
 def regenerate(*, account: SmtpAccount) -> EspWebhook | None:
     """A new URL token and basic-auth secret: the old URL stops working at once."""
     webhook = ensure_webhook(account=account)

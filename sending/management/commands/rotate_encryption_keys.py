@@ -8,7 +8,8 @@ from sending import crypto, services
 class Command(BaseCommand):
     help = (
         "Re-encrypt every stored SMTP password and ESP webhook secret with the newest key "
-        "(the first of FIELD_ENCRYPTION_KEYS). Put the new key first, keep the old ones after it, run this, then drop the old keys."
+        "(the first of FIELD_ENCRYPTION_KEYS). Put the new key first, keep the old ones after it, run this, "
+        "then drop the old keys."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
