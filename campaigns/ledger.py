@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
-from django.db.models import Exists, F, Min, OuterRef, QuerySet
+from django.db.models import Exists, F, Min, OuterRef, Q, QuerySet
 from psycopg import Connection, pq
 
 from campaigns import lease
@@ -799,3 +799,28 @@ def retry_failed(*, campaign_id: int, now: datetime, email_ids: list[int] | None
     if email_ids is not None:
         rows = rows.filter(id__in=email_ids)
     return rows.update(status=S.PENDING, attempts=0, failure_class="", next_attempt_at=None, updated_at=now)
+
+
+# --- what a delivery report said after the 250 --------------------------------
+
+
+def record_bounce(*, email_id: int, kind: str, status: str, text: str, now: datetime) -> bool:
+    """A later bounce of a sent email, from a delivery report; True when it changed the row.
+
+    The row stays sent (the server did accept the message): the report is recorded beside it. The
+    same report read twice changes nothing; a hard bounce replaces an earlier soft one, never the
+    reverse."""
+    if kind not in (Email.BounceKind.HARD, Email.BounceKind.SOFT):
+        raise ValueError(f"{kind!r} is not a bounce kind")
+    not_recorded = Q(bounced_at__isnull=True)
+    if kind == Email.BounceKind.HARD:
+        not_recorded |= Q(bounce_kind=Email.BounceKind.SOFT)
+    updated = Email.objects.filter(not_recorded, pk=email_id, status=S.SENT).update(
+        bounced_at=now, bounce_kind=kind, bounce_status=status[:32], bounce_text=text, updated_at=now
+    )
+    return bool(updated)
+
+
+def record_complaint(*, email_id: int, now: datetime) -> bool:
+    """A recipient's complaint (an ARF report) about an email; the first one counts, True when recorded."""
+    return bool(Email.objects.filter(pk=email_id, complained_at__isnull=True).update(complained_at=now, updated_at=now))

@@ -194,6 +194,11 @@ class Email(models.Model):
         UNKNOWN = "unknown", "Unknown"
         ERROR = "error", "Error while sending"
 
+    class BounceKind(models.TextChoices):
+        NONE = "", "—"
+        HARD = "hard", "Hard bounce"
+        SOFT = "soft", "Soft bounce"
+
     FINAL_STATUSES = (Status.SENT, Status.FAILED, Status.CANCELLED)
 
     # No index of its own: (campaign, to_email) and (campaign, id) lead with it already.
@@ -217,6 +222,14 @@ class Email(models.Model):
     first_clicked_at = models.DateTimeField(null=True, blank=True)
     click_count = models.PositiveIntegerField(default=0)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # What a delivery report said after the server's 250 (bounces.services): the row stays sent,
+    # these record the report. A hard bounce replaces a soft one; nothing else is overwritten.
+    # (Defaults in the database too: the ledger's INSERT ... SELECT names only the columns it fills.)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    bounce_kind = models.CharField(max_length=10, choices=BounceKind.choices, blank=True, default="", db_default="")
+    bounce_status = models.CharField(max_length=32, blank=True, default="", db_default="")  # a DSN's Status: 5.1.1
+    bounce_text = models.TextField(blank=True, default="", db_default="")  # its Diagnostic-Code, or the report's words
+    complained_at = models.DateTimeField(null=True, blank=True)  # an ARF (spam) complaint
     # An earlier attempt may have been delivered (the connection dropped after DATA, or the row was
     # taken back from a worker that had begun sending it): a send of this row may be a second copy.
     possible_duplicate = models.BooleanField(default=False)
@@ -263,6 +276,18 @@ class Email(models.Model):
             ),
             # The analytics page's count of possible duplicates: few rows, read every poll.
             models.Index(fields=["campaign"], condition=Q(possible_duplicate=True), name="email_possible_duplicate"),
+            # Later bounces and complaints per campaign (reporting): few rows, each entering at its report.
+            models.Index(
+                fields=["campaign"],
+                condition=Q(bounced_at__isnull=False) | Q(complained_at__isnull=False),
+                name="email_late_report",
+            ),
+            # A contact's soft bounces of the last days (bounces.services' threshold).
+            models.Index(
+                fields=["contact", "bounced_at"],
+                condition=Q(bounce_kind="soft"),
+                name="email_contact_soft_bounce",
+            ),
         ]
 
     def __str__(self):

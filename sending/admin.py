@@ -52,7 +52,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     actions = ["test_connection", "resume_sending", "forget_learned_rate", "regenerate_esp_webhook"]
     change_list_template = "admin/sending/smtpaccount/change_list.html"
     fieldsets = (
-        (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to")}),
+        (None, {"fields": ("owner", "name", "from_name", "from_email", "reply_to", "bounce_address")}),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
         ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size", "sending_rate")}),
         (

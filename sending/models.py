@@ -6,6 +6,7 @@ from django.utils import timezone
 from accounts.validators import validate_no_header_breaks
 from sending import crypto
 from sending.esp import Esp
+from sending.verp import validate_bounce_address
 
 
 class SmtpAccount(models.Model):
@@ -28,6 +29,16 @@ class SmtpAccount(models.Model):
     from_email = models.EmailField(validators=[validate_no_header_breaks])
     from_name = models.CharField(max_length=200, blank=True, validators=[validate_no_header_breaks])
     reply_to = models.EmailField(blank=True, validators=[validate_no_header_breaks])
+    # Blank: campaign messages go out with from_email as envelope sender. Set: with a VERP address
+    # on this one (sending.verp), whose mailbox the bounce reader empties.
+    bounce_address = models.EmailField(
+        blank=True,
+        validators=[validate_no_header_breaks, validate_bounce_address],
+        help_text=(
+            "Where delivery reports go (for example bounces@mail.example.com). Each campaign message's "
+            "envelope sender becomes bounces+token@…, so a late bounce names its email. Blank: off."
+        ),
+    )
     # Conservative defaults: 15 a minute is one message every 4 seconds.
     max_per_minute = models.PositiveIntegerField(default=15, validators=[MinValueValidator(1)])
     max_per_hour = models.PositiveIntegerField(default=500, validators=[MinValueValidator(1)])

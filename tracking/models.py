@@ -26,6 +26,9 @@ class Event(models.Model):
         OPEN = "open", "Open"
         CLICK = "click", "Click"
         UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+        # From a delivery report read in the bounce mailbox (bounces.services), after the server's 250.
+        BOUNCE = "bounce", "Bounce"
+        COMPLAINT = "complaint", "Complaint"
 
     owner_path = "campaign__owner"
 

@@ -6,7 +6,8 @@ Semantics of the counters on campaigns.Email:
   (Apple MPP, an image proxy, a scanner, or an open within seconds of sending).
 - first_clicked_at / click_count: clicks by a reader; a reader's click counts as
   the first open when none was recorded.
-Every open, click and unsubscribe is also an Event (is_machine set), never with an IP address.
+Every open, click and unsubscribe is also an Event (is_machine set), never with an IP address; so
+is a later bounce or complaint (record_report_event).
 An open or click repeated within TRACKING_REPEAT_SECONDS (the same email, and link for a click,
 and the same kind of opener: reader or machine) records nothing: no Event, no counter.
 """
@@ -216,6 +217,14 @@ def unsubscribe(*, email_id: int, user_agent: str | None, now: datetime) -> Reci
         if email.contact_id is not None:
             contacts.suppress(contact_ids=[email.contact_id], status=Contact.Status.UNSUBSCRIBED, now=now)
     return Recipient(email_id=email_id, organization=organization_of(email.campaign), already_unsubscribed=True)
+
+
+def record_report_event(*, email_id: int, campaign_id: int, kind: str) -> None:
+    """The Event of a bounce or complaint a delivery report brought (bounces.services calls it once per
+    report it recorded on the Email row), for the activity feeds."""
+    if kind not in (Event.Kind.BOUNCE, Event.Kind.COMPLAINT):
+        raise ValueError(f"{kind!r} is not a delivery report's event")
+    Event.objects.create(email_id=email_id, campaign_id=campaign_id, kind=kind)
 
 
 def store_links(*, campaign_id: int, urls: Iterable[str]) -> dict[str, int]:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sending', '0001_initial'),
+        ('sending', '0002_smtpaccount_bounce_address'),
     ]
 
     operations = [
