@@ -14,9 +14,11 @@ import base64
 import binascii
 import json
 import logging
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -38,10 +40,12 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
 from accounts import rate_limits
-from bounces import sns
+from bounces import parsing, services, sns
+from bounces.selectors import ReportedEmail
+from campaigns.models import Email
 from sending import esp_webhooks
 from sending.esp import Esp, profile
-from sending.models import EspWebhook
+from sending.models import EspWebhook, SmtpAccount
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,66 @@ class EspEvent:
     recipient: str  # lower-cased; "" when the event names none
     email_id: int | None  # from our metadata header, echoed by the ESP
     description: str = ""  # the ESP's or the receiving server's words
+
+
+# --- applying events --------------------------------------------------------------------------
+
+# Which report of the bounce loop each event is; deliveries and the rest are only counted.
+_REPORT_KINDS = {
+    Kind.HARD_BOUNCE: parsing.Kind.HARD,
+    Kind.SOFT_BOUNCE: parsing.Kind.SOFT,
+    Kind.COMPLAINT: parsing.Kind.COMPLAINT,
+    Kind.UNSUBSCRIBE: parsing.Kind.UNSUBSCRIBE,
+}
+_ENHANCED_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
+
+
+def apply_events(*, webhook: EspWebhook, events: list[EspEvent], now: datetime) -> list[services.Outcome]:
+    """Do what each event reports to the email it names, within the webhook's account; count the post.
+    The bounce loop's conditional writes make an event applied twice change nothing."""
+    account = webhook.account
+    outcomes = []
+    for event in events:
+        report_kind = _REPORT_KINDS.get(event.kind)
+        if report_kind is None:
+            continue
+        email = _reported_email(account, event)
+        if email is None:
+            log.info("ESP webhook of account %s: a %s names no email of the account", account.pk, event.kind)
+            continue
+        report = parsing.Report(
+            kind=report_kind,
+            recipients=(event.recipient,) if event.recipient else (),
+            email_id=email.id,
+            status=_status_in(event.description),
+            text=event.description or str(event.kind),
+        )
+        outcomes.append(services.apply_report(email=email, report=report, source=_source(account), now=now))
+    esp_webhooks.note_events(webhook_id=webhook.pk, count=len(events), now=now)
+    return outcomes
+
+
+def _reported_email(account: SmtpAccount, event: EspEvent) -> ReportedEmail | None:
+    """The email the event names: by the id it echoes, else the latest this account sent to its
+    recipient; only ever one of this account's campaigns and of its owner."""
+    rows = Email.objects.filter(campaign__smtp_account_id=account.pk, campaign__owner_id=account.owner_id)
+    if event.email_id is not None:
+        rows = rows.filter(pk=event.email_id)
+    elif event.recipient:
+        rows = rows.filter(to_email=event.recipient, status=Email.Status.SENT).order_by("-sent_at", "-pk")
+    else:
+        return None
+    row = rows.values_list("id", "campaign_id", "contact_id", "unsubscribed_at").first()
+    return ReportedEmail(*row) if row else None
+
+
+def _status_in(description: str) -> str:
+    match = _ENHANCED_STATUS.search(description)
+    return match.group(1) if match else ""
+
+
+def _source(account: SmtpAccount) -> str:
+    return f"{account.get_esp_display()} webhook"
 
 
 # --- the endpoint's guards ---------------------------------------------------------------------
@@ -134,7 +198,7 @@ def _basic_auth(request: HttpRequest) -> str | None:
 # --- the ESPs anymail reads -------------------------------------------------------------------
 
 
-class _Collecting(AnymailCoreWebhookView):
+class _Collecting(AnymailCoreWebhookView):  # type: ignore[misc]  # anymail ships no type hints
     """An anymail view whose post() keeps the events it parsed, for our service, instead of sending
     anymail's global tracking signal."""
 
