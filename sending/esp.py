@@ -41,7 +41,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="",
         signing_key_required=False,
         setup_steps=(
-            "In Amazon SNS, create a topic and an HTTPS subscription to the URL below; it is confirmed here at once.",
+            "In Amazon SNS, create a topic and an HTTPS subscription to the webhook URL; it is confirmed here at once.",
             "In Amazon SES, Configuration: Identities, your sending domain, Notifications: set the Bounce, "
             "Complaint and Delivery feedback to that topic, with 'Include original email headers' on.",
         ),
@@ -50,7 +50,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="Signed Event Webhook verification key",
         signing_key_required=False,
         setup_steps=(
-            "In SendGrid, Settings: Mail Settings: Event Webhooks: create a webhook with the URL below.",
+            "In SendGrid, Settings: Mail Settings: Event Webhooks: create a webhook with the webhook URL.",
             "Tick Bounced, Dropped, Spam Reports, Unsubscribes and Delivered.",
             "Turn on Signed Event Webhook and paste its verification key here (without the BEGIN/END lines).",
         ),
@@ -59,7 +59,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="HTTP webhook signing key",
         signing_key_required=True,
         setup_steps=(
-            "In Mailgun, Sending: Webhooks: add the URL below for Permanent Failure, Temporary Failure, "
+            "In Mailgun, Sending: Webhooks: add the webhook URL for Permanent Failure, Temporary Failure, "
             "Spam Complaints, Unsubscribes and Delivered Messages.",
             "Paste the 'HTTP webhook signing key' shown on that page here.",
         ),
@@ -68,7 +68,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="",
         signing_key_required=False,
         setup_steps=(
-            "In Postmark, your server, the message stream you send through: Webhooks: Add webhook with the URL below.",
+            "In Postmark, your server, the message stream you send through: Webhooks: Add webhook with the webhook URL.",
             "Tick Bounce, Spam Complaint, Subscription Change and Delivery.",
         ),
     ),
@@ -76,7 +76,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="",
         signing_key_required=False,
         setup_steps=(
-            "In Brevo, Transactional: Settings: Webhook: add a new webhook with the URL below.",
+            "In Brevo, Transactional: Settings: Webhook: add a new webhook with the webhook URL.",
             "Tick Hard bounced, Soft bounced, Blocked, Complaint, Unsubscribed and Delivered.",
         ),
     ),
@@ -84,7 +84,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="",
         signing_key_required=False,
         setup_steps=(
-            "In Mailjet, Account settings: Event notifications (webhooks): set the URL below for "
+            "In Mailjet, Account settings: Event notifications (webhooks): set the webhook URL for "
             "Bounce, Blocked, Spam, Unsub and Sent.",
         ),
     ),
@@ -92,7 +92,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="",
         signing_key_required=False,
         setup_steps=(
-            "In SparkPost, Configuration: Webhooks: New webhook with the URL below "
+            "In SparkPost, Configuration: Webhooks: New webhook with the webhook URL "
             "(Authentication: Basic Auth is already in the URL).",
             "Events: Bounce, Out of Band, Policy Rejection, Spam Complaint, List Unsubscribe, "
             "Link Unsubscribe and Delivery.",
@@ -102,7 +102,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="Webhook key",
         signing_key_required=True,
         setup_steps=(
-            "In Mandrill, Settings: Webhooks: Add a webhook with the URL below, exactly as shown.",
+            "In Mandrill, Settings: Webhooks: Add a webhook with the webhook URL, exactly as shown.",
             "Tick Message Is Bounced, Message Is Soft-Bounced, Message Is Rejected, Message Is Marked As Spam, "
             "Message Recipient Unsubscribes and Message Is Sent.",
             "Paste the webhook's key here.",
@@ -112,7 +112,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="Webhook public key",
         signing_key_required=True,
         setup_steps=(
-            "In Postal, your mail server: Webhooks: Add webhook with the URL below, for MessageDeliveryFailed, "
+            "In Postal, your mail server: Webhooks: Add webhook with the webhook URL, for MessageDeliveryFailed, "
             "MessageBounced and MessageSent.",
             "Paste the server's signing public key here (the text between the BEGIN/END lines).",
         ),
@@ -121,7 +121,7 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="Signing secret",
         signing_key_required=True,
         setup_steps=(
-            "In MailerSend, Domains: your domain: Webhooks: add an endpoint with the URL below.",
+            "In MailerSend, Domains: your domain: Webhooks: add an endpoint with the webhook URL.",
             "Tick activity.hard_bounced, activity.soft_bounced, activity.spam_complaint, "
             "activity.unsubscribed and activity.delivered.",
             "Paste the webhook's signing secret here.",
