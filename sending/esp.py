@@ -68,7 +68,8 @@ PROFILES: dict[str, EspProfile] = {
         signing_key_label="",
         signing_key_required=False,
         setup_steps=(
-            "In Postmark, your server, the message stream you send through: Webhooks: Add webhook with the webhook URL.",
+            "In Postmark, your server, the message stream you send through: Webhooks: Add webhook "
+            "with the webhook URL.",
             "Tick Bounce, Spam Complaint, Subscription Change and Delivery.",
         ),
     ),
