@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
+
 from bounces.parsing import Report
 from campaigns.models import Email
 from contacts.models import Contact
@@ -35,3 +37,53 @@ def reported_email(*, owner_id: int, report: Report) -> ReportedEmail | None:
 
 def soft_bounces_since(*, contact_id: int, since: datetime) -> int:
     return Email.objects.filter(contact_id=contact_id, bounce_kind=Email.BounceKind.SOFT, bounced_at__gte=since).count()
+
+
+CONTACT_HISTORY_ROWS = 10
+
+
+@dataclass(frozen=True)
+class DeliveryProblem:
+    """One email of a contact that did not reach it: refused during the SMTP dialogue, or reported later."""
+
+    at: datetime
+    campaign: str
+    what: str  # "refused when sent", "hard bounce", "soft bounce", "complaint"
+    detail: str  # the server's answer, the report's status and text
+
+
+def contact_delivery_problems(*, contact: Contact, limit: int = CONTACT_HISTORY_ROWS) -> list[DeliveryProblem]:
+    """A contact's latest bounces (the SMTP server's refusals and the later reports) and complaints in
+    its owner's campaigns, newest first, from its own emails (the contact index)."""
+    rows = (
+        Email.objects.filter(contact_id=contact.pk, campaign__owner_id=contact.owner_id)
+        .filter(
+            Q(status=Email.Status.FAILED, failure_class=Email.FailureClass.BOUNCED)
+            | Q(bounced_at__isnull=False)
+            | Q(complained_at__isnull=False)
+        )
+        .order_by("-updated_at")
+        .values_list(
+            "campaign__name",
+            "status",
+            "updated_at",
+            "smtp_code",
+            "smtp_response",
+            "bounced_at",
+            "bounce_kind",
+            "bounce_status",
+            "bounce_text",
+            "complained_at",
+        )[:limit]
+    )
+    problems = []
+    for campaign, status, updated_at, code, response, bounced_at, kind, bounce_status, text, complained_at in rows:
+        if status == Email.Status.FAILED:
+            answer = f"{code} {response}".strip() if code and not response.startswith(str(code)) else response
+            problems.append(DeliveryProblem(updated_at, campaign, "refused when sent", answer))
+        if bounced_at is not None:
+            detail = ": ".join(p for p in (bounce_status, text) if p)
+            problems.append(DeliveryProblem(bounced_at, campaign, f"{kind} bounce after delivery", detail))
+        if complained_at is not None:
+            problems.append(DeliveryProblem(complained_at, campaign, "complaint (spam report)", ""))
+    return sorted(problems, key=lambda p: p.at, reverse=True)[:limit]

@@ -28,6 +28,12 @@ class CampaignResultResource(resources.Resource):
     unsubscribed_at = fields.Field(column_name="unsubscribed_at")
     # The recipient may have this message twice (see Email.possible_duplicate).
     possible_duplicate = fields.Field(column_name="possible_duplicate", attribute="possible_duplicate")
+    # What a delivery report said after the server's 250 (bounces.services).
+    bounced_at = fields.Field(column_name="bounced_at")
+    bounce_kind = fields.Field(column_name="bounce_kind", attribute="bounce_kind")
+    bounce_status = fields.Field(column_name="bounce_status", attribute="bounce_status")
+    bounce_text = fields.Field(column_name="bounce_text", attribute="bounce_text")
+    complained_at = fields.Field(column_name="complained_at")
 
     class Meta:
         fields = (
@@ -45,7 +51,18 @@ class CampaignResultResource(resources.Resource):
             "click_count",
             "unsubscribed_at",
             "possible_duplicate",
+            "bounced_at",
+            "bounce_kind",
+            "bounce_status",
+            "bounce_text",
+            "complained_at",
         )
+
+    def dehydrate_bounced_at(self, email):
+        return iso(email.bounced_at)
+
+    def dehydrate_complained_at(self, email):
+        return iso(email.complained_at)
 
     def dehydrate_sent_at(self, email):
         return iso(email.sent_at)
@@ -89,6 +106,11 @@ class CampaignResultResource(resources.Resource):
                 "click_count",
                 "unsubscribed_at",
                 "possible_duplicate",
+                "bounced_at",
+                "bounce_kind",
+                "bounce_status",
+                "bounce_text",
+                "complained_at",
             )
         )
         return [
@@ -107,6 +129,11 @@ class CampaignResultResource(resources.Resource):
                 "click_count": e["click_count"],
                 "unsubscribed_at": iso(e["unsubscribed_at"]) or None,
                 "possible_duplicate": e["possible_duplicate"],
+                "bounced_at": iso(e["bounced_at"]) or None,
+                "bounce_kind": e["bounce_kind"],
+                "bounce_status": e["bounce_status"],
+                "bounce_text": e["bounce_text"],
+                "complained_at": iso(e["complained_at"]) or None,
             }
             for e in emails
         ]

@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.db.models import Count, Prefetch, Q
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user
+from bounces import selectors as bounce_selectors
 from contacts import admin_actions, export_actions, exports
 from contacts.forms import SubscriptionFormAdminForm
 from contacts.imports import jobs
@@ -31,6 +32,7 @@ class ContactAdmin(OwnedModelAdmin):
         "consent_ip_hash",
         "created_at",
         "updated_at",
+        "delivery_problems",
     )
 
     def get_queryset(self, request):
@@ -42,6 +44,29 @@ class ContactAdmin(OwnedModelAdmin):
     @admin.display(description="Lists")
     def list_names(self, obj):
         return ", ".join(contact_list.name for contact_list in obj.lists.all())
+
+    @admin.display(description="Bounces and complaints")
+    def delivery_problems(self, obj):
+        """Its latest bounces, refused by the SMTP server or reported after the 250, and its complaints."""
+        problems = bounce_selectors.contact_delivery_problems(contact=obj) if obj.pk else []
+        if not problems:
+            return "None."
+        return format_html(
+            '<ul class="delivery-problems">{}</ul>',
+            format_html_join(
+                "",
+                "<li>{} · {} · {}{}</li>",
+                (
+                    (
+                        timezone.localtime(p.at).strftime("%d %b %Y %H:%M"),
+                        p.campaign,
+                        p.what,
+                        f": {p.detail}" if p.detail else "",
+                    )
+                    for p in problems
+                ),
+            ),
+        )
 
     def save_model(self, request, obj, form, change):
         if not change:

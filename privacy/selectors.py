@@ -56,6 +56,11 @@ def _email_dict(email):
         "first_clicked_at": _iso(email.first_clicked_at),
         "click_count": email.click_count,
         "unsubscribed_at": _iso(email.unsubscribed_at),
+        "bounced_at": _iso(email.bounced_at),
+        "bounce_kind": email.bounce_kind,
+        "bounce_status": email.bounce_status,
+        "bounce_text": email.bounce_text,
+        "complained_at": _iso(email.complained_at),
     }
 
 

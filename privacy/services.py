@@ -72,6 +72,7 @@ def erase_contact(*, contact: Contact, now=None) -> Erasure:
             to_name="",
             contact=None,
             smtp_response="",
+            bounce_text="",  # a report's diagnostic names the address too
         )
         _scrub_import_jobs(owner_id=contact.owner_id, address=contact.email)
         contact.delete()

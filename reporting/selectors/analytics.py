@@ -4,7 +4,7 @@ The caller passes a campaign it already reached through the owner-scoped queryse
 (`campaign_for`), so another owner's campaign never gets this far (404).
 """
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404
 from django.utils import timezone
 
@@ -69,6 +69,21 @@ def campaign_figures(*, campaign: Campaign) -> dict[str, int]:
     return c
 
 
+LATE_REPORT_FIGURES = ("bounced_hard", "bounced_soft", "complained")
+# The Email rows a delivery report was recorded on: the partial index email_late_report holds them.
+LATE_REPORTED = Q(bounced_at__isnull=False) | Q(complained_at__isnull=False)
+
+
+def late_report_figures(*, campaign: Campaign) -> dict[str, int]:
+    """Bounces and complaints that delivery reports brought after the server's 250 (bounces.services):
+    counted from the campaign's few reported rows, in one statement."""
+    return Email.objects.filter(LATE_REPORTED, campaign=campaign).aggregate(
+        bounced_hard=Count("id", filter=Q(bounce_kind=Email.BounceKind.HARD)),
+        bounced_soft=Count("id", filter=Q(bounce_kind=Email.BounceKind.SOFT)),
+        complained=Count("id", filter=Q(complained_at__isnull=False)),
+    )
+
+
 def possible_duplicates(*, campaign: Campaign) -> int:
     """The campaign's rows that may have reached their recipient twice (Email.possible_duplicate),
     counted from their own small index."""
@@ -76,7 +91,8 @@ def possible_duplicates(*, campaign: Campaign) -> int:
 
 
 def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
-    c = campaign_figures(campaign=campaign)
+    c = campaign_figures(campaign=campaign) | late_report_figures(campaign=campaign)
+    c["bounced_later"] = c["bounced_hard"] + c["bounced_soft"]
     preparing = _preparing(campaign)
     # Recipients still to be written count as still to send: the bar and its estimate are of the whole
     # audience, not of the part written so far ("0 of 1,200 done" beside "1,200 of 1,000,000").
@@ -126,6 +142,10 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
             "opened": c["opened"],
             "clicked": c["clicked"],
             "unsubscribed": c["unsubscribed"],
+            "bounced_later": c["bounced_later"],
+            "bounced_hard": c["bounced_hard"],
+            "bounced_soft": c["bounced_soft"],
+            "complained": c["complained"],
         },
         "bars": delivery_bars(c),
         "rates": {
@@ -135,6 +155,10 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
             "unsubscribe_rate": rate(c["unsubscribed"], c["sent"]),
             "machine_opens": c["machine_only"],
             "machine_open_rate": rate(c["machine_only"], c["sent"]),
+            "bounced_later": c["bounced_later"],
+            "bounced_later_rate": rate(c["bounced_later"], c["sent"]),
+            "complained": c["complained"],
+            "complaint_rate": rate(c["complained"], c["sent"]),
         },
         "preparing": preparing,
         "progress": {
@@ -172,6 +196,8 @@ BARS = (
     ("opened", "Opened", "sent"),
     ("clicked", "Clicked", "sent"),
     ("unsubscribed", "Unsubscribed", "sent"),
+    ("bounced_later", "Bounced after the 250", "sent"),
+    ("complained", "Complained (spam reports)", "sent"),
 )
 BASE_LABELS = {"total": "of all recipients", "sent": "of sent"}
 
@@ -218,6 +244,10 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
         "machine_open",
         "click_count",
         "unsubscribed_at",
+        "bounce_kind",
+        "bounce_status",
+        "bounce_text",
+        "complained_at",
     )[start : start + RECIPIENTS_PER_PAGE]
     labels = dict(S.choices)
     return {
@@ -237,6 +267,12 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
                 "opened": r["first_opened_at"] is not None,
                 "machine_open": r["machine_open"],
                 "clicks": r["click_count"],
+                "late_report": late_report(
+                    bounce_kind=r["bounce_kind"],
+                    bounce_status=r["bounce_status"],
+                    bounce_text=r["bounce_text"],
+                    complained=r["complained_at"] is not None,
+                ),
                 "unsubscribed": r["unsubscribed_at"] is not None,
                 "unsubscribed_display": (
                     timezone.localtime(r["unsubscribed_at"]).strftime("%d %b %H:%M") if r["unsubscribed_at"] else ""
@@ -245,6 +281,17 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
             for r in items
         ],
     }
+
+
+def late_report(*, bounce_kind: str, bounce_status: str, bounce_text: str, complained: bool) -> str:
+    """What a delivery report said of a sent row after the 250, in a few words ("" when none)."""
+    parts = []
+    if bounce_kind:
+        bounce = " ".join(p for p in (f"{bounce_kind} bounce", bounce_status) if p)
+        parts.append(f"{bounce}: {bounce_text}" if bounce_text else bounce)
+    if complained:
+        parts.append("complained (spam report)")
+    return "; ".join(parts)
 
 
 def smtp_answer(code: int | None, response: str | None) -> str:

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from accounts.owned_admin import scope_to_user
@@ -298,7 +298,8 @@ def _dashboard(*, user, now=None):
     midnights = week_midnights(now=now, tz=tz)
     sent_by_day, opened_by_day, failed_today = week_figures(campaign_ids=campaign_ids, midnights=midnights)
     accounts = user_smtp_accounts(user)
-    unsubscribes = latest_unsubscribes(campaign_ids=campaign_ids)
+    recipient_events = latest_recipient_events(campaign_ids=campaign_ids)
+    late_reports = late_report_totals(campaign_ids=campaign_ids)
     status_changes = latest_status_changes(campaign_ids=campaign_ids)
     failures = latest_failures(campaign_ids=campaign_ids)
 
@@ -309,7 +310,7 @@ def _dashboard(*, user, now=None):
     result = {
         "generated_at": now.isoformat(),
         "timezone": str(tz),
-        "cards": cards(totals=all_time_totals(counts), today=today),
+        "cards": cards(totals=all_time_totals(counts) | late_reports, today=today),
         "top_campaigns": top_campaigns(campaigns=campaigns, counts=counts),
         "timeline": timeline(
             sent_by_day=sent_by_day, opened_by_day=opened_by_day, names=names, week_start=midnights[0], tz=tz
@@ -317,7 +318,7 @@ def _dashboard(*, user, now=None):
         "activity": activity(
             status_changes=status_changes,
             accounts=accounts,
-            unsubscribes=unsubscribes,
+            recipient_events=recipient_events,
             failures=failures,
             names=names,
             now=now,
@@ -367,12 +368,33 @@ def rows_of_campaigns(model, campaign_ids):
     return model.objects.filter(campaign_id__in=campaign_ids)
 
 
-def latest_unsubscribes(*, campaign_ids):
+# A recipient's own events in the feed: unsubscribes, and the bounces and complaints delivery reports
+# brought after the 250 (bounces.services).
+FEED_EVENT_KINDS = (Event.Kind.UNSUBSCRIBE, Event.Kind.BOUNCE, Event.Kind.COMPLAINT)
+
+
+def latest_recipient_events(*, campaign_ids):
     return list(
         rows_of_campaigns(Event, campaign_ids)
-        .filter(kind=Event.Kind.UNSUBSCRIBE)
+        .filter(kind__in=FEED_EVENT_KINDS)
         .order_by("-at")
-        .values("at", "campaign_id", "email__to_email")[:ACTIVITY_ITEMS]
+        .values("at", "campaign_id", "kind", "email__to_email", "email__bounce_kind", "email__bounce_status")[
+            :ACTIVITY_ITEMS
+        ]
+    )
+
+
+def late_report_totals(*, campaign_ids):
+    """Later bounces and complaints of those campaigns (None: every campaign), from the few Email rows a
+    delivery report was recorded on (the partial index email_late_report), in one statement."""
+    late = Q(bounced_at__isnull=False) | Q(complained_at__isnull=False)
+    return (
+        rows_of_campaigns(Email, campaign_ids)
+        .filter(late)
+        .aggregate(
+            bounced_later=Count("id", filter=Q(bounced_at__isnull=False)),
+            complained=Count("id", filter=Q(complained_at__isnull=False)),
+        )
     )
 
 
@@ -414,7 +436,12 @@ def day_totals(*, day, sent_by_day, opened_by_day, failed):
 def cards(*, totals, today):
     return {
         "sent": {"total": totals["sent"], "today": today["sent"]},
-        "failed": {"total": totals["failed"], "today": today["failed"]},
+        "failed": {
+            "total": totals["failed"],
+            "today": today["failed"],
+            "bounced_later": totals["bounced_later"],
+            "complained": totals["complained"],
+        },
         # Pending has no "today": it is what waits now; shown with what is in flight and retrying.
         "pending": {"total": totals["unsent"], "queued": totals["queued"], "deferred": totals["deferred"]},
         "opened": {"total": totals["opened"], "today": today["opened"]},
@@ -572,12 +599,12 @@ class FeedItem:
         }
 
 
-def activity(*, status_changes, accounts, unsubscribes, failures, names, now, tz):
+def activity(*, status_changes, accounts, recipient_events, failures, names, now, tz):
     """The newest ACTIVITY_ITEMS of the feed; items at the same moment keep the order of the arguments."""
     items = [
         *(status_change_feed_item(change, names) for change in status_changes),
         *account_feed_items(accounts, now=now, tz=tz),
-        *(unsubscribe_feed_item(u, names) for u in unsubscribes),
+        *(recipient_feed_item(e, names) for e in recipient_events),
         *(failure_feed_item(f, names) for f in failures),
     ]
     items.sort(key=lambda item: item.at, reverse=True)
@@ -618,13 +645,17 @@ def learned_rate_feed_item(account):
     )
 
 
-def unsubscribe_feed_item(unsubscribe, names):
-    campaign_id = unsubscribe["campaign_id"]
+def recipient_feed_item(event, names):
+    campaign_id, kind = event["campaign_id"], event["kind"]
+    if kind == Event.Kind.BOUNCE:
+        status = f" ({event['email__bounce_status']})" if event["email__bounce_status"] else ""
+        what = f"{event['email__bounce_kind'] or 'soft'}-bounced after delivery{status}"
+    elif kind == Event.Kind.COMPLAINT:
+        what = "reported it as spam"
+    else:
+        what = "unsubscribed"
     return FeedItem(
-        unsubscribe["at"],
-        "unsubscribe",
-        f"{unsubscribe['email__to_email']} unsubscribed ({names.get(campaign_id, '?')})",
-        campaign_id,
+        event["at"], kind, f"{event['email__to_email']} {what} ({names.get(campaign_id, '?')})", campaign_id
     )
 
 

@@ -47,6 +47,7 @@
     text("rate-open", r.open_rate + "%"); text("rate-click", r.click_rate + "%");
     text("rate-machine", fmt(r.machine_opens) + " (" + r.machine_open_rate + "%)");
     text("count-unsubscribed", fmt(r.unsubscribed)); text("rate-unsubscribe", percent(r.unsubscribed, r.unsubscribe_rate));
+    text("count-bounced-later", fmt(r.bounced_later)); text("count-complained", fmt(r.complained));
     var bar = el("progress-bar");
     bar.max = p.total || 1; bar.value = p.done;
     text("progress-text", fmt(p.done) + " of " + fmt(p.total) + " done (" + p.percent + "%)");
@@ -85,7 +86,9 @@
       tr.appendChild(cell(row.to_email));
       tr.appendChild(cell(row.status_display));
       tr.appendChild(cell(row.sent_display));
-      var smtp = cell(row.smtp, "smtp-answer"); smtp.title = row.smtp; tr.appendChild(smtp);
+      // A delivery report after the 250 (a bounce, a complaint) shows beside the server's answer.
+      var answer = row.late_report ? row.smtp + " · later: " + row.late_report : row.smtp;
+      var smtp = cell(answer, "smtp-answer" + (row.late_report ? " late-report" : "")); smtp.title = answer; tr.appendChild(smtp);
       tr.appendChild(cell(row.opened ? "yes" : (row.machine_open ? "machine only" : "")));
       tr.appendChild(cell(fmt(row.clicks), "num"));
       var unsub = cell(row.unsubscribed ? "unsubscribed " + row.unsubscribed_display : "", row.unsubscribed ? "unsub-mark" : "");

@@ -27,6 +27,7 @@
   function drawCards(c) {
     text("card-sent", fmt(c.sent.total)); text("card-sent-today", fmt(c.sent.today));
     text("card-failed", fmt(c.failed.total)); text("card-failed-today", fmt(c.failed.today));
+    text("card-bounced-later", fmt(c.failed.bounced_later)); text("card-complained", fmt(c.failed.complained));
     text("card-pending", fmt(c.pending.total));
     text("card-pending-queued", fmt(c.pending.queued)); text("card-pending-deferred", fmt(c.pending.deferred));
     text("card-opened", fmt(c.opened.total)); text("card-opened-today", fmt(c.opened.today));

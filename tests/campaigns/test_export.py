@@ -118,6 +118,10 @@ def results(marketer):
         click_count=1,
         first_clicked_at=sent_at,
         possible_duplicate=True,
+        bounced_at=sent_at,
+        bounce_kind="hard",
+        bounce_status="5.1.1",
+        bounce_text="550 5.1.1 user unknown",
     )
     EmailFactory(
         campaign=campaign,
@@ -150,6 +154,11 @@ def test_campaign_results_export_escapes(fmt, results, marketer_client):
         "click_count",
         "unsubscribed_at",
         "possible_duplicate",
+        "bounced_at",
+        "bounce_kind",
+        "bounce_status",
+        "bounce_text",
+        "complained_at",
     ]
     ok, evil = rows[1], rows[2]
     assert ok[1] == "ok@example.com" and ok[3] == "sent" and str(ok[6]) == "250" and ok[7] == "2.0.0 OK queued"
@@ -180,6 +189,16 @@ def test_campaign_report_command(results):
     assert data[1]["name"] == HYPERLINK  # JSON is data, not a spreadsheet: unescaped
     assert data[0]["smtp_code"] == 250
     assert (data[0]["possible_duplicate"], data[1]["possible_duplicate"]) == (True, False)
+    # A bounce that a delivery report brought after the 250, beside the SMTP answer.
+    assert (data[0]["bounce_kind"], data[0]["bounce_status"], data[0]["bounce_text"]) == (
+        "hard",
+        "5.1.1",
+        "550 5.1.1 user unknown",
+    )
+    assert isinstance(data[0]["bounced_at"], str) and data[0]["complained_at"] is None
+    assert (data[1]["bounced_at"], data[1]["bounce_kind"]) == (None, "")
+    csv_ok = next(r for r in rows if r[1] == "ok@example.com")
+    assert csv_ok[15:18] == ["hard", "5.1.1", "550 5.1.1 user unknown"]
 
     with pytest.raises(CommandError):
         call_command("campaign_report", "999999")
@@ -204,6 +223,11 @@ def test_campaign_report_json_has_numbers_as_numbers_and_null_for_what_is_missin
         "click_count",
         "unsubscribed_at",
         "possible_duplicate",
+        "bounced_at",
+        "bounce_kind",
+        "bounce_status",
+        "bounce_text",
+        "complained_at",
     ]
     assert (ok["attempts"], ok["smtp_code"], ok["open_count"], ok["click_count"]) == (0, 250, 2, 1)
     assert isinstance(ok["sent_at"], str) and isinstance(ok["first_opened_at"], str) and ok["unsubscribed_at"] is None

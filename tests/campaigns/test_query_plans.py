@@ -13,7 +13,8 @@ from campaigns.models import Email
 from contacts.imports import writers
 from contacts.models import Contact, SuppressedHash
 from contacts.selectors import suppressed
-from reporting.selectors.analytics import recipients_page
+from reporting.selectors.analytics import late_report_figures, recipients_page
+from reporting.selectors.dashboard import late_report_totals
 from tests.factories import CampaignFactory, ContactListFactory
 
 
@@ -123,3 +124,31 @@ def test_a_start_leaves_erased_addresses_out_with_one_index_probe_per_contact(ma
     assert reads and all(
         node.get("Index Name") == "suppressedhash_unique_per_owner" or node["Actual Loops"] == 1 for node in reads
     ), reads
+
+
+def test_later_bounces_and_complaints_are_counted_from_their_partial_index(marketer):
+    # A large campaign with a few delivery reports: its figures (the analytics page) and an owner's
+    # totals (the dashboard) must read the reported rows only, not every row of the campaign.
+    campaign, other = CampaignFactory(owner=marketer), CampaignFactory(owner=marketer)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO campaigns_email (campaign_id, to_email, to_name, status, attempts, message_id, smtp_response, "
+            "failure_class, open_count, machine_open, click_count, possible_duplicate, created_at, updated_at) "
+            "SELECT CASE WHEN i %% 2 = 0 THEN %s ELSE %s END, 'r' || i || '@example.org', '', 'sent', 1, '', '', '', "
+            "0, false, 0, false, now(), now() FROM generate_series(1, 50000) AS i",
+            [campaign.pk, other.pk],
+        )
+    reported = list(Email.objects.filter(campaign=campaign).values_list("pk", flat=True)[:3])
+    now = timezone.now()
+    ledger.record_bounce(email_id=reported[0], kind="hard", status="5.1.1", text="550", now=now)
+    ledger.record_bounce(email_id=reported[1], kind="soft", status="4.2.2", text="452", now=now)
+    ledger.record_complaint(email_id=reported[2], now=now)
+    analyze()
+
+    with CaptureQueriesContext(connection) as queries:
+        assert late_report_figures(campaign=campaign) == {"bounced_hard": 1, "bounced_soft": 1, "complained": 1}
+        assert late_report_totals(campaign_ids=[campaign.pk, other.pk]) == {"bounced_later": 2, "complained": 1}
+    for sql in (queries[0]["sql"], queries[1]["sql"]):
+        nodes = plan_nodes(sql)
+        assert "email_late_report" in {node.get("Index Name") for node in nodes}, nodes
+        assert all(node["Actual Rows"] <= 3 for node in nodes if node.get("Relation Name") == "campaigns_email")

@@ -48,6 +48,10 @@ def ann(marketer, other_marketer):
         open_count=2,
         first_clicked_at=timezone.now(),
         click_count=1,
+        bounced_at=timezone.now(),
+        bounce_kind="soft",
+        bounce_status="4.2.2",
+        bounce_text="452 4.2.2 <ann@example.org>: Mailbox full",
     )
     link = LinkFactory(campaign=spring, url="https://example.com/offer")
     EventFactory(email=opened, kind=Event.Kind.OPEN, user_agent="Mozilla/5.0 (Ann's laptop)")
@@ -84,6 +88,7 @@ def test_the_json_export_holds_everything_about_the_contact(ann):
     ]
     spring = record["emails"][0]
     assert spring["smtp_response"] == "250 2.0.0 OK: queued as <ann@example.org>"
+    assert (spring["bounce_kind"], spring["bounce_text"]) == ("soft", "452 4.2.2 <ann@example.org>: Mailbox full")
     assert (spring["open_count"], spring["click_count"]) == (2, 1) and spring["sent_at"] and spring["first_opened_at"]
     assert sorted((e["kind"], e["link"]) for e in record["events"]) == [
         ("click", "https://example.com/offer"),
@@ -157,7 +162,7 @@ def test_erasing_keeps_every_tally_equal_and_leaves_nothing_of_the_contact(ann, 
     assert sorted(rows.values_list("status", flat=True)) == [S.FAILED, S.SENT]
     for row in rows:
         assert row.to_email == f"erased-{row.pk}@invalid"
-        assert (row.to_name, row.contact_id, row.smtp_response) == ("", None, "")
+        assert (row.to_name, row.contact_id, row.smtp_response, row.bounce_text) == ("", None, "", "")
     assert rows.get(status=S.SENT).open_count == 2
     assert not Event.objects.filter(email_id__in=ann_email_ids).exists()
     assert Event.objects.count() == 1  # the neighbour's open stays

@@ -19,8 +19,8 @@ S = Email.Status
 F = Email.FailureClass
 # The session and the user (admin_view), then the selector's own statements (the campaign events of
 # the activity feed among them), read in one snapshot (a savepoint's two statements inside a test).
-DASHBOARD_MAX_QUERIES = 11
-ANALYTICS_MAX_QUERIES = 8  # with the count of possible duplicates
+DASHBOARD_MAX_QUERIES = 12  # with the later bounces and complaints
+ANALYTICS_MAX_QUERIES = 9  # with the count of possible duplicates and the later bounces and complaints
 
 
 def add_emails(campaign, specs):
@@ -66,7 +66,19 @@ def known_campaign(marketer):
                     "first_clicked_at": now,
                 },
             ),  # a reader who clicked (and whose proxy also fetched)
-            (2, {**sent, "unsubscribed_at": now}),
+            (1, {**sent, "unsubscribed_at": now}),
+            (
+                1,
+                {
+                    **sent,
+                    "unsubscribed_at": now,
+                    "bounced_at": now,
+                    "bounce_kind": "hard",
+                    "bounce_status": "5.1.1",
+                    "bounce_text": "550 5.1.1 user unknown",
+                    "complained_at": now,
+                },
+            ),  # a delivery report after the 250: bounced, and its recipient complained
             (1, {"status": S.PENDING}),
             (1, {"status": S.QUEUED}),
             (
@@ -100,6 +112,9 @@ def known_campaign(marketer):
     for link in (link_a, link_a, link_b):
         EventFactory(email=clicker, kind=Event.Kind.CLICK, link=link)
     EventFactory(email=rows[4], kind=Event.Kind.UNSUBSCRIBE)
+    reported = campaign.emails.get(complained_at__isnull=False)
+    EventFactory(email=reported, kind=Event.Kind.BOUNCE, user_agent="")
+    EventFactory(email=reported, kind=Event.Kind.COMPLAINT, user_agent="")
     return campaign
 
 
@@ -130,6 +145,10 @@ def test_analytics_figures_are_exact(marketer_client, known_campaign):
         "opened": 3,
         "clicked": 1,
         "unsubscribed": 2,
+        "bounced_later": 1,
+        "bounced_hard": 1,
+        "bounced_soft": 0,
+        "complained": 1,
     }
     # 3 human opens of 6 sent; the machine-only open is shown apart.
     assert data["rates"] == {
@@ -139,6 +158,10 @@ def test_analytics_figures_are_exact(marketer_client, known_campaign):
         "machine_open_rate": 16.7,
         "unsubscribed": 2,
         "unsubscribe_rate": 33.3,
+        "bounced_later": 1,
+        "bounced_later_rate": 16.7,
+        "complained": 1,
+        "complaint_rate": 16.7,
     }
     bars = {bar["key"]: (bar["count"], bar["of"], bar["percent"]) for bar in data["bars"]}
     assert bars == {
@@ -152,6 +175,8 @@ def test_analytics_figures_are_exact(marketer_client, known_campaign):
         "opened": (3, 6, 50.0),
         "clicked": (1, 6, 16.7),
         "unsubscribed": (2, 6, 33.3),
+        "bounced_later": (1, 6, 16.7),
+        "complained": (1, 6, 16.7),
     }
     assert data["progress"]["done"] == 11 and data["progress"]["total"] == 15
     assert data["progress"]["percent"] == 73.3
@@ -168,6 +193,9 @@ def test_analytics_figures_are_exact(marketer_client, known_campaign):
     unsubscribed = [r for r in recipients["rows"] if r["unsubscribed"]]
     assert len(unsubscribed) == 2 and all(r["unsubscribed_display"] for r in unsubscribed)
     assert all(r["unsubscribed_display"] == "" for r in recipients["rows"] if not r["unsubscribed"])
+    assert [r["late_report"] for r in recipients["rows"] if r["late_report"]] == [
+        "hard bounce 5.1.1: 550 5.1.1 user unknown; complained (spam report)"
+    ]
 
 
 def test_analytics_recipient_search_and_pages(marketer_client, known_campaign):
@@ -193,7 +221,7 @@ def test_dashboard_cards_top_campaigns_and_timeline(marketer_client, known_campa
     data = marketer_client.get(reverse("dashboard_data")).json()
     cards = data["cards"]
     assert cards["sent"] == {"total": 11, "today": 11}
-    assert cards["failed"]["total"] == 4
+    assert cards["failed"] == {"total": 4, "today": 4, "bounced_later": 1, "complained": 1}
     assert cards["pending"] == {"total": 4, "queued": 1, "deferred": 2}  # pending + queued + deferred
     assert cards["opened"]["total"] == 4  # human opens only
     assert cards["open_rate"] == 36.4
@@ -210,7 +238,10 @@ def test_dashboard_cards_top_campaigns_and_timeline(marketer_client, known_campa
     }
     assert data["sending"] == [{"id": known_campaign.pk, "name": "Known"}]
     kinds = {item["kind"] for item in data["activity"]}
-    assert {"started", "unsubscribe", "bounce", "failed"} <= kinds
+    assert {"started", "unsubscribe", "bounce", "complaint", "failed"} <= kinds
+    texts = [item["text"] for item in data["activity"]]
+    assert any(t.startswith("r") and "hard-bounced after delivery (5.1.1) (Known)" in t for t in texts)
+    assert any("reported it as spam (Known)" in t for t in texts)
     assert "system" not in data
 
 
@@ -452,7 +483,7 @@ def test_an_hour_holding_the_viewers_midnight_is_split_at_the_quarter_hour(marke
     assert yesterday == [{"id": campaign.pk, "name": campaign.name, "sent": 2, "open_rate": 50.0}]
     assert data["cards"]["sent"] == {"total": 8, "today": 5}
     assert data["cards"]["opened"] == {"total": 4, "today": 4}
-    assert data["cards"]["failed"] == {"total": 2, "today": 1}
+    assert data["cards"]["failed"] == {"total": 2, "today": 1, "bounced_later": 0, "complained": 0}
 
 
 def test_a_week_across_a_clock_change_keeps_every_day_exact(marketer):

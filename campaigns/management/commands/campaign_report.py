@@ -13,7 +13,7 @@ from contacts.exports import escape_cell
 class Command(BaseCommand):
     help = (
         "Write a campaign's per-recipient results "
-        "(address, status, sent time, SMTP answer, opens, clicks, unsubscribe)."
+        "(address, status, sent time, SMTP answer, opens, clicks, unsubscribe, later bounce or complaint)."
     )
 
     def add_arguments(self, parser):
