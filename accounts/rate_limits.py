@@ -49,6 +49,12 @@ def over_limit(key: str, *, limit: int, window: int) -> bool:
     return count > limit
 
 
+def limit_reached(key: str, *, limit: int) -> bool:
+    """Whether `key` has had `limit` hits or more in its running window, counting none."""
+    count = cache.get(key)
+    return count is not None and int(count) >= limit
+
+
 def _over_hour(key, limit):
     return over_limit(key, limit=limit, window=settings.ACCOUNT_FORMS_RATE_WINDOW)
 

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bounces import parsing, selectors
-from bounces.parsing import Kind, Report
+from bounces.parsing import BOUNCE_KINDS, Kind, Report
 from bounces.reader import MailboxReader
 from bounces.selectors import ReportedEmail
 from campaigns import ledger
@@ -80,6 +80,18 @@ def process_message(*, account: SmtpAccount, raw: bytes, now: datetime | None = 
     if report.kind == Kind.COMPLAINT:
         return _complaint(email, now=now)
     return _bounce(email, report, now=now)
+
+
+def apply_report(*, email: ReportedEmail, report: Report, source: str, now: datetime) -> Outcome:
+    """Do what an already matched report says to `email` (bounces.esp: an ESP's webhook event, matched
+    within the webhook's account). `source` names where an unsubscribe came from, for its event."""
+    if report.kind == Kind.UNSUBSCRIBE:
+        return _unsubscribe(email, now=now, user_agent=source)
+    if report.kind == Kind.COMPLAINT:
+        return _complaint(email, now=now)
+    if report.kind in BOUNCE_KINDS:
+        return _bounce(email, report, now=now)
+    return Outcome(kind=report.kind, result=Result.IGNORED, email_id=email.id)
 
 
 def process_mailbox(*, account: SmtpAccount, reader: MailboxReader, now: datetime | None = None) -> Figures:
@@ -146,8 +158,8 @@ def _complaint(email: ReportedEmail, *, now: datetime) -> Outcome:
     return Outcome(kind=Kind.COMPLAINT, result=Result.RECORDED, email_id=email.id, suppressed=suppressed)
 
 
-def _unsubscribe(email: ReportedEmail, *, now: datetime) -> Outcome:
+def _unsubscribe(email: ReportedEmail, *, now: datetime, user_agent: str = UNSUBSCRIBE_USER_AGENT) -> Outcome:
     if email.unsubscribed_at is not None:
         return Outcome(kind=Kind.UNSUBSCRIBE, result=Result.ALREADY_RECORDED, email_id=email.id)
-    tracking_services.unsubscribe(email_id=email.id, user_agent=UNSUBSCRIBE_USER_AGENT, now=now)
+    tracking_services.unsubscribe(email_id=email.id, user_agent=user_agent, now=now)
     return Outcome(kind=Kind.UNSUBSCRIBE, result=Result.RECORDED, email_id=email.id)

@@ -367,6 +367,19 @@ TRACKING_REPEAT_SECONDS = int(os.environ.get("TRACKING_REPEAT_SECONDS", "60"))
 BOUNCE_SOFT_LIMIT = int(os.environ.get("BOUNCE_SOFT_LIMIT", "3"))
 BOUNCE_SOFT_DAYS = int(os.environ.get("BOUNCE_SOFT_DAYS", "7"))
 
+# --- ESP webhooks (bounces.esp) -------------------------------------------
+
+# Failed posts (an unknown URL, wrong credentials, a bad signature) one client may make in the
+# window before every post of it is refused with 429 until the window ends.
+ESP_WEBHOOK_FAILURES_PER_IP = int(os.environ.get("ESP_WEBHOOK_FAILURES_PER_IP", "20"))
+ESP_WEBHOOK_FAILURE_WINDOW = 3600
+# Where Amazon SNS's signing certificates and subscription confirmations may be fetched from: an
+# https URL whose host (and port, if any) matches this in full. Tests point it at a local server.
+SNS_HOST_PATTERN = os.environ.get("SNS_HOST_PATTERN", r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+# The CA bundle those fetches verify against; "" for the system's.
+SNS_CA_FILE = os.environ.get("SNS_CA_FILE", "")
+SNS_FETCH_TIMEOUT_SECONDS = 10
+
 # --- Celery and cache -----------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from accounts import views as account_views
 from accounts.owned_admin import FormFieldAutocompleteJsonView
+from bounces import views as bounces_views
 from campaigns import editor
 from config import views as site_views
 from reporting import views as reporting_views
@@ -28,6 +29,8 @@ urlpatterns = [
     ),
     path("t/", include("tracking.urls")),
     path("s/", include("contacts.subscriptions.urls")),
+    # An account's ESP webhook (bounces, complaints, deliveries); the token names the account.
+    re_path(r"^esp/(?P<token>[A-Za-z0-9_-]{16,64})/$", bounces_views.esp_webhook, name="esp_webhook"),
     # The dashboard's and analytics pages' data (staff only, owner-scoped), ahead of the admin's catch-all.
     path("admin/dashboard/data/", admin.site.admin_view(reporting_views.dashboard_data), name="dashboard_data"),
     path(

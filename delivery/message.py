@@ -36,8 +36,8 @@ from django.utils import timezone
 from accounts.models import User
 from campaigns import html_hygiene, personalize
 from campaigns.models import Campaign
+from sending import esp, verp
 from sending import headers as custom_headers
-from sending import verp
 from sending.addresses import sender_domain, transport_address
 from sending.models import SmtpAccount
 from tracking import services as tracking_services
@@ -428,6 +428,9 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
         campaign_headers=campaign_header_lines(campaign=campaign, account=account),
     )
+    if account.esp:
+        # The ESP echoes this header's Email id in its webhook events (bounces.esp reads it back).
+        raw = esp.metadata_headers(account.esp, email.pk) + raw
     return envelope_sender(account=account, email_id=email.pk), raw
 
 

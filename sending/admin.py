@@ -11,9 +11,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from accounts.owned_admin import OwnedInlineMixin, OwnedModelAdmin, without_fields
-from sending import crypto, dkim, rates, selectors, services, tasks
+from sending import crypto, dkim, esp, esp_webhooks, rates, selectors, services, tasks
 from sending.forms import BounceMailboxForm, DkimKeyForm, SmtpAccountForm
 from sending.models import BounceMailbox, SmtpAccount, SmtpAccountState
 
@@ -92,8 +93,15 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         "last_connection_error_at",
         "last_tested_at",
         "last_test_result",
+        "esp_webhook_panel",
     )
-    actions = ["test_connection", "test_bounce_mailbox", "resume_sending", "forget_learned_rate"]
+    actions = [
+        "test_connection",
+        "test_bounce_mailbox",
+        "resume_sending",
+        "forget_learned_rate",
+        "regenerate_esp_webhook",
+    ]
     change_list_template = "admin/sending/smtpaccount/change_list.html"
     change_form_template = "admin/sending/smtpaccount/change_form.html"
     fieldsets = (
@@ -103,6 +111,10 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         ),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
         ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size", "sending_rate")}),
+        (
+            "Bounces and complaints from the ESP",
+            {"fields": ("esp", "new_esp_signing_key", "clear_esp_signing_key", "esp_webhook_panel")},
+        ),
         (
             "State",
             {
@@ -133,6 +145,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
             obj.save(update_fields=form.model_fields_written())
         else:
             super().save_model(request, obj, form, change)
+        esp_webhooks.configure(account=obj, signing_key=form.signing_key_change())
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -318,6 +331,31 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         assert isinstance(field, Field)  # a column, not a relation: narrows the type
         return str(display_for_field(value, field, self.get_empty_value_display()))
 
+    @admin.display(description="Webhook")
+    def esp_webhook_panel(self, obj: SmtpAccount | None) -> str:
+        webhook = selectors.esp_webhook_of(account=obj) if obj is not None and obj.pk else None
+        if obj is None or not obj.esp or webhook is None:
+            return "Choose the ESP this account sends through and save: its webhook URL and setup steps show here."
+        profile = esp.profile(obj.esp)
+        key_state = ""
+        if profile.signing_key_label:
+            stored = "stored" if webhook.has_signing_key else "not stored yet"
+            required = "required: every post is refused without it" if profile.signing_key_required else "optional"
+            key_state = f"{profile.signing_key_label}: {stored} ({required})."
+        last = f"last at {_local(webhook.last_event_at)}" if webhook.last_event_at else "none yet"
+        return format_html(
+            '<div class="esp-webhook"><p>Paste this URL, with its user name and password, into {}:</p>'
+            '<p><code class="esp-webhook-url">{}</code></p><ol>{}</ol><p>{}</p><p>Events received: {} ({}).</p>'
+            "<p>The action <em>Regenerate the ESP webhook URL</em> makes a new URL and password; "
+            "the old ones stop working at once.</p></div>",
+            obj.get_esp_display(),
+            esp_webhooks.webhook_url(webhook),
+            format_html_join("", "<li>{}</li>", ((step,) for step in profile.setup_steps)),
+            key_state,
+            webhook.events_received,
+            last,
+        )
+
     @admin.display(description="Last test result", ordering="state__last_tested_at")
     def test_result(self, obj: SmtpAccount) -> str:
         state = obj.state
@@ -398,6 +436,18 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         for account in queryset:
             services.forget_learned_rate(account_id=account.pk)
         self.message_user(request, f"{queryset.count()} account(s) back at their configured maximum.", messages.SUCCESS)
+
+    @admin.action(description="Regenerate the ESP webhook URL (the old one stops working)")
+    def regenerate_esp_webhook(self, request: HttpRequest, queryset: QuerySet[SmtpAccount]) -> None:
+        regenerated = [account.name for account in queryset if esp_webhooks.regenerate(account=account)]
+        if regenerated:
+            self.message_user(
+                request,
+                f"New webhook URL for {', '.join(regenerated)}: paste it into the ESP's console.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, "None of these accounts names an ESP.", messages.WARNING)
 
 
 # The list reloads itself this often while a connection test it shows is under way.

@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 
-from sending import dkim
+from sending import dkim, esp
 from sending.models import BounceMailbox, SmtpAccount
 from sending.presets import PRESET_FIELDS, PRESETS, preset_choices
 
@@ -18,6 +18,14 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         help_text="Leave blank to keep the stored password.",
     )
     clear_password = forms.BooleanField(label="Remove the stored password", required=False)
+    # Write-only too: the ESP's key for signing its webhooks (sending.esp_webhooks keeps it encrypted).
+    new_esp_signing_key = forms.CharField(
+        label="ESP signing key",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="The key your ESP signs its webhooks with (see the steps below). Leave blank to keep the stored one.",
+    )
+    clear_esp_signing_key = forms.BooleanField(label="Remove the stored signing key", required=False)
     preset = forms.ChoiceField(
         label="Provider preset",
         choices=preset_choices,
@@ -59,6 +67,19 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
                 f"This account signs with DKIM for {account.dkim_domain}: the From address must be at that domain "
                 "or under it. Turn DKIM signing off, or generate a key for the new domain, first.",
             )
+
+    def clean_new_esp_signing_key(self) -> str:
+        key: str = self.cleaned_data.get("new_esp_signing_key") or ""
+        problem = esp.signing_key_problem(self.cleaned_data.get("esp") or "", key) if key else None
+        if problem:
+            raise forms.ValidationError(problem)
+        return key
+
+    def signing_key_change(self) -> str | None:
+        """The ESP signing key to store ("" removes the stored one), or None to keep it."""
+        if self.cleaned_data.get("new_esp_signing_key"):
+            return str(self.cleaned_data["new_esp_signing_key"])
+        return "" if self.cleaned_data.get("clear_esp_signing_key") else None
 
     def save(self, commit: bool = True) -> SmtpAccount:
         account: SmtpAccount = super().save(commit=False)

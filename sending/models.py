@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from accounts.validators import validate_no_header_breaks
 from sending import crypto
+from sending.esp import Esp
 from sending.headers import validate_custom_headers
 from sending.verp import validate_bounce_address
 
@@ -74,6 +75,15 @@ class SmtpAccount(models.Model):
     # Fernet token of the PEM private key, like the password; never shown, exported or logged.
     dkim_private_key = models.TextField(blank=True, editable=False)
     dkim_key_created_at = models.DateTimeField("DKIM key made at", null=True, blank=True, editable=False)
+    # The ESP relaying this account's mail: its messages carry the ESP's metadata header, and its
+    # webhook (EspWebhook) reports their bounces, complaints and deliveries.
+    esp = models.CharField(
+        "ESP",
+        max_length=20,
+        choices=Esp.choices,
+        blank=True,
+        help_text="The email service this account sends through, for its bounce and complaint webhook. Blank: none.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -249,3 +259,36 @@ class BounceMailbox(models.Model):
     @property
     def has_password(self) -> bool:
         return bool(self.password)
+
+
+class EspWebhook(models.Model):
+    """Where an account's ESP posts its events (/esp/<token>/) and the secrets it must show.
+
+    Written by sending.esp_webhooks only. The token names the account in the URL; the basic-auth
+    secret (user ESP_WEBHOOK_USER) is ours, generated; the signing key is the ESP's, typed by the
+    marketer. Both secrets are Fernet tokens (sending.crypto), never the plain text.
+    """
+
+    account = models.OneToOneField(SmtpAccount, on_delete=models.CASCADE, related_name="esp_webhook")
+    token = models.CharField(max_length=64, unique=True)
+    secret = models.TextField()
+    signing_key = models.TextField(blank=True)
+    events_received = models.PositiveIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "ESP webhook"
+
+    def __str__(self) -> str:
+        return f"ESP webhook of {self.account}"
+
+    def get_secret(self) -> str:
+        return crypto.decrypt(self.secret)
+
+    def get_signing_key(self) -> str:
+        return crypto.decrypt(self.signing_key) if self.signing_key else ""
+
+    @property
+    def has_signing_key(self) -> bool:
+        return bool(self.signing_key)

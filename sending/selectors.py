@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from sending.models import SmtpAccount, SmtpAccountState
+from sending.models import EspWebhook, SmtpAccount, SmtpAccountState
 
 
 def connection_test_waiting(*, account: SmtpAccount, now: datetime) -> bool:
@@ -19,3 +19,7 @@ def connection_test_waiting(*, account: SmtpAccount, now: datetime) -> bool:
 
 def connection_test_patience() -> timedelta:
     return timedelta(seconds=10 * settings.SMTP_TIMEOUT + 60)
+
+
+def esp_webhook_of(*, account: SmtpAccount) -> EspWebhook | None:
+    return EspWebhook.objects.filter(account=account).first()

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sending import crypto, dkim, mailbox_sessions, smtp
+from sending import crypto, dkim, esp_webhooks, mailbox_sessions, smtp
 from sending.models import BounceMailbox, SmtpAccount, SmtpAccountState
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,8 @@ SECRET_FIELDS = ("password", "dkim_private_key")
 
 
 def rotate_encryption_keys() -> int:
-    """Re-encrypt every stored secret (passwords, DKIM keys) with the newest key; returns the number
-    of secrets rewritten."""
+    """Re-encrypt every stored secret (SMTP and bounce mailbox passwords, DKIM keys, ESP webhooks'
+    secrets) with the newest key; returns the number of secrets rewritten."""
     rotated = 0
     with transaction.atomic():
         accounts = SmtpAccount.objects.select_for_update().only("pk", *SECRET_FIELDS)
@@ -45,6 +45,7 @@ def rotate_encryption_keys() -> int:
                 raise crypto.DecryptionError(f"Bounce mailbox {mailbox.pk}: {exc}") from exc
             BounceMailbox.objects.filter(pk=mailbox.pk).update(password=new_token)
             rotated += 1
+        rotated += esp_webhooks.rotate_secrets()
     return rotated
 
 

@@ -7,8 +7,8 @@ from sending import crypto, services
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored secret (SMTP and bounce mailbox passwords, DKIM private keys) with the newest "
-        "key (the first of FIELD_ENCRYPTION_KEYS). "
+        "Re-encrypt every stored secret (SMTP and bounce mailbox passwords, DKIM private keys, ESP webhook "
+        "secrets) with the newest key (the first of FIELD_ENCRYPTION_KEYS). "
         "Put the new key first, keep the old ones after it, run this, then drop the old keys."
     )
 
