@@ -3,11 +3,12 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from bounces.parsing import Report
 from campaigns.models import Email
 from contacts.models import Contact
+from sending.models import BounceMailbox
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,9 @@ def contact_delivery_problems(*, contact: Contact, limit: int = CONTACT_HISTORY_
         if complained_at is not None:
             problems.append(DeliveryProblem(complained_at, campaign, "complaint (spam report)", ""))
     return sorted(problems, key=lambda p: p.at, reverse=True)[:limit]
+
+
+def mailboxes_to_read(*, account_id: int | None = None) -> QuerySet[BounceMailbox]:
+    """The enabled bounce mailboxes, each with its account; only the account's when one is named."""
+    mailboxes = BounceMailbox.objects.filter(enabled=True).select_related("account").order_by("pk")
+    return mailboxes if account_id is None else mailboxes.filter(account_id=account_id)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,7 +30,8 @@ from campaigns import ledger
 from campaigns.models import Email
 from contacts.models import Contact
 from contacts.services import contacts
-from sending.models import SmtpAccount
+from sending.mailbox import open_mailbox
+from sending.models import BounceMailbox, SmtpAccount
 from tracking import services as tracking_services
 from tracking.models import Event
 
@@ -111,6 +113,22 @@ def process_mailbox(*, account: SmtpAccount, reader: MailboxReader, now: datetim
         _count(figures, outcome)
         reader.done(message.key)
     return figures
+
+
+def read_mailbox(*, mailbox: BounceMailbox, now: datetime | None = None) -> Figures | None:
+    """One pass over an account's bounce mailbox: every message processed, then removed from it.
+
+    None when another pass over the same mailbox is running (the periodic read and `process_bounces`
+    never read one mailbox at once: the second would only repeat the first's work). Raises
+    sending.mailbox.MailboxError, recorded on the mailbox, when the mailbox cannot be read."""
+    key = f"bounces:reading:{mailbox.pk}"
+    if not cache.add(key, 1, timeout=settings.BOUNCE_READ_LOCK_SECONDS):
+        return None
+    try:
+        with open_mailbox(mailbox) as reader:
+            return process_mailbox(account=mailbox.account, reader=reader, now=now)
+    finally:
+        cache.delete(key)
 
 
 def _count(figures: Figures, outcome: Outcome) -> None:

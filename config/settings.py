@@ -366,6 +366,11 @@ TRACKING_REPEAT_SECONDS = int(os.environ.get("TRACKING_REPEAT_SECONDS", "60"))
 # BOUNCE_SOFT_LIMIT of them arrived within BOUNCE_SOFT_DAYS days.
 BOUNCE_SOFT_LIMIT = int(os.environ.get("BOUNCE_SOFT_LIMIT", "3"))
 BOUNCE_SOFT_DAYS = int(os.environ.get("BOUNCE_SOFT_DAYS", "7"))
+# Every enabled bounce mailbox is read this often (setup_schedules; the interval is then edited in the
+# admin's periodic tasks). One read of a mailbox at a time: a read still going after
+# BOUNCE_READ_LOCK_SECONDS (a worker killed mid-read) no longer holds the next one back.
+BOUNCE_READ_INTERVAL_SECONDS = int(os.environ.get("BOUNCE_READ_INTERVAL_SECONDS", "60"))
+BOUNCE_READ_LOCK_SECONDS = int(os.environ.get("BOUNCE_READ_LOCK_SECONDS", "1800"))
 
 # --- ESP webhooks (bounces.esp) -------------------------------------------
 

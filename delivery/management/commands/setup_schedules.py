@@ -6,13 +6,15 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from delivery.dispatcher import DISPATCH_TASK_NAME
 
+BOUNCE_READ_TASK_NAME = "Read bounce mailboxes"
 IMPORT_CLEANUP_TASK_NAME = "Delete stale import files"
 IMPORT_CLEANUP_SECONDS = 300
 
 
 class Command(BaseCommand):
     help = (
-        "Create the dispatcher's periodic task (every 10 s) and the import files' cleanup (every 5 min). "
+        "Create the dispatcher's periodic task (every 10 s), the import files' cleanup (every 5 min) and the "
+        "bounce mailboxes' read (every minute). "
         "Idempotent; never overwrites an edited interval."
     )
 
@@ -34,6 +36,15 @@ class Command(BaseCommand):
             description="Deletes uploaded contact files of imports ended or never confirmed "
             "(IMPORT_UNCONFIRMED_FILE_HOURS), and fails previews stopped by their time limit.",
             expire_seconds=IMPORT_CLEANUP_SECONDS,
+        )
+        self._schedule(
+            name=BOUNCE_READ_TASK_NAME,
+            label="Bounce mailboxes' read",
+            task="bounces.read_mailboxes",
+            every=settings.BOUNCE_READ_INTERVAL_SECONDS,
+            description="Reads every enabled bounce mailbox: DSNs, complaints and unsubscribe mails are acted "
+            "on, then removed (manage.py process_bounces does it at once).",
+            expire_seconds=settings.BOUNCE_READ_INTERVAL_SECONDS,
         )
 
     def _schedule(self, *, name: str, label: str, task: str, every: int, description: str, expire_seconds: int) -> None:
