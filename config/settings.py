@@ -354,7 +354,7 @@ IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 
 # The mailto: of every List-Unsubscribe header; its subject carries the unsubscribe token.
 # Route this mailbox to something that POSTs the token's URL (see docs/operations.md, "Unsubscribe by mail").
-UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{MESSAGE_ID_DOMAIN}"
+UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO", "")
 # An open this soon after sending is a scanner at delivery, not a reader.
 TRACKING_MACHINE_OPEN_SECONDS = int(os.environ.get("TRACKING_MACHINE_OPEN_SECONDS", "5"))
 # An open or click repeated this soon (the same email, and link) records nothing, so one URL

@@ -5,7 +5,7 @@ HTML) and the HTML part with its CSS inlined. A text-only campaign
 (Campaign.is_text_only) is one text/plain part: no HTML, no pixel, its URLs as written.
 Headers: From (the SMTP account's name and address), Reply-To, To, Subject, Date,
 Message-ID (in the From address's domain, stored on the Email row before sending,
-so a retry reuses it), List-Unsubscribe (HTTPS and mailto), List-Unsubscribe-Post
+so a retry reuses it), List-Unsubscribe (HTTPS, and a mailto that is read), List-Unsubscribe-Post
 (RFC 8058 one-click), List-Id (RFC 2919), Feedback-ID (Gmail's feedback loop),
 then the account's and the campaign's own headers (sending.headers).
 
@@ -118,17 +118,29 @@ def preview_unsubscribe_url() -> str:
     return tracking_url("tracking:unsubscribe", "preview")
 
 
-def unsubscribe_mailto_address() -> str:
-    address: str = (
-        getattr(settings, "UNSUBSCRIBE_MAILTO", "") or f"unsubscribe@{settings.MESSAGE_ID_DOMAIN or 'localhost'}"
-    )
-    return address
+def unsubscribe_mailto_address(account: SmtpAccount) -> str:
+    """Where the List-Unsubscribe mailto goes: the account's bounce address, whose mailbox the bounce
+    reader reads (bounces.parsing knows the subject), else UNSUBSCRIBE_MAILTO, an address the operator
+    routes; "" when neither is set, and the header carries the HTTPS one-click URL alone rather than an
+    address nobody reads."""
+    return account.bounce_address or settings.UNSUBSCRIBE_MAILTO
 
 
-def unsubscribe_mailto(email_id: int, token: str | None = None) -> str:
-    # The subject carries the unsubscribe token: whoever routes this mailbox posts it to the HTTPS URL.
+def unsubscribe_mailto(email_id: int, *, account: SmtpAccount, token: str | None = None) -> str:
+    """The mailto: URL of an email's List-Unsubscribe ("" without an address); its subject carries the
+    unsubscribe token."""
+    address = unsubscribe_mailto_address(account)
+    if not address:
+        return ""
     token = token or tokens.unsubscribe_token(email_id)
-    return f"mailto:{unsubscribe_mailto_address()}?subject=unsubscribe%20{token}"
+    return f"mailto:{address}?subject=unsubscribe%20{token}"
+
+
+def list_unsubscribe(email_id: int, *, account: SmtpAccount, token: str) -> str:
+    """The List-Unsubscribe header's value: the HTTPS one-click URL (RFC 8058), then the mailto if any."""
+    mailto = unsubscribe_mailto(email_id, account=account, token=token)
+    https = f"<{unsubscribe_url(email_id, token)}>"
+    return f"{https}, <{mailto}>" if mailto else https
 
 
 def open_pixel_url(email_id: int) -> str:
@@ -425,7 +437,7 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         text=rendered.text,
         html=with_footer(html, rendered.footer_html),
         message_id=email.message_id or new_message_id(account),
-        list_unsubscribe=f"<{unsubscribe}>, <{unsubscribe_mailto(email.pk, token)}>",
+        list_unsubscribe=list_unsubscribe(email.pk, account=account, token=token),
         campaign_headers=campaign_header_lines(campaign=campaign, account=account),
     )
     if account.esp:

@@ -6,6 +6,7 @@ from email.utils import format_datetime
 from django.utils import timezone
 
 from delivery import message as message_builder
+from sending.models import SmtpAccount
 from tracking import tokens
 
 BOUNDARY = "==report-boundary=="
@@ -82,9 +83,10 @@ def arf(*, to, recipient, original, feedback_type="abuse", original_mail_from=No
     )
 
 
-def unsubscribe_request(*, email_id, sender="asha@example.in"):
-    """What a mail client sends for the List-Unsubscribe mailto of this email."""
-    mailto = message_builder.unsubscribe_mailto(email_id)
+def unsubscribe_request(*, email_id, sender="asha@example.in", bounce_address="bounces@mail.alice.example"):
+    """What a mail client sends for the List-Unsubscribe mailto of this email (sent by an account with
+    this bounce address)."""
+    mailto = message_builder.unsubscribe_mailto(email_id, account=SmtpAccount(bounce_address=bounce_address))
     address, _, query = mailto.removeprefix("mailto:").partition("?subject=")
     subject = query.replace("%20", " ")
     assert subject == f"unsubscribe {tokens.unsubscribe_token(email_id)}"

@@ -81,13 +81,40 @@ def test_structure_and_every_header_for_non_ascii_name_and_subject(campaign):
     assert parsed["Message-ID"] == email_row.message_id
     assert parsed["Message-ID"].endswith(f"@{settings.MESSAGE_ID_DOMAIN}>")
 
-    https_url, mailto = [u.strip().strip("<>") for u in str(parsed["List-Unsubscribe"]).split(",")]
+    # No bounce address and no UNSUBSCRIBE_MAILTO: no mailto that nobody would read.
+    https_url = str(parsed["List-Unsubscribe"]).strip("<>")
     assert https_url == settings.SITE_URL + f"/t/u/{tokens.unsubscribe_token(email_row.pk)}/"
-    assert mailto.startswith(f"mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=")
-    assert tokens.unsubscribe_token(email_row.pk) in mailto
     assert str(parsed["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     # No token or tracking URL carries the address.
-    assert b"jose%40example.org" not in raw and "jose@example.org" not in https_url + mailto
+    assert b"jose%40example.org" not in raw and "jose@example.org" not in https_url
+
+
+def list_unsubscribe_urls(built):
+    _, _, parsed = built
+    return [u.strip().strip("<>") for u in str(parsed["List-Unsubscribe"]).split(",")]
+
+
+def test_the_unsubscribe_mailto_goes_to_the_bounce_address_whose_mailbox_is_read(campaign, account):
+    account.bounce_address = "bounces@mail.zoe.example"
+    account.save()
+    email_row = make_email(campaign)
+    token = tokens.unsubscribe_token(email_row.pk)
+
+    https_url, mailto = list_unsubscribe_urls(build(email_row))
+
+    assert https_url == settings.SITE_URL + f"/t/u/{token}/"
+    assert mailto == f"mailto:bounces@mail.zoe.example?subject=unsubscribe%20{token}"
+
+
+def test_an_operator_routed_unsubscribe_address_serves_accounts_without_a_bounce_address(campaign, settings):
+    settings.UNSUBSCRIBE_MAILTO = "unsubscribe@lists.example.org"
+    email_row = make_email(campaign)
+
+    https_url, mailto = list_unsubscribe_urls(build(email_row))
+
+    assert (
+        mailto == f"mailto:unsubscribe@lists.example.org?subject=unsubscribe%20{tokens.unsubscribe_token(email_row.pk)}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,14 @@ def test_the_preview_link_changes_nothing(anonymous, sent_email):
     assert not Event.objects.exists()
 
 
-def test_the_mailto_address_is_in_every_message_header(sent_email, settings):
-    assert message.unsubscribe_mailto(sent_email.pk) == (
-        f"mailto:{settings.UNSUBSCRIBE_MAILTO}?subject=unsubscribe%20{tokens.unsubscribe_token(sent_email.pk)}"
+def test_the_mailto_is_the_bounce_address_or_the_operators_or_none(sent_email, settings):
+    account = sent_email.campaign.smtp_account
+    settings.UNSUBSCRIBE_MAILTO = ""
+    assert message.unsubscribe_mailto(sent_email.pk, account=account) == ""
+    settings.UNSUBSCRIBE_MAILTO = "unsubscribe@lists.example.org"
+    subject = f"subject=unsubscribe%20{tokens.unsubscribe_token(sent_email.pk)}"
+    assert (
+        message.unsubscribe_mailto(sent_email.pk, account=account) == f"mailto:unsubscribe@lists.example.org?{subject}"
     )
+    account.bounce_address = "bounces@mail.alice.example"
+    assert message.unsubscribe_mailto(sent_email.pk, account=account) == f"mailto:bounces@mail.alice.example?{subject}"
