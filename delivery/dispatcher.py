@@ -198,7 +198,7 @@ def queue_running_dry(*, account_id: int) -> bool:
     batches: its fair share, not its pacing, bounds what it may hold, and fewer than
     rate_limit.LOW_WATER_BATCHES of its batches are left. Left to beat's next tick, its workers
     would idle until then (up to an interval: a fresh campaign's floor lasts far less). One small read
-    a batch: the account's row, and the queued rows counted up to the low-water mark."""
+    a batch: the account's row, and its queued tallies."""
     account = (
         SmtpAccount.objects.filter(pk=account_id)
         .select_related("state")
@@ -208,6 +208,6 @@ def queue_running_dry(*, account_id: int) -> bool:
     if account is None:
         return False
     low_water = rate_limit.LOW_WATER_BATCHES * account.batch_size
-    if rate_limit.queued_rows(account_id=account_id).values("id")[:low_water].count() >= low_water:
+    if rate_limit.queued_count(account_id=account_id) >= low_water:
         return False
     return rate_limit.fair_share_applies(account=account, window_seconds=dispatch_interval_seconds())

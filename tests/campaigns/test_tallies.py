@@ -238,3 +238,30 @@ def test_tallies_triggers_are_installed_for_this_database(db):
         "campaigns_email_tally_delete",
         "campaigns_campaign_tally_delete",
     }
+
+
+@pytest.mark.parametrize(
+    "carried",
+    [{}, {"machine_open": True}, {"click_count": 2}, {"unsubscribed_at": datetime(2026, 11, 30, tzinfo=UTC)}],
+    ids=["nothing", "machine open", "clicked", "unsubscribed"],
+)
+def test_one_row_status_changes_keep_the_tallies_exact(db, marketer, clock, carried):
+    """The UPDATE trigger's one-row path (the sender's statements) in each of its branches: a row
+    carrying a counted figure from status to status, into every quarter of an hour, to a status
+    before or after its own in key order, and a row whose tally row does not exist yet."""
+    campaign = CampaignFactory(owner=marketer)
+    Email.objects.bulk_create(
+        Email(campaign=campaign, to_email=f"q{i}@example.org", status=S.QUEUED, **carried) for i in range(7)
+    )
+    rows = list(Email.objects.filter(campaign=campaign).order_by("id"))
+    for quarter, email in enumerate(rows[:4]):
+        moment = clock + timedelta(minutes=15 * quarter)
+        Email.objects.filter(pk=email.pk).update(status=S.SENT, sent_at=moment, updated_at=moment)
+        assert_tallies_exact(f"sent in quarter {place(moment)[1]}")
+    Email.objects.filter(pk=rows[4].pk).update(status=S.FAILED, failure_class=F.BOUNCED, updated_at=clock)
+    assert_tallies_exact("failed (a key after queued)")
+    Email.objects.filter(pk=rows[5].pk).update(status=S.DEFERRED, updated_at=clock)
+    assert_tallies_exact("deferred (a key before queued, no hour)")
+    Email.objects.filter(pk=rows[6].pk).update(status=S.PENDING, updated_at=clock)
+    Email.objects.filter(pk=rows[6].pk).update(status=S.CANCELLED, updated_at=clock)
+    assert_tallies_exact("pending, then cancelled")
