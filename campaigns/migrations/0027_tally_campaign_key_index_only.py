@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0024_lean_one_row_tally_update'),
+        ('campaigns', '0026_lean_one_row_tally_update'),
     ]
 
     operations = [

@@ -370,7 +370,7 @@ def install_triggers_of_0007(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0023_smtp_account_moves_to_sending"),
+        ("campaigns", "0025_email_late_reports"),
     ]
 
     operations = [
