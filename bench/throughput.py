@@ -665,6 +665,8 @@ def main():
 
     server_url = os.environ["DATABASE_URL"]
     args.database = f"bench_throughput_{os.getpid()}"
+    # A SIGTERM ends the run through the cleanup below, so its database, Redis and sink go with it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
     recreate_database(args.database, server_url)
     var_dir = tempfile.mkdtemp(prefix="bench-throughput-")
     redis_server, sink, workers = PrivateRedis(Path(var_dir) / "redis"), None, None
