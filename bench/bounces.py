@@ -212,8 +212,9 @@ def _reset_peak_rss():
         return False
 
 
-def measured_read(mailbox_id, trace):
-    """Runs in a spawned process: one `read_mailbox` of the mailbox, with its time and memory."""
+def measured_read(mailbox_id, trace, profile_path=None):
+    """Runs in a spawned process: one `read_mailbox` of the mailbox, with its time and memory; under
+    pyinstrument, its report written to `profile_path`, when one is given."""
     import tracemalloc
 
     setup_django(migrate=False)
@@ -227,11 +228,17 @@ def measured_read(mailbox_id, trace):
     rss_before = _status_kb("VmRSS")
     peak_reset = _reset_peak_rss()
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    profiler = _profiler() if profile_path else None
     if trace:
         tracemalloc.start()
+    statements = [0]
     started = time.perf_counter()
-    figures = services.read_mailbox(mailbox=mailbox)
+    with connection.execute_wrapper(_counted(statements)):
+        figures = services.read_mailbox(mailbox=mailbox)
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.stop()
+        Path(profile_path).write_text(profiler.output_text(unicode=True, show_all=False))
     traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
     if trace:
         tracemalloc.stop()
@@ -243,18 +250,37 @@ def measured_read(mailbox_id, trace):
     return {
         "figures": figures,
         "seconds": seconds,
+        "statements": statements[0],
         "rss_before_mb": rss_before / 1024,
         "rss_growth_mb": max(0, growth_kb) / 1024,
         "traced_peak_mb": None if traced_peak is None else traced_peak / 2**20,
     }
 
 
-def read_in_own_process(mailbox_id, *, trace):
+def _counted(statements):
+    """A database execute wrapper counting the statements sent (savepoints included, not COMMIT)."""
+
+    def wrapper(execute, sql, params, many, context):
+        statements[0] += 1
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+def _profiler():
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    return profiler
+
+
+def read_in_own_process(mailbox_id, *, trace, profile_path=None):
     from django.db import connections
 
     connections.close_all()
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(measured_read, mailbox_id, trace).result()
+        return pool.submit(measured_read, mailbox_id, trace, profile_path).result()
 
 
 # --- one round: data, reports, the read, the checks -----------------------------------------------
@@ -294,7 +320,7 @@ def check(*, owner, campaign, rows, dovecot, figures):
     }
 
 
-def run_round(*, owner, account, dovecot, protocol, size, trace, label):
+def run_round(*, owner, account, dovecot, protocol, size, trace, label, profile_path=None):
     from sending import services as account_services
 
     campaign, rows = sent_campaign(owner=owner, account=account, size=size, label=label)
@@ -310,7 +336,7 @@ def run_round(*, owner, account, dovecot, protocol, size, trace, label):
         username=dovecot.username,
         password=dovecot.password,
     )
-    result = read_in_own_process(mailbox.pk, trace=trace)
+    result = read_in_own_process(mailbox.pk, trace=trace, profile_path=profile_path)
     result.update(check(owner=owner, campaign=campaign, rows=rows, dovecot=dovecot, figures=result["figures"]))
     result.update(size=size, deliver_seconds=deliver_seconds, reference=reference)
     return result
@@ -323,7 +349,8 @@ def print_protocol(protocol, results):
     print(f"\n{PROTOCOLS[protocol]}: read_mailbox in a process of its own")
     header = (
         f"  {'messages':>9} {'seconds':>8} {'msg/s':>7} {'RSS before':>11} {'RSS growth':>11} "
-        f"{'tracemalloc':>12} {'suppressed':>11} {'recorded':>9} {'empty':>6} {'parse only, s':>14} {'ratio':>6}"
+        f"{'tracemalloc':>12} {'SQL/msg':>8} {'suppressed':>11} {'recorded':>9} {'empty':>6} "
+        f"{'parse only, s':>14} {'ratio':>6}"
     )
     print(header)
     for size in sorted({r["size"] for r in results}):
@@ -334,7 +361,7 @@ def print_protocol(protocol, results):
         print(
             f"  {size:>9,} {timed['seconds']:>8.1f} {size / timed['seconds']:>7.0f} "
             f"{timed['rss_before_mb']:>8.0f} MB {timed['rss_growth_mb']:>8.1f} MB {traced_text:>12} "
-            f"{timed['contacts_suppressed']:>11,} {timed['emails_recorded']:>9,} "
+            f"{timed['statements'] / size:>8.1f} {timed['contacts_suppressed']:>11,} {timed['emails_recorded']:>9,} "
             f"{'yes' if timed['mailbox_empty'] else 'NO':>6} {parse_seconds:>14.2f} "
             f"{timed['seconds'] / parse_seconds:>6.1f}"
         )
@@ -373,6 +400,11 @@ def main():
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--protocols", default="imap,pop3", help="imap, pop3 or both (default)")
     parser.add_argument("--no-tracemalloc", action="store_true", help="only the timed reads")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run the timed reads of N under pyinstrument (slower) and write its report to DIR/bounces-<protocol>.txt",
+    )
     args = parser.parse_args()
     protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
     if any(p not in PROTOCOLS for p in protocols):
@@ -407,6 +439,8 @@ def main():
             for size in (args.messages // 10, args.messages):
                 for trace in (False,) if args.no_tracemalloc else (False, True):
                     label = f"{protocol}-{size}-{'traced' if trace else 'timed'}"
+                    profiled = args.profile and size == args.messages and not trace
+                    profile_path = Path(args.profile) / f"bounces-{protocol}.txt" if profiled else None
                     result = run_round(
                         owner=owner,
                         account=account,
@@ -415,6 +449,7 @@ def main():
                         size=size,
                         trace=trace,
                         label=label,
+                        profile_path=profile_path,
                     )
                     results[protocol].append(result)
                     print(
