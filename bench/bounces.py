@@ -231,7 +231,7 @@ def measured_read(mailbox_id, trace, profile_path=None):
     profiler = _profiler() if profile_path else None
     if trace:
         tracemalloc.start()
-    statements = [0]
+    statements = [0, 0.0]
     started = time.perf_counter()
     with connection.execute_wrapper(_counted(statements)):
         figures = services.read_mailbox(mailbox=mailbox)
@@ -251,6 +251,7 @@ def measured_read(mailbox_id, trace, profile_path=None):
         "figures": figures,
         "seconds": seconds,
         "statements": statements[0],
+        "statement_seconds": statements[1],
         "rss_before_mb": rss_before / 1024,
         "rss_growth_mb": max(0, growth_kb) / 1024,
         "traced_peak_mb": None if traced_peak is None else traced_peak / 2**20,
@@ -258,11 +259,16 @@ def measured_read(mailbox_id, trace, profile_path=None):
 
 
 def _counted(statements):
-    """A database execute wrapper counting the statements sent (savepoints included, not COMMIT)."""
+    """A database execute wrapper counting the statements sent (savepoints included, not COMMIT) and
+    the seconds they took, round trip included."""
 
     def wrapper(execute, sql, params, many, context):
-        statements[0] += 1
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements[0] += 1
+            statements[1] += time.perf_counter() - started
 
     return wrapper
 
@@ -349,7 +355,7 @@ def print_protocol(protocol, results):
     print(f"\n{PROTOCOLS[protocol]}: read_mailbox in a process of its own")
     header = (
         f"  {'messages':>9} {'seconds':>8} {'msg/s':>7} {'RSS before':>11} {'RSS growth':>11} "
-        f"{'tracemalloc':>12} {'SQL/msg':>8} {'suppressed':>11} {'recorded':>9} {'empty':>6} "
+        f"{'tracemalloc':>12} {'SQL/msg':>8} {'SQL, s':>7} {'suppressed':>11} {'recorded':>9} {'empty':>6} "
         f"{'parse only, s':>14} {'ratio':>6}"
     )
     print(header)
@@ -361,7 +367,8 @@ def print_protocol(protocol, results):
         print(
             f"  {size:>9,} {timed['seconds']:>8.1f} {size / timed['seconds']:>7.0f} "
             f"{timed['rss_before_mb']:>8.0f} MB {timed['rss_growth_mb']:>8.1f} MB {traced_text:>12} "
-            f"{timed['statements'] / size:>8.1f} {timed['contacts_suppressed']:>11,} {timed['emails_recorded']:>9,} "
+            f"{timed['statements'] / size:>8.1f} {timed['statement_seconds']:>7.1f} "
+            f"{timed['contacts_suppressed']:>11,} {timed['emails_recorded']:>9,} "
             f"{'yes' if timed['mailbox_empty'] else 'NO':>6} {parse_seconds:>14.2f} "
             f"{timed['seconds'] / parse_seconds:>6.1f}"
         )
@@ -393,6 +400,16 @@ def print_goals(results, messages):
     for problem in problems:
         print(f"  CHECK FAILED: {problem}")
     return failed or bool(problems)
+
+
+def close_connections():
+    """Django's connections closed, if Django was set up at all (the database is dropped next)."""
+    from django.conf import settings
+
+    if settings.configured:
+        from django.db import connections
+
+        connections.close_all()
 
 
 def main():
@@ -470,9 +487,7 @@ def main():
     finally:
         if dovecot is not None:
             dovecot.stop()
-        from django.db import connections
-
-        connections.close_all()
+        close_connections()
         recreate_database(db_name, drop_only=True)
     sys.exit(1 if failed else 0)
 
