@@ -17,7 +17,9 @@ account's bounce mailbox. For each protocol (IMAPS, then POP3S) and each size (N
    (4.2.2), ~5 % ARF complaints, each mailed to its email's VERP address;
 3. `read_mailbox` of the account's mailbox in a fresh process (spawned: its memory is the read's
    alone), which reports its time, its RSS before the read and its peak RSS during it (VmHWM, reset
-   before the read), and, in the tracemalloc read, tracemalloc's peak.
+   before the read), the SQL statements it sent and their time, and, in the tracemalloc read,
+   tracemalloc's peak; with --profile DIR, the timed read of N runs under pyinstrument (slower) and
+   its report is written to DIR.
 
 Then the database and the mailbox are checked: every email records its report, the hard-bounced and
 complained contacts are suppressed, the mailbox is empty. The reference, measured in the same run on
