@@ -1,6 +1,8 @@
 """Celery tasks of sending: thin wrappers that take ids and call services."""
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from celery import shared_task
 from django.db import transaction
@@ -12,15 +14,12 @@ log = logging.getLogger(__name__)
 
 def enqueue_connection_test(account_id: int) -> None:
     """Queue the account's connection test once the caller's transaction commits."""
-
-    def publish() -> None:
-        try:
-            connection_test.delay(account_id)
-        except Exception as exc:  # noqa: BLE001 - the broker cannot be reached
-            log.warning("could not queue the connection test of SMTP account %s", account_id, exc_info=True)
-            services.connection_test_not_queued(account_id=account_id, error=exc)
-
-    transaction.on_commit(publish)
+    _queue_on_commit(
+        connection_test,
+        account_id,
+        what=f"the connection test of SMTP account {account_id}",
+        not_queued=lambda exc: services.connection_test_not_queued(account_id=account_id, error=exc),
+    )
 
 
 # Not named test_*: pytest would collect it wherever a test module imports it. Celery has no type hints.
@@ -33,13 +32,24 @@ def connection_test(account_id: int) -> None:
 
 def enqueue_mailbox_test(mailbox_id: int) -> None:
     """Queue the bounce mailbox's test once the caller's transaction commits."""
+    _queue_on_commit(
+        bounce_mailbox_test,
+        mailbox_id,
+        what=f"the test of bounce mailbox {mailbox_id}",
+        not_queued=lambda exc: services.mailbox_test_not_queued(mailbox_id=mailbox_id, error=exc),
+    )
+
+
+def _queue_on_commit(task: Any, object_id: int, *, what: str, not_queued: Callable[[Exception], None]) -> None:
+    """Publish the task once the caller's transaction commits; a broker that cannot be reached is
+    recorded (not_queued) rather than left as a test that says "Testing…" forever."""
 
     def publish() -> None:
         try:
-            bounce_mailbox_test.delay(mailbox_id)
+            task.delay(object_id)
         except Exception as exc:  # noqa: BLE001 - the broker cannot be reached
-            log.warning("could not queue the test of bounce mailbox %s", mailbox_id, exc_info=True)
-            services.mailbox_test_not_queued(mailbox_id=mailbox_id, error=exc)
+            log.warning("could not queue %s", what, exc_info=True)
+            not_queued(exc)
 
     transaction.on_commit(publish)
 
