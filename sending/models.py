@@ -11,7 +11,24 @@ from sending.headers import validate_custom_headers
 from sending.verp import validate_bounce_address
 
 
-class SmtpAccount(models.Model):
+class EncryptedPassword:
+    """A password kept as a Fernet token (MultiFernet over FIELD_ENCRYPTION_KEYS, sending.crypto) in the
+    model's `password` column; never the plain text."""
+
+    password: str
+
+    def set_password(self, raw_password: str) -> None:
+        self.password = crypto.encrypt(raw_password) if raw_password else ""
+
+    def get_password(self) -> str:
+        return crypto.decrypt(self.password) if self.password else ""
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password)
+
+
+class SmtpAccount(EncryptedPassword, models.Model):
     """What the marketer edits: the connection, the sender, the limits. The sending engine's runtime
     state is in the account's SmtpAccountState row (`account.state`), which the admin never writes."""
 
@@ -99,16 +116,6 @@ class SmtpAccount(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def set_password(self, raw_password: str) -> None:
-        self.password = crypto.encrypt(raw_password) if raw_password else ""
-
-    def get_password(self) -> str:
-        return crypto.decrypt(self.password) if self.password else ""
-
-    @property
-    def has_password(self) -> bool:
-        return bool(self.password)
-
     def set_dkim_private_key(self, pem: str) -> None:
         self.dkim_private_key = crypto.encrypt(pem) if pem else ""
 
@@ -194,7 +201,7 @@ def validate_imap_folder(value: str) -> None:
         )
 
 
-class BounceMailbox(models.Model):
+class BounceMailbox(EncryptedPassword, models.Model):
     """The mailbox an SMTP account's bounces (DSNs to its VERP addresses) land in, read over IMAP or POP3
     (sending.mailbox). Its state fields are written by sending.services, never by a form."""
 
@@ -249,16 +256,6 @@ class BounceMailbox(models.Model):
         if self.port and not settings.SMTP_ALLOW_PRIVATE_HOSTS and self.port not in settings.MAILBOX_ALLOWED_PORTS:
             allowed = ", ".join(str(port) for port in settings.MAILBOX_ALLOWED_PORTS)
             raise ValidationError({"port": f"Port {self.port} is not allowed for a mailbox; use one of {allowed}."})
-
-    def set_password(self, raw_password: str) -> None:
-        self.password = crypto.encrypt(raw_password) if raw_password else ""
-
-    def get_password(self) -> str:
-        return crypto.decrypt(self.password) if self.password else ""
-
-    @property
-    def has_password(self) -> bool:
-        return bool(self.password)
 
 
 class EspWebhook(models.Model):
