@@ -126,7 +126,8 @@ def test_large_import_runs_in_the_worker_with_progress(import_worker, settings, 
     response = client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"confirm": "1"})
     assert response.status_code == 302
     job.refresh_from_db()
-    assert job.status == ImportJob.Status.QUEUED
+    # Queued for the worker, not run in the request; the worker may have taken it already.
+    assert job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
 
     seen = []
     deadline = time.monotonic() + DEADLINE_SECONDS
