@@ -35,7 +35,7 @@ def link_checks_page(request, campaign_id):
         return _fragment(request, campaign, error=error)
     context = {
         **admin.site.each_context(request),
-        **_fragment_context(request, campaign, error=error),
+        **link_check_context(request, campaign, error=error),
         "title": f"Link check: {campaign.name}",
         "subtitle": campaign.name,
         "opts": campaign._meta,
@@ -67,12 +67,14 @@ def _start(request, campaign):
 
 
 def _fragment(request, campaign, *, error=""):
-    response = TemplateResponse(request, FRAGMENT, _fragment_context(request, campaign, error=error))
+    response = TemplateResponse(request, FRAGMENT, link_check_context(request, campaign, error=error))
     response["Cache-Control"] = "no-store"
     return response
 
 
-def _fragment_context(request, campaign, *, error):
+def link_check_context(request, campaign, *, error="", back=None):
+    """What FRAGMENT needs, for a page that includes it (with its CSS and JS: see link_checks.html);
+    `back` is where its form returns without the script (default: the link check's own page)."""
     return {
         "campaign": campaign,
         "link_check": link_check_selectors.link_check_state(campaign=campaign, now=timezone.now()),
@@ -81,7 +83,7 @@ def _fragment_context(request, campaign, *, error):
         "link_check_status_url": reverse("campaign_link_checks_status", args=[campaign.pk]),
         "poll_milliseconds": POLL_MILLISECONDS,
         "can_start": request.user.has_perm("campaigns.change_campaign"),
-        "back": request.get_full_path() if request.method == "GET" else _back(request, campaign),
+        "back": back or reverse("campaign_link_checks", args=[campaign.pk]),
     }
 
 

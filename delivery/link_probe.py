@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from django.conf import settings
-from urllib3.exceptions import HTTPError, SSLError
+from urllib3.exceptions import HTTPError, NewConnectionError, SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from sending import smtp
@@ -133,6 +133,10 @@ def _request(method: str, url: str) -> tuple[int, str]:
         )
         status, location = response.status, response.headers.get("Location", "")
         response.close()  # the body is never read: the status says what a reader gets
+    except NewConnectionError as exc:  # a subclass of urllib3's timeout: refused, unreachable, or timed out
+        if isinstance(exc.__cause__, TimeoutError | socket.timeout):
+            raise _NoAnswer(Failure.TIMEOUT, f"no answer within {settings.LINK_CHECK_TIMEOUT_SECONDS:g} s") from exc
+        raise _NoAnswer(Failure.CONNECTION, f"the connection failed: {_reason(exc)}") from exc
     except Urllib3Timeout as exc:
         raise _NoAnswer(Failure.TIMEOUT, f"no answer within {settings.LINK_CHECK_TIMEOUT_SECONDS:g} s") from exc
     except SSLError as exc:
@@ -178,8 +182,10 @@ def _checked_address(host: str, port: int) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """The innermost reason urllib3 wrapped, in a few words."""
-    reason = getattr(exc, "reason", None) or exc
-    text = str(reason)
-    # urllib3 prefixes its pool and connection objects' reprs: keep what the operating system said.
-    return text.split(": ", 1)[-1] if text.startswith("<") else text
+    """What the operating system or the TLS layer said, in a few words, without urllib3's wrapping."""
+    cause = exc.__cause__ or getattr(exc, "reason", None)
+    if isinstance(cause, OSError) and cause.strerror:
+        return str(cause.strerror)
+    if isinstance(cause, BaseException):
+        return str(cause) or type(cause).__name__
+    return str(exc) or type(exc).__name__
