@@ -223,6 +223,7 @@ class LinkCheckResult(models.Model):
 
     run = models.ForeignKey(LinkCheckRun, on_delete=models.CASCADE, related_name="results")
     url = models.TextField()
+    position = models.PositiveIntegerField(default=0)  # the link's place among the message's links
     # The URL holds a variable and was checked as rendered for the run's sample recipient.
     personalized = models.BooleanField(default=False)
     level = models.CharField(max_length=10, choices=Level.choices)

@@ -36,7 +36,7 @@ def link_checks_page(request, campaign_id):
     context = {
         **admin.site.each_context(request),
         **link_check_context(request, campaign, error=error),
-        "title": f"Link check: {campaign.name}",
+        "title": "Link check",
         "subtitle": campaign.name,
         "opts": campaign._meta,
         "original": campaign,

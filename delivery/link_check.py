@@ -55,6 +55,7 @@ class LinkCheckRefused(Exception):
 class CampaignLink:
     url: str
     personalized: bool  # made by a variable: checked as the sample recipient's
+    position: int = 0  # its place among the message's distinct links
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,10 @@ def links_of(*, campaign: Campaign) -> CampaignLinks:
     distinct = list(dict.fromkeys(found))
     limit = settings.LINK_CHECK_MAX_URLS
     return CampaignLinks(
-        links=[CampaignLink(url=url, personalized=url not in as_written) for url in distinct[:limit]],
+        links=[
+            CampaignLink(url=url, personalized=url not in as_written, position=position)
+            for position, url in enumerate(distinct[:limit])
+        ],
         sample_recipient=contact.email if contact is not None else previews.SAMPLE_EMAIL,
         left_out=max(0, len(distinct) - limit),
     )
@@ -103,7 +107,7 @@ def verdict(probe: Probe) -> tuple[str, str]:
     code = probe.status_code or 0
     where = _where(probe)
     if 200 <= code < 300:
-        return Level.OK, f"{_status(code)}{where}"
+        return Level.OK, f"Reaches the page{where}."
     if code == HTTPStatus.TOO_MANY_REQUESTS:
         return Level.WARNING, (
             f"The site answers {_status(code)}{where}: it limits automated requests. Open the link yourself."
@@ -122,10 +126,10 @@ def _no_answer_message(probe: Probe, failure: Failure) -> str:
     if failure is Failure.REDIRECTS:
         return f"Not checked to the end: {probe.detail}, last at {probe.final_url}. Open the link yourself."
     what = {
-        Failure.TIMEOUT: f"No answer{after}: {probe.detail}. The site may be slow or block automated checks",
+        Failure.TIMEOUT: f"{probe.detail.capitalize()}{after}: the site may be slow or block automated checks",
         Failure.DNS: f"No answer{after}: {probe.detail}. Check its spelling",
-        Failure.TLS: f"No answer{after}: {probe.detail}. Readers' browsers may warn too",
-        Failure.CONNECTION: f"No answer{after}: {probe.detail}. The site may be down or block automated checks",
+        Failure.TLS: f"No answer{after}: {probe.detail}; readers' browsers may warn too",
+        Failure.CONNECTION: f"No answer{after}: {probe.detail}; the site may be down or block automated checks",
         Failure.INVALID: f"Not checked{after}: the link {probe.detail}",
     }[failure]
     return f"{what}. Open the link yourself."
@@ -239,6 +243,7 @@ def _record(run_id: int, link: CampaignLink, probe: Probe) -> None:
         url=link.url,
         defaults={
             "personalized": link.personalized,
+            "position": link.position,
             "level": level,
             "status_code": probe.status_code,
             "final_url": probe.final_url if probe.status_code is not None else "",

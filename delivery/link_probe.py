@@ -136,13 +136,13 @@ def _request(method: str, url: str) -> tuple[int, str]:
     except NewConnectionError as exc:  # a subclass of urllib3's timeout: refused, unreachable, or timed out
         if isinstance(exc.__cause__, TimeoutError | socket.timeout):
             raise _NoAnswer(Failure.TIMEOUT, f"no answer within {settings.LINK_CHECK_TIMEOUT_SECONDS:g} s") from exc
-        raise _NoAnswer(Failure.CONNECTION, f"the connection failed: {_reason(exc)}") from exc
+        raise _NoAnswer(Failure.CONNECTION, f"the connection failed ({_reason(exc)})") from exc
     except Urllib3Timeout as exc:
         raise _NoAnswer(Failure.TIMEOUT, f"no answer within {settings.LINK_CHECK_TIMEOUT_SECONDS:g} s") from exc
     except SSLError as exc:
-        raise _NoAnswer(Failure.TLS, f"the TLS connection failed: {_reason(exc)}") from exc
+        raise _NoAnswer(Failure.TLS, f"the TLS connection failed ({_reason(exc)})") from exc
     except (HTTPError, OSError) as exc:
-        raise _NoAnswer(Failure.CONNECTION, f"the connection failed: {_reason(exc)}") from exc
+        raise _NoAnswer(Failure.CONNECTION, f"the connection failed ({_reason(exc)})") from exc
     finally:
         pool.close()
     return status, location
@@ -154,16 +154,16 @@ def _parts(url: str) -> tuple[str, str, int, str, str]:
         split = urlsplit(url)
         port = split.port
     except ValueError as exc:
-        raise _NoAnswer(Failure.INVALID, f"not a valid URL ({exc})") from exc
+        raise _NoAnswer(Failure.INVALID, f"is not a valid URL ({exc})") from exc
     scheme, host = split.scheme.lower(), split.hostname or ""
     if scheme not in _DEFAULT_PORTS:
-        raise _NoAnswer(Failure.INVALID, f"leads to a {scheme or 'relative'} URL, not a web page: {url}")
+        raise _NoAnswer(Failure.INVALID, f"leads to a {scheme or 'relative'} URL, not a web page")
     if not host:
-        raise _NoAnswer(Failure.INVALID, "the URL names no host")
+        raise _NoAnswer(Failure.INVALID, "names no host")
     try:
         ascii_host = host.encode("idna").decode("ascii") if not host.isascii() else host
     except UnicodeError as exc:
-        raise _NoAnswer(Failure.INVALID, f"the host name {host!r} is not valid") from exc
+        raise _NoAnswer(Failure.INVALID, f"has a host name that is not valid ({host!r})") from exc
     port = port or _DEFAULT_PORTS[scheme]
     shown = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
     host_header = shown if port == _DEFAULT_PORTS[scheme] else f"{shown}:{port}"

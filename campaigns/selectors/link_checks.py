@@ -13,6 +13,7 @@ from accounts.models import User
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, LinkCheckResult, LinkCheckRun
 
+SEVERITY = {LinkCheckResult.Level.ERROR: 0, LinkCheckResult.Level.WARNING: 1, LinkCheckResult.Level.OK: 2}
 # A run no worker has taken after this long was lost (a broker restart, no worker on the `checks` queue).
 UNTAKEN_PATIENCE = timedelta(minutes=10)
 
@@ -71,7 +72,8 @@ def link_check_state(*, campaign: Campaign, now: datetime) -> LinkCheckState:
     run = last_run(campaign=campaign)
     if run is None:
         return LinkCheckState(run=None, state="none")
-    results = list(run.results.order_by("id"))
+    # Errors first, then warnings, then the links that work, each in the message's order.
+    results = sorted(run.results.all(), key=lambda r: (SEVERITY.get(r.level, 0), r.position, r.pk))
     stale = run.campaign_updated_at is not None and campaign.updated_at > run.campaign_updated_at
     return LinkCheckState(run=run, state=_state(run, now), results=results, stale=stale)
 

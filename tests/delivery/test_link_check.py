@@ -158,7 +158,7 @@ def test_a_new_request_supersedes_the_open_run_whose_worker_then_checks_nothing(
     assert link_check.run_link_check(run_id=second.pk).urls_found == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_run_superseded_while_it_checks_stops_before_its_next_link(marketer, server, settings):
     settings.LINK_CHECK_CONCURRENCY = 1
     campaign = campaign_with(marketer, f'<a href="{server.url("/slow")}">a</a> <a href="{server.url("/ok")}">b</a>')

@@ -31,7 +31,7 @@ def test_a_page_that_answers_200_is_fine_and_asked_with_head_only(server):
         0,
         "HEAD",
     )
-    assert verdict(probe) == (OK, "200 OK")
+    assert verdict(probe) == (OK, "Reaches the page.")
     ((method, path, headers),) = server.requests
     assert (method, path) == ("HEAD", "/ok?a=1")
     assert headers["Host"] == f"127.0.0.1:{server.port}"
@@ -67,7 +67,7 @@ def test_a_redirect_chain_is_followed_to_its_end(server):
     probe = link_probe.probe(server.url("/chain/3"))
 
     assert (probe.status_code, probe.redirects, probe.final_url) == (200, 3, server.url("/chain/0"))
-    assert verdict(probe) == (OK, f"200 OK after 3 redirects, at {server.url('/chain/0')}")
+    assert verdict(probe) == (OK, f"Reaches the page after 3 redirects, at {server.url('/chain/0')}.")
     assert server.paths() == ["/chain/3", "/chain/2", "/chain/1", "/chain/0"]
 
 
@@ -99,7 +99,7 @@ def test_a_page_slower_than_the_timeout_is_a_warning(server):
     assert probe.failure is Failure.TIMEOUT and probe.status_code is None
     assert verdict(probe) == (
         WARNING,
-        "No answer: no answer within 0.5 s. The site may be slow or block automated checks. Open the link yourself.",
+        "No answer within 0.5 s: the site may be slow or block automated checks. Open the link yourself.",
     )
 
 
@@ -111,7 +111,11 @@ def test_a_refused_connection_is_a_warning(server):
 
     assert probe.failure is Failure.CONNECTION
     level, message = verdict(probe)
-    assert level == WARNING and "Connection refused" in message
+    assert level == WARNING
+    assert message == (
+        "No answer: the connection failed (Connection refused); the site may be down or block automated checks. "
+        "Open the link yourself."
+    )
 
 
 def test_a_host_that_does_not_resolve_is_a_warning():
@@ -128,7 +132,11 @@ def test_a_redirect_to_another_scheme_is_not_followed(server):
     probe = link_probe.probe(server.url("/to?url=ftp://files.example.com/a"))
 
     assert probe.failure is Failure.INVALID and probe.redirects == 1
-    assert verdict(probe)[0] == WARNING
+    assert verdict(probe) == (
+        WARNING,
+        "Not checked (after 1 redirect, at ftp://files.example.com/a): the link leads to a ftp URL, not a web page. "
+        "Open the link yourself.",
+    )
 
 
 # --- the destination guard, as in production ----------------------------------------------------
