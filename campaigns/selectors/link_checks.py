@@ -13,7 +13,7 @@ from accounts.models import User
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, LinkCheckResult, LinkCheckRun
 
-SEVERITY = {LinkCheckResult.Level.ERROR: 0, LinkCheckResult.Level.WARNING: 1, LinkCheckResult.Level.OK: 2}
+SEVERITY: dict[str, int] = {"error": 0, "warning": 1, "ok": 2}
 # A run no worker has taken after this long was lost (a broker restart, no worker on the `checks` queue).
 UNTAKEN_PATIENCE = timedelta(minutes=10)
 
