@@ -228,12 +228,22 @@ def _check_all(run_id: int, links: list[CampaignLink]) -> bool:
                 running[pool.submit(link_probe.probe, link.url)] = link
             done, _pending = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                _record(run_id, running.pop(future), future.result())
+                link = running.pop(future)
+                _record(run_id, link, _outcome(future, link))
             if LinkCheckRun.objects.filter(pk=run_id, superseded_at__isnull=False).exists():
                 return True
         return False
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _outcome(future: "Future[Probe]", link: CampaignLink) -> Probe:
+    """The probe's result; a bug in it is this link's warning, not the end of the run."""
+    try:
+        return future.result()
+    except Exception as exc:  # noqa: BLE001 - logged; the other links are still checked
+        log.exception("link check of %s failed", link.url)
+        return Probe(url=link.url, failure=Failure.CONNECTION, detail=f"an error while checking ({type(exc).__name__})")
 
 
 def _record(run_id: int, link: CampaignLink, probe: Probe) -> None:

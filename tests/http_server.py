@@ -16,7 +16,8 @@ Paths it answers (any method; HEAD gets the headers alone):
     /slow                           answers only once `release()` is called (the teardown calls it)
     /to?url=U                       302 to U
 
-Every request is recorded in `requests` as (method, path, headers) in arrival order.
+With `tls=` (an ssl server context) it serves HTTPS on 127.0.0.1, and `url()` names `host` (say "localhost",
+the certificate's name). Every request is recorded in `requests` as (method, path, headers) in arrival order.
 """
 
 import threading
@@ -29,8 +30,10 @@ SLOW_LIMIT_SECONDS = 60  # /slow never holds a thread longer, whatever the test 
 
 
 class LinkServer:
-    def __init__(self, host="127.0.0.1"):
+    def __init__(self, host="127.0.0.1", *, tls=None):
         self.requests = []
+        self.scheme = "https" if tls else "http"
+        self.url_host = host
         self._released = threading.Event()
         self._lock = threading.Lock()
         server = self
@@ -64,14 +67,16 @@ class LinkServer:
                 if body:
                     self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        self.httpd = ThreadingHTTPServer((host if tls is None else "127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:  # `tls`: an ssl server context; the server listens on 127.0.0.1, named `host` in URLs
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.host, self.port = self.httpd.server_address[:2]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
 
     def url(self, path):
-        return f"http://{self.host}:{self.port}{path}"
+        return f"{self.scheme}://{self.url_host}:{self.port}{path}"
 
     def route(self, method, raw_path):
         split = urlsplit(raw_path)
@@ -113,8 +118,8 @@ class LinkServer:
 def http_server_factory():
     servers = []
 
-    def make(host="127.0.0.1"):
-        server = LinkServer(host)
+    def make(host="127.0.0.1", **kwargs):
+        server = LinkServer(host, **kwargs)
         servers.append(server)
         return server
 

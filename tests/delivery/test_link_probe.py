@@ -13,6 +13,7 @@ from delivery.link_check import verdict
 from delivery.link_probe import Failure
 from sending import smtp
 from tests.http_server import http_server_factory  # noqa: F401  (pytest fixture)
+from tests.smtp_server import tls_files  # noqa: F401  (pytest fixture)
 
 OK, WARNING, ERROR = LinkCheckResult.Level.OK, LinkCheckResult.Level.WARNING, LinkCheckResult.Level.ERROR
 
@@ -225,3 +226,41 @@ def test_the_connection_goes_to_the_address_the_guard_checked(server, monkeypatc
     assert probe.status_code == 200
     assert resolved == ["localhost", "localhost"]  # once per hop, by the guard alone
     assert [h["Host"] for _m, _p, h in server.requests] == [f"localhost:{server.port}"] * 2
+
+
+# --- HTTPS: connected to the checked address, verified against the link's host -----------------------
+
+
+@pytest.fixture
+def https_server(http_server_factory, tls_files, settings):
+    settings.SMTP_CA_FILE = str(tls_files.ca_file)  # the link check trusts what SMTP trusts
+    return http_server_factory("localhost", tls=tls_files.server_context())
+
+
+def test_an_https_link_is_verified_against_its_host_name(https_server):
+    probe = link_probe.probe(https_server.url("/chain/1"))
+
+    assert (probe.status_code, probe.redirects) == (200, 1)
+    assert [h["Host"] for _m, _p, h in https_server.requests] == [f"localhost:{https_server.port}"] * 2
+
+
+def test_a_certificate_for_another_name_is_a_warning(https_server):
+    probe = link_probe.probe(f"https://127.0.0.1:{https_server.port}/ok")  # the certificate names localhost
+
+    assert probe.failure is Failure.TLS
+    level, message = verdict(probe)
+    assert level == WARNING
+    assert message == (
+        "No answer: the TLS connection failed (hostname '127.0.0.1' doesn't match 'localhost'); "
+        "readers' browsers may warn too. Open the link yourself."
+    )
+    assert https_server.requests == []
+
+
+def test_a_certificate_from_an_unknown_authority_is_a_warning(https_server, settings):
+    settings.SMTP_CA_FILE = ""
+
+    probe = link_probe.probe(https_server.url("/ok"))
+
+    assert probe.failure is Failure.TLS
+    assert "certificate verify failed" in probe.detail
