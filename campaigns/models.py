@@ -315,20 +315,24 @@ class Email(models.Model):
     to_email = models.EmailField(max_length=254)
     to_name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
+    # The counts below are plain integers, without the CHECK (>= 0) of Django's Positive fields:
+    # PostgreSQL prepares every CHECK of the table again for each UPDATE, and the sender updates one
+    # row per message (measured in BENCHMARKS.md). Only the ledger and tracking write them, each by
+    # adding 1 to a value that starts at 0; smtp_code is a reply's three digits.
+    attempts = models.IntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     batch_id = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=255, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
-    smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    smtp_code = models.SmallIntegerField(null=True, blank=True)
     smtp_response = models.TextField(blank=True)
     failure_class = models.CharField(max_length=20, choices=FailureClass.choices, blank=True, default="")
     first_opened_at = models.DateTimeField(null=True, blank=True)
-    open_count = models.PositiveIntegerField(default=0)
+    open_count = models.IntegerField(default=0)
     machine_open = models.BooleanField(default=False)
     first_clicked_at = models.DateTimeField(null=True, blank=True)
-    click_count = models.PositiveIntegerField(default=0)
+    click_count = models.IntegerField(default=0)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     # What a delivery report said after the server's 250 (bounces.services): the row stays sent,
     # these record the report. A hard bounce replaces a soft one; nothing else is overwritten.
