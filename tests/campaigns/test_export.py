@@ -1,8 +1,10 @@
 """Exports: contacts and campaign results to CSV and XLSX, formula-like cells escaped, owner-scoped."""
 
 import csv
+import datetime
 import io
 import json
+import os
 
 import openpyxl
 import pytest
@@ -243,3 +245,39 @@ def test_campaign_report_json_gives_null_for_a_missing_smtp_code(marketer):
     call_command("campaign_report", str(campaign.pk), "--format", "json", stdout=out)
     [row] = json.loads(out.getvalue())
     assert row["smtp_code"] is None and row["attempts"] == 0 and row["status"] == "pending"
+
+
+def test_campaign_report_times_are_in_the_owners_zone_or_the_one_asked(marketer):
+    marketer.timezone = "Asia/Kolkata"
+    marketer.save(update_fields=["timezone"])
+    campaign = CampaignFactory(owner=marketer)
+    sent = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
+    EmailFactory(campaign=campaign, to_email="a@example.com", status=Email.Status.SENT, sent_at=sent)
+
+    def sent_at(*options):
+        out = io.StringIO()
+        call_command("campaign_report", str(campaign.pk), "--format", "json", *options, stdout=out)
+        return json.loads(out.getvalue())[0]["sent_at"]
+
+    # The zone the admin shows the owner, with its offset: the same instant in any zone.
+    assert sent_at() == "2026-03-01T17:30:00+05:30"
+    assert sent_at("--tz", "UTC") == "2026-03-01T12:00:00+00:00"
+    assert sent_at("--tz", "America/New_York") == "2026-03-01T07:00:00-05:00"
+    out = io.StringIO()
+    call_command("campaign_report", str(campaign.pk), stdout=out)
+    assert "2026-03-01T17:30:00+05:30" in out.getvalue()
+    with pytest.raises(CommandError, match="Unknown time zone 'Mars/Base'"):
+        call_command("campaign_report", str(campaign.pk), "--tz", "Mars/Base")
+
+
+def test_campaign_report_stops_quietly_when_its_reader_goes(marketer):
+    """`campaign_report ID | head -1`: head exits after its line; the report's next write meets a closed
+    pipe, and the command ends without a traceback."""
+    campaign = CampaignFactory(owner=marketer)
+    for n in range(50):
+        EmailFactory(campaign=campaign, to_email=f"r{n}@example.com")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone
+    with open(write_end, "w", buffering=1) as pipe:  # line-buffered: every row is written at once
+        call_command("campaign_report", str(campaign.pk), stdout=pipe)
+        # Whatever was still buffered goes nowhere, without an error as the file closes.
