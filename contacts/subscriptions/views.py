@@ -93,8 +93,8 @@ def subscribe_page(request, token):
     return _private(render(request, "subscriptions/subscribe.html", context, status=status))
 
 
-# A scanner fetching the link (GET) must not subscribe anyone: the page asks, the POST confirms.
-@csrf_exempt
+# A scanner fetching the link (GET) must not subscribe anyone: the page asks, its POST (with the page's
+# CSRF token) confirms.
 @require_http_methods(["GET", "HEAD", "POST"])
 def confirm_page(request, token):
     if request.method == "POST":
