@@ -195,7 +195,9 @@ def send_username_taken(*, email: str, username: str) -> None:
     send_mail("Choose another username", body, None, [email])
 
 
-def confirm_email(*, token: str) -> User:
+def confirmation_user(*, token: str) -> User:
+    """The user a confirmation link names, read without changing anything (the link's page, on GET);
+    raises ConfirmationError for a link altered, expired, or for an address changed since."""
     try:
         data = signing.loads(token, salt=CONFIRM_SALT, max_age=settings.SIGNUP_CONFIRM_MAX_AGE)
     except signing.SignatureExpired as exc:
@@ -205,6 +207,12 @@ def confirm_email(*, token: str) -> User:
     user = User.objects.filter(pk=data.get("u"), email=data.get("e")).first()
     if user is None:
         raise ConfirmationError("This confirmation link is not valid.")
+    return user
+
+
+def confirm_email(*, token: str) -> User:
+    """Confirm the address a link names (its page's POST: a link scanner's GET confirms nothing)."""
+    user = confirmation_user(token=token)
     if user.email_confirmed_at is None:
         user.email_confirmed_at = timezone.now()
         user.save(update_fields=["email_confirmed_at"])

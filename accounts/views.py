@@ -56,11 +56,18 @@ class PasswordResetView(auth_views.PasswordResetView):
         return super().form_valid(form)
 
 
+# A link scanner fetching the link (GET, HEAD) must not confirm the address: the page asks, its POST confirms.
+@require_http_methods(["GET", "HEAD", "POST"])
 def confirm(request, token):
     try:
-        user = services.confirm_email(token=token)
+        if request.method == "POST":
+            user = services.confirm_email(token=token)
+        else:
+            user = services.confirmation_user(token=token)
     except services.ConfirmationError as exc:
         return render(request, "accounts/confirm.html", {"error": str(exc)}, status=400)
+    if user.email_confirmed_at is None:
+        return render(request, "accounts/confirm.html", {"user_to_confirm": user})
     return render(request, "accounts/confirm.html", {"confirmed_user": user})
 
 

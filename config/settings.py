@@ -353,9 +353,13 @@ IMPORT_MAX_ROWS = int(os.environ.get("IMPORT_MAX_ROWS", "1000000"))
 # The preview (a dry run of the whole file) runs in a Celery task stopped after this many seconds:
 # a file that takes longer is refused, and no web worker ever spends its time on one.
 IMPORT_PREVIEW_TIME_LIMIT_SECONDS = int(os.environ.get("IMPORT_PREVIEW_TIME_LIMIT_SECONDS", "300"))
-# An uploaded file never confirmed is deleted after this many hours (the job is cancelled): uploads
-# hold personal data, kept no longer than the import needs them. Checked every 5 minutes (setup_schedules).
+# An uploaded file never confirmed is deleted after this many hours (the job expires): uploads hold
+# personal data, kept no longer than the import needs them. Checked every 5 minutes (setup_schedules)
+# and whenever the job's page is visited.
 IMPORT_UNCONFIRMED_FILE_HOURS = float(os.environ.get("IMPORT_UNCONFIRMED_FILE_HOURS", "24"))
+# The preview lists this many of the file's first rows (100 a page), each with its values as saved;
+# every row is counted in its figures.
+IMPORT_PREVIEW_ROWS = int(os.environ.get("IMPORT_PREVIEW_ROWS", "1000"))
 # An .xlsx is a zip: one whose members would unpack to more than this is refused before it is read
 # (a few compressed kilobytes can unpack to gigabytes).
 IMPORT_XLSX_MAX_UNPACKED_BYTES = int(os.environ.get("IMPORT_XLSX_MAX_UNPACKED_BYTES", str(300 * 1024 * 1024)))

@@ -200,7 +200,7 @@ class ImportJobAdmin(OwnedModelAdmin):
         from django.core.exceptions import PermissionDenied
         from django.shortcuts import redirect
 
-        job = self._job(request, object_id)
+        job = jobs.expire_if_unconfirmed(job=self._job(request, object_id))
         if request.method == "POST":
             if not self.has_add_permission(request):
                 raise PermissionDenied
@@ -208,7 +208,12 @@ class ImportJobAdmin(OwnedModelAdmin):
                 jobs.cancel(job=job)
                 self.message_user(request, "Import cancelled; nothing was written.", messages.INFO)
                 return redirect("admin:contacts_contact_changelist")
-            if jobs.confirm(job=job):
+            try:
+                started = jobs.confirm(job=job)
+            except jobs.ImportRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return redirect("admin:contacts_importjob_preview", job.pk)
+            if started:
                 if job.status == ImportJob.Status.DONE:
                     self.message_user(request, f"Imported {job.original_name}.", messages.SUCCESS)
                 else:
@@ -229,12 +234,15 @@ class ImportJobAdmin(OwnedModelAdmin):
             title=f"Preview: {job.original_name}",
             background=jobs.runs_in_background(job),
             counts=job.preview.get("counts", {}),
+            nothing_to_import=not jobs.importable_rows(job),
+            page=jobs.preview_page(job, page=_page_number(request)),
+            attribute_keys=job.preview.get("attribute_keys", []),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         from django.shortcuts import redirect
 
-        job = self._job(request, object_id)
+        job = jobs.expire_if_unconfirmed(job=self._job(request, object_id))
         if job.status in (*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED):
             return redirect("admin:contacts_importjob_preview", job.pk)
 
@@ -274,6 +282,13 @@ class ImportJobAdmin(OwnedModelAdmin):
         for job_id in queryset.values_list("pk", flat=True):
             jobs.delete_upload(job_id=job_id)
         super().delete_queryset(request, queryset)
+
+
+def _page_number(request):
+    try:
+        return int(request.GET.get("page", "1"))
+    except ValueError:
+        return 1
 
 
 @admin.register(SubscriptionForm)

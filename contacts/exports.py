@@ -1,11 +1,16 @@
 """Exports to CSV and XLSX, with every formula-like cell escaped.
 
-A cell that begins with =, +, -, @, a tab or a carriage return is prefixed with
-an apostrophe, so no spreadsheet ever runs it as a formula (OWASP "CSV
-injection"). django-import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT
-(4.4) only drops a leading "=" and lets +, -, @ through, so exports go through
-`escape_cell` here instead; its column definitions are the resources in
-contacts/resources.py and campaigns/resources.py.
+Values are stored as written (an import keeps "=A2*2" as its text, from CSV and XLSX alike); they are
+escaped here, where they leave as a spreadsheet:
+- CSV: a cell that begins with =, +, -, @, a tab or a carriage return is prefixed with an apostrophe,
+  so no spreadsheet ever runs it as a formula (OWASP "CSV injection"). A CSV has no cell types: the
+  apostrophe is the only escape a spreadsheet honours.
+- XLSX: every text cell is written typed as text (never a formula), and a formula-like one also carries
+  Excel's quote prefix (the style Excel gives a cell typed with a leading apostrophe): shown as
+  written, never run, and read back by an import without any apostrophe.
+django-import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT (4.4) only drops a leading "=" and
+lets +, -, @ through, so exports go through this module instead; its column definitions are the
+resources in contacts/resources.py and campaigns/resources.py.
 """
 
 import csv
@@ -55,7 +60,12 @@ def render_xlsx(headers, rows, *, title="Export"):
     sheet = workbook.create_sheet(title=title[:31] or "Export")
 
     def text_cell(value):
-        cell = WriteOnlyCell(sheet, value=_xlsx_value(value))
+        value = _xlsx_value(value)
+        cell = WriteOnlyCell(sheet, value=value)
+        if isinstance(value, str):
+            # openpyxl types a string beginning with "=" as a formula: typed back as text, never run.
+            cell.data_type = "s"
+            cell.quotePrefix = value.startswith(FORMULA_PREFIXES)
         return cell
 
     sheet.append([text_cell(h) for h in headers])
@@ -67,7 +77,8 @@ def render_xlsx(headers, rows, *, title="Export"):
 
 
 def _xlsx_value(value):
-    value = escape_cell(value)
+    if value is None:
+        return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     text = value if isinstance(value, str) else str(value)

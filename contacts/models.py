@@ -100,7 +100,8 @@ class ImportJob(models.Model):
     """One uploaded contact file: its preview (dry run, in a worker), then its import, progress and report.
 
     The uploaded file is kept only while the job may still read it: deleted when the job ends (done,
-    failed, cancelled) or, never confirmed, after IMPORT_UNCONFIRMED_FILE_HOURS (`file` is blank then).
+    failed, cancelled) or, never confirmed, when it expires after IMPORT_UNCONFIRMED_FILE_HOURS (`file` is
+    blank then).
     """
 
     class Status(models.TextChoices):
@@ -112,10 +113,11 @@ class ImportJob(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired (not confirmed in time)"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     READING_STATUSES = (Status.UPLOADED, Status.READING)
-    ENDED_STATUSES = (Status.DONE, Status.FAILED, Status.CANCELLED)
+    ENDED_STATUSES = (Status.DONE, Status.FAILED, Status.CANCELLED, Status.EXPIRED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs")
     contact_list = models.ForeignKey(

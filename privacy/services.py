@@ -88,11 +88,18 @@ def _scrub_import_jobs(*, owner_id, address):
         changes = {}
         preview = job.preview or {}
         rows = preview.get("rows") or []
-        kept_rows = [row for row in rows if not _names_address(row, address)]
+        kept_rows = [_row_scrubbed(row, address) for row in rows if not _names_address(row, address)]
         columns = preview.get("columns") or []  # [[header, meaning]], as JSON stores them
         scrubbed_columns = [[_without_address(text, address) for text in column] for column in columns]
-        if kept_rows != rows or scrubbed_columns != columns:
-            changes["preview"] = {**preview, "rows": kept_rows, "columns": scrubbed_columns}
+        keys = preview.get("attribute_keys") or []  # the attribute columns' headers, in file order
+        scrubbed_keys = [_without_address(key, address) for key in keys]
+        if kept_rows != rows or scrubbed_columns != columns or scrubbed_keys != keys:
+            changes["preview"] = {
+                **preview,
+                "rows": kept_rows,
+                "columns": scrubbed_columns,
+                **({"attribute_keys": scrubbed_keys} if keys else {}),
+            }
         rejected = job.rejected_rows or []
         kept_rejected = [row for row in rejected if not _names_address(row, address)]
         if kept_rejected != rejected:
@@ -102,6 +109,14 @@ def _scrub_import_jobs(*, owner_id, address):
             changes["notes"] = notes
         if changes:
             ImportJob.objects.filter(pk=job.pk).update(**changes)
+
+
+def _row_scrubbed(row, address):
+    """A preview row of another address, its attributes keyed by headers that may name the address."""
+    attributes = row.get("attributes")
+    if not attributes:
+        return row
+    return {**row, "attributes": {_without_address(key, address): value for key, value in attributes.items()}}
 
 
 def _names_address(row, address):

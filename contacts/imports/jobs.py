@@ -4,12 +4,14 @@ Every status change is one conditional UPDATE, so a double click on "Confirm"
 or a redelivered task never runs an import twice.
 
 The uploaded file lives only as long as the job may read it: it is deleted when the job ends (done,
-failed, cancelled), and a job never confirmed is cancelled, its file deleted, by delete_stale_uploads.
+failed, cancelled), and a job never confirmed expires, its file deleted: by delete_stale_uploads, or
+when its page is visited (expire_if_unconfirmed).
 """
 
 import functools
 import logging
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,7 +36,8 @@ def queue_task(name, job_id):
 
 log = logging.getLogger(__name__)
 
-PREVIEW_ROWS = 100
+# Rows per page of the preview; it keeps settings.IMPORT_PREVIEW_ROWS in all.
+PREVIEW_PAGE_ROWS = 100
 
 
 class ImportRefused(Exception):
@@ -68,7 +71,7 @@ def create_job(*, owner, uploaded_file, contact_list=None, new_list_name="", enc
     )
     job.file.save(uploaded_file.name, uploaded_file, save=False)
     try:
-        reader.check_file(job.file.path, filename=job.original_name)
+        reader.check_file(job.file.path, filename=job.original_name, encoding=encoding)
     except FileRefused as exc:
         _delete_file(job.file.name)
         raise ImportRefused(str(exc)) from None
@@ -103,7 +106,7 @@ def read_preview(*, job_id):
             filename=job.original_name,
             encoding=job.encoding,
             dry_run=True,
-            keep_outcomes=PREVIEW_ROWS,
+            keep_outcomes=settings.IMPORT_PREVIEW_ROWS,
             max_rows=settings.IMPORT_MAX_ROWS,
         )
     except FileRefused as exc:
@@ -129,6 +132,7 @@ def read_preview(*, job_id):
             "counts": result.counts,
             "blank_rows": result.blank_rows,
             "columns": result.columns,
+            "attribute_keys": result.attribute_keys,
             "rows": [o.as_dict() for o in result.outcomes],
         },
         rejected_rows=result.rejected,
@@ -152,15 +156,59 @@ def _fail(job_id, *, from_status, notes):
     return bool(failed)
 
 
+@dataclass
+class PreviewPage:
+    rows: list
+    number: int
+    pages: int
+    first_row_index: int  # 1-based, among the rows the preview keeps
+    kept: int  # rows the preview keeps (the file's first ones)
+
+    @property
+    def last_row_index(self):
+        return self.first_row_index + len(self.rows) - 1
+
+
+def preview_page(job, *, page):
+    """One page of the rows the preview kept; a page out of range gives the nearest one."""
+    preview = job.preview or {}
+    rows = preview.get("rows") or []
+    keys = preview.get("attribute_keys") or []
+    pages = max(1, -(-len(rows) // PREVIEW_PAGE_ROWS))
+    number = min(max(page, 1), pages)
+    start = (number - 1) * PREVIEW_PAGE_ROWS
+    return PreviewPage(
+        # Each row's attribute values in the order of the file's columns, blank where it sets none.
+        rows=[
+            {**row, "cells": [row.get("attributes", {}).get(key, "") for key in keys]}
+            for row in rows[start : start + PREVIEW_PAGE_ROWS]
+        ],
+        number=number,
+        pages=pages,
+        first_row_index=start + 1,
+        kept=len(rows),
+    )
+
+
 def runs_in_background(job):
     return job.total_rows > settings.IMPORT_SYNC_MAX_ROWS
+
+
+def importable_rows(job):
+    """Rows of the previewed file that would create or update a contact (merged rows go into these)."""
+    counts = (job.preview or {}).get("counts") or {}
+    return counts.get(service.CREATED, 0) + counts.get(service.UPDATED, 0)
 
 
 def confirm(*, job, enqueue=None):
     """Start the import the preview showed. Small files run now; large ones go to Celery.
 
-    Returns True if this call started it (False: confirmed already, or cancelled).
+    Returns True if this call started it (False: confirmed already, cancelled or expired). Raises
+    ImportRefused when the preview found nothing to import.
     """
+    job = expire_if_unconfirmed(job=job)
+    if job.status == ImportJob.Status.PREVIEWED and not importable_rows(job):
+        raise ImportRefused("Nothing to import: no row of this file would create or update a contact.")
     background = runs_in_background(job)
     with transaction.atomic():
         claimed = ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.PREVIEWED).update(
@@ -208,8 +256,46 @@ def _delete_file(name):
         pass
 
 
+def _unconfirmed_jobs(*, now):
+    """Jobs not confirmed within IMPORT_UNCONFIRMED_FILE_HOURS of their upload: the ones to expire."""
+    return ImportJob.objects.filter(
+        status__in=(*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED),
+        created_at__lt=now - timedelta(hours=settings.IMPORT_UNCONFIRMED_FILE_HOURS),
+    )
+
+
+def expire_unconfirmed(*, now=None, job_ids=None):
+    """Expire the jobs left unconfirmed for IMPORT_UNCONFIRMED_FILE_HOURS (all, or those of `job_ids`): their
+    uploaded file is deleted, as uploads hold personal data. Returns how many expired."""
+    now = now or timezone.now()
+    hours = settings.IMPORT_UNCONFIRMED_FILE_HOURS
+    unconfirmed = _unconfirmed_jobs(now=now)
+    if job_ids is not None:
+        unconfirmed = unconfirmed.filter(pk__in=job_ids)
+    expired_count = 0
+    for job_id, status in unconfirmed.values_list("pk", "status"):
+        # Conditional: a confirmation at this very moment wins, and its import deletes the file at its end.
+        expired = ImportJob.objects.filter(pk=job_id, status=status).update(
+            status=ImportJob.Status.EXPIRED,
+            finished_at=now,
+            notes=f"Not confirmed within {hours:g} hours: the uploaded file was deleted. Upload it again to import it.",
+        )
+        if expired:
+            delete_upload(job_id=job_id)
+            expired_count += 1
+    return expired_count
+
+
+def expire_if_unconfirmed(*, job, now=None):
+    """Expire `job` now if its time to be confirmed is over (a visit does not wait for the periodic
+    cleanup); returns the job as it is now."""
+    if expire_unconfirmed(now=now, job_ids=[job.pk]):
+        job.refresh_from_db()
+    return job
+
+
 def delete_stale_uploads(*, now=None):
-    """The periodic cleanup: fail a preview its task's hard time limit ended, cancel the jobs left unconfirmed
+    """The periodic cleanup: fail a preview its task's hard time limit ended, expire the jobs left unconfirmed
     for IMPORT_UNCONFIRMED_FILE_HOURS, delete any file an ended job still holds. Returns how many jobs
     lost their file."""
     now = now or timezone.now()
@@ -220,21 +306,7 @@ def delete_stale_uploads(*, now=None):
         "pk", flat=True
     ):
         deleted += _fail(job_id, from_status=ImportJob.Status.READING, notes=_too_slow_note())
-    hours = settings.IMPORT_UNCONFIRMED_FILE_HOURS
-    unconfirmed = ImportJob.objects.filter(
-        status__in=(*ImportJob.READING_STATUSES, ImportJob.Status.PREVIEWED),
-        created_at__lt=now - timedelta(hours=hours),
-    )
-    for job_id, status in unconfirmed.values_list("pk", "status"):
-        # Conditional: a confirmation at this very moment wins, and its import deletes the file at its end.
-        expired = ImportJob.objects.filter(pk=job_id, status=status).update(
-            status=ImportJob.Status.CANCELLED,
-            finished_at=now,
-            notes=f"Not confirmed within {hours:g} hours: the uploaded file was deleted. Upload it again to import it.",
-        )
-        if expired:
-            delete_upload(job_id=job_id)
-            deleted += 1
+    deleted += expire_unconfirmed(now=now)
     for job_id in (
         ImportJob.objects.filter(status__in=ImportJob.ENDED_STATUSES).exclude(file="").values_list("pk", flat=True)
     ):

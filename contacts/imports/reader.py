@@ -85,6 +85,7 @@ def open_table(path, *, filename="", encoding="", max_rows=None):
         if headers is None:
             raise FileRefused("The first sheet of this workbook is empty.")
         return Table(path=path, file_format="xlsx", headers=_header_cells(headers, trim=True), max_rows=max_rows)
+    check_text(path, encoding=encoding)
     encoding = encoding or detect_encoding(path)
     _check_decodes(path, encoding)
     delimiter = detect_delimiter(path, encoding)
@@ -101,11 +102,14 @@ def open_table(path, *, filename="", encoding="", max_rows=None):
     )
 
 
-def check_file(path, *, filename=""):
-    """What can be told of the file without reading its rows: its type and, for a workbook, its parts' sizes."""
+def check_file(path, *, filename="", encoding=""):
+    """What can be told of the file without reading its rows: its type, that a CSV is text, and for a
+    workbook its parts' sizes."""
     path = Path(path)
     if detect_format(path, filename or path.name) == "xlsx":
         check_xlsx_archive(path)
+    else:
+        check_text(path, encoding=encoding)
 
 
 def _header_cells(cells, *, trim):
@@ -146,6 +150,11 @@ def check_xlsx_archive(path):
         raise FileRefused("This workbook cannot be read: it is not a valid .xlsx file.") from None
     if len(members) > XLSX_MAX_MEMBERS:
         raise FileRefused(f"This workbook holds more than {XLSX_MAX_MEMBERS:,} parts: it is not a contact sheet.")
+    names = {member.filename for member in members}
+    if "xl/workbook.xml" not in names:
+        raise FileRefused(
+            f"This is not an Excel workbook (it looks like {_zip_kind(names)}). Upload a CSV or an .xlsx."
+        )
     limit = settings.IMPORT_XLSX_MAX_UNPACKED_BYTES
     unpacked = sum(member.file_size for member in members)
     if unpacked > limit:
@@ -162,6 +171,16 @@ def check_xlsx_archive(path):
             )
 
 
+def _zip_kind(names):
+    if "word/document.xml" in names:
+        return "a Word document"
+    if "ppt/presentation.xml" in names:
+        return "a PowerPoint presentation"
+    if "content.xml" in names:
+        return "an OpenDocument file: save it as .xlsx or CSV"
+    return "a ZIP archive"
+
+
 def detect_format(path, filename):
     suffix = Path(filename).suffix.lower()
     with open(path, "rb") as fh:
@@ -175,6 +194,44 @@ def detect_format(path, filename):
     if suffix and suffix not in CSV_EXTENSIONS:
         raise FileRefused(f"Files of type {suffix} are not supported: upload a CSV or an .xlsx workbook.")
     return "csv"
+
+
+# The first bytes of the files people upload by mistake, most specific first.
+BINARY_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"{\\rtf", "an RTF document"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\xd0\xcf\x11\xe0", "an old Office file (.xls or .doc)"),
+    (b"\x7fELF", "a program"),
+    (b"MZ", "a Windows program"),
+)
+_TEXT_SNIFF_BYTES = 8 * 1024
+_UTF16_NAMES = {"utf-16", "utf16", "utf-16-le", "utf-16le", "utf-16-be", "utf-16be"}
+
+
+def check_text(path, *, encoding=""):
+    """Refuse a file offered as CSV that is not text: a known binary signature, or NUL bytes (which no
+    text in an 8-bit encoding or UTF-8 holds). UTF-16 holds NULs: with its byte-order mark, or chosen on
+    the form, it passes."""
+    with open(path, "rb") as fh:
+        head = fh.read(_TEXT_SNIFF_BYTES)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or encoding.lower() in _UTF16_NAMES:
+        return
+    kind = next((name for magic, name in BINARY_SIGNATURES if head.startswith(magic)), None)
+    if kind is None and b"\x00" in head:
+        kind = "binary data (or UTF-16 text without a byte-order mark: then choose UTF-16 as its encoding)"
+    if kind is not None:
+        raise FileRefused(
+            f"This is not a CSV text file (it looks like {kind}). Upload a CSV saved as text, or an .xlsx workbook."
+        )
 
 
 def detect_encoding(path):
@@ -248,13 +305,20 @@ def _csv_rows(path, encoding, delimiter, *, skip_header):
 
 def _xlsx_rows(path, *, skip_header, width):
     """The first sheet's rows, each at most `width` cells (callers check the archive first)."""
+    # Opened here, not by name: openpyxl refuses a name that does not end in .xlsx, and a workbook
+    # uploaded as .csv is read as the workbook its bytes say it is.
+    with open(path, "rb") as fh:
+        yield from _workbook_rows(fh, skip_header=skip_header, width=width)
+
+
+def _workbook_rows(fh, *, skip_header, width):
     import openpyxl
 
     # openpyxl parses with defusedxml when it is installed (it is, requirements.txt): no entity expansion.
     try:
         # data_only=False: a formula cell gives its formula, never the value cached by
         # whatever program saved the file last (which may be anything).
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
+        workbook = openpyxl.load_workbook(fh, read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises many kinds on a damaged file
         raise FileRefused(f"This workbook cannot be read ({exc.__class__.__name__}).") from None
     try:
@@ -289,10 +353,10 @@ def xlsx_cell_text(cell):
     value = cell.value
     if value is None:
         return ""
-    if cell.data_type == "f" or (isinstance(value, str) and value.startswith("=")):
-        # Never evaluated nor trusted: kept as text, quoted the way Excel shows text.
-        text = getattr(value, "text", value)  # an ArrayFormula keeps its formula in .text
-        return "'" + str(text)
+    if cell.data_type == "f":
+        # Never evaluated, nor its cached value trusted: kept as written, like the same text in a CSV.
+        # Formula-like values are escaped where they leave as a spreadsheet (contacts.exports).
+        return str(getattr(value, "text", value))  # an ArrayFormula keeps its formula in .text
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, datetime.datetime):

@@ -53,22 +53,50 @@ MAX_ATTRIBUTE_VALUE = 2000
 __all__ = ["FileRefused", "ImportResult", "RowOutcome", "import_file"]
 
 
+# The preview shows each value cut to this many characters: its rows are stored with the job.
+PREVIEW_VALUE_CHARS = 120
+# Later rows of an address named on its first row's line in the preview; the others are counted.
+PREVIEW_LATER_ROWS = 5
+
+
 @dataclass
 class RowOutcome:
+    """What becomes of one row. A created or updated address's first row carries, in a preview, the name and
+    attributes as the import will save them, once every later row of the address merged into it."""
+
     row: int
     address: str
     outcome: str
     reason: str = ""
     name: str = ""
+    attributes: dict = field(default_factory=dict)
+    later_rows: list = field(default_factory=list)  # the rows merged into this one, in file order
 
     def as_dict(self):
         return {
             "row": self.row,
             "address": self.address,
             "outcome": self.outcome,
-            "reason": self.reason,
-            "name": self.name,
+            "reason": self.reason or self._later_rows_reason(),
+            "name": _preview_value(self.name),
+            "attributes": {key: _preview_value(value) for key, value in self.attributes.items()},
+            "later_rows": self.later_rows[:PREVIEW_LATER_ROWS],
+            "later_count": len(self.later_rows),
         }
+
+    def _later_rows_reason(self):
+        if not self.later_rows:
+            return ""
+        shown = ", ".join(str(row) for row in self.later_rows[:PREVIEW_LATER_ROWS])
+        more = len(self.later_rows) - PREVIEW_LATER_ROWS
+        rows = (
+            f"rows {shown} and {more:,} more" if more > 0 else f"row{'s' if len(self.later_rows) > 1 else ''} {shown}"
+        )
+        return f"then {rows} with the same address, merged in: shown as saved"
+
+
+def _preview_value(value):
+    return value if len(value) <= PREVIEW_VALUE_CHARS else value[: PREVIEW_VALUE_CHARS - 1] + "…"
 
 
 @dataclass
@@ -81,6 +109,7 @@ class ImportResult:
     processed_rows: int = 0
     rejected: list = field(default_factory=list)  # the first REJECTED_SAMPLE [{"row", "address", "reason"}]
     outcomes: list = field(default_factory=list)  # the first `keep_outcomes` RowOutcome
+    attribute_keys: list = field(default_factory=list)  # the attributes the file's columns set, in column order
 
     @property
     def total_rows(self):
@@ -98,6 +127,7 @@ class _Record:
     row_count: int = 1
     new_in_file: bool = True  # False: an earlier chunk had it already
     first_outcome: str = ""  # of the address's first row in the file (CREATED / UPDATED / SUPPRESSED / ERASED)
+    repeat_rows: list | None = None  # in a preview, the chunk's later rows of the address
 
 
 @dataclass
@@ -148,7 +178,14 @@ def import_file(
         keep_rejected = sys.maxsize
     table = open_table(path, filename=filename, encoding=encoding, max_rows=max_rows)
     columns = map_columns(table.headers)
-    result = ImportResult(dry_run=dry_run, file_description=table.description, columns=columns.describe())
+    result = ImportResult(
+        dry_run=dry_run,
+        file_description=table.description,
+        columns=columns.describe(),
+        attribute_keys=[key for _, key in columns.attributes],
+    )
+    # In a preview: the kept first row of each created or updated address, to show as saved.
+    kept_first_rows: dict[str, RowOutcome] = {}
     # Every address of the file with the outcome of its first row, so that a repeat in a later chunk
     # is merged into it: in the database (PostgreSQL), so memory does not grow with the file.
     with writers.seen_addresses() as seen:
@@ -168,6 +205,7 @@ def import_file(
                 result=result,
                 keep_outcomes=keep_outcomes,
                 keep_rejected=keep_rejected,
+                kept_first_rows=kept_first_rows,
             )
             if progress:
                 progress(result.processed_rows)
@@ -196,6 +234,7 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
     first_index, last_index = columns.first_name, columns.last_name
     attribute_columns = columns.attributes
     width = _row_width(columns)
+    track_repeats = keep_outcomes > 0
     kept_so_far = 0  # RowOutcome objects kept in earlier chunks
     chunk = _Chunk()
     for number, cells in rows:
@@ -219,6 +258,7 @@ def _read_chunks(rows, *, columns, chunk_size, keep_outcomes, keep_rejected):
                 attribute_columns,
                 keep=len(chunk.kept) < keep_outcomes - kept_so_far,
                 keep_rejected=keep_rejected,
+                track_repeats=track_repeats,
             )
         if chunk.rows >= chunk_size:
             kept_so_far += len(chunk.kept)
@@ -241,7 +281,18 @@ def _row_width(columns):
 
 
 def _read_row(
-    chunk, number, cells, raw_address, name_index, first_index, last_index, attribute_columns, *, keep, keep_rejected
+    chunk,
+    number,
+    cells,
+    raw_address,
+    name_index,
+    first_index,
+    last_index,
+    attribute_columns,
+    *,
+    keep,
+    keep_rejected,
+    track_repeats,
 ):
     address = normalize_address(raw_address)
     if name_index is not None:
@@ -268,8 +319,14 @@ def _read_row(
             record.name = name
         record.attributes.update(attributes)
         record.row_count += 1
+        if track_repeats:
+            if record.repeat_rows is None:
+                record.repeat_rows = []
+            record.repeat_rows.append(number)
     if keep:
-        chunk.kept.append((RowOutcome(row=number, address=address, outcome="", name=name), record))
+        # A copy: the first row's dict is the record's, which later rows update.
+        outcome = RowOutcome(row=number, address=address, outcome="", name=name, attributes=dict(attributes))
+        chunk.kept.append((outcome, record))
 
 
 def _full_name(cells, first_index, last_index):
@@ -288,7 +345,7 @@ def _reject_row(chunk, number, raw_address, name, problem, *, keep, keep_rejecte
         chunk.kept.append((outcome, None))
 
 
-def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes, keep_rejected):
+def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_outcomes, keep_rejected, kept_first_rows):
     records = chunk.records
     _mark_read_before(records, seen.first_outcomes(list(records)))
     existing = writers.existing_contacts(owner=owner, addresses=list(records))
@@ -308,6 +365,8 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
     for outcome, record in chunk.kept:
         if record is not None:  # None: rejected, its outcome set as it was read
             _settle_kept_outcome(outcome, record)
+    if keep_outcomes:
+        _show_kept_rows_as_saved(chunk, existing=existing, kept_first_rows=kept_first_rows)
     _add_to_result(result, chunk, keep_outcomes=keep_outcomes, keep_rejected=keep_rejected)
 
 
@@ -388,7 +447,32 @@ def _settle_kept_outcome(outcome, record):
         outcome.outcome = earlier
     else:
         outcome.outcome = MERGED
-        outcome.reason = "same address as an earlier row"
+        outcome.reason = "same address as an earlier row: merged into it"
+
+
+def _show_kept_rows_as_saved(chunk, *, existing, kept_first_rows):
+    """In a preview: each kept first row of a created or updated address shows the name and attributes the
+    import will save, the address's later rows merged in (non-empty cells win, in file order), and which
+    rows those are; each kept later row names the row it merges into."""
+    for outcome, record in chunk.kept:
+        if record is None or record.first_outcome not in (CREATED, UPDATED):
+            continue
+        if record.new_in_file and outcome.row == record.first_row:
+            contact = existing.get(record.address)
+            outcome.name = record.name or (contact.name if contact else "")
+            outcome.attributes = {**(contact.attributes if contact else {}), **record.attributes}
+            outcome.later_rows = list(record.repeat_rows or [])
+            kept_first_rows[record.address] = outcome
+        elif (first := kept_first_rows.get(record.address)) is not None:
+            outcome.reason = f"same address as row {first.row}: merged into it"
+    for record in chunk.records.values():
+        first = kept_first_rows.get(record.address)
+        if first is None or record.new_in_file:
+            continue  # not kept, or its first row is in this chunk (done above)
+        first.later_rows.extend([record.first_row, *(record.repeat_rows or [])])
+        if record.name:
+            first.name = record.name
+        first.attributes.update(record.attributes)
 
 
 def _add_to_result(result, chunk, *, keep_outcomes, keep_rejected):

@@ -94,6 +94,10 @@ def subscribe_page(request, token):
 
 
 # A scanner fetching the link (GET) must not subscribe anyone: the page asks, the POST confirms.
+# CSRF-exempt on purpose: the signed token in the URL, mailed only to the address, is what a confirmation
+# must carry, and a CSRF check would refuse real subscribers. These pages send `Referrer-Policy:
+# no-referrer` (the token must not leak), so Chromium posts the button with `Origin: null`, which Django's
+# check rejects; and a visitor who blocks cookies could never confirm.
 @csrf_exempt
 @require_http_methods(["GET", "HEAD", "POST"])
 def confirm_page(request, token):

@@ -80,6 +80,22 @@ def confirmation_path(message):
     return urlsplit(url).path
 
 
+def confirm_on_page(path):
+    """Press the Confirm button of the link's page, in a browser session that keeps CSRF checks on."""
+    browser = Client(enforce_csrf_checks=True)
+    page = browser.get(path).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    return browser.post(path, {"csrfmiddlewaretoken": token})
+
+
+def test_the_confirmation_post_needs_the_pages_csrf_token(sign_up, mailoutbox):
+    sign_up()
+    path = confirmation_path(mailoutbox[0])
+    response = Client(enforce_csrf_checks=True).post(path)
+    assert response.status_code == 403
+    assert User.objects.get(username="neha").email_confirmed_at is None
+
+
 def test_full_signup_confirm_approve_login(client, sign_up, mailoutbox, superuser):
     response = sign_up()
     assert response.status_code == 200
@@ -100,7 +116,16 @@ def test_full_signup_confirm_approve_login(client, sign_up, mailoutbox, superuse
     assert message.subject == "Confirm your email address"
     path = confirmation_path(message)
 
+    # Opening the link (a person, or a mail scanner's GET or HEAD) only asks: nothing is confirmed.
     response = client.get(path)
+    assert response.status_code == 200
+    assert "Confirm your address" in text_of(response) and "neha@example.in" in text_of(response)
+    assert 'id="confirm-button"' in response.content.decode()
+    assert client.head(path).status_code == 200
+    user.refresh_from_db()
+    assert user.email_confirmed_at is None and len(mailoutbox) == 1
+
+    response = confirm_on_page(path)
     assert response.status_code == 200
     assert "Address confirmed" in text_of(response)
     user.refresh_from_db()
@@ -110,7 +135,8 @@ def test_full_signup_confirm_approve_login(client, sign_up, mailoutbox, superuse
 
     # Following the link again is harmless.
     confirmed_at = user.email_confirmed_at
-    assert client.get(path).status_code == 200
+    assert "Address confirmed" in text_of(client.get(path))
+    assert "Address confirmed" in text_of(client.post(path))
     user.refresh_from_db()
     assert user.email_confirmed_at == confirmed_at
 

@@ -1,8 +1,10 @@
 """Exports: contacts and campaign results to CSV and XLSX, formula-like cells escaped, owner-scoped."""
 
 import csv
+import datetime
 import io
 import json
+import os
 
 import openpyxl
 import pytest
@@ -78,8 +80,10 @@ def test_contact_export_escapes_formulas(fmt, marketer, marketer_client):
     # Attribute columns follow the fixed ones (in the database's key order: jsonb sorts them).
     assert rows[0][:5] == ["Email", "Name", "Status", "Lists", "Created"]
     assert sorted(rows[0][5:]) == ["City", "Note"]
-    assert rows[1][:4] == ["x@example.com", "'" + HYPERLINK, "subscribed", "Mine"]
-    assert dict(zip(rows[0][5:], rows[1][5:])) == {"Note": "'+SUM(1,2)", "City": "Pune"}
+    # CSV: an apostrophe; XLSX: text cells, never formulas (xlsx_rows checks), holding the value as written.
+    escape = "'" if fmt == "csv" else ""
+    assert rows[1][:4] == ["x@example.com", escape + HYPERLINK, "subscribed", "Mine"]
+    assert dict(zip(rows[0][5:], rows[1][5:])) == {"Note": escape + "+SUM(1,2)", "City": "Pune"}
 
 
 def test_contact_export_shows_only_own_lists_and_contacts(marketer, other_marketer, marketer_client, other_client):
@@ -163,8 +167,10 @@ def test_campaign_results_export_escapes(fmt, results, marketer_client):
     ok, evil = rows[1], rows[2]
     assert ok[1] == "ok@example.com" and ok[3] == "sent" and str(ok[6]) == "250" and ok[7] == "2.0.0 OK queued"
     assert ok[5] and ok[8] and str(ok[9]) == "2" and str(ok[11]) == "1"
-    assert evil[2] == "'" + HYPERLINK
-    assert evil[7] == "'=5.1.1 user unknown"
+    # CSV: an apostrophe, its only escape; XLSX: text cells (never formulas, checked by xlsx_rows), as written.
+    escape = "'" if fmt == "csv" else ""
+    assert evil[2] == escape + HYPERLINK
+    assert evil[7] == escape + "=5.1.1 user unknown"
     assert evil[12]
 
 
@@ -243,3 +249,39 @@ def test_campaign_report_json_gives_null_for_a_missing_smtp_code(marketer):
     call_command("campaign_report", str(campaign.pk), "--format", "json", stdout=out)
     [row] = json.loads(out.getvalue())
     assert row["smtp_code"] is None and row["attempts"] == 0 and row["status"] == "pending"
+
+
+def test_campaign_report_times_are_in_the_owners_zone_or_the_one_asked(marketer):
+    marketer.timezone = "Asia/Kolkata"
+    marketer.save(update_fields=["timezone"])
+    campaign = CampaignFactory(owner=marketer)
+    sent = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.UTC)
+    EmailFactory(campaign=campaign, to_email="a@example.com", status=Email.Status.SENT, sent_at=sent)
+
+    def sent_at(*options):
+        out = io.StringIO()
+        call_command("campaign_report", str(campaign.pk), "--format", "json", *options, stdout=out)
+        return json.loads(out.getvalue())[0]["sent_at"]
+
+    # The zone the admin shows the owner, with its offset: the same instant in any zone.
+    assert sent_at() == "2026-03-01T17:30:00+05:30"
+    assert sent_at("--tz", "UTC") == "2026-03-01T12:00:00+00:00"
+    assert sent_at("--tz", "America/New_York") == "2026-03-01T07:00:00-05:00"
+    out = io.StringIO()
+    call_command("campaign_report", str(campaign.pk), stdout=out)
+    assert "2026-03-01T17:30:00+05:30" in out.getvalue()
+    with pytest.raises(CommandError, match="Unknown time zone 'Mars/Base'"):
+        call_command("campaign_report", str(campaign.pk), "--tz", "Mars/Base")
+
+
+def test_campaign_report_stops_quietly_when_its_reader_goes(marketer):
+    """`campaign_report ID | head -1`: head exits after its line; the report's next write meets a closed
+    pipe, and the command ends without a traceback."""
+    campaign = CampaignFactory(owner=marketer)
+    for n in range(50):
+        EmailFactory(campaign=campaign, to_email=f"r{n}@example.com")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone
+    with open(write_end, "w", buffering=1) as pipe:  # line-buffered: every row is written at once
+        call_command("campaign_report", str(campaign.pk), stdout=pipe)
+        # Whatever was still buffered goes nowhere, without an error as the file closes.

@@ -172,7 +172,7 @@ def age(job, **delta):
     ImportJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(**delta))
 
 
-def test_the_cleanup_cancels_jobs_never_confirmed_and_deletes_their_files(settings, marketer, media_root):
+def test_the_cleanup_expires_jobs_never_confirmed_and_deletes_their_files(settings, marketer, media_root):
     settings.IMPORT_UNCONFIRMED_FILE_HOURS = 24
     old_preview, recent_preview, old_upload = upload(marketer), upload(marketer), upload(marketer)
     read_uploads()
@@ -182,7 +182,7 @@ def test_the_cleanup_cancels_jobs_never_confirmed_and_deletes_their_files(settin
     delete_stale_import_files()
 
     statuses = dict(ImportJob.objects.values_list("pk", "status"))
-    assert statuses == {old_preview.pk: "cancelled", old_upload.pk: "cancelled", recent_preview.pk: "previewed"}
+    assert statuses == {old_preview.pk: "expired", old_upload.pk: "expired", recent_preview.pk: "previewed"}
     old_preview.refresh_from_db()
     assert "Not confirmed within 24 hours" in old_preview.notes and not old_preview.file
     assert [p.name for p in files_in(media_root)] == ["c.csv"]

@@ -49,8 +49,8 @@ def outcomes(job):
 # What becomes of every row of each sample, for an owner with no contacts yet.
 SAMPLE_CSV_ROWS = {
     2: ("asha.rao@example.com", "created", ""),
-    3: ("vikram.iyer@example.com", "created", ""),
-    4: ("vikram.iyer@example.com", "merged", "same address as an earlier row"),
+    3: ("vikram.iyer@example.com", "created", "then row 4 with the same address, merged in: shown as saved"),
+    4: ("vikram.iyer@example.com", "merged", "same address as row 3: merged into it"),
     5: ("not-an-email", "rejected", "not a valid address: it needs exactly one @"),
     6: ("", "rejected", "no address"),
     7: ("zoë.müller@example.de", "created", ""),
@@ -73,28 +73,28 @@ SAMPLE_CSV_CONTACTS = {
     "priya+news@example.in": ("Priya", {"City": "Bengaluru"}),
 }
 SEMICOLON_ROWS = {
-    2: ("meera@example.com", "created", ""),
+    2: ("meera@example.com", "created", "then row 4 with the same address, merged in: shown as saved"),
     3: ("rahul@example.com", "created", ""),
-    4: ("meera@example.com", "merged", "same address as an earlier row"),
+    4: ("meera@example.com", "merged", "same address as row 2: merged into it"),
 }
 SEMICOLON_CONTACTS = {
     "meera@example.com": ("Meera again", {"plan": "silver"}),
     "rahul@example.com": ("Rahul", {}),
 }
 XLSX_ROWS = {
-    2: ("kiran@example.com", "created", ""),
+    2: ("kiran@example.com", "created", "then row 6 with the same address, merged in: shown as saved"),
     3: ("anil@example.com", "created", ""),
     # row 4 is blank: counted, not listed
     5: ("bad@@example.com", "rejected", "not a valid address: it needs exactly one @"),
-    6: ("kiran@example.com", "merged", "same address as an earlier row"),
+    6: ("kiran@example.com", "merged", "same address as row 2: merged into it"),
     7: ("formula@example.com", "created", ""),
 }
 XLSX_CONTACTS = {
     # Whole numbers without ".0", dates as ISO dates; row 6's empty Joined erases nothing.
     "kiran@example.com": ("Kiran dup", {"Score": "3", "Joined": "2025-03-01"}),
     "anil@example.com": ("Anil", {"Score": "7.5", "Joined": "2024-12-31 23:59:00"}),
-    # Formulas are never evaluated: their text is kept, quoted as text.
-    "formula@example.com": ("'=1+1", {"Score": "'=A2"}),
+    # Formulas are never evaluated: their text is kept as written, as from a CSV (exports escape it).
+    "formula@example.com": ("=1+1", {"Score": "=A2"}),
 }
 
 CASES = [
@@ -136,6 +136,9 @@ def test_sample_preview_then_confirm(
     page = marketer_client.get(reverse("admin:contacts_importjob_preview", args=[job.pk]))
     assert page.status_code == 200
     assert "Confirm import" in page.content.decode()
+    # Each address's first row shows the name and attributes the import saves, later rows merged in.
+    previewed = {r["address"]: (r["name"], r["attributes"]) for r in job.preview["rows"] if r["outcome"] == "created"}
+    assert previewed == contacts
 
     response = marketer_client.post(reverse("admin:contacts_importjob_preview", args=[job.pk]), {"confirm": "1"})
     assert response.status_code == 302

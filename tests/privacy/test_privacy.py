@@ -439,3 +439,7 @@ def test_erasing_replaces_the_address_in_import_headers_and_refusal_notes(ann, m
     )
     assert headers.preview["columns"] == [["email", "address"], ["(erased)", "attribute “(erased)”"]]
     assert [row["address"] for row in headers.preview["rows"]] == ["x@example.org"]
+    # The preview's attribute columns and each row's values under them.
+    assert headers.preview["attribute_keys"] == ["(erased)"]
+    assert headers.preview["rows"][0]["attributes"] == {"(erased)": "1"}
+    assert "ann@example.org" not in json.dumps(headers.preview).lower()
