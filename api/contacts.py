@@ -1,0 +1,98 @@
+"""/contacts: the owner's contacts, read and written through the contacts app's selectors and services."""
+
+from datetime import datetime
+
+from django.http import Http404
+from django.utils import timezone
+from ninja import Query, Router, Schema
+
+from api import pages
+from api.auth import ApiRequest
+from api.problems import Conflict
+from api.schemas import (
+    ERRORS,
+    ERRORS_404,
+    ContactIn,
+    ContactOut,
+    ContactPage,
+    ContactPatch,
+    ContactStatus,
+    ContactUpsert,
+    Problem,
+)
+from contacts.models import Contact
+from contacts.selectors import records as read
+from contacts.services import records as write
+
+router = Router(tags=["contacts"])
+
+
+class ContactQuery(Schema):
+    status: ContactStatus | None = None
+    list_id: int | None = None
+    email: str | None = None
+    updated_since: datetime | None = None
+    cursor: str | None = None
+    limit: int = pages.DEFAULT_LIMIT
+
+
+@router.get("/contacts", response={200: ContactPage, **ERRORS}, summary="List contacts")
+def list_contacts(request: ApiRequest, query: Query[ContactQuery]) -> dict[str, object]:
+    limit = max(1, min(query.limit, pages.MAX_LIMIT))
+    where = read.ContactFilter(
+        status=query.status, list_id=query.list_id, email=query.email, updated_since=query.updated_since
+    )
+    rows = read.contacts_page(owner=request.auth, where=where, after_id=pages.after_id(query.cursor), limit=limit)
+    return {"items": rows, "next_cursor": pages.next_cursor(rows, limit)}
+
+
+@router.post("/contacts", response={201: ContactOut, 409: Problem, **ERRORS}, summary="Create a contact")
+def create_contact(request: ApiRequest, payload: ContactIn) -> tuple[int, Contact]:
+    fields = write.ContactFields(name=payload.name, attributes=payload.attributes, list_ids=tuple(payload.list_ids))
+    try:
+        contact = write.create_contact(owner=request.auth, email=payload.email, fields=fields, now=timezone.now())
+    except write.ContactExists as exists:
+        raise Conflict(str(exists), existing={"id": exists.contact.pk}) from None
+    return 201, _reread(request, contact.pk)
+
+
+@router.post(
+    "/contacts/upsert",
+    response={200: ContactOut, 201: ContactOut, **ERRORS},
+    summary="Create or update a contact by address",
+    description="201 when the contact is new, 200 when it existed. A suppressed contact stays suppressed.",
+)
+def upsert_contact(request: ApiRequest, payload: ContactUpsert) -> tuple[int, Contact]:
+    fields = write.ContactFields(name=payload.name, attributes=payload.attributes, list_ids=tuple(payload.list_ids))
+    contact, created = write.upsert_contact(owner=request.auth, email=payload.email, fields=fields, now=timezone.now())
+    return (201 if created else 200), _reread(request, contact.pk)
+
+
+@router.get("/contacts/{contact_id}", response={200: ContactOut, **ERRORS_404}, summary="Get a contact")
+def get_contact(request: ApiRequest, contact_id: int) -> Contact:
+    return _owned(request, contact_id)
+
+
+@router.patch("/contacts/{contact_id}", response={200: ContactOut, **ERRORS_404}, summary="Update a contact")
+def update_contact(request: ApiRequest, contact_id: int, payload: ContactPatch) -> Contact:
+    contact = _owned(request, contact_id)
+    fields = write.ContactFields(name=payload.name, attributes=payload.attributes, list_ids=tuple(payload.list_ids))
+    write.update_contact(contact=contact, fields=fields)
+    return _reread(request, contact_id)
+
+
+@router.delete("/contacts/{contact_id}", response={204: None, **ERRORS_404}, summary="Delete a contact")
+def delete_contact(request: ApiRequest, contact_id: int) -> tuple[int, None]:
+    write.delete_contact(contact=_owned(request, contact_id))
+    return 204, None
+
+
+def _owned(request: ApiRequest, contact_id: int) -> Contact:
+    contact = read.owned_contact(owner=request.auth, contact_id=contact_id)
+    if contact is None:
+        raise Http404("No such contact.")
+    return contact
+
+
+def _reread(request: ApiRequest, contact_id: int) -> Contact:
+    return _owned(request, contact_id)
