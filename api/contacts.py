@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.http import Http404
 from django.utils import timezone
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from api import pages
 from api.auth import ApiRequest
@@ -47,13 +47,13 @@ def list_contacts(request: ApiRequest, query: Query[ContactQuery]) -> dict[str, 
 
 
 @router.post("/contacts", response={201: ContactOut, 409: Problem, **ERRORS}, summary="Create a contact")
-def create_contact(request: ApiRequest, payload: ContactIn) -> tuple[int, Contact]:
+def create_contact(request: ApiRequest, payload: ContactIn) -> Status[Contact]:
     fields = write.ContactFields(name=payload.name, attributes=payload.attributes, list_ids=tuple(payload.list_ids))
     try:
         contact = write.create_contact(owner=request.auth, email=payload.email, fields=fields, now=timezone.now())
     except write.ContactExists as exists:
         raise Conflict(str(exists), existing={"id": exists.contact.pk}) from None
-    return 201, _reread(request, contact.pk)
+    return Status(201, _reread(request, contact.pk))
 
 
 @router.post(
@@ -62,10 +62,10 @@ def create_contact(request: ApiRequest, payload: ContactIn) -> tuple[int, Contac
     summary="Create or update a contact by address",
     description="201 when the contact is new, 200 when it existed. A suppressed contact stays suppressed.",
 )
-def upsert_contact(request: ApiRequest, payload: ContactUpsert) -> tuple[int, Contact]:
+def upsert_contact(request: ApiRequest, payload: ContactUpsert) -> Status[Contact]:
     fields = write.ContactFields(name=payload.name, attributes=payload.attributes, list_ids=tuple(payload.list_ids))
     contact, created = write.upsert_contact(owner=request.auth, email=payload.email, fields=fields, now=timezone.now())
-    return (201 if created else 200), _reread(request, contact.pk)
+    return Status(201 if created else 200, _reread(request, contact.pk))
 
 
 @router.get("/contacts/{contact_id}", response={200: ContactOut, **ERRORS_404}, summary="Get a contact")
@@ -82,9 +82,9 @@ def update_contact(request: ApiRequest, contact_id: int, payload: ContactPatch) 
 
 
 @router.delete("/contacts/{contact_id}", response={204: None, **ERRORS_404}, summary="Delete a contact")
-def delete_contact(request: ApiRequest, contact_id: int) -> tuple[int, None]:
+def delete_contact(request: ApiRequest, contact_id: int) -> Status[None]:
     write.delete_contact(contact=_owned(request, contact_id))
-    return 204, None
+    return Status(204, None)
 
 
 def _owned(request: ApiRequest, contact_id: int) -> Contact:

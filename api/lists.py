@@ -1,7 +1,7 @@
 """/lists: the owner's contact lists and their members."""
 
 from django.http import Http404
-from ninja import Router
+from ninja import Router, Status
 
 from api import pages
 from api.auth import ApiRequest
@@ -21,9 +21,9 @@ def list_lists(request: ApiRequest, cursor: str | None = None, limit: int = page
 
 
 @router.post("/lists", response={201: ListOut, **ERRORS}, summary="Create a list")
-def create_list(request: ApiRequest, payload: ListIn) -> tuple[int, ContactList]:
+def create_list(request: ApiRequest, payload: ListIn) -> Status[ContactList]:
     contact_list = write.create_list(owner=request.auth, name=payload.name, description=payload.description)
-    return 201, _owned(request, contact_list.pk)
+    return Status(201, _owned(request, contact_list.pk))
 
 
 @router.get("/lists/{list_id}", response={200: ListOut, **ERRORS_404}, summary="Get a list")
@@ -43,9 +43,9 @@ def update_list(request: ApiRequest, list_id: int, payload: ListPatch) -> Contac
     summary="Delete a list",
     description="Its contacts stay, on their other lists or on none.",
 )
-def delete_list(request: ApiRequest, list_id: int) -> tuple[int, None]:
+def delete_list(request: ApiRequest, list_id: int) -> Status[None]:
     write.delete_list(contact_list=_owned(request, list_id))
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/lists/{list_id}/contacts", response={200: Added, **ERRORS_404}, summary="Add contacts to a list")
@@ -59,10 +59,10 @@ def add_members(request: ApiRequest, list_id: int, payload: Members) -> dict[str
     response={204: None, **ERRORS_404},
     summary="Remove a contact from a list",
 )
-def remove_member(request: ApiRequest, list_id: int, contact_id: int) -> tuple[int, None]:
+def remove_member(request: ApiRequest, list_id: int, contact_id: int) -> Status[None]:
     if not write.remove_from_list(contact_list=_owned(request, list_id), contact_id=contact_id):
         raise Http404("This contact is not on this list.")
-    return 204, None
+    return Status(204, None)
 
 
 def _owned(request: ApiRequest, list_id: int) -> ContactList:
