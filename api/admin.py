@@ -10,13 +10,13 @@ from api.models import ApiToken
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(OwnedModelAdmin):
-    list_display = ("name", "prefix", "state", "created_at", "last_used_at")
+    list_display = ("name", "prefix", "state", "created_at", "last_used_at", "revoked_at")
     fields = ("name",)
     actions = ["revoke"]
 
     @admin.display(description="State")
     def state(self, token: ApiToken) -> str:
-        return f"Revoked {timezone.localtime(token.revoked_at):%d %b %Y %H:%M}" if token.revoked_at else "Live"
+        return "Revoked" if token.revoked_at else "Live"
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
         return False
