@@ -12,6 +12,8 @@ from api.problems import Conflict
 from api.schemas import (
     ERRORS,
     ERRORS_404,
+    BulkIn,
+    BulkOut,
     ContactIn,
     ContactOut,
     ContactPage,
@@ -66,6 +68,20 @@ def upsert_contact(request: ApiRequest, payload: ContactUpsert) -> Status[Contac
     fields = write.ContactFields(name=payload.name, attributes=payload.attributes, list_ids=tuple(payload.list_ids))
     contact, created = write.upsert_contact(owner=request.auth, email=payload.email, fields=fields, now=timezone.now())
     return Status(201 if created else 200, _reread(request, contact.pk))
+
+
+@router.post(
+    "/contacts/bulk",
+    response={200: BulkOut, **ERRORS},
+    summary="Create or update up to 10,000 contacts",
+    description=(
+        "Rows of one address merge in order. Suppressed and erased addresses are left as they are; a bad row "
+        "is rejected with its index and the others are written. Larger sets: several requests, or an import."
+    ),
+)
+def bulk_upsert(request: ApiRequest, payload: BulkIn) -> write.BulkResult:
+    rows = [write.BulkRow(email=row.email, name=row.name, attributes=row.attributes) for row in payload.contacts]
+    return write.bulk_upsert(owner=request.auth, rows=rows, list_ids=payload.list_ids, now=timezone.now())
 
 
 @router.get("/contacts/{contact_id}", response={200: ContactOut, **ERRORS_404}, summary="Get a contact")

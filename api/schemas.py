@@ -117,3 +117,28 @@ class Members(Schema):
 
 class Added(Schema):
     added: int
+
+
+class BulkContact(Schema):
+    email: str = Field(..., max_length=254)
+    name: str | None = Field(None, max_length=200)
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class BulkIn(Schema):
+    contacts: list[BulkContact] = Field(..., min_length=1, max_length=10_000)
+    list_ids: list[int] = Field(default_factory=list, max_length=MAX_LISTS_PER_REQUEST)
+
+
+class Rejected(Schema):
+    index: int
+    email: str
+    reason: str
+
+
+class BulkOut(Schema):
+    created: int
+    updated: int
+    unchanged: int
+    suppressed: int = Field(..., description="Unsubscribed, bounced, complained or erased: left as they are.")
+    rejected: list[Rejected]

@@ -200,6 +200,9 @@ ACCOUNT_FORMS_RATE_WINDOW = 3600
 # API_RATE_WINDOW_SECONDS; past it, 429 with Retry-After.
 API_RATE_LIMIT = int(os.environ.get("API_RATE_LIMIT", "600"))
 API_RATE_WINDOW_SECONDS = int(os.environ.get("API_RATE_WINDOW_SECONDS", "60"))
+# The largest request body read (Django refuses a larger one; the API answers 413): room for the API's
+# 10,000 contacts a request with their attributes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(10 * 1024 * 1024)))
 DEFAULT_USER_TIMEZONE = "Asia/Kolkata"
 
 # --- i18n / time ----------------------------------------------------------

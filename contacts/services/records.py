@@ -5,8 +5,8 @@ owner erased while suppressed comes back suppressed, never mailable. A contact's
 changed here: suppression and the one way back are contacts.services.contacts'.
 """
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -14,11 +14,14 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from contacts.addresses import address_problem, normalize_address
+from contacts.imports import writers
 from contacts.models import ATTRIBUTE_NAME, Contact, ContactList
+from contacts.selectors import suppressed
 from contacts.services import contacts
 
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_VALUE = 1000
+MAX_BULK = 10_000
 
 
 class ContactExists(Exception):
@@ -60,6 +63,95 @@ def clean_attributes(attributes: Mapping[str, object]) -> dict[str, str]:
     if errors:
         raise ValidationError({"attributes": errors})
     return {name: str(value) for name, value in attributes.items()}
+
+
+@dataclass(frozen=True)
+class BulkRow:
+    email: str
+    name: str | None = None
+    attributes: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class BulkResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    suppressed: int = 0
+    rejected: list[dict[str, object]] = field(default_factory=list)  # {"index", "email", "reason"}
+
+
+@dataclass
+class _Merged:
+    name: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def bulk_upsert(*, owner: User, rows: Sequence[BulkRow], list_ids: Iterable[int], now: datetime) -> BulkResult:
+    """Create or update up to MAX_BULK contacts in a few statements, as an import chunk does.
+
+    Rows of one address merge in order (a later non-blank name wins, attributes merge, an empty value
+    removes one). A suppressed contact, or an address its owner erased while suppressed, is left as it
+    is and counted `suppressed`; a bad row is rejected with its index and reason, and the others are
+    written. Every contact written goes on the lists given. The commit is durable when this returns.
+    """
+    if len(rows) > MAX_BULK:
+        raise ValidationError({"contacts": f"At most {MAX_BULK:,} contacts a request; import larger files."})
+    lists = _owned_lists(owner=owner, ids=list_ids)
+    result = BulkResult()
+    merged = _merge_rows(rows, result.rejected)
+    existing = writers.existing_contacts(owner=owner, addresses=list(merged))
+    erased = suppressed.erased_addresses(owner=owner, addresses=[a for a in merged if a not in existing])
+    to_create, to_update, on_list = [], [], []
+    for address, row in merged.items():
+        contact = existing.get(address)
+        if address in erased or (contact is not None and contact.status in Contact.SUPPRESSED_STATUSES):
+            result.suppressed += 1
+        elif contact is None:
+            to_create.append((address, row.name, _without_blanks(row.attributes)))
+        else:
+            name = row.name or contact.name
+            attributes = _without_blanks({**contact.attributes, **row.attributes})
+            if (name, attributes) != (contact.name, contact.attributes):
+                to_update.append((contact.pk, name, attributes))
+            else:
+                result.unchanged += 1
+            on_list.append(contact.pk)
+    if to_create or on_list:
+        writers.write_chunk(
+            owner=owner,
+            contact_lists=lists,
+            to_create=to_create,
+            to_update=to_update,
+            on_list=on_list,
+            now=now,
+            durable=True,
+        )
+    result.created, result.updated = len(to_create), len(to_update)
+    return result
+
+
+def _merge_rows(rows: Sequence[BulkRow], rejected: list[dict[str, object]]) -> dict[str, _Merged]:
+    merged: dict[str, _Merged] = {}
+    for index, row in enumerate(rows):
+        address = normalize_address(row.email)
+        try:
+            problem = address_problem(address)
+            if problem:
+                raise ValidationError(f"Enter a valid email address ({problem}).")
+            attributes = clean_attributes(row.attributes)
+            name = _clean_name(row.name or "")
+        except ValidationError as refused:
+            rejected.append({"index": index, "email": row.email, "reason": " ".join(refused.messages)})
+            continue
+        into = merged.setdefault(address, _Merged())
+        into.name = name or into.name
+        into.attributes.update(attributes)
+    return merged
+
+
+def _without_blanks(attributes: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in attributes.items() if value != ""}
 
 
 def create_contact(*, owner: User, email: str, fields: ContactFields, now: datetime) -> Contact:
