@@ -1,10 +1,8 @@
 """/contacts: the owner's contacts, read and written through the contacts app's selectors and services."""
 
-from datetime import datetime
-
 from django.http import Http404
 from django.utils import timezone
-from ninja import Query, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from api import pages
 from api.auth import ApiRequest
@@ -33,19 +31,24 @@ class ContactQuery(Schema):
     status: ContactStatus | None = None
     list_id: int | None = None
     email: str | None = None
-    updated_since: datetime | None = None
-    cursor: str | None = None
-    limit: int = pages.DEFAULT_LIMIT
+    updated_since: str | None = Field(
+        None, json_schema_extra={"format": "date-time"}, description="RFC 3339, e.g. 2026-12-08T10:00:00Z."
+    )
+    cursor: str | None = Field(None, pattern=pages.CURSOR, description="The next_cursor of the page before.")
+    limit: int = Field(pages.DEFAULT_LIMIT, ge=1, le=pages.MAX_LIMIT)
 
 
 @router.get("/contacts", response={200: ContactPage, **ERRORS}, summary="List contacts")
 def list_contacts(request: ApiRequest, query: Query[ContactQuery]) -> dict[str, object]:
-    limit = max(1, min(query.limit, pages.MAX_LIMIT))
     where = read.ContactFilter(
-        status=query.status, list_id=query.list_id, email=query.email, updated_since=query.updated_since
+        status=query.status,
+        list_id=query.list_id,
+        email=query.email,
+        updated_since=pages.moment(query.updated_since, "updated_since"),
     )
-    rows = read.contacts_page(owner=request.auth, where=where, after_id=pages.after_id(query.cursor), limit=limit)
-    return {"items": rows, "next_cursor": pages.next_cursor(rows, limit)}
+    after = pages.after_id(query.cursor)
+    rows = read.contacts_page(owner=request.auth, where=where, after_id=after, limit=query.limit)
+    return {"items": rows, "next_cursor": pages.next_cursor(rows, query.limit)}
 
 
 @router.post("/contacts", response={201: ContactOut, 409: Problem, **ERRORS}, summary="Create a contact")

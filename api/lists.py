@@ -1,7 +1,7 @@
 """/lists: the owner's contact lists and their members."""
 
 from django.http import Http404
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
 from api import pages
 from api.auth import ApiRequest
@@ -14,8 +14,8 @@ router = Router(tags=["lists"])
 
 
 @router.get("/lists", response={200: ListPage, **ERRORS}, summary="List contact lists")
-def list_lists(request: ApiRequest, cursor: str | None = None, limit: int = pages.DEFAULT_LIMIT) -> dict[str, object]:
-    limit = max(1, min(limit, pages.MAX_LIMIT))
+def list_lists(request: ApiRequest, query: Query[pages.PageQuery]) -> dict[str, object]:
+    cursor, limit = query.cursor, query.limit
     rows = read.lists_page(owner=request.auth, after_id=pages.after_id(cursor), limit=limit)
     return {"items": rows, "next_cursor": pages.next_cursor(rows, limit)}
 

@@ -30,7 +30,7 @@ class Problem(Schema):
 
 
 # The errors any authenticated operation may answer; operations add their own (404, 409).
-ERRORS: dict[int, type[Schema]] = {401: Problem, 413: Problem, 422: Problem, 429: Problem}
+ERRORS: dict[int, type[Schema]] = {400: Problem, 401: Problem, 413: Problem, 422: Problem, 429: Problem}
 ERRORS_404: dict[int, type[Schema]] = {**ERRORS, 404: Problem}
 
 

@@ -4,12 +4,29 @@ Every operation needs an API token (api.auth) and sees only the token owner's ob
 marketer's object is a 404, as if it did not exist.
 """
 
+from typing import Any
+
 from ninja import NinjaAPI
 
 from api import contacts, lists, problems
 from api.auth import TokenAuth
 
-api = NinjaAPI(
+
+class ProblemsApi(NinjaAPI):
+    """Declares every error response as `application/problem+json`, the type problems.py sends."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        document = super().get_openapi_schema(*args, **kwargs)
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if int(status) >= 400 and "application/json" in content:
+                        content[problems.CONTENT_TYPE] = content.pop("application/json")
+        return document
+
+
+api = ProblemsApi(
     title="Campaign manager API",
     version="1",
     description=(
