@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_ckeditor_5",
     "axes",
+    "ninja",
     "accounts",
     "sending",
     "contacts",
@@ -89,6 +90,7 @@ INSTALLED_APPS = [
     "delivery",
     "reporting",
     "privacy",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -193,6 +195,14 @@ SIGNUP_LIMIT_PER_ADDRESS = int(os.environ.get("SIGNUP_LIMIT_PER_ADDRESS", "3"))
 PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", "10"))
 PASSWORD_RESET_LIMIT_PER_ADDRESS = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_ADDRESS", "3"))
 ACCOUNT_FORMS_RATE_WINDOW = 3600
+
+# The REST API's request limit per token: API_RATE_LIMIT requests in each window of
+# API_RATE_WINDOW_SECONDS; past it, 429 with Retry-After.
+API_RATE_LIMIT = int(os.environ.get("API_RATE_LIMIT", "600"))
+API_RATE_WINDOW_SECONDS = int(os.environ.get("API_RATE_WINDOW_SECONDS", "60"))
+# The largest request body read (Django refuses a larger one; the API answers 413): room for the API's
+# 10,000 contacts a request with their attributes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(10 * 1024 * 1024)))
 DEFAULT_USER_TIMEZONE = "Asia/Kolkata"
 
 # --- i18n / time ----------------------------------------------------------

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from accounts import views as account_views
 from accounts.owned_admin import FormFieldAutocompleteJsonView
+from api.v1 import api as api_v1
 from bounces import views as bounces_views
 from campaigns import editor
 from campaigns import views as campaign_views
@@ -28,6 +29,7 @@ urlpatterns = [
         editor.public_image,
         name="public_image",
     ),
+    path("api/v1/", api_v1.urls),
     path("t/", include("tracking.urls")),
     path("s/", include("contacts.subscriptions.urls")),
     # An account's ESP webhook (bounces, complaints, deliveries); the token names the account.

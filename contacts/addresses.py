@@ -90,7 +90,7 @@ def _ascii_stand_in(local):
     return "".join(out)
 
 
-def address_problem(address):
+def address_problem(address: str) -> str | None:
     """Why `address` (already normalised) is not a usable address, or None if it is."""
     common = _COMMON_ADDRESS_RE.fullmatch(address)
     if common is not None and len(address) <= MAX_LENGTH:

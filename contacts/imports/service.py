@@ -356,7 +356,7 @@ def _process_chunk(chunk, *, owner, contact_list, dry_run, seen, result, keep_ou
         if to_create or to_update or on_list:
             writers.write_chunk(
                 owner=owner,
-                contact_list=contact_list,
+                contact_lists=[contact_list],
                 to_create=to_create,
                 to_update=to_update,
                 on_list=on_list,

@@ -6,7 +6,10 @@ INSERT into the list's membership table. Every statement is filtered by the owne
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -26,7 +29,7 @@ class Existing:
     attributes: dict
 
 
-def existing_contacts(*, owner, addresses):
+def existing_contacts(*, owner: Any, addresses: Sequence[str]) -> dict[str, Existing]:
     """{address: Existing} for the owner's contacts among `addresses` (normalised)."""
     if not addresses:
         return {}
@@ -114,19 +117,32 @@ def _json(value):
     return value or {}
 
 
-def write_chunk(*, owner, contact_list, to_create, to_update, on_list, now):
-    """to_create: [(address, name, attributes)]; to_update: [(pk, name, attributes)]; on_list: [pk]."""
+def write_chunk(
+    *,
+    owner: Any,
+    contact_lists: Sequence[Any],
+    to_create: list[tuple[str, str, dict[str, str]]],
+    to_update: list[tuple[int, str, dict[str, str]]],
+    on_list: list[int],
+    now: datetime,
+    durable: bool = False,
+) -> int:
+    """to_create: [(address, name, attributes)]; to_update: [(pk, name, attributes)]; on_list: [pk].
+
+    Every contact created, and those of on_list, go on each of `contact_lists` (the owner's).
+    `durable`: the commit waits for its WAL flush, for a caller that answers as soon as it returns."""
     with transaction.atomic():
-        # No wait for this transaction's WAL flush: the job's final status update is a synchronous
-        # commit after every chunk, so once it is durable every chunk before it is too.
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        if not durable:
+            # No wait for this transaction's WAL flush: an import's status update after every chunk is a
+            # synchronous commit, so once it is durable every chunk before it is too.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         return _copy_and_write(
-            owner=owner, contact_list=contact_list, to_create=to_create, to_update=to_update, on_list=on_list, now=now
+            owner=owner, contact_lists=contact_lists, to_create=to_create, to_update=to_update, on_list=on_list, now=now
         )
 
 
-def _copy_and_write(*, owner, contact_list, to_create, to_update, on_list, now):
+def _copy_and_write(*, owner, contact_lists, to_create, to_update, on_list, now):
 
     contact_table = Contact._meta.db_table
     through = Contact.lists.through._meta
@@ -168,11 +184,11 @@ def _copy_and_write(*, owner, contact_list, to_create, to_update, on_list, now):
                 "FROM import_updated_contacts AS u WHERE c.id = u.id AND c.owner_id = %s",
                 [now, owner.pk],
             )
-        if on_list:
+        if on_list and contact_lists:
             # The ids come from the owner-filtered lookup and insert above.
             cursor.execute(
                 f"INSERT INTO {through.db_table} ({list_column}, {contact_column}) "
-                "SELECT %s, unnest(%s::bigint[]) ON CONFLICT DO NOTHING",
-                [contact_list.pk, sorted(set(on_list))],
+                "SELECT l, c FROM unnest(%s::bigint[]) AS l, unnest(%s::bigint[]) AS c ON CONFLICT DO NOTHING",
+                [[contact_list.pk for contact_list in contact_lists], sorted(set(on_list))],
             )
     return len(to_create)
