@@ -131,6 +131,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.signup",
+                "accounts.context_processors.notices",
             ],
         },
     },
@@ -205,6 +206,9 @@ PASSWORD_RESET_LIMIT_PER_IP = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_IP", 
 PASSWORD_RESET_LIMIT_PER_ADDRESS = int(os.environ.get("PASSWORD_RESET_LIMIT_PER_ADDRESS", "3"))
 ACCOUNT_FORMS_RATE_WINDOW = 3600
 DEFAULT_USER_TIMEZONE = "Asia/Kolkata"
+# The postal address a marketer's footer shows while their profile has none (anti-spam laws such as
+# CAN-SPAM require one in every marketing email); empty: none, and the marketer is warned to set theirs.
+DEFAULT_POSTAL_ADDRESS = os.environ.get("DEFAULT_POSTAL_ADDRESS", "").strip()
 
 # --- i18n / time ----------------------------------------------------------
 
