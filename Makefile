@@ -44,13 +44,13 @@ serve:
 # Its password is generated and printed once. Works beside a running `make run`.
 superuser: install
 	@test -n "$(ADMIN_EMAIL)" || { echo "usage: make superuser ADMIN_EMAIL=you@example.com [ADMIN_USERNAME=admin]"; exit 2; }
-	@$(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py migrate --noinput >/dev/null
-	@$(BIN)/python manage.py embedded_postgres run -- \
+	@LOG_LEVEL=WARNING $(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py migrate --noinput >/dev/null
+	@LOG_LEVEL=WARNING $(BIN)/python manage.py embedded_postgres run -- \
 		$(BIN)/python manage.py create_admin --email "$(ADMIN_EMAIL)" --username "$(or $(ADMIN_USERNAME),admin)"
 
 # A new password for the demo marketer (its open sessions are logged out); `make run` never changes it.
 demo-password: install
-	@$(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py setup_demo --reset-password
+	@LOG_LEVEL=WARNING $(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py setup_demo --reset-password
 
 test: install check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -78,7 +78,9 @@ class ProfileForm(forms.ModelForm):
             ),
         }
         widgets = {
-            "postal_address": forms.Textarea(attrs={"rows": 3, "placeholder": "1 MG Road, Bengaluru 560001, India"}),
+            "postal_address": forms.Textarea(
+                attrs={"rows": 3, "placeholder": "Street and number, city, postal code, country"}
+            ),
         }
 
     def clean_postal_address(self):

@@ -95,7 +95,7 @@ def test_welcome_prints_the_banner_once_the_site_answers_and_waits_for_sigterm(
         assert done.wait(READY_WITHIN_SECONDS), "no banner:\n" + "".join(lines)
         banner = "".join(lines)
         assert f"Campaign Manager is ready: http://127.0.0.1:{env['WEB_PORT']}/admin/" in banner
-        assert f"demo marketer   demo / {password}" in banner
+        assert f"demo marketer   demo / {password}   (kept in {own_var_dir / 'demo-password'})" in banner
         assert "make superuser ADMIN_EMAIL=" in banner  # none yet
         assert f"127.0.0.1:{sink_port}" in banner
         assert welcome.poll() is None, "welcome ended: honcho would stop every process"

@@ -237,6 +237,15 @@ def test_reset_password_gives_a_new_one_and_ends_open_sessions(client, setup_dem
 
 
 @pytest.mark.django_db
+def test_reset_password_leaves_the_sink_account_of_the_running_make_run_alone(settings, setup_demo):
+    settings.SINK_PORT = 2026
+    setup_demo()
+    settings.SINK_PORT = 1025  # `make demo-password` in a terminal without the ports `make run` was given
+    setup_demo("--reset-password")
+    assert SmtpAccount.objects.get(owner__username="demo").port == 2026
+
+
+@pytest.mark.django_db
 def test_setup_demo_points_the_account_at_sink_port(settings, setup_demo):
     settings.SINK_PORT = 2026
     setup_demo()

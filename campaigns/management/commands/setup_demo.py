@@ -56,8 +56,12 @@ class Command(BaseCommand):
     def handle(self, *args, sink_port, reset_password, **options):
         if settings.PRODUCTION:
             raise CommandError("setup_demo is for development only (DJANGO_ENV=production is set).")
-        sink_port = settings.SINK_PORT if sink_port is None else sink_port
         user = User.objects.filter(username=DEMO_USERNAME).first()
+        if user is not None and reset_password:
+            # Only the password: the account's port belongs to the `make run` that set it up.
+            self._reset_password(user)
+            return
+        sink_port = settings.SINK_PORT if sink_port is None else sink_port
         new_password = None
         if user is None:
             new_password = secrets.token_urlsafe(9)
@@ -66,11 +70,6 @@ class Command(BaseCommand):
             )
             user.postal_address = "1 MG Road, Bengaluru 560001, India"
             user.save(update_fields=["postal_address"])
-        elif reset_password:
-            new_password = secrets.token_urlsafe(9)
-            user.set_password(new_password)
-            user.save(update_fields=["password"])
-        if new_password is not None:
             # Written once the user row is committed: the file never holds a password the database lacks.
             transaction.on_commit(lambda: _remember(new_password))
         SmtpAccount.objects.update_or_create(
@@ -88,14 +87,21 @@ class Command(BaseCommand):
             },
         )
         self._demo_contacts(user)
-        self._report(new_password=new_password, reset=reset_password, sink_port=sink_port)
+        self._report(new_password=new_password, sink_port=sink_port)
 
-    def _report(self, *, new_password, reset, sink_port):
+    def _reset_password(self, user):
+        password = secrets.token_urlsafe(9)
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        transaction.on_commit(lambda: _remember(password))
+        self.stdout.write(self.style.SUCCESS("Demo marketer's password reset (its open sessions are logged out)."))
+        self.stdout.write(f"  username: {DEMO_USERNAME}")
+        self.stdout.write(f"  password: {password}")
+
+    def _report(self, *, new_password, sink_port):
         self.stdout.write(self.style.SUCCESS(f"Demo marketer ready at {settings.SITE_URL}/admin/"))
         self.stdout.write(f"  username: {DEMO_USERNAME}")
-        if reset:
-            self.stdout.write(f"  password: {new_password} (new: its open sessions are logged out)")
-        elif new_password is not None:
+        if new_password is not None:
             self.stdout.write(f"  password: {new_password} (kept in {password_file()}; make run prints it again)")
         else:
             self.stdout.write(f"  password: unchanged (make run prints it once started; reset with {RESET_HINT})")

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from accounts import selectors as account_selectors
 from accounts.models import User
-from campaigns.management.commands.setup_demo import DEMO_USERNAME, RESET_HINT, remembered_password
+from campaigns.management.commands.setup_demo import DEMO_USERNAME, RESET_HINT, password_file, remembered_password
 
 POLL_SECONDS = 0.5
 RULE = "─" * 72
@@ -63,8 +63,10 @@ class Command(BaseCommand):
         demo = User.objects.filter(username=DEMO_USERNAME).first()
         if demo is not None:
             password = remembered_password(demo)
-            shown = password if password else "changed since it was generated (reset: " + RESET_HINT + ")"
-            lines += [f"  demo marketer   {DEMO_USERNAME} / {shown}"]
+            if password:
+                lines += [f"  demo marketer   {DEMO_USERNAME} / {password}   (kept in {password_file()})"]
+            else:
+                lines += [f"  demo marketer   {DEMO_USERNAME} / changed since it was generated (reset: {RESET_HINT})"]
         if account_selectors.has_approver():
             lines += ["  administrator   log in as your superuser to approve sign-ups (Users › Waiting for approval)"]
         else:
