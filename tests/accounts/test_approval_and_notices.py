@@ -187,3 +187,14 @@ def test_with_the_operators_default_the_marketer_is_told_which_address_goes_out(
 def test_public_pages_run_no_notice_queries(client, django_assert_num_queries):
     with django_assert_num_queries(0):
         assert client.get("/accounts/signup/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_notices_and_the_pages_own_messages_share_one_list(client):
+    marketer = MarketerFactory(username="neha", postal_address="")
+    client.force_login(marketer)
+    form = {"email": marketer.email, "timezone": "Asia/Kolkata", "organization": "", "postal_address": ""}
+    response = client.post("/accounts/profile/", form, follow=True)
+    page = response.content.decode()
+    assert page.count('class="messagelist"') == 1
+    assert "Your profile is saved." in page and POSTAL_WARNING in page
