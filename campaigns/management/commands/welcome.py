@@ -7,6 +7,7 @@ import urllib.request
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connections
 from django.urls import reverse
 
 from accounts import selectors as account_selectors
@@ -55,6 +56,7 @@ class Command(BaseCommand):
             for line in self.banner():
                 self.stdout.write(line)
             self.stdout.flush()  # under honcho stdout is a pipe, which Python block-buffers
+        connections.close_all()  # nothing more to read: hold no connection while waiting for Ctrl-C
         stop.wait()
 
     def banner(self):
