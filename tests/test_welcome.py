@@ -55,7 +55,7 @@ def demo_password(output):
     return output.split("password: ")[1].split()[0]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_welcome_prints_the_banner_once_the_site_answers_and_waits_for_sigterm(
     live_server, own_var_dir, sink_port, settings
 ):
