@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 
-.PHONY: run serve test check install migrate clean
+.PHONY: run serve superuser demo-password test check install migrate clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,16 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py migrate --noinput
 
-# The demo account sends to the local sink on 127.0.0.1:1025, which the SMTP destination guard refuses.
+# The ports the web server and the SMTP sink listen on (127.0.0.1), for the Procfile and the settings
+# (SITE_URL follows WEB_PORT, the demo account and system mail SINK_PORT): `WEB_PORT=8001 make run`.
+export WEB_PORT ?= 8000
+export SINK_PORT ?= 1025
+
+# The demo account sends to the local sink on 127.0.0.1, which the SMTP destination guard refuses.
+# check_ports says which variable to change, in one line, before anything has started.
 run: export SMTP_ALLOW_PRIVATE_HOSTS = 1
 run: install
+	@LOG_LEVEL=WARNING $(BIN)/python manage.py check_ports
 	$(BIN)/python manage.py embedded_postgres run -- $(MAKE) --no-print-directory serve
 
 # What `make run` runs while its database is up. exec: make waits for honcho itself, which stops its
@@ -32,6 +39,18 @@ serve:
 	$(BIN)/python manage.py setup_schedules
 	$(BIN)/python manage.py setup_demo
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start
+
+# A superuser, who approves sign-ups: `make superuser ADMIN_EMAIL=you@example.com [ADMIN_USERNAME=admin]`.
+# Its password is generated and printed once. Works beside a running `make run`.
+superuser: install
+	@test -n "$(ADMIN_EMAIL)" || { echo "usage: make superuser ADMIN_EMAIL=you@example.com [ADMIN_USERNAME=admin]"; exit 2; }
+	@LOG_LEVEL=WARNING $(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py migrate --noinput >/dev/null
+	@LOG_LEVEL=WARNING $(BIN)/python manage.py embedded_postgres run -- \
+		$(BIN)/python manage.py create_admin --email "$(ADMIN_EMAIL)" --username "$(or $(ADMIN_USERNAME),admin)"
+
+# A new password for the demo marketer (its open sessions are logged out); `make run` never changes it.
+demo-password: install
+	@LOG_LEVEL=WARNING $(BIN)/python manage.py embedded_postgres run -- $(BIN)/python manage.py setup_demo --reset-password
 
 test: install check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -70,6 +70,21 @@ class ProfileForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["first_name", "last_name", "email", "timezone", "organization", "postal_address"]
+        help_texts = {
+            "postal_address": (
+                "Printed in the footer of every campaign email. Anti-spam laws (CAN-SPAM in the US, and others) "
+                "require a valid postal address in each marketing email: a street address, a post office box "
+                "or a registered private mailbox."
+            ),
+        }
+        widgets = {
+            "postal_address": forms.Textarea(
+                attrs={"rows": 3, "placeholder": "Street and number, city, postal code, country"}
+            ),
+        }
+
+    def clean_postal_address(self):
+        return self.cleaned_data["postal_address"].strip()
 
     def clean_email(self):
         # The model does not make addresses unique; sign-up does, and so must the profile,

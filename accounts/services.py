@@ -16,7 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import rate_limits
+from accounts import rate_limits, selectors
 from accounts.models import MARKETERS_GROUP, User
 
 log = logging.getLogger(__name__)
@@ -220,19 +220,52 @@ def confirm_email(*, token: str) -> User:
     return user
 
 
-def _notify_superusers_of_pending(*, user):
-    admins = list(
-        User.objects.filter(is_superuser=True, is_active=True).exclude(email="").values_list("email", flat=True)
-    )
-    if admins:
-        url = settings.SITE_URL + reverse("admin:accounts_user_change", args=[user.pk])
+def _notify_superusers_of_pending(*, user: User) -> None:
+    """Mail every superuser with an address that `user` waits for approval; with none to mail, say so in
+    the log (the confirmation page tells the person, and a superuser's pages show who waits)."""
+    admins = selectors.approver_emails()
+    if not admins:
+        log.warning(
+            "sign-up %s confirmed its address and waits for approval, but no active superuser has an email "
+            "address to be told: create one (manage.py create_admin --email E, or make superuser) and approve "
+            "it in the User admin",
+            user.username,
+        )
+        return
+    url = settings.SITE_URL + reverse("admin:accounts_user_change", args=[user.pk])
+    try:
         send_mail(
             f"New account waiting for approval: {user.username}",
             f"{user.username} <{user.email}> confirmed their address and waits for approval:\n{url}\n",
             None,
             admins,
-            fail_silently=True,
         )
+    except OSError:
+        # The confirmation itself stands; the superusers' dashboards still list who waits.
+        log.exception("could not mail the superusers that sign-up %s waits for approval", user.username)
+
+
+@transaction.atomic
+def create_superuser(*, username: str, email: str, password: str) -> User:
+    """A superuser who approves sign-ups and sees everything; its address receives the approval requests."""
+    now = timezone.now()
+    user = User(
+        username=username,
+        email=email,
+        is_staff=True,
+        is_superuser=True,
+        email_confirmed_at=now,
+        approved_at=now,
+        timezone=settings.DEFAULT_USER_TIMEZONE,
+    )
+    user.full_clean(exclude=["password"])
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise ValidationError({"password": exc.messages}) from exc
+    user.set_password(password)
+    user.save()
+    return user
 
 
 def approve(*, users: Iterable[User]) -> int:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.timesince import timeuntil
 from django.views.decorators.http import require_http_methods
 
-from accounts import rate_limits, services
+from accounts import rate_limits, selectors, services
 from accounts.client_address import rate_limit_key
 from accounts.forms import ProfileForm, SignupForm
 from accounts.rate_limits import RateLimited
@@ -68,7 +68,9 @@ def confirm(request, token):
         return render(request, "accounts/confirm.html", {"error": str(exc)}, status=400)
     if user.email_confirmed_at is None:
         return render(request, "accounts/confirm.html", {"user_to_confirm": user})
-    return render(request, "accounts/confirm.html", {"confirmed_user": user})
+    # With no superuser to mail, nobody learns of the sign-up unless its owner says so: tell them.
+    administrator_told = user.approved_at is not None or bool(selectors.approver_emails())
+    return render(request, "accounts/confirm.html", {"confirmed_user": user, "administrator_told": administrator_told})
 
 
 @staff_member_required

@@ -32,6 +32,13 @@ def env_list(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_port(name, default):
+    value = os.environ.get(name, "").strip() or str(default)
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise ImproperlyConfigured(f"{name} must be a TCP port number from 1 to 65535, not {value!r}.")
+    return int(value)
+
+
 PRODUCTION = os.environ.get("DJANGO_ENV", "development").strip().lower() == "production"
 
 if PRODUCTION:
@@ -62,7 +69,11 @@ if not DEBUG and SECRET_KEY == _DEVELOPMENT_SECRET_KEY:
     )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
-SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The development processes' ports (`make run`, the Procfile): the web server's and the SMTP sink's.
+# `manage.py check_ports` names the variable to change when another program holds one.
+WEB_PORT = env_port("WEB_PORT", 8000)
+SINK_PORT = env_port("SINK_PORT", 1025)
+SITE_URL = os.environ.get("SITE_URL", f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", SITE_URL)
 # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated):
 # rate limits and login lockouts count the client it names (accounts.client_address).
@@ -122,6 +133,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.signup",
+                "accounts.context_processors.notices",
             ],
         },
     },
@@ -204,6 +216,9 @@ API_RATE_WINDOW_SECONDS = int(os.environ.get("API_RATE_WINDOW_SECONDS", "60"))
 # 10,000 contacts a request with their attributes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(10 * 1024 * 1024)))
 DEFAULT_USER_TIMEZONE = "Asia/Kolkata"
+# The postal address a marketer's footer shows while their profile has none (anti-spam laws such as
+# CAN-SPAM require one in every marketing email); empty: none, and the marketer is warned to set theirs.
+DEFAULT_POSTAL_ADDRESS = os.environ.get("DEFAULT_POSTAL_ADDRESS", "").strip()
 
 # --- i18n / time ----------------------------------------------------------
 
@@ -239,7 +254,7 @@ WHITENOISE_AUTOREFRESH = not PRODUCTION
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "127.0.0.1")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "1025"))
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", str(SINK_PORT)))
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)

@@ -1,14 +1,17 @@
-"""The account management commands: create_marketer and setup_demo."""
+"""The account management commands: create_marketer, setup_demo and create_admin."""
 
 import re
+import stat
 import sys
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from accounts.models import MARKETERS_GROUP, User
+from accounts.selectors import approver_emails
+from campaigns.management.commands.setup_demo import remembered_password
 from sending.models import SmtpAccount
 
 LOGIN_URL = "/admin/login/"
@@ -152,11 +155,29 @@ def demo_credentials(output):
     return username.group(1), password.group(1)
 
 
+@pytest.fixture
+def own_var_dir(settings, tmp_path):
+    """setup_demo keeps the demo password in VAR_DIR: each test its own."""
+    settings.VAR_DIR = tmp_path
+    return tmp_path
+
+
+@pytest.fixture
+def setup_demo(own_var_dir, django_capture_on_commit_callbacks):
+    """Run setup_demo as `make run` does, its on-commit work (the password file) included; return its output."""
+
+    def run(*args):
+        out = StringIO()
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("setup_demo", *args, stdout=out)
+        return out.getvalue()
+
+    return run
+
+
 @pytest.mark.django_db
-def test_setup_demo_creates_marketer_and_sink_account(client):
-    out = StringIO()
-    call_command("setup_demo", stdout=out)
-    username, password = demo_credentials(out.getvalue())
+def test_setup_demo_creates_marketer_and_sink_account(client, setup_demo):
+    username, password = demo_credentials(setup_demo())
     user = assert_is_working_marketer(client, username, password)
 
     account = SmtpAccount.objects.get(owner=user)
@@ -168,14 +189,100 @@ def test_setup_demo_creates_marketer_and_sink_account(client):
 
 
 @pytest.mark.django_db
-def test_setup_demo_run_twice_keeps_one_account_and_prints_a_working_password(client):
-    call_command("setup_demo", stdout=StringIO())
+def test_setup_demo_keeps_the_password_in_a_file_only_its_owner_reads(setup_demo, own_var_dir):
+    _, password = demo_credentials(setup_demo())
+    path = own_var_dir / "demo-password"
+    assert path.read_text().strip() == password
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.django_db
+def test_setup_demo_run_again_changes_neither_the_password_nor_open_sessions(client, setup_demo, own_var_dir):
+    _, password = demo_credentials(setup_demo())
+    assert log_in(client, "demo", password).status_code == 302
+    output = setup_demo()
+    assert "password: unchanged" in output
+    assert password not in output
+    assert User.objects.filter(username="demo").count() == 1
+    assert SmtpAccount.objects.filter(owner__username="demo").count() == 1
+    assert client.get("/admin/").status_code == 200, "the open session was logged out"
+    assert (own_var_dir / "demo-password").read_text().strip() == password
+    assert remembered_password(User.objects.get(username="demo")) == password
+
+
+@pytest.mark.django_db
+def test_a_password_the_marketer_changed_survives_setup_demo(client, setup_demo):
+    setup_demo()
+    user = User.objects.get(username="demo")
+    user.set_password(GOOD_PASSWORD)
+    user.save()
+    setup_demo()
+    assert log_in(client, "demo", GOOD_PASSWORD).status_code == 302
+    # The file's password no longer opens the account: nothing prints it as if it did.
+    assert remembered_password(User.objects.get(username="demo")) is None
+
+
+@pytest.mark.django_db
+def test_reset_password_gives_a_new_one_and_ends_open_sessions(client, setup_demo, own_var_dir):
+    _, old = demo_credentials(setup_demo())
+    assert log_in(client, "demo", old).status_code == 302
+    output = setup_demo("--reset-password")
+    _, new = demo_credentials(output)
+    assert new != old
+    assert "open sessions are logged out" in output
+    assert client.get("/admin/").status_code == 302, "the session opened with the old password still works"
+    assert (own_var_dir / "demo-password").read_text().strip() == new
+    assert_is_working_marketer(Client(), "demo", new)
+    assert log_in(Client(), "demo", old).status_code == 200
+
+
+@pytest.mark.django_db
+def test_reset_password_leaves_the_sink_account_of_the_running_make_run_alone(settings, setup_demo):
+    settings.SINK_PORT = 2026
+    setup_demo()
+    settings.SINK_PORT = 1025  # `make demo-password` in a terminal without the ports `make run` was given
+    setup_demo("--reset-password")
+    assert SmtpAccount.objects.get(owner__username="demo").port == 2026
+
+
+@pytest.mark.django_db
+def test_setup_demo_points_the_account_at_sink_port(settings, setup_demo):
+    settings.SINK_PORT = 2026
+    setup_demo()
+    assert SmtpAccount.objects.get(owner__username="demo").port == 2026
+    settings.SINK_PORT = 2027  # a later `SINK_PORT=2027 make run`
+    setup_demo()
+    assert SmtpAccount.objects.get(owner__username="demo").port == 2027
+
+
+# --- create_admin -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_create_admin_makes_a_superuser_who_approves_and_prints_its_password_once(client):
     out = StringIO()
-    call_command("setup_demo", stdout=out)
+    call_command("create_admin", "--email", "owner@example.in", stdout=out)
     username, password = demo_credentials(out.getvalue())
-    assert User.objects.filter(username=username).count() == 1
-    assert SmtpAccount.objects.filter(owner__username=username).count() == 1
-    assert_is_working_marketer(client, username, password)
+    assert username == "admin"
+    user = User.objects.get(username="admin")
+    assert user.is_superuser and user.is_staff and user.is_active and user.email == "owner@example.in"
+    assert log_in(client, "admin", password).status_code == 302
+    assert client.get("/admin/accounts/user/?approval=waiting").status_code == 200
+    assert approver_emails() == ["owner@example.in"]
+
+
+@pytest.mark.django_db
+def test_create_admin_refuses_a_taken_username_and_says_how_to_reset_it(marketer):
+    with pytest.raises(CommandError, match="changepassword alice"):
+        call_command("create_admin", "--email", "x@example.in", "--username", "Alice", stdout=StringIO())
+    assert not User.objects.filter(is_superuser=True).exists()
+
+
+@pytest.mark.django_db
+def test_create_admin_refuses_a_bad_address_and_creates_nothing():
+    with pytest.raises(CommandError, match="email: Enter a valid email address"):
+        call_command("create_admin", "--email", "not an address", stdout=StringIO())
+    assert not User.objects.exists()
 
 
 @pytest.mark.django_db
