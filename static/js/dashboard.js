@@ -133,7 +133,7 @@
 
   function drawSystem(s) {
     if (!s || !el("system-health")) { return; }
-    text("health-tick", s.last_tick_at ? new Date(s.last_tick_at).toLocaleString() : "never");
+    text("health-tick", s.last_tick_display || "never");
     text("health-duration", s.last_tick_duration_ms === null ? "–" : s.last_tick_duration_ms + " ms");
     text("health-claimed", fmt(s.last_tick_claimed));
     text("health-queue", s.queue_length === null ? "unknown" : fmt(s.queue_length));
@@ -157,7 +157,8 @@
     drawSending(data.sending);
     drawPaused(data.paused_accounts);
     drawSystem(data.system);
-    text("dash-updated", new Date().toLocaleTimeString());
+    // The server's time in the user's zone and the admin's format, as every other time on the page.
+    text("dash-updated", data.generated_display);
     root.dataset.loaded = "1";
   }
 
