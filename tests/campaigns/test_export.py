@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import zoneinfo
 
 import openpyxl
 import pytest
@@ -243,3 +244,17 @@ def test_campaign_report_json_gives_null_for_a_missing_smtp_code(marketer):
     call_command("campaign_report", str(campaign.pk), "--format", "json", stdout=out)
     [row] = json.loads(out.getvalue())
     assert row["smtp_code"] is None and row["attempts"] == 0 and row["status"] == "pending"
+
+
+def test_campaign_report_gives_times_in_the_owners_zone_as_the_admin_export_does(results, marketer_client):
+    results.owner.timezone = "Asia/Kolkata"
+    results.owner.save(update_fields=["timezone"])
+    sent_at = Email.objects.get(campaign=results, to_email="ok@example.com").sent_at
+
+    out = io.StringIO()
+    call_command("campaign_report", str(results.pk), "--format", "json", stdout=out)
+    exported = action(marketer_client, "campaign", "export_results_csv", [results.pk]).content.decode("utf-8-sig")
+
+    shown = json.loads(out.getvalue())[0]["sent_at"]
+    assert shown == sent_at.astimezone(zoneinfo.ZoneInfo("Asia/Kolkata")).isoformat(timespec="seconds")
+    assert shown.endswith("+05:30") and shown in exported
