@@ -212,7 +212,7 @@ def sending_block(*, campaign: Campaign) -> dict | None:
             "kind": "account_unreachable",
             "text": f"The SMTP account “{account.name}” cannot reach its server since "
             f"{local_text(state.unreachable_since, tz)}: {state.last_connection_error or 'no error recorded'}. "
-            f"Next try at {local_text(next_try, tz)}. No email is lost or spent meanwhile.",
+            f"Next try at {local_text(next_try, tz)}; no email is lost or spent meanwhile.",
             "since_display": local_text(state.unreachable_since, tz),
             "next_try_display": local_text(next_try, tz),
         }

@@ -21,7 +21,8 @@
     if (cls) { node.className = cls; }
     return node;
   }
-  function link(href, label) { var a = document.createElement("a"); a.href = href; a.textContent = label; return a; }
+  // The title carries the whole label where the page cuts a long one with an ellipsis.
+  function link(href, label) { var a = document.createElement("a"); a.href = href; a.textContent = label; a.title = label; return a; }
   function campaignUrl(id) { return analyticsUrl.replace("/0/", "/" + id + "/"); }
 
   function drawCards(c) {
@@ -41,6 +42,7 @@
     rows.forEach(function (r) {
       var tr = document.createElement("tr");
       var name = document.createElement("td");
+      name.className = "campaign-name";
       name.appendChild(link(campaignUrl(r.id), r.name));
       tr.appendChild(name);
       tr.appendChild(cell("td", fmt(r.sent), "num"));
@@ -121,7 +123,7 @@
       if (a.kind === "unreachable") {
         p.textContent = "SMTP account “" + a.name + "” cannot reach the server since " + a.since_display + ": " +
           (a.reason || "no error recorded") + "; next try at " + a.next_try_display +
-          ". No email is lost or spent meanwhile.";
+          "; no email is lost or spent meanwhile.";
       } else {
         p.textContent = "SMTP account “" + a.name + "” is paused until " + a.until_display + ": " +
           (a.reason || "no reason given") + ". Its campaigns resume by themselves then.";

@@ -66,7 +66,7 @@ def test_an_unreachable_account_shows_since_when_and_the_next_try_and_no_estimat
     assert p["blocked"]["kind"] == "account_unreachable"
     assert p["blocked"]["text"] == (
         f"The SMTP account “Office relay” cannot reach its server since {admin_format(since)}: Connection refused. "
-        f"Next try at {admin_format(next_try)}. No email is lost or spent meanwhile."
+        f"Next try at {admin_format(next_try)}; no email is lost or spent meanwhile."
     )
     # Shown from the first paint, not only once the script has polled.
     assert 'id="sending-blocked"' in page and "cannot reach its server since" in page
