@@ -38,6 +38,12 @@ class ContactAdmin(OwnedModelAdmin):
         "lists_of_contact",
     )
 
+    def get_fields(self, request, obj=None):
+        # Its lists right under its name and attributes, not after every read-only date.
+        fields = [f for f in super().get_fields(request, obj) if f != "lists_of_contact"]
+        at = fields.index("attributes") + 1 if "attributes" in fields else len(fields)
+        return [*fields[:at], "lists_of_contact", *fields[at:]]
+
     def get_queryset(self, request):
         # Only the user's own lists: a contact may sit in another owner's list (put
         # there by a superuser), whose name must not show in the Lists column.
