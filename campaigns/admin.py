@@ -237,7 +237,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
 class EmailAdmin(ReadOnlyAdminMixin, OwnedModelAdmin):
     list_display = (
         "to_email",
-        "campaign",
+        "campaign_name",
         "status",
         "attempts",
         "sent_at",
@@ -251,6 +251,11 @@ class EmailAdmin(ReadOnlyAdminMixin, OwnedModelAdmin):
     search_fields = ("to_email",)
     show_full_result_count = False
     actions = admin_actions.EMAIL_ACTIONS
+
+    @admin.display(description="Campaign", ordering="campaign__name")
+    def campaign_name(self, obj):
+        # Cut with an ellipsis by static/css/admin.css: the title holds the whole name.
+        return format_html('<span title="{}">{}</span>', obj.campaign.name, obj.campaign.name)
 
 
 class SegmentConditionInline(OwnedInlineMixin, admin.TabularInline):

@@ -117,3 +117,12 @@ def test_with_two_smtp_accounts_none_is_preselected(marketer_client, marketer):
     form = marketer_client.get(reverse("admin:campaigns_campaign_add")).context["adminform"].form
 
     assert "smtp_account" not in form.initial
+
+
+def test_the_email_list_cuts_a_long_campaign_name_but_keeps_it_whole_in_its_title(marketer_client, marketer):
+    name = "Quarterly newsletter: product updates, customer stories, upcoming webinars and the partner programme"
+    EmailFactory(campaign=CampaignFactory(owner=marketer, name=name))
+
+    page = marketer_client.get(reverse("admin:campaigns_email_changelist")).content.decode()
+
+    assert f'<td class="field-campaign_name"><span title="{name}">{name}</span></td>' in page
