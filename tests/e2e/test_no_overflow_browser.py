@@ -228,3 +228,25 @@ def test_long_campaign_names_are_whole_or_cut_with_their_title(live_server, chro
     for link in page.locator("#top-campaigns a").all():
         cut = link.evaluate("(a) => a.scrollWidth > a.clientWidth")
         assert not cut or link.get_attribute("title") in LONG_NAMES
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_analytics_show_what_blocks_a_send_and_nothing_when_nothing_does(live_server, chromium, seeded):
+    origin = live_server.url
+    page = chromium.new_context(viewport=LAPTOP).new_page()
+    log_in(page, origin, seeded.owner)
+    healthy = CampaignFactory(
+        owner=seeded.owner,
+        name="Healthy",
+        smtp_account=SmtpAccountFactory(owner=seeded.owner, name="Healthy relay"),
+        status=Campaign.Status.SENDING,
+        started_at=timezone.now(),
+    )
+
+    page.goto(f"{origin}/admin/campaigns/campaign/{seeded.campaign.pk}/analytics/")
+    page.wait_for_selector(".live-dashboard[data-loaded='1']")
+    assert "cannot reach its server since" in page.locator("#sending-blocked").inner_text()
+
+    page.goto(f"{origin}/admin/campaigns/campaign/{healthy.pk}/analytics/")
+    page.wait_for_selector(".live-dashboard[data-loaded='1']")
+    assert page.locator("#sending-blocked").is_hidden()
