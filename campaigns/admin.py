@@ -22,6 +22,7 @@ from campaigns.models import (
     SegmentCondition,
 )
 from campaigns.selectors import audience, campaign_list, segments
+from sending import selectors as sending_selectors
 from tracking.models import Event, Link
 
 
@@ -32,6 +33,7 @@ class EmailTemplateAdmin(EmailTemplateComposeMixin, OwnedModelAdmin):
 
 
 HISTORY_ROWS = 100
+NOT_STARTED_RECIPIENTS = "Not started yet: its page counts who it would go to."
 
 
 @admin.register(Campaign)
@@ -137,6 +139,14 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
             field.help_text = f"Entered in your own time zone: {timezone.get_current_timezone_name()}."
         return field
 
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if "smtp_account" not in initial:
+            only = sending_selectors.only_account_of(owner=request.user)
+            if only is not None:
+                initial["smtp_account"] = only
+        return initial
+
     def has_delete_permission(self, request, obj=None):
         # A campaign being sent cannot be deleted under its workers; pause or cancel it first.
         if obj is not None and obj.status == Campaign.Status.SENDING:
@@ -168,6 +178,10 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
 
     @admin.display(description="Recipients", ordering="recipient_count")
     def recipient_count(self, obj):
+        if obj.started_at is None and not obj.recipient_count:
+            # No email rows before the start: a 0 here would contradict the page's "Would go to N", and
+            # counting each draft's audience would cost a query per row.
+            return format_html('<span title="{}">—</span>', NOT_STARTED_RECIPIENTS)
         return obj.recipient_count
 
     @admin.display(description="Sent", ordering="sent_count")
@@ -223,7 +237,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
 class EmailAdmin(ReadOnlyAdminMixin, OwnedModelAdmin):
     list_display = (
         "to_email",
-        "campaign",
+        "campaign_name",
         "status",
         "attempts",
         "sent_at",
@@ -237,6 +251,11 @@ class EmailAdmin(ReadOnlyAdminMixin, OwnedModelAdmin):
     search_fields = ("to_email",)
     show_full_result_count = False
     actions = admin_actions.EMAIL_ACTIONS
+
+    @admin.display(description="Campaign", ordering="campaign__name")
+    def campaign_name(self, obj):
+        # Cut with an ellipsis by static/css/admin.css: the title holds the whole name.
+        return format_html('<span title="{}">{}</span>', obj.campaign.name, obj.campaign.name)
 
 
 class SegmentConditionInline(OwnedInlineMixin, admin.TabularInline):

@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from campaigns import admin_compose
 from campaigns.models import Campaign
@@ -99,8 +100,11 @@ def cancel(modeladmin, request, queryset):
 @admin.action(description="Duplicate selected as new drafts")
 def duplicate(modeladmin, request, queryset):
     for campaign in queryset:
-        lifecycle.duplicate(campaign=campaign)
-    modeladmin.message_user(request, f"{queryset.count()} campaign(s) duplicated.", messages.SUCCESS)
+        copy = lifecycle.duplicate(campaign=campaign)
+        url = reverse("admin:campaigns_campaign_change", args=[copy.pk])
+        modeladmin.message_user(
+            request, format_html('Campaign “<a href="{}">{}</a>” created.', url, copy.name), messages.SUCCESS
+        )
 
 
 @admin.action(description="Resend selected completed campaigns to their non-openers (new drafts)")

@@ -52,7 +52,12 @@ class Campaign(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=200)
     smtp_account = models.ForeignKey(
-        "sending.SmtpAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="campaigns"
+        "sending.SmtpAccount",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="campaigns",
+        verbose_name="SMTP account",
     )
     lists = models.ManyToManyField(ContactList, related_name="campaigns", blank=True)
     # Lists and segments together: a contact in both, or in several, gets one email (ledger.materialise_statement).

@@ -1,12 +1,13 @@
 from django.contrib import admin
 from django.db.models import Count, Prefetch, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.owned_admin import OwnedModelAdmin, scope_to_user
 from bounces import selectors as bounce_selectors
 from contacts import admin_actions, export_actions, exports
-from contacts.forms import SubscriptionFormAdminForm
+from contacts.forms import ContactAdminForm, SubscriptionFormAdminForm
 from contacts.imports import jobs
 from contacts.imports.forms import ImportUploadForm
 from contacts.models import Contact, ContactList, ImportJob, SubscriptionForm
@@ -16,6 +17,7 @@ from contacts.subscriptions import embed
 
 # Registered by privacy.admin, which adds a contact's privacy requests (export, erase) to this admin.
 class ContactAdmin(OwnedModelAdmin):
+    form = ContactAdminForm
     list_display = ("email", "name", "status", "list_names", "created_at")
     # Adds "Import contacts" (the ImportJob admin's upload form) to the object tools.
     change_list_template = "admin/contacts/contact_change_list_import.html"
@@ -33,7 +35,14 @@ class ContactAdmin(OwnedModelAdmin):
         "created_at",
         "updated_at",
         "delivery_problems",
+        "lists_of_contact",
     )
+
+    def get_fields(self, request, obj=None):
+        # Its lists right under its name and attributes, not after every read-only date.
+        fields = [f for f in super().get_fields(request, obj) if f != "lists_of_contact"]
+        at = fields.index("attributes") + 1 if "attributes" in fields else len(fields)
+        return [*fields[:at], "lists_of_contact", *fields[at:]]
 
     def get_queryset(self, request):
         # Only the user's own lists: a contact may sit in another owner's list (put
@@ -44,6 +53,18 @@ class ContactAdmin(OwnedModelAdmin):
     @admin.display(description="Lists")
     def list_names(self, obj):
         return ", ".join(contact_list.name for contact_list in obj.lists.all())
+
+    @admin.display(description="Lists")
+    def lists_of_contact(self, obj):
+        """The contact's lists (the user's own: get_queryset prefetches only those), each a link."""
+        lists = list(obj.lists.all()) if obj.pk else []
+        if not lists:
+            return "In no list."
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:contacts_contactlist_change", args=[each.pk]), each.name) for each in lists),
+        )
 
     @admin.display(description="Bounces and complaints")
     def delivery_problems(self, obj):

@@ -38,6 +38,7 @@ def campaign_analytics(request, campaign_id):
         "title": f"Analytics: {campaign.name}",
         "campaign": campaign,
         "preparing": audience.describe_preparation(audience.preparation_progress(campaign=campaign)),
+        "blocked": analytics_selectors.sending_block(campaign=campaign),
         "opts": campaign._meta,
         "original": campaign,
     }

@@ -10,7 +10,7 @@ from django.db.models import Count, Field, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.owned_admin import OwnedInlineMixin, OwnedModelAdmin, without_fields
@@ -66,18 +66,13 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     form = SmtpAccountForm
     inlines = (BounceMailboxInline,)
     list_display = (
-        # State and the last test first: the limits' columns pass the edge of a laptop's window.
+        # The server and the limits each one column: eleven columns passed the edge of a 1366 px window.
         "name",
         "from_email",
-        "host",
-        "port",
-        "security",
+        "server",
         "sending_state",
         "test_result",
-        "max_per_minute",
-        "max_per_hour",
-        "max_per_day",
-        "batch_size",
+        "limits",
         "campaign_count",
     )
     list_filter = ("security",)
@@ -255,6 +250,17 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[SmtpAccount]:
         accounts: QuerySet[SmtpAccount] = super().get_queryset(request)
         return accounts.select_related("state").annotate(campaign_count=Count("campaigns"))
+
+    @admin.display(description="Server", ordering="host")
+    def server(self, obj: SmtpAccount) -> str:
+        return f"{obj.host}:{obj.port} ({obj.get_security_display()})"
+
+    @admin.display(description="Limits", ordering="max_per_minute")
+    def limits(self, obj: SmtpAccount) -> str:
+        return (
+            f"{obj.max_per_minute:,}/min · {obj.max_per_hour:,}/hour · {obj.max_per_day:,}/day, "
+            f"in batches of {obj.batch_size:,}"
+        )
 
     @admin.display(description="Campaigns", ordering="campaign_count")
     def campaign_count(self, obj: Any) -> int:
@@ -472,4 +478,5 @@ def _next_selector(account: SmtpAccount) -> str:
 
 
 def _local(moment: datetime | None) -> str:
-    return timezone.localtime(moment).strftime("%d %b %H:%M") if moment else "now"
+    # As the admin shows its own dates: in the user's zone (the middleware's), in DATETIME_FORMAT.
+    return formats.date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "now"

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from accounts.models import User
 from sending.models import EspWebhook, SmtpAccount, SmtpAccountState
 
 
@@ -23,3 +24,15 @@ def connection_test_patience() -> timedelta:
 
 def esp_webhook_of(*, account: SmtpAccount) -> EspWebhook | None:
     return EspWebhook.objects.filter(account=account).first()
+
+
+def only_account_of(*, owner: User) -> int | None:
+    """The id of the owner's SMTP account when they have exactly one (a new campaign's preselected choice)."""
+    ids = list(SmtpAccount.objects.filter(owner=owner).values_list("pk", flat=True)[:2])
+    return ids[0] if len(ids) == 1 else None
+
+
+def next_connection_try(*, state: SmtpAccountState, now: datetime) -> datetime:
+    """When the engine next tries an unreachable account's server: the end of its rest, or the next tick
+    when that rest is over."""
+    return max(state.backoff_until or now, now)

@@ -10,6 +10,7 @@ module, which uses campaigns.ledger for the Email rows; ledger imports no servic
 """
 
 import logging
+import re
 import time
 import zoneinfo
 from collections.abc import Callable, Collection, Iterable
@@ -420,13 +421,35 @@ def duplicate(*, campaign: Campaign) -> Campaign:
     with transaction.atomic():
         copy = _draft_with_the_message_of(
             campaign,
-            name=f"{campaign.name} (copy)",
+            name=copy_name(campaign),
             source_campaign=campaign.source_campaign,
             source_rule=campaign.source_rule,
         )
         copy.lists.set(campaign.lists.all())
         copy.segments.set(campaign.segments.all())
     return copy
+
+
+# " (copy)" or " (copy 7)" at the end of a name: a copy's own suffix, replaced rather than repeated.
+COPY_SUFFIX = re.compile(r" \(copy(?: (?P<number>[0-9]+))?\)$")
+
+
+def copy_name(campaign: Campaign) -> str:
+    """The first free name among "X (copy)", "X (copy 2)", "X (copy 3)"… of the owner's campaigns, where X is
+    the name without its own copy suffix: a copy of a copy is "X (copy 2)", never "X (copy) (copy)"."""
+    base = COPY_SUFFIX.sub("", campaign.name)
+    name_max = Campaign._meta.get_field("name").max_length
+    assert name_max is not None  # a CharField always has one
+    stem = base[: name_max - len(" (copy 99999)")]
+    taken = set(
+        Campaign.objects.filter(owner_id=campaign.owner_id, name__startswith=f"{stem} (copy").values_list(
+            "name", flat=True
+        )
+    )
+    number = 1
+    while (name := f"{stem} (copy)" if number == 1 else f"{stem} (copy {number})") in taken:
+        number += 1
+    return name
 
 
 def _draft_with_the_message_of(campaign: Campaign, **fields: object) -> Campaign:

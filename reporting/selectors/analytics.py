@@ -12,11 +12,13 @@ from accounts.models import User
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, CampaignTally, Email
 from campaigns.selectors import audience
-from reporting.selectors.dashboard import rate
-from sending.rates import effective_per_minute
+from reporting.selectors.dashboard import local_text, rate
+from sending.rates import effective_per_minute, seconds_to_send
+from sending.selectors import next_connection_try
 from tracking.models import Event
 
 S = Email.Status
+C = Campaign.Status
 F = Email.FailureClass
 RECIPIENTS_PER_PAGE = 25
 TOP_LINKS = 10
@@ -104,7 +106,11 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
     audience_size = c["total"] + to_write
     account = campaign.smtp_account
     per_minute = effective_per_minute(account) if account else None
-    eta_seconds = round((unsent + to_write) / per_minute * 60) if per_minute and unsent + to_write else 0
+    blocked = sending_block(campaign=campaign)
+    # An estimate only while the campaign sends and something can move: a paused campaign or an account
+    # that is paused or cannot reach its server would otherwise count down a time that never passes.
+    moving = campaign.status == C.SENDING and blocked is None and account is not None
+    eta_seconds = seconds_to_send(account, unsent + to_write) if moving and account else 0
 
     top_links = [
         {"url": row["link__url"], "clicks": row["clicks"]}
@@ -169,11 +175,57 @@ def analytics(*, campaign: Campaign, page: int = 1, search: str = "") -> dict:
             "percent": rate(final, audience_size) if audience_size else 0.0,
             "per_minute": round(per_minute, 1) if per_minute else None,
             "account_paused": bool(account and account.is_paused),
+            "blocked": blocked,
             "eta_seconds": eta_seconds,
+            "deferred": c["deferred"],
+            "sharing_campaigns": sharing_campaigns(campaign=campaign) if eta_seconds else 0,
         },
+        "updated_display": local_text(timezone.now(), timezone.get_current_timezone(), seconds=True),
         "top_links": top_links,
         "recipients": recipients_page(campaign=campaign, page=page, search=search, total=c["total"]),
     }
+
+
+def sending_block(*, campaign: Campaign) -> dict | None:
+    """What keeps a campaign that should be sending from sending now, in the marketer's words, or None:
+    the campaign paused, or its SMTP account paused or unable to reach its server (from the account's state
+    row, read with the campaign: select_related in campaign_for). Times in the user's zone."""
+    tz = timezone.get_current_timezone()
+    if campaign.status == C.PAUSED:
+        why = f": {campaign.status_reason}" if campaign.status_reason else ""
+        return {"kind": "campaign_paused", "text": f"The campaign is paused{why}. Nothing is sent until it is resumed."}
+    account = campaign.smtp_account
+    if account is None or campaign.status not in (C.SENDING, C.SCHEDULED):
+        return None
+    state, now = account.state, timezone.now()
+    if state.is_paused:
+        return {
+            "kind": "account_paused",
+            "text": f"The SMTP account “{account.name}” is paused until {local_text(state.paused_until, tz)}: "
+            f"{state.pause_reason or 'no reason given'}. Its campaigns resume by themselves then.",
+            "since_display": local_text(state.paused_at, tz),
+            "until_display": local_text(state.paused_until, tz),
+        }
+    if state.is_unreachable:
+        next_try = next_connection_try(state=state, now=now)
+        return {
+            "kind": "account_unreachable",
+            "text": f"The SMTP account “{account.name}” cannot reach its server since "
+            f"{local_text(state.unreachable_since, tz)}: {state.last_connection_error or 'no error recorded'}. "
+            f"Next try at {local_text(next_try, tz)}; no email is lost or spent meanwhile.",
+            "since_display": local_text(state.unreachable_since, tz),
+            "next_try_display": local_text(next_try, tz),
+        }
+    return None
+
+
+def sharing_campaigns(*, campaign: Campaign) -> int:
+    """How many other campaigns send through the same account now (they share its rate)."""
+    return (
+        Campaign.objects.filter(smtp_account_id=campaign.smtp_account_id, status=C.SENDING)
+        .exclude(pk=campaign.pk)
+        .count()
+    )
 
 
 def _preparing(campaign):
@@ -265,7 +317,7 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
                 "smtp": smtp_answer(r["smtp_code"], r["smtp_response"]),
                 "sent_at": r["sent_at"].isoformat() if r["sent_at"] else None,
                 # In the active zone: the user's own, set by accounts.middleware.
-                "sent_display": timezone.localtime(r["sent_at"]).strftime("%d %b %H:%M:%S") if r["sent_at"] else "",
+                "sent_display": local_text(r["sent_at"], timezone.get_current_timezone(), seconds=True),
                 "opened": r["first_opened_at"] is not None,
                 "machine_open": r["machine_open"],
                 "clicks": r["click_count"],
@@ -276,9 +328,7 @@ def recipients_page(*, campaign: Campaign, page: int, search: str, total: int) -
                     complained=r["complained_at"] is not None,
                 ),
                 "unsubscribed": r["unsubscribed_at"] is not None,
-                "unsubscribed_display": (
-                    timezone.localtime(r["unsubscribed_at"]).strftime("%d %b %H:%M") if r["unsubscribed_at"] else ""
-                ),
+                "unsubscribed_display": local_text(r["unsubscribed_at"], timezone.get_current_timezone()),
             }
             for r in items
         ],

@@ -17,7 +17,7 @@ from datetime import datetime, time, timedelta, tzinfo
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, CampaignEvent, CampaignHourTally, CampaignTally, DispatcherState, Email
@@ -308,6 +308,7 @@ def _dashboard(*, user, now=None):
     )
     result = {
         "generated_at": now.isoformat(),
+        "generated_display": local_text(now, tz, seconds=True),
         "timezone": str(tz),
         "cards": cards(totals=all_time_totals(counts) | late_reports, today=today),
         "top_campaigns": top_campaigns(campaigns=campaigns, counts=counts),
@@ -328,7 +329,7 @@ def _dashboard(*, user, now=None):
     }
     if user.is_superuser:
         # Every campaign's tallies: their sum is every email.
-        result["system"] = system_health(per_status=emails_per_status(counts))
+        result["system"] = system_health(per_status=emails_per_status(counts), tz=tz)
     return result
 
 
@@ -544,8 +545,16 @@ def paused_accounts(*, accounts: list[dict], now: datetime, tz: tzinfo) -> list[
     return items
 
 
-def local_text(moment, tz):
-    return moment.astimezone(tz).strftime("%d %b %H:%M") if moment else ""
+# The admin's DATETIME_FORMAT ("N j, Y, P") with the seconds, for what changes every few seconds.
+DATETIME_WITH_SECONDS = "N j, Y, g:i:s a"
+
+
+def local_text(moment, tz, *, seconds=False):
+    """A moment as the admin shows one: in the user's zone, in its DATETIME_FORMAT ("" for None). The pages'
+    scripts show this text rather than format a time in the browser's zone."""
+    if not moment:
+        return ""
+    return formats.date_format(moment.astimezone(tz), DATETIME_WITH_SECONDS if seconds else "DATETIME_FORMAT")
 
 
 FAILURE_WORDS = {
@@ -694,7 +703,7 @@ def queue_length():
         return None
 
 
-def system_health(*, per_status):
+def system_health(*, per_status, tz):
     state = (
         DispatcherState.objects.order_by("pk")
         .values(
@@ -708,6 +717,7 @@ def system_health(*, per_status):
     )
     return {
         "last_tick_at": state.get("last_tick_finished_at").isoformat() if state.get("last_tick_finished_at") else None,
+        "last_tick_display": local_text(state.get("last_tick_finished_at"), tz, seconds=True),
         "last_tick_duration_ms": state.get("last_tick_duration_ms"),
         "last_tick_claimed": state.get("last_tick_claimed", 0),
         "queue_length": queue_length(),

@@ -51,9 +51,18 @@
     var bar = el("progress-bar");
     bar.max = p.total || 1; bar.value = p.done;
     text("progress-text", fmt(p.done) + " of " + fmt(p.total) + " done (" + p.percent + "%)");
+    // What keeps the send from moving (the campaign or its account paused, the server unreachable) replaces
+    // the estimate: the server sends none then, as a countdown would never pass.
+    var blocked = el("sending-blocked");
+    blocked.hidden = !p.blocked;
+    blocked.dataset.kind = p.blocked ? p.blocked.kind : "";
+    blocked.textContent = p.blocked ? p.blocked.text : "";
     var eta = "";
-    if (p.account_paused) { eta = "the SMTP account is paused"; }
-    else if (p.eta_seconds) { eta = "about " + duration(p.eta_seconds) + " left at " + fmt(p.per_minute) + "/min"; }
+    if (p.eta_seconds) {
+      eta = "at least " + duration(p.eta_seconds) + " left at " + fmt(p.per_minute) + "/min";
+      if (p.deferred) { eta += ", plus the retries of " + fmt(p.deferred) + " deferred"; }
+      if (p.sharing_campaigns) { eta += "; the account also sends " + fmt(p.sharing_campaigns) + " other campaign(s), which slows this one"; }
+    }
     text("progress-eta", eta);
 
     statusChart = chartOf(statusChart, "status-chart", {
@@ -98,7 +107,8 @@
     text("page-info", "Page " + fmt(rec.page) + " of " + fmt(rec.pages) + " (" + fmt(rec.count) + " recipients)");
     el("page-prev").disabled = rec.page <= 1;
     el("page-next").disabled = rec.page >= rec.pages;
-    text("dash-updated", new Date().toLocaleTimeString());
+    // The server's time in the user's zone and the admin's format, as every other time on the page.
+    text("dash-updated", d.updated_display);
     root.dataset.loaded = "1";
   }
 

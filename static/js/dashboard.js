@@ -21,7 +21,8 @@
     if (cls) { node.className = cls; }
     return node;
   }
-  function link(href, label) { var a = document.createElement("a"); a.href = href; a.textContent = label; return a; }
+  // The title carries the whole label where the page cuts a long one with an ellipsis.
+  function link(href, label) { var a = document.createElement("a"); a.href = href; a.textContent = label; a.title = label; return a; }
   function campaignUrl(id) { return analyticsUrl.replace("/0/", "/" + id + "/"); }
 
   function drawCards(c) {
@@ -41,6 +42,7 @@
     rows.forEach(function (r) {
       var tr = document.createElement("tr");
       var name = document.createElement("td");
+      name.className = "campaign-name";
       name.appendChild(link(campaignUrl(r.id), r.name));
       tr.appendChild(name);
       tr.appendChild(cell("td", fmt(r.sent), "num"));
@@ -121,7 +123,7 @@
       if (a.kind === "unreachable") {
         p.textContent = "SMTP account “" + a.name + "” cannot reach the server since " + a.since_display + ": " +
           (a.reason || "no error recorded") + "; next try at " + a.next_try_display +
-          ". No email is lost or spent meanwhile.";
+          "; no email is lost or spent meanwhile.";
       } else {
         p.textContent = "SMTP account “" + a.name + "” is paused until " + a.until_display + ": " +
           (a.reason || "no reason given") + ". Its campaigns resume by themselves then.";
@@ -133,7 +135,7 @@
 
   function drawSystem(s) {
     if (!s || !el("system-health")) { return; }
-    text("health-tick", s.last_tick_at ? new Date(s.last_tick_at).toLocaleString() : "never");
+    text("health-tick", s.last_tick_display || "never");
     text("health-duration", s.last_tick_duration_ms === null ? "–" : s.last_tick_duration_ms + " ms");
     text("health-claimed", fmt(s.last_tick_claimed));
     text("health-queue", s.queue_length === null ? "unknown" : fmt(s.queue_length));
@@ -157,7 +159,8 @@
     drawSending(data.sending);
     drawPaused(data.paused_accounts);
     drawSystem(data.system);
-    text("dash-updated", new Date().toLocaleTimeString());
+    // The server's time in the user's zone and the admin's format, as every other time on the page.
+    text("dash-updated", data.generated_display);
     root.dataset.loaded = "1";
   }
 

@@ -521,7 +521,7 @@ def filter_displays(response):
 @pytest.mark.parametrize(
     "key, title, own_label",
     [
-        ("campaign", "smtp account", "Mallory Relay Account"),
+        ("campaign", "SMTP account", "Mallory Relay Account"),
         ("campaign", "lists", "Mallory Newsletter List"),
         ("contact", "contact list", "Mallory Newsletter List"),
         ("email", "campaign", "Mallory Spring Campaign"),
@@ -811,7 +811,7 @@ def test_superuser_campaign_form_offers_every_owners_choices(world, superuser_cl
 
 def test_superuser_filters_list_every_owners_objects(world, superuser_client):
     displays = filter_displays(superuser_client.get(admin_url("campaign", "changelist")))
-    assert {"Alice Relay Account", "Mallory Relay Account"} <= set(displays["smtp account"])
+    assert {"Alice Relay Account", "Mallory Relay Account"} <= set(displays["SMTP account"])
     assert {"Alice Newsletter List", "Mallory Newsletter List"} <= set(displays["lists"])
 
 

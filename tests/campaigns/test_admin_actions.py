@@ -387,11 +387,48 @@ def test_duplicate_makes_a_new_draft_copy_with_the_same_lists(marketer_client, m
     assert (copy.track_opens, copy.track_clicks) == (False, True)
     assert set(copy.lists.all()) == {audience, second_list}
     assert not copy.emails.exists()
-    assert successes(shown) == ["1 campaign(s) duplicated."]
+    assert successes(shown) == [f'Campaign “<a href="{change_url(copy)}">Alice autumn (copy)</a>” created.']
     # The original is untouched.
     ready_draft.refresh_from_db()
     assert ready_draft.status == C.COMPLETED
     assert len(statuses(ready_draft)) == 2
+
+
+def test_copies_of_copies_are_numbered_not_stacked(marketer_client, marketer, ready_draft):
+    act(marketer_client, CAMPAIGNS, "duplicate", ready_draft)
+    first = Campaign.objects.get(name="Alice autumn (copy)")
+    act(marketer_client, CAMPAIGNS, "duplicate", first)
+    act(marketer_client, CAMPAIGNS, "duplicate", ready_draft)
+    _, shown = act(marketer_client, CAMPAIGNS, "duplicate", Campaign.objects.get(name="Alice autumn (copy 2)"))
+
+    assert sorted(Campaign.objects.values_list("name", flat=True)) == [
+        "Alice autumn",
+        "Alice autumn (copy 2)",
+        "Alice autumn (copy 3)",
+        "Alice autumn (copy 4)",
+        "Alice autumn (copy)",
+    ]
+    assert "Alice autumn (copy 4)</a>” created." in successes(shown)[0]
+
+
+def test_another_marketers_copies_do_not_take_a_number(marketer_client, marketer, other_marketer, ready_draft):
+    CampaignFactory(owner=other_marketer, name="Alice autumn (copy)")
+
+    act(marketer_client, CAMPAIGNS, "duplicate", ready_draft)
+
+    assert Campaign.objects.filter(owner=marketer, name="Alice autumn (copy)").exists()
+
+
+def test_a_copy_of_a_name_at_its_longest_still_fits(marketer_client, marketer, ready_draft):
+    ready_draft.name = "N" * 200
+    ready_draft.save()
+
+    act(marketer_client, CAMPAIGNS, "duplicate", ready_draft)
+    act(marketer_client, CAMPAIGNS, "duplicate", ready_draft)
+
+    names = set(Campaign.objects.exclude(pk=ready_draft.pk).values_list("name", flat=True))
+    stem = "N" * (200 - len(" (copy 99999)"))
+    assert names == {f"{stem} (copy)", f"{stem} (copy 2)"}
 
 
 # --- retry failed ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import datetime
 import io
 import json
 import os
+import zoneinfo
 
 import openpyxl
 import pytest
@@ -285,3 +286,17 @@ def test_campaign_report_stops_quietly_when_its_reader_goes(marketer):
     with open(write_end, "w", buffering=1) as pipe:  # line-buffered: every row is written at once
         call_command("campaign_report", str(campaign.pk), stdout=pipe)
         # Whatever was still buffered goes nowhere, without an error as the file closes.
+
+
+def test_campaign_report_gives_times_in_the_owners_zone_as_the_admin_export_does(results, marketer_client):
+    results.owner.timezone = "Asia/Kolkata"
+    results.owner.save(update_fields=["timezone"])
+    sent_at = Email.objects.get(campaign=results, to_email="ok@example.com").sent_at
+
+    out = io.StringIO()
+    call_command("campaign_report", str(results.pk), "--format", "json", stdout=out)
+    exported = action(marketer_client, "campaign", "export_results_csv", [results.pk]).content.decode("utf-8-sig")
+
+    shown = json.loads(out.getvalue())[0]["sent_at"]
+    assert shown == sent_at.astimezone(zoneinfo.ZoneInfo("Asia/Kolkata")).isoformat(timespec="seconds")
+    assert shown.endswith("+05:30") and shown in exported

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils.formats import date_format
 
 from campaigns.models import Email
 from sending.models import SmtpAccount
@@ -283,10 +284,10 @@ def test_the_dashboard_banner_lists_an_unreachable_account_with_its_error_and_ne
             "name": account.name,
             "reason": unreachable_message(account),
             "since": account.state.unreachable_since.isoformat(),
-            "since_display": account.state.unreachable_since.astimezone(tz).strftime("%d %b %H:%M"),
+            "since_display": date_format(account.state.unreachable_since.astimezone(tz), "DATETIME_FORMAT"),
             # The clock of the test is the real time here: the rest's end is still ahead.
             "next_try": account.state.backoff_until.isoformat(),
-            "next_try_display": account.state.backoff_until.astimezone(tz).strftime("%d %b %H:%M"),
+            "next_try_display": date_format(account.state.backoff_until.astimezone(tz), "DATETIME_FORMAT"),
         }
     ]
 
