@@ -355,6 +355,9 @@ IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 # The mailto: of every List-Unsubscribe header; its subject carries the unsubscribe token.
 # Route this mailbox to something that POSTs the token's URL (see docs/operations.md, "Unsubscribe by mail").
 UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO", "")
+# The postal address in the footer of a marketer who has none of their own (CAN-SPAM asks for one in
+# every message). Empty: a marketer without an address cannot send until they add one.
+DEFAULT_POSTAL_ADDRESS = os.environ.get("DEFAULT_POSTAL_ADDRESS", "").replace("\\n", "\n").strip()
 # An open this soon after sending is a scanner at delivery, not a reader.
 TRACKING_MACHINE_OPEN_SECONDS = int(os.environ.get("TRACKING_MACHINE_OPEN_SECONDS", "5"))
 # An open or click repeated this soon (the same email, and link) records nothing, so one URL
