@@ -64,7 +64,7 @@ def short_html_with_image(*, campaign: Campaign) -> int | None:
     return len(html) if len(html) <= SHORT_HTML_CHARS and _IMAGE.search(html) else None
 
 
-def short_html_warning(campaign, length):
+def short_html_warning(campaign: Campaign, length: int) -> str:
     pixel = campaign.track_opens
     return (
         f"The HTML of this message is short ({length:,} characters with its footer"
