@@ -51,15 +51,21 @@ class Confirmation:
     """A lifecycle step confirmed on a page of its own: from which statuses, and what it does."""
 
     title: str
+    question: str
     button: str
     allowed: tuple[str, ...]
 
 
 CONFIRMATIONS = {
-    "pause": Confirmation("Pause", "Yes, pause it", (C.SENDING, C.SCHEDULED)),
-    "resume": Confirmation("Resume", "Yes, resume it", (C.PAUSED,)),
-    "cancel": Confirmation("Cancel for good", "Yes, cancel it for good", (C.DRAFT, C.SCHEDULED, C.SENDING, C.PAUSED)),
-    "unschedule": Confirmation("Back to draft", "Yes, back to draft", (C.SCHEDULED,)),
+    "pause": Confirmation("Pause", "Pause this campaign?", "Yes, pause it", (C.SENDING, C.SCHEDULED)),
+    "resume": Confirmation("Resume", "Resume this campaign?", "Yes, resume it", (C.PAUSED,)),
+    "cancel": Confirmation(
+        "Cancel",
+        "Cancel this campaign for good?",
+        "Yes, cancel it for good",
+        (C.DRAFT, C.SCHEDULED, C.SENDING, C.PAUSED),
+    ),
+    "unschedule": Confirmation("Back to draft", "Take it back to draft?", "Yes, back to draft", (C.SCHEDULED,)),
 }
 
 
@@ -214,7 +220,7 @@ class CampaignReviewMixin:
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": campaign,
-            "title": f"Review and send: {campaign.name}",
+            "title": "Review and send",
             "subtitle": campaign.name,
             "breakdown": breakdown,
             "account": account,
@@ -280,7 +286,7 @@ class CampaignReviewMixin:
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": campaign,
-            "title": f"{confirmation.title}: {campaign.name}?",
+            "title": confirmation.question,
             "subtitle": campaign.name,
             "confirmation": confirmation,
             "step": step,
