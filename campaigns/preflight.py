@@ -46,12 +46,9 @@ def unresolved(*, checks: Sequence[Check], acknowledged: Collection[str]) -> lis
 
 
 def describe_unresolved(found: Sequence[Check]) -> str:
-    """One sentence for a refusal: the errors to fix, then the warnings to tick."""
-    parts = []
-    blocking = errors(found)
+    """For a refusal: the errors to fix, as they read, then how many warnings are left to tick."""
+    parts = [check.message if check.message.endswith(".") else check.message + "." for check in errors(found)]
     unticked = warnings(found)
-    if blocking:
-        parts.append("fix " + "; ".join(check.message.rstrip(".") for check in blocking))
     if unticked:
-        parts.append(f"tick the {len(unticked)} warning(s) you have read: " + "; ".join(c.code for c in unticked))
-    return "; and ".join(parts)
+        parts.append(f"Tick each warning you have read: {len(unticked)} not ticked.")
+    return " ".join(parts)

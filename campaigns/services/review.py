@@ -21,7 +21,7 @@ class NotCleared(lifecycle.LifecycleError):
 def require_cleared(*, checks: Sequence[preflight.Check], acknowledged: Collection[str], what: str) -> None:
     found = preflight.unresolved(checks=checks, acknowledged=acknowledged)
     if found:
-        raise NotCleared(f"Cannot {what}: {preflight.describe_unresolved(found)}.")
+        raise NotCleared(f"Cannot {what}. {preflight.describe_unresolved(found)}")
 
 
 def schedule_reviewed(
