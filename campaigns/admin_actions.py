@@ -60,24 +60,21 @@ def _confirmation(modeladmin, request, queryset, *, step, action, title, button,
     if request.POST.get("post") == "yes":
         return None
     campaigns = list(queryset.select_related("smtp_account", "owner"))
-    lines = [(c.name, admin_review.what_will_happen(step=step, campaign=c)) for c in campaigns]
+    unsent = {c.pk: audience.unsent_count(campaign=c) for c in campaigns}
+    lines = [(c.name, admin_review.what_will_happen(step=step, campaign=c, unsent=unsent[c.pk])) for c in campaigns]
     context = {
         **modeladmin.admin_site.each_context(request),
         "opts": modeladmin.model._meta,
         "title": title,
         "queryset": campaigns,
         "lines": lines,
-        "summary": summary(campaigns),
+        "summary": summary(len(campaigns), sum(unsent.values())),
         "button": button,
         "action": action,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "media": modeladmin.media,
     }
     return TemplateResponse(request, "admin/campaigns/campaign/action_confirmation.html", context)
-
-
-def _unsent_total(campaigns):
-    return sum(audience.unsent_count(campaign=c) for c in campaigns)
 
 
 def _schedule_at_its_time(*, campaign, acting_user):
@@ -94,7 +91,7 @@ def schedule(modeladmin, request, queryset):
         action="schedule",
         title="Schedule these drafts?",
         button="Yes, schedule them",
-        summary=lambda cs: f"{len(cs)} campaign(s), {_unsent_total(cs):,} email(s) as of now, will be scheduled.",
+        summary=lambda n, emails: f"{n} campaign(s), {emails:,} email(s) as of now, will be scheduled.",
     )
     if page is not None:
         return page
@@ -118,7 +115,7 @@ def send_now(modeladmin, request, queryset):
         action="send_now",
         title="Send these campaigns now?",
         button="Yes, send them now",
-        summary=lambda cs: f"{_unsent_total(cs):,} email(s) of {len(cs)} campaign(s) will go out now.",
+        summary=lambda n, emails: f"{emails:,} email(s) of {n} campaign(s) will go out now.",
     )
     if page is not None:
         return page
@@ -153,7 +150,7 @@ def cancel(modeladmin, request, queryset):
         action="cancel",
         title="Cancel these campaigns for good?",
         button="Yes, cancel them for good",
-        summary=lambda cs: f"{_unsent_total(cs):,} unsent email(s) of {len(cs)} campaign(s) will be dropped for good.",
+        summary=lambda n, emails: f"{emails:,} unsent email(s) of {n} campaign(s) will be dropped for good.",
     )
     if page is not None:
         return page

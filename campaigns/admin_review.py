@@ -69,9 +69,10 @@ CONFIRMATIONS = {
 }
 
 
-def what_will_happen(*, step: str, campaign: Campaign) -> str:
-    """The sentence a confirmation page and a bulk action's page state, with the figure it is about."""
-    unsent = audience.unsent_count(campaign=campaign)
+def what_will_happen(*, step: str, campaign: Campaign, unsent: int | None = None) -> str:
+    """The sentence a confirmation page and a bulk action's page state, with the figure it is about
+    (`unsent`, audience.unsent_count, when the caller has it already)."""
+    unsent = audience.unsent_count(campaign=campaign) if unsent is None else unsent
     started = campaign.started_at is not None
     when = _local(campaign.scheduled_at)
     if step == "pause":
