@@ -1,4 +1,5 @@
 import pytz
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
@@ -22,6 +23,12 @@ class User(AbstractUser):
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+
+    @property
+    def footer_postal_address(self) -> str:
+        """The postal address every campaign footer carries: the user's own, else the operator's default
+        (settings.DEFAULT_POSTAL_ADDRESS); "" when neither is set, and then the user may not send."""
+        return self.postal_address.strip() or settings.DEFAULT_POSTAL_ADDRESS
 
     @property
     def access_expired(self):

@@ -12,6 +12,7 @@ from accounts.models import User
 from accounts.owned_admin import OwnedInlineMixin, OwnedModelAdmin, ReadOnlyAdminMixin, without_fields
 from campaigns import admin_actions, export_actions
 from campaigns.admin_compose import CAMPAIGN_COMPOSE_ACTIONS, CampaignComposeMixin, EmailTemplateComposeMixin
+from campaigns.admin_review import CampaignReviewMixin, lifecycle_buttons
 from campaigns.forms import SegmentConditionForm, segment_form_rules
 from campaigns.models import (
     Campaign,
@@ -37,13 +38,13 @@ NOT_STARTED_RECIPIENTS = "Not started yet: its page counts who it would go to."
 
 
 @admin.register(Campaign)
-class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
+class CampaignAdmin(CampaignReviewMixin, CampaignComposeMixin, OwnedModelAdmin):
     change_form_template = "admin/campaigns/campaign/change_form.html"
     list_display = (
         "name",
         "status_and_preparation",
         "smtp_account",
-        "scheduled_at",
+        "scheduled_for_list",
         "recipient_count",
         "sent_count",
         "failed_count",
@@ -56,6 +57,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
     search_fields = ("name", "subject")
     filter_horizontal = ("lists", "segments")
     readonly_fields = (
+        "scheduled_for",
         "status",
         "status_reason",
         "preparation",
@@ -87,7 +89,7 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
             "Schedule",
             {
                 "fields": (
-                    "scheduled_at",
+                    "scheduled_for",
                     "status",
                     "preparation",
                     "status_reason",
@@ -113,7 +115,6 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
         "track_opens",
         "track_clicks",
         "custom_headers",
-        "scheduled_at",
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -131,13 +132,28 @@ class CampaignAdmin(CampaignComposeMixin, OwnedModelAdmin):
         # A resend goes to its source's non-openers (campaigns.selectors.audience), never to lists or segments.
         return without_fields(fieldsets, {"lists", "segments"})
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name == "scheduled_at" and field is not None:
-            # The zone the middleware activated for this user, by name: Django's own note beside the input
-            # ("hours behind server time") is hidden by static/css/admin.css, as no server time is involved.
-            field.help_text = f"Entered in your own time zone: {timezone.get_current_timezone_name()}."
-        return field
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        can_change = obj is not None and self.has_change_permission(request, obj)
+        context["lifecycle_steps"] = lifecycle_buttons(obj) if can_change else []
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="Scheduled for")
+    def scheduled_for(self, obj):
+        # Saving the form never schedules: the time is set, with the checks, on Review and send.
+        when = "—"
+        if obj.scheduled_at is not None and obj.status in (Campaign.Status.SCHEDULED, Campaign.Status.PAUSED):
+            when = f"{timezone.localtime(obj.scheduled_at):%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()})"
+        if obj.pk is None or obj.status != Campaign.Status.DRAFT:
+            return when
+        url = reverse("admin:campaigns_campaign_review", args=[obj.pk])
+        return format_html('{} <a href="{}">Schedule it from Review and send</a>', when, url)
+
+    @admin.display(description="Scheduled for", ordering="scheduled_at")
+    def scheduled_for_list(self, obj):
+        # Only a time it will go out at: a draft's old time would read as if it were due.
+        if obj.status == Campaign.Status.SCHEDULED or (obj.status == Campaign.Status.PAUSED and not obj.started_at):
+            return timezone.localtime(obj.scheduled_at)
+        return None
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)

@@ -7,12 +7,14 @@ can only ever act on their own campaigns.
 from collections import defaultdict
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from campaigns import admin_compose
+from campaigns import admin_compose, admin_review
 from campaigns.models import Campaign
 from campaigns.selectors import audience
 from campaigns.services import lifecycle
@@ -53,12 +55,47 @@ def _each(modeladmin, request, queryset, service, done, *, reports=(), **kwargs)
         modeladmin.message_user(request, f"{ok} campaign(s) {done}.", messages.SUCCESS)
 
 
+def _confirmation(modeladmin, request, queryset, *, step, action, title, button, summary):
+    """Django's intermediate page for an action that cannot be undone: what it will do to each
+    campaign, with its figure; None once the page's "Yes" came back (the action then runs)."""
+    if request.POST.get("post") == "yes":
+        return None
+    campaigns = list(queryset.select_related("smtp_account", "owner"))
+    unsent = {c.pk: audience.unsent_count(campaign=c) for c in campaigns}
+    lines = [(c.name, admin_review.what_will_happen(step=step, campaign=c, unsent=unsent[c.pk])) for c in campaigns]
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "opts": modeladmin.model._meta,
+        "title": title,
+        "queryset": campaigns,
+        "lines": lines,
+        "summary": summary(len(campaigns), sum(unsent.values())),
+        "button": button,
+        "action": action,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "media": modeladmin.media,
+    }
+    return TemplateResponse(request, "admin/campaigns/campaign/action_confirmation.html", context)
+
+
 def _schedule_at_its_time(*, campaign, acting_user):
     return lifecycle.schedule(campaign=campaign, at=campaign.scheduled_at, acting_user=acting_user)
 
 
 @admin.action(description="Schedule selected drafts at their scheduled time (now if blank)")
 def schedule(modeladmin, request, queryset):
+    page = _confirmation(
+        modeladmin,
+        request,
+        queryset,
+        step="schedule",
+        action="schedule",
+        title="Schedule these drafts?",
+        button="Yes, schedule them",
+        summary=lambda n, emails: f"{n} campaign(s), {emails:,} email(s) as of now, will be scheduled.",
+    )
+    if page is not None:
+        return page
     _each(
         modeladmin,
         request,
@@ -71,6 +108,18 @@ def schedule(modeladmin, request, queryset):
 
 @admin.action(description="Send selected now")
 def send_now(modeladmin, request, queryset):
+    page = _confirmation(
+        modeladmin,
+        request,
+        queryset,
+        step="send_now",
+        action="send_now",
+        title="Send these campaigns now?",
+        button="Yes, send them now",
+        summary=lambda n, emails: f"{emails:,} email(s) of {n} campaign(s) will go out now.",
+    )
+    if page is not None:
+        return page
     _each(
         modeladmin,
         request,
@@ -94,6 +143,18 @@ def resume(modeladmin, request, queryset):
 
 @admin.action(description="Cancel selected (unsent emails are dropped for good)")
 def cancel(modeladmin, request, queryset):
+    page = _confirmation(
+        modeladmin,
+        request,
+        queryset,
+        step="cancel",
+        action="cancel",
+        title="Cancel these campaigns for good?",
+        button="Yes, cancel them for good",
+        summary=lambda n, emails: f"{emails:,} unsent email(s) of {n} campaign(s) will be dropped for good.",
+    )
+    if page is not None:
+        return page
     _each(modeladmin, request, queryset, lifecycle.cancel, "cancelled")
 
 

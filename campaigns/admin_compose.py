@@ -37,22 +37,8 @@ def campaign_warnings(campaign):
     warnings = missing_variable_warnings(campaign)
     short = previews.short_html_with_image(campaign=campaign)
     if short is not None:
-        warnings.append(short_html_warning(campaign, short))
+        warnings.append(previews.short_html_warning(campaign, short))
     return warnings
-
-
-def short_html_warning(campaign, length):
-    pixel = campaign.track_opens
-    return (
-        f"The HTML of this message is short ({length:,} characters with its footer"
-        + (" and the open pixel" if pixel else "")
-        + ") and holds an image"
-        + (" (the open pixel is one)" if pixel else "")
-        + ": spam filters score a short HTML part with an image as an image-only message (SpamAssassin's "
-        f"HTML_IMAGE_ONLY rules, up to {previews.SHORT_HTML_CHARS:,} characters). Write more, "
-        + ("turn off open tracking, " if pixel else "remove the images, ")
-        + "or send it as plain text only."
-    )
 
 
 def missing_variable_warnings(campaign):

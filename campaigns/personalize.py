@@ -344,6 +344,20 @@ def _names_tested_true(condition):
     return frozenset()
 
 
+def fallbacks(source):
+    """{variable: the text its `default` filter puts in place of an empty value} (the template must be
+    valid); a variable with a computed fallback maps to "" and one without any is absent."""
+    found = {}
+    for expression in _filter_expressions(compile_template(source or "")):
+        if not (isinstance(expression.var, Variable) and expression.var.lookups):
+            continue
+        for func, args in expression.filters:
+            if getattr(func, "__name__", "") in FALLBACK_FILTERS:
+                literal = args[0][1] if args and not args[0][0] else ""
+                found.setdefault(expression.var.lookups[0], str(literal))
+    return found
+
+
 def places_unsubscribe_link(source: str) -> bool:
     try:
         return UNSUBSCRIBE_VARIABLE in variables_used(source)

@@ -216,9 +216,6 @@ API_RATE_WINDOW_SECONDS = int(os.environ.get("API_RATE_WINDOW_SECONDS", "60"))
 # 10,000 contacts a request with their attributes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(10 * 1024 * 1024)))
 DEFAULT_USER_TIMEZONE = "Asia/Kolkata"
-# The postal address a marketer's footer shows while their profile has none (anti-spam laws such as
-# CAN-SPAM require one in every marketing email); empty: none, and the marketer is warned to set theirs.
-DEFAULT_POSTAL_ADDRESS = os.environ.get("DEFAULT_POSTAL_ADDRESS", "").strip()
 
 # --- i18n / time ----------------------------------------------------------
 
@@ -396,6 +393,10 @@ IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 # The mailto: of every List-Unsubscribe header; its subject carries the unsubscribe token.
 # Route this mailbox to something that POSTs the token's URL (see docs/operations.md, "Unsubscribe by mail").
 UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO", "")
+# The postal address in the footer of a marketer who has none of their own (CAN-SPAM asks for one in
+# every message). Empty: a marketer without an address is warned on every page and cannot send until
+# they add one.
+DEFAULT_POSTAL_ADDRESS = os.environ.get("DEFAULT_POSTAL_ADDRESS", "").replace("\\n", "\n").strip()
 # An open this soon after sending is a scanner at delivery, not a reader.
 TRACKING_MACHINE_OPEN_SECONDS = int(os.environ.get("TRACKING_MACHINE_OPEN_SECONDS", "5"))
 # An open or click repeated this soon (the same email, and link) records nothing, so one URL

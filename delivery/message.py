@@ -203,7 +203,7 @@ def text_template_of(body_html: str) -> str:
 
 def footer_html(*, owner: User, campaign: Campaign, url: str) -> str:
     organization = escape(tracking_services.organization_of(campaign))
-    address = "<br>".join(escape(line.strip()) for line in (owner.postal_address or "").splitlines() if line.strip())
+    address = "<br>".join(escape(line.strip()) for line in owner.footer_postal_address.splitlines() if line.strip())
     return (
         '<div style="margin:32px 0 0;padding:16px 0 0;border-top:1px solid #dddddd;font-family:Arial,Helvetica,'
         'sans-serif;font-size:12px;line-height:18px;color:#777777">'
@@ -217,7 +217,7 @@ def footer_html(*, owner: User, campaign: Campaign, url: str) -> str:
 
 def footer_text(*, owner: User, campaign: Campaign, url: str) -> str:
     organization = tracking_services.organization_of(campaign)
-    address = ", ".join(line.strip() for line in (owner.postal_address or "").splitlines() if line.strip())
+    address = ", ".join(line.strip() for line in owner.footer_postal_address.splitlines() if line.strip())
     lines = ["--", f"You receive this email from {organization}."]
     if address:
         lines.append(address)

@@ -64,6 +64,20 @@ def short_html_with_image(*, campaign: Campaign) -> int | None:
     return len(html) if len(html) <= SHORT_HTML_CHARS and _IMAGE.search(html) else None
 
 
+def short_html_warning(campaign: Campaign, length: int) -> str:
+    pixel = campaign.track_opens
+    return (
+        f"The HTML of this message is short ({length:,} characters with its footer"
+        + (" and the open pixel" if pixel else "")
+        + ") and holds an image"
+        + (" (the open pixel is one)" if pixel else "")
+        + ": spam filters score a short HTML part with an image as an image-only message (SpamAssassin's "
+        f"HTML_IMAGE_ONLY rules, up to {SHORT_HTML_CHARS:,} characters). Write more, "
+        + ("turn off open tracking, " if pixel else "remove the images, ")
+        + "or send it as plain text only."
+    )
+
+
 @dataclass
 class TestSendResult:
     sent: list[str]

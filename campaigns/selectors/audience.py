@@ -5,7 +5,9 @@ contacts on the campaign's own lists or matching its own segments, each address 
 resend, the owner's own subscribed contacts its source campaign was sent to and who did not open it.
 """
 
-from django.db.models import QuerySet, Sum
+from dataclasses import dataclass, field
+
+from django.db.models import Count, QuerySet, Sum
 
 from campaigns.models import Campaign, CampaignTally, Email
 from campaigns.selectors import segments
@@ -62,6 +64,86 @@ def audience_count(*, campaign: Campaign) -> int:
     subscribed = _subscribed(campaign).order_by().values("id")
     counted = [subscribed.filter(id__in=ids) for ids in _audience_branches(campaign)]
     return counted[0].union(*counted[1:]).count() if len(counted) > 1 else counted[0].count()
+
+
+@dataclass(frozen=True)
+class AudienceSource:
+    """One list, segment or resend source of a campaign: its contacts, and those it leaves out by status."""
+
+    kind: str  # "list", "segment", "resend"
+    name: str
+    contacts: int
+    subscribed: int
+    left_out: dict[str, int] = field(default_factory=dict)  # status label -> contacts, only those > 0
+
+
+@dataclass(frozen=True)
+class AudienceBreakdown:
+    sources: list[AudienceSource]
+    recipients: int  # each address once: what a start would write now
+    duplicates: int  # subscribed contacts counted by more than one source
+
+
+def breakdown(*, campaign: Campaign) -> AudienceBreakdown:
+    """Who the campaign reaches per list and segment, and who is left out and why (suppressed, or on
+    more than one source). One count per source: a campaign has a handful."""
+    sources = [_source(kind, name, ids, campaign) for kind, name, ids in _named_branches(campaign)]
+    recipients = audience_count(campaign=campaign)
+    return AudienceBreakdown(
+        sources=sources, recipients=recipients, duplicates=sum(s.subscribed for s in sources) - recipients
+    )
+
+
+def _named_branches(campaign):
+    if campaign.source_campaign_id is not None:
+        source = campaign.source_campaign
+        return [
+            ("resend", f"who received “{source.name}” and did not open it", non_opener_contact_ids(campaign=campaign))
+        ]
+    lists = ContactList.objects.filter(campaigns=campaign, owner_id=campaign.owner_id).order_by("name")
+    named = [
+        (
+            "list",
+            contact_list.name,
+            ContactList.contacts.through.objects.filter(contactlist=contact_list).values("contact_id"),
+        )
+        for contact_list in lists
+    ]
+    for segment in segments.campaign_segments(campaign_id=campaign.pk):
+        named.append(("segment", segment.name, segments.contacts_matching(segment=segment).values("id")))
+    return named
+
+
+def _source(kind, name, ids, campaign):
+    by_status = dict(
+        Contact.objects.filter(owner_id=campaign.owner_id, id__in=ids.order_by())
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
+    labels = dict(Contact.Status.choices)
+    return AudienceSource(
+        kind=kind,
+        name=name,
+        contacts=sum(by_status.values()),
+        subscribed=by_status.get(Contact.Status.SUBSCRIBED, 0),
+        left_out={labels[s]: by_status[s] for s in Contact.SUPPRESSED_STATUSES if by_status.get(s)},
+    )
+
+
+def unsent_count(*, campaign: Campaign) -> int:
+    """Emails the campaign has still to send: its open rows (from its tallies), and the recipients not
+    written yet (a campaign not started: its whole audience now; one being prepared: the rest)."""
+    if campaign.started_at is None:
+        return audience_count(campaign=campaign)
+    open_rows = (
+        CampaignTally.objects.filter(
+            campaign_id=campaign.pk, status__in=(Email.Status.PENDING, Email.Status.QUEUED, Email.Status.DEFERRED)
+        ).aggregate(n=Sum("n"))["n"]
+        or 0
+    )
+    progress = preparation_progress(campaign=campaign)
+    return open_rows + (progress[1] - progress[0] if progress else 0)
 
 
 def describe_audience(*, campaign: Campaign) -> str:

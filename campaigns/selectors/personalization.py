@@ -63,7 +63,47 @@ def variable_coverage(*, campaign: Campaign) -> VariableCoverage:
     return VariableCoverage(unknown=unknown, gaps=gaps)
 
 
-def _gaps(*, campaign, names, keys):
+@dataclass(frozen=True)
+class VariableUse:
+    """A variable the message uses, for the review page: how many recipients lack a value, and what
+    they get instead (`fallback`: its default's text; None: nothing, or the part it guards is left out)."""
+
+    name: str
+    lacking: int
+    recipients: int
+    fallback: str | None
+    printed_bare: bool  # printed somewhere with no fallback and no {% if %} around it
+
+
+def variable_uses(*, campaign: Campaign) -> list[VariableUse]:
+    """Every variable of the subject and bodies but the address and the unsubscribe link, by name."""
+    used, bare = set(), set()
+    defaults: dict[str, str] = {}
+    for source in (campaign.subject, campaign.body_html, campaign.body_text):
+        try:
+            used |= personalize.variables_used(source or "")
+            bare |= personalize.variables_without_fallback(source or "")
+            defaults = personalize.fallbacks(source or "") | defaults
+        except personalize.PersonalizationError:
+            continue
+    names = sorted(used - {"email", personalize.UNSUBSCRIBE_VARIABLE})
+    if not names:
+        return []
+    keys = attribute_keys(campaign=campaign) if set(names) - {"name"} else set()
+    counts = {gap.name: gap for gap in _gaps(campaign=campaign, names=names, keys=keys, keep_full=True)}
+    return [
+        VariableUse(
+            name=name,
+            lacking=counts[name].lacking,
+            recipients=counts[name].recipients,
+            fallback=defaults.get(name),
+            printed_bare=name in bare,
+        )
+        for name in names
+    ]
+
+
+def _gaps(*, campaign, names, keys, keep_full=False):
     """Counted in SQL over the contacts' attributes, one pass over the recipients for every name."""
     if not names:
         return []
@@ -85,7 +125,7 @@ def _gaps(*, campaign, names, keys):
         VariableGap(name=name, lacking=counts[f"lacking_{i}"], recipients=counts["total"])
         for i, name in enumerate(names)
     ]
-    return [gap for gap in gaps if gap.lacking]
+    return gaps if keep_full else [gap for gap in gaps if gap.lacking]
 
 
 def _trimmed_text(key):

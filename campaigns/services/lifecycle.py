@@ -36,6 +36,13 @@ class LifecycleError(Exception):
     pass
 
 
+# CAN-SPAM asks for a valid postal address in every commercial message: the footer carries the owner's
+# (accounts.User.footer_postal_address), so nothing goes out without one.
+MISSING_POSTAL_ADDRESS = (
+    "add your postal address under My profile (the law asks for one in the footer of every campaign email)"
+)
+
+
 def problems_before_scheduling(*, campaign: Campaign) -> list[str]:
     problems = []
     account = campaign.smtp_account
@@ -58,6 +65,8 @@ def problems_before_scheduling(*, campaign: Campaign) -> list[str]:
             # Checked on save too; an older draft must still fail here, never at send time.
             problems.append(f"fix the {label}: {' '.join(exc.messages)}")
     problems += _problems_with_audience(campaign=campaign)
+    if not campaign.owner.footer_postal_address:
+        problems.append(MISSING_POSTAL_ADDRESS)
     return problems
 
 

@@ -38,10 +38,12 @@ EMAILS = reverse("admin:campaigns_email_changelist")
 
 
 def act(client, changelist, action, *objects):
-    """Run an admin action on `objects` (or raw ids) and return (response, [(level_tag, text)])."""
+    """Run an admin action on `objects` (or raw ids) and return (response, [(level_tag, text)]).
+
+    Confirmed as its intermediate page's "Yes" does (post=yes), for the actions that ask first."""
     ids = [getattr(o, "pk", o) for o in objects]
     # Followed to the changelist, as a browser does: the page shows (and so uses up) the messages.
-    response = client.post(changelist, {"action": action, "_selected_action": ids}, follow=True)
+    response = client.post(changelist, {"action": action, "_selected_action": ids, "post": "yes"}, follow=True)
     assert response.redirect_chain and response.status_code == 200, response.content[:2000]
     shown = [(m.level_tag, m.message) for m in response.context["messages"]]
     return response, shown
@@ -212,26 +214,20 @@ def test_send_now_on_some_campaigns_starts_the_ready_ones_and_reports_the_others
 # --- schedule ----------------------------------------------------------------------------------------
 
 
-def test_schedule_uses_the_scheduled_time_entered_in_the_owners_zone(client, marketer, ready_draft):
-    marketer.timezone = "America/New_York"
-    marketer.save()
-    client.force_login(marketer)
-    # The marketer types 10:00 on their own clock into the change form (EST in December: UTC-5).
-    data = draft_form_data(ready_draft, scheduled_at_0="2030-12-01", scheduled_at_1="10:00")
-    response = client.post(change_url(ready_draft), data)
+def test_saving_a_time_on_the_change_form_neither_schedules_nor_stores_it(marketer_client, ready_draft):
+    # The time is set on Review and send (tests/campaigns/test_review.py), with its checks: the form
+    # shows it read-only with the way there, so "changed successfully" never reads as "scheduled".
+    page = marketer_client.get(change_url(ready_draft))
+    assert "scheduled_at" not in page.context["adminform"].form.fields
+    assert "Schedule it from Review and send" in page.content.decode()
+
+    response = marketer_client.post(
+        change_url(ready_draft), draft_form_data(ready_draft, scheduled_at_0="2030-12-01", scheduled_at_1="10:00")
+    )
+
     assert response.status_code == 302, form_errors(response)
     ready_draft.refresh_from_db()
-    assert ready_draft.scheduled_at == datetime.datetime(2030, 12, 1, 15, 0, tzinfo=UTC)
-    client.get(CAMPAIGNS)  # shows (and so uses up) the "changed successfully" message
-
-    _, shown = act(client, CAMPAIGNS, "schedule", ready_draft)
-
-    ready_draft.refresh_from_db()
-    assert ready_draft.status == C.SCHEDULED
-    assert ready_draft.scheduled_at == datetime.datetime(2030, 12, 1, 15, 0, tzinfo=UTC)
-    # Scheduled, not started: nobody is materialised before the time comes.
-    assert not Email.objects.filter(campaign=ready_draft).exists()
-    assert successes(shown) == ["1 campaign(s) scheduled."]
+    assert (ready_draft.status, ready_draft.scheduled_at) == (C.DRAFT, None)
 
 
 def test_schedule_without_a_time_schedules_for_now(marketer_client, ready_draft):
@@ -717,7 +713,7 @@ def test_another_marketer_cannot_act_on_alices_emails(other_client, ledger, acti
 
 # --- change form: frozen once out of draft -----------------------------------------------------------
 
-FROZEN = ("subject", "body_html", "body_text", "lists", "smtp_account", "scheduled_at", "track_opens", "track_clicks")
+FROZEN = ("subject", "body_html", "body_text", "lists", "smtp_account", "track_opens", "track_clicks")
 
 
 def draft_form_data(campaign, **overrides):
@@ -824,8 +820,6 @@ def test_a_draft_stays_editable(marketer_client, marketer, ready_draft):
             body_html="<p>New body</p>",
             lists=[str(other_list.pk)],
             smtp_account=str(other_account.pk),
-            scheduled_at_0="2031-01-01",
-            scheduled_at_1="09:00",
         ),
     )
     assert response.status_code == 302, form_errors(response)
@@ -834,8 +828,6 @@ def test_a_draft_stays_editable(marketer_client, marketer, ready_draft):
     assert (ready_draft.subject, ready_draft.body_html) == ("New subject", "<p>New body</p>")
     assert list(ready_draft.lists.all()) == [other_list]
     assert ready_draft.smtp_account == other_account
-    # The marketer's zone is Asia/Kolkata (UTC+5:30).
-    assert ready_draft.scheduled_at == datetime.datetime(2031, 1, 1, 3, 30, tzinfo=UTC)
     assert ready_draft.status == C.DRAFT
 
 
@@ -936,7 +928,9 @@ def test_send_now_warns_about_a_variable_no_recipient_has(db, marketer, marketer
     )
 
     response = marketer_client.post(
-        "/admin/campaigns/campaign/", {"action": "send_now", "_selected_action": [campaign.pk]}, follow=True
+        "/admin/campaigns/campaign/",
+        {"action": "send_now", "_selected_action": [campaign.pk], "post": "yes"},
+        follow=True,
     )
     texts = [str(m) for m in get_messages(response.wsgi_request)] or [str(m) for m in response.context["messages"]]
     assert any("No recipient of the chosen lists has {{ Plan }}" in t for t in texts), texts

@@ -79,7 +79,7 @@ def test_the_schedule_action_confirms_the_time_and_the_audience(marketer_client,
     )
 
     response = marketer_client.post(
-        CAMPAIGNS, {"action": "schedule", "_selected_action": [mixed_campaign.pk]}, follow=True
+        CAMPAIGNS, {"action": "schedule", "_selected_action": [mixed_campaign.pk], "post": "yes"}, follow=True
     )
 
     shown = [str(m) for m in response.context["messages"]]

@@ -110,7 +110,7 @@ def test_scheduling_warns_with_the_count(marketer_client, marketer, lists):
 
     response = marketer_client.post(
         reverse("admin:campaigns_campaign_changelist"),
-        {"action": "schedule", "_selected_action": [campaign.pk]},
+        {"action": "schedule", "_selected_action": [campaign.pk], "post": "yes"},
         follow=True,
     )
 

@@ -248,7 +248,8 @@ def test_send_now_from_the_admin_publishes_a_tick_once_it_commits(
 
     with django_capture_on_commit_callbacks(execute=True):
         marketer_client.post(
-            reverse("admin:campaigns_campaign_changelist"), {"action": "send_now", "_selected_action": [draft.pk]}
+            reverse("admin:campaigns_campaign_changelist"),
+            {"action": "send_now", "_selected_action": [draft.pk], "post": "yes"},
         )
 
     draft.refresh_from_db()
@@ -278,7 +279,8 @@ def test_a_refused_send_now_publishes_no_tick(broker, marketer_client, marketer,
 
     with django_capture_on_commit_callbacks(execute=True):
         marketer_client.post(
-            reverse("admin:campaigns_campaign_changelist"), {"action": "send_now", "_selected_action": [no_list.pk]}
+            reverse("admin:campaigns_campaign_changelist"),
+            {"action": "send_now", "_selected_action": [no_list.pk], "post": "yes"},
         )
 
     assert published_ticks() == []

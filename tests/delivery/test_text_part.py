@@ -42,7 +42,7 @@ def test_the_text_of_an_html_body_is_derived_once_and_rendered_for_each_recipien
         '<a href="{{ unsubscribe_url }}">leave</a></p>'
     )
     campaign = SimpleNamespace(
-        subject="S", body_html=body, body_text="", is_text_only=False, owner=SimpleNamespace(postal_address="")
+        subject="S", body_html=body, body_text="", is_text_only=False, owner=SimpleNamespace(footer_postal_address="")
     )
     message.text_template_of.cache_clear()
 

@@ -5,9 +5,6 @@ Served by pytest-django's live server under the strict Content-Security-Policy. 
 test-artifacts/.
 """
 
-import datetime as dt
-import zoneinfo
-
 import pytest
 from django.db import close_old_connections
 from django.utils import timezone
@@ -99,40 +96,3 @@ def test_wide_changelists_fit_a_1366_px_window(live_server, chromium, wide_lists
 
     assert overflow == {"campaign": (0, 0), "email": (0, 0), "contact": (0, 0)}
     assert not violations
-
-
-@pytest.fixture
-def draft_in_kolkata(chromium):
-    close_old_connections()
-    owner = MarketerFactory(username="kolkata", timezone="Asia/Kolkata")
-    return CampaignFactory(owner=owner, name="Diwali offers")
-
-
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_the_schedule_field_does_not_speak_of_server_time_in_another_browser_zone(
-    live_server, chromium, draft_in_kolkata
-):
-    """A marketer in Asia/Kolkata (UTC+5:30) on a laptop set to New York: the schedule is entered in Kolkata
-    time, as its help text says, with no note about being hours behind 'server time'; Now gives Kolkata's time."""
-    campaign, origin = draft_in_kolkata, live_server.url
-    context = chromium.new_context(viewport=LAPTOP, timezone_id="America/New_York")
-    page = context.new_page()
-    log_in(page, origin, campaign.owner)
-    page.goto(f"{origin}/admin/campaigns/campaign/{campaign.pk}/change/")
-    page.wait_for_selector("#id_scheduled_at_1 + .datetimeshortcuts")  # DateTimeShortcuts.js has run
-
-    assert page.evaluate("document.body.dataset.adminUtcOffset") == "19800"
-    assert page.evaluate("new Date().getTimezoneOffset()") in (240, 300)  # the browser is in New York
-    assert page.locator(".timezonewarning:visible").count() == 0
-    assert page.get_by_text("server time").and_(page.locator(":visible")).count() == 0
-    assert page.get_by_text("Entered in your own time zone: Asia/Kolkata.").is_visible()
-
-    page.locator("#id_scheduled_at_1 + .datetimeshortcuts a", has_text="Now").click()
-    kolkata_now = timezone.localtime(timezone=zoneinfo.ZoneInfo("Asia/Kolkata"))
-    entered = dt.datetime.strptime(page.input_value("#id_scheduled_at_1"), "%H:%M:%S").time()
-    minutes_apart = abs((entered.hour * 60 + entered.minute) - (kolkata_now.hour * 60 + kolkata_now.minute))
-    assert min(minutes_apart, 24 * 60 - minutes_apart) <= 1
-
-    page.locator("#id_scheduled_at_0").scroll_into_view_if_needed()
-    page.screenshot(path=str(ARTIFACTS / "campaign-schedule-other-browser-zone.png"))
-    context.close()
