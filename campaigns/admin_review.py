@@ -23,9 +23,10 @@ from django.utils import timezone
 from campaigns import personalize, preflight
 from campaigns.forms import TestSendForm
 from campaigns.models import Campaign
-from campaigns.selectors import audience, personalization
+from campaigns.selectors import audience, link_checks, personalization
 from campaigns.selectors import previews as preview_selectors
 from campaigns.services import lifecycle, review
+from campaigns.views import link_check_context
 from delivery import preflight as synchronous_preflight
 from delivery import previews, tasks
 
@@ -124,8 +125,11 @@ def _local(moment):
 
 
 def review_checks(*, campaign: Campaign, recipients: int) -> list[preflight.Check]:
-    """Every pre-flight check of the campaign. The link checks (run in a worker) join this list."""
-    return synchronous_preflight.synchronous_checks(campaign=campaign, recipients=recipients)
+    """Every pre-flight check of the campaign: those made here, then the link checks' (run in a worker)."""
+    return [
+        *synchronous_preflight.synchronous_checks(campaign=campaign, recipients=recipients),
+        *link_checks.checks(campaign=campaign, now=timezone.now()),
+    ]
 
 
 class CampaignReviewMixin:
@@ -243,6 +247,9 @@ class CampaignReviewMixin:
             "test_send_waiting": waiting,
             "refresh_seconds": TEST_SEND_REFRESH_SECONDS if waiting else None,
             "preview_url": reverse("admin:campaigns_campaign_preview", args=[campaign.pk]),
+            **link_check_context(
+                request, campaign, back=reverse("admin:campaigns_campaign_review", args=[campaign.pk])
+            ),
         }
         response = TemplateResponse(request, "admin/campaigns/campaign/review.html", context)
         # The previews' srcdoc inherits this page's policy: let the email's remote images show.

@@ -12,19 +12,11 @@ from django.http import Http404
 from accounts.models import User
 from accounts.owned_admin import scope_to_user
 from campaigns.models import Campaign, LinkCheckResult, LinkCheckRun
+from campaigns.preflight import Check
 
 SEVERITY: dict[str, int] = {"error": 0, "warning": 1, "ok": 2}
 # A run no worker has taken after this long was lost (a broker restart, no worker on the `checks` queue).
 UNTAKEN_PATIENCE = timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class Check:
-    """One pre-flight finding: `level` is "error" (blocks sending) or "warning" (needs a tick)."""
-
-    code: str
-    level: str
-    message: str
 
 
 @dataclass
@@ -100,7 +92,7 @@ def checks(*, campaign: Campaign, now: datetime) -> list[Check]:
     warning per link that could not be checked, and a warning while no finished, current run exists."""
     state = link_check_state(campaign=campaign, now=now)
     found = [
-        Check(code=f"link_{result.level}", level=result.level, message=f"{result.url}: {result.message}")
+        Check(code=f"link_{result.pk}", level=result.level, message=f"{result.url}: {result.message}")
         for result in state.results
         if result.level != LinkCheckResult.Level.OK
     ]

@@ -904,8 +904,9 @@ def test_marketer_index_lists_only_owned_models(world, marketer_client, superuse
     assert response.status_code == 200
     app_list = response.context["app_list"]
     models = {(app["app_label"], m["object_name"].lower()) for app in app_list for m in app["models"]}
-    # Import jobs are owned too; their isolation tests are in tests/campaigns/test_import_rules.py.
-    assert models == {spec[:2] for spec in OWNED.values()} | {("contacts", "importjob")}
+    # Import jobs and API tokens are owned too; their isolation tests are in
+    # tests/campaigns/test_import_rules.py and tests/api/test_tokens.py.
+    assert models == {spec[:2] for spec in OWNED.values()} | {("contacts", "importjob"), ("api", "apitoken")}
     for label in SYSTEM_MODELS:
         assert system_url(label, "changelist") not in html(response)
 

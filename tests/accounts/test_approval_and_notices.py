@@ -35,7 +35,9 @@ def confirmed_sign_up(client, mailoutbox, django_capture_on_commit_callbacks, us
             },
         )
     [url] = re.findall(r"https?://\S+/accounts/confirm/\S+", mailoutbox[-1].body)
-    return client.get(urlsplit(url).path)
+    # The link's page asks; its button's POST confirms.
+    assert client.get(urlsplit(url).path).status_code == 200
+    return client.post(urlsplit(url).path)
 
 
 @pytest.fixture(autouse=True)

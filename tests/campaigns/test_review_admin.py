@@ -56,6 +56,10 @@ def draft(marketer):
     )
 
 
+# The draft's warnings: its account was never tested, its links never checked.
+READ = ["account-untested", "links_not_checked"]
+
+
 def warning_codes(response):
     return [check.code for check in response.context["warnings"]]
 
@@ -80,8 +84,8 @@ def test_the_review_page_shows_audience_sender_subjects_variables_and_checks(mar
     assert 'id="preview-desktop"' in page and 'id="preview-phone"' in page
     uses = {use.name: (use.lacking, use.recipients, use.fallback) for use in response.context["variables"]}
     assert uses == {"City": (1, 2, "your town"), "name": (0, 2, None)}
-    assert warning_codes(response) == ["account-untested"]
-    assert '<section id="link-checks">' in page
+    assert warning_codes(response) == ["account-untested", "links_not_checked"]
+    assert '<section id="link-checks"' in page
     assert "In your own time zone: Asia/Kolkata." in page
     assert response["Content-Security-Policy"].count("img-src 'self' data: https:") == 1
 
@@ -89,7 +93,7 @@ def test_the_review_page_shows_audience_sender_subjects_variables_and_checks(mar
 def test_another_marketers_campaign_is_a_404_on_every_page(other_client, draft):
     for url in (review_url(draft), confirm_url(draft, "cancel")):
         assert other_client.get(url).status_code == 404
-        assert other_client.post(url, {"do": "send_now", "acknowledged": ["account-untested"]}).status_code == 404
+        assert other_client.post(url, {"do": "send_now", "acknowledged": READ}).status_code == 404
     draft.refresh_from_db()
     assert draft.status == C.DRAFT
 
@@ -99,7 +103,7 @@ def test_a_post_without_the_csrf_token_is_refused(marketer, draft):
     client.force_login(marketer)
 
     for url, data in (
-        (review_url(draft), {"do": "send_now", "acknowledged": ["account-untested"]}),
+        (review_url(draft), {"do": "send_now", "acknowledged": READ}),
         (confirm_url(draft, "cancel"), {}),
         (CAMPAIGNS, {"action": "send_now", "_selected_action": [draft.pk], "post": "yes"}),
     ):
@@ -115,7 +119,7 @@ def test_schedule_refused_until_each_warning_is_ticked(marketer_client, draft):
     response = post_review(marketer_client, draft, do="schedule", scheduled_at="2030-12-01T10:00")
 
     assert response.status_code == 200
-    assert "Cannot schedule. Tick each warning you have read: 1 not ticked." in response.content.decode()
+    assert "Cannot schedule. Tick each warning you have read: 2 not ticked." in response.content.decode()
     draft.refresh_from_db()
     assert draft.status == C.DRAFT
 
@@ -124,9 +128,7 @@ def test_schedule_takes_the_time_in_the_marketers_zone(marketer, marketer_client
     marketer.timezone = "America/New_York"
     marketer.save()
 
-    response = post_review(
-        marketer_client, draft, do="schedule", scheduled_at="2030-12-01T10:00", acknowledged=["account-untested"]
-    )
+    response = post_review(marketer_client, draft, do="schedule", scheduled_at="2030-12-01T10:00", acknowledged=READ)
 
     assert response.status_code == 302 and response["Location"] == change_url(draft)
     draft.refresh_from_db()
@@ -138,9 +140,7 @@ def test_schedule_takes_the_time_in_the_marketers_zone(marketer, marketer_client
 
 
 def test_schedule_in_the_past_is_refused_with_a_clear_error(marketer_client, draft):
-    response = post_review(
-        marketer_client, draft, do="schedule", scheduled_at="2020-01-01T09:00", acknowledged=["account-untested"]
-    )
+    response = post_review(marketer_client, draft, do="schedule", scheduled_at="2020-01-01T09:00", acknowledged=READ)
 
     assert response.status_code == 200
     assert "2020-01-01 09:00 Asia/Kolkata is in the past; choose a later time, or use Send now" in (
@@ -151,7 +151,7 @@ def test_schedule_in_the_past_is_refused_with_a_clear_error(marketer_client, dra
 
 
 def test_schedule_without_a_time_asks_for_one(marketer_client, draft):
-    response = post_review(marketer_client, draft, do="schedule", scheduled_at="", acknowledged=["account-untested"])
+    response = post_review(marketer_client, draft, do="schedule", scheduled_at="", acknowledged=READ)
 
     assert "Choose when to send it, or use Send now." in response.content.decode()
     draft.refresh_from_db()
@@ -159,7 +159,7 @@ def test_schedule_without_a_time_asks_for_one(marketer_client, draft):
 
 
 def test_send_now_from_the_review_page_starts_it(marketer_client, draft):
-    response = post_review(marketer_client, draft, do="send_now", acknowledged=["account-untested"])
+    response = post_review(marketer_client, draft, do="send_now", acknowledged=READ)
 
     assert response.status_code == 302
     draft.refresh_from_db()
@@ -178,7 +178,7 @@ def test_an_error_disables_the_buttons_and_the_server_refuses_too(marketer, mark
     assert re.search(r'id="schedule-button"[^>]*disabled', html) and re.search(
         r'id="send-now-button"[^>]*disabled', html
     )
-    response = post_review(marketer_client, draft, do="send_now", acknowledged=["account-untested", "postal-address"])
+    response = post_review(marketer_client, draft, do="send_now", acknowledged=[*READ, "postal-address"])
     assert "Cannot send. Add your postal address under My profile" in response.content.decode()
     draft.refresh_from_db()
     assert (draft.status, draft.emails.count()) == (C.DRAFT, 0)
@@ -189,7 +189,7 @@ def test_a_campaign_out_of_draft_has_no_buttons_and_refuses_a_post(marketer_clie
 
     page = marketer_client.get(review_url(draft))
     assert 'id="not-a-draft"' in page.content.decode() and 'id="send-now-button"' not in page.content.decode()
-    response = post_review(marketer_client, draft, do="send_now", acknowledged=["account-untested"])
+    response = post_review(marketer_client, draft, do="send_now", acknowledged=READ)
     assert "Only a draft can be scheduled; this campaign is scheduled." in response.content.decode()
 
 

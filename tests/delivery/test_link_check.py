@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from campaigns.models import LinkCheckResult, LinkCheckRun
 from campaigns.selectors import link_checks
-from campaigns.selectors.link_checks import Check
+from campaigns.preflight import Check
 from delivery import link_check
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory
 from tests.http_server import http_server_factory  # noqa: F401  (pytest fixture)
@@ -89,10 +89,11 @@ def test_a_run_records_each_link_and_the_checks_say_what_blocks(marketer, server
         server.url("/limited"): ("warning", 429),
         server.url("/to?url=Pune"): ("ok", 200),  # a relative redirect to /Pune, which answers 200
     }
+    missing, limited = (run.results.get(url=server.url(path)).pk for path in ("/missing", "/limited"))
     assert link_checks.checks(campaign=campaign, now=timezone.now()) == [
-        Check("link_error", "error", f"{server.url('/missing')}: The link answers 404 Not Found."),
+        Check(f"link_{missing}", "error", f"{server.url('/missing')}: The link answers 404 Not Found."),
         Check(
-            "link_warning",
+            f"link_{limited}",
             "warning",
             f"{server.url('/limited')}: The site answers 429 Too Many Requests: it limits automated requests. "
             "Open the link yourself.",
