@@ -422,11 +422,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # (the default: a worker consumes every queue named here), so a tick is taken by the next worker
 # that finishes a batch instead of waiting behind every batch a large campaign queued before it.
 # The subscription forms' confirmation emails have one too, for the same reason: someone is waiting for it.
+# The bounce mailboxes' reads have one so that a worker kept from it (-Q celery,dispatch,confirmations)
+# never gives a batch's slot to a slow or large mailbox.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"), Queue("confirmations"))
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"), Queue("confirmations"), Queue("bounces"))
 CELERY_TASK_ROUTES = {
     "campaigns.dispatch": {"queue": "dispatch"},
     "campaigns.send_subscription_confirmation": {"queue": "confirmations"},
+    "bounces.read_mailboxes": {"queue": "bounces"},
+    "bounces.read_mailbox": {"queue": "bounces"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_WORKER_PREFETCH_MULTIPLIER", "1"))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
