@@ -302,9 +302,14 @@ class Pop3Session:
     """The inbox. A processed message is marked for deletion (DELE); the server deletes the marked ones
     when the session ends with QUIT, and keeps them all if it ends otherwise (read again next time)."""
 
+    # QUIT's answer comes once the server has deleted every marked message, work that grows with their
+    # number: it is given MAILBOX_TIMEOUT for each this many of them.
+    DELETIONS_PER_TIMEOUT = 1000
+
     def __init__(self, conn: _CappedRetrieve) -> None:
         self.conn = conn
         self.numbers: dict[str, int] = {}
+        self.deleted = 0
 
     def keys(self) -> list[str]:
         _response, lines, _octets = self.conn.uidl()
@@ -318,9 +323,13 @@ class Pop3Session:
 
     def remove(self, key: str) -> None:
         self.conn.dele(self.numbers[key])
+        self.deleted += 1
 
     def close(self) -> None:
         try:
+            if self.conn.sock is not None:
+                turns = 1 + self.deleted // self.DELETIONS_PER_TIMEOUT
+                self.conn.sock.settimeout(settings.MAILBOX_TIMEOUT * turns)
             self.conn.quit()
         except (OSError, poplib.error_proto) as exc:
             _quietly(self.conn.close)
