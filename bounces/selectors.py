@@ -1,9 +1,10 @@
 """Reads of the bounce loop: which of an owner's emails a report is about, a contact's recent soft bounces."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from bounces.parsing import Report
 from campaigns.models import Email
@@ -34,6 +35,25 @@ def reported_email(*, owner_id: int, report: Report) -> ReportedEmail | None:
         return None
     row = rows.values_list("id", "campaign_id", "contact_id", "unsubscribed_at").first()
     return ReportedEmail(*row) if row else None
+
+
+def reported_emails(*, owner_id: int, email_ids: Iterable[int]) -> dict[int, ReportedEmail]:
+    """The owner's Emails among these ids (signed ids from reports), by id: another owner's are left out."""
+    rows = Email.objects.filter(campaign__owner_id=owner_id, pk__in=set(email_ids)).values_list(
+        "id", "campaign_id", "contact_id", "unsubscribed_at"
+    )
+    return {row[0]: ReportedEmail(*row) for row in rows}
+
+
+def soft_bounce_counts_since(*, contact_ids: Iterable[int], since: datetime) -> dict[int, int]:
+    """`soft_bounces_since` for many contacts in one query: contact id -> soft bounces (absent: none)."""
+    rows = (
+        Email.objects.filter(contact_id__in=set(contact_ids), bounce_kind=Email.BounceKind.SOFT, bounced_at__gte=since)
+        .values("contact_id")
+        .annotate(n=Count("id"))
+        .values_list("contact_id", "n")
+    )
+    return dict(rows)
 
 
 def soft_bounces_since(*, contact_id: int, since: datetime) -> int:

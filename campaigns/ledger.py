@@ -10,8 +10,9 @@ import select
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -845,3 +846,68 @@ def record_bounce(*, email_id: int, kind: str, status: str, text: str, now: date
 def record_complaint(*, email_id: int, now: datetime) -> bool:
     """A recipient's complaint (an ARF report) about an email; the first one counts, True when recorded."""
     return bool(Email.objects.filter(pk=email_id, complained_at__isnull=True).update(complained_at=now, updated_at=now))
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """One later bounce for `record_bounces`: what `record_bounce` takes, for one email."""
+
+    email_id: int
+    kind: str
+    status: str
+    text: str
+
+
+def record_bounces(*, bounces: Sequence[Bounce], now: datetime) -> set[int]:
+    """`record_bounce` for many emails in one statement: the ids of the rows it changed.
+
+    Each email at most once (one UPDATE changes a row once: a second report for the same email is
+    the caller's next call). The conditions are record_bounce's: the row is sent, and no bounce is
+    recorded yet, or a soft one that a hard one replaces."""
+    if not bounces:
+        return set()
+    ids = [b.email_id for b in bounces]
+    if len(set(ids)) != len(ids):
+        raise ValueError("record_bounces takes each email at most once")
+    if any(b.kind not in (Email.BounceKind.HARD, Email.BounceKind.SOFT) for b in bounces):
+        raise ValueError("record_bounces takes hard and soft bounces only")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_email AS e
+               SET bounced_at = %s, bounce_kind = r.kind, bounce_status = r.status, bounce_text = r.text,
+                   updated_at = %s
+              FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]) AS r (id, kind, status, text)
+             WHERE e.id = r.id AND e.status = %s
+               AND (e.bounced_at IS NULL OR (r.kind = %s AND e.bounce_kind = %s))
+         RETURNING e.id
+            """,
+            [
+                now,
+                now,
+                ids,
+                [b.kind for b in bounces],
+                [b.status[:32] for b in bounces],
+                [b.text for b in bounces],
+                S.SENT,
+                Email.BounceKind.HARD,
+                Email.BounceKind.SOFT,
+            ],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def record_complaints(*, email_ids: Sequence[int], now: datetime) -> set[int]:
+    """`record_complaint` for many emails in one statement: the ids of the rows it changed."""
+    if not email_ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_email SET complained_at = %s, updated_at = %s
+             WHERE id = ANY(%s::bigint[]) AND complained_at IS NULL
+         RETURNING id
+            """,
+            [now, now, list(email_ids)],
+        )
+        return {row[0] for row in cursor.fetchall()}

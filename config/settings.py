@@ -466,12 +466,16 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # The subscription forms' confirmation emails have one too, for the same reason: someone is waiting for it.
 # So do the link checks of "Review and send": a marketer waits for them, and their requests (up to
 # LINK_CHECK_TIMEOUT_SECONDS each) must never hold a worker a batch is waiting for behind a backlog.
+# The bounce mailboxes' reads have one so that a worker kept from it (-Q celery,dispatch,confirmations,checks)
+# never gives a batch's slot to a slow or large mailbox.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"), Queue("confirmations"), Queue("checks"))
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"), Queue("confirmations"), Queue("checks"), Queue("bounces"))
 CELERY_TASK_ROUTES = {
     "campaigns.dispatch": {"queue": "dispatch"},
     "campaigns.send_subscription_confirmation": {"queue": "confirmations"},
     "campaigns.check_links": {"queue": "checks"},
+    "bounces.read_mailboxes": {"queue": "bounces"},
+    "bounces.read_mailbox": {"queue": "bounces"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_WORKER_PREFETCH_MULTIPLIER", "1"))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

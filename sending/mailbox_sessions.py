@@ -132,6 +132,27 @@ class _PinnedPOP3SSL(_CappedRetrieve, poplib.POP3_SSL):
 
 # --- IMAP ------------------------------------------------------------------------------------------
 
+_IMAP_UID = re.compile(rb"\bUID (\d+)")
+_IMAP_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+
+
+def _by_size(keys: list[str], sizes: dict[str, int], *, limit: int) -> Iterator[list[str]]:
+    """The keys in runs whose messages (each counted up to MAX_MESSAGE_BYTES) add up to about `limit`
+    at most; a message over it alone. A key without a size is left out: the message went meanwhile."""
+    run: list[str] = []
+    total = 0
+    for key in keys:
+        if key not in sizes:
+            continue
+        size = min(sizes[key], MAX_MESSAGE_BYTES)
+        if run and total + size > limit:
+            yield run
+            run, total = [], 0
+        run.append(key)
+        total += size
+    if run:
+        yield run
+
 
 def imap_quote(name: str) -> str:
     """A folder name as an IMAP quoted string (imaplib sends arguments as they are)."""
@@ -151,6 +172,8 @@ class ImapSession:
     flagged by a session cut between the flag and the expunge are expunged when the next one opens."""
 
     EXPUNGE_EVERY = 200
+    FETCH_MESSAGES = 100
+    FETCH_BYTES = 1024 * 1024
 
     def __init__(self, conn: imaplib.IMAP4, *, folder: str) -> None:
         self.conn, self.folder = conn, folder
@@ -169,13 +192,46 @@ class ImapSession:
         return [uid.decode() for item in data if isinstance(item, bytes) for uid in item.split()]
 
     def fetch(self, key: str) -> bytes | None:
-        typ, data = self.conn.uid("FETCH", key, f"(BODY.PEEK[]<0.{MAX_MESSAGE_BYTES}>)")
+        return self.fetch_many([key]).get(key)
+
+    def messages(self, keys: list[str]) -> Iterator[MailboxMessage]:
+        """The messages of these keys, in their order, FETCH_MESSAGES (at most about FETCH_BYTES) to a
+        UID FETCH: a round trip per message costs more than reading it."""
+        for start in range(0, len(keys), self.FETCH_MESSAGES):
+            group = keys[start : start + self.FETCH_MESSAGES]
+            for part in _by_size(group, self._sizes(group), limit=self.FETCH_BYTES):
+                raws = self.fetch_many(part)
+                for key in part:
+                    if key in raws:
+                        yield MailboxMessage(key=key, raw=raws.pop(key))
+
+    def _sizes(self, keys: list[str]) -> dict[str, int]:
+        typ, data = self.conn.uid("FETCH", ",".join(keys), "(RFC822.SIZE)")
         if typ != "OK":
-            raise MailboxError(f"The server refused to give message {key}: {_imap_text(data)}")
+            raise MailboxError(f"The server refused to list the messages' sizes: {_imap_text(data)}")
+        sizes = {}
         for item in data:
-            if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes):
-                return item[1]
-        return None
+            line = item[0] if isinstance(item, tuple) else item
+            uid, size = _IMAP_UID.search(line or b""), _IMAP_SIZE.search(line or b"")
+            if uid and size:
+                sizes[uid.group(1).decode()] = int(size.group(1))
+        return sizes
+
+    def fetch_many(self, keys: list[str]) -> dict[str, bytes]:
+        """The messages of these keys, each up to MAX_MESSAGE_BYTES, by key; one gone meanwhile is absent."""
+        typ, data = self.conn.uid("FETCH", ",".join(keys), f"(UID BODY.PEEK[]<0.{MAX_MESSAGE_BYTES}>)")
+        if typ != "OK":
+            raise MailboxError(f"The server refused to give messages {','.join(keys)}: {_imap_text(data)}")
+        raws: dict[str, bytes] = {}
+        for position, item in enumerate(data):
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], bytes)):
+                continue
+            # The UID comes before the literal (in its prefix) or after it (in the line that follows).
+            after = data[position + 1] if position + 1 < len(data) else b""
+            uid = _IMAP_UID.search(item[0]) or _IMAP_UID.search(after if isinstance(after, bytes) else b"")
+            if uid:
+                raws[uid.group(1).decode()] = item[1]
+        return raws
 
     def remove(self, key: str) -> None:
         self.processed.append(key)
@@ -246,9 +302,14 @@ class Pop3Session:
     """The inbox. A processed message is marked for deletion (DELE); the server deletes the marked ones
     when the session ends with QUIT, and keeps them all if it ends otherwise (read again next time)."""
 
+    # QUIT's answer comes once the server has deleted every marked message, work that grows with their
+    # number: it is given MAILBOX_TIMEOUT for each this many of them.
+    DELETIONS_PER_TIMEOUT = 1000
+
     def __init__(self, conn: _CappedRetrieve) -> None:
         self.conn = conn
         self.numbers: dict[str, int] = {}
+        self.deleted = 0
 
     def keys(self) -> list[str]:
         _response, lines, _octets = self.conn.uidl()
@@ -262,9 +323,13 @@ class Pop3Session:
 
     def remove(self, key: str) -> None:
         self.conn.dele(self.numbers[key])
+        self.deleted += 1
 
     def close(self) -> None:
         try:
+            if self.conn.sock is not None:
+                turns = 1 + self.deleted // self.DELETIONS_PER_TIMEOUT
+                self.conn.sock.settimeout(settings.MAILBOX_TIMEOUT * turns)
             self.conn.quit()
         except (OSError, poplib.error_proto) as exc:
             _quietly(self.conn.close)
@@ -357,8 +422,13 @@ def _server_words(exc: BaseException) -> str:
 
 
 def messages(session: Session) -> Iterator[MailboxMessage]:
-    """The session's messages, one read at a time (memory holds one message and the list of keys)."""
-    for key in session.keys():
+    """The session's messages, read as the loop reaches them (memory holds the list of keys and the
+    messages of one read: one message with POP3, a group of about ImapSession.FETCH_BYTES with IMAP)."""
+    keys = session.keys()
+    if isinstance(session, ImapSession):
+        yield from session.messages(keys)
+        return
+    for key in keys:
         raw = session.fetch(key)
         if raw is not None:
             yield MailboxMessage(key=key, raw=raw)

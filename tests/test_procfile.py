@@ -67,8 +67,9 @@ def make_run_env(tmp_path):
     embedded_postgres.stop(tmp_path)
 
 
-def test_the_worker_stops_by_itself_when_honcho_sends_sigterm_to_its_group(make_run_env):
-    worker = start_like_honcho(procfile_command("worker"), make_run_env)
+@pytest.mark.parametrize("name", ["worker", "bounces"])
+def test_the_worker_stops_by_itself_when_honcho_sends_sigterm_to_its_group(make_run_env, name):
+    worker = start_like_honcho(procfile_command(name), make_run_env)
     try:
         lines = wait_for_line(worker, "ready.", timeout=60)
         os.killpg(worker.pid, signal.SIGTERM)

@@ -227,6 +227,17 @@ def record_report_event(*, email_id: int, campaign_id: int, kind: str) -> None:
     Event.objects.create(email_id=email_id, campaign_id=campaign_id, kind=kind)
 
 
+def record_report_events(*, events: Iterable[tuple[int, int, str]]) -> None:
+    """`record_report_event` for many reports at once, one INSERT: (email id, campaign id, kind) each."""
+    rows = []
+    for email_id, campaign_id, kind in events:
+        if kind not in (Event.Kind.BOUNCE, Event.Kind.COMPLAINT):
+            raise ValueError(f"{kind!r} is not a delivery report's event")
+        rows.append(Event(email_id=email_id, campaign_id=campaign_id, kind=kind))
+    if rows:
+        Event.objects.bulk_create(rows)
+
+
 def store_links(*, campaign_id: int, urls: Iterable[str]) -> dict[str, int]:
     """{url: link id} for these URLs of a campaign, creating the missing Link rows (at most three queries)."""
     urls = {u for u in urls if u and len(u) <= URL_MAX_LENGTH}

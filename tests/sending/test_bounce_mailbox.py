@@ -248,9 +248,48 @@ def test_a_large_message_is_read_up_to_the_cap(dovecot, protocol, monkeypatch):
 
 
 @pytest.mark.django_db
+def test_imap_reads_messages_a_group_at_a_time_in_order_by_count_and_by_size(dovecot, monkeypatch):
+    monkeypatch.setattr(mailbox_sessions.ImapSession, "FETCH_MESSAGES", 3)
+    monkeypatch.setattr(mailbox_sessions.ImapSession, "FETCH_BYTES", 3000)
+    raws = [message(n, size=1000 if n != 4 else 5000) for n in range(8)]
+    for raw in raws:
+        dovecot.deliver(raw)
+    mailbox = make_mailbox(dovecot)
+    fetches = []
+    fetch_many = mailbox_sessions.ImapSession.fetch_many
+
+    def counted(session, keys):
+        fetches.append(len(keys))
+        return fetch_many(session, keys)
+
+    monkeypatch.setattr(mailbox_sessions.ImapSession, "fetch_many", counted)
+
+    assert [item.raw for item in read_all(mailbox)] == raws
+    # Groups of 3 by count; within them, runs of about 3,000 bytes; the 5,000-byte message alone.
+    assert fetches == [2, 1, 1, 1, 1, 2]
+    assert dovecot.stored() == []
+
+
+@pytest.mark.django_db
+def test_a_message_gone_between_the_list_and_the_fetch_is_skipped(dovecot):
+    for n in range(3):
+        dovecot.deliver(message(n))
+    mailbox = make_mailbox(dovecot)
+    session = mailbox_sessions.connect(mailbox)
+    keys = session.keys()
+    other = mailbox_sessions.connect(mailbox)  # another client removes the second one meanwhile
+    other.remove(keys[1])
+    other.close()
+
+    assert [item.raw for item in session.messages(keys)] == [message(0), message(2)]
+    session.close()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])
 def test_memory_stays_flat_whatever_the_mailbox_holds(dovecot, protocol):
-    """1,000 messages of 20 KB (20 MB in all) are read holding about one message at a time."""
+    """1,000 messages of 20 KB (20 MB in all) are read holding about one message at a time (POP3) or
+    one UID FETCH's group of at most ImapSession.FETCH_BYTES (1 MB)."""
     count, size = 1000, 20_000
     for n in range(count):
         dovecot.deliver(message(n, size=size))
