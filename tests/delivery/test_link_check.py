@@ -10,8 +10,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from campaigns.models import LinkCheckResult, LinkCheckRun
-from campaigns.selectors import link_checks
 from campaigns.preflight import Check
+from campaigns.selectors import link_checks
 from delivery import link_check
 from tests.factories import CampaignFactory, ContactFactory, ContactListFactory
 from tests.http_server import http_server_factory  # noqa: F401  (pytest fixture)
