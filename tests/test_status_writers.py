@@ -36,6 +36,8 @@ OWNERS = {
     ("ImportJob", "status"): ("contacts/imports/jobs.py",),
     # A subscription request's status is whether it was confirmed.
     ("SubscriptionRequest", "confirmed_at"): ("contacts/services/subscriptions.py",),
+    # An account's tracking domain is used once verified: its check, and the clearing when it changes.
+    ("SmtpAccount", "tracking_domain_verified_at"): ("sending/tracking_domains.py",),
 }
 
 # The SMTP account's engine state: the pacing clock is rate_limit's (adaptive_rate holds it back after a
