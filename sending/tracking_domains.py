@@ -213,7 +213,8 @@ def _fetch_problem(*, domain: str, token: str) -> str:
         )
     except smtp.SmtpDestinationError as exc:
         return f"{exc}"
-    opener = urllib.request.build_opener(_NoRedirect)
+    # Straight to the name, as a mail client would come: no proxy from the environment, no redirect.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
     request = urllib.request.Request(url, headers={"User-Agent": "campaign-manager tracking domain check"})
     try:
         with opener.open(request, timeout=settings.TRACKING_DOMAIN_CHECK_TIMEOUT_SECONDS) as response:
