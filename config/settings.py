@@ -94,7 +94,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: a verified tracking domain's host is accepted for the tracking URLs only (every other path
     # on it is a 404) before anything reads the host; every other host meets ALLOWED_HOSTS as ever.
-    "tracking.middleware.TrackingDomainMiddleware",
+    "config.hosts.TrackingDomainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

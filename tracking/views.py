@@ -37,7 +37,7 @@ def _private(response):
 
 
 def _account_served(request):
-    """The account whose tracking domain this request came on (tracking.middleware), whose emails alone
+    """The account whose tracking domain this request came on (config.hosts), whose emails alone
     it may follow; None on the site's own host."""
     return getattr(request, "tracking_account_id", None)
 

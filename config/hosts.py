@@ -1,4 +1,4 @@
-"""The host check for tracking domains (sending.tracking_domains), ahead of everything that reads the host.
+"""The site's host check, widened for tracking domains (sending.tracking_domains), before anything reads it.
 
 A request whose host is this site's (ALLOWED_HOSTS) passes untouched. One whose host is an account's
 verified tracking domain is served only for the tracking URLs (the open pixel, a click, the
