@@ -28,6 +28,7 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, make_msgid
 from html import escape, unescape
 from typing import Any, Protocol, TypedDict
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.urls import get_script_prefix, get_urlconf, reverse
@@ -36,7 +37,7 @@ from django.utils import timezone
 from accounts.models import User
 from campaigns import html_hygiene, personalize
 from campaigns.models import Campaign
-from sending import esp, tracking_domains, verp
+from sending import esp, verp
 from sending import headers as custom_headers
 from sending.addresses import sender_domain, transport_address
 from sending.models import SmtpAccount
@@ -85,12 +86,28 @@ def absolute(path: str) -> str:
     return site + path
 
 
+def tracking_site(account: SmtpAccount | None) -> str:
+    """Where the tracking URLs of an account's messages start: SITE_URL, its host replaced by the
+    account's tracking domain once a check verified it (sending.tracking_domains), keeping SITE_URL's
+    scheme and port (http in development). Reads the account's own columns, which the batch's campaign
+    load brought: no query per message."""
+    if account is None or not (account.tracking_domain and account.tracking_domain_verified_at):
+        return str(settings.SITE_URL)
+    return _site_on(settings.SITE_URL, account.tracking_domain)
+
+
+@functools.lru_cache(maxsize=1024)
+def _site_on(site_url: str, domain: str) -> str:
+    parts = urlsplit(site_url)
+    return f"{parts.scheme}://{domain}" + (f":{parts.port}" if parts.port else "")
+
+
 _URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def tracking_url(name: str, token: str, *, site: str | None = None) -> str:
     """The absolute URL of a tracking view for `token`, as reverse() would write it, on `site` (the
-    account's tracking_domains.base_url; SITE_URL when None).
+    account's tracking_site; SITE_URL when None).
 
     Made for every message (and every link of it): reverse() resolves the pattern each time,
     so the URL around a placeholder is worked out once per view, script prefix and site.
@@ -418,8 +435,8 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
 
     `email` is an Email or the sender's lighter BatchRow: pk, to_email, to_name, message_id
     and contact_attributes are what is read. Every tracking URL is on the account's verified tracking
-    domain when it has one (tracking_domains.base_url, from the account's own columns)."""
-    site = tracking_domains.base_url(account)
+    domain when it has one (tracking_site)."""
+    site = tracking_site(account)
     token = tokens.unsubscribe_token(email.pk)  # signed once for the link and the mailto
     unsubscribe = unsubscribe_url(email.pk, token, site=site)
     variables = variables_for(

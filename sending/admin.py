@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.owned_admin import OwnedInlineMixin, OwnedModelAdmin, without_fields
+from delivery import message
 from sending import crypto, dkim, esp, esp_webhooks, rates, selectors, services, tasks, tracking_domains
 from sending.forms import BounceMailboxForm, DkimKeyForm, SmtpAccountForm
 from sending.models import BounceMailbox, SmtpAccount, SmtpAccountState
@@ -174,8 +175,8 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         return {
             "tracking_site_host": tracking_domains.site_host(),
             "tracking_site_url": settings.SITE_URL,
-            "tracking_base_url": tracking_domains.base_url(account),
-            "tracking_domain_in_use": tracking_domains.in_use(account),
+            "tracking_base_url": message.tracking_site(account),
+            "tracking_domain_in_use": message.tracking_site(account) != settings.SITE_URL,
             "tracking_domain_url": reverse("admin:sending_smtpaccount_tracking_domain", args=[account.pk]),
             "tracking_domain_can_change": self.has_change_permission(request, account),
         }
@@ -192,8 +193,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         if result.verified:
             self.message_user(
                 request,
-                f"Tracking domain verified: messages use {tracking_domains.base_url(account)} from now on. "
-                f"{result.detail}",
+                f"Tracking domain verified: messages use {message.tracking_site(account)} from now on. {result.detail}",
                 messages.SUCCESS,
             )
         else:

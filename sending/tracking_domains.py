@@ -5,7 +5,7 @@ marketer's links never share a reputation with another's. The name is used only 
 it reaches this site: `check` fetches `/t/domain-check/<token>/` on it, and only this site can answer
 that URL (the answer is an HMAC of the token under SECRET_KEY, never in the URL itself); the DNS
 lookup beside it is advice for the person reading the result. Until a check passes, and whenever the
-name changes, the account's messages use SITE_URL.
+name changes, the account's messages use SITE_URL (delivery.message.tracking_site).
 
 This module is the one writer of the verification (`tracking_domain_verified_at`, `..._checked_at`,
 `..._error`) and of the cached map of verified domains the web's host check reads
@@ -94,20 +94,6 @@ def site_host() -> str:
     return _site(settings.SITE_URL).host
 
 
-def base_url(account: SmtpAccount | None) -> str:
-    """The start of the tracking URLs of this account's messages: its verified tracking domain, with
-    SITE_URL's scheme and port (http in development), or SITE_URL itself. Reads the account's own
-    columns only, which the batch's campaign load brought: no query per message."""
-    if account is None or not (account.tracking_domain and account.tracking_domain_verified_at):
-        return str(settings.SITE_URL)
-    site = _site(settings.SITE_URL)
-    return f"{site.scheme}://{account.tracking_domain}{site.port_suffix}"
-
-
-def in_use(account: SmtpAccount) -> bool:
-    return base_url(account) != settings.SITE_URL
-
-
 # --- the check -----------------------------------------------------------------------------------
 
 
@@ -136,6 +122,7 @@ def check_answer(token: str) -> str:
 
 
 def check_url(*, domain: str, token: str) -> str:
+    """The check's URL: on `domain` with SITE_URL's scheme and port, as messages will use it."""
     site = _site(settings.SITE_URL)
     return f"{site.scheme}://{domain}{site.port_suffix}" + reverse("tracking:domain_check", args=[token])
 
@@ -163,7 +150,8 @@ def check(*, account: SmtpAccount, now: datetime) -> CheckResult:
         result = CheckResult(False, f"{problem} {dns_note}")
         _record(account, domain=domain, checked_at=now, verified_at=None, error=result.detail)
     else:
-        result = CheckResult(True, f"{check_url(domain=domain, token='…')} answered as this site. {dns_note}")
+        origin = check_url(domain=domain, token="-").split("/t/")[0]
+        result = CheckResult(True, f"{origin} answered as this site. {dns_note}")
         _record(account, domain=domain, checked_at=now, verified_at=now, error="")
     return result
 

@@ -26,7 +26,12 @@ from contacts.models import Contact
 from contacts.services import contacts
 from tracking import machine_opens
 from tracking.models import URL_MAX_LENGTH, USER_AGENT_MAX_LENGTH, Event, Link
-from tracking.selectors import served_on
+
+
+def served_on(account_id: int | None) -> dict[str, int]:
+    """The lookups that keep a request on an account's tracking domain to that account's emails
+    (none on the site's own host)."""
+    return {} if account_id is None else {"campaign__smtp_account_id": account_id}
 
 
 def _is_machine(*, user_agent: str, sent_at: datetime | None, now: datetime) -> bool:

@@ -11,7 +11,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from delivery import campaign_loader, message
-from sending import tracking_domains
 from tests.factories import CampaignFactory, ContactFactory, EmailFactory, MarketerFactory, SmtpAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +54,7 @@ def test_every_tracking_url_is_on_the_verified_domain(campaign):
     campaign.smtp_account.save()
     site = urlsplit(settings.SITE_URL)
     expected = f"{site.scheme}://{DOMAIN}" + (f":{site.port}" if site.port else "")  # SITE_URL's scheme and port
-    assert tracking_domains.base_url(campaign.smtp_account) == expected
+    assert message.tracking_site(campaign.smtp_account) == expected
 
     row, list_unsubscribe, text, html = built(campaign)
 
@@ -87,7 +86,7 @@ def test_the_domain_costs_no_query_per_message(campaign, django_assert_num_queri
     loaded = campaign_loader.campaigns_with_owner_and_account([campaign.pk])[campaign.pk]
 
     with django_assert_num_queries(0):
-        site = tracking_domains.base_url(loaded.smtp_account)
+        site = message.tracking_site(loaded.smtp_account)
         message.open_pixel_url(1, site=site)
         message.unsubscribe_url(1, site=site)
 

@@ -12,6 +12,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from delivery import message
 from sending import tracking_domains
 from sending.models import SmtpAccount
 from tests.dns_server import dns_server  # noqa: F401  (the fixture)
@@ -68,7 +69,7 @@ def test_the_form_stores_the_name_and_a_new_name_is_checked_again(marketer, mark
     account.refresh_from_db()
     assert changed.status_code == 302
     assert account.tracking_domain == "links.new.example" and account.tracking_domain_verified_at is None
-    assert tracking_domains.base_url(account) != "http://links.new.example"
+    assert message.tracking_site(account) != "http://links.new.example"
 
 
 def test_the_form_refuses_a_url_and_another_accounts_name_keeping_what_was_typed(marketer, marketer_client):
@@ -160,7 +161,7 @@ def test_the_check_button_verifies_a_name_that_reaches_this_site(site, local_nam
     assert account.tracking_domain_verified_at is not None and account.tracking_domain_error == ""
     page = response.content.decode()
     assert "Tracking domain verified" in page and "resolves to 127.0.0.1" in page
-    base = tracking_domains.base_url(account)
+    base = message.tracking_site(account)
     assert base == f"http://{local_name}:{urlsplit(site).port}"
     # The live server now serves the name for the tracking URLs only.
     with pytest.raises(urllib.error.HTTPError) as refused:
@@ -198,7 +199,7 @@ def test_a_name_that_does_not_reach_this_site_fails_and_messages_keep_site_url(l
     account.refresh_from_db()
     assert not result.verified and "not as this site" in result.detail
     assert account.tracking_domain_verified_at is None and "not as this site" in account.tracking_domain_error
-    assert tracking_domains.base_url(account) == settings.SITE_URL
+    assert message.tracking_site(account) == settings.SITE_URL
 
 
 @pytest.mark.django_db
