@@ -173,7 +173,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
 
     def _tracking_domain_panel(self, request: HttpRequest, account: SmtpAccount) -> dict[str, Any]:
         return {
-            "tracking_site_host": tracking_domains.site_host(),
+            "tracking_record": tracking_domains.dns_record(account.tracking_domain),
             "tracking_site_url": settings.SITE_URL,
             "tracking_base_url": message.tracking_site(account),
             "tracking_domain_in_use": message.tracking_site(account) != settings.SITE_URL,

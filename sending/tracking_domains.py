@@ -15,6 +15,7 @@ This module is the one writer of the verification (`tracking_domain_verified_at`
 import functools
 import hashlib
 import hmac
+import ipaddress
 import socket
 import urllib.error
 import urllib.request
@@ -92,6 +93,17 @@ def _site(site_url: str) -> _Site:
 def site_host() -> str:
     """SITE_URL's host name: what a tracking domain's CNAME points at."""
     return _site(settings.SITE_URL).host
+
+
+def dns_record(domain: str) -> tuple[str, str]:
+    """(type, value) of the record that points `domain` here: a CNAME of SITE_URL's host, or an A
+    (AAAA) record of its address when SITE_URL names an address."""
+    host = site_host().strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "CNAME", host
+    return ("AAAA" if address.version == 6 else "A"), host
 
 
 # --- the check -----------------------------------------------------------------------------------

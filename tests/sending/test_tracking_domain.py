@@ -95,7 +95,13 @@ def test_the_page_says_plainly_which_address_messages_use(marketer, marketer_cli
     account.save()
     page = marketer_client.get(change_url(account)).content.decode()
     assert "Not checked yet." in page and f"messages use <code>{settings.SITE_URL}</code>" in page
-    assert "links.mine.example. 3600 IN CNAME" in page
+    assert "links.mine.example. 3600 IN A 127.0.0.1" in page  # SITE_URL names an address here
+    site_url, settings.SITE_URL = settings.SITE_URL, "https://mail.example.net"
+    assert (
+        "links.mine.example. 3600 IN CNAME mail.example.net."
+        in marketer_client.get(change_url(account)).content.decode()
+    )
+    settings.SITE_URL = site_url
 
     account.tracking_domain_error = "http://links.mine.example/ could not be reached: refused."
     account.tracking_domain_checked_at = timezone.now()
