@@ -66,7 +66,9 @@ def normalized(value: str) -> str:
         raise ValidationError("Use a full host name with a dot, like links.example.com.", code="labels")
     if labels[-1].isdigit():
         raise ValidationError("Use a host name, not an IP address.", code="address")
-    if ascii_name == site_host() or validate_host(ascii_name, list(settings.ALLOWED_HOSTS)):
+    # A name ALLOWED_HOSTS already covers would be served whole (the admin too): not a tracking domain.
+    served = [pattern for pattern in settings.ALLOWED_HOSTS if pattern != "*"]
+    if ascii_name == site_host() or validate_host(ascii_name, served):
         raise ValidationError(
             "That is this site's own host: a tracking domain is a name of yours (links.example.com) pointing at it.",
             code="site",
