@@ -166,6 +166,82 @@ class CampaignTestSend(models.Model):
         return f"test of {self.campaign_id} to {', '.join(self.addresses)}"
 
 
+class LinkCheckRun(models.Model):
+    """One check of a campaign's links (delivery.link_check), asked for on its "Review and send" page
+    and run by a worker, which records one LinkCheckResult per distinct URL as it goes.
+
+    Where it is comes from its times: requested, started (a worker took it), finished; a newer run of
+    the same campaign supersedes it (`superseded_at`), and its worker stops before its next link. At
+    most one run per campaign is open (neither finished nor superseded): the constraint decides a race.
+    """
+
+    owner_path = "campaign__owner"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="link_check_runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    # The campaign's last change when the run was asked for: a later change makes the results stale.
+    campaign_updated_at = models.DateTimeField(null=True, blank=True)
+    urls_found = models.PositiveIntegerField(default=0)
+    # Whose variables filled the URLs that hold some ("" when none did): the sample recipient.
+    sample_recipient = models.CharField(max_length=254, blank=True)
+    error = models.TextField(blank=True)  # why no link could be checked (the body does not render)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign"],
+                condition=Q(finished_at__isnull=True, superseded_at__isnull=True),
+                name="linkcheck_one_open_per_campaign",
+            )
+        ]
+        indexes = [models.Index(fields=["campaign", "requested_at"], name="linkcheck_campaign_requested")]
+
+    def __str__(self):
+        return f"link check {self.pk} of campaign {self.campaign_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.finished_at is None and self.superseded_at is None
+
+
+class LinkCheckResult(models.Model):
+    """What one distinct URL of a campaign answered in a LinkCheckRun."""
+
+    class Level(models.TextChoices):
+        OK = "ok", "OK"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    owner_path = "run__campaign__owner"
+
+    run = models.ForeignKey(LinkCheckRun, on_delete=models.CASCADE, related_name="results")
+    url = models.TextField()
+    position = models.PositiveIntegerField(default=0)  # the link's place among the message's links
+    # The URL holds a variable and was checked as rendered for the run's sample recipient.
+    personalized = models.BooleanField(default=False)
+    level = models.CharField(max_length=10, choices=Level.choices)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # the last answer's, None: no answer
+    final_url = models.TextField(blank=True)  # where the redirects led ("" without an answer)
+    redirects = models.PositiveSmallIntegerField(default=0)
+    method = models.CharField(max_length=8, blank=True)  # HEAD, or GET where HEAD was refused
+    message = models.TextField()  # what the marketer reads
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "url"], name="linkcheck_result_one_per_url")]
+
+    def __str__(self):
+        return f"{self.url}: {self.message}"
+
+
 class CampaignEvent(models.Model):
     """One change of a campaign's status, written with it by campaigns.services.lifecycle.
 
@@ -239,20 +315,24 @@ class Email(models.Model):
     to_email = models.EmailField(max_length=254)
     to_name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
+    # The counts below are plain integers, without the CHECK (>= 0) of Django's Positive fields:
+    # PostgreSQL prepares every CHECK of the table again for each UPDATE, and the sender updates one
+    # row per message (measured in BENCHMARKS.md). Only the ledger and tracking write them, each by
+    # adding 1 to a value that starts at 0; smtp_code is a reply's three digits.
+    attempts = models.IntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     batch_id = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=255, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
-    smtp_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    smtp_code = models.SmallIntegerField(null=True, blank=True)
     smtp_response = models.TextField(blank=True)
     failure_class = models.CharField(max_length=20, choices=FailureClass.choices, blank=True, default="")
     first_opened_at = models.DateTimeField(null=True, blank=True)
-    open_count = models.PositiveIntegerField(default=0)
+    open_count = models.IntegerField(default=0)
     machine_open = models.BooleanField(default=False)
     first_clicked_at = models.DateTimeField(null=True, blank=True)
-    click_count = models.PositiveIntegerField(default=0)
+    click_count = models.IntegerField(default=0)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
     # What a delivery report said after the server's 250 (bounces.services): the row stays sent,
     # these record the report. A hard bounce replaces a soft one; nothing else is overwritten.

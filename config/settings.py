@@ -275,6 +275,18 @@ SMTP_CA_FILE = os.environ.get("SMTP_CA_FILE", "")
 # POP3S), trusts the same SMTP_CA_FILE, and gives its server MAILBOX_TIMEOUT seconds per operation.
 MAILBOX_ALLOWED_PORTS = (110, 143, 993, 995)
 MAILBOX_TIMEOUT = int(os.environ.get("MAILBOX_TIMEOUT", "30"))
+# The link check of a campaign (delivery.link_check) goes through the same guard: with
+# SMTP_ALLOW_PRIVATE_HOSTS off, a link (and every redirect) may only reach public addresses, on these
+# ports. Each request waits LINK_CHECK_TIMEOUT_SECONDS at most per connect and per read, a link
+# follows LINK_CHECK_MAX_REDIRECTS redirects, LINK_CHECK_CONCURRENCY links are checked at once, at
+# most LINK_CHECK_MAX_URLS distinct links per campaign, and a marketer may start a new check of a
+# campaign LINK_CHECK_COOLDOWN_SECONDS after the last one at the earliest.
+LINK_CHECK_ALLOWED_PORTS = (80, 443, 8080, 8443)
+LINK_CHECK_TIMEOUT_SECONDS = float(os.environ.get("LINK_CHECK_TIMEOUT_SECONDS", "10"))
+LINK_CHECK_MAX_REDIRECTS = int(os.environ.get("LINK_CHECK_MAX_REDIRECTS", "5"))
+LINK_CHECK_CONCURRENCY = int(os.environ.get("LINK_CHECK_CONCURRENCY", "4"))
+LINK_CHECK_MAX_URLS = int(os.environ.get("LINK_CHECK_MAX_URLS", "200"))
+LINK_CHECK_COOLDOWN_SECONDS = float(os.environ.get("LINK_CHECK_COOLDOWN_SECONDS", "10"))
 SMTP_SINK_DIR = Path(os.environ.get("SMTP_SINK_DIR", VAR_DIR / "sink"))
 # "Check DNS" of an account's DKIM record: the system's resolver unless nameservers are named
 # (addresses, queried at DKIM_DNS_PORT), and a short bound, since a person waits for the page.
@@ -430,11 +442,14 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # (the default: a worker consumes every queue named here), so a tick is taken by the next worker
 # that finishes a batch instead of waiting behind every batch a large campaign queued before it.
 # The subscription forms' confirmation emails have one too, for the same reason: someone is waiting for it.
+# So do the link checks of "Review and send": a marketer waits for them, and their requests (up to
+# LINK_CHECK_TIMEOUT_SECONDS each) must never hold a worker a batch is waiting for behind a backlog.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"), Queue("confirmations"))
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("dispatch"), Queue("confirmations"), Queue("checks"))
 CELERY_TASK_ROUTES = {
     "campaigns.dispatch": {"queue": "dispatch"},
     "campaigns.send_subscription_confirmation": {"queue": "confirmations"},
+    "campaigns.check_links": {"queue": "checks"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_WORKER_PREFETCH_MULTIPLIER", "1"))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

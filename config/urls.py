@@ -7,6 +7,7 @@ from accounts import views as account_views
 from accounts.owned_admin import FormFieldAutocompleteJsonView
 from bounces import views as bounces_views
 from campaigns import editor
+from campaigns import views as campaign_views
 from config import views as site_views
 from reporting import views as reporting_views
 
@@ -42,6 +43,17 @@ urlpatterns = [
         "admin/campaigns/campaign/<int:campaign_id>/analytics/data/",
         admin.site.admin_view(reporting_views.campaign_analytics_data),
         name="campaign_analytics_data",
+    ),
+    # A campaign's link check (its page, and its fragment or JSON for the review page), owner-scoped.
+    path(
+        "admin/campaigns/campaign/<int:campaign_id>/links/",
+        admin.site.admin_view(campaign_views.link_checks_page),
+        name="campaign_link_checks",
+    ),
+    path(
+        "admin/campaigns/campaign/<int:campaign_id>/links/status/",
+        admin.site.admin_view(campaign_views.link_checks_status),
+        name="campaign_link_checks_status",
     ),
     # The admin's autocomplete, refusing sources no form has (see FormFieldAutocompleteJsonView).
     path(

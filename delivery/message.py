@@ -277,14 +277,28 @@ def _link_ids(campaign: Campaign, urls: list[str]) -> dict[str, int]:
     return known
 
 
+def trackable_links(html: str, *, keep: set[str], site: str | None = None) -> list[str]:
+    """The http(s) hrefs of `html` that tracking rewrites, in order: not mailto:, tel:, anchors, `keep`
+    (the unsubscribe link) nor our own tracking URLs (on SITE_URL or `site`)."""
+    urls = (unescape(match.group(2)).strip() for match in _HREF.finditer(html))
+    return [url for url in urls if _trackable(url, keep, site)]
+
+
+# A URL in plain text: up to white space or what usually encloses one; trailing punctuation is the sentence's.
+_TEXT_URL = re.compile(r"""https?://[^\s<>"'`]+""", re.IGNORECASE)
+_TEXT_URL_TAIL = ".,;:!?)]}"
+
+
+def links_in_text(text: str, *, keep: set[str]) -> list[str]:
+    """The http(s) URLs of a text part, in order, leaving out what trackable_links leaves out."""
+    urls = (match.group(0).rstrip(_TEXT_URL_TAIL) for match in _TEXT_URL.finditer(text))
+    return [url for url in urls if _trackable(url, keep)]
+
+
 def track_links(html: str, *, campaign: Campaign, email_id: int, keep: set[str], site: str | None = None) -> str:
     """Every http(s) href becomes a signed click URL on `site`; mailto:, anchors, tracking URLs and
     `keep` (unsubscribe) stay as they are."""
-    wanted = []
-    for match in _HREF.finditer(html):
-        url = unescape(match.group(2)).strip()
-        if _trackable(url, keep, site):
-            wanted.append(url)
+    wanted = trackable_links(html, keep=keep, site=site)
     if not wanted:
         return html
     ids = _link_ids(campaign, wanted)

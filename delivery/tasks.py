@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from delivery import dispatcher, previews, sender
+from delivery import dispatcher, link_check, previews, sender
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +103,31 @@ def send_test(test_send_id: int) -> None:
             len(test_send.refused),
             test_send.error,
         )
+
+
+def enqueue_link_check(run_id: int) -> None:
+    """Queue a requested link check once the caller's transaction commits."""
+
+    def publish() -> None:
+        try:
+            check_links.delay(run_id)
+        except Exception as exc:  # noqa: BLE001 - the broker cannot be reached: the page says so
+            log.warning("could not queue link check %s", run_id, exc_info=True)
+            link_check.record_not_queued(run_id=run_id, error=exc)
+
+    transaction.on_commit(publish)
+
+
+# On the `checks` queue (config.settings): its requests wait on other people's web servers, never in
+# front of a batch. A run ends when its links are asked; the limit only stops a worker stuck past any
+# sensible bound (LINK_CHECK_MAX_URLS links, each up to its redirects, HEAD and GET, connect and read).
+@shared_task(
+    name="campaigns.check_links",
+    ignore_result=True,
+    soft_time_limit=30 * 60,
+    time_limit=30 * 60 + 30,
+)  # type: ignore[untyped-decorator]
+def check_links(run_id: int) -> None:
+    run = link_check.run_link_check(run_id=run_id)
+    if run is not None:
+        log.info("link check %s: %s link(s) %s", run_id, run.urls_found, run.error)

@@ -1,6 +1,7 @@
 """The dispatcher's tick has a queue of its own that every worker consumes, so it never waits behind
 the batches a large campaign queued (a real worker takes it while a backlog of batches waits); so have
-the subscription forms' confirmation emails."""
+the subscription forms' confirmation emails, and the link checks (their requests wait on other people's
+web servers, never in front of a batch)."""
 
 import time
 
@@ -22,8 +23,17 @@ def test_a_subscription_forms_confirmation_email_does_not_wait_behind_the_batche
     assert app.amqp.router.route({}, "campaigns.send_subscription_confirmation")["queue"].name == "confirmations"
 
 
+def test_a_link_check_neither_waits_behind_the_batches_nor_holds_them_up():
+    assert app.amqp.router.route({}, "campaigns.check_links")["queue"].name == "checks"
+
+
 def test_a_worker_started_without_options_consumes_every_queue():
-    assert {queue.name for queue in app.amqp.queues.consume_from.values()} == {"celery", "dispatch", "confirmations"}
+    assert {queue.name for queue in app.amqp.queues.consume_from.values()} == {
+        "celery",
+        "dispatch",
+        "confirmations",
+        "checks",
+    }
 
 
 def test_a_tick_published_behind_a_backlog_of_batches_waits_in_its_own_queue(e2e_broker_url):
