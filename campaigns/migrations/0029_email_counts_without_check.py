@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0027_tally_campaign_key_index_only'),
+        ('campaigns', '0028_link_checks'),
     ]
 
     operations = [
