@@ -12,7 +12,8 @@ block; 3 KB of HTML as written) with its text part derived, open and click track
 owner's organization and postal address, List-Unsubscribe (one-click), List-Id and Feedback-ID.
 --untracked sends the earlier rows' message instead (one line of HTML, no tracking), for comparison.
 --dkim rsa|ed25519 signs with a key generated for the run (sending.services.generate_dkim_key), and
-each round then measures both, without and with the signature.
+each round then measures both, without and with the signature. --tracking-domain gives the account a
+verified tracking domain: its messages' tracking URLs (and the reference's) are on that name.
 
 The reference is 2 processes sending with smtplib over connections reused per 50 messages, the message
 built with Django's EmailMultiAlternatives (text and HTML). For the newsletter it builds a comparable
@@ -207,7 +208,8 @@ def reference_message_for(campaign):
     from delivery import message
     from tracking import tokens
 
-    unsubscribe = message.tracking_url("tracking:unsubscribe", TOKEN_PLACEHOLDER)
+    site = message.tracking_site(campaign.smtp_account)  # the account's tracking domain, with --tracking-domain
+    unsubscribe = message.tracking_url("tracking:unsubscribe", TOKEN_PLACEHOLDER, site=site)
     variables = message.variables_for(
         name=NAME_PLACEHOLDER, email="contact0@example.org", attributes={}, unsubscribe=unsubscribe
     )
@@ -219,8 +221,8 @@ def reference_message_for(campaign):
         text=rendered.text,
         content_html=rendered.content_html,
         footer_html=rendered.footer_html,
-        click_url=message.tracking_url("tracking:click", TOKEN_PLACEHOLDER),
-        open_url=message.tracking_url("tracking:open", TOKEN_PLACEHOLDER),
+        click_url=message.tracking_url("tracking:click", TOKEN_PLACEHOLDER, site=site),
+        open_url=message.tracking_url("tracking:open", TOKEN_PLACEHOLDER, site=site),
         unsubscribe_url=unsubscribe,
         signature=tokens.open_token(1).rpartition(".")[2],
         headers=headers,
@@ -398,11 +400,12 @@ def setup_django(db_name):
     call_command("migrate", verbosity=0)
 
 
-def make_campaign(messages, max_per_minute, name, *, newsletter=False, dkim=None, port=None):
+def make_campaign(messages, max_per_minute, name, *, newsletter=False, dkim=None, port=None, tracking_domain=False):
     """A campaign to `messages` contacts of one list, from a marketer and SMTP account of its own
     sending to `port` (SINK_PORT by default). `newsletter`: what a marketer sends (NEWSLETTER_HTML,
     tracking on, organization and postal address in the footer); else one line of HTML, untracked.
-    `dkim` ("rsa" or "ed25519"): the account signs with a key generated for it."""
+    `dkim` ("rsa" or "ed25519"): the account signs with a key generated for it. `tracking_domain`: the
+    account has a verified tracking domain of its own, which its messages' tracking URLs use."""
     from django.utils import timezone
 
     from accounts.models import User
@@ -433,6 +436,8 @@ def make_campaign(messages, max_per_minute, name, *, newsletter=False, dkim=None
         max_per_hour=10**9,
         max_per_day=10**9,
         batch_size=50,
+        tracking_domain=f"links-{name}.bench.example" if tracking_domain else "",
+        tracking_domain_verified_at=timezone.now() if tracking_domain else None,
     )
     if dkim:
         generate_dkim_key(
@@ -579,6 +584,7 @@ def throughput_round(args, number, variants):
             newsletter=not args.untracked,
             dkim=dkim,
             port=args.sink_port,
+            tracking_domain=args.tracking_domain,
         )
         reference = {
             "spec": None if args.untracked else reference_message_for(campaign),
@@ -659,6 +665,11 @@ def main():
     parser.add_argument(
         "--dkim", choices=sorted(DKIM_ALGORITHMS), help="also measure with the account signing (and the reference)"
     )
+    parser.add_argument(
+        "--tracking-domain",
+        action="store_true",
+        help="the account has a verified tracking domain (the reference's URLs are on it too)",
+    )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL"):
         sys.exit("DATABASE_URL must be set (any database of the server: the bench creates its own)")
@@ -685,7 +696,8 @@ def main():
         workers = start_workers(env, Path(var_dir) / "worker.log")
         wait_until_ready(workers, env)
         print(
-            f"{'untracked one-line message' if args.untracked else 'newsletter, tracked'}; database "
+            f"{'untracked one-line message' if args.untracked else 'newsletter, tracked'}"
+            f"{', on a tracking domain' if args.tracking_domain else ''}; database "
             f"{args.database}, smtp-sink on port {args.sink_port}, redis-server {os.environ['REDIS_URL']}"
         )
         if not args.skip_throughput:

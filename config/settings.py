@@ -105,6 +105,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a verified tracking domain's host is accepted for the tracking URLs only (every other path
+    # on it is a 404) before anything reads the host; every other host meets ALLOWED_HOSTS as ever.
+    "config.hosts.TrackingDomainMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -402,6 +405,11 @@ TRACKING_MACHINE_OPEN_SECONDS = int(os.environ.get("TRACKING_MACHINE_OPEN_SECOND
 # An open or click repeated this soon (the same email, and link) records nothing, so one URL
 # requested over and over cannot write rows without end; it still answers.
 TRACKING_REPEAT_SECONDS = int(os.environ.get("TRACKING_REPEAT_SECONDS", "60"))
+# An account's tracking domain (sending.tracking_domains) is checked by fetching a URL on it: the
+# fetch waits this long (a TLS proxy may be getting the name's certificate meanwhile), and the URL's
+# signed token works for this many seconds.
+TRACKING_DOMAIN_CHECK_TIMEOUT_SECONDS = float(os.environ.get("TRACKING_DOMAIN_CHECK_TIMEOUT_SECONDS", "20"))
+TRACKING_DOMAIN_CHECK_MAX_AGE = 600
 
 # Delivery reports read from an account's bounce mailbox (bounces.services): a hard bounce or a
 # complaint suppresses the contact at once; soft bounces (4.x.x, a full mailbox) only when

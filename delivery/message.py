@@ -28,6 +28,7 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr, make_msgid
 from html import escape, unescape
 from typing import Any, Protocol, TypedDict
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.urls import get_script_prefix, get_urlconf, reverse
@@ -85,23 +86,41 @@ def absolute(path: str) -> str:
     return site + path
 
 
+def tracking_site(account: SmtpAccount | None) -> str:
+    """Where the tracking URLs of an account's messages start: SITE_URL, its host replaced by the
+    account's tracking domain once a check verified it (sending.tracking_domains), keeping SITE_URL's
+    scheme and port (http in development). Reads the account's own columns, which the batch's campaign
+    load brought: no query per message."""
+    if account is None or not (account.tracking_domain and account.tracking_domain_verified_at):
+        return str(settings.SITE_URL)
+    return _site_on(settings.SITE_URL, account.tracking_domain)
+
+
+@functools.lru_cache(maxsize=1024)
+def _site_on(site_url: str, domain: str) -> str:
+    parts = urlsplit(site_url)
+    return f"{parts.scheme}://{domain}" + (f":{parts.port}" if parts.port else "")
+
+
 _URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def tracking_url(name: str, token: str) -> str:
-    """The absolute URL of a tracking view for `token`, as reverse() would write it.
+def tracking_url(name: str, token: str, *, site: str | None = None) -> str:
+    """The absolute URL of a tracking view for `token`, as reverse() would write it, on `site` (the
+    account's tracking_site; SITE_URL when None).
 
     Made for every message (and every link of it): reverse() resolves the pattern each time,
-    so the URL around a placeholder is worked out once per view and script prefix.
+    so the URL around a placeholder is worked out once per view, script prefix and site.
     A signed token (base64 and digits) needs no quoting; anything else goes through reverse().
     """
+    site = site or settings.SITE_URL
     if not _URL_SAFE_TOKEN.fullmatch(token):
-        return absolute(reverse(name, args=[token]))
-    before, after = _url_around_token(name, get_script_prefix(), get_urlconf(), settings.SITE_URL)
+        return site + reverse(name, args=[token])
+    before, after = _url_around_token(name, get_script_prefix(), get_urlconf(), site)
     return before + token + after
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=1024)  # a few views on each account's tracking domain
 def _url_around_token(name: str, script_prefix: str, urlconf: str | None, site_url: str) -> tuple[str, str]:
     placeholder = "0TOKEN0"
     url = site_url + reverse(name, args=[placeholder], urlconf=urlconf)
@@ -109,8 +128,8 @@ def _url_around_token(name: str, script_prefix: str, urlconf: str | None, site_u
     return before, after
 
 
-def unsubscribe_url(email_id: int, token: str | None = None) -> str:
-    return tracking_url("tracking:unsubscribe", token or tokens.unsubscribe_token(email_id))
+def unsubscribe_url(email_id: int, token: str | None = None, *, site: str | None = None) -> str:
+    return tracking_url("tracking:unsubscribe", token or tokens.unsubscribe_token(email_id), site=site)
 
 
 def preview_unsubscribe_url() -> str:
@@ -136,19 +155,19 @@ def unsubscribe_mailto(email_id: int, *, account: SmtpAccount, token: str | None
     return f"mailto:{address}?subject=unsubscribe%20{token}"
 
 
-def list_unsubscribe(email_id: int, *, account: SmtpAccount, token: str) -> str:
+def list_unsubscribe(email_id: int, *, account: SmtpAccount, token: str, site: str | None = None) -> str:
     """The List-Unsubscribe header's value: the HTTPS one-click URL (RFC 8058), then the mailto if any."""
     mailto = unsubscribe_mailto(email_id, account=account, token=token)
-    https = f"<{unsubscribe_url(email_id, token)}>"
+    https = f"<{unsubscribe_url(email_id, token, site=site)}>"
     return f"{https}, <{mailto}>" if mailto else https
 
 
-def open_pixel_url(email_id: int) -> str:
-    return tracking_url("tracking:open", tokens.open_token(email_id))
+def open_pixel_url(email_id: int, *, site: str | None = None) -> str:
+    return tracking_url("tracking:open", tokens.open_token(email_id), site=site)
 
 
-def click_url(email_id: int, link_id: int) -> str:
-    return tracking_url("tracking:click", tokens.click_token(email_id, link_id))
+def click_url(email_id: int, link_id: int, *, site: str | None = None) -> str:
+    return tracking_url("tracking:click", tokens.click_token(email_id, link_id), site=site)
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -258,11 +277,11 @@ def _link_ids(campaign: Campaign, urls: list[str]) -> dict[str, int]:
     return known
 
 
-def trackable_links(html: str, *, keep: set[str]) -> list[str]:
+def trackable_links(html: str, *, keep: set[str], site: str | None = None) -> list[str]:
     """The http(s) hrefs of `html` that tracking rewrites, in order: not mailto:, tel:, anchors, `keep`
-    (the unsubscribe link) nor our own tracking URLs."""
+    (the unsubscribe link) nor our own tracking URLs (on SITE_URL or `site`)."""
     urls = (unescape(match.group(2)).strip() for match in _HREF.finditer(html))
-    return [url for url in urls if _trackable(url, keep)]
+    return [url for url in urls if _trackable(url, keep, site)]
 
 
 # A URL in plain text: up to white space or what usually encloses one; trailing punctuation is the sentence's.
@@ -276,26 +295,27 @@ def links_in_text(text: str, *, keep: set[str]) -> list[str]:
     return [url for url in urls if _trackable(url, keep)]
 
 
-def track_links(html: str, *, campaign: Campaign, email_id: int, keep: set[str]) -> str:
-    """Every http(s) href becomes a signed click URL; mailto:, anchors and `keep` (unsubscribe) stay as they are."""
-    wanted = trackable_links(html, keep=keep)
+def track_links(html: str, *, campaign: Campaign, email_id: int, keep: set[str], site: str | None = None) -> str:
+    """Every http(s) href becomes a signed click URL on `site`; mailto:, anchors, tracking URLs and
+    `keep` (unsubscribe) stay as they are."""
+    wanted = trackable_links(html, keep=keep, site=site)
     if not wanted:
         return html
     ids = _link_ids(campaign, wanted)
 
     def replace(match: re.Match[str]) -> str:
         url = unescape(match.group(2)).strip()
-        if not _trackable(url, keep) or url not in ids:
+        if not _trackable(url, keep, site) or url not in ids:
             return match.group(0)
-        return match.group(1) + escape(click_url(email_id, ids[url])) + match.group(3)
+        return match.group(1) + escape(click_url(email_id, ids[url], site=site)) + match.group(3)
 
     return _HREF.sub(replace, html)
 
 
-def _trackable(url: str, keep: set[str]) -> bool:
+def _trackable(url: str, keep: set[str], site: str | None = None) -> bool:
     if not url.lower().startswith(("http://", "https://")) or url in keep:
         return False
-    return not url.startswith(settings.SITE_URL + "/t/")
+    return not url.startswith((settings.SITE_URL + "/t/", (site or settings.SITE_URL) + "/t/"))
 
 
 def as_if_tracked(html: str, *, campaign: Campaign, keep: set[str]) -> str:
@@ -312,9 +332,9 @@ def as_if_tracked(html: str, *, campaign: Campaign, keep: set[str]) -> str:
     return add_open_pixel(html, email_id=0) if campaign.track_opens else html
 
 
-def add_open_pixel(html: str, *, email_id: int) -> str:
+def add_open_pixel(html: str, *, email_id: int, site: str | None = None) -> str:
     pixel = (
-        f'<img src="{escape(open_pixel_url(email_id))}" width="1" height="1" alt="" '
+        f'<img src="{escape(open_pixel_url(email_id, site=site))}" width="1" height="1" alt="" '
         'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">'
     )
     return _before_body_end(html, pixel)
@@ -428,9 +448,11 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
     the account's VERP address for this Email when it has a bounce address (sending.verp).
 
     `email` is an Email or the sender's lighter BatchRow: pk, to_email, to_name, message_id
-    and contact_attributes are what is read."""
+    and contact_attributes are what is read. Every tracking URL is on the account's verified tracking
+    domain when it has one (tracking_site)."""
+    site = tracking_site(account)
     token = tokens.unsubscribe_token(email.pk)  # signed once for the link and the mailto
-    unsubscribe = unsubscribe_url(email.pk, token)
+    unsubscribe = unsubscribe_url(email.pk, token, site=site)
     variables = variables_for(
         name=email.to_name,
         email=email.to_email,
@@ -440,9 +462,9 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
     rendered = render(campaign=campaign, variables=variables)
     html = rendered.content_html
     if html and campaign.track_clicks:
-        html = track_links(html, campaign=campaign, email_id=email.pk, keep={unsubscribe})
+        html = track_links(html, campaign=campaign, email_id=email.pk, keep={unsubscribe}, site=site)
     if html and campaign.track_opens:
-        html = add_open_pixel(html, email_id=email.pk)
+        html = add_open_pixel(html, email_id=email.pk, site=site)
     raw = _mime(
         account=account,
         to_name=email.to_name,
@@ -451,7 +473,7 @@ def build(*, email: Recipient, campaign: Campaign, account: SmtpAccount) -> tupl
         text=rendered.text,
         html=with_footer(html, rendered.footer_html),
         message_id=email.message_id or new_message_id(account),
-        list_unsubscribe=list_unsubscribe(email.pk, account=account, token=token),
+        list_unsubscribe=list_unsubscribe(email.pk, account=account, token=token, site=site),
         campaign_headers=campaign_header_lines(campaign=campaign, account=account),
     )
     if account.esp:

@@ -14,7 +14,8 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.owned_admin import OwnedInlineMixin, OwnedModelAdmin, without_fields
-from sending import crypto, dkim, esp, esp_webhooks, rates, selectors, services, tasks
+from delivery import message
+from sending import crypto, dkim, esp, esp_webhooks, rates, selectors, services, tasks, tracking_domains
 from sending.forms import BounceMailboxForm, DkimKeyForm, SmtpAccountForm
 from sending.models import BounceMailbox, SmtpAccount, SmtpAccountState
 
@@ -106,6 +107,7 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         ),
         ("Server", {"fields": ("preset", "host", "port", "security", "username", "new_password", "clear_password")}),
         ("Limits", {"fields": ("max_per_minute", "max_per_hour", "max_per_day", "batch_size", "sending_rate")}),
+        ("Tracking domain", {"fields": ("tracking_domain",)}),
         (
             "Bounces and complaints from the ESP",
             {"fields": ("esp", "new_esp_signing_key", "clear_esp_signing_key", "esp_webhook_panel")},
@@ -145,6 +147,11 @@ class SmtpAccountAdmin(OwnedModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         return [
             path("<path:object_id>/dkim/", self.admin_site.admin_view(self.dkim_view), name="sending_smtpaccount_dkim"),
+            path(
+                "<path:object_id>/tracking-domain/",
+                self.admin_site.admin_view(self.tracking_domain_view),
+                name="sending_smtpaccount_tracking_domain",
+            ),
             *super().get_urls(),
         ]
 
@@ -152,8 +159,42 @@ class SmtpAccountAdmin(OwnedModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         account = self.get_object(request, unquote(object_id))
-        context = {**(extra_context or {}), **self._dkim_panel(request, account)}
+        context = {
+            **(extra_context or {}),
+            **self._dkim_panel(request, account),
+            **self._tracking_domain_panel(request, account),
+        }
         return super().change_view(request, object_id, form_url, context)
+
+    def _tracking_domain_panel(self, request: HttpRequest, account: SmtpAccount) -> dict[str, Any]:
+        return {
+            "tracking_record": tracking_domains.dns_record(account.tracking_domain),
+            "tracking_site_url": settings.SITE_URL,
+            "tracking_base_url": message.tracking_site(account),
+            "tracking_domain_in_use": message.tracking_site(account) != settings.SITE_URL,
+            "tracking_domain_url": reverse("admin:sending_smtpaccount_tracking_domain", args=[account.pk]),
+            "tracking_domain_can_change": self.has_change_permission(request, account),
+        }
+
+    def tracking_domain_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The tracking domain panel's Check button (POST, CSRF-checked): fetch the check URL on the
+        domain and record the result. Another owner's account answers 404 (get_object)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        account = self.get_object(request, unquote(object_id))
+        if not self.has_change_permission(request, account):
+            raise PermissionDenied
+        result = tracking_domains.check(account=account, now=timezone.now())
+        if result.verified:
+            self.message_user(
+                request,
+                f"Tracking domain verified: messages use {message.tracking_site(account)} from now on. {result.detail}",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, f"Tracking domain not verified: {result.detail}", messages.ERROR)
+        change_url = reverse("admin:sending_smtpaccount_change", args=[account.pk])
+        return HttpResponseRedirect(change_url + "#tracking-domain")
 
     def _dkim_panel(self, request: HttpRequest, account: SmtpAccount) -> dict[str, Any]:
         """The DKIM panel's context: the key's record (never the key), and the form for a new one,

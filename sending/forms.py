@@ -2,7 +2,7 @@ from typing import Any
 
 from django import forms
 
-from sending import dkim, esp
+from sending import dkim, esp, tracking_domains
 from sending.models import BounceMailbox, SmtpAccount
 from sending.presets import PRESET_FIELDS, PRESETS, preset_choices
 
@@ -42,6 +42,7 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._checked_tracking_domain = self.instance.tracking_domain
         if self.instance.pk and self.instance.has_password:
             self.fields["new_password"].help_text = "A password is stored. Leave blank to keep it."
         else:
@@ -68,6 +69,12 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
                 "or under it. Turn DKIM signing off, or generate a key for the new domain, first.",
             )
 
+    def clean_tracking_domain(self) -> str:
+        return tracking_domains.normalized(self.cleaned_data.get("tracking_domain") or "")
+
+    def _tracking_domain_changed(self) -> bool:
+        return "tracking_domain" in self.fields and self.instance.tracking_domain != self._checked_tracking_domain
+
     def clean_new_esp_signing_key(self) -> str:
         key: str = self.cleaned_data.get("new_esp_signing_key") or ""
         problem = esp.signing_key_problem(self.cleaned_data.get("esp") or "", key) if key else None
@@ -85,6 +92,9 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         account: SmtpAccount = super().save(commit=False)
         if self._password_written():
             account.set_password(self.cleaned_data.get("new_password") or "")
+        if self._tracking_domain_changed():
+            # A check proved the old name only: the new one is used once it passes its own.
+            tracking_domains.clear_verification(account)
         if commit:
             account.save()
             self.save_m2m()
@@ -101,6 +111,8 @@ class SmtpAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         written = [name for name in self.fields if name in columns]
         if self._password_written():
             written.append("password")
+        if self._tracking_domain_changed():
+            written += tracking_domains.clear_verification(self.instance)
         return [*written, "updated_at"]
 
 

@@ -101,6 +101,23 @@ class SmtpAccount(EncryptedPassword, models.Model):
         blank=True,
         help_text="The email service this account sends through, for its bounce and complaint webhook. Blank: none.",
     )
+    # The host of this account's tracking URLs (sending.tracking_domains), used once a check proved it
+    # reaches this site: tracking_domain_verified_at, written by sending.tracking_domains only, like the
+    # last check's time and error. One account per name: the name says whose links a request follows.
+    tracking_domain = models.CharField(
+        max_length=253,
+        blank=True,
+        default="",
+        db_default="",
+        help_text=(
+            "A host name of yours, like links.example.com, for the links, open pixel and unsubscribe URLs of this "
+            "account's messages. Point it by CNAME at this site's host, save, then check it below. Blank: "
+            "this site's own address, shared with every other sender here."
+        ),
+    )
+    tracking_domain_verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    tracking_domain_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    tracking_domain_error = models.TextField(blank=True, default="", db_default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -108,6 +125,12 @@ class SmtpAccount(EncryptedPassword, models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["owner", "name"], name="smtpaccount_unique_name_per_owner"),
+            models.UniqueConstraint(
+                fields=["tracking_domain"],
+                condition=~models.Q(tracking_domain=""),
+                name="smtpaccount_unique_tracking_domain",
+                violation_error_message="Another SMTP account already uses this tracking domain.",
+            ),
         ]
         verbose_name = "SMTP account"
         # The accounts_ table: sending's migration 0001 adopts it in Django's state only, never copied.

@@ -3,9 +3,15 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 
 from accounts.models import User
 from sending.models import EspWebhook, SmtpAccount, SmtpAccountState
+
+# {domain: account id} of every verified tracking domain; sending.tracking_domains drops it whenever
+# one changes, and it expires anyway after VERIFIED_TRACKING_DOMAINS_SECONDS.
+VERIFIED_TRACKING_DOMAINS_KEY = "sending:verified-tracking-domains:v1"
+VERIFIED_TRACKING_DOMAINS_SECONDS = 300
 
 
 def connection_test_waiting(*, account: SmtpAccount, now: datetime) -> bool:
@@ -36,3 +42,25 @@ def next_connection_try(*, state: SmtpAccountState, now: datetime) -> datetime:
     """When the engine next tries an unreachable account's server: the end of its rest, or the next tick
     when that rest is over."""
     return max(state.backoff_until or now, now)
+
+
+def verified_tracking_domains() -> dict[str, int]:
+    """{tracking domain: its account's id} of every verified tracking domain, from the cache (one
+    query when it is cold). The web's host check reads it for every host that is not the site's."""
+    domains: dict[str, int] | None = cache.get(VERIFIED_TRACKING_DOMAINS_KEY)
+    if domains is None:
+        domains = dict(
+            SmtpAccount.objects.exclude(tracking_domain="")
+            .filter(tracking_domain_verified_at__isnull=False)
+            .values_list("tracking_domain", "pk")
+        )
+        cache.set(VERIFIED_TRACKING_DOMAINS_KEY, domains, VERIFIED_TRACKING_DOMAINS_SECONDS)
+    return domains
+
+
+def tracking_domain_being_checked(*, domain: str, since: datetime) -> bool:
+    """Whether a check of this (unverified) tracking domain started after `since`: the TLS proxy may
+    then get its certificate, which the check's HTTPS fetch needs."""
+    return SmtpAccount.objects.filter(
+        tracking_domain=domain, tracking_domain_verified_at__isnull=True, tracking_domain_checked_at__gte=since
+    ).exists()

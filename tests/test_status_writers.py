@@ -36,6 +36,8 @@ OWNERS = {
     ("ImportJob", "status"): ("contacts/imports/jobs.py",),
     # A subscription request's status is whether it was confirmed.
     ("SubscriptionRequest", "confirmed_at"): ("contacts/services/subscriptions.py",),
+    # An account's tracking domain is used once verified: its check, and the clearing when it changes.
+    ("SmtpAccount", "tracking_domain_verified_at"): ("sending/tracking_domains.py",),
 }
 
 # The SMTP account's engine state: the pacing clock is rate_limit's (adaptive_rate holds it back after a
@@ -68,6 +70,16 @@ ALLOWED = {
         "_scrub_import_jobs",
         "ImportJob.status",
     ): "`changes` holds only the scrubbed preview, rejected_rows and notes",
+    (
+        "sending/admin.py",
+        "save_model",
+        "SmtpAccount.tracking_domain_verified_at",
+    ): "the form's columns: the verification sending.tracking_domains cleared when the name changed",
+    (
+        "sending/services.py",
+        "rotate_encryption_keys",
+        "SmtpAccount.tracking_domain_verified_at",
+    ): "`new_tokens` holds only the secrets' columns (SECRET_FIELDS)",
 }
 
 MODELS = {model.__name__: model for model in apps.get_models()}

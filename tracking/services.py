@@ -28,6 +28,12 @@ from tracking import machine_opens
 from tracking.models import URL_MAX_LENGTH, USER_AGENT_MAX_LENGTH, Event, Link
 
 
+def served_on(account_id: int | None) -> dict[str, int]:
+    """The lookups that keep a request on an account's tracking domain to that account's emails
+    (none on the site's own host)."""
+    return {} if account_id is None else {"campaign__smtp_account_id": account_id}
+
+
 def _is_machine(*, user_agent: str, sent_at: datetime | None, now: datetime) -> bool:
     return machine_opens.is_machine_user_agent(user_agent) or (
         sent_at is not None and sent_at > now - timedelta(seconds=machine_opens.machine_open_seconds())
@@ -95,15 +101,16 @@ def _record_event_unless_repeated(
         return inserted == 1
 
 
-def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
+def record_open(*, email_id: int, user_agent: str | None, now: datetime, account_id: int | None = None) -> int:
     """One transaction: the Email row locked, the Event, and the counters when a reader opened it.
 
     A repeat within TRACKING_REPEAT_SECONDS records nothing, and nothing is written for an
-    Email that no longer exists (its campaign deleted). Returns the Email rows updated.
+    Email that no longer exists (its campaign deleted), nor, on an account's tracking domain
+    (`account_id`), for another account's email. Returns the Email rows updated.
     """
     user_agent = (user_agent or "")[:USER_AGENT_MAX_LENGTH]
     with transaction.atomic():
-        row = _locked_email(email_id)
+        row = _locked_email(email_id, **served_on(account_id))
         if row is None:
             return 0
         campaign_id, sent_at = row
@@ -127,14 +134,17 @@ def record_open(*, email_id: int, user_agent: str | None, now: datetime) -> int:
         )
 
 
-def record_click(*, email_id: int, link_id: int, user_agent: str | None, now: datetime) -> str | None:
-    """The URL to redirect to, or None when the link is not a stored Link of the email's campaign.
+def record_click(
+    *, email_id: int, link_id: int, user_agent: str | None, now: datetime, account_id: int | None = None
+) -> str | None:
+    """The URL to redirect to, or None when the link is not a stored Link of the email's campaign (or,
+    on an account's tracking domain, the email is another account's).
 
     A repeat within TRACKING_REPEAT_SECONDS (same email and link) records nothing and still
     answers the URL."""
     user_agent = (user_agent or "")[:USER_AGENT_MAX_LENGTH]
     with transaction.atomic():
-        row = _locked_email(email_id, "campaign__links__url", campaign__links__pk=link_id)
+        row = _locked_email(email_id, "campaign__links__url", campaign__links__pk=link_id, **served_on(account_id))
         if row is None:
             return None
         url: str
@@ -173,10 +183,13 @@ class Recipient:
     already_unsubscribed: bool
 
 
-def recipient_for_unsubscribe(*, email_id: int) -> Recipient | None:
-    """Read only (GET must change nothing). None for an Email that no longer exists."""
+def recipient_for_unsubscribe(*, email_id: int, account_id: int | None = None) -> Recipient | None:
+    """Read only (GET must change nothing). None for an Email that no longer exists, or another
+    account's on an account's tracking domain."""
     email = (
-        Email.objects.filter(pk=email_id).select_related("campaign__owner", "campaign__smtp_account", "contact").first()
+        Email.objects.filter(pk=email_id, **served_on(account_id))
+        .select_related("campaign__owner", "campaign__smtp_account", "contact")
+        .first()
     )
     if email is None:
         return None
@@ -194,16 +207,23 @@ def organization_of(campaign: Campaign) -> str:
     return owner.organization or (account.from_name if account else "") or owner.get_full_name() or owner.username
 
 
-def unsubscribe(*, email_id: int, user_agent: str | None, now: datetime) -> Recipient | None:
+def unsubscribe(
+    *, email_id: int, user_agent: str | None, now: datetime, account_id: int | None = None
+) -> Recipient | None:
     """Unsubscribe the recipient of this Email, at once and idempotently.
 
     The contact becomes unsubscribed (a bounced or complained one stays so: still
     suppressed), the Email records unsubscribed_at, one Event is stored, and the
     contact's unsent emails in every campaign of the owner are cancelled.
-    Returns the Recipient, or None when the Email no longer exists.
+    Returns the Recipient, or None when the Email no longer exists (or, on an account's tracking
+    domain, is another account's).
     """
     with transaction.atomic():
-        email = Email.objects.filter(pk=email_id).select_related("campaign__owner", "campaign__smtp_account").first()
+        email = (
+            Email.objects.filter(pk=email_id, **served_on(account_id))
+            .select_related("campaign__owner", "campaign__smtp_account")
+            .first()
+        )
         if email is None:
             return None
         first_time = Email.objects.filter(pk=email_id, unsubscribed_at__isnull=True).update(unsubscribed_at=now)

@@ -5,14 +5,19 @@ Each view reads its signed token and calls one service. Nothing here stores an I
 
 import base64
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import DatabaseError
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, HttpResponseRedirect
+from django.http.request import split_domain_port
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from sending import selectors as sending_selectors
+from sending import tracking_domains
 from tracking import selectors, services, tokens
 
 log = logging.getLogger(__name__)
@@ -31,13 +36,22 @@ def _private(response):
     return response
 
 
+def _account_served(request):
+    """The account whose tracking domain this request came on (config.hosts), whose emails alone
+    it may follow; None on the site's own host."""
+    return getattr(request, "tracking_account_id", None)
+
+
 def open_pixel(request, token):
     """Always the GIF, whatever the token: a forged or stale one learns nothing. Only a GET is an open."""
     email_id = tokens.read_open(token)
     if email_id is not None and request.method == "GET":
         try:
             services.record_open(
-                email_id=email_id, user_agent=request.META.get("HTTP_USER_AGENT", ""), now=timezone.now()
+                email_id=email_id,
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                now=timezone.now(),
+                account_id=_account_served(request),
             )
         except DatabaseError:
             log.exception("open of email %s not recorded", email_id)
@@ -60,9 +74,10 @@ def click(request, token):
                 link_id=link_id,
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
                 now=timezone.now(),
+                account_id=_account_served(request),
             )
         else:
-            url = selectors.click_target(email_id=email_id, link_id=link_id)
+            url = selectors.click_target(email_id=email_id, link_id=link_id, account_id=_account_served(request))
     if url is None:
         return _private(render(request, "tracking/invalid.html", status=404))
     return _private(HttpResponseRedirect(url))
@@ -81,12 +96,40 @@ def unsubscribe(request, token):
         return _private(render(request, "tracking/invalid.html", status=404))
     if request.method == "POST":
         recipient = services.unsubscribe(
-            email_id=email_id, user_agent=request.META.get("HTTP_USER_AGENT", ""), now=timezone.now()
+            email_id=email_id,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            now=timezone.now(),
+            account_id=_account_served(request),
         )
         template = "tracking/unsubscribed.html"
     else:
-        recipient = services.recipient_for_unsubscribe(email_id=email_id)
+        recipient = services.recipient_for_unsubscribe(email_id=email_id, account_id=_account_served(request))
         template = "tracking/unsubscribe.html"
     if recipient is None:
         return _private(render(request, "tracking/invalid.html", status=404))
     return _private(render(request, template, {"recipient": recipient}))
+
+
+@require_http_methods(["GET"])
+def tracking_domain_check(request: HttpRequest, token: str) -> HttpResponse:
+    """The answer only this site can give to a check of a tracking domain, on the name the token was
+    signed for (sending.tracking_domains.check fetches it); 404 anywhere else or for a bad token."""
+    read = tracking_domains.read_check_token(token)
+    host, _port = split_domain_port(request.get_host())
+    if read is None or read[1] != host:
+        return _private(HttpResponseNotFound("Not found.", content_type="text/plain"))
+    return _private(HttpResponse(tracking_domains.check_answer(token), content_type="text/plain"))
+
+
+@require_http_methods(["GET", "HEAD"])
+def tracking_domain_allowed(request: HttpRequest) -> HttpResponse:
+    """For a TLS proxy that gets certificates on demand (Caddy's `ask`): 200 for a verified tracking
+    domain, or one whose check is running (the check's HTTPS fetch needs the certificate); else 404."""
+    domain = (request.GET.get("domain") or "").strip().rstrip(".").lower()
+    since = timezone.now() - timedelta(seconds=settings.TRACKING_DOMAIN_CHECK_MAX_AGE)
+    if domain and (
+        domain in sending_selectors.verified_tracking_domains()
+        or sending_selectors.tracking_domain_being_checked(domain=domain, since=since)
+    ):
+        return HttpResponse("allowed", content_type="text/plain")
+    return HttpResponseNotFound("not a tracking domain", content_type="text/plain")
