@@ -32,12 +32,14 @@ run: install
 	@LOG_LEVEL=WARNING $(BIN)/python manage.py check_ports
 	$(BIN)/python manage.py embedded_postgres run -- $(MAKE) --no-print-directory serve
 
-# What `make run` runs while its database is up. exec: make waits for honcho itself, which stops its
+# What `make run` runs while its database is up; with ADMIN_EMAIL set (`ADMIN_EMAIL=you@example.com make run`)
+# it also makes the superuser who approves sign-ups, once, printing its password. exec: make waits for honcho itself, which stops its
 # processes before the database is stopped, even when a signal reaches the whole process group.
 serve:
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_schedules
 	$(BIN)/python manage.py setup_demo
+	@test -z "$(ADMIN_EMAIL)" || $(BIN)/python manage.py create_admin --if-missing --email "$(ADMIN_EMAIL)" --username "$(or $(ADMIN_USERNAME),admin)"
 	PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start
 
 # A superuser, who approves sign-ups: `make superuser ADMIN_EMAIL=you@example.com [ADMIN_USERNAME=admin]`.

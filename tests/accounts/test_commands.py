@@ -279,6 +279,17 @@ def test_create_admin_refuses_a_taken_username_and_says_how_to_reset_it(marketer
 
 
 @pytest.mark.django_db
+def test_create_admin_if_missing_leaves_an_existing_superuser_as_it_is():
+    call_command("create_admin", "--email", "owner@example.in", stdout=StringIO())
+    before = User.objects.get(username="admin").password
+    out = StringIO()
+    call_command("create_admin", "--if-missing", "--email", "other@example.in", stdout=out)
+    assert out.getvalue().strip() == "Superuser admin exists already: unchanged."
+    admin = User.objects.get(username="admin")
+    assert (admin.password, admin.email) == (before, "owner@example.in")
+
+
+@pytest.mark.django_db
 def test_create_admin_refuses_a_bad_address_and_creates_nothing():
     with pytest.raises(CommandError, match="email: Enter a valid email address"):
         call_command("create_admin", "--email", "not an address", stdout=StringIO())

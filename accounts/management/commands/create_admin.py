@@ -16,9 +16,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--email", required=True, help="Where the sign-ups' approval requests go.")
         parser.add_argument("--username", default="admin")
+        parser.add_argument(
+            "--if-missing", action="store_true", help="A user of this name exists already: say so and change nothing."
+        )
 
-    def handle(self, *args, email, username, **options):
+    def handle(self, *args, email, username, if_missing, **options):
         existing = User.objects.filter(username__iexact=username).first()
+        if existing is not None and if_missing:
+            self.stdout.write(f"Superuser {existing.username} exists already: unchanged.")
+            return
         if existing is not None:
             raise CommandError(
                 f"A user named {existing.username!r} exists already: choose another with --username "
