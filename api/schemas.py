@@ -4,12 +4,19 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Field, Schema
+from pydantic import ConfigDict
 
 from contacts.models import Contact, ContactList
 
 ContactStatus = Literal["subscribed", "unsubscribed", "bounced", "complained"]
 Attributes = dict[str, str]
 MAX_LISTS_PER_REQUEST = 100
+
+
+class Input(Schema):
+    """A request body: a field it does not know is refused (a misspelt one would otherwise be lost)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class FieldError(Schema):
@@ -55,14 +62,14 @@ class ContactPage(Schema):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last.")
 
 
-class ContactIn(Schema):
+class ContactIn(Input):
     email: str = Field(..., max_length=254)
     name: str = Field("", max_length=200)
     attributes: Attributes = Field(default_factory=dict, description="Text values by attribute name.")
     list_ids: list[int] = Field(default_factory=list, max_length=MAX_LISTS_PER_REQUEST)
 
 
-class ContactUpsert(Schema):
+class ContactUpsert(Input):
     email: str = Field(..., max_length=254)
     name: str | None = Field(None, max_length=200, description="Left as it is when null or absent.")
     attributes: Attributes = Field(
@@ -73,7 +80,7 @@ class ContactUpsert(Schema):
     )
 
 
-class ContactPatch(Schema):
+class ContactPatch(Input):
     name: str | None = Field(None, max_length=200)
     attributes: Attributes = Field(default_factory=dict)
     list_ids: list[int] = Field(default_factory=list, max_length=MAX_LISTS_PER_REQUEST)
@@ -101,17 +108,17 @@ class ListPage(Schema):
     next_cursor: str | None = None
 
 
-class ListIn(Schema):
+class ListIn(Input):
     name: str = Field(..., min_length=1, max_length=200)
     description: str = Field("", max_length=5000)
 
 
-class ListPatch(Schema):
+class ListPatch(Input):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
 
 
-class Members(Schema):
+class Members(Input):
     contact_ids: list[int] = Field(..., min_length=1, max_length=10_000)
 
 
@@ -119,13 +126,13 @@ class Added(Schema):
     added: int
 
 
-class BulkContact(Schema):
+class BulkContact(Input):
     email: str = Field(..., max_length=254)
     name: str | None = Field(None, max_length=200)
     attributes: Attributes = Field(default_factory=dict)
 
 
-class BulkIn(Schema):
+class BulkIn(Input):
     contacts: list[BulkContact] = Field(..., min_length=1, max_length=10_000)
     list_ids: list[int] = Field(default_factory=list, max_length=MAX_LISTS_PER_REQUEST)
 

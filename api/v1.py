@@ -10,6 +10,7 @@ from ninja import NinjaAPI
 
 from api import contacts, lists, problems
 from api.auth import TokenAuth
+from api.strict import refuse_unknown_parameters_and_nul
 
 
 class ProblemsApi(NinjaAPI):
@@ -40,5 +41,6 @@ api = ProblemsApi(
     docs_url="/docs",
 )
 problems.install(api)
+api.add_decorator(refuse_unknown_parameters_and_nul)
 api.add_router("", contacts.router)
 api.add_router("", lists.router)

@@ -145,3 +145,27 @@ def test_filters(api, alice):
     assert emails("email=ANN@example.org") == ["ann@example.org"]
     assert api.get("/api/v1/contacts?status=gone").status_code == 422
     assert api.get("/api/v1/contacts?cursor=!!").status_code == 422
+
+
+def test_an_unknown_query_parameter_is_refused_not_ignored(api, alice):
+    Contact.objects.create(owner=alice, email="ann@example.org")
+    response = api.get("/api/v1/contacts?stauts=bounced")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["stauts"]
+    assert api.get("/api/v1/lists?cursor=0&=null").status_code == 422
+    assert api.get("/api/v1/contacts?email=a@example.org&email=b@example.org").status_code == 422
+    assert api.get("/api/v1/contacts?status=subscribed&limit=5").status_code == 200
+
+
+def test_text_with_a_nul_character_is_refused(api):
+    assert api.get("/api/v1/contacts?email=a%00@example.org").status_code == 422
+    response = api.post_json("/api/v1/contacts", {"email": "a@example.org", "attributes": {"City": "Pu\u0000ne"}})
+    assert response.status_code == 422
+    assert not Contact.objects.exists()
+
+
+def test_an_unknown_body_field_is_refused(api):
+    response = api.post_json("/api/v1/contacts", {"email": "a@example.org", "nmae": "Ann"})
+    assert response.status_code == 422
+    assert any("nmae" in error["loc"] for error in response.json()["errors"])
+    assert not Contact.objects.exists()
