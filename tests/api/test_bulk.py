@@ -1,5 +1,7 @@
 """/api/v1/contacts/bulk: up to 10,000 contacts a request, written set-based as an import chunk is."""
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from contacts.models import Contact, ContactList
@@ -77,3 +79,12 @@ def test_another_marketers_contacts_are_never_touched(api, bob):
     assert body["created"] == 1
     theirs.refresh_from_db()
     assert theirs.name == "Bob's"
+
+
+def test_a_bulk_request_commits_durably_before_it_answers(api):
+    # An import turns synchronous_commit off for its chunks (its status update flushes them later); the API
+    # answers as soon as the chunk commits, so its commit must wait for the WAL flush.
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post_json("/api/v1/contacts/bulk", {"contacts": [{"email": "a@example.org"}]})
+    assert response.status_code == 200 and response.json()["created"] == 1
+    assert not [q["sql"] for q in queries.captured_queries if "synchronous_commit" in q["sql"]]
